@@ -1,0 +1,1 @@
+"""The command line: one thin Typer module per subcommand (parse, call, print)."""

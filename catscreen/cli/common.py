@@ -1,0 +1,39 @@
+"""What every subcommand shares: consoles and the one-line error contract."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from catscreen.errors import CatscreenError
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn a CatscreenError into `error: <message>` on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except CatscreenError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def split_csv(value: str | None) -> list[str]:
+    """`"O, CO,NH2"` -> `["O", "CO", "NH2"]`; empty or None -> []."""
+    if not value:
+        return []
+    return [item.strip() for item in value.split(",") if item.strip()]

@@ -1,0 +1,43 @@
+"""`catscreen`: the root command; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from catscreen import __version__
+
+app = typer.Typer(
+    name="catscreen",
+    help=(
+        "Screen heterogeneous catalysts with a spin-conditioned equivariant MLIP.\n\n"
+        "The chain: enumerate (bulk -> slabs -> sites -> placements) -> relax (jobflow, "
+        "local or Dask) -> rank (adsorption energies, anomalies, descriptors, DFT flags) "
+        "-> validate (optional GPAW). `catscreen campaign run` runs it all from a recipe.\n\n"
+        "Units: eV, Angstrom, eV/Angstrom. Tags: 0 subsurface (fixed), 1 surface, 2 adsorbate."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"catscreen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """catscreen: screen heterogeneous catalysts from the command line."""
+
+
+# Subcommands register themselves here, in chain order.
+from catscreen.cli import enumerate as _enumerate  # noqa: E402
+
+app.command("enumerate")(_enumerate.enumerate_command)

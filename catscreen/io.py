@@ -1,0 +1,110 @@
+"""File I/O shared by every stage: atomic writes, checked reads, structures as extxyz text.
+
+Every stage reads files and writes files; a killed process must never leave a half-written
+table behind, so every write goes to a temporary file in the same folder and is renamed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ase import Atoms
+from ase.io import read, write
+
+from catscreen.errors import CatscreenError
+
+METADATA_KEY = b"catscreen"
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it over `path` only on success."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_parquet(
+    df: pd.DataFrame, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None
+) -> None:
+    """Write a table atomically; `metadata` (JSON-able) is stored in the parquet schema."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if metadata is not None:
+        meta = dict(table.schema.metadata or {})
+        meta[METADATA_KEY] = json.dumps(metadata, default=str).encode()
+        table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_parquet(path: str | os.PathLike[str], required: Iterable[str] = ()) -> pd.DataFrame:
+    """Read a catscreen table, turning a missing, corrupt or incomplete file into one clear line."""
+    p = Path(path)
+    if not p.exists():
+        raise CatscreenError(f"file not found: {p}")
+    try:
+        df = pq.read_table(p).to_pandas()
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise CatscreenError(f"cannot read {p} as parquet: {str(exc).splitlines()[0]}") from exc
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise CatscreenError(f"{p} lacks required column(s): {', '.join(missing)}")
+    return df
+
+
+def read_parquet_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The catscreen metadata stored by `write_parquet` (empty if none)."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception as exc:
+        raise CatscreenError(f"cannot read {path} as parquet: {str(exc).splitlines()[0]}") from exc
+    raw = meta.get(METADATA_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def atoms_to_text(atoms: Atoms) -> str:
+    """One structure as extxyz text (tags, constraints and info kept), for a parquet cell."""
+    buf = io.StringIO()
+    write(buf, atoms, format="extxyz")
+    return buf.getvalue()
+
+
+def atoms_from_text(text: str) -> Atoms:
+    return read(io.StringIO(text), format="extxyz")
+
+
+def write_structures(images: list[Atoms], path: str | os.PathLike[str]) -> None:
+    """Write structures as extxyz atomically."""
+    with atomic_path(path) as tmp:
+        write(tmp, images, format="extxyz")
+
+
+def read_structures(path: str | os.PathLike[str]) -> list[Atoms]:
+    p = Path(path)
+    if not p.exists():
+        raise CatscreenError(f"file not found: {p}")
+    try:
+        images = read(p, index=":", format="extxyz")
+    except Exception as exc:
+        raise CatscreenError(f"cannot read {p} as extxyz: {str(exc).splitlines()[0]}") from exc
+    return list(images)

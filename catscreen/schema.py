@@ -1,0 +1,67 @@
+"""The tables that travel between stages: column names and what they mean.
+
+Stages agree on these names and nothing else, so a user can replace any stage by their own
+tool. Energies are totals in eV unless a name says otherwise; distances in Angstrom.
+"""
+
+from __future__ import annotations
+
+# configs.parquet, written by `catscreen enumerate`: one row per configuration.
+# Structures live in the extxyz file named in the parquet metadata key "structures"
+# (default configs.extxyz next to the parquet), row i <-> frame `structure_index`.
+MANIFEST_COLUMNS: dict[str, str] = {
+    "config_id": "deterministic hash of everything that defines the configuration",
+    "system_id": "hash of (bulk, miller, termination, adsorbate)",
+    "slab_id": "hash of (bulk, miller, termination): the candidate surface",
+    "kind": "'slab' (clean slab, adsorbate 'none') or 'adslab'",
+    "bulk": "bulk name (library key or file stem)",
+    "bulk_formula": "reduced formula of the bulk",
+    "formula": "chemical formula of the configuration",
+    "miller": "Miller index as 'h,k,l'",
+    "termination": "termination index (0-based) among the distinct shifts of this facet",
+    "shift": "pymatgen SlabGenerator shift of the termination",
+    "site_type": "ontop | bridge | fcc | hcp | hollow | 4fold | none (clean slab)",
+    "site_atoms": "comma-separated indices of the surface atoms that define the site",
+    "site_x": "Cartesian x of the site (A)",
+    "site_y": "Cartesian y of the site (A)",
+    "site_z": "Cartesian z of the site (A)",
+    "adsorbate": "adsorbate name from the library, or 'none'",
+    "placement": "heuristic | random | clean",
+    "n_atoms": "number of atoms",
+    "structure_index": "frame index in the extxyz file",
+}
+
+# Keys every structure carries in atoms.info (extxyz), so a frame is self-describing.
+INFO_KEYS: tuple[str, ...] = (
+    "config_id",
+    "system_id",
+    "slab_id",
+    "kind",
+    "bulk",
+    "miller",
+    "termination",
+    "site_type",
+    "adsorbate",
+)
+
+# results.parquet, written by `catscreen relax`: manifest columns (less structure_index)
+# plus these. Gas-phase reference molecules are rows with kind == 'gas' and adsorbate set to
+# the molecule name (H2, H2O, CO, N2, ...), computed with the same model and context.
+RESULT_COLUMNS: dict[str, str] = {
+    "status": "converged | not_converged | failed",
+    "reason": "why a row failed or did not converge ('' otherwise)",
+    "energy": "total energy of the final structure (eV), ensemble mean",
+    "energy_std": "ensemble spread of the total energy (eV)",
+    "fmax": "max force on free atoms at the end (eV/A)",
+    "steps": "optimizer steps taken",
+    "spin": "spin context used: on | off",
+    "spin_mode": "what was asked: auto | on | off",
+    "fidelity": "fidelity context used (a name from the checkpoint)",
+    "model": "model name",
+    "model_version": "model version / checkpoint hash",
+    "initial_structure": "extxyz text of the starting structure",
+    "final_structure": "extxyz text of the final structure (magmoms in arrays if predicted)",
+    "wall_time": "seconds spent on this configuration's batch share",
+}
+
+RESULT_STATUS = ("converged", "not_converged", "failed")
