@@ -1,0 +1,166 @@
+"""The contract between models and the rest of catscreen.
+
+Relaxation, ranking and training talk to a model only through `Model.predict`, so the bundled
+network, CHGNet and any ASE calculator (EMT for tests) are interchangeable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import yaml
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from catscreen.errors import CatscreenError
+from catscreen.paths import data_path
+
+Spin = Literal["off", "on"]
+SPIN_VALUES: tuple[str, ...] = ("off", "on")
+SPIN_MODES: tuple[str, ...] = ("auto", "off", "on")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model is, recorded in every result row."""
+
+    name: str
+    version: str
+    fidelities: tuple[str, ...]
+    default_fidelity: str
+    spin_conditioned: bool
+    predicts_magmoms: bool = False
+    n_heads: int = 1
+    elements: tuple[str, ...] | None = None  # None: any element the backend accepts
+    description: str = ""
+
+    def check_context(self, spin: str, fidelity: str) -> None:
+        """A context the model does not know is an error, never a silent default."""
+        if spin not in SPIN_VALUES:
+            raise CatscreenError(f"unknown spin context {spin!r}; expected one of {SPIN_VALUES}")
+        if fidelity not in self.fidelities:
+            raise CatscreenError(
+                f"model {self.name} has no fidelity {fidelity!r}; it knows {list(self.fidelities)}"
+            )
+
+    def check_elements(self, atoms: Atoms) -> None:
+        if self.elements is None:
+            return
+        unknown = sorted(set(atoms.get_chemical_symbols()) - set(self.elements))
+        if unknown:
+            raise CatscreenError(
+                f"model {self.name} was not trained on element(s) {', '.join(unknown)}"
+            )
+
+
+@dataclass
+class Prediction:
+    """One structure's prediction. `energy` is the ensemble mean, `energy_std` its spread."""
+
+    energy: float
+    forces: np.ndarray
+    energy_std: float = 0.0
+    forces_std: np.ndarray | None = None
+    stress: np.ndarray | None = None  # Voigt, eV/A^3, ASE sign convention
+    magmoms: np.ndarray | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Model(Protocol):
+    info: ModelInfo
+
+    def predict(
+        self,
+        structures: Sequence[Atoms],
+        spins: Sequence[str],
+        fidelities: Sequence[str],
+        stress: bool = False,
+    ) -> list[Prediction]:
+        """Evaluate many structures (any sizes) in as few backend calls as possible."""
+        ...
+
+
+@cache
+def magnetic_elements() -> frozenset[str]:
+    with open(data_path("magnetic_elements.yaml")) as fh:
+        return frozenset(yaml.safe_load(fh)["magnetic"])
+
+
+def resolve_spin(atoms: Atoms, mode: str) -> str:
+    """`auto`: spin on when the structure holds a magnetic element (data/magnetic_elements.yaml)."""
+    if mode not in SPIN_MODES:
+        raise CatscreenError(f"unknown spin mode {mode!r}; expected auto, on or off")
+    if mode != "auto":
+        return mode
+    return "on" if magnetic_elements() & set(atoms.get_chemical_symbols()) else "off"
+
+
+class AseCalculatorModel:
+    """Any ASE calculator as a `Model`: one call per structure, no ensemble, no conditioning.
+
+    Used for EMT in tests and for users who want to screen with their own calculator.
+    """
+
+    def __init__(self, factory: Callable[[], Calculator], name: str, version: str = "") -> None:
+        self._factory = factory
+        self._calc = factory()
+        self.info = ModelInfo(
+            name=name,
+            version=version or name,
+            fidelities=(name,),
+            default_fidelity=name,
+            spin_conditioned=False,
+        )
+
+    def predict(
+        self,
+        structures: Sequence[Atoms],
+        spins: Sequence[str],
+        fidelities: Sequence[str],
+        stress: bool = False,
+    ) -> list[Prediction]:
+        out = []
+        for atoms, spin, fid in zip(structures, spins, fidelities, strict=True):
+            self.info.check_context(spin, fid)
+            a = atoms.copy()
+            a.calc = self._calc
+            try:
+                energy = float(a.get_potential_energy())
+                forces = np.asarray(a.get_forces(apply_constraint=False), dtype=float)
+                s = np.asarray(a.get_stress(), dtype=float) if stress else None
+            except Exception as exc:
+                raise CatscreenError(f"{self.info.name} failed on {a.get_chemical_formula()}: {exc}") from exc
+            out.append(Prediction(energy=energy, forces=forces, stress=s))
+        return out
+
+
+def _emt() -> Model:
+    from ase.calculators.emt import EMT
+
+    return AseCalculatorModel(EMT, name="emt", version="ase-emt")
+
+
+def load_model(name: str = "bundled") -> Model:
+    """`bundled` (the shipped weights), a checkpoint path, `chgnet` or `chgnet-r2scan`, or `emt`."""
+    if name == "emt":
+        return _emt()
+    if name in ("chgnet", "chgnet-pbe", "chgnet-r2scan"):
+        from catscreen.model.chgnet_adapter import load_chgnet
+
+        return load_chgnet(name)
+    from catscreen.model.checkpoint import load_checkpoint_model
+
+    if name == "bundled":
+        return load_checkpoint_model(None)
+    path = Path(name)
+    if not path.exists():
+        raise CatscreenError(
+            f"unknown model {name!r}: expected bundled, chgnet, chgnet-r2scan, emt or a checkpoint file"
+        )
+    return load_checkpoint_model(path)
