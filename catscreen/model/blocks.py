@@ -1,0 +1,192 @@
+"""The network's building blocks: small modules that declare the irreps they take and give.
+
+The design follows NequIP: a smooth radial basis and spherical harmonics describe each edge,
+tensor-product convolutions with radially learned weights pass messages, gated nonlinearities
+keep equivariance, and only scalars reach the readout. catscreen adds FiLM conditioning of the
+scalar channels on the structure's context (spin, fidelity) and a shallow ensemble of readouts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from e3nn import nn as e3nn_nn
+from e3nn import o3
+from torch import nn
+
+
+def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """Sum rows of `src` into `size` bins given by `index` (differentiable, twice)."""
+    out = src.new_zeros((size, *src.shape[1:]))
+    return out.index_add(0, index, src)
+
+
+class BesselBasis(nn.Module):
+    """sin(n pi r / rc) / r: a complete radial basis on [0, rc] (DimeNet), trainable frequencies."""
+
+    def __init__(self, cutoff: float, n_basis: int) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+        self.prefactor = math.sqrt(2.0 / cutoff)
+        self.frequencies = nn.Parameter(torch.arange(1, n_basis + 1) * math.pi / cutoff)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        r = r.unsqueeze(-1)
+        return self.prefactor * torch.sin(self.frequencies * r) / r
+
+
+class PolynomialCutoff(nn.Module):
+    """Goes to zero with p-1 vanishing derivatives at rc, so energies and forces stay smooth."""
+
+    def __init__(self, cutoff: float, p: int = 6) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+        self.p = p
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        x = r / self.cutoff
+        p = self.p
+        out = (
+            1.0
+            - (p + 1.0) * (p + 2.0) / 2.0 * x**p
+            + p * (p + 2.0) * x ** (p + 1)
+            - p * (p + 1.0) / 2.0 * x ** (p + 2)
+        )
+        return out * (x < 1.0)
+
+
+class RadialEmbedding(nn.Module):
+    """Edge length -> smooth radial features that vanish at the cutoff."""
+
+    def __init__(self, cutoff: float, n_basis: int, p: int) -> None:
+        super().__init__()
+        self.basis = BesselBasis(cutoff, n_basis)
+        self.envelope = PolynomialCutoff(cutoff, p)
+        self.dim = n_basis
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return self.basis(r) * self.envelope(r).unsqueeze(-1)
+
+
+class ContextFiLM(nn.Module):
+    """Scale and shift of the first `n_scalars` channels per context; starts as the identity.
+
+    The scale and shift come from a context embedding through a linear map initialised to zero,
+    so an untrained conditioning changes nothing and training decides how much each context
+    bends each block.
+    """
+
+    def __init__(self, context_dim: int, n_scalars: int) -> None:
+        super().__init__()
+        self.n_scalars = n_scalars
+        self.linear = nn.Linear(context_dim, 2 * n_scalars)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: torch.Tensor, context_per_node: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.linear(context_per_node).chunk(2, dim=-1)
+        s = x[:, : self.n_scalars] * (1.0 + scale) + shift
+        return torch.cat([s, x[:, self.n_scalars :]], dim=-1)
+
+
+def _gate(irreps_out: o3.Irreps) -> e3nn_nn.Gate:
+    """Gated nonlinearity producing `irreps_out`: SiLU on scalars, sigmoid gates on the rest."""
+    scalars = o3.Irreps([(mul, ir) for mul, ir in irreps_out if ir.l == 0])
+    gated = o3.Irreps([(mul, ir) for mul, ir in irreps_out if ir.l > 0])
+    gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps else o3.Irreps("")
+    return e3nn_nn.Gate(
+        scalars,
+        [torch.nn.functional.silu] * len(scalars),
+        gates,
+        [torch.sigmoid] * len(gates),
+        gated,
+    )
+
+
+class Interaction(nn.Module):
+    """One message-passing layer: irreps_in -> irreps_out, equivariant, context-conditioned.
+
+    linear -> tensor product with the edge's spherical harmonics, weights from an MLP of the
+    radial features -> sum over neighbours -> linear -> FiLM on scalars -> gate, plus a linear
+    self-connection (a residual when shapes allow).
+    """
+
+    def __init__(
+        self,
+        irreps_in: o3.Irreps,
+        irreps_out: o3.Irreps,
+        irreps_sh: o3.Irreps,
+        radial_dim: int,
+        radial_hidden: int,
+        context_dim: int,
+        avg_num_neighbors: float,
+    ) -> None:
+        super().__init__()
+        self.irreps_in = o3.Irreps(irreps_in)
+        self.gate = _gate(o3.Irreps(irreps_out))
+        self.irreps_out = self.gate.irreps_out
+        self.norm = 1.0 / math.sqrt(avg_num_neighbors)
+
+        wanted = {ir for _, ir in self.gate.irreps_in}
+        mid, instructions = [], []
+        for i, (mul, ir_in) in enumerate(self.irreps_in):
+            for j, (_, ir_edge) in enumerate(irreps_sh):
+                for ir_out in ir_in * ir_edge:
+                    if ir_out in wanted:
+                        instructions.append((i, j, len(mid), "uvu", True))
+                        mid.append((mul, ir_out))
+        irreps_mid, perm, _ = o3.Irreps(mid).sort()
+        instructions = [(i, j, perm[k], mode, train) for i, j, k, mode, train in instructions]
+
+        self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
+        self.tp = o3.TensorProduct(
+            self.irreps_in,
+            irreps_sh,
+            irreps_mid,
+            instructions,
+            shared_weights=False,
+            internal_weights=False,
+        )
+        self.radial = e3nn_nn.FullyConnectedNet(
+            [radial_dim, radial_hidden, radial_hidden, self.tp.weight_numel],
+            torch.nn.functional.silu,
+        )
+        self.linear_down = o3.Linear(irreps_mid, self.gate.irreps_in)
+        n_scalars = sum(mul for mul, ir in self.gate.irreps_in if ir.l == 0)
+        self.film = ContextFiLM(context_dim, n_scalars)
+        self.self_connection = o3.Linear(self.irreps_in, self.irreps_out)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+        edge_index: torch.Tensor,
+        context_per_node: torch.Tensor,
+    ) -> torch.Tensor:
+        centre, neighbour = edge_index[0], edge_index[1]
+        h = self.linear_up(x)
+        messages = self.tp(h[neighbour], edge_sh, self.radial(edge_radial))
+        agg = scatter_sum(messages, centre, x.shape[0]) * self.norm
+        y = self.film(self.linear_down(agg), context_per_node)
+        return self.gate(y) + self.self_connection(x)
+
+
+class EnsembleReadout(nn.Module):
+    """Scalars -> `n_heads` per-atom outputs; each head its own small MLP (a shallow ensemble).
+
+    The heads share the backbone, so they cost almost nothing; their spread is the uncertainty.
+    """
+
+    def __init__(self, n_scalars: int, hidden: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.hidden = hidden
+        self.first = nn.Linear(n_scalars, n_heads * hidden)
+        self.weight = nn.Parameter(torch.randn(n_heads, hidden) / math.sqrt(hidden))
+        self.bias = nn.Parameter(torch.zeros(n_heads))
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        h = torch.nn.functional.silu(self.first(s)).view(-1, self.n_heads, self.hidden)
+        return (h * self.weight).sum(-1) + self.bias

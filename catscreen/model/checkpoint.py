@@ -1,0 +1,143 @@
+"""Self-describing checkpoints: weights plus everything needed to rebuild and explain them.
+
+A checkpoint is a plain dict loaded with `torch.load(weights_only=True)`, so opening one never
+runs code:
+
+    {"format": "catscreen-checkpoint/1",
+     "config": {...ModelConfig...}, "elements": [...], "fidelities": [...],
+     "metadata": {"name", "description", "default_fidelity", "training_data", "metrics", ...},
+     "version": "<12 hex>", "state_dict": {name: tensor}}
+
+`version` is a hash of the config, element and fidelity lists and the weights: two files
+with the same version predict the same numbers, and every result row records it.
+
+Training side: `save_checkpoint(net, path, metadata) -> version`.
+Inference side: `load_checkpoint_model(path | None) -> CatscreenModel` (None: the bundled
+weights in data/models/bundled.pt), or `load_checkpoint(path) -> (CatscreenNet, checkpoint)`
+to continue training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from catscreen.errors import CatscreenError
+from catscreen.model.api import ModelInfo
+from catscreen.model.inference import CatscreenModel
+from catscreen.model.network import CatscreenNet, ModelConfig
+from catscreen.paths import data_dir
+
+FORMAT = "catscreen-checkpoint/1"
+BUNDLED = ("models", "bundled.pt")
+
+
+def bundled_path() -> Path:
+    """Where the shipped weights live (data/models/bundled.pt, catscreen/_data in a wheel)."""
+    return data_dir().joinpath(*BUNDLED)
+
+
+def content_version(
+    config: dict, elements: list[str], fidelities: list[str], state_dict: dict
+) -> str:
+    """A hash of what determines the predictions; stable across save/load."""
+    h = hashlib.sha256()
+    h.update(json.dumps([config, elements, fidelities], sort_keys=True).encode())
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def save_checkpoint(
+    net: CatscreenNet, path: str | Path, metadata: dict[str, Any] | None = None
+) -> str:
+    """Write `net` with JSON-able `metadata` (name, description, default_fidelity,
+    training_data, metrics, ...); returns the content version.
+
+    `default_fidelity` defaults to the last (highest) fidelity of the network.
+    """
+    metadata = dict(metadata or {})
+    metadata.setdefault("name", "catscreen")
+    metadata.setdefault("default_fidelity", net.fidelities[-1])
+    if metadata["default_fidelity"] not in net.fidelities:
+        raise CatscreenError(f"default_fidelity {metadata['default_fidelity']!r} is not a fidelity")
+    try:
+        json.dumps(metadata)
+    except TypeError as exc:
+        raise CatscreenError(f"checkpoint metadata must be JSON-serialisable: {exc}") from exc
+    config = json.loads(net.config.to_json())
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    version = content_version(config, list(net.elements), list(net.fidelities), state)
+    payload = {
+        "format": FORMAT,
+        "config": config,
+        "elements": list(net.elements),
+        "fidelities": list(net.fidelities),
+        "metadata": metadata,
+        "version": version,
+        "state_dict": state,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return version
+
+
+def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
+    """Rebuild the network (in the dtype it was saved in) and return it with the raw payload."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CatscreenError(f"checkpoint not found: {path}") from None
+    except Exception as exc:
+        raise CatscreenError(f"{path} is not a catscreen checkpoint: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CatscreenError(f"{path} is not a catscreen checkpoint (format {FORMAT})")
+    config = ModelConfig.from_dict(payload["config"])
+    net = CatscreenNet(config, payload["elements"], payload["fidelities"])
+    state = payload["state_dict"]
+    dtype = state["energy_scale"].dtype
+    net.to(dtype).load_state_dict(state)
+    version = content_version(payload["config"], payload["elements"], payload["fidelities"], state)
+    if version != payload["version"]:
+        raise CatscreenError(f"{path} is corrupt: content hash {version} != {payload['version']}")
+    return net.eval(), payload
+
+
+def model_from_checkpoint(path: str | Path) -> CatscreenModel:
+    net, payload = load_checkpoint(path)
+    meta = payload["metadata"]
+    info = ModelInfo(
+        name=meta.get("name", "catscreen"),
+        version=payload["version"],
+        fidelities=net.fidelities,
+        default_fidelity=meta["default_fidelity"],
+        spin_conditioned=True,
+        predicts_magmoms=True,
+        n_heads=net.config.n_heads,
+        elements=net.elements,
+        description=meta.get("description", ""),
+    )
+    return CatscreenModel(net, info, {k: v for k, v in payload.items() if k != "state_dict"})
+
+
+def load_checkpoint_model(path: str | Path | None) -> CatscreenModel:
+    """A checkpoint as a `Model`; None loads the bundled weights."""
+    if path is None:
+        path = bundled_path()
+        if not path.exists():
+            raise CatscreenError(
+                f"bundled weights not found at {path}: train them (catscreen train) or pass "
+                "a checkpoint file, or use --model chgnet"
+            )
+    return model_from_checkpoint(path)

@@ -1,0 +1,94 @@
+"""CatscreenModel: the bundled network behind the `Model` contract (batched `predict`).
+
+Many structures of any sizes go through the network as one graph per chunk of at most
+`max_batch_atoms` atoms, so a relaxation engine that steps 32 slabs at once pays for one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from catscreen.errors import CatscreenError
+from catscreen.model.api import ModelInfo, Prediction
+from catscreen.model.network import CatscreenNet
+
+VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+class CatscreenModel:
+    """A CatscreenNet with its checkpoint's metadata, evaluated in inference mode."""
+
+    def __init__(
+        self, net: CatscreenNet, info: ModelInfo, metadata: dict, max_batch_atoms: int = 4096
+    ) -> None:
+        self.net = net.eval()
+        self.info = info
+        self.metadata = metadata
+        self.max_batch_atoms = max_batch_atoms
+
+    def _chunks(self, n_atoms: Sequence[int]) -> list[range]:
+        """Consecutive index ranges of at most max_batch_atoms atoms (at least one structure)."""
+        chunks, start, total = [], 0, 0
+        for k, n in enumerate(n_atoms):
+            if k > start and total + n > self.max_batch_atoms:
+                chunks.append(range(start, k))
+                start, total = k, 0
+            total += n
+        chunks.append(range(start, len(n_atoms)))
+        return chunks
+
+    def predict(
+        self,
+        structures: Sequence[Atoms],
+        spins: Sequence[str],
+        fidelities: Sequence[str],
+        stress: bool = False,
+    ) -> list[Prediction]:
+        if not (len(structures) == len(spins) == len(fidelities)):
+            raise CatscreenError("structures, spins and fidelities must have the same length")
+        for atoms, spin, fid in zip(structures, spins, fidelities, strict=True):
+            self.info.check_context(spin, fid)
+            self.info.check_elements(atoms)
+        out: list[Prediction] = []
+        if not structures:
+            return out
+        for chunk in self._chunks([len(a) for a in structures]):
+            out += self._predict_chunk(
+                [structures[k] for k in chunk],
+                [spins[k] for k in chunk],
+                [fidelities[k] for k in chunk],
+                stress,
+            )
+        return out
+
+    def _predict_chunk(
+        self, structures: list[Atoms], spins: list[str], fidelities: list[str], stress: bool
+    ) -> list[Prediction]:
+        batch = self.net.collate(structures, spins, fidelities)
+        with torch.enable_grad():
+            res = self.net(batch, forces=True, stress=stress, create_graph=False)
+        energy = res["energy"].detach().numpy()
+        heads = res["energy_heads"].detach()
+        spread = heads.std(dim=1).numpy() if heads.shape[1] > 1 else np.zeros(len(structures))
+        forces = batch.split(res["forces"].detach().double())
+        magmoms = batch.split(res["magmoms"].detach().double())
+        preds = []
+        for k, atoms in enumerate(structures):
+            s = None
+            if stress and atoms.pbc.any():
+                full = res["stress"][k].detach().double().numpy()
+                s = np.array([full[i, j] for i, j in VOIGT])
+            preds.append(
+                Prediction(
+                    energy=float(energy[k]),
+                    forces=forces[k].numpy().copy(),
+                    energy_std=float(spread[k]),
+                    stress=s,
+                    magmoms=magmoms[k].numpy().copy(),
+                )
+            )
+        return preds

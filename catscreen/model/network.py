@@ -1,0 +1,226 @@
+"""CatscreenNet: the spin- and fidelity-conditioned E(3)-equivariant potential.
+
+Training API (torch level):
+
+    from catscreen.model.network import CatscreenNet, ModelConfig
+    from catscreen.model.checkpoint import save_checkpoint, load_checkpoint
+    net = CatscreenNet(ModelConfig(), elements=("H", "C", "N", "O", "Ni", ...),
+                       fidelities=("chgnet-pbe", "chgnet-r2scan", "gpaw-pbe"))
+    batch = net.collate(atoms_list, spins=["on", ...], fidelities=["chgnet-pbe", ...])
+    out = net(batch, forces=True, stress=True)   # create_graph follows net.training
+    out["energy"]        [n_struct] float64, mean over heads (eV)
+    out["energy_heads"]  [n_struct, n_heads] float64
+    out["forces"]        [n_atoms, 3]  -dE/dr of the mean energy (eV/A)
+    out["stress"]        [n_struct, 3, 3] (1/V) dE/d(strain), ASE sign; zeros for molecules
+    out["magmoms"]       [n_atoms] (muB)
+    out["atomic_energies"] [n_atoms, n_heads]
+
+Before training, fit per-context per-element reference energies by least squares and set
+`net.reference_energies = tensor[n_contexts, n_elements]` (a buffer: saved, not trained), and
+`net.energy_scale` (e.g. the RMS force of the data) so that the network learns O(1) numbers.
+Context rows are `2 * fidelity_index + (spin == "on")` (`graph.context_index`); `fidelities`
+is ordered from lowest to highest level of theory. `save_checkpoint(net, path, metadata)`
+writes it; `load_checkpoint(path) -> (net, payload)` reads it back for more training.
+
+Energies are accumulated in float64 even when the network runs in float32, so totals of
+hundreds of eV keep meV precision.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from ase import Atoms
+from e3nn import o3
+from torch import nn
+
+from catscreen.errors import CatscreenError
+from catscreen.model.blocks import EnsembleReadout, Interaction, RadialEmbedding, scatter_sum
+from catscreen.model.graph import GraphBatch, collate, context_index
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyperparameters; saved in every checkpoint so a checkpoint rebuilds its own network."""
+
+    cutoff: float = 5.0
+    l_max: int = 1
+    n_scalars: int = 64
+    n_vectors: int = 16
+    n_layers: int = 2
+    n_basis: int = 8
+    cutoff_p: int = 6
+    radial_hidden: int = 32
+    context_dim: int = 16
+    readout_hidden: int = 16
+    n_heads: int = 4
+    avg_num_neighbors: float = 40.0
+
+    def hidden_irreps(self) -> o3.Irreps:
+        """n_scalars x 0e + n_vectors x (1o, 2e, ...) up to l_max: the parity of real geometry."""
+        parts = [f"{self.n_scalars}x0e"]
+        parts += [
+            f"{self.n_vectors}x{ell}{'o' if ell % 2 else 'e'}" for ell in range(1, self.l_max + 1)
+        ]
+        return o3.Irreps("+".join(parts))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise CatscreenError(f"checkpoint config has unknown fields {sorted(unknown)}")
+        return cls(**data)
+
+
+class CatscreenNet(nn.Module):
+    """Species embedding -> n_layers of Interaction -> ensemble energy heads + magmom head."""
+
+    def __init__(
+        self, config: ModelConfig, elements: Sequence[str], fidelities: Sequence[str]
+    ) -> None:
+        super().__init__()
+        if not elements or not fidelities:
+            raise CatscreenError("a model needs at least one element and one fidelity")
+        if len(set(fidelities)) != len(fidelities) or len(set(elements)) != len(elements):
+            raise CatscreenError("elements and fidelities must not repeat")
+        self.config = config
+        self.elements = tuple(elements)
+        self.fidelities = tuple(fidelities)
+        self.n_contexts = 2 * len(self.fidelities)
+
+        irreps_sh = o3.Irreps.spherical_harmonics(config.l_max)
+        self.sh = o3.SphericalHarmonics(irreps_sh, normalize=True, normalization="component")
+        self.radial = RadialEmbedding(config.cutoff, config.n_basis, config.cutoff_p)
+        self.species_embedding = nn.Embedding(len(self.elements), config.n_scalars)
+        self.spin_embedding = nn.Embedding(2, config.context_dim)
+        self.fidelity_embedding = nn.Embedding(len(self.fidelities), config.context_dim)
+
+        hidden = config.hidden_irreps()
+        scalars_only = o3.Irreps(f"{config.n_scalars}x0e")
+        irreps = scalars_only
+        layers = []
+        for k in range(config.n_layers):
+            # The last layer only feeds scalars to the readout: skip its higher-l outputs.
+            out = scalars_only if k == config.n_layers - 1 else hidden
+            layers.append(
+                Interaction(
+                    irreps,
+                    out,
+                    irreps_sh,
+                    config.n_basis,
+                    config.radial_hidden,
+                    config.context_dim,
+                    config.avg_num_neighbors,
+                )
+            )
+            irreps = layers[-1].irreps_out
+        self.layers = nn.ModuleList(layers)
+        self.energy_head = EnsembleReadout(config.n_scalars, config.readout_hidden, config.n_heads)
+        self.magmom_head = EnsembleReadout(config.n_scalars, config.readout_hidden, 1)
+        self.register_buffer("reference_energies", torch.zeros(self.n_contexts, len(self.elements)))
+        self.register_buffer("energy_scale", torch.tensor(1.0))
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def context_index(self, spin: str, fidelity: str) -> int:
+        return context_index(self.fidelities, spin, fidelity)
+
+    def collate(
+        self, atoms_list: Sequence[Atoms], spins: Sequence[str], fidelities: Sequence[str]
+    ) -> GraphBatch:
+        """Structures with their contexts -> a GraphBatch in this network's dtype."""
+        if len(spins) != len(atoms_list) or len(fidelities) != len(atoms_list):
+            raise CatscreenError("one spin and one fidelity per structure are needed")
+        contexts = [self.context_index(s, f) for s, f in zip(spins, fidelities, strict=True)]
+        dtype = self.energy_scale.dtype
+        return collate(atoms_list, self.elements, self.config.cutoff, contexts, dtype=dtype)
+
+    def context_vectors(self, context: torch.Tensor) -> torch.Tensor:
+        """Context row -> embedding (spin and fidelity embeddings add up)."""
+        if context.numel() and (context.min() < 0 or context.max() >= self.n_contexts):
+            raise CatscreenError(f"context index out of range 0..{self.n_contexts - 1}")
+        spin = context % 2
+        fidelity = torch.div(context, 2, rounding_mode="floor")
+        return torch.nn.functional.silu(
+            self.spin_embedding(spin) + self.fidelity_embedding(fidelity)
+        )
+
+    def atomic_outputs(
+        self, batch: GraphBatch, edge_vectors: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-atom network energies [n_atoms, n_heads] (before references) and magmoms."""
+        lengths = edge_vectors.norm(dim=-1)
+        edge_sh = self.sh(edge_vectors)
+        edge_radial = self.radial(lengths)
+        ctx = self.context_vectors(batch.context)[batch.batch]
+        x = self.species_embedding(batch.species)
+        for layer in self.layers:
+            x = layer(x, edge_sh, edge_radial, batch.edge_index, ctx)
+        return self.energy_head(x), self.magmom_head(x).squeeze(-1)
+
+    def forward(
+        self,
+        batch: GraphBatch,
+        forces: bool = True,
+        stress: bool = False,
+        create_graph: bool | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Energies, and forces and stress by autograd; see the module docstring."""
+        create_graph = self.training if create_graph is None else create_graph
+        n_struct = batch.n_structures
+        positions = batch.positions
+        if forces or stress:
+            positions = positions.detach().requires_grad_(True)
+        centre, neighbour = batch.edge_index
+        edge_vectors = positions[neighbour] - positions[centre] + batch.edge_shift_vectors
+        strain = None
+        if stress:
+            # Displacement trick: E(r (1 + eps)) differentiated at eps = 0 gives the virial.
+            strain = torch.zeros(
+                n_struct, 3, 3, dtype=positions.dtype, device=positions.device, requires_grad=True
+            )
+            sym = 0.5 * (strain + strain.transpose(1, 2))
+            edge_vectors = edge_vectors + torch.einsum(
+                "ei,eij->ej", edge_vectors, sym[batch.batch[centre]]
+            )
+
+        heads, magmoms = self.atomic_outputs(batch, edge_vectors)
+        refs = self.reference_energies.double()[batch.context[batch.batch], batch.species]
+        atomic = heads.double() * self.energy_scale.double() + refs.unsqueeze(-1)
+        energy_heads = scatter_sum(atomic, batch.batch, n_struct)
+        energy = energy_heads.mean(dim=1)
+        out = {
+            "energy": energy,
+            "energy_heads": energy_heads,
+            "atomic_energies": atomic,
+            "magmoms": magmoms,
+        }
+        if forces or stress:
+            inputs = [positions] + ([strain] if stress else [])
+            grads = torch.autograd.grad(
+                energy.sum(), inputs, create_graph=create_graph, allow_unused=True
+            )
+            if forces:
+                out["forces"] = -_zeros_if_none(grads[0], positions)
+            if stress:
+                virial = _zeros_if_none(grads[1], strain)
+                volume = torch.linalg.det(batch.cell).abs()
+                periodic = batch.pbc.any(dim=1)
+                volume = torch.where(periodic, volume, torch.ones_like(volume))
+                out["stress"] = torch.where(
+                    periodic[:, None, None], virial / volume[:, None, None], 0.0
+                )
+        return out
+
+
+def _zeros_if_none(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """An input the energy does not depend on (an isolated atom) has zero gradient."""
+    return torch.zeros_like(like) if grad is None else grad
