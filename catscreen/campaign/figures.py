@@ -1,0 +1,274 @@
+"""The report's figures, drawn for a reader who has not seen the data: every axis has a unit,
+every panel a title that says what it shows, and colours carry a legend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from ase import Atoms  # noqa: E402
+from ase.data import atomic_numbers, covalent_radii  # noqa: E402
+from ase.data.colors import jmol_colors  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Polygon, Rectangle  # noqa: E402
+
+from catscreen.campaign.leaderboard import descriptor_formula  # noqa: E402
+from catscreen.campaign.recipe import Recipe, Target  # noqa: E402
+from catscreen.io import atoms_from_text  # noqa: E402
+
+MAX_BARS = 25  # more bars than this stop being readable; the HTML table has the rest
+ON_TARGET = "#2a9d8f"
+OFF_TARGET = "#b0b7bf"
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_descriptor_ranking(
+    board: pd.DataFrame, recipe: Recipe, targets: dict[str, Target], path: Path
+) -> Path:
+    """One horizontal bar chart per descriptor, candidates in rank order, target band shaded."""
+    descs = recipe.ranking.descriptors
+    shown = board.head(MAX_BARS)
+    height = 1.2 + 0.32 * len(shown)
+    fig, axes = plt.subplots(
+        1, len(descs), figsize=(4.6 * len(descs) + 1, height), sharey=True, squeeze=False
+    )
+    y = np.arange(len(shown))[::-1]
+    labels = [f"{r}. {c}" for r, c in zip(shown["rank"], shown["candidate"], strict=True)]
+    for ax, d in zip(axes[0], descs, strict=True):
+        t = targets[d.name]
+        vals = shown[d.name].to_numpy(dtype=float)
+        ok = np.abs(vals - t.value) <= t.tolerance
+        ax.axvspan(t.value - t.tolerance, t.value + t.tolerance, color=ON_TARGET, alpha=0.15, lw=0)
+        ax.axvline(t.value, color=ON_TARGET, lw=1.5, ls="--")
+        ax.axvline(0, color="black", lw=0.6)
+        ax.barh(
+            y, np.nan_to_num(vals), color=[ON_TARGET if o else OFF_TARGET for o in ok], height=0.7
+        )
+        for yi, v in zip(y, vals, strict=True):
+            text = "no result" if np.isnan(v) else f"{v:.2f}"
+            ax.annotate(
+                text,
+                (0 if np.isnan(v) else v, yi),
+                xytext=(3 if not v < 0 else -3, 0),
+                textcoords="offset points",
+                va="center",
+                ha="left" if not v < 0 else "right",
+                fontsize=8,
+            )
+        ax.set_title(
+            f"{d.name} = {descriptor_formula(recipe, d)}\ntarget {t.value:.2f} ± {t.tolerance:.2f} eV",
+            fontsize=10,
+        )
+        ax.set_xlabel(f"{d.name} (eV)")
+        lo = np.nanmin(np.append(vals, [t.value - t.tolerance, 0]))
+        hi = np.nanmax(np.append(vals, [t.value + t.tolerance, 0]))
+        pad = 0.15 * (hi - lo or 1.0)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y, labels)
+    axes[0][0].set_ylabel("candidate surface (rank 1 = closest to target)")
+    handles = [
+        Rectangle((0, 0), 1, 1, color=ON_TARGET, alpha=0.15, label="target ± tolerance"),
+        Rectangle((0, 0), 1, 1, color=ON_TARGET, label="within tolerance"),
+        Rectangle((0, 0), 1, 1, color=OFF_TARGET, label="outside tolerance"),
+    ]
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=3,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.02 - 0.6 / height),
+    )
+    more = f" (top {MAX_BARS} of {len(board)})" if len(board) > MAX_BARS else ""
+    fig.suptitle(f"Descriptor ranking, recipe '{recipe.name}'{more}", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _draw_surface(ax: plt.Axes, atoms: Atoms, site: tuple[float, float] | None) -> set[str]:
+    """Top view: the cell tiled 3x3 for context (faded outside the cell), atoms drawn bottom to
+    top, subsurface pale, adsorbate outlined; the site is a star. Returns the elements drawn."""
+    cell = atoms.cell.array
+    tags = atoms.get_tags() if atoms.has("tags") else np.ones(len(atoms), int)
+    pos = atoms.positions
+    order = np.argsort(pos[:, 2])
+    elements: set[str] = set()
+    for i in order:
+        z = atoms.numbers[i]
+        r = covalent_radii[z] * 0.75
+        colour = jmol_colors[z]
+        for na in (-1, 0, 1):
+            for nb in (-1, 0, 1):
+                inside = na == 0 and nb == 0
+                if tags[i] == 2 and not inside:
+                    continue
+                x, y = pos[i, :2] + na * cell[0, :2] + nb * cell[1, :2]
+                alpha = (0.35 if tags[i] == 0 else 1.0) * (1.0 if inside else 0.35)
+                edge = "black" if tags[i] == 2 else "0.3"
+                ax.add_patch(
+                    plt.Circle(
+                        (x, y),
+                        r,
+                        fc=colour,
+                        ec=edge,
+                        lw=1.2 if tags[i] == 2 else 0.4,
+                        alpha=alpha,
+                        zorder=3 + tags[i],
+                    )
+                )
+        elements.add(atoms.get_chemical_symbols()[i])
+    corners = np.array([[0, 0], cell[0, :2], cell[0, :2] + cell[1, :2], cell[1, :2]])
+    ax.add_patch(Polygon(corners, closed=True, fill=False, ec="black", lw=1, ls="--", zorder=6))
+    if site is not None:
+        ax.plot(*site, marker="*", ms=16, mfc="gold", mec="black", zorder=7)
+    span = corners.max(axis=0) - corners.min(axis=0)
+    ax.set_xlim(corners[:, 0].min() - 0.25 * span[0], corners[:, 0].max() + 0.25 * span[0])
+    ax.set_ylim(corners[:, 1].min() - 0.25 * span[1], corners[:, 1].max() + 0.25 * span[1])
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (Å)")
+    ax.set_ylabel("y (Å)")
+    return elements
+
+
+def _anchor_xy(atoms: Atoms) -> tuple[float, float] | None:
+    """Where the adsorbate binds: its lowest atom (tag 2), seen from above."""
+    ads = np.flatnonzero(atoms.get_tags() == 2)
+    if not len(ads):
+        return None
+    i = ads[np.argmin(atoms.positions[ads, 2])]
+    return float(atoms.positions[i, 0]), float(atoms.positions[i, 1])
+
+
+def plot_top_sites(
+    board: pd.DataFrame, recipe: Recipe, configs: pd.DataFrame, path: Path, max_panels: int = 6
+) -> Path:
+    """Each top candidate's best placement for the first descriptor, relaxed, seen from above.
+
+    `configs` is the rank stage's per-configuration table indexed by config_id (it holds
+    final_structure).
+    """
+    d = recipe.ranking.descriptors[0]
+    top = board.head(min(recipe.ranking.top_n, max_panels))
+    n = max(len(top), 1)
+    ncol = min(n, 3)
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.4 * nrow + 1.0), squeeze=False)
+    elements: set[str] = set()
+    for ax, (_, row) in zip(axes.flat, top.iterrows(), strict=False):
+        cid = row[f"{d.name}_config"]
+        if not cid or cid not in configs.index:
+            ax.text(
+                0.5,
+                0.5,
+                f"{row['candidate']}\nno valid {d.adsorbate} placement",
+                ha="center",
+                va="center",
+            )
+            ax.set_axis_off()
+            continue
+        atoms = atoms_from_text(configs.loc[cid, "final_structure"])
+        elements |= _draw_surface(ax, atoms, _anchor_xy(atoms))
+        site = row[f"{d.name}_site"]
+        ax.set_title(
+            f"#{int(row['rank'])} {row['candidate']}: {d.adsorbate}{' on ' + site if site else ''}\n"
+            f"{d.name} = {row[d.name]:.2f} eV",
+            fontsize=10,
+        )
+    for ax in list(axes.flat)[len(top) :]:
+        ax.set_axis_off()
+    handles = [
+        Line2D(
+            [], [], marker="o", ls="", mfc=jmol_colors[atomic_numbers[e]], mec="0.3", ms=10, label=e
+        )
+        for e in sorted(elements)
+    ]
+    handles.append(
+        Line2D([], [], marker="*", ls="", mfc="gold", mec="black", ms=14, label="adsorption site")
+    )
+    handles.append(Line2D([], [], ls="--", color="black", label="surface cell"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.suptitle(
+        f"Best {d.adsorbate} site on the top candidates (top view, relaxed; pale = subsurface and periodic images)",
+        fontsize=11,
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return _save(fig, path)
+
+
+def plot_energy_spread(rows: pd.DataFrame, board: pd.DataFrame, recipe: Recipe, path: Path) -> Path:
+    """Adsorption energy of every usable placement per candidate: is the minimum well defined?"""
+    ads = list(dict.fromkeys(recipe.adsorbates))
+    order = list(board["candidate"].head(MAX_BARS))
+    width = max(6.0, 0.55 * len(order) + 2)
+    fig, axes = plt.subplots(
+        len(ads), 1, figsize=(width, 2.9 * len(ads) + 0.8), squeeze=False, sharex=True
+    )
+    rng = np.random.default_rng(0)  # jitter only; fixed so the picture is reproducible
+    site_types = sorted(rows["site_type"].dropna().unique()) if "site_type" in rows.columns else []
+    colours = dict(zip(site_types, plt.cm.tab10.colors, strict=False))
+    for ax, a in zip(axes[:, 0], ads, strict=True):
+        sub = rows[rows["adsorbate"] == a]
+        for xi, cand in enumerate(order):
+            pts = sub[sub["candidate"] == cand]
+            if pts.empty:
+                continue
+            jitter = rng.uniform(-0.18, 0.18, len(pts))
+            c = [colours.get(s, "0.4") for s in pts["site_type"]] if site_types else "0.4"
+            ax.scatter(
+                xi + jitter, pts["e_ads"], s=22, c=c, alpha=0.85, edgecolors="none", zorder=3
+            )
+            ax.hlines(pts["e_ads"].min(), xi - 0.3, xi + 0.3, color="black", lw=1.5, zorder=4)
+        ax.set_ylabel(f"E_ads({a}) (eV)")
+        ax.set_title(f"{a}: adsorption energy of each placement (black bar = minimum)", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1, 0].set_xticks(range(len(order)), order, rotation=45, ha="right")
+    axes[-1, 0].set_xlabel("candidate surface, in rank order")
+    if site_types:
+        handles = [
+            Line2D([], [], marker="o", ls="", ms=7, mfc=colours[s], mec="none", label=s)
+            for s in site_types
+        ]
+        fig.legend(
+            handles=handles,
+            title="adsorption site (colour)",
+            loc="lower center",
+            ncol=len(handles),
+            frameon=False,
+        )
+    fig.suptitle("Spread of adsorption energies across placements", fontsize=12)
+    fig.tight_layout(rect=(0, 0.1 if site_types else 0, 1, 1))
+    return _save(fig, path)
+
+
+def plot_spin(spins: pd.DataFrame, path: Path) -> Path:
+    """The spin context used per candidate and why (`candidate`, `spin`, `why` columns)."""
+    shown = spins.head(MAX_BARS)
+    fig, ax = plt.subplots(figsize=(6.5, 0.9 + 0.36 * len(shown)))
+    colours = {"on": "#e76f51", "off": "#8ecae6"}
+    for i, row in enumerate(shown.itertuples(index=False)):
+        y = len(shown) - 1 - i
+        ax.add_patch(Rectangle((0, y - 0.4), 1, 0.8, color=colours.get(row.spin, "0.8")))
+        ax.text(0.5, y, f"spin {row.spin}", ha="center", va="center", fontsize=9)
+        ax.text(1.1, y, row.why, ha="left", va="center", fontsize=9)
+    ax.set_xlim(0, 3.6)
+    ax.set_ylim(-0.6, len(shown) - 0.4)
+    ax.set_yticks(range(len(shown))[::-1], list(shown["candidate"]))
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(
+        "Spin context used for each candidate (on = spin-polarised model context)", fontsize=11
+    )
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,366 @@
+"""Campaign recipes: one YAML file that names everything a screen needs, validated strictly.
+
+A typo in a recipe must fail before an hour of relaxations, and the message must point at the
+line, so the loader keeps YAML node positions and maps pydantic error locations back to them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from catscreen.analysis.candidates import Candidate as AnalysisCandidate
+from catscreen.analysis.candidates import parse_miller as analysis_parse_miller
+from catscreen.errors import CatscreenError
+
+Miller = tuple[int, int, int]
+
+
+class FieldError(ValueError):
+    """A cross-field check that knows which field is wrong, so the error names that line."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a misspelt option must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_miller(value: Any) -> Miller:
+    """`[1, 1, 1]`, `"1,1,1"`, `"111"`, or hcp `"0001"` / `[0, 0, 0, 1]` -> (1, 1, 1) / (0, 0, 1)."""
+    if isinstance(value, list | tuple):
+        value = ",".join(str(v) for v in value)
+    try:
+        h, k, l_ = analysis_parse_miller(str(value))
+    except CatscreenError as exc:
+        raise ValueError(str(exc)) from None
+    return (h, k, l_)
+
+
+MillerIndex = Annotated[Miller, BeforeValidator(parse_miller)]
+
+
+def miller_label(miller: Miller) -> str:
+    """(1, 1, 1) -> '1,1,1', the form the tables use."""
+    return ",".join(str(i) for i in miller)
+
+
+class Candidate(_Strict):
+    """A bulk: a name in the built-in library, or a structure file (CIF, POSCAR, extxyz).
+
+    `miller` overrides the recipe's facets for this bulk: fcc(111), bcc(110) and hcp(0001)
+    are different index triples, so a mixed screen names each crystal's close-packed facet.
+    """
+
+    name: str = Field(min_length=1)
+    file: Path | None = None
+    miller: list[MillerIndex] | None = Field(default=None, min_length=1)
+
+
+class Facets(_Strict):
+    """Either explicit Miller indices or every symmetrically distinct facet up to max_index."""
+
+    miller: list[MillerIndex] | None = Field(default=None, min_length=1)
+    max_index: int | None = Field(default=None, ge=1, le=3)
+
+    @model_validator(mode="after")
+    def _one(self) -> Facets:
+        if (self.miller is None) == (self.max_index is None):
+            raise ValueError("give exactly one of facets.miller or facets.max_index")
+        return self
+
+
+class SlabSettings(_Strict):
+    """How thick, how wide and how much vacuum; small defaults keep screening cheap."""
+
+    min_slab_size: float = Field(default=7.0, gt=0, description="slab thickness (A)")
+    min_vacuum: float = Field(default=12.0, gt=0, description="vacuum thickness (A)")
+    min_ab: float = Field(default=6.0, gt=0, description="minimum in-plane cell length (A)")
+    fixed_layers: int = Field(default=2, ge=0, description="bottom layers tagged 0 (fixed)")
+    max_terminations: int = Field(default=1, ge=1, description="terminations kept per facet")
+
+
+class Placement(_Strict):
+    """Heuristic placements put each adsorbate on each symmetry-distinct site; random adds n."""
+
+    mode: Literal["heuristic", "random"] = "heuristic"
+    n: int = Field(default=4, ge=1, description="random placements per slab and adsorbate")
+    seed: int = 0
+
+
+class ModelSettings(_Strict):
+    name: str = "bundled"
+    spin: Literal["auto", "on", "off"] = "auto"
+    fidelity: str | None = None  # None: the model's default fidelity
+
+
+class RelaxSettings(_Strict):
+    optimizer: Literal["fire", "lbfgs"] = "fire"
+    fmax: float = Field(default=0.05, gt=0, description="force threshold (eV/A)")
+    steps: int = Field(default=300, ge=1)
+    batch_size: int = Field(default=32, ge=1, description="structures per model call")
+    executor: Literal["local", "dask"] = "local"
+    workers: int = Field(default=1, ge=1)
+
+
+class Target(_Strict):
+    value: float = Field(description="ideal descriptor value (eV)")
+    tolerance: float = Field(
+        gt=0, description="distance from the ideal that counts as on target (eV)"
+    )
+
+
+class Descriptor(_Strict):
+    """A descriptor is the lowest adsorption energy of one adsorbate over its placements.
+
+    Absolute mode: descriptor = min E_ads + `correction`, where the correction turns an
+    adsorption energy into the quantity a target is known for, e.g. dG_H = dE_H + 0.24 eV
+    (Norskov et al., J. Electrochem. Soc. 152, J23 (2005)). Reference mode (ranking.reference):
+    descriptor = min E_ads - min E_ads on the reference surface, so gas-reference offsets cancel
+    and the target is a relative value (default 0: "binds like the reference").
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    adsorbate: str
+    correction: float = Field(default=0.0, description="eV added to min E_ads (absolute mode)")
+    correction_source: str = ""
+    target: Target | None = None
+
+
+class Reference(_Strict):
+    """A candidate surface the others are compared with, e.g. Ru(0001) for ammonia synthesis."""
+
+    bulk: str
+    miller: MillerIndex
+    tolerance: float = Field(default=0.2, gt=0, description="eV, for descriptors without a target")
+    source: str = ""
+
+    @property
+    def candidate(self) -> str:
+        """The rank stage's canonical name, e.g. 'Ru(001)'."""
+        return AnalysisCandidate(self.bulk, self.miller).name
+
+
+class Ranking(_Strict):
+    """Candidates are ranked by distance = sqrt(sum_D ((D - target) / tolerance)^2)."""
+
+    descriptors: list[Descriptor] = Field(min_length=1)
+    reference: Reference | None = None
+    top_n: int = Field(default=5, ge=1, description="candidates shown, compared and reported")
+
+    @model_validator(mode="after")
+    def _targets(self) -> Ranking:
+        names: set[str] = set()
+        adsorbates: set[str] = set()
+        for i, d in enumerate(self.descriptors):
+            if d.target is None and self.reference is None:
+                raise FieldError(
+                    ("descriptors", i),
+                    f"descriptor {d.name} has no target: give it a target or give ranking.reference",
+                )
+            if self.reference is not None and d.correction != 0:
+                raise FieldError(
+                    ("descriptors", i, "correction"),
+                    "a correction cancels against the reference surface; drop it in reference mode",
+                )
+            if d.name in names:
+                raise FieldError(("descriptors", i, "name"), f"duplicate descriptor {d.name}")
+            if d.adsorbate in adsorbates:
+                raise FieldError(
+                    ("descriptors", i, "adsorbate"), f"a second descriptor for {d.adsorbate}"
+                )
+            names.add(d.name)
+            adsorbates.add(d.adsorbate)
+        return self
+
+
+class Validation(_Strict):
+    """Which candidates deserve DFT: the top_k, plus any with ensemble spread above threshold."""
+
+    top_k: int = Field(default=3, ge=0)
+    uncertainty_threshold: float = Field(default=0.15, gt=0, description="eV")
+    write: list[Literal["vasp", "gpaw"]] = Field(default_factory=list)
+
+
+class Recipe(_Strict):
+    version: Literal[1] = 1
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    candidates: list[Candidate] = Field(min_length=1)
+    facets: Facets | None = None  # the default for candidates without their own miller
+    slab: SlabSettings = SlabSettings()
+    adsorbates: list[str] = Field(min_length=1)
+    placement: Placement = Placement()
+    model: ModelSettings = ModelSettings()
+    relax: RelaxSettings = RelaxSettings()
+    ranking: Ranking
+    validation: Validation = Validation()
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        names = [c.name for c in self.candidates]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise FieldError(("candidates", i), f"duplicate candidate {name}")
+            if self.facets is None and self.candidates[i].miller is None:
+                raise FieldError(
+                    ("candidates", i),
+                    f"{name} has no facets: give it a miller list or give facets:",
+                )
+        for i, d in enumerate(self.ranking.descriptors):
+            if d.adsorbate not in self.adsorbates:
+                raise FieldError(
+                    ("ranking", "descriptors", i, "adsorbate"),
+                    f"adsorbate {d.adsorbate} is not in the recipe's adsorbates {self.adsorbates}",
+                )
+        ref = self.ranking.reference
+        if ref is not None:
+            if ref.bulk not in names:
+                raise FieldError(
+                    ("ranking", "reference", "bulk"), f"{ref.bulk!r} is not among the candidates"
+                )
+            cand = self.candidates[names.index(ref.bulk)]
+            facets = cand.miller or (self.facets.miller if self.facets else None)
+            if facets is not None and ref.miller not in facets:
+                raise FieldError(
+                    ("ranking", "reference", "miller"),
+                    f"facet {miller_label(ref.miller)} is not among {ref.bulk}'s facets",
+                )
+        return self
+
+    def resolve_files(self, base: Path) -> Recipe:
+        """Candidate files are relative to the recipe's folder; make them absolute."""
+        cands = [
+            c
+            if c.file is None or c.file.is_absolute()
+            else c.model_copy(update={"file": base / c.file})
+            for c in self.candidates
+        ]
+        for c in cands:
+            if c.file is not None and not c.file.exists():
+                raise CatscreenError(f"candidate {c.name}: file not found: {c.file}")
+        return self.model_copy(update={"candidates": cands})
+
+
+def section_hash(recipe: Recipe, fields: tuple[str, ...], parent: str = "") -> str:
+    """A short hash of some recipe sections (and the content of candidate files) plus a parent
+    hash, so that a stage reruns exactly when something it depends on changed."""
+    payload: dict[str, Any] = {"parent": parent}
+    for name in fields:
+        payload[name] = recipe.model_dump(mode="json")[name]
+    if "candidates" in fields:
+        payload["files"] = {
+            c.name: hashlib.sha256(c.file.read_bytes()).hexdigest()
+            for c in recipe.candidates
+            if c.file is not None
+        }
+    text = json.dumps(payload, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- loading with line numbers -------------------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Safe loader that refuses duplicate keys (YAML would keep the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """Follow a pydantic error location through the YAML node tree; the deepest node found
+    gives the line (1-based). Keys point at their key, so unknown fields name their own line."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                return line
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _format_error(path: Path, root: yaml.Node | None, exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = tuple(first["loc"])
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, FieldError):
+        loc = loc + cause.loc
+    field = ".".join(str(p) for p in loc) or "recipe"
+    line = _line_of(root, loc)
+    where = f"{path}:{line}" if line is not None else str(path)
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+    return f"{where}: {field}: {msg}{more}"
+
+
+def parse_recipe(text: str, path: Path) -> Recipe:
+    """Validate recipe text; every error becomes one line `FILE:LINE: field: message`."""
+    loader = _LineLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise CatscreenError(f"{path}{line}: invalid YAML: {exc.problem or exc}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise CatscreenError(f"{path}: a recipe is a YAML mapping (name:, candidates:, ...)")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise CatscreenError(_format_error(path, root, exc)) from None
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read, validate and resolve a recipe file."""
+    p = Path(path)
+    if not p.is_file():
+        raise CatscreenError(f"recipe not found: {p}")
+    return parse_recipe(p.read_text(), p).resolve_files(p.resolve().parent)

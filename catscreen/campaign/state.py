@@ -1,0 +1,72 @@
+"""The campaign's stage log (DIR/campaign.json): what ran, with which inputs, how long, what came out.
+
+Resuming and `campaign status` both read it. A stage is done when its record says so, its hash
+matches the recipe's, and its files still exist; anything else reruns that stage.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from catscreen.errors import CatscreenError
+from catscreen.io import atomic_path
+
+STAGES: tuple[str, ...] = ("enumerate", "relax", "rank", "summary")
+STATE_FILE = "campaign.json"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class StageRecord(BaseModel):
+    status: Literal["running", "done", "failed"]
+    hash: str
+    started: str
+    finished: str | None = None
+    seconds: float | None = None
+    files: list[str] = Field(default_factory=list)  # relative to the campaign folder
+    counts: dict[str, int] = Field(default_factory=dict)
+    message: str = ""
+    runs: int = 1  # how many times this stage has been (re)started
+
+
+class CampaignState(BaseModel):
+    recipe: str
+    recipe_file: str
+    stages: dict[str, StageRecord] = Field(default_factory=dict)
+
+    def is_done(self, stage: str, hash_: str, root: Path) -> bool:
+        rec = self.stages.get(stage)
+        return (
+            rec is not None
+            and rec.status == "done"
+            and rec.hash == hash_
+            and all((root / f).exists() for f in rec.files)
+        )
+
+
+def state_path(root: Path) -> Path:
+    return root / STATE_FILE
+
+
+def load_state(root: Path) -> CampaignState | None:
+    path = state_path(root)
+    if not path.exists():
+        return None
+    try:
+        return CampaignState.model_validate(json.loads(path.read_text()))
+    except (ValueError, ValidationError) as exc:
+        raise CatscreenError(
+            f"{path} is damaged ({str(exc).splitlines()[0]}); delete it to start over"
+        ) from None
+
+
+def save_state(root: Path, state: CampaignState) -> None:
+    with atomic_path(state_path(root)) as tmp:
+        tmp.write_text(json.dumps(state.model_dump(), indent=2) + "\n")

@@ -1,0 +1,115 @@
+"""The Markdown summary of a campaign: what a reviewer reads in a CI job page or a terminal.
+
+GitHub renders it from $GITHUB_STEP_SUMMARY; everywhere else it lands in DIR/summary.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from catscreen.campaign.baseline import Comparison
+from catscreen.campaign.leaderboard import descriptor_formula
+from catscreen.campaign.recipe import Recipe, Target
+from catscreen.campaign.state import CampaignState
+
+MAX_TABLE_ROWS = 30  # a summary is read, not scrolled: the full table is in the report
+
+
+def _fmt(x: object) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool | np.bool_):
+        return "yes" if x else "no"
+    if isinstance(x, float | np.floating):
+        return "n/a" if np.isnan(x) else f"{x:.3f}"
+    return str(x)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub Markdown table (no tabulate dependency)."""
+    head = "| " + " | ".join(str(c) for c in df.columns) + " |"
+    sep = "| " + " | ".join("---" for _ in df.columns) + " |"
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def descriptor_frame(board: pd.DataFrame, recipe: Recipe, rows: int | None = None) -> pd.DataFrame:
+    """The leaderboard's readable columns: rank, candidate, descriptors (eV), distance, spin."""
+    names = [d.name for d in recipe.ranking.descriptors]
+    cols = ["rank", "candidate", *names, "distance", "on_target", "spin"]
+    out = board[cols].head(rows) if rows else board[cols]
+    return out.rename(columns={n: f"{n} (eV)" for n in names})
+
+
+def targets_line(recipe: Recipe, targets: dict[str, Target]) -> str:
+    parts = []
+    for d in recipe.ranking.descriptors:
+        t = targets[d.name]
+        parts.append(
+            f"`{d.name}` = {descriptor_formula(recipe, d)}: target {t.value:+.3f} ± {t.tolerance:.3f} eV"
+        )
+    return "; ".join(parts)
+
+
+def flags_frame(flags: pd.DataFrame) -> pd.DataFrame:
+    """The DFT-validation list with the columns a person needs to act on it."""
+    wanted = [
+        "candidate",
+        "adsorbate",
+        "site_type",
+        "e_ads",
+        "e_ads_std",
+        "flag_reasons",
+        "config_id",
+    ]
+    return flags[[c for c in wanted if c in flags.columns]]
+
+
+def render_summary(
+    recipe: Recipe,
+    board: pd.DataFrame,
+    targets: dict[str, Target],
+    flags: pd.DataFrame,
+    state: CampaignState,
+    comparison: Comparison | None,
+) -> str:
+    n = recipe.ranking.top_n
+    lines = [f"# catscreen campaign `{recipe.name}`", ""]
+    if recipe.description:
+        lines += [recipe.description.strip(), ""]
+    if comparison is not None:
+        verdict = "PASSED" if comparison.ok else "FAILED"
+        lines += [f"## Baseline check: {verdict}", ""]
+        lines += [f"- :x: {f}" for f in comparison.failures]
+        lines += [f"- {m}" for m in comparison.notes]
+        if comparison.ok and not comparison.notes:
+            lines.append("- top candidates and descriptors match the baseline")
+        lines.append("")
+    lines += [
+        f"Model `{recipe.model.name}`, spin `{recipe.model.spin}`. {targets_line(recipe, targets)}.",
+        "Distance = sqrt(sum over descriptors of ((value - target) / tolerance)^2); lower is better,"
+        " and on_target means every descriptor is within its tolerance.",
+        "",
+        f"## Top {n} candidates",
+        "",
+        markdown_table(descriptor_frame(board, recipe, n)),
+        "",
+    ]
+    if len(board) > n:
+        shown = min(len(board), MAX_TABLE_ROWS)
+        lines += [f"## All descriptors ({shown} of {len(board)} surfaces)", ""]
+        lines += [markdown_table(descriptor_frame(board, recipe, MAX_TABLE_ROWS)), ""]
+    lines += [f"## DFT validation ({len(flags)} flagged)", ""]
+    lines += [
+        markdown_table(flags_frame(flags).head(MAX_TABLE_ROWS))
+        if len(flags)
+        else "nothing flagged",
+        "",
+    ]
+    lines += ["## Run", "", "| stage | status | time (s) | counts |", "| --- | --- | --- | --- |"]
+    for name, rec in state.stages.items():
+        counts = ", ".join(f"{k} {v}" for k, v in rec.counts.items())
+        secs = f"{rec.seconds:.1f}" if rec.seconds is not None else ""
+        lines.append(f"| {name} | {rec.status} | {secs} | {counts} |")
+    return "\n".join(lines) + "\n"
