@@ -41,3 +41,7 @@ def root(
 from catscreen.cli import enumerate as _enumerate  # noqa: E402
 
 app.command("enumerate")(_enumerate.enumerate_command)
+
+from catscreen.cli.data import data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")

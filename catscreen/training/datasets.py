@@ -1,0 +1,148 @@
+"""Read training frames from extxyz (plain or gzip) and ASE databases, context normalised.
+
+Datasets name their context differently: catscreen's own files carry `spin`/`fidelity`/`source`
+in `atoms.info`; AQCat25-style ASE databases carry `is_spin_off` and a low-fidelity flag. The
+trainer must see one convention, so every frame leaves here with `info['spin']` ('on'/'off'),
+`info['fidelity']`, `info['source']`, `info['sid']` (str, the system: the train/validation split
+unit) and `info['fid']` (int, the frame within its system).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+from ase.io import read
+
+from catscreen.errors import CatscreenError
+
+EXTXYZ_SUFFIXES = (".extxyz", ".xyz", ".extxyz.gz", ".xyz.gz")
+DB_SUFFIXES = (".db",)
+_TRUE = {"1", "true", "t", "yes", "y"}
+_FALSE = {"0", "false", "f", "no", "n"}
+
+
+@dataclass(frozen=True)
+class ContextDefaults:
+    """How to fill context a file does not state; the AQCat25 key names are configurable."""
+
+    spin: str | None = None  # None: a frame without a spin key is an error
+    fidelity: str | None = None  # high-fidelity name when only a low-fi flag is present
+    low_fidelity: str = "low-fi"  # name given to frames whose low-fi flag is true
+    source: str | None = None  # None: the file's stem
+    spin_off_key: str = "is_spin_off"
+    low_fi_key: str = "is_low_fi"
+    require_energy: bool = True
+
+
+def _as_bool(value: Any, key: str, where: str) -> bool:
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise CatscreenError(f"{where}: {key}={value!r} is not a boolean")
+
+
+def _spin(info: dict[str, Any], opts: ContextDefaults, where: str) -> str:
+    if "spin" in info:
+        spin = str(info["spin"]).strip().lower()
+        if spin not in ("on", "off"):
+            raise CatscreenError(f"{where}: spin={info['spin']!r}; expected 'on' or 'off'")
+        return spin
+    if opts.spin_off_key in info:
+        return "off" if _as_bool(info[opts.spin_off_key], opts.spin_off_key, where) else "on"
+    if opts.spin is not None:
+        return opts.spin
+    raise CatscreenError(f"{where}: no 'spin' or '{opts.spin_off_key}' key; give a default spin")
+
+
+def _fidelity(info: dict[str, Any], opts: ContextDefaults, where: str) -> str:
+    if "fidelity" in info:
+        return str(info["fidelity"])
+    if opts.low_fi_key in info and _as_bool(info[opts.low_fi_key], opts.low_fi_key, where):
+        return opts.low_fidelity
+    if opts.fidelity is not None:
+        return opts.fidelity
+    raise CatscreenError(f"{where}: no 'fidelity' key; give a default fidelity")
+
+
+def normalise_context(
+    frames: list[Atoms], name: str, opts: ContextDefaults = ContextDefaults()
+) -> list[Atoms]:
+    """Set spin/fidelity/source/sid/fid on every frame in place; `name` labels errors."""
+    next_fid: dict[str, int] = defaultdict(int)
+    stem = Path(name).name.split(".")[0]
+    for i, atoms in enumerate(frames):
+        where = f"{name} frame {i}"
+        info = atoms.info
+        if opts.require_energy and "energy" not in (atoms.calc.results if atoms.calc else {}):
+            raise CatscreenError(f"{where} has no energy label")
+        info["spin"] = _spin(info, opts, where)
+        info["fidelity"] = _fidelity(info, opts, where)
+        info["source"] = str(info.get("source", opts.source or stem))
+        sid = info.get("sid", info.get("system_id", f"{stem}-{i}"))
+        info["sid"] = str(sid)
+        if "fid" in info:
+            try:
+                info["fid"] = int(info["fid"])
+            except (TypeError, ValueError):
+                raise CatscreenError(f"{where}: fid={info['fid']!r} is not an integer") from None
+        else:
+            info["fid"] = next_fid[info["sid"]]
+        next_fid[info["sid"]] = info["fid"] + 1
+    return frames
+
+
+def _read_extxyz(path: Path) -> list[Atoms]:
+    try:
+        return list(read(path, index=":", format="extxyz"))
+    except Exception as exc:  # ASE raises many types for damaged text
+        raise CatscreenError(f"cannot read {path} as extxyz: {str(exc).splitlines()[0]}") from exc
+
+
+def _read_db(path: Path) -> list[Atoms]:
+    import ase.db
+
+    frames = []
+    try:
+        with ase.db.connect(path, type="db") as db:
+            for row in db.select():
+                atoms = row.toatoms()
+                atoms.info.update(row.key_value_pairs)
+                atoms.info.setdefault("db_id", row.id)
+                frames.append(atoms)
+    except Exception as exc:  # sqlite3 and ASE raise several types for a bad file
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CatscreenError(f"cannot read {path} as an ASE database: {msg}") from exc
+    return frames
+
+
+def load_frames(path: str | Path, defaults: ContextDefaults = ContextDefaults()) -> list[Atoms]:
+    """Frames with labels (ASE SinglePointCalculator) and normalised context from one file.
+
+    `path`: extxyz (.extxyz/.xyz, optionally .gz), an ASE SQLite database (.db), or a folder
+    whose extxyz files are read in name order.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CatscreenError(f"file not found: {p}")
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.name.endswith(EXTXYZ_SUFFIXES))
+        if not files:
+            raise CatscreenError(f"no extxyz files in folder {p}")
+        frames = [a for f in files for a in _read_extxyz(f)]
+    elif p.name.endswith(EXTXYZ_SUFFIXES):
+        frames = _read_extxyz(p)
+    elif p.name.endswith(DB_SUFFIXES):
+        frames = _read_db(p)
+    else:
+        raise CatscreenError(
+            f"unknown dataset format: {p.name}; expected {', '.join(EXTXYZ_SUFFIXES + DB_SUFFIXES)}"
+        )
+    if not frames:
+        raise CatscreenError(f"{p} holds no frames")
+    return normalise_context(frames, str(p), defaults)

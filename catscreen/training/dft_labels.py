@@ -1,0 +1,263 @@
+"""Real DFT labels from GPAW, with spin off and spin on for the same structures.
+
+These spin pairs are what teaches the model its spin condition: the same geometry labelled
+twice, once spin-restricted and once spin-polarised. Each (structure, spin) result goes to its
+own file, written atomically, so a killed run continues where it stopped.
+
+Run the built-in spin-pair set in the background with
+`nice -n 10 python -m catscreen.training.dft_labels --out scratch/gpaw_spin_pairs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.build import add_adsorbate, bcc110, bulk, fcc111, hcp0001, molecule
+from ase.calculators.calculator import kptdensity2monkhorstpack
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.constraints import FixAtoms
+from ase.io import read, write
+
+from catscreen.errors import CatscreenError
+from catscreen.io import atomic_path
+
+SPINS: tuple[str, ...] = ("off", "on")
+# Initial moments for spin-on runs (muB); anything else starts at 0 and may still polarise
+# through its neighbours. Large starting moments find the ferromagnetic ground state.
+DEFAULT_MAGMOMS: dict[str, float] = {"Fe": 3.0, "Co": 2.0, "Ni": 1.0, "Mn": 3.0, "Cr": 2.0}
+
+
+@dataclass(frozen=True)
+class GpawSettings:
+    """Everything that defines a label; stored with every frame so labels are comparable."""
+
+    xc: str = "PBE"
+    ecut: float = 350.0  # plane-wave cutoff, eV
+    smearing: float = 0.1  # Fermi-Dirac width, eV
+    kpt_density: float = 2.0  # k-points per reciprocal Angstrom (ASE convention)
+    maxiter: int = 300
+    energy_tol: float = 5e-4  # SCF energy change per valence electron, eV
+
+    @property
+    def fidelity(self) -> str:
+        return f"gpaw-{self.xc.lower()}"
+
+    def kpts(self, atoms: Atoms) -> tuple[int, int, int]:
+        """Monkhorst-Pack mesh from the density; one k-point along a slab's vacuum axis."""
+        mesh = kptdensity2monkhorstpack(atoms, kptdensity=self.kpt_density, even=False)
+        return tuple(int(k) if periodic else 1 for k, periodic in zip(mesh, atoms.pbc, strict=True))
+
+
+def is_bulk(atoms: Atoms) -> bool:
+    return bool(atoms.pbc.all())
+
+
+def structure_id(atoms: Atoms) -> str:
+    """`sid` from the frame, else a hash of the geometry, so reordering inputs keeps resume."""
+    for key in ("sid", "config_id"):
+        if key in atoms.info:
+            return str(atoms.info[key])
+    h = hashlib.sha1()
+    for arr in (atoms.numbers, np.round(atoms.positions, 4), np.round(atoms.cell.array, 4)):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return f"{atoms.get_chemical_formula()}-{h.hexdigest()[:10]}"
+
+
+def initial_magmoms(atoms: Atoms) -> np.ndarray:
+    """Moments the user set win; otherwise the element defaults."""
+    given = atoms.get_initial_magnetic_moments()
+    if np.any(given != 0):
+        return given
+    return np.array([DEFAULT_MAGMOMS.get(s, 0.0) for s in atoms.get_chemical_symbols()])
+
+
+def gpaw_single_point(atoms: Atoms, spin: str, settings: GpawSettings, txt: str | Path) -> Atoms:
+    """One GPAW single point; returns a labelled copy (SinglePointCalculator + context info)."""
+    from gpaw import GPAW, PW, FermiDirac, KohnShamConvergenceError
+
+    if spin not in SPINS:
+        raise CatscreenError(f"unknown spin {spin!r}; expected off or on")
+    kpts = settings.kpts(atoms)
+    work = atoms.copy()
+    work.pbc = True  # plane waves need a periodic cell; slabs carry their vacuum in the cell
+    work.set_initial_magnetic_moments(initial_magmoms(atoms) if spin == "on" else None)
+    work.calc = GPAW(
+        mode=PW(settings.ecut),
+        xc=settings.xc,
+        kpts=kpts,
+        occupations=FermiDirac(settings.smearing),
+        spinpol=spin == "on",
+        convergence={"energy": settings.energy_tol},
+        maxiter=settings.maxiter,
+        txt=str(txt),
+    )
+    start = time.perf_counter()
+    results: dict[str, object] = {}
+    try:
+        results["energy"] = work.get_potential_energy()
+        results["free_energy"] = work.get_potential_energy(force_consistent=True)
+        results["forces"] = work.get_forces(apply_constraint=False)
+        if is_bulk(atoms):
+            results["stress"] = work.get_stress()
+        if spin == "on":
+            results["magmoms"] = work.get_magnetic_moments()
+            results["magmom"] = work.calc.get_magnetic_moment()
+        converged = True
+    except KohnShamConvergenceError:
+        converged = False
+    out = atoms.copy()
+    out.info.update(
+        spin=spin,
+        fidelity=settings.fidelity,
+        source="gpaw",
+        sid=structure_id(atoms),
+        fid=int(atoms.info.get("fid", 0)),
+        converged=converged,
+        kpts="x".join(map(str, kpts)),
+        wall_time=round(time.perf_counter() - start, 1),
+        **{f"gpaw_{k}": v for k, v in asdict(settings).items()},
+    )
+    if converged:
+        out.calc = SinglePointCalculator(out, **results)
+    return out
+
+
+def part_path(parts: Path, atoms: Atoms, spin: str) -> Path:
+    return parts / f"{structure_id(atoms)}__spin-{spin}.extxyz"
+
+
+def label_structures(
+    structures: Sequence[Atoms],
+    spins: Sequence[str],
+    parts: Path,
+    settings: GpawSettings,
+    log: Callable[[str], None] = print,
+) -> list[Path]:
+    """Label every (structure, spin) not yet in `parts`, structure by structure (pairs first).
+
+    A finished part is never redone; a non-converged one is kept (flagged) so a rerun does not
+    loop on it; delete its file to retry.
+    """
+    parts.mkdir(parents=True, exist_ok=True)
+    done: list[Path] = []
+    for i, atoms in enumerate(structures):
+        for spin in spins:
+            target = part_path(parts, atoms, spin)
+            if not target.exists():
+                labelled = gpaw_single_point(atoms, spin, settings, target.with_suffix(".txt"))
+                with atomic_path(target) as tmp:
+                    write(tmp, labelled, format="extxyz")
+                info = labelled.info
+                e = labelled.get_potential_energy() if info["converged"] else float("nan")
+                log(
+                    f"[{i + 1}/{len(structures)}] {info['sid']} spin {spin}: E={e:.4f} eV "
+                    f"k={info['kpts']} converged={info['converged']} {info['wall_time']} s"
+                )
+            done.append(target)
+    return done
+
+
+def collect(paths: Iterable[Path], out: Path) -> int:
+    """Gather converged parts into one extxyz (`.gz` compresses, reproducibly); returns count."""
+    frames = [read(p, format="extxyz") for p in paths if p.exists()]
+    frames = [a for a in frames if a.info.get("converged", False)]
+    buf = io.StringIO()
+    write(buf, frames, format="extxyz")
+    data = buf.getvalue().encode()
+    if out.name.endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data)
+    return len(frames)
+
+
+def _tag_slab(slab: Atoms, n_adsorbate: int) -> Atoms:
+    """Open Catalyst tags: 0 subsurface (fixed), 1 top layer, 2 adsorbate."""
+    layer = slab.get_tags()  # ase.build: 1 is the top layer
+    tags = np.where(layer == 1, 1, 0)
+    if n_adsorbate:
+        tags[-n_adsorbate:] = 2
+    slab.set_tags(tags)
+    slab.set_constraint(FixAtoms(mask=tags == 0))
+    return slab
+
+
+ADSORBATE_HEIGHTS: dict[str, float] = {"O": 1.2, "H": 1.0, "N": 1.1, "C": 1.1, "CO": 1.8}
+FACETS: dict[str, tuple[Callable[..., Atoms], str]] = {
+    "Fe": (bcc110, "hollow"),
+    "Co": (hcp0001, "fcc"),
+    "Ni": (fcc111, "fcc"),
+    "Cu": (fcc111, "fcc"),
+    "Pt": (fcc111, "fcc"),
+}
+FACET_NAMES = {bcc110: "110", hcp0001: "0001", fcc111: "111"}
+
+
+def spin_pair_slab(
+    metal: str, adsorbate: str | None, layers: int = 3, vacuum: float = 6.0
+) -> Atoms:
+    """A 1x1 slab of the metal's close-packed facet, optionally with one adsorbate in a hollow."""
+    build, site = FACETS[metal]
+    slab = build(metal, size=(1, 1, layers), vacuum=vacuum)
+    n_ads = 0
+    if adsorbate:
+        ads = molecule(adsorbate) if len(adsorbate) > 1 else adsorbate
+        add_adsorbate(slab, ads, ADSORBATE_HEIGHTS[adsorbate], position=site)
+        n_ads = len(slab) - layers
+    slab.center(vacuum=vacuum, axis=2)
+    slab.pbc = (True, True, False)
+    sid = f"gpaw-{metal}{FACET_NAMES[build]}-1x1x{layers}-{adsorbate or 'clean'}"
+    slab.info.update(sid=sid, kind="adslab" if adsorbate else "slab", bulk=metal)
+    return _tag_slab(slab, n_ads)
+
+
+def spin_pair_bulk(metal: str) -> Atoms:
+    atoms = bulk(metal)  # ASE's reference lattice: bcc Fe, hcp Co, fcc Ni/Cu/Pt
+    atoms.info.update(sid=f"gpaw-{metal}-bulk", kind="bulk", bulk=metal)
+    return atoms
+
+
+def spin_pair_set() -> list[Atoms]:
+    """The committed set: magnetic Fe/Co/Ni and a non-magnetic Cu control, bulk then slabs.
+
+    Ordered so that a partial run already holds one of each kind.
+    """
+    slabs = [
+        ("Ni", None), ("Ni", "O"), ("Fe", None), ("Fe", "O"), ("Co", None), ("Co", "O"),
+        ("Cu", None), ("Cu", "O"), ("Ni", "H"), ("Fe", "H"), ("Co", "N"), ("Ni", "C"),
+    ]  # fmt: skip
+    return [spin_pair_bulk(m) for m in ("Ni", "Fe", "Co", "Cu")] + [
+        spin_pair_slab(m, a) for m, a in slabs
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="GPAW spin pairs for the built-in structure set")
+    parser.add_argument("--out", type=Path, required=True, help="folder for per-frame parts")
+    parser.add_argument("--collect", type=Path, help="also gather converged parts into this file")
+    parser.add_argument("--ecut", type=float, default=GpawSettings.ecut)
+    parser.add_argument("--kpt-density", type=float, default=GpawSettings.kpt_density)
+    parser.add_argument("--limit", type=int, help="only the first N structures")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    settings = GpawSettings(ecut=args.ecut, kpt_density=args.kpt_density)
+    structures = spin_pair_set()[: args.limit]
+    done = label_structures(
+        structures, SPINS, args.out, settings, log=lambda m: print(m, flush=True)
+    )
+    if args.collect:
+        print(f"{collect(done, args.collect)} frames -> {args.collect}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
