@@ -1,0 +1,23 @@
+"""Adsorption energies, anomalies, ranking, uncertainty and DFT-validation flags (`catscreen rank`)."""
+
+from catscreen.analysis.rank import (
+    RankOutput,
+    RankSettings,
+    rank_results,
+    read_results,
+    write_rank_outputs,
+)
+from catscreen.analysis.ranking import Target, parse_target
+from catscreen.analysis.references import References, load_references
+
+__all__ = [
+    "RankOutput",
+    "RankSettings",
+    "References",
+    "Target",
+    "load_references",
+    "parse_target",
+    "rank_results",
+    "read_results",
+    "write_rank_outputs",
+]

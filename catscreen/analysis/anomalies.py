@@ -1,0 +1,122 @@
+"""Relaxation anomalies (OC20/AdsorbML taxonomy), detected from bonds in the structures.
+
+Bond criterion: atoms i and j are bonded when d_ij < (r_i + r_j) * tolerance, with ASE's
+covalent radii and tolerance 1.25 by default (periodic images included). The tolerance is loose
+enough to count a stretched adsorbate-metal bond (O-Pt 2.0 A vs cutoff 2.5 A) and tight enough
+that metal second neighbours (fcc: sqrt(2) x first) are not bonds.
+
+Tags follow the design notes: 0 subsurface, 1 surface, 2 adsorbate; +z points to the vacuum
+side that carries the adsorbate. The slab part of an adslab is its tag 0/1 atoms in order,
+which enumerate keeps identical to the clean slab's atoms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+from ase.neighborlist import build_neighbor_list, natural_cutoffs
+
+DEFAULT_BOND_TOLERANCE = 1.25
+# Anomalies that make a placement invalid for minima; migration is recorded only.
+EXCLUDING = ("desorbed", "dissociated", "reconstructed", "intercalated")
+SITE_TYPES = {0: "none", 1: "ontop", 2: "bridge", 3: "hollow", 4: "4fold"}
+
+
+@dataclass
+class AnomalyReport:
+    desorbed: bool = False
+    dissociated: bool = False
+    reconstructed: bool = False
+    intercalated: bool = False
+    migrated: bool = False
+    final_site_atoms: list[int] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [n for n in (*EXCLUDING, "migrated") if getattr(self, n)]
+
+    @property
+    def excluding(self) -> bool:
+        return any(getattr(self, n) for n in EXCLUDING)
+
+    @property
+    def final_site_type(self) -> str:
+        return SITE_TYPES.get(len(self.final_site_atoms), "hollow")
+
+
+def bond_matrix(atoms: Atoms, tolerance: float = DEFAULT_BOND_TOLERANCE) -> np.ndarray:
+    """Boolean adjacency: d < (r_i + r_j) * tolerance, periodic images included."""
+    nl = build_neighbor_list(
+        atoms,
+        cutoffs=natural_cutoffs(atoms, mult=tolerance),
+        self_interaction=False,
+        bothways=True,
+    )
+    return nl.get_connectivity_matrix(sparse=False).astype(bool)
+
+
+def _binding_atom(atoms: Atoms, ads: np.ndarray, slab: np.ndarray) -> int:
+    """The adsorbate atom closest to the slab, distances scaled by the covalent radii sums."""
+    radii = np.array(natural_cutoffs(atoms, mult=1.0))
+    best, best_ratio = int(ads[0]), np.inf
+    for i in ads:
+        d = atoms.get_distances(int(i), slab, mic=True)
+        ratio = float(np.min(d / (radii[i] + radii[slab])))
+        if ratio < best_ratio:
+            best, best_ratio = int(i), ratio
+    return best
+
+
+def site_atoms(atoms: Atoms, bonds: np.ndarray) -> list[int]:
+    """Slab atoms bonded to the adsorbate's binding atom: the occupied site."""
+    tags = atoms.get_tags()
+    ads, slab = np.flatnonzero(tags == 2), np.flatnonzero(tags != 2)
+    if len(ads) == 0:
+        return []
+    anchor = _binding_atom(atoms, ads, slab)
+    return sorted(int(j) for j in slab if bonds[anchor, j])
+
+
+def detect_anomalies(
+    initial: Atoms,
+    final: Atoms,
+    clean_slab: Atoms | None,
+    initial_site: list[int] | None = None,
+    tolerance: float = DEFAULT_BOND_TOLERANCE,
+) -> AnomalyReport:
+    """Compare an adslab's final structure with its start and with the relaxed clean slab.
+
+    `initial_site`: the manifest's site atoms; when None the site is read from `initial`.
+    `clean_slab`: when None or not atom-for-atom the slab part of the adslab, the slab part of
+    `initial` is the reference for reconstruction.
+    """
+    tags = final.get_tags()
+    ads, slab = np.flatnonzero(tags == 2), np.flatnonzero(tags != 2)
+    if len(ads) == 0:
+        return AnomalyReport()
+    final_bonds = bond_matrix(final, tolerance)
+    initial_bonds = bond_matrix(initial, tolerance)
+    report = AnomalyReport()
+    report.desorbed = not final_bonds[np.ix_(ads, slab)].any()
+    report.dissociated = bool(
+        (final_bonds[np.ix_(ads, ads)] != initial_bonds[np.ix_(ads, ads)]).any()
+    )
+    subsurface = np.flatnonzero(tags == 0)
+    surface_z = final.positions[tags == 1, 2]
+    below = surface_z.size > 0 and bool((final.positions[ads, 2] < surface_z.min()).any())
+    report.intercalated = bool(final_bonds[np.ix_(ads, subsurface)].any()) or below
+
+    reference = initial_bonds[np.ix_(slab, slab)]
+    if clean_slab is not None and clean_slab.get_chemical_symbols() == [
+        final.get_chemical_symbols()[i] for i in slab
+    ]:
+        reference = bond_matrix(clean_slab, tolerance)
+    report.reconstructed = bool((final_bonds[np.ix_(slab, slab)] != reference).any())
+
+    if not report.desorbed:
+        report.final_site_atoms = site_atoms(final, final_bonds)
+        start = initial_site if initial_site is not None else site_atoms(initial, initial_bonds)
+        report.migrated = sorted(start) != report.final_site_atoms
+    return report

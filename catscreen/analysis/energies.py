@@ -1,0 +1,230 @@
+"""Adsorption energies with propagated uncertainty, and the anomaly flags of each placement.
+
+E_ads = E(adslab) - E(clean slab, same slab_id) - sum_m w_m E(gas molecule m), where the
+weights w_m come from the adsorbate's composition (its tag-2 atoms) and the reference scheme.
+All three must come from one context (model, model_version, spin, fidelity): anything else
+would subtract energies of different physics, so it is an error.
+
+Uncertainty: each total energy's ensemble spread (`energy_std`) is taken as an independent
+error, so var(E_ads) = std_adslab^2 + std_slab^2 + sum_m w_m^2 std_m^2. Ensemble errors of
+similar structures are in fact positively correlated, so this overestimates the spread of a
+difference; the flags err on the side of sending more to DFT.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import pandas as pd
+from ase import Atoms
+
+from catscreen.analysis.anomalies import detect_anomalies
+from catscreen.analysis.candidates import candidate_of
+from catscreen.analysis.references import References
+from catscreen.errors import CatscreenError
+from catscreen.io import atoms_from_text
+
+CONTEXT = ("model", "model_version", "spin", "fidelity")
+REQUIRED = (
+    "config_id",
+    "system_id",
+    "slab_id",
+    "kind",
+    "bulk",
+    "miller",
+    "termination",
+    "site_type",
+    "site_atoms",
+    "adsorbate",
+    "status",
+    "energy",
+    "energy_std",
+    *CONTEXT,
+    "initial_structure",
+    "final_structure",
+)
+
+
+def context_label(ctx: tuple[str, ...]) -> str:
+    model, version, spin, fidelity = ctx
+    return f"model {model} ({version}), spin {spin}, fidelity {fidelity}"
+
+
+@dataclass
+class _Row:
+    config_id: str
+    energy: float
+    std: float
+    structure: str
+
+
+def _ctx(row: pd.Series) -> tuple[str, ...]:
+    return tuple(str(row[c]) for c in CONTEXT)
+
+
+def _std(value: object) -> float:
+    v = float(value) if value is not None else 0.0  # type: ignore[arg-type]
+    return 0.0 if math.isnan(v) else v
+
+
+def _index(rows: pd.DataFrame, key: str, what: str) -> dict[tuple[str, tuple[str, ...]], _Row]:
+    out: dict[tuple[str, tuple[str, ...]], _Row] = {}
+    for _, row in rows.iterrows():
+        k = (str(row[key]), _ctx(row))
+        if k in out:
+            raise CatscreenError(f"duplicate {what} rows for {k[0]} in {context_label(k[1])}")
+        out[k] = _Row(
+            str(row.config_id), float(row.energy), _std(row.energy_std), row.final_structure
+        )
+    return out
+
+
+def _parse_site(value: object) -> list[int] | None:
+    text = str(value or "").strip()
+    if not text or text == "nan":
+        return None
+    return sorted(int(v) for v in text.split(","))
+
+
+def adsorbate_composition(atoms: Atoms) -> dict[str, int]:
+    symbols = [
+        s for s, t in zip(atoms.get_chemical_symbols(), atoms.get_tags(), strict=True) if t == 2
+    ]
+    return dict(Counter(symbols))
+
+
+def check_single_model(results: pd.DataFrame) -> None:
+    """One ranking compares one model at one fidelity (spin may differ: `--spin auto`)."""
+    for col in ("model", "model_version", "fidelity"):
+        values = sorted(results.loc[results.kind == "adslab", col].astype(str).unique())
+        if len(values) > 1:
+            raise CatscreenError(
+                f"results mix several {col} values ({', '.join(values)}); rank each separately"
+            )
+
+
+def adsorption_table(
+    results: pd.DataFrame, refs: References, bond_tolerance: float
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """One row per non-failed adslab: E_ads, its std, anomaly flags; plus counts of exclusions."""
+    missing = [c for c in REQUIRED if c not in results.columns]
+    if missing:
+        raise CatscreenError(f"results lack required column(s): {', '.join(missing)}")
+    unknown = sorted(set(results.kind.astype(str)) - {"slab", "adslab", "gas"})
+    if unknown:
+        raise CatscreenError(f"results have unknown kind(s): {', '.join(unknown)}")
+    check_single_model(results)
+    failed = results.status.astype(str) == "failed"
+    counts = {
+        "rows": len(results),
+        "failed": int(failed.sum()),
+        "failed_adslab": int((failed & (results.kind == "adslab")).sum()),
+    }
+    ok = results[~failed]
+    slabs = _index(ok[ok.kind == "slab"], "slab_id", "clean slab")
+    gases = _index(ok[ok.kind == "gas"], "adsorbate", "gas reference")
+    failed_slabs = set(results.loc[failed & (results.kind == "slab"), "slab_id"].astype(str))
+    slab_contexts: dict[str, list[tuple[str, ...]]] = {}
+    for sid, ctx in slabs:
+        slab_contexts.setdefault(sid, []).append(ctx)
+
+    records = []
+    skipped_slab = 0
+    for _, row in ok[ok.kind == "adslab"].iterrows():
+        ctx = _ctx(row)
+        sid = str(row.slab_id)
+        slab = slabs.get((sid, ctx))
+        if slab is None:
+            if sid in slab_contexts:
+                raise CatscreenError(
+                    f"context mismatch: adslab {row.config_id} ({context_label(ctx)}) but clean slab "
+                    f"{sid} only in {'; '.join(context_label(c) for c in slab_contexts[sid])}"
+                )
+            if sid in failed_slabs:
+                skipped_slab += 1
+                continue
+            raise CatscreenError(
+                f"no clean slab row for slab_id {sid} ({row.bulk} {row.miller} t{row.termination}), "
+                f"needed by adslab {row.config_id}"
+            )
+        initial = atoms_from_text(row.initial_structure)
+        final = atoms_from_text(row.final_structure)
+        comp = adsorbate_composition(initial)
+        what = f"adsorbate {row.adsorbate} ({row.config_id})"
+        weights: dict[str, float] = {}
+        gas_structures: dict[str, str] = {}
+        if refs.fixed:
+            ref_e, ref_std = refs.fixed_energy(comp, what)
+        else:
+            weights = refs.weights(comp, what)
+            ref_e, ref_var = 0.0, 0.0
+            for molecule, w in weights.items():
+                gas = gases.get((molecule, ctx))
+                if gas is None:
+                    raise CatscreenError(
+                        f"no gas reference row for {molecule} in {context_label(ctx)} "
+                        f"(needed by {what})"
+                    )
+                ref_e += w * gas.energy
+                ref_var += (w * gas.std) ** 2
+                gas_structures[molecule] = gas.structure
+            ref_std = math.sqrt(ref_var)
+        report = detect_anomalies(
+            initial,
+            final,
+            atoms_from_text(slab.structure),
+            _parse_site(row.site_atoms),
+            bond_tolerance,
+        )
+        names = report.names + ([] if row.status == "converged" else ["not_converged"])
+        std = _std(row.energy_std)
+        cand = candidate_of(row.bulk, row.miller, row.termination)
+        records.append(
+            {
+                "config_id": str(row.config_id),
+                "system_id": str(row.system_id),
+                "slab_id": sid,
+                "candidate": cand.name,
+                "bulk": str(row.bulk),
+                "miller": str(row.miller),
+                "termination": int(row.termination),
+                "adsorbate": str(row.adsorbate),
+                "site_type": str(row.site_type),
+                "site_atoms": str(row.site_atoms),
+                "final_site_type": report.final_site_type,
+                "final_site_atoms": ",".join(str(i) for i in report.final_site_atoms),
+                "status": str(row.status),
+                "model": ctx[0],
+                "model_version": ctx[1],
+                "spin": ctx[2],
+                "fidelity": ctx[3],
+                "energy": float(row.energy),
+                "energy_std": std,
+                "slab_config_id": slab.config_id,
+                "slab_energy": slab.energy,
+                "slab_energy_std": slab.std,
+                "reference_energy": ref_e,
+                "reference_std": ref_std,
+                "e_ads": float(row.energy) - slab.energy - ref_e,
+                "e_ads_std": math.sqrt(std**2 + slab.std**2 + ref_std**2),
+                "desorbed": report.desorbed,
+                "dissociated": report.dissociated,
+                "reconstructed": report.reconstructed,
+                "intercalated": report.intercalated,
+                "migrated": report.migrated,
+                "anomalous": report.excluding or row.status != "converged",
+                "anomalies": ",".join(names),
+                "final_structure": row.final_structure,
+                "slab_structure": slab.structure,
+                "reference_weights": json.dumps(weights, sort_keys=True),
+                "reference_structures": json.dumps(gas_structures, sort_keys=True),
+            }
+        )
+    if not records:
+        raise CatscreenError("no adsorbate configurations left to rank (all failed or absent)")
+    counts["skipped_failed_slab"] = skipped_slab
+    counts["adslabs"] = len(records)
+    return pd.DataFrame.from_records(records), counts

@@ -1,0 +1,83 @@
+"""Which placements deserve a DFT check, and why (each flag records its reason).
+
+- top-k: per system, the k lowest valid placements (AdsorbML: the ML minimum is often not the
+  DFT minimum, but it is usually among the few lowest ML placements).
+- rank flip: two neighbours in the target ranking whose distances differ by less than
+  `flip_sigma` times their combined sigma could swap; the minima behind their descriptors are
+  flagged.
+- high uncertainty: E_ads std above a threshold, for any valid placement.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def rank_within_systems(configs: pd.DataFrame) -> pd.Series:
+    """1 = lowest E_ads among the valid placements of its system; 0 for invalid ones."""
+    ranks = configs[configs.valid].groupby("system_id").e_ads.rank(method="first")
+    return ranks.reindex(configs.index).fillna(0).astype(int)
+
+
+def flip_reasons(ranked: pd.DataFrame, flip_sigma: float) -> dict[str, list[str]]:
+    """candidate -> reasons, for neighbours in the ranking that could swap within uncertainty."""
+    out: dict[str, list[str]] = {}
+    rows = ranked[ranked.distance.notna()].reset_index(drop=True)
+    for i in range(len(rows) - 1):
+        a, b = rows.iloc[i], rows.iloc[i + 1]
+        gap = float(b.distance - a.distance)
+        sigma = flip_sigma * math.hypot(a.distance_std, b.distance_std)
+        if gap < sigma:
+            for x, y in ((a, b), (b, a)):
+                out.setdefault(x.candidate, []).append(
+                    f"ranking could flip with {y.candidate} (distance gap {gap:.3f} < {sigma:.3f})"
+                )
+    return out
+
+
+def flag_configs(
+    configs: pd.DataFrame,
+    ranked: pd.DataFrame,
+    target_adsorbates: list[str],
+    top_k: int,
+    uncertainty_threshold: float,
+    flip_sigma: float,
+) -> pd.DataFrame:
+    """Add rank_in_system, is_minimum, flag_* columns, flag_reasons and flagged."""
+    configs = configs.copy()
+    configs["rank_in_system"] = rank_within_systems(configs)
+    configs["is_minimum"] = configs.rank_in_system == 1
+    n_valid = configs[configs.valid].groupby("system_id").size()
+    reasons: list[list[str]] = [[] for _ in range(len(configs))]
+
+    top = configs.valid & (configs.rank_in_system <= top_k)
+    configs["flag_top_k"] = top
+    for pos in np.flatnonzero(top.to_numpy()):
+        row = configs.iloc[pos]
+        reasons[pos].append(
+            f"top-{top_k}: rank {row.rank_in_system} of {n_valid[row.system_id]} valid placements"
+        )
+
+    flips = flip_reasons(ranked, flip_sigma) if "distance" in ranked else {}
+    flip = (
+        configs.is_minimum
+        & configs.candidate.isin(flips)
+        & configs.adsorbate.isin(target_adsorbates)
+    )
+    configs["flag_rank_flip"] = flip
+    for pos in np.flatnonzero(flip.to_numpy()):
+        reasons[pos].extend(flips[configs.iloc[pos].candidate])
+
+    high = configs.valid & (configs.e_ads_std > uncertainty_threshold)
+    configs["flag_high_uncertainty"] = high
+    for pos in np.flatnonzero(high.to_numpy()):
+        reasons[pos].append(
+            f"high uncertainty: E_ads std {configs.iloc[pos].e_ads_std:.3f} > {uncertainty_threshold} eV"
+        )
+
+    configs["flag_reasons"] = ["; ".join(r) for r in reasons]
+    configs["flagged"] = top | flip | high
+    return configs

@@ -1,0 +1,137 @@
+"""The rank stage as a Python API: results table in, ranked tables and DFT flags out.
+
+`rank_results(results, RankSettings(...))` is what `catscreen rank` and the campaign runner
+call; `write_rank_outputs` writes the tables atomically with the exact reference scheme,
+targets, thresholds and tolerances in the parquet metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from catscreen.analysis.anomalies import DEFAULT_BOND_TOLERANCE
+from catscreen.analysis.candidates import candidate_of, find_candidate
+from catscreen.analysis.energies import REQUIRED, adsorption_table
+from catscreen.analysis.flags import flag_configs
+from catscreen.analysis.ranking import Target, apply_targets, descriptor_table, system_table
+from catscreen.analysis.references import References, default_references
+from catscreen.io import read_parquet, write_parquet
+
+UNCERTAINTY_MODEL = (
+    "independent errors: var(E_ads) = std_adslab^2 + std_slab^2 + sum_m w_m^2 std_m^2 "
+    "(ensemble std of each total energy; w_m the gas-molecule weights)"
+)
+# Columns too bulky for the per-configuration table; flagged.parquet keeps them for DFT.
+DFT_COLUMNS = ("slab_structure", "reference_weights", "reference_structures")
+
+
+@dataclass
+class RankSettings:
+    """Everything that decides a ranking; recorded verbatim in the output metadata."""
+
+    references: References = field(default_factory=default_references)
+    targets: dict[str, Target] = field(default_factory=dict)
+    reference_candidate: str | None = None  # e.g. "Ru(0001)"; descriptors become relative
+    default_tolerance: float = 0.2  # eV, for targets given without one and for --reference
+    keep_anomalies: bool = False
+    bond_tolerance: float = DEFAULT_BOND_TOLERANCE
+    top_k: int = 5
+    uncertainty_threshold: float = 0.15  # eV on E_ads std
+    flip_sigma: float = 1.0
+
+    def as_metadata(self) -> dict[str, Any]:
+        meta = asdict(self)
+        meta["references"] = self.references.as_metadata()
+        meta["targets"] = {k: asdict(v) for k, v in self.targets.items()}
+        meta["uncertainty_model"] = UNCERTAINTY_MODEL
+        meta["bond_criterion"] = (
+            f"d < (r_cov_i + r_cov_j) * {self.bond_tolerance} (ASE covalent radii)"
+        )
+        return meta
+
+
+@dataclass
+class RankOutput:
+    configs: pd.DataFrame  # every non-failed adslab: E_ads, std, anomalies, flags
+    systems: pd.DataFrame  # per system: minimum, site, spread
+    ranked: pd.DataFrame  # per candidate: descriptors, distance, sorted
+    flagged: pd.DataFrame  # flagged configurations with what DFT needs
+    counts: dict[str, int]
+    metadata: dict[str, Any]
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    return read_parquet(path, required=REQUIRED)
+
+
+def rank_results(results: pd.DataFrame, settings: RankSettings | None = None) -> RankOutput:
+    """Adsorption energies, anomalies, minima, descriptor ranking and DFT flags."""
+    settings = settings or RankSettings()
+    configs, counts = adsorption_table(results, settings.references, settings.bond_tolerance)
+    configs["valid"] = (
+        ~configs.anomalous if not settings.keep_anomalies else pd.Series(True, configs.index)
+    )
+    reference = None
+    if settings.reference_candidate is not None:
+        known = sorted(
+            {candidate_of(r.bulk, r.miller, r.termination) for r in configs.itertuples()}
+        )
+        reference = find_candidate(settings.reference_candidate, known).name
+    systems = system_table(configs)
+    ranked, targets = apply_targets(
+        descriptor_table(systems), settings.targets, reference, settings.default_tolerance
+    )
+    configs = flag_configs(
+        configs,
+        ranked,
+        list(targets),
+        settings.top_k,
+        settings.uncertainty_threshold,
+        settings.flip_sigma,
+    )
+    flagged = configs[configs.flagged].reset_index(drop=True)
+    counts.update(
+        anomalous=int(configs.anomalous.sum()),
+        flagged=len(flagged),
+        systems=len(systems),
+        candidates=len(ranked),
+    )
+    metadata = {
+        "stage": "rank",
+        "settings": settings.as_metadata(),
+        "effective_targets": {k: asdict(v) for k, v in targets.items()},
+        "reference_candidate": reference,
+        "counts": counts,
+    }
+    return RankOutput(
+        configs=configs.drop(columns=list(DFT_COLUMNS)),
+        systems=systems,
+        ranked=ranked,
+        flagged=flagged,
+        counts=counts,
+        metadata=metadata,
+    )
+
+
+def write_rank_outputs(output: RankOutput, out_dir: str | Path) -> dict[str, Path]:
+    """ranked.parquet, systems.parquet, adsorption.parquet, flagged.parquet (atomic)."""
+    out = Path(out_dir)
+    paths = {
+        "ranked": out / "ranked.parquet",
+        "systems": out / "systems.parquet",
+        "adsorption": out / "adsorption.parquet",
+        "flagged": out / "flagged.parquet",
+    }
+    tables = {
+        "ranked": output.ranked,
+        "systems": output.systems,
+        "adsorption": output.configs,
+        "flagged": output.flagged,
+    }
+    for name, path in paths.items():
+        write_parquet(tables[name], path, metadata={**output.metadata, "table": name})
+    return paths

@@ -1,0 +1,76 @@
+"""`catscreen validate`: embedded GPAW single points on flagged rows, ML vs DFT."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from catscreen.cli.common import cli_errors, console, err_console
+from catscreen.dft import DftSettings
+from catscreen.dft.tasks import FLAGGED_REQUIRED
+from catscreen.dft.validate import SUCCESS_THRESHOLD, validate
+from catscreen.errors import CatscreenError
+from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
+
+
+@cli_errors
+def validate_command(
+    flagged: Path = typer.Argument(..., help="flagged.parquet from `catscreen rank`."),
+    engine: str = typer.Option("gpaw", help="DFT engine run on this machine (gpaw)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output folder (default: next to FLAGGED)."
+    ),
+    encut: float = typer.Option(DftSettings.encut, help="Plane-wave cutoff (eV)."),
+    kpt_density: float = typer.Option(
+        DftSettings.kpt_density, help="k-points per reciprocal Angstrom."
+    ),
+    xc: str = typer.Option(DftSettings.xc, help="PBE or RPBE."),
+    smearing: float = typer.Option(DftSettings.smearing, help="Fermi-Dirac width (eV)."),
+    limit: int | None = typer.Option(None, min=1, help="Validate only the first N flagged rows."),
+) -> None:
+    """Run GPAW single points on flagged rows (small cells) and compare with the model."""
+    if engine != "gpaw":
+        raise CatscreenError(
+            f"unknown engine {engine!r}: validate runs gpaw; use `rank --write-dft vasp` for VASP"
+        )
+    table = read_parquet(flagged, required=FLAGGED_REQUIRED)
+    if table.empty:
+        raise CatscreenError(f"{flagged} has no flagged rows to validate")
+    if limit is not None:
+        table = table.head(limit)
+    settings = DftSettings(
+        xc=xc, encut=encut, kpt_density=kpt_density, smearing=smearing, relax_steps=0
+    )
+    comparison = validate(table, settings)
+    path = (out or flagged.parent) / "validation.parquet"
+    meta = {
+        "stage": "validate",
+        "engine": engine,
+        "dft_settings": settings.__dict__,
+        "success_threshold": SUCCESS_THRESHOLD,
+    }
+    write_parquet(comparison, path, metadata={**meta, "rank": read_parquet_metadata(flagged)})
+
+    view = Table(
+        title=f"ML vs GPAW adsorption energies (eV); success: |error| <= {SUCCESS_THRESHOLD}"
+    )
+    for c in ("config", "candidate", "adsorbate", "site", "E_ads ML", "E_ads DFT", "error"):
+        view.add_column(
+            c, justify="left" if c in ("config", "candidate", "adsorbate", "site") else "right"
+        )
+    for r in comparison.itertuples():
+        view.add_row(
+            r.config_id,
+            str(r.candidate),
+            str(r.adsorbate),
+            str(r.site_type),
+            f"{r.e_ads_ml:.3f} ± {r.e_ads_ml_std:.3f}",
+            "-" if math.isnan(r.e_ads_dft) else f"{r.e_ads_dft:.3f}",
+            r.dft_error or ("-" if math.isnan(r.error) else f"{r.error:+.3f}"),
+        )
+    console.print(view)
+    mae = comparison.error.abs().mean()
+    err_console.print(f"MAE {mae:.3f} eV over {comparison.error.notna().sum()} rows; wrote {path}")

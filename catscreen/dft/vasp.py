@@ -1,0 +1,83 @@
+"""VASP inputs for a flagged configuration: POSCAR, INCAR, KPOINTS and the POTCAR symbols.
+
+Settings follow OC20/AdsorbML practice for slabs (ENCUT 400 eV here vs OC20's 350, EDIFFG
+-0.03 eV/A, ISYM 0, LREAL Auto) with Fermi-Dirac smearing to match the GPAW scripts, a dipole
+correction along z (LDIPOL, IDIPOL 3, DIPOL at the centre of mass), and spin from the rank
+row: ISPIN 1 for spin off, ISPIN 2 with MAGMOM from the model's moments otherwise. POTCARs
+are licensed, so only their symbols (Materials Project choices) are written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from pymatgen.io.ase import AseAtomsAdaptor
+from pymatgen.io.vasp import Incar, Kpoints, Poscar
+from pymatgen.io.vasp.sets import MPRelaxSet
+
+from catscreen.dft.settings import DftSettings, kpoints
+
+
+def group_species(atoms: Atoms) -> Atoms:
+    """Atoms of one element made contiguous (POSCAR/POTCAR blocks), first-appearance order."""
+    symbols = atoms.get_chemical_symbols()
+    first = {s: symbols.index(s) for s in symbols}
+    order = sorted(range(len(atoms)), key=lambda i: (first[symbols[i]], i))
+    return atoms[order]
+
+
+def potcar_symbols(species: list[str]) -> list[str]:
+    table = MPRelaxSet.CONFIG["POTCAR"]
+    return [table.get(el, el) for el in species]
+
+
+def incar(atoms: Atoms, spin: str, kind: str, settings: DftSettings, system: str) -> Incar:
+    params: dict[str, object] = {
+        "SYSTEM": system,
+        "PREC": "Accurate",
+        "ENCUT": settings.encut,
+        "EDIFF": settings.ediff,
+        "EDIFFG": -settings.fmax,
+        "GGA": "RP" if settings.xc == "RPBE" else "PE",
+        "ISMEAR": -1,
+        "SIGMA": settings.smearing,
+        "IBRION": 2 if settings.relax_steps else -1,
+        "NSW": settings.relax_steps,
+        "ISIF": 0,
+        "ISYM": 0,
+        "LREAL": "Auto",
+        "NELM": 200,
+        "LWAVE": False,
+        "LCHARG": False,
+        "ISPIN": 2 if spin == "on" else 1,
+    }
+    if spin == "on":
+        params["MAGMOM"] = [round(float(m), 3) for m in atoms.get_initial_magnetic_moments()]
+    if kind != "gas":
+        com = atoms.cell.scaled_positions(atoms.get_center_of_mass()[None, :])[0]
+        params.update(LDIPOL=True, IDIPOL=3, DIPOL=[round(float(x), 4) for x in com])
+    return Incar(params)
+
+
+def write_vasp_inputs(
+    atoms: Atoms, spin: str, kind: str, settings: DftSettings, folder: Path, system: str
+) -> Path:
+    """Write POSCAR (selective dynamics: tag 0 fixed), INCAR, KPOINTS and POTCAR.symbols."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atoms = group_species(atoms)
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    free = atoms.get_tags() != 0 if kind != "gas" else np.ones(len(atoms), bool)
+    dynamics = [[bool(f)] * 3 for f in free]
+    structure = structure.copy(site_properties={"selective_dynamics": dynamics})
+    Poscar(structure, comment=system).write_file(folder / "POSCAR")
+    incar(atoms, spin, kind, settings, system).write_file(folder / "INCAR")
+    Kpoints.gamma_automatic(kpoints(atoms, kind, settings)).write_file(folder / "KPOINTS")
+    species = list(dict.fromkeys(atoms.get_chemical_symbols()))
+    (folder / "POTCAR.symbols").write_text(
+        "# POTCARs are licensed and not shipped: concatenate these PAW_PBE (MP) files, in order.\n"
+        + "\n".join(potcar_symbols(species))
+        + "\n"
+    )
+    return folder

@@ -1,0 +1,158 @@
+"""Energy bookkeeping: exact hand-set numbers, an EMT case, references files, bad inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from test_analysis_helpers import emt_results, hand_results
+
+from catscreen.analysis import RankSettings, load_references, rank_results, read_results
+from catscreen.errors import CatscreenError
+from catscreen.io import write_parquet
+
+GASES = {"H2": (-6.8, 0.02), "H2O": (-14.2, 0.01)}
+
+
+def hand(**kw) -> pd.DataFrame:
+    return hand_results(
+        {"Pt": -100.0},
+        [("Pt", "O", "fcc", -106.5, 0.03), ("Pt", "H", "fcc", -103.6, 0.0)],
+        GASES,
+        slab_std=0.04,
+        **kw,
+    )
+
+
+def test_exact_adsorption_energies_and_propagated_std():
+    out = rank_results(hand())
+    c = out.configs.set_index("adsorbate")
+    # mu_O = E(H2O) - E(H2) = -7.4 -> E_ads = -106.5 + 100 + 7.4
+    assert c.loc["O", "e_ads"] == pytest.approx(0.9)
+    assert c.loc["O", "e_ads_std"] == pytest.approx(
+        math.sqrt(0.03**2 + 0.04**2 + 0.01**2 + 0.02**2)
+    )
+    # mu_H = E(H2)/2 = -3.4 -> E_ads = -103.6 + 100 + 3.4; var(mu_H) = (0.5 * 0.02)^2
+    assert c.loc["H", "e_ads"] == pytest.approx(-0.2)
+    assert c.loc["H", "e_ads_std"] == pytest.approx(math.sqrt(0.04**2 + 0.01**2))
+    assert out.metadata["settings"]["references"]["scheme"]["O"] == {"H2O": 1.0, "H2": -1.0}
+
+
+def test_emt_adsorption_energy_matches_raw_totals():
+    df = emt_results(metals=("Pt",), placements=(("O", "fcc"),))
+    out = rank_results(df)
+    e = df.set_index("kind").energy
+    gas = df[df.kind == "gas"].set_index("adsorbate").energy
+    expected = e["adslab"] - e["slab"] - (gas["H2O"] - gas["H2"])
+    assert out.configs.e_ads.iloc[0] == pytest.approx(expected)
+    assert -3.0 < expected < 1.0  # EMT binds O on Pt(111)
+    assert out.configs.anomalies.iloc[0] == ""
+
+
+def test_fixed_potentials_from_yaml_and_csv(tmp_path):
+    (tmp_path / "r.yaml").write_text("potentials:\n  O: {mu: -7.0, std: 0.1}\n  H: -3.0\n")
+    (tmp_path / "r.csv").write_text("element,mu,mu_std\nO,-7.0,0.1\nH,-3.0,0.0\n")
+    for name in ("r.yaml", "r.csv"):
+        out = rank_results(hand(), RankSettings(references=load_references(tmp_path / name)))
+        c = out.configs.set_index("adsorbate")
+        assert c.loc["O", "e_ads"] == pytest.approx(0.5)
+        assert c.loc["O", "e_ads_std"] == pytest.approx(math.sqrt(0.03**2 + 0.04**2 + 0.1**2))
+        assert c.loc["H", "e_ads"] == pytest.approx(-0.6)
+
+
+def test_scheme_from_csv(tmp_path):
+    (tmp_path / "s.csv").write_text("element,molecule,coefficient\nO,H2O,1\nO,H2,-1\nH,H2,0.5\n")
+    out = rank_results(hand(), RankSettings(references=load_references(tmp_path / "s.csv")))
+    assert out.configs.set_index("adsorbate").loc["O", "e_ads"] == pytest.approx(0.9)
+
+
+def test_failed_rows_are_excluded_and_counted():
+    df = hand()
+    df.loc[df.adsorbate == "H", "status"] = "failed"
+    out = rank_results(df)
+    assert list(out.configs.adsorbate) == ["O"]
+    assert out.counts["failed"] == 1 and out.counts["failed_adslab"] == 1
+
+
+def test_adslabs_of_a_failed_clean_slab_are_skipped():
+    df = hand_results(
+        {"Pt": -100.0, "Cu": -50.0},
+        [("Pt", "O", "fcc", -106.5, 0), ("Cu", "O", "fcc", -57, 0)],
+        GASES,
+    )
+    df.loc[(df.kind == "slab") & (df.bulk == "Cu"), "status"] = "failed"
+    out = rank_results(df)
+    assert list(out.configs.candidate) == ["Pt(111)"]
+    assert out.counts["skipped_failed_slab"] == 1
+
+
+def test_not_converged_is_kept_but_excluded_from_minima():
+    df = hand_results(
+        {"Pt": -100.0}, [("Pt", "O", "fcc", -106.5, 0), ("Pt", "O", "hcp", -107.0, 0)], GASES
+    )
+    df.loc[df.site_type == "hcp", "status"] = "not_converged"
+    out = rank_results(df)
+    assert out.systems.best_site_type.iloc[0] == "fcc"
+    assert "not_converged" in out.configs.set_index("site_type").loc["hcp", "anomalies"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda df: df[df.kind != "slab"], "no clean slab row for slab_id Pt-111-0"),
+        (
+            lambda df: df[df.adsorbate != "H2O"],
+            "no gas reference row for H2O in model emt (ase-emt), spin off",
+        ),
+        (lambda df: df.assign(spin=df.kind.map({"slab": "on"}).fillna("off")), "context mismatch"),
+        (
+            lambda df: df.assign(fidelity=df.kind.map({"gas": "emt"}).fillna("pbe")),
+            "no gas reference row for",
+        ),
+        (
+            lambda df: df.assign(model=["emt", "emt", "emt", "emt", "other"]),
+            "results mix several model values",
+        ),
+        (lambda df: pd.concat([df, df[df.kind == "slab"]]), "duplicate clean slab rows"),
+        (lambda df: df.drop(columns=["energy_std"]), "lack required column(s): energy_std"),
+        (
+            lambda df: df.assign(kind=df.kind.replace("gas", "molecule")),
+            "unknown kind(s): molecule",
+        ),
+    ],
+)
+def test_bad_inputs_name_what_is_wrong(mutate, message):
+    with pytest.raises(CatscreenError, match=None) as err:
+        rank_results(mutate(hand()))
+    assert message in str(err.value)
+
+
+def test_element_missing_from_scheme(tmp_path):
+    (tmp_path / "r.yaml").write_text("elements:\n  O: {H2O: 1.0, H2: -1.0}\n")
+    with pytest.raises(CatscreenError, match="no element H needed by adsorbate H"):
+        rank_results(hand(), RankSettings(references=load_references(tmp_path / "r.yaml")))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nonsense: 1\n", "needs an 'elements:' or 'potentials:'"),
+        ("elements: [1, 2\n", "cannot read references file"),
+    ],
+)
+def test_bad_references_files(tmp_path, text, message):
+    (tmp_path / "r.yaml").write_text(text)
+    with pytest.raises(CatscreenError, match=message):
+        load_references(tmp_path / "r.yaml")
+    with pytest.raises(CatscreenError, match="references file not found"):
+        load_references(tmp_path / "missing.yaml")
+
+
+def test_corrupt_and_incomplete_parquet(tmp_path):
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(CatscreenError, match="cannot read"):
+        read_results(tmp_path / "bad.parquet")
+    write_parquet(hand().drop(columns=["final_structure"]), tmp_path / "partial.parquet")
+    with pytest.raises(CatscreenError, match="lacks required column"):
+        read_results(tmp_path / "partial.parquet")
