@@ -25,10 +25,11 @@ if ! $PY -c "import gpaw" >/dev/null 2>&1; then
   cfg=$(mktemp --suffix=.py)
   cat >"$cfg" <<'CFG'
 mpi = False
+compiler = 'g++'  # GPAW >= 26 compiles its C sources as C++
 libraries = ['xc', 'openblas', 'fftw3']
 fftw = True
 CFG
-  $PY -m pip install -q setuptools wheel
+  $PY -m pip install -q setuptools wheel pybind11
   GPAW_CONFIG="$cfg" $PY -m pip install -q --no-build-isolation gpaw gpaw-data
   rm -f "$cfg"
 fi
