@@ -1,0 +1,98 @@
+"""`catscreen relax`: parse, call catscreen.workflow.relax_configurations, print a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from catscreen.cli.common import cli_errors, console, split_csv
+from catscreen.schema import MANIFEST_COLUMNS, RESULT_COLUMNS
+from catscreen.workflow import RelaxSettings, relax_configurations
+from catscreen.workflow.relax import FORCE_LIMIT, ISOLATION_LIMIT
+
+_manifest = ", ".join(c for c in MANIFEST_COLUMNS if c != "structure_index")
+EPILOG = (
+    "[bold]results.parquet[/] (catscreen/schema.py is authoritative): one row per "
+    "configuration and context (model, spin, fidelity), rerun-safe. Columns: the manifest's "
+    f"({_manifest}) and then\n\n"
+    + "\n\n".join(f"  [cyan]{name}[/]: {text}" for name, text in RESULT_COLUMNS.items())
+    + "\n\nGas-phase references (CO, H2, H2O, N2) are rows with kind 'gas' and adsorbate = "
+    "the molecule, relaxed with the same model for every (spin, fidelity) context used. "
+    f"A row fails on a non-finite energy or force, a force above {FORCE_LIMIT:g} eV/A, an "
+    f"adsorbate atom more than {ISOLATION_LIMIT:g} A from every other atom, or an atom "
+    "leaving the cell along z. Fixed atoms: FixAtoms, plus tag 0 when the structure is tagged."
+)
+
+
+def _many(values: list[str]) -> list[str]:
+    return [v for value in values for v in split_csv(value)]
+
+
+@cli_errors
+def relax_command(
+    configs: Path = typer.Argument(
+        ..., help="configs.parquet from enumerate (or its folder), or an extxyz file."
+    ),
+    out: Path = typer.Option(Path("results.parquet"), "--out", "-o", help="Results table."),
+    model: str = typer.Option(
+        "bundled", help="bundled | checkpoint PATH | chgnet | chgnet-r2scan | emt."
+    ),
+    spin: str = typer.Option(
+        "auto", help="auto (on when a magnetic element is present) | on | off."
+    ),
+    fidelity: str | None = typer.Option(
+        None, help="Fidelity context; default: the model's default (its highest)."
+    ),
+    optimizer: str = typer.Option("fire", help="fire | lbfgs (ASE's parameters)."),
+    fmax: float = typer.Option(0.05, help="Converged when max |F| on free atoms <= fmax (eV/A)."),
+    steps: int = typer.Option(300, help="Maximum optimizer steps per configuration."),
+    batch_size: int = typer.Option(
+        32, "--batch-size", help="Configurations per job; they share one model call per step."
+    ),
+    executor: str = typer.Option("local", help="local (jobflow run_locally) | dask."),
+    scheduler: str | None = typer.Option(
+        None, help="Address of an existing Dask scheduler (tcp://host:8786)."
+    ),
+    workers: int = typer.Option(2, help="Worker processes of the Dask LocalCluster."),
+    system: list[str] = typer.Option([], help="Only these system ids (repeat or comma list)."),
+    adsorbate: list[str] = typer.Option([], help="Only these adsorbates (repeat or comma list)."),
+    config_id: list[str] = typer.Option(
+        [], "--id", help="Only these config ids (repeat or comma list)."
+    ),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Run rows that failed before again instead of keeping them."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Relax configurations with an MLIP as jobflow jobs (batched; local or Dask); resumable.
+
+    Rerunning the same command skips configurations already in --out under the same model,
+    spin and fidelity. Only one run may write an output at a time.
+    """
+    settings = RelaxSettings(
+        model=model,
+        spin=spin,
+        fidelity=fidelity,
+        optimizer=optimizer,
+        fmax=fmax,
+        steps=steps,
+        batch_size=batch_size,
+        executor=executor,
+        scheduler=scheduler,
+        workers=workers,
+        systems=_many(system),
+        adsorbates=_many(adsorbate),
+        ids=_many(config_id),
+        retry_failed=retry_failed,
+    )
+    s = relax_configurations(configs, out, settings, progress=not quiet)
+    table = Table(title=f"relax: {s.out}", show_header=False)
+    table.add_row("model", f"{s.model} ({s.model_version})")
+    table.add_row("configurations", f"{s.total} ({s.ran} relaxed now, {s.reused} already done)")
+    table.add_row("converged", str(s.converged))
+    table.add_row("not converged", str(s.not_converged))
+    table.add_row("failed", str(s.failed))
+    table.add_row("time", f"{s.seconds:.1f} s")
+    console.print(table)

@@ -1,0 +1,154 @@
+"""Where the Flow's Jobs run: in this process (jobflow run_locally) or on a Dask cluster.
+
+Both call `on_done(job, rows, error)` in the driver process as each Job finishes, so the
+driver stays the single writer of results.parquet and a killed run loses only the Jobs that
+were in flight. The relaxation Jobs are independent, so running them one at a time or in any
+order on a cluster gives the same Flow result.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from jobflow import Flow, Job, JobStore
+from jobflow.managers.local import run_locally
+from maggma.stores import MemoryStore
+from monty.json import MontyDecoder
+
+from catscreen.errors import CatscreenError
+from catscreen.workflow.relax import Row
+
+OnDone = Callable[[Job, list[Row] | None, str | None], None]
+EXECUTORS: tuple[str, ...] = ("local", "dask")
+
+# Threads per worker process: BLAS/torch in every Dask worker would otherwise each start one
+# thread per core and oversubscribe the machine.
+_WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+class _NotifyingJobStore(JobStore):
+    """An in-memory JobStore that also hands each stored Job output to a callback.
+
+    jobflow's run_locally only returns when the whole Flow is done; hooking the store is how
+    the driver learns, batch by batch, that a Job finished.
+    """
+
+    def __init__(self, on_output: Callable[[str, Any], None]) -> None:
+        super().__init__(MemoryStore())
+        self._on_output = on_output
+
+    def update(self, docs: Any, key: Any = None, save: Any = None) -> None:
+        super().update(docs, key=key, save=save)
+        for doc in docs if isinstance(docs, list) else [docs]:
+            d = doc if isinstance(doc, dict) else doc.model_dump()
+            self._on_output(d["uuid"], d["output"])
+
+
+class _FailureLog(logging.Handler):
+    """Keeps the last line of each failed Job's traceback, which run_locally only logs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.errors: dict[str, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if " failed with exception:" in message:
+            name = message.split(" failed with exception:")[0]
+            self.errors[name] = message.strip().splitlines()[-1]
+
+
+def run_local(flow: Flow, on_done: OnDone) -> None:
+    """The Flow through jobflow's run_locally with an in-memory JobStore, in this process.
+
+    A Job that raises is reported with its error and the others still run.
+    """
+    jobs = {j.uuid: j for j in flow.jobs}
+    reported: set[str] = set()
+
+    def stored(uuid: str, output: Any) -> None:
+        reported.add(uuid)
+        on_done(jobs[uuid], output, None)
+
+    logger = logging.getLogger("jobflow.managers.local")
+    failures = _FailureLog()
+    level = logger.level
+    logger.addHandler(failures)
+    logger.setLevel(logging.INFO)
+    try:
+        with warnings.catch_warnings():
+            # jobflow warns that independent jobs have no fixed order (intended here) and
+            # about its own use of a deprecated monty helper; neither concerns the user.
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            run_locally(flow, store=_NotifyingJobStore(stored), log=False)
+    finally:
+        logger.removeHandler(failures)
+        logger.setLevel(level)
+    for uuid, j in jobs.items():
+        if uuid not in reported:
+            on_done(j, None, failures.errors.get(j.name, "the job did not run"))
+
+
+def run_job_json(job_json: str) -> list[Row]:
+    """Run one serialised Job on a Dask worker with its own in-memory JobStore.
+
+    The Job travels as monty JSON, the same form jobflow-remote and FireWorks use; the model
+    it names is loaded once per worker process (catscreen.workflow.jobs.cached_model).
+    """
+    j: Job = MontyDecoder().decode(job_json)
+    store = JobStore(MemoryStore())
+    store.connect()
+    return j.run(store).output
+
+
+def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers: int = 2) -> None:
+    """All Jobs on a Dask cluster: an existing scheduler, or a LocalCluster of `workers` processes."""
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:
+        raise CatscreenError(
+            "--executor dask needs dask.distributed: pip install 'catscreen[dask]'"
+        ) from exc
+
+    cluster = None
+    try:
+        if scheduler:
+            client = Client(scheduler, timeout="30s")
+        else:
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                env=_WORKER_ENV,
+            )
+            client = Client(cluster)
+    except OSError as exc:
+        if cluster is not None:
+            cluster.close()
+        raise CatscreenError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
+    try:
+        jobs_by_future = {
+            client.submit(run_job_json, j.to_json(), key=f"catscreen-{j.uuid}", pure=False): j
+            for j in flow.jobs
+        }
+        for fut in as_completed(list(jobs_by_future)):
+            j = jobs_by_future[fut]
+            try:
+                rows = fut.result()
+            except Exception as exc:
+                on_done(j, None, _error(exc))
+                continue
+            on_done(j, rows, None)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

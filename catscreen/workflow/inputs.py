@@ -1,0 +1,146 @@
+"""Turn what enumerate wrote (or a user's extxyz) into relaxation work items.
+
+A work item is a JSON-able dict: config_id, meta (the manifest columns that go into the
+result row), structure (extxyz text), spin (decided here, per structure), spin_mode and
+fidelity. The gas-phase references of the default scheme are added for every (spin,
+fidelity) context the selected configurations use, so rank needs nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+
+from catscreen.build.gas import gas_molecule, scheme_molecules
+from catscreen.errors import CatscreenError
+from catscreen.io import atoms_to_text, read_parquet, read_parquet_metadata, read_structures
+from catscreen.model.api import ModelInfo, resolve_spin
+from catscreen.schema import INFO_KEYS, MANIFEST_COLUMNS
+from catscreen.workflow.relax import WorkItem
+
+META_COLUMNS: tuple[str, ...] = tuple(c for c in MANIFEST_COLUMNS if c != "structure_index")
+
+
+def _native(value: Any) -> Any:
+    """numpy/pandas scalars -> Python (job arguments must be plain JSON).
+
+    extxyz parses an info value like "1,1,1" into an array; it goes back to that text form.
+    """
+    if isinstance(value, np.ndarray):
+        return ",".join(str(v) for v in value.tolist())
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def read_configs(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:
+    """Manifest rows (less structure_index) and their structures, row i <-> structure i.
+
+    Accepts enumerate's manifest (configs.parquet, or the folder holding it) or an extxyz
+    whose frames carry the INFO_KEYS in atoms.info (a frame without config_id gets a hash
+    of its structure).
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "configs.parquet"
+    if p.suffix == ".parquet":
+        df = read_parquet(p, required=("config_id", "structure_index"))
+        name = read_parquet_metadata(p).get("structures", "configs.extxyz")
+        frames = read_structures(p.parent / name)
+        images = []
+        for cid, idx in zip(df["config_id"], df["structure_index"], strict=True):
+            if not 0 <= int(idx) < len(frames):
+                raise CatscreenError(
+                    f"{p}: structure_index {idx} outside {name} ({len(frames)} frames)"
+                )
+            atoms = frames[int(idx)]
+            if atoms.info.get("config_id", cid) != cid:
+                raise CatscreenError(
+                    f"{p}: row {cid} points at frame {idx} of {atoms.info['config_id']}"
+                )
+            images.append(atoms)
+        df = df.drop(columns=["structure_index"]).reset_index(drop=True)
+    else:
+        images = read_structures(p)
+        records = []
+        for atoms in images:
+            rec = {k: _native(atoms.info.get(k)) for k in INFO_KEYS}
+            rec["config_id"] = rec["config_id"] or _digest("structure", atoms_to_text(atoms))
+            rec["formula"] = atoms.get_chemical_formula()
+            rec["n_atoms"] = len(atoms)
+            records.append(rec)
+        df = pd.DataFrame(records, columns=list(META_COLUMNS))
+    dup = df["config_id"][df["config_id"].duplicated()]
+    if len(dup):
+        raise CatscreenError(f"{p}: duplicate config_id {dup.iloc[0]}")
+    return df, images
+
+
+def select(
+    df: pd.DataFrame,
+    systems: Sequence[str] = (),
+    adsorbates: Sequence[str] = (),
+    ids: Sequence[str] = (),
+) -> pd.Series:
+    """Rows matching every given filter (each filter: any of its values)."""
+    mask = pd.Series(True, index=df.index)
+    for column, wanted in (("system_id", systems), ("adsorbate", adsorbates), ("config_id", ids)):
+        if wanted:
+            mask &= df[column].astype(str).isin(set(wanted))
+    if not mask.any():
+        raise CatscreenError("no configuration matches the --system/--adsorbate/--id selection")
+    return mask
+
+
+def gas_items(
+    info: ModelInfo, contexts: Sequence[tuple[str, str]], spin_mode: str
+) -> list[WorkItem]:
+    """The default scheme's molecules for each (spin, fidelity) context, with stable ids."""
+    items = []
+    for spin, fidelity in contexts:
+        for name in scheme_molecules():
+            atoms = gas_molecule(name)
+            cid = _digest("gas", name, spin, fidelity, info.version)
+            atoms.info["config_id"] = cid
+            meta: dict[str, Any] = {c: None for c in META_COLUMNS}
+            meta.update(
+                config_id=cid, kind="gas", adsorbate=name, site_type="none", placement="gas",
+                formula=atoms.get_chemical_formula(), n_atoms=len(atoms),
+            )  # fmt: skip
+            items.append(
+                {"config_id": cid, "meta": meta, "structure": atoms_to_text(atoms),
+                 "spin": spin, "spin_mode": spin_mode, "fidelity": fidelity}
+            )  # fmt: skip
+    return items
+
+
+def work_items(
+    df: pd.DataFrame, images: Sequence[Atoms], info: ModelInfo, spin_mode: str, fidelity: str | None
+) -> list[WorkItem]:
+    """Gas references first (cheap, and rank needs them), then the configurations."""
+    fid = fidelity or info.default_fidelity
+    items = []
+    for rec, atoms in zip(df.to_dict("records"), images, strict=True):
+        meta = {c: _native(rec.get(c)) for c in df.columns}
+        spin = resolve_spin(atoms, spin_mode)
+        items.append(
+            {"config_id": str(meta["config_id"]), "meta": meta, "structure": atoms_to_text(atoms),
+             "spin": spin, "spin_mode": spin_mode, "fidelity": fid}
+        )  # fmt: skip
+    contexts = sorted({(it["spin"], it["fidelity"]) for it in items})
+    for spin, f in contexts:
+        info.check_context(spin, f)
+    return gas_items(info, contexts, spin_mode) + items

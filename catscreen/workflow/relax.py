@@ -1,0 +1,244 @@
+"""The batched relaxation engine: many structures, one model call per step.
+
+Structures in a batch advance together; each keeps its own optimizer state and leaves the
+batch when it converges, fails or runs out of steps, so the model call shrinks as the batch
+empties. Everything here is plain data in, plain data out (work items and result rows as
+dicts of JSON types), so a jobflow Job can carry it to any machine.
+
+Explosion guards (a row fails with the reason, the rest of the batch goes on):
+- a non-finite energy or force from the model;
+- any force above FORCE_LIMIT (1e3 eV/A: far beyond any physical contact, well below overflow);
+- an adsorbate atom (tag 2) farther than ISOLATION_LIMIT (10 A) from every other atom
+  (minimum image): the molecule broke apart or desorbed into the vacuum;
+- an atom that started inside the cell along z and left it (it would wrap onto the other
+  side of the slab through the periodic boundary).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.constraints import FixAtoms
+from ase.geometry import get_distances
+
+from catscreen.io import atoms_from_text, atoms_to_text
+from catscreen.model.api import Model, ModelInfo, Prediction
+from catscreen.workflow.optimizers import make_optimizer
+
+FORCE_LIMIT = 1.0e3  # eV/A
+ISOLATION_LIMIT = 10.0  # A
+
+WorkItem = dict[
+    str, Any
+]  # config_id, meta (manifest columns), structure, spin, spin_mode, fidelity
+Row = dict[str, Any]
+
+
+def fixed_mask(atoms: Atoms) -> np.ndarray:
+    """Atoms that must not move: FixAtoms indices, plus tag 0 when the structure is tagged.
+
+    Tags are only trusted when some atom has a non-zero tag; an untagged user structure
+    (all tags 0 by default) would otherwise be frozen entirely.
+    """
+    mask = np.zeros(len(atoms), dtype=bool)
+    for constraint in atoms.constraints:
+        if isinstance(constraint, FixAtoms):
+            mask[constraint.get_indices()] = True
+    tags = atoms.get_tags()
+    if np.any(tags != 0):
+        mask |= tags == 0
+    return mask
+
+
+def explosion_reason(atoms: Atoms, initial_z: np.ndarray | None, pred: Prediction) -> str:
+    """Why this structure is no longer physical ('' when it is fine)."""
+    if not math.isfinite(pred.energy):
+        return "exploded: non-finite energy from the model"
+    forces = np.asarray(pred.forces, dtype=float)
+    if not np.all(np.isfinite(forces)):
+        return "exploded: non-finite forces from the model"
+    fmax_all = float(np.linalg.norm(forces, axis=1).max()) if len(forces) else 0.0
+    if fmax_all > FORCE_LIMIT:
+        return f"exploded: force {fmax_all:.3g} eV/A above the {FORCE_LIMIT:g} eV/A limit"
+    tags = atoms.get_tags()
+    ads = np.flatnonzero(tags == 2)
+    if len(atoms) > 1 and len(ads):
+        _, dist = get_distances(
+            atoms.positions[ads], atoms.positions, cell=atoms.cell, pbc=atoms.pbc
+        )
+        dist[np.arange(len(ads)), ads] = np.inf
+        nearest = dist.min(axis=1)
+        if nearest.max() > ISOLATION_LIMIT:
+            i = int(ads[int(nearest.argmax())])
+            return (
+                f"exploded: adsorbate atom {i} is {nearest.max():.1f} A from every other atom "
+                f"(limit {ISOLATION_LIMIT:g} A)"
+            )
+    if initial_z is not None:
+        z = atoms.get_scaled_positions(wrap=False)[:, 2]
+        left = np.flatnonzero(((z < 0.0) | (z >= 1.0)) & (initial_z >= 0.0) & (initial_z < 1.0))
+        if len(left):
+            return f"exploded: atom {int(left[0])} left the cell along z"
+    return ""
+
+
+def _scaled_z(atoms: Atoms) -> np.ndarray | None:
+    if atoms.cell.rank < 3:
+        return None
+    return atoms.get_scaled_positions(wrap=False)[:, 2]
+
+
+def _predict(
+    model: Model, structures: Sequence[Atoms], spins: Sequence[str], fidelities: Sequence[str]
+) -> list[Prediction | str]:
+    """One batched call; if it raises, retry one by one so a single bad structure fails alone."""
+    try:
+        preds = model.predict(structures, spins, fidelities)
+        if len(preds) != len(structures):
+            raise RuntimeError(f"model returned {len(preds)} predictions for {len(structures)}")
+        return list(preds)
+    except Exception as exc:
+        if len(structures) == 1:
+            return [f"model error: {type(exc).__name__}: {exc}"]
+    out: list[Prediction | str] = []
+    for atoms, spin, fid in zip(structures, spins, fidelities, strict=True):
+        out.extend(_predict(model, [atoms], [spin], [fid]))
+    return out
+
+
+def result_row(
+    item: WorkItem,
+    info: ModelInfo,
+    status: str,
+    reason: str = "",
+    *,
+    final: Atoms | None = None,
+    pred: Prediction | None = None,
+    fmax: float = math.nan,
+    steps: int = 0,
+    wall_time: float = 0.0,
+) -> Row:
+    """One results.parquet row (catscreen.schema.RESULT_COLUMNS) for a work item."""
+    energy = energy_std = math.nan
+    if pred is not None and status != "failed":
+        energy, energy_std = float(pred.energy), float(pred.energy_std)
+    return {
+        **item["meta"],
+        "status": status,
+        "reason": reason,
+        "energy": energy,
+        "energy_std": energy_std,
+        "fmax": float(fmax),
+        "steps": int(steps),
+        "spin": item["spin"],
+        "spin_mode": item["spin_mode"],
+        "fidelity": item["fidelity"],
+        "model": info.name,
+        "model_version": info.version,
+        "initial_structure": item["structure"],
+        "final_structure": atoms_to_text(final) if final is not None else "",
+        "wall_time": float(wall_time),
+    }
+
+
+def _final_atoms(atoms: Atoms, pred: Prediction | None) -> Atoms:
+    """The final structure with its energy, forces and predicted magmoms attached for extxyz."""
+    final = atoms.copy()
+    if pred is not None and np.all(np.isfinite(pred.forces)) and math.isfinite(pred.energy):
+        results: dict[str, Any] = {"energy": float(pred.energy), "forces": np.asarray(pred.forces)}
+        if pred.magmoms is not None:
+            results["magmoms"] = np.asarray(pred.magmoms, dtype=float)
+        final.calc = SinglePointCalculator(final, **results)
+    return final
+
+
+def relax_items(
+    model: Model,
+    items: Sequence[WorkItem],
+    optimizer: str = "fire",
+    fmax: float = 0.05,
+    steps: int = 300,
+) -> list[Row]:
+    """Relax a batch of work items together; one row per item, in input order.
+
+    Forces on fixed atoms are zeroed before the optimizer and their displacement is masked,
+    so they stay exactly where they were; the cell never changes; convergence is
+    max |F| <= fmax over free atoms. `wall_time` of a row is its share of every step it took
+    part in (step time / structures in that step), so a batch's rows sum to its wall time.
+    """
+    info = model.info
+    rows: list[Row | None] = [None] * len(items)
+    structures: list[Atoms] = []
+    active: list[int] = []
+    for k, item in enumerate(items):
+        atoms = atoms_from_text(item["structure"])
+        structures.append(atoms)
+        try:
+            info.check_elements(atoms)
+            info.check_context(item["spin"], item["fidelity"])
+        except Exception as exc:
+            rows[k] = result_row(item, info, "failed", f"model cannot run it: {exc}")
+            continue
+        active.append(k)
+    fixed = [fixed_mask(a) for a in structures]
+    initial_z = [_scaled_z(a) for a in structures]
+    opt = make_optimizer(optimizer, [len(a) for a in structures])
+    taken = np.zeros(len(items), dtype=int)
+    share = np.zeros(len(items))
+
+    while active:
+        t0 = time.perf_counter()
+        preds = _predict(
+            model,
+            [structures[k] for k in active],
+            [items[k]["spin"] for k in active],
+            [items[k]["fidelity"] for k in active],
+        )
+        stepping: list[int] = []
+        step_forces: list[np.ndarray] = []
+        for k, pred in zip(active, preds, strict=True):
+            atoms, item = structures[k], items[k]
+            if isinstance(pred, str):
+                rows[k] = result_row(item, info, "failed", pred, final=atoms, steps=taken[k])
+                continue
+            reason = explosion_reason(atoms, initial_z[k], pred)
+            if reason:
+                rows[k] = result_row(
+                    item, info, "failed", reason, final=_final_atoms(atoms, None), steps=taken[k]
+                )
+                continue
+            forces = np.array(pred.forces, dtype=float)
+            forces[fixed[k]] = 0.0
+            free = ~fixed[k]
+            fnow = float(np.linalg.norm(forces[free], axis=1).max()) if free.any() else 0.0
+            if fnow <= fmax or taken[k] >= steps:
+                status = "converged" if fnow <= fmax else "not_converged"
+                why = "" if fnow <= fmax else f"fmax {fnow:.3g} > {fmax:g} after {steps} steps"
+                rows[k] = result_row(
+                    item, info, status, why, final=_final_atoms(atoms, pred), pred=pred,
+                    fmax=fnow, steps=taken[k],
+                )  # fmt: skip
+                continue
+            stepping.append(k)
+            step_forces.append(forces)
+        if stepping:
+            moves = opt.step(stepping, [structures[k].positions for k in stepping], step_forces)
+            for k, dr in zip(stepping, moves, strict=True):
+                dr[fixed[k]] = 0.0
+                structures[k].positions = structures[k].positions + dr
+                taken[k] += 1
+        share[active] += (time.perf_counter() - t0) / len(active)
+        active = stepping
+
+    out: list[Row] = []
+    for k, row in enumerate(rows):
+        assert row is not None
+        row["wall_time"] = float(share[k])
+        out.append(row)
+    return out

@@ -1,0 +1,183 @@
+"""`relax_configurations`: the whole relax stage as one call, for the CLI and the campaign runner.
+
+The driver reads the configurations, decides each one's context, skips what the output
+already holds, builds the Flow, hands it to an executor and records every finished batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from jobflow import Job
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from catscreen.errors import CatscreenError
+from catscreen.model.api import SPIN_MODES
+from catscreen.workflow.executors import EXECUTORS, run_dask, run_local
+from catscreen.workflow.inputs import read_configs, select, work_items
+from catscreen.workflow.jobs import RelaxMaker, cached_model
+from catscreen.workflow.optimizers import OPTIMIZERS
+from catscreen.workflow.relax import Row, WorkItem, result_row
+from catscreen.workflow.store import OutputLock, ResultTable, row_key
+
+
+@dataclass
+class RelaxSettings:
+    """Everything `catscreen relax` takes besides the input and output paths."""
+
+    model: str = "bundled"
+    spin: str = "auto"
+    fidelity: str | None = None
+    optimizer: str = "fire"
+    fmax: float = 0.05
+    steps: int = 300
+    batch_size: int = 32
+    executor: str = "local"
+    scheduler: str | None = None
+    workers: int = 2
+    systems: list[str] = field(default_factory=list)
+    adsorbates: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    retry_failed: bool = False
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.spin in SPIN_MODES, f"--spin must be one of {', '.join(SPIN_MODES)}"),
+            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.executor in EXECUTORS, f"--executor must be one of {', '.join(EXECUTORS)}"),
+            (self.fmax > 0, "--fmax must be positive"),
+            (self.steps >= 0, "--steps must be >= 0"),
+            (self.batch_size >= 1, "--batch-size must be >= 1"),
+            (self.workers >= 1, "--workers must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise CatscreenError(message)
+
+    def model_ref(self) -> str:
+        """A checkpoint path made absolute, so a worker in another folder finds it."""
+        path = Path(self.model)
+        return str(path.resolve()) if path.exists() else self.model
+
+
+@dataclass
+class RelaxSummary:
+    """Counts over the selected configurations and gas references, in the output table."""
+
+    out: Path
+    total: int
+    reused: int
+    ran: int
+    converged: int
+    not_converged: int
+    failed: int
+    seconds: float
+    model: str
+    model_version: str
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed * 3600:,.0f}/h" if speed else "-/h", style="progress.data.speed")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]relax"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def relax_configurations(
+    configs: str | Path,
+    out: str | Path,
+    settings: RelaxSettings | None = None,
+    progress: bool = True,
+) -> RelaxSummary:
+    """Relax the configurations in `configs` into `out` (results.parquet); resumable.
+
+    Rerunning with the same output skips configurations already there under the same model,
+    spin and fidelity; only this process writes `out`, atomically after each batch.
+    """
+    settings = settings or RelaxSettings()
+    out = Path(out)
+    t0 = time.perf_counter()
+    with OutputLock(out):
+        model_ref = settings.model_ref()
+        info = cached_model(model_ref).info
+        df, images = read_configs(configs)
+        mask = select(df, settings.systems, settings.adsorbates, settings.ids)
+        chosen = [a for a, keep in zip(images, mask, strict=True) if keep]
+        items = work_items(df[mask], chosen, info, settings.spin, settings.fidelity)
+        table = ResultTable(out, {"configs": str(configs), "settings": asdict(settings)})
+        done = table.finished(settings.retry_failed)
+
+        def key(item: WorkItem) -> tuple[str, ...]:
+            return row_key({**item, "model": info.name, "model_version": info.version})
+
+        todo = [it for it in items if key(it) not in done]
+        maker = RelaxMaker(
+            model=model_ref,
+            optimizer=settings.optimizer,
+            fmax=settings.fmax,
+            steps=settings.steps,
+            batch_size=settings.batch_size,
+        )
+        flow = maker.make(todo)
+        bar = _progress(Console(stderr=True)) if progress else None
+        task = bar.add_task("relax", total=len(todo)) if bar else None
+
+        def on_done(job: Job, rows: list[Row] | None, error: str | None) -> None:
+            if rows is None:
+                batch = job.function_args[0]
+                rows = [result_row(it, info, "failed", f"batch failed: {error}") for it in batch]
+            table.add(rows)
+            if bar is not None and task is not None:
+                bar.advance(task, len(rows))
+
+        if todo:
+            if bar is not None:
+                bar.start()
+            try:
+                if settings.executor == "dask":
+                    run_dask(flow, on_done, settings.scheduler, settings.workers)
+                else:
+                    run_local(flow, on_done)
+            finally:
+                if bar is not None:
+                    bar.stop()
+        keys = {key(it) for it in items}
+        status = Counter(r["status"] for k, r in table.rows.items() if k in keys)
+    return RelaxSummary(
+        out=out,
+        total=len(items),
+        reused=len(items) - len(todo),
+        ran=len(todo),
+        converged=status["converged"],
+        not_converged=status["not_converged"],
+        failed=status["failed"],
+        seconds=time.perf_counter() - t0,
+        model=info.name,
+        model_version=info.version,
+    )

@@ -1,0 +1,99 @@
+"""results.parquet: the single-writer table that makes relax resumable.
+
+The driver holds an exclusive flock on `<out>.lock` for the whole run (a second run on the
+same output is refused; the kernel drops the lock when a process dies, even by SIGKILL, so a
+stale lock file never blocks) and rewrites the parquet atomically after each finished batch,
+so the file on disk is always a complete, readable table.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from catscreen.errors import CatscreenError
+from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
+from catscreen.schema import MANIFEST_COLUMNS, RESULT_COLUMNS
+from catscreen.workflow.relax import Row
+
+# What makes a row "the same work": the configuration under one model and context.
+KEY_COLUMNS: tuple[str, ...] = ("config_id", "model", "model_version", "spin", "fidelity")
+RESULT_TABLE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in MANIFEST_COLUMNS if c != "structure_index"
+) + tuple(RESULT_COLUMNS)
+
+Key = tuple[str, ...]
+
+
+def row_key(row: dict[str, Any]) -> Key:
+    return tuple(str(row[c]) for c in KEY_COLUMNS)
+
+
+class OutputLock:
+    """An exclusive, non-blocking flock on `<out>.lock`, held while the run writes `out`."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.path = out.with_name(out.name + ".lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> OutputLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise CatscreenError(
+                f"{self.out} is being written by another catscreen relax (pid {holder}); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class ResultTable:
+    """The rows already in `out` plus the ones this run adds; rewritten whole on every add."""
+
+    def __init__(self, out: Path, metadata: dict[str, Any]) -> None:
+        self.out = out
+        self.metadata = metadata
+        self.rows: dict[Key, Row] = {}
+        if out.exists():
+            old = read_parquet(out, required=KEY_COLUMNS + ("status",))
+            if read_parquet_metadata(out).get("stage", "relax") != "relax":
+                raise CatscreenError(f"{out} is not a catscreen relax results table")
+            for row in old.to_dict("records"):
+                self.rows[row_key(row)] = row
+
+    def finished(self, retry_failed: bool = False) -> set[Key]:
+        """Keys whose row is final; with retry_failed, failed rows are run again."""
+        return {k for k, r in self.rows.items() if not (retry_failed and r["status"] == "failed")}
+
+    def add(self, rows: Iterable[Row]) -> None:
+        """Record finished rows (replacing rows with the same key) and rewrite atomically."""
+        for row in rows:
+            self.rows[row_key(row)] = row
+        self.write()
+
+    def frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(list(self.rows.values()))
+        first = [c for c in RESULT_TABLE_COLUMNS if c in df.columns]
+        return df[first + [c for c in df.columns if c not in first]]
+
+    def write(self) -> None:
+        write_parquet(self.frame(), self.out, metadata={"stage": "relax", **self.metadata})

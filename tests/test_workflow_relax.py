@@ -1,0 +1,226 @@
+"""The relax engine, its jobflow Flow and executors, with EMT and real jobflow/Dask."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pytest
+from ase import Atoms
+from ase.build import add_adsorbate, fcc111, molecule
+from ase.calculators.emt import EMT
+from ase.constraints import FixAtoms
+from ase.io import write
+from ase.optimize import FIRE, LBFGS
+from jobflow import JobStore
+from jobflow.managers.local import run_locally
+from maggma.stores import MemoryStore
+from monty.json import MontyDecoder
+
+from catscreen.errors import CatscreenError
+from catscreen.io import atoms_from_text, write_parquet
+from catscreen.model.api import Prediction, load_model
+from catscreen.schema import MANIFEST_COLUMNS, RESULT_COLUMNS
+from catscreen.workflow import RelaxMaker, RelaxSettings, relax_configurations, relax_items
+from catscreen.workflow.inputs import read_configs, work_items
+from catscreen.workflow.optimizers import make_optimizer
+from catscreen.workflow.relax import explosion_reason, fixed_mask
+from catscreen.workflow.store import OutputLock
+
+
+def adslab(metal: str, ads: str, site: str, height: float = 1.9, cid: str = "") -> Atoms:
+    """A 2x2x3 (111) slab, enumerate-style: tags 0/1/2 and FixAtoms on tag 0."""
+    slab = fcc111(metal, (2, 2, 3), vacuum=7.0, a={"Fe": 2.9}.get(metal))
+    surface = np.where(slab.get_tags() == 1, 1, 0)
+    add_adsorbate(slab, molecule(ads) if len(ads) > 1 else ads, height, site)
+    slab.set_tags(list(surface) + [2] * (len(slab) - len(surface)))
+    slab.set_constraint(FixAtoms(mask=slab.get_tags() == 0))
+    del slab.info["adsorbate_info"]
+    slab.info.update(
+        config_id=cid or f"{metal}-{ads}-{site}", system_id=f"{metal}-{ads}", slab_id=metal,
+        kind="adslab", bulk=metal, miller="1,1,1", termination=0, site_type=site, adsorbate=ads,
+    )  # fmt: skip
+    return slab
+
+
+def write_manifest(folder, images: Sequence[Atoms]):
+    """configs.parquet + configs.extxyz as enumerate writes them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write(folder / "configs.extxyz", list(images), format="extxyz")
+    rows = []
+    for i, a in enumerate(images):
+        row = {c: a.info.get(c) for c in MANIFEST_COLUMNS}
+        row.update(formula=a.get_chemical_formula(), n_atoms=len(a), structure_index=i)
+        rows.append(row)
+    path = folder / "configs.parquet"
+    write_parquet(pd.DataFrame(rows), path, metadata={"structures": "configs.extxyz"})
+    return path
+
+
+def items_for(images: Sequence[Atoms], spin: str = "off"):
+    model = load_model("emt")
+    path_images = list(images)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "c.extxyz"
+        write(p, path_images, format="extxyz")
+        df, frames = read_configs(p)
+    return model, work_items(df, frames, model.info, spin, None)
+
+
+@pytest.mark.parametrize(("name", "ase_cls"), [("fire", FIRE), ("lbfgs", LBFGS)])
+def test_batched_optimizer_follows_ase(name, ase_cls):
+    """One structure in our batched optimizer takes ASE's path step for step."""
+    start = adslab("Cu", "O", "fcc", height=1.6)
+    ours, ref = start.copy(), start.copy()
+    ref.calc = EMT()
+    ase_opt = ase_cls(ref, logfile=None)
+    fixed = fixed_mask(ours)
+    opt = make_optimizer(name, [len(ours), len(ours)])
+    calc = EMT()
+    for _ in range(8):
+        ours.calc = calc
+        f = ours.get_forces(apply_constraint=False)
+        f[fixed] = 0.0
+        (dr,) = opt.step([1], [ours.positions.copy()], [f])
+        ours.positions = ours.positions + dr
+        ase_opt.run(fmax=1e-6, steps=1)
+        ase_opt.nsteps = 0
+    np.testing.assert_allclose(ours.positions, ref.positions, atol=1e-8)
+
+
+def test_local_flow_manifest_fixed_atoms_gas_and_schema(tmp_path):
+    images = [adslab("Ni", "O", "fcc"), adslab("Cu", "CO", "ontop"), adslab("Cu", "N", "hcp")]
+    manifest = write_manifest(tmp_path / "enum", images)
+    out = tmp_path / "results.parquet"
+    summary = relax_configurations(
+        manifest, out, RelaxSettings(model="emt", batch_size=2, fmax=0.05), progress=False
+    )
+    df = pd.read_parquet(out)
+    expected = [c for c in MANIFEST_COLUMNS if c != "structure_index"] + list(RESULT_COLUMNS)
+    assert list(df.columns[: len(expected)]) == expected
+    # spin auto: Ni -> on, Cu -> off; gas references for both contexts
+    slabs = df[df.kind == "adslab"].set_index("config_id")
+    assert slabs.loc["Ni-O-fcc", "spin"] == "on" and slabs.loc["Cu-CO-ontop", "spin"] == "off"
+    gas = df[df.kind == "gas"]
+    assert sorted(gas.groupby("spin").adsorbate.apply(sorted).sum()) == sorted(
+        ["CO", "H2", "H2O", "N2"] * 2
+    )
+    assert gas.config_id.is_unique
+    assert (df.status == "converged").all() and (df.fmax <= 0.05).all()
+    assert (
+        set(df.model) == {"emt"} and set(df.fidelity) == {"emt"} and set(df.spin_mode) == {"auto"}
+    )
+    assert summary.converged == len(df) == 3 + 8 and summary.failed == 0
+    for row in slabs.itertuples():
+        first, last = atoms_from_text(row.initial_structure), atoms_from_text(row.final_structure)
+        fixed = last.get_tags() == 0
+        assert fixed.sum() == 8
+        np.testing.assert_array_equal(first.positions[fixed], last.positions[fixed])
+        np.testing.assert_array_equal(first.cell[:], last.cell[:])
+        assert np.abs(first.positions[~fixed] - last.positions[~fixed]).max() > 1e-3
+        assert last.get_potential_energy() == pytest.approx(row.energy)
+    # rerun: nothing left to do, nothing recomputed
+    again = relax_configurations(manifest, out, RelaxSettings(model="emt"), progress=False)
+    assert again.ran == 0 and again.reused == 11
+    pd.testing.assert_frame_equal(pd.read_parquet(out), df)
+
+
+def test_subset_selection(tmp_path):
+    images = [adslab("Cu", "O", "fcc"), adslab("Cu", "N", "fcc"), adslab("Pt", "O", "fcc")]
+    p = tmp_path / "c.extxyz"
+    write(p, images, format="extxyz")
+    s = RelaxSettings(model="emt", spin="off", adsorbates=["O"], ids=["Pt-O-fcc"], steps=3)
+    relax_configurations(p, tmp_path / "r.parquet", s, progress=False)
+    df = pd.read_parquet(tmp_path / "r.parquet")
+    assert sorted(df[df.kind != "gas"].config_id) == ["Pt-O-fcc"]
+    assert (df[df.kind != "gas"].status == "not_converged").all()
+    with pytest.raises(CatscreenError, match="no configuration matches"):
+        relax_configurations(p, tmp_path / "x.parquet", RelaxSettings(model="emt", ids=["nope"]))
+
+
+class NaNFor:
+    """A real Model: EMT, except that structures containing `element` get NaN forces."""
+
+    def __init__(self, element: str) -> None:
+        self.inner = load_model("emt")
+        self.info = self.inner.info
+        self.element = element
+
+    def predict(self, structures, spins, fidelities, stress=False):
+        preds = self.inner.predict(structures, spins, fidelities)
+        for atoms, p in zip(structures, preds, strict=True):
+            if self.element in atoms.get_chemical_symbols():
+                p.forces = np.full_like(p.forces, np.nan)
+        return preds
+
+
+def test_explosions_fail_alone_and_the_batch_goes_on():
+    images = [
+        adslab("Cu", "O", "fcc"),
+        adslab("Cu", "O", "ontop", height=0.05, cid="overlap"),  # O inside Cu: huge force
+        adslab("Fe", "O", "fcc", cid="no-emt"),  # EMT raises for Fe: model error
+        adslab("Au", "N", "fcc", cid="au-nan"),
+    ]
+    model, items = items_for(images)
+    rows = {r["config_id"]: r for r in relax_items(NaNFor("Au"), items[4:])}
+    assert rows["Cu-O-fcc"]["status"] == "converged"
+    assert rows["overlap"]["status"] == "failed" and "limit" in rows["overlap"]["reason"]
+    assert rows["no-emt"]["status"] == "failed" and "model error" in rows["no-emt"]["reason"]
+    assert rows["au-nan"]["status"] == "failed" and "non-finite forces" in rows["au-nan"]["reason"]
+    assert all(math.isnan(rows[k]["energy"]) for k in ("overlap", "no-emt", "au-nan"))
+
+
+def test_flying_apart_and_leaving_the_cell_are_explosions():
+    ok = Prediction(energy=0.0, forces=np.zeros((13, 3)))
+    far = adslab("Cu", "O", "fcc", height=10.5)
+    assert "from every other atom" in explosion_reason(far, None, ok)
+    low = adslab("Cu", "O", "fcc")
+    z0 = low.get_scaled_positions()[:, 2]
+    low.positions[0, 2] = -0.5
+    assert "left the cell" in explosion_reason(low, z0, ok)
+    assert explosion_reason(adslab("Cu", "O", "fcc"), z0, ok) == ""
+
+
+def test_serialised_flow_round_trip_runs():
+    model, items = items_for([adslab("Cu", "O", "fcc"), adslab("Pt", "N", "hcp")])
+    flow = RelaxMaker(model="emt", batch_size=3, fmax=0.1).make(items)
+    assert len(flow.jobs) == 2
+    decoded = MontyDecoder().decode(flow.to_json())
+    assert [j.uuid for j in decoded.jobs] == [j.uuid for j in flow.jobs]
+    responses = run_locally(decoded, store=JobStore(MemoryStore()), log=False, ensure_success=True)
+    rows = [r for j in decoded.jobs for r in responses[j.uuid][1].output]
+    direct = relax_items(model, items, fmax=0.1)
+    assert [r["config_id"] for r in rows] == [r["config_id"] for r in direct]
+    np.testing.assert_allclose([r["energy"] for r in rows], [r["energy"] for r in direct])
+
+
+def test_second_writer_is_refused(tmp_path):
+    p = tmp_path / "c.extxyz"
+    write(p, [adslab("Cu", "O", "fcc")], format="extxyz")
+    out = tmp_path / "r.parquet"
+    with OutputLock(out), pytest.raises(CatscreenError, match="being written by another"):
+        relax_configurations(p, out, RelaxSettings(model="emt"), progress=False)
+    relax_configurations(p, out, RelaxSettings(model="emt", steps=2), progress=False)
+    assert len(pd.read_parquet(out)) == 5
+
+
+def test_dask_local_cluster_matches_local(tmp_path):
+    images = [adslab("Cu", "O", "fcc"), adslab("Pt", "CO", "ontop"), adslab("Ni", "N", "hcp")]
+    p = tmp_path / "c.extxyz"
+    write(p, images, format="extxyz")
+    local, dask = tmp_path / "local.parquet", tmp_path / "dask.parquet"
+    common = dict(model="emt", spin="off", batch_size=2, fmax=0.1)
+    relax_configurations(p, local, RelaxSettings(**common), progress=False)
+    s = relax_configurations(
+        p, dask, RelaxSettings(**common, executor="dask", workers=2), progress=False
+    )
+    assert s.ran == 7 and s.converged == 7
+    a = pd.read_parquet(local).set_index("config_id").sort_index()
+    b = pd.read_parquet(dask).set_index("config_id").sort_index()
+    np.testing.assert_allclose(a.energy, b.energy, rtol=0, atol=1e-10)
+    assert (a.steps == b.steps).all() and (a.final_structure == b.final_structure).all()
