@@ -1,0 +1,68 @@
+"""Baseline comparison on hand-made leaderboards: what fails CI and what only gets a note."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from catscreen.campaign.baseline import compare, make_baseline, read_baseline, write_baseline
+from catscreen.campaign.recipe import parse_recipe
+from catscreen.errors import CatscreenError
+
+RECIPE = parse_recipe(
+    """\
+name: t
+candidates: [Pt, Cu, Ni]
+facets: {miller: ["111"]}
+adsorbates: [H]
+ranking:
+  top_n: 2
+  descriptors:
+    - {name: dG_H, adsorbate: H, correction: 0.24, target: {value: 0.0, tolerance: 0.1}}
+""",
+    Path("t.yaml"),
+)
+
+
+def board(values: dict[str, float]) -> pd.DataFrame:
+    df = pd.DataFrame({"candidate": list(values), "dG_H": list(values.values())})
+    df["distance"] = df.dG_H.abs() / 0.1
+    df = df.sort_values("distance", ignore_index=True)
+    df.insert(0, "rank", range(1, len(df) + 1))
+    return df
+
+
+def test_roundtrip_and_unchanged(tmp_path: Path) -> None:
+    now = board({"Pt(111)": 0.02, "Ni(111)": -0.1, "Cu(111)": 0.3})
+    path = tmp_path / "baseline.json"
+    write_baseline(make_baseline(now, RECIPE, tolerance=0.05), path)
+    base = read_baseline(path)
+    assert [e.candidate for e in base.top] == ["Pt(111)", "Ni(111)"]
+    result = compare(now, base)
+    assert result.ok and not result.failures and not result.notes
+
+
+def test_new_top_candidate_and_descriptor_move_fail() -> None:
+    base = make_baseline(board({"Pt(111)": 0.02, "Ni(111)": -0.1, "Cu(111)": 0.3}), RECIPE, 0.05)
+    result = compare(board({"Pt(111)": 0.09, "Ni(111)": -0.4, "Cu(111)": 0.12}), base)
+    assert not result.ok
+    text = "\n".join(result.failures)
+    assert "Ni(111) left the top 2 (now rank 3)" in text
+    assert "Cu(111) entered the top 2 at rank 2" in text
+    assert "Pt(111) dG_H: +0.020 -> +0.090 eV (change +0.070) exceeds tolerance 0.050 eV" in text
+
+
+def test_reorder_within_tolerance_is_a_note() -> None:
+    base = make_baseline(board({"Pt(111)": 0.02, "Ni(111)": -0.03, "Cu(111)": 0.3}), RECIPE, 0.05)
+    result = compare(board({"Pt(111)": 0.04, "Ni(111)": -0.01, "Cu(111)": 0.3}), base)
+    assert result.ok
+    assert result.notes == ["top 2 reordered: Pt(111) > Ni(111) -> Ni(111) > Pt(111)"]
+
+
+def test_bad_baseline_file(tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    path.write_text('{"format": "catscreen-baseline/1", "recipe": "t"}')
+    with pytest.raises(CatscreenError, match="not a catscreen baseline"):
+        read_baseline(path)

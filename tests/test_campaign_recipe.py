@@ -1,0 +1,91 @@
+"""Recipes: every shipped recipe validates, and a bad recipe names its line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from catscreen.campaign.leaderboard import rank_targets
+from catscreen.campaign.recipe import load_recipe, parse_recipe
+from catscreen.errors import CatscreenError
+
+RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
+
+GOOD = """\
+name: t
+candidates: [Pt, Cu]
+facets:
+  miller: ["111"]
+adsorbates: [O, H]
+placement:
+  mode: heuristic
+ranking:
+  descriptors:
+    - name: dG_H
+      adsorbate: H
+      correction: 0.24
+      target: {value: 0.0, tolerance: 0.1}
+"""
+
+
+def test_shipped_recipes_validate() -> None:
+    names = {p.stem for p in RECIPES}
+    assert {"quickstart", "ammonia_synthesis", "fischer_tropsch", "hydrogen_evolution"} <= names
+    for path in RECIPES:
+        recipe = load_recipe(path)
+        assert recipe.name == path.stem
+
+
+def test_hydrogen_evolution_states_the_correction() -> None:
+    recipe = load_recipe(Path(__file__).parent.parent / "recipes" / "hydrogen_evolution.yaml")
+    (d,) = recipe.ranking.descriptors
+    assert d.correction == pytest.approx(0.24) and "Norskov" in d.correction_source
+    # dG_H = 0 on the free-energy scale is dE_H = -0.24 eV on the adsorption-energy scale.
+    assert rank_targets(recipe)["H"].value == pytest.approx(-0.24)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ("mode: heuristic", "mode: heuristik", "r.yaml:7: placement.mode:"),
+        ("  mode: heuristic", "  mode: heuristic\n  nn: 3", "r.yaml:8: placement.nn: Extra inputs"),
+        ("value: 0.0", "value: zero", "r.yaml:13: ranking.descriptors.0.target.value:"),
+        ("adsorbate: H", "adsorbate: N", "r.yaml:11: ranking.descriptors.0.adsorbate:"),
+        ('["111"]', '["11"]', "r.yaml:4: facets.miller.0:"),
+        ("[Pt, Cu]", "[Pt, Pt]", "r.yaml:2: candidates.1: duplicate candidate Pt"),
+        ("name: t\n", "name: t\nname: u\n", "r.yaml:2: invalid YAML: duplicate key 'name'"),
+        ("[Pt, Cu]", "[Pt, Cu", "r.yaml:3: invalid YAML"),
+        (
+            "      target: {value: 0.0, tolerance: 0.1}\n",
+            "",
+            "r.yaml:10: ranking.descriptors.0: descriptor dG_H has no target",
+        ),
+    ],
+)
+def test_errors_name_line_and_field(old: str, new: str, where: str) -> None:
+    assert old in GOOD
+    with pytest.raises(CatscreenError) as info:
+        parse_recipe(GOOD.replace(old, new, 1), Path("r.yaml"))
+    message = str(info.value)
+    assert message.startswith(where), message
+    assert "\n" not in message
+
+
+def test_reference_mode_rejects_correction() -> None:
+    text = GOOD.replace("ranking:\n", "ranking:\n  reference: {bulk: Pt, miller: '111'}\n")
+    with pytest.raises(CatscreenError, match=r"r.yaml:13: ranking.descriptors.0.correction"):
+        parse_recipe(text, Path("r.yaml"))
+
+
+def test_shipped_recipes_use_library_names() -> None:
+    import yaml
+
+    from catscreen.paths import data_path
+
+    bulks = yaml.safe_load(data_path("bulks.yaml").read_text())["bulks"]
+    adsorbates = yaml.safe_load(data_path("adsorbates.yaml").read_text())["adsorbates"]
+    for path in RECIPES:
+        recipe = load_recipe(path)
+        assert {c.name for c in recipe.candidates if c.file is None} <= set(bulks), path.name
+        assert set(recipe.adsorbates) <= set(adsorbates), path.name
