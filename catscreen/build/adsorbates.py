@@ -1,0 +1,146 @@
+"""Adsorbates: the library in data/adsorbates.yaml and custom molecules from structure files.
+
+An adsorbate lives in its adsorbed frame: binding atom(s) at z = 0 (a bidentate species with
+its two binding atoms on the x axis, centred on the origin), the rest of the molecule above.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import yaml
+from ase import Atoms
+from ase.io import read
+
+from catscreen.errors import CatscreenError
+from catscreen.paths import data_path
+
+
+@dataclass(frozen=True, eq=False)
+class Adsorbate:
+    """A molecule in its adsorbed frame and the indices of its binding atoms (1 or 2)."""
+
+    name: str
+    atoms: Atoms
+    binding: tuple[int, ...]
+    description: str = ""
+
+    @property
+    def bidentate(self) -> bool:
+        return len(self.binding) == 2
+
+    def identity(self) -> dict[str, object]:
+        """Name and geometry, so editing a geometry changes the ids built on it."""
+        geometry = {
+            "symbols": self.atoms.get_chemical_symbols(),
+            "positions": np.round(self.atoms.positions, 3).tolist(),
+            "binding": list(self.binding),
+        }
+        digest = hashlib.sha256(json.dumps(geometry, sort_keys=True).encode()).hexdigest()[:16]
+        return {"name": self.name, "geometry": digest}
+
+
+@cache
+def adsorbate_library() -> dict[str, Adsorbate]:
+    with open(data_path("adsorbates.yaml")) as fh:
+        raw = yaml.safe_load(fh)["adsorbates"]
+    library = {}
+    for name, entry in raw.items():
+        atoms = Atoms(
+            [row[0] for row in entry["atoms"]], positions=[row[1:] for row in entry["atoms"]]
+        )
+        library[str(name)] = Adsorbate(
+            str(name), atoms, tuple(entry["binding"]), entry.get("description", "")
+        )
+    return library
+
+
+def get_adsorbate(name: str) -> Adsorbate:
+    library = adsorbate_library()
+    if name not in library:
+        raise CatscreenError(
+            f"unknown adsorbate {name!r}; library: {', '.join(library)} "
+            "(or --custom-adsorbate FILE:INDEX)"
+        )
+    return library[name]
+
+
+def _rotation_to(v: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotation matrix turning unit vector v onto unit vector target (Rodrigues)."""
+    v, target = v / np.linalg.norm(v), target / np.linalg.norm(target)
+    axis = np.cross(v, target)
+    s, c = np.linalg.norm(axis), float(np.dot(v, target))
+    if s < 1e-9:
+        if c > 0:
+            return np.eye(3)
+        perp = np.array([1.0, 0, 0]) if abs(v[0]) < 0.9 else np.array([0, 1.0, 0])
+        axis = np.cross(v, perp)
+        axis /= np.linalg.norm(axis)
+        return 2 * np.outer(axis, axis) - np.eye(3)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]]) / s
+    return np.eye(3) + s * k + (1 - c) * k @ k
+
+
+def to_adsorbed_frame(atoms: Atoms, binding: tuple[int, ...]) -> Atoms:
+    """Move binding atom(s) to the origin (bidentate: along x) with the rest of the molecule up."""
+    atoms = atoms.copy()
+    pos = atoms.positions
+    rest = [i for i in range(len(atoms)) if i not in binding]
+    if len(binding) == 1:
+        pos = pos - pos[binding[0]]
+        if rest:
+            up = pos[rest].mean(axis=0)
+            if np.linalg.norm(up) > 1e-6:
+                pos = pos @ _rotation_to(up, np.array([0.0, 0, 1])).T
+    else:
+        b0, b1 = binding
+        pos = pos - (pos[b0] + pos[b1]) / 2
+        pos = pos @ _rotation_to(pos[b1] - pos[b0], np.array([1.0, 0, 0])).T
+        if rest:
+            _, y, z = pos[rest].mean(axis=0)
+            angle = np.arctan2(y, z)  # rotate about x so the rest points to +z
+            c, s = np.cos(angle), np.sin(angle)
+            pos = pos @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]]).T
+    atoms.positions = pos
+    atoms.cell = None
+    atoms.pbc = False
+    return atoms
+
+
+def load_custom_adsorbate(spec: str) -> Adsorbate:
+    """`FILE:I` or `FILE:I,J` (0-based binding atom indices); the name is the file stem."""
+    path_text, sep, index_text = spec.rpartition(":")
+    if not sep or not path_text:
+        raise CatscreenError(f"custom adsorbate {spec!r}: expected FILE:INDEX, e.g. mol.xyz:0")
+    path = Path(path_text)
+    try:
+        binding = tuple(int(i) for i in index_text.split(","))
+    except ValueError:
+        raise CatscreenError(
+            f"custom adsorbate {spec!r}: bad binding index {index_text!r}"
+        ) from None
+    if not path.is_file():
+        raise CatscreenError(f"custom adsorbate file not found: {path}")
+    try:
+        atoms = read(path)
+    except Exception as exc:  # ASE raises many types for unreadable files
+        raise CatscreenError(
+            f"cannot read adsorbate file {path}: {str(exc).splitlines()[0]}"
+        ) from exc
+    if isinstance(atoms, list):
+        atoms = atoms[0]
+    if len(binding) not in (1, 2) or len(set(binding)) != len(binding):
+        raise CatscreenError(f"custom adsorbate {spec!r}: give one or two distinct binding atoms")
+    if any(not 0 <= i < len(atoms) for i in binding):
+        raise CatscreenError(f"custom adsorbate {spec!r}: {path} has only {len(atoms)} atoms")
+    if path.stem in adsorbate_library():
+        raise CatscreenError(
+            f"custom adsorbate {path.stem!r} clashes with a library adsorbate: rename the file"
+        )
+    bare = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions)
+    return Adsorbate(path.stem, to_adsorbed_frame(bare, binding), binding, f"from {path.name}")

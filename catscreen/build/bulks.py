@@ -1,0 +1,145 @@
+"""Bulk crystals: the built-in library (data/bulks.yaml) or any file ASE reads.
+
+Every bulk is converted to pymatgen's conventional standard cell, so Miller indices mean the
+same thing whichever way the user wrote the cell (cubic for fcc/bcc, hexagonal for hcp).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from ase import Atoms
+from ase.build import bulk as ase_bulk
+from ase.data import chemical_symbols
+from ase.io import read
+from ase.neighborlist import neighbor_list
+from pymatgen.core import Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from catscreen.errors import CatscreenError
+from catscreen.paths import data_path
+
+# Fractional positions of the alloy prototypes, per element slot (A, B); see data/bulks.yaml.
+_PROTOTYPES: dict[str, tuple[list[list[float]], list[list[float]]]] = {
+    "L1_2": ([[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]], [[0, 0, 0]]),
+    "B2": ([[0, 0, 0]], [[0.5, 0.5, 0.5]]),
+    "L1_0": ([[0, 0, 0], [0.5, 0.5, 0]], [[0.5, 0, 0.5], [0, 0.5, 0.5]]),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Bulk:
+    """A named bulk in its conventional standard cell."""
+
+    name: str
+    structure: Structure
+    source: str
+
+    @cached_property
+    def d_nn(self) -> float:
+        """Shortest interatomic distance, the length scale of surface and site geometry."""
+        d = neighbor_list("d", AseAtomsAdaptor.get_atoms(self.structure), 6.0)
+        if len(d) == 0:
+            raise CatscreenError(f"bulk {self.name}: atoms more than 6 A apart, not a solid")
+        return float(d.min())
+
+    @property
+    def formula(self) -> str:
+        return self.structure.composition.reduced_formula
+
+    def fingerprint(self) -> str:
+        """Hash of the name and the structure (rounded), so ids change when the crystal does."""
+        s = self.structure
+        payload = {
+            "name": self.name,
+            "lattice": np.round(s.lattice.matrix, 4).tolist(),
+            "species": [str(sp) for sp in s.species],
+            "frac": np.round(np.mod(s.frac_coords, 1.0), 4).tolist(),
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@cache
+def bulk_library() -> dict[str, dict[str, Any]]:
+    """The raw library entries, name -> {structure, a, [c], [elements], source}."""
+    with open(data_path("bulks.yaml")) as fh:
+        return dict(yaml.safe_load(fh)["bulks"])
+
+
+def _library_atoms(name: str, entry: dict[str, Any]) -> Atoms:
+    kind = entry["structure"]
+    if kind in ("fcc", "bcc"):
+        return ase_bulk(name, kind, a=entry["a"], cubic=True)
+    if kind == "hcp":
+        return ase_bulk(name, "hcp", a=entry["a"], c=entry["c"])
+    a_sites, b_sites = _PROTOTYPES[kind]
+    el_a, el_b = entry["elements"]
+    cell = np.diag([entry["a"], entry["a"], entry.get("c", entry["a"])])
+    return Atoms(
+        [el_a] * len(a_sites) + [el_b] * len(b_sites),
+        scaled_positions=a_sites + b_sites,
+        cell=cell,
+        pbc=True,
+    )
+
+
+def standardize(atoms: Atoms) -> Structure:
+    """Conventional standard cell (pymatgen), the frame Miller indices refer to."""
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    return SpacegroupAnalyzer(structure, symprec=0.1).get_conventional_standard_structure()
+
+
+def library_bulk(name: str) -> Bulk:
+    library = bulk_library()
+    if name not in library:
+        if name in chemical_symbols:
+            why = f"element {name} has no entry in the bulk library"
+        else:
+            why = f"unknown bulk {name!r}: neither a library entry nor a file"
+        raise CatscreenError(
+            f"{why} (library: {', '.join(library)}; or give a CIF/POSCAR/extxyz file)"
+        )
+    entry = library[name]
+    return Bulk(name, standardize(_library_atoms(name, entry)), str(entry["source"]))
+
+
+def file_bulks(path: Path) -> list[Bulk]:
+    """Every frame of a structure file ASE can read; several frames get `stem_i` names."""
+    try:
+        frames = read(path, index=":")
+    except Exception as exc:  # ASE raises many types for unreadable files
+        raise CatscreenError(f"cannot read bulk file {path}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(frames, list):
+        frames = [frames]
+    if not frames:
+        raise CatscreenError(f"bulk file {path} holds no structure")
+    bulks = []
+    for i, atoms in enumerate(frames):
+        if not atoms.pbc.all() or atoms.cell.volume < 1e-6:
+            raise CatscreenError(f"bulk file {path} (frame {i}) has no 3D periodic cell")
+        name = path.stem if len(frames) == 1 else f"{path.stem}_{i}"
+        bulks.append(Bulk(name, standardize(atoms), f"file {path.name}"))
+    return bulks
+
+
+def load_bulks(specs: list[str]) -> list[Bulk]:
+    """Library names and file paths, in the order given; a spec naming a file wins."""
+    if not specs:
+        raise CatscreenError("no bulk given: name a library bulk (e.g. Pt) or a structure file")
+    bulks: list[Bulk] = []
+    for spec in specs:
+        path = Path(spec)
+        bulks.extend(file_bulks(path) if path.is_file() else [library_bulk(spec)])
+    names = [b.name for b in bulks]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise CatscreenError(f"bulk name(s) given twice: {', '.join(duplicates)}")
+    return bulks

@@ -1,0 +1,304 @@
+"""From settings to configurations: bulks x facets x terminations x sites x adsorbates.
+
+The one entry point the CLI, the campaign runner and training-data generation share.
+Every structure carries its manifest row in atoms.info, so the manifest is derived from the
+structures and the two files can never disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from catscreen.build.adsorbates import Adsorbate, get_adsorbate, load_custom_adsorbate
+from catscreen.build.bulks import load_bulks
+from catscreen.build.placements import (
+    Orientation,
+    heuristic_orientation,
+    place,
+    random_orientation,
+)
+from catscreen.build.sites import Site, find_sites
+from catscreen.build.slabs import (
+    Miller,
+    SlabTermination,
+    distinct_millers,
+    make_slabs,
+    miller_text,
+    parse_miller,
+    stable_id,
+)
+from catscreen.errors import CatscreenError
+from catscreen.io import (
+    read_parquet,
+    read_parquet_metadata,
+    read_structures,
+    write_parquet,
+    write_structures,
+)
+from catscreen.schema import MANIFEST_COLUMNS
+
+STRUCTURES_FILE = "configs.extxyz"
+MANIFEST_FILE = "configs.parquet"
+# Manifest columns stored as text; extxyz reads "1,1,1" back as an array, so they are restored.
+_TEXT_COLUMNS = (
+    "config_id",
+    "system_id",
+    "slab_id",
+    "kind",
+    "bulk",
+    "bulk_formula",
+    "miller",
+    "site_type",
+    "site_atoms",
+    "adsorbate",
+    "placement",
+    "side",
+    "binding_atoms",
+)
+
+
+class EnumerateSettings(BaseModel):
+    """Everything `enumerate` needs; stored in the manifest metadata for reproducibility."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bulks: list[str] = Field(description="library names (Pt, Ni3Al) or structure file paths")
+    miller: list[Miller] = Field(default_factory=list, description="facets; empty: use max_index")
+    max_index: int = Field(1, ge=1, description="all distinct facets up to this index")
+    min_slab_size: float = Field(7.0, gt=0, description="minimum slab thickness (A)")
+    vacuum: float = Field(20.0, gt=0, description="vacuum thickness (A)")
+    min_ab: float = Field(8.0, gt=0, description="minimum in-plane cell lengths (A)")
+    adsorbates: list[str] = Field(default_factory=list, description="library adsorbate names")
+    custom_adsorbates: list[str] = Field(default_factory=list, description="FILE:I[,J] specs")
+    placement: Literal["heuristic", "random"] = "heuristic"
+    n_random: int = Field(5, ge=1, description="random placements per slab and adsorbate")
+    seed: int = Field(0, description="seed of the random placements")
+    include_clean: bool = Field(True, description="write the clean slabs as configurations")
+
+    @field_validator("miller", mode="before")
+    @classmethod
+    def _parse_miller(cls, value: Any) -> Any:
+        return [parse_miller(m) if isinstance(m, str) else m for m in value or []]
+
+
+def _info(
+    slab: SlabTermination,
+    system_id: str,
+    config_id: str,
+    adsorbate: str,
+    placement: str,
+    site: Site | None,
+    binding: tuple[int, ...] = (),
+) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "config_id": config_id,
+        "system_id": system_id,
+        "slab_id": slab.slab_id,
+        "kind": "slab" if site is None else "adslab",
+        "bulk": slab.bulk.name,
+        "bulk_formula": slab.bulk.formula,
+        "miller": miller_text(slab.miller),
+        "termination": slab.termination,
+        "shift": round(slab.shift, 6),
+        "side": slab.side,
+        "site_type": "none" if site is None else site.kind,
+        "adsorbate": adsorbate,
+        "placement": placement,
+    }
+    if site is not None:  # extxyz cannot hold an empty string, so clean slabs omit these
+        info["site_atoms"] = ",".join(map(str, site.atoms))
+        info["site_x"], info["site_y"], info["site_z"] = (round(v, 4) for v in site.position)
+        info["binding_atoms"] = ",".join(map(str, binding))
+    return info
+
+
+def _site_identity(slab: Atoms, site: Site) -> dict[str, object]:
+    frac = np.linalg.solve(slab.cell.array[:2, :2].T, np.array(site.position[:2]))
+    return {
+        "kind": site.kind,
+        "frac": np.round(np.mod(frac, 1.0), 3).tolist(),
+        "atoms": list(site.atoms),
+    }
+
+
+def _adslab(
+    slab: SlabTermination,
+    site: Site,
+    adsorbate: Adsorbate,
+    orientation: Orientation,
+    placement: dict[str, object],
+) -> Atoms:
+    system_id = stable_id("sys", {"slab": slab.slab_id, "adsorbate": adsorbate.identity()})
+    config_id = stable_id(
+        "cfg",
+        {
+            "system": system_id,
+            "site": _site_identity(slab.atoms, site),
+            "orientation": orientation.identity(),
+            "placement": placement,
+        },
+    )
+    atoms = place(slab.atoms, site, adsorbate, orientation)
+    binding = tuple(len(slab.atoms) + i for i in adsorbate.binding)
+    atoms.info = _info(
+        slab, system_id, config_id, adsorbate.name, str(placement["placement"]), site, binding
+    )
+    return atoms
+
+
+def _placements(
+    slab: SlabTermination, adsorbate: Adsorbate, settings: EnumerateSettings
+) -> list[Atoms]:
+    if settings.placement == "heuristic":
+        return [
+            _adslab(
+                slab,
+                site,
+                adsorbate,
+                heuristic_orientation(slab.atoms, site, adsorbate),
+                {"placement": "heuristic"},
+            )
+            for site in find_sites(slab.atoms, slab.bulk.d_nn)
+        ]
+    sites = find_sites(slab.atoms, slab.bulk.d_nn, unique=False)
+    # One stream per (seed, slab, adsorbate): results do not depend on what else is enumerated.
+    key = stable_id(
+        "rng", {"seed": settings.seed, "slab": slab.slab_id, "adsorbate": adsorbate.identity()}
+    )
+    rng = np.random.default_rng(int(key.split("-")[1], 16))
+    out = []
+    for k in range(settings.n_random):
+        site = sites[int(rng.integers(len(sites)))]
+        orientation = random_orientation(rng)
+        placement = {"placement": "random", "seed": settings.seed, "draw": k}
+        out.append(_adslab(slab, site, adsorbate, orientation, placement))
+    return out
+
+
+def _clean(slab: SlabTermination) -> Atoms:
+    system_id = stable_id("sys", {"slab": slab.slab_id, "adsorbate": "none"})
+    config_id = stable_id("cfg", {"system": system_id, "placement": "clean"})
+    atoms = slab.atoms.copy()
+    atoms.info = _info(slab, system_id, config_id, "none", "clean", None)
+    return atoms
+
+
+def resolve_adsorbates(settings: EnumerateSettings) -> list[Adsorbate]:
+    """Library and custom adsorbates, checked before any slab is cut."""
+    adsorbates = [get_adsorbate(name) for name in settings.adsorbates]
+    adsorbates += [load_custom_adsorbate(spec) for spec in settings.custom_adsorbates]
+    names = [a.name for a in adsorbates]
+    if len(set(names)) != len(names):
+        raise CatscreenError(
+            f"adsorbate given twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}"
+        )
+    if not adsorbates and not settings.include_clean:
+        raise CatscreenError("nothing to enumerate: no adsorbate and clean slabs excluded")
+    return adsorbates
+
+
+def enumerate_slabs(settings: EnumerateSettings) -> list[SlabTermination]:
+    """Every termination of every requested facet of every bulk, in a stable order."""
+    slabs = []
+    for bulk in load_bulks(settings.bulks):
+        millers = settings.miller or distinct_millers(bulk, settings.max_index)
+        for miller in millers:
+            slabs += make_slabs(
+                bulk, miller, settings.min_slab_size, settings.vacuum, settings.min_ab
+            )
+    return slabs
+
+
+def enumerate_configurations(settings: EnumerateSettings) -> list[Atoms]:
+    """All configurations (clean slabs first per slab), each with its manifest row in info."""
+    adsorbates = resolve_adsorbates(settings)
+    images: list[Atoms] = []
+    for slab in enumerate_slabs(settings):
+        if settings.include_clean:
+            images.append(_clean(slab))
+        for adsorbate in adsorbates:
+            images += _placements(slab, adsorbate, settings)
+    ids = [a.info["config_id"] for a in images]
+    if len(set(ids)) != len(ids):
+        raise CatscreenError("two configurations got the same id: the enumeration has duplicates")
+    return images
+
+
+def manifest(images: list[Atoms]) -> pd.DataFrame:
+    """One row per structure with exactly the columns of schema.MANIFEST_COLUMNS."""
+    rows = []
+    for index, atoms in enumerate(images):
+        info = atoms.info
+        row = {key: info.get(key) for key in MANIFEST_COLUMNS}
+        row.update(
+            formula=atoms.get_chemical_formula(mode="hill"),
+            n_atoms=len(atoms),
+            structure_index=index,
+            site_atoms=info.get("site_atoms", ""),
+            site_x=info.get("site_x", np.nan),
+            site_y=info.get("site_y", np.nan),
+            site_z=info.get("site_z", np.nan),
+        )
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    return df.astype(
+        {
+            "termination": "int64",
+            "n_atoms": "int64",
+            "structure_index": "int64",
+            "shift": "float64",
+            "site_x": "float64",
+            "site_y": "float64",
+            "site_z": "float64",
+        }
+    )
+
+
+def write_configurations(
+    images: list[Atoms], out_dir: str | Path, settings: EnumerateSettings
+) -> tuple[Path, Path]:
+    """Write DIR/configs.extxyz and DIR/configs.parquet (atomically, table built first)."""
+    out = Path(out_dir)
+    df = manifest(images)
+    metadata = {"structures": STRUCTURES_FILE, "settings": settings.model_dump(mode="json")}
+    structures, table = out / STRUCTURES_FILE, out / MANIFEST_FILE
+    write_structures(images, structures)
+    write_parquet(df, table, metadata=metadata)
+    return structures, table
+
+
+def _restore_text(atoms: Atoms) -> Atoms:
+    """Undo extxyz's number/array parsing of text keys ("1,1,1" -> array, "3" -> int)."""
+    for key in _TEXT_COLUMNS:
+        value = atoms.info.get(key)
+        if isinstance(value, np.ndarray):
+            atoms.info[key] = ",".join(str(v) for v in value.tolist())
+        elif value is not None and not isinstance(value, str):
+            atoms.info[key] = str(value)
+    return atoms
+
+
+def read_configurations(path: str | Path) -> list[Atoms]:
+    """configs.extxyz with the text keys of atoms.info restored to the manifest's spelling."""
+    return [_restore_text(a) for a in read_structures(path)]
+
+
+def read_manifest(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:
+    """A manifest (the parquet, or the folder holding it) and its structures, row i <-> frame i."""
+    table = Path(path)
+    if table.is_dir():
+        table = table / MANIFEST_FILE
+    df = read_parquet(table, required=MANIFEST_COLUMNS)
+    structures = table.parent / read_parquet_metadata(table).get("structures", STRUCTURES_FILE)
+    images = read_configurations(structures)
+    if len(images) != len(df) or sorted(df["structure_index"]) != list(range(len(images))):
+        raise CatscreenError(
+            f"{table} and {structures} disagree: {len(df)} rows, {len(images)} structures"
+        )
+    return df, [images[i] for i in df["structure_index"]]

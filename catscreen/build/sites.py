@@ -1,0 +1,154 @@
+"""Adsorption sites on the exposed (tag 1) atoms of a slab, classified and symmetry-reduced.
+
+Candidates come from a periodic Delaunay triangulation of the exposed atoms seen from above
+(atoms, edge midpoints, circumcentres of non-obtuse triangles, as in pymatgen's
+AdsorbateSiteFinder). Each candidate is then classified by how many exposed atoms are its
+nearest in-plane neighbours (within 10%): 1 ontop, 2 bridge, 3 hollow, 4 or more 4fold.
+A 3-fold hollow over a near-equilateral triangle (edges within 10%) of one layer is an hcp
+hollow when an atom of the next layer down sits directly beneath it and an fcc hollow
+otherwise; any other 3-fold site stays 'hollow' (e.g. bcc(110)). Symmetry-equivalent sites
+are merged with the slab's space-group operations (spglib via pymatgen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+from pymatgen.io.ase import AseAtomsAdaptor
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+from pymatgen.util.coord import in_coord_list_pbc
+from scipy.spatial import Delaunay
+
+SITE_TYPES: tuple[str, ...] = ("ontop", "bridge", "fcc", "hcp", "hollow", "4fold")
+NEAR_TOL = 0.10  # relative tolerance for "equally near" surface atoms
+LAYER_TOL = 0.3  # A; atoms closer in height than this form one layer
+BENEATH_TOL = 0.25  # in units of d_nn: an atom "directly beneath" a hollow
+PROBE_HEIGHT = 2.0  # A above the top atom, where site positions are compared for symmetry
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site: its type, Cartesian position (z = mean height of its atoms) and defining atoms."""
+
+    kind: str
+    position: tuple[float, float, float]
+    atoms: tuple[int, ...]
+
+
+def _inplane_images(atoms: Atoms, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """xy of the given atoms in a 3x3 block of in-plane images, and their original indices."""
+    cell2 = atoms.cell.array[:2, :2]
+    xy = atoms.positions[index, :2]
+    shifts = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]) @ cell2
+    points = (xy[None, :, :] + shifts[:, None, :]).reshape(-1, 2)
+    return points, np.tile(index, len(shifts))
+
+
+def _candidates(points: np.ndarray) -> list[np.ndarray]:
+    """Atoms, edge midpoints and circumcentres of non-obtuse Delaunay triangles (xy)."""
+    tri = Delaunay(points)
+    out = [p for p in points]
+    edges = set()
+    for simplex in tri.simplices:
+        for a, b in ((0, 1), (1, 2), (0, 2)):
+            edges.add(tuple(sorted((simplex[a], simplex[b]))))
+        p = points[simplex]
+        sides = np.sort([np.sum((p[i] - p[j]) ** 2) for i, j in ((0, 1), (1, 2), (0, 2))])
+        if sides[2] <= (sides[0] + sides[1]) * (1 + 1e-3):  # non-obtuse: centre inside
+            out.append(_circumcentre(p))
+    out.extend((points[a] + points[b]) / 2 for a, b in edges)
+    return out
+
+
+def _circumcentre(p: np.ndarray) -> np.ndarray:
+    (ax, ay), (bx, by), (cx, cy) = p
+    d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by))
+    ux = (
+        (ax**2 + ay**2) * (by - cy) + (bx**2 + by**2) * (cy - ay) + (cx**2 + cy**2) * (ay - by)
+    ) / d
+    uy = (
+        (ax**2 + ay**2) * (cx - bx) + (bx**2 + by**2) * (ax - cx) + (cx**2 + cy**2) * (bx - ax)
+    ) / d
+    return np.array([ux, uy])
+
+
+def _classify(
+    atoms: Atoms, d_nn: float, xy: np.ndarray, points: np.ndarray, owners: np.ndarray
+) -> Site:
+    dist = np.linalg.norm(points - xy, axis=1)
+    nearest = dist <= dist.min() * (1 + NEAR_TOL) + 1e-3
+    members = points[nearest]
+    indices = tuple(sorted(int(i) for i in owners[nearest]))
+    z = atoms.positions[list(indices), 2]
+    n = len(indices)
+    kind = {1: "ontop", 2: "bridge", 3: "hollow"}.get(n, "4fold")
+    if n == 3 and np.ptp(z) < LAYER_TOL:
+        edges = [np.linalg.norm(members[i] - members[j]) for i, j in ((0, 1), (1, 2), (0, 2))]
+        if max(edges) <= min(edges) * (1 + NEAR_TOL):
+            kind = _fcc_or_hcp(atoms, d_nn, xy, float(z.min()))
+    return Site(kind, (float(xy[0]), float(xy[1]), float(z.mean())), indices)
+
+
+def _fcc_or_hcp(atoms: Atoms, d_nn: float, xy: np.ndarray, z_site: float) -> str:
+    """hcp when the next layer down has an atom directly beneath the hollow, fcc otherwise."""
+    z = atoms.positions[:, 2]
+    below = z < z_site - LAYER_TOL
+    if not below.any():
+        return "fcc"
+    next_layer = below & (z > z[below].max() - LAYER_TOL)
+    pts, _ = _inplane_images(atoms, np.flatnonzero(next_layer))
+    beneath = np.linalg.norm(pts - xy, axis=1).min() < BENEATH_TOL * d_nn
+    return "hcp" if beneath else "fcc"
+
+
+def all_sites(atoms: Atoms, d_nn: float) -> list[Site]:
+    """Every site in the cell (not symmetry-reduced), in a deterministic order."""
+    exposed = np.flatnonzero(atoms.get_tags() == 1)
+    points, owners = _inplane_images(atoms, exposed)
+    inv = np.linalg.inv(atoms.cell.array[:2, :2])
+    seen: list[np.ndarray] = []
+    sites: list[Site] = []
+    for xy in _candidates(points):
+        frac = xy @ inv
+        if np.any(frac < -1e-6) or np.any(frac >= 1 - 1e-6):
+            continue  # a periodic image of a candidate inside the cell
+        frac = np.mod(frac, 1.0)
+        if seen and in_coord_list_pbc(
+            [np.r_[f, 0.0] for f in seen], np.r_[frac, 0.0], atol=[1e-3, 1e-3, 1e-3]
+        ):
+            continue
+        seen.append(frac)
+        sites.append(_classify(atoms, d_nn, xy, points, owners))
+    order = sorted(
+        range(len(sites)), key=lambda i: (SITE_TYPES.index(sites[i].kind), sites[i].atoms)
+    )
+    return [sites[i] for i in order]
+
+
+def unique_sites(atoms: Atoms, sites: list[Site]) -> list[Site]:
+    """Merge symmetry-equivalent sites, keeping the first of each class."""
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    ops = SpacegroupAnalyzer(structure, symprec=0.1).get_symmetry_operations(cartesian=False)
+    top = atoms.positions[:, 2].max() + PROBE_HEIGHT
+    lattice = structure.lattice
+    kept: list[Site] = []
+    kept_frac: list[np.ndarray] = []
+    for site in sites:
+        frac = lattice.get_fractional_coords([site.position[0], site.position[1], top])
+        images = [op.operate(frac) for op in ops]
+        if any(
+            kept[k].kind == site.kind and in_coord_list_pbc(images, kept_frac[k], atol=0.02)
+            for k in range(len(kept))
+        ):
+            continue
+        kept.append(site)
+        kept_frac.append(frac)
+    return kept
+
+
+def find_sites(atoms: Atoms, d_nn: float, unique: bool = True) -> list[Site]:
+    """Sites of a tagged slab; `unique=False` keeps every site in the cell (random placement)."""
+    sites = all_sites(atoms, d_nn)
+    return unique_sites(atoms, sites) if unique else sites

@@ -1,0 +1,193 @@
+"""Slabs: every distinct termination of a facet, tagged and constrained the Open Catalyst way.
+
+pymatgen's SlabGenerator finds the terminations (shifts); an asymmetric slab also contributes
+its bottom termination, flipped so that the adsorbate side is always +z.
+
+Tag rule (documented for users in `catscreen enumerate --help`): an atom is a surface atom
+(tag 1) when it is exposed from above, i.e. no other atom lies higher than it within a
+vertical cylinder of radius 0.85 d_nn (d_nn: shortest interatomic distance of the bulk).
+This catches the top layer of flat facets and every exposed atom of open and stepped facets
+(the trough atoms of fcc(110), the three layers of bcc(111)), while the atoms under the
+hollows of fcc(111)/(100), bcc(110) and bcc(100) stay subsurface (tag 0) and are fixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+from ase.constraints import FixAtoms
+from ase.geometry import get_distances
+from ase.geometry.minkowski_reduction import minkowski_reduce
+from pymatgen.core.surface import SlabGenerator, get_symmetrically_distinct_miller_indices
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from catscreen.build.bulks import Bulk
+from catscreen.errors import CatscreenError
+
+EXPOSED_RADIUS = 0.85  # cylinder radius for the exposure test, in units of d_nn
+EXPOSED_DZ = 0.3  # A; an atom must be this much higher to cover another
+
+Miller = tuple[int, int, int]
+
+
+@dataclass(frozen=True, eq=False)
+class SlabTermination:
+    """One candidate surface: a tagged, constrained slab with its adsorbate side at +z."""
+
+    atoms: Atoms
+    bulk: Bulk
+    miller: Miller
+    shift: float
+    termination: int
+    side: str  # 'top' or 'bottom' of the pymatgen slab
+
+    @property
+    def slab_id(self) -> str:
+        return stable_id("slab", self.identity())
+
+    def identity(self) -> dict[str, object]:
+        return {
+            "bulk": self.bulk.fingerprint(),
+            "miller": list(self.miller),
+            "shift": round(self.shift, 4),
+            "side": self.side,
+            "n_atoms": len(self.atoms),
+        }
+
+
+def stable_id(prefix: str, payload: dict[str, object]) -> str:
+    """`prefix-<16 hex>` from a JSON payload; the prefix keeps extxyz from reading it as a number."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def miller_text(miller: Miller) -> str:
+    return ",".join(str(i) for i in miller)
+
+
+def parse_miller(text: str) -> Miller:
+    """`1,1,1`, `111` or 4-index hexagonal `0,0,0,1` (h,k,i,l -> h,k,l)."""
+    raw = text.strip().strip("()")
+    parts = raw.split(",") if "," in raw else list(raw) if raw.isdigit() else raw.split()
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise CatscreenError(f"bad Miller index {text!r}: expected e.g. 1,1,1") from None
+    if len(values) == 4:
+        h, k, i, l_ = values
+        if i != -(h + k):
+            raise CatscreenError(f"bad Miller-Bravais index {text!r}: i must equal -(h+k)")
+        values = [h, k, l_]
+    if len(values) != 3 or not any(values):
+        raise CatscreenError(f"bad Miller index {text!r}: expected three integers, not all zero")
+    return (values[0], values[1], values[2])
+
+
+def distinct_millers(bulk: Bulk, max_index: int) -> list[Miller]:
+    """All symmetrically distinct facets with indices up to `max_index` (pymatgen)."""
+    if max_index < 1:
+        raise CatscreenError(f"--max-index must be at least 1, got {max_index}")
+    found = get_symmetrically_distinct_miller_indices(bulk.structure, max_index)
+    return sorted((tuple(int(i) for i in m) for m in found), key=lambda m: (sum(map(abs, m)), m))  # type: ignore[misc]
+
+
+def _flip(atoms: Atoms) -> Atoms:
+    """Turn the slab upside down (a proper rotation about x) keeping a right-handed cell."""
+    flipped = atoms.copy()
+    flipped.rotate(180, "x", rotate_cell=True)
+    cell = flipped.cell.array.copy()
+    cell[1] *= -1
+    cell[2] *= -1
+    flipped.set_cell(cell)
+    flipped.wrap()
+    return flipped
+
+
+def _to_atoms(slab) -> Atoms:
+    """Reduced in-plane cell, orthogonal c along +z, a along x, atoms wrapped in-plane and the slab centred in z."""
+    atoms = AseAtomsAdaptor.get_atoms(slab.get_orthogonal_c_slab())
+    reduced, _ = minkowski_reduce(atoms.cell.array, pbc=[True, True, False])
+    if np.linalg.det(reduced) < 0:
+        reduced[1] *= -1  # same lattice, right-handed
+    atoms.set_cell(reduced)  # the same lattice: atoms stay where they are
+    atoms.set_cell(atoms.cell.standard_form()[0], scale_atoms=True)
+    atoms.info.clear()
+    for name in list(atoms.arrays):
+        if name not in ("numbers", "positions"):
+            del atoms.arrays[name]
+    atoms.pbc = True
+    atoms.wrap()
+    return atoms
+
+
+def exposed_atoms(atoms: Atoms, d_nn: float) -> np.ndarray:
+    """Boolean mask of atoms not covered from above (see the module docstring)."""
+    flat = atoms.positions.copy()
+    flat[:, 2] = 0.0
+    _, dist = get_distances(flat, cell=atoms.cell, pbc=[True, True, False])
+    z = atoms.positions[:, 2]
+    higher = z[None, :] > z[:, None] + EXPOSED_DZ
+    covered = (higher & (dist < EXPOSED_RADIUS * d_nn)).any(axis=1)
+    return ~covered
+
+
+def tag_and_fix(atoms: Atoms, d_nn: float) -> Atoms:
+    """Tags 1 (exposed surface) / 0 (subsurface) and FixAtoms on the tag-0 atoms."""
+    tags = np.where(exposed_atoms(atoms, d_nn), 1, 0)
+    atoms.set_tags(tags)
+    atoms.set_constraint(FixAtoms(indices=np.flatnonzero(tags == 0)))
+    return atoms
+
+
+def _finish(atoms: Atoms, d_nn: float, vacuum: float, min_ab: float) -> Atoms:
+    atoms.center(vacuum=vacuum / 2, axis=2)
+    reps = [max(1, math.ceil(min_ab / np.linalg.norm(atoms.cell[i]) - 1e-9)) for i in (0, 1)]
+    atoms = atoms.repeat((reps[0], reps[1], 1))
+    return tag_and_fix(atoms, d_nn)
+
+
+def make_slabs(
+    bulk: Bulk, miller: Miller, min_slab_size: float, vacuum: float, min_ab: float
+) -> list[SlabTermination]:
+    """Every distinct termination of one facet, bottom terminations of asymmetric slabs included."""
+    try:
+        generator = SlabGenerator(
+            bulk.structure,
+            miller,
+            min_slab_size=min_slab_size,
+            min_vacuum_size=vacuum,
+            lll_reduce=False,
+            center_slab=False,  # centred in ASE: pymatgen's centring is slow
+            primitive=True,
+            max_normal_search=1,
+        )
+        slabs = generator.get_slabs(symmetrize=False)
+    except Exception as exc:  # pymatgen raises ValueError and others for impossible facets
+        raise CatscreenError(
+            f"{bulk.name} ({miller_text(miller)}): cannot cut slab: {str(exc).splitlines()[0]}"
+        ) from exc
+    if not slabs:
+        raise CatscreenError(f"{bulk.name} ({miller_text(miller)}) yields no slab")
+    terminations: list[SlabTermination] = []
+    for slab in sorted(slabs, key=lambda s: s.shift):
+        top = _to_atoms(slab)
+        sides = [("top", top)]
+        if not slab.is_symmetric():
+            sides.append(("bottom", _flip(top)))
+        for side, atoms in sides:
+            terminations.append(
+                SlabTermination(
+                    atoms=_finish(atoms, bulk.d_nn, vacuum, min_ab),
+                    bulk=bulk,
+                    miller=miller,
+                    shift=float(slab.shift),
+                    termination=len(terminations),
+                    side=side,
+                )
+            )
+    return terminations
