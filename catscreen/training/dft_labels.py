@@ -214,6 +214,7 @@ def spin_pair_slab(
         ads = molecule(adsorbate) if len(adsorbate) > 1 else adsorbate
         add_adsorbate(slab, ads, ADSORBATE_HEIGHTS[adsorbate], position=site)
         n_ads = len(slab) - layers
+    slab.info.pop("adsorbate_info", None)  # a dict: extxyz cannot store it
     slab.center(vacuum=vacuum, axis=2)
     slab.pbc = (True, True, False)
     sid = f"gpaw-{metal}{FACET_NAMES[build]}-1x1x{layers}-{adsorbate or 'clean'}"

@@ -1,0 +1,118 @@
+"""GPAW spin-pair labels: the structure set, and a real (tiny, low-settings) spin pair."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import typer
+from ase.build import fcc111
+from ase.io import write
+from typer.testing import CliRunner
+
+from catscreen.cli.data import data_app
+from catscreen.training import dft_labels
+from catscreen.training.datasets import load_frames
+from catscreen.training.dft_labels import GpawSettings, spin_pair_set
+
+# The root app imports every stage; mounting the sub-app alone keeps this test about `data`.
+cli = typer.Typer()
+cli.add_typer(data_app, name="data")
+
+
+def test_spin_pair_set_is_tagged_and_uses_one_kpoint_along_vacuum():
+    structures = spin_pair_set()
+    sids = [a.info["sid"] for a in structures]
+    assert len(set(sids)) == len(sids)
+    assert {"Fe", "Co", "Ni", "Cu"} <= {s for a in structures for s in a.get_chemical_symbols()}
+    for atoms in structures:
+        kpts = GpawSettings().kpts(atoms)
+        if atoms.info["kind"] == "bulk":
+            assert atoms.pbc.all() and min(kpts) > 1
+            continue
+        assert kpts[2] == 1 and min(kpts[:2]) >= 6
+        tags = atoms.get_tags()
+        assert (tags == 1).sum() == 1 and (tags == 0).sum() == 2
+        assert (tags == 2).sum() == (atoms.info["kind"] == "adslab")
+        gap = atoms.cell[2, 2] - np.ptp(atoms.positions[:, 2])
+        assert gap == pytest.approx(12.0)
+
+
+@pytest.mark.gpaw
+@pytest.mark.skipif(importlib.util.find_spec("gpaw") is None, reason="GPAW is not installed")
+def test_cli_labels_a_real_spin_pair_and_resumes(tmp_path, monkeypatch):
+    slab = fcc111("Ni", (1, 1, 2), vacuum=3.0)
+    slab.info["sid"] = "ni111-tiny"
+    structures = tmp_path / "in.extxyz"
+    write(structures, slab, format="extxyz")
+    low = ["--ecut", "200", "--kpt-density", "0.5"]  # 2x2x1: seconds, not minutes
+    runner = CliRunner()
+    for spin in ("off", "on"):
+        out = tmp_path / f"spin-{spin}.extxyz.gz"
+        args = [
+            "data",
+            "label",
+            str(structures),
+            "--dft",
+            "gpaw",
+            "--spin",
+            spin,
+            "--out",
+            str(out),
+        ]
+        result = runner.invoke(cli, args + low)
+        assert result.exit_code == 0, result.output
+        assert "k=2x2x1" in result.output
+    off, on = (
+        load_frames(tmp_path / "spin-off.extxyz.gz")[0],
+        load_frames(tmp_path / "spin-on.extxyz.gz")[0],
+    )
+    for frame, spin in ((off, "off"), (on, "on")):
+        assert frame.info["spin"] == spin
+        assert (frame.info["sid"], frame.info["fidelity"], frame.info["source"]) == (
+            "ni111-tiny",
+            "gpaw-pbe",
+            "gpaw",
+        )
+        assert frame.info["converged"] and frame.info["gpaw_ecut"] == 200
+        assert frame.get_forces().shape == (2, 3)
+        assert list(frame.get_tags()) == list(slab.get_tags())
+    assert on.get_potential_energy() < off.get_potential_energy()  # Ni polarises
+    assert on.get_magnetic_moments().sum() > 0.5
+    assert "magmoms" not in off.calc.results
+
+    def no_dft(*args, **kwargs):
+        raise AssertionError("a finished structure was computed again")
+
+    monkeypatch.setattr(dft_labels, "gpaw_single_point", no_dft)
+    args = [
+        "data",
+        "label",
+        str(structures),
+        "--dft",
+        "gpaw",
+        "--spin",
+        "on",
+        "--out",
+        str(tmp_path / "again.extxyz"),
+    ]
+    result = runner.invoke(cli, args + low + ["--work", str(tmp_path / "spin-on.parts")])
+    assert result.exit_code == 0, result.output
+    assert (
+        load_frames(tmp_path / "again.extxyz")[0].get_potential_energy()
+        == on.get_potential_energy()
+    )
+
+
+def test_cli_without_labeller_or_with_unknown_code_is_one_line_error(tmp_path):
+    structures = tmp_path / "in.extxyz"
+    write(structures, fcc111("Ni", (1, 1, 2), vacuum=3.0), format="extxyz")
+    runner = CliRunner()
+    for extra, message in (([], "choose a labeller"), (["--dft", "vasp"], "unknown DFT code")):
+        result = runner.invoke(
+            cli,
+            ["data", "label", str(structures), "--out", str(tmp_path / "o.extxyz"), *extra],
+        )
+        assert result.exit_code == 2
+        assert message in result.output

@@ -1,0 +1,129 @@
+"""Loaders: extxyz (plain and gzip), folders and ASE databases with AQCat25-style keys."""
+
+from __future__ import annotations
+
+import gzip
+
+import ase.db
+import numpy as np
+import pytest
+from ase.build import bulk, fcc111, hcp0001
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
+
+from catscreen.errors import CatscreenError
+from catscreen.training.datasets import ContextDefaults, load_frames
+
+
+def _labelled(atoms, energy=-1.0, **info):
+    atoms = atoms.copy()
+    atoms.calc = SinglePointCalculator(
+        atoms, energy=energy, forces=np.zeros((len(atoms), 3)), magmoms=np.ones(len(atoms))
+    )
+    atoms.info.update(info)
+    return atoms
+
+
+def _frames():
+    slab = fcc111("Ni", (1, 1, 3), vacuum=5.0)
+    return [
+        _labelled(slab, -10.0, spin="off", fidelity="gpaw-pbe", source="gpaw", sid="ni111", fid=0),
+        _labelled(slab, -10.2, spin="on", fidelity="gpaw-pbe", source="gpaw", sid="ni111", fid=0),
+        _labelled(bulk("Cu"), -3.0, spin="OFF", fidelity="chgnet-pbe", source="chgnet", sid=7),
+    ]
+
+
+def test_extxyz_plain_and_gzip_give_same_normalised_frames(tmp_path):
+    plain = tmp_path / "frames.extxyz"
+    write(plain, _frames(), format="extxyz")
+    packed = tmp_path / "frames.extxyz.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    for path in (plain, packed):
+        frames = load_frames(path)
+        assert [a.info["spin"] for a in frames] == ["off", "on", "off"]
+        assert [a.info["sid"] for a in frames] == ["ni111", "ni111", "7"]
+        assert [a.info["fid"] for a in frames] == [0, 0, 0]
+        assert frames[2].info["source"] == "chgnet"
+        assert frames[1].get_potential_energy() == pytest.approx(-10.2)
+        assert frames[1].get_magnetic_moments() == pytest.approx(np.ones(3))
+
+
+def test_missing_context_filled_from_defaults_and_file_name(tmp_path):
+    path = tmp_path / "mine.xyz"
+    write(path, [_labelled(bulk("Pt"), -6.0), _labelled(bulk("Pt"), -6.1)], format="extxyz")
+    with pytest.raises(CatscreenError, match="no 'spin'"):
+        load_frames(path)
+    frames = load_frames(path, ContextDefaults(spin="off", fidelity="my-dft"))
+    assert {a.info["source"] for a in frames} == {"mine"}
+    assert [a.info["sid"] for a in frames] == ["mine-0", "mine-1"]
+    assert {a.info["fidelity"] for a in frames} == {"my-dft"}
+
+
+def test_folder_reads_every_extxyz(tmp_path):
+    for i, atoms in enumerate(_frames()):
+        write(tmp_path / f"part{i}.extxyz", atoms, format="extxyz")
+    (tmp_path / "notes.txt").write_text("ignored")
+    assert len(load_frames(tmp_path)) == 3
+
+
+def _aqcat_db(path):
+    slab = hcp0001("Co", (1, 1, 2), vacuum=5.0)
+    with ase.db.connect(path) as db:
+        for sid, off, low, fid in [
+            (11, True, False, 0),
+            (11, False, False, 0),
+            (12, False, True, 3),
+        ]:
+            db.write(_labelled(slab, -5.0 - fid), sid=sid, fid=fid, is_spin_off=off, is_low_fi=low)
+
+
+def test_ase_db_with_aqcat25_keys(tmp_path):
+    path = tmp_path / "aqcat.db"
+    _aqcat_db(path)
+    frames = load_frames(path, ContextDefaults(fidelity="aqcat-high", low_fidelity="aqcat-low"))
+    assert [a.info["spin"] for a in frames] == ["off", "on", "on"]
+    assert [a.info["fidelity"] for a in frames] == ["aqcat-high", "aqcat-high", "aqcat-low"]
+    assert [a.info["sid"] for a in frames] == ["11", "11", "12"]
+    assert [a.info["fid"] for a in frames] == [0, 0, 3]
+    assert {a.info["source"] for a in frames} == {"aqcat"}
+    assert frames[2].get_potential_energy() == pytest.approx(-8.0)
+
+
+def test_ase_db_key_names_are_configurable(tmp_path):
+    path = tmp_path / "other.db"
+    with ase.db.connect(path) as db:
+        db.write(_labelled(bulk("Fe"), -8.0), no_spin=1, cheap=0)
+    opts = ContextDefaults(spin_off_key="no_spin", low_fi_key="cheap", fidelity="hi")
+    (atoms,) = load_frames(path, opts)
+    assert (atoms.info["spin"], atoms.info["fidelity"]) == ("off", "hi")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.extxyz", None, "file not found"),
+        ("broken.extxyz", "3\nnot a header\nNi 0 0\n", "cannot read"),
+        ("broken.db", "this is not sqlite", "cannot read .* as an ASE database"),
+        ("frames.cif", "data_x", "unknown dataset format"),
+        ("empty.extxyz", "", "cannot read|holds no frames"),
+    ],
+)
+def test_bad_files_are_one_line_errors(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(CatscreenError, match=message) as err:
+        load_frames(path)
+    assert "\n" not in str(err.value)
+
+
+def test_frame_without_energy_or_with_bad_spin_is_rejected(tmp_path):
+    path = tmp_path / "x.extxyz"
+    atoms = bulk("Ni")
+    atoms.info.update(spin="on", fidelity="f")
+    write(path, atoms, format="extxyz")
+    with pytest.raises(CatscreenError, match="no energy label"):
+        load_frames(path)
+    write(path, _labelled(bulk("Ni"), spin="maybe", fidelity="f"), format="extxyz")
+    with pytest.raises(CatscreenError, match="spin='maybe'"):
+        load_frames(path)
