@@ -116,3 +116,23 @@ def test_cli_without_labeller_or_with_unknown_code_is_one_line_error(tmp_path):
         )
         assert result.exit_code == 2
         assert message in result.output
+
+
+def test_spin_pair_differences_pairs_by_sid():
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for sid, e_off, e_on in (("fe", -8.2, -8.8), ("cu", -3.5, -3.5)):
+        for spin, energy in (("off", e_off), ("on", e_on)):
+            atoms = bulk(sid.capitalize())
+            results = {"energy": energy, "forces": np.zeros((1, 3))}
+            if spin == "on":
+                results.update(magmoms=np.array([2.3 if sid == "fe" else 0.0]), magmom=2.3)
+            atoms.calc = SinglePointCalculator(atoms, **results)
+            atoms.info.update(sid=sid, spin=spin, fidelity="gpaw-pbe")
+            frames.append(atoms)
+    table = dft_labels.spin_pair_differences(frames).set_index("sid")
+    assert table.loc["fe", "delta"] == pytest.approx(-0.6)
+    assert table.loc["cu", "delta"] == pytest.approx(0.0)
+    assert table.loc["fe", "magmoms"] == "2.30"

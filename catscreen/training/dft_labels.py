@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from ase import Atoms
 from ase.build import add_adsorbate, bcc110, bulk, fcc111, hcp0001, molecule
 from ase.calculators.calculator import kptdensity2monkhorstpack
@@ -181,6 +182,29 @@ def collect(paths: Iterable[Path], out: Path) -> int:
     return len(frames)
 
 
+def spin_pair_differences(frames: Iterable[Atoms]) -> pd.DataFrame:
+    """Spin-on minus spin-off energy per structure: the signal the spin condition must learn."""
+    rows: dict[tuple[str, str], dict[str, object]] = {}
+    for atoms in frames:
+        key = (str(atoms.info["sid"]), str(atoms.info["fidelity"]))
+        row = rows.setdefault(
+            key, {"sid": key[0], "fidelity": key[1], "formula": atoms.get_chemical_formula()}
+        )
+        row["n_atoms"] = len(atoms)
+        row[f"energy_{atoms.info['spin']}"] = atoms.get_potential_energy()
+        if atoms.info["spin"] == "on":
+            row["magmom"] = float(atoms.calc.results.get("magmom", np.nan))
+            moments = atoms.calc.results.get("magmoms")
+            row["magmoms"] = " ".join(f"{m:.2f}" for m in moments) if moments is not None else ""
+    table = pd.DataFrame(list(rows.values()))
+    if table.empty or not {"energy_off", "energy_on"} <= set(table.columns):
+        return table
+    table = table.dropna(subset=["energy_off", "energy_on"]).reset_index(drop=True)
+    table["delta"] = table["energy_on"] - table["energy_off"]
+    table["delta_per_atom"] = table["delta"] / table["n_atoms"]
+    return table
+
+
 def _tag_slab(slab: Atoms, n_adsorbate: int) -> Atoms:
     """Open Catalyst tags: 0 subsurface (fixed), 1 top layer, 2 adsorbate."""
     layer = slab.get_tags()  # ase.build: 1 is the top layer
@@ -249,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--ecut", type=float, default=GpawSettings.ecut)
     parser.add_argument("--kpt-density", type=float, default=GpawSettings.kpt_density)
     parser.add_argument("--limit", type=int, help="only the first N structures")
+    parser.add_argument("--summary", action="store_true", help="print spin-on minus spin-off")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     settings = GpawSettings(ecut=args.ecut, kpt_density=args.kpt_density)
@@ -258,6 +283,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     if args.collect:
         print(f"{collect(done, args.collect)} frames -> {args.collect}", flush=True)
+    if args.summary:
+        frames = [read(p, format="extxyz") for p in done]
+        table = spin_pair_differences(a for a in frames if a.info.get("converged"))
+        print(table.to_string(index=False, float_format="{:.4f}".format), flush=True)
 
 
 if __name__ == "__main__":
