@@ -62,7 +62,7 @@ def make_baseline(
     board: pd.DataFrame, recipe: Recipe, tolerance: float = DEFAULT_TOLERANCE
 ) -> Baseline:
     names = [d.name for d in recipe.ranking.descriptors]
-    top = board.head(recipe.ranking.top_n)
+    top = board[board["rank"] >= 1].head(recipe.ranking.top_n)  # unranked rows have rank 0
     return Baseline(
         recipe=recipe.name,
         model=recipe.model.name,

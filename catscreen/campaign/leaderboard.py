@@ -59,7 +59,9 @@ def build_leaderboard(ranked: pd.DataFrame, systems: pd.DataFrame, recipe: Recip
     board = ranked[["rank", "candidate", "bulk", "miller", "termination", "slab_id"]].copy()
     spins = systems.groupby("candidate")["spin"].agg(lambda s: "/".join(sorted(set(map(str, s)))))
     board["spin"] = board["candidate"].map(spins).fillna("")
-    board["is_reference"] = _column(ranked, "is_reference").fillna(False).astype(bool)
+    board["is_reference"] = (
+        ranked["is_reference"].astype(bool) if "is_reference" in ranked else False
+    )
     within = pd.Series(True, index=board.index)
     best = systems.set_index(["candidate", "adsorbate"])
     for d in recipe.ranking.descriptors:

@@ -73,6 +73,14 @@ class Candidate(_Strict):
     file: Path | None = None
     miller: list[MillerIndex] | None = Field(default=None, min_length=1)
 
+    @model_validator(mode="after")
+    def _file_name(self) -> Candidate:
+        if self.file is not None and self.file.stem != self.name:
+            raise FieldError(
+                ("name",), f"a file candidate is named after its file: use name: {self.file.stem}"
+            )
+        return self
+
 
 class Facets(_Strict):
     """Either explicit Miller indices or every symmetrically distinct facet up to max_index."""
@@ -88,12 +96,13 @@ class Facets(_Strict):
 
 
 class SlabSettings(_Strict):
-    """How thick, how wide and how much vacuum; small defaults keep screening cheap."""
+    """How thick, how wide and how much vacuum; small defaults keep screening cheap. Which
+    atoms are fixed is not a setting: enumerate tags every atom not exposed from above as
+    subsurface (tag 0, fixed)."""
 
     min_slab_size: float = Field(default=7.0, gt=0, description="slab thickness (A)")
-    min_vacuum: float = Field(default=12.0, gt=0, description="vacuum thickness (A)")
+    vacuum: float = Field(default=12.0, gt=0, description="vacuum thickness (A)")
     min_ab: float = Field(default=6.0, gt=0, description="minimum in-plane cell length (A)")
-    fixed_layers: int = Field(default=2, ge=0, description="bottom layers tagged 0 (fixed)")
     max_terminations: int = Field(default=1, ge=1, description="terminations kept per facet")
 
 

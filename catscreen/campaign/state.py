@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from catscreen.errors import CatscreenError
 from catscreen.io import atomic_path
 
-STAGES: tuple[str, ...] = ("enumerate", "relax", "rank", "summary")
+STAGES: tuple[str, ...] = ("enumerate", "relax", "rank")
 STATE_FILE = "campaign.json"
 
 

@@ -38,7 +38,9 @@ def descriptor_frame(board: pd.DataFrame, recipe: Recipe, rows: int | None = Non
     """The leaderboard's readable columns: rank, candidate, descriptors (eV), distance, spin."""
     names = [d.name for d in recipe.ranking.descriptors]
     cols = ["rank", "candidate", *names, "distance", "on_target", "spin"]
-    out = board[cols].head(rows) if rows else board[cols]
+    out = (board[cols].head(rows) if rows else board[cols]).copy()
+    # rank 0: a descriptor has no valid placement, so the candidate cannot be ranked
+    out["rank"] = [str(int(r)) if r >= 1 else "-" for r in out["rank"]]
     return out.rename(columns={n: f"{n} (eV)" for n in names})
 
 

@@ -45,3 +45,9 @@ app.command("enumerate")(_enumerate.enumerate_command)
 from catscreen.cli.data import data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")
+
+from catscreen.cli import campaign as _campaign  # noqa: E402
+from catscreen.cli import report as _report  # noqa: E402
+
+app.add_typer(_campaign.app, name="campaign")
+app.command("report")(_report.report_command)

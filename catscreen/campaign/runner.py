@@ -1,0 +1,247 @@
+"""`run_campaign`: enumerate -> relax -> rank (+ DFT inputs) -> summary, resumable, in one folder.
+
+Layout of a campaign folder DIR:
+
+    recipe.yaml           the recipe as given (its hashes decide what reruns)
+    campaign.json         stage log: hash, status, times, files, counts per stage
+    enumerate/            configs.parquet + configs.extxyz
+    results.parquet       relaxations (the relax stage resumes row by row by itself)
+    rank/                 ranked, systems, adsorption, flagged .parquet; dft/<engine>/...
+    leaderboard.csv       the ranking in the recipe's descriptor names
+    summary.md            the Markdown summary (also appended to $GITHUB_STEP_SUMMARY)
+
+A stage is skipped when the log says it finished with the same hash and its files exist. The
+hashes chain (relax includes enumerate's, rank includes relax's), so changing a target reruns
+only rank, and changing the model reruns relax and rank. Results of an older relax hash are
+kept aside as results.<hash>.parquet rather than mixed with new ones.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from catscreen.analysis import RankSettings, rank_results, read_results, write_rank_outputs
+from catscreen.campaign.baseline import Comparison, compare, read_baseline
+from catscreen.campaign.enumerate_adapter import enumerate_recipe
+from catscreen.campaign.leaderboard import build_leaderboard, descriptor_targets, rank_targets
+from catscreen.campaign.recipe import Recipe, load_recipe, parse_recipe, section_hash
+from catscreen.campaign.state import CampaignState, StageRecord, load_state, now, save_state
+from catscreen.campaign.summary import render_summary
+from catscreen.dft import DftSettings, write_dft_inputs
+from catscreen.errors import CatscreenError
+from catscreen.io import atomic_path, read_parquet
+from catscreen.workflow import RelaxSettings, relax_configurations
+
+Log = Callable[[str], None]
+
+RECIPE_COPY = "recipe.yaml"
+ENUMERATE_DIR = "enumerate"
+RESULTS = "results.parquet"
+RANK_DIR = "rank"
+LEADERBOARD = "leaderboard.csv"
+SUMMARY = "summary.md"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line adds to a recipe; none of it changes a stage's result."""
+
+    executor: str | None = None
+    workers: int | None = None
+    ci: bool = False
+    baseline: Path | None = None
+    progress: bool = True
+
+
+@dataclass
+class Outcome:
+    root: Path
+    state: CampaignState
+    board: pd.DataFrame
+    summary: str
+    summary_path: Path
+    comparison: Comparison | None
+    ran: list[str]
+    skipped: list[str]
+
+
+def stage_hashes(recipe: Recipe) -> dict[str, str]:
+    """One hash per stage over what that stage depends on (executor and workers excluded)."""
+    h_enum = section_hash(recipe, ("candidates", "facets", "slab", "adsorbates", "placement"))
+    relax = recipe.relax.model_dump(exclude={"executor", "workers"})
+    h_relax = section_hash(recipe, ("model",), parent=f"{h_enum}|{sorted(relax.items())}")
+    h_rank = section_hash(recipe, ("ranking", "validation"), parent=h_relax)
+    return {"enumerate": h_enum, "relax": h_relax, "rank": h_rank}
+
+
+def read_campaign_recipe(root: Path) -> Recipe:
+    """The recipe copy in a campaign folder (candidate files are not needed after enumerate)."""
+    path = root / RECIPE_COPY
+    if not path.is_file():
+        raise CatscreenError(
+            f"{root} is not a campaign folder (no {RECIPE_COPY}); run `catscreen campaign run` first"
+        )
+    return parse_recipe(path.read_text(), path)
+
+
+def _rel(root: Path, paths: list[Path]) -> list[str]:
+    return [str(p.relative_to(root)) for p in paths]
+
+
+Body = Callable[[], tuple[list[Path], dict[str, int]]]
+
+
+def _run_stage(
+    state: CampaignState, root: Path, name: str, hash_: str, log: Log, body: Body, force: bool
+) -> bool:
+    """Run one stage unless it is done (`force`: an upstream stage ran, so its inputs changed);
+    record it in the stage log however it ends."""
+    if not force and state.is_done(name, hash_, root):
+        log(f"{name}: up to date, skipped")
+        return False
+    prev = state.stages.get(name)
+    runs = prev.runs + 1 if prev is not None and prev.hash == hash_ else 1
+    record = StageRecord(status="running", hash=hash_, started=now(), runs=runs)
+    state.stages[name] = record
+    save_state(root, state)
+    t0 = time.perf_counter()
+    try:
+        files, counts = body()
+    except BaseException as exc:  # interrupted or failed: the log must say so, then re-raise
+        record.status = "failed"
+        record.message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        record.seconds = time.perf_counter() - t0
+        save_state(root, state)
+        raise
+    record.status = "done"
+    record.finished = now()
+    record.seconds = round(time.perf_counter() - t0, 2)
+    record.files = _rel(root, files)
+    record.counts = counts
+    save_state(root, state)
+    log(
+        f"{name}: done in {record.seconds:.1f} s ({', '.join(f'{k} {v}' for k, v in counts.items())})"
+    )
+    return True
+
+
+def _set_aside_stale_results(state: CampaignState, root: Path, hash_: str, log: Log) -> None:
+    prev = state.stages.get("relax")
+    results = root / RESULTS
+    if prev is not None and prev.hash != hash_ and results.exists():
+        aside = root / f"results.{prev.hash}.parquet"
+        results.rename(aside)
+        log(f"relax: recipe changed since the last run; kept the old results as {aside.name}")
+
+
+def _relax_settings(recipe: Recipe, options: RunOptions) -> RelaxSettings:
+    return RelaxSettings(
+        model=recipe.model.name,
+        spin=recipe.model.spin,
+        fidelity=recipe.model.fidelity,
+        optimizer=recipe.relax.optimizer,
+        fmax=recipe.relax.fmax,
+        steps=recipe.relax.steps,
+        batch_size=recipe.relax.batch_size,
+        executor=options.executor or recipe.relax.executor,
+        workers=options.workers or recipe.relax.workers,
+    )
+
+
+def _rank_settings(recipe: Recipe) -> RankSettings:
+    ref = recipe.ranking.reference
+    return RankSettings(
+        targets=rank_targets(recipe),
+        reference_candidate=ref.candidate if ref is not None else None,
+        default_tolerance=ref.tolerance if ref is not None else RankSettings.default_tolerance,
+        top_k=recipe.validation.top_k,
+        uncertainty_threshold=recipe.validation.uncertainty_threshold,
+    )
+
+
+def load_leaderboard(root: Path, recipe: Recipe) -> pd.DataFrame:
+    """The leaderboard of a finished rank stage."""
+    rank = root / RANK_DIR
+    return build_leaderboard(
+        read_parquet(rank / "ranked.parquet"), read_parquet(rank / "systems.parquet"), recipe
+    )
+
+
+def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) -> Outcome:
+    """Run (or resume) a campaign; returns what the CLI prints and the CI verdict."""
+    recipe = load_recipe(recipe_path)
+    root = out.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    state = load_state(root) or CampaignState(recipe=recipe.name, recipe_file=str(recipe_path))
+    if state.recipe != recipe.name:
+        log(
+            f"note: {root} held campaign '{state.recipe}'; stages rerun where '{recipe.name}' differs"
+        )
+        state.recipe = recipe.name
+    state.recipe_file = str(recipe_path)
+    with atomic_path(root / RECIPE_COPY) as tmp:
+        tmp.write_text(recipe_path.read_text())
+    hashes = stage_hashes(recipe)
+    ran: list[str] = []
+    skipped: list[str] = []
+
+    def stage(name: str, body: Body) -> None:
+        if _run_stage(state, root, name, hashes[name], log, body, force=bool(ran)):
+            ran.append(name)
+        else:
+            skipped.append(name)
+
+    configs = root / ENUMERATE_DIR / "configs.parquet"
+    stage("enumerate", lambda: enumerate_recipe(recipe, root / ENUMERATE_DIR))
+
+    def relax() -> tuple[list[Path], dict[str, int]]:
+        s = relax_configurations(
+            configs, root / RESULTS, _relax_settings(recipe, options), progress=options.progress
+        )
+        counts = {
+            "rows": s.total,
+            "reused": s.reused,
+            "ran": s.ran,
+            "converged": s.converged,
+            "not_converged": s.not_converged,
+            "failed": s.failed,
+        }
+        return [root / RESULTS], counts
+
+    _set_aside_stale_results(state, root, hashes["relax"], log)
+    stage("relax", relax)
+
+    def rank() -> tuple[list[Path], dict[str, int]]:
+        output = rank_results(read_results(root / RESULTS), _rank_settings(recipe))
+        paths = list(write_rank_outputs(output, root / RANK_DIR).values())
+        counts = {k: output.counts[k] for k in ("adslabs", "anomalous", "candidates", "flagged")}
+        for engine in recipe.validation.write:
+            folders = write_dft_inputs(
+                output.flagged, engine, root / RANK_DIR / "dft" / engine, DftSettings()
+            )
+            counts[f"{engine}_inputs"] = len(folders)
+        return paths, counts
+
+    stage("rank", rank)
+
+    board = load_leaderboard(root, recipe)
+    with atomic_path(root / LEADERBOARD) as tmp:
+        board.to_csv(tmp, index=False)
+    comparison = compare(board, read_baseline(options.baseline)) if options.baseline else None
+    flagged = read_parquet(root / RANK_DIR / "flagged.parquet")
+    summary = render_summary(recipe, board, descriptor_targets(recipe), flagged, state, comparison)
+    summary_path = root / SUMMARY
+    with atomic_path(summary_path) as tmp:
+        tmp.write_text(summary)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if options.ci and step_summary:
+        with open(step_summary, "a") as fh:  # GitHub collects every step's appends
+            fh.write(summary)
+        summary_path = Path(step_summary)
+    return Outcome(root, state, board, summary, summary_path, comparison, ran, skipped)

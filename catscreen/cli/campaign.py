@@ -1,0 +1,162 @@
+"""`catscreen campaign run|status|baseline`: the whole chain from a recipe, resumable, CI-aware."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from catscreen.campaign.baseline import DEFAULT_TOLERANCE, make_baseline, write_baseline
+from catscreen.campaign.runner import (
+    RunOptions,
+    load_leaderboard,
+    read_campaign_recipe,
+    run_campaign,
+)
+from catscreen.campaign.state import STAGES, load_state
+from catscreen.campaign.summary import descriptor_frame
+from catscreen.cli.common import cli_errors, console, err_console
+from catscreen.errors import CatscreenError
+
+app = typer.Typer(
+    help=(
+        "Run a screening campaign from a recipe (recipes/*.yaml): enumerate -> relax -> rank -> "
+        "DFT flags, each stage's files kept in one folder, resumable."
+    ),
+    no_args_is_help=True,
+)
+
+
+def _log(message: str) -> None:
+    err_console.print(f"[dim]campaign[/] {message}", highlight=False)
+
+
+def _top_table(title: str, frame) -> Table:  # noqa: ANN001 - a DataFrame
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col), justify="left" if col == "candidate" else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    return table
+
+
+@app.command("run")
+@cli_errors
+def run_command(
+    recipe: Path = typer.Argument(..., help="Recipe YAML, e.g. recipes/quickstart.yaml."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Campaign folder (created; reused to resume)."
+    ),
+    executor: str | None = typer.Option(None, help="local | dask (overrides the recipe)."),
+    workers: int | None = typer.Option(
+        None, min=1, help="Parallel workers (overrides the recipe)."
+    ),
+    ci: bool = typer.Option(
+        False,
+        "--ci",
+        help="CI mode: Markdown summary to $GITHUB_STEP_SUMMARY; exit 1 if the baseline check fails.",
+    ),
+    baseline: Path | None = typer.Option(
+        None, help="Baseline JSON to compare the top candidates with."
+    ),
+    progress: bool = typer.Option(True, help="Show the relaxation progress bar."),
+) -> None:
+    """Run or resume a campaign: stages already done with the same recipe are skipped."""
+    if executor is not None and executor not in ("local", "dask"):
+        raise CatscreenError(f"unknown --executor {executor!r}; expected local or dask")
+    options = RunOptions(
+        executor=executor, workers=workers, ci=ci, baseline=baseline, progress=progress and not ci
+    )
+    outcome = run_campaign(recipe, out, options, _log)
+    recipe_obj = read_campaign_recipe(outcome.root)
+    n = recipe_obj.ranking.top_n
+    console.print(
+        _top_table(
+            f"top {n} of {len(outcome.board)} candidates",
+            descriptor_frame(outcome.board, recipe_obj, n),
+        )
+    )
+    ran = ", ".join(outcome.ran) or "nothing"
+    skipped = ", ".join(outcome.skipped) or "nothing"
+    err_console.print(f"ran: {ran}; skipped (up to date): {skipped}", highlight=False)
+    err_console.print(
+        f"summary: {outcome.summary_path}; leaderboard: {outcome.root / 'leaderboard.csv'}",
+        highlight=False,
+    )
+    cmp = outcome.comparison
+    if cmp is not None:
+        for line in cmp.failures:
+            err_console.print(f"[bold red]baseline:[/] {line}", highlight=False)
+        for line in cmp.notes:
+            err_console.print(f"baseline: {line}", highlight=False)
+        if cmp.ok:
+            err_console.print(f"[green]baseline check passed[/] ({baseline})", highlight=False)
+        else:
+            err_console.print(
+                f"[bold red]baseline check failed[/] ({baseline}): {len(cmp.failures)} difference(s)"
+            )
+            if ci:
+                raise typer.Exit(1)
+
+
+@app.command("status")
+@cli_errors
+def status_command(root: Path = typer.Argument(..., help="Campaign folder.")) -> None:
+    """What is done in a campaign folder: stage, status, files, counts, time."""
+    state = load_state(root)
+    if state is None:
+        raise CatscreenError(f"{root} is not a campaign folder (no campaign.json)")
+    table = Table(title=f"campaign '{state.recipe}' in {root}")
+    for col in ("stage", "status", "files", "counts", "converged / failed", "time (s)", "finished"):
+        table.add_column(col)
+    for name in STAGES:
+        rec = state.stages.get(name)
+        if rec is None:
+            table.add_row(name, "[dim]not started[/]", "", "", "", "", "")
+            continue
+        present = [f if (root / f).exists() else f"{f} (missing)" for f in rec.files]
+        counts = {k: v for k, v in rec.counts.items() if k not in ("converged", "failed")}
+        conv = (
+            f"{rec.counts['converged']} / {rec.counts['failed']}"
+            if "converged" in rec.counts
+            else ""
+        )
+        colour = {"done": "green", "running": "yellow", "failed": "red"}[rec.status]
+        status = f"[{colour}]{rec.status}[/]" + (f" ({rec.message})" if rec.message else "")
+        table.add_row(
+            name,
+            status,
+            "\n".join(present),
+            ", ".join(f"{k} {v}" for k, v in counts.items()),
+            conv,
+            f"{rec.seconds:.1f}" if rec.seconds is not None else "",
+            rec.finished or "",
+        )
+    console.print(table)
+
+
+@app.command("baseline")
+@cli_errors
+def baseline_command(
+    root: Path = typer.Argument(..., help="Campaign folder whose rank stage is done."),
+    write: Path = typer.Option(
+        ..., "--write", help="Baseline JSON to write (commit it next to the recipe)."
+    ),
+    tolerance: float = typer.Option(
+        DEFAULT_TOLERANCE, min=0.0, help="Allowed descriptor change (eV)."
+    ),
+) -> None:
+    """Record the current top candidates and descriptors as the baseline for `run --ci --baseline`."""
+    state = load_state(root)
+    if state is None or "rank" not in state.stages or state.stages["rank"].status != "done":
+        raise CatscreenError(f"{root}: the rank stage has not finished; run the campaign first")
+    if tolerance <= 0:
+        raise CatscreenError("--tolerance must be positive")
+    recipe = read_campaign_recipe(root)
+    baseline = make_baseline(load_leaderboard(root, recipe), recipe, tolerance)
+    write_baseline(baseline, write)
+    names = ", ".join(e.candidate for e in baseline.top)
+    err_console.print(
+        f"wrote {write}: top {baseline.top_n} = {names}; tolerance {tolerance} eV", highlight=False
+    )

@@ -1,0 +1,22 @@
+"""`catscreen report DIR`: an offline HTML report with PNG figures for a campaign folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from catscreen.campaign.report import write_report
+from catscreen.cli.common import cli_errors, err_console
+
+
+@cli_errors
+def report_command(
+    root: Path = typer.Argument(..., help="Campaign folder (from `catscreen campaign run`)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Report folder (default DIR/report)."
+    ),
+) -> None:
+    """Write DIR/report/index.html (figures embedded, opens offline) and the PNG figures."""
+    report = write_report(root, out)
+    err_console.print(f"wrote {report.html} and {len(report.figures)} figures", highlight=False)

@@ -1,0 +1,152 @@
+"""The campaign end to end on a tiny EMT recipe: run, resume, CI baseline check, status, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from catscreen.cli.main import app
+
+RECIPE = """\
+# A reduced quickstart: EMT (ase) instead of the bundled model, two metals, thin 2x2 slabs.
+name: tiny
+description: O and H on Pt(111) and Cu(111) with EMT.
+candidates: [Pt, Cu]
+facets:
+  miller: ["111"]
+slab: {min_slab_size: 4.0, vacuum: 10.0, min_ab: 5.0, max_terminations: 1}
+adsorbates: [O, H]
+placement: {mode: heuristic}
+model: {name: emt, spin: auto}
+relax: {optimizer: fire, fmax: 0.1, steps: 60, batch_size: 64}
+ranking:
+  top_n: 2
+  descriptors:
+    - {name: dE_O, adsorbate: O, target: {value: -0.9, tolerance: 0.1}}
+validation: {top_k: 1, uncertainty_threshold: 0.15, write: [vasp]}
+"""
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("campaign")
+    recipe = base / "tiny.yaml"
+    recipe.write_text(RECIPE)
+    out = base / "run"
+    result = runner.invoke(
+        app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    return recipe, out
+
+
+def test_first_run_writes_every_stage(campaign: tuple[Path, Path]) -> None:
+    _, out = campaign
+    for name in (
+        "recipe.yaml",
+        "campaign.json",
+        "enumerate/configs.parquet",
+        "results.parquet",
+        "rank/ranked.parquet",
+        "rank/flagged.parquet",
+        "leaderboard.csv",
+        "summary.md",
+    ):
+        assert (out / name).exists(), name
+    assert list((out / "rank" / "dft" / "vasp").iterdir())
+    state = json.loads((out / "campaign.json").read_text())
+    assert [state["stages"][s]["status"] for s in ("enumerate", "relax", "rank")] == ["done"] * 3
+    summary = (out / "summary.md").read_text()
+    assert "## Top 2 candidates" in summary and "Pt(111)" in summary and "Cu(111)" in summary
+
+
+def test_second_run_resumes_without_recomputing(campaign: tuple[Path, Path]) -> None:
+    recipe, out = campaign
+    before = (out / "results.parquet").stat().st_mtime_ns
+    state_before = json.loads((out / "campaign.json").read_text())
+    result = runner.invoke(
+        app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ran: nothing; skipped (up to date): enumerate, relax, rank" in result.output
+    assert (out / "results.parquet").stat().st_mtime_ns == before
+    state = json.loads((out / "campaign.json").read_text())
+    assert state["stages"] == state_before["stages"]
+
+
+def test_status_shows_stages(campaign: tuple[Path, Path]) -> None:
+    _, out = campaign
+    result = runner.invoke(app, ["campaign", "status", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for word in ("enumerate", "relax", "rank", "done", "results.parquet"):
+        assert word in result.output
+
+
+def test_ci_against_changed_baseline_fails_readably(
+    campaign: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe, out = campaign
+    baseline = tmp_path / "baseline.json"
+    result = runner.invoke(app, ["campaign", "baseline", str(out), "--write", str(baseline)])
+    assert result.exit_code == 0, result.output
+    step = tmp_path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    args = ["campaign", "run", str(recipe), "--out", str(out), "--ci", "--baseline", str(baseline)]
+    ok = runner.invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    assert "baseline check passed" in ok.output
+    data = json.loads(baseline.read_text())
+    first = data["top"][0]
+    first["descriptors"]["dE_O"] += 0.3
+    data["top"][1]["candidate"] = "Au(111)"
+    baseline.write_text(json.dumps(data))
+    step.unlink()
+    bad = runner.invoke(app, args)
+    assert bad.exit_code == 1, bad.output
+    assert "baseline check failed" in bad.output
+    assert "Au(111) left the top 2 (now missing)" in bad.output
+    assert f"{first['candidate']} dE_O:" in bad.output and "exceeds tolerance" in bad.output
+    markdown = step.read_text()
+    assert "## Baseline check: FAILED" in markdown and "Au(111) left the top 2" in markdown
+
+
+def test_changed_target_reruns_only_rank(campaign: tuple[Path, Path], tmp_path: Path) -> None:
+    recipe, out = campaign
+    changed = tmp_path / "tiny.yaml"
+    changed.write_text(
+        recipe.read_text().replace("value: -0.9, tolerance: 0.1", "value: -0.5, tolerance: 0.1")
+    )
+    result = runner.invoke(
+        app, ["campaign", "run", str(changed), "--out", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ran: rank; skipped (up to date): enumerate, relax" in result.output
+    result = runner.invoke(
+        app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_report_renders(campaign: tuple[Path, Path]) -> None:
+    _, out = campaign
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    html = (out / "report" / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == 4
+    assert "DFT validation list" in html and "Spin decision" in html
+    for png in ("descriptor_ranking", "top_sites", "energy_spread", "spin"):
+        path = out / "report" / f"{png}.png"
+        assert path.stat().st_size > 10_000, png
+
+
+def test_bad_recipe_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(RECIPE.replace("relax: {optimizer: fire,", "relax: {optimizer: bfgs,"))
+    result = runner.invoke(app, ["campaign", "run", str(bad), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert f"{bad}:11: relax.optimizer:" in result.output
