@@ -47,6 +47,8 @@ INFO_KEYS: tuple[str, ...] = (
 # results.parquet, written by `catscreen relax`: manifest columns (less structure_index)
 # plus these. Gas-phase reference molecules are rows with kind == 'gas' and adsorbate set to
 # the molecule name (H2, H2O, CO, N2, ...), computed with the same model and context.
+# One row per (config_id, model, model_version, spin, fidelity): a rerun with another model or
+# context adds rows, a rerun with the same one skips them (catscreen.workflow.store).
 RESULT_COLUMNS: dict[str, str] = {
     "status": "converged | not_converged | failed",
     "reason": "why a row failed or did not converge ('' otherwise)",
@@ -60,8 +62,10 @@ RESULT_COLUMNS: dict[str, str] = {
     "model": "model name",
     "model_version": "model version / checkpoint hash",
     "initial_structure": "extxyz text of the starting structure",
-    "final_structure": "extxyz text of the final structure (magmoms in arrays if predicted)",
-    "wall_time": "seconds spent on this configuration's batch share",
+    "final_structure": "extxyz text of the final structure with its energy, forces and "
+    "predicted magmoms (when the model predicts them); tags and FixAtoms kept",
+    "wall_time": "seconds: its share of each batch step it took part in (step time / "
+    "structures in that step)",
 }
 
 RESULT_STATUS = ("converged", "not_converged", "failed")

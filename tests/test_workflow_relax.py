@@ -224,3 +224,28 @@ def test_dask_local_cluster_matches_local(tmp_path):
     b = pd.read_parquet(dask).set_index("config_id").sort_index()
     np.testing.assert_allclose(a.energy, b.energy, rtol=0, atol=1e-10)
     assert (a.steps == b.steps).all() and (a.final_structure == b.final_structure).all()
+
+
+def test_random_init_checkpoint_records_context_and_magmoms(tmp_path):
+    """The bundled network's code path: a tiny random-init checkpoint loaded by path."""
+    torch = pytest.importorskip("torch")
+    from catscreen.model.checkpoint import save_checkpoint
+    from catscreen.model.network import CatscreenNet, ModelConfig
+
+    torch.manual_seed(0)
+    small = ModelConfig(n_scalars=8, n_vectors=4, n_layers=1, radial_hidden=8, n_heads=2)
+    net = CatscreenNet(small, ("H", "C", "N", "O", "Ni", "Cu"), ("low", "high"))
+    ckpt = tmp_path / "tiny.pt"
+    version = save_checkpoint(net, ckpt, {"name": "tiny"})
+    p = tmp_path / "c.extxyz"
+    write(p, [adslab("Ni", "O", "fcc"), adslab("Cu", "CO", "ontop")], format="extxyz")
+    out = tmp_path / "r.parquet"
+    settings = RelaxSettings(model=str(ckpt), fmax=1e-6, steps=2, batch_size=16)
+    relax_configurations(p, out, settings, progress=False)
+    df = pd.read_parquet(out).set_index("config_id")
+    assert len(df) == 2 + 8 and (df.status == "not_converged").all() and (df.steps == 2).all()
+    assert set(df.model_version) == {version} and set(df.fidelity) == {"high"}
+    assert df.loc["Ni-O-fcc", "spin"] == "on" and df.loc["Cu-CO-ontop", "spin"] == "off"
+    assert (df.energy_std > 0).all()
+    final = atoms_from_text(df.loc["Ni-O-fcc", "final_structure"])
+    assert final.get_magnetic_moments().shape == (len(final),)

@@ -42,6 +42,10 @@ from catscreen.cli import enumerate as _enumerate  # noqa: E402
 
 app.command("enumerate")(_enumerate.enumerate_command)
 
+from catscreen.cli import relax as _relax  # noqa: E402
+
+app.command("relax", epilog=_relax.EPILOG)(_relax.relax_command)
+
 from catscreen.cli.data import data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")

@@ -1,0 +1,100 @@
+"""`catscreen relax` as a user runs it: a real subprocess, killed with SIGKILL and resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from ase.build import add_adsorbate, fcc111
+from ase.constraints import FixAtoms
+from ase.io import write
+
+from catscreen.schema import RESULT_COLUMNS
+from catscreen.workflow.store import OutputLock
+
+CATSCREEN = str(Path(sys.executable).parent / "catscreen")
+
+
+def write_configs(path: Path, n: int) -> None:
+    """n Cu/Pt(111)+O configurations with tags and FixAtoms, as enumerate writes frames."""
+    images = []
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        slab = fcc111(("Cu", "Pt")[i % 2], (2, 2, 3), vacuum=7.0)
+        surface = np.where(slab.get_tags() == 1, 1, 0)
+        add_adsorbate(slab, "O", 1.5 + 0.5 * rng.random(), ("fcc", "hcp", "bridge", "ontop")[i % 4])
+        slab.positions[-1, :2] += rng.normal(0, 0.2, 2)
+        slab.set_tags(list(surface) + [2])
+        slab.set_constraint(FixAtoms(mask=slab.get_tags() == 0))
+        del slab.info["adsorbate_info"]
+        slab.info.update(config_id=f"c{i:02d}", system_id="s", kind="adslab", adsorbate="O")
+        images.append(slab)
+    write(path, images, format="extxyz")
+
+
+def relax_cmd(configs: Path, out: Path) -> list[str]:
+    return [CATSCREEN, "relax", str(configs), "--out", str(out), "--model", "emt",
+            "--spin", "off", "--batch-size", "1", "--fmax", "0.02", "--quiet"]  # fmt: skip
+
+
+def rows_on_disk(out: Path) -> int:
+    try:
+        return pq.read_metadata(out).num_rows
+    except (FileNotFoundError, OSError):
+        return 0
+
+
+def test_help_documents_the_results_schema():
+    res = subprocess.run(
+        [CATSCREEN, "relax", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert res.returncode == 0, res.stderr
+    for column in RESULT_COLUMNS:
+        assert column in res.stdout
+
+
+def test_sigkill_mid_run_then_resume(tmp_path):
+    configs, out = tmp_path / "configs.extxyz", tmp_path / "results.parquet"
+    write_configs(configs, 18)
+    total = 18 + 4  # + gas references CO, H2, H2O, N2 for the one context
+    proc = subprocess.Popen(relax_cmd(configs, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while rows_on_disk(out) < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = pd.read_parquet(out)  # never a torn file
+    assert 6 <= len(before) < total
+    assert (tmp_path / "results.parquet.lock").exists()  # left behind; must not block
+
+    res = subprocess.run(relax_cmd(configs, out), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert f"{total - len(before)} relaxed now, {len(before)} already done" in res.stdout
+    after = pd.read_parquet(out).set_index("config_id")
+    assert len(after) == total and after.index.is_unique
+    assert (after.status == "converged").all()
+    kept = after.loc[before.config_id]
+    assert (kept.final_structure.values == before.final_structure.values).all()
+    assert (kept.wall_time.values == before.wall_time.values).all()
+
+
+def test_concurrent_writer_is_refused(tmp_path):
+    configs, out = tmp_path / "configs.extxyz", tmp_path / "results.parquet"
+    write_configs(configs, 1)
+    with OutputLock(out):
+        res = subprocess.run(relax_cmd(configs, out), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert "being written by another catscreen relax" in res.stderr
+    assert f"pid {os.getpid()}" in res.stderr
+    assert not out.exists()
