@@ -246,24 +246,38 @@ def spin_pair_slab(
     return _tag_slab(slab, n_ads)
 
 
-def spin_pair_bulk(metal: str) -> Atoms:
-    atoms = bulk(metal)  # ASE's reference lattice: bcc Fe, hcp Co, fcc Ni/Cu/Pt
-    atoms.info.update(sid=f"gpaw-{metal}-bulk", kind="bulk", bulk=metal)
+def spin_pair_bulk(metal: str, strain: float = 0.0) -> Atoms:
+    """ASE's reference lattice (bcc Fe, hcp Co, fcc Ni/Cu/Pt), optionally strained isotropically.
+
+    Strained cells teach the magneto-volume effect: moments and spin energies grow with volume.
+    """
+    atoms = bulk(metal)
+    name = f"gpaw-{metal}-bulk"
+    if strain:
+        atoms.set_cell(atoms.cell * (1 + strain), scale_atoms=True)
+        name += f"-strain{strain:+.2f}"
+    atoms.info.update(sid=name, kind="bulk", bulk=metal)
     return atoms
 
 
 def spin_pair_set() -> list[Atoms]:
-    """The committed set: magnetic Fe/Co/Ni and a non-magnetic Cu control, bulk then slabs.
+    """The committed set: magnetic Fe/Co/Ni and a non-magnetic Cu control.
 
-    Ordered so that a partial run already holds one of each kind.
+    Ordered so that a partial run already holds one of each kind (bulk, clean and O-covered
+    slabs of each metal) before the extras; appending keeps earlier results valid on resume.
     """
     slabs = [
         ("Ni", None), ("Ni", "O"), ("Fe", None), ("Fe", "O"), ("Co", None), ("Co", "O"),
         ("Cu", None), ("Cu", "O"), ("Ni", "H"), ("Fe", "H"), ("Co", "N"), ("Ni", "C"),
     ]  # fmt: skip
-    return [spin_pair_bulk(m) for m in ("Ni", "Fe", "Co", "Cu")] + [
-        spin_pair_slab(m, a) for m, a in slabs
-    ]
+    extra_slabs = [("Fe", "N"), ("Co", "H"), ("Ni", "N")]
+    strained = [(m, e) for m in ("Fe", "Co", "Ni") for e in (-0.03, 0.03)]
+    return (
+        [spin_pair_bulk(m) for m in ("Ni", "Fe", "Co", "Cu")]
+        + [spin_pair_slab(m, a) for m, a in slabs]
+        + [spin_pair_bulk(m, e) for m, e in strained]
+        + [spin_pair_slab(m, a) for m, a in extra_slabs]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
