@@ -17,6 +17,7 @@ import yaml
 from ase import Atoms
 from ase.io import read
 
+from catscreen.build.bulks import first_line
 from catscreen.errors import CatscreenError
 from catscreen.paths import data_path
 
@@ -129,9 +130,7 @@ def load_custom_adsorbate(spec: str) -> Adsorbate:
     try:
         atoms = read(path)
     except Exception as exc:  # ASE raises many types for unreadable files
-        raise CatscreenError(
-            f"cannot read adsorbate file {path}: {str(exc).splitlines()[0]}"
-        ) from exc
+        raise CatscreenError(f"cannot read adsorbate file {path}: {first_line(exc)}") from exc
     if isinstance(atoms, list):
         atoms = atoms[0]
     if len(binding) not in (1, 2) or len(set(binding)) != len(binding):

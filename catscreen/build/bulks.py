@@ -67,6 +67,12 @@ class Bulk:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def first_line(exc: Exception) -> str:
+    """An exception as one line, for errors about files other libraries failed to read."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 @cache
 def bulk_library() -> dict[str, dict[str, Any]]:
     """The raw library entries, name -> {structure, a, [c], [elements], source}."""
@@ -116,11 +122,11 @@ def file_bulks(path: Path) -> list[Bulk]:
     try:
         frames = read(path, index=":")
     except Exception as exc:  # ASE raises many types for unreadable files
-        raise CatscreenError(f"cannot read bulk file {path}: {str(exc).splitlines()[0]}") from exc
+        raise CatscreenError(f"cannot read bulk file {path}: {first_line(exc)}") from exc
     if not isinstance(frames, list):
         frames = [frames]
     if not frames:
-        raise CatscreenError(f"bulk file {path} holds no structure")
+        raise CatscreenError(f"cannot read bulk file {path}: no structure found in it")
     bulks = []
     for i, atoms in enumerate(frames):
         if not atoms.pbc.all() or atoms.cell.volume < 1e-6:

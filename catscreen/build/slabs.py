@@ -26,7 +26,7 @@ from ase.geometry.minkowski_reduction import minkowski_reduce
 from pymatgen.core.surface import SlabGenerator, get_symmetrically_distinct_miller_indices
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from catscreen.build.bulks import Bulk
+from catscreen.build.bulks import Bulk, first_line
 from catscreen.errors import CatscreenError
 
 EXPOSED_RADIUS = 0.85  # cylinder radius for the exposure test, in units of d_nn
@@ -169,7 +169,7 @@ def make_slabs(
         slabs = generator.get_slabs(symmetrize=False)
     except Exception as exc:  # pymatgen raises ValueError and others for impossible facets
         raise CatscreenError(
-            f"{bulk.name} ({miller_text(miller)}): cannot cut slab: {str(exc).splitlines()[0]}"
+            f"{bulk.name} ({miller_text(miller)}): cannot cut slab: {first_line(exc)}"
         ) from exc
     if not slabs:
         raise CatscreenError(f"{bulk.name} ({miller_text(miller)}) yields no slab")

@@ -1,0 +1,181 @@
+"""`catscreen enumerate`: parse, call catscreen.build.enumerate, print a summary."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.table import Table
+
+from catscreen.build.enumerate import (
+    MANIFEST_FILE,
+    STRUCTURES_FILE,
+    EnumerateSettings,
+    enumerate_configurations,
+    manifest,
+    write_configurations,
+)
+from catscreen.build.placements import MIN_DISTANCE_FACTOR
+from catscreen.cli.common import cli_errors, console, split_csv
+from catscreen.errors import CatscreenError
+
+EPILOG = (
+    "[bold]Outputs[/] (in --out DIR): "
+    f"[cyan]{STRUCTURES_FILE}[/] (every configuration, ASE extxyz: tags 0 subsurface / "
+    "1 surface / 2 adsorbate, FixAtoms on tag 0 as move_mask, the manifest row in the info "
+    f"line) and [cyan]{MANIFEST_FILE}[/] (one row per configuration: config_id, system_id, "
+    "slab_id, kind, bulk, bulk_formula, formula, miller, termination, shift, site_type, "
+    "site_atoms, site_x/y/z, adsorbate, placement, n_atoms, structure_index; the settings "
+    "are in its metadata). Clean slabs are rows too (kind 'slab', adsorbate 'none').\n\n"
+    "[bold]Ids[/] are hashes of what defines a configuration (bulk structure, facet, "
+    "termination, site, adsorbate geometry, orientation, placement settings): a rerun or "
+    "another machine gets the same ids.\n\n"
+    "[bold]Rules[/]: Miller indices refer to the bulk's conventional standard cell (hcp: "
+    "0,0,1 or 0,0,0,1 for the basal plane). Every termination is kept, plus the bottom of "
+    "asymmetric slabs, flipped so adsorbates sit at +z. Surface atoms (tag 1) are those no "
+    "other atom covers from above. Sites: ontop, bridge, fcc/hcp hollows (hcp when a "
+    "second-layer atom lies beneath), other 3-fold 'hollow', 4fold; symmetry-equivalent "
+    "sites merged. Adsorbates start upright with the binding atom at covalent-radius bond "
+    f"length; no adsorbate-slab pair closer than {MIN_DISTANCE_FACTOR:g} x the sum of "
+    "covalent radii.\n\n"
+    "[bold]Examples[/]:\n\n"
+    "  catscreen enumerate --bulk Pt --miller 1,1,1 --adsorbates O,CO,NH2 --out runs/pt\n\n"
+    "  catscreen enumerate --bulk Ni --max-index 2 --adsorbates O,CO --dry-run\n\n"
+    "  catscreen enumerate --bulk my.cif --adsorbates H --placement random --n 10 --seed 1 "
+    "--custom-adsorbate mol.xyz:0 --out runs/mine\n\n"
+    "Bad input (unknown bulk, element, adsorbate or facet; unreadable file; no slab) prints "
+    "one line and exits 2 without writing anything."
+)
+
+
+def _many(values: list[str]) -> list[str]:
+    return [v for value in values for v in split_csv(value)]
+
+
+def _summary(images: list) -> Table:
+    df = manifest(images)
+    table = Table(title=f"{len(df)} configurations", show_lines=False)
+    for name in ("bulk", "miller", "termination", "atoms", "sites", "adsorbates", "configs"):
+        table.add_column(
+            name, justify="right" if name in ("termination", "atoms", "configs") else "left"
+        )
+    for (bulk, miller, term), group in df.groupby(["bulk", "miller", "termination"], sort=False):
+        ads = group[group["kind"] == "adslab"]
+        sites = ", ".join(
+            f"{k} {n}"
+            for k, n in ads.drop_duplicates(["site_type", "site_atoms", "site_x", "site_y"])
+            .groupby("site_type", sort=False)
+            .size()
+            .items()
+        )
+        table.add_row(
+            bulk,
+            f"({miller})",
+            str(term),
+            str(int(group["n_atoms"].min())),
+            sites or "-",
+            ", ".join(ads["adsorbate"].unique()) or "-",
+            str(len(group)),
+        )
+    return table
+
+
+@cli_errors
+def enumerate_command(
+    bulk: list[str] = typer.Option(
+        [],
+        "--bulk",
+        "-b",
+        help="Library bulk (Pt, Fe, Co, Ni3Al, PtCo, ...; see data/bulks.yaml) or a structure "
+        "file ASE reads (CIF, POSCAR, extxyz; every frame is a bulk). Repeat or comma-separate.",
+    ),
+    miller: list[str] = typer.Option(
+        [],
+        "--miller",
+        "-m",
+        help="Facet as h,k,l (hexagonal h,k,i,l accepted). Repeatable. Default: every "
+        "symmetrically distinct facet up to --max-index.",
+    ),
+    max_index: int = typer.Option(
+        1, "--max-index", help="Largest Miller index when no --miller is given."
+    ),
+    adsorbates: str = typer.Option(
+        "",
+        "--adsorbates",
+        "-a",
+        help="Comma list from the library (H, O, N, C, OH, H2O, OOH, O2, CO, COH, CHO, CO2, COOH, "
+        "HCOO, CH, CH2, CH3, CH4, CHOH, OCH3, NH, NH2, NH3, N2, NO, NNH, N2H2, C2H2, C2H4).",
+    ),
+    custom_adsorbate: list[str] = typer.Option(
+        [],
+        "--custom-adsorbate",
+        help="FILE:I or FILE:I,J: a molecule from a structure file, named by the file stem, "
+        "binding through atom I (or bidentate through I and J, 0-based). Repeatable.",
+    ),
+    placement: str = typer.Option(
+        "heuristic",
+        help="heuristic: one upright placement per distinct site and adsorbate; random: --n "
+        "random sites and orientations (tilt up to 30 deg) per slab and adsorbate.",
+    ),
+    n: int = typer.Option(5, "--n", help="Random placements per slab and adsorbate."),
+    seed: int = typer.Option(0, help="Seed of the random placements (reproducible)."),
+    min_slab_size: float = typer.Option(7.0, help="Minimum slab thickness (A)."),
+    vacuum: float = typer.Option(20.0, help="Vacuum thickness (A)."),
+    min_ab: float = typer.Option(
+        8.0, "--min-ab", help="Repeat the surface cell until both in-plane lengths reach this (A)."
+    ),
+    clean: bool = typer.Option(
+        True, "--clean/--no-clean", help="Write the clean slabs as configurations too."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help=f"Output folder for {STRUCTURES_FILE} and {MANIFEST_FILE}."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Enumerate and print the counts; write nothing."
+    ),
+) -> None:
+    """Enumerate surfaces and adsorbate placements: bulk -> slabs -> sites -> configurations.
+
+    For every bulk, cut each requested facet with pymatgen's SlabGenerator (every
+    termination), find the symmetry-distinct adsorption sites and place each adsorbate on
+    them. Defaults follow Open Catalyst: 7 A slab, 20 A vacuum, 8 A in-plane.
+    """
+    if out is None and not dry_run:
+        raise CatscreenError("give --out DIR (or --dry-run to only count)")
+    try:
+        settings = EnumerateSettings(
+            bulks=_many(bulk),
+            miller=_many_miller(miller),
+            max_index=max_index,
+            min_slab_size=min_slab_size,
+            vacuum=vacuum,
+            min_ab=min_ab,
+            adsorbates=split_csv(adsorbates),
+            custom_adsorbates=custom_adsorbate,
+            placement=placement,
+            n_random=n,
+            seed=seed,
+            include_clean=clean,
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise CatscreenError(f"bad setting {err['loc'][0]}: {err['msg']}") from None
+    images = enumerate_configurations(settings)
+    console.print(_summary(images))
+    if dry_run:
+        console.print("dry run: nothing written")
+        return
+    assert out is not None
+    structures, table = write_configurations(images, out, settings)
+    console.print(f"wrote {table} and {structures}")
+
+
+def _many_miller(values: list[str]) -> list[str]:
+    """`--miller 1,1,1` is one index; several are separated by spaces or semicolons."""
+    return [part for value in values for part in value.replace(";", " ").split() if part]
+
+
+# main.py registers the command without an epilog, so the man-page part joins the docstring.
+enumerate_command.__doc__ = f"{inspect.cleandoc(enumerate_command.__doc__ or '')}\n\n{EPILOG}"

@@ -1,0 +1,129 @@
+"""Bulks, slabs, sites, adsorbates and placements one by one."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from ase.build import bulk, molecule
+from ase.io import write
+
+from catscreen.build.adsorbates import adsorbate_library, get_adsorbate, load_custom_adsorbate
+from catscreen.build.bulks import bulk_library, library_bulk, load_bulks
+from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
+from catscreen.build.placements import Orientation, min_distance_ratio, place
+from catscreen.build.sites import find_sites
+from catscreen.build.slabs import make_slabs, parse_miller
+from catscreen.errors import CatscreenError
+
+
+def test_bulk_library_covers_the_metals_of_catalysis_with_sources():
+    library = bulk_library()
+    needed = "Sc Ti V Cr Mn Fe Co Ni Cu Zn Y Zr Nb Mo Tc Ru Rh Pd Ag Cd Hf Ta W Re Os Ir Pt Au"
+    assert set(needed.split()) | {"Al", "Mg", "Li", "Ba", "La", "Ce"} <= set(library)
+    assert sum(1 for e in library.values() if "elements" in e) >= 5  # binary alloys
+    assert all(e["source"] for e in library.values())
+
+
+@pytest.mark.parametrize("name", ["Pt", "Fe", "Co", "Ni3Al", "CuPd", "PtCo"])
+def test_library_bulks_build_with_the_right_density(name):
+    b = library_bulk(name)
+    entry = bulk_library()[name]
+    s = b.structure
+    assert s.is_ordered and s.lattice.volume > 0
+    if entry["structure"] in ("fcc", "L1_2"):
+        assert s.lattice.volume / len(s) == pytest.approx(entry["a"] ** 3 / 4, rel=1e-6)
+    if entry["structure"] == "B2":
+        assert b.formula == "".join(entry["elements"]) or len(s) == 2
+
+
+def test_bulk_from_files_and_bad_bulks(tmp_path):
+    write(tmp_path / "CuX.cif", bulk("Cu", "fcc", a=3.6))
+    write(tmp_path / "two.extxyz", [bulk("Cu", "fcc", a=3.6), bulk("Ag", "fcc", a=4.09)])
+    names = [b.name for b in load_bulks([str(tmp_path / "CuX.cif"), str(tmp_path / "two.extxyz")])]
+    assert names == ["CuX", "two_0", "two_1"]
+    (tmp_path / "junk.cif").write_text("not a cif\n")
+    with pytest.raises(CatscreenError, match="cannot read bulk file"):
+        load_bulks([str(tmp_path / "junk.cif")])
+    with pytest.raises(CatscreenError, match="element Hg has no entry"):
+        load_bulks(["Hg"])
+    with pytest.raises(CatscreenError, match="unknown bulk"):
+        load_bulks(["Unobtainium"])
+
+
+def test_parse_miller():
+    assert parse_miller("1,1,1") == (1, 1, 1)
+    assert parse_miller("111") == (1, 1, 1)
+    assert parse_miller("0,0,0,1") == (0, 0, 1)
+    assert parse_miller("1,-1,0") == (1, -1, 0)
+    for bad in ("0,0,0", "1,1", "a,b,c", "1,0,0,1"):
+        with pytest.raises(CatscreenError):
+            parse_miller(bad)
+
+
+def test_fcc100_sites_and_slab_defaults():
+    (slab,) = make_slabs(library_bulk("Pt"), (1, 0, 0), 7.0, 20.0, 8.0)
+    a = slab.atoms
+    assert min(a.cell.lengths()[:2]) >= 8.0
+    assert a.cell[2, 2] - np.ptp(a.positions[:, 2]) >= 20.0 - 1e-6
+    assert np.ptp(a.positions[:, 2]) >= 7.0 - 2.0  # min_slab_size counts one interlayer gap
+    sites = find_sites(a, slab.bulk.d_nn)
+    assert Counter(s.kind for s in sites) == {"ontop": 1, "bridge": 1, "4fold": 1}
+    assert [len(s.atoms) for s in sites] == [1, 2, 4]
+    assert all(a.get_tags()[list(s.atoms)].tolist() == [1] * len(s.atoms) for s in sites)
+
+
+def test_asymmetric_slab_contributes_its_bottom_termination():
+    slabs = make_slabs(library_bulk("Ni3Al"), (1, 0, 0), 7.0, 20.0, 8.0)
+    sides = [s.side for s in slabs]
+    assert "bottom" in sides and len({s.slab_id for s in slabs}) == len(slabs)
+    tops = set()
+    for s in slabs:
+        surface = s.atoms[s.atoms.get_tags() == 1]
+        tops.add(surface.get_chemical_formula())
+    assert len(tops) == 2  # one termination exposes Al, the other only Ni
+
+
+def test_adsorbate_library():
+    library = adsorbate_library()
+    assert len(library) >= 25
+    for name in ("H", "O", "OOH", "COOH", "CH4", "NNH", "N2H2", "C2H2", "C2H4", "HCOO", "NO"):
+        assert name in library
+    for ads in library.values():
+        z = ads.atoms.positions[:, 2]
+        assert np.allclose(z[list(ads.binding)], 0.0)
+        d = ads.atoms.get_all_distances()[np.triu_indices(len(ads.atoms), 1)]
+        assert (d > 0.9).all(), ads.name
+    assert {n for n, a in library.items() if a.bidentate} >= {"C2H2", "C2H4", "N2H2", "HCOO"}
+    with pytest.raises(CatscreenError, match="unknown adsorbate"):
+        get_adsorbate("XYZ")
+
+
+def test_bidentate_placed_with_both_binding_atoms_down():
+    (slab,) = make_slabs(library_bulk("Pt"), (1, 1, 1), 7.0, 20.0, 8.0)
+    sites = find_sites(slab.atoms, slab.bulk.d_nn)
+    bridge = next(s for s in sites if s.kind == "bridge")
+    ads = get_adsorbate("C2H4")
+    atoms = place(slab.atoms, bridge, ads, Orientation())
+    n = len(slab.atoms)
+    z = atoms.positions[n:, 2]
+    assert np.allclose(z[list(ads.binding)], z.min())
+    assert min_distance_ratio(slab.atoms, atoms[n:]) >= 0.7
+
+
+def test_custom_adsorbate(tmp_path):
+    write(tmp_path / "methanol.xyz", molecule("CH3OH"))
+    o_index = molecule("CH3OH").get_chemical_symbols().index("O")
+    ads = load_custom_adsorbate(f"{tmp_path / 'methanol.xyz'}:{o_index}")
+    assert ads.name == "methanol" and ads.binding == (o_index,)
+    assert np.allclose(ads.atoms.positions[o_index], 0.0)
+    assert (np.delete(ads.atoms.positions[:, 2], o_index) > -0.5).all()
+    settings = EnumerateSettings(
+        bulks=["Cu"], miller=["1,1,1"], custom_adsorbates=[f"{tmp_path / 'methanol.xyz'}:{o_index}"]
+    )
+    images = enumerate_configurations(settings)
+    assert {a.info["adsorbate"] for a in images} == {"none", "methanol"}
+    for bad in ("methanol.xyz", f"{tmp_path / 'methanol.xyz'}:99", f"{tmp_path / 'nope.xyz'}:0"):
+        with pytest.raises(CatscreenError):
+            load_custom_adsorbate(bad)

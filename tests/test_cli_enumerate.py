@@ -1,0 +1,105 @@
+"""`catscreen enumerate` from the command line: outputs readable by plain ASE and pandas."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from ase.io import read
+from typer.testing import CliRunner
+
+from catscreen.cli.main import app
+from catscreen.schema import MANIFEST_COLUMNS
+
+runner = CliRunner()
+
+
+def test_ni_max_index_2(tmp_path):
+    out = tmp_path / "ni"
+    result = runner.invoke(
+        app,
+        [
+            "enumerate",
+            "--bulk",
+            "Ni",
+            "--max-index",
+            "2",
+            "--adsorbates",
+            "O,CO",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    df = pd.read_parquet(out / "configs.parquet")
+    images = read(out / "configs.extxyz", index=":")
+    assert list(df.columns) == list(MANIFEST_COLUMNS)
+    assert len(images) == len(df) > 0
+    assert set(df["miller"]) == {"1,0,0", "1,1,0", "1,1,1", "2,1,0", "2,1,1", "2,2,1"}
+    assert set(df["adsorbate"]) == {"none", "O", "CO"}
+    assert (df["n_atoms"].to_numpy() == [len(a) for a in images]).all()
+    assert df["config_id"].is_unique
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "enumerate",
+            "-b",
+            "Pt",
+            "-m",
+            "1,1,1",
+            "-a",
+            "O",
+            "--dry-run",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "5 configurations" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bulk", "Xx", "-a", "O"], "unknown bulk 'Xx'"),
+        (["--bulk", "Hg", "-a", "O"], "element Hg"),
+        (["--bulk", "Pt", "-a", "O,Foo"], "unknown adsorbate 'Foo'"),
+        (["--bulk", "Pt", "--miller", "0,0,0"], "bad Miller index"),
+        (["--bulk", "Pt", "--miller", "1,1"], "bad Miller index"),
+        (["--bulk", "{junk}", "-a", "O"], "cannot read bulk file"),
+        (["--bulk", "Pt", "--custom-adsorbate", "{missing}:0"], "custom adsorbate file not found"),
+        (["--bulk", "Pt", "--placement", "sideways"], "bad setting placement"),
+        (["--bulk", "Pt", "--max-index", "0"], "bad setting max_index"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
+    (tmp_path / "junk.cif").write_text("data_junk\n_cell_length_a oops\n")
+    args = [a.format(junk=tmp_path / "junk.cif", missing=tmp_path / "no.xyz") for a in args]
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["enumerate", *args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+    assert not out.exists()
+
+
+def test_help_reads_like_a_man_page():
+    result = runner.invoke(app, ["enumerate", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for word in (
+        "--bulk",
+        "--miller",
+        "--max-index",
+        "--adsorbates",
+        "--custom-adsorbate",
+        "--placement",
+        "--seed",
+        "--min-ab",
+        "--dry-run",
+        "configs.parquet",
+        "Example",
+    ):
+        assert word in result.output, word

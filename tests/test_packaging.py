@@ -1,0 +1,60 @@
+"""A plain (non-editable) install finds the bundled data: build a wheel, install it elsewhere."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHECK = """
+import sys
+from catscreen.paths import data_dir
+from catscreen.build.bulks import library_bulk
+from catscreen.build.adsorbates import adsorbate_library
+target = sys.argv[1]
+assert str(data_dir()).startswith(target), (data_dir(), target)
+assert library_bulk("Pt").formula == "Pt"
+assert len(adsorbate_library()) >= 25
+print("ok", data_dir())
+"""
+
+
+def _run(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_wheel_install_finds_data(tmp_path):
+    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    built = _run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(wheels),
+        str(ROOT),
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = wheels.glob("catscreen-*.whl")
+    installed = _run(
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "-q",
+        "--target",
+        str(target),
+        str(wheel),
+    )
+    assert installed.returncode == 0, installed.stderr
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    checked = _run(sys.executable, "-c", CHECK, str(target), cwd=tmp_path, env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("ok")
