@@ -53,6 +53,7 @@ def bond_matrix(atoms: Atoms, tolerance: float = DEFAULT_BOND_TOLERANCE) -> np.n
         cutoffs=natural_cutoffs(atoms, mult=tolerance),
         self_interaction=False,
         bothways=True,
+        skin=0.0,  # ASE's default skin would count pairs up to 0.3 A beyond the cutoff
     )
     return nl.get_connectivity_matrix(sparse=False).astype(bool)
 

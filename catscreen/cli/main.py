@@ -45,6 +45,12 @@ app.command("enumerate")(_enumerate.enumerate_command)
 from catscreen.cli import relax as _relax  # noqa: E402
 
 app.command("relax", epilog=_relax.EPILOG)(_relax.relax_command)
+from catscreen.cli import rank as _rank  # noqa: E402
+
+app.command("rank")(_rank.rank_command)
+from catscreen.cli import validate as _validate  # noqa: E402
+
+app.command("validate")(_validate.validate_command)
 
 from catscreen.cli.data import data_app  # noqa: E402
 

@@ -1,0 +1,72 @@
+"""Each anomaly on a hand-made structure: O (or OH) on a 2x2x3 Pt(111) slab."""
+
+from __future__ import annotations
+
+import pytest
+from test_analysis_helpers import adslab, slab
+
+from catscreen.analysis.anomalies import detect_anomalies
+
+FCC_SITE = [8, 9, 10]
+
+
+def pair(ads: str = "O", site: str = "fcc"):
+    initial = adslab("Pt", ads, site)
+    return initial, initial.copy()
+
+
+def test_clean_placement_has_no_anomaly():
+    initial, final = pair()
+    report = detect_anomalies(initial, final, slab("Pt"), FCC_SITE)
+    assert report.names == [] and not report.excluding
+    assert report.final_site_atoms == FCC_SITE and report.final_site_type == "hollow"
+
+
+def test_desorbed():
+    initial, final = pair()
+    final.positions[-1, 2] += 4.0
+    report = detect_anomalies(initial, final, slab("Pt"), FCC_SITE)
+    assert report.names == ["desorbed"] and report.excluding
+
+
+def test_dissociated():
+    initial, final = pair("OH", "ontop")
+    final.positions[-1] += [2.0, 0.0, -0.5]  # H leaves O, still on the surface
+    report = detect_anomalies(initial, final, slab("Pt"), None)
+    assert report.dissociated and report.excluding
+    assert not report.desorbed
+
+
+def test_reconstructed_against_the_clean_slab():
+    initial, final = pair()
+    clean = slab("Pt")
+    final.positions[11] += [0.0, 0.0, 1.8]  # a surface atom pops out of the layer
+    report = detect_anomalies(initial, final, clean, FCC_SITE)
+    assert report.reconstructed and report.excluding
+    # the reference is the relaxed clean slab, not the adslab's start
+    moved_clean = clean.copy()
+    moved_clean.positions[11] += [0.0, 0.0, 1.8]
+    assert not detect_anomalies(initial, final, moved_clean, FCC_SITE).reconstructed
+
+
+def test_intercalated_below_the_surface_layer():
+    initial, final = pair()
+    top_z = final.positions[final.get_tags() == 1, 2].min()
+    final.positions[-1, 2] = top_z - 1.2  # between the first and second layer
+    report = detect_anomalies(initial, final, slab("Pt"), FCC_SITE)
+    assert report.intercalated and report.excluding
+
+
+def test_migrated_is_recorded_not_excluding():
+    initial = adslab("Pt", "O", "fcc")
+    final = adslab("Pt", "O", "hcp")
+    report = detect_anomalies(initial, final, slab("Pt"), FCC_SITE)
+    assert report.names == ["migrated"] and not report.excluding
+    assert report.final_site_atoms == [9, 10, 11]
+
+
+@pytest.mark.parametrize("tolerance", [1.0, 1.25])
+def test_ontop_site_is_one_atom(tolerance):
+    initial, final = pair("O", "ontop")
+    report = detect_anomalies(initial, final, slab("Pt"), [8], tolerance)
+    assert report.final_site_type == "ontop" and not report.migrated

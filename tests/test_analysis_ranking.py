@@ -1,0 +1,169 @@
+"""Candidate names, targets, a reference candidate, and DFT flags with their reasons."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from test_analysis_helpers import hand_results
+
+from catscreen.analysis import RankSettings, Target, parse_target, rank_results
+from catscreen.analysis.candidates import Candidate, find_candidate, parse_candidate
+from catscreen.errors import CatscreenError
+
+# mu_H = -3.4, mu_O = -7.4 (from these gases), so E_ads = E - E_slab + 3.4 n_H + 7.4 n_O
+GASES = {"H2": (-6.8, 0.0), "H2O": (-14.2, 0.0)}
+SLABS = {"Pt": -100.0, "Cu": -50.0, "Ni": -70.0, "Ru": -90.0}
+E_O = {"Pt": -0.5, "Cu": -1.0, "Ni": -1.5, "Ru": -2.0}
+E_H = {"Pt": -0.3, "Cu": 0.1, "Ni": -0.5, "Ru": -0.6}
+
+
+def table(std: float = 0.0, extra=()):
+    adslabs = [(b, "O", "fcc", SLABS[b] - 7.4 + E_O[b], std) for b in SLABS]
+    adslabs += [(b, "O", "hcp", SLABS[b] - 7.4 + E_O[b] + 0.2, std) for b in SLABS]
+    adslabs += [(b, "H", "fcc", SLABS[b] - 3.4 + E_H[b], std) for b in SLABS]
+    adslabs += list(extra)
+    return hand_results(SLABS, adslabs, GASES, miller={"Ru": "0,0,1"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Pt(111)", Candidate("Pt", (1, 1, 1), 0)),
+        ("Pt(1,1,1)", Candidate("Pt", (1, 1, 1), 0)),
+        ("Pt (1 1 1)", Candidate("Pt", (1, 1, 1), 0)),
+        ("Pt 1,1,1 t0", Candidate("Pt", (1, 1, 1), 0)),
+        ("Pt(111)t2", Candidate("Pt", (1, 1, 1), 2)),
+        ("Pt(1-10)", Candidate("Pt", (1, -1, 0), 0)),
+        ("Ru(0001)", Candidate("Ru", (0, 0, 1), 0)),
+        ("Ru(10-10)", Candidate("Ru", (1, 0, 0), 0)),
+        ("Ru(1,0,-1,0)", Candidate("Ru", (1, 0, 0), 0)),
+    ],
+)
+def test_candidate_spellings(text, expected):
+    assert parse_candidate(text) == expected
+
+
+def test_candidate_names_round_trip():
+    for cand in (
+        Candidate("Ru", (0, 0, 1)),
+        Candidate("Pt", (1, -1, 0), 1),
+        Candidate("Pt", (1, 0, 12)),
+    ):
+        assert parse_candidate(cand.name) == cand
+    assert Candidate("Pt", (1, -1, 0), 1).name == "Pt(1-10)t1"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Ru(0011)", "inconsistent"),
+        ("Ru(11)", "cannot read Miller"),
+        ("(111)", "cannot read candidate"),
+        ("Pt(000)", "cannot read Miller"),
+    ],
+)
+def test_bad_candidate_spellings(text, message):
+    with pytest.raises(CatscreenError, match=message):
+        parse_candidate(text)
+
+
+def test_unknown_reference_candidate_lists_the_known_ones():
+    with pytest.raises(CatscreenError, match=r"not in this run; candidates: Pt\(111\)"):
+        find_candidate("Au(111)", [Candidate("Pt", (1, 1, 1))])
+
+
+def test_targets_parse():
+    assert parse_target("N=-0.5:0.2", 0.3) == ("N", Target(-0.5, 0.2))
+    assert parse_target(" OH = 0.1 ", 0.3) == ("OH", Target(0.1, 0.3))
+    for bad in ("N", "N=abc", "N=-0.5:", "N=-0.5:0", "=1:0.1"):
+        with pytest.raises(CatscreenError, match="target"):
+            parse_target(bad, 0.2)
+
+
+def test_minima_sites_and_spread():
+    out = rank_results(table())
+    pt_o = out.systems.set_index(["candidate", "adsorbate"]).loc[("Pt(111)", "O")]
+    assert pt_o.e_ads_min == pytest.approx(-0.5)
+    assert pt_o.best_site_type == "fcc"
+    assert pt_o.e_ads_spread == pytest.approx(0.2)
+    assert set(out.ranked.candidate) == {"Pt(111)", "Cu(111)", "Ni(111)", "Ru(001)"}
+    assert out.ranked.distance.isna().all()
+
+
+def test_ranking_with_two_targets():
+    settings = RankSettings(targets={"O": Target(-1.0, 0.2), "H": Target(0.0, 0.4)})
+    out = rank_results(table(), settings)
+    expected = {b: math.hypot((E_O[b] + 1.0) / 0.2, E_H[b] / 0.4) for b in SLABS}
+    order = sorted(expected, key=expected.get)
+    assert [c.split("(")[0] for c in out.ranked.candidate] == order
+    got = dict(zip(out.ranked.bulk, out.ranked.distance, strict=True))
+    assert got == pytest.approx(expected)
+    assert list(out.ranked["rank"]) == [1, 2, 3, 4]
+
+
+def test_unknown_target_adsorbate():
+    with pytest.raises(CatscreenError, match="target adsorbate"):
+        rank_results(table(), RankSettings(targets={"N": Target(0, 0.1)}))
+
+
+def test_reference_candidate_cancels_offsets():
+    settings = RankSettings(reference_candidate="Ru(0001)", default_tolerance=0.5)
+    out = rank_results(table(), settings)
+    r = out.ranked.set_index("candidate")
+    assert r.loc["Ni(111)", "rel_O"] == pytest.approx(0.5)
+    assert r.loc["Ru(001)", "distance"] == 0 and r.loc["Ru(001)", "is_reference"]
+    assert out.ranked.candidate.iloc[1] == "Ni(111)"  # closest to Ru: (0.5, 0.1)
+    # a constant shift of mu_O (another O reference) changes no relative descriptor
+    shifted = table()
+    shifted.loc[shifted.adsorbate == "H2O", "energy"] += 0.7
+    again = rank_results(shifted, settings).ranked.set_index("candidate")
+    assert again.rel_O.to_dict() == pytest.approx(r.rel_O.to_dict())
+    assert again.loc["Ni(111)", "E_O"] == pytest.approx(r.loc["Ni(111)", "E_O"] - 0.7)
+
+
+def test_top_k_flags_with_reasons():
+    out = rank_results(table(), RankSettings(top_k=1))
+    flagged = out.flagged
+    assert set(flagged.site_type) == {"fcc"} and len(flagged) == 8
+    assert flagged.flag_reasons.str.startswith("top-1: rank 1 of").all()
+    assert out.metadata["settings"]["top_k"] == 1
+
+
+def test_high_uncertainty_flag():
+    noisy = ("Pt", "O", "bridge", SLABS["Pt"] - 7.4 + 0.5, 0.4)
+    out = rank_results(table(extra=[noisy]), RankSettings(top_k=0, uncertainty_threshold=0.15))
+    assert list(out.flagged.site_type) == ["bridge"]
+    assert out.flagged.flag_reasons.iloc[0] == "high uncertainty: E_ads std 0.400 > 0.15 eV"
+    assert out.flagged.flag_high_uncertainty.all() and not out.flagged.flag_top_k.any()
+
+
+def test_rank_flip_flag_between_close_candidates():
+    settings = RankSettings(targets={"O": Target(-1.2, 0.2)}, top_k=0, uncertainty_threshold=1.0)
+    # Cu at -1.0 and Ni at -1.5: d = 1.0 and 1.5; std 0.1 eV -> sigma_d 0.5 each, gap 0.5 < 0.71
+    out = rank_results(table(std=0.1), settings)
+    flips = out.flagged[out.flagged.flag_rank_flip]
+    assert set(flips.candidate) >= {"Cu(111)", "Ni(111)"}
+    assert (flips.adsorbate == "O").all() and flips.is_minimum.all()
+    cu = flips.set_index("candidate").loc["Cu(111)", "flag_reasons"]
+    assert "ranking could flip with Ni(111)" in cu
+    # with no uncertainty nothing can flip
+    assert not rank_results(table(), settings).flagged.flag_rank_flip.any()
+
+
+def test_anomalies_excluded_from_minima_unless_kept():
+    df = table()
+    idx = df.index[(df.bulk == "Pt") & (df.site_type == "hcp")][0]
+    from catscreen.io import atoms_from_text, atoms_to_text
+
+    atoms = atoms_from_text(df.at[idx, "final_structure"])
+    atoms.positions[-1, 2] += 5.0  # desorbed, and the lowest energy
+    df.at[idx, "final_structure"] = atoms_to_text(atoms)
+    df.at[idx, "energy"] -= 1.0
+    out = rank_results(df)
+    pt = out.systems.set_index(["candidate", "adsorbate"]).loc[("Pt(111)", "O")]
+    assert pt.e_ads_min == pytest.approx(-0.5) and pt.n_anomalous == 1
+    kept = rank_results(df, RankSettings(keep_anomalies=True)).systems.set_index(
+        ["candidate", "adsorbate"]
+    )
+    assert kept.loc[("Pt(111)", "O"), "e_ads_min"] == pytest.approx(-1.3)

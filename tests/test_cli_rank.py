@@ -1,0 +1,128 @@
+"""`catscreen rank` end to end: outputs, formats, DFT inputs, and every bad input as one line."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import typer
+from test_analysis_helpers import emt_results
+from typer.testing import CliRunner
+
+from catscreen.cli.rank import rank_command
+from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
+
+app = typer.Typer()
+app.command("rank")(rank_command)
+app.command("noop")(lambda: None)  # two commands: invoked as `rank ...`, as under catscreen
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> pd.DataFrame:
+    return emt_results()
+
+
+@pytest.fixture
+def results_file(tmp_path, results):
+    path = tmp_path / "run" / "results.parquet"
+    write_parquet(results, path)
+    return path
+
+
+def test_rank_writes_tables_with_metadata(results_file):
+    res = runner.invoke(app, ["rank", str(results_file), "--target", "O=-0.9:0.1", "--top-k", "1"])
+    assert res.exit_code == 0, res.output
+    assert "Pt(111)" in res.stdout and "distance" in res.stdout
+    run = results_file.parent
+    ranked = read_parquet(run / "ranked.parquet")
+    assert list(ranked.candidate) == ["Pt(111)", "Cu(111)"]  # EMT: O on Pt -0.92, on Cu -0.82
+    flagged = read_parquet(run / "flagged.parquet")
+    assert len(flagged) == 4 and flagged.flag_top_k.all()
+    meta = read_parquet_metadata(run / "ranked.parquet")
+    assert meta["settings"]["targets"] == {"O": {"value": -0.9, "tolerance": 0.1}}
+    assert meta["settings"]["references"]["scheme"]["H"] == {"H2": 0.5}
+    assert meta["settings"]["uncertainty_threshold"] == 0.15
+    assert len(read_parquet(run / "adsorption.parquet")) == 8
+
+
+def test_formats_and_out_dir(results_file, tmp_path):
+    res = runner.invoke(
+        app, ["rank", str(results_file), "--format", "csv", "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 0
+    assert res.stdout.splitlines()[0].startswith("candidate,")
+    assert (tmp_path / "o" / "ranked.parquet").exists()
+    res = runner.invoke(
+        app, ["rank", str(results_file), "--format", "json", "--reference", "Cu 1,1,1 t0"]
+    )
+    assert res.exit_code == 0
+    records = json.loads(res.stdout)
+    assert records[0]["candidate"] == "Cu(111)" and records[0]["distance"] == 0
+
+
+def test_write_dft(results_file, tmp_path):
+    res = runner.invoke(
+        app,
+        ["rank", str(results_file), "--top-k", "1", "--write-dft", "vasp", str(tmp_path / "dft")],
+    )
+    assert res.exit_code == 0, res.output
+    folders = sorted(p.name for p in (tmp_path / "dft").iterdir())
+    assert len(folders) == 4 + 2 + 3  # 4 minima, 2 clean slabs; H2, H2O and N2
+    assert all((tmp_path / "dft" / f / "INCAR").exists() for f in folders)
+
+
+def _bad(tmp_path, results: pd.DataFrame) -> str:
+    path = tmp_path / "bad.parquet"
+    write_parquet(results, path)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "message"),
+    [
+        (lambda p, r: str(p / "missing.parquet"), [], "file not found"),
+        (
+            lambda p, r: (p / "x.parquet").write_bytes(b"junk") and str(p / "x.parquet"),
+            [],
+            "cannot read",
+        ),
+        (lambda p, r: _bad(p, r.drop(columns=["energy"])), [], "lacks required column(s): energy"),
+        (lambda p, r: _bad(p, r[r.adsorbate != "H2"]), [], "no gas reference row for H2"),
+        (lambda p, r: _bad(p, r[r.kind != "slab"]), [], "no clean slab row for slab_id"),
+        (
+            lambda p, r: _bad(p, r.assign(spin=r.kind.map({"gas": "on"}).fillna("off"))),
+            [],
+            "no gas reference row",
+        ),
+        (
+            lambda p, r: _bad(p, r.assign(spin=r.kind.map({"slab": "on"}).fillna("off"))),
+            [],
+            "context mismatch",
+        ),
+        (lambda p, r: _bad(p, r), ["--target", "O:-0.5"], "cannot read target"),
+        (
+            lambda p, r: _bad(p, r),
+            ["--target", "C=-0.5:0.2"],
+            "target adsorbate(s) C not in the results",
+        ),
+        (
+            lambda p, r: _bad(p, r),
+            ["--reference", "Ru(0001)"],
+            "reference candidate 'Ru(0001)' is not in this run",
+        ),
+        (lambda p, r: _bad(p, r), ["--format", "xml"], "unknown --format"),
+        (
+            lambda p, r: _bad(p, r),
+            ["--references", "/nonexistent/nope.yaml"],
+            "references file not found",
+        ),
+        (lambda p, r: _bad(p, r), ["--write-dft", "cp2k", "/tmp/unused"], "unknown DFT engine"),
+    ],
+)
+def test_bad_inputs_exit_2_with_one_line(tmp_path, results, make, args, message):
+    res = runner.invoke(app, ["rank", make(tmp_path, results), *args])
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], res.stderr

@@ -1,0 +1,68 @@
+"""`catscreen validate` bad inputs: one line, exit 2 (no GPAW run needed)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import typer
+from test_analysis_helpers import hand_results
+from typer.testing import CliRunner
+
+from catscreen.analysis import RankSettings, rank_results
+from catscreen.cli.validate import validate_command
+from catscreen.io import write_parquet
+
+app = typer.Typer()
+app.command("validate")(validate_command)
+app.command("noop")(lambda: None)
+runner = CliRunner()
+
+
+@pytest.fixture
+def flagged_file(tmp_path):
+    df = hand_results(
+        {"Pt": -100.0}, [("Pt", "O", "fcc", -106.5, 0.0)], {"H2": (-6.8, 0.0), "H2O": (-14.2, 0.0)}
+    )
+    path = tmp_path / "flagged.parquet"
+    write_parquet(rank_results(df, RankSettings(top_k=1)).flagged, path)
+    return path
+
+
+def _run(*args):
+    res = runner.invoke(app, ["validate", *map(str, args)])
+    lines = res.stderr.strip().splitlines()
+    return res.exit_code, lines
+
+
+def test_missing_gpaw_is_a_clear_error(flagged_file, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gpaw", None)  # import gpaw -> ImportError
+    code, lines = _run(flagged_file)
+    assert code == 2 and len(lines) == 1 and "GPAW is not installed" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "vasp"], "unknown engine 'vasp'"),
+        (["--xc", "LDA"], "unknown xc"),
+    ],
+)
+def test_bad_options(flagged_file, args, message):
+    code, lines = _run(flagged_file, *args)
+    assert code == 2 and len(lines) == 1 and message in lines[0]
+
+
+def test_not_a_flagged_table_and_empty(tmp_path, flagged_file):
+    import pandas as pd
+
+    write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "x.parquet")
+    code, lines = _run(tmp_path / "x.parquet")
+    assert code == 2 and "lacks required column(s)" in lines[0]
+    from catscreen.io import read_parquet
+
+    write_parquet(read_parquet(flagged_file).head(0), tmp_path / "empty.parquet")
+    code, lines = _run(tmp_path / "empty.parquet")
+    assert code == 2 and "no flagged rows" in lines[0]
+    code, lines = _run(tmp_path / "missing.parquet")
+    assert code == 2 and "file not found" in lines[0]

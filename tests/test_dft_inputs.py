@@ -1,0 +1,117 @@
+"""VASP inputs parse back with pymatgen; GPAW scripts compile and carry the same physics."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import numpy as np
+import pytest
+from pymatgen.io.vasp import Incar, Kpoints, Poscar
+from test_analysis_helpers import emt_results, hand_results
+
+from catscreen.analysis import RankSettings, rank_results
+from catscreen.dft import DftSettings, dft_tasks, write_dft_inputs
+from catscreen.errors import CatscreenError
+from catscreen.io import atoms_from_text, atoms_to_text
+
+
+@pytest.fixture(scope="module")
+def flagged_off():
+    df = emt_results(metals=("Pt",), placements=(("O", "fcc"),))
+    return rank_results(df, RankSettings(top_k=1)).flagged
+
+
+@pytest.fixture(scope="module")
+def flagged_on():
+    """A spin-on Ni-labelled table whose adslab carries predicted moments."""
+    gases = {"H2": (-6.8, 0.0), "H2O": (-14.2, 0.0)}
+    df = hand_results({"Ni": -70.0}, [("Ni", "O", "fcc", -78.0, 0.0)], gases)
+    df["spin"] = "on"
+    i = df.index[df.kind == "adslab"][0]
+    atoms = atoms_from_text(df.at[i, "final_structure"])
+    atoms.set_chemical_symbols(["Ni"] * 12 + ["O"])
+    atoms.arrays["magmoms"] = np.linspace(0.1, 1.3, len(atoms))
+    df.at[i, "final_structure"] = atoms_to_text(atoms)
+    j = df.index[df.kind == "slab"][0]
+    clean = atoms_from_text(df.at[j, "final_structure"])
+    clean.set_chemical_symbols(["Ni"] * 12)
+    df.at[j, "final_structure"] = atoms_to_text(clean)
+    return rank_results(df, RankSettings(top_k=1)).flagged
+
+
+def test_tasks_cover_adslab_slab_and_gases(flagged_off):
+    kinds = {t.name: t.kind for t in dft_tasks(flagged_off)}
+    assert kinds == {
+        flagged_off.config_id[0]: "adslab",
+        flagged_off.slab_config_id[0]: "slab",
+        "gas-H2-spinoff": "gas",
+        "gas-H2O-spinoff": "gas",
+    }
+
+
+def test_vasp_inputs_spin_off(tmp_path, flagged_off):
+    folders = write_dft_inputs(flagged_off, "vasp", tmp_path, DftSettings())
+    assert len(folders) == 4
+    ads = tmp_path / flagged_off.config_id[0]
+    poscar = Poscar.from_file(ads / "POSCAR")
+    tags = atoms_from_text(flagged_off.final_structure[0]).get_tags()
+    dynamics = np.array(poscar.selective_dynamics)
+    assert (dynamics.all(axis=1) == (tags != 0)).all() and (~dynamics[tags == 0]).all()
+    assert poscar.site_symbols == ["Pt", "O"]
+    incar = Incar.from_file(ads / "INCAR")
+    assert incar["ISPIN"] == 1 and "MAGMOM" not in incar
+    assert incar["LDIPOL"] is True and incar["IDIPOL"] == 3
+    assert incar["ENCUT"] == 400 and incar["ISMEAR"] == -1 and incar["GGA"] == "Pe"
+    kpts = Kpoints.from_file(ads / "KPOINTS").kpts[0]
+    assert kpts[2] == 1 and kpts[0] >= 2
+    assert (ads / "POTCAR.symbols").read_text().splitlines()[1:] == ["Pt", "O"]
+    gas_incar = Incar.from_file(tmp_path / "gas-H2O-spinoff" / "INCAR")
+    assert "LDIPOL" not in gas_incar
+    assert tuple(Kpoints.from_file(tmp_path / "gas-H2O-spinoff" / "KPOINTS").kpts[0]) == (1, 1, 1)
+
+
+def test_vasp_inputs_spin_on_use_predicted_moments(tmp_path, flagged_on):
+    write_dft_inputs(flagged_on, "vasp", tmp_path, DftSettings(xc="RPBE"))
+    incar = Incar.from_file(tmp_path / flagged_on.config_id[0] / "INCAR")
+    assert incar["ISPIN"] == 2 and incar["GGA"] == "Rp"
+    assert incar["MAGMOM"] == pytest.approx(np.round(np.linspace(0.1, 1.3, 13), 3))
+    slab_incar = Incar.from_file(tmp_path / flagged_on.slab_config_id[0] / "INCAR")
+    assert slab_incar["MAGMOM"] == [1.0] * 12  # no predicted moments: the Ni default
+    assert (tmp_path / flagged_on.config_id[0] / "POTCAR.symbols").read_text().split()[-2:] == [
+        "Ni_pv",
+        "O",
+    ]
+
+
+def test_gpaw_scripts_carry_the_physics(tmp_path, flagged_on):
+    write_dft_inputs(flagged_on, "gpaw", tmp_path, DftSettings())
+    text = (tmp_path / flagged_on.config_id[0] / "run_gpaw.py").read_text()
+    tree = ast.parse(text)
+    consts = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id.isupper()
+        and node.targets[0].id != "HERE"
+    }
+    params = consts["PARAMETERS"]
+    assert params["mode"] == {"name": "pw", "ecut": 400.0} and params["xc"] == "PBE"
+    assert params["spinpol"] is True and params["poissonsolver"] == {"dipolelayer": "xy"}
+    assert params["occupations"] == {"name": "fermi-dirac", "width": 0.1}
+    assert params["kpts"]["size"][2] == 1
+    assert consts["FIXED"] == list(range(8)) and consts["PBC"] == [True, True, False]
+    assert len(consts["MAGMOMS"]) == 13
+    gas = (tmp_path / "gas-H2-spinon" / "run_gpaw.py").read_text()
+    assert "dipolelayer" not in gas and "'size': [1, 1, 1]" in gas
+
+
+def test_bad_engine_and_bad_flagged_table(tmp_path, flagged_off):
+    with pytest.raises(CatscreenError, match="unknown DFT engine 'cp2k'"):
+        write_dft_inputs(flagged_off, "cp2k", tmp_path, DftSettings())
+    with pytest.raises(CatscreenError, match="not a flagged table"):
+        dft_tasks(flagged_off.drop(columns=["slab_structure"]))
+    with pytest.raises(CatscreenError, match="unknown xc"):
+        DftSettings(xc="LDA")
+    assert json.loads(flagged_off.reference_weights[0]) == {"H2": -1.0, "H2O": 1.0}
