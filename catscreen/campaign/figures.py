@@ -36,63 +36,72 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 def plot_descriptor_ranking(
     board: pd.DataFrame, recipe: Recipe, targets: dict[str, Target], path: Path
 ) -> Path:
-    """One horizontal bar chart per descriptor, candidates in rank order, target band shaded."""
+    """One dot plot per descriptor, candidates in rank order (best at the top): a dot at the
+    value with its ensemble spread, a line to the target, the target band shaded."""
     descs = recipe.ranking.descriptors
     shown = board.head(MAX_BARS)
-    height = 1.2 + 0.32 * len(shown)
+    height = max(3.4, 1.9 + 0.34 * len(shown))
     fig, axes = plt.subplots(
-        1, len(descs), figsize=(4.6 * len(descs) + 1, height), sharey=True, squeeze=False
+        1, len(descs), figsize=(4.4 * len(descs) + 1.6, height), sharey=True, squeeze=False
     )
     y = np.arange(len(shown))[::-1]
-    labels = [f"{r}. {c}" for r, c in zip(shown["rank"], shown["candidate"], strict=True)]
+    labels = [
+        f"{r}. {c}" if r >= 1 else f"-  {c}"
+        for r, c in zip(shown["rank"], shown["candidate"], strict=True)
+    ]
     for ax, d in zip(axes[0], descs, strict=True):
         t = targets[d.name]
         vals = shown[d.name].to_numpy(dtype=float)
+        stds = np.nan_to_num(shown[f"{d.name}_std"].to_numpy(dtype=float))
         ok = np.abs(vals - t.value) <= t.tolerance
         ax.axvspan(t.value - t.tolerance, t.value + t.tolerance, color=ON_TARGET, alpha=0.15, lw=0)
         ax.axvline(t.value, color=ON_TARGET, lw=1.5, ls="--")
-        ax.axvline(0, color="black", lw=0.6)
-        ax.barh(
-            y, np.nan_to_num(vals), color=[ON_TARGET if o else OFF_TARGET for o in ok], height=0.7
-        )
+        ax.hlines(y, t.value, vals, color="0.75", lw=1, zorder=1)
+        colours = [ON_TARGET if o else OFF_TARGET for o in ok]
+        ax.errorbar(vals, y, xerr=stds, fmt="none", ecolor="0.3", elinewidth=1, capsize=2, zorder=2)
+        ax.scatter(vals, y, c=colours, s=60, edgecolors="0.2", zorder=3)
         for yi, v in zip(y, vals, strict=True):
-            text = "no result" if np.isnan(v) else f"{v:.2f}"
-            ax.annotate(
-                text,
-                (0 if np.isnan(v) else v, yi),
-                xytext=(3 if not v < 0 else -3, 0),
-                textcoords="offset points",
-                va="center",
-                ha="left" if not v < 0 else "right",
-                fontsize=8,
-            )
+            if np.isnan(v):
+                ax.annotate(
+                    "no valid placement",
+                    (t.value, yi),
+                    xytext=(4, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=8,
+                    color="0.4",
+                )
+            else:
+                ax.annotate(
+                    f"{v:.2f}",
+                    (v, yi),
+                    xytext=(0, 7),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=8,
+                )
         ax.set_title(
             f"{d.name} = {descriptor_formula(recipe, d)}\ntarget {t.value:.2f} ± {t.tolerance:.2f} eV",
             fontsize=10,
         )
         ax.set_xlabel(f"{d.name} (eV)")
-        lo = np.nanmin(np.append(vals, [t.value - t.tolerance, 0]))
-        hi = np.nanmax(np.append(vals, [t.value + t.tolerance, 0]))
-        pad = 0.15 * (hi - lo or 1.0)
-        ax.set_xlim(lo - pad, hi + pad)
+        span = np.append(vals[~np.isnan(vals)], [t.value - t.tolerance, t.value + t.tolerance])
+        pad = 0.12 * (span.max() - span.min()) + 0.05
+        ax.set_xlim(span.min() - pad, span.max() + pad)
+        ax.set_ylim(-0.7, len(shown) - 0.3)
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(y, labels)
-    axes[0][0].set_ylabel("candidate surface (rank 1 = closest to target)")
+    axes[0][0].set_ylabel("candidate (rank 1 = best)")
     handles = [
         Rectangle((0, 0), 1, 1, color=ON_TARGET, alpha=0.15, label="target ± tolerance"),
-        Rectangle((0, 0), 1, 1, color=ON_TARGET, label="within tolerance"),
-        Rectangle((0, 0), 1, 1, color=OFF_TARGET, label="outside tolerance"),
+        Line2D([], [], marker="o", ls="", mfc=ON_TARGET, mec="0.2", ms=8, label="within tolerance"),
+        Line2D([], [], marker="o", ls="", mfc=OFF_TARGET, mec="0.2", ms=8, label="outside"),
+        Line2D([], [], color="0.3", marker="|", ls="-", label="ensemble spread"),
     ]
-    fig.legend(
-        handles=handles,
-        loc="lower center",
-        ncol=3,
-        frameon=False,
-        bbox_to_anchor=(0.5, -0.02 - 0.6 / height),
-    )
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
     more = f" (top {MAX_BARS} of {len(board)})" if len(board) > MAX_BARS else ""
     fig.suptitle(f"Descriptor ranking, recipe '{recipe.name}'{more}", fontsize=12)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.9 / height, 1, 1))
     return _save(fig, path)
 
 
@@ -194,7 +203,7 @@ def plot_top_sites(
         for e in sorted(elements)
     ]
     handles.append(
-        Line2D([], [], marker="*", ls="", mfc="gold", mec="black", ms=14, label="adsorption site")
+        Line2D([], [], marker="*", ls="", mfc="gold", mec="black", ms=14, label="binding atom")
     )
     handles.append(Line2D([], [], ls="--", color="black", label="surface cell"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
@@ -206,8 +215,14 @@ def plot_top_sites(
     return _save(fig, path)
 
 
-def plot_energy_spread(rows: pd.DataFrame, board: pd.DataFrame, recipe: Recipe, path: Path) -> Path:
-    """Adsorption energy of every usable placement per candidate: is the minimum well defined?"""
+def plot_energy_spread(
+    configs: pd.DataFrame, board: pd.DataFrame, recipe: Recipe, path: Path
+) -> Path:
+    """Adsorption energy of every placement per candidate: is the minimum well defined, and
+    which placements were excluded as anomalous (desorbed, dissociated, ...)?
+
+    `configs` is the rank stage's per-configuration table (e_ads, site_type, valid, anomalies).
+    """
     ads = list(dict.fromkeys(recipe.adsorbates))
     order = list(board["candidate"].head(MAX_BARS))
     width = max(6.0, 0.55 * len(order) + 2)
@@ -215,39 +230,57 @@ def plot_energy_spread(rows: pd.DataFrame, board: pd.DataFrame, recipe: Recipe, 
         len(ads), 1, figsize=(width, 2.9 * len(ads) + 0.8), squeeze=False, sharex=True
     )
     rng = np.random.default_rng(0)  # jitter only; fixed so the picture is reproducible
-    site_types = sorted(rows["site_type"].dropna().unique()) if "site_type" in rows.columns else []
+    site_types = sorted(configs["site_type"].dropna().unique())
     colours = dict(zip(site_types, plt.cm.tab10.colors, strict=False))
     for ax, a in zip(axes[:, 0], ads, strict=True):
-        sub = rows[rows["adsorbate"] == a]
+        sub = configs[configs["adsorbate"] == a]
         for xi, cand in enumerate(order):
             pts = sub[sub["candidate"] == cand]
-            if pts.empty:
-                continue
             jitter = rng.uniform(-0.18, 0.18, len(pts))
-            c = [colours.get(s, "0.4") for s in pts["site_type"]] if site_types else "0.4"
+            ok = pts["valid"].to_numpy(dtype=bool)
             ax.scatter(
-                xi + jitter, pts["e_ads"], s=22, c=c, alpha=0.85, edgecolors="none", zorder=3
+                xi + jitter[ok],
+                pts["e_ads"][ok],
+                s=24,
+                c=[colours[t] for t in pts["site_type"][ok]],
+                alpha=0.9,
+                edgecolors="none",
+                zorder=3,
             )
-            ax.hlines(pts["e_ads"].min(), xi - 0.3, xi + 0.3, color="black", lw=1.5, zorder=4)
+            ax.scatter(xi + jitter[~ok], pts["e_ads"][~ok], s=26, marker="x", c="0.55", zorder=2)
+            if ok.any():
+                low = pts["e_ads"][ok].min()
+                ax.hlines(low, xi - 0.3, xi + 0.3, color="black", lw=1.5, zorder=4)
+            else:
+                ax.text(
+                    xi,
+                    0.93,
+                    "no valid placement",
+                    transform=ax.get_xaxis_transform(),
+                    ha="center",
+                    va="top",
+                    fontsize=8,
+                    color="0.3",
+                )
         ax.set_ylabel(f"E_ads({a}) (eV)")
         ax.set_title(f"{a}: adsorption energy of each placement (black bar = minimum)", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
+        ax.set_xlim(-0.6, len(order) - 0.4)
     axes[-1, 0].set_xticks(range(len(order)), order, rotation=45, ha="right")
     axes[-1, 0].set_xlabel("candidate surface, in rank order")
-    if site_types:
-        handles = [
-            Line2D([], [], marker="o", ls="", ms=7, mfc=colours[s], mec="none", label=s)
-            for s in site_types
-        ]
-        fig.legend(
-            handles=handles,
-            title="adsorption site (colour)",
-            loc="lower center",
-            ncol=len(handles),
-            frameon=False,
-        )
-    fig.suptitle("Spread of adsorption energies across placements", fontsize=12)
-    fig.tight_layout(rect=(0, 0.1 if site_types else 0, 1, 1))
+    handles = [
+        Line2D([], [], marker="o", ls="", ms=7, mfc=colours[t], mec="none", label=f"{t} site")
+        for t in site_types
+    ]
+    handles.append(
+        Line2D([], [], marker="x", ls="", ms=7, color="0.55", label="anomalous (excluded)")
+    )
+    ncol = max(2, min(len(handles), int(width // 1.9)))
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False)
+    fig.suptitle(
+        "Spread of adsorption energies across placements (site = where it was placed)", fontsize=12
+    )
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * int(np.ceil(len(handles) / ncol)), 1, 1))
     return _save(fig, path)
 
 

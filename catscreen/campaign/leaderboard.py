@@ -53,7 +53,7 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 def build_leaderboard(ranked: pd.DataFrame, systems: pd.DataFrame, recipe: Recipe) -> pd.DataFrame:
     """ranked.parquet + systems.parquet -> rank, candidate, one column per descriptor (eV),
     distance, distance_std, on_target, spin, and per descriptor D: D_std, D_config (best
-    placement's config_id), D_site (its site type after relaxation)."""
+    placement's config_id), D_site (the site it was placed on)."""
     relative = recipe.ranking.reference is not None
     targets = descriptor_targets(recipe)
     board = ranked[["rank", "candidate", "bulk", "miller", "termination", "slab_id"]].copy()
@@ -74,10 +74,29 @@ def build_leaderboard(ranked: pd.DataFrame, systems: pd.DataFrame, recipe: Recip
             board[f"{d.name}_std"] = _column(ranked, f"std_{a}")
         keys = list(zip(board["candidate"], [a] * len(board), strict=True))
         board[f"{d.name}_config"] = [best["best_config_id"].get(k, "") for k in keys]
-        board[f"{d.name}_site"] = [best["best_final_site_type"].get(k, "") for k in keys]
+        board[f"{d.name}_site"] = [best["best_site_type"].get(k, "") for k in keys]
         t = targets[d.name]
         within &= (board[d.name] - t.value).abs() <= t.tolerance
     board["distance"] = ranked["distance"]
     board["distance_std"] = ranked["distance_std"]
     board["on_target"] = within
     return board.reset_index(drop=True)
+
+
+def board_warnings(board: pd.DataFrame, recipe: Recipe) -> list[str]:
+    """What a reader must know before trusting the ranking: missing descriptors, unranked rows."""
+    out = []
+    ref = recipe.ranking.reference
+    for d in recipe.ranking.descriptors:
+        missing = board.loc[board[d.name].isna(), "candidate"].tolist()
+        if len(missing) == len(board) and ref is not None:
+            out.append(
+                f"{d.name}: the reference {ref.candidate} has no valid {d.adsorbate} placement "
+                "(all anomalous or failed), so no candidate has this descriptor"
+            )
+        elif missing:
+            out.append(f"{d.name}: no valid {d.adsorbate} placement on {', '.join(missing)}")
+    unranked = int((board["rank"] < 1).sum())
+    if unranked:
+        out.append(f"{unranked} of {len(board)} candidate(s) unranked (a descriptor is missing)")
+    return out

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from catscreen.campaign import figures
-from catscreen.campaign.leaderboard import descriptor_formula, descriptor_targets
+from catscreen.campaign.leaderboard import board_warnings, descriptor_formula, descriptor_targets
 from catscreen.campaign.recipe import Recipe
 from catscreen.campaign.runner import RANK_DIR, load_leaderboard, read_campaign_recipe
 from catscreen.campaign.state import STAGES, load_state
@@ -30,6 +30,7 @@ table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 th { background: #f3f5f7; } td:nth-child(2), td:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; } .muted { color: #666; font-size: 0.9em; }
+.warn { background: #fff4e5; border-left: 4px solid #f0a030; padding: 4px 8px; }
 """
 
 
@@ -142,8 +143,8 @@ def write_report(root: Path, out: Path | None = None) -> Report:
             "Relaxed best placement on each top candidate, seen from above; the star marks the adsorbate's binding atom.",
         ),
         (
-            figures.plot_energy_spread(valid, board, recipe, out / "energy_spread.png"),
-            "Adsorption energy of every valid placement (anomalous ones excluded); the black bar is the minimum used as descriptor.",
+            figures.plot_energy_spread(configs, board, recipe, out / "energy_spread.png"),
+            "Adsorption energy of every placement; grey crosses were excluded as anomalous (desorbed, dissociated, ...); the black bar is the minimum used as descriptor.",
         ),
         (
             figures.plot_spin(spins, out / "spin.png"),
@@ -162,8 +163,13 @@ def write_report(root: Path, out: Path | None = None) -> Report:
             if (rec := state.stages.get(name)) is not None
         ]
     )
+    warnings = "".join(
+        f"<p class='warn'><b>Warning:</b> {html.escape(w)}</p>"
+        for w in board_warnings(board, recipe)
+    )
     body = [
         _header(recipe),
+        warnings,
         f"<h2>Top {recipe.ranking.top_n} candidates</h2>",
         _table(descriptor_frame(board, recipe, recipe.ranking.top_n)),
         "<h2>Descriptor ranking</h2>",

@@ -29,7 +29,12 @@ import pandas as pd
 from catscreen.analysis import RankSettings, rank_results, read_results, write_rank_outputs
 from catscreen.campaign.baseline import Comparison, compare, read_baseline
 from catscreen.campaign.enumerate_adapter import enumerate_recipe
-from catscreen.campaign.leaderboard import build_leaderboard, descriptor_targets, rank_targets
+from catscreen.campaign.leaderboard import (
+    board_warnings,
+    build_leaderboard,
+    descriptor_targets,
+    rank_targets,
+)
 from catscreen.campaign.recipe import Recipe, load_recipe, parse_recipe, section_hash
 from catscreen.campaign.state import CampaignState, StageRecord, load_state, now, save_state
 from catscreen.campaign.summary import render_summary
@@ -231,11 +236,16 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     stage("rank", rank)
 
     board = load_leaderboard(root, recipe)
+    warnings = board_warnings(board, recipe)
+    for line in warnings:
+        log(f"warning: {line}")
     with atomic_path(root / LEADERBOARD) as tmp:
         board.to_csv(tmp, index=False)
     comparison = compare(board, read_baseline(options.baseline)) if options.baseline else None
     flagged = read_parquet(root / RANK_DIR / "flagged.parquet")
-    summary = render_summary(recipe, board, descriptor_targets(recipe), flagged, state, comparison)
+    summary = render_summary(
+        recipe, board, descriptor_targets(recipe), flagged, state, comparison, warnings
+    )
     summary_path = root / SUMMARY
     with atomic_path(summary_path) as tmp:
         tmp.write_text(summary)

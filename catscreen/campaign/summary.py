@@ -75,6 +75,7 @@ def render_summary(
     flags: pd.DataFrame,
     state: CampaignState,
     comparison: Comparison | None,
+    warnings: list[str],
 ) -> str:
     n = recipe.ranking.top_n
     lines = [f"# catscreen campaign `{recipe.name}`", ""]
@@ -93,6 +94,8 @@ def render_summary(
         "Distance = sqrt(sum over descriptors of ((value - target) / tolerance)^2); lower is better,"
         " and on_target means every descriptor is within its tolerance.",
         "",
+        *[f"> **Warning:** {w}" for w in warnings],
+        *([""] if warnings else []),
         f"## Top {n} candidates",
         "",
         markdown_table(descriptor_frame(board, recipe, n)),

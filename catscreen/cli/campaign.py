@@ -37,7 +37,9 @@ def _top_table(title: str, frame) -> Table:  # noqa: ANN001 - a DataFrame
     for col in frame.columns:
         table.add_column(str(col), justify="left" if col == "candidate" else "right")
     for row in frame.itertuples(index=False):
-        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(
+            *(("-" if v != v else f"{v:.3f}") if isinstance(v, float) else str(v) for v in row)
+        )
     return table
 
 
@@ -108,14 +110,22 @@ def status_command(root: Path = typer.Argument(..., help="Campaign folder.")) ->
     if state is None:
         raise CatscreenError(f"{root} is not a campaign folder (no campaign.json)")
     table = Table(title=f"campaign '{state.recipe}' in {root}")
-    for col in ("stage", "status", "files", "counts", "converged / failed", "time (s)", "finished"):
+    for col in (
+        "stage",
+        "status",
+        "files",
+        "counts",
+        "converged/failed",
+        "time (s)",
+        "finished (UTC)",
+    ):
         table.add_column(col)
     for name in STAGES:
         rec = state.stages.get(name)
         if rec is None:
             table.add_row(name, "[dim]not started[/]", "", "", "", "", "")
             continue
-        present = [f if (root / f).exists() else f"{f} (missing)" for f in rec.files]
+        present = [Path(f).name + ("" if (root / f).exists() else " (missing)") for f in rec.files]
         counts = {k: v for k, v in rec.counts.items() if k not in ("converged", "failed")}
         conv = (
             f"{rec.counts['converged']} / {rec.counts['failed']}"
@@ -128,10 +138,10 @@ def status_command(root: Path = typer.Argument(..., help="Campaign folder.")) ->
             name,
             status,
             "\n".join(present),
-            ", ".join(f"{k} {v}" for k, v in counts.items()),
+            "\n".join(f"{k} {v}" for k, v in counts.items()),
             conv,
             f"{rec.seconds:.1f}" if rec.seconds is not None else "",
-            rec.finished or "",
+            (rec.finished or "").replace("T", " ")[:19],
         )
     console.print(table)
 
