@@ -12,6 +12,7 @@ from ase.io import write
 from typer.testing import CliRunner
 
 from catscreen.cli.data import data_app
+from catscreen.errors import CatscreenError
 from catscreen.training import dft_labels
 from catscreen.training.datasets import load_frames
 from catscreen.training.dft_labels import GpawSettings, spin_pair_set
@@ -109,7 +110,7 @@ def test_cli_without_labeller_or_with_unknown_code_is_one_line_error(tmp_path):
     structures = tmp_path / "in.extxyz"
     write(structures, fcc111("Ni", (1, 1, 2), vacuum=3.0), format="extxyz")
     runner = CliRunner()
-    for extra, message in (([], "choose a labeller"), (["--dft", "vasp"], "unknown DFT code")):
+    for extra, message in (([], "labeller:"), (["--dft", "vasp"], "unknown DFT code")):
         result = runner.invoke(
             cli,
             ["data", "label", str(structures), "--out", str(tmp_path / "o.extxyz"), *extra],
@@ -136,3 +137,15 @@ def test_spin_pair_differences_pairs_by_sid():
     assert table.loc["fe", "delta"] == pytest.approx(-0.6)
     assert table.loc["cu", "delta"] == pytest.approx(0.0)
     assert table.loc["fe", "magmoms"] == "2.30"
+
+
+def test_frames_of_one_system_need_their_own_fid(tmp_path):
+    slab = fcc111("Ni", (1, 1, 2), vacuum=3.0)
+    slab.info["sid"] = "traj/7"
+    frames = [slab.copy(), slab.copy()]
+    with pytest.raises(CatscreenError, match="share an id"):
+        dft_labels.label_structures(frames, ["off"], tmp_path, GpawSettings())
+    for fid, atoms in enumerate(frames):
+        atoms.info["fid"] = fid
+    names = {dft_labels.part_path(tmp_path, a, "on").name for a in frames}
+    assert names == {"traj_7__fid-0__spin-on.extxyz", "traj_7__fid-1__spin-on.extxyz"}

@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -134,7 +135,9 @@ def gpaw_single_point(atoms: Atoms, spin: str, settings: GpawSettings, txt: str 
 
 
 def part_path(parts: Path, atoms: Atoms, spin: str) -> Path:
-    return parts / f"{structure_id(atoms)}__spin-{spin}.extxyz"
+    """One file per (system, frame, spin); the name is the done-marker a rerun looks for."""
+    key = structure_id(atoms) + (f"__fid-{atoms.info['fid']}" if "fid" in atoms.info else "")
+    return parts / f"{re.sub(r'[^A-Za-z0-9._+-]', '_', key)}__spin-{spin}.extxyz"
 
 
 def label_structures(
@@ -150,6 +153,9 @@ def label_structures(
     loop on it; delete its file to retry.
     """
     parts.mkdir(parents=True, exist_ok=True)
+    names = [part_path(parts, a, "") for a in structures]
+    if len(set(names)) < len(names):
+        raise CatscreenError("structures share an id (sid, fid): give each frame its own fid")
     done: list[Path] = []
     for i, atoms in enumerate(structures):
         for spin in spins:
