@@ -94,7 +94,7 @@ def render_summary(
         "Distance = sqrt(sum over descriptors of ((value - target) / tolerance)^2); lower is better,"
         " and on_target means every descriptor is within its tolerance.",
         "",
-        *[f"> **Warning:** {w}" for w in warnings],
+        *[f"- **Warning:** {w}" for w in warnings],
         *([""] if warnings else []),
         f"## Top {n} candidates",
         "",
