@@ -51,12 +51,59 @@ def _label_dft(
     console.print(f"{n} of {len(structures)} structures labelled (converged) -> {out}")
 
 
+def _label_teacher(teacher: str, input_path: Path, out: Path) -> None:
+    """Teacher labels; the spin context follows `--spin auto` (see the datasheet)."""
+    from catscreen.training.generate import read_frames, write_frames
+    from catscreen.training.teacher import label
+
+    labelled = label(read_frames(input_path), teacher)
+    write_frames(labelled, out)
+    console.print(f"{len(labelled)} structures labelled by {teacher} -> {out}")
+
+
+@data_app.command("generate")
+@cli_errors
+def generate_command(
+    out: Path = typer.Argument(Path("data/training/teacher"), help="Output folder."),
+    teacher: list[str] = typer.Option(
+        [], "--teacher", help="Label each shard as soon as it exists (repeatable)."
+    ),
+    metals: str | None = typer.Option(None, "--metals", help="Comma-separated host metals."),
+    adsorbates: str | None = typer.Option(None, "--adsorbates", help="Comma-separated adsorbates."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N shards."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Training structures: gas molecules, strained/rattled/MD bulk, clean slabs and adsorbate
+    placements with snapshots along short CHGNet-PBE relaxations, rattles and short MD.
+
+    Shards go to OUT/structures/*.extxyz.gz and, with --teacher, OUT/<teacher>/*.extxyz.gz.
+    Resumable: a rerun skips every shard file that exists. One torch thread unless
+    CATSCREEN_THREADS says otherwise.
+    """
+    from dataclasses import replace
+
+    from catscreen.cli.common import split_csv
+    from catscreen.training.generate import GenerateSettings, generate, thread_budget
+
+    thread_budget()
+    settings = GenerateSettings(seed=seed)
+    if metals:
+        settings = replace(settings, metals=tuple(split_csv(metals)), alloys=())
+    if adsorbates:
+        settings = replace(settings, adsorbates=tuple(split_csv(adsorbates)))
+    paths = generate(out, settings, teacher, limit, log=lambda m: console.print(m, highlight=False))
+    console.print(f"{len(paths)} shards under {out}")
+
+
 @data_app.command("label")
 @cli_errors
 def label_command(
     input_path: Path = typer.Argument(..., help="Structures to label (extxyz)."),
     out: Path = typer.Option(..., "--out", "-o", help="Labelled frames (extxyz; .gz compresses)."),
     dft: str | None = typer.Option(None, "--dft", help="Real DFT labeller: gpaw."),
+    teacher: str | None = typer.Option(
+        None, "--teacher", help="Teacher labeller: chgnet-pbe or chgnet-r2scan (CHGNet weights)."
+    ),
     spin: str = typer.Option(
         "off", "--spin", help="DFT spin treatment: off (restricted) or on (polarised)."
     ),
@@ -76,8 +123,13 @@ def label_command(
     Resumable: each structure's result is written on its own as soon as it is done, and a rerun
     with the same OUT continues where a killed run stopped.
     """
-    if dft is None:
-        raise CatscreenError("choose a labeller: --dft gpaw")
+    if (dft is None) == (teacher is None):
+        raise CatscreenError(
+            "choose one labeller: --dft gpaw or --teacher chgnet-pbe|chgnet-r2scan"
+        )
+    if teacher is not None:
+        _label_teacher(teacher, input_path, out)
+        return
     _label_dft(
         dft, spin, input_path, out, work, ecut=ecut, kpt_density=kpt_density, smearing=smearing
     )

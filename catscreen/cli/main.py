@@ -61,3 +61,8 @@ from catscreen.cli import report as _report  # noqa: E402
 
 app.add_typer(_campaign.app, name="campaign")
 app.command("report")(_report.report_command)
+
+from catscreen.cli import train as _train  # noqa: E402
+
+app.command("train")(_train.train_command)
+app.command("evaluate")(_train.evaluate_command)

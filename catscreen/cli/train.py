@@ -1,0 +1,95 @@
+"""`catscreen train CONFIG` and `catscreen evaluate MODEL DATA`: thin wrappers over training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from catscreen.cli.common import cli_errors, console
+
+
+@cli_errors
+def train_command(
+    config: Path = typer.Argument(
+        ..., help="Training config (YAML), e.g. data/training/bundled.yaml."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (overrides the config)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Override the step budget."),
+    max_minutes: float | None = typer.Option(
+        None, "--max-minutes", help="Stop cleanly after this wall time (overrides the config)."
+    ),
+) -> None:
+    """Train CatscreenNet jointly on the config's datasets; rerun to resume from OUT/state.pt.
+
+    Writes OUT/best.pt (EMA weights with the best validation score, loadable with
+    --model OUT/best.pt), OUT/last.pt and OUT/state.pt (optimiser state for resuming).
+    """
+    from dataclasses import replace
+
+    from catscreen.training.trainer import TrainConfig, Trainer
+
+    cfg = TrainConfig.load(config)
+    overrides = {
+        "out": str(out) if out else None,
+        "max_steps": max_steps,
+        "max_minutes": max_minutes,
+    }
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    trainer = Trainer(cfg, log=lambda m: console.print(m, highlight=False))
+    console.print(
+        f"{len(trainer.train)} training and {len(trainer.val)} validation frames; "
+        f"{trainer.net.n_parameters} parameters; elements {', '.join(trainer.net.elements)}; "
+        f"fidelities {', '.join(trainer.net.fidelities)}; device {trainer.device}"
+    )
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("training", total=cfg.max_steps, completed=trainer.step, loss=0.0)
+        best = trainer.run(lambda step, m: bar.update(task, completed=step, loss=m["loss"]))
+    console.print(f"best model: {best}")
+
+
+@cli_errors
+def evaluate_command(
+    model: str = typer.Argument(..., help="bundled | checkpoint PATH | chgnet | chgnet-r2scan."),
+    data: list[Path] = typer.Argument(..., help="Labelled frames: extxyz files, folders, .db."),
+    held_out: bool = typer.Option(
+        False, "--held-out", help="Only the systems the checkpoint held out for validation."
+    ),
+    table: Path | None = typer.Option(None, "--table", help="Write the MAE table (CSV)."),
+    plot: Path = typer.Option(Path("parity.png"), "--plot", help="Parity plot (PNG)."),
+) -> None:
+    """Energy (meV/atom) and force (eV/A) MAE per source, fidelity, spin and element."""
+    from catscreen.model import load_model
+    from catscreen.training.evaluate import evaluate_frames, load_eval_frames, parity_plot, summary
+
+    m = load_model(model)
+    frames = load_eval_frames(data, m, held_out)
+    ev = evaluate_frames(m, frames)
+    df = summary(ev)
+    out = Table(title=f"{m.info.name} {m.info.version}: {len(frames)} frames")
+    for col in ("group", "value", "frames", "energy meV/atom", "force eV/A"):
+        out.add_column(col, justify="right" if col not in ("group", "value") else "left")
+    for r in df.itertuples():
+        out.add_row(
+            r.group,
+            str(r.value),
+            str(r.frames),
+            f"{r.energy_mae_meV_atom:.1f}",
+            f"{r.force_mae_eV_A:.3f}",
+        )
+    console.print(out)
+    if table:
+        table.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(table, index=False)
+        console.print(f"table: {table}")
+    console.print(f"parity plot: {parity_plot(ev, plot, title=f'{m.info.name} {m.info.version}')}")

@@ -1,0 +1,190 @@
+"""`catscreen evaluate MODEL DATA`: errors of a model against labelled frames, and a parity plot.
+
+Errors are broken down per source, fidelity, spin and element because an average over a mixed
+dataset hides exactly the failures that matter (a magnetic element, one level of theory).
+`held_out=True` keeps only the systems the checkpoint recorded as its validation split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+
+from catscreen.errors import CatscreenError
+from catscreen.model import Model
+from catscreen.training.datasets import load_frames
+
+
+@dataclass
+class Evaluation:
+    frames: pd.DataFrame  # one row per frame: context, energies, force error
+    atoms: pd.DataFrame  # one row per atom: element, force component errors (for the table)
+    parity: dict[str, np.ndarray]  # reference and predicted per-atom energies and forces
+
+
+def evaluate_frames(model: Model, frames: Sequence[Atoms], chunk: int = 64) -> Evaluation:
+    """Predict every frame in its own context and collect per-frame and per-atom errors."""
+    if not frames:
+        raise CatscreenError("no frames to evaluate")
+    rows, atom_rows = [], []
+    f_ref_all, f_pred_all = [], []
+    for start in range(0, len(frames), chunk):
+        part = list(frames[start : start + chunk])
+        preds = model.predict(
+            part, [a.info["spin"] for a in part], [a.info["fidelity"] for a in part]
+        )
+        for a, p in zip(part, preds, strict=True):
+            res = a.calc.results
+            n = len(a)
+            f_ref = np.asarray(res["forces"], dtype=float)
+            df = np.abs(p.forces - f_ref)
+            rows.append(
+                {
+                    "source": a.info["source"],
+                    "fidelity": a.info["fidelity"],
+                    "spin": a.info["spin"],
+                    "sid": a.info["sid"],
+                    "formula": a.get_chemical_formula(),
+                    "elements": ",".join(sorted(set(a.get_chemical_symbols()))),
+                    "n_atoms": n,
+                    "energy_ref": float(res["energy"]),
+                    "energy_pred": p.energy,
+                    "energy_std": p.energy_std,
+                    "energy_error_per_atom": (p.energy - float(res["energy"])) / n,
+                    "force_mae": float(df.mean()),
+                }
+            )
+            for sym, err in zip(a.get_chemical_symbols(), df, strict=True):
+                atom_rows.append(
+                    {
+                        "source": a.info["source"],
+                        "fidelity": a.info["fidelity"],
+                        "spin": a.info["spin"],
+                        "element": sym,
+                        "force_abs_error": float(err.mean()),
+                    }
+                )
+            f_ref_all.append(f_ref.ravel())
+            f_pred_all.append(p.forces.ravel())
+    df_frames = pd.DataFrame(rows)
+    parity = {
+        "energy_ref": (df_frames.energy_ref / df_frames.n_atoms).to_numpy(),
+        "energy_pred": (df_frames.energy_pred / df_frames.n_atoms).to_numpy(),
+        "fidelity": df_frames.fidelity.to_numpy(),
+        "force_ref": np.concatenate(f_ref_all),
+        "force_pred": np.concatenate(f_pred_all),
+    }
+    return Evaluation(df_frames, pd.DataFrame(atom_rows), parity)
+
+
+def summary(ev: Evaluation) -> pd.DataFrame:
+    """MAE table: energy meV/atom and force eV/A, overall and per source, fidelity, spin, element.
+
+    Energy per element averages over frames that contain the element; force per element
+    averages over atoms of that element.
+    """
+    f, a = ev.frames.assign(e_abs=lambda d: d.energy_error_per_atom.abs() * 1000), ev.atoms
+    out = [
+        {
+            "group": "all",
+            "value": "all",
+            "frames": len(f),
+            "energy_mae_meV_atom": f.e_abs.mean(),
+            "force_mae_eV_A": a.force_abs_error.mean(),
+        }
+    ]
+    for key in ("source", "fidelity", "spin"):
+        for value, g in f.groupby(key):
+            out.append(
+                {
+                    "group": key,
+                    "value": value,
+                    "frames": len(g),
+                    "energy_mae_meV_atom": g.e_abs.mean(),
+                    "force_mae_eV_A": a[a[key] == value].force_abs_error.mean(),
+                }
+            )
+    for (fid, spin), g in f.groupby(["fidelity", "spin"]):
+        sel = a[(a.fidelity == fid) & (a.spin == spin)]
+        out.append(
+            {
+                "group": "fidelity/spin",
+                "value": f"{fid}/{spin}",
+                "frames": len(g),
+                "energy_mae_meV_atom": g.e_abs.mean(),
+                "force_mae_eV_A": sel.force_abs_error.mean(),
+            }
+        )
+    for el in sorted(a.element.unique()):
+        g = f[f.elements.str.split(",").apply(lambda s, el=el: el in s)]
+        out.append(
+            {
+                "group": "element",
+                "value": el,
+                "frames": len(g),
+                "energy_mae_meV_atom": g.e_abs.mean(),
+                "force_mae_eV_A": a[a.element == el].force_abs_error.mean(),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def parity_plot(ev: Evaluation, path: str | Path, title: str = "") -> Path:
+    """Energy per atom and force component parity, coloured by fidelity; PNG via Agg."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = ev.parity
+    fig, (ax_e, ax_f) = plt.subplots(1, 2, figsize=(10, 4.5))
+    for fid in sorted(set(p["fidelity"])):
+        m = p["fidelity"] == fid
+        ax_e.scatter(p["energy_ref"][m], p["energy_pred"][m], s=6, alpha=0.6, label=fid)
+    ax_f.scatter(p["force_ref"], p["force_pred"], s=2, alpha=0.3)
+    for ax, name in ((ax_e, "energy (eV/atom)"), (ax_f, "force component (eV/A)")):
+        lo = min(ax.get_xlim()[0], ax.get_ylim()[0])
+        hi = max(ax.get_xlim()[1], ax.get_ylim()[1])
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel(f"reference {name}")
+        ax.set_ylabel(f"model {name}")
+    ax_e.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def held_out_systems(model: Model) -> set[str]:
+    """The validation systems a catscreen checkpoint recorded at training time."""
+    meta = getattr(model, "metadata", {}).get("metadata", {})
+    sids = meta.get("training_data", {}).get("validation_systems")
+    if sids is None:
+        raise CatscreenError(f"model {model.info.name} records no validation systems")
+    return set(sids)
+
+
+def load_eval_frames(paths: Sequence[str | Path], model: Model, held_out: bool) -> list[Atoms]:
+    """Frames from files/folders, restricted to the model's held-out systems when asked."""
+    frames = [a for p in paths for a in load_frames(p)]
+    if held_out:
+        keep = held_out_systems(model)
+        frames = [a for a in frames if a.info["sid"] in keep]
+        if not frames:
+            raise CatscreenError("none of the frames belongs to the model's held-out systems")
+    fids = set(model.info.fidelities)
+    skipped = {a.info["fidelity"] for a in frames} - fids
+    if skipped:
+        raise CatscreenError(
+            f"the data has fidelities {sorted(skipped)} the model does not know ({sorted(fids)})"
+        )
+    return frames

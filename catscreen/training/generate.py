@@ -1,0 +1,405 @@
+"""Teacher training structures: bulk, clean slabs, adsorbate placements, gas molecules.
+
+The bundled model must relax adsorbates correctly, so besides rattles it sees snapshots along
+short teacher relaxations of adsorbate placements (start, path, end) and a few short MD frames.
+Work is split into shards (one per bulk set, gas set or host/facet slab) written atomically;
+a killed run resumes at the first missing shard. Cells are small (2x2x3 slabs, 4-atom bulk) so
+the CPU budget buys many frames.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.build import add_adsorbate, bcc100, bcc110, bulk, fcc100, fcc110, fcc111, hcp0001
+from ase.constraints import FixAtoms
+from ase.io import read, write
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.optimize import BFGS
+from ase.units import fs
+
+from catscreen.build.gas import gas_molecule
+from catscreen.errors import CatscreenError
+from catscreen.io import atomic_path
+from catscreen.training import teacher
+
+STRUCTURE_DIR = "structures"
+CRYSTAL: dict[str, str] = {
+    "Fe": "bcc", "Mo": "bcc", "W": "bcc",
+    "Co": "hcp", "Ru": "hcp", "Os": "hcp", "Re": "hcp",
+    "Ni": "fcc", "Cu": "fcc", "Pd": "fcc", "Pt": "fcc", "Rh": "fcc", "Ir": "fcc", "Ag": "fcc",
+    "Au": "fcc",
+}  # fmt: skip
+FACETS: dict[str, tuple[str, ...]] = {
+    "fcc": ("111", "100", "110"),
+    "bcc": ("110", "100"),
+    "hcp": ("0001",),
+}
+_SLAB_BUILDERS: dict[tuple[str, str], Callable[..., Atoms]] = {
+    ("fcc", "111"): fcc111,
+    ("fcc", "100"): fcc100,
+    ("fcc", "110"): fcc110,
+    ("bcc", "110"): bcc110,
+    ("bcc", "100"): bcc100,
+    ("hcp", "0001"): hcp0001,
+}
+# Adsorbate geometries: binding atom first at the origin, the rest above it (z up).
+ADSORBATES: dict[str, list[tuple[str, tuple[float, float, float]]]] = {
+    "H": [("H", (0, 0, 0))],
+    "O": [("O", (0, 0, 0))],
+    "N": [("N", (0, 0, 0))],
+    "C": [("C", (0, 0, 0))],
+    "OH": [("O", (0, 0, 0)), ("H", (0, 0, 0.97))],
+    "CO": [("C", (0, 0, 0)), ("O", (0, 0, 1.15))],
+    "NH": [("N", (0, 0, 0)), ("H", (0, 0, 1.02))],
+    "NH2": [("N", (0, 0, 0)), ("H", (0.82, 0, 0.6)), ("H", (-0.82, 0, 0.6))],
+    "CH": [("C", (0, 0, 0)), ("H", (0, 0, 1.09))],
+    "CH2": [("C", (0, 0, 0)), ("H", (0.89, 0, 0.63)), ("H", (-0.89, 0, 0.63))],
+    "CH3": [("C", (0, 0, 0)), ("H", (1.03, 0, 0.36)), ("H", (-0.51, 0.89, 0.36)),
+            ("H", (-0.51, -0.89, 0.36))],
+}  # fmt: skip
+_HEIGHT = {"ontop": 1.9, "bridge": 1.6, "longbridge": 1.4, "shortbridge": 1.6}  # else 1.2 A
+GAS = ("H2", "H2O", "CO", "N2", "O2", "NH3", "CH4", "CO2")
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    """What `catscreen data generate` makes; every number here is recorded in the datasheet."""
+
+    metals: tuple[str, ...] = tuple(CRYSTAL)
+    alloys: tuple[tuple[str, str], ...] = (("Pt", "Ni"), ("Cu", "Pd"), ("Pt", "Co"), ("Ni", "Cu"))
+    adsorbates: tuple[str, ...] = tuple(ADSORBATES)
+    size: tuple[int, int, int] = (2, 2, 3)
+    large_size: tuple[int, int, int] = (3, 3, 3)  # one lower-coverage cell per host's first facet
+    vacuum: float = 6.0
+    adsorbates_per_slab: int = 4  # a random subset per host/facet; all of them across shards
+    sites_per_adsorbate: int = 1
+    relax_steps: int = 8
+    snapshot_every: int = 3
+    rattle_sigmas: tuple[float, ...] = (0.05, 0.1)
+    md_every: int = 3  # short MD after every n-th placement
+    md_steps: int = 8
+    md_temperature: float = 600.0
+    bulk_strains: tuple[float, ...] = (-0.03, -0.015, 0.0, 0.015, 0.03)
+    mirror_fraction: float = 0.1  # share of spin-off teacher frames also written as spin on
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        hosts = set(self.metals) | {m for pair in self.alloys for m in pair}
+        unknown = sorted(hosts - set(CRYSTAL)) + sorted(set(self.adsorbates) - set(ADSORBATES))
+        if unknown:
+            raise CatscreenError(
+                f"unknown metal(s)/adsorbate(s) {', '.join(unknown)}; metals: "
+                f"{', '.join(CRYSTAL)}; adsorbates: {', '.join(ADSORBATES)}"
+            )
+
+
+@dataclass
+class Shard:
+    name: str
+    make: Callable[[GenerateSettings, np.random.Generator], list[Atoms]]
+    info: dict[str, str] = field(default_factory=dict)
+
+
+def _tagged(atoms: Atoms, kind: str, sid: str, **info: object) -> Atoms:
+    atoms.info.pop("adsorbate_info", None)
+    atoms.info.update({"kind": kind, "sid": sid, **info})
+    return atoms
+
+
+def _rattled(atoms: Atoms, sigma: float, rng: np.random.Generator, stage: str) -> Atoms:
+    a = atoms.copy()
+    free = np.ones(len(a), dtype=bool)
+    for c in a.constraints:
+        if isinstance(c, FixAtoms):
+            free[c.index] = False
+    a.positions[free] += rng.normal(0.0, sigma, size=(int(free.sum()), 3))
+    a.info["stage"] = stage
+    return a
+
+
+def _pbe_calc():  # noqa: ANN202
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    return CHGNetCalculator(model=teacher.load_teacher("chgnet-pbe"), use_device="cpu")
+
+
+def _md_frames(atoms: Atoms, settings: GenerateSettings, rng: np.random.Generator) -> list[Atoms]:
+    """Short Langevin MD under the PBE teacher; the last frames are far from any minimum."""
+    a = atoms.copy()
+    a.calc = _pbe_calc()
+    MaxwellBoltzmannDistribution(a, temperature_K=settings.md_temperature, rng=rng)
+    dyn = Langevin(a, 2 * fs, temperature_K=settings.md_temperature, friction=0.02, rng=rng)
+    frames = []
+    for step in range(1, settings.md_steps + 1):
+        dyn.run(1)
+        if step % 4 == 0:
+            f = a.copy()
+            f.arrays.pop("momenta", None)
+            f.info["stage"] = f"md{step}"
+            frames.append(f)
+    return frames
+
+
+def _relax_frames(atoms: Atoms, settings: GenerateSettings) -> list[Atoms]:
+    """Start, every n-th step and the end of a short BFGS relaxation under the PBE teacher."""
+    a = atoms.copy()
+    a.calc = _pbe_calc()
+    frames = [atoms.copy()]
+    frames[0].info["stage"] = "start"
+    opt = BFGS(a, maxstep=0.2, logfile=None)
+    for step, _ in enumerate(opt.irun(fmax=0.05, steps=settings.relax_steps), start=0):
+        if step and step % settings.snapshot_every == 0:
+            f = a.copy()
+            f.info["stage"] = f"relax{step}"
+            frames.append(f)
+    end = a.copy()
+    end.info["stage"] = "end"
+    if not np.allclose(end.positions, frames[-1].positions):
+        frames.append(end)
+    return frames
+
+
+def make_slab(host: str, facet: str, size: tuple[int, int, int], vacuum: float) -> Atoms:
+    """A slab of a host metal; layers that may relax are tagged 1, the bottom layer 0 and fixed."""
+    structure = CRYSTAL[host]
+    builder = _SLAB_BUILDERS[(structure, facet)]
+    slab = builder(host, size=size, vacuum=vacuum)
+    layer = slab.get_tags()  # ASE: 1 is the top layer
+    n_layers = int(layer.max())
+    fixed = layer > n_layers - max(1, n_layers // 3)
+    slab.set_tags(np.where(fixed, 0, 1))
+    slab.set_constraint(FixAtoms(mask=fixed))
+    return slab
+
+
+def add_adsorbate_at(slab: Atoms, adsorbate: str, site: str) -> Atoms:
+    """Place one adsorbate at a named ASE site; its atoms are tagged 2."""
+    a = slab.copy()
+    mol = Atoms(
+        [s for s, _ in ADSORBATES[adsorbate]], positions=[p for _, p in ADSORBATES[adsorbate]]
+    )
+    mol.set_tags([2] * len(mol))
+    add_adsorbate(a, mol, _HEIGHT.get(site, 1.2), position=site)
+    a.info.pop("adsorbate_info", None)
+    return a
+
+
+def slab_sites(slab: Atoms) -> list[str]:
+    return list(slab.info["adsorbate_info"]["sites"])
+
+
+def _alloy(slab: Atoms, guest: str, rng: np.random.Generator) -> Atoms:
+    """Random substitution of a third to a half of the atoms by `guest`."""
+    a = slab.copy()
+    n = len(a)
+    k = int(rng.integers(n // 3, n // 2 + 1))
+    idx = rng.choice(n, size=k, replace=False)
+    symbols = a.get_chemical_symbols()
+    for i in idx:
+        symbols[i] = guest
+    a.set_chemical_symbols(symbols)
+    return a
+
+
+def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | None) -> Shard:
+    def make(settings: GenerateSettings, rng: np.random.Generator) -> list[Atoms]:
+        slab = make_slab(host, facet, size, settings.vacuum)
+        sites = slab_sites(slab)
+        name = host + (f"{guest}" if guest else "")
+        if guest:
+            slab = _alloy(slab, guest, rng)
+        label = f"{name}-{facet}-{size[0]}x{size[1]}x{size[2]}"
+        frames: list[Atoms] = []
+        clean_sid = f"{label}-clean"
+        for f in _relax_frames(slab, settings)[::2] + [
+            _rattled(slab, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
+        ]:
+            frames.append(_tagged(f, "slab", clean_sid, host=name, facet=facet))
+        n_ads = min(settings.adsorbates_per_slab, len(settings.adsorbates))
+        chosen_ads = [str(a) for a in rng.choice(settings.adsorbates, size=n_ads, replace=False)]
+        for i, ads in enumerate(chosen_ads):
+            chosen = rng.choice(
+                sites, size=min(settings.sites_per_adsorbate, len(sites)), replace=False
+            )
+            sid = f"{label}-{ads}"
+            for j, site in enumerate(chosen):
+                placed = add_adsorbate_at(slab, ads, str(site))
+                traj = _relax_frames(placed, settings)
+                extra = [_rattled(traj[-1], settings.rattle_sigmas[0], rng, "rattle-end")]
+                if j == 0 and i % settings.md_every == 0:
+                    extra += _md_frames(traj[-1], settings, rng)
+                for f in traj + extra:
+                    frames.append(
+                        _tagged(
+                            f, "adslab", sid, host=name, facet=facet, adsorbate=ads, site=str(site)
+                        )
+                    )
+        return frames
+
+    tag = f"{host}{guest or ''}-{facet}-{size[0]}x{size[1]}x{size[2]}"
+    return Shard(name=f"slab-{tag}", make=make)
+
+
+def _bulk_shard(metals: Sequence[str]) -> Shard:
+    def make(settings: GenerateSettings, rng: np.random.Generator) -> list[Atoms]:
+        frames: list[Atoms] = []
+        for m in metals:
+            cell = bulk(m, cubic=CRYSTAL[m] != "hcp")
+            cell = cell.repeat((2, 1, 1)) if len(cell) < 4 else cell
+            sid = f"bulk-{m}"
+            for eps in settings.bulk_strains:
+                a = cell.copy()
+                a.set_cell(cell.cell * (1 + eps), scale_atoms=True)
+                a.info["stage"] = f"strain{eps:+.3f}"
+                frames.append(_tagged(a, "bulk", sid, host=m))
+            for k in range(2):
+                a = cell.copy()
+                strain = np.eye(3) + rng.uniform(-0.03, 0.03, size=(3, 3))
+                a.set_cell(cell.cell @ strain, scale_atoms=True)
+                frames.append(
+                    _tagged(
+                        _rattled(a, settings.rattle_sigmas[k], rng, "shear+rattle"),
+                        "bulk",
+                        sid,
+                        host=m,
+                    )
+                )
+            for f in _md_frames(cell.repeat((1, 2, 1)), settings, rng):
+                frames.append(_tagged(f, "bulk", sid, host=m))
+        return frames
+
+    return Shard(name="bulk", make=make)
+
+
+def _gas_shard() -> Shard:
+    def make(settings: GenerateSettings, rng: np.random.Generator) -> list[Atoms]:
+        frames: list[Atoms] = []
+        for name in GAS:
+            mol = gas_molecule(name)
+            sid = f"gas-{name}"
+            frames.append(_tagged(mol.copy(), "gas", sid, stage="g2"))
+            for scale in (0.97, 1.03):
+                a = mol.copy()
+                c = a.positions.mean(axis=0)
+                a.positions = c + (a.positions - c) * scale
+                frames.append(_tagged(a, "gas", sid, stage=f"scale{scale}"))
+            for s in settings.rattle_sigmas:
+                frames.append(_tagged(_rattled(mol, s, rng, f"rattle{s}"), "gas", sid))
+        return frames
+
+    return Shard(name="gas", make=make)
+
+
+def plan(settings: GenerateSettings) -> list[Shard]:
+    """Bulk and gas first, then one facet of every host before the next facet of any host."""
+    shards = [_gas_shard(), _bulk_shard(settings.metals)]
+    rounds = max(len(FACETS[CRYSTAL[m]]) for m in settings.metals)
+    for r in range(rounds):
+        for m in settings.metals:
+            facets = FACETS[CRYSTAL[m]]
+            if r < len(facets):
+                shards.append(_slab_shard(m, facets[r], settings.size, None))
+    for host, guest in settings.alloys:
+        shards.append(_slab_shard(host, FACETS[CRYSTAL[host]][0], settings.size, guest))
+    for m in settings.metals:
+        shards.append(_slab_shard(m, FACETS[CRYSTAL[m]][0], settings.large_size, None))
+    return shards
+
+
+def _seed(settings: GenerateSettings, name: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"{settings.seed}:{name}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def write_frames(frames: Sequence[Atoms], path: Path) -> None:
+    """extxyz (gzip-compressed when the name ends in .gz), written atomically."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with atomic_path(path) as tmp, opener(tmp, "wt") as fh:
+        write(fh, list(frames), format="extxyz")
+
+
+def read_frames(path: Path) -> list[Atoms]:
+    if not path.exists():
+        raise CatscreenError(f"file not found: {path}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt") as fh:
+            return list(read(fh, index=":", format="extxyz"))
+    except Exception as exc:
+        raise CatscreenError(f"cannot read {path} as extxyz: {str(exc).splitlines()[0]}") from exc
+
+
+def _mirror(frames: Iterable[Atoms], fraction: float) -> list[Atoms]:
+    """Copies of some spin-off frames as spin on: a non-magnetic metal's spin-polarised result is
+    its spin-off result, and the on context then knows every element's reference energy."""
+    out = []
+    for a in frames:
+        if a.info["spin"] != "off":
+            continue
+        key = f"{a.info.get('sid')}:{a.info.get('fid')}"
+        if int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction:
+            b = a.copy()
+            b.calc = a.calc
+            b.info.update({"spin": "on", "mirror": True})
+            out.append(b)
+    return out
+
+
+def label_shard(structures: Path, out: Path, teacher_name: str, mirror_fraction: float) -> int:
+    """Label one structure shard with one teacher; skipped when `out` exists."""
+    if out.exists():
+        return 0
+    frames = read_frames(structures)
+    labelled = teacher.label(frames, teacher_name)
+    labelled += _mirror(labelled, mirror_fraction)
+    write_frames(labelled, out)
+    return len(labelled)
+
+
+def generate(
+    out: Path,
+    settings: GenerateSettings,
+    teachers: Sequence[str] = (),
+    limit: int | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Path]:
+    """Make every missing shard under `out/structures`, labelling each as soon as it exists."""
+    for t in teachers:
+        teacher.check_teacher(t)
+    written = []
+    for shard in plan(settings)[:limit]:
+        path = out / STRUCTURE_DIR / f"{shard.name}.extxyz.gz"
+        if not path.exists():
+            t0 = time.perf_counter()
+            frames = shard.make(settings, _seed(settings, shard.name))
+            counter: dict[str, int] = {}
+            for f in frames:  # fid: the frame's index within its system, as the loaders expect
+                f.info["fid"] = counter.get(f.info["sid"], 0)
+                counter[f.info["sid"]] = f.info["fid"] + 1
+                f.calc = None
+            write_frames(frames, path)
+            log(f"{shard.name}: {len(frames)} structures in {time.perf_counter() - t0:.0f} s")
+        for t in teachers:
+            t0 = time.perf_counter()
+            n = label_shard(path, out / t / path.name, t, settings.mirror_fraction)
+            if n:
+                log(f"{shard.name}: {n} {t} labels in {time.perf_counter() - t0:.0f} s")
+        written.append(path)
+    return written
+
+
+def thread_budget() -> None:
+    """Background jobs share two cores with other work: one torch thread each."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("CATSCREEN_THREADS", "1")))

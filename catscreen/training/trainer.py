@@ -1,0 +1,473 @@
+"""`catscreen train CONFIG.yaml`: joint training of CatscreenNet on several labelled datasets.
+
+Why it looks like this:
+- datasets of different sources are mixed in every batch with configurable sampling weights,
+  so no source is forgotten (training on one and then another forgets the first);
+- the train/validation split is by system (`sid`), never by frame: frames of one system
+  (relaxation snapshots, rattles) are near copies, and a frame split would leak;
+- per-context element reference energies are fitted first by least squares, so the network
+  only learns the O(1) remainder;
+- EMA weights are what gets evaluated and saved; a time limit stops a CPU run cleanly, and a
+  rerun resumes from `state.pt`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from copy import deepcopy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from ase import Atoms
+
+from catscreen.errors import CatscreenError
+from catscreen.model.checkpoint import save_checkpoint
+from catscreen.model.network import CatscreenNet, ModelConfig
+from catscreen.training.datasets import ContextDefaults, load_frames
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One labelled dataset: a file or folder, its sampling weight, context defaults."""
+
+    path: str
+    weight: float = 1.0
+    spin: str | None = None
+    fidelity: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    datasets: tuple[DatasetSpec, ...]
+    out: str = "runs/train"
+    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields
+    fidelities: tuple[str, ...] = ()  # lowest to highest level of theory; () = order of datasets
+    elements: tuple[str, ...] = ()  # () = every element in the data
+    validation_fraction: float = 0.1
+    seed: int = 0
+    max_steps: int = 1000
+    max_minutes: float = 0.0  # > 0: stop (and save) after this wall time
+    batch_size: int = 8
+    lr: float = 5e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
+    energy_weight: float = 20.0  # on per-atom energy (eV/atom)^2
+    force_weight: float = 1.0  # (eV/A)^2
+    stress_weight: float = 0.0  # (eV/A^3)^2, fully periodic frames only
+    magmom_weight: float = 0.05  # muB^2, spin-on frames only
+    ema_decay: float = 0.99
+    grad_clip: float = 10.0
+    eval_every: int = 100
+    max_eval_frames: int = 400
+    dtype: str = "float32"
+    device: str = "auto"
+    threads: int = 0  # > 0: torch.set_num_threads
+    name: str = "catscreen"
+    default_fidelity: str = ""  # "" = the first fidelity
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise CatscreenError(f"unknown training config key(s): {', '.join(sorted(unknown))}")
+        if not data.get("datasets"):
+            raise CatscreenError("the training config needs at least one dataset")
+        data = dict(data)
+        specs = []
+        for d in data.pop("datasets"):
+            d = {"path": d} if isinstance(d, str) else dict(d)
+            bad = set(d) - set(DatasetSpec.__dataclass_fields__)
+            if bad:
+                raise CatscreenError(f"unknown dataset key(s): {', '.join(sorted(bad))}")
+            specs.append(DatasetSpec(**d))
+        for key in ("fidelities", "elements"):
+            if key in data:
+                data[key] = tuple(data[key])
+        ModelConfig.from_dict(data.get("model", {}))  # fail early on a bad model section
+        return cls(datasets=tuple(specs), **data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read YAML; dataset paths are relative to the config file's folder."""
+        p = Path(path)
+        if not p.exists():
+            raise CatscreenError(f"config not found: {p}")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise CatscreenError(f"{p} is not valid YAML: {exc}") from exc
+        config = cls.from_dict(raw)
+        specs = tuple(
+            DatasetSpec(**{**asdict(d), "path": str((p.parent / d.path).resolve())})
+            if not Path(d.path).is_absolute()
+            else d
+            for d in config.datasets
+        )
+        return cls(**{**asdict(config), "datasets": specs})
+
+
+@dataclass
+class Frame:
+    """A labelled structure ready for the network."""
+
+    atoms: Atoms
+    spin: str
+    fidelity: str
+    source: str
+    sid: str
+    dataset: int
+    energy: float
+    forces: np.ndarray
+    stress: np.ndarray | None  # 3x3, fully periodic frames only
+    magmoms: np.ndarray | None
+
+
+def _frame(atoms: Atoms, dataset: int) -> Frame:
+    res = atoms.calc.results
+    stress = None
+    if "stress" in res and all(atoms.pbc):
+        s = np.asarray(res["stress"], dtype=float)
+        stress = s if s.shape == (3, 3) else _voigt_to_matrix(s)
+    magmoms = res.get("magmoms")
+    info = atoms.info
+    return Frame(
+        atoms=atoms,
+        spin=info["spin"],
+        fidelity=info["fidelity"],
+        source=info["source"],
+        sid=info["sid"],
+        dataset=dataset,
+        energy=float(res["energy"]),
+        forces=np.asarray(res["forces"], dtype=float),
+        stress=stress,
+        magmoms=None if magmoms is None else np.asarray(magmoms, dtype=float).reshape(-1),
+    )
+
+
+def _voigt_to_matrix(s: np.ndarray) -> np.ndarray:
+    xx, yy, zz, yz, xz, xy = s
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+
+
+def load_dataset(spec: DatasetSpec, index: int = 0) -> list[Frame]:
+    defaults = ContextDefaults(spin=spec.spin, fidelity=spec.fidelity, source=spec.source)
+    frames = [_frame(a, index) for a in load_frames(spec.path, defaults)]
+    for f in frames:
+        if "forces" not in f.atoms.calc.results:
+            raise CatscreenError(f"{spec.path}: frame of {f.sid} has no forces")
+    return frames
+
+
+def is_validation(sid: str, fraction: float, seed: int) -> bool:
+    """A deterministic hash of the system id: every frame of a system falls on the same side."""
+    h = hashlib.sha256(f"{seed}:{sid}".encode()).hexdigest()[:12]
+    return int(h, 16) / float(16**12) < fraction
+
+
+def split_by_system(
+    frames: Sequence[Frame], fraction: float, seed: int
+) -> tuple[list[Frame], list[Frame]]:
+    train, val = [], []
+    for f in frames:
+        (val if is_validation(f.sid, fraction, seed) else train).append(f)
+    return train, val
+
+
+def context_row(fidelities: Sequence[str], spin: str, fidelity: str) -> int:
+    return 2 * list(fidelities).index(fidelity) + (spin == "on")
+
+
+def _compositions(frames: Sequence[Frame], elements: Sequence[str]) -> np.ndarray:
+    index = {e: k for k, e in enumerate(elements)}
+    x = np.zeros((len(frames), len(elements)))
+    for i, f in enumerate(frames):
+        for z in f.atoms.get_chemical_symbols():
+            x[i, index[z]] += 1
+    return x
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, prior: np.ndarray, lam: float) -> np.ndarray:
+    """argmin |x r - y|^2 + lam |r - prior|^2."""
+    a = x.T @ x + lam * np.eye(x.shape[1])
+    return np.linalg.solve(a, x.T @ y + lam * prior)
+
+
+def fit_reference_energies(
+    frames: Sequence[Frame], elements: Sequence[str], fidelities: Sequence[str]
+) -> np.ndarray:
+    """Per-context element energies by least squares on compositions.
+
+    Each fidelity is fitted first with both spins pooled; each context is then fitted with a
+    ridge towards its fidelity's values, so a context with few frames (or elements that only
+    appear together) stays well defined. An element a fidelity never saw takes the mean of the
+    other fidelities, so every context can evaluate every element the model knows.
+    """
+    n_el = len(elements)
+    refs = np.zeros((2 * len(fidelities), n_el))
+    fid_refs = np.full((len(fidelities), n_el), np.nan)
+    for k, fid in enumerate(fidelities):
+        rows = [f for f in frames if f.fidelity == fid]
+        if rows:
+            x = _compositions(rows, elements)
+            present = x.sum(axis=0) > 0
+            coef = _ridge(x[:, present], np.array([f.energy for f in rows]), 0.0, 1e-6)
+            fid_refs[k, present] = coef
+    seen = ~np.isnan(fid_refs)
+    fill = np.where(seen, fid_refs, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
+    for k, fid in enumerate(fidelities):
+        prior = np.where(seen[k], fid_refs[k], fill)
+        for spin in ("off", "on"):
+            rows = [f for f in frames if f.fidelity == fid and f.spin == spin]
+            row = context_row(fidelities, spin, fid)
+            if not rows:
+                refs[row] = prior
+                continue
+            x = _compositions(rows, elements)
+            refs[row] = _ridge(x, np.array([f.energy for f in rows]), prior, 1.0)
+    return refs
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Holds the data, the network, its EMA copy and the optimiser; `run` trains."""
+
+    def __init__(self, config: TrainConfig, log: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.log = log
+        self.out = Path(config.out)
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        self.device = _device(config.device)
+        self.dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
+        torch.manual_seed(config.seed)
+
+        frames: list[Frame] = []
+        for k, spec in enumerate(config.datasets):
+            frames += load_dataset(spec, k)
+        self.train, self.val = split_by_system(frames, config.validation_fraction, config.seed)
+        if not self.train:
+            raise CatscreenError("no training frames after the split: lower validation_fraction")
+        fidelities = config.fidelities or tuple(dict.fromkeys(f.fidelity for f in frames))
+        unknown = {f.fidelity for f in frames} - set(fidelities)
+        if unknown:
+            raise CatscreenError(f"data has fidelities {sorted(unknown)} missing from the config")
+        seen = sorted({z for f in frames for z in f.atoms.get_chemical_symbols()})
+        elements = config.elements or tuple(seen)
+        if set(seen) - set(elements):
+            raise CatscreenError(
+                f"data has elements {sorted(set(seen) - set(elements))} not listed"
+            )
+
+        self.net = CatscreenNet(ModelConfig.from_dict(config.model), elements, fidelities)
+        refs = fit_reference_energies(self.train, elements, fidelities)
+        self.net.reference_energies.copy_(torch.tensor(refs))
+        rms = math.sqrt(float(np.mean(np.concatenate([f.forces.ravel() for f in self.train]) ** 2)))
+        self.net.energy_scale.fill_(max(rms, 1e-3))
+        self.net.to(self.device, self.dtype)
+        self.ema = deepcopy(self.net).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.opt = torch.optim.AdamW(
+            self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.step = 0
+        self.best = math.inf
+        self.history: list[dict[str, float]] = []
+        weights = np.array([config.datasets[f.dataset].weight for f in self.train], dtype=float)
+        counts = np.bincount([f.dataset for f in self.train], minlength=len(config.datasets))
+        p = weights / counts[[f.dataset for f in self.train]]
+        self.sampling = p / p.sum()
+        self.rng = np.random.default_rng(config.seed)
+
+    # -- pieces -------------------------------------------------------------------------------
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up, then cosine decay to `min_lr` at `max_steps`."""
+        c = self.config
+        if step < c.warmup_steps:
+            return c.lr * (step + 1) / c.warmup_steps
+        t = min(1.0, (step - c.warmup_steps) / max(1, c.max_steps - c.warmup_steps))
+        return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + math.cos(math.pi * t))
+
+    def _batch(self, net: CatscreenNet, frames: Sequence[Frame]):  # noqa: ANN202
+        batch = net.collate(
+            [f.atoms for f in frames], [f.spin for f in frames], [f.fidelity for f in frames]
+        )
+        return batch.to(self.device, self.dtype)
+
+    def loss(
+        self, net: CatscreenNet, frames: Sequence[Frame], train: bool
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Weighted energy (every head, per atom), force, stress and magmom loss."""
+        c = self.config
+        batch = self._batch(net, frames)
+        need_stress = c.stress_weight > 0 and any(f.stress is not None for f in frames)
+        out = net(batch, forces=True, stress=need_stress, create_graph=train)
+        n = batch.n_atoms.to(torch.float64)
+        e_ref = torch.tensor([f.energy for f in frames], dtype=torch.float64, device=self.device)
+        de_heads = (out["energy_heads"] - e_ref[:, None]) / n[:, None]
+        de = (out["energy"] - e_ref) / n
+        f_ref = torch.tensor(np.concatenate([f.forces for f in frames]), device=self.device)
+        df = out["forces"].double() - f_ref
+        loss = c.energy_weight * (de_heads**2).mean() + c.force_weight * (df**2).mean()
+        metrics = {
+            "energy_mae": float(de.detach().abs().mean()),
+            "force_mae": float(df.detach().abs().mean()),
+        }
+        if need_stress:
+            mask = [f.stress is not None for f in frames]
+            s_ref = torch.tensor(
+                np.stack([f.stress for f in frames if f.stress is not None]), device=self.device
+            )
+            ds = out["stress"][torch.tensor(mask, device=self.device)].double() - s_ref
+            loss = loss + c.stress_weight * (ds**2).mean()
+            metrics["stress_mae"] = float(ds.detach().abs().mean())
+        if c.magmom_weight > 0:
+            per = batch.split(out["magmoms"].double())
+            dm = [
+                per[k] - torch.tensor(f.magmoms, device=self.device)
+                for k, f in enumerate(frames)
+                if f.spin == "on" and f.magmoms is not None
+            ]
+            if dm:
+                loss = loss + c.magmom_weight * (torch.cat(dm) ** 2).mean()
+        metrics["loss"] = float(loss.detach())
+        return loss, metrics
+
+    def _update_ema(self) -> None:
+        d = self.config.ema_decay
+        with torch.no_grad():
+            for pe, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
+                pe.mul_(d).add_(p.detach(), alpha=1 - d)
+            for be, b in zip(self.ema.buffers(), self.net.buffers(), strict=True):
+                be.copy_(b)
+
+    def validate(self) -> dict[str, float]:
+        """MAE of the EMA network on (at most `max_eval_frames` of) the held-out systems."""
+        frames = self.val or self.train
+        if len(frames) > self.config.max_eval_frames:
+            idx = np.random.default_rng(0).choice(
+                len(frames), self.config.max_eval_frames, replace=False
+            )
+            frames = [frames[i] for i in sorted(idx)]
+        e_err, f_err, n_f = 0.0, 0.0, 0
+        for k in range(0, len(frames), 16):
+            chunk = frames[k : k + 16]
+            _, m = self.loss(self.ema, chunk, train=False)
+            e_err += m["energy_mae"] * len(chunk)
+            n_at = sum(len(f.atoms) for f in chunk)
+            f_err += m["force_mae"] * n_at
+            n_f += n_at
+        return {"energy_mae": e_err / len(frames), "force_mae": f_err / n_f}
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def metadata(self, metrics: dict[str, float]) -> dict[str, Any]:
+        c = self.config
+        counts: dict[str, int] = {}
+        for f in self.train + self.val:
+            key = f"{f.source}/{f.fidelity}/spin-{f.spin}"
+            counts[key] = counts.get(key, 0) + 1
+        return {
+            "name": c.name,
+            "description": c.description,
+            "default_fidelity": c.default_fidelity or self.net.fidelities[0],
+            "training_data": {
+                "datasets": [asdict(d) for d in c.datasets],
+                "frames": counts,
+                "train_systems": len({f.sid for f in self.train}),
+                "validation_systems": sorted({f.sid for f in self.val}),
+                "validation_fraction": c.validation_fraction,
+                "split_seed": c.seed,
+            },
+            "metrics": {"validation": metrics, "step": self.step},
+            "train_config": json.loads(json.dumps(asdict(c))),
+        }
+
+    def save_state(self) -> None:
+        state = {
+            "step": self.step,
+            "best": self.best,
+            "history": self.history,
+            "net": self.net.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+        tmp = self.out / "state.pt.tmp"
+        torch.save(state, tmp)
+        tmp.replace(self.out / "state.pt")
+
+    def resume(self) -> bool:
+        path = self.out / "state.pt"
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.net.load_state_dict(state["net"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["opt"])
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.best, self.history = state["step"], state["best"], state["history"]
+        return True
+
+    # -- loop -----------------------------------------------------------------------------------
+
+    def run(self, progress: Callable[[int, dict[str, float]], None] | None = None) -> Path:
+        """Train to `max_steps` (or `max_minutes`); returns the path of the best EMA model."""
+        c = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.resume():
+            self.log(f"resumed at step {self.step}")
+        start = time.monotonic()
+        best_path = self.out / "best.pt"
+        metrics: dict[str, float] = {}
+        while self.step < c.max_steps:
+            self.net.train()
+            idx = self.rng.choice(len(self.train), size=c.batch_size, p=self.sampling)
+            for g in self.opt.param_groups:
+                g["lr"] = self.lr_at(self.step)
+            loss, metrics = self.loss(self.net, [self.train[i] for i in idx], train=True)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
+            self.opt.step()
+            self._update_ema()
+            self.step += 1
+            out_of_time = c.max_minutes > 0 and time.monotonic() - start > 60 * c.max_minutes
+            if self.step % c.eval_every == 0 or self.step == c.max_steps or out_of_time:
+                val = self.validate()
+                self.history.append({"step": self.step, "train_loss": metrics["loss"], **val})
+                score = val["energy_mae"] * c.energy_weight + val["force_mae"]
+                if score < self.best or not best_path.exists():
+                    self.best = score
+                    save_checkpoint(self.ema, best_path, self.metadata(val))
+                self.save_state()
+                self.log(
+                    f"step {self.step}: val energy {1000 * val['energy_mae']:.1f} meV/atom, "
+                    f"force {val['force_mae']:.3f} eV/A"
+                )
+            if progress:
+                progress(self.step, metrics)
+            if out_of_time:
+                self.log(f"time limit of {c.max_minutes} min reached at step {self.step}")
+                break
+        save_checkpoint(self.ema, self.out / "last.pt", self.metadata(self.validate()))
+        return best_path

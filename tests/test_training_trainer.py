@@ -1,0 +1,142 @@
+"""The trainer: loss goes down, resume continues, the split is by system, refs are fitted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import bulk, fcc111, molecule
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
+
+from catscreen.errors import CatscreenError
+from catscreen.training.trainer import (
+    TrainConfig,
+    Trainer,
+    fit_reference_energies,
+    load_dataset,
+    split_by_system,
+)
+
+
+def make_dataset(path: Path, fidelity: str = "emt", n_systems: int = 6, seed: int = 0) -> Path:
+    """EMT-labelled Cu/Pt slabs with O, bulk cells and rattled copies, several frames per sid."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for k in range(n_systems):
+        metal = ("Cu", "Pt", "Ni")[k % 3]
+        base = bulk(metal, cubic=True) if k % 2 else fcc111(metal, (2, 2, 2), vacuum=5.0)
+        if k % 2 == 0:
+            base.append("O")
+            base.positions[-1] = base.positions[4] + [0, 0, 1.8]
+        for j in range(3):
+            a = base.copy()
+            a.positions += rng.normal(0, 0.08, a.positions.shape)
+            a.calc = EMT()
+            res = {"energy": a.get_potential_energy(), "forces": a.get_forces()}
+            if all(a.pbc):
+                res["stress"] = a.get_stress()
+            a.calc = SinglePointCalculator(a, **res)
+            spin = "on" if metal == "Ni" else "off"
+            a.info.update(
+                {"spin": spin, "fidelity": fidelity, "source": "emt", "sid": f"s{k}", "fid": j}
+            )
+            frames.append(a)
+    write(path, frames, format="extxyz")
+    return path
+
+
+def tiny_config(tmp_path: Path, data: list[Path], **kw) -> TrainConfig:
+    base = {
+        "datasets": [str(p) for p in data],
+        "out": str(tmp_path / "run"),
+        "model": {
+            "n_scalars": 8,
+            "n_vectors": 4,
+            "n_heads": 2,
+            "readout_hidden": 8,
+            "radial_hidden": 8,
+        },
+        "validation_fraction": 0.3,
+        "batch_size": 4,
+        "max_steps": 12,
+        "eval_every": 6,
+        "max_eval_frames": 8,
+        "lr": 2e-2,
+        "warmup_steps": 2,
+        "stress_weight": 0.1,
+    }
+    return TrainConfig.from_dict({**base, **kw})
+
+
+def test_loss_goes_down(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "d.extxyz")
+    tr = Trainer(tiny_config(tmp_path, [data]), log=lambda m: None)
+    fixed = tr.train[:8]
+    before, _ = tr.loss(tr.net, fixed, train=False)
+    best = tr.run()
+    after, _ = tr.loss(tr.net, fixed, train=False)
+    assert float(after.detach()) < float(before.detach())
+    assert best.exists() and (tmp_path / "run" / "state.pt").exists()
+
+
+def test_resume_continues(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "d.extxyz")
+    Trainer(tiny_config(tmp_path, [data], max_steps=4, eval_every=2), log=lambda m: None).run()
+    logs: list[str] = []
+    tr = Trainer(tiny_config(tmp_path, [data], max_steps=6, eval_every=2), log=logs.append)
+    tr.run()
+    assert "resumed at step 4" in logs
+    assert tr.step == 6
+
+
+def test_split_has_no_system_leakage(tmp_path: Path) -> None:
+    frames = load_dataset(
+        tiny_config(tmp_path, [make_dataset(tmp_path / "d.extxyz", n_systems=30)]).datasets[0]
+    )
+    train, val = split_by_system(frames, 0.3, seed=1)
+    assert val and train
+    assert not {f.sid for f in train} & {f.sid for f in val}
+    again, _ = split_by_system(frames, 0.3, seed=1)
+    assert [f.sid for f in again] == [f.sid for f in train]
+
+
+def test_reference_energies_cover_every_context(tmp_path: Path) -> None:
+    frames = load_dataset(tiny_config(tmp_path, [make_dataset(tmp_path / "d.extxyz")]).datasets[0])
+    elements = ("Cu", "Ni", "O", "Pt")
+    refs = fit_reference_energies(frames, elements, ("emt", "other"))
+    assert refs.shape == (4, 4) and np.isfinite(refs).all()
+    # Composition fit reproduces the data to well under an eV per atom.
+    x = np.array([[f.atoms.get_chemical_symbols().count(e) for e in elements] for f in frames])
+    pred = (x * refs[[2 * 0 + (f.spin == "on") for f in frames]]).sum(axis=1)
+    per_atom = np.abs(pred - [f.energy for f in frames]) / x.sum(axis=1)
+    assert per_atom.mean() < 0.5
+
+
+def test_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(CatscreenError, match="unknown training config"):
+        TrainConfig.from_dict({"datasets": ["x"], "bogus": 1})
+    with pytest.raises(CatscreenError, match="at least one dataset"):
+        TrainConfig.from_dict({"datasets": []})
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("datasets:\n  - path: d.extxyz\n    weight: 2\nmax_steps: 3\n")
+    loaded = TrainConfig.load(cfg)
+    assert loaded.datasets[0].path == str(tmp_path / "d.extxyz") and loaded.datasets[0].weight == 2
+
+
+def test_sampling_weights(tmp_path: Path) -> None:
+    a = make_dataset(tmp_path / "a.extxyz", "fa")
+    b = make_dataset(tmp_path / "b.extxyz", "fb", seed=1)
+    cfg = tiny_config(tmp_path, [a, b])
+    cfg = TrainConfig.from_dict(
+        {
+            **{k: v for k, v in cfg.__dict__.items() if k != "datasets"},
+            "datasets": [{"path": str(a), "weight": 3.0}, {"path": str(b), "weight": 1.0}],
+        }
+    )
+    tr = Trainer(cfg, log=lambda m: None)
+    share_a = sum(p for p, f in zip(tr.sampling, tr.train, strict=True) if f.dataset == 0)
+    assert share_a == pytest.approx(0.75)
+    assert tr.net.fidelities == ("fa", "fb")
