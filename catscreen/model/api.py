@@ -135,7 +135,9 @@ class AseCalculatorModel:
                 forces = np.asarray(a.get_forces(apply_constraint=False), dtype=float)
                 s = np.asarray(a.get_stress(), dtype=float) if stress else None
             except Exception as exc:
-                raise CatscreenError(f"{self.info.name} failed on {a.get_chemical_formula()}: {exc}") from exc
+                raise CatscreenError(
+                    f"{self.info.name} failed on {a.get_chemical_formula()}: {exc}"
+                ) from exc
             out.append(Prediction(energy=energy, forces=forces, stress=s))
         return out
 

@@ -84,10 +84,15 @@ class ContextFiLM(nn.Module):
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
 
-    def forward(self, x: torch.Tensor, context_per_node: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.linear(context_per_node).chunk(2, dim=-1)
-        s = x[:, : self.n_scalars] * (1.0 + scale) + shift
-        return torch.cat([s, x[:, self.n_scalars :]], dim=-1)
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, node_batch: torch.Tensor
+    ) -> torch.Tensor:
+        """x [n_atoms, dim] (scalars first), context [n_structures, context_dim]."""
+        scale, shift = self.linear(context).chunk(2, dim=-1)
+        rest = (0, x.shape[1] - self.n_scalars)
+        scale = torch.nn.functional.pad(scale, rest)[node_batch]
+        shift = torch.nn.functional.pad(shift, rest)[node_batch]
+        return x * (1.0 + scale) + shift
 
 
 def _gate(irreps_out: o3.Irreps) -> e3nn_nn.Gate:
@@ -163,13 +168,14 @@ class Interaction(nn.Module):
         edge_sh: torch.Tensor,
         edge_radial: torch.Tensor,
         edge_index: torch.Tensor,
-        context_per_node: torch.Tensor,
+        context: torch.Tensor,
+        node_batch: torch.Tensor,
     ) -> torch.Tensor:
         centre, neighbour = edge_index[0], edge_index[1]
         h = self.linear_up(x)
         messages = self.tp(h[neighbour], edge_sh, self.radial(edge_radial))
         agg = scatter_sum(messages, centre, x.shape[0]) * self.norm
-        y = self.film(self.linear_down(agg), context_per_node)
+        y = self.film(self.linear_down(agg), context, node_batch)
         return self.gate(y) + self.self_connection(x)
 
 

@@ -138,6 +138,6 @@ def load_checkpoint_model(path: str | Path | None) -> CatscreenModel:
         if not path.exists():
             raise CatscreenError(
                 f"bundled weights not found at {path}: train them (catscreen train) or pass "
-                "a checkpoint file, or use --model chgnet"
+                "a checkpoint file, or use the chgnet model"
             )
     return model_from_checkpoint(path)

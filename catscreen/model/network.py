@@ -160,10 +160,10 @@ class CatscreenNet(nn.Module):
         lengths = edge_vectors.norm(dim=-1)
         edge_sh = self.sh(edge_vectors)
         edge_radial = self.radial(lengths)
-        ctx = self.context_vectors(batch.context)[batch.batch]
+        ctx = self.context_vectors(batch.context)
         x = self.species_embedding(batch.species)
         for layer in self.layers:
-            x = layer(x, edge_sh, edge_radial, batch.edge_index, ctx)
+            x = layer(x, edge_sh, edge_radial, batch.edge_index, ctx, batch.batch)
         return self.energy_head(x), self.magmom_head(x).squeeze(-1)
 
     def forward(

@@ -1,0 +1,69 @@
+"""`catscreen model info [MODEL]`: what a model is, before trusting its numbers."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from catscreen.cli.common import cli_errors, console
+
+app = typer.Typer(
+    help="Inspect models: the bundled network, a checkpoint, CHGNet.", no_args_is_help=True
+)
+
+
+@app.command("info")
+@cli_errors
+def info_command(
+    model: str = typer.Argument(
+        "bundled", help="bundled, a checkpoint path, chgnet, chgnet-r2scan or emt."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Architecture, parameter count, elements, contexts, training data and metrics."""
+    from catscreen.model import load_model
+    from catscreen.model.inference import CatscreenModel
+
+    loaded = load_model(model)
+    info = loaded.info
+    summary: dict = {
+        "name": info.name,
+        "version": info.version,
+        "fidelities": list(info.fidelities),
+        "default_fidelity": info.default_fidelity,
+        "spin_conditioned": info.spin_conditioned,
+        "predicts_magmoms": info.predicts_magmoms,
+        "ensemble_heads": info.n_heads,
+        "elements": list(info.elements) if info.elements else "any",
+        "description": info.description,
+    }
+    if isinstance(loaded, CatscreenModel):
+        net, meta = loaded.net, loaded.metadata["metadata"]
+        summary["architecture"] = {
+            "hidden_irreps": str(net.config.hidden_irreps()),
+            "parameters": net.n_parameters,
+            "dtype": str(net.energy_scale.dtype).removeprefix("torch."),
+            **loaded.metadata["config"],
+        }
+        summary["contexts"] = [f"{f}/spin-{s}" for f in net.fidelities for s in ("off", "on")]
+        summary["training_data"] = meta.get("training_data", "not recorded")
+        summary["metrics"] = meta.get("metrics", {})
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    table = Table(title=f"model {model}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in summary.items():
+        table.add_row(key.replace("_", " "), _fmt(value))
+    console.print(table)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, dict):
+        return "\n".join(f"{k}: {_fmt(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)

@@ -1,0 +1,256 @@
+"""Physics of the network: symmetries, conservative forces, stress, conditioning, batching.
+
+Tiny random networks in float64, so finite differences are meaningful and the file runs in
+seconds. FiLM layers and reference energies are randomised: at initialisation FiLM is the
+identity and references are zero, which would hide conditioning bugs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import add_adsorbate, bulk, fcc111, molecule
+
+from catscreen.errors import CatscreenError
+from catscreen.model.graph import collate, context_index
+from catscreen.model.network import CatscreenNet, ModelConfig
+
+ELEMENTS = ("H", "O", "Ni", "Cu")
+FIDELITIES = ("teacher-pbe", "gpaw-pbe")
+TINY = ModelConfig(
+    cutoff=4.0,
+    l_max=2,
+    n_scalars=8,
+    n_vectors=4,
+    n_layers=2,
+    n_basis=6,
+    radial_hidden=8,
+    context_dim=4,
+    readout_hidden=4,
+    n_heads=3,
+    avg_num_neighbors=20.0,
+)
+
+
+def make_net(seed: int = 0, config: ModelConfig = TINY) -> CatscreenNet:
+    torch.manual_seed(seed)
+    net = CatscreenNet(config, ELEMENTS, FIDELITIES).double()
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.film.linear.weight.normal_(0.0, 0.5)
+            layer.film.linear.bias.normal_(0.0, 0.1)
+        net.reference_energies.normal_(-3.0, 1.0)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def net() -> CatscreenNet:
+    return make_net()
+
+
+def small_bulk() -> Atoms:
+    """Two Ni atoms in a skewed 2.5 A cell: every atom sees several of its own images."""
+    atoms = bulk("Ni", "fcc", a=3.52) * (2, 1, 1)
+    atoms.symbols[1] = "Cu"
+    atoms.rattle(0.05, seed=3)
+    atoms.set_cell(atoms.cell.array + np.array([[0, 0.1, 0], [0, 0, 0.2], [0.1, 0, 0]]), True)
+    return atoms
+
+
+def slab() -> Atoms:
+    atoms = fcc111("Ni", (2, 2, 3), vacuum=6.0)
+    add_adsorbate(atoms, "O", 1.3, "fcc")
+    atoms.rattle(0.04, seed=4)
+    return atoms
+
+
+def water() -> Atoms:
+    atoms = molecule("H2O")
+    atoms.rattle(0.02, seed=5)
+    return atoms
+
+
+STRUCTURES = {"bulk": small_bulk, "slab": slab, "molecule": water}
+
+
+def evaluate(net, atoms, spin="on", fidelity="gpaw-pbe", stress=False):
+    out = net(net.collate([atoms], [spin], [fidelity]), forces=True, stress=stress)
+    return {k: v.detach().numpy() for k, v in out.items()}
+
+
+def random_rotation(seed: int) -> np.ndarray:
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    return q * np.sign(np.linalg.det(q))
+
+
+@pytest.mark.parametrize("kind", STRUCTURES)
+def test_energy_invariant_and_forces_equivariant(net, kind):
+    atoms = STRUCTURES[kind]()
+    ref = evaluate(net, atoms)
+
+    rot = random_rotation(1)
+    moved = atoms.copy()
+    moved.positions = atoms.positions @ rot.T + np.array([0.3, -1.2, 2.0])
+    moved.set_cell(atoms.cell.array @ rot.T, scale_atoms=False)
+    out = evaluate(net, moved)
+    np.testing.assert_allclose(out["energy"], ref["energy"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(out["forces"], ref["forces"] @ rot.T, atol=1e-10)
+    np.testing.assert_allclose(out["magmoms"], ref["magmoms"], atol=1e-10)
+
+    inverted = atoms.copy()
+    inverted.positions = -atoms.positions
+    inverted.set_cell(-atoms.cell.array, scale_atoms=False)
+    np.testing.assert_allclose(evaluate(net, inverted)["energy"], ref["energy"], atol=1e-10)
+
+    perm = np.random.default_rng(2).permutation(len(atoms))
+    out = evaluate(net, atoms[perm])
+    np.testing.assert_allclose(out["energy"], ref["energy"], atol=1e-10)
+    np.testing.assert_allclose(out["forces"], ref["forces"][perm], atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["bulk", "slab"])
+def test_energy_independent_of_periodic_image(net, kind):
+    atoms = STRUCTURES[kind]()
+    ref = evaluate(net, atoms)
+    shifted = atoms.copy()
+    offsets = np.zeros((len(atoms), 3))
+    offsets[::2, 0] = 2  # whole lattice vectors along periodic directions only
+    offsets[1::2, 1] = -1
+    shifted.positions += offsets @ atoms.cell.array
+    out = evaluate(net, shifted)
+    np.testing.assert_allclose(out["energy"], ref["energy"], atol=1e-10)
+    np.testing.assert_allclose(out["forces"], ref["forces"], atol=1e-10)
+    shifted.wrap()
+    np.testing.assert_allclose(evaluate(net, shifted)["energy"], ref["energy"], atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", STRUCTURES)
+def test_forces_are_minus_energy_gradient(net, kind):
+    """Directional finite difference along a random displacement of every atom."""
+    atoms = STRUCTURES[kind]()
+    forces = evaluate(net, atoms)["forces"]
+    direction = np.random.default_rng(0).normal(size=forces.shape)
+    h = 1e-5
+    e = []
+    for sign in (1, -1):
+        d = atoms.copy()
+        d.positions += sign * h * direction
+        e.append(evaluate(net, d)["energy"][0])
+    fd = (e[0] - e[1]) / (2 * h)
+    assert fd == pytest.approx(-(forces * direction).sum(), abs=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["bulk", "slab"])
+def test_stress_is_strain_derivative(net, kind):
+    """V * sigma : eps equals dE along a random symmetric strain eps (atoms follow the cell)."""
+    atoms = STRUCTURES[kind]()
+    stress = evaluate(net, atoms, stress=True)["stress"][0]
+    np.testing.assert_allclose(stress, stress.T, atol=1e-12)
+    eps = np.random.default_rng(1).normal(size=(3, 3))
+    eps = 0.5 * (eps + eps.T)
+    h = 1e-5
+    e = []
+    for sign in (1, -1):
+        d = atoms.copy()
+        d.set_cell(atoms.cell.array @ (np.eye(3) + sign * h * eps), scale_atoms=True)
+        e.append(evaluate(net, d)["energy"][0])
+    fd = (e[0] - e[1]) / (2 * h)
+    assert fd == pytest.approx(atoms.get_volume() * (stress * eps).sum(), abs=1e-7)
+
+
+def test_molecule_has_zero_stress(net):
+    assert np.all(evaluate(net, water(), stress=True)["stress"] == 0.0)
+
+
+def test_conditioning_changes_magnetic_energy_and_is_deterministic(net):
+    atoms = slab()
+    on = evaluate(net, atoms, spin="on")
+    off = evaluate(net, atoms, spin="off")
+    other = evaluate(net, atoms, spin="on", fidelity="teacher-pbe")
+    assert abs(on["energy"][0] - off["energy"][0]) > 1e-3
+    assert abs(on["energy"][0] - other["energy"][0]) > 1e-3
+    assert not np.allclose(on["forces"], off["forces"])
+    again = evaluate(net, atoms, spin="on")
+    assert again["energy"][0] == on["energy"][0]
+    np.testing.assert_array_equal(again["forces"], on["forces"])
+
+
+def test_film_starts_as_identity():
+    """An untrained network with zero references cannot tell contexts apart."""
+    torch.manual_seed(0)
+    fresh = CatscreenNet(TINY, ELEMENTS, FIDELITIES).double()
+    on = evaluate(fresh, slab(), spin="on")["energy"]
+    off = evaluate(fresh, slab(), spin="off", fidelity="teacher-pbe")["energy"]
+    np.testing.assert_allclose(on, off, atol=1e-12)
+
+
+def test_reference_energies_are_per_context_and_element(net):
+    o = Atoms("O", positions=[[0, 0, 0]])
+    out = evaluate(net, o, spin="off", fidelity="teacher-pbe")
+    assert np.all(out["forces"] == 0.0)  # no neighbours, no forces
+    row = context_index(FIDELITIES, "off", "teacher-pbe")
+    net2 = make_net()
+    with torch.no_grad():
+        net2.reference_energies[row, ELEMENTS.index("O")] += 1.5
+    shifted = evaluate(net2, o, spin="off", fidelity="teacher-pbe")["energy"][0]
+    assert shifted - out["energy"][0] == pytest.approx(1.5, abs=1e-12)
+    assert evaluate(net2, o, spin="on", fidelity="teacher-pbe")["energy"][0] == pytest.approx(
+        evaluate(net, o, spin="on", fidelity="teacher-pbe")["energy"][0], abs=1e-12
+    )
+
+
+def test_batched_matches_one_by_one(net):
+    structures = [small_bulk(), slab(), water(), slab()]
+    spins = ["on", "off", "off", "on"]
+    fids = ["gpaw-pbe", "teacher-pbe", "gpaw-pbe", "teacher-pbe"]
+    batch = net.collate(structures, spins, fids)
+    out = net(batch, forces=True, stress=True)
+    forces = batch.split(out["forces"].detach())
+    for k, atoms in enumerate(structures):
+        single = evaluate(net, atoms, spins[k], fids[k], stress=True)
+        np.testing.assert_allclose(out["energy"][k].item(), single["energy"][0], atol=1e-10)
+        np.testing.assert_allclose(forces[k].numpy(), single["forces"], atol=1e-10)
+        np.testing.assert_allclose(
+            out["stress"][k].detach().numpy(), single["stress"][0], atol=1e-10
+        )
+        np.testing.assert_allclose(
+            out["energy_heads"][k].detach().numpy(), single["energy_heads"][0], atol=1e-10
+        )
+
+
+def test_ensemble_heads_disagree_and_mean_is_energy(net):
+    out = evaluate(net, slab())
+    assert out["energy_heads"].shape == (1, TINY.n_heads)
+    assert out["energy_heads"].std() > 0
+    np.testing.assert_allclose(out["energy_heads"].mean(axis=1), out["energy"])
+
+
+def test_training_mode_keeps_graph_for_force_loss():
+    net = make_net().train()
+    out = net(net.collate([slab()], ["on"], ["gpaw-pbe"]), forces=True)
+    (out["forces"] ** 2).sum().backward()
+    assert all(p.grad is not None for p in net.layers[0].radial.parameters())
+
+
+def test_unknown_context_and_element_are_errors(net):
+    with pytest.raises(CatscreenError, match="fidelity"):
+        net.collate([slab()], ["on"], ["r2scan"])
+    with pytest.raises(CatscreenError, match="spin"):
+        net.collate([slab()], ["up"], ["gpaw-pbe"])
+    with pytest.raises(CatscreenError, match="Pt"):
+        net.collate([bulk("Pt")], ["on"], ["gpaw-pbe"])
+    batch = collate([slab()], ELEMENTS, TINY.cutoff, [net.n_contexts])
+    with pytest.raises(CatscreenError, match="context"):
+        net(batch)
+
+
+def test_float32_is_close_to_float64(net):
+    atoms = slab()
+    ref = evaluate(net, atoms)
+    net32 = make_net().float()
+    out = evaluate(net32, atoms)
+    assert out["energy"].dtype == np.float64  # totals are accumulated in float64
+    np.testing.assert_allclose(out["energy"], ref["energy"], atol=1e-4)
+    np.testing.assert_allclose(out["forces"], ref["forces"], atol=1e-4)
