@@ -66,3 +66,7 @@ from catscreen.cli import train as _train  # noqa: E402
 
 app.command("train")(_train.train_command)
 app.command("evaluate")(_train.evaluate_command)
+
+from catscreen.cli import model as _model  # noqa: E402
+
+app.add_typer(_model.app, name="model")
