@@ -1,0 +1,54 @@
+"""Evaluation: the MAE table per group and a non-empty parity plot, from the CLI too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from catscreen.cli.main import app
+from catscreen.model.checkpoint import load_checkpoint_model
+from catscreen.training.evaluate import evaluate_frames, load_eval_frames, parity_plot, summary
+from catscreen.training.trainer import Trainer
+from tests.test_training_trainer import make_dataset, tiny_config
+
+
+def test_evaluate_table_and_plot(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "d.extxyz", n_systems=9)
+    best = Trainer(
+        tiny_config(tmp_path, [data], max_steps=2, eval_every=2), log=lambda m: None
+    ).run()
+    model = load_checkpoint_model(best)
+    frames = load_eval_frames([data], model, held_out=True)
+    assert {a.info["sid"] for a in frames} == set(
+        model.metadata["metadata"]["training_data"]["validation_systems"]
+    )
+    ev = evaluate_frames(model, frames)
+    table = summary(ev)
+    assert {"all", "source", "fidelity", "spin", "element", "fidelity/spin"} <= set(table.group)
+    assert table.energy_mae_meV_atom.notna().all() and (table.force_mae_eV_A >= 0).all()
+    png = parity_plot(ev, tmp_path / "p.png")
+    assert png.stat().st_size > 1000
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(best),
+            str(data),
+            "--table",
+            str(tmp_path / "t.csv"),
+            "--plot",
+            str(tmp_path / "q.png"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "q.png").stat().st_size > 1000
+    assert "element" in set(pd.read_csv(tmp_path / "t.csv").group)
+
+
+def test_evaluate_missing_file_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", "emt", str(tmp_path / "nope.extxyz")])
+    assert result.exit_code != 0
+    assert "not found" in result.output

@@ -1,0 +1,65 @@
+"""Data generation: slabs and placements are tagged and constrained, shards resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.constraints import FixAtoms
+
+from catscreen.errors import CatscreenError
+from catscreen.training.datasets import load_frames
+from catscreen.training.generate import (
+    GenerateSettings,
+    add_adsorbate_at,
+    generate,
+    make_slab,
+    plan,
+    read_frames,
+    slab_sites,
+)
+
+
+def test_slab_tags_and_constraints() -> None:
+    slab = make_slab("Pt", "111", (2, 2, 3), 6.0)
+    tags = slab.get_tags()
+    fixed = [c for c in slab.constraints if isinstance(c, FixAtoms)][0].index
+    assert set(np.flatnonzero(tags == 0)) == set(fixed) and (tags == 1).sum() == 8
+    placed = add_adsorbate_at(slab, "CH3", "fcc")
+    assert list(placed.get_tags()[-4:]) == [2, 2, 2, 2]
+    assert placed.positions[-4:, 2].min() > slab.positions[:, 2].max() + 1.0
+    assert {"ontop", "bridge", "fcc", "hcp"} <= set(slab_sites(slab))
+
+
+def test_plan_covers_every_host_first() -> None:
+    settings = GenerateSettings(metals=("Pt", "Fe", "Co"), alloys=())
+    names = [s.name for s in plan(settings)]
+    assert names[:5] == [
+        "gas",
+        "bulk",
+        "slab-Pt-111-2x2x3",
+        "slab-Fe-110-2x2x3",
+        "slab-Co-0001-2x2x3",
+    ]
+    with pytest.raises(CatscreenError, match="unknown metal"):
+        GenerateSettings(metals=("Xx",))
+
+
+def test_generate_labels_and_resumes(tmp_path: Path) -> None:
+    settings = GenerateSettings(
+        metals=("Pt",), alloys=(), adsorbates=("O",), relax_steps=2, md_steps=0
+    )
+    generate(tmp_path, settings, ["chgnet-r2scan"], limit=3, log=lambda m: None)
+    shard = tmp_path / "chgnet-r2scan" / "slab-Pt-111-2x2x3.extxyz.gz"
+    frames = load_frames(shard)
+    stages = {a.info["stage"] for a in frames}
+    assert {"start", "end", "rattle-end"} <= stages or {"start", "rattle-end"} <= stages
+    assert {a.info["kind"] for a in frames} == {"slab", "adslab"}
+    assert all(a.info["fidelity"] == "chgnet-r2scan" for a in frames)
+    gas = read_frames(tmp_path / "chgnet-r2scan" / "gas.extxyz.gz")
+    assert not any(gas[0].pbc)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.gz")}
+    messages: list[str] = []
+    generate(tmp_path, settings, ["chgnet-r2scan"], limit=3, log=messages.append)
+    assert messages == [] and before == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.gz")}

@@ -1,0 +1,37 @@
+"""CHGNet teacher labels: both fidelities, context in info, units of the ASE convention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import bulk, fcc111
+
+from catscreen.build.gas import gas_molecule
+from catscreen.errors import CatscreenError
+from catscreen.training.teacher import label
+
+
+def test_labels_and_context() -> None:
+    slab = fcc111("Ni", (1, 1, 3), vacuum=5.0)
+    water = gas_molecule("H2O")
+    cu = bulk("Cu", cubic=True)
+    for teacher in ("chgnet-pbe", "chgnet-r2scan"):
+        out = label([slab, water, cu], teacher)
+        assert [a.info["spin"] for a in out] == ["on", "off", "off"]
+        assert {a.info["fidelity"] for a in out} == {teacher}
+        assert {a.info["source"] for a in out} == {"chgnet"}
+        for a, ref in zip(out, (slab, water, cu), strict=True):
+            assert a.get_forces().shape == (len(ref), 3)
+            assert np.isfinite(a.get_potential_energy())
+            assert -12 * len(a) < a.get_potential_energy() < 0
+        assert "stress" not in out[0].calc.results and "stress" not in out[1].calc.results
+        assert out[2].get_stress().shape == (6,)
+        assert out[0].calc.results["magmoms"].shape == (3,)
+    assert water.calc is None  # inputs are left alone
+
+
+def test_forced_spin_and_unknown_teacher() -> None:
+    water = gas_molecule("H2O")
+    assert label([water], "chgnet-pbe", spin="on")[0].info["spin"] == "on"
+    with pytest.raises(CatscreenError, match="unknown teacher"):
+        label([water], "mace")
