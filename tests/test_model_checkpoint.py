@@ -1,0 +1,147 @@
+"""Checkpoints, the `Model` wrapper, the ASE calculator and `catscreen model info`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from ase.build import add_adsorbate, bulk, fcc111, molecule
+from ase.optimize import BFGS
+from typer.testing import CliRunner
+
+from catscreen.cli.main import app
+from catscreen.errors import CatscreenError
+from catscreen.model import checkpoint, load_model
+from catscreen.model.calculator import CatscreenCalculator
+from catscreen.model.checkpoint import load_checkpoint, load_checkpoint_model, save_checkpoint
+from catscreen.model.network import CatscreenNet, ModelConfig
+
+ELEMENTS = ("H", "O", "Cu", "Ni")
+FIDELITIES = ("teacher-pbe", "gpaw-pbe")
+TINY = ModelConfig(
+    cutoff=4.0, n_scalars=8, n_vectors=4, n_basis=6, radial_hidden=8, context_dim=4,
+    readout_hidden=4, n_heads=3, avg_num_neighbors=20.0,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    torch.manual_seed(0)
+    net = CatscreenNet(TINY, ELEMENTS, FIDELITIES)
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.film.linear.weight.normal_(0.0, 0.5)
+        net.reference_energies.normal_(-3.0, 1.0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    meta = {"name": "tiny", "training_data": {"frames": 12}, "metrics": {"energy_mae": 0.1}}
+    version = save_checkpoint(net, path, meta)
+    return net, path, version
+
+
+def slab():
+    atoms = fcc111("Ni", (2, 2, 3), vacuum=6.0)
+    add_adsorbate(atoms, "O", 1.3, "fcc")
+    atoms.rattle(0.05, seed=1)
+    return atoms
+
+
+def test_round_trip_gives_identical_outputs(saved):
+    net, path, version = saved
+    payload = torch.load(path, weights_only=True)  # safe format: no pickled objects
+    assert payload["version"] == version and payload["metadata"]["metrics"]["energy_mae"] == 0.1
+    loaded, _ = load_checkpoint(path)
+    atoms = [slab(), bulk("Cu", cubic=True)]
+    spins, fids = ["on", "off"], ["gpaw-pbe", "teacher-pbe"]
+    a = net.eval()(net.collate(atoms, spins, fids), stress=True)
+    b = loaded(loaded.collate(atoms, spins, fids), stress=True)
+    for key in ("energy", "energy_heads", "forces", "stress", "magmoms"):
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert save_checkpoint(loaded, path.with_name("again.pt"), payload["metadata"]) == version
+
+
+def test_model_wrapper_info_and_chunked_batches(saved):
+    _, path, version = saved
+    model = load_model(str(path))
+    info = model.info
+    assert (info.name, info.version, info.default_fidelity) == ("tiny", version, "gpaw-pbe")
+    assert info.spin_conditioned and info.predicts_magmoms and info.n_heads == 3
+    structures = [slab(), bulk("Cu", cubic=True), molecule("H2O"), slab()]
+    spins, fids = ["on", "off", "off", "off"], ["gpaw-pbe"] * 4
+    whole = model.predict(structures, spins, fids, stress=True)
+    model.max_batch_atoms = 14  # forces several chunks
+    chunked = model.predict(structures, spins, fids, stress=True)
+    for w, c, atoms in zip(whole, chunked, structures, strict=True):
+        assert c.energy == pytest.approx(w.energy, abs=1e-5)
+        np.testing.assert_allclose(c.forces, w.forces, atol=1e-5)
+        assert c.forces.shape == (len(atoms), 3) and c.magmoms.shape == (len(atoms),)
+        assert c.energy_std > 0
+    assert whole[2].stress is None and whole[1].stress.shape == (6,)
+    assert whole[0].energy != pytest.approx(whole[3].energy, abs=1e-4)  # spin on vs off
+
+
+def test_unknown_contexts_and_elements_are_errors(saved):
+    model = load_checkpoint_model(saved[1])
+    with pytest.raises(CatscreenError, match="fidelity"):
+        model.predict([slab()], ["on"], ["chgnet-r2scan"])
+    with pytest.raises(CatscreenError, match="spin"):
+        model.predict([slab()], ["maybe"], ["gpaw-pbe"])
+    with pytest.raises(CatscreenError, match="Pt"):
+        model.predict([bulk("Pt")], ["off"], ["gpaw-pbe"])
+
+
+def test_bad_files_are_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoint, "bundled_path", lambda: tmp_path / "missing.pt")
+    with pytest.raises(CatscreenError, match="bundled weights not found"):
+        load_model("bundled")
+    junk = tmp_path / "junk.pt"
+    torch.save({"weights": torch.zeros(2)}, junk)
+    with pytest.raises(CatscreenError, match="not a catscreen checkpoint"):
+        load_checkpoint_model(junk)
+
+
+def test_tampered_checkpoint_is_detected(saved, tmp_path):
+    payload = torch.load(saved[1], weights_only=True)
+    payload["state_dict"]["energy_scale"] = torch.tensor(2.0)
+    torch.save(payload, tmp_path / "tampered.pt")
+    with pytest.raises(CatscreenError, match="corrupt"):
+        load_checkpoint_model(tmp_path / "tampered.pt")
+
+
+def test_calculator_relaxes_with_ase_optimizer(saved):
+    model = load_checkpoint_model(saved[1])
+    atoms = slab()
+    atoms.calc = CatscreenCalculator(model, spin="auto")
+    e0 = atoms.get_potential_energy()
+    assert atoms.calc.results["spin"] == "on"  # Ni is magnetic
+    assert atoms.calc.results["energy_std"] > 0
+    assert atoms.get_magnetic_moments().shape == (len(atoms),)
+    BFGS(atoms, logfile=None).run(fmax=0.05, steps=5)
+    assert atoms.get_potential_energy() < e0
+
+    cu = bulk("Cu", cubic=True)
+    cu.calc = CatscreenCalculator(model, spin="auto", fidelity="teacher-pbe")
+    stress = cu.get_stress()
+    (pred,) = model.predict([cu], ["off"], ["teacher-pbe"], stress=True)
+    assert cu.calc.results["spin"] == "off"
+    np.testing.assert_allclose(stress, pred.stress)
+    with pytest.raises(CatscreenError, match="fidelity"):
+        CatscreenCalculator(model, fidelity="dft-hse")
+
+
+def test_cli_model_info(saved, tmp_path, monkeypatch):
+    runner = CliRunner()
+    res = runner.invoke(app, ["model", "info", str(saved[1]), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["version"] == saved[2] and data["architecture"]["parameters"] > 0
+    assert data["contexts"] == [
+        "teacher-pbe/spin-off", "teacher-pbe/spin-on", "gpaw-pbe/spin-off", "gpaw-pbe/spin-on",
+    ]  # fmt: skip
+    assert data["metrics"] == {"energy_mae": 0.1}
+    res = runner.invoke(app, ["model", "info", str(saved[1])])
+    assert res.exit_code == 0 and "hidden_irreps" in res.output and "training data" in res.output
+    monkeypatch.setattr(checkpoint, "bundled_path", lambda: tmp_path / "missing.pt")
+    res = runner.invoke(app, ["model", "info"])
+    assert res.exit_code == 2 and "bundled weights not found" in res.output

@@ -1,0 +1,36 @@
+"""The CHGNet adapter agrees with CHGNet's own ASE calculator, batched and in ASE units."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import bulk, molecule
+
+from catscreen.errors import CatscreenError
+from catscreen.model import load_model
+
+pytest.importorskip("chgnet")
+pytestmark = pytest.mark.chgnet
+
+
+def test_chgnet_adapter_matches_its_calculator():
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    model = load_model("chgnet")
+    assert model.info.fidelities == ("chgnet-pbe",) and not model.info.spin_conditioned
+    ni = bulk("Ni", cubic=True)
+    ni.rattle(0.05, seed=0)
+    water = molecule("H2O")
+    preds = model.predict([ni, water], ["on", "off"], ["chgnet-pbe"] * 2, stress=True)
+
+    ref = ni.copy()
+    ref.calc = CHGNetCalculator(model=model.model, use_device="cpu")
+    assert preds[0].energy == pytest.approx(
+        ref.get_potential_energy(), abs=1e-4
+    )  # total, not per atom
+    np.testing.assert_allclose(preds[0].forces, ref.get_forces(), atol=1e-4)
+    np.testing.assert_allclose(preds[0].stress, ref.get_stress(), atol=1e-5)  # eV/A^3, ASE sign
+    assert preds[0].magmoms.shape == (4,)
+    assert preds[1].stress is None and preds[1].forces.shape == (3, 3)
+    with pytest.raises(CatscreenError, match="fidelity"):
+        model.predict([ni], ["on"], ["chgnet-r2scan"])
