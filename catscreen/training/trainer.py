@@ -43,6 +43,7 @@ class DatasetSpec:
     spin: str | None = None
     fidelity: str | None = None
     source: str | None = None
+    holdout: bool = True  # False: every frame trains (a set too small to spare systems)
 
 
 @dataclass(frozen=True)
@@ -176,11 +177,13 @@ def is_validation(sid: str, fraction: float, seed: int) -> bool:
 
 
 def split_by_system(
-    frames: Sequence[Frame], fraction: float, seed: int
+    frames: Sequence[Frame], fraction: float, seed: int, keep: frozenset[int] = frozenset()
 ) -> tuple[list[Frame], list[Frame]]:
+    """Frames of datasets in `keep` always train."""
     train, val = [], []
     for f in frames:
-        (val if is_validation(f.sid, fraction, seed) else train).append(f)
+        held = f.dataset not in keep and is_validation(f.sid, fraction, seed)
+        (val if held else train).append(f)
     return train, val
 
 
@@ -260,7 +263,10 @@ class Trainer:
         frames: list[Frame] = []
         for k, spec in enumerate(config.datasets):
             frames += load_dataset(spec, k)
-        self.train, self.val = split_by_system(frames, config.validation_fraction, config.seed)
+        keep = frozenset(k for k, d in enumerate(config.datasets) if not d.holdout)
+        self.train, self.val = split_by_system(
+            frames, config.validation_fraction, config.seed, keep
+        )
         if not self.train:
             raise CatscreenError("no training frames after the split: lower validation_fraction")
         fidelities = config.fidelities or tuple(dict.fromkeys(f.fidelity for f in frames))
@@ -287,6 +293,7 @@ class Trainer:
             self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
         self.step = 0
+        self.elapsed = 0.0  # training seconds, kept across resumes for the time budget
         self.best = math.inf
         self.history: list[dict[str, float]] = []
         weights = np.array([config.datasets[f.dataset].weight for f in self.train], dtype=float)
@@ -297,12 +304,20 @@ class Trainer:
 
     # -- pieces -------------------------------------------------------------------------------
 
+    def progress_fraction(self) -> float:
+        """How much of the budget is spent: steps or wall time, whichever runs out first."""
+        c = self.config
+        t = self.step / c.max_steps
+        if c.max_minutes > 0:
+            t = max(t, self.elapsed / (60 * c.max_minutes))
+        return min(1.0, t)
+
     def lr_at(self, step: int) -> float:
-        """Linear warm-up, then cosine decay to `min_lr` at `max_steps`."""
+        """Linear warm-up, then cosine decay to `min_lr` over the rest of the budget."""
         c = self.config
         if step < c.warmup_steps:
             return c.lr * (step + 1) / c.warmup_steps
-        t = min(1.0, (step - c.warmup_steps) / max(1, c.max_steps - c.warmup_steps))
+        t = self.progress_fraction()
         return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + math.cos(math.pi * t))
 
     def _batch(self, net: CatscreenNet, frames: Sequence[Frame]):  # noqa: ANN202
@@ -403,6 +418,7 @@ class Trainer:
     def save_state(self) -> None:
         state = {
             "step": self.step,
+            "elapsed": self.elapsed,
             "best": self.best,
             "history": self.history,
             "net": self.net.state_dict(),
@@ -426,6 +442,7 @@ class Trainer:
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         self.step, self.best, self.history = state["step"], state["best"], state["history"]
+        self.elapsed = state["elapsed"]
         return True
 
     # -- loop -----------------------------------------------------------------------------------
@@ -436,10 +453,10 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.resume():
             self.log(f"resumed at step {self.step}")
-        start = time.monotonic()
         best_path = self.out / "best.pt"
         metrics: dict[str, float] = {}
         while self.step < c.max_steps:
+            tick = time.monotonic()
             self.net.train()
             idx = self.rng.choice(len(self.train), size=c.batch_size, p=self.sampling)
             for g in self.opt.param_groups:
@@ -451,7 +468,8 @@ class Trainer:
             self.opt.step()
             self._update_ema()
             self.step += 1
-            out_of_time = c.max_minutes > 0 and time.monotonic() - start > 60 * c.max_minutes
+            self.elapsed += time.monotonic() - tick
+            out_of_time = c.max_minutes > 0 and self.elapsed > 60 * c.max_minutes
             if self.step % c.eval_every == 0 or self.step == c.max_steps or out_of_time:
                 val = self.validate()
                 self.history.append({"step": self.step, "train_loss": metrics["loss"], **val})

@@ -1,0 +1,182 @@
+"""Accuracy of the shipped weights against the issue's targets, on held-out systems only.
+
+    python benchmarks/accuracy.py [--model bundled] [--systems 8] [--json out.json]
+
+Prints:
+1. energy (meV/atom) and force (eV/A) MAE per fidelity and spin on the teacher frames of the
+   systems the checkpoint held out (targets <= 15 meV/atom, <= 0.07 eV/A);
+2. adsorption energies: every site of each held-out (slab, adsorbate) system relaxed with the
+   model and with the teacher (CHGNet-PBE), same reference scheme
+   (catscreen.build.gas.default_scheme: H2, H2O, CO, N2 relaxed by the same model); MAE of the
+   adsorption energy per placement (target <= 0.10 eV) and the AdsorbML-style success rate: the
+   model's lowest-energy placement within 0.1 eV of the teacher's lowest (target >= 80%);
+3. GPAW spin pairs: MAE of the model's spin-on minus spin-off energy against DFT's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.optimize import BFGS
+
+from catscreen.build.gas import default_scheme, gas_molecule, scheme_molecules
+from catscreen.model import load_model, resolve_spin
+from catscreen.model.calculator import CatscreenCalculator
+from catscreen.paths import data_dir
+from catscreen.training.datasets import load_frames
+from catscreen.training.evaluate import evaluate_frames, held_out_systems, summary
+from catscreen.training.generate import add_adsorbate_at, make_slab, slab_sites
+
+FMAX, STEPS = 0.05, 150
+TEACHER_FIDELITY = "chgnet-pbe"
+
+
+def relaxed_energy(atoms: Atoms, model, fidelity: str) -> float:  # noqa: ANN001
+    a = atoms.copy()
+    a.calc = CatscreenCalculator(model, spin="auto", fidelity=fidelity)
+    BFGS(a, maxstep=0.2, logfile=None).run(fmax=FMAX, steps=STEPS)
+    return float(a.get_potential_energy())
+
+
+def potentials(model, fidelity: str) -> dict[str, float]:  # noqa: ANN001
+    """Elemental chemical potentials from the relaxed gas molecules of the default scheme."""
+    e = {m: relaxed_energy(gas_molecule(m), model, fidelity) for m in scheme_molecules()}
+    return {el: sum(c * e[m] for m, c in combo.items()) for el, combo in default_scheme().items()}
+
+
+def frame_errors(model, teacher_dir: Path, held: set[str]) -> list[dict]:  # noqa: ANN001
+    frames = [
+        a
+        for sub in sorted(teacher_dir.iterdir())
+        for a in load_frames(sub)
+        if a.info["sid"] in held
+    ]
+    table = summary(evaluate_frames(model, frames))
+    return table[table.group.isin(["all", "fidelity", "fidelity/spin", "spin"])].to_dict("records")
+
+
+def adsorption(model, teacher, teacher_dir: Path, held: set[str], n_systems: int) -> dict:  # noqa: ANN001
+    """Relax every site of held-out adsorbate systems with both models; compare E_ads."""
+    systems = sorted(
+        {
+            (a.info["host"], str(a.info["facet"]), a.info["adsorbate"], a.info["sid"])
+            for a in load_frames(teacher_dir / TEACHER_FIDELITY)
+            if a.info.get("kind") == "adslab" and a.info["sid"] in held
+        }
+    )
+    systems = [s for s in systems if re.fullmatch(r"[A-Z][a-z]?", s[0])][:n_systems]  # pure hosts
+    mu = {
+        "model": potentials(model, TEACHER_FIDELITY),
+        "teacher": potentials(teacher, TEACHER_FIDELITY),
+    }
+    rows = []
+    for host, facet, ads, sid in systems:
+        size = tuple(int(x) for x in sid.split("-")[2].split("x"))
+        slab = make_slab(host, facet, size, 6.0)
+        sites = slab_sites(slab)
+        e_slab = {
+            k: relaxed_energy(slab, m, TEACHER_FIDELITY)
+            for k, m in (("model", model), ("teacher", teacher))
+        }
+        for site in sites:
+            placed = add_adsorbate_at(slab, ads, site)
+            n = Counter(placed.get_chemical_symbols()[len(slab) :])
+            row = {"sid": sid, "site": site, "spin": resolve_spin(placed, "auto")}
+            for k, m in (("model", model), ("teacher", teacher)):
+                ref = sum(c * mu[k][el] for el, c in n.items())
+                row[k] = relaxed_energy(placed, m, TEACHER_FIDELITY) - e_slab[k] - ref
+            rows.append(row)
+    err = np.array([abs(r["model"] - r["teacher"]) for r in rows])
+    success = []
+    for sid in sorted({r["sid"] for r in rows}):
+        sel = [r for r in rows if r["sid"] == sid]
+        success.append(abs(min(r["model"] for r in sel) - min(r["teacher"] for r in sel)) <= 0.1)
+    return {
+        "systems": len(success),
+        "placements": len(rows),
+        "ads_energy_mae_eV": float(err.mean()) if len(err) else None,
+        "adsorbml_success": float(np.mean(success)) if success else None,
+        "rows": rows,
+    }
+
+
+def spin_pairs(model, path: Path) -> dict:  # noqa: ANN001
+    """Model vs DFT spin-on minus spin-off energy per GPAW system (both spins present)."""
+    frames = load_frames(path)
+    by_sid: dict[str, dict[str, Atoms]] = {}
+    for a in frames:
+        by_sid.setdefault(a.info["sid"], {})[a.info["spin"]] = a
+    held = held_out_systems(model)
+    rows = []
+    for sid, pair in sorted(by_sid.items()):
+        if set(pair) != {"off", "on"}:
+            continue
+        p_off, p_on = model.predict([pair["off"], pair["on"]], ["off", "on"], ["gpaw-pbe"] * 2)
+        rows.append(
+            {
+                "sid": sid,
+                "held_out": sid in held,
+                "dft": pair["on"].get_potential_energy() - pair["off"].get_potential_energy(),
+                "model": p_on.energy - p_off.energy,
+            }
+        )
+    err = [abs(r["model"] - r["dft"]) for r in rows]
+    return {"pairs": len(rows), "delta_mae_eV": float(np.mean(err)) if err else None, "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="bundled")
+    parser.add_argument(
+        "--systems", type=int, default=8, help="held-out adsorbate systems to relax"
+    )
+    parser.add_argument("--json", type=Path, help="write all numbers here")
+    args = parser.parse_args()
+
+    model = load_model(args.model)
+    teacher = load_model("chgnet-pbe")
+    teacher_dir = data_dir() / "training" / "teacher"
+    held = held_out_systems(model)
+    out = {"model": f"{model.info.name} {model.info.version}", "held_out_systems": len(held)}
+
+    out["frames"] = frame_errors(model, teacher_dir, held)
+    print(f"model {out['model']}; {len(held)} held-out systems")
+    print(f"{'group':<14}{'value':<22}{'frames':>7}{'meV/atom':>10}{'eV/A':>8}  (targets 15, 0.07)")
+    for r in out["frames"]:
+        print(
+            f"{r['group']:<14}{r['value']:<22}{r['frames']:>7}"
+            f"{r['energy_mae_meV_atom']:>10.1f}{r['force_mae_eV_A']:>8.3f}"
+        )
+
+    gpaw = data_dir() / "training" / "gpaw_spin_pairs.extxyz.gz"
+    if "gpaw-pbe" in model.info.fidelities and gpaw.exists():
+        out["spin_pairs"] = spin_pairs(model, gpaw)
+        sp = out["spin_pairs"]
+        print(
+            f"GPAW spin pairs: {sp['pairs']} systems, MAE of E(on)-E(off) {sp['delta_mae_eV']:.3f} eV"
+        )
+        for r in sp["rows"]:
+            print(
+                f"  {r['sid']:<32} DFT {r['dft']:+.3f}  model {r['model']:+.3f}  held-out {r['held_out']}"
+            )
+
+    ads = adsorption(model, teacher, teacher_dir, held, args.systems)
+    out["adsorption"] = ads
+    if ads["placements"]:
+        print(
+            f"adsorption energies: {ads['systems']} systems, {ads['placements']} placements; "
+            f"MAE {ads['ads_energy_mae_eV']:.3f} eV (target 0.10); AdsorbML success "
+            f"{100 * ads['adsorbml_success']:.0f}% (target 80%)"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
