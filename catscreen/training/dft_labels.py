@@ -229,45 +229,62 @@ FACETS: dict[str, tuple[Callable[..., Atoms], str]] = {
     "Ni": (fcc111, "fcc"),
     "Cu": (fcc111, "fcc"),
     "Pt": (fcc111, "fcc"),
+    "Pd": (fcc111, "fcc"),
 }
 FACET_NAMES = {bcc110: "110", hcp0001: "0001", fcc111: "111"}
 
 
 def spin_pair_slab(
-    metal: str, adsorbate: str | None, layers: int = 3, vacuum: float = 6.0
+    metal: str,
+    adsorbate: str | None,
+    site: str | None = None,
+    height: float | None = None,
+    layers: int = 3,
+    vacuum: float = 6.0,
 ) -> Atoms:
-    """A 1x1 slab of the metal's close-packed facet, optionally with one adsorbate in a hollow."""
-    build, site = FACETS[metal]
+    """A 1x1 slab of the metal's close-packed facet, optionally with one adsorbate per cell.
+
+    The adsorbate goes to the facet's hollow at `ADSORBATE_HEIGHTS` unless `site`/`height` say
+    otherwise; the sid names a non-default site.
+    """
+    build, hollow = FACETS[metal]
     slab = build(metal, size=(1, 1, layers), vacuum=vacuum)
     n_ads = 0
     if adsorbate:
         ads = molecule(adsorbate) if len(adsorbate) > 1 else adsorbate
-        add_adsorbate(slab, ads, ADSORBATE_HEIGHTS[adsorbate], position=site)
+        z = height if height is not None else ADSORBATE_HEIGHTS[adsorbate]
+        add_adsorbate(slab, ads, z, position=site or hollow)
         n_ads = len(slab) - layers
     slab.info.pop("adsorbate_info", None)  # a dict: extxyz cannot store it
     slab.center(vacuum=vacuum, axis=2)
     slab.pbc = (True, True, False)
     sid = f"gpaw-{metal}{FACET_NAMES[build]}-1x1x{layers}-{adsorbate or 'clean'}"
+    if site:
+        sid += f"-{site}"
     slab.info.update(sid=sid, kind="adslab" if adsorbate else "slab", bulk=metal)
     return _tag_slab(slab, n_ads)
 
 
-def spin_pair_bulk(metal: str, strain: float = 0.0) -> Atoms:
-    """ASE's reference lattice (bcc Fe, hcp Co, fcc Ni/Cu/Pt), optionally strained isotropically.
+def spin_pair_bulk(metal: str, strain: float = 0.0, rattle: float = 0.0) -> Atoms:
+    """ASE's reference lattice (bcc Fe, hcp Co, fcc Ni/Cu/Pt/Pd), strained or rattled.
 
-    Strained cells teach the magneto-volume effect: moments and spin energies grow with volume.
+    Strained cells teach the magneto-volume effect (moments grow with volume); rattled cells
+    (cubic cells for bcc/fcc, seeded) have forces, and those differ between spin off and on.
     """
-    atoms = bulk(metal)
+    atoms = bulk(metal, cubic=bool(rattle) and metal != "Co")
     name = f"gpaw-{metal}-bulk"
     if strain:
         atoms.set_cell(atoms.cell * (1 + strain), scale_atoms=True)
         name += f"-strain{strain:+.2f}"
+    if rattle:
+        atoms.rattle(stdev=rattle, seed=0)
+        name += f"-rattle{rattle:.2f}"
     atoms.info.update(sid=name, kind="bulk", bulk=metal)
     return atoms
 
 
 def spin_pair_set() -> list[Atoms]:
-    """The committed set: magnetic Fe/Co/Ni and a non-magnetic Cu control.
+    """The committed set: magnetic Fe/Co/Ni and non-magnetic Cu, Pt, Pd controls.
 
     Ordered so that a partial run already holds one of each kind (bulk, clean and O-covered
     slabs of each metal) before the extras; appending keeps earlier results valid on resume.
@@ -283,6 +300,10 @@ def spin_pair_set() -> list[Atoms]:
         + [spin_pair_slab(m, a) for m, a in slabs]
         + [spin_pair_bulk(m, e) for m, e in strained]
         + [spin_pair_slab(m, a) for m, a in extra_slabs]
+        + [spin_pair_slab(m, "O", site="ontop", height=1.8) for m in ("Ni", "Co", "Fe")]
+        + [spin_pair_bulk(m) for m in ("Pt", "Pd")]
+        + [spin_pair_slab("Pt", None), spin_pair_slab("Pt", "O")]
+        + [spin_pair_bulk(m, rattle=0.05) for m in ("Fe", "Co", "Ni")]
     )
 
 
