@@ -249,3 +249,28 @@ def test_random_init_checkpoint_records_context_and_magmoms(tmp_path):
     assert (df.energy_std > 0).all()
     final = atoms_from_text(df.loc["Ni-O-fcc", "final_structure"])
     assert final.get_magnetic_moments().shape == (len(final),)
+
+
+def test_enumerate_output_relaxes(tmp_path):
+    """The real chain: enumerate's manifest folder straight into relax."""
+    from catscreen.build.enumerate import (
+        EnumerateSettings,
+        enumerate_configurations,
+        write_configurations,
+    )
+
+    settings = EnumerateSettings(
+        bulks=["Cu"], miller=["1,1,1"], adsorbates=["O"], min_slab_size=4.0, vacuum=10.0,
+        min_ab=5.0, include_clean=False,
+    )  # fmt: skip
+    write_configurations(enumerate_configurations(settings), tmp_path / "enum", settings)
+    out = tmp_path / "results.parquet"
+    s = relax_configurations(
+        tmp_path / "enum", out, RelaxSettings(model="emt", steps=5, fmax=0.1), progress=False
+    )
+    df = pd.read_parquet(out)
+    manifest = pd.read_parquet(tmp_path / "enum" / "configs.parquet")
+    assert s.total == len(manifest) + 4 and (df.status != "failed").all()
+    assert set(manifest.config_id) <= set(df.config_id)
+    merged = df.merge(manifest, on="config_id", suffixes=("", "_m"))
+    assert (merged.site_type == merged.site_type_m).all() and (merged.miller == "1,1,1").all()

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from catscreen.cli.common import cli_errors, console, split_csv
 from catscreen.schema import MANIFEST_COLUMNS, RESULT_COLUMNS
-from catscreen.workflow import RelaxSettings, relax_configurations
 from catscreen.workflow.relax import FORCE_LIMIT, ISOLATION_LIMIT
 
 _manifest = ", ".join(c for c in MANIFEST_COLUMNS if c != "structure_index")
@@ -71,6 +70,8 @@ def relax_command(
     Rerunning the same command skips configurations already in --out under the same model,
     spin and fidelity. Only one run may write an output at a time.
     """
+    from catscreen.workflow.runner import RelaxSettings, relax_configurations  # jobflow: lazy
+
     settings = RelaxSettings(
         model=model,
         spin=spin,

@@ -20,7 +20,7 @@ from ase import Atoms
 
 from catscreen.build.gas import gas_molecule, scheme_molecules
 from catscreen.errors import CatscreenError
-from catscreen.io import atoms_to_text, read_parquet, read_parquet_metadata, read_structures
+from catscreen.io import atoms_to_text, read_parquet, read_parquet_metadata
 from catscreen.model.api import ModelInfo, resolve_spin
 from catscreen.schema import INFO_KEYS, MANIFEST_COLUMNS
 from catscreen.workflow.relax import WorkItem
@@ -46,6 +46,17 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
+def _read_frames(path: Path) -> list[Atoms]:
+    """extxyz frames with enumerate's text keys restored (extxyz turns "1,1,1" into an array).
+
+    Imported here, not at module level: enumerate pulls in pymatgen, which Dask workers
+    importing the workflow package do not need.
+    """
+    from catscreen.build.enumerate import read_configurations
+
+    return read_configurations(path)
+
+
 def read_configs(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:
     """Manifest rows (less structure_index) and their structures, row i <-> structure i.
 
@@ -59,7 +70,7 @@ def read_configs(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:
     if p.suffix == ".parquet":
         df = read_parquet(p, required=("config_id", "structure_index"))
         name = read_parquet_metadata(p).get("structures", "configs.extxyz")
-        frames = read_structures(p.parent / name)
+        frames = _read_frames(p.parent / name)
         images = []
         for cid, idx in zip(df["config_id"], df["structure_index"], strict=True):
             if not 0 <= int(idx) < len(frames):
@@ -67,14 +78,14 @@ def read_configs(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:
                     f"{p}: structure_index {idx} outside {name} ({len(frames)} frames)"
                 )
             atoms = frames[int(idx)]
-            if atoms.info.get("config_id", cid) != cid:
+            if str(atoms.info.get("config_id", cid)) != str(cid):
                 raise CatscreenError(
                     f"{p}: row {cid} points at frame {idx} of {atoms.info['config_id']}"
                 )
             images.append(atoms)
         df = df.drop(columns=["structure_index"]).reset_index(drop=True)
     else:
-        images = read_structures(p)
+        images = _read_frames(p)
         records = []
         for atoms in images:
             rec = {k: _native(atoms.info.get(k)) for k in INFO_KEYS}
@@ -113,7 +124,7 @@ def gas_items(
     for spin, fidelity in contexts:
         for name in scheme_molecules():
             atoms = gas_molecule(name)
-            cid = _digest("gas", name, spin, fidelity, info.version)
+            cid = "gas-" + _digest("gas", name, spin, fidelity, info.version)
             atoms.info["config_id"] = cid
             meta: dict[str, Any] = {c: None for c in META_COLUMNS}
             meta.update(
