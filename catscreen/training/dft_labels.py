@@ -35,7 +35,8 @@ from catscreen.io import atomic_path
 
 SPINS: tuple[str, ...] = ("off", "on")
 # Initial moments for spin-on runs (muB); anything else starts at 0 and may still polarise
-# through its neighbours. Large starting moments find the ferromagnetic ground state.
+# through its neighbours. Starting at or above the bulk moments favours the ferromagnetic
+# solution; no search over magnetic orderings is made, so a run may land in another minimum.
 DEFAULT_MAGMOMS: dict[str, float] = {"Fe": 3.0, "Co": 2.0, "Ni": 1.0, "Mn": 3.0, "Cr": 2.0}
 
 
