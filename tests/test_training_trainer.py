@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ase.build import bulk, fcc111, molecule
+from ase.build import bulk, fcc111
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
@@ -140,3 +140,26 @@ def test_sampling_weights(tmp_path: Path) -> None:
     share_a = sum(p for p, f in zip(tr.sampling, tr.train, strict=True) if f.dataset == 0)
     assert share_a == pytest.approx(0.75)
     assert tr.net.fidelities == ("fa", "fb")
+
+
+def test_fine_tune_and_relabel(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "d.extxyz")
+    best = Trainer(
+        tiny_config(tmp_path, [data], max_steps=2, eval_every=2), log=lambda m: None
+    ).run()
+    cfg = tiny_config(tmp_path / "ft", [data], max_steps=2, eval_every=2, init_from=str(best))
+    cfg = TrainConfig.from_dict(
+        {
+            **{k: v for k, v in cfg.__dict__.items() if k != "datasets"},
+            "datasets": [{"path": str(data), "as_spin": "off"}],
+        }
+    )
+    tr = Trainer(cfg, log=lambda m: None)
+    assert {f.spin for f in tr.train} == {"off"}
+    assert tr.net.elements == ("Cu", "Ni", "O", "Pt")
+    tr.run()
+    bad = TrainConfig.from_dict(
+        {**cfg.__dict__, "datasets": [{"path": str(data), "as_fidelity": "new"}]}
+    )
+    with pytest.raises(CatscreenError, match="does not know new"):
+        Trainer(bad, log=lambda m: None)

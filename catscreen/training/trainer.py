@@ -29,7 +29,7 @@ import yaml
 from ase import Atoms
 
 from catscreen.errors import CatscreenError
-from catscreen.model.checkpoint import save_checkpoint
+from catscreen.model.checkpoint import load_checkpoint, save_checkpoint
 from catscreen.model.network import CatscreenNet, ModelConfig
 from catscreen.training.datasets import ContextDefaults, load_frames
 
@@ -44,6 +44,8 @@ class DatasetSpec:
     fidelity: str | None = None
     source: str | None = None
     holdout: bool = True  # False: every frame trains (a set too small to spare systems)
+    as_spin: str | None = None  # relabel every frame (ablation: train without conditioning)
+    as_fidelity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class TrainConfig:
     dtype: str = "float32"
     device: str = "auto"
     threads: int = 0  # > 0: torch.set_num_threads
+    init_from: str = ""  # a checkpoint to fine-tune: its weights and reference energies are kept
     name: str = "catscreen"
     default_fidelity: str = ""  # "" = the first fidelity
     description: str = ""
@@ -163,7 +166,11 @@ def _voigt_to_matrix(s: np.ndarray) -> np.ndarray:
 
 def load_dataset(spec: DatasetSpec, index: int = 0) -> list[Frame]:
     defaults = ContextDefaults(spin=spec.spin, fidelity=spec.fidelity, source=spec.source)
-    frames = [_frame(a, index) for a in load_frames(spec.path, defaults)]
+    atoms = load_frames(spec.path, defaults)
+    for a in atoms:
+        a.info["spin"] = spec.as_spin or a.info["spin"]
+        a.info["fidelity"] = spec.as_fidelity or a.info["fidelity"]
+    frames = [_frame(a, index) for a in atoms]
     for f in frames:
         if "forces" not in f.atoms.calc.results:
             raise CatscreenError(f"{spec.path}: frame of {f.sid} has no forces")
@@ -280,11 +287,14 @@ class Trainer:
                 f"data has elements {sorted(set(seen) - set(elements))} not listed"
             )
 
-        self.net = CatscreenNet(ModelConfig.from_dict(config.model), elements, fidelities)
-        refs = fit_reference_energies(self.train, elements, fidelities)
-        self.net.reference_energies.copy_(torch.tensor(refs))
-        rms = math.sqrt(float(np.mean(np.concatenate([f.forces.ravel() for f in self.train]) ** 2)))
-        self.net.energy_scale.fill_(max(rms, 1e-3))
+        if config.init_from:
+            self.net = self._initial(config.init_from, elements, fidelities)
+        else:
+            self.net = CatscreenNet(ModelConfig.from_dict(config.model), elements, fidelities)
+            refs = fit_reference_energies(self.train, elements, fidelities)
+            self.net.reference_energies.copy_(torch.tensor(refs))
+            forces = np.concatenate([f.forces.ravel() for f in self.train])
+            self.net.energy_scale.fill_(max(math.sqrt(float(np.mean(forces**2))), 1e-3))
         self.net.to(self.device, self.dtype)
         self.ema = deepcopy(self.net).eval()
         for p in self.ema.parameters():
@@ -301,6 +311,17 @@ class Trainer:
         p = weights / counts[[f.dataset for f in self.train]]
         self.sampling = p / p.sum()
         self.rng = np.random.default_rng(config.seed)
+
+    @staticmethod
+    def _initial(path: str, elements: Sequence[str], fidelities: Sequence[str]) -> CatscreenNet:
+        """A checkpoint to fine-tune; it must know the data's elements and fidelities."""
+        net, _ = load_checkpoint(path)
+        missing = sorted(set(elements) - set(net.elements)) + sorted(
+            set(fidelities) - set(net.fidelities)
+        )
+        if missing:
+            raise CatscreenError(f"{path} does not know {', '.join(missing)}: cannot fine-tune")
+        return net.float()
 
     # -- pieces -------------------------------------------------------------------------------
 
