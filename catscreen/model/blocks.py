@@ -17,8 +17,8 @@ from torch import nn
 
 
 def scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    """Sum rows of `src` into `size` bins given by `index` (differentiable, twice)."""
-    out = src.new_zeros((size, *src.shape[1:]))
+    """Sum rows of a 2-d `src` into `size` bins given by `index` (differentiable, twice)."""
+    out = src.new_zeros((size, src.shape[1]))
     return out.index_add(0, index, src)
 
 
@@ -112,8 +112,8 @@ def _gate(irreps_out: o3.Irreps) -> e3nn_nn.Gate:
 class Interaction(nn.Module):
     """One message-passing layer: irreps_in -> irreps_out, equivariant, context-conditioned.
 
-    linear -> tensor product with the edge's spherical harmonics, weights from an MLP of the
-    radial features -> sum over neighbours -> linear -> FiLM on scalars -> gate, plus a linear
+    linear (into one block per path) -> tensor product with the edge's spherical harmonics,
+    weights from an MLP of the radial features -> sum over neighbours -> linear -> FiLM on scalars -> gate, plus a linear
     self-connection (a residual when shapes allow).
     """
 
@@ -133,20 +133,25 @@ class Interaction(nn.Module):
         self.irreps_out = self.gate.irreps_out
         self.norm = 1.0 / math.sqrt(avg_num_neighbors)
 
-        wanted = {ir for _, ir in self.gate.irreps_in}
-        mid, instructions = [], []
-        for i, (mul, ir_in) in enumerate(self.irreps_in):
+        # One input block per path, as wide as the output it feeds needs: a scalar input
+        # feeding the 16 vector outputs gets 16 channels, not all 64 (half the edge tensors).
+        target = {ir: mul for mul, ir in self.gate.irreps_in.simplify()}
+        blocks, mid, instructions = [], [], []
+        for mul_in, ir_in in self.irreps_in.simplify():
             for j, (_, ir_edge) in enumerate(irreps_sh):
                 for ir_out in ir_in * ir_edge:
-                    if ir_out in wanted:
-                        instructions.append((i, j, len(mid), "uvu", True))
+                    if ir_out in target:
+                        mul = min(mul_in, target[ir_out])
+                        instructions.append((len(blocks), j, len(mid), "uvu", True))
+                        blocks.append((mul, ir_in))
                         mid.append((mul, ir_out))
+        irreps_tp_in = o3.Irreps(blocks)
         irreps_mid, perm, _ = o3.Irreps(mid).sort()
         instructions = [(i, j, perm[k], mode, train) for i, j, k, mode, train in instructions]
 
-        self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
+        self.linear_up = o3.Linear(self.irreps_in, irreps_tp_in)
         self.tp = o3.TensorProduct(
-            self.irreps_in,
+            irreps_tp_in,
             irreps_sh,
             irreps_mid,
             instructions,
