@@ -14,7 +14,7 @@ from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 from ase.io import write
 from ase.optimize import FIRE, LBFGS
-from jobflow import JobStore
+from jobflow import Flow, JobStore
 from jobflow.managers.local import run_locally
 from maggma.stores import MemoryStore
 from monty.json import MontyDecoder
@@ -24,6 +24,7 @@ from catscreen.io import atoms_from_text, write_parquet
 from catscreen.model.api import Prediction, load_model
 from catscreen.schema import MANIFEST_COLUMNS, RESULT_COLUMNS
 from catscreen.workflow import RelaxMaker, RelaxSettings, relax_configurations, relax_items
+from catscreen.workflow.executors import run_local
 from catscreen.workflow.inputs import read_configs, work_items
 from catscreen.workflow.optimizers import make_optimizer
 from catscreen.workflow.relax import explosion_reason, fixed_mask
@@ -224,6 +225,26 @@ def test_dask_local_cluster_matches_local(tmp_path):
     b = pd.read_parquet(dask).set_index("config_id").sort_index()
     np.testing.assert_allclose(a.energy, b.energy, rtol=0, atol=1e-10)
     assert (a.steps == b.steps).all() and (a.final_structure == b.final_structure).all()
+    # an existing scheduler (--scheduler ADDRESS); threads keep this one cheap to start
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        s = RelaxSettings(**common, executor="dask", scheduler=cluster.scheduler_address)
+        relax_configurations(p, tmp_path / "remote.parquet", s, progress=False)
+    c = pd.read_parquet(tmp_path / "remote.parquet").set_index("config_id").sort_index()
+    np.testing.assert_allclose(a.energy, c.energy, rtol=0, atol=1e-10)
+
+
+def test_a_failing_job_fails_its_rows_and_the_flow_goes_on():
+    model, items = items_for([adslab("Cu", "O", "fcc")])
+    good = RelaxMaker(model="emt", batch_size=8, steps=2).make(items)
+    bad = RelaxMaker(model="no-such-model", batch_size=8).make(items)
+    seen = {}
+    run_local(Flow([bad, good]), lambda job, rows, error: seen.update({job.uuid: (rows, error)}))
+    rows, error = seen[bad.jobs[0].uuid]
+    assert rows is None and "unknown model 'no-such-model'" in error
+    rows, error = seen[good.jobs[0].uuid]
+    assert error is None and [r["status"] for r in rows] == ["not_converged"] * 5
 
 
 def test_random_init_checkpoint_records_context_and_magmoms(tmp_path):

@@ -33,6 +33,11 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
+def all_jobs(flow: Flow) -> list[Job]:
+    """Every Job of a Flow, also inside nested Flows (a campaign may combine several)."""
+    return [j for j, _ in flow.iterflow()]
+
+
 class _NotifyingJobStore(JobStore):
     """An in-memory JobStore that also hands each stored Job output to a callback.
 
@@ -70,7 +75,7 @@ def run_local(flow: Flow, on_done: OnDone) -> None:
 
     A Job that raises is reported with its error and the others still run.
     """
-    jobs = {j.uuid: j for j in flow.jobs}
+    jobs = {j.uuid: j for j in all_jobs(flow)}
     reported: set[str] = set()
 
     def stored(uuid: str, output: Any) -> None:
@@ -138,7 +143,7 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
     try:
         jobs_by_future = {
             client.submit(run_job_json, j.to_json(), key=f"catscreen-{j.uuid}", pure=False): j
-            for j in flow.jobs
+            for j in all_jobs(flow)
         }
         for fut in as_completed(list(jobs_by_future)):
             j = jobs_by_future[fut]

@@ -7,6 +7,7 @@ Dask executor, or handed to jobflow-remote / FireWorks unchanged.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -17,9 +18,17 @@ from catscreen.model.api import Model, load_model
 from catscreen.workflow.relax import Row, WorkItem, relax_items
 
 
-@cache
 def cached_model(name: str) -> Model:
-    """Load a model once per process: a worker that runs many batches pays the load once."""
+    """Load a model once per process and thread: a worker running many batches pays once.
+
+    Per thread, because Model objects need not be thread-safe (an ASE calculator keeps
+    per-structure state) and a Dask worker may run several jobs in threads at once.
+    """
+    return _load(name, threading.get_ident())
+
+
+@cache
+def _load(name: str, thread: int) -> Model:
     return load_model(name)
 
 
