@@ -98,6 +98,9 @@ def main() -> None:
                     lambda m=model, s=structs, f=fid: m.predict(s, ["on"] * len(s), [f] * len(s))
                 )
                 rows.append((threads, name, label, sec, n_atoms * len(structs) / sec))
+                print(
+                    f"  measured {threads} thread(s) {name} {label}: {sec * 1e3:.1f} ms", flush=True
+                )
     print(
         f"\n{'threads':>7} {'model':<18} {'input':<8} {'ms/call':>9} {'atom-steps/s':>13} {'x chgnet':>9}"
     )

@@ -2,6 +2,12 @@
 
 One way in: `load_model("bundled" | path | "chgnet" | "emt")` returns an object that follows
 the `Model` protocol (batched `predict` over many structures with per-structure contexts).
+
+The network itself, for training and for anyone who needs tensors: `graph` (structures ->
+`GraphBatch`, neighbour lists), `blocks` (irreps-declaring modules), `network` (`ModelConfig`,
+`CatscreenNet`), `checkpoint` (`save_checkpoint`, `load_checkpoint`, `load_checkpoint_model`),
+`inference` (`CatscreenModel`), `calculator` (`CatscreenCalculator` for ASE), `chgnet_adapter`.
+They are not imported here, so `import catscreen.model` stays light.
 """
 
 from catscreen.model.api import (
