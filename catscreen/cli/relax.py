@@ -52,7 +52,8 @@ def relax_command(
     ),
     executor: str = typer.Option("local", help="local (jobflow run_locally) | dask."),
     scheduler: str | None = typer.Option(
-        None, help="Address of an existing Dask scheduler (tcp://host:8786)."
+        None,
+        help="Existing Dask scheduler (tcp://host:8786); its workers need catscreen and the model.",
     ),
     workers: int = typer.Option(2, help="Worker processes of the Dask LocalCluster."),
     system: list[str] = typer.Option([], help="Only these system ids (repeat or comma list)."),
@@ -68,7 +69,9 @@ def relax_command(
     """Relax configurations with an MLIP as jobflow jobs (batched; local or Dask); resumable.
 
     Rerunning the same command skips configurations already in --out under the same model,
-    spin and fidelity. Only one run may write an output at a time.
+    spin and fidelity (whatever --fmax/--steps were; --retry-failed reruns failed rows, a new
+    --out starts over). A killed run loses only the batches in flight. Only one run may write
+    an output at a time.
     """
     from catscreen.workflow.runner import RelaxSettings, relax_configurations  # jobflow: lazy
 

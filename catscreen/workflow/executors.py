@@ -35,7 +35,10 @@ def _error(exc: BaseException) -> str:
 
 def all_jobs(flow: Flow) -> list[Job]:
     """Every Job of a Flow, also inside nested Flows (a campaign may combine several)."""
-    return [j for j, _ in flow.iterflow()]
+    with warnings.catch_warnings():
+        # "Some jobs are not connected": intended, the relaxation Jobs are independent.
+        warnings.simplefilter("ignore", UserWarning)
+        return [j for j, _ in flow.iterflow()]
 
 
 class _NotifyingJobStore(JobStore):
@@ -133,6 +136,7 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                silence_logs=logging.ERROR,
                 env=_WORKER_ENV,
             )
             client = Client(cluster)
