@@ -69,7 +69,8 @@ def test_model_wrapper_info_and_chunked_batches(saved):
     assert info.spin_conditioned and info.predicts_magmoms and info.n_heads == 3
     structures = [slab(), bulk("Cu", cubic=True), molecule("H2O"), slab()]
     spins, fids = ["on", "off", "off", "off"], ["gpaw-pbe"] * 4
-    whole = model.predict(structures, spins, fids, stress=True)
+    with torch.inference_mode():  # callers may evaluate without autograd; forces still work
+        whole = model.predict(structures, spins, fids, stress=True)
     model.max_batch_atoms = 14  # forces several chunks
     chunked = model.predict(structures, spins, fids, stress=True)
     for w, c, atoms in zip(whole, chunked, structures, strict=True):

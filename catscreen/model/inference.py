@@ -70,8 +70,9 @@ class CatscreenModel:
     def _predict_chunk(
         self, structures: list[Atoms], spins: list[str], fidelities: list[str], stress: bool
     ) -> list[Prediction]:
-        batch = self.net.collate(structures, spins, fidelities)
-        with torch.enable_grad():
+        # Forces need autograd even when the caller evaluates under no_grad or inference_mode.
+        with torch.inference_mode(False), torch.enable_grad():
+            batch = self.net.collate(structures, spins, fidelities)
             res = self.net(batch, forces=True, stress=stress, create_graph=False)
         energy = res["energy"].detach().numpy()
         heads = res["energy_heads"].detach()
