@@ -49,6 +49,7 @@ def evaluate_frames(model: Model, frames: Sequence[Atoms], chunk: int = 64) -> E
                     "fidelity": a.info["fidelity"],
                     "spin": a.info["spin"],
                     "sid": a.info["sid"],
+                    "kind": str(a.info.get("kind", "")),
                     "formula": a.get_chemical_formula(),
                     "elements": ",".join(sorted(set(a.get_chemical_symbols()))),
                     "n_atoms": n,
@@ -65,6 +66,7 @@ def evaluate_frames(model: Model, frames: Sequence[Atoms], chunk: int = 64) -> E
                         "source": a.info["source"],
                         "fidelity": a.info["fidelity"],
                         "spin": a.info["spin"],
+                        "kind": str(a.info.get("kind", "")),
                         "element": sym,
                         "force_abs_error": float(err.mean()),
                     }
@@ -83,7 +85,8 @@ def evaluate_frames(model: Model, frames: Sequence[Atoms], chunk: int = 64) -> E
 
 
 def summary(ev: Evaluation) -> pd.DataFrame:
-    """MAE table: energy meV/atom and force eV/A, overall and per source, fidelity, spin, element.
+    """MAE table: energy meV/atom and force eV/A, overall and per source, fidelity, spin, kind
+    (gas, bulk, slab, adslab; when the frames say) and element.
 
     Energy per element averages over frames that contain the element; force per element
     averages over atoms of that element.
@@ -98,8 +101,10 @@ def summary(ev: Evaluation) -> pd.DataFrame:
             "force_mae_eV_A": a.force_abs_error.mean(),
         }
     ]
-    for key in ("source", "fidelity", "spin"):
+    for key in ("source", "fidelity", "spin", "kind"):
         for value, g in f.groupby(key):
+            if key == "kind" and not value:
+                continue
             out.append(
                 {
                     "group": key,

@@ -75,7 +75,8 @@ class TrainConfig:
     dtype: str = "float32"
     device: str = "auto"
     threads: int = 0  # > 0: torch.set_num_threads
-    init_from: str = ""  # a checkpoint to fine-tune: its weights and reference energies are kept
+    init_from: str = ""  # a checkpoint to fine-tune: its weights (and references) are kept
+    refit_references: bool = False  # with init_from: fit reference energies on the new data
     name: str = "catscreen"
     default_fidelity: str = ""  # "" = the first fidelity
     description: str = ""
@@ -289,6 +290,9 @@ class Trainer:
 
         if config.init_from:
             self.net = self._initial(config.init_from, elements, fidelities)
+            if config.refit_references:
+                refs = fit_reference_energies(self.train, self.net.elements, self.net.fidelities)
+                self.net.reference_energies.copy_(torch.tensor(refs))
         else:
             self.net = CatscreenNet(ModelConfig.from_dict(config.model), elements, fidelities)
             refs = fit_reference_energies(self.train, elements, fidelities)

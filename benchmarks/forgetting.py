@@ -1,0 +1,150 @@
+"""Forgetting study: sequential fine-tuning vs joint training vs joint training with conditioning.
+
+    python benchmarks/forgetting.py --out runs/forgetting [--steps 600]
+
+Sources: A = CHGNet-PBE teacher labels; B = CHGNet-r2SCAN teacher labels of the same structures
+plus the GPAW-PBE spin-off/spin-on pairs (real DFT, the only data with both spins of one
+geometry). Four runs, the same small network, seed, batch size, split and step budget:
+
+1. `A`: trained on A only;
+2. `A->B`: run 1 fine-tuned on B only (reference energies refitted on B, as a user would);
+3. `joint`: A and B together, every frame relabelled to one context (no conditioning);
+4. `joint+cond`: A and B together, each in its own (spin, fidelity) context.
+
+Runs 1-3 see one context, so they are evaluated in that context; run 4 in each frame's own.
+Reported: energy (meV/atom) and force (eV/A) MAE on the held-out teacher systems per fidelity
+and spin (spin on = the magnetic systems), and the MAE of E(on) - E(off) on the GPAW pairs (all
+pairs trained: there are too few to hold any out, so this measures whether a model *can*
+represent the spin difference at all, which one context cannot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from catscreen.model.checkpoint import load_checkpoint_model
+from catscreen.paths import data_dir
+from catscreen.training.datasets import load_frames
+from catscreen.training.evaluate import evaluate_frames
+from catscreen.training.trainer import DatasetSpec, TrainConfig, Trainer
+
+ONE = {"as_spin": "off", "as_fidelity": "any"}  # the single context of unconditioned runs
+
+
+def specs(a: bool, b: bool, conditioned: bool) -> tuple[DatasetSpec, ...]:
+    root = data_dir() / "training"
+    extra = {} if conditioned else ONE
+    out = []
+    if a:
+        out.append(DatasetSpec(path=str(root / "teacher" / "chgnet-pbe"), **extra))
+    if b:
+        out.append(DatasetSpec(path=str(root / "teacher" / "chgnet-r2scan"), **extra))
+        out.append(
+            DatasetSpec(
+                path=str(root / "gpaw_spin_pairs.extxyz.gz"), weight=0.1, holdout=False, **extra
+            )
+        )
+    return tuple(out)
+
+
+def run(name: str, base: TrainConfig, out: Path, **changes) -> Path:  # noqa: ANN003
+    cfg = replace(base, out=str(out / name), name=name, **changes)
+    path = out / name / "last.pt"
+    if not path.exists():  # rerun-safe: a finished run is not repeated
+        Trainer(cfg, log=lambda m: print(f"[{name}] {m}", flush=True)).run()
+    return path
+
+
+def scores(model_path: Path, conditioned: bool) -> dict[str, float]:
+    model = load_checkpoint_model(model_path)
+    held = set(model.metadata["metadata"]["training_data"]["validation_systems"])
+    root = data_dir() / "training"
+    out: dict[str, float] = {}
+    for fid in ("chgnet-pbe", "chgnet-r2scan"):
+        frames = [a for a in load_frames(root / "teacher" / fid) if a.info["sid"] in held]
+        true_spin = [a.info["spin"] for a in frames]
+        if not conditioned:
+            for a in frames:
+                a.info.update(spin="off", fidelity="any")
+        ev = evaluate_frames(model, frames).frames.assign(true_spin=true_spin)
+        for spin in ("off", "on"):
+            sel = ev[ev.true_spin == spin]
+            out[f"{fid}/{spin} meV/atom"] = 1000 * float(sel.energy_error_per_atom.abs().mean())
+            out[f"{fid}/{spin} eV/A"] = float(sel.force_mae.mean())
+    pairs: dict[str, dict[str, object]] = {}
+    for a in load_frames(root / "gpaw_spin_pairs.extxyz.gz"):
+        pairs.setdefault(a.info["sid"], {})[a.info["spin"]] = a
+    errs = []
+    for pair in pairs.values():
+        if set(pair) != {"off", "on"}:
+            continue
+        spins, fids = (
+            (["off", "on"], ["gpaw-pbe"] * 2) if conditioned else (["off"] * 2, ["any"] * 2)
+        )
+        p_off, p_on = model.predict([pair["off"], pair["on"]], spins, fids)
+        dft = pair["on"].get_potential_energy() - pair["off"].get_potential_energy()
+        errs.append(abs((p_on.energy - p_off.energy) - dft))
+    out["GPAW on-off MAE eV"] = float(np.mean(errs))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/forgetting"))
+    parser.add_argument("--steps", type=int, default=600)
+    args = parser.parse_args()
+    base = TrainConfig(
+        datasets=(),
+        model={"n_scalars": 32, "n_vectors": 8, "n_heads": 2},
+        max_steps=args.steps,
+        batch_size=8,
+        warmup_steps=50,
+        eval_every=args.steps,
+        max_eval_frames=100,
+        ema_decay=0.99,
+        stress_weight=0.5,
+        threads=1,
+    )
+    paths = {
+        "A": run("A", base, args.out, datasets=specs(True, False, False)),
+    }
+    paths["A->B"] = run(
+        "A-B",
+        base,
+        args.out,
+        datasets=specs(False, True, False),
+        init_from=str(paths["A"]),
+        refit_references=True,
+    )
+    paths["joint"] = run("joint", base, args.out, datasets=specs(True, True, False))
+    paths["joint+cond"] = run(
+        "joint-cond",
+        base,
+        args.out,
+        datasets=specs(True, True, True),
+        fidelities=("chgnet-pbe", "chgnet-r2scan", "gpaw-pbe"),
+    )
+    table = {k: scores(p, conditioned=k == "joint+cond") for k, p in paths.items()}
+    cols = list(next(iter(table.values())))
+    print("| run | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for k, row in table.items():
+        print(
+            f"| {k} | "
+            + " | ".join(
+                f"{row[c]:.3f}" if "eV" in c and "meV" not in c else f"{row[c]:.1f}" for c in cols
+            )
+            + " |"
+        )
+    (args.out / "forgetting.json").write_text(
+        json.dumps({"config": asdict(base), "table": table}, indent=1, default=str)
+    )
+
+
+if __name__ == "__main__":
+    main()
