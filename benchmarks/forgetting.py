@@ -12,8 +12,8 @@ geometry). Four runs, the same small network, seed, batch size, split and step b
 4. `joint+cond`: A and B together, each in its own (spin, fidelity) context.
 
 Runs 1-3 see one context, so they are evaluated in that context; run 4 in each frame's own.
-Reported: energy (meV/atom) and force (eV/A) MAE on the held-out teacher systems per fidelity
-and spin (spin on = the magnetic systems), and the MAE of E(on) - E(off) on the GPAW pairs (all
+Reported: energy (meV/atom) and force (eV/A) MAE on the held-out teacher catalyst systems (bulk,
+slabs, adsorbates; not the gas molecules) per fidelity and spin (spin on = the magnetic systems), and the MAE of E(on) - E(off) on the GPAW pairs (all
 pairs trained: there are too few to hold any out, so this measures whether a model *can*
 represent the spin difference at all, which one context cannot).
 """
@@ -66,7 +66,11 @@ def scores(model_path: Path, conditioned: bool) -> dict[str, float]:
     root = data_dir() / "training"
     out: dict[str, float] = {}
     for fid in ("chgnet-pbe", "chgnet-r2scan"):
-        frames = [a for a in load_frames(root / "teacher" / fid) if a.info["sid"] in held]
+        frames = [
+            a
+            for a in load_frames(root / "teacher" / fid)
+            if a.info["sid"] in held and a.info.get("kind") != "gas"
+        ]
         true_spin = [a.info["spin"] for a in frames]
         if not conditioned:
             for a in frames:

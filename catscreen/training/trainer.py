@@ -432,6 +432,7 @@ class Trainer:
                 "datasets": [asdict(d) for d in c.datasets],
                 "frames": counts,
                 "train_systems": len({f.sid for f in self.train}),
+                "training_systems": sorted({f.sid for f in self.train}),
                 "validation_systems": sorted({f.sid for f in self.val}),
                 "validation_fraction": c.validation_fraction,
                 "split_seed": c.seed,
