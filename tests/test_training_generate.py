@@ -50,16 +50,16 @@ def test_generate_labels_and_resumes(tmp_path: Path) -> None:
     settings = GenerateSettings(
         metals=("Pt",), alloys=(), adsorbates=("O",), relax_steps=2, md_steps=0
     )
-    generate(tmp_path, settings, ["chgnet-r2scan"], limit=3, log=lambda m: None)
-    shard = tmp_path / "chgnet-r2scan" / "slab-Pt-111-2x2x3.extxyz.gz"
+    generate(tmp_path, settings, ["chgnet-pbe"], limit=3, log=lambda m: None)
+    shard = tmp_path / "chgnet-pbe" / "slab-Pt-111-2x2x3.extxyz.gz"
     frames = load_frames(shard)
     stages = {a.info["stage"] for a in frames}
     assert {"start", "end", "rattle-end"} <= stages or {"start", "rattle-end"} <= stages
     assert {a.info["kind"] for a in frames} == {"slab", "adslab"}
-    assert all(a.info["fidelity"] == "chgnet-r2scan" for a in frames)
-    gas = read_frames(tmp_path / "chgnet-r2scan" / "gas.extxyz.gz")
+    assert all(a.info["fidelity"] == "chgnet-pbe" for a in frames)
+    gas = read_frames(tmp_path / "chgnet-pbe" / "gas.extxyz.gz")
     assert not any(gas[0].pbc)
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.gz")}
     messages: list[str] = []
-    generate(tmp_path, settings, ["chgnet-r2scan"], limit=3, log=messages.append)
+    generate(tmp_path, settings, ["chgnet-pbe"], limit=3, log=messages.append)
     assert messages == [] and before == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.gz")}
