@@ -71,6 +71,14 @@ def generate_command(
     metals: str | None = typer.Option(None, "--metals", help="Comma-separated host metals."),
     adsorbates: str | None = typer.Option(None, "--adsorbates", help="Comma-separated adsorbates."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N shards."),
+    relax_steps: int = typer.Option(
+        8, "--relax-steps", help="Teacher relaxation steps per placement."
+    ),
+    snapshot_every: int = typer.Option(
+        3, "--snapshot-every", help="Keep every n-th relaxation step."
+    ),
+    adsorbates_per_slab: int = typer.Option(4, "--adsorbates-per-slab"),
+    sites_per_adsorbate: int = typer.Option(1, "--sites-per-adsorbate"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Training structures: gas molecules, strained/rattled/MD bulk, clean slabs and adsorbate
@@ -86,7 +94,13 @@ def generate_command(
     from catscreen.training.generate import GenerateSettings, generate, thread_budget
 
     thread_budget()
-    settings = GenerateSettings(seed=seed)
+    settings = GenerateSettings(
+        seed=seed,
+        relax_steps=relax_steps,
+        snapshot_every=snapshot_every,
+        adsorbates_per_slab=adsorbates_per_slab,
+        sites_per_adsorbate=sites_per_adsorbate,
+    )
     if metals:
         settings = replace(settings, metals=tuple(split_csv(metals)), alloys=())
     if adsorbates:

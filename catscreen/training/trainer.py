@@ -288,6 +288,7 @@ class Trainer:
                 f"data has elements {sorted(set(seen) - set(elements))} not listed"
             )
 
+        self.inherited_systems: set[str] = set()
         if config.init_from:
             self.net = self._initial(config.init_from, elements, fidelities)
             if config.refit_references:
@@ -316,10 +317,16 @@ class Trainer:
         self.sampling = p / p.sum()
         self.rng = np.random.default_rng(config.seed)
 
-    @staticmethod
-    def _initial(path: str, elements: Sequence[str], fidelities: Sequence[str]) -> CatscreenNet:
-        """A checkpoint to fine-tune; it must know the data's elements and fidelities."""
-        net, _ = load_checkpoint(path)
+    def _initial(
+        self, path: str, elements: Sequence[str], fidelities: Sequence[str]
+    ) -> CatscreenNet:
+        """A checkpoint to fine-tune; it must know the data's elements and fidelities.
+
+        Its training systems stay training systems: they are never reported as held out.
+        """
+        net, payload = load_checkpoint(path)
+        data = payload["metadata"].get("training_data", {})
+        self.inherited_systems = set(data.get("training_systems", []))
         missing = sorted(set(elements) - set(net.elements)) + sorted(
             set(fidelities) - set(net.fidelities)
         )
@@ -431,9 +438,9 @@ class Trainer:
             "training_data": {
                 "datasets": [asdict(d) for d in c.datasets],
                 "frames": counts,
-                "train_systems": len({f.sid for f in self.train}),
-                "training_systems": sorted({f.sid for f in self.train}),
-                "validation_systems": sorted({f.sid for f in self.val}),
+                "train_systems": len({f.sid for f in self.train} | self.inherited_systems),
+                "training_systems": sorted({f.sid for f in self.train} | self.inherited_systems),
+                "validation_systems": sorted({f.sid for f in self.val} - self.inherited_systems),
                 "validation_fraction": c.validation_fraction,
                 "split_seed": c.seed,
             },
