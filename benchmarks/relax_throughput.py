@@ -138,10 +138,11 @@ def main() -> None:
 
     base = timings[0].per_core_hour
     print(f"{'mode':<18}{'relaxed':>8}{'conv':>6}{'evals':>8}{'wall s':>9}{'cpu s':>9}"
-          f"{'relax/core-h':>14}{'batched is':>12}")  # fmt: skip
+          f"{'core-ms/eval':>13}{'relax/core-h':>14}{'batched is':>12}")  # fmt: skip
     for t in timings:
         print(f"{t.label:<18}{t.relaxed:>8}{t.converged:>6}{t.evaluations:>8}{t.wall:>9.1f}"
-              f"{t.cpu:>9.1f}{t.per_core_hour:>14,.0f}{base / t.per_core_hour:>11.1f}x")  # fmt: skip
+              f"{t.cpu:>9.1f}{1e3 * t.cpu / t.evaluations:>13.0f}{t.per_core_hour:>14,.0f}"
+              f"{base / t.per_core_hour:>11.1f}x")  # fmt: skip
     print("targets: batched >= 3x one by one, >= 20x CHGNet")
 
 
