@@ -35,3 +35,26 @@ def test_forced_spin_and_unknown_teacher() -> None:
     assert label([water], "chgnet-pbe", spin="on")[0].info["spin"] == "on"
     with pytest.raises(CatscreenError, match="unknown teacher"):
         label([water], "mace")
+
+
+def test_cli_label_teacher(tmp_path) -> None:  # noqa: ANN001
+    from ase.io import write
+    from typer.testing import CliRunner
+
+    from catscreen.cli.main import app
+    from catscreen.training.generate import read_frames
+
+    src = tmp_path / "in.extxyz"
+    write(src, [gas_molecule("CO"), bulk("Ni", cubic=True)], format="extxyz")
+    out = tmp_path / "out.extxyz.gz"
+    result = CliRunner().invoke(
+        app, ["data", "label", str(src), "--out", str(out), "--teacher", "chgnet-pbe"]
+    )
+    assert result.exit_code == 0, result.output
+    frames = read_frames(out)
+    assert [a.info["spin"] for a in frames] == ["off", "on"]
+    both = CliRunner().invoke(
+        app,
+        ["data", "label", str(src), "--out", str(out), "--teacher", "chgnet-pbe", "--dft", "gpaw"],
+    )
+    assert both.exit_code == 2 and "choose one labeller" in both.output
