@@ -14,7 +14,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +107,6 @@ class GenerateSettings:
 class Shard:
     name: str
     make: Callable[[GenerateSettings, np.random.Generator], list[Atoms]]
-    info: dict[str, str] = field(default_factory=dict)
 
 
 def _tagged(atoms: Atoms, kind: str, sid: str, **info: object) -> Atoms:
