@@ -49,7 +49,16 @@ def test_hydrogen_evolution_states_the_correction() -> None:
     ("old", "new", "where"),
     [
         ("mode: heuristic", "mode: heuristik", "r.yaml:7: placement.mode:"),
-        ("  mode: heuristic", "  mode: heuristic\n  nn: 3", "r.yaml:8: placement.nn: Extra inputs"),
+        (
+            "  mode: heuristic",
+            "  mode: heuristic\n  nn: 3",
+            "r.yaml:8: placement.nn: unknown field",
+        ),
+        (  # a typo'd required field: the typo is named, not the field that is then missing
+            "adsorbates: [O, H]",
+            "adsorbate: [O, H]",
+            "r.yaml:5: adsorbate: unknown field (did you mean 'adsorbates'?)",
+        ),
         ("value: 0.0", "value: zero", "r.yaml:13: ranking.descriptors.0.target.value:"),
         ("adsorbate: H", "adsorbate: N", "r.yaml:11: ranking.descriptors.0.adsorbate:"),
         ('["111"]', '["11"]', "r.yaml:4: facets.miller.0:"),

@@ -85,6 +85,18 @@ def test_status_shows_stages(campaign: tuple[Path, Path]) -> None:
     assert result.exit_code == 0, result.output
     for word in ("enumerate", "relax", "rank", "done", "results.parquet"):
         assert word in result.output
+    narrow = runner.invoke(app, ["campaign", "status", str(out)], env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0 and "…" not in narrow.output  # folded, never cut
+
+
+@pytest.mark.parametrize("command", [["campaign", "status"], ["report"]])
+def test_not_a_campaign_folder_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    result = runner.invoke(app, [*command, str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        == f"error: {tmp_path / 'nowhere'} is not a campaign folder (no such folder)"
+    )
 
 
 def test_ci_against_changed_baseline_fails_readably(

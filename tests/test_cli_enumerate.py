@@ -103,3 +103,20 @@ def test_help_reads_like_a_man_page():
         "Example",
     ):
         assert word in result.output, word
+
+
+def test_miller_written_with_spaces_is_one_index(tmp_path):
+    out = tmp_path / "x"
+    result = runner.invoke(
+        app, ["enumerate", "--bulk", "Pt", "--miller", "1 1 1", "-a", "O", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_parquet(out / "configs.parquet")["miller"]) == {"1,1,1"}
+
+
+def test_flags_show_no_value_type_in_help():
+    for args in (["--help"], ["enumerate", "--help"]):
+        result = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and "--help" in result.output
+        assert "<bool>" not in result.output, args
+    assert "<float>" in runner.invoke(app, ["enumerate", "--help"]).output

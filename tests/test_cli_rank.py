@@ -126,3 +126,20 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, results, make, args, message)
     assert res.exit_code == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], res.stderr
+
+
+def test_bad_dft_engine_is_refused_before_anything_is_written(tmp_path, results_file):
+    res = runner.invoke(
+        app, ["rank", str(results_file), "--out", str(tmp_path / "o"), "--write-dft", "orca", "d"]
+    )
+    assert res.exit_code == 2 and "unknown DFT engine 'orca'" in res.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_documents_outputs_and_examples():
+    from catscreen.cli.main import app as catscreen
+
+    res = runner.invoke(catscreen, ["rank", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    for word in ("E_ads =", "distance =", "ranked.parquet", "flagged.parquet", "Examples"):
+        assert word in res.output, word

@@ -100,6 +100,15 @@ def test_bad_files_are_errors(tmp_path, monkeypatch):
     torch.save({"weights": torch.zeros(2)}, junk)
     with pytest.raises(CatscreenError, match="not a catscreen checkpoint"):
         load_checkpoint_model(junk)
+    with pytest.raises(CatscreenError, match="checkpoint not found: "):
+        load_model(str(tmp_path / "nope.pt"))  # a path, not an unknown model name
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(junk.read_bytes()[:200])  # an interrupted copy
+    with pytest.raises(CatscreenError) as info:
+        load_checkpoint_model(truncated)
+    message = str(info.value)
+    assert "corrupt, truncated or not a torch file" in message and "\n" not in message
+    assert len(message) < 300, message  # torch's paragraph is cut to its first sentence
 
 
 def test_tampered_checkpoint_is_detected(saved, tmp_path):

@@ -6,6 +6,7 @@ line, so the loader keeps YAML node positions and maps pydantic error locations 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -334,6 +335,8 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 def _format_error(path: Path, root: yaml.Node | None, exc: ValidationError) -> str:
     errors = exc.errors(include_url=False)
+    # A typo'd field is both unknown and, under its right name, missing: name the typo first.
+    errors.sort(key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     loc = tuple(first["loc"])
     cause = first.get("ctx", {}).get("error")
@@ -343,6 +346,14 @@ def _format_error(path: Path, root: yaml.Node | None, exc: ValidationError) -> s
     line = _line_of(root, loc)
     where = f"{path}:{line}" if line is not None else str(path)
     msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        missing = [
+            str(e["loc"][-1])
+            for e in errors
+            if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]
+        ]
+        close = difflib.get_close_matches(str(loc[-1]), missing, n=1)
+        msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
     more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
     return f"{where}: {field}: {msg}{more}"
 

@@ -17,9 +17,8 @@ from catscreen.campaign import figures
 from catscreen.campaign.leaderboard import board_warnings, descriptor_formula, descriptor_targets
 from catscreen.campaign.recipe import Recipe
 from catscreen.campaign.runner import RANK_DIR, load_leaderboard, read_campaign_recipe
-from catscreen.campaign.state import STAGES, load_state
+from catscreen.campaign.state import STAGES, require_ranked
 from catscreen.campaign.summary import descriptor_frame, flags_frame
-from catscreen.errors import CatscreenError
 from catscreen.io import atomic_path, atoms_from_text, read_parquet
 from catscreen.model.api import magnetic_elements
 
@@ -116,11 +115,7 @@ def _header(recipe: Recipe) -> str:
 def write_report(root: Path, out: Path | None = None) -> Report:
     """DIR/report/index.html and its PNGs, from a campaign folder whose rank stage is done."""
     root = root.resolve()
-    state = load_state(root)
-    if state is None or state.stages.get("rank") is None or state.stages["rank"].status != "done":
-        raise CatscreenError(
-            f"{root}: the rank stage has not finished; run `catscreen campaign run` first"
-        )
+    state = require_ranked(root)
     recipe = read_campaign_recipe(root)
     out = (out or root / "report").resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,26 @@ def load_state(root: Path) -> CampaignState | None:
         ) from None
 
 
+def require_state(root: Path) -> CampaignState:
+    """The state of an existing campaign folder; anything else is a one-line error."""
+    state = load_state(root)
+    if state is None:
+        why = "no such folder" if not root.exists() else f"no {STATE_FILE}"
+        raise CatscreenError(f"{root} is not a campaign folder ({why})")
+    return state
+
+
+def require_ranked(root: Path) -> CampaignState:
+    """The state of a campaign folder whose rank stage is done (for report and baseline)."""
+    state = require_state(root)
+    rank = state.stages.get("rank")
+    if rank is None or rank.status != "done":
+        raise CatscreenError(
+            f"{root}: the rank stage has not finished; run `catscreen campaign run` first"
+        )
+    return state
+
+
 def save_state(root: Path, state: CampaignState) -> None:
     with atomic_path(state_path(root)) as tmp:
         tmp.write_text(json.dumps(state.model_dump(), indent=2) + "\n")

@@ -14,7 +14,7 @@ from catscreen.campaign.runner import (
     read_campaign_recipe,
     run_campaign,
 )
-from catscreen.campaign.state import STAGES, load_state
+from catscreen.campaign.state import STAGES, require_ranked, require_state
 from catscreen.campaign.summary import descriptor_frame
 from catscreen.cli.common import cli_errors, console, err_console
 from catscreen.errors import CatscreenError
@@ -106,42 +106,30 @@ def run_command(
 @cli_errors
 def status_command(root: Path = typer.Argument(..., help="Campaign folder.")) -> None:
     """What is done in a campaign folder: stage, status, files, counts, time."""
-    state = load_state(root)
-    if state is None:
-        raise CatscreenError(f"{root} is not a campaign folder (no campaign.json)")
-    table = Table(title=f"campaign '{state.recipe}' in {root}")
-    for col in (
-        "stage",
-        "status",
-        "files",
-        "counts",
-        "converged/failed",
-        "time (s)",
-        "finished (UTC)",
-    ):
-        table.add_column(col)
+    state = require_state(root)
+    table = Table(title=f"campaign '{state.recipe}' in {root} (times in UTC)")
+    for col in ("stage", "status", "time (s)", "finished", "counts", "files"):
+        # wrap between items and fold long words, never cut: no "…" on a narrow terminal
+        table.add_column(
+            col,
+            overflow="fold",
+            justify="right" if col == "time (s)" else "left",
+        )
     for name in STAGES:
         rec = state.stages.get(name)
         if rec is None:
-            table.add_row(name, "[dim]not started[/]", "", "", "", "", "")
+            table.add_row(name, "[dim]not started[/]", "", "", "", "")
             continue
         present = [Path(f).name + ("" if (root / f).exists() else " (missing)") for f in rec.files]
-        counts = {k: v for k, v in rec.counts.items() if k not in ("converged", "failed")}
-        conv = (
-            f"{rec.counts['converged']} / {rec.counts['failed']}"
-            if "converged" in rec.counts
-            else ""
-        )
         colour = {"done": "green", "running": "yellow", "failed": "red"}[rec.status]
         status = f"[{colour}]{rec.status}[/]" + (f" ({rec.message})" if rec.message else "")
         table.add_row(
             name,
             status,
-            "\n".join(present),
-            "\n".join(f"{k} {v}" for k, v in counts.items()),
-            conv,
             f"{rec.seconds:.1f}" if rec.seconds is not None else "",
-            (rec.finished or "").replace("T", " ")[:19],
+            (rec.finished or "")[:19].replace("T", "\n"),
+            ", ".join(f"{k} {v}" for k, v in rec.counts.items()),
+            ", ".join(present),
         )
     console.print(table)
 
@@ -158,9 +146,7 @@ def baseline_command(
     ),
 ) -> None:
     """Record the current top candidates and descriptors as the baseline for `run --ci --baseline`."""
-    state = load_state(root)
-    if state is None or "rank" not in state.stages or state.stages["rank"].status != "done":
-        raise CatscreenError(f"{root}: the rank stage has not finished; run the campaign first")
+    require_ranked(root)
     if tolerance <= 0:
         raise CatscreenError("--tolerance must be positive")
     recipe = read_campaign_recipe(root)

@@ -173,8 +173,21 @@ def enumerate_command(
 
 
 def _many_miller(values: list[str]) -> list[str]:
-    """`--miller 1,1,1` is one index; several are separated by spaces or semicolons."""
-    return [part for value in values for part in value.replace(";", " ").split() if part]
+    """`--miller 1,1,1` is one index; several are separated by spaces or semicolons.
+
+    Space-separated single integers (`"1 1 1"`, `"1 -1 0"`) are one index, as people write it.
+    """
+    out = []
+    for value in values:
+        for chunk in value.split(";"):
+            parts = chunk.split()
+            if len(parts) in (3, 4) and all(
+                p.lstrip("-").isdigit() and len(p.lstrip("-")) == 1 for p in parts
+            ):
+                out.append(",".join(parts))
+            else:
+                out.extend(parts)
+    return out
 
 
 # main.py registers the command without an epilog, so the man-page part joins the docstring.

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import typer
+from typer.core import TyperOption
 
 from catscreen import __version__
+
+
+def _flag_type(self: TyperOption, ctx: object) -> str | None:
+    """Rich help shows a value type for every option; an on/off flag takes no value, so none."""
+    if self.is_flag and self.metavar is None:
+        return None
+    return _option_type(self, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="catscreen",
@@ -47,7 +59,7 @@ from catscreen.cli import relax as _relax  # noqa: E402
 app.command("relax", epilog=_relax.EPILOG)(_relax.relax_command)
 from catscreen.cli import rank as _rank  # noqa: E402
 
-app.command("rank")(_rank.rank_command)
+app.command("rank", epilog=_rank.EPILOG)(_rank.rank_command)
 from catscreen.cli import validate as _validate  # noqa: E402
 
 app.command("validate")(_validate.validate_command)

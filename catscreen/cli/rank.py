@@ -19,9 +19,34 @@ from catscreen.analysis import (
 )
 from catscreen.cli.common import cli_errors, console, err_console
 from catscreen.dft import DftSettings, write_dft_inputs
+from catscreen.dft.tasks import ENGINES
 from catscreen.errors import CatscreenError
 
 FORMATS = ("table", "csv", "json")
+
+EPILOG = (
+    "[bold]Energies[/]: E_ads = E(slab+adsorbate) - E(clean slab of the same system) - "
+    "sum n_i mu_i, gas references mu_i from the gas rows of the results (H from H2, O from "
+    "H2O - H2, C from CO - O, N from N2) or --references; slab, adsorbate and gas rows must "
+    "share model, spin and fidelity. Stds are the model's ensemble spread, propagated.\n\n"
+    "[bold]Ranking[/]: a candidate is bulk + facet + termination, e.g. Pt(111); its "
+    "descriptor E_X is the lowest valid E_ads of adsorbate X over placements (anomalous "
+    "ones excluded unless --keep-anomalies). distance = sqrt(sum_X ((E_X - value) / "
+    "tolerance)^2), in units of the tolerances. With --reference, descriptors become "
+    "rel_X = E_X - E_X(reference) and target values are relative too; with --reference "
+    "and no --target every descriptor is ranked against 0 (the reference itself).\n\n"
+    "[bold]Outputs[/] (in --out, default the folder of RESULTS): adsorption.parquet (every "
+    "placement: e_ads, e_ads_std, anomaly flags), systems.parquet (minimum per system), "
+    "ranked.parquet (one row per candidate, sorted by distance) and flagged.parquet (the "
+    "placements to check with DFT and why: flag_top_k, flag_rank_flip, "
+    "flag_high_uncertainty); the reference scheme and thresholds are in the parquet "
+    "metadata. --write-dft also writes one folder per calculation: each flagged adslab, "
+    "its clean slab and the gas molecules.\n\n"
+    "[bold]Examples[/]:\n\n"
+    "  catscreen rank results.parquet --target N=-0.5:0.3\n\n"
+    "  catscreen rank results.parquet --reference 'Ru(0001)' --format csv > ranked.csv\n\n"
+    "  catscreen rank results.parquet --top-k 2 --write-dft vasp dft/"
+)
 
 
 def _cell(value: object, std: object) -> str:
@@ -92,6 +117,10 @@ def rank_command(
     """Rank candidates by adsorption-energy descriptors and flag placements for DFT."""
     if fmt not in FORMATS:
         raise CatscreenError(f"unknown --format {fmt!r}; expected table, csv or json")
+    if write_dft is not None and write_dft[0] not in ENGINES:  # before anything is written
+        raise CatscreenError(
+            f"unknown DFT engine {write_dft[0]!r}; expected one of {', '.join(ENGINES)}"
+        )
     settings = RankSettings(
         references=load_references(references),
         targets=dict(parse_target(t, tolerance) for t in target),
@@ -105,7 +134,7 @@ def rank_command(
     )
     output = rank_results(read_results(results), settings)
     paths = write_rank_outputs(output, out or results.parent)
-    if write_dft is not None and write_dft[0] is not None:
+    if write_dft is not None:
         folders = write_dft_inputs(output.flagged, write_dft[0], write_dft[1], DftSettings())
         err_console.print(f"wrote {len(folders)} {write_dft[0]} input folder(s) to {write_dft[1]}")
     c = output.counts

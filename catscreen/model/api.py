@@ -161,6 +161,8 @@ def load_model(name: str = "bundled") -> Model:
     if name == "bundled":
         return load_checkpoint_model(None)
     path = Path(name)
+    if not path.exists() and (path.suffix or "/" in name):  # meant as a file
+        raise CatscreenError(f"checkpoint not found: {name}")
     if not path.exists():
         raise CatscreenError(
             f"unknown model {name!r}: expected bundled, chgnet, chgnet-r2scan, emt or a checkpoint file"

@@ -99,8 +99,12 @@ def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CatscreenError(f"checkpoint not found: {path}") from None
-    except Exception as exc:
-        raise CatscreenError(f"{path} is not a catscreen checkpoint: {exc}") from exc
+    except Exception as exc:  # torch's messages run to paragraphs: keep the first sentence
+        why = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+        raise CatscreenError(
+            f"cannot read checkpoint {path} (corrupt, truncated or not a torch file): "
+            f"{type(exc).__name__}: {why}"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CatscreenError(f"{path} is not a catscreen checkpoint (format {FORMAT})")
     config = ModelConfig.from_dict(payload["config"])
