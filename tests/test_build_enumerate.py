@@ -17,6 +17,7 @@ from catscreen.build.enumerate import (
     read_manifest,
     write_configurations,
 )
+from catscreen.errors import CatscreenError
 from catscreen.schema import INFO_KEYS, MANIFEST_COLUMNS
 
 # (bulk, facet) -> the textbook site set: fcc(111)/hcp(0001): ontop, bridge, fcc, hcp;
@@ -137,3 +138,14 @@ def test_random_placement_is_reproducible():
         ratio = d / (radii[:, None] + radii[None, :])
         np.fill_diagonal(ratio, np.inf)
         assert ratio.min() >= 0.7 - 1e-9
+
+
+def test_miller_bravais_facets_apply_to_hexagonal_bulks_only():
+    """`--bulk Ni --bulk Ru --miller 1,1,1 --miller 0,0,0,1` must not give Ni a (001) facet."""
+    settings = EnumerateSettings(bulks=["Ni", "Ru"], miller=["1,1,1", "0,0,0,1"], min_ab=5.0)
+    df = manifest(enumerate_configurations(settings))
+    facets = {(b, m) for b, m in zip(df["bulk"], df["miller"], strict=True)}
+    assert ("Ni", "1,1,1") in facets and ("Ru", "0,0,1") in facets
+    assert ("Ni", "0,0,1") not in facets
+    with pytest.raises(CatscreenError, match="Ni is not hexagonal"):
+        enumerate_configurations(EnumerateSettings(bulks=["Ni"], miller=["0,0,0,1"]))

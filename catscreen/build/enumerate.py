@@ -25,12 +25,14 @@ from catscreen.build.placements import (
 )
 from catscreen.build.sites import Site, find_sites
 from catscreen.build.slabs import (
+    Bravais,
     Miller,
     SlabTermination,
     distinct_millers,
+    facet_for,
     make_slabs,
     miller_text,
-    parse_miller,
+    parse_facet,
     stable_id,
 )
 from catscreen.errors import CatscreenError
@@ -69,7 +71,10 @@ class EnumerateSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     bulks: list[str] = Field(description="library names (Pt, Ni3Al) or structure file paths")
-    miller: list[Miller] = Field(default_factory=list, description="facets; empty: use max_index")
+    miller: list[Miller | Bravais] = Field(
+        default_factory=list,
+        description="facets; empty: use max_index. 4-index (h,k,i,l) facets apply to hexagonal bulks only",
+    )
     max_index: int = Field(1, ge=1, description="all distinct facets up to this index")
     min_slab_size: float = Field(7.0, gt=0, description="minimum slab thickness (A)")
     vacuum: float = Field(20.0, gt=0, description="vacuum thickness (A)")
@@ -84,7 +89,7 @@ class EnumerateSettings(BaseModel):
     @field_validator("miller", mode="before")
     @classmethod
     def _parse_miller(cls, value: Any) -> Any:
-        return [parse_miller(m) if isinstance(m, str) else m for m in value or []]
+        return [parse_facet(m) if isinstance(m, str) else m for m in value or []]
 
 
 def _info(
@@ -207,7 +212,15 @@ def enumerate_slabs(settings: EnumerateSettings) -> list[SlabTermination]:
     """Every termination of every requested facet of every bulk, in a stable order."""
     slabs = []
     for bulk in load_bulks(settings.bulks):
-        millers = settings.miller or distinct_millers(bulk, settings.max_index)
+        if settings.miller:
+            millers = [m for f in settings.miller if (m := facet_for(bulk, f)) is not None]
+            if not millers:
+                raise CatscreenError(
+                    f"bulk {bulk.name} is not hexagonal, so none of the Miller-Bravais facets "
+                    "given applies to it: give it a 3-index --miller"
+                )
+        else:
+            millers = distinct_millers(bulk, settings.max_index)
         for miller in millers:
             slabs += make_slabs(
                 bulk, miller, settings.min_slab_size, settings.vacuum, settings.min_ab

@@ -33,6 +33,7 @@ EXPOSED_RADIUS = 0.85  # cylinder radius for the exposure test, in units of d_nn
 EXPOSED_DZ = 0.3  # A; an atom must be this much higher to cover another
 
 Miller = tuple[int, int, int]
+Bravais = tuple[int, int, int, int]  # hexagonal Miller-Bravais (h, k, i, l), i = -(h + k)
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +73,13 @@ def miller_text(miller: Miller) -> str:
 
 def parse_miller(text: str) -> Miller:
     """`1,1,1`, `111` or 4-index hexagonal `0,0,0,1` (h,k,i,l -> h,k,l)."""
+    facet = parse_facet(text)
+    return (facet[0], facet[1], facet[3]) if len(facet) == 4 else facet  # type: ignore[misc]
+
+
+def parse_facet(text: str) -> Miller | Bravais:
+    """Like `parse_miller`, but a 4-index facet stays 4-index: it only means something for a
+    hexagonal bulk, and `facet_for` must be able to tell (0001 of Ru is not 001 of Ni)."""
     raw = text.strip().strip("()")
     parts = raw.split(",") if "," in raw else list(raw) if raw.isdigit() else raw.split()
     try:
@@ -82,10 +90,22 @@ def parse_miller(text: str) -> Miller:
         h, k, i, l_ = values
         if i != -(h + k):
             raise CatscreenError(f"bad Miller-Bravais index {text!r}: i must equal -(h+k)")
-        values = [h, k, l_]
+        if not any(values):
+            raise CatscreenError(f"bad Miller index {text!r}: not all zero")
+        return (h, k, i, l_)
     if len(values) != 3 or not any(values):
         raise CatscreenError(f"bad Miller index {text!r}: expected three integers, not all zero")
     return (values[0], values[1], values[2])
+
+
+def facet_for(bulk: Bulk, facet: Miller | Bravais) -> Miller | None:
+    """The 3-index facet of `bulk`, or None when a Miller-Bravais index meets a non-hexagonal
+    bulk (several bulks on one command line share the --miller list)."""
+    if len(facet) == 3:
+        return facet  # type: ignore[return-value]
+    if not bulk.structure.lattice.is_hexagonal():
+        return None
+    return (facet[0], facet[1], facet[3])
 
 
 def distinct_millers(bulk: Bulk, max_index: int) -> list[Miller]:

@@ -95,8 +95,9 @@ def enumerate_command(
         [],
         "--miller",
         "-m",
-        help="Facet as h,k,l (hexagonal h,k,i,l accepted). Repeatable. Default: every "
-        "symmetrically distinct facet up to --max-index.",
+        help="Facet as h,k,l, applied to every bulk; a hexagonal h,k,i,l (0,0,0,1) applies to "
+        "hexagonal bulks only. Repeatable. Default: every symmetrically distinct facet up to "
+        "--max-index.",
     ),
     max_index: int = typer.Option(
         1, "--max-index", help="Largest Miller index when no --miller is given."
