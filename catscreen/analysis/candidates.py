@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from catscreen.build.slabs import parse_miller
 from catscreen.errors import CatscreenError
 
 _NAME = re.compile(
@@ -33,31 +34,6 @@ class Candidate:
             indices = ",".join(str(m) for m in self.miller)
         suffix = f"t{self.termination}" if self.termination else ""
         return f"{self.bulk}({indices}){suffix}"
-
-
-def parse_miller(text: str) -> tuple[int, ...]:
-    """`"1,1,1"`, `"1 1 1"`, `"111"`, `"1-10"`, `"0001"`, `"10-10"` -> three indices."""
-    text = text.strip()
-    if re.search(r"[,\s]", text):
-        parts = [p for p in re.split(r"[,\s]+", text) if p]
-    else:
-        parts = re.findall(r"-?\d", text)
-        if "".join(parts) != text:
-            parts = []
-    try:
-        indices = tuple(int(p) for p in parts)
-    except ValueError:
-        indices = ()
-    if len(indices) == 4:
-        h, k, i, ell = indices
-        if i != -(h + k):
-            raise CatscreenError(
-                f"Miller-Bravais index ({text}) is inconsistent: i must equal -(h+k) = {-(h + k)}"
-            )
-        indices = (h, k, ell)
-    if len(indices) != 3 or not any(indices):
-        raise CatscreenError(f"cannot read Miller index {text!r}; expected e.g. 111, 1,1,1 or 0001")
-    return indices
 
 
 def parse_candidate(text: str) -> Candidate:

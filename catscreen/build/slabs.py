@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +73,7 @@ def miller_text(miller: Miller) -> str:
 
 
 def parse_miller(text: str) -> Miller:
-    """`1,1,1`, `111` or 4-index hexagonal `0,0,0,1` (h,k,i,l -> h,k,l)."""
+    """`1,1,1`, `1 1 1`, `111`, `1-10`, or hexagonal `0001` / `0,0,0,1` (h,k,i,l -> h,k,l)."""
     facet = parse_facet(text)
     return (facet[0], facet[1], facet[3]) if len(facet) == 4 else facet  # type: ignore[misc]
 
@@ -80,22 +81,28 @@ def parse_miller(text: str) -> Miller:
 def parse_facet(text: str) -> Miller | Bravais:
     """Like `parse_miller`, but a 4-index facet stays 4-index: it only means something for a
     hexagonal bulk, and `facet_for` must be able to tell (0001 of Ru is not 001 of Ni)."""
-    raw = text.strip().strip("()")
-    parts = raw.split(",") if "," in raw else list(raw) if raw.isdigit() else raw.split()
+    raw = text.strip().strip("()").strip()
+    if re.search(r"[,\s]", raw):
+        parts = [p for p in re.split(r"[,\s]+", raw) if p]
+    else:  # compact: one (signed) digit per index
+        parts = re.findall(r"-?\d", raw)
+        if "".join(parts) != raw:
+            parts = []
     try:
-        values = [int(p) for p in parts]
+        values = tuple(int(p) for p in parts)
     except ValueError:
-        raise CatscreenError(f"bad Miller index {text!r}: expected e.g. 1,1,1") from None
+        values = ()
     if len(values) == 4:
-        h, k, i, l_ = values
+        h, k, i, _ = values
         if i != -(h + k):
-            raise CatscreenError(f"bad Miller-Bravais index {text!r}: i must equal -(h+k)")
-        if not any(values):
-            raise CatscreenError(f"bad Miller index {text!r}: not all zero")
-        return (h, k, i, l_)
-    if len(values) != 3 or not any(values):
-        raise CatscreenError(f"bad Miller index {text!r}: expected three integers, not all zero")
-    return (values[0], values[1], values[2])
+            raise CatscreenError(
+                f"inconsistent Miller-Bravais index {text!r}: i must equal -(h+k) = {-(h + k)}"
+            )
+    if len(values) not in (3, 4) or not any(values):
+        raise CatscreenError(
+            f"cannot read Miller index {text!r}: expected e.g. 111, 1,1,1 or 0001 (hexagonal)"
+        )
+    return values  # type: ignore[return-value]
 
 
 def facet_for(bulk: Bulk, facet: Miller | Bravais) -> Miller | None:

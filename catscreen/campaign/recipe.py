@@ -24,10 +24,9 @@ from pydantic import (
 )
 
 from catscreen.analysis.candidates import Candidate as AnalysisCandidate
-from catscreen.analysis.candidates import parse_miller as analysis_parse_miller
+from catscreen.build.slabs import Miller
+from catscreen.build.slabs import parse_miller as parse_miller_text
 from catscreen.errors import CatscreenError
-
-Miller = tuple[int, int, int]
 
 
 class FieldError(ValueError):
@@ -49,10 +48,9 @@ def parse_miller(value: Any) -> Miller:
     if isinstance(value, list | tuple):
         value = ",".join(str(v) for v in value)
     try:
-        h, k, l_ = analysis_parse_miller(str(value))
+        return parse_miller_text(str(value))
     except CatscreenError as exc:
         raise ValueError(str(exc)) from None
-    return (h, k, l_)
 
 
 MillerIndex = Annotated[Miller, BeforeValidator(parse_miller)]
