@@ -29,7 +29,7 @@ from catscreen.build.gas import default_scheme, gas_molecule, scheme_molecules
 from catscreen.model import load_model
 from catscreen.model.calculator import CatscreenCalculator
 from catscreen.paths import data_dir
-from catscreen.training.datasets import load_frames
+from catscreen.training.datasets import label_energy, load_frames
 from catscreen.training.evaluate import evaluate_frames, held_out_systems, summary
 from catscreen.training.generate import add_adsorbate_at, make_slab, slab_sites
 
@@ -151,7 +151,7 @@ def spin_pairs(model, path: Path) -> dict:  # noqa: ANN001
             {
                 "sid": sid,
                 "trained_on": sid in trained,
-                "dft": pair["on"].get_potential_energy() - pair["off"].get_potential_energy(),
+                "dft": label_energy(pair["on"]) - label_energy(pair["off"]),
                 "model": p_on.energy - p_off.energy,
             }
         )

@@ -29,7 +29,7 @@ import numpy as np
 
 from catscreen.model.checkpoint import load_checkpoint_model
 from catscreen.paths import data_dir
-from catscreen.training.datasets import load_frames
+from catscreen.training.datasets import label_energy, load_frames
 from catscreen.training.evaluate import evaluate_frames
 from catscreen.training.trainer import DatasetSpec, TrainConfig, Trainer
 
@@ -91,7 +91,7 @@ def scores(model_path: Path, conditioned: bool) -> dict[str, float]:
             (["off", "on"], ["gpaw-pbe"] * 2) if conditioned else (["off"] * 2, ["any"] * 2)
         )
         p_off, p_on = model.predict([pair["off"], pair["on"]], spins, fids)
-        dft = pair["on"].get_potential_energy() - pair["off"].get_potential_energy()
+        dft = label_energy(pair["on"]) - label_energy(pair["off"])
         errs.append(abs((p_on.energy - p_off.energy) - dft))
     out["GPAW on-off MAE eV"] = float(np.mean(errs))
     return out

@@ -1,7 +1,26 @@
 """The one error type users see: the CLI prints its message on one line and exits 2."""
 
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
 
 class CatscreenError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 
     exit_code = 2
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'Pt'?)' for a near miss such as `pt` or `Pt111`; '' when nothing is close."""
+    options = list(choices)
+    folded = {c.lower(): c for c in options}
+    if name.lower() in folded:
+        match = folded[name.lower()]
+    else:
+        close = difflib.get_close_matches(name.lower(), list(folded), n=1, cutoff=0.6)
+        if not close:
+            return ""
+        match = folded[close[0]]
+    return f" (did you mean {match!r}?)"

@@ -162,3 +162,13 @@ def test_bad_recipe_names_the_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["campaign", "run", str(bad), "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert f"{bad}:11: relax.optimizer:" in result.output
+
+
+def test_missing_model_fails_before_enumerate(tmp_path: Path) -> None:
+    recipe = tmp_path / "nomodel.yaml"
+    recipe.write_text(RECIPE.replace("model: {name: emt,", "model: {name: weights/missing.pt,"))
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["campaign", "run", str(recipe), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "checkpoint not found: weights/missing.pt" in result.output
+    assert not (out / "enumerate").exists()

@@ -67,6 +67,8 @@ def test_dry_run_writes_nothing(tmp_path):
         (["--bulk", "Xx", "-a", "O"], "unknown bulk 'Xx'"),
         (["--bulk", "Hg", "-a", "O"], "element Hg"),
         (["--bulk", "Pt", "-a", "O,Foo"], "unknown adsorbate 'Foo'"),
+        (["--bulk", "pt", "-a", "O"], "unknown bulk 'pt' (did you mean 'Pt'?)"),
+        (["--bulk", "Pt", "-a", "oh"], "unknown adsorbate 'oh' (did you mean 'OH'?)"),
         (["--bulk", "Pt", "--miller", "0,0,0"], "cannot read Miller index"),
         (["--bulk", "Pt", "--miller", "1,1"], "cannot read Miller index"),
         (["--bulk", "{junk}", "-a", "O"], "cannot read bulk file"),

@@ -15,6 +15,7 @@ from catscreen.training.generate import (
     add_adsorbate_at,
     generate,
     make_slab,
+    parse_alloys,
     plan,
     read_frames,
     slab_sites,
@@ -44,6 +45,19 @@ def test_plan_covers_every_host_first() -> None:
     ]
     with pytest.raises(CatscreenError, match="unknown metal"):
         GenerateSettings(metals=("Xx",))
+
+
+def test_alloys_and_large_cells_are_chosen() -> None:
+    alloys = parse_alloys("Pt:Ni, Cu:Pd")
+    assert alloys == (("Pt", "Ni"), ("Cu", "Pd")) and parse_alloys("none") == ()
+    names = [s.name for s in plan(GenerateSettings(metals=("Pt",), alloys=alloys))]
+    assert names[-3:] == ["slab-PtNi-111-2x2x3", "slab-CuPd-111-2x2x3", "slab-Pt-111-3x3x3"]
+    small = [s.name for s in plan(GenerateSettings(metals=("Pt",), alloys=(), large_cells=False))]
+    assert small == ["gas", "bulk", "slab-Pt-111-2x2x3", "slab-Pt-100-2x2x3", "slab-Pt-110-2x2x3"]
+    with pytest.raises(CatscreenError, match="expected HOST:GUEST"):
+        parse_alloys("PtNi")
+    with pytest.raises(CatscreenError, match="unknown metal"):
+        GenerateSettings(alloys=(("Pt", "Xx"),))
 
 
 def test_generate_labels_and_resumes(tmp_path: Path) -> None:

@@ -127,3 +127,21 @@ def test_frame_without_energy_or_with_bad_spin_is_rejected(tmp_path):
     write(path, _labelled(bulk("Ni"), spin="maybe", fidelity="f"), format="extxyz")
     with pytest.raises(CatscreenError, match="spin='maybe'"):
         load_frames(path)
+
+
+def test_training_energy_is_the_force_consistent_one(tmp_path):
+    """GPAW frames carry `energy` (zero-width) and `free_energy` (what the forces belong to)."""
+    from catscreen.training.datasets import label_energy
+    from catscreen.training.trainer import DatasetSpec, load_dataset
+
+    smeared = bulk("Ni")
+    smeared.calc = SinglePointCalculator(
+        smeared, energy=-5.50, free_energy=-5.53, forces=np.zeros((1, 3))
+    )
+    smeared.info.update(spin="on", fidelity="gpaw-pbe", source="gpaw", sid="ni")
+    plain = _labelled(bulk("Cu"), -3.0, spin="off", fidelity="chgnet-pbe", sid="cu")
+    path = tmp_path / "frames.extxyz"
+    write(path, [smeared, plain], format="extxyz")
+    frames = load_frames(path)
+    assert [label_energy(a) for a in frames] == pytest.approx([-5.53, -3.0])
+    assert [f.energy for f in load_dataset(DatasetSpec(path=path))] == pytest.approx([-5.53, -3.0])

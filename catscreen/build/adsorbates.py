@@ -18,7 +18,7 @@ from ase import Atoms
 from ase.io import read
 
 from catscreen.build.bulks import first_line
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, did_you_mean
 from catscreen.paths import data_path
 
 
@@ -65,7 +65,7 @@ def get_adsorbate(name: str) -> Adsorbate:
     library = adsorbate_library()
     if name not in library:
         raise CatscreenError(
-            f"unknown adsorbate {name!r}; library: {', '.join(library)} "
+            f"unknown adsorbate {name!r}{did_you_mean(name, library)}; library: {', '.join(library)} "
             "(or --custom-adsorbate FILE:INDEX)"
         )
     return library[name]

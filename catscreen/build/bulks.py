@@ -24,7 +24,7 @@ from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, did_you_mean
 from catscreen.paths import data_path
 
 # Fractional positions of the alloy prototypes, per element slot (A, B); see data/bulks.yaml.
@@ -109,7 +109,7 @@ def library_bulk(name: str) -> Bulk:
         if name in chemical_symbols:
             why = f"element {name} has no entry in the bulk library"
         else:
-            why = f"unknown bulk {name!r}: neither a library entry nor a file"
+            why = f"unknown bulk {name!r}{did_you_mean(name, library)}: neither a library entry nor a file"
         raise CatscreenError(
             f"{why} (library: {', '.join(library)}; or give a CIF/POSCAR/extxyz file)"
         )

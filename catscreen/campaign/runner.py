@@ -41,6 +41,7 @@ from catscreen.campaign.summary import render_summary
 from catscreen.dft import DftSettings, write_dft_inputs
 from catscreen.errors import CatscreenError
 from catscreen.io import atomic_path, read_parquet
+from catscreen.model.api import check_model_name
 from catscreen.workflow import RelaxSettings, relax_configurations
 
 Log = Callable[[str], None]
@@ -181,6 +182,7 @@ def load_leaderboard(root: Path, recipe: Recipe) -> pd.DataFrame:
 def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) -> Outcome:
     """Run (or resume) a campaign; returns what the CLI prints and the CI verdict."""
     recipe = load_recipe(recipe_path)
+    check_model_name(recipe.model.name)  # before enumerate, not after it
     root = out.resolve()
     root.mkdir(parents=True, exist_ok=True)
     state = load_state(root) or CampaignState(recipe=recipe.name, recipe_file=str(recipe_path))

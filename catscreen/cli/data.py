@@ -69,6 +69,15 @@ def generate_command(
         [], "--teacher", help="Label each shard as soon as it exists (repeatable)."
     ),
     metals: str | None = typer.Option(None, "--metals", help="Comma-separated host metals."),
+    alloys: str | None = typer.Option(
+        None,
+        "--alloys",
+        help="Comma-separated HOST:GUEST alloy slabs, or 'none' (default: the built-in four, "
+        "none when --metals is given).",
+    ),
+    large: bool = typer.Option(
+        True, "--large/--no-large", help="Also the 3x3x3 lower-coverage cells."
+    ),
     adsorbates: str | None = typer.Option(None, "--adsorbates", help="Comma-separated adsorbates."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N shards."),
     relax_steps: int = typer.Option(
@@ -91,7 +100,12 @@ def generate_command(
     from dataclasses import replace
 
     from catscreen.cli.common import split_csv
-    from catscreen.training.generate import GenerateSettings, generate, thread_budget
+    from catscreen.training.generate import (
+        GenerateSettings,
+        generate,
+        parse_alloys,
+        thread_budget,
+    )
 
     thread_budget()
     settings = GenerateSettings(
@@ -100,9 +114,12 @@ def generate_command(
         snapshot_every=snapshot_every,
         adsorbates_per_slab=adsorbates_per_slab,
         sites_per_adsorbate=sites_per_adsorbate,
+        large_cells=large,
     )
     if metals:
         settings = replace(settings, metals=tuple(split_csv(metals)), alloys=())
+    if alloys:
+        settings = replace(settings, alloys=parse_alloys(alloys))
     if adsorbates:
         settings = replace(settings, adsorbates=tuple(split_csv(adsorbates)))
     paths = generate(out, settings, teacher, limit, log=lambda m: console.print(m, highlight=False))

@@ -62,7 +62,7 @@ from catscreen.cli import rank as _rank  # noqa: E402
 app.command("rank", epilog=_rank.EPILOG)(_rank.rank_command)
 from catscreen.cli import validate as _validate  # noqa: E402
 
-app.command("validate")(_validate.validate_command)
+app.command("validate", epilog=_validate.EPILOG)(_validate.validate_command)
 
 from catscreen.cli.data import data_app  # noqa: E402
 
@@ -72,7 +72,7 @@ from catscreen.cli import campaign as _campaign  # noqa: E402
 from catscreen.cli import report as _report  # noqa: E402
 
 app.add_typer(_campaign.app, name="campaign")
-app.command("report")(_report.report_command)
+app.command("report", epilog=_report.EPILOG)(_report.report_command)
 
 from catscreen.cli import train as _train  # noqa: E402
 

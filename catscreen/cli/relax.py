@@ -13,6 +13,13 @@ from catscreen.workflow.relax import FORCE_LIMIT, ISOLATION_LIMIT
 
 _manifest = ", ".join(c for c in MANIFEST_COLUMNS if c != "structure_index")
 EPILOG = (
+    "[bold]Examples[/]:\n\n"
+    "  catscreen relax runs/pt/configs.parquet --out runs/pt/results.parquet\n\n"
+    "  catscreen relax configs.parquet --out results.parquet --adsorbate O,CO "
+    "--spin on --optimizer lbfgs --fmax 0.03\n\n"
+    "  catscreen relax configs.parquet --out results.parquet --executor dask --workers 4\n\n"
+    "  catscreen relax configs.parquet --out results.parquet --executor dask "
+    "--scheduler tcp://head:8786\n\n"
     "[bold]results.parquet[/] (catscreen/schema.py is authoritative): one row per "
     "configuration and context (model, spin, fidelity), rerun-safe. Columns: the manifest's "
     f"({_manifest}) and then\n\n"

@@ -9,6 +9,12 @@ import typer
 from catscreen.campaign.report import write_report
 from catscreen.cli.common import cli_errors, err_console
 
+EPILOG = (
+    "[bold]Examples[/]:\n\n"
+    "  catscreen report runs/quickstart\n\n"
+    "  catscreen report runs/quickstart --out /tmp/quickstart-report"
+)
+
 
 @cli_errors
 def report_command(

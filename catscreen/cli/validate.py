@@ -15,6 +15,13 @@ from catscreen.dft.validate import SUCCESS_THRESHOLD, validate
 from catscreen.errors import CatscreenError
 from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
 
+EPILOG = (
+    "[bold]Examples[/]:\n\n"
+    "  catscreen validate runs/pt/rank/flagged.parquet --limit 2\n\n"
+    "  catscreen validate flagged.parquet --encut 450 --kpt-density 3 --xc RPBE --out dft\n\n"
+    "For VASP (run elsewhere) use `catscreen rank --write-dft vasp`."
+)
+
 
 @cli_errors
 def validate_command(

@@ -148,6 +148,9 @@ def _emt() -> Model:
     return AseCalculatorModel(EMT, name="emt", version="ase-emt")
 
 
+BUILTIN_MODELS = ("bundled", "chgnet", "chgnet-pbe", "chgnet-r2scan", "emt")
+
+
 def load_model(name: str = "bundled") -> Model:
     """`bundled` (the shipped weights), a checkpoint path, `chgnet` or `chgnet-r2scan`, or `emt`."""
     if name == "emt":
@@ -160,11 +163,18 @@ def load_model(name: str = "bundled") -> Model:
 
     if name == "bundled":
         return load_checkpoint_model(None)
+    check_model_name(name)
+    return load_checkpoint_model(Path(name))
+
+
+def check_model_name(name: str) -> None:
+    """Fail before any work is done when `name` is neither a built-in model nor a file."""
+    if name in BUILTIN_MODELS:
+        return
     path = Path(name)
     if not path.exists() and (path.suffix or "/" in name):  # meant as a file
         raise CatscreenError(f"checkpoint not found: {name}")
     if not path.exists():
         raise CatscreenError(
-            f"unknown model {name!r}: expected bundled, chgnet, chgnet-r2scan, emt or a checkpoint file"
+            f"unknown model {name!r}: expected {', '.join(BUILTIN_MODELS)} or a checkpoint file"
         )
-    return load_checkpoint_model(path)

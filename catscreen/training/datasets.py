@@ -70,6 +70,16 @@ def _fidelity(info: dict[str, Any], opts: ContextDefaults, where: str) -> str:
     raise CatscreenError(f"{where}: no 'fidelity' key; give a default fidelity")
 
 
+def label_energy(atoms: Atoms) -> float:
+    """The energy a model should learn: the force-consistent (free) energy when the label has one.
+
+    With smearing, DFT forces are derivatives of the Mermin free energy, not of the zero-width
+    extrapolated `energy`; training on the latter makes energies and forces disagree.
+    """
+    res = atoms.calc.results
+    return float(res["free_energy"] if "free_energy" in res else res["energy"])
+
+
 def normalise_context(
     frames: list[Atoms], name: str, opts: ContextDefaults = ContextDefaults()
 ) -> list[Atoms]:

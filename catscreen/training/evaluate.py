@@ -17,7 +17,7 @@ from ase import Atoms
 
 from catscreen.errors import CatscreenError
 from catscreen.model import Model
-from catscreen.training.datasets import load_frames
+from catscreen.training.datasets import label_energy, load_frames
 
 
 @dataclass
@@ -53,10 +53,10 @@ def evaluate_frames(model: Model, frames: Sequence[Atoms], chunk: int = 64) -> E
                     "formula": a.get_chemical_formula(),
                     "elements": ",".join(sorted(set(a.get_chemical_symbols()))),
                     "n_atoms": n,
-                    "energy_ref": float(res["energy"]),
+                    "energy_ref": label_energy(a),
                     "energy_pred": p.energy,
                     "energy_std": p.energy_std,
-                    "energy_error_per_atom": (p.energy - float(res["energy"])) / n,
+                    "energy_error_per_atom": (p.energy - label_energy(a)) / n,
                     "force_mae": float(df.mean()),
                 }
             )

@@ -80,6 +80,7 @@ class GenerateSettings:
     adsorbates: tuple[str, ...] = tuple(ADSORBATES)
     size: tuple[int, int, int] = (2, 2, 3)
     large_size: tuple[int, int, int] = (3, 3, 3)  # one lower-coverage cell per host's first facet
+    large_cells: bool = True  # False: skip the 3x3x3 shards
     vacuum: float = 6.0
     adsorbates_per_slab: int = 4  # a random subset per host/facet; all of them across shards
     sites_per_adsorbate: int = 1
@@ -299,6 +300,21 @@ def _gas_shard() -> Shard:
     return Shard(name="gas", make=make)
 
 
+def parse_alloys(text: str) -> tuple[tuple[str, str], ...]:
+    """'Pt:Ni,Cu:Pd' -> (('Pt', 'Ni'), ('Cu', 'Pd')); 'none' -> ()."""
+    if text.strip().lower() == "none":
+        return ()
+    pairs = []
+    for item in text.split(","):
+        host, sep, guest = item.strip().partition(":")
+        if not sep or not host or not guest:
+            raise CatscreenError(
+                f"cannot read alloy {item.strip()!r}: expected HOST:GUEST, e.g. Pt:Ni"
+            )
+        pairs.append((host, guest))
+    return tuple(pairs)
+
+
 def plan(settings: GenerateSettings) -> list[Shard]:
     """Bulk and gas first, then one facet of every host before the next facet of any host."""
     shards = [_gas_shard(), _bulk_shard(settings.metals)]
@@ -310,8 +326,9 @@ def plan(settings: GenerateSettings) -> list[Shard]:
                 shards.append(_slab_shard(m, facets[r], settings.size, None))
     for host, guest in settings.alloys:
         shards.append(_slab_shard(host, FACETS[CRYSTAL[host]][0], settings.size, guest))
-    for m in settings.metals:
-        shards.append(_slab_shard(m, FACETS[CRYSTAL[m]][0], settings.large_size, None))
+    if settings.large_cells:
+        for m in settings.metals:
+            shards.append(_slab_shard(m, FACETS[CRYSTAL[m]][0], settings.large_size, None))
     return shards
 
 

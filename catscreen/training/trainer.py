@@ -31,7 +31,7 @@ from ase import Atoms
 from catscreen.errors import CatscreenError
 from catscreen.model.checkpoint import load_checkpoint, save_checkpoint
 from catscreen.model.network import CatscreenNet, ModelConfig
-from catscreen.training.datasets import ContextDefaults, load_frames
+from catscreen.training.datasets import ContextDefaults, label_energy, load_frames
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def _frame(atoms: Atoms, dataset: int) -> Frame:
         source=info["source"],
         sid=info["sid"],
         dataset=dataset,
-        energy=float(res["energy"]),
+        energy=label_energy(atoms),
         forces=np.asarray(res["forces"], dtype=float),
         stress=stress,
         magmoms=None if magmoms is None else np.asarray(magmoms, dtype=float).reshape(-1),
