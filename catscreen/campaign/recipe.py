@@ -6,7 +6,6 @@ line, so the loader keeps YAML node positions and maps pydantic error locations 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -26,7 +25,7 @@ from pydantic import (
 from catscreen.analysis.candidates import Candidate as AnalysisCandidate
 from catscreen.build.slabs import Miller
 from catscreen.build.slabs import parse_miller as parse_miller_text
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, did_you_mean
 
 
 class FieldError(ValueError):
@@ -350,8 +349,7 @@ def _format_error(path: Path, root: yaml.Node | None, exc: ValidationError) -> s
             for e in errors
             if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]
         ]
-        close = difflib.get_close_matches(str(loc[-1]), missing, n=1)
-        msg = "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
+        msg = "unknown field" + did_you_mean(str(loc[-1]), missing)
     more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
     return f"{where}: {field}: {msg}{more}"
 
