@@ -77,3 +77,19 @@ def test_generate_labels_and_resumes(tmp_path: Path) -> None:
     messages: list[str] = []
     generate(tmp_path, settings, ["chgnet-pbe"], limit=3, log=messages.append)
     assert messages == [] and before == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.gz")}
+
+
+def test_exclude_from_skips_adsorbates_an_earlier_pass_placed(tmp_path: Path) -> None:
+    from catscreen.training.generate import _drawn_before, write_frames
+
+    slab = make_slab("Pt", "111", (2, 2, 3), 6.0)
+    earlier = []
+    for ads in ("O", "H"):
+        a = add_adsorbate_at(slab, ads, "fcc")
+        a.info.update(kind="adslab", adsorbate=ads)
+        earlier.append(a)
+    write_frames(earlier, tmp_path / "slab-Pt-111-2x2x3.extxyz.gz")
+    settings = GenerateSettings(metals=("Pt",), alloys=(), exclude_from=str(tmp_path))
+    assert _drawn_before(settings, "Pt-111-2x2x3") == {"O", "H"}
+    assert _drawn_before(settings, "Pt-100-2x2x3") == set()  # no earlier shard: nothing excluded
+    assert _drawn_before(GenerateSettings(metals=("Pt",), alloys=()), "Pt-111-2x2x3") == set()

@@ -78,6 +78,12 @@ def generate_command(
     large: bool = typer.Option(
         True, "--large/--no-large", help="Also the 3x3x3 lower-coverage cells."
     ),
+    exclude_from: Path | None = typer.Option(
+        None,
+        "--exclude-from",
+        help="Folder of an earlier pass (structures or labels): the adsorbates it placed on a "
+        "slab are not drawn again for that slab.",
+    ),
     adsorbates: str | None = typer.Option(None, "--adsorbates", help="Comma-separated adsorbates."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N shards."),
     relax_steps: int = typer.Option(
@@ -115,6 +121,7 @@ def generate_command(
         adsorbates_per_slab=adsorbates_per_slab,
         sites_per_adsorbate=sites_per_adsorbate,
         large_cells=large,
+        exclude_from=str(exclude_from or ""),
     )
     if metals:
         settings = replace(settings, metals=tuple(split_csv(metals)), alloys=())

@@ -81,6 +81,7 @@ class GenerateSettings:
     size: tuple[int, int, int] = (2, 2, 3)
     large_size: tuple[int, int, int] = (3, 3, 3)  # one lower-coverage cell per host's first facet
     large_cells: bool = True  # False: skip the 3x3x3 shards
+    exclude_from: str = ""  # folder of an earlier pass: its adsorbates per shard are not redrawn
     vacuum: float = 6.0
     adsorbates_per_slab: int = 4  # a random subset per host/facet; all of them across shards
     sites_per_adsorbate: int = 1
@@ -211,6 +212,16 @@ def _alloy(slab: Atoms, guest: str, rng: np.random.Generator) -> Atoms:
     return a
 
 
+def _drawn_before(settings: GenerateSettings, tag: str) -> set[str]:
+    """Adsorbates an earlier pass placed on this slab: redrawing them repeats its relaxations."""
+    if not settings.exclude_from:
+        return set()
+    path = Path(settings.exclude_from) / f"slab-{tag}.extxyz.gz"
+    if not path.exists():
+        return set()
+    return {str(a.info["adsorbate"]) for a in read_frames(path) if "adsorbate" in a.info}
+
+
 def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | None) -> Shard:
     def make(settings: GenerateSettings, rng: np.random.Generator) -> list[Atoms]:
         slab = make_slab(host, facet, size, settings.vacuum)
@@ -225,8 +236,9 @@ def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | 
             _rattled(slab, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
         ]:
             frames.append(_tagged(f, "slab", clean_sid, host=name, facet=facet))
-        n_ads = min(settings.adsorbates_per_slab, len(settings.adsorbates))
-        chosen_ads = [str(a) for a in rng.choice(settings.adsorbates, size=n_ads, replace=False)]
+        pool = [a for a in settings.adsorbates if a not in _drawn_before(settings, tag)]
+        n_ads = min(settings.adsorbates_per_slab, len(pool))
+        chosen_ads = [str(a) for a in rng.choice(pool, size=n_ads, replace=False)] if pool else []
         for i, ads in enumerate(chosen_ads):
             chosen = rng.choice(
                 sites, size=min(settings.sites_per_adsorbate, len(sites)), replace=False
