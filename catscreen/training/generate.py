@@ -236,7 +236,8 @@ def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | 
             _rattled(slab, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
         ]:
             frames.append(_tagged(f, "slab", clean_sid, host=name, facet=facet))
-        pool = [a for a in settings.adsorbates if a not in _drawn_before(settings, tag)]
+        drawn = _drawn_before(settings, tag)
+        pool = [a for a in settings.adsorbates if a not in drawn]
         n_ads = min(settings.adsorbates_per_slab, len(pool))
         chosen_ads = [str(a) for a in rng.choice(pool, size=n_ads, replace=False)] if pool else []
         for i, ads in enumerate(chosen_ads):
