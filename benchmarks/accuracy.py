@@ -64,13 +64,7 @@ def relaxed_energy(atoms: Atoms, model, fidelity: str) -> float:  # noqa: ANN001
     return float(a.get_potential_energy())
 
 
-def potentials(model, fidelity: str) -> dict[str, float]:  # noqa: ANN001
-    """Elemental chemical potentials from the relaxed gas molecules of the default scheme."""
-    e = {m: relaxed_energy(gas_molecule(m), model, fidelity) for m in scheme_molecules()}
-    return {el: sum(c * e[m] for m, c in combo.items()) for el, combo in default_scheme().items()}
-
-
-def frame_errors(model, passes: list[Path], held: set[str]) -> dict[str, list[dict]]:  # noqa: ANN001
+def frame_errors(model, frames: dict[str, list[Atoms]], held: set[str]) -> dict[str, list[dict]]:  # noqa: ANN001
     """MAE tables on the held-out catalyst frames (bulk, slabs, adsorbates) of every pass and
     of pass 1 alone, the set earlier versions were measured on."""
     groups = ["all", "fidelity", "fidelity/spin", "spin", "kind"]
@@ -80,26 +74,23 @@ def frame_errors(model, passes: list[Path], held: set[str]) -> dict[str, list[di
         t = summary(ev)
         return t[t.group.isin(groups)].to_dict("records")
 
-    by_pass = {
-        d.name: [
-            a for sub in sorted(d.iterdir()) for a in load_frames(sub) if a.info["sid"] in held
-        ]
-        for d in passes
-    }
+    by_pass = {name: [a for a in f if a.info["sid"] in held] for name, f in frames.items()}
     out = {"catalyst, all passes": catalyst([a for f in by_pass.values() for a in f])}
     if by_pass.get("teacher"):
         out["catalyst, pass 1"] = catalyst(by_pass["teacher"])
     return out
 
 
-def held_out_adsorbate_systems(passes: list[Path], held: set[str], n: int) -> list[tuple]:
+def held_out_adsorbate_systems(
+    frames: dict[str, list[Atoms]], held: set[str], n: int
+) -> list[tuple]:
     """(host, facet, adsorbate, sid) of the held-out single-metal adsorbate systems of every
     pass; `n` > 0 keeps n of them spread over hosts."""
     systems = sorted(
         {
             (a.info["host"], a.info["sid"].split("-")[1], a.info["adsorbate"], a.info["sid"])
-            for d in passes
-            for a in load_frames(d / TEACHER_FIDELITY)
+            for f in frames.values()
+            for a in f
             if a.info.get("kind") == "adslab" and a.info["sid"] in held
         }
     )
@@ -215,11 +206,11 @@ def main() -> None:
 
     model = load_model(args.model)
     passes = teacher_passes()
-    sids = {a.info["sid"] for d in passes for a in load_frames(d / TEACHER_FIDELITY)}
-    held = held_out(model, sids)
+    frames = {d.name: [a for sub in sorted(d.iterdir()) for a in load_frames(sub)] for d in passes}
+    held = held_out(model, {a.info["sid"] for f in frames.values() for a in f})
     out = {"model": f"{model.info.name} {model.info.version}", "held_out_systems": len(held)}
 
-    out["frames"] = frame_errors(model, passes, held)
+    out["frames"] = frame_errors(model, frames, held)
     print(
         f"model {out['model']}; {len(held)} held-out teacher systems in "
         f"{', '.join(d.name for d in passes)}"
@@ -246,7 +237,7 @@ def main() -> None:
             seen = "trained" if r["trained_on"] else "unseen"
             print(f"  {r['sid']:<32} DFT {r['dft']:+.3f}  model {r['model']:+.3f}  {seen}")
 
-    systems = held_out_adsorbate_systems(passes, held, args.systems)
+    systems = held_out_adsorbate_systems(frames, held, args.systems)
     cache = args.teacher_cache
     teacher_e = json.loads(cache.read_text()) if cache and cache.exists() else {}
     missing = [s for s in systems if f"slab:{s[3]}" not in teacher_e]
