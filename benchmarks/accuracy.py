@@ -2,9 +2,10 @@
 
     python benchmarks/accuracy.py [--model bundled] [--systems 0] [--json out.json]
 
-Held out means: on the validation side of the checkpoint's own split (a hash of the system id,
-its recorded fraction and seed) and never trained on. The same rule applied to every teacher
-pass gives models trained on different passes the same benchmark.
+Held out means `catscreen.training.evaluate.held_out_rule`: on the validation side of the
+checkpoint's own split (a hash of the system id, its recorded fraction and seed) and never
+trained on, as `catscreen evaluate --held-out` uses it. Applied to every teacher pass it gives
+models trained on different passes the same benchmark.
 
 Prints:
 1. energy (meV/atom) and force (eV/A) MAE per fidelity and spin on the held-out teacher frames
@@ -36,9 +37,8 @@ from catscreen.model import load_model
 from catscreen.model.calculator import CatscreenCalculator
 from catscreen.paths import data_dir
 from catscreen.training.datasets import label_energy, load_frames
-from catscreen.training.evaluate import evaluate_frames, summary
+from catscreen.training.evaluate import evaluate_frames, held_out_rule, summary
 from catscreen.training.generate import add_adsorbate_at, make_slab, slab_sites
-from catscreen.training.trainer import is_validation
 
 FMAX, STEPS = 0.05, 100
 TEACHER_FIDELITY = "chgnet-pbe"
@@ -49,14 +49,6 @@ def teacher_passes() -> list[Path]:
     return [d for name in PASSES if (d := data_dir() / "training" / name).is_dir()]
 
 
-def held_out(model, sids: set[str]) -> set[str]:  # noqa: ANN001
-    """The systems of `sids` on the validation side of the model's split that it never saw."""
-    data = model.metadata["metadata"]["training_data"]
-    trained = set(data["training_systems"])
-    frac, seed = data["validation_fraction"], data["split_seed"]
-    return {s for s in sids if is_validation(s, frac, seed) and s not in trained}
-
-
 def relaxed_energy(atoms: Atoms, model, fidelity: str) -> float:  # noqa: ANN001
     a = atoms.copy()
     a.calc = CatscreenCalculator(model, spin="auto", fidelity=fidelity)
@@ -64,7 +56,7 @@ def relaxed_energy(atoms: Atoms, model, fidelity: str) -> float:  # noqa: ANN001
     return float(a.get_potential_energy())
 
 
-def frame_errors(model, frames: dict[str, list[Atoms]], held: set[str]) -> dict[str, list[dict]]:  # noqa: ANN001
+def frame_errors(model, by_pass: dict[str, list[Atoms]], held: set[str]) -> dict[str, list[dict]]:  # noqa: ANN001
     """MAE tables on the held-out catalyst frames (bulk, slabs, adsorbates) of every pass and
     of pass 1 alone, the set earlier versions were measured on."""
     groups = ["all", "fidelity", "fidelity/spin", "spin", "kind"]
@@ -74,10 +66,10 @@ def frame_errors(model, frames: dict[str, list[Atoms]], held: set[str]) -> dict[
         t = summary(ev)
         return t[t.group.isin(groups)].to_dict("records")
 
-    by_pass = {name: [a for a in f if a.info["sid"] in held] for name, f in frames.items()}
-    out = {"catalyst, all passes": catalyst([a for f in by_pass.values() for a in f])}
-    if by_pass.get("teacher"):
-        out["catalyst, pass 1"] = catalyst(by_pass["teacher"])
+    kept = {name: [a for a in f if a.info["sid"] in held] for name, f in by_pass.items()}
+    out = {"catalyst, all passes": catalyst([a for f in kept.values() for a in f])}
+    if kept.get("teacher"):
+        out["catalyst, pass 1"] = catalyst(kept["teacher"])
     return out
 
 
@@ -207,7 +199,8 @@ def main() -> None:
     model = load_model(args.model)
     passes = teacher_passes()
     frames = {d.name: [a for sub in sorted(d.iterdir()) for a in load_frames(sub)] for d in passes}
-    held = held_out(model, {a.info["sid"] for f in frames.values() for a in f})
+    rule = held_out_rule(model)
+    held = {a.info["sid"] for f in frames.values() for a in f if rule(a.info["sid"])}
     out = {"model": f"{model.info.name} {model.info.version}", "held_out_systems": len(held)}
 
     out["frames"] = frame_errors(model, frames, held)

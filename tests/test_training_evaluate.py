@@ -5,12 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from ase.io import read, write
 from typer.testing import CliRunner
 
 from catscreen.cli.main import app
 from catscreen.model.checkpoint import load_checkpoint_model
-from catscreen.training.evaluate import evaluate_frames, load_eval_frames, parity_plot, summary
-from catscreen.training.trainer import Trainer
+from catscreen.training.evaluate import (
+    evaluate_frames,
+    held_out_rule,
+    load_eval_frames,
+    parity_plot,
+    summary,
+)
+from catscreen.training.trainer import Trainer, is_validation
 from tests.test_training_trainer import make_dataset, tiny_config
 
 
@@ -52,3 +59,29 @@ def test_evaluate_missing_file_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["evaluate", "emt", str(tmp_path / "nope.extxyz")])
     assert result.exit_code != 0
     assert "not found" in result.output
+
+
+def test_held_out_rule_judges_data_made_after_training(tmp_path: Path) -> None:
+    """Systems the checkpoint never saw count as held out when its split puts them on the
+    validation side, so a later generator pass can be benchmarked against an older model."""
+    data = make_dataset(tmp_path / "d.extxyz", n_systems=9)
+    best = Trainer(
+        tiny_config(tmp_path, [data], max_steps=2, eval_every=2), log=lambda m: None
+    ).run()
+    model = load_checkpoint_model(best)
+    td = model.metadata["metadata"]["training_data"]
+    fraction, seed = td["validation_fraction"], td["split_seed"]
+    new = [f"later-{k}" for k in range(200)]
+    val_side = next(s for s in new if is_validation(s, fraction, seed))
+    train_side = next(s for s in new if not is_validation(s, fraction, seed))
+    frames = read(data, index=":")
+    for a, sid in zip(frames[:3], [val_side, train_side, td["training_systems"][0]], strict=True):
+        a.info["sid"] = sid
+    later = tmp_path / "later.extxyz"
+    write(later, frames[:3], format="extxyz")
+
+    rule = held_out_rule(model)
+    assert rule(val_side) and not rule(train_side)
+    assert all(rule(s) for s in td["validation_systems"])
+    assert not any(rule(s) for s in td["training_systems"])
+    assert [a.info["sid"] for a in load_eval_frames([later], model, held_out=True)] == [val_side]

@@ -63,7 +63,10 @@ def evaluate_command(
     model: str = typer.Argument(..., help="bundled | checkpoint PATH | chgnet | chgnet-r2scan."),
     data: list[Path] = typer.Argument(..., help="Labelled frames: extxyz files, folders, .db."),
     held_out: bool = typer.Option(
-        False, "--held-out", help="Only the systems the checkpoint held out for validation."
+        False,
+        "--held-out",
+        help="Only systems the checkpoint never trained on that its split puts on the validation "
+        "side (data made after training included).",
     ),
     table: Path | None = typer.Option(None, "--table", help="Write the MAE table (CSV)."),
     plot: Path = typer.Option(Path("parity.png"), "--plot", help="Parity plot (PNG)."),

@@ -7,7 +7,7 @@ dataset hides exactly the failures that matter (a magnetic element, one level of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from ase import Atoms
 from catscreen.errors import CatscreenError
 from catscreen.model import Model
 from catscreen.training.datasets import label_energy, load_frames
+from catscreen.training.trainer import is_validation
 
 
 @dataclass
@@ -169,21 +170,27 @@ def parity_plot(ev: Evaluation, path: str | Path, title: str = "") -> Path:
     return out
 
 
-def held_out_systems(model: Model) -> set[str]:
-    """The validation systems a catscreen checkpoint recorded at training time."""
-    meta = getattr(model, "metadata", {}).get("metadata", {})
-    sids = meta.get("training_data", {}).get("validation_systems")
-    if sids is None:
+def held_out_rule(model: Model) -> Callable[[str], bool]:
+    """Whether a system id is held out from a catscreen checkpoint: on the validation side of
+    its recorded split and never trained on. Applying the split rule, not only the recorded
+    list, lets data made after training (a later generator pass) be judged the same way."""
+    data = getattr(model, "metadata", {}).get("metadata", {}).get("training_data", {})
+    recorded = data.get("validation_systems")
+    if recorded is None:
         raise CatscreenError(f"model {model.info.name} records no validation systems")
-    return set(sids)
+    trained, seed = data.get("training_systems"), data.get("split_seed")
+    if trained is None or seed is None:  # checkpoints that record only the list
+        return set(recorded).__contains__
+    trained, fraction = set(trained), data["validation_fraction"]
+    return lambda sid: is_validation(sid, fraction, seed) and sid not in trained
 
 
 def load_eval_frames(paths: Sequence[str | Path], model: Model, held_out: bool) -> list[Atoms]:
     """Frames from files/folders, restricted to the model's held-out systems when asked."""
     frames = [a for p in paths for a in load_frames(p)]
     if held_out:
-        keep = held_out_systems(model)
-        frames = [a for a in frames if a.info["sid"] in keep]
+        held = held_out_rule(model)
+        frames = [a for a in frames if held(a.info["sid"])]
         if not frames:
             raise CatscreenError("none of the frames belongs to the model's held-out systems")
     fids = set(model.info.fidelities)
