@@ -145,3 +145,22 @@ def test_training_energy_is_the_force_consistent_one(tmp_path):
     frames = load_frames(path)
     assert [label_energy(a) for a in frames] == pytest.approx([-5.53, -3.0])
     assert [f.energy for f in load_dataset(DatasetSpec(path=path))] == pytest.approx([-5.53, -3.0])
+
+
+def test_dataset_kinds_filter_keeps_only_those_frames(tmp_path):
+    """A folder listed again with `kinds: [slab]` up-weights its clean slabs alone."""
+    from catscreen.training.trainer import DatasetSpec, TrainConfig, load_dataset
+
+    frames = []
+    for kind, sid in [("slab", "cu-clean"), ("adslab", "cu-O"), ("bulk", "cu-bulk")]:
+        a = _labelled(bulk("Cu"), -3.0, spin="off", fidelity="chgnet-pbe", sid=sid)
+        a.info["kind"] = kind
+        frames.append(a)
+    path = tmp_path / "frames.extxyz"
+    write(path, frames, format="extxyz")
+    spec = TrainConfig.from_dict({"datasets": [{"path": str(path), "kinds": ["slab"]}]}).datasets[0]
+    assert spec.kinds == ("slab",)
+    assert [f.sid for f in load_dataset(spec)] == ["cu-clean"]
+    assert len(load_dataset(DatasetSpec(path=str(path)))) == 3
+    with pytest.raises(CatscreenError, match="no frames of kind gas"):
+        load_dataset(DatasetSpec(path=str(path), kinds=("gas",)))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from ase.build import bulk, fcc111
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -163,3 +164,76 @@ def test_fine_tune_and_relabel(tmp_path: Path) -> None:
     )
     with pytest.raises(CatscreenError, match="does not know new"):
         Trainer(bad, log=lambda m: None)
+
+
+def make_adsorption_dataset(path: Path) -> Path:
+    """EMT clean slabs and O on them (rattled), sids `<slab>-clean` and `<slab>-O` as generate
+    writes them."""
+    rng = np.random.default_rng(1)
+    frames = []
+    for metal in ("Cu", "Pt", "Ni", "Au"):
+        slab = fcc111(metal, (2, 2, 2), vacuum=5.0)
+        ads = slab.copy()
+        ads.append("O")
+        ads.positions[-1] = ads.positions[4] + [0, 0, 1.8]
+        for kind, base, sid in [("slab", slab, "clean"), ("adslab", ads, "O")]:
+            for j in range(3):
+                a = base.copy()
+                a.positions += rng.normal(0, 0.05 * j, a.positions.shape)
+                a.calc = EMT()
+                res = {"energy": a.get_potential_energy(), "forces": a.get_forces()}
+                a.calc = SinglePointCalculator(a, **res)
+                a.info.update(
+                    spin="off",
+                    fidelity="emt",
+                    source="emt",
+                    sid=f"{metal}-111-2x2x2-{sid}",
+                    kind=kind,
+                    fid=j,
+                )
+                frames.append(a)
+    write(path, frames, format="extxyz")
+    return path
+
+
+def test_adsorption_pairs_and_loss(tmp_path: Path) -> None:
+    """Every adslab frame pairs with its own slab's lowest clean frame; the pair loss trains."""
+    from catscreen.training.trainer import adsorption_pairs
+
+    data = make_adsorption_dataset(tmp_path / "ads.extxyz")
+    frames = load_dataset(TrainConfig.from_dict({"datasets": [str(data)]}).datasets[0])
+    pairs = adsorption_pairs(frames, frames)
+    assert len(pairs) == 12
+    for ads, slab in pairs:
+        assert slab.sid == ads.sid.replace("-O", "-clean")
+        assert slab.energy == min(f.energy for f in frames if f.sid == slab.sid)
+    other = [f for f in frames if f.sid.startswith("Cu")]
+    relabelled = [f for f in frames if f.sid.startswith("Pt")]
+    for f in relabelled:
+        f.spin = "on"  # a clean slab of another context is no partner
+    assert len(adsorption_pairs(other + relabelled, [f for f in other + relabelled])) == 6
+    assert adsorption_pairs([f for f in frames if f.sid.endswith("-O")], []) == []
+
+    cfg = tiny_config(
+        tmp_path,
+        [data],
+        adsorption_weight=5.0,
+        validation_fraction=0.0,
+        max_steps=30,
+        eval_every=10,
+        energy_weight=0.0,
+        force_weight=0.0,
+        stress_weight=0.0,
+    )
+    tr = Trainer(cfg, log=lambda m: None)
+    with torch.no_grad():
+        before = tr.pair_loss(tr.net, tr.pairs)[1]
+    tr.run()
+    with torch.no_grad():
+        after = tr.pair_loss(tr.net, tr.pairs)[1]
+    assert after < 0.75 * before
+    assert all("adsorption_mae" in h for h in tr.history)
+
+    no_pairs = make_dataset(tmp_path / "plain.extxyz")
+    with pytest.raises(CatscreenError, match="no .adsorbate.slab, clean slab. pairs"):
+        Trainer(tiny_config(tmp_path, [no_pairs], adsorption_weight=1.0), log=lambda m: None)

@@ -7,6 +7,10 @@ Why it looks like this:
   (relaxation snapshots, rattles) are near copies, and a frame split would leak;
 - per-context element reference energies are fitted first by least squares, so the network
   only learns the O(1) remainder;
+- `adsorption_weight` adds a loss on E(adsorbate+slab) - E(clean slab) for pairs of frames in
+  the same context: screening ranks by that difference, and per-frame errors that are small
+  per atom do not cancel in it by themselves; `kinds` on a dataset up-weights one kind of
+  frame (the clean slabs every adsorption energy subtracts);
 - EMA weights are what gets evaluated and saved; a time limit stops a CPU run cleanly, and a
   rerun resumes from `state.pt`.
 """
@@ -46,6 +50,9 @@ class DatasetSpec:
     holdout: bool = True  # False: every frame trains (a set too small to spare systems)
     as_spin: str | None = None  # relabel every frame (ablation: train without conditioning)
     as_fidelity: str | None = None
+    # keep only frames of these kinds (info["kind"]: gas, bulk, slab, adslab): listing a
+    # folder twice, once filtered, up-weights a kind the rest of it drowns out
+    kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,9 @@ class TrainConfig:
     force_weight: float = 1.0  # (eV/A)^2
     stress_weight: float = 0.0  # (eV/A^3)^2, fully periodic frames only
     magmom_weight: float = 0.05  # muB^2, spin-on frames only
+    # eV^2 on E(adsorbate+slab) - E(its clean slab), the difference screening ranks by
+    adsorption_weight: float = 0.0
+    adsorption_pairs: int = 4  # (adslab, clean slab) pairs per step when the weight is > 0
     ema_decay: float = 0.99
     grad_clip: float = 10.0
     eval_every: int = 100
@@ -95,6 +105,8 @@ class TrainConfig:
             bad = set(d) - set(DatasetSpec.__dataclass_fields__)
             if bad:
                 raise CatscreenError(f"unknown dataset key(s): {', '.join(sorted(bad))}")
+            if "kinds" in d:
+                d["kinds"] = tuple(d["kinds"])
             specs.append(DatasetSpec(**d))
         for key in ("fidelities", "elements"):
             if key in data:
@@ -168,6 +180,10 @@ def _voigt_to_matrix(s: np.ndarray) -> np.ndarray:
 def load_dataset(spec: DatasetSpec, index: int = 0) -> list[Frame]:
     defaults = ContextDefaults(spin=spec.spin, fidelity=spec.fidelity, source=spec.source)
     atoms = load_frames(spec.path, defaults)
+    if spec.kinds:
+        atoms = [a for a in atoms if a.info.get("kind") in spec.kinds]
+        if not atoms:
+            raise CatscreenError(f"{spec.path}: no frames of kind {', '.join(spec.kinds)}")
     for a in atoms:
         a.info["spin"] = spec.as_spin or a.info["spin"]
         a.info["fidelity"] = spec.as_fidelity or a.info["fidelity"]
@@ -193,6 +209,31 @@ def split_by_system(
         held = f.dataset not in keep and is_validation(f.sid, fraction, seed)
         (val if held else train).append(f)
     return train, val
+
+
+def adsorption_pairs(adslabs: Sequence[Frame], slabs: Sequence[Frame]) -> list[tuple[Frame, Frame]]:
+    """Each adsorbate+slab frame with the lowest-energy frame of its clean slab in the same
+    context (sid `<slab>-clean`, same metal atoms first). Per-atom energy errors of 10 meV are
+    0.1 eV on a small slab; adsorption energies need those errors to cancel between the pair."""
+    lowest: dict[tuple[str, str, str], Frame] = {}
+    for f in slabs:
+        if f.atoms.info.get("kind") == "slab" and f.sid.endswith("-clean"):
+            key = (f.sid.removesuffix("-clean"), f.fidelity, f.spin)
+            if key not in lowest or f.energy < lowest[key].energy:
+                lowest[key] = f
+    pairs = []
+    for f in adslabs:
+        if f.atoms.info.get("kind") != "adslab":
+            continue
+        parts = f.sid.split("-")
+        for k in range(len(parts) - 1, 0, -1):
+            s = lowest.get(("-".join(parts[:k]), f.fidelity, f.spin))
+            if s is not None:
+                symbols = s.atoms.get_chemical_symbols()
+                if f.atoms.get_chemical_symbols()[: len(symbols)] == symbols:
+                    pairs.append((f, s))
+                break
+    return pairs
 
 
 def context_row(fidelities: Sequence[str], spin: str, fidelity: str) -> int:
@@ -316,6 +357,16 @@ class Trainer:
         p = weights / counts[[f.dataset for f in self.train]]
         self.sampling = p / p.sum()
         self.rng = np.random.default_rng(config.seed)
+        self.pairs: list[tuple[Frame, Frame]] = []
+        self.val_pairs: list[tuple[Frame, Frame]] = []
+        if config.adsorption_weight > 0:
+            self.pairs = adsorption_pairs(self.train, self.train)
+            self.val_pairs = adsorption_pairs(self.val, self.train + self.val)
+            if not self.pairs:
+                raise CatscreenError(
+                    "adsorption_weight > 0 but no (adsorbate+slab, clean slab) pairs in the data"
+                )
+            self.log(f"{len(self.pairs)} training adsorbate/clean-slab pairs")
 
     def _initial(
         self, path: str, elements: Sequence[str], fidelities: Sequence[str]
@@ -397,6 +448,18 @@ class Trainer:
         metrics["loss"] = float(loss.detach())
         return loss, metrics
 
+    def pair_loss(
+        self, net: CatscreenNet, pairs: Sequence[tuple[Frame, Frame]]
+    ) -> tuple[torch.Tensor, float]:
+        """Mean squared error of E(adslab) - E(slab) over every head (eV^2), and its MAE."""
+        frames = [a for a, _ in pairs] + [s for _, s in pairs]
+        out = net(self._batch(net, frames), forces=False)
+        heads = out["energy_heads"].double()
+        e_ref = torch.tensor([f.energy for f in frames], dtype=torch.float64, device=self.device)
+        n = len(pairs)
+        d = (heads[:n] - heads[n:]) - (e_ref[:n] - e_ref[n:])[:, None]
+        return (d**2).mean(), float(d.detach().mean(dim=1).abs().mean())
+
     def _update_ema(self) -> None:
         d = self.config.ema_decay
         with torch.no_grad():
@@ -421,7 +484,21 @@ class Trainer:
             n_at = sum(len(f.atoms) for f in chunk)
             f_err += m["force_mae"] * n_at
             n_f += n_at
-        return {"energy_mae": e_err / len(frames), "force_mae": f_err / n_f}
+        val = {"energy_mae": e_err / len(frames), "force_mae": f_err / n_f}
+        pairs = self.val_pairs if self.val else self.pairs
+        if pairs:
+            if len(pairs) > self.config.max_eval_frames:
+                idx = np.random.default_rng(0).choice(
+                    len(pairs), self.config.max_eval_frames, replace=False
+                )
+                pairs = [pairs[i] for i in sorted(idx)]
+            with torch.no_grad():
+                maes = [
+                    self.pair_loss(self.ema, pairs[k : k + 16])[1] * len(pairs[k : k + 16])
+                    for k in range(0, len(pairs), 16)
+                ]
+            val["adsorption_mae"] = sum(maes) / len(pairs)
+        return val
 
     # -- checkpoints ----------------------------------------------------------------------------
 
@@ -495,6 +572,11 @@ class Trainer:
             for g in self.opt.param_groups:
                 g["lr"] = self.lr_at(self.step)
             loss, metrics = self.loss(self.net, [self.train[i] for i in idx], train=True)
+            if self.pairs:
+                k = self.rng.choice(len(self.pairs), size=c.adsorption_pairs)
+                pl, metrics["adsorption_mae"] = self.pair_loss(self.net, [self.pairs[i] for i in k])
+                loss = loss + c.adsorption_weight * pl
+                metrics["loss"] = float(loss.detach())
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
@@ -507,13 +589,16 @@ class Trainer:
                 val = self.validate()
                 self.history.append({"step": self.step, "train_loss": metrics["loss"], **val})
                 score = val["energy_mae"] * c.energy_weight + val["force_mae"]
+                score += c.adsorption_weight * val.get("adsorption_mae", 0.0)
                 if score < self.best or not best_path.exists():
                     self.best = score
                     save_checkpoint(self.ema, best_path, self.metadata(val))
                 self.save_state()
+                ads = val.get("adsorption_mae")
                 self.log(
                     f"step {self.step}: val energy {1000 * val['energy_mae']:.1f} meV/atom, "
                     f"force {val['force_mae']:.3f} eV/A"
+                    + ("" if ads is None else f", adsorption {1000 * ads:.0f} meV")
                 )
             if progress:
                 progress(self.step, metrics)
