@@ -236,6 +236,14 @@ def adsorption_pairs(adslabs: Sequence[Frame], slabs: Sequence[Frame]) -> list[t
     return pairs
 
 
+def _fixed_subset(items: list, n: int) -> list:
+    """At most n items, the same ones at every evaluation (seed 0), so scores compare."""
+    if len(items) <= n:
+        return items
+    idx = np.random.default_rng(0).choice(len(items), n, replace=False)
+    return [items[i] for i in sorted(idx)]
+
+
 def context_row(fidelities: Sequence[str], spin: str, fidelity: str) -> int:
     return 2 * list(fidelities).index(fidelity) + (spin == "on")
 
@@ -470,12 +478,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """MAE of the EMA network on (at most `max_eval_frames` of) the held-out systems."""
-        frames = self.val or self.train
-        if len(frames) > self.config.max_eval_frames:
-            idx = np.random.default_rng(0).choice(
-                len(frames), self.config.max_eval_frames, replace=False
-            )
-            frames = [frames[i] for i in sorted(idx)]
+        frames = _fixed_subset(self.val or self.train, self.config.max_eval_frames)
         e_err, f_err, n_f = 0.0, 0.0, 0
         for k in range(0, len(frames), 16):
             chunk = frames[k : k + 16]
@@ -485,13 +488,10 @@ class Trainer:
             f_err += m["force_mae"] * n_at
             n_f += n_at
         val = {"energy_mae": e_err / len(frames), "force_mae": f_err / n_f}
-        pairs = self.val_pairs if self.val else self.pairs
+        pairs = _fixed_subset(
+            self.val_pairs if self.val else self.pairs, self.config.max_eval_frames
+        )
         if pairs:
-            if len(pairs) > self.config.max_eval_frames:
-                idx = np.random.default_rng(0).choice(
-                    len(pairs), self.config.max_eval_frames, replace=False
-                )
-                pairs = [pairs[i] for i in sorted(idx)]
             with torch.no_grad():
                 maes = [
                     self.pair_loss(self.ema, pairs[k : k + 16])[1] * len(pairs[k : k + 16])
