@@ -160,6 +160,8 @@ def test_dataset_kinds_filter_keeps_only_those_frames(tmp_path):
     write(path, frames, format="extxyz")
     spec = TrainConfig.from_dict({"datasets": [{"path": str(path), "kinds": ["slab"]}]}).datasets[0]
     assert spec.kinds == ("slab",)
+    one = TrainConfig.from_dict({"datasets": [{"path": str(path), "kinds": "slab"}]}).datasets[0]
+    assert one.kinds == ("slab",)
     assert [f.sid for f in load_dataset(spec)] == ["cu-clean"]
     assert len(load_dataset(DatasetSpec(path=str(path)))) == 3
     with pytest.raises(CatscreenError, match="no frames of kind gas"):

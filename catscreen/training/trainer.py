@@ -106,7 +106,8 @@ class TrainConfig:
             if bad:
                 raise CatscreenError(f"unknown dataset key(s): {', '.join(sorted(bad))}")
             if "kinds" in d:
-                d["kinds"] = tuple(d["kinds"])
+                kinds = d["kinds"]
+                d["kinds"] = (kinds,) if isinstance(kinds, str) else tuple(kinds)
             specs.append(DatasetSpec(**d))
         for key in ("fidelities", "elements"):
             if key in data:
