@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ase import Atoms
 from ase.build import bulk, fcc111
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -22,6 +23,16 @@ from catscreen.training.trainer import (
 )
 
 
+def emt_labelled(a: Atoms) -> Atoms:
+    """The frame with EMT energy, forces (and stress when fully periodic) frozen as labels."""
+    a.calc = EMT()
+    res = {"energy": a.get_potential_energy(), "forces": a.get_forces()}
+    if all(a.pbc):
+        res["stress"] = a.get_stress()
+    a.calc = SinglePointCalculator(a, **res)
+    return a
+
+
 def make_dataset(path: Path, fidelity: str = "emt", n_systems: int = 6, seed: int = 0) -> Path:
     """EMT-labelled Cu/Pt slabs with O, bulk cells and rattled copies, several frames per sid."""
     rng = np.random.default_rng(seed)
@@ -35,11 +46,7 @@ def make_dataset(path: Path, fidelity: str = "emt", n_systems: int = 6, seed: in
         for j in range(3):
             a = base.copy()
             a.positions += rng.normal(0, 0.08, a.positions.shape)
-            a.calc = EMT()
-            res = {"energy": a.get_potential_energy(), "forces": a.get_forces()}
-            if all(a.pbc):
-                res["stress"] = a.get_stress()
-            a.calc = SinglePointCalculator(a, **res)
+            emt_labelled(a)
             spin = "on" if metal == "Ni" else "off"
             a.info.update(
                 {"spin": spin, "fidelity": fidelity, "source": "emt", "sid": f"s{k}", "fid": j}
@@ -180,9 +187,7 @@ def make_adsorption_dataset(path: Path) -> Path:
             for j in range(3):
                 a = base.copy()
                 a.positions += rng.normal(0, 0.05 * j, a.positions.shape)
-                a.calc = EMT()
-                res = {"energy": a.get_potential_energy(), "forces": a.get_forces()}
-                a.calc = SinglePointCalculator(a, **res)
+                emt_labelled(a)
                 a.info.update(
                     spin="off",
                     fidelity="emt",
@@ -211,7 +216,7 @@ def test_adsorption_pairs_and_loss(tmp_path: Path) -> None:
     relabelled = [f for f in frames if f.sid.startswith("Pt")]
     for f in relabelled:
         f.spin = "on"  # a clean slab of another context is no partner
-    assert len(adsorption_pairs(other + relabelled, [f for f in other + relabelled])) == 6
+    assert len(adsorption_pairs(other + relabelled, other + relabelled)) == 6
     assert adsorption_pairs([f for f in frames if f.sid.endswith("-O")], []) == []
 
     cfg = tiny_config(
