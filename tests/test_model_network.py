@@ -15,7 +15,7 @@ from ase.build import add_adsorbate, bulk, fcc111, molecule
 
 from catscreen.errors import CatscreenError
 from catscreen.model.graph import collate, context_index
-from catscreen.model.network import CatscreenNet, ModelConfig
+from catscreen.model.network import CatscreenNet, ModelConfig, deepened
 
 ELEMENTS = ("H", "O", "Ni", "Cu")
 FIDELITIES = ("teacher-pbe", "gpaw-pbe")
@@ -254,3 +254,27 @@ def test_float32_is_close_to_float64(net):
     assert out["energy"].dtype == np.float64  # totals are accumulated in float64
     np.testing.assert_allclose(out["energy"], ref["energy"], atol=1e-4)
     np.testing.assert_allclose(out["forces"], ref["forces"], atol=1e-4)
+
+
+def test_deepened_network_starts_as_the_original_and_can_learn(net):
+    deeper = deepened(net, 2).eval()
+    assert deeper.config.n_layers == net.config.n_layers + 2
+    assert deeper.n_parameters > net.n_parameters
+    for kind, make in STRUCTURES.items():
+        for spin, fidelity in [("on", "gpaw-pbe"), ("off", "teacher-pbe")]:
+            a = evaluate(net, make(), spin, fidelity, stress=True)
+            b = evaluate(deeper, make(), spin, fidelity, stress=True)
+            for key in ("energy", "energy_heads", "forces", "stress", "magmoms"):
+                np.testing.assert_allclose(b[key], a[key], atol=1e-10, err_msg=f"{kind} {key}")
+    # The inserted layers are live: their message branch gets a gradient and changes energies.
+    batch = deeper.collate([slab()], ["on"], ["gpaw-pbe"])
+    energy = deeper(batch, forces=False)["energy"].sum()
+    new_layer = deeper.layers[1]
+    (grad,) = torch.autograd.grad(energy, [new_layer.linear_down.weight])
+    assert grad.abs().max() > 0
+    with torch.no_grad():
+        new_layer.linear_down.weight.normal_(0.0, 0.1)
+    changed = evaluate(deeper, slab())["energy"][0]
+    assert abs(changed - evaluate(net, slab())["energy"][0]) > 1e-6
+    with pytest.raises(CatscreenError, match="at least 1"):
+        deepened(net, 0)

@@ -14,6 +14,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from catscreen.errors import CatscreenError
+from catscreen.model.checkpoint import load_checkpoint
 from catscreen.training.trainer import (
     TrainConfig,
     Trainer,
@@ -171,6 +172,32 @@ def test_fine_tune_and_relabel(tmp_path: Path) -> None:
     )
     with pytest.raises(CatscreenError, match="does not know new"):
         Trainer(bad, log=lambda m: None)
+
+
+def test_add_layers_deepens_the_checkpoint_and_keeps_its_energies(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "d.extxyz")
+    best = Trainer(
+        tiny_config(tmp_path, [data], max_steps=2, eval_every=2), log=lambda m: None
+    ).run()
+    cfg = tiny_config(
+        tmp_path / "deep", [data], max_steps=4, eval_every=2, init_from=str(best), add_layers=1
+    )
+    tr = Trainer(cfg, log=lambda m: None)
+    assert tr.net.config.n_layers == 3
+    original, _ = load_checkpoint(best)
+    frames = tr.val[:3]
+    batch = original.collate(
+        [f.atoms for f in frames], [f.spin for f in frames], [f.fidelity for f in frames]
+    )
+    before = original.float().eval()(batch, forces=False)["energy"]
+    after = tr.net.eval()(batch.to(tr.device, tr.dtype), forces=False)["energy"]
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
+    tr.net.train()
+    deep_best = tr.run()
+    net, _ = load_checkpoint(deep_best)
+    assert net.config.n_layers == 3
+    with pytest.raises(CatscreenError, match="add_layers needs init_from"):
+        tiny_config(tmp_path / "bad", [data], add_layers=1)
 
 
 def make_adsorption_dataset(path: Path) -> Path:

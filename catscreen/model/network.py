@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from ase import Atoms
@@ -219,6 +219,46 @@ class CatscreenNet(nn.Module):
                     periodic[:, None, None], virial / volume[:, None, None], 0.0
                 )
         return out
+
+
+def deepened(net: CatscreenNet, extra_layers: int) -> CatscreenNet:
+    """`net` with `extra_layers` hidden -> hidden interactions inserted before its last layer.
+
+    Each new layer starts as the identity (its message branch outputs zero, its
+    self-connection is the identity), so the deeper network computes exactly what `net` did
+    and training adds capacity from there: a trained network grows instead of restarting.
+    """
+    if extra_layers < 1:
+        raise CatscreenError("extra_layers must be at least 1")
+    config = replace(net.config, n_layers=net.config.n_layers + extra_layers)
+    if net.config.n_layers < 2:
+        raise CatscreenError("only a network with at least 2 layers can be deepened")
+    deeper = CatscreenNet(config, net.elements, net.fidelities).to(net.energy_scale.dtype)
+    old, new = list(net.layers), list(deeper.layers)
+    with torch.no_grad():
+        for layer in new[len(old) - 1 : -1]:
+            for p in layer.linear_down.parameters():
+                p.zero_()
+            # e3nn's Linear divides each path by sqrt(fan_in): the identity is sqrt(mul) * 1.
+            weights = [
+                torch.eye(mul, dtype=p.dtype).flatten() * mul**0.5
+                for mul, _ in layer.irreps_in
+            ]
+            layer.self_connection.weight.copy_(torch.cat(weights))
+        kept = {f"layers.{k}" for k in range(len(old) - 1)}
+        state = {}
+        for key, value in net.state_dict().items():
+            index = key.split(".")[1] if key.startswith("layers.") else None
+            if index is not None and int(index) == len(old) - 1:
+                key = key.replace(f"layers.{index}.", f"layers.{len(new) - 1}.", 1)
+            elif index is not None and f"layers.{index}" not in kept:
+                raise CatscreenError(f"unexpected parameter {key}")
+            state[key] = value
+        missing, unexpected = deeper.load_state_dict(state, strict=False)
+        inserted = {f"layers.{k}." for k in range(len(old) - 1, len(new) - 1)}
+        if unexpected or any(not any(m.startswith(i) for i in inserted) for m in missing):
+            raise CatscreenError("the deeper network does not match the original's parameters")
+    return deeper
 
 
 def _zeros_if_none(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

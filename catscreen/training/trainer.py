@@ -11,6 +11,8 @@ Why it looks like this:
   the same context: screening ranks by that difference, and per-frame errors that are small
   per atom do not cancel in it by themselves; `kinds` on a dataset up-weights one kind of
   frame (the clean slabs every adsorption energy subtracts);
+- `add_layers` with `init_from` deepens a trained network by identity-initialised layers
+  (`network.deepened`): more capacity without paying again for what it already learned;
 - EMA weights are what gets evaluated and saved; a time limit stops a CPU run cleanly, and a
   rerun resumes from `state.pt`.
 """
@@ -34,7 +36,7 @@ from ase import Atoms
 
 from catscreen.errors import CatscreenError
 from catscreen.model.checkpoint import load_checkpoint, save_checkpoint
-from catscreen.model.network import CatscreenNet, ModelConfig
+from catscreen.model.network import CatscreenNet, ModelConfig, deepened
 from catscreen.training.datasets import ContextDefaults, label_energy, load_frames
 
 
@@ -87,6 +89,7 @@ class TrainConfig:
     threads: int = 0  # > 0: torch.set_num_threads
     init_from: str = ""  # a checkpoint to fine-tune: its weights (and references) are kept
     refit_references: bool = False  # with init_from: fit reference energies on the new data
+    add_layers: int = 0  # with init_from: insert identity-initialised layers (deepen, then train)
     name: str = "catscreen"
     default_fidelity: str = ""  # "" = the first fidelity
     description: str = ""
@@ -96,6 +99,8 @@ class TrainConfig:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise CatscreenError(f"unknown training config key(s): {', '.join(sorted(unknown))}")
+        if data.get("add_layers") and not data.get("init_from"):
+            raise CatscreenError("add_layers needs init_from: set model.n_layers to start deeper")
         if not data.get("datasets"):
             raise CatscreenError("the training config needs at least one dataset")
         data = dict(data)
@@ -341,6 +346,9 @@ class Trainer:
         self.inherited_systems: set[str] = set()
         if config.init_from:
             self.net = self._initial(config.init_from, elements, fidelities)
+            if config.add_layers:
+                self.net = deepened(self.net, config.add_layers)
+                self.log(f"deepened to {self.net.config.n_layers} layers")
             if config.refit_references:
                 refs = fit_reference_energies(self.train, self.net.elements, self.net.fidelities)
                 self.net.reference_energies.copy_(torch.tensor(refs))
