@@ -230,34 +230,28 @@ def deepened(net: CatscreenNet, extra_layers: int) -> CatscreenNet:
     """
     if extra_layers < 1:
         raise CatscreenError("extra_layers must be at least 1")
-    config = replace(net.config, n_layers=net.config.n_layers + extra_layers)
-    if net.config.n_layers < 2:
+    n_old = net.config.n_layers
+    if n_old < 2:
         raise CatscreenError("only a network with at least 2 layers can be deepened")
+    config = replace(net.config, n_layers=n_old + extra_layers)
     deeper = CatscreenNet(config, net.elements, net.fidelities).to(net.energy_scale.dtype)
-    old, new = list(net.layers), list(deeper.layers)
+    inserted = [f"layers.{k}." for k in range(n_old - 1, n_old - 1 + extra_layers)]
+    last_old, last_new = f"layers.{n_old - 1}.", f"layers.{config.n_layers - 1}."
+    state = {
+        (last_new + key[len(last_old) :] if key.startswith(last_old) else key): value
+        for key, value in net.state_dict().items()
+    }
+    missing, unexpected = deeper.load_state_dict(state, strict=False)
+    if unexpected or not all(key.startswith(tuple(inserted)) for key in missing):
+        raise CatscreenError("the deeper network does not match the original's parameters")
     with torch.no_grad():
-        for layer in new[len(old) - 1 : -1]:
+        for layer in deeper.layers[n_old - 1 : -1]:
             for p in layer.linear_down.parameters():
                 p.zero_()
             # e3nn's Linear divides each path by sqrt(fan_in): the identity is sqrt(mul) * 1.
-            weights = [
-                torch.eye(mul, dtype=p.dtype).flatten() * mul**0.5
-                for mul, _ in layer.irreps_in
-            ]
-            layer.self_connection.weight.copy_(torch.cat(weights))
-        kept = {f"layers.{k}" for k in range(len(old) - 1)}
-        state = {}
-        for key, value in net.state_dict().items():
-            index = key.split(".")[1] if key.startswith("layers.") else None
-            if index is not None and int(index) == len(old) - 1:
-                key = key.replace(f"layers.{index}.", f"layers.{len(new) - 1}.", 1)
-            elif index is not None and f"layers.{index}" not in kept:
-                raise CatscreenError(f"unexpected parameter {key}")
-            state[key] = value
-        missing, unexpected = deeper.load_state_dict(state, strict=False)
-        inserted = {f"layers.{k}." for k in range(len(old) - 1, len(new) - 1)}
-        if unexpected or any(not any(m.startswith(i) for i in inserted) for m in missing):
-            raise CatscreenError("the deeper network does not match the original's parameters")
+            dtype = layer.self_connection.weight.dtype
+            eye = [torch.eye(mul, dtype=dtype).flatten() * mul**0.5 for mul, _ in layer.irreps_in]
+            layer.self_connection.weight.copy_(torch.cat(eye))
     return deeper
 
 
