@@ -17,6 +17,7 @@ from catscreen.build.enumerate import (
     read_manifest,
     write_configurations,
 )
+from catscreen.build.placements import NUDGE, WOBBLE
 from catscreen.errors import CatscreenError
 from catscreen.schema import INFO_KEYS, MANIFEST_COLUMNS
 
@@ -149,3 +150,28 @@ def test_miller_bravais_facets_apply_to_hexagonal_bulks_only():
     assert ("Ni", "0,0,1") not in facets
     with pytest.raises(CatscreenError, match="Ni is not hexagonal"):
         enumerate_configurations(EnumerateSettings(bulks=["Ni"], miller=["0,0,0,1"]))
+
+
+def test_placements_are_nudged_off_their_site_reproducibly(runs):
+    nudged = [a for a in runs[("Pt", "1,1,1")] if a.info["kind"] == "adslab"]
+    exact = enumerate_configurations(_settings("Pt", "1,1,1", nudge=0.0, include_clean=False))
+    other_seed = enumerate_configurations(_settings("Pt", "1,1,1", seed=1, include_clean=False))
+    assert len(nudged) == len(exact) == len(other_seed)
+    for a, b, c in zip(nudged, exact, other_seed, strict=True):
+        binding = int(a.info["binding_atoms"])
+        site = np.array([a.info["site_x"], a.info["site_y"]])
+        # The binding atom is the pivot of the tilt: off its site by the nudge (site_x/y: 4 dp).
+        assert np.linalg.norm(a.positions[binding, :2] - site) == pytest.approx(NUDGE, abs=2e-4)
+        assert np.linalg.norm(b.positions[binding, :2] - site) == pytest.approx(0.0, abs=2e-4)
+        assert not np.allclose(a.positions, c.positions)
+        assert a.info["config_id"] != b.info["config_id"] != c.info["config_id"]
+        if a.info["adsorbate"] == "CO":  # upright without the nudge, tilted by WOBBLE with it
+            for atoms, tilt in [(a, WOBBLE), (b, 0.0)]:
+                axis = atoms.positions[-1] - atoms.positions[-2]
+                angle = np.degrees(np.arccos(axis[2] / np.linalg.norm(axis)))
+                assert angle == pytest.approx(tilt, abs=1e-6)
+    again = enumerate_configurations(_settings("Pt", "1,1,1"))
+    assert all(
+        np.allclose(a.positions, b.positions)
+        for a, b in zip([x for x in again if x.info["kind"] == "adslab"], nudged, strict=True)
+    )

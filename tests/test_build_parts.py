@@ -12,7 +12,7 @@ from ase.io import write
 from catscreen.build.adsorbates import adsorbate_library, get_adsorbate, load_custom_adsorbate
 from catscreen.build.bulks import bulk_library, library_bulk, load_bulks
 from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
-from catscreen.build.placements import Orientation, min_distance_ratio, place
+from catscreen.build.placements import Orientation, min_distance_ratio, nudged, place
 from catscreen.build.sites import find_sites
 from catscreen.build.slabs import make_slabs, parse_miller
 from catscreen.errors import CatscreenError
@@ -127,3 +127,21 @@ def test_custom_adsorbate(tmp_path):
     for bad in ("methanol.xyz", f"{tmp_path / 'methanol.xyz'}:99", f"{tmp_path / 'nope.xyz'}:0"):
         with pytest.raises(CatscreenError):
             load_custom_adsorbate(bad)
+
+
+def test_nudged_moves_only_the_adsorbate_and_pivots_on_its_lowest_atom():
+    (slab,) = make_slabs(library_bulk("Pt"), (1, 1, 1), 7.0, 20.0, 8.0)
+    ontop = next(s for s in find_sites(slab.atoms, slab.bulk.d_nn) if s.kind == "ontop")
+    atoms = place(slab.atoms, ontop, get_adsorbate("OH"), Orientation())
+    n = len(slab.atoms)
+    a = nudged(atoms, np.random.default_rng(7), 0.1)
+    b = nudged(atoms, np.random.default_rng(7), 0.1)
+    assert np.array_equal(a.positions, b.positions)
+    assert np.array_equal(a.positions[:n], atoms.positions[:n])
+    shift = a.positions[n] - atoms.positions[n]  # O, the lowest adsorbate atom, is the pivot
+    assert np.hypot(*shift[:2]) == pytest.approx(0.1) and shift[2] == pytest.approx(0.0)
+    assert np.linalg.norm(a.positions[n + 1] - a.positions[n]) == pytest.approx(
+        np.linalg.norm(atoms.positions[n + 1] - atoms.positions[n])
+    )
+    with pytest.raises(CatscreenError, match="no adsorbate"):
+        nudged(slab.atoms, np.random.default_rng(0))

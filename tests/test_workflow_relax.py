@@ -20,7 +20,7 @@ from maggma.stores import MemoryStore
 from monty.json import MontyDecoder
 
 from catscreen.errors import CatscreenError
-from catscreen.io import atoms_from_text, write_parquet
+from catscreen.io import atoms_from_text, atoms_to_text, write_parquet
 from catscreen.model.api import Prediction, load_model
 from catscreen.schema import MANIFEST_COLUMNS, RESULT_COLUMNS
 from catscreen.workflow import RelaxMaker, RelaxSettings, relax_configurations, relax_items
@@ -295,3 +295,28 @@ def test_enumerate_output_relaxes(tmp_path):
     assert set(manifest.config_id) <= set(df.config_id)
     merged = df.merge(manifest, on="config_id", suffixes=("", "_m"))
     assert (merged.site_type == merged.site_type_m).all() and (merged.miller == "1,1,1").all()
+
+
+def test_nudged_placement_leaves_the_saddle_an_exact_one_stops_on():
+    """OH upright on top of Ru(0001) is a stationary point by symmetry but not a minimum: the
+    bundled model keeps the symmetry of its input exactly, so only the nudged placement tilts
+    over and finds the lower energy."""
+    from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
+
+    model = load_model("bundled")
+    rows, images = {}, {}
+    for nudge in (0.0, 0.1):
+        settings = EnumerateSettings(
+            bulks=["Ru"], miller=["0,0,0,1"], adsorbates=["OH"], nudge=nudge,
+            include_clean=False, min_ab=5.0, vacuum=12.0,
+        )  # fmt: skip
+        (atoms,) = [a for a in enumerate_configurations(settings) if a.info["site_type"] == "ontop"]
+        item = {"config_id": str(nudge), "meta": {}, "structure": atoms_to_text(atoms),
+                "spin": "off", "spin_mode": "auto", "fidelity": "chgnet-pbe"}  # fmt: skip
+        (rows[nudge],) = relax_items(model, [item], fmax=0.05, steps=300)
+        images[nudge] = atoms_from_text(rows[nudge]["final_structure"])
+    assert rows[0.0]["status"] == rows[0.1]["status"] == "converged"
+    o_h = {k: a.positions[-1] - a.positions[-2] for k, a in images.items()}
+    assert np.linalg.norm(o_h[0.0][:2]) < 1e-3  # still upright: stopped on the saddle
+    assert np.linalg.norm(o_h[0.1][:2]) > 0.3  # tilted over
+    assert rows[0.1]["energy"] < rows[0.0]["energy"] - 0.1

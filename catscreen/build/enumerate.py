@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from catscreen.build.adsorbates import Adsorbate, get_adsorbate, load_custom_adsorbate
 from catscreen.build.bulks import load_bulks
 from catscreen.build.placements import (
+    NUDGE,
     Orientation,
     heuristic_orientation,
     place,
@@ -83,7 +84,14 @@ class EnumerateSettings(BaseModel):
     custom_adsorbates: list[str] = Field(default_factory=list, description="FILE:I[,J] specs")
     placement: Literal["heuristic", "random"] = "heuristic"
     n_random: int = Field(5, ge=1, description="random placements per slab and adsorbate")
-    seed: int = Field(0, description="seed of the random placements")
+    seed: int = Field(0, description="seed of the random placements and of the nudges")
+    nudge: float = Field(
+        NUDGE,
+        ge=0.0,
+        le=0.5,
+        description="offset (A) of every placement off its symmetric site, random direction, "
+        "with a tilt of 50 deg/A: relaxations can leave saddles; 0 places exactly on the site",
+    )
     include_clean: bool = Field(True, description="write the clean slabs as configurations")
 
     @field_validator("miller", mode="before")
@@ -138,18 +146,21 @@ def _adslab(
     adsorbate: Adsorbate,
     orientation: Orientation,
     placement: dict[str, object],
+    settings: EnumerateSettings,
 ) -> Atoms:
     system_id = stable_id("sys", {"slab": slab.slab_id, "adsorbate": adsorbate.identity()})
-    config_id = stable_id(
-        "cfg",
-        {
-            "system": system_id,
-            "site": _site_identity(slab.atoms, site),
-            "orientation": orientation.identity(),
-            "placement": placement,
-        },
-    )
-    atoms = place(slab.atoms, site, adsorbate, orientation)
+    identity: dict[str, object] = {
+        "system": system_id,
+        "site": _site_identity(slab.atoms, site),
+        "orientation": orientation.identity(),
+        "placement": placement,
+    }
+    if settings.nudge > 0:  # ids of unnudged placements stay what they were
+        identity["nudge"] = {"distance": settings.nudge, "seed": settings.seed}
+    config_id = stable_id("cfg", identity)
+    # The nudge's stream is keyed by the configuration: it does not depend on what else is made.
+    rng = np.random.default_rng(int(config_id.split("-")[1], 16))
+    atoms = place(slab.atoms, site, adsorbate, orientation, rng, settings.nudge)
     binding = tuple(len(slab.atoms) + i for i in adsorbate.binding)
     atoms.info = _info(
         slab, system_id, config_id, adsorbate.name, str(placement["placement"]), site, binding
@@ -168,6 +179,7 @@ def _placements(
                 adsorbate,
                 heuristic_orientation(slab.atoms, site, adsorbate),
                 {"placement": "heuristic"},
+                settings,
             )
             for site in find_sites(slab.atoms, slab.bulk.d_nn)
         ]
@@ -182,7 +194,7 @@ def _placements(
         site = sites[int(rng.integers(len(sites)))]
         orientation = random_orientation(rng)
         placement = {"placement": "random", "seed": settings.seed, "draw": k}
-        out.append(_adslab(slab, site, adsorbate, orientation, placement))
+        out.append(_adslab(slab, site, adsorbate, orientation, placement, settings))
     return out
 
 

@@ -6,6 +6,13 @@ surface plane and CO ontop ~2.1 A. Overlap rule: no adsorbate-slab pair closer t
 MIN_DISTANCE_FACTOR x the sum of their covalent radii (0.7, loose enough for a bonded
 adsorbate, tight enough to forbid atoms inside the surface); a placement that violates it is
 lifted in 0.1 A steps until it does not.
+
+Nudge: every placement is moved NUDGE A off its site in a random in-plane direction and tilted
+by WOBBLE degrees about a random in-plane axis through its binding atom (seeded). An equivariant
+model keeps the symmetry of its input exactly, so an adsorbate placed exactly on a symmetric
+site relaxes to the nearest stationary point of that symmetry, often a saddle (N on an fcc(111)
+bridge, OH upright on top); the nudge lets the optimiser roll off it. fairchem's placements
+wobble likewise.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ MIN_DISTANCE_FACTOR = 0.7
 LIFT_STEP = 0.1  # A
 MAX_LIFT = 5.0  # A
 MAX_TILT = 30.0  # degrees, random placements
+NUDGE = 0.1  # A, lateral offset of a placement off its site
+WOBBLE = 5.0  # degrees, tilt that goes with the nudge
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,30 @@ def random_orientation(rng: np.random.Generator) -> Orientation:
     )
 
 
+def _nudge(
+    positions: np.ndarray, pivot: int, rng: np.random.Generator, distance: float
+) -> np.ndarray:
+    """Positions tilted by WOBBLE * distance / NUDGE degrees about `pivot`, then shifted
+    `distance` A in the plane, both in random directions."""
+    psi, direction = rng.uniform(0, 2 * np.pi, 2)
+    tilt = Orientation(tilt=WOBBLE * distance / NUDGE, psi=float(np.degrees(psi))).matrix()
+    centre = positions[pivot]
+    out = (positions - centre) @ tilt.T + centre
+    out[:, :2] += distance * np.array([np.cos(direction), np.sin(direction)])
+    return out
+
+
+def nudged(atoms: Atoms, rng: np.random.Generator, distance: float = NUDGE) -> Atoms:
+    """A placed structure with its adsorbate (tag 2) nudged, pivoting on its lowest atom."""
+    out = atoms.copy()
+    ads = np.flatnonzero(out.get_tags() == 2)
+    if len(ads) == 0:
+        raise CatscreenError("no adsorbate atoms (tag 2) to nudge")
+    pivot = int(np.argmin(out.positions[ads, 2]))
+    out.positions[ads] = _nudge(out.positions[ads], pivot, rng, distance)
+    return out
+
+
 def _radii(atoms: Atoms) -> np.ndarray:
     return covalent_radii[atoms.numbers]
 
@@ -92,10 +125,22 @@ def _bonding_height(slab: Atoms, molecule: Atoms, binding: tuple[int, ...]) -> f
     return float((needed - molecule.positions[list(binding), 2]).max())
 
 
-def place(slab: Atoms, site: Site, adsorbate: Adsorbate, orientation: Orientation) -> Atoms:
-    """Slab + adsorbate (tag 2) over `site`, lifted until no pair is closer than the minimum."""
+def place(
+    slab: Atoms,
+    site: Site,
+    adsorbate: Adsorbate,
+    orientation: Orientation,
+    rng: np.random.Generator | None = None,
+    nudge: float = NUDGE,
+) -> Atoms:
+    """Slab + adsorbate (tag 2) over `site`, lifted until no pair is closer than the minimum.
+
+    With `rng`, the adsorbate is nudged `nudge` A off the site (module docstring).
+    """
     molecule = adsorbate.atoms.copy()
     molecule.positions = molecule.positions @ orientation.matrix().T
+    if rng is not None and nudge > 0:
+        molecule.positions = _nudge(molecule.positions, adsorbate.binding[0], rng, nudge)
     molecule.positions[:, :2] += np.array(site.position[:2])
     molecule.positions[:, 2] += _bonding_height(slab, molecule, adsorbate.binding)
     lifted = 0.0

@@ -42,6 +42,7 @@ def enumerate_settings(
         placement=recipe.placement.mode,
         n_random=recipe.placement.n,
         seed=recipe.placement.seed,
+        nudge=recipe.placement.nudge,
         include_clean=True,
     )
 

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from catscreen.analysis.candidates import Candidate as AnalysisCandidate
+from catscreen.build.placements import NUDGE
 from catscreen.build.slabs import Miller
 from catscreen.build.slabs import parse_miller as parse_miller_text
 from catscreen.errors import CatscreenError, did_you_mean
@@ -110,6 +111,9 @@ class Placement(_Strict):
     mode: Literal["heuristic", "random"] = "heuristic"
     n: int = Field(default=4, ge=1, description="random placements per slab and adsorbate")
     seed: int = 0
+    nudge: float = Field(
+        default=NUDGE, ge=0.0, le=0.5, description="offset (A) off the symmetric site"
+    )
 
 
 class ModelSettings(_Strict):

@@ -17,7 +17,7 @@ from catscreen.build.enumerate import (
     manifest,
     write_configurations,
 )
-from catscreen.build.placements import MIN_DISTANCE_FACTOR
+from catscreen.build.placements import MIN_DISTANCE_FACTOR, NUDGE
 from catscreen.cli.common import cli_errors, console, split_csv
 from catscreen.errors import CatscreenError
 
@@ -121,7 +121,12 @@ def enumerate_command(
         "random sites and orientations (tilt up to 30 deg) per slab and adsorbate.",
     ),
     n: int = typer.Option(5, "--n", help="Random placements per slab and adsorbate."),
-    seed: int = typer.Option(0, help="Seed of the random placements (reproducible)."),
+    seed: int = typer.Option(0, help="Seed of the random placements and nudges (reproducible)."),
+    nudge: float = typer.Option(
+        NUDGE,
+        help="Move every placement this far (A) off its symmetric site, in a seeded random "
+        "direction with a small tilt, so relaxations do not stop on a saddle; 0: exactly on it.",
+    ),
     min_slab_size: float = typer.Option(7.0, help="Minimum slab thickness (A)."),
     vacuum: float = typer.Option(20.0, help="Vacuum thickness (A)."),
     min_ab: float = typer.Option(
@@ -158,6 +163,7 @@ def enumerate_command(
             placement=placement,
             n_random=n,
             seed=seed,
+            nudge=nudge,
             include_clean=clean,
         )
     except ValidationError as exc:
