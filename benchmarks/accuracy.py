@@ -18,7 +18,9 @@ Prints:
    adsorption energy per placement (target <= 0.10 eV) and the AdsorbML-style success rate: the
    model's lowest-energy placement within 0.1 eV of the teacher's lowest (target >= 80%); also
    the AdsorbML paper's ML+SP rate: the teacher's single point on the model's lowest relaxed
-   structure within 0.1 eV of (or below) the teacher's lowest. Placements are nudged off their
+   structure within 0.1 eV of (or below) the teacher's lowest. Minima skip placements whose
+   relaxation desorbed, dissociated, reconstructed or intercalated (`catscreen rank`'s anomaly
+   checks, on each side), as AdsorbML does. Placements are nudged off their
    sites as `catscreen enumerate` nudges them (`--nudge 0` places exactly on the site, the
    protocol before 0.9; symmetric placements then stop on saddles);
 3. GPAW spin pairs: MAE of the model's spin-on minus spin-off energy against DFT's.
@@ -31,12 +33,14 @@ import hashlib
 import json
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 from ase.optimize import BFGS
 
+from catscreen.analysis.anomalies import EXCLUDING, detect_anomalies
 from catscreen.build.gas import default_scheme, gas_molecule, scheme_molecules
 from catscreen.build.placements import NUDGE, nudged
 from catscreen.model import load_model
@@ -114,21 +118,31 @@ def held_out_adsorbate_systems(
     return pure[:: max(1, len(pure) // n)][:n] if n > 0 else pure
 
 
+@dataclass
+class Relaxed:
+    """One model's relaxations: energies and structures by key, the keys that hit the step
+    limit, and each placement's anomalies as `catscreen rank` detects them."""
+
+    energies: dict[str, float] = field(default_factory=dict)
+    structures: dict[str, Atoms] = field(default_factory=dict)
+    unconverged: list[str] = field(default_factory=list)
+    anomalies: dict[str, list[str]] = field(default_factory=dict)
+
+
 def relax_systems(
     model,  # noqa: ANN001
     systems: list[tuple],
     nudge: float,
     steps: int,
     log=print,  # noqa: ANN001
-) -> tuple[dict[str, float], dict[str, Atoms], list[str]]:
-    """Relaxed energies and structures of the gas references, clean slabs and every placement
-    of `systems`, and the keys of the relaxations that hit `steps` unconverged."""
-    e, final, unconverged = {}, {}, []
+) -> Relaxed:
+    """The gas references, clean slabs and every placement of `systems`, relaxed."""
+    out = Relaxed()
 
     def run(key: str, atoms: Atoms) -> None:
-        e[key], final[key], ok = relaxed(atoms, model, TEACHER_FIDELITY, steps)
+        out.energies[key], out.structures[key], ok = relaxed(atoms, model, TEACHER_FIDELITY, steps)
         if not ok:
-            unconverged.append(key)
+            out.unconverged.append(key)
 
     for m in scheme_molecules():
         run(f"gas:{m}", gas_molecule(m))
@@ -137,9 +151,12 @@ def relax_systems(
         slab = make_slab(host, facet, size, 6.0)
         run(f"slab:{sid}", slab)
         for site in slab_sites(slab):
-            run(f"{sid}:{site}", placement(slab, ads, sid, site, nudge))
+            key, start = f"{sid}:{site}", placement(slab, ads, sid, site, nudge)
+            run(key, start)
+            found = detect_anomalies(start, out.structures[key], out.structures[f"slab:{sid}"])
+            out.anomalies[key] = [n for n in found.names if n in EXCLUDING]
         log(f"  relaxed {sid} with {model.info.name}")
-    return e, final, unconverged
+    return out
 
 
 def adsorption_energies(energies: dict[str, float], systems: list[tuple]) -> dict[str, float]:
@@ -160,29 +177,48 @@ def adsorption_energies(energies: dict[str, float], systems: list[tuple]) -> dic
     return out
 
 
+def lowest_valid(ads: dict[str, float], anomalies: dict[str, list[str]], sid: str) -> str:
+    """The system's lowest placement without an excluding anomaly (all anomalous: the lowest)."""
+    keys = [k for k in ads if k.startswith(f"{sid}:")]
+    valid = [k for k in keys if not anomalies.get(k)] or keys
+    return min(valid, key=ads.__getitem__)
+
+
 def adsorption(
     model_e: dict[str, float],
     teacher_e: dict[str, float],
     systems: list[tuple],
     teacher_at_lowest: dict[str, float],
+    model_anomalies: dict[str, list[str]],
+    teacher_anomalies: dict[str, list[str]],
 ) -> dict:
     """MAE per placement and AdsorbML success (lowest placement within 0.1 eV of the teacher's);
-    `teacher_at_lowest`: the teacher's single point on the model's lowest structure per system,
-    for the ML+SP rate."""
+    minima skip placements with an excluding anomaly (desorbed, dissociated, reconstructed,
+    intercalated) on each side, as `catscreen rank` and AdsorbML do; `teacher_at_lowest`: the
+    teacher's single point on the model's lowest structure per system, for the ML+SP rate."""
     m, t = adsorption_energies(model_e, systems), adsorption_energies(teacher_e, systems)
     sp = adsorption_energies({**teacher_e, **teacher_at_lowest}, systems)
-    rows = [{"placement": k, "model": m[k], "teacher": t[k]} for k in m]
+    rows = [
+        {
+            "placement": k,
+            "model": m[k],
+            "teacher": t[k],
+            "model_anomalies": model_anomalies.get(k, []),
+            "teacher_anomalies": teacher_anomalies.get(k, []),
+        }
+        for k in m
+    ]
     per_system = []
     for sid in sorted({s[3] for s in systems}):
-        keys = [k for k in m if k.startswith(f"{sid}:")]
-        lowest = min(keys, key=m.__getitem__)
-        lo_t = min(t[k] for k in keys)
+        lowest = lowest_valid(m, model_anomalies, sid)
+        lo_t = t[lowest_valid(t, teacher_anomalies, sid)]
         per_system.append(
             {"sid": sid, "model_min": m[lowest], "teacher_min": lo_t, "teacher_sp": sp[lowest]}
         )
     success = [abs(r["model_min"] - r["teacher_min"]) <= 0.1 for r in per_system]
     success_sp = [r["teacher_sp"] - r["teacher_min"] <= 0.1 for r in per_system]
     err = np.array([abs(r["model"] - r["teacher"]) for r in rows])
+    both_valid = np.array([not r["model_anomalies"] and not r["teacher_anomalies"] for r in rows])
 
     def total_mae(keys: list[str]) -> float:
         return float(np.mean([abs(model_e[k] - teacher_e[k]) for k in keys]))
@@ -198,6 +234,8 @@ def adsorption(
         "systems": len(success),
         "placements": len(rows),
         "ads_energy_mae_eV": float(err.mean()) if len(err) else None,
+        "ads_energy_mae_valid_eV": float(err[both_valid].mean()) if both_valid.any() else None,
+        "placements_valid_both": int(both_valid.sum()),
         "adsorbml_success": float(np.mean(success)) if success else None,
         "adsorbml_ml_sp_success": float(np.mean(success_sp)) if success_sp else None,
         "lowest_placement_mae_eV": float(
@@ -211,14 +249,18 @@ def adsorption(
     }
 
 
-def read_teacher_cache(path: Path, protocol: dict) -> tuple[dict[str, float], list[str]]:
-    """The cached teacher energies, refused when made under another protocol (a flat file is
-    the old format: exact placements)."""
+def read_teacher_cache(path: Path, protocol: dict) -> Relaxed:
+    """The cached teacher relaxations (no structures), refused when made under another
+    protocol (a flat file is the old format: exact placements, 100 steps, no anomalies)."""
     data = json.loads(path.read_text())
     made = data.get("protocol", {"nudge": 0.0, "fmax": FMAX, "steps": 100})
     if made != protocol:
         raise SystemExit(f"{path} was made with {made}, not {protocol}: give another cache")
-    return data.get("energies", data), data.get("unconverged", [])
+    return Relaxed(
+        energies=data.get("energies", data),
+        unconverged=data.get("unconverged", []),
+        anomalies=data.get("anomalies", {}),
+    )
 
 
 def spin_pairs(model, path: Path) -> dict:  # noqa: ANN001
@@ -316,42 +358,45 @@ def main() -> None:
     systems = held_out_adsorbate_systems(frames, held, args.systems)
     protocol = {"nudge": args.nudge, "fmax": FMAX, "steps": args.steps}
     cache = args.teacher_cache
-    teacher_e, teacher_unconverged = {}, []
+    cached = Relaxed()
     if cache and cache.exists():
-        teacher_e, teacher_unconverged = read_teacher_cache(cache, protocol)
+        cached = read_teacher_cache(cache, protocol)
     teacher = None
-    missing = [s for s in systems if f"slab:{s[3]}" not in teacher_e]
+    missing = [s for s in systems if f"slab:{s[3]}" not in cached.energies]
     if missing:
         teacher = load_model("chgnet-pbe")
-        more_e, _, more_unconverged = relax_systems(teacher, missing, args.nudge, args.steps)
-        teacher_e.update(more_e)
-        teacher_unconverged += more_unconverged
+        more = relax_systems(teacher, missing, args.nudge, args.steps)
+        cached.energies.update(more.energies)
+        cached.unconverged += more.unconverged
+        cached.anomalies.update(more.anomalies)
         if cache:
-            cache.write_text(
-                json.dumps(
-                    {
-                        "protocol": protocol,
-                        "energies": teacher_e,
-                        "unconverged": teacher_unconverged,
-                    },
-                    indent=1,
-                )
-            )
-    model_e, model_final, model_unconverged = relax_systems(model, systems, args.nudge, args.steps)
+            payload = {
+                "protocol": protocol,
+                "energies": cached.energies,
+                "unconverged": cached.unconverged,
+                "anomalies": cached.anomalies,
+            }
+            cache.write_text(json.dumps(payload, indent=1))
+    teacher_e = cached.energies
+    mine = relax_systems(model, systems, args.nudge, args.steps)
+    model_e, model_final = mine.energies, mine.structures
     # ML+SP (AdsorbML): the teacher's single point on the model's lowest structure per system.
     ads_m = adsorption_energies(model_e, systems)
     teacher = teacher or load_model("chgnet-pbe")
-    lowest = {
-        min((k for k in ads_m if k.startswith(f"{s[3]}:")), key=ads_m.__getitem__) for s in systems
-    }
+    lowest = {lowest_valid(ads_m, mine.anomalies, s[3]) for s in systems}
     teacher_at_lowest = {k: single_point(model_final[k], teacher, TEACHER_FIDELITY) for k in lowest}
-    ads = adsorption(model_e, teacher_e, systems, teacher_at_lowest)
+    ads = adsorption(
+        model_e, teacher_e, systems, teacher_at_lowest, mine.anomalies, cached.anomalies
+    )
     out["adsorption"] = ads
     out["adsorption"]["protocol"] = protocol
     wanted = set(model_e)
+    legacy = (
+        cache is not None and cache.exists() and "protocol" not in json.loads(cache.read_text())
+    )
     out["adsorption"]["unconverged"] = {
-        "model": sorted(model_unconverged),
-        "teacher": sorted(k for k in teacher_unconverged if k in wanted),
+        "model": sorted(mine.unconverged),
+        "teacher": sorted(k for k in cached.unconverged if k in wanted),
     }
     print(
         f"adsorption energies: {ads['systems']} held-out systems, {ads['placements']} placements "
@@ -362,11 +407,17 @@ def main() -> None:
     unconverged = out["adsorption"]["unconverged"]
     print(
         "  lowest placement per system, MAE of its adsorption energy: "
-        f"{ads['lowest_placement_mae_eV']:.3f} eV"
+        f"{ads['lowest_placement_mae_eV']:.3f} eV; per placement, both relaxations free of "
+        f"anomalies ({ads['placements_valid_both']}): {ads['ads_energy_mae_valid_eV']:.3f} eV"
     )
     print(
         f"  relaxations that hit {args.steps} steps unconverged: model "
         f"{len(unconverged['model'])}, teacher {len(unconverged['teacher'])} (of {len(wanted)})"
+        + (
+            "; the teacher cache is in the old format: its unconverged count and anomalies are not known"
+            if legacy
+            else ""
+        )
     )
     print(
         "  AdsorbML ML+SP (the teacher's single point on our lowest structure within 0.1 eV of, "
@@ -388,7 +439,13 @@ def main() -> None:
         )
     print("  every placement:")
     for r in ads["rows"]:
-        print(f"  {r['placement']:<36} model {r['model']:+.3f}  teacher {r['teacher']:+.3f}")
+        flags = ",".join(
+            [f"model {a}" for a in r["model_anomalies"]]
+            + [f"teacher {a}" for a in r["teacher_anomalies"]]
+        )
+        print(
+            f"  {r['placement']:<36} model {r['model']:+.3f}  teacher {r['teacher']:+.3f}  {flags}"
+        )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
 
