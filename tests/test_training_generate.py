@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 
 from catscreen.errors import CatscreenError
@@ -93,3 +94,28 @@ def test_exclude_from_skips_adsorbates_an_earlier_pass_placed(tmp_path: Path) ->
     assert _drawn_before(settings, "Pt-111-2x2x3") == {"O", "H"}
     assert _drawn_before(settings, "Pt-100-2x2x3") == set()  # no earlier shard: nothing excluded
     assert _drawn_before(GenerateSettings(metals=("Pt",), alloys=()), "Pt-111-2x2x3") == set()
+
+
+def test_explorer_pass_keeps_the_models_own_nudged_relaxations(tmp_path: Path) -> None:
+    settings = GenerateSettings(
+        metals=("Cu",), alloys=(), adsorbates=("O",), large_cells=False, explorer="emt",
+        relax_steps=200, snapshot_every=5, sites_per_adsorbate=4,
+    )  # fmt: skip
+    assert [s.name for s in plan(settings)] == ["slab-Cu-111-2x2x3", "slab-Cu-100-2x2x3",
+                                                "slab-Cu-110-2x2x3"]  # fmt: skip
+    (path,) = generate(tmp_path, settings, [], limit=1, log=lambda m: None)
+    frames = read_frames(path)
+    assert {a.info["kind"] for a in frames} == {"adslab"}  # no clean slab, gas or bulk again
+    assert {a.info["stage"][:7] for a in frames} == {"explore"}
+    assert {a.info["sid"] for a in frames} == {"Cu-111-2x2x3-O"}  # the teacher passes' system
+    ends = [a for a in frames if a.info["stage"] == "explore-end"]
+    assert len(ends) == len({a.info["site"] for a in frames}) == 4
+    slab = make_slab("Cu", "111", (2, 2, 3), 6.0)
+    for end in ends:
+        # The model's own minimum (EMT here): converged on the free atoms ...
+        end.calc = EMT()
+        free = end.get_tags() != 0
+        assert np.abs(end.get_forces()[free]).max() <= 0.05 + 1e-6
+        # ... reached from a nudged start, not the exact site the teacher passes used.
+        exact = add_adsorbate_at(slab, "O", end.info["site"])
+        assert not np.allclose(end.positions[-1, :2], exact.positions[-1, :2], atol=1e-3)

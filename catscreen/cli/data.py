@@ -95,6 +95,12 @@ def generate_command(
     adsorbates_per_slab: int = typer.Option(4, "--adsorbates-per-slab"),
     sites_per_adsorbate: int = typer.Option(1, "--sites-per-adsorbate"),
     seed: int = typer.Option(0, "--seed"),
+    explorer: str | None = typer.Option(
+        None,
+        "--explorer",
+        help="A model (bundled, PATH): relax nudged placements with it instead of the teacher "
+        "and keep its path and minimum, for --teacher to label (active learning).",
+    ),
 ) -> None:
     """Training structures: gas molecules, strained/rattled/MD bulk, clean slabs and adsorbate
     placements with snapshots along short CHGNet-PBE relaxations, rattles and short MD.
@@ -122,6 +128,7 @@ def generate_command(
         sites_per_adsorbate=sites_per_adsorbate,
         large_cells=large,
         exclude_from=str(exclude_from or ""),
+        explorer=explorer or "",
     )
     if metals:
         settings = replace(settings, metals=tuple(split_csv(metals)), alloys=())

@@ -2,6 +2,9 @@
 
 The bundled model must relax adsorbates correctly, so besides rattles it sees snapshots along
 short teacher relaxations of adsorbate placements (start, path, end) and a few short MD frames.
+An explorer pass (`explorer`: a model) instead relaxes nudged placements with that model and
+keeps its path and minimum, so the teacher labels the places the model goes, spurious minima
+included (active learning, as AdsorbML's ML-relaxation data).
 Work is split into shards (one per bulk set, gas set or host/facet slab) written atomically;
 a killed run resumes at the first missing shard. Cells are small (2x2x3 slabs, 4-atom bulk) so
 the CPU budget buys many frames.
@@ -15,6 +18,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +32,7 @@ from ase.optimize import BFGS
 from ase.units import fs
 
 from catscreen.build.gas import gas_molecule
+from catscreen.build.placements import nudged
 from catscreen.errors import CatscreenError
 from catscreen.io import atomic_path
 from catscreen.training import teacher
@@ -93,6 +98,7 @@ class GenerateSettings:
     md_temperature: float = 600.0
     bulk_strains: tuple[float, ...] = (-0.03, -0.015, 0.0, 0.015, 0.03)
     mirror_fraction: float = 0.1  # share of spin-off teacher frames also written as spin on
+    explorer: str = ""  # a model (load_model name/path): it relaxes nudged placements instead
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -151,8 +157,47 @@ def _md_frames(atoms: Atoms, settings: GenerateSettings, rng: np.random.Generato
     return frames
 
 
+@cache
+def _explorer_model(name: str):  # noqa: ANN202
+    from catscreen.model.api import load_model
+
+    return load_model(name)
+
+
+def _explorer_calc(name: str):  # noqa: ANN202
+    from catscreen.model.calculator import CatscreenCalculator
+
+    model = _explorer_model(name)
+    return CatscreenCalculator(model, spin="auto", fidelity=model.info.default_fidelity)
+
+
+def _explore_frames(atoms: Atoms, settings: GenerateSettings) -> list[Atoms]:
+    """Every n-th step and the end of a BFGS relaxation under the explorer model: where the
+    model goes (its own minima, spurious ones included), for the teacher to label."""
+    a = atoms.copy()
+    a.calc = _explorer_calc(settings.explorer)
+    frames = []
+    opt = BFGS(a, maxstep=0.2, logfile=None)
+    for step, _ in enumerate(opt.irun(fmax=0.05, steps=settings.relax_steps), start=0):
+        if step and step % settings.snapshot_every == 0:
+            f = a.copy()
+            f.info["stage"] = f"explore{step}"
+            frames.append(f)
+    end = a.copy()
+    end.info["stage"] = "explore-end"
+    if frames and np.allclose(end.positions, frames[-1].positions):
+        frames[-1] = end  # converged on a snapshot step: that snapshot is the minimum
+    else:
+        frames.append(end)
+    for f in frames:
+        f.calc = None
+    return frames
+
+
 def _relax_frames(atoms: Atoms, settings: GenerateSettings) -> list[Atoms]:
     """Start, every n-th step and the end of a short BFGS relaxation under the PBE teacher."""
+    if settings.explorer:
+        return _explore_frames(atoms, settings)
     a = atoms.copy()
     a.calc = _pbe_calc()
     frames = [atoms.copy()]
@@ -232,10 +277,11 @@ def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | 
         label = f"{name}-{facet}-{size[0]}x{size[1]}x{size[2]}"
         frames: list[Atoms] = []
         clean_sid = f"{label}-clean"
-        for f in _relax_frames(slab, settings)[::2] + [
-            _rattled(slab, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
-        ]:
-            frames.append(_tagged(f, "slab", clean_sid, host=name, facet=facet))
+        if not settings.explorer:  # the explorer pass is about adsorbates; clean slabs are done
+            for f in _relax_frames(slab, settings)[::2] + [
+                _rattled(slab, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
+            ]:
+                frames.append(_tagged(f, "slab", clean_sid, host=name, facet=facet))
         drawn = _drawn_before(settings, tag)
         pool = [a for a in settings.adsorbates if a not in drawn]
         n_ads = min(settings.adsorbates_per_slab, len(pool))
@@ -247,10 +293,14 @@ def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | 
             sid = f"{label}-{ads}"
             for j, site in enumerate(chosen):
                 placed = add_adsorbate_at(slab, ads, str(site))
-                traj = _relax_frames(placed, settings)
-                extra = [_rattled(traj[-1], settings.rattle_sigmas[0], rng, "rattle-end")]
-                if j == 0 and i % settings.md_every == 0:
-                    extra += _md_frames(traj[-1], settings, rng)
+                extra: list[Atoms] = []
+                if settings.explorer:  # nudged as enumerate places them, so it leaves saddles
+                    traj = _relax_frames(nudged(placed, rng), settings)
+                else:
+                    traj = _relax_frames(placed, settings)
+                    extra = [_rattled(traj[-1], settings.rattle_sigmas[0], rng, "rattle-end")]
+                    if j == 0 and i % settings.md_every == 0:
+                        extra += _md_frames(traj[-1], settings, rng)
                 for f in traj + extra:
                     frames.append(
                         _tagged(
@@ -329,8 +379,9 @@ def parse_alloys(text: str) -> tuple[tuple[str, str], ...]:
 
 
 def plan(settings: GenerateSettings) -> list[Shard]:
-    """Bulk and gas first, then one facet of every host before the next facet of any host."""
-    shards = [_gas_shard(), _bulk_shard(settings.metals)]
+    """Bulk and gas first, then one facet of every host before the next facet of any host.
+    An explorer pass makes only the adsorbate slabs."""
+    shards = [] if settings.explorer else [_gas_shard(), _bulk_shard(settings.metals)]
     rounds = max(len(FACETS[CRYSTAL[m]]) for m in settings.metals)
     for r in range(rounds):
         for m in settings.metals:
