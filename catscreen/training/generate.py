@@ -171,47 +171,45 @@ def _explorer_calc(name: str):  # noqa: ANN202
     return CatscreenCalculator(model, spin="auto", fidelity=model.info.default_fidelity)
 
 
-def _explore_frames(atoms: Atoms, settings: GenerateSettings) -> list[Atoms]:
-    """Every n-th step and the end of a BFGS relaxation under the explorer model: where the
-    model goes (its own minima, spurious ones included), for the teacher to label."""
+def _bfgs_frames(
+    atoms: Atoms,
+    calc,
+    settings: GenerateSettings,
+    prefix: str,
+    end_stage: str,  # noqa: ANN001
+) -> list[Atoms]:
+    """Every n-th step of a BFGS relaxation under `calc` (stage `prefix<step>`), then its end
+    (`end_stage`) unless the relaxation stopped on the last snapshot."""
     a = atoms.copy()
-    a.calc = _explorer_calc(settings.explorer)
+    a.calc = calc
     frames = []
     opt = BFGS(a, maxstep=0.2, logfile=None)
     for step, _ in enumerate(opt.irun(fmax=0.05, steps=settings.relax_steps), start=0):
         if step and step % settings.snapshot_every == 0:
             f = a.copy()
-            f.info["stage"] = f"explore{step}"
+            f.info["stage"] = f"{prefix}{step}"
             frames.append(f)
     end = a.copy()
-    end.info["stage"] = "explore-end"
-    if frames and np.allclose(end.positions, frames[-1].positions):
-        frames[-1] = end  # converged on a snapshot step: that snapshot is the minimum
-    else:
+    end.info["stage"] = end_stage
+    if not frames or not np.allclose(end.positions, frames[-1].positions):
         frames.append(end)
-    for f in frames:
-        f.calc = None
     return frames
 
 
 def _relax_frames(atoms: Atoms, settings: GenerateSettings) -> list[Atoms]:
-    """Start, every n-th step and the end of a short BFGS relaxation under the PBE teacher."""
+    """Start, every n-th step and the end of a short BFGS relaxation under the PBE teacher; with
+    an explorer, every n-th step and the end under that model (no start: the teacher passes
+    have it), the end always named explore-end: where the model goes, spurious minima
+    included, for the teacher to label."""
     if settings.explorer:
-        return _explore_frames(atoms, settings)
-    a = atoms.copy()
-    a.calc = _pbe_calc()
-    frames = [atoms.copy()]
-    frames[0].info["stage"] = "start"
-    opt = BFGS(a, maxstep=0.2, logfile=None)
-    for step, _ in enumerate(opt.irun(fmax=0.05, steps=settings.relax_steps), start=0):
-        if step and step % settings.snapshot_every == 0:
-            f = a.copy()
-            f.info["stage"] = f"relax{step}"
-            frames.append(f)
-    end = a.copy()
-    end.info["stage"] = "end"
-    if not np.allclose(end.positions, frames[-1].positions):
-        frames.append(end)
+        frames = _bfgs_frames(atoms, _explorer_calc(settings.explorer), settings, "explore", "")
+        frames[-1].info["stage"] = "explore-end"
+        return frames
+    start = atoms.copy()
+    start.info["stage"] = "start"
+    frames = [start] + _bfgs_frames(atoms, _pbe_calc(), settings, "relax", "end")
+    if frames[-1].info["stage"] == "end" and np.allclose(frames[-1].positions, start.positions):
+        frames.pop()  # nothing moved: the start is the end
     return frames
 
 
