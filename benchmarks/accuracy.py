@@ -127,6 +127,7 @@ class Relaxed:
     structures: dict[str, Atoms] = field(default_factory=dict)
     unconverged: list[str] = field(default_factory=list)
     anomalies: dict[str, list[str]] = field(default_factory=dict)
+    legacy: bool = False  # read from an old-format cache: unconverged and anomalies unknown
 
 
 def relax_systems(
@@ -172,8 +173,7 @@ def adsorption_energies(energies: dict[str, float], systems: list[tuple]) -> dic
             n = Counter(add_adsorbate_at(slab, ads, site).get_chemical_symbols()[len(slab) :])
             ref = sum(c * mu[el] for el, c in n.items())
             key = f"{sid}:{site}"
-            if key in energies:
-                out[key] = energies[key] - energies[f"slab:{sid}"] - ref
+            out[key] = energies[key] - energies[f"slab:{sid}"] - ref
     return out
 
 
@@ -260,6 +260,7 @@ def read_teacher_cache(path: Path, protocol: dict) -> Relaxed:
         energies=data.get("energies", data),
         unconverged=data.get("unconverged", []),
         anomalies=data.get("anomalies", {}),
+        legacy="protocol" not in data,
     )
 
 
@@ -391,9 +392,6 @@ def main() -> None:
     out["adsorption"] = ads
     out["adsorption"]["protocol"] = protocol
     wanted = set(model_e)
-    legacy = (
-        cache is not None and cache.exists() and "protocol" not in json.loads(cache.read_text())
-    )
     out["adsorption"]["unconverged"] = {
         "model": sorted(mine.unconverged),
         "teacher": sorted(k for k in cached.unconverged if k in wanted),
@@ -415,7 +413,7 @@ def main() -> None:
         f"{len(unconverged['model'])}, teacher {len(unconverged['teacher'])} (of {len(wanted)})"
         + (
             "; the teacher cache is in the old format: its unconverged count and anomalies are not known"
-            if legacy
+            if cached.legacy
             else ""
         )
     )

@@ -19,6 +19,7 @@ from jobflow.managers.local import run_locally
 from maggma.stores import MemoryStore
 from monty.json import MontyDecoder
 
+from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
 from catscreen.errors import CatscreenError
 from catscreen.io import atoms_from_text, atoms_to_text, write_parquet
 from catscreen.model.api import Prediction, load_model
@@ -301,8 +302,6 @@ def test_nudged_placement_leaves_the_saddle_an_exact_one_stops_on():
     """OH upright on top of Ru(0001) is a stationary point by symmetry but not a minimum: the
     bundled model keeps the symmetry of its input exactly, so only the nudged placement tilts
     over and finds the lower energy."""
-    from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
-
     model = load_model("bundled")
     rows, images = {}, {}
     for nudge in (0.0, 0.1):
