@@ -12,6 +12,21 @@ class CatscreenError(Exception):
     exit_code = 2
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception as one line: its message's first line, or its type when it has no message
+    (a bare `AssertionError` or `MemoryError()`)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def described(exc: BaseException) -> str:
+    """'Type: first line' (or just 'Type'): for errors recorded in results, where the type of
+    an unexpected failure (SCF, memory, NaN) is worth keeping."""
+    name = type(exc).__name__
+    line = first_line(exc)
+    return name if line == name else f"{name}: {line}"
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """' (did you mean 'Pt'?)' for a near miss such as `pt` or `Pt111`; '' when nothing is close."""
     options = list(choices)

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from ase import Atoms
 from ase.io import read, write
 
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, first_line
 
 METADATA_KEY = b"catscreen"
 
@@ -72,7 +72,7 @@ def read_parquet(path: str | os.PathLike[str], required: Iterable[str] = ()) -> 
     try:
         df = pq.read_table(p).to_pandas()
     except Exception as exc:  # pyarrow raises several types for damaged files
-        raise CatscreenError(f"cannot read {p} as parquet: {str(exc).splitlines()[0]}") from exc
+        raise CatscreenError(f"cannot read {p} as parquet: {first_line(exc)}") from exc
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise CatscreenError(f"{p} lacks required column(s): {', '.join(missing)}")
@@ -84,7 +84,7 @@ def read_parquet_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         meta = pq.read_schema(path).metadata or {}
     except Exception as exc:
-        raise CatscreenError(f"cannot read {path} as parquet: {str(exc).splitlines()[0]}") from exc
+        raise CatscreenError(f"cannot read {path} as parquet: {first_line(exc)}") from exc
     raw = meta.get(METADATA_KEY)
     return json.loads(raw) if raw else {}
 
@@ -113,5 +113,5 @@ def read_structures(path: str | os.PathLike[str]) -> list[Atoms]:
     try:
         images = read(p, index=":", format="extxyz")
     except Exception as exc:
-        raise CatscreenError(f"cannot read {p} as extxyz: {str(exc).splitlines()[0]}") from exc
+        raise CatscreenError(f"cannot read {p} as extxyz: {first_line(exc)}") from exc
     return list(images)

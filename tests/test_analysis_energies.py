@@ -97,6 +97,48 @@ def test_not_converged_is_kept_but_excluded_from_minima():
     assert "not_converged" in out.configs.set_index("site_type").loc["hcp", "anomalies"]
 
 
+def test_unconverged_references_make_their_placements_anomalous():
+    """A too-high clean-slab or gas energy shifts every E_ads that subtracts it."""
+    df = hand_results(
+        {"Pt": -100.0, "Cu": -50.0},
+        [("Pt", "O", "fcc", -106.5, 0), ("Cu", "O", "fcc", -57, 0), ("Cu", "H", "fcc", -53, 0)],
+        GASES,
+    )
+    df.loc[(df.kind == "slab") & (df.bulk == "Cu"), "status"] = "not_converged"
+    c = rank_results(df).configs.set_index(["candidate", "adsorbate"])
+    assert c.loc[("Cu(111)", "O"), "anomalies"] == "slab_not_converged"
+    assert c.loc[("Cu(111)", "O"), "anomalous"] and not c.loc[("Pt(111)", "O"), "anomalous"]
+
+    df.loc[df.kind == "slab", "status"] = "converged"
+    df.loc[(df.kind == "gas") & (df.adsorbate == "H2O"), "status"] = "not_converged"
+    out = rank_results(df)
+    c = out.configs.set_index(["candidate", "adsorbate"])
+    assert c.loc[("Pt(111)", "O"), "anomalies"] == "gas_not_converged"  # O needs H2O
+    assert not c.loc[("Cu(111)", "H"), "anomalous"]  # H needs only H2
+    assert out.systems.set_index(["candidate", "adsorbate"]).loc[("Pt(111)", "O")].n_valid == 0
+
+
+def test_failed_gas_reference_skips_what_needs_it():
+    df = hand()
+    df.loc[(df.kind == "gas") & (df.adsorbate == "H2O"), "status"] = "failed"
+    out = rank_results(df)
+    assert list(out.configs.adsorbate) == ["H"]
+    assert out.counts["skipped_failed_gas"] == 1 and out.counts["failed"] == 1
+
+
+@pytest.mark.parametrize("energy", [float("nan"), float("inf")])
+def test_non_finite_energies_count_as_failed(energy):
+    """Results written by another tool may say converged with no usable energy."""
+    df = hand()
+    df.loc[df.adsorbate == "H", "energy"] = energy
+    out = rank_results(df)
+    assert list(out.configs.adsorbate) == ["O"] and out.counts["failed_adslab"] == 1
+    df = hand()
+    df.loc[df.kind == "slab", "energy"] = energy
+    with pytest.raises(CatscreenError, match="no adsorbate configurations left"):
+        rank_results(df)
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [

@@ -122,6 +122,30 @@ def test_reference_candidate_cancels_offsets():
     assert again.loc["Ni(111)", "E_O"] == pytest.approx(r.loc["Ni(111)", "E_O"] - 0.7)
 
 
+def test_reference_without_a_valid_minimum_is_an_error():
+    df = table()
+    df.loc[(df.bulk == "Ru") & (df.adsorbate == "O"), "status"] = "not_converged"
+    with pytest.raises(CatscreenError, match="reference Ru\\(001\\) has no valid minimum for O"):
+        rank_results(df, RankSettings(reference_candidate="Ru(0001)"))
+    # a target on H alone does not need the reference's O
+    settings = RankSettings(reference_candidate="Ru(0001)", targets={"H": Target(0.0, 0.2)})
+    assert rank_results(df, settings).ranked.candidate.iloc[0] == "Ru(001)"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"default_tolerance": 0.0}, "tolerance must be positive"),
+        ({"bond_tolerance": -1.0}, "bond tolerance must be positive"),
+        ({"uncertainty_threshold": 0.0}, "uncertainty threshold must be positive"),
+        ({"top_k": -1}, "must not be negative"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs, message):
+    with pytest.raises(CatscreenError, match=message):
+        RankSettings(**kwargs)
+
+
 def test_top_k_flags_with_reasons():
     out = rank_results(table(), RankSettings(top_k=1))
     flagged = out.flagged

@@ -47,6 +47,14 @@ def test_rank_writes_tables_with_metadata(results_file):
     assert len(read_parquet(run / "adsorption.parquet")) == 8
 
 
+def test_summary_counts_placements_skipped_for_a_failed_slab(tmp_path, results):
+    df = results.copy()
+    df.loc[(df.kind == "slab") & (df.bulk == "Cu"), "status"] = "failed"
+    res = runner.invoke(app, ["rank", _bad(tmp_path, df)])
+    assert res.exit_code == 0, res.output
+    assert "4 skipped: their clean slab or gas reference failed" in " ".join(res.stderr.split())
+
+
 def test_formats_and_out_dir(results_file, tmp_path):
     res = runner.invoke(
         app, ["rank", str(results_file), "--format", "csv", "--out", str(tmp_path / "o")]
@@ -119,6 +127,7 @@ def _bad(tmp_path, results: pd.DataFrame) -> str:
             "references file not found",
         ),
         (lambda p, r: _bad(p, r), ["--write-dft", "cp2k", "/tmp/unused"], "unknown DFT engine"),
+        (lambda p, r: _bad(p, r), ["--tolerance", "0"], "tolerance must be positive"),
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(tmp_path, results, make, args, message):

@@ -66,3 +66,19 @@ def test_not_a_flagged_table_and_empty(tmp_path, flagged_file):
     assert code == 2 and "no flagged rows" in lines[0]
     code, lines = _run(tmp_path / "missing.parquet")
     assert code == 2 and "file not found" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("error", "recorded"),
+    [(AssertionError(), "AssertionError"), (MemoryError("\n"), "MemoryError")],
+)
+def test_a_gpaw_failure_without_a_message_is_recorded(monkeypatch, error, recorded):
+    """GPAW raises bare AssertionErrors; the row records the type and the other rows still run."""
+    from catscreen.dft import validate
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(validate, "single_point", fail)
+    out = validate.gpaw_single_point.original("", "slab", "off", {})
+    assert out["error"] == recorded and out["energy"] != out["energy"]  # NaN

@@ -18,6 +18,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from ase import Atoms
 
@@ -59,6 +60,7 @@ class _Row:
     energy: float
     std: float
     structure: str
+    converged: bool
 
 
 def _ctx(row: pd.Series) -> tuple[str, ...]:
@@ -77,7 +79,11 @@ def _index(rows: pd.DataFrame, key: str, what: str) -> dict[tuple[str, tuple[str
         if k in out:
             raise CatscreenError(f"duplicate {what} rows for {k[0]} in {context_label(k[1])}")
         out[k] = _Row(
-            str(row.config_id), float(row.energy), _std(row.energy_std), row.final_structure
+            str(row.config_id),
+            float(row.energy),
+            _std(row.energy_std),
+            row.final_structure,
+            str(row.status) == "converged",
         )
     return out
 
@@ -109,7 +115,12 @@ def check_single_model(results: pd.DataFrame) -> None:
 def adsorption_table(
     results: pd.DataFrame, refs: References, bond_tolerance: float
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """One row per non-failed adslab: E_ads, its std, anomaly flags; plus counts of exclusions."""
+    """One row per non-failed adslab: E_ads, its std, anomaly flags; plus counts of exclusions.
+
+    A row without a finite energy counts as failed whatever its status says (results may come
+    from another tool). An adslab whose clean slab or gas reference did not converge is
+    anomalous (`slab_not_converged`, `gas_not_converged`): its E_ads carries that error.
+    """
     missing = [c for c in REQUIRED if c not in results.columns]
     if missing:
         raise CatscreenError(f"results lack required column(s): {', '.join(missing)}")
@@ -117,7 +128,8 @@ def adsorption_table(
     if unknown:
         raise CatscreenError(f"results have unknown kind(s): {', '.join(unknown)}")
     check_single_model(results)
-    failed = results.status.astype(str) == "failed"
+    energy = pd.to_numeric(results.energy, errors="coerce")
+    failed = (results.status.astype(str) == "failed") | ~np.isfinite(energy.to_numpy(float))
     counts = {
         "rows": len(results),
         "failed": int(failed.sum()),
@@ -127,12 +139,15 @@ def adsorption_table(
     slabs = _index(ok[ok.kind == "slab"], "slab_id", "clean slab")
     gases = _index(ok[ok.kind == "gas"], "adsorbate", "gas reference")
     failed_slabs = set(results.loc[failed & (results.kind == "slab"), "slab_id"].astype(str))
+    failed_gases = {
+        (str(r.adsorbate), _ctx(r)) for _, r in results[failed & (results.kind == "gas")].iterrows()
+    }
     slab_contexts: dict[str, list[tuple[str, ...]]] = {}
     for sid, ctx in slabs:
         slab_contexts.setdefault(sid, []).append(ctx)
 
     records = []
-    skipped_slab = 0
+    skipped_slab = skipped_gas = 0
     for _, row in ok[ok.kind == "adslab"].iterrows():
         ctx = _ctx(row)
         sid = str(row.slab_id)
@@ -156,10 +171,14 @@ def adsorption_table(
         what = f"adsorbate {row.adsorbate} ({row.config_id})"
         weights: dict[str, float] = {}
         gas_structures: dict[str, str] = {}
+        gas_converged = True
         if refs.fixed:
             ref_e, ref_std = refs.fixed_energy(comp, what)
         else:
             weights = refs.weights(comp, what)
+            if any((m, ctx) in failed_gases for m in weights):
+                skipped_gas += 1
+                continue
             ref_e, ref_var = 0.0, 0.0
             for molecule, w in weights.items():
                 gas = gases.get((molecule, ctx))
@@ -171,6 +190,7 @@ def adsorption_table(
                 ref_e += w * gas.energy
                 ref_var += (w * gas.std) ** 2
                 gas_structures[molecule] = gas.structure
+                gas_converged &= gas.converged
             ref_std = math.sqrt(ref_var)
         report = detect_anomalies(
             initial,
@@ -180,6 +200,8 @@ def adsorption_table(
             bond_tolerance,
         )
         names = report.names + ([] if row.status == "converged" else ["not_converged"])
+        names += [] if slab.converged else ["slab_not_converged"]
+        names += [] if gas_converged else ["gas_not_converged"]
         std = _std(row.energy_std)
         cand = candidate_of(row.bulk, row.miller, row.termination)
         records.append(
@@ -215,7 +237,7 @@ def adsorption_table(
                 "reconstructed": report.reconstructed,
                 "intercalated": report.intercalated,
                 "migrated": report.migrated,
-                "anomalous": report.excluding or row.status != "converged",
+                "anomalous": report.excluding or len(names) > len(report.names),
                 "anomalies": ",".join(names),
                 "final_structure": row.final_structure,
                 "slab_structure": slab.structure,
@@ -226,5 +248,6 @@ def adsorption_table(
     if not records:
         raise CatscreenError("no adsorbate configurations left to rank (all failed or absent)")
     counts["skipped_failed_slab"] = skipped_slab
+    counts["skipped_failed_gas"] = skipped_gas
     counts["adslabs"] = len(records)
     return pd.DataFrame.from_records(records), counts

@@ -19,6 +19,7 @@ from catscreen.analysis.energies import REQUIRED, adsorption_table
 from catscreen.analysis.flags import flag_configs
 from catscreen.analysis.ranking import Target, apply_targets, descriptor_table, system_table
 from catscreen.analysis.references import References, default_references
+from catscreen.errors import CatscreenError
 from catscreen.io import read_parquet, write_parquet
 
 UNCERTAINTY_MODEL = (
@@ -42,6 +43,18 @@ class RankSettings:
     top_k: int = 5
     uncertainty_threshold: float = 0.15  # eV on E_ads std
     flip_sigma: float = 1.0
+
+    def __post_init__(self) -> None:
+        positive = {
+            "tolerance": self.default_tolerance,
+            "bond tolerance": self.bond_tolerance,
+            "uncertainty threshold": self.uncertainty_threshold,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise CatscreenError(f"the {name} must be positive, got {value}")
+        if self.flip_sigma < 0 or self.top_k < 0:
+            raise CatscreenError("--flip-sigma and --top-k must not be negative")
 
     def as_metadata(self) -> dict[str, Any]:
         meta = asdict(self)

@@ -129,6 +129,13 @@ def apply_targets(
         raise CatscreenError(
             f"target adsorbate(s) {', '.join(unknown)} not in the results; have {', '.join(adsorbates)}"
         )
+    if reference is not None:
+        empty = [a for a in targets if not np.isfinite(ref[f"E_{a}"])]
+        if empty:
+            raise CatscreenError(
+                f"reference {reference} has no valid minimum for {', '.join(empty)} "
+                "(every placement failed or is anomalous); pick another --reference"
+            )
     if not targets:
         table["distance"] = math.nan
         table["distance_std"] = math.nan

@@ -39,7 +39,7 @@ from catscreen.campaign.recipe import Recipe, load_recipe, parse_recipe, section
 from catscreen.campaign.state import CampaignState, StageRecord, load_state, now, save_state
 from catscreen.campaign.summary import render_summary
 from catscreen.dft import DftSettings, write_dft_inputs
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path, read_parquet
 from catscreen.model.api import check_model_name
 from catscreen.workflow import RelaxSettings, relax_configurations
@@ -121,7 +121,7 @@ def _run_stage(
         files, counts = body()
     except BaseException as exc:  # interrupted or failed: the log must say so, then re-raise
         record.status = "failed"
-        record.message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        record.message = first_line(exc)
         record.seconds = time.perf_counter() - t0
         save_state(root, state)
         raise

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path
 
 STAGES: tuple[str, ...] = ("enumerate", "relax", "rank")
@@ -63,7 +63,7 @@ def load_state(root: Path) -> CampaignState | None:
         return CampaignState.model_validate(json.loads(path.read_text()))
     except (ValueError, ValidationError) as exc:
         raise CatscreenError(
-            f"{path} is damaged ({str(exc).splitlines()[0]}); delete it to start over"
+            f"{path} is damaged ({first_line(exc)}); delete it to start over"
         ) from None
 
 

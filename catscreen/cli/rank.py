@@ -138,10 +138,12 @@ def rank_command(
         folders = write_dft_inputs(output.flagged, write_dft[0], write_dft[1], DftSettings())
         err_console.print(f"wrote {len(folders)} {write_dft[0]} input folder(s) to {write_dft[1]}")
     c = output.counts
+    skipped = c["skipped_failed_slab"] + c["skipped_failed_gas"]
     err_console.print(
-        f"{c['adslabs']} placements ({c['failed']} failed rows excluded, {c['anomalous']} anomalous), "
-        f"{c['systems']} systems, {c['candidates']} candidates, {c['flagged']} flagged for DFT; "
-        f"wrote {paths['ranked']}"
+        f"{c['adslabs']} placements ({c['failed']} failed rows excluded, {c['anomalous']} anomalous"
+        + (f", {skipped} skipped: their clean slab or gas reference failed" if skipped else "")
+        + f"), {c['systems']} systems, {c['candidates']} candidates, {c['flagged']} flagged for "
+        f"DFT; wrote {paths['ranked']}"
     )
     if fmt == "csv":
         typer.echo(output.ranked.to_csv(index=False), nl=False)

@@ -19,6 +19,7 @@ from maggma.stores import MemoryStore
 from catscreen.dft.gpaw import require_gpaw, single_point
 from catscreen.dft.settings import DftSettings
 from catscreen.dft.tasks import dft_tasks, gas_task_name
+from catscreen.errors import described
 
 # AdsorbML counts an ML energy as a success when it is within 0.1 eV of DFT.
 SUCCESS_THRESHOLD = 0.1
@@ -34,7 +35,7 @@ def gpaw_single_point(structure: str, kind: str, spin: str, settings: dict) -> d
             "energy": math.nan,
             "magmom": math.nan,
             "wall_time": 0.0,
-            "error": str(exc).splitlines()[0],
+            "error": described(exc),
         }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from ase import Atoms
 from ase.io import read
 
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, first_line
 
 EXTXYZ_SUFFIXES = (".extxyz", ".xyz", ".extxyz.gz", ".xyz.gz")
 DB_SUFFIXES = (".db",)
@@ -111,7 +111,7 @@ def _read_extxyz(path: Path) -> list[Atoms]:
     try:
         return list(read(path, index=":", format="extxyz"))
     except Exception as exc:  # ASE raises many types for damaged text
-        raise CatscreenError(f"cannot read {path} as extxyz: {str(exc).splitlines()[0]}") from exc
+        raise CatscreenError(f"cannot read {path} as extxyz: {first_line(exc)}") from exc
 
 
 def _read_db(path: Path) -> list[Atoms]:
@@ -126,7 +126,7 @@ def _read_db(path: Path) -> list[Atoms]:
                 atoms.info.setdefault("db_id", row.id)
                 frames.append(atoms)
     except Exception as exc:  # sqlite3 and ASE raise several types for a bad file
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = first_line(exc)
         raise CatscreenError(f"cannot read {path} as an ASE database: {msg}") from exc
     return frames
 

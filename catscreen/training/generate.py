@@ -33,7 +33,7 @@ from ase.units import fs
 
 from catscreen.build.gas import gas_molecule
 from catscreen.build.placements import nudged
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path
 from catscreen.training import teacher
 
@@ -414,7 +414,7 @@ def read_frames(path: Path) -> list[Atoms]:
         with opener(path, "rt") as fh:
             return list(read(fh, index=":", format="extxyz"))
     except Exception as exc:
-        raise CatscreenError(f"cannot read {path} as extxyz: {str(exc).splitlines()[0]}") from exc
+        raise CatscreenError(f"cannot read {path} as extxyz: {first_line(exc)}") from exc
 
 
 def _mirror(frames: Iterable[Atoms], fraction: float) -> list[Atoms]:

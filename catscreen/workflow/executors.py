@@ -18,7 +18,7 @@ from jobflow.managers.local import run_locally
 from maggma.stores import MemoryStore
 from monty.json import MontyDecoder
 
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, described
 from catscreen.workflow.relax import Row
 
 OnDone = Callable[[Job, list[Row] | None, str | None], None]
@@ -27,10 +27,6 @@ EXECUTORS: tuple[str, ...] = ("local", "dask")
 # Threads per worker process: BLAS/torch in every Dask worker would otherwise each start one
 # thread per core and oversubscribe the machine.
 _WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-
-
-def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def all_jobs(flow: Flow) -> list[Job]:
@@ -154,7 +150,7 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
             try:
                 rows = fut.result()
             except Exception as exc:
-                on_done(j, None, _error(exc))
+                on_done(j, None, described(exc))
                 continue
             on_done(j, rows, None)
     finally:
