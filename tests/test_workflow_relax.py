@@ -11,7 +11,7 @@ import pytest
 from ase import Atoms
 from ase.build import add_adsorbate, fcc111, molecule
 from ase.calculators.emt import EMT
-from ase.constraints import FixAtoms
+from ase.constraints import FixAtoms, FixCartesian
 from ase.io import write
 from ase.optimize import FIRE, LBFGS
 from jobflow import Flow, JobStore
@@ -209,6 +209,70 @@ def test_second_writer_is_refused(tmp_path):
         relax_configurations(p, out, RelaxSettings(model="emt"), progress=False)
     relax_configurations(p, out, RelaxSettings(model="emt", steps=2), progress=False)
     assert len(pd.read_parquet(out)) == 5
+
+
+def test_a_failed_write_stops_the_run_and_keeps_the_results(tmp_path, monkeypatch):
+    """Disk full while writing: one clear error (also through run_locally, which swallows
+    Job exceptions), and the results already on disk stay as they were."""
+    import errno
+
+    import catscreen.io
+
+    p = tmp_path / "c.extxyz"
+    write(p, [adslab("Cu", "O", "fcc")], format="extxyz")
+    out = tmp_path / "r.parquet"
+    relax_configurations(p, out, RelaxSettings(model="emt", steps=2), progress=False)
+    before = out.read_bytes()
+    write(p, [adslab("Cu", "O", "fcc"), adslab("Pt", "O", "fcc")], format="extxyz")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(catscreen.io.pq, "write_table", full)
+    with pytest.raises(CatscreenError, match="cannot write .*No space left on device; the prev"):
+        relax_configurations(p, out, RelaxSettings(model="emt", steps=2), progress=False)
+    assert out.read_bytes() == before
+    assert [f.name for f in tmp_path.iterdir() if f.name.endswith(".tmp")] == []
+
+
+def test_a_folder_named_like_a_builtin_model_is_not_a_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "emt").mkdir()
+    assert RelaxSettings(model="emt").model_ref() == "emt"
+    (tmp_path / "mine.pt").write_bytes(b"")
+    assert RelaxSettings(model="mine.pt").model_ref() == str(tmp_path / "mine.pt")
+
+
+@pytest.mark.parametrize("tagged", [True, False])
+def test_per_direction_constraints_hold(tagged):
+    """O may move along z only (FixCartesian); extxyz then stores every constraint as a
+    3-column move_mask, and the FixAtoms bottom layers come back as FixCartesian too."""
+    start = adslab("Cu", "O", "fcc", height=1.4)
+    o = len(start) - 1
+    start.positions[o, :2] += 0.3  # off the site: in-plane force
+    if not tagged:
+        start.set_tags(0)
+    bottom = np.flatnonzero(start.positions[:, 2] < start.positions[:, 2].min() + 0.1)
+    start.set_constraint([FixAtoms(indices=bottom), FixCartesian(o, (True, True, False))])
+    model, items = items_for([start])
+    whole = (start.get_tags() == 0).sum() if tagged else len(bottom)  # tag 0 or FixAtoms
+    assert fixed_mask(atoms_from_text(items[-1]["structure"])).sum() == 3 * whole + 2
+    (row,) = relax_items(model, items[-1:], fmax=0.05, steps=50)
+    first, final = (atoms_from_text(t) for t in (items[-1]["structure"], row["final_structure"]))
+    np.testing.assert_array_equal(final.positions[bottom], first.positions[bottom])
+    np.testing.assert_array_equal(final.positions[o, :2], first.positions[o, :2])
+    assert abs(final.positions[o, 2] - first.positions[o, 2]) > 0.05
+    forces = final.get_forces(apply_constraint=False)
+    assert row["fmax"] <= 0.05 < np.abs(forces[o, :2]).max()  # judged on free directions
+
+
+def test_unsupported_constraints_are_refused():
+    from ase.constraints import FixBondLength
+
+    atoms = adslab("Cu", "CO", "ontop")
+    atoms.set_constraint(FixBondLength(len(atoms) - 2, len(atoms) - 1))
+    with pytest.raises(CatscreenError, match="constraint FixBondLengths is not supported"):
+        fixed_mask(atoms)
 
 
 def test_dask_local_cluster_matches_local(tmp_path):

@@ -69,17 +69,26 @@ class _FailureLog(logging.Handler):
             self.errors[name] = message.strip().splitlines()[-1]
 
 
+class _DriverError(BaseException):
+    """Carries an error of `on_done` (e.g. the disk is full) through run_locally, which
+    catches every `Exception` of a Job and only logs it; finished rows must not be lost."""
+
+
 def run_local(flow: Flow, on_done: OnDone) -> None:
     """The Flow through jobflow's run_locally with an in-memory JobStore, in this process.
 
-    A Job that raises is reported with its error and the others still run.
+    A Job that raises is reported with its error and the others still run; an error of
+    `on_done` itself (writing the results) stops the run and is raised, as on Dask.
     """
     jobs = {j.uuid: j for j in all_jobs(flow)}
     reported: set[str] = set()
 
     def stored(uuid: str, output: Any) -> None:
         reported.add(uuid)
-        on_done(jobs[uuid], output, None)
+        try:
+            on_done(jobs[uuid], output, None)
+        except Exception as exc:
+            raise _DriverError() from exc
 
     logger = logging.getLogger("jobflow.managers.local")
     failures = _FailureLog()
@@ -93,6 +102,8 @@ def run_local(flow: Flow, on_done: OnDone) -> None:
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", FutureWarning)
             run_locally(flow, store=_NotifyingJobStore(stored), log=False)
+    except _DriverError as err:
+        raise err.__cause__ from None  # type: ignore[misc]
     finally:
         logger.removeHandler(failures)
         logger.setLevel(level)

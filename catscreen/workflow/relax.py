@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.constraints import FixAtoms
+from ase.constraints import FixAtoms, FixCartesian
 from ase.geometry import get_distances
 
+from catscreen.errors import CatscreenError
 from catscreen.io import atoms_from_text, atoms_to_text
 from catscreen.model.api import Model, ModelInfo, Prediction
 from catscreen.workflow.optimizers import make_optimizer
@@ -41,18 +42,28 @@ Row = dict[str, Any]
 
 
 def fixed_mask(atoms: Atoms) -> np.ndarray:
-    """Atoms that must not move: FixAtoms indices, plus tag 0 when the structure is tagged.
+    """[n_atoms, 3]: the Cartesian directions that must not move.
 
-    Tags are only trusted when some atom has a non-zero tag; an untagged user structure
-    (all tags 0 by default) would otherwise be frozen entirely.
+    FixAtoms fixes whole atoms, FixCartesian single directions (extxyz stores any per-direction
+    constraint as a 3-column move_mask, and ASE reads every constraint back as FixCartesian);
+    tag 0 fixes whole atoms when the structure is tagged. Tags are only trusted when some atom
+    has a non-zero tag; an untagged user structure (all tags 0 by default) would otherwise be
+    frozen entirely. Any other constraint is refused rather than ignored.
     """
-    mask = np.zeros(len(atoms), dtype=bool)
+    mask = np.zeros((len(atoms), 3), dtype=bool)
     for constraint in atoms.constraints:
         if isinstance(constraint, FixAtoms):
             mask[constraint.get_indices()] = True
+        elif isinstance(constraint, FixCartesian):
+            mask[constraint.index] |= np.asarray(constraint.mask, dtype=bool)
+        else:
+            raise CatscreenError(
+                f"constraint {type(constraint).__name__} is not supported "
+                "(only FixAtoms, FixCartesian and tag 0)"
+            )
     tags = atoms.get_tags()
     if np.any(tags != 0):
-        mask |= tags == 0
+        mask[tags == 0] = True
     return mask
 
 
@@ -167,18 +178,25 @@ def relax_items(
 ) -> list[Row]:
     """Relax a batch of work items together; one row per item, in input order.
 
-    Forces on fixed atoms are zeroed before the optimizer and their displacement is masked,
-    so they stay exactly where they were; the cell never changes; convergence is
-    max |F| <= fmax over free atoms. `wall_time` of a row is its share of every step it took
+    Forces along fixed directions (`fixed_mask`) are zeroed before the optimizer and those
+    displacements are masked, so fixed atoms stay exactly where they were; the cell never
+    changes; convergence is max |F| <= fmax over what is free to move. `wall_time` of a row is its share of every step it took
     part in (step time / structures in that step), so a batch's rows sum to its wall time.
     """
     info = model.info
     rows: list[Row | None] = [None] * len(items)
     structures: list[Atoms] = []
+    fixed: list[np.ndarray] = []
     active: list[int] = []
     for k, item in enumerate(items):
         atoms = atoms_from_text(item["structure"])
         structures.append(atoms)
+        fixed.append(np.zeros((len(atoms), 3), dtype=bool))
+        try:
+            fixed[k] = fixed_mask(atoms)
+        except CatscreenError as exc:
+            rows[k] = result_row(item, info, "failed", str(exc))
+            continue
         try:
             info.check_elements(atoms)
             info.check_context(item["spin"], item["fidelity"])
@@ -186,7 +204,6 @@ def relax_items(
             rows[k] = result_row(item, info, "failed", f"model cannot run it: {exc}")
             continue
         active.append(k)
-    fixed = [fixed_mask(a) for a in structures]
     initial_z = [_scaled_z(a) for a in structures]
     opt = make_optimizer(optimizer, [len(a) for a in structures])
     taken = np.zeros(len(items), dtype=int)
@@ -214,9 +231,8 @@ def relax_items(
                 )
                 continue
             forces = np.array(pred.forces, dtype=float)
-            forces[fixed[k]] = 0.0
-            free = ~fixed[k]
-            fnow = float(np.linalg.norm(forces[free], axis=1).max()) if free.any() else 0.0
+            forces[fixed[k]] = 0.0  # as ASE's constraints do: fixed directions feel no force
+            fnow = float(np.linalg.norm(forces, axis=1).max()) if len(forces) else 0.0
             if fnow <= fmax or taken[k] >= steps:
                 status = "converged" if fnow <= fmax else "not_converged"
                 why = "" if fnow <= fmax else f"fmax {fnow:.3g} > {fmax:g} after {steps} steps"

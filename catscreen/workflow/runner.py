@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.text import Text
 
 from catscreen.errors import CatscreenError
-from catscreen.model.api import SPIN_MODES
+from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES
 from catscreen.workflow.executors import EXECUTORS, run_dask, run_local
 from catscreen.workflow.inputs import read_configs, select, work_items
 from catscreen.workflow.jobs import RelaxMaker, cached_model
@@ -69,7 +69,10 @@ class RelaxSettings:
                 raise CatscreenError(message)
 
     def model_ref(self) -> str:
-        """A checkpoint path made absolute, so a worker in another folder finds it."""
+        """A checkpoint path made absolute, so a worker in another folder finds it; a built-in
+        name stays a name even when a folder of that name exists (e.g. `emt/` for results)."""
+        if self.model in BUILTIN_MODELS:
+            return self.model
         path = Path(self.model)
         return str(path.resolve()) if path.exists() else self.model
 
