@@ -52,6 +52,31 @@ def test_bulk_from_files_and_bad_bulks(tmp_path):
         load_bulks(["Unobtainium"])
 
 
+def test_a_strained_bulk_keeps_its_lattice(tmp_path):
+    """Standardising picks the setting; it must not average away a strain put in on purpose."""
+    strained = bulk("Pt", "fcc", a=3.92, cubic=True)
+    strained.set_cell(np.diag([3.92, 3.92, 4.00]), scale_atoms=True)
+    write(tmp_path / "PtT.cif", strained)
+    (pt,) = load_bulks([str(tmp_path / "PtT.cif")])
+    # body-centred tetragonal in its standard cell: a = 3.92 / sqrt(2), c = 4.00 (was cubic)
+    a = 3.92 / np.sqrt(2)
+    assert sorted(pt.structure.lattice.abc) == pytest.approx([a, a, 4.00], abs=1e-6)
+    assert pt.structure.volume / len(pt.structure) == pytest.approx(3.92**2 * 4.00 / 4)
+
+
+def test_slab_and_site_ids_follow_the_vacuum_not_float_noise():
+    def ids(vacuum):
+        images = enumerate_configurations(
+            EnumerateSettings(bulks=["Pt"], miller=["1,1,1"], adsorbates=["O"], vacuum=vacuum)
+        )
+        return {a.info["site_type"]: (a.info["slab_id"], a.info["config_id"]) for a in images}
+
+    default, other, again = ids(20.0), ids(12.0), ids(20.0)
+    assert default == again
+    assert {s for s, _ in default.values()}.isdisjoint({s for s, _ in other.values()})
+    assert len({c for _, c in default.values()} | {c for _, c in other.values()}) == 10
+
+
 def test_parse_miller():
     assert parse_miller("1,1,1") == (1, 1, 1)
     assert parse_miller("111") == (1, 1, 1)

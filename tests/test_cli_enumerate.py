@@ -61,6 +61,43 @@ def test_dry_run_writes_nothing(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+# A CuAu random alloy: ASE would keep one species per site and call it pure Au.
+MIXED_CIF = """data_CuAu
+_cell_length_a 3.8
+_cell_length_b 3.8
+_cell_length_c 3.8
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'F m -3 m'
+_symmetry_Int_Tables_number 225
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+Cu1 Cu 0 0 0 0.5
+Au1 Au 0 0 0 0.5
+"""
+
+
+def test_repeated_adsorbate_options_add_up(tmp_path):
+    result = runner.invoke(
+        app, ["enumerate", "-b", "Pt", "-m", "1,1,1", "-a", "O", "-a", "CO,H", "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "O, CO, H" in " ".join(result.output.split())
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "f").write_text("keep")
+    result = runner.invoke(app, ["enumerate", "-b", "Pt", "-a", "O", "--out", str(tmp_path / "f")])
+    assert result.exit_code == 2 and "is a file; give a folder" in result.output
+    assert (tmp_path / "f").read_text() == "keep"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -75,11 +112,18 @@ def test_dry_run_writes_nothing(tmp_path):
         (["--bulk", "Pt", "--custom-adsorbate", "{missing}:0"], "custom adsorbate file not found"),
         (["--bulk", "Pt", "--placement", "sideways"], "bad setting placement"),
         (["--bulk", "Pt", "--max-index", "0"], "bad setting max_index"),
+        (["--bulk", "{mixed}", "-a", "O"], "partial occupancies (Cu 0.5, Au 0.5)"),
+        (["--bulk", "{qq}", "-a", "O"], "unknown element symbol 'Qq'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
     (tmp_path / "junk.cif").write_text("data_junk\n_cell_length_a oops\n")
-    args = [a.format(junk=tmp_path / "junk.cif", missing=tmp_path / "no.xyz") for a in args]
+    (tmp_path / "qq.xyz").write_text("2\n\nQq 0 0 0\nPt 0 0 2\n")
+    (tmp_path / "mixed.cif").write_text(MIXED_CIF)
+    files = {
+        n: tmp_path / f for n, f in (("junk", "junk.cif"), ("qq", "qq.xyz"), ("mixed", "mixed.cif"))
+    }
+    args = [a.format(missing=tmp_path / "no.xyz", **files) for a in args]
     out = tmp_path / "out"
     result = runner.invoke(app, ["enumerate", *args, "--out", str(out)])
     assert result.exit_code == 2, result.output

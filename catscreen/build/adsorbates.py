@@ -17,8 +17,7 @@ import yaml
 from ase import Atoms
 from ase.io import read
 
-from catscreen.build.bulks import first_line
-from catscreen.errors import CatscreenError, did_you_mean
+from catscreen.errors import CatscreenError, did_you_mean, first_line
 from catscreen.paths import data_path
 
 

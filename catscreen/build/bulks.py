@@ -24,7 +24,7 @@ from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from catscreen.errors import CatscreenError, did_you_mean
+from catscreen.errors import CatscreenError, did_you_mean, first_line
 from catscreen.paths import data_path
 
 # Fractional positions of the alloy prototypes, per element slot (A, B); see data/bulks.yaml.
@@ -62,15 +62,9 @@ class Bulk:
             "name": self.name,
             "lattice": np.round(s.lattice.matrix, 4).tolist(),
             "species": [str(sp) for sp in s.species],
-            "frac": np.round(np.mod(s.frac_coords, 1.0), 4).tolist(),
+            "frac": (np.mod(np.round(s.frac_coords, 4), 1.0) + 0.0).tolist(),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def first_line(exc: Exception) -> str:
-    """An exception as one line, for errors about files other libraries failed to read."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 @cache
@@ -97,10 +91,27 @@ def _library_atoms(name: str, entry: dict[str, Any]) -> Atoms:
     )
 
 
+# Symmetry tolerance (A) for the standard setting. The refined cell is idealised to the
+# symmetry found, so a loose tolerance would average away a strain the user put in on purpose
+# (0.1 A turned a 2% tetragonal Pt cell cubic); 0.01 A keeps it and absorbs DFT-relaxation noise.
+SYMPREC = 0.01
+
+
 def standardize(atoms: Atoms) -> Structure:
     """Conventional standard cell (pymatgen), the frame Miller indices refer to."""
     structure = AseAtomsAdaptor.get_structure(atoms)
-    return SpacegroupAnalyzer(structure, symprec=0.1).get_conventional_standard_structure()
+    return SpacegroupAnalyzer(structure, symprec=SYMPREC).get_conventional_standard_structure()
+
+
+def _check_ordered(atoms: Atoms, where: str) -> None:
+    """ASE keeps one species of a mixed or partly empty CIF site and drops the rest silently."""
+    for site in (atoms.info.get("occupancy") or {}).values():
+        if len(site) > 1 or sum(site.values()) < 0.999:
+            text = ", ".join(f"{el} {occ:g}" for el, occ in site.items())
+            raise CatscreenError(
+                f"{where} has partial occupancies ({text}): disordered structures are not "
+                "supported; give an ordered cell (e.g. one special quasirandom structure)"
+            )
 
 
 def library_bulk(name: str) -> Bulk:
@@ -122,7 +133,10 @@ def file_bulks(path: Path) -> list[Bulk]:
     try:
         frames = read(path, index=":")
     except Exception as exc:  # ASE raises many types for unreadable files
-        raise CatscreenError(f"cannot read bulk file {path}: {first_line(exc)}") from exc
+        why = first_line(exc)
+        if isinstance(exc, KeyError):  # ASE's symbol lookup: KeyError('Qq')
+            why = f"unknown element symbol {exc.args[0]!r}?"
+        raise CatscreenError(f"cannot read bulk file {path}: {why}") from exc
     if not isinstance(frames, list):
         frames = [frames]
     if not frames:
@@ -131,6 +145,7 @@ def file_bulks(path: Path) -> list[Bulk]:
     for i, atoms in enumerate(frames):
         if not atoms.pbc.all() or atoms.cell.volume < 1e-6:
             raise CatscreenError(f"bulk file {path} (frame {i}) has no 3D periodic cell")
+        _check_ordered(atoms, f"bulk file {path} (frame {i})")
         name = path.stem if len(frames) == 1 else f"{path.stem}_{i}"
         bulks.append(Bulk(name, standardize(atoms), f"file {path.name}"))
     return bulks

@@ -26,6 +26,7 @@ from catscreen.build.placements import (
 )
 from catscreen.build.sites import Site, find_sites
 from catscreen.build.slabs import (
+    DEFAULT_VACUUM,
     Bravais,
     Miller,
     SlabTermination,
@@ -78,7 +79,7 @@ class EnumerateSettings(BaseModel):
     )
     max_index: int = Field(1, ge=1, description="all distinct facets up to this index")
     min_slab_size: float = Field(7.0, gt=0, description="minimum slab thickness (A)")
-    vacuum: float = Field(20.0, gt=0, description="vacuum thickness (A)")
+    vacuum: float = Field(DEFAULT_VACUUM, gt=0, description="vacuum thickness (A)")
     min_ab: float = Field(8.0, gt=0, description="minimum in-plane cell lengths (A)")
     adsorbates: list[str] = Field(default_factory=list, description="library adsorbate names")
     custom_adsorbates: list[str] = Field(default_factory=list, description="FILE:I[,J] specs")
@@ -135,7 +136,8 @@ def _site_identity(slab: Atoms, site: Site) -> dict[str, object]:
     frac = np.linalg.solve(slab.cell.array[:2, :2].T, np.array(site.position[:2]))
     return {
         "kind": site.kind,
-        "frac": np.round(np.mod(frac, 1.0), 3).tolist(),
+        # round, then wrap: wrapping first sends -1e-16 to 0.9999... and so to 1.0
+        "frac": (np.mod(np.round(frac, 3), 1.0) + 0.0).tolist(),
         "atoms": list(site.atoms),
     }
 

@@ -27,9 +27,10 @@ from ase.geometry.minkowski_reduction import minkowski_reduce
 from pymatgen.core.surface import SlabGenerator, get_symmetrically_distinct_miller_indices
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from catscreen.build.bulks import Bulk, first_line
-from catscreen.errors import CatscreenError
+from catscreen.build.bulks import Bulk
+from catscreen.errors import CatscreenError, first_line
 
+DEFAULT_VACUUM = 20.0  # A, EnumerateSettings.vacuum
 EXPOSED_RADIUS = 0.85  # cylinder radius for the exposure test, in units of d_nn
 EXPOSED_DZ = 0.3  # A; an atom must be this much higher to cover another
 
@@ -47,6 +48,7 @@ class SlabTermination:
     shift: float
     termination: int
     side: str  # 'top' or 'bottom' of the pymatgen slab
+    vacuum: float = DEFAULT_VACUUM
 
     @property
     def slab_id(self) -> str:
@@ -59,6 +61,8 @@ class SlabTermination:
             "shift": round(self.shift, 4),
             "side": self.side,
             "n_atoms": len(self.atoms),
+            # another vacuum is another slab (and energy); the default keeps the ids it had
+            **({} if self.vacuum == DEFAULT_VACUUM else {"vacuum": round(self.vacuum, 3)}),
         }
 
 
@@ -215,6 +219,7 @@ def make_slabs(
                     shift=float(slab.shift),
                     termination=len(terminations),
                     side=side,
+                    vacuum=vacuum,
                 )
             )
     return terminations

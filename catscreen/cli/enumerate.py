@@ -102,11 +102,11 @@ def enumerate_command(
     max_index: int = typer.Option(
         1, "--max-index", help="Largest Miller index when no --miller is given."
     ),
-    adsorbates: str = typer.Option(
-        "",
+    adsorbates: list[str] = typer.Option(
+        [],
         "--adsorbates",
         "-a",
-        help="Comma list from the library (H, O, N, C, OH, H2O, OOH, O2, CO, COH, CHO, CO2, COOH, "
+        help="Comma list (or repeat the option) from the library (H, O, N, C, OH, H2O, OOH, O2, CO, COH, CHO, CO2, COOH, "
         "HCOO, CH, CH2, CH3, CH4, CHOH, OCH3, NH, NH2, NH3, N2, NO, NNH, N2H2, C2H2, C2H4).",
     ),
     custom_adsorbate: list[str] = typer.Option(
@@ -150,6 +150,8 @@ def enumerate_command(
     """
     if out is None and not dry_run:
         raise CatscreenError("give --out DIR (or --dry-run to only count)")
+    if out is not None and out.exists() and not out.is_dir():
+        raise CatscreenError(f"--out {out} is a file; give a folder")
     try:
         settings = EnumerateSettings(
             bulks=_many(bulk),
@@ -158,7 +160,7 @@ def enumerate_command(
             min_slab_size=min_slab_size,
             vacuum=vacuum,
             min_ab=min_ab,
-            adsorbates=split_csv(adsorbates),
+            adsorbates=_many(adsorbates),
             custom_adsorbates=custom_adsorbate,
             placement=placement,
             n_random=n,
