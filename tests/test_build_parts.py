@@ -77,6 +77,29 @@ def test_slab_and_site_ids_follow_the_vacuum_not_float_noise():
     assert len({c for _, c in default.values()} | {c for _, c in other.values()}) == 10
 
 
+def test_non_binding_atoms_start_clear_of_the_surface():
+    """CH4 binds through C; its downward H must not start inside a Pt-H bond (was 1.3 A)."""
+    from ase.data import covalent_radii
+    from ase.geometry import get_distances
+
+    images = enumerate_configurations(
+        EnumerateSettings(bulks=["Pt"], miller=["1,1,1"], adsorbates=["CH4"], include_clean=False)
+    )
+    assert len(images) == 4
+    bond = covalent_radii[1] + covalent_radii[78]
+    for atoms in images:
+        h = np.flatnonzero(atoms.numbers == 1)
+        pt = np.flatnonzero(atoms.numbers == 78)
+        _, d = get_distances(atoms.positions[h], atoms.positions[pt], atoms.cell, atoms.pbc)
+        assert d.min() >= bond - 1e-6, atoms.info["site_type"]
+
+
+def test_an_adsorbate_overlapping_its_own_image_is_an_error():
+    settings = EnumerateSettings(bulks=["Pt"], miller=["1,1,1"], adsorbates=["C2H4"], min_ab=2.0)
+    with pytest.raises(CatscreenError, match="C2H4 overlaps its own periodic image"):
+        enumerate_configurations(settings)
+
+
 def test_parse_miller():
     assert parse_miller("1,1,1") == (1, 1, 1)
     assert parse_miller("111") == (1, 1, 1)

@@ -2,10 +2,12 @@
 
 Height rule: the binding atom(s) sit at the sum of covalent radii (ASE's Cordero et al. 2008
 values) from the nearest slab atoms, so O in an fcc hollow of Pt(111) starts ~1.2 A above the
-surface plane and CO ontop ~2.1 A. Overlap rule: no adsorbate-slab pair closer than
+surface plane and CO ontop ~2.1 A. Overlap rule: no binding atom closer to a slab atom than
 MIN_DISTANCE_FACTOR x the sum of their covalent radii (0.7, loose enough for a bonded
-adsorbate, tight enough to forbid atoms inside the surface); a placement that violates it is
-lifted in 0.1 A steps until it does not.
+adsorbate, tight enough to forbid atoms inside the surface), no other adsorbate atom closer
+than NONBINDING_FACTOR x (1.0: it is not bonded to the surface); a placement that violates it
+is lifted in 0.1 A steps until it does not. An adsorbate that overlaps its own periodic image
+(a cell too small for it) is an error.
 
 Nudge: every placement is moved NUDGE A off its site in a random in-plane direction and tilted
 by WOBBLE degrees about a random in-plane axis through its binding atom (seeded). An equivariant
@@ -30,6 +32,7 @@ from catscreen.build.sites import Site
 from catscreen.errors import CatscreenError
 
 MIN_DISTANCE_FACTOR = 0.7
+NONBINDING_FACTOR = 1.0  # atoms that do not bind stay at least a covalent bond away
 LIFT_STEP = 0.1  # A
 MAX_LIFT = 5.0  # A
 MAX_TILT = 30.0  # degrees, random placements
@@ -104,10 +107,37 @@ def _radii(atoms: Atoms) -> np.ndarray:
     return covalent_radii[atoms.numbers]
 
 
+def distance_ratios(slab: Atoms, molecule: Atoms) -> np.ndarray:
+    """Per adsorbate atom: nearest slab distance over the sum of covalent radii (with images)."""
+    _, d = get_distances(molecule.positions, slab.positions, cell=slab.cell, pbc=slab.pbc)
+    return (d / (_radii(molecule)[:, None] + _radii(slab)[None, :])).min(axis=1)
+
+
 def min_distance_ratio(slab: Atoms, molecule: Atoms) -> float:
     """Smallest adsorbate-slab distance over the sum of covalent radii (periodic images included)."""
-    _, d = get_distances(molecule.positions, slab.positions, cell=slab.cell, pbc=slab.pbc)
-    return float((d / (_radii(molecule)[:, None] + _radii(slab)[None, :])).min())
+    return float(distance_ratios(slab, molecule).min())
+
+
+def _too_close(slab: Atoms, molecule: Atoms, binding: tuple[int, ...]) -> bool:
+    """Binding atoms may sit at MIN_DISTANCE_FACTOR, the others at NONBINDING_FACTOR: CH4 at the
+    binding C's covalent height put its downward H 1.3 A from Pt."""
+    ratios = distance_ratios(slab, molecule)
+    limits = np.full(len(molecule), NONBINDING_FACTOR)
+    limits[list(binding)] = MIN_DISTANCE_FACTOR
+    return bool((ratios < limits).any())
+
+
+def _overlaps_own_image(slab: Atoms, molecule: Atoms) -> bool:
+    """An adsorbate atom closer to an atom of its own periodic image than a covalent bond."""
+    shifts = [i * slab.cell[0] + j * slab.cell[1] for i in (-1, 0, 1) for j in (-1, 0, 1)]
+    radii = _radii(molecule)
+    for shift in shifts[:4]:  # the other half are the same pairs seen from the other side
+        d = np.linalg.norm(
+            molecule.positions[:, None, :] + shift - molecule.positions[None], axis=2
+        )
+        if (d / (radii[:, None] + radii[None, :]) < NONBINDING_FACTOR).any():
+            return True
+    return False
 
 
 def _bonding_height(slab: Atoms, molecule: Atoms, binding: tuple[int, ...]) -> float:
@@ -144,7 +174,11 @@ def place(
     molecule.positions[:, :2] += np.array(site.position[:2])
     molecule.positions[:, 2] += _bonding_height(slab, molecule, adsorbate.binding)
     lifted = 0.0
-    while min_distance_ratio(slab, molecule) < MIN_DISTANCE_FACTOR:
+    if _overlaps_own_image(slab, molecule):
+        raise CatscreenError(
+            f"{adsorbate.name} overlaps its own periodic image in this cell; raise --min-ab"
+        )
+    while _too_close(slab, molecule, adsorbate.binding):
         if lifted >= MAX_LIFT:
             raise CatscreenError(
                 f"cannot place {adsorbate.name} on a {site.kind} site without overlap"
