@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from ase import Atoms
 from ase.build import bulk, molecule
 from ase.io import write
 
@@ -175,6 +176,27 @@ def test_custom_adsorbate(tmp_path):
     for bad in ("methanol.xyz", f"{tmp_path / 'methanol.xyz'}:99", f"{tmp_path / 'nope.xyz'}:0"):
         with pytest.raises(CatscreenError):
             load_custom_adsorbate(bad)
+
+
+def test_custom_adsorbate_bound_through_its_centre_lies_flat(tmp_path):
+    """CO2 standing along z and bound through C: no "up" to point; it must not stand on an O."""
+    co2 = Atoms("OCO", positions=[[0, 0, -1.16], [0, 0, 0], [0, 0, 1.16]])
+    write(tmp_path / "co2.xyz", co2)
+    ads = load_custom_adsorbate(f"{tmp_path / 'co2.xyz'}:1")
+    np.testing.assert_allclose(ads.atoms.positions[:, 2], 0.0, atol=1e-9)
+    assert np.ptp(ads.atoms.positions[:, 0]) == pytest.approx(2.32)
+    (image,) = [
+        a
+        for a in enumerate_configurations(
+            EnumerateSettings(
+                bulks=["Pt"], miller=["1,1,1"], custom_adsorbates=[f"{tmp_path / 'co2.xyz'}:1"],
+                include_clean=False, nudge=0.0,
+            )
+        )
+        if a.info["site_type"] == "ontop"
+    ]  # fmt: skip
+    z = image.positions[image.get_tags() == 2, 2]
+    assert np.ptp(z) < 1e-6  # flat over the surface, C not above an O
 
 
 def test_nudged_moves_only_the_adsorbate_and_pivots_on_its_lowest_atom():

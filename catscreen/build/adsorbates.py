@@ -86,6 +86,9 @@ def _rotation_to(v: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.eye(3) + s * k + (1 - c) * k @ k
 
 
+CENTRED = 0.1  # A: the other atoms' centroid this close to the binding atom has no "up"
+
+
 def to_adsorbed_frame(atoms: Atoms, binding: tuple[int, ...]) -> Atoms:
     """Move binding atom(s) to the origin (bidentate: along x) with the rest of the molecule up."""
     atoms = atoms.copy()
@@ -95,8 +98,13 @@ def to_adsorbed_frame(atoms: Atoms, binding: tuple[int, ...]) -> Atoms:
         pos = pos - pos[binding[0]]
         if rest:
             up = pos[rest].mean(axis=0)
-            if np.linalg.norm(up) > 1e-6:
+            if np.linalg.norm(up) > CENTRED:
                 pos = pos @ _rotation_to(up, np.array([0.0, 0, 1])).T
+            else:  # bound through its centre (CO2 through C): lay it flat, long axis along x
+                _, _, axes = np.linalg.svd(pos[rest])
+                if np.linalg.det(axes) < 0:
+                    axes[2] = -axes[2]
+                pos = pos @ axes.T
     else:
         b0, b1 = binding
         pos = pos - (pos[b0] + pos[b1]) / 2
