@@ -104,6 +104,13 @@ def test_cli_labels_a_real_spin_pair_and_resumes(tmp_path, monkeypatch):
         load_frames(tmp_path / "again.extxyz")[0].get_potential_energy()
         == on.get_potential_energy()
     )
+    # the same parts with another cutoff would pass old labels off as new ones
+    result = runner.invoke(
+        cli,
+        args + ["--ecut", "300", "--kpt-density", "0.5", "--work", str(tmp_path / "spin-on.parts")],
+    )
+    assert result.exit_code == 2
+    assert "was labelled with ecut 200.0 (now 300.0)" in " ".join(result.output.split())
 
 
 def test_cli_without_labeller_or_with_unknown_code_is_one_line_error(tmp_path):

@@ -11,7 +11,7 @@ from ase import Atoms
 from ase.build import bulk, fcc111
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.io import write
+from ase.io import read, write
 
 from catscreen.errors import CatscreenError
 from catscreen.model.checkpoint import load_checkpoint
@@ -22,6 +22,10 @@ from catscreen.training.trainer import (
     load_dataset,
     split_by_system,
 )
+
+
+def read_frames(path: Path) -> list[Atoms]:
+    return read(path, index=":", format="extxyz")
 
 
 def emt_labelled(a: Atoms) -> Atoms:
@@ -172,6 +176,64 @@ def test_fine_tune_and_relabel(tmp_path: Path) -> None:
     )
     with pytest.raises(CatscreenError, match="does not know new"):
         Trainer(bad, log=lambda m: None)
+
+
+def test_fine_tuning_keeps_inherited_systems_out_of_validation_and_unseen_references(
+    tmp_path: Path,
+) -> None:
+    data = make_dataset(tmp_path / "d.extxyz")
+    best = Trainer(
+        tiny_config(tmp_path, [data], max_steps=2, eval_every=2), log=lambda m: None
+    ).run()
+    net, payload = load_checkpoint(best)
+    parent_train = set(payload["metadata"]["training_data"]["training_systems"])
+    before = net.reference_energies.clone()
+    cu = tmp_path / "cu.extxyz"
+    frames = [a for a in read_frames(data) if a.get_chemical_formula() == "Cu4"]
+    write(cu, frames, format="extxyz")
+    for seed in range(6):  # another seed splits differently; inherited systems must train
+        cfg = tiny_config(
+            tmp_path / f"ft{seed}", [data], seed=seed, max_steps=1, init_from=str(best)
+        )
+        tr = Trainer(cfg, log=lambda m: None)
+        assert not {f.sid for f in tr.val} & parent_train
+    cfg = tiny_config(
+        tmp_path / "cu", [cu], max_steps=1, init_from=str(best), refit_references=True,
+        validation_fraction=0.0,
+    )  # fmt: skip
+    tr = Trainer(cfg, log=lambda m: None)
+    after = tr.net.reference_energies
+    cu_col = tr.net.elements.index("Cu")
+    others = [k for k in range(len(tr.net.elements)) if k != cu_col]
+    torch.testing.assert_close(after[:, others], before[:, others].to(after))
+    assert not torch.allclose(after[:, cu_col], before[:, cu_col].to(after))
+
+
+def test_bad_labels_and_settings_fail_before_training(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "d.extxyz")
+    with pytest.raises(CatscreenError, match="default_fidelity 'emt-typo' is not one of"):
+        Trainer(tiny_config(tmp_path, [data], default_fidelity="emt-typo"), log=lambda m: None)
+    frames = read_frames(data)
+    no_forces = frames[0].copy()
+    no_forces.calc = SinglePointCalculator(no_forces, energy=-3.0)
+    write(tmp_path / "nf.extxyz", [no_forces], format="extxyz")
+    with pytest.raises(CatscreenError, match="frame of s0 has no forces"):
+        Trainer(tiny_config(tmp_path, [tmp_path / "nf.extxyz"]), log=lambda m: None)
+    nan = frames[0].copy()
+    nan.calc = SinglePointCalculator(nan, energy=float("nan"), forces=frames[0].get_forces())
+    write(tmp_path / "nan.extxyz", [nan], format="extxyz")
+    with pytest.raises(CatscreenError, match="frame of s0 has a non-finite energy"):
+        Trainer(tiny_config(tmp_path, [tmp_path / "nan.extxyz"]), log=lambda m: None)
+
+
+def test_a_spent_time_budget_trains_nothing_more(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "d.extxyz")
+    cfg = tiny_config(tmp_path, [data], max_minutes=1e-9, max_steps=50)
+    Trainer(cfg, log=lambda m: None).run()
+    steps = [Trainer(cfg, log=lambda m: None) for _ in range(2)]
+    for tr in steps:
+        tr.run()
+        assert tr.step == 1
 
 
 def test_add_layers_deepens_the_checkpoint_and_keeps_its_energies(tmp_path: Path) -> None:

@@ -141,6 +141,27 @@ def part_path(parts: Path, atoms: Atoms, spin: str) -> Path:
     return parts / f"{re.sub(r'[^A-Za-z0-9._+-]', '_', key)}__spin-{spin}.extxyz"
 
 
+def _check_settings(part: Path, settings: GpawSettings) -> None:
+    """A finished part made with other settings must not pass for one made with these."""
+    info = read(part, format="extxyz").info
+
+    def same(old: object, new: object) -> bool:
+        if isinstance(new, str) or isinstance(old, str):
+            return str(old) == str(new)
+        return bool(np.isclose(float(old), float(new), rtol=1e-9, atol=0.0))  # type: ignore[arg-type]
+
+    changed = [
+        f"{k} {info[f'gpaw_{k}']} (now {v})"
+        for k, v in asdict(settings).items()
+        if f"gpaw_{k}" in info and not same(info[f"gpaw_{k}"], v)
+    ]
+    if changed:
+        raise CatscreenError(
+            f"{part.name} was labelled with {', '.join(changed)}: "
+            f"label into another folder or delete {part.parent} to redo it"
+        )
+
+
 def label_structures(
     structures: Sequence[Atoms],
     spins: Sequence[str],
@@ -161,7 +182,9 @@ def label_structures(
     for i, atoms in enumerate(structures):
         for spin in spins:
             target = part_path(parts, atoms, spin)
-            if not target.exists():
+            if target.exists():
+                _check_settings(target, settings)
+            else:
                 labelled = gpaw_single_point(atoms, spin, settings, target.with_suffix(".txt"))
                 with atomic_path(target) as tmp:
                     write(tmp, labelled, format="extxyz")

@@ -32,6 +32,14 @@ def evaluate_frames(model: Model, frames: Sequence[Atoms], chunk: int = 64) -> E
     """Predict every frame in its own context and collect per-frame and per-atom errors."""
     if not frames:
         raise CatscreenError("no frames to evaluate")
+    unlabelled = [
+        k for k, a in enumerate(frames) if a.calc is None or "forces" not in a.calc.results
+    ]
+    if unlabelled:
+        raise CatscreenError(
+            f"{len(unlabelled)} frame(s) have no force labels (first: frame {unlabelled[0]}, "
+            f"sid {frames[unlabelled[0]].info.get('sid')}); evaluate needs labelled frames"
+        )
     rows, atom_rows = [], []
     f_ref_all, f_pred_all = [], []
     for start in range(0, len(frames), chunk):

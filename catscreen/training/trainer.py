@@ -156,8 +156,14 @@ class Frame:
     magmoms: np.ndarray | None
 
 
-def _frame(atoms: Atoms, dataset: int) -> Frame:
+def _frame(atoms: Atoms, dataset: int, where: str) -> Frame:
     res = atoms.calc.results
+    what = f"{where}: frame of {atoms.info.get('sid')}"
+    if "forces" not in res:
+        raise CatscreenError(f"{what} has no forces")
+    for key in ("energy", "free_energy", "forces", "stress"):
+        if key in res and not np.all(np.isfinite(np.asarray(res[key], dtype=float))):
+            raise CatscreenError(f"{what} has a non-finite {key}")
     stress = None
     if "stress" in res and all(atoms.pbc):
         s = np.asarray(res["stress"], dtype=float)
@@ -193,11 +199,7 @@ def load_dataset(spec: DatasetSpec, index: int = 0) -> list[Frame]:
     for a in atoms:
         a.info["spin"] = spec.as_spin or a.info["spin"]
         a.info["fidelity"] = spec.as_fidelity or a.info["fidelity"]
-    frames = [_frame(a, index) for a in atoms]
-    for f in frames:
-        if "forces" not in f.atoms.calc.results:
-            raise CatscreenError(f"{spec.path}: frame of {f.sid} has no forces")
-    return frames
+    return [_frame(a, index, str(spec.path)) for a in atoms]
 
 
 def is_validation(sid: str, fraction: float, seed: int) -> bool:
@@ -310,6 +312,11 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _training_systems(path: str) -> set[str]:
+    _, payload = load_checkpoint(path)
+    return set(payload["metadata"].get("training_data", {}).get("training_systems", []))
+
+
 class Trainer:
     """Holds the data, the network, its EMA copy and the optimiser; `run` trains."""
 
@@ -330,12 +337,20 @@ class Trainer:
         self.train, self.val = split_by_system(
             frames, config.validation_fraction, config.seed, keep
         )
+        if config.init_from:  # what the checkpoint trained on can never validate it
+            inherited = _training_systems(config.init_from)
+            self.train += [f for f in self.val if f.sid in inherited]
+            self.val = [f for f in self.val if f.sid not in inherited]
         if not self.train:
             raise CatscreenError("no training frames after the split: lower validation_fraction")
         fidelities = config.fidelities or tuple(dict.fromkeys(f.fidelity for f in frames))
         unknown = {f.fidelity for f in frames} - set(fidelities)
         if unknown:
             raise CatscreenError(f"data has fidelities {sorted(unknown)} missing from the config")
+        if config.default_fidelity and config.default_fidelity not in fidelities:
+            raise CatscreenError(
+                f"default_fidelity {config.default_fidelity!r} is not one of {list(fidelities)}"
+            )
         seen = sorted({z for f in frames for z in f.atoms.get_chemical_symbols()})
         elements = config.elements or tuple(seen)
         if set(seen) - set(elements):
@@ -349,9 +364,13 @@ class Trainer:
             if config.add_layers:
                 self.net = deepened(self.net, config.add_layers)
                 self.log(f"deepened to {self.net.config.n_layers} layers")
-            if config.refit_references:
+            if config.refit_references:  # elements the new data lacks keep their values
                 refs = fit_reference_energies(self.train, self.net.elements, self.net.fidelities)
-                self.net.reference_energies.copy_(torch.tensor(refs))
+                present = {z for f in self.train for z in f.atoms.get_chemical_symbols()}
+                cols = [k for k, el in enumerate(self.net.elements) if el in present]
+                self.net.reference_energies[:, cols] = torch.tensor(refs[:, cols]).to(
+                    self.net.reference_energies
+                )
         else:
             self.net = CatscreenNet(ModelConfig.from_dict(config.model), elements, fidelities)
             refs = fit_reference_energies(self.train, elements, fidelities)
@@ -575,6 +594,8 @@ class Trainer:
         best_path = self.out / "best.pt"
         metrics: dict[str, float] = {}
         while self.step < c.max_steps:
+            if c.max_minutes > 0 and self.elapsed > 60 * c.max_minutes:
+                break  # a rerun after the budget is spent trains nothing more
             tick = time.monotonic()
             self.net.train()
             idx = self.rng.choice(len(self.train), size=c.batch_size, p=self.sampling)
