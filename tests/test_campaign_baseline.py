@@ -66,3 +66,12 @@ def test_bad_baseline_file(tmp_path: Path) -> None:
     path.write_text('{"format": "catscreen-baseline/1", "recipe": "t"}')
     with pytest.raises(CatscreenError, match="not a catscreen baseline"):
         read_baseline(path)
+
+
+def test_unranked_candidates_are_not_a_change() -> None:
+    """Fewer ranked candidates than top_n: the unranked (rank 0) rows are in neither list."""
+    now = board({"Pt(111)": 0.02, "Ni(111)": -0.1, "Cu(111)": 0.3})
+    now.loc[now.candidate != "Pt(111)", "rank"] = 0
+    now.loc[now.candidate != "Pt(111)", "dG_H"] = float("nan")
+    result = compare(now, make_baseline(now, RECIPE, 0.05))
+    assert result.ok, result.failures

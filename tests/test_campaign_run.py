@@ -172,3 +172,89 @@ def test_missing_model_fails_before_enumerate(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "checkpoint not found: weights/missing.pt" in result.output
     assert not (out / "enumerate").exists()
+
+
+def _run(recipe: Path, out: Path, *extra: str):
+    return runner.invoke(
+        app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress", *extra]
+    )
+
+
+def test_added_candidate_relaxes_only_itself_and_a_failed_rerun_leaves_rank_stale(
+    tmp_path: Path,
+) -> None:
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(RECIPE.replace("candidates: [Pt, Cu]", "candidates: [Pt]"))
+    out = tmp_path / "run"
+    assert _run(recipe, out).exit_code == 0
+    first = json.loads((out / "campaign.json").read_text())["stages"]["relax"]["counts"]
+    recipe.write_text(RECIPE.replace("batch_size: 64", "batch_size: 8"))  # + Cu, smaller batches
+    result = _run(recipe, out)
+    assert result.exit_code == 0, result.output
+    counts = json.loads((out / "campaign.json").read_text())["stages"]["relax"]["counts"]
+    assert counts["reused"] == first["rows"] and counts["ran"] == counts["rows"] - first["rows"]
+    assert not list(out.glob("results.*.parquet"))  # nothing set aside
+    board = (out / "leaderboard.csv").read_text()
+    assert "Cu(111)" in board and "Pt(111)" in board
+    # drop Cu again: its rows stay in results.parquet but not in the ranking
+    recipe.write_text(RECIPE.replace("candidates: [Pt, Cu]", "candidates: [Pt]"))
+    assert _run(recipe, out).exit_code == 0
+    assert "Cu(111)" not in (out / "leaderboard.csv").read_text()
+    # a rerun that fails in enumerate leaves rank stale: report and baseline refuse it
+    recipe.write_text(RECIPE.replace("candidates: [Pt, Cu]", "candidates: [Pt, Unobtainium]"))
+    assert _run(recipe, out).exit_code == 2
+    state = json.loads((out / "campaign.json").read_text())["stages"]
+    assert state["enumerate"]["status"] == "failed" and state["rank"]["status"] == "stale"
+    for args in (["report", str(out)], ["campaign", "baseline", str(out), "--write", "b.json"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "out of date with its recipe" in result.output
+
+
+def test_other_relax_settings_set_the_old_results_aside(tmp_path: Path) -> None:
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(RECIPE)
+    out = tmp_path / "run"
+    assert _run(recipe, out).exit_code == 0
+    recipe.write_text(RECIPE.replace("fmax: 0.1", "fmax: 0.08"))
+    result = _run(recipe, out)
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("results.*.parquet"))) == 1
+    counts = json.loads((out / "campaign.json").read_text())["stages"]["relax"]["counts"]
+    assert counts["reused"] == 0
+
+
+def test_a_missing_baseline_fails_before_any_work(tmp_path: Path) -> None:
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(RECIPE)
+    result = _run(recipe, tmp_path / "run", "--ci", "--baseline", str(tmp_path / "typo.json"))
+    assert result.exit_code == 2 and "baseline not found" in result.output
+    assert not (tmp_path / "run" / "enumerate").exists()
+
+
+def test_yaml_off_and_no_stay_words(tmp_path: Path) -> None:
+    from catscreen.campaign.recipe import load_recipe
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(
+        RECIPE.replace("spin: auto", "spin: off").replace(
+            "adsorbates: [O, H]", "adsorbates: [O, NO]"
+        )
+    )
+    loaded = load_recipe(recipe)
+    assert loaded.model.spin == "off" and loaded.adsorbates == ["O", "NO"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("steps: 60", "steps: true", "relax.steps: Input should be a valid integer"),
+        ("fmax: 0.1", "fmax: .inf", "relax.fmax: Input should be a finite number"),
+        ("adsorbates: [O, H]", "adsorbates: [O, H, O]", "adsorbate(s) listed twice: O"),
+        ('miller: ["111"]', 'miller: ["111", "1,1,1"]', "facet 1,1,1 is listed twice"),
+    ],
+)
+def test_recipe_values_that_would_mislead_are_refused(tmp_path, old, new, message) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(RECIPE.replace(old, new))
+    result = runner.invoke(app, ["campaign", "run", str(bad), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -103,7 +103,7 @@ def compare(board: pd.DataFrame, baseline: Baseline) -> Comparison:
     failures: list[str] = []
     notes: list[str] = []
     n = baseline.top_n
-    now = board.head(n)
+    now = board[board["rank"] >= 1].head(n)  # unranked rows have rank 0, as in make_baseline
     now_names = list(now["candidate"])
     was_names = [e.candidate for e in baseline.top]
     for name in was_names:

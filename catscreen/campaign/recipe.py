@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -40,7 +42,7 @@ class FieldError(ValueError):
 class _Strict(BaseModel):
     """Unknown keys are errors: a misspelt option must never be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def parse_miller(value: Any) -> Miller:
@@ -78,7 +80,17 @@ class Candidate(_Strict):
             raise FieldError(
                 ("name",), f"a file candidate is named after its file: use name: {self.file.stem}"
             )
+        _unique_millers(self.miller)
         return self
+
+
+def _unique_millers(millers: list[Miller] | None) -> None:
+    """'111' and '1,1,1' are one facet; listing it twice would enumerate it twice."""
+    seen: set[Miller] = set()
+    for m in millers or []:
+        if m in seen:
+            raise ValueError(f"facet {miller_label(m)} is listed twice")
+        seen.add(m)
 
 
 class Facets(_Strict):
@@ -91,6 +103,7 @@ class Facets(_Strict):
     def _one(self) -> Facets:
         if (self.miller is None) == (self.max_index is None):
             raise ValueError("give exactly one of facets.miller or facets.max_index")
+        _unique_millers(self.miller)
         return self
 
 
@@ -125,8 +138,8 @@ class ModelSettings(_Strict):
 class RelaxSettings(_Strict):
     optimizer: Literal["fire", "lbfgs"] = "fire"
     fmax: float = Field(default=0.05, gt=0, description="force threshold (eV/A)")
-    steps: int = Field(default=300, ge=1)
-    batch_size: int = Field(default=32, ge=1, description="structures per model call")
+    steps: StrictInt = Field(default=300, ge=1)
+    batch_size: StrictInt = Field(default=32, ge=1, description="structures per model call")
     executor: Literal["local", "dask"] = "local"
     workers: int = Field(default=1, ge=1)
 
@@ -218,6 +231,15 @@ class Recipe(_Strict):
     facets: Facets | None = None  # the default for candidates without their own miller
     slab: SlabSettings = SlabSettings()
     adsorbates: list[str] = Field(min_length=1)
+
+    @field_validator("adsorbates")
+    @classmethod
+    def _unique_adsorbates(cls, names: list[str]) -> list[str]:
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"adsorbate(s) listed twice: {', '.join(twice)}")
+        return names
+
     placement: Placement = Placement()
     model: ModelSettings = ModelSettings()
     relax: RelaxSettings = RelaxSettings()
@@ -283,7 +305,10 @@ def section_hash(recipe: Recipe, fields: tuple[str, ...], parent: str = "") -> s
     payload: dict[str, Any] = {"parent": parent}
     for name in fields:
         payload[name] = recipe.model_dump(mode="json")[name]
-    if "candidates" in fields:
+    if "candidates" in fields:  # a file by its name and content, not where the checkout sits
+        for cand in payload["candidates"]:
+            if cand.get("file"):
+                cand["file"] = Path(cand["file"]).name
         payload["files"] = {
             c.name: hashlib.sha256(c.file.read_bytes()).hexdigest()
             for c in recipe.candidates
@@ -297,7 +322,9 @@ def section_hash(recipe: Recipe, fields: tuple[str, ...], parent: str = "") -> s
 
 
 class _LineLoader(yaml.SafeLoader):
-    """Safe loader that refuses duplicate keys (YAML would keep the last one silently)."""
+    """Safe loader that refuses duplicate keys (YAML would keep the last one silently) and
+    reads only true/false as booleans (YAML 1.2): `spin: off` and the adsorbate `NO` stay text.
+    """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -309,6 +336,17 @@ class _LineLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+_LineLoader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_LineLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

@@ -12,13 +12,17 @@ Layout of a campaign folder DIR:
 
 A stage is skipped when the log says it finished with the same hash and its files exist. The
 hashes chain (relax includes enumerate's, rank includes relax's), so changing a target reruns
-only rank, and changing the model reruns relax and rank. Results of an older relax hash are
-kept aside as results.<hash>.parquet rather than mixed with new ones.
+only rank, and changing the model (its name or its weights) reruns relax and rank; a stage that
+reruns marks the later ones stale until they rerun too. The relax stage reuses every finished
+row that still applies (adding a candidate relaxes only the new one); results made with another
+model, spin, fidelity, optimizer, fmax or step limit are kept aside as results.<hash>.parquet
+rather than mixed with new ones. Rank uses the rows of the current configurations only.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,9 +44,10 @@ from catscreen.campaign.state import CampaignState, StageRecord, load_state, now
 from catscreen.campaign.summary import render_summary
 from catscreen.dft import DftSettings, write_dft_inputs
 from catscreen.errors import CatscreenError, first_line
-from catscreen.io import atomic_path, read_parquet
+from catscreen.io import atomic_path, read_parquet, read_parquet_metadata
 from catscreen.model.api import check_model_name
 from catscreen.workflow import RelaxSettings, relax_configurations
+from catscreen.workflow.jobs import cached_model
 
 Log = Callable[[str], None]
 
@@ -77,11 +82,18 @@ class Outcome:
     skipped: list[str]
 
 
-def stage_hashes(recipe: Recipe) -> dict[str, str]:
-    """One hash per stage over what that stage depends on (executor and workers excluded)."""
+STAGES = ("enumerate", "relax", "rank")
+# What decides a relaxation's result (batch size, executor and workers only decide its speed).
+RELAX_KEYS = ("model", "spin", "fidelity", "optimizer", "fmax", "steps")
+
+
+def stage_hashes(recipe: Recipe, model_version: str) -> dict[str, str]:
+    """One hash per stage over what that stage depends on; `model_version` is the content hash
+    of the weights, so new weights under the same name rerun relax."""
     h_enum = section_hash(recipe, ("candidates", "facets", "slab", "adsorbates", "placement"))
-    relax = recipe.relax.model_dump(exclude={"executor", "workers"})
-    h_relax = section_hash(recipe, ("model",), parent=f"{h_enum}|{sorted(relax.items())}")
+    relax = recipe.relax.model_dump(exclude={"executor", "workers", "batch_size"})
+    parent = f"{h_enum}|{sorted(relax.items())}|{model_version}"
+    h_relax = section_hash(recipe, ("model",), parent=parent)
     h_rank = section_hash(recipe, ("ranking", "validation"), parent=h_relax)
     return {"enumerate": h_enum, "relax": h_relax, "rank": h_rank}
 
@@ -115,6 +127,9 @@ def _run_stage(
     runs = prev.runs + 1 if prev is not None and prev.hash == hash_ else 1
     record = StageRecord(status="running", hash=hash_, started=now(), runs=runs)
     state.stages[name] = record
+    for later in STAGES[STAGES.index(name) + 1 :]:  # until they rerun, they follow the old recipe
+        if later in state.stages and state.stages[later].status == "done":
+            state.stages[later].status = "stale"
     save_state(root, state)
     t0 = time.perf_counter()
     try:
@@ -137,13 +152,23 @@ def _run_stage(
     return True
 
 
-def _set_aside_stale_results(state: CampaignState, root: Path, hash_: str, log: Log) -> None:
-    prev = state.stages.get("relax")
+def _set_aside_stale_results(
+    state: CampaignState, root: Path, settings: RelaxSettings, version: str, log: Log
+) -> None:
+    """Keep results.parquet when its rows were made as this recipe would make them (the relax
+    stage then reuses them row by row); otherwise move it aside, never mix the two."""
     results = root / RESULTS
-    if prev is not None and prev.hash != hash_ and results.exists():
-        aside = root / f"results.{prev.hash}.parquet"
-        results.rename(aside)
-        log(f"relax: recipe changed since the last run; kept the old results as {aside.name}")
+    if not results.exists():
+        return
+    made = read_parquet_metadata(results).get("settings", {})
+    now_ = {k: getattr(settings, k) for k in RELAX_KEYS}
+    versions = set(pd.read_parquet(results, columns=["model_version"]).model_version)
+    if all(made.get(k) == v for k, v in now_.items()) and versions <= {version}:
+        return
+    prev = state.stages.get("relax")
+    aside = root / f"results.{prev.hash if prev is not None else 'old'}.parquet"
+    results.rename(aside)
+    log(f"relax: model or relax settings changed; kept the old results as {aside.name}")
 
 
 def _relax_settings(recipe: Recipe, options: RunOptions) -> RelaxSettings:
@@ -183,6 +208,9 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     """Run (or resume) a campaign; returns what the CLI prints and the CI verdict."""
     recipe = load_recipe(recipe_path)
     check_model_name(recipe.model.name)  # before enumerate, not after it
+    baseline = read_baseline(options.baseline) if options.baseline else None  # before any work
+    relax_settings = _relax_settings(recipe, options)
+    version = cached_model(relax_settings.model_ref()).info.version
     root = out.resolve()
     root.mkdir(parents=True, exist_ok=True)
     state = load_state(root) or CampaignState(recipe=recipe.name, recipe_file=str(recipe_path))
@@ -194,7 +222,7 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     state.recipe_file = str(recipe_path)
     with atomic_path(root / RECIPE_COPY) as tmp:
         tmp.write_text(recipe_path.read_text())
-    hashes = stage_hashes(recipe)
+    hashes = stage_hashes(recipe, version)
     ran: list[str] = []
     skipped: list[str] = []
 
@@ -208,9 +236,7 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     stage("enumerate", lambda: enumerate_recipe(recipe, root / ENUMERATE_DIR))
 
     def relax() -> tuple[list[Path], dict[str, int]]:
-        s = relax_configurations(
-            configs, root / RESULTS, _relax_settings(recipe, options), progress=options.progress
-        )
+        s = relax_configurations(configs, root / RESULTS, relax_settings, progress=options.progress)
         counts = {
             "rows": s.total,
             "reused": s.reused,
@@ -221,13 +247,18 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         }
         return [root / RESULTS], counts
 
-    _set_aside_stale_results(state, root, hashes["relax"], log)
+    _set_aside_stale_results(state, root, relax_settings, version, log)
     stage("relax", relax)
 
     def rank() -> tuple[list[Path], dict[str, int]]:
-        output = rank_results(read_results(root / RESULTS), _rank_settings(recipe))
+        results = read_results(root / RESULTS)
+        current = set(read_parquet(configs).config_id) | set(
+            results.config_id[results.kind == "gas"]
+        )
+        output = rank_results(results[results.config_id.isin(current)], _rank_settings(recipe))
         paths = list(write_rank_outputs(output, root / RANK_DIR).values())
         counts = {k: output.counts[k] for k in ("adslabs", "anomalous", "candidates", "flagged")}
+        shutil.rmtree(root / RANK_DIR / "dft", ignore_errors=True)  # no folder of an old flag
         for engine in recipe.validation.write:
             folders = write_dft_inputs(
                 output.flagged, engine, root / RANK_DIR / "dft" / engine, DftSettings()
@@ -243,7 +274,7 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         log(f"warning: {line}")
     with atomic_path(root / LEADERBOARD) as tmp:
         board.to_csv(tmp, index=False)
-    comparison = compare(board, read_baseline(options.baseline)) if options.baseline else None
+    comparison = compare(board, baseline) if baseline is not None else None
     flagged = read_parquet(root / RANK_DIR / "flagged.parquet")
     summary = render_summary(
         recipe, board, descriptor_targets(recipe), flagged, state, comparison, warnings

@@ -25,7 +25,8 @@ def now() -> str:
 
 
 class StageRecord(BaseModel):
-    status: Literal["running", "done", "failed"]
+    # stale: it was done, then an earlier stage reran, so its outputs no longer follow the recipe
+    status: Literal["running", "done", "failed", "stale"]
     hash: str
     started: str
     finished: str | None = None
@@ -81,9 +82,8 @@ def require_ranked(root: Path) -> CampaignState:
     state = require_state(root)
     rank = state.stages.get("rank")
     if rank is None or rank.status != "done":
-        raise CatscreenError(
-            f"{root}: the rank stage has not finished; run `catscreen campaign run` first"
-        )
+        why = "is out of date with its recipe" if rank is not None else "has not finished"
+        raise CatscreenError(f"{root}: the rank stage {why}; run `catscreen campaign run` first")
     return state
 
 

@@ -121,7 +121,9 @@ def status_command(root: Path = typer.Argument(..., help="Campaign folder.")) ->
             table.add_row(name, "[dim]not started[/]", "", "", "", "")
             continue
         present = [Path(f).name + ("" if (root / f).exists() else " (missing)") for f in rec.files]
-        colour = {"done": "green", "running": "yellow", "failed": "red"}[rec.status]
+        colour = {"done": "green", "running": "yellow", "failed": "red", "stale": "yellow"}[
+            rec.status
+        ]
         status = f"[{colour}]{rec.status}[/]" + (f" ({rec.message})" if rec.message else "")
         table.add_row(
             name,
