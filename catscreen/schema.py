@@ -56,7 +56,8 @@ RESULT_COLUMNS: dict[str, str] = {
     "energy_std": "ensemble spread of the total energy (eV)",
     "fmax": "max force on free atoms at the end (eV/A)",
     "steps": "optimizer steps taken",
-    "spin": "spin context used: on | off",
+    "spin": "spin context used: on | off (a model without spin conditioning, CHGNet or EMT, "
+    "records the decision and runs its own single physics either way)",
     "spin_mode": "what was asked: auto | on | off",
     "fidelity": "fidelity context used (a name from the checkpoint)",
     "model": "model name",
