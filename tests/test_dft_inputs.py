@@ -45,8 +45,8 @@ def test_tasks_cover_adslab_slab_and_gases(flagged_off):
     assert kinds == {
         flagged_off.config_id[0]: "adslab",
         flagged_off.slab_config_id[0]: "slab",
-        "gas-H2-spinoff": "gas",
-        "gas-H2O-spinoff": "gas",
+        "gas-H2": "gas",
+        "gas-H2O": "gas",
     }
 
 
@@ -66,9 +66,10 @@ def test_vasp_inputs_spin_off(tmp_path, flagged_off):
     kpts = Kpoints.from_file(ads / "KPOINTS").kpts[0]
     assert kpts[2] == 1 and kpts[0] >= 2
     assert (ads / "POTCAR.symbols").read_text().splitlines()[1:] == ["Pt", "O"]
-    gas_incar = Incar.from_file(tmp_path / "gas-H2O-spinoff" / "INCAR")
-    assert "LDIPOL" not in gas_incar
-    assert tuple(Kpoints.from_file(tmp_path / "gas-H2O-spinoff" / "KPOINTS").kpts[0]) == (1, 1, 1)
+    assert incar["LASPH"] is True and incar["NELMIN"] == 6
+    gas_incar = Incar.from_file(tmp_path / "gas-H2O" / "INCAR")
+    assert "LDIPOL" not in gas_incar and gas_incar["ISPIN"] == 1
+    assert tuple(Kpoints.from_file(tmp_path / "gas-H2O" / "KPOINTS").kpts[0]) == (1, 1, 1)
 
 
 def test_vasp_inputs_spin_on_use_predicted_moments(tmp_path, flagged_on):
@@ -103,8 +104,12 @@ def test_gpaw_scripts_carry_the_physics(tmp_path, flagged_on):
     assert params["kpts"]["size"][2] == 1
     assert consts["FIXED"] == list(range(8)) and consts["PBC"] == [True, True, False]
     assert len(consts["MAGMOMS"]) == 13
-    gas = (tmp_path / "gas-H2-spinon" / "run_gpaw.py").read_text()
+    assert params["convergence"] == {
+        "energy": {"name": "energy", "tol": 1e-5, "relative": False}
+    }  # a total-energy tolerance, as VASP's EDIFF
+    gas = (tmp_path / "gas-H2" / "run_gpaw.py").read_text()
     assert "dipolelayer" not in gas and "'size': [1, 1, 1]" in gas
+    assert "'spinpol': False" in gas  # H2 is closed-shell, whatever the Ni row's spin
 
 
 def test_bad_engine_and_bad_flagged_table(tmp_path, flagged_off):
@@ -115,3 +120,26 @@ def test_bad_engine_and_bad_flagged_table(tmp_path, flagged_off):
     with pytest.raises(CatscreenError, match="unknown xc"):
         DftSettings(xc="LDA")
     assert json.loads(flagged_off.reference_weights[0]) == {"H2": -1.0, "H2O": 1.0}
+
+
+def test_gas_molecules_take_their_ground_state_spin(tmp_path):
+    """O2 is a triplet on a spin-off Pt row too; a molecule without a cell gets a box."""
+    from ase import Atoms
+
+    from catscreen.analysis import load_references
+
+    gases = {"H2": (-6.8, 0.0), "O2": (-9.9, 0.0)}
+    df = hand_results({"Pt": -100.0}, [("Pt", "O", "fcc", -106.5, 0.0)], gases)
+    bare = Atoms("O2", positions=[[0, 0, 0], [0, 0, 1.21]])  # from another tool: no cell
+    df.loc[df.adsorbate == "O2", "final_structure"] = atoms_to_text(bare)
+    (tmp_path / "r.yaml").write_text("elements:\n  O: {O2: 0.5}\n  H: {H2: 0.5}\n")
+    refs = load_references(tmp_path / "r.yaml")
+    flagged = rank_results(df, RankSettings(top_k=1, references=refs)).flagged
+    assert set(flagged.spin) == {"off"}
+    tasks = {t.name: t for t in dft_tasks(flagged)}
+    assert tasks["gas-O2"].spin == "on" and "gas-H2" not in tasks  # O from O2 alone
+    write_dft_inputs(flagged, "vasp", tmp_path / "vasp", DftSettings())
+    incar = Incar.from_file(tmp_path / "vasp" / "gas-O2" / "INCAR")
+    assert incar["ISPIN"] == 2 and incar["MAGMOM"] == [1.0, 1.0]
+    poscar = Poscar.from_file(tmp_path / "vasp" / "gas-O2" / "POSCAR")
+    assert min(poscar.structure.lattice.abc) >= 12.0

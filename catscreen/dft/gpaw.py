@@ -36,7 +36,8 @@ def gpaw_parameters(atoms: Atoms, kind: str, spin: str, settings: DftSettings) -
         "kpts": {"size": list(kpoints(atoms, kind, settings)), "gamma": True},
         "occupations": {"name": "fermi-dirac", "width": settings.smearing},
         "spinpol": spin == "on",
-        "convergence": {"energy": settings.ediff},
+        # absolute total-energy change, as VASP's EDIFF (GPAW's default is per valence electron)
+        "convergence": {"energy": {"name": "energy", "tol": settings.ediff, "relative": False}},
     }
     if kind != "gas":
         params["poissonsolver"] = {"dipolelayer": "xy"}

@@ -4,6 +4,9 @@ One dataclass so that VASP and GPAW describe the same physics: PBE (or RPBE, as 
 waves, Fermi-Dirac smearing, spin polarisation from the rank row's spin decision with the
 model's predicted moments as the start, a dipole correction along z for slabs, subsurface
 (tag 0) atoms fixed, and k-points from a density so cells of any size are sampled alike.
+Gas molecules take the spin of their own ground state (`gas_unpaired`), whatever the row's:
+spin-restricted O2 is 0.9 eV above its triplet (GPAW PBE), which would shift every O
+adsorption energy referenced to it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ DEFAULT_MAGMOMS = {
     "Gd": 7.0,
 }
 OTHER_MAGMOM = 0.6
+# Unpaired electrons of reference molecules whose ground state is not the parity rule's
+# (0 for an even electron count, 1 for an odd one): the triplets.
+TRIPLETS = {"O2": 2, "S2": 2, "CH2": 2, "NH": 2}
+GAS_VACUUM = 6.0  # A each side for a molecule written without a cell
 
 
 @dataclass
@@ -60,6 +67,18 @@ def initial_magmoms(atoms: Atoms, spin: str, settings: DftSettings) -> np.ndarra
     return np.array([settings.magmoms.get(s, OTHER_MAGMOM) for s in atoms.get_chemical_symbols()])
 
 
+def gas_unpaired(atoms: Atoms) -> int:
+    """Unpaired electrons in the molecule's ground state (a neutral molecule)."""
+    formula = atoms.get_chemical_formula(mode="hill")
+    if formula in TRIPLETS:
+        return TRIPLETS[formula]
+    return int(atoms.get_atomic_numbers().sum()) % 2
+
+
+def gas_spin(structure: str) -> str:
+    return "on" if gas_unpaired(atoms_from_text(structure)) else "off"
+
+
 def kpoints(atoms: Atoms, kind: str, settings: DftSettings) -> tuple[int, int, int]:
     """Monkhorst-Pack size from the density; Gamma only for molecules, kz = 1 for slabs."""
     if kind == "gas":
@@ -76,7 +95,14 @@ def prepare(structure: str, kind: str, spin: str, settings: DftSettings) -> Atom
         atoms.arrays["magmoms"] = np.asarray(predicted, dtype=float)
     atoms.calc = None
     if kind == "gas":
+        if atoms.cell.rank < 3:  # written by another tool without a box
+            atoms.center(vacuum=GAS_VACUUM)
         atoms.pbc = True  # plane waves: the molecule sits in a periodic box
+        unpaired = gas_unpaired(atoms)
+        if spin == "on" and unpaired:  # the ground state's moment, on the heavy atoms
+            heavy = atoms.numbers > 1 if (atoms.numbers > 1).any() else atoms.numbers > 0
+            atoms.set_initial_magnetic_moments(np.where(heavy, unpaired / heavy.sum(), 0.0))
+            return atoms
     else:
         atoms.pbc = (True, True, False)
         atoms.set_constraint(FixAtoms(mask=atoms.get_tags() == 0))

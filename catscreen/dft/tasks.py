@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from catscreen.dft.gpaw import write_gpaw_script
-from catscreen.dft.settings import DftSettings, prepare
+from catscreen.dft.settings import DftSettings, gas_spin, prepare
 from catscreen.dft.vasp import write_vasp_inputs
 from catscreen.errors import CatscreenError
 
@@ -33,14 +33,15 @@ ENGINES = ("vasp", "gpaw")
 
 @dataclass(frozen=True)
 class DftTask:
-    name: str  # folder name and key: config id, slab config id, or gas-<molecule>-spin<on|off>
+    name: str  # folder name and key: config id, slab config id, or gas-<molecule>
     kind: str  # adslab | slab | gas
     spin: str
     structure: str
 
 
-def gas_task_name(molecule: str, spin: str) -> str:
-    return f"gas-{molecule}-spin{spin}"
+def gas_task_name(molecule: str) -> str:
+    """One calculation per molecule, in its own ground-state spin (settings.gas_unpaired)."""
+    return f"gas-{molecule}"
 
 
 def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
@@ -60,8 +61,8 @@ def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
             row.slab_config_id, DftTask(row.slab_config_id, "slab", row.spin, row.slab_structure)
         )
         for molecule, text in json.loads(row.reference_structures).items():
-            name = gas_task_name(molecule, row.spin)
-            tasks.setdefault(name, DftTask(name, "gas", row.spin, text))
+            name = gas_task_name(molecule)
+            tasks.setdefault(name, DftTask(name, "gas", gas_spin(text), text))
     return list(tasks.values())
 
 

@@ -60,7 +60,7 @@ def compare(flagged: pd.DataFrame, dft: dict[str, dict]) -> pd.DataFrame:
     for row in flagged.itertuples():
         weights = json.loads(row.reference_weights)
         parts = [dft[row.config_id], dft[row.slab_config_id]]
-        gas = {m: dft[gas_task_name(m, row.spin)] for m in weights}
+        gas = {m: dft[gas_task_name(m)] for m in weights}
         errors = [p["error"] for p in [*parts, *gas.values()] if "error" in p]
         e_dft = math.nan
         if weights:  # fixed user potentials have no DFT counterpart

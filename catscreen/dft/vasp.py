@@ -2,9 +2,11 @@
 
 Settings follow OC20/AdsorbML practice for slabs (ENCUT 400 eV here vs OC20's 350, EDIFFG
 -0.03 eV/A, ISYM 0, LREAL Auto) with Fermi-Dirac smearing to match the GPAW scripts, a dipole
-correction along z (LDIPOL, IDIPOL 3, DIPOL at the centre of mass), and spin from the rank
-row: ISPIN 1 for spin off, ISPIN 2 with MAGMOM from the model's moments otherwise. POTCARs
-are licensed, so only their symbols (Materials Project choices) are written.
+correction along z (LDIPOL, IDIPOL 3, DIPOL at the centre of mass), LASPH and NELMIN as
+pymatgen's MPRelaxSet/MVLSlabSet, and spin from the rank row: ISPIN 1 for spin off, ISPIN 2
+with MAGMOM from the model's moments otherwise; gas molecules in their own ground-state spin
+(O2 a triplet). POTCARs are licensed, so only their symbols (Materials Project choices) are
+written.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def incar(atoms: Atoms, spin: str, kind: str, settings: DftSettings, system: str
         "ISYM": 0,
         "LREAL": "Auto",
         "NELM": 200,
+        "NELMIN": 6,  # as MVLSlabSet: a few SCF steps at least after each ionic step
+        "LASPH": True,  # aspherical PAW terms, as MPRelaxSet: tens of meV for O/N/C on 3d metals
         "LWAVE": False,
         "LCHARG": False,
         "ISPIN": 2 if spin == "on" else 1,
