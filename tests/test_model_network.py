@@ -7,6 +7,8 @@ identity and references are zero, which would hide conditioning bugs.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -45,9 +47,10 @@ def make_net(seed: int = 0, config: ModelConfig = TINY) -> CatscreenNet:
     return net.eval()
 
 
-@pytest.fixture(scope="module")
-def net() -> CatscreenNet:
-    return make_net()
+@pytest.fixture(scope="module", params=[1, 3], ids=["nequip", "correlation3"])
+def net(request) -> CatscreenNet:
+    """Every physics test runs on the NequIP layers and on the MACE-style product layers."""
+    return make_net(config=replace(TINY, correlation=request.param))
 
 
 def small_bulk() -> Atoms:
@@ -191,7 +194,7 @@ def test_reference_energies_are_per_context_and_element(net):
     out = evaluate(net, o, spin="off", fidelity="teacher-pbe")
     assert np.all(out["forces"] == 0.0)  # no neighbours, no forces
     row = context_index(FIDELITIES, "off", "teacher-pbe")
-    net2 = make_net()
+    net2 = make_net(config=net.config)
     with torch.no_grad():
         net2.reference_energies[row, ELEMENTS.index("O")] += 1.5
     shifted = evaluate(net2, o, spin="off", fidelity="teacher-pbe")["energy"][0]
@@ -249,7 +252,7 @@ def test_unknown_context_and_element_are_errors(net):
 def test_float32_is_close_to_float64(net):
     atoms = slab()
     ref = evaluate(net, atoms)
-    net32 = make_net().float()
+    net32 = make_net(config=net.config).float()
     out = evaluate(net32, atoms)
     assert out["energy"].dtype == np.float64  # totals are accumulated in float64
     np.testing.assert_allclose(out["energy"], ref["energy"], atol=1e-4)
@@ -278,3 +281,32 @@ def test_deepened_network_starts_as_the_original_and_can_learn(net):
     assert abs(changed - evaluate(net, slab())["energy"][0]) > 1e-6
     with pytest.raises(CatscreenError, match="at least 1"):
         deepened(net, 0)
+
+
+@pytest.mark.parametrize("correlation", [1, 2, 3])
+def test_product_layers_see_angles_that_pair_sums_miss(correlation):
+    """One layer, an atom with two neighbours at the same distance: its energy depends on the
+    angle between them only through the products of its neighbour density (body order > 2)."""
+    config = replace(TINY, n_layers=1, correlation=correlation, cutoff=3.0)
+    torch.manual_seed(2)
+    one_layer = CatscreenNet(config, ELEMENTS, FIDELITIES).double().eval()
+
+    def centre_energy(angle: float) -> float:
+        a = np.radians(angle)
+        atoms = Atoms(
+            "NiOO", positions=[[0, 0, 0], [1.8, 0, 0], [1.8 * np.cos(a), 1.8 * np.sin(a), 0]]
+        )
+        out = one_layer(one_layer.collate([atoms], ["off"], ["gpaw-pbe"]), forces=False)
+        return float(out["atomic_energies"][0].mean())
+
+    energies = [centre_energy(angle) for angle in (115.0, 130.0, 145.0, 160.0)]  # O-O > cutoff
+    spread = max(energies) - min(energies)
+    if correlation == 1:
+        assert spread < 1e-12
+    else:
+        assert spread > 1e-5
+
+
+def test_correlation_must_be_positive():
+    with pytest.raises(CatscreenError, match="correlation"):
+        ModelConfig.from_dict({"correlation": 0})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import typer
 from rich.table import Table
@@ -45,7 +46,7 @@ def info_command(
             "hidden_irreps": str(net.config.hidden_irreps()),
             "parameters": net.n_parameters,
             "dtype": str(net.energy_scale.dtype).removeprefix("torch."),
-            **loaded.metadata["config"],
+            **asdict(net.config),  # what the network is, defaults of older checkpoints included
         }
         summary["contexts"] = [f"{f}/spin-{s}" for f in net.fidelities for s in ("off", "on")]
         summary["training_data"] = meta.get("training_data", "not recorded")

@@ -2,8 +2,12 @@
 
 The design follows NequIP: a smooth radial basis and spherical harmonics describe each edge,
 tensor-product convolutions with radially learned weights pass messages, gated nonlinearities
-keep equivariance, and only scalars reach the readout. catscreen adds FiLM conditioning of the
-scalar channels on the structure's context (spin, fidelity) and a shallow ensemble of readouts.
+keep equivariance, and only scalars reach the readout. With `correlation` > 1 each layer also
+takes channel-wise products of its aggregated features with element-dependent weights (MACE's
+product basis): a sum over neighbours is a two-body density, and its products are the
+three-, four-body angular features that a NequIP layer only builds through depth. catscreen adds
+FiLM conditioning of the scalar channels on the structure's context (spin, fidelity) and a
+shallow ensemble of readouts.
 """
 
 from __future__ import annotations
@@ -109,12 +113,74 @@ def _gate(irreps_out: o3.Irreps) -> e3nn_nn.Gate:
     )
 
 
+class ProductBasis(nn.Module):
+    """Channel-wise powers of node features up to `correlation`, element-dependent weights.
+
+    Takes `irreps_in` whose first blocks are `n x (0e, 1o, ...)` (one block per l, equal
+    multiplicities, `irreps_product`), and gives `irreps_in + (correlation - 1) x
+    irreps_product`: B_1 = A, B_k = (B_{k-1} x A) channel by channel, every coupling that lands
+    in `irreps_product` weighted per centre element. Products of the two-body density A are
+    the many-body invariants (|A_1o|^2 is a three-body angular term); they cost per atom, not
+    per edge, so they add body order almost for free.
+    """
+
+    def __init__(
+        self, irreps_in: o3.Irreps, irreps_product: o3.Irreps, correlation: int, n_elements: int
+    ) -> None:
+        super().__init__()
+        self.irreps_in = o3.Irreps(irreps_in)
+        self.irreps_product = o3.Irreps(irreps_product)
+        n = len(self.irreps_product)
+        if [ir for _, ir in self.irreps_in[:n]] != [ir for _, ir in self.irreps_product] or {
+            mul for mul, _ in self.irreps_product
+        } != {self.irreps_product[0].mul}:
+            raise ValueError("irreps_in must start with irreps_product, one multiplicity for all")
+        tps, weights = [], []
+        left = self.irreps_in
+        for _ in range(correlation - 1):
+            instructions = [
+                (i, j, k, "uuu", True)
+                for i, (_, ir1) in enumerate(left[:n])
+                for j, (_, ir2) in enumerate(self.irreps_product)
+                for k, (_, ir3) in enumerate(self.irreps_product)
+                if ir3 in ir1 * ir2
+            ]
+            tp = o3.TensorProduct(
+                left,
+                self.irreps_in,
+                self.irreps_product,
+                instructions,
+                shared_weights=False,
+                internal_weights=False,
+            )
+            tps.append(tp)
+            weights.append(nn.Parameter(torch.randn(n_elements, tp.weight_numel)))
+            left = self.irreps_product
+        self.tps = nn.ModuleList(tps)
+        self.weights = nn.ParameterList(weights)
+        self.irreps_out = self.irreps_in + self.irreps_product * (correlation - 1)
+
+    def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        outs, b = [a], a
+        for tp, w in zip(self.tps, self.weights, strict=True):
+            b = tp(b, a, w[species])
+            outs.append(b)
+        return torch.cat(outs, dim=-1)
+
+
 class Interaction(nn.Module):
     """One message-passing layer: irreps_in -> irreps_out, equivariant, context-conditioned.
 
     linear (into one block per path) -> tensor product with the edge's spherical harmonics,
-    weights from an MLP of the radial features -> sum over neighbours -> linear -> FiLM on scalars -> gate, plus a linear
+    weights from an MLP of the radial features -> sum over neighbours -> [correlation > 1:
+    linear -> product basis] -> linear -> FiLM on scalars -> gate, plus a linear
     self-connection (a residual when shapes allow).
+
+    With correlation 1 the messages carry only what the output needs (NequIP). With more, and
+    `irreps_hidden` given, they carry those irreps even into a scalars-only last layer, whose
+    products of its vector density are then angular invariants too; without it (the network's
+    `last_layer_vectors: false`) a scalars-only layer multiplies its scalars only, at no extra
+    cost per edge.
     """
 
     def __init__(
@@ -126,16 +192,23 @@ class Interaction(nn.Module):
         radial_hidden: int,
         context_dim: int,
         avg_num_neighbors: float,
+        correlation: int = 1,
+        irreps_hidden: o3.Irreps | None = None,
+        n_elements: int = 1,
+        n_product: int = 1,
     ) -> None:
         super().__init__()
         self.irreps_in = o3.Irreps(irreps_in)
         self.gate = _gate(o3.Irreps(irreps_out))
         self.irreps_out = self.gate.irreps_out
         self.norm = 1.0 / math.sqrt(avg_num_neighbors)
+        self.correlation = correlation
+        vectors = correlation > 1 and irreps_hidden is not None
+        message_irreps = o3.Irreps(irreps_hidden) if vectors else self.gate.irreps_in
 
         # One input block per path, as wide as the output it feeds needs: a scalar input
         # feeding the 16 vector outputs gets 16 channels, not all 64 (half the edge tensors).
-        target = {ir: mul for mul, ir in self.gate.irreps_in.simplify()}
+        target = {ir: mul for mul, ir in message_irreps.simplify()}
         blocks, mid, instructions = [], [], []
         for mul_in, ir_in in self.irreps_in.simplify():
             for j, (_, ir_edge) in enumerate(irreps_sh):
@@ -162,6 +235,15 @@ class Interaction(nn.Module):
             [radial_dim, radial_hidden, radial_hidden, self.tp.weight_numel],
             torch.nn.functional.silu,
         )
+        if correlation > 1:
+            # A = n_product x (0e, 1o, ...) for the products, then the remaining scalars.
+            targets = message_irreps.simplify()
+            n_s = sum(mul for mul, ir in targets if ir.l == 0)
+            product = o3.Irreps([(n_product, ir) for _, ir in targets])
+            irreps_a = product + o3.Irreps(f"{n_s - n_product}x0e") if n_s > n_product else product
+            self.linear_mid = o3.Linear(irreps_mid, irreps_a)
+            self.product = ProductBasis(irreps_a, product, correlation, n_elements)
+            irreps_mid = self.product.irreps_out
         self.linear_down = o3.Linear(irreps_mid, self.gate.irreps_in)
         n_scalars = sum(mul for mul, ir in self.gate.irreps_in if ir.l == 0)
         self.film = ContextFiLM(context_dim, n_scalars)
@@ -175,11 +257,14 @@ class Interaction(nn.Module):
         edge_index: torch.Tensor,
         context: torch.Tensor,
         node_batch: torch.Tensor,
+        species: torch.Tensor,
     ) -> torch.Tensor:
         centre, neighbour = edge_index[0], edge_index[1]
         h = self.linear_up(x)
         messages = self.tp(h[neighbour], edge_sh, self.radial(edge_radial))
         agg = scatter_sum(messages, centre, x.shape[0]) * self.norm
+        if self.correlation > 1:
+            agg = self.product(self.linear_mid(agg), species)
         y = self.film(self.linear_down(agg), context, node_batch)
         return self.gate(y) + self.self_connection(x)
 

@@ -58,6 +58,10 @@ class ModelConfig:
     readout_hidden: int = 16
     n_heads: int = 4
     avg_num_neighbors: float = 40.0
+    # body order per layer: 1 = NequIP messages; 2, 3 add MACE-style products of them
+    correlation: int = 1
+    # with correlation > 1: the last layer's messages carry vectors too (angular products)
+    last_layer_vectors: bool = True
 
     def hidden_irreps(self) -> o3.Irreps:
         """n_scalars x 0e + n_vectors x (1o, 2e, ...) up to l_max: the parity of real geometry."""
@@ -66,6 +70,10 @@ class ModelConfig:
             f"{self.n_vectors}x{ell}{'o' if ell % 2 else 'e'}" for ell in range(1, self.l_max + 1)
         ]
         return o3.Irreps("+".join(parts))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.correlation, int) or self.correlation < 1:
+            raise CatscreenError(f"correlation must be an integer >= 1, not {self.correlation!r}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -117,6 +125,12 @@ class CatscreenNet(nn.Module):
                     config.radial_hidden,
                     config.context_dim,
                     config.avg_num_neighbors,
+                    correlation=config.correlation,
+                    irreps_hidden=None
+                    if k == config.n_layers - 1 and not config.last_layer_vectors
+                    else hidden,
+                    n_elements=len(self.elements),
+                    n_product=min(config.n_vectors, config.n_scalars),
                 )
             )
             irreps = layers[-1].irreps_out
@@ -163,7 +177,7 @@ class CatscreenNet(nn.Module):
         ctx = self.context_vectors(batch.context)
         x = self.species_embedding(batch.species)
         for layer in self.layers:
-            x = layer(x, edge_sh, edge_radial, batch.edge_index, ctx, batch.batch)
+            x = layer(x, edge_sh, edge_radial, batch.edge_index, ctx, batch.batch, batch.species)
         return self.energy_head(x), self.magmom_head(x).squeeze(-1)
 
     def forward(
