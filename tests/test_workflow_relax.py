@@ -186,6 +186,10 @@ def test_flying_apart_and_leaving_the_cell_are_explosions():
     low.positions[0, 2] = -0.5
     assert "left the cell" in explosion_reason(low, z0, ok)
     assert explosion_reason(adslab("Cu", "O", "fcc"), z0, ok) == ""
+    # far from the atoms in the cell, close to their periodic images: bonded, not isolated
+    shifted = adslab("Cu", "O", "fcc")
+    shifted.positions[-1] += 4 * shifted.cell[0]
+    assert explosion_reason(shifted, None, ok) == ""
 
 
 def test_serialised_flow_round_trip_runs():

@@ -67,6 +67,15 @@ def fixed_mask(atoms: Atoms) -> np.ndarray:
     return mask
 
 
+def _maybe_isolated(atoms: Atoms, ads: np.ndarray) -> bool:
+    """False when every adsorbate atom has another atom within the limit without periodic
+    images: a minimum-image distance is never longer, so the (slow) periodic check is needed
+    only otherwise. Called every step for every structure."""
+    d = np.linalg.norm(atoms.positions[ads, None, :] - atoms.positions[None, :, :], axis=-1)
+    d[np.arange(len(ads)), ads] = np.inf
+    return bool(d.min(axis=1).max() > ISOLATION_LIMIT)
+
+
 def explosion_reason(atoms: Atoms, initial_z: np.ndarray | None, pred: Prediction) -> str:
     """Why this structure is no longer physical ('' when it is fine)."""
     if not math.isfinite(pred.energy):
@@ -79,7 +88,7 @@ def explosion_reason(atoms: Atoms, initial_z: np.ndarray | None, pred: Predictio
         return f"exploded: force {fmax_all:.3g} eV/A above the {FORCE_LIMIT:g} eV/A limit"
     tags = atoms.get_tags()
     ads = np.flatnonzero(tags == 2)
-    if len(atoms) > 1 and len(ads):
+    if len(atoms) > 1 and len(ads) and _maybe_isolated(atoms, ads):
         _, dist = get_distances(
             atoms.positions[ads], atoms.positions, cell=atoms.cell, pbc=atoms.pbc
         )
