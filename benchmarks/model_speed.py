@@ -4,10 +4,15 @@ Run by hand (not a test), on a quiet machine or with `nice` on a shared one:
 
     nice python benchmarks/model_speed.py                  # shipped config vs CHGNet
     nice python benchmarks/model_speed.py --variants all   # + float64, torch.compile
+    nice python benchmarks/model_speed.py --variants fp32,c3,c3v  # + product basis (below)
 
 Prints atom-steps per second (atoms x energy+forces evaluations per second) for one slab and
 for a batch of 32 slabs, on 1 and 2 threads, and the ratio to CHGNet measured in the same run.
 Random weights: the speed of a network does not depend on their values.
+
+Variants: fp32 (the default ModelConfig), fp64, compile (torch.compile of the network body),
+c2 / c3 (correlation 2 / 3 with the last layer's messages scalar, `last_layer_vectors: false`),
+c3v (correlation 3 with vector messages into the last layer).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from ase import Atoms
@@ -68,23 +74,35 @@ def ours(config: ModelConfig, dtype: torch.dtype, compile_: bool) -> CatscreenMo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default="fp32", help="fp32, fp64, compile or all")
+    parser.add_argument(
+        "--variants",
+        default="fp32",
+        help="comma-separated: fp32, fp64, compile, c2, c3, c3v; or all",
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--no-chgnet", action="store_true")
     args = parser.parse_args()
     config = ModelConfig()
     variants = ["fp32", "fp64", "compile"] if args.variants == "all" else args.variants.split(",")
+    product = {
+        "c2": {"correlation": 2, "last_layer_vectors": False},
+        "c3": {"correlation": 3, "last_layer_vectors": False},
+        "c3v": {"correlation": 3, "last_layer_vectors": True},
+    }
     models = {}
     for v in variants:
         dtype = torch.float64 if v == "fp64" else torch.float32
-        models[f"catscreen-{v}"] = ours(config, dtype, compile_=v == "compile")
+        cfg = replace(config, **product.get(v, {}))
+        models[f"catscreen-{v}"] = ours(cfg, dtype, compile_=v == "compile")
     if not args.no_chgnet:
         from catscreen.model.chgnet_adapter import load_chgnet
 
         models["chgnet"] = load_chgnet("chgnet")
-    n_params = models[next(iter(models))].net.n_parameters
-    print(f"config: {config}\nparameters: {n_params}")
+    print(f"default config: {config}")
+    for name, m in models.items():
+        if name != "chgnet":
+            print(f"  {name}: {m.net.n_parameters} parameters")
     one = [slab()]
     many = one * args.batch
     n_atoms = len(one[0])
