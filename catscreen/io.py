@@ -76,6 +76,8 @@ def read_parquet(path: str | os.PathLike[str], required: Iterable[str] = ()) -> 
     p = Path(path)
     if not p.exists():
         raise CatscreenError(f"file not found: {p}")
+    if p.is_dir():  # pyarrow would read every parquet below it as one table
+        raise CatscreenError(f"{p} is a folder; give the parquet file in it")
     try:
         df = pq.read_table(p).to_pandas()
     except Exception as exc:  # pyarrow raises several types for damaged files

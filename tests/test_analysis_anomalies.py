@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from test_analysis_helpers import adslab, slab
 
@@ -70,3 +71,22 @@ def test_ontop_site_is_one_atom(tolerance):
     initial, final = pair("O", "ontop")
     report = detect_anomalies(initial, final, slab("Pt"), [8], tolerance)
     assert report.final_site_type == "ontop" and not report.migrated
+
+
+@pytest.mark.parametrize("height, expected", [(0.5, False), (-0.3, True)])
+def test_bcc100_hollow_binds_the_second_layer_without_intercalating(height, expected):
+    """N in the Fe(100) 4-fold hollow bonds the (fixed, tag 0) atom under it: a minimum, not a
+    subsurface adsorbate; pushed below the top layer it is one."""
+    from ase import Atoms
+    from ase.build import add_adsorbate, bcc100
+
+    fe = bcc100("Fe", size=(2, 2, 3), a=2.87, vacuum=6.0)
+    fe.set_tags(np.where(fe.get_tags() == 1, 1, 0))
+    n = len(fe)
+    add_adsorbate(fe, Atoms("N"), height, position="hollow")
+    tags = fe.get_tags()
+    tags[n:] = 2
+    fe.set_tags(tags)
+    report = detect_anomalies(fe, fe.copy(), None, None)
+    assert report.intercalated is expected and not report.desorbed
+    assert report.excluding is expected

@@ -10,7 +10,7 @@ from test_analysis_helpers import emt_results, hand_results
 
 from catscreen.analysis import RankSettings, load_references, rank_results, read_results
 from catscreen.errors import CatscreenError
-from catscreen.io import write_parquet
+from catscreen.io import atoms_from_text, atoms_to_text, write_parquet
 
 GASES = {"H2": (-6.8, 0.02), "H2O": (-14.2, 0.01)}
 
@@ -139,6 +139,12 @@ def test_non_finite_energies_count_as_failed(energy):
         rank_results(df)
 
 
+def _untagged(text: str) -> str:
+    atoms = atoms_from_text(text)
+    atoms.set_tags(0)
+    return atoms_to_text(atoms)
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -161,6 +167,28 @@ def test_non_finite_energies_count_as_failed(energy):
         (
             lambda df: df.assign(kind=df.kind.replace("gas", "molecule")),
             "unknown kind(s): molecule",
+        ),
+        (
+            lambda df: df.assign(
+                final_structure=df.final_structure.where(df.kind != "adslab", "junk")
+            ),
+            "cannot read final_structure of Pt-111-0-O-fcc as extxyz",
+        ),
+        (
+            lambda df: df.assign(
+                initial_structure=df.initial_structure.where(
+                    df.kind != "adslab", df.final_structure.map(_untagged)
+                )
+            ),
+            "adslab Pt-111-0-O-fcc has no adsorbate atoms (tag 2)",
+        ),
+        (
+            lambda df: df.assign(initial_structure=df.initial_structure.where(df.kind != "adslab")),
+            "initial_structure of Pt-111-0-O-fcc is missing",
+        ),
+        (
+            lambda df: df.assign(final_structure=df.final_structure.where(df.kind != "slab", "")),
+            "final_structure of Pt-111-0-clean is missing",
         ),
     ],
 )

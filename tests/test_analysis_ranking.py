@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 from test_analysis_helpers import hand_results
 
@@ -191,3 +192,11 @@ def test_anomalies_excluded_from_minima_unless_kept():
         ["candidate", "adsorbate"]
     )
     assert kept.loc[("Pt(111)", "O"), "e_ads_min"] == pytest.approx(-1.3)
+
+
+def test_two_spin_contexts_of_one_system_are_not_mixed():
+    off = table()
+    on = off.assign(spin="on", config_id=off.config_id + "-on")
+    on.loc[on.kind == "adslab", "energy"] -= 0.5  # spin on binds more: must not be the minimum
+    with pytest.raises(CatscreenError, match="several spin contexts"):
+        rank_results(pd.concat([off, on], ignore_index=True))

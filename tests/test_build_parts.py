@@ -178,6 +178,26 @@ def test_custom_adsorbate(tmp_path):
             load_custom_adsorbate(bad)
 
 
+def test_custom_adsorbate_with_partial_occupancies_is_refused(tmp_path):
+    """ASE keeps one species of a mixed site: CO with a half-N O site would silently become CN."""
+    (tmp_path / "dis.cif").write_text(
+        "data_m\n_cell_length_a 10\n_cell_length_b 10\n_cell_length_c 10\n"
+        "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
+        "_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_label\n_atom_site_type_symbol\n"
+        "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n_atom_site_occupancy\n"
+        "C1 C 0.5 0.5 0.5 1\nO1 O 0.5 0.5 0.615 0.5\nN1 N 0.5 0.5 0.615 0.5\n"
+    )
+    with pytest.raises(CatscreenError, match="partial occupancies"):
+        load_custom_adsorbate(f"{tmp_path / 'dis.cif'}:0")
+
+
+def test_custom_adsorbate_split_across_a_periodic_boundary_is_made_whole(tmp_path):
+    co = Atoms("CO", positions=[[0.2, 5, 5], [9.35, 5, 5]], cell=[10, 10, 10], pbc=True)
+    write(tmp_path / "co.extxyz", co)
+    ads = load_custom_adsorbate(f"{tmp_path / 'co.extxyz'}:0")
+    assert ads.atoms.get_distance(0, 1) == pytest.approx(0.85)
+
+
 def test_custom_adsorbate_bound_through_its_centre_lies_flat(tmp_path):
     """CO2 standing along z and bound through C: no "up" to point; it must not stand on an O."""
     co2 = Atoms("OCO", positions=[[0, 0, -1.16], [0, 0, 0], [0, 0, 1.16]])
@@ -215,3 +235,27 @@ def test_nudged_moves_only_the_adsorbate_and_pivots_on_its_lowest_atom():
     )
     with pytest.raises(CatscreenError, match="no adsorbate"):
         nudged(slab.atoms, np.random.default_rng(0))
+
+
+def test_l10_close_packed_face_is_101_and_the_recipes_ask_for_it():
+    """L1_0 bulks are in their primitive tetragonal cell, where (111) is an open face."""
+    from pathlib import Path
+
+    from catscreen.campaign.recipe import load_recipe
+
+    def kinds(name: str, miller: tuple[int, int, int]) -> set[str]:
+        slab = make_slabs(library_bulk(name), miller, 7.0, 20.0, 5.0)[0]
+        return {s.kind for s in find_sites(slab.atoms, slab.bulk.d_nn)}
+
+    assert {"fcc", "hcp"} <= kinds("PtCo", (1, 0, 1))
+    assert not {"fcc", "hcp"} & kinds("PtCo", (1, 1, 1))
+    l10 = {n for n, e in bulk_library().items() if e["structure"] == "L1_0"}
+    recipes = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+    asked = [
+        (r.name, c.name, m)
+        for r in map(load_recipe, recipes)
+        for c in r.candidates
+        if c.name in l10
+        for m in c.miller or []
+    ]
+    assert asked and all(m == (1, 0, 1) for _, _, m in asked), asked

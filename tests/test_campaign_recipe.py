@@ -98,3 +98,15 @@ def test_shipped_recipes_use_library_names() -> None:
         recipe = load_recipe(path)
         assert {c.name for c in recipe.candidates if c.file is None} <= set(bulks), path.name
         assert set(recipe.adsorbates) <= set(adsorbates), path.name
+
+
+def test_reference_facet_beyond_max_index_is_refused() -> None:
+    """With facets.max_index the reference facet must be one that enumerate can make; found
+    only after the relaxations otherwise."""
+    text = GOOD.replace('  miller: ["111"]', "  max_index: 1").replace(
+        "ranking:\n", "ranking:\n  reference: {bulk: Pt, miller: '211'}\n"
+    )
+    with pytest.raises(CatscreenError, match=r"r.yaml:9: ranking.reference.miller: .*max_index 1"):
+        parse_recipe(text.replace("      correction: 0.24\n", ""), Path("r.yaml"))
+    ok = text.replace("'211'", "'110'").replace("      correction: 0.24\n", "")
+    assert parse_recipe(ok, Path("r.yaml")).ranking.reference is not None

@@ -223,6 +223,30 @@ def test_other_relax_settings_set_the_old_results_aside(tmp_path: Path) -> None:
     assert counts["reused"] == 0
 
 
+def test_naming_the_default_fidelity_keeps_the_results(tmp_path: Path) -> None:
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(RECIPE)
+    out = tmp_path / "run"
+    assert _run(recipe, out).exit_code == 0
+    recipe.write_text(RECIPE.replace("spin: auto}", "spin: auto, fidelity: emt}"))
+    result = _run(recipe, out)
+    assert result.exit_code == 0, result.output
+    assert not list(out.glob("results.*.parquet"))
+    counts = json.loads((out / "campaign.json").read_text())["stages"]["relax"]["counts"]
+    assert counts["ran"] == 0 and counts["reused"] == counts["rows"]
+
+
+def test_a_candidate_whose_relaxations_all_fail_is_named(tmp_path: Path) -> None:
+    """EMT has no Rh: every Rh row fails, the campaign goes on, and the reader is told."""
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(RECIPE.replace("candidates: [Pt, Cu]", "candidates: [Pt, Rh]"))
+    out = tmp_path / "run"
+    result = _run(recipe, out)
+    assert result.exit_code == 0, result.output
+    assert "Rh: no surface in the ranking" in (out / "summary.md").read_text()
+    assert "Pt(111)" in (out / "leaderboard.csv").read_text()
+
+
 def test_a_missing_baseline_fails_before_any_work(tmp_path: Path) -> None:
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(RECIPE)

@@ -96,3 +96,19 @@ def test_concurrent_writer_is_refused(tmp_path):
     assert "being written by another catscreen relax" in res.stderr
     assert f"pid {os.getpid()}" in res.stderr
     assert not out.exists()
+
+
+def test_bad_options_and_an_output_folder_are_one_line_errors(tmp_path):
+    configs = tmp_path / "configs.extxyz"
+    write_configs(configs, 1)
+    (tmp_path / "adir").mkdir()
+    cases = [
+        (["--fmax", "inf"], tmp_path / "r.parquet", "--fmax must be a positive number"),
+        (["--fmax", "0"], tmp_path / "r.parquet", "--fmax must be a positive number"),
+        ([], tmp_path / "adir", "is a folder; give the parquet file"),
+    ]
+    for extra, out, message in cases:
+        res = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], *extra])
+        lines = res.stderr.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1 and message in lines[0], res.stderr
+    assert not (tmp_path / "r.parquet").exists() and not any((tmp_path / "adir").iterdir())

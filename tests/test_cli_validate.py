@@ -46,6 +46,9 @@ def test_missing_gpaw_is_a_clear_error(flagged_file, monkeypatch):
     [
         (["--engine", "vasp"], "unknown engine 'vasp'"),
         (["--xc", "LDA"], "unknown xc"),
+        (["--encut", "-100"], "encut (plane-wave cutoff) must be positive"),
+        (["--kpt-density", "0"], "kpt_density must be positive"),
+        (["--smearing", "-0.1"], "smearing must be >= 0"),
     ],
 )
 def test_bad_options(flagged_file, args, message):

@@ -31,7 +31,9 @@ def flagged_on():
     i = df.index[df.kind == "adslab"][0]
     atoms = atoms_from_text(df.at[i, "final_structure"])
     atoms.set_chemical_symbols(["Ni"] * 12 + ["O"])
-    atoms.arrays["magmoms"] = np.linspace(0.1, 1.3, len(atoms))
+    moments = np.linspace(0.1, 1.3, len(atoms))
+    moments[0] = -2.0  # an antiparallel moment keeps its direction
+    atoms.arrays["magmoms"] = moments
     df.at[i, "final_structure"] = atoms_to_text(atoms)
     j = df.index[df.kind == "slab"][0]
     clean = atoms_from_text(df.at[j, "final_structure"])
@@ -72,11 +74,18 @@ def test_vasp_inputs_spin_off(tmp_path, flagged_off):
     assert tuple(Kpoints.from_file(tmp_path / "gas-H2O" / "KPOINTS").kpts[0]) == (1, 1, 1)
 
 
-def test_vasp_inputs_spin_on_use_predicted_moments(tmp_path, flagged_on):
+def test_vasp_inputs_spin_on_start_from_predicted_or_default_moments(tmp_path, flagged_on):
+    """The larger of the predicted moment and the element default (Ni 1.0, O 0.6), so a model
+    that underestimates a moment does not start the SCF near the non-magnetic solution."""
     write_dft_inputs(flagged_on, "vasp", tmp_path, DftSettings(xc="RPBE"))
     incar = Incar.from_file(tmp_path / flagged_on.config_id[0] / "INCAR")
     assert incar["ISPIN"] == 2 and incar["GGA"] == "Rp"
-    assert incar["MAGMOM"] == pytest.approx(np.round(np.linspace(0.1, 1.3, 13), 3))
+    predicted = np.linspace(0.1, 1.3, 13)
+    predicted[0] = -2.0
+    default = np.array([1.0] * 12 + [0.6])
+    expected = np.sign(predicted) * np.maximum(np.abs(predicted), default)
+    assert incar["MAGMOM"][0] == -2.0 and incar["MAGMOM"][5] == 1.0
+    assert incar["MAGMOM"] == pytest.approx(np.round(expected, 3))
     slab_incar = Incar.from_file(tmp_path / flagged_on.slab_config_id[0] / "INCAR")
     assert slab_incar["MAGMOM"] == [1.0] * 12  # no predicted moments: the Ni default
     assert (tmp_path / flagged_on.config_id[0] / "POTCAR.symbols").read_text().split()[-2:] == [
@@ -143,3 +152,38 @@ def test_gas_molecules_take_their_ground_state_spin(tmp_path):
     assert incar["ISPIN"] == 2 and incar["MAGMOM"] == [1.0, 1.0]
     poscar = Poscar.from_file(tmp_path / "vasp" / "gas-O2" / "POSCAR")
     assert min(poscar.structure.lattice.abc) >= 12.0
+
+
+def test_untagged_structures_keep_the_relaxation_s_fixed_atoms(tmp_path, flagged_off):
+    """A user structure without tags (all 0) was relaxed with every atom free, or with its own
+    FixAtoms; the DFT inputs must not freeze every atom of it."""
+    from ase.constraints import FixAtoms
+
+    from catscreen.dft.gpaw import gpaw_script
+
+    flagged = flagged_off.copy()
+    for col in ("final_structure", "slab_structure"):
+        atoms = atoms_from_text(flagged.at[0, col])
+        atoms.set_constraint()
+        atoms.set_tags(0)
+        if col == "slab_structure":
+            atoms.set_constraint(FixAtoms(indices=[0, 1]))
+        flagged.at[0, col] = atoms_to_text(atoms)
+    write_dft_inputs(flagged, "vasp", tmp_path, DftSettings())
+    ads = Poscar.from_file(tmp_path / flagged.config_id[0] / "POSCAR").selective_dynamics
+    assert ads is None or np.array(ads).all()  # pymatgen: all free -> None
+    slab = atoms_from_text(flagged.at[0, "slab_structure"])
+    dyn = np.array(
+        Poscar.from_file(tmp_path / flagged.slab_config_id[0] / "POSCAR").selective_dynamics
+    )
+    assert (~dyn[:2]).all() and dyn[2:].all() and len(dyn) == len(slab)
+    script = gpaw_script(flagged.at[0, "final_structure"], "adslab", "off", DftSettings(), "x")
+    assert "FIXED = []" in script
+
+
+def test_triplet_molecules_are_found_by_their_hill_formula():
+    from ase import Atoms
+
+    from catscreen.dft.settings import gas_unpaired
+
+    assert [gas_unpaired(Atoms(s)) for s in ("O2", "CH2", "NH", "H2O", "OH")] == [2, 2, 2, 0, 1]

@@ -145,6 +145,29 @@ def test_subset_selection(tmp_path):
         relax_configurations(p, tmp_path / "x.parquet", RelaxSettings(model="emt", ids=["nope"]))
 
 
+def test_a_subset_keeps_the_clean_slabs_of_its_adslabs(tmp_path):
+    """--adsorbate O on a two-facet manifest: the O placements and their own clean slabs."""
+    from catscreen.build.enumerate import (
+        EnumerateSettings,
+        enumerate_configurations,
+        write_configurations,
+    )
+    from catscreen.workflow.inputs import read_configs, select
+
+    settings = EnumerateSettings(
+        bulks=["Cu"], miller=["1,1,1", "1,0,0"], adsorbates=["O", "H"], min_slab_size=4.0,
+        vacuum=10.0, min_ab=5.0,
+    )  # fmt: skip
+    write_configurations(enumerate_configurations(settings), tmp_path / "enum", settings)
+    df, _ = read_configs(tmp_path / "enum")
+    chosen = df[select(df, adsorbates=["O"])]
+    assert set(chosen[chosen.kind == "adslab"].adsorbate) == {"O"}
+    assert sorted(chosen[chosen.kind == "slab"].slab_id) == sorted(df[df.kind == "slab"].slab_id)
+    one = df[df.kind == "adslab"].iloc[0]
+    chosen = df[select(df, ids=[one.config_id])]
+    assert sorted(chosen.kind) == ["adslab", "slab"] and set(chosen.slab_id) == {one.slab_id}
+
+
 class NaNFor:
     """A real Model: EMT, except that structures containing `element` get NaN forces."""
 
@@ -213,6 +236,14 @@ def test_second_writer_is_refused(tmp_path):
         relax_configurations(p, out, RelaxSettings(model="emt"), progress=False)
     relax_configurations(p, out, RelaxSettings(model="emt", steps=2), progress=False)
     assert len(pd.read_parquet(out)) == 5
+
+
+def test_an_output_that_cannot_be_created_is_one_clear_error(tmp_path):
+    p = tmp_path / "c.extxyz"
+    write(p, [adslab("Cu", "O", "fcc")], format="extxyz")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(CatscreenError, match="cannot write .*a_file/r.parquet"):
+        relax_configurations(p, tmp_path / "a_file" / "r.parquet", RelaxSettings(model="emt"))
 
 
 def test_a_failed_write_stops_the_run_and_keeps_the_results(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from ase import Atoms
 from catscreen.analysis.anomalies import detect_anomalies
 from catscreen.analysis.candidates import candidate_of
 from catscreen.analysis.references import References
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atoms_from_text
 
 CONTEXT = ("model", "model_version", "spin", "fidelity")
@@ -86,6 +86,18 @@ def _index(rows: pd.DataFrame, key: str, what: str) -> dict[tuple[str, tuple[str
             str(row.status) == "converged",
         )
     return out
+
+
+def _structure(text: object, column: str, config_id: object) -> Atoms:
+    """A structure cell of the results, or one clear line naming the row that holds junk."""
+    if not isinstance(text, str) or not text.strip():
+        raise CatscreenError(f"{column} of {config_id} is missing")
+    try:
+        return atoms_from_text(text)
+    except Exception as exc:  # ASE and io raise many types for text that is not extxyz
+        raise CatscreenError(
+            f"cannot read {column} of {config_id} as extxyz: {first_line(exc)}"
+        ) from exc
 
 
 def _parse_site(value: object) -> list[int] | None:
@@ -165,10 +177,15 @@ def adsorption_table(
                 f"no clean slab row for slab_id {sid} ({row.bulk} {row.miller} t{row.termination}), "
                 f"needed by adslab {row.config_id}"
             )
-        initial = atoms_from_text(row.initial_structure)
-        final = atoms_from_text(row.final_structure)
+        initial = _structure(row.initial_structure, "initial_structure", row.config_id)
+        final = _structure(row.final_structure, "final_structure", row.config_id)
         comp = adsorbate_composition(initial)
         what = f"adsorbate {row.adsorbate} ({row.config_id})"
+        if not comp:  # E_ads would be E(adslab) - E(slab) with no reference subtracted
+            raise CatscreenError(
+                f"adslab {row.config_id} has no adsorbate atoms (tag 2) in its initial_structure; "
+                "tag them 2, the slab 0 (subsurface) and 1 (surface)"
+            )
         weights: dict[str, float] = {}
         gas_structures: dict[str, str] = {}
         gas_converged = True
@@ -195,7 +212,7 @@ def adsorption_table(
         report = detect_anomalies(
             initial,
             final,
-            atoms_from_text(slab.structure),
+            _structure(slab.structure, "final_structure", slab.config_id),
             _parse_site(row.site_atoms),
             bond_tolerance,
         )

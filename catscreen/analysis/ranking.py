@@ -52,7 +52,9 @@ def parse_target(text: str, default_tolerance: float) -> tuple[str, Target]:
 def system_table(configs: pd.DataFrame) -> pd.DataFrame:
     """Per system: lowest valid placement, its site, the spread across valid placements."""
     rows = []
-    for sid, group in configs.groupby("system_id", sort=True):
+    # one row per spin context: --spin auto gives each system one, and a table holding two
+    # (spin on and off runs of the same configurations) must not mix them in one minimum
+    for (sid, _), group in configs.groupby(["system_id", "spin"], sort=True):
         valid = group[group.valid].sort_values("e_ads")
         first = group.iloc[0]
         best = valid.iloc[0] if len(valid) else None

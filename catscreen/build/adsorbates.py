@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 from ase import Atoms
+from ase.geometry import find_mic
 from ase.io import read
 
+from catscreen.build.bulks import _check_ordered
 from catscreen.errors import CatscreenError, did_you_mean, first_line
 from catscreen.paths import data_path
 
@@ -140,6 +142,7 @@ def load_custom_adsorbate(spec: str) -> Adsorbate:
         raise CatscreenError(f"cannot read adsorbate file {path}: {first_line(exc)}") from exc
     if isinstance(atoms, list):
         atoms = atoms[0]
+    _check_ordered(atoms, f"custom adsorbate file {path}")
     if len(binding) not in (1, 2) or len(set(binding)) != len(binding):
         raise CatscreenError(f"custom adsorbate {spec!r}: give one or two distinct binding atoms")
     if any(not 0 <= i < len(atoms) for i in binding):
@@ -148,5 +151,9 @@ def load_custom_adsorbate(spec: str) -> Adsorbate:
         raise CatscreenError(
             f"custom adsorbate {path.stem!r} clashes with a library adsorbate: rename the file"
         )
-    bare = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions)
+    positions = atoms.positions
+    if atoms.pbc.any():  # a molecule from a periodic file may be split across the cell boundary
+        shifts, _ = find_mic(positions - positions[0], atoms.cell, atoms.pbc)
+        positions = positions[0] + shifts
+    bare = Atoms(atoms.get_chemical_symbols(), positions=positions)
     return Adsorbate(path.stem, to_adsorbed_frame(bare, binding), binding, f"from {path.name}")

@@ -96,6 +96,13 @@ def board_warnings(board: pd.DataFrame, recipe: Recipe) -> list[str]:
             )
         elif missing:
             out.append(f"{d.name}: no valid {d.adsorbate} placement on {', '.join(missing)}")
+    ranked_bulks = set(board["bulk"].astype(str))
+    for cand in recipe.candidates:
+        if cand.name not in ranked_bulks:
+            out.append(
+                f"{cand.name}: no surface in the ranking (its clean slabs failed to relax or "
+                "were anomalous; see the failed rows in results.parquet)"
+            )
     unranked = int((board["rank"] < 1).sum())
     if unranked:
         out.append(f"{unranked} of {len(board)} candidate(s) unranked (a descriptor is missing)")

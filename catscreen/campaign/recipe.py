@@ -283,6 +283,12 @@ class Recipe(_Strict):
                     ("ranking", "reference", "miller"),
                     f"facet {miller_label(ref.miller)} is not among {ref.bulk}'s facets",
                 )
+            max_index = self.facets.max_index if self.facets else None
+            if facets is None and max_index is not None and max(map(abs, ref.miller)) > max_index:
+                raise FieldError(
+                    ("ranking", "reference", "miller"),
+                    f"facet {miller_label(ref.miller)} is beyond facets.max_index {max_index}",
+                )
         return self
 
     def resolve_files(self, base: Path) -> Recipe:

@@ -153,15 +153,24 @@ def _run_stage(
 
 
 def _set_aside_stale_results(
-    state: CampaignState, root: Path, settings: RelaxSettings, version: str, log: Log
+    state: CampaignState,
+    root: Path,
+    settings: RelaxSettings,
+    version: str,
+    log: Log,
+    default_fidelity: str | None = None,
 ) -> None:
     """Keep results.parquet when its rows were made as this recipe would make them (the relax
-    stage then reuses them row by row); otherwise move it aside, never mix the two."""
+    stage then reuses them row by row); otherwise move it aside, never mix the two. No
+    fidelity and the model's default fidelity named explicitly are the same setting."""
     results = root / RESULTS
     if not results.exists():
         return
-    made = read_parquet_metadata(results).get("settings", {})
+    made = dict(read_parquet_metadata(results).get("settings", {}))
     now_ = {k: getattr(settings, k) for k in RELAX_KEYS}
+    if default_fidelity is not None:
+        made["fidelity"] = made.get("fidelity") or default_fidelity
+        now_["fidelity"] = now_["fidelity"] or default_fidelity
     versions = set(pd.read_parquet(results, columns=["model_version"]).model_version)
     if all(made.get(k) == v for k, v in now_.items()) and versions <= {version}:
         return
@@ -210,7 +219,8 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     check_model_name(recipe.model.name)  # before enumerate, not after it
     baseline = read_baseline(options.baseline) if options.baseline else None  # before any work
     relax_settings = _relax_settings(recipe, options)
-    version = cached_model(relax_settings.model_ref()).info.version
+    info = cached_model(relax_settings.model_ref()).info
+    version = info.version
     root = out.resolve()
     root.mkdir(parents=True, exist_ok=True)
     state = load_state(root) or CampaignState(recipe=recipe.name, recipe_file=str(recipe_path))
@@ -247,7 +257,7 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         }
         return [root / RESULTS], counts
 
-    _set_aside_stale_results(state, root, relax_settings, version, log)
+    _set_aside_stale_results(state, root, relax_settings, version, log, info.default_fidelity)
     stage("relax", relax)
 
     def rank() -> tuple[list[Path], dict[str, int]]:

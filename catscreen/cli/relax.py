@@ -63,10 +63,14 @@ def relax_command(
         help="Existing Dask scheduler (tcp://host:8786); its workers need catscreen and the model.",
     ),
     workers: int = typer.Option(2, help="Worker processes of the Dask LocalCluster."),
-    system: list[str] = typer.Option([], help="Only these system ids (repeat or comma list)."),
-    adsorbate: list[str] = typer.Option([], help="Only these adsorbates (repeat or comma list)."),
+    system: list[str] = typer.Option(
+        [], help="Only these system ids (repeat or comma list), with their clean slabs."
+    ),
+    adsorbate: list[str] = typer.Option(
+        [], help="Only these adsorbates (repeat or comma list), with their clean slabs."
+    ),
     config_id: list[str] = typer.Option(
-        [], "--id", help="Only these config ids (repeat or comma list)."
+        [], "--id", help="Only these config ids (repeat or comma list), with their clean slabs."
     ),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Run rows that failed before again instead of keeping them."

@@ -4,8 +4,8 @@ Settings follow OC20/AdsorbML practice for slabs (ENCUT 400 eV here vs OC20's 35
 -0.03 eV/A, ISYM 0, LREAL Auto) with Fermi-Dirac smearing to match the GPAW scripts, a dipole
 correction along z (LDIPOL, IDIPOL 3, DIPOL at the centre of mass), LASPH and NELMIN as
 pymatgen's MPRelaxSet/MVLSlabSet, and spin from the rank row: ISPIN 1 for spin off, ISPIN 2
-with MAGMOM from the model's moments otherwise; gas molecules in their own ground-state spin
-(O2 a triplet). POTCARs are licensed, so only their symbols (Materials Project choices) are
+with MAGMOM from the element defaults raised to the model's moments otherwise; gas molecules
+in their own ground-state spin (O2 a triplet). POTCARs are licensed, so only their symbols (Materials Project choices) are
 written.
 """
 
@@ -68,11 +68,13 @@ def incar(atoms: Atoms, spin: str, kind: str, settings: DftSettings, system: str
 def write_vasp_inputs(
     atoms: Atoms, spin: str, kind: str, settings: DftSettings, folder: Path, system: str
 ) -> Path:
-    """Write POSCAR (selective dynamics: tag 0 fixed), INCAR, KPOINTS and POTCAR.symbols."""
+    """Write POSCAR (selective dynamics: what `prepare` fixed), INCAR, KPOINTS, POTCAR.symbols."""
     folder.mkdir(parents=True, exist_ok=True)
     atoms = group_species(atoms)
     structure = AseAtomsAdaptor.get_structure(atoms)
-    free = atoms.get_tags() != 0 if kind != "gas" else np.ones(len(atoms), bool)
+    free = np.ones(len(atoms), bool)
+    for constraint in atoms.constraints:  # prepare(): FixAtoms of what the relaxation fixed
+        free[constraint.get_indices()] = False
     dynamics = [[bool(f)] * 3 for f in free]
     structure = structure.copy(site_properties={"selective_dynamics": dynamics})
     Poscar(structure, comment=system).write_file(folder / "POSCAR")

@@ -106,13 +106,17 @@ def select(
     adsorbates: Sequence[str] = (),
     ids: Sequence[str] = (),
 ) -> pd.Series:
-    """Rows matching every given filter (each filter: any of its values)."""
+    """Rows matching every given filter (each filter: any of its values), plus the clean slabs
+    of the chosen adslabs: rank subtracts them, so a subset alone would rank nothing."""
     mask = pd.Series(True, index=df.index)
     for column, wanted in (("system_id", systems), ("adsorbate", adsorbates), ("config_id", ids)):
         if wanted:
             mask &= df[column].astype(str).isin(set(wanted))
     if not mask.any():
         raise CatscreenError("no configuration matches the --system/--adsorbate/--id selection")
+    if {"kind", "slab_id"} <= set(df.columns):
+        slabs = set(df.loc[mask, "slab_id"].dropna().astype(str))
+        mask |= (df["kind"] == "slab") & df["slab_id"].astype(str).isin(slabs)
     return mask
 
 

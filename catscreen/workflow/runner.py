@@ -59,7 +59,7 @@ class RelaxSettings:
             (self.spin in SPIN_MODES, f"--spin must be one of {', '.join(SPIN_MODES)}"),
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.executor in EXECUTORS, f"--executor must be one of {', '.join(EXECUTORS)}"),
-            (self.fmax > 0, "--fmax must be positive"),
+            (0 < self.fmax < float("inf"), "--fmax must be a positive number"),
             (self.steps >= 0, "--steps must be >= 0"),
             (self.batch_size >= 1, "--batch-size must be >= 1"),
             (self.workers >= 1, "--workers must be >= 1"),
