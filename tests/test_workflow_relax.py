@@ -215,6 +215,22 @@ def test_flying_apart_and_leaving_the_cell_are_explosions():
     assert explosion_reason(shifted, None, ok) == ""
 
 
+def test_a_collapse_into_a_hole_of_the_potential_is_an_explosion():
+    """OH pulled to 0.4 A with moderate forces (a product-basis candidate drove N-H of NH2 on
+    Ni(110) to 0.22 A this way), also through the periodic boundary."""
+    ok = Prediction(energy=0.0, forces=np.zeros((14, 3)))
+    oh = adslab("Cu", "OH", "ontop")
+    assert explosion_reason(oh, None, ok) == ""
+    oh.positions[-1] = oh.positions[-2] + [0.0, 0.0, 0.4]
+    reason = explosion_reason(oh, None, ok)
+    assert "atoms 12 and 13 collapsed to 0.40 A" in reason or "atoms 13 and 12" in reason
+    wrapped = adslab("Cu", "O", "fcc")
+    wrapped.positions[-1] = wrapped.positions[8] + 0.5 * np.array([1.0, 0.0, 0.0])
+    wrapped.positions[-1] += wrapped.cell[0]  # the same contact seen through the boundary
+    reason = explosion_reason(wrapped, None, Prediction(energy=0.0, forces=np.zeros((13, 3))))
+    assert "collapsed to 0.50 A" in reason
+
+
 def test_serialised_flow_round_trip_runs():
     model, items = items_for([adslab("Cu", "O", "fcc"), adslab("Pt", "N", "hcp")])
     flow = RelaxMaker(model="emt", batch_size=3, fmax=0.1).make(items)

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from catscreen.cli.common import cli_errors, console, split_csv
 from catscreen.schema import MANIFEST_COLUMNS, RESULT_COLUMNS
-from catscreen.workflow.relax import FORCE_LIMIT, ISOLATION_LIMIT
+from catscreen.workflow.relax import COLLAPSE_RATIO, FORCE_LIMIT, ISOLATION_LIMIT
 
 _manifest = ", ".join(c for c in MANIFEST_COLUMNS if c != "structure_index")
 EPILOG = (
@@ -26,7 +26,8 @@ EPILOG = (
     + "\n\n".join(f"  [cyan]{name}[/]: {text}" for name, text in RESULT_COLUMNS.items())
     + "\n\nGas-phase references (CO, H2, H2O, N2) are rows with kind 'gas' and adsorbate = "
     "the molecule, relaxed with the same model for every (spin, fidelity) context used. "
-    f"A row fails on a non-finite energy or force, a force above {FORCE_LIMIT:g} eV/A, an "
+    f"A row fails on a non-finite energy or force, a force above {FORCE_LIMIT:g} eV/A, two "
+    f"atoms closer than {COLLAPSE_RATIO:g}x their covalent radii (a hole in the potential), an "
     f"adsorbate atom more than {ISOLATION_LIMIT:g} A from every other atom, or an atom "
     "leaving the cell along z. Fixed atoms: FixAtoms, plus tag 0 when the structure is tagged."
 )

@@ -8,6 +8,9 @@ dicts of JSON types), so a jobflow Job can carry it to any machine.
 Explosion guards (a row fails with the reason, the rest of the batch goes on):
 - a non-finite energy or force from the model;
 - any force above FORCE_LIMIT (1e3 eV/A: far beyond any physical contact, well below overflow);
+- two atoms closer than COLLAPSE_RATIO (0.5) x the sum of their covalent radii: a hole in the
+  potential (no real structure comes near it; H-H in H2 is 1.19x), caught while it pulls the
+  atoms together and before the forces diverge;
 - an adsorbate atom (tag 2) farther than ISOLATION_LIMIT (10 A) from every other atom
   (minimum image): the molecule broke apart or desorbed into the vacuum;
 - an atom that started inside the cell along z and left it (it would wrap onto the other
@@ -25,6 +28,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms, FixCartesian
+from ase.data import covalent_radii
 from ase.geometry import get_distances
 
 from catscreen.errors import CatscreenError
@@ -34,6 +38,7 @@ from catscreen.workflow.optimizers import make_optimizer
 
 FORCE_LIMIT = 1.0e3  # eV/A
 ISOLATION_LIMIT = 10.0  # A
+COLLAPSE_RATIO = 0.5  # of the covalent radii sum
 
 WorkItem = dict[
     str, Any
@@ -76,6 +81,30 @@ def _maybe_isolated(atoms: Atoms, ads: np.ndarray) -> bool:
     return bool(d.min(axis=1).max() > ISOLATION_LIMIT)
 
 
+def _collapsed_pair(atoms: Atoms) -> tuple[int, int, float] | None:
+    """The closest pair relative to its covalent radii when below COLLAPSE_RATIO, among pairs
+    with a tag 1/2 atom when tagged (subsurface atoms are fixed). Periodic directions by
+    rounding fractional differences: never shorter than the true minimum image, so never a
+    false alarm, and cheap enough for every step."""
+    pos = atoms.positions
+    tags = atoms.get_tags()
+    rows = np.flatnonzero(tags != 0) if tags.any() else np.arange(len(atoms))
+    diff = pos[rows, None, :] - pos[None, :, :]
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if pbc.any() and atoms.cell.rank == 3:
+        frac = diff @ np.linalg.inv(atoms.cell.array)
+        frac[..., pbc] -= np.round(frac[..., pbc])
+        diff = frac @ atoms.cell.array
+    radii = covalent_radii[atoms.numbers]
+    ratio = np.linalg.norm(diff, axis=-1) / (radii[rows, None] + radii[None, :])
+    ratio[np.arange(len(rows)), rows] = np.inf
+    r, j = divmod(int(np.argmin(ratio)), len(atoms))
+    if ratio[r, j] >= COLLAPSE_RATIO:
+        return None
+    i = int(rows[r])
+    return i, j, float(ratio[r, j] * (radii[i] + radii[j]))
+
+
 def explosion_reason(atoms: Atoms, initial_z: np.ndarray | None, pred: Prediction) -> str:
     """Why this structure is no longer physical ('' when it is fine)."""
     if not math.isfinite(pred.energy):
@@ -86,6 +115,12 @@ def explosion_reason(atoms: Atoms, initial_z: np.ndarray | None, pred: Predictio
     fmax_all = float(np.linalg.norm(forces, axis=1).max()) if len(forces) else 0.0
     if fmax_all > FORCE_LIMIT:
         return f"exploded: force {fmax_all:.3g} eV/A above the {FORCE_LIMIT:g} eV/A limit"
+    if len(atoms) > 1 and (pair := _collapsed_pair(atoms)) is not None:
+        i, j, d = pair
+        return (
+            f"exploded: atoms {i} and {j} collapsed to {d:.2f} A "
+            f"(below {COLLAPSE_RATIO:g}x their covalent radii)"
+        )
     tags = atoms.get_tags()
     ads = np.flatnonzero(tags == 2)
     if len(atoms) > 1 and len(ads) and _maybe_isolated(atoms, ads):
