@@ -164,13 +164,20 @@ def test_bad_recipe_names_the_line(tmp_path: Path) -> None:
     assert f"{bad}:11: relax.optimizer:" in result.output
 
 
-def test_missing_model_fails_before_enumerate(tmp_path: Path) -> None:
-    recipe = tmp_path / "nomodel.yaml"
-    recipe.write_text(RECIPE.replace("model: {name: emt,", "model: {name: weights/missing.pt,"))
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("name: weights/missing.pt,", "checkpoint not found: weights/missing.pt"),
+        ("name: emt, fidelity: dft-x,", "has no fidelity 'dft-x'"),
+    ],
+)
+def test_a_bad_model_fails_before_enumerate(tmp_path: Path, model: str, message: str) -> None:
+    recipe = tmp_path / "badmodel.yaml"
+    recipe.write_text(RECIPE.replace("model: {name: emt,", "model: {" + model))
     out = tmp_path / "run"
     result = runner.invoke(app, ["campaign", "run", str(recipe), "--out", str(out)])
     assert result.exit_code == 2
-    assert "checkpoint not found: weights/missing.pt" in result.output
+    assert message in result.output
     assert not (out / "enumerate").exists()
 
 

@@ -36,7 +36,10 @@ def adslab(metal: str, ads: str, site: str, height: float = 1.9, cid: str = "") 
     """A 2x2x3 (111) slab, enumerate-style: tags 0/1/2 and FixAtoms on tag 0."""
     slab = fcc111(metal, (2, 2, 3), vacuum=7.0, a={"Fe": 2.9}.get(metal))
     surface = np.where(slab.get_tags() == 1, 1, 0)
-    add_adsorbate(slab, molecule(ads) if len(ads) > 1 else ads, height, site)
+    mol = molecule(ads) if len(ads) > 1 else Atoms(ads)
+    heavy = [i for i, s in enumerate(mol.get_chemical_symbols()) if s != "H"] or [0]
+    binding = min(heavy, key=lambda i: mol.positions[i, 2])  # C of CO, O of OH: the lowest heavy
+    add_adsorbate(slab, mol, height, site, mol_index=binding)
     slab.set_tags(list(surface) + [2] * (len(slab) - len(surface)))
     slab.set_constraint(FixAtoms(mask=slab.get_tags() == 0))
     del slab.info["adsorbate_info"]
@@ -229,6 +232,9 @@ def test_a_collapse_into_a_hole_of_the_potential_is_an_explosion():
     wrapped.positions[-1] += wrapped.cell[0]  # the same contact seen through the boundary
     reason = explosion_reason(wrapped, None, Prediction(energy=0.0, forces=np.zeros((13, 3))))
     assert "collapsed to 0.50 A" in reason
+    # a start already closer (0.2x of the radii sum; here 0.25x) fails only if it closes further
+    ok13 = Prediction(energy=0.0, forces=np.zeros((13, 3)))
+    assert explosion_reason(wrapped, None, ok13, initial_contact=0.2) == ""
 
 
 def test_serialised_flow_round_trip_runs():

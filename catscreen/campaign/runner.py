@@ -220,6 +220,8 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     baseline = read_baseline(options.baseline) if options.baseline else None  # before any work
     relax_settings = _relax_settings(recipe, options)
     info = cached_model(relax_settings.model_ref()).info
+    if recipe.model.fidelity is not None:  # before enumerate, not after it
+        info.check_context("off", recipe.model.fidelity)
     version = info.version
     root = out.resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -81,11 +81,13 @@ def _maybe_isolated(atoms: Atoms, ads: np.ndarray) -> bool:
     return bool(d.min(axis=1).max() > ISOLATION_LIMIT)
 
 
-def _collapsed_pair(atoms: Atoms) -> tuple[int, int, float] | None:
-    """The closest pair relative to its covalent radii when below COLLAPSE_RATIO, among pairs
-    with a tag 1/2 atom when tagged (subsurface atoms are fixed). Periodic directions by
-    rounding fractional differences: never shorter than the true minimum image, so never a
-    false alarm, and cheap enough for every step."""
+def closest_contact(atoms: Atoms) -> tuple[float, int, int, float]:
+    """(distance / covalent radii sum, i, j, distance) of the closest pair, among pairs with a
+    tag 1/2 atom when tagged (subsurface atoms are fixed). Periodic directions by rounding
+    fractional differences: never shorter than the true minimum image, so never a false alarm,
+    and cheap enough for every step."""
+    if len(atoms) < 2:
+        return math.inf, 0, 0, math.inf
     pos = atoms.positions
     tags = atoms.get_tags()
     rows = np.flatnonzero(tags != 0) if tags.any() else np.arange(len(atoms))
@@ -99,14 +101,19 @@ def _collapsed_pair(atoms: Atoms) -> tuple[int, int, float] | None:
     ratio = np.linalg.norm(diff, axis=-1) / (radii[rows, None] + radii[None, :])
     ratio[np.arange(len(rows)), rows] = np.inf
     r, j = divmod(int(np.argmin(ratio)), len(atoms))
-    if ratio[r, j] >= COLLAPSE_RATIO:
-        return None
     i = int(rows[r])
-    return i, j, float(ratio[r, j] * (radii[i] + radii[j]))
+    return float(ratio[r, j]), i, j, float(ratio[r, j] * (radii[i] + radii[j]))
 
 
-def explosion_reason(atoms: Atoms, initial_z: np.ndarray | None, pred: Prediction) -> str:
-    """Why this structure is no longer physical ('' when it is fine)."""
+def explosion_reason(
+    atoms: Atoms,
+    initial_z: np.ndarray | None,
+    pred: Prediction,
+    initial_contact: float = math.inf,
+) -> str:
+    """Why this structure is no longer physical ('' when it is fine). `initial_contact`: the
+    start's closest_contact ratio; a start already closer than COLLAPSE_RATIO fails only when
+    its atoms come closer still (the model may push them apart)."""
     if not math.isfinite(pred.energy):
         return "exploded: non-finite energy from the model"
     forces = np.asarray(pred.forces, dtype=float)
@@ -115,8 +122,8 @@ def explosion_reason(atoms: Atoms, initial_z: np.ndarray | None, pred: Predictio
     fmax_all = float(np.linalg.norm(forces, axis=1).max()) if len(forces) else 0.0
     if fmax_all > FORCE_LIMIT:
         return f"exploded: force {fmax_all:.3g} eV/A above the {FORCE_LIMIT:g} eV/A limit"
-    if len(atoms) > 1 and (pair := _collapsed_pair(atoms)) is not None:
-        i, j, d = pair
+    ratio, i, j, d = closest_contact(atoms)
+    if ratio < min(COLLAPSE_RATIO, initial_contact):
         return (
             f"exploded: atoms {i} and {j} collapsed to {d:.2f} A "
             f"(below {COLLAPSE_RATIO:g}x their covalent radii)"
@@ -249,6 +256,7 @@ def relax_items(
             continue
         active.append(k)
     initial_z = [_scaled_z(a) for a in structures]
+    initial_contact = [closest_contact(a)[0] for a in structures]
     opt = make_optimizer(optimizer, [len(a) for a in structures])
     taken = np.zeros(len(items), dtype=int)
     share = np.zeros(len(items))
@@ -268,7 +276,7 @@ def relax_items(
             if isinstance(pred, str):
                 rows[k] = result_row(item, info, "failed", pred, final=atoms, steps=taken[k])
                 continue
-            reason = explosion_reason(atoms, initial_z[k], pred)
+            reason = explosion_reason(atoms, initial_z[k], pred, initial_contact[k])
             if reason:
                 rows[k] = result_row(
                     item, info, "failed", reason, final=_final_atoms(atoms, None), steps=taken[k]
