@@ -90,3 +90,13 @@ def test_bcc100_hollow_binds_the_second_layer_without_intercalating(height, expe
     report = detect_anomalies(fe, fe.copy(), None, None)
     assert report.intercalated is expected and not report.desorbed
     assert report.excluding is expected
+
+
+def test_migration_compares_the_site_read_the_same_way_at_both_ends():
+    """A manifest site that is not where the binding atom sits (bidentate adsorbates: the
+    midpoint of two binding atoms) is not a migration when nothing moved."""
+    initial, final = pair("O", "ontop")
+    report = detect_anomalies(initial, final, slab("Pt"), [8, 9])
+    assert not report.migrated and report.final_site_type == "ontop"
+    high = adslab("Pt", "O", "fcc", height=3.0)  # no bond at the start: the manifest's site
+    assert detect_anomalies(high, adslab("Pt", "O", "hcp"), slab("Pt"), FCC_SITE).migrated

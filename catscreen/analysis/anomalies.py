@@ -111,7 +111,10 @@ def detect_anomalies(
 ) -> AnomalyReport:
     """Compare an adslab's final structure with its start and with the relaxed clean slab.
 
-    `initial_site`: the manifest's site atoms; when None the site is read from `initial`.
+    `initial_site`: the manifest's site atoms, used only when the start's binding atom bonds no
+    slab atom; otherwise the start's site is read from `initial` as the final one is from
+    `final`, like with like (a bidentate adsorbate's manifest site lies under the midpoint of
+    its two binding atoms, not under the one the site is read from).
     `clean_slab`: when None or not atom-for-atom the slab part of the adslab, the slab part of
     `initial` is the reference for reconstruction.
     """
@@ -137,6 +140,6 @@ def detect_anomalies(
 
     if not report.desorbed:
         report.final_site_atoms = site_atoms(final, final_bonds)
-        start = initial_site if initial_site is not None else site_atoms(initial, initial_bonds)
+        start = site_atoms(initial, initial_bonds) or list(initial_site or [])
         report.migrated = sorted(start) != report.final_site_atoms
     return report
