@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/relax_throughput.py [--model bundled|PATH|emt] [--random-init]
                                           [--fmax 0.05] [--steps 300] [--skip-chgnet]
 
-32 configurations: Ni(111) 3x3x4 (two bottom layers fixed) with O, CO or N on ontop, bridge,
+32 configurations: Ni(111) 3x3x4 (two bottom layers fixed) with O, CO (C down) or N on ontop, bridge,
 fcc and hcp sites, each with a small random lateral offset and height (seed 0). Every mode
 runs the same engine (catscreen.workflow.relax_items, FIRE); "one by one" is a batch of one,
 so batched and one-by-one follow identical trajectories and the ratio is pure speed. CHGNet
@@ -47,7 +47,8 @@ def configurations(n: int = 32, seed: int = 0) -> list[Atoms]:
         slab = fcc111("Ni", (3, 3, 4), vacuum=10.0)
         layer = slab.get_tags()  # 1 = top ... 4 = bottom
         tags = np.where(layer == 1, 1, np.where(layer == 2, 1, 0))
-        add_adsorbate(slab, molecule(ads) if ads == "CO" else ads, 1.7 + 0.4 * rng.random(), site)
+        mol, binding = (molecule("CO"), 1) if ads == "CO" else (ads, 0)  # CO: C down
+        add_adsorbate(slab, mol, 1.7 + 0.4 * rng.random(), site, mol_index=binding)
         slab.positions[len(tags) :, :2] += rng.normal(0.0, 0.15, 2)
         slab.set_tags(list(tags) + [2] * (len(slab) - len(tags)))
         slab.set_constraint(FixAtoms(mask=slab.get_tags() == 0))
