@@ -97,6 +97,11 @@ def _bad(tmp_path, results: pd.DataFrame) -> str:
             "cannot read",
         ),
         (lambda p, r: _bad(p, r) and str(p), [], "is a folder; give the parquet file"),
+        (
+            lambda p, r: _bad(p, r.assign(termination=float("nan"))),
+            [],
+            "has termination nan; expected an integer",
+        ),
         (lambda p, r: _bad(p, r.drop(columns=["energy"])), [], "lacks required column(s): energy"),
         (lambda p, r: _bad(p, r[r.adsorbate != "H2"]), [], "no gas reference row for H2"),
         (lambda p, r: _bad(p, r[r.kind != "slab"]), [], "no clean slab row for slab_id"),

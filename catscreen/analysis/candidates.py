@@ -50,7 +50,13 @@ def parse_candidate(text: str) -> Candidate:
 
 def candidate_of(bulk: str, miller: str, termination: object) -> Candidate:
     """The candidate of a results row (`miller` as 'h,k,l')."""
-    return Candidate(str(bulk), parse_miller(str(miller)), int(termination))  # type: ignore[arg-type]
+    try:
+        term = int(termination)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise CatscreenError(
+            f"row of {bulk} ({miller}) has termination {termination!r}; expected an integer"
+        ) from exc
+    return Candidate(str(bulk), parse_miller(str(miller)), term)
 
 
 def find_candidate(text: str, known: list[Candidate]) -> Candidate:
