@@ -228,6 +228,14 @@ def test_other_relax_settings_set_the_old_results_aside(tmp_path: Path) -> None:
     assert len(list(out.glob("results.*.parquet"))) == 1
     counts = json.loads((out / "campaign.json").read_text())["stages"]["relax"]["counts"]
     assert counts["reused"] == 0
+    # changed back: the first results come back instead of relaxing everything again
+    recipe.write_text(RECIPE)
+    result = _run(recipe, out)
+    assert result.exit_code == 0, result.output
+    assert "reusing results." in " ".join(result.output.split())
+    assert len(list(out.glob("results.*.parquet"))) == 1  # now the fmax 0.08 rows are aside
+    counts = json.loads((out / "campaign.json").read_text())["stages"]["relax"]["counts"]
+    assert counts["ran"] == 0 and counts["reused"] == counts["rows"]
 
 
 def test_naming_the_default_fidelity_keeps_the_results(tmp_path: Path) -> None:

@@ -152,6 +152,20 @@ def _run_stage(
     return True
 
 
+def _made_as(
+    path: Path, now_: dict[str, object], version: str, default_fidelity: str | None
+) -> bool:
+    """Whether a results file's rows were made with these relax settings and model version. No
+    fidelity and the model's default fidelity named explicitly are the same setting."""
+    made = dict(read_parquet_metadata(path).get("settings", {}))
+    now_ = dict(now_)
+    if default_fidelity is not None:
+        made["fidelity"] = made.get("fidelity") or default_fidelity
+        now_["fidelity"] = now_["fidelity"] or default_fidelity
+    versions = set(pd.read_parquet(path, columns=["model_version"]).model_version)
+    return all(made.get(k) == v for k, v in now_.items()) and versions <= {version}
+
+
 def _set_aside_stale_results(
     state: CampaignState,
     root: Path,
@@ -161,23 +175,26 @@ def _set_aside_stale_results(
     default_fidelity: str | None = None,
 ) -> None:
     """Keep results.parquet when its rows were made as this recipe would make them (the relax
-    stage then reuses them row by row); otherwise move it aside, never mix the two. No
-    fidelity and the model's default fidelity named explicitly are the same setting."""
+    stage then reuses them row by row); otherwise move it aside, never mix the two, and bring
+    back results set aside earlier that were made this way (a recipe changed and changed back)."""
     results = root / RESULTS
-    if not results.exists():
-        return
-    made = dict(read_parquet_metadata(results).get("settings", {}))
     now_ = {k: getattr(settings, k) for k in RELAX_KEYS}
-    if default_fidelity is not None:
-        made["fidelity"] = made.get("fidelity") or default_fidelity
-        now_["fidelity"] = now_["fidelity"] or default_fidelity
-    versions = set(pd.read_parquet(results, columns=["model_version"]).model_version)
-    if all(made.get(k) == v for k, v in now_.items()) and versions <= {version}:
-        return
-    prev = state.stages.get("relax")
-    aside = root / f"results.{prev.hash if prev is not None else 'old'}.parquet"
-    results.rename(aside)
-    log(f"relax: model or relax settings changed; kept the old results as {aside.name}")
+    if results.exists():
+        if _made_as(results, now_, version, default_fidelity):
+            return
+        prev = state.stages.get("relax")
+        aside = root / f"results.{prev.hash if prev is not None else 'old'}.parquet"
+        results.rename(aside)
+        log(f"relax: model or relax settings changed; kept the old results as {aside.name}")
+    for kept in sorted(root.glob("results.*.parquet")):
+        try:
+            match = _made_as(kept, now_, version, default_fidelity)
+        except (CatscreenError, OSError, ValueError):  # pyarrow's errors are ValueErrors
+            continue  # an unreadable leftover is not ours to reuse
+        if match:
+            kept.rename(results)
+            log(f"relax: these settings were run before; reusing {kept.name}")
+            return
 
 
 def _relax_settings(recipe: Recipe, options: RunOptions) -> RelaxSettings:
