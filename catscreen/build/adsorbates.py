@@ -18,7 +18,7 @@ from ase import Atoms
 from ase.geometry import find_mic
 from ase.io import read
 
-from catscreen.build.bulks import _check_ordered
+from catscreen.build.bulks import check_ordered
 from catscreen.errors import CatscreenError, did_you_mean, first_line
 from catscreen.paths import data_path
 
@@ -142,7 +142,7 @@ def load_custom_adsorbate(spec: str) -> Adsorbate:
         raise CatscreenError(f"cannot read adsorbate file {path}: {first_line(exc)}") from exc
     if isinstance(atoms, list):
         atoms = atoms[0]
-    _check_ordered(atoms, f"custom adsorbate file {path}")
+    check_ordered(atoms, f"custom adsorbate file {path}")
     if len(binding) not in (1, 2) or len(set(binding)) != len(binding):
         raise CatscreenError(f"custom adsorbate {spec!r}: give one or two distinct binding atoms")
     if any(not 0 <= i < len(atoms) for i in binding):

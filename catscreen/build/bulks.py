@@ -103,7 +103,7 @@ def standardize(atoms: Atoms) -> Structure:
     return SpacegroupAnalyzer(structure, symprec=SYMPREC).get_conventional_standard_structure()
 
 
-def _check_ordered(atoms: Atoms, where: str) -> None:
+def check_ordered(atoms: Atoms, where: str) -> None:
     """ASE keeps one species of a mixed or partly empty CIF site and drops the rest silently."""
     for site in (atoms.info.get("occupancy") or {}).values():
         if len(site) > 1 or sum(site.values()) < 0.999:
@@ -145,7 +145,7 @@ def file_bulks(path: Path) -> list[Bulk]:
     for i, atoms in enumerate(frames):
         if not atoms.pbc.all() or atoms.cell.volume < 1e-6:
             raise CatscreenError(f"bulk file {path} (frame {i}) has no 3D periodic cell")
-        _check_ordered(atoms, f"bulk file {path} (frame {i})")
+        check_ordered(atoms, f"bulk file {path} (frame {i})")
         name = path.stem if len(frames) == 1 else f"{path.stem}_{i}"
         bulks.append(Bulk(name, standardize(atoms), f"file {path.name}"))
     return bulks
