@@ -253,13 +253,23 @@ def test_naming_the_default_fidelity_keeps_the_results(tmp_path: Path) -> None:
 
 def test_a_candidate_whose_relaxations_all_fail_is_named(tmp_path: Path) -> None:
     """EMT has no Rh: every Rh row fails, the campaign goes on, and the reader is told."""
+    from ase.build import bulk
+
+    bulk("Cu", "fcc", a=3.6, cubic=True).write(tmp_path / "copper.cif")
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(RECIPE.replace("candidates: [Pt, Cu]", "candidates: [Pt, Rh]"))
+    recipe.write_text(
+        RECIPE.replace(
+            "candidates: [Pt, Cu]", "candidates: [Pt, Rh, {name: copper, file: copper.cif}]"
+        )
+    )
     out = tmp_path / "run"
     result = _run(recipe, out)
     assert result.exit_code == 0, result.output
-    assert "Rh: no surface in the ranking" in (out / "summary.md").read_text()
-    assert "Pt(111)" in (out / "leaderboard.csv").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "Rh: no surface in the ranking" in summary
+    assert "copper: no surface" not in summary
+    board = (out / "leaderboard.csv").read_text()
+    assert "Pt(111)" in board and "copper(111)" in board
 
 
 def test_a_missing_baseline_fails_before_any_work(tmp_path: Path) -> None:

@@ -98,7 +98,9 @@ def board_warnings(board: pd.DataFrame, recipe: Recipe) -> list[str]:
             out.append(f"{d.name}: no valid {d.adsorbate} placement on {', '.join(missing)}")
     ranked_bulks = set(board["bulk"].astype(str))
     for cand in recipe.candidates:
-        if cand.name not in ranked_bulks:
+        # enumerate names a file's bulks by its stem (stem_0, stem_1, ... for several frames)
+        stem = cand.file.stem if cand.file is not None else cand.name
+        if not any(b == stem or b.startswith(f"{stem}_") for b in ranked_bulks):
             out.append(
                 f"{cand.name}: no surface in the ranking (its clean slabs failed to relax or "
                 "were anomalous; see the failed rows in results.parquet)"
