@@ -119,6 +119,26 @@ def test_tampered_checkpoint_is_detected(saved, tmp_path):
         load_checkpoint_model(tmp_path / "tampered.pt")
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.pop("state_dict"),  # a checkpoint cut down by hand
+        lambda p: p["state_dict"].pop("energy_scale"),
+        lambda p: p["config"].update(n_scalars=16),  # weights of another architecture
+        lambda p: p["metadata"].pop("default_fidelity"),
+    ],
+)
+def test_damaged_checkpoint_is_one_line_error(saved, tmp_path, damage):
+    payload = torch.load(saved[1], weights_only=True)
+    damage(payload)
+    torch.save(payload, tmp_path / "damaged.pt")
+    with pytest.raises(CatscreenError, match="damaged") as info:
+        load_checkpoint_model(tmp_path / "damaged.pt")
+    assert "\n" not in str(info.value)
+    result = CliRunner().invoke(app, ["model", "info", str(tmp_path / "damaged.pt")])
+    assert result.exit_code == 2 and "damaged" in result.output
+
+
 def test_calculator_relaxes_with_ase_optimizer(saved):
     model = load_checkpoint_model(saved[1])
     atoms = slab()

@@ -18,6 +18,7 @@ from catscreen.model.checkpoint import load_checkpoint
 from catscreen.training.trainer import (
     TrainConfig,
     Trainer,
+    _device,
     fit_reference_energies,
     load_dataset,
     split_by_system,
@@ -137,6 +138,50 @@ def test_config_errors(tmp_path: Path) -> None:
     cfg.write_text("datasets:\n  - path: d.extxyz\n    weight: 2\nmax_steps: 3\n")
     loaded = TrainConfig.load(cfg)
     assert loaded.datasets[0].path == str(tmp_path / "d.extxyz") and loaded.datasets[0].weight == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("lr: 5e-3\n", "lr must be a number.*5.0e-3"),  # YAML 1.1 reads 5e-3 as text
+        ("max_steps: ten\n", "max_steps must be an integer"),
+        ("model: {n_scalars: '8'}\n", "model.n_scalars must be an integer"),
+        ("model: 3\n", "model must be a mapping"),
+        ("dtype: float16\n", "dtype 'float16'"),
+        ("device: gpu\n", "unknown device 'gpu'"),
+    ],
+)
+def test_config_wrong_types_are_errors(tmp_path: Path, extra: str, message: str) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("datasets: [d.extxyz]\n" + extra)
+    with pytest.raises(CatscreenError, match=message):
+        _device(TrainConfig.load(cfg).device)
+
+
+def test_config_shape_errors(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("datasets: d.extxyz\n")  # a string, not a list: was read letter by letter
+    with pytest.raises(CatscreenError, match="datasets must be a list"):
+        TrainConfig.load(cfg)
+    cfg.write_text("- d.extxyz\n")
+    with pytest.raises(CatscreenError, match="must be a mapping"):
+        TrainConfig.load(cfg)
+    cfg.write_text("datasets: [{path: d.extxyz, weight: heavy}]\n")
+    with pytest.raises(CatscreenError, match="dataset weight must be a number"):
+        TrainConfig.load(cfg)
+
+
+def test_config_spin_on_off_survive_yaml(tmp_path: Path) -> None:
+    """YAML 1.1 reads a bare `spin: on` as True: it must mean spin on, not fail mid-training."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "datasets:\n  - {path: a.extxyz, spin: on}\n  - {path: b.extxyz, as_spin: off}\n"
+    )
+    a, b = TrainConfig.load(cfg).datasets
+    assert (a.spin, b.as_spin) == ("on", "off")
+    cfg.write_text("datasets:\n  - {path: a.extxyz, spin: up}\n")
+    with pytest.raises(CatscreenError, match="spin='up'"):
+        TrainConfig.load(cfg)
 
 
 def test_sampling_weights(tmp_path: Path) -> None:

@@ -92,6 +92,9 @@ def save_checkpoint(
     return version
 
 
+_REQUIRED = ("config", "elements", "fidelities", "metadata", "version", "state_dict")
+
+
 def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
     """Rebuild the network (in the dtype it was saved in) and return it with the raw payload."""
     path = Path(path)
@@ -107,11 +110,20 @@ def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CatscreenError(f"{path} is not a catscreen checkpoint (format {FORMAT})")
+    missing = [k for k in _REQUIRED if k not in payload]
+    if missing:
+        raise CatscreenError(f"{path} is damaged: it lacks {', '.join(missing)}")
     config = ModelConfig.from_dict(payload["config"])
-    net = CatscreenNet(config, payload["elements"], payload["fidelities"])
     state = payload["state_dict"]
-    dtype = state["energy_scale"].dtype
-    net.to(dtype).load_state_dict(state)
+    try:
+        net = CatscreenNet(config, payload["elements"], payload["fidelities"])
+        dtype = state["energy_scale"].dtype
+        net.to(dtype).load_state_dict(state)
+    except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
+        why = (str(exc).strip().splitlines() or [""])[0].rstrip(":")
+        raise CatscreenError(
+            f"{path} is damaged: its weights do not fit its config: {type(exc).__name__}: {why}"
+        ) from exc
     version = content_version(payload["config"], payload["elements"], payload["fidelities"], state)
     if version != payload["version"]:
         raise CatscreenError(f"{path} is corrupt: content hash {version} != {payload['version']}")
@@ -121,6 +133,11 @@ def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
 def model_from_checkpoint(path: str | Path) -> CatscreenModel:
     net, payload = load_checkpoint(path)
     meta = payload["metadata"]
+    if meta.get("default_fidelity") not in net.fidelities:
+        raise CatscreenError(
+            f"{path} is damaged: default_fidelity {meta.get('default_fidelity')!r} is not one "
+            f"of its fidelities {list(net.fidelities)}"
+        )
     info = ModelInfo(
         name=meta.get("name", "catscreen"),
         version=payload["version"],

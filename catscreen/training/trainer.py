@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from copy import deepcopy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 import numpy as np
 import torch
@@ -96,6 +96,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise CatscreenError("the training config must be a mapping of keys to values")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise CatscreenError(f"unknown training config key(s): {', '.join(sorted(unknown))}")
@@ -104,8 +106,12 @@ class TrainConfig:
         if not data.get("datasets"):
             raise CatscreenError("the training config needs at least one dataset")
         data = dict(data)
+        if not isinstance(data["datasets"], list):
+            raise CatscreenError("datasets must be a list of paths or {path: ...} mappings")
         specs = []
         for d in data.pop("datasets"):
+            if not isinstance(d, str | dict):
+                raise CatscreenError(f"dataset {d!r} is neither a path nor a {{path: ...}} mapping")
             d = {"path": d} if isinstance(d, str) else dict(d)
             bad = set(d) - set(DatasetSpec.__dataclass_fields__)
             if bad:
@@ -113,10 +119,22 @@ class TrainConfig:
             if "kinds" in d:
                 kinds = d["kinds"]
                 d["kinds"] = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+            for key in ("spin", "as_spin"):  # YAML 1.1 reads a bare on/off as true/false
+                if isinstance(d.get(key), bool):
+                    d[key] = "on" if d[key] else "off"
+                if d.get(key) not in (None, "on", "off"):
+                    raise CatscreenError(f"dataset {key}={d[key]!r}; expected on or off")
+            _check_types(DatasetSpec, d, "dataset ")
             specs.append(DatasetSpec(**d))
         for key in ("fidelities", "elements"):
             if key in data:
+                if isinstance(data[key], str):
+                    data[key] = [data[key]]
                 data[key] = tuple(data[key])
+        _check_types(cls, data, "")
+        if data.get("dtype", "float32") not in ("float32", "float64"):
+            raise CatscreenError(f"dtype {data['dtype']!r}; expected float32 or float64")
+        _check_types(ModelConfig, data.get("model", {}), "model.")
         ModelConfig.from_dict(data.get("model", {}))  # fail early on a bad model section
         return cls(datasets=tuple(specs), **data)
 
@@ -138,6 +156,47 @@ class TrainConfig:
             for d in config.datasets
         )
         return cls(**{**asdict(config), "datasets": specs})
+
+
+def _check_types(cls: type, data: dict[str, Any], prefix: str) -> None:
+    """A wrong type in a config is an error naming the key, not a traceback deep in training.
+
+    An int is accepted where a float is expected; YAML 1.1 reads `5e-3` (no dot) as text.
+    """
+    if not isinstance(data, dict):
+        raise CatscreenError(f"{prefix.rstrip('.') or 'config'} must be a mapping")
+    hints = get_type_hints(cls)
+    for key, value in data.items():
+        want = hints.get(key)
+        if want is None:
+            continue
+        args = get_args(want)
+        if get_origin(want) is tuple:
+            ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+            what = "a list of text"
+        elif get_origin(want) is dict:
+            ok, what = isinstance(value, dict), "a mapping"
+        elif want is float or float in args:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok or (value is None and type(None) in args)
+            what = "a number"
+        elif want is int:
+            ok, what = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif want is bool:
+            ok, what = isinstance(value, bool), "true or false"
+        elif want is str or str in args:  # an empty YAML value (None) reads as unset
+            ok, what = isinstance(value, str | None), "text"
+        else:
+            continue
+        if not ok:
+            hint = ""
+            if what == "a number" and isinstance(value, str):
+                try:
+                    float(value)
+                    hint = f" (YAML reads {value} as text: write it with a dot, e.g. 5.0e-3)"
+                except ValueError:
+                    pass
+            raise CatscreenError(f"{prefix}{key} must be {what}, not {value!r}{hint}")
 
 
 @dataclass
@@ -309,7 +368,10 @@ def fit_reference_energies(
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise CatscreenError(f"unknown device {name!r}; expected auto, cpu or cuda") from None
 
 
 def _training_systems(path: str) -> set[str]:
