@@ -85,3 +85,30 @@ def test_held_out_rule_judges_data_made_after_training(tmp_path: Path) -> None:
     assert all(rule(s) for s in td["validation_systems"])
     assert not any(rule(s) for s in td["training_systems"])
     assert [a.info["sid"] for a in load_eval_frames([later], model, held_out=True)] == [val_side]
+
+
+def test_evaluate_an_aqcat_style_database_names_its_context(tmp_path: Path) -> None:
+    """A database with is_spin_off / is_low_fi flags and no fidelity key: --fidelity and
+    --low-fidelity name its contexts; without them it is one clear line."""
+    import ase.db
+    from ase.build import fcc111
+
+    from tests.test_training_trainer import emt_labelled
+
+    path = tmp_path / "aq.db"
+    with ase.db.connect(path) as db:
+        for fid, low in enumerate((False, True)):
+            slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
+            slab.rattle(0.05, seed=fid)
+            db.write(emt_labelled(slab), sid=1, fid=fid, is_spin_off=True, is_low_fi=low)
+    plot = str(tmp_path / "p.png")
+    result = CliRunner().invoke(app, ["evaluate", "emt", str(path), "--plot", plot])
+    assert result.exit_code == 2 and "give a default fidelity" in result.output
+    args = ["evaluate", "emt", str(path), "--plot", plot, "--fidelity", "emt"]
+    result = CliRunner().invoke(app, [*args, "--low-fidelity", "emt"])
+    assert result.exit_code == 0, result.output
+    assert "2 frames" in result.output
+    result = CliRunner().invoke(app, args)  # low-fi frames default to "low-fi": EMT lacks it
+    assert (
+        result.exit_code == 2 and "fidelities ['low-fi'] the model does not know" in result.output
+    )

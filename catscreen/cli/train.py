@@ -9,6 +9,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from catscreen.cli.common import cli_errors, console
+from catscreen.errors import CatscreenError
 
 
 @cli_errors
@@ -70,13 +71,29 @@ def evaluate_command(
     ),
     table: Path | None = typer.Option(None, "--table", help="Write the MAE table (CSV)."),
     plot: Path = typer.Option(Path("parity.png"), "--plot", help="Parity plot (PNG)."),
+    fidelity: str | None = typer.Option(
+        None,
+        "--fidelity",
+        help="Fidelity of frames without a 'fidelity' key (with an is_low_fi flag: the "
+        "high-fidelity name), e.g. for AQCat25-style databases.",
+    ),
+    low_fidelity: str = typer.Option(
+        "low-fi", "--low-fidelity", help="Fidelity of frames whose is_low_fi flag is true."
+    ),
+    spin: str | None = typer.Option(
+        None, "--spin", help="on | off for frames with neither a spin nor an is_spin_off key."
+    ),
 ) -> None:
     """Energy (meV/atom) and force (eV/A) MAE per source, fidelity, spin and element."""
     from catscreen.model import load_model
+    from catscreen.training.datasets import ContextDefaults
     from catscreen.training.evaluate import evaluate_frames, load_eval_frames, parity_plot, summary
 
+    if spin not in (None, "on", "off"):
+        raise CatscreenError(f"--spin must be on or off, not {spin!r}")
     m = load_model(model)
-    frames = load_eval_frames(data, m, held_out)
+    defaults = ContextDefaults(spin=spin, fidelity=fidelity, low_fidelity=low_fidelity)
+    frames = load_eval_frames(data, m, held_out, defaults)
     ev = evaluate_frames(m, frames)
     df = summary(ev)
     out = Table(title=f"{m.info.name} {m.info.version}: {len(frames)} frames")

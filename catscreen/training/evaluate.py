@@ -17,7 +17,7 @@ from ase import Atoms
 
 from catscreen.errors import CatscreenError
 from catscreen.model import Model
-from catscreen.training.datasets import label_energy, load_frames
+from catscreen.training.datasets import ContextDefaults, label_energy, load_frames
 from catscreen.training.trainer import is_validation
 
 
@@ -193,9 +193,15 @@ def held_out_rule(model: Model) -> Callable[[str], bool]:
     return lambda sid: is_validation(sid, fraction, seed) and sid not in trained
 
 
-def load_eval_frames(paths: Sequence[str | Path], model: Model, held_out: bool) -> list[Atoms]:
-    """Frames from files/folders, restricted to the model's held-out systems when asked."""
-    frames = [a for p in paths for a in load_frames(p)]
+def load_eval_frames(
+    paths: Sequence[str | Path],
+    model: Model,
+    held_out: bool,
+    defaults: ContextDefaults = ContextDefaults(),
+) -> list[Atoms]:
+    """Frames from files/folders, restricted to the model's held-out systems when asked;
+    `defaults` fills context the files do not state (AQCat25-style databases)."""
+    frames = [a for p in paths for a in load_frames(p, defaults)]
     if held_out:
         held = held_out_rule(model)
         frames = [a for a in frames if held(a.info["sid"])]
