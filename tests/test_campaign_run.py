@@ -217,37 +217,33 @@ def test_added_candidate_relaxes_only_itself_and_a_failed_rerun_leaves_rank_stal
         assert result.exit_code == 2 and "out of date with its recipe" in result.output
 
 
-def test_other_relax_settings_set_the_old_results_aside(tmp_path: Path) -> None:
-    recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(RECIPE)
-    out = tmp_path / "run"
-    assert _run(recipe, out).exit_code == 0
-    recipe.write_text(RECIPE.replace("fmax: 0.1", "fmax: 0.08"))
+def _rerun(recipe: Path, out: Path, text: str) -> tuple[str, dict[str, int]]:
+    """Run the campaign with this recipe text; its output and the relax stage's counts."""
+    recipe.write_text(text)
     result = _run(recipe, out)
     assert result.exit_code == 0, result.output
-    assert len(list(out.glob("results.*.parquet"))) == 1
     counts = json.loads((out / "campaign.json").read_text())["stages"]["relax"]["counts"]
+    return " ".join(result.output.split()), counts
+
+
+def test_other_relax_settings_set_the_old_results_aside(tmp_path: Path) -> None:
+    recipe, out = tmp_path / "tiny.yaml", tmp_path / "run"
+    _rerun(recipe, out, RECIPE)
+    _, counts = _rerun(recipe, out, RECIPE.replace("fmax: 0.1", "fmax: 0.08"))
+    assert len(list(out.glob("results.*.parquet"))) == 1
     assert counts["reused"] == 0
     # changed back: the first results come back instead of relaxing everything again
-    recipe.write_text(RECIPE)
-    result = _run(recipe, out)
-    assert result.exit_code == 0, result.output
-    assert "reusing results." in " ".join(result.output.split())
+    output, counts = _rerun(recipe, out, RECIPE)
+    assert "reusing results." in output
     assert len(list(out.glob("results.*.parquet"))) == 1  # now the fmax 0.08 rows are aside
-    counts = json.loads((out / "campaign.json").read_text())["stages"]["relax"]["counts"]
     assert counts["ran"] == 0 and counts["reused"] == counts["rows"]
 
 
 def test_naming_the_default_fidelity_keeps_the_results(tmp_path: Path) -> None:
-    recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(RECIPE)
-    out = tmp_path / "run"
-    assert _run(recipe, out).exit_code == 0
-    recipe.write_text(RECIPE.replace("spin: auto}", "spin: auto, fidelity: emt}"))
-    result = _run(recipe, out)
-    assert result.exit_code == 0, result.output
+    recipe, out = tmp_path / "tiny.yaml", tmp_path / "run"
+    _rerun(recipe, out, RECIPE)
+    _, counts = _rerun(recipe, out, RECIPE.replace("spin: auto}", "spin: auto, fidelity: emt}"))
     assert not list(out.glob("results.*.parquet"))
-    counts = json.loads((out / "campaign.json").read_text())["stages"]["relax"]["counts"]
     assert counts["ran"] == 0 and counts["reused"] == counts["rows"]
 
 

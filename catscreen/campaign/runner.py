@@ -179,6 +179,7 @@ def _set_aside_stale_results(
     back results set aside earlier that were made this way (a recipe changed and changed back)."""
     results = root / RESULTS
     now_ = {k: getattr(settings, k) for k in RELAX_KEYS}
+    aside = None
     if results.exists():
         if _made_as(results, now_, version, default_fidelity):
             return
@@ -186,7 +187,7 @@ def _set_aside_stale_results(
         aside = root / f"results.{prev.hash if prev is not None else 'old'}.parquet"
         results.rename(aside)
         log(f"relax: model or relax settings changed; kept the old results as {aside.name}")
-    for kept in sorted(root.glob("results.*.parquet")):
+    for kept in sorted(set(root.glob("results.*.parquet")) - {aside}):
         try:
             match = _made_as(kept, now_, version, default_fidelity)
         except (CatscreenError, OSError, ValueError):  # pyarrow's errors are ValueErrors

@@ -5,8 +5,8 @@ Settings follow OC20/AdsorbML practice for slabs (ENCUT 400 eV here vs OC20's 35
 correction along z (LDIPOL, IDIPOL 3, DIPOL at the centre of mass), LASPH and NELMIN as
 pymatgen's MPRelaxSet/MVLSlabSet, and spin from the rank row: ISPIN 1 for spin off, ISPIN 2
 with MAGMOM from the element defaults raised to the model's moments otherwise; gas molecules
-in their own ground-state spin (O2 a triplet). POTCARs are licensed, so only their symbols (Materials Project choices) are
-written.
+in their own ground-state spin (O2 a triplet). POTCARs are licensed, so only their symbols
+(Materials Project choices) are written.
 """
 
 from __future__ import annotations

@@ -72,37 +72,36 @@ def fixed_mask(atoms: Atoms) -> np.ndarray:
     return mask
 
 
-def _maybe_isolated(atoms: Atoms, ads: np.ndarray) -> bool:
-    """False when every adsorbate atom has another atom within the limit without periodic
-    images: a minimum-image distance is never longer, so the (slow) periodic check is needed
-    only otherwise. Called every step for every structure."""
-    d = np.linalg.norm(atoms.positions[ads, None, :] - atoms.positions[None, :, :], axis=-1)
-    d[np.arange(len(ads)), ads] = np.inf
-    return bool(d.min(axis=1).max() > ISOLATION_LIMIT)
-
-
-def closest_contact(atoms: Atoms) -> tuple[float, int, int, float]:
-    """(distance / covalent radii sum, i, j, distance) of the closest pair, among pairs with a
-    tag 1/2 atom when tagged (subsurface atoms are fixed). Periodic directions by rounding
-    fractional differences: never shorter than the true minimum image, so never a false alarm,
-    and cheap enough for every step."""
-    if len(atoms) < 2:
-        return math.inf, 0, 0, math.inf
-    pos = atoms.positions
+def _mobile_distances(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
+    """The atoms that move (tag 1/2; all when untagged) and their distances to every atom, self
+    excluded (inf). Periodic directions by rounding fractional differences: never shorter than
+    the minimum image, so a bound the exact check refines only when needed. Every step, every
+    structure: the collapse and isolation checks share it."""
     tags = atoms.get_tags()
     rows = np.flatnonzero(tags != 0) if tags.any() else np.arange(len(atoms))
-    diff = pos[rows, None, :] - pos[None, :, :]
+    diff = atoms.positions[rows, None, :] - atoms.positions[None, :, :]
     pbc = np.asarray(atoms.pbc, dtype=bool)
     if pbc.any() and atoms.cell.rank == 3:
         frac = diff @ np.linalg.inv(atoms.cell.array)
         frac[..., pbc] -= np.round(frac[..., pbc])
         diff = frac @ atoms.cell.array
+    dist = np.linalg.norm(diff, axis=-1)
+    dist[np.arange(len(rows)), rows] = np.inf
+    return rows, dist
+
+
+def _closest(atoms: Atoms, rows: np.ndarray, dist: np.ndarray) -> tuple[float, int, int, float]:
     radii = covalent_radii[atoms.numbers]
-    ratio = np.linalg.norm(diff, axis=-1) / (radii[rows, None] + radii[None, :])
-    ratio[np.arange(len(rows)), rows] = np.inf
+    ratio = dist / (radii[rows, None] + radii[None, :])
     r, j = divmod(int(np.argmin(ratio)), len(atoms))
-    i = int(rows[r])
-    return float(ratio[r, j]), i, j, float(ratio[r, j] * (radii[i] + radii[j]))
+    return float(ratio[r, j]), int(rows[r]), j, float(dist[r, j])
+
+
+def closest_contact(atoms: Atoms) -> tuple[float, int, int, float]:
+    """(distance / covalent radii sum, i, j, distance) of the closest pair with a moving atom."""
+    if len(atoms) < 2:
+        return math.inf, 0, 0, math.inf
+    return _closest(atoms, *_mobile_distances(atoms))
 
 
 def explosion_reason(
@@ -122,26 +121,27 @@ def explosion_reason(
     fmax_all = float(np.linalg.norm(forces, axis=1).max()) if len(forces) else 0.0
     if fmax_all > FORCE_LIMIT:
         return f"exploded: force {fmax_all:.3g} eV/A above the {FORCE_LIMIT:g} eV/A limit"
-    ratio, i, j, d = closest_contact(atoms)
-    if ratio < min(COLLAPSE_RATIO, initial_contact):
-        return (
-            f"exploded: atoms {i} and {j} collapsed to {d:.2f} A "
-            f"(below {COLLAPSE_RATIO:g}x their covalent radii)"
-        )
-    tags = atoms.get_tags()
-    ads = np.flatnonzero(tags == 2)
-    if len(atoms) > 1 and len(ads) and _maybe_isolated(atoms, ads):
-        _, dist = get_distances(
-            atoms.positions[ads], atoms.positions, cell=atoms.cell, pbc=atoms.pbc
-        )
-        dist[np.arange(len(ads)), ads] = np.inf
-        nearest = dist.min(axis=1)
-        if nearest.max() > ISOLATION_LIMIT:
-            i = int(ads[int(nearest.argmax())])
+    if len(atoms) > 1:  # collapse and isolation
+        rows, bound = _mobile_distances(atoms)
+        ratio, i, j, d = _closest(atoms, rows, bound)
+        if ratio < min(COLLAPSE_RATIO, initial_contact):
             return (
-                f"exploded: adsorbate atom {i} is {nearest.max():.1f} A from every other atom "
-                f"(limit {ISOLATION_LIMIT:g} A)"
+                f"exploded: atoms {i} and {j} collapsed to {d:.2f} A "
+                f"(below {COLLAPSE_RATIO:g}x their covalent radii)"
             )
+        ads = np.flatnonzero(atoms.get_tags() == 2)  # a subset of rows: tag 2 is not 0
+        if len(ads) and bound[np.isin(rows, ads)].min(axis=1).max() > ISOLATION_LIMIT:
+            _, dist = get_distances(
+                atoms.positions[ads], atoms.positions, cell=atoms.cell, pbc=atoms.pbc
+            )
+            dist[np.arange(len(ads)), ads] = np.inf
+            nearest = dist.min(axis=1)
+            if nearest.max() > ISOLATION_LIMIT:
+                i = int(ads[int(nearest.argmax())])
+                return (
+                    f"exploded: adsorbate atom {i} is {nearest.max():.1f} A from every other atom "
+                    f"(limit {ISOLATION_LIMIT:g} A)"
+                )
     if initial_z is not None:
         z = atoms.get_scaled_positions(wrap=False)[:, 2]
         left = np.flatnonzero(((z < 0.0) | (z >= 1.0)) & (initial_z >= 0.0) & (initial_z < 1.0))
