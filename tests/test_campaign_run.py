@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from catscreen.cli.main import app
+from catscreen.model import load_model
+from catscreen.paths import data_dir
 
 RECIPE = """\
 # A reduced quickstart: EMT (ase) instead of the bundled model, two metals, thin 2x2 slabs.
@@ -303,3 +307,23 @@ def test_recipe_values_that_would_mislead_are_refused(tmp_path, old, new, messag
     bad.write_text(RECIPE.replace(old, new))
     result = runner.invoke(app, ["campaign", "run", str(bad), "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_relative_checkpoint_is_found_next_to_the_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like candidate files: `model: weights/m.pt` is read from the recipe's folder, whatever
+    the working directory; the rows record that checkpoint's name and version."""
+    folder = tmp_path / "project"
+    (folder / "weights").mkdir(parents=True)
+    shutil.copy(data_dir() / "models" / "bundled.pt", folder / "weights" / "m.pt")
+    text = RECIPE.replace("model: {name: emt,", "model: {name: weights/m.pt,")
+    text = text.replace("candidates: [Pt, Cu]", "candidates: [Pt]").replace("[O, H]", "[O]")
+    (folder / "tiny.yaml").write_text(text)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = _run(Path("../project/tiny.yaml"), Path("run"))
+    assert result.exit_code == 0, result.output
+    rows = pd.read_parquet(elsewhere / "run" / "results.parquet")
+    assert set(rows.model_version) == {load_model("bundled").info.version}

@@ -112,3 +112,25 @@ def test_bad_options_and_an_output_folder_are_one_line_errors(tmp_path):
         lines = res.stderr.strip().splitlines()
         assert res.exit_code == 2 and len(lines) == 1 and message in lines[0], res.stderr
     assert not (tmp_path / "r.parquet").exists() and not any((tmp_path / "adir").iterdir())
+
+
+def test_other_convergence_settings_on_a_finished_output_are_refused(tmp_path):
+    """Rows relaxed to --fmax 0.02 are not reused for 0.01, and the file is left as it was."""
+    configs, out = tmp_path / "configs.extxyz", tmp_path / "results.parquet"
+    write_configs(configs, 2)
+    first = CliRunner().invoke(app, relax_cmd(configs, out)[1:])
+    assert first.exit_code == 0, first.output
+    before = out.read_bytes()
+    for extra, named in [
+        (["--fmax", "0.01"], "--fmax 0.02 (this run: 0.01)"),
+        (["--steps", "50"], "--steps 300 (this run: 50)"),
+        (["--optimizer", "lbfgs"], "--optimizer fire (this run: lbfgs)"),
+    ]:
+        res = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], *extra])
+        lines = res.stderr.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1 and named in lines[0], res.stderr
+        assert "another --out" in lines[0]
+    assert out.read_bytes() == before
+    again = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], "--batch-size", "4"])
+    assert again.exit_code == 0, again.output  # batching is not a convergence setting
+    assert out.read_bytes() == before  # every row reused, nothing rewritten

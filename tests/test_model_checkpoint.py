@@ -160,6 +160,39 @@ def test_calculator_relaxes_with_ase_optimizer(saved):
         CatscreenCalculator(model, fidelity="dft-hse")
 
 
+def test_calculator_context_change_recomputes(saved):
+    """Assigning spin or fidelity drops the stored results; the context is in the results."""
+    model = load_checkpoint_model(saved[1])
+    atoms = slab()
+    atoms.calc = calc = CatscreenCalculator(model, spin="on", fidelity="gpaw-pbe")
+    on = atoms.get_potential_energy()
+    assert (calc.results["spin"], calc.results["fidelity"]) == ("on", "gpaw-pbe")
+    calc.spin = "off"
+    off = atoms.get_potential_energy()
+    (pred,) = model.predict([atoms], ["off"], ["gpaw-pbe"])
+    assert off == pytest.approx(pred.energy) and off != pytest.approx(on)
+    calc.fidelity = "teacher-pbe"
+    (pred,) = model.predict([atoms], ["off"], ["teacher-pbe"])
+    assert atoms.get_potential_energy() == pytest.approx(pred.energy)
+    assert calc.results["fidelity"] == "teacher-pbe"
+    with pytest.raises(CatscreenError, match="spin"):
+        calc.spin = "up"
+    with pytest.raises(CatscreenError, match="fidelity"):
+        calc.fidelity = "dft-hse"
+
+
+def test_bad_geometry_is_one_line_error(saved):
+    model = load_checkpoint_model(saved[1])
+    atoms = slab()
+    atoms.positions[3] = atoms.positions[7]
+    with pytest.raises(CatscreenError, match=r"atoms (3 and 7|7 and 3) coincide"):
+        model.predict([atoms], ["on"], ["gpaw-pbe"])
+    atoms = slab()
+    atoms.positions[0, 2] = np.nan
+    with pytest.raises(CatscreenError, match="non-finite positions"):
+        model.predict([atoms], ["on"], ["gpaw-pbe"])
+
+
 def test_cli_model_info(saved, tmp_path, monkeypatch):
     runner = CliRunner()
     res = runner.invoke(app, ["model", "info", str(saved[1]), "--json"])

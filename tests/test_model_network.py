@@ -47,10 +47,14 @@ def make_net(seed: int = 0, config: ModelConfig = TINY) -> CatscreenNet:
     return net.eval()
 
 
-@pytest.fixture(scope="module", params=[1, 3], ids=["nequip", "correlation3"])
+@pytest.fixture(
+    scope="module", params=[(1, False), (3, False), (3, True)], ids=["nequip", "c3", "c3-zbl"]
+)
 def net(request) -> CatscreenNet:
-    """Every physics test runs on the NequIP layers and on the MACE-style product layers."""
-    return make_net(config=replace(TINY, correlation=request.param))
+    """Every physics test runs on the NequIP layers, the MACE-style product layers, and the
+    product layers with the ZBL core repulsion (active in the slab: Ni-O is 1.1 covalent sums)."""
+    correlation, zbl = request.param
+    return make_net(config=replace(TINY, correlation=correlation, zbl=zbl))
 
 
 def small_bulk() -> Atoms:
@@ -310,3 +314,53 @@ def test_product_layers_see_angles_that_pair_sums_miss(correlation):
 def test_correlation_must_be_positive():
     with pytest.raises(CatscreenError, match="correlation"):
         ModelConfig.from_dict({"correlation": 0})
+
+
+def dimer(r: float, symbols: str = "OH") -> Atoms:
+    return Atoms(symbols, positions=[[0, 0, 0], [0.3 * r, 0.4 * r, np.sqrt(0.75) * r]])
+
+
+def test_zbl_takes_over_where_no_frame_reaches():
+    """Below 0.35 covalent sums the network no longer sees the pair and the ZBL repulsion is
+    all that changes with distance; beyond one sum the prior is exactly zero."""
+    plain = make_net(config=replace(TINY, correlation=3))
+    with_zbl = CatscreenNet(replace(plain.config, zbl=True), ELEMENTS, FIDELITIES).double()
+    with_zbl.load_state_dict(plain.state_dict())
+    with_zbl.eval()
+    d = 0.66 + 0.31  # O-H covalent radii sum (ase.data)
+    ratios = np.linspace(0.1, 0.6, 11)
+    energies = np.array([evaluate(with_zbl, dimer(x * d))["energy"][0] for x in ratios])
+    assert np.all(np.diff(energies) < 0), energies  # repulsive all the way in
+    assert energies[0] > 500.0  # ZBL at 0.1 A: hundreds of eV
+
+    def repulsion(r: float) -> float:
+        batch = with_zbl.collate([dimer(r)], ["on"], ["gpaw-pbe"])
+        centre, neighbour = batch.edge_index
+        lengths = (batch.positions[neighbour] - batch.positions[centre]).norm(dim=-1)
+        return float(with_zbl.zbl(lengths, batch.edge_index, batch.species).sum())
+
+    rest = [e - repulsion(x * d) for e, x in zip(energies, ratios, strict=True) if x <= 0.35]
+    assert np.ptp(rest) < 1e-9
+    for r in (d + 1e-6, 1.3, 2.5):
+        a, b = evaluate(plain, dimer(r)), evaluate(with_zbl, dimer(r))
+        assert b["energy"][0] == pytest.approx(a["energy"][0], abs=1e-12)
+        np.testing.assert_allclose(b["forces"], a["forces"], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.45, 0.8])
+def test_zbl_forces_are_minus_energy_gradient(ratio):
+    """Inside the switch (0.35-0.6 sums) and the envelope, forces stay conservative."""
+    net = make_net(config=replace(TINY, correlation=3, zbl=True))
+    atoms = dimer(ratio * 0.97) + Atoms("Ni", positions=[[1.5, 0.2, 0.1]])
+    forces = evaluate(net, atoms)["forces"]
+    direction = np.random.default_rng(1).normal(size=forces.shape)
+    h = 1e-6
+    e = [evaluate(net, _moved(atoms, sign * h * direction))["energy"][0] for sign in (1, -1)]
+    fd = (e[0] - e[1]) / (2 * h)
+    assert fd == pytest.approx(-(forces * direction).sum(), rel=1e-6, abs=1e-6)
+
+
+def _moved(atoms: Atoms, displacement: np.ndarray) -> Atoms:
+    out = atoms.copy()
+    out.positions += displacement
+    return out

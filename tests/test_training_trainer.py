@@ -376,3 +376,30 @@ def test_adsorption_pairs_and_loss(tmp_path: Path) -> None:
     no_pairs = make_dataset(tmp_path / "plain.extxyz")
     with pytest.raises(CatscreenError, match="no .adsorbate.slab, clean slab. pairs"):
         Trainer(tiny_config(tmp_path, [no_pairs], adsorption_weight=1.0), log=lambda m: None)
+
+
+def test_fine_tune_can_switch_on_zbl_but_not_reshape(tmp_path: Path) -> None:
+    """model.zbl adds no parameters, so a checkpoint takes it on; a new width is refused."""
+    data = make_dataset(tmp_path / "d.extxyz")
+    best = Trainer(
+        tiny_config(tmp_path, [data], max_steps=2, eval_every=2), log=lambda m: None
+    ).run()
+    model = {**tiny_config(tmp_path, [data]).model, "zbl": True}
+    cfg = tiny_config(tmp_path / "zbl", [data], max_steps=0, init_from=str(best), model=model)
+    tr = Trainer(cfg, log=lambda m: None)
+    original, _ = load_checkpoint(best)
+    assert tr.net.config.zbl and not original.config.zbl
+    torch.testing.assert_close(tr.net.state_dict(), original.float().state_dict())
+    written = tr.run()
+    assert written.name == "last.pt" and not written.with_name("best.pt").exists()
+    net, _ = load_checkpoint(written)
+    assert net.config.zbl
+    squeezed = Atoms("OCu", positions=[[0, 0, 0], [0, 0, 0.5]], cell=[9, 9, 9])
+    batch = net.collate([squeezed], ["off"], ["emt"])
+    with_zbl = net.eval()(batch, forces=False)["energy"]
+    without = original.eval()(original.collate([squeezed], ["off"], ["emt"]), forces=False)
+    assert float((with_zbl - without["energy"]).detach()) > 10.0  # 0.26 covalent sums: ZBL only
+    wider = {**model, "n_scalars": 16}
+    cfg = tiny_config(tmp_path / "w", [data], init_from=str(best), model=wider)
+    with pytest.raises(CatscreenError, match=r"model.n_scalars cannot change from 8"):
+        Trainer(cfg, log=lambda m: None)

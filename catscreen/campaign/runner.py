@@ -198,9 +198,12 @@ def _set_aside_stale_results(
             return
 
 
-def _relax_settings(recipe: Recipe, options: RunOptions) -> RelaxSettings:
+def _relax_settings(recipe: Recipe, options: RunOptions, folder: Path) -> RelaxSettings:
+    """The recipe's relax stage; a relative checkpoint path is found next to the recipe first,
+    like its candidate files (the name as written is what the relax hash sees)."""
     return RelaxSettings(
         model=recipe.model.name,
+        model_base=str(folder),
         spin=recipe.model.spin,
         fidelity=recipe.model.fidelity,
         optimizer=recipe.relax.optimizer,
@@ -234,9 +237,9 @@ def load_leaderboard(root: Path, recipe: Recipe) -> pd.DataFrame:
 def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) -> Outcome:
     """Run (or resume) a campaign; returns what the CLI prints and the CI verdict."""
     recipe = load_recipe(recipe_path)
-    check_model_name(recipe.model.name)  # before enumerate, not after it
+    relax_settings = _relax_settings(recipe, options, recipe_path.resolve().parent)
+    check_model_name(relax_settings.model_ref())  # before enumerate, not after it
     baseline = read_baseline(options.baseline) if options.baseline else None  # before any work
-    relax_settings = _relax_settings(recipe, options)
     info = cached_model(relax_settings.model_ref()).info
     if recipe.model.fidelity is not None:  # before enumerate, not after it
         info.check_context("off", recipe.model.fidelity)

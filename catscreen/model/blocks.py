@@ -7,7 +7,8 @@ takes channel-wise products of its aggregated features with element-dependent we
 product basis): a sum over neighbours is a two-body density, and its products are the
 three-, four-body angular features that a NequIP layer only builds through depth. catscreen adds
 FiLM conditioning of the scalar channels on the structure's context (spin, fidelity) and a
-shallow ensemble of readouts.
+shallow ensemble of readouts, and an optional ZBL pair repulsion (MACE's `ZBLBasis`) that keeps
+atoms from passing through each other where the training data has no frames.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 
 import torch
+from ase.data import atomic_numbers, covalent_radii
 from e3nn import nn as e3nn_nn
 from e3nn import o3
 from torch import nn
@@ -286,3 +288,67 @@ class EnsembleReadout(nn.Module):
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         h = torch.nn.functional.silu(self.first(s)).view(-1, self.n_heads, self.hidden)
         return (h * self.weight).sum(-1) + self.bias
+
+
+class ZBLRepulsion(nn.Module):
+    """Screened nuclear repulsion (Ziegler-Biersack-Littmark) where no training frame reaches.
+
+    Why: an equivariant network with a product basis is a polynomial in its neighbour
+    densities, with nothing to bound it where the data has no frames; one opened an energy hole
+    that pulled N-H to 0.2 A. In units of the pair's covalent radii sum d (ASE's radii), only
+    0.1% of the training frames have a pair closer than 0.5 d and 1% closer than 0.77 d, so:
+    - `switch` weighs the network's edges by a smoothstep from 0 at `inner` d to 1 at `outer`
+      d: a pair pushed closer than the data drops out of the network;
+    - the universal ZBL pair potential fills in, times a polynomial envelope (five vanishing
+      derivatives) that reaches zero at `outer` d.
+    Beyond `outer` d the network is untouched. MACE's `ZBLBasis` reaches out to d itself,
+    which puts ~0.1 eV per bond into bcc W or Mo at equilibrium (their d is 1.2x the bond);
+    this one has no parameters and leaves every geometry the data has alone, so it can be
+    switched on for an already trained network.
+    """
+
+    inner, outer = 0.35, 0.6
+
+    COULOMB = 14.399645  # e^2 / (4 pi eps0) in eV A
+    SCREENING = 0.46850  # 0.8854 a0 in A
+    COEFFICIENTS = (0.18175, 0.50986, 0.28022, 0.02817)
+    EXPONENTS = (3.19980, 0.94229, 0.40290, 0.20162)
+
+    def __init__(self, elements: tuple[str, ...], p: int = 6) -> None:
+        super().__init__()
+        z = [atomic_numbers[el] for el in elements]
+        self.register_buffer("z", torch.tensor(z, dtype=torch.float64), persistent=False)
+        self.register_buffer(
+            "radius", torch.tensor(covalent_radii[z], dtype=torch.float64), persistent=False
+        )
+        self.register_buffer("c", torch.tensor(self.COEFFICIENTS), persistent=False)
+        self.register_buffer("d", torch.tensor(self.EXPONENTS), persistent=False)
+        self.envelope = PolynomialCutoff(self.outer, p)
+
+    def _bond_lengths(self, edge_index: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        radius = self.radius.double()
+        return radius[species[edge_index[0]]] + radius[species[edge_index[1]]]
+
+    def switch(
+        self, lengths: torch.Tensor, edge_index: torch.Tensor, species: torch.Tensor
+    ) -> torch.Tensor:
+        """Edge weights [n_edges] for the network: smoothstep from `inner` d to `outer` d."""
+        x = lengths.double() / self._bond_lengths(edge_index, species)
+        t = ((x - self.inner) / (self.outer - self.inner)).clamp(0.0, 1.0)
+        return (t**3 * (10.0 - 15.0 * t + 6.0 * t**2)).to(lengths.dtype)
+
+    def forward(
+        self, lengths: torch.Tensor, edge_index: torch.Tensor, species: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-atom repulsion energies [n_atoms] in eV (float64); each pair split in half."""
+        centre, neighbour = edge_index
+        z = self.z.double()
+        zi, zj = z[species[centre]], z[species[neighbour]]
+        r = lengths.double()
+        a = self.SCREENING / (zi**0.23 + zj**0.23)
+        x = (r / a).unsqueeze(-1)
+        phi = (self.c.double() * torch.exp(-self.d.double() * x)).sum(-1)
+        envelope = self.envelope(r / self._bond_lengths(edge_index, species))
+        pair = self.COULOMB * zi * zj / r * phi * envelope
+        out = torch.zeros(species.shape[0], dtype=torch.float64, device=lengths.device)
+        return out.index_add(0, centre, 0.5 * pair)

@@ -4,7 +4,9 @@
     atoms.get_potential_energy(); atoms.calc.results["energy_std"]
 
 `spin="auto"` decides per structure (a magnetic element switches spin on, see
-`resolve_spin`) and records the decision in `results["spin"]`.
+`resolve_spin`) and records the decision in `results["spin"]`, the fidelity in
+`results["fidelity"]`. Assigning `calc.spin` or `calc.fidelity` checks the value and drops the
+stored results, so the next call recomputes in the new context.
 """
 
 from __future__ import annotations
@@ -33,12 +35,30 @@ class CatscreenCalculator(Calculator):
 
     def __init__(self, model: Model, spin: str = "auto", fidelity: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        if spin not in SPIN_MODES:
-            raise CatscreenError(f"unknown spin mode {spin!r}; expected auto, on or off")
         self.model = model
         self.spin = spin
         self.fidelity = fidelity or model.info.default_fidelity
-        model.info.check_context("off", self.fidelity)
+
+    @property
+    def spin(self) -> str:
+        return self._spin
+
+    @spin.setter
+    def spin(self, value: str) -> None:
+        if value not in SPIN_MODES:
+            raise CatscreenError(f"unknown spin mode {value!r}; expected auto, on or off")
+        self._spin = value
+        self.reset()
+
+    @property
+    def fidelity(self) -> str:
+        return self._fidelity
+
+    @fidelity.setter
+    def fidelity(self, value: str) -> None:
+        self.model.info.check_context("off", value)
+        self._fidelity = value
+        self.reset()
 
     def calculate(
         self,
@@ -56,6 +76,7 @@ class CatscreenCalculator(Calculator):
             "forces": pred.forces,
             "energy_std": pred.energy_std,
             "spin": spin,
+            "fidelity": self.fidelity,
         }
         if pred.stress is not None:
             self.results["stress"] = pred.stress

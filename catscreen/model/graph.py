@@ -83,6 +83,9 @@ class GraphBatch:
         return list(torch.split(per_atom, self.n_atoms.tolist()))
 
 
+COINCIDENT = 1e-4  # A: closer than this, two atoms are one point to the network
+
+
 def neighbour_list(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, integer shifts) of all pairs closer than `cutoff`, both directions, with images."""
     pbc = np.asarray(atoms.pbc, dtype=bool)
@@ -91,8 +94,15 @@ def neighbour_list(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray,
         raise CatscreenError(
             f"{atoms.get_chemical_formula()} is periodic but its cell has zero volume"
         )
+    if not np.all(np.isfinite(atoms.positions)) or not np.all(np.isfinite(cell)):
+        raise CatscreenError(f"{atoms.get_chemical_formula()} has non-finite positions or cell")
     nl = NeighborList(cutoff=cutoff, full_list=True)
-    i, j, s = nl.compute(atoms.positions, cell if pbc.any() else np.zeros((3, 3)), pbc, "ijS")
+    i, j, s, d = nl.compute(atoms.positions, cell if pbc.any() else np.zeros((3, 3)), pbc, "ijSd")
+    if len(d) and d.min() < COINCIDENT:  # the edge direction, and so every force, is undefined
+        k = int(np.argmin(d))
+        raise CatscreenError(
+            f"{atoms.get_chemical_formula()}: atoms {i[k]} and {j[k]} coincide ({d[k]:.1e} A apart)"
+        )
     return i.astype(np.int64), j.astype(np.int64), s.astype(np.int64)
 
 

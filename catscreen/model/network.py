@@ -38,7 +38,13 @@ from e3nn import o3
 from torch import nn
 
 from catscreen.errors import CatscreenError
-from catscreen.model.blocks import EnsembleReadout, Interaction, RadialEmbedding, scatter_sum
+from catscreen.model.blocks import (
+    EnsembleReadout,
+    Interaction,
+    RadialEmbedding,
+    ZBLRepulsion,
+    scatter_sum,
+)
 from catscreen.model.graph import GraphBatch, collate, context_index
 
 
@@ -62,6 +68,8 @@ class ModelConfig:
     correlation: int = 1
     # with correlation > 1: the last layer's messages carry vectors too (angular products)
     last_layer_vectors: bool = True
+    # a parameter-free ZBL pair repulsion that takes over from the network at short range
+    zbl: bool = False
 
     def hidden_irreps(self) -> o3.Irreps:
         """n_scalars x 0e + n_vectors x (1o, 2e, ...) up to l_max: the parity of real geometry."""
@@ -137,6 +145,7 @@ class CatscreenNet(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.energy_head = EnsembleReadout(config.n_scalars, config.readout_hidden, config.n_heads)
         self.magmom_head = EnsembleReadout(config.n_scalars, config.readout_hidden, 1)
+        self.zbl = ZBLRepulsion(self.elements, config.cutoff_p) if config.zbl else None
         self.register_buffer("reference_energies", torch.zeros(self.n_contexts, len(self.elements)))
         self.register_buffer("energy_scale", torch.tensor(1.0))
 
@@ -174,6 +183,10 @@ class CatscreenNet(nn.Module):
         lengths = edge_vectors.norm(dim=-1)
         edge_sh = self.sh(edge_vectors)
         edge_radial = self.radial(lengths)
+        if self.zbl is not None:  # pairs closer than any training frame leave the network
+            edge_radial = (
+                edge_radial * self.zbl.switch(lengths, batch.edge_index, batch.species)[:, None]
+            )
         ctx = self.context_vectors(batch.context)
         x = self.species_embedding(batch.species)
         for layer in self.layers:
@@ -209,6 +222,9 @@ class CatscreenNet(nn.Module):
         heads, magmoms = self.atomic_outputs(batch, edge_vectors)
         refs = self.reference_energies.double()[batch.context[batch.batch], batch.species]
         atomic = heads.double() * self.energy_scale.double() + refs.unsqueeze(-1)
+        if self.zbl is not None:
+            repulsion = self.zbl(edge_vectors.norm(dim=-1), batch.edge_index, batch.species)
+            atomic = atomic + repulsion.unsqueeze(-1)
         energy_heads = scatter_sum(atomic, batch.batch, n_struct)
         energy = energy_heads.mean(dim=1)
         out = {

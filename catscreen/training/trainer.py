@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from copy import deepcopy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -38,6 +38,9 @@ from catscreen.errors import CatscreenError
 from catscreen.model.checkpoint import load_checkpoint, save_checkpoint
 from catscreen.model.network import CatscreenNet, ModelConfig, deepened
 from catscreen.training.datasets import ContextDefaults, label_energy, load_frames
+
+# ModelConfig fields that add no parameters, so a fine-tune (init_from) may switch them.
+PARAMETER_FREE_FIELDS = ("zbl",)
 
 
 @dataclass(frozen=True)
@@ -474,6 +477,21 @@ class Trainer:
         Its training systems stay training systems: they are never reported as held out.
         """
         net, payload = load_checkpoint(path)
+        reshaping = sorted(
+            key
+            for key, value in self.config.model.items()
+            if key not in PARAMETER_FREE_FIELDS and getattr(net.config, key) != value
+        )
+        if reshaping:
+            raise CatscreenError(
+                f"init_from keeps the network's shape: model.{reshaping[0]} cannot change from "
+                f"{getattr(net.config, reshaping[0])!r} (only {', '.join(PARAMETER_FREE_FIELDS)} can)"
+            )
+        if self.config.model:
+            config = replace(net.config, **self.config.model)
+            rebuilt = CatscreenNet(config, net.elements, net.fidelities).to(net.energy_scale.dtype)
+            rebuilt.load_state_dict(net.state_dict())
+            net = rebuilt
         data = payload["metadata"].get("training_data", {})
         self.inherited_systems = set(data.get("training_systems", []))
         missing = sorted(set(elements) - set(net.elements)) + sorted(
@@ -648,7 +666,8 @@ class Trainer:
     # -- loop -----------------------------------------------------------------------------------
 
     def run(self, progress: Callable[[int, dict[str, float]], None] | None = None) -> Path:
-        """Train to `max_steps` (or `max_minutes`); returns the path of the best EMA model."""
+        """Train to `max_steps` (or `max_minutes`); returns the path of the best EMA model
+        (`last.pt` when no step ran: `init_from` with `max_steps: 0` rewrites a checkpoint)."""
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         if self.resume():
@@ -697,5 +716,6 @@ class Trainer:
             if out_of_time:
                 self.log(f"time limit of {c.max_minutes} min reached at step {self.step}")
                 break
-        save_checkpoint(self.ema, self.out / "last.pt", self.metadata(self.validate()))
-        return best_path
+        last_path = self.out / "last.pt"
+        save_checkpoint(self.ema, last_path, self.metadata(self.validate()))
+        return best_path if best_path.exists() else last_path  # max_steps 0: no best

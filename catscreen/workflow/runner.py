@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.text import Text
 
 from catscreen.errors import CatscreenError
+from catscreen.io import read_parquet_metadata
 from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES
 from catscreen.workflow.executors import EXECUTORS, run_dask, run_local
 from catscreen.workflow.inputs import read_configs, select, work_items
@@ -53,6 +54,7 @@ class RelaxSettings:
     adsorbates: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     retry_failed: bool = False
+    model_base: str | None = None  # where a relative checkpoint path is looked up first
 
     def __post_init__(self) -> None:
         checks = [
@@ -70,11 +72,35 @@ class RelaxSettings:
 
     def model_ref(self) -> str:
         """A checkpoint path made absolute, so a worker in another folder finds it; a built-in
-        name stays a name even when a folder of that name exists (e.g. `emt/` for results)."""
+        name stays a name even when a folder of that name exists (e.g. `emt/` for results).
+        A relative path is looked up in `model_base` (a recipe's folder) first."""
         if self.model in BUILTIN_MODELS:
             return self.model
         path = Path(self.model)
+        if self.model_base and not path.is_absolute() and (Path(self.model_base) / path).exists():
+            path = Path(self.model_base) / path
         return str(path.resolve()) if path.exists() else self.model
+
+
+CONVERGENCE_SETTINGS = ("optimizer", "fmax", "steps")
+
+
+def _check_convergence_settings(out: Path, settings: RelaxSettings) -> None:
+    """One output, one convergence criterion: rows relaxed to --fmax 0.05 must not be reused
+    as if relaxed to 0.02, nor be recorded under settings they were not relaxed with."""
+    if not out.is_file():
+        return
+    old = read_parquet_metadata(out).get("settings") or {}
+    changed = [
+        f"--{key} {old[key]} (this run: {getattr(settings, key)})"
+        for key in CONVERGENCE_SETTINGS
+        if key in old and old[key] != getattr(settings, key)
+    ]
+    if changed:
+        raise CatscreenError(
+            f"{out} was relaxed with {', '.join(changed)}: rerun with those settings "
+            "or write to another --out"
+        )
 
 
 @dataclass
@@ -121,7 +147,8 @@ def relax_configurations(
     """Relax the configurations in `configs` into `out` (results.parquet); resumable.
 
     Rerunning with the same output skips configurations already there under the same model,
-    spin and fidelity; only this process writes `out`, atomically after each batch.
+    spin and fidelity; other convergence settings than the output's are refused. Only this
+    process writes `out`, atomically after each batch.
     """
     settings = settings or RelaxSettings()
     out = Path(out)
@@ -133,6 +160,7 @@ def relax_configurations(
         mask = select(df, settings.systems, settings.adsorbates, settings.ids)
         chosen = [a for a, keep in zip(images, mask, strict=True) if keep]
         items = work_items(df[mask], chosen, info, settings.spin, settings.fidelity)
+        _check_convergence_settings(out, settings)
         table = ResultTable(out, {"configs": str(configs), "settings": asdict(settings)})
         done = table.finished(settings.retry_failed)
 
