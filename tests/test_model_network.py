@@ -321,14 +321,14 @@ def dimer(r: float, symbols: str = "OH") -> Atoms:
 
 
 def test_zbl_takes_over_where_no_frame_reaches():
-    """Below 0.35 covalent sums the network no longer sees the pair and the ZBL repulsion is
-    all that changes with distance; beyond one sum the prior is exactly zero."""
+    """Below 0.5 covalent sums the network no longer sees the pair and the ZBL repulsion is
+    all that changes with distance; beyond 0.8 sums the prior is exactly zero."""
     plain = make_net(config=replace(TINY, correlation=3))
     with_zbl = CatscreenNet(replace(plain.config, zbl=True), ELEMENTS, FIDELITIES).double()
     with_zbl.load_state_dict(plain.state_dict())
     with_zbl.eval()
     d = 0.66 + 0.31  # O-H covalent radii sum (ase.data)
-    ratios = np.linspace(0.1, 0.6, 11)
+    ratios = np.linspace(0.1, 0.8, 15)
     energies = np.array([evaluate(with_zbl, dimer(x * d))["energy"][0] for x in ratios])
     assert np.all(np.diff(energies) < 0), energies  # repulsive all the way in
     assert energies[0] > 500.0  # ZBL at 0.1 A: hundreds of eV
@@ -339,17 +339,17 @@ def test_zbl_takes_over_where_no_frame_reaches():
         lengths = (batch.positions[neighbour] - batch.positions[centre]).norm(dim=-1)
         return float(with_zbl.zbl(lengths, batch.edge_index, batch.species).sum())
 
-    rest = [e - repulsion(x * d) for e, x in zip(energies, ratios, strict=True) if x <= 0.35]
+    rest = [e - repulsion(x * d) for e, x in zip(energies, ratios, strict=True) if x <= 0.5]
     assert np.ptp(rest) < 1e-9
-    for r in (d + 1e-6, 1.3, 2.5):
+    for r in (0.8 * d + 1e-6, d, 1.3, 2.5):
         a, b = evaluate(plain, dimer(r)), evaluate(with_zbl, dimer(r))
         assert b["energy"][0] == pytest.approx(a["energy"][0], abs=1e-12)
         np.testing.assert_allclose(b["forces"], a["forces"], rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("ratio", [0.3, 0.45, 0.8])
+@pytest.mark.parametrize("ratio", [0.4, 0.65, 0.9])
 def test_zbl_forces_are_minus_energy_gradient(ratio):
-    """Inside the switch (0.35-0.6 sums) and the envelope, forces stay conservative."""
+    """Inside the switch (0.5-0.8 sums) and the envelope, forces stay conservative."""
     net = make_net(config=replace(TINY, correlation=3, zbl=True))
     atoms = dimer(ratio * 0.97) + Atoms("Ni", positions=[[1.5, 0.2, 0.1]])
     forces = evaluate(net, atoms)["forces"]
@@ -364,3 +364,8 @@ def _moved(atoms: Atoms, displacement: np.ndarray) -> Atoms:
     out = atoms.copy()
     out.positions += displacement
     return out
+
+
+def test_zbl_switch_range_is_checked():
+    with pytest.raises(CatscreenError, match="zbl_inner and zbl_outer"):
+        ModelConfig.from_dict({"zbl": True, "zbl_inner": 0.8, "zbl_outer": 0.5})

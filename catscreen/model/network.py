@@ -68,8 +68,11 @@ class ModelConfig:
     correlation: int = 1
     # with correlation > 1: the last layer's messages carry vectors too (angular products)
     last_layer_vectors: bool = True
-    # a parameter-free ZBL pair repulsion that takes over from the network at short range
+    # a parameter-free ZBL pair repulsion that takes over from the network below zbl_outer
+    # covalent-radii sums (the network fades out between zbl_inner and zbl_outer)
     zbl: bool = False
+    zbl_inner: float = 0.5
+    zbl_outer: float = 0.8
 
     def hidden_irreps(self) -> o3.Irreps:
         """n_scalars x 0e + n_vectors x (1o, 2e, ...) up to l_max: the parity of real geometry."""
@@ -82,6 +85,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.correlation, int) or self.correlation < 1:
             raise CatscreenError(f"correlation must be an integer >= 1, not {self.correlation!r}")
+        if not 0.0 <= self.zbl_inner < self.zbl_outer:
+            raise CatscreenError(
+                f"zbl_inner and zbl_outer must satisfy 0 <= inner < outer, not "
+                f"{self.zbl_inner}, {self.zbl_outer}"
+            )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -145,7 +153,11 @@ class CatscreenNet(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.energy_head = EnsembleReadout(config.n_scalars, config.readout_hidden, config.n_heads)
         self.magmom_head = EnsembleReadout(config.n_scalars, config.readout_hidden, 1)
-        self.zbl = ZBLRepulsion(self.elements, config.cutoff_p) if config.zbl else None
+        self.zbl = (
+            ZBLRepulsion(self.elements, config.zbl_inner, config.zbl_outer, config.cutoff_p)
+            if config.zbl
+            else None
+        )
         self.register_buffer("reference_energies", torch.zeros(self.n_contexts, len(self.elements)))
         self.register_buffer("energy_scale", torch.tensor(1.0))
 

@@ -40,7 +40,7 @@ from catscreen.model.network import CatscreenNet, ModelConfig, deepened
 from catscreen.training.datasets import ContextDefaults, label_energy, load_frames
 
 # ModelConfig fields that add no parameters, so a fine-tune (init_from) may switch them.
-PARAMETER_FREE_FIELDS = ("zbl",)
+PARAMETER_FREE_FIELDS = ("zbl", "zbl_inner", "zbl_outer")
 
 
 @dataclass(frozen=True)
