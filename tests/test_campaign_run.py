@@ -171,7 +171,7 @@ def test_bad_recipe_names_the_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "model, message",
     [
-        ("name: weights/missing.pt,", "checkpoint not found: weights/missing.pt"),
+        ("name: weights/missing.pt,", "checkpoint not found: weights/missing.pt (looked in"),
         ("name: emt, fidelity: dft-x,", "has no fidelity 'dft-x'"),
     ],
 )

@@ -17,6 +17,7 @@ from catscreen.model import checkpoint, load_model
 from catscreen.model.calculator import CatscreenCalculator
 from catscreen.model.checkpoint import load_checkpoint, load_checkpoint_model, save_checkpoint
 from catscreen.model.network import CatscreenNet, ModelConfig
+from catscreen.paths import data_dir
 
 ELEMENTS = ("H", "O", "Cu", "Ni")
 FIDELITIES = ("teacher-pbe", "gpaw-pbe")
@@ -208,3 +209,10 @@ def test_cli_model_info(saved, tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "bundled_path", lambda: tmp_path / "missing.pt")
     res = runner.invoke(app, ["model", "info"])
     assert res.exit_code == 2 and "bundled weights not found" in res.output
+
+
+def test_saving_the_bundled_weights_again_keeps_their_version(tmp_path):
+    """Config fields added later (zbl) are left out when off, so the content hash holds."""
+    net, payload = load_checkpoint(data_dir() / "models" / "bundled.pt")
+    assert save_checkpoint(net, tmp_path / "again.pt", payload["metadata"]) == payload["version"]
+    assert "zbl" not in json.loads(net.config.to_json())

@@ -26,7 +26,8 @@ def train_command(
     """Train CatscreenNet jointly on the config's datasets; rerun to resume from OUT/state.pt.
 
     Writes OUT/best.pt (EMA weights with the best validation score, loadable with
-    --model OUT/best.pt), OUT/last.pt and OUT/state.pt (optimiser state for resuming).
+    --model OUT/best.pt), OUT/last.pt and OUT/state.pt (optimiser state for resuming);
+    with max_steps 0 (a checkpoint rewritten, e.g. with model.zbl on) only OUT/last.pt.
     """
     from dataclasses import replace
 
@@ -56,7 +57,7 @@ def train_command(
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("training", total=cfg.max_steps, completed=trainer.step, loss=0.0)
         best = trainer.run(lambda step, m: bar.update(task, completed=step, loss=m["loss"]))
-    console.print(f"best model: {best}")
+    console.print(f"model: {best}")
 
 
 @cli_errors

@@ -43,7 +43,8 @@ class BesselBasis(nn.Module):
 
 
 class PolynomialCutoff(nn.Module):
-    """Goes to zero with p-1 vanishing derivatives at rc, so energies and forces stay smooth."""
+    """Goes to zero at rc with its first two derivatives (NequIP's envelope), so energies,
+    forces and their gradients in training stay continuous."""
 
     def __init__(self, cutoff: float, p: int = 6) -> None:
         super().__init__()
@@ -291,46 +292,43 @@ class EnsembleReadout(nn.Module):
 
 
 class ZBLRepulsion(nn.Module):
-    """Screened nuclear repulsion (Ziegler-Biersack-Littmark) where the training data is thin.
+    """Screened nuclear repulsion (Ziegler-Biersack-Littmark) where no chemical bond reaches.
 
-    Why: an equivariant network with a product basis is a polynomial in its neighbour
-    densities, with nothing to bound it where the data has no frames; one opened an energy hole
-    that pulled N-H to 0.2 A. In units of the pair's covalent radii sum d (ASE's radii):
+    Why: an equivariant network is free to do anything where the data has no frames; a
+    product-basis candidate opened an energy hole that pulled N-H to 0.2 A. In units of the
+    pair's covalent radii sum d (ASE's radii):
     - `switch` weighs the network's edges by a smoothstep from 0 at `inner` d to 1 at `outer`
-      d: a pair pushed closer than the data goes leaves the network;
-    - the universal ZBL pair potential fills in, times a polynomial envelope (five vanishing
+      d: a pair pushed closer than any bond leaves the network;
+    - the universal ZBL pair potential fills in, times the polynomial envelope (zero with two
       derivatives) that reaches zero at `outer` d.
-    Beyond `outer` d the network is untouched; 0.15% of the training frames have a pair closer
-    than 0.5 d, 2.6% closer than 0.8 d (the defaults; every third frame of data/training). An outer edge of 0.6 d still let a
-    trained candidate pull two H atoms to 0.35 A (0.57 d); 0.8 d stopped it (MODEL_CARD). MACE's
-    `ZBLBasis` reaches out to d itself, which puts ~0.1 eV per bond into bcc W or Mo at
-    equilibrium (their d is 1.2x the bond). It has no parameters, so it can be switched on for
-    a trained network.
+    Beyond `outer` d the network is untouched. The defaults (0.4, 0.7) leave every real bond
+    alone: the shortest, triple bonds, sit at 0.77-0.79 d (N2, CO, C-N, C-C), H2 at 1.19 d.
+    MACE's `ZBLBasis` reaches out to d itself, which puts ~0.1 eV per bond into bcc W or Mo at
+    equilibrium (their d is 1.2x the bond). No parameters: it can be switched on for a trained
+    network. It bounds pairs, not crowds: MODEL_CARD has a case where it is not enough.
     """
 
     COULOMB = 14.399645  # e^2 / (4 pi eps0) in eV A
-    SCREENING = 0.46850  # 0.8854 a0 in A
+    SCREENING = 0.8854 * 0.529177  # 0.8854 Bohr radii, in A
     COEFFICIENTS = (0.18175, 0.50986, 0.28022, 0.02817)
     EXPONENTS = (3.19980, 0.94229, 0.40290, 0.20162)
 
     def __init__(
-        self, elements: tuple[str, ...], inner: float = 0.5, outer: float = 0.8, p: int = 6
+        self, elements: tuple[str, ...], inner: float = 0.4, outer: float = 0.7, p: int = 6
     ) -> None:
         super().__init__()
         if not 0.0 <= inner < outer:
             raise ValueError(f"ZBL switch needs 0 <= inner < outer, not {inner}, {outer}")
         self.inner, self.outer = inner, outer
+        # Integer buffers: moved with the network, never cast to float32 with it.
         z = [atomic_numbers[el] for el in elements]
-        self.register_buffer("z", torch.tensor(z, dtype=torch.float64), persistent=False)
-        self.register_buffer(
-            "radius", torch.tensor(covalent_radii[z], dtype=torch.float64), persistent=False
-        )
-        self.register_buffer("c", torch.tensor(self.COEFFICIENTS), persistent=False)
-        self.register_buffer("d", torch.tensor(self.EXPONENTS), persistent=False)
+        self.register_buffer("z", torch.tensor(z), persistent=False)
+        milli = [round(1000 * float(covalent_radii[k])) for k in z]  # mA; ASE's are 0.01 A
+        self.register_buffer("radius_mA", torch.tensor(milli), persistent=False)
         self.envelope = PolynomialCutoff(self.outer, p)
 
     def _bond_lengths(self, edge_index: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        radius = self.radius.double()
+        radius = self.radius_mA.double() / 1000.0
         return radius[species[edge_index[0]]] + radius[species[edge_index[1]]]
 
     def switch(
@@ -358,7 +356,9 @@ class ZBLRepulsion(nn.Module):
         z = self.z.double()
         zi, zj = z[species[centre]], z[species[neighbour]]
         a = self.SCREENING / (zi**0.23 + zj**0.23)
-        x = (r / a).unsqueeze(-1)
-        phi = (self.c.double() * torch.exp(-self.d.double() * x)).sum(-1)
+        x = r / a
+        phi = sum(
+            c * torch.exp(-d * x) for c, d in zip(self.COEFFICIENTS, self.EXPONENTS, strict=True)
+        )
         pair = self.COULOMB * zi * zj / r * phi * self.envelope(x_bond)
         return out.index_add(0, centre, 0.5 * pair)

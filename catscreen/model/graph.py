@@ -94,7 +94,7 @@ def neighbour_list(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray,
         raise CatscreenError(
             f"{atoms.get_chemical_formula()} is periodic but its cell has zero volume"
         )
-    if not np.all(np.isfinite(atoms.positions)) or not np.all(np.isfinite(cell)):
+    if not np.all(np.isfinite(atoms.positions)) or (pbc.any() and not np.all(np.isfinite(cell))):
         raise CatscreenError(f"{atoms.get_chemical_formula()} has non-finite positions or cell")
     nl = NeighborList(cutoff=cutoff, full_list=True)
     i, j, s, d = nl.compute(atoms.positions, cell if pbc.any() else np.zeros((3, 3)), pbc, "ijSd")

@@ -47,6 +47,16 @@ from catscreen.model.blocks import (
 )
 from catscreen.model.graph import GraphBatch, collate, context_index
 
+# ModelConfig fields newer than the first checkpoints, with the value that leaves them inert
+# (the zbl fields are inert whenever zbl is off).
+LATER_FIELDS = {
+    "correlation": 1,
+    "last_layer_vectors": True,
+    "zbl": False,
+    "zbl_inner": None,
+    "zbl_outer": None,
+}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -71,8 +81,8 @@ class ModelConfig:
     # a parameter-free ZBL pair repulsion that takes over from the network below zbl_outer
     # covalent-radii sums (the network fades out between zbl_inner and zbl_outer)
     zbl: bool = False
-    zbl_inner: float = 0.5
-    zbl_outer: float = 0.8
+    zbl_inner: float = 0.4
+    zbl_outer: float = 0.7
 
     def hidden_irreps(self) -> o3.Irreps:
         """n_scalars x 0e + n_vectors x (1o, 2e, ...) up to l_max: the parity of real geometry."""
@@ -92,7 +102,14 @@ class ModelConfig:
             )
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        """Fields added after the first checkpoints are left out where they change nothing,
+        so a checkpoint saved again keeps its content version."""
+        data = asdict(self)
+        for key in LATER_FIELDS:
+            inert = not self.zbl if key.startswith("zbl") else data[key] == LATER_FIELDS[key]
+            if inert:
+                del data[key]
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:

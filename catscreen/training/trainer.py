@@ -673,6 +673,7 @@ class Trainer:
         if self.resume():
             self.log(f"resumed at step {self.step}")
         best_path = self.out / "best.pt"
+        saved_best = best_path.exists() and self.step > 0  # a resumed run has its best
         metrics: dict[str, float] = {}
         while self.step < c.max_steps:
             if c.max_minutes > 0 and self.elapsed > 60 * c.max_minutes:
@@ -704,6 +705,7 @@ class Trainer:
                 if score < self.best or not best_path.exists():
                     self.best = score
                     save_checkpoint(self.ema, best_path, self.metadata(val))
+                    saved_best = True
                 self.save_state()
                 ads = val.get("adsorption_mae")
                 self.log(
@@ -718,4 +720,4 @@ class Trainer:
                 break
         last_path = self.out / "last.pt"
         save_checkpoint(self.ema, last_path, self.metadata(self.validate()))
-        return best_path if best_path.exists() else last_path  # max_steps 0: no best
+        return best_path if saved_best else last_path  # no step ran: no best of this run
