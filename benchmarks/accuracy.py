@@ -294,6 +294,8 @@ def spin_pairs(model, path: Path) -> dict:  # noqa: ANN001
         "delta_mae_eV": mae(rows),
         "unseen_pairs": len(unseen),
         "unseen_delta_mae_eV": mae(unseen),
+        # what a model blind to spin scores: it predicts no difference at all
+        "unseen_no_spin_mae_eV": mae([{**r, "model": 0.0} for r in unseen]),
         "rows": rows,
     }
 
@@ -343,15 +345,20 @@ def main() -> None:
                 f"{r['energy_mae_meV_atom']:>10.1f}{r['force_mae_eV_A']:>8.3f}"
             )
 
-    gpaw = data_dir() / "training" / "gpaw_spin_pairs.extxyz.gz"
-    if "gpaw-pbe" in model.info.fidelities and gpaw.exists():
-        out["spin_pairs"] = spin_pairs(model, gpaw)
-        sp = out["spin_pairs"]
-        print(
-            f"GPAW spin pairs: {sp['pairs']} systems, MAE of E(on)-E(off) {sp['delta_mae_eV']:.3f} eV"
-        )
+    for key, name, title in [
+        ("spin_pairs", "gpaw_spin_pairs.extxyz.gz", "GPAW spin pairs"),
+        ("spin_test", "gpaw_spin_pairs_test.extxyz.gz", "GPAW held-out test pairs"),
+    ]:
+        gpaw = data_dir() / "training" / name
+        if "gpaw-pbe" not in model.info.fidelities or not gpaw.exists():
+            continue
+        out[key] = sp = spin_pairs(model, gpaw)
+        print(f"{title}: {sp['pairs']} systems, MAE of E(on)-E(off) {sp['delta_mae_eV']:.3f} eV")
         if sp["unseen_pairs"]:
-            print(f"  not trained on: {sp['unseen_pairs']}, MAE {sp['unseen_delta_mae_eV']:.3f} eV")
+            print(
+                f"  not trained on: {sp['unseen_pairs']}, MAE {sp['unseen_delta_mae_eV']:.3f} eV "
+                f"(a model blind to spin: {sp['unseen_no_spin_mae_eV']:.3f} eV)"
+            )
         for r in sp["rows"]:
             seen = "trained" if r["trained_on"] else "unseen"
             print(f"  {r['sid']:<32} DFT {r['dft']:+.3f}  model {r['model']:+.3f}  {seen}")

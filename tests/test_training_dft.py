@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,15 +16,16 @@ from catscreen.cli.data import data_app
 from catscreen.errors import CatscreenError
 from catscreen.training import dft_labels
 from catscreen.training.datasets import load_frames
-from catscreen.training.dft_labels import GpawSettings, spin_pair_set
+from catscreen.training.dft_labels import GpawSettings, spin_pair_set, spin_pair_test_set
 
 # The root app imports every stage; mounting the sub-app alone keeps this test about `data`.
 cli = typer.Typer()
 cli.add_typer(data_app, name="data")
 
 
-def test_spin_pair_set_is_tagged_and_uses_one_kpoint_along_vacuum():
-    structures = spin_pair_set()
+@pytest.mark.parametrize("make", [spin_pair_set, spin_pair_test_set])
+def test_spin_pair_set_is_tagged_and_uses_one_kpoint_along_vacuum(make):
+    structures = make()
     sids = [a.info["sid"] for a in structures]
     assert len(set(sids)) == len(sids)
     assert {"Fe", "Co", "Ni", "Cu"} <= {s for a in structures for s in a.get_chemical_symbols()}
@@ -32,7 +34,7 @@ def test_spin_pair_set_is_tagged_and_uses_one_kpoint_along_vacuum():
         if atoms.info["kind"] == "bulk":
             assert atoms.pbc.all() and min(kpts) > 1
             continue
-        assert kpts[2] == 1 and min(kpts[:2]) >= 6
+        assert kpts[2] == 1 and min(kpts[:2]) >= 5
         tags = atoms.get_tags()
         assert (tags == 1).sum() == 1 and (tags == 0).sum() == 2
         assert (tags == 2).sum() == (atoms.info["kind"] == "adslab")
@@ -156,3 +158,14 @@ def test_frames_of_one_system_need_their_own_fid(tmp_path):
         atoms.info["fid"] = fid
     names = {dft_labels.part_path(tmp_path, a, "on").name for a in frames}
     assert names == {"traj_7__fid-0__spin-on.extxyz", "traj_7__fid-1__spin-on.extxyz"}
+
+
+def test_the_test_pairs_are_held_out_of_every_training_config():
+    """No sid of the test set is a training sid, and no committed config names its file."""
+    train = {a.info["sid"] for a in spin_pair_set()}
+    test = {a.info["sid"] for a in spin_pair_test_set()}
+    assert not train & test
+    configs = list((Path(__file__).parents[1] / "data" / "training").rglob("*.yaml"))
+    assert configs
+    for config in configs:
+        assert "gpaw_spin_pairs_test" not in config.read_text(), config

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ase import Atoms
-from ase.build import add_adsorbate, bcc110, bulk, fcc111, hcp0001, molecule
+from ase.build import add_adsorbate, bcc100, bcc110, bulk, fcc100, fcc111, hcp0001, molecule
 from ase.calculators.calculator import kptdensity2monkhorstpack
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
@@ -255,7 +255,13 @@ FACETS: dict[str, tuple[Callable[..., Atoms], str]] = {
     "Pt": (fcc111, "fcc"),
     "Pd": (fcc111, "fcc"),
 }
-FACET_NAMES = {bcc110: "110", hcp0001: "0001", fcc111: "111"}
+FACET_NAMES = {bcc110: "110", hcp0001: "0001", fcc111: "111", bcc100: "100", fcc100: "100"}
+# (100) facets for the held-out test set: a facet no training pair has.
+OPEN_FACETS: dict[str, tuple[Callable[..., Atoms], str]] = {
+    "Fe": (bcc100, "hollow"),
+    "Ni": (fcc100, "hollow"),
+    "Cu": (fcc100, "hollow"),
+}
 
 
 def spin_pair_slab(
@@ -265,13 +271,15 @@ def spin_pair_slab(
     height: float | None = None,
     layers: int = 3,
     vacuum: float = 6.0,
+    open_facet: bool = False,
 ) -> Atoms:
-    """A 1x1 slab of the metal's close-packed facet, optionally with one adsorbate per cell.
+    """A 1x1 slab of the metal's close-packed (or, with `open_facet`, (100)) facet, optionally
+    with one adsorbate per cell.
 
     The adsorbate goes to the facet's hollow at `ADSORBATE_HEIGHTS` unless `site`/`height` say
     otherwise; the sid names a non-default site.
     """
-    build, hollow = FACETS[metal]
+    build, hollow = (OPEN_FACETS if open_facet else FACETS)[metal]
     slab = build(metal, size=(1, 1, layers), vacuum=vacuum)
     n_ads = 0
     if adsorbate:
@@ -289,6 +297,27 @@ def spin_pair_slab(
     return _tag_slab(slab, n_ads)
 
 
+def spin_pair_alloy(name: str) -> Atoms:
+    """Ordered alloys from their textbook lattices; no training pair mixes metals.
+
+    B2 FeCo (a = 2.86 A), L1_0 FeNi (tetranickel, primitive P4/mmm cell, a = 3.57 / sqrt 2,
+    c = 3.58 A), L1_2 Ni3Fe (a = 3.55 A) and FePt3 (a = 3.87 A)."""
+    if name == "FeCo-B2":
+        atoms = bulk("FeCo", "cesiumchloride", a=2.86)
+    elif name == "FeNi-L10":
+        a = 3.57 / np.sqrt(2)
+        atoms = Atoms("FeNi", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[a, a, 3.58])
+    elif name in ("Ni3Fe-L12", "FePt3-L12"):
+        minority, majority, a = ("Fe", "Ni", 3.55) if name == "Ni3Fe-L12" else ("Fe", "Pt", 3.87)
+        corners = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
+        atoms = Atoms(minority + majority * 3, scaled_positions=corners, cell=[a, a, a])
+    else:
+        raise CatscreenError(f"unknown alloy {name!r}")
+    atoms.pbc = True
+    atoms.info.update(sid=f"gpaw-{name}-bulk", kind="bulk", bulk=name.split("-")[0])
+    return atoms
+
+
 def spin_pair_bulk(metal: str, strain: float = 0.0, rattle: float = 0.0) -> Atoms:
     """ASE's reference lattice (bcc Fe, hcp Co, fcc Ni/Cu/Pt/Pd), strained or rattled.
 
@@ -299,7 +328,7 @@ def spin_pair_bulk(metal: str, strain: float = 0.0, rattle: float = 0.0) -> Atom
     name = f"gpaw-{metal}-bulk"
     if strain:
         atoms.set_cell(atoms.cell * (1 + strain), scale_atoms=True)
-        name += f"-strain{strain:+.2f}"
+        name += f"-strain{strain:+g}"
     if rattle:
         atoms.rattle(stdev=rattle, seed=0)
         name += f"-rattle{rattle:.2f}"
@@ -331,6 +360,39 @@ def spin_pair_set() -> list[Atoms]:
     )
 
 
+def spin_pair_test_set() -> list[Atoms]:
+    """Held out: pairs no model trains on (the training configs name only the committed set),
+    to measure how the spin condition carries to new adsorbates on a metal, a new facet, new
+    strains (+6%: beyond the trained +-3%) and ordered alloys. A Cu(100) control must stay at
+    zero. Appending keeps earlier results valid on resume."""
+    return [
+        spin_pair_slab("Co", "C"),
+        spin_pair_slab("Fe", "C"),
+        spin_pair_slab("Ni", None, open_facet=True),
+        spin_pair_slab("Ni", "O", open_facet=True),
+        spin_pair_slab("Fe", None, open_facet=True),
+        spin_pair_slab("Fe", "O", open_facet=True),
+        spin_pair_slab("Cu", "O", open_facet=True),
+        spin_pair_alloy("FeCo-B2"),
+        spin_pair_bulk("Fe", 0.015),
+        spin_pair_bulk("Co", -0.015),
+        spin_pair_slab("Co", "O", site="bridge", height=1.4),
+        spin_pair_slab("Ni", "H", open_facet=True),
+        spin_pair_slab("Fe", "H", open_facet=True),
+        spin_pair_slab("Ni", "N", open_facet=True),
+        spin_pair_slab("Fe", "N", open_facet=True),
+        spin_pair_bulk("Ni", -0.015),
+        spin_pair_bulk("Fe", 0.06),
+        spin_pair_bulk("Ni", 0.06),
+        spin_pair_alloy("FeNi-L10"),
+        spin_pair_alloy("Ni3Fe-L12"),
+        spin_pair_alloy("FePt3-L12"),
+    ]
+
+
+SETS: dict[str, Callable[[], list[Atoms]]] = {"train": spin_pair_set, "test": spin_pair_test_set}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="GPAW spin pairs for the built-in structure set")
     parser.add_argument("--out", type=Path, required=True, help="folder for per-frame parts")
@@ -338,11 +400,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--ecut", type=float, default=GpawSettings.ecut)
     parser.add_argument("--kpt-density", type=float, default=GpawSettings.kpt_density)
     parser.add_argument("--limit", type=int, help="only the first N structures")
+    parser.add_argument(
+        "--set", choices=sorted(SETS), default="train", help="the training pairs or the test pairs"
+    )
     parser.add_argument("--summary", action="store_true", help="print spin-on minus spin-off")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     settings = GpawSettings(ecut=args.ecut, kpt_density=args.kpt_density)
-    structures = spin_pair_set()[: args.limit]
+    structures = SETS[args.set]()[: args.limit]
     done = label_structures(
         structures, SPINS, args.out, settings, log=lambda m: print(m, flush=True)
     )
