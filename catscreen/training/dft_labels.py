@@ -272,12 +272,14 @@ def spin_pair_slab(
     layers: int = 3,
     vacuum: float = 6.0,
     open_facet: bool = False,
+    rattle: float = 0.0,
 ) -> Atoms:
     """A 1x1 slab of the metal's close-packed (or, with `open_facet`, (100)) facet, optionally
     with one adsorbate per cell.
 
     The adsorbate goes to the facet's hollow at `ADSORBATE_HEIGHTS` unless `site`/`height` say
-    otherwise; the sid names a non-default site.
+    otherwise; the sid names a non-default site (or, in the hollow, a non-default height) and
+    a rattle (every atom, seed 0: forces that differ between spin off and on).
     """
     build, hollow = (OPEN_FACETS if open_facet else FACETS)[metal]
     slab = build(metal, size=(1, 1, layers), vacuum=vacuum)
@@ -293,6 +295,11 @@ def spin_pair_slab(
     sid = f"gpaw-{metal}{FACET_NAMES[build]}-1x1x{layers}-{adsorbate or 'clean'}"
     if site:
         sid += f"-{site}"
+    elif height is not None:
+        sid += f"-h{height:g}"
+    if rattle:
+        slab.rattle(stdev=rattle, seed=0)
+        sid += f"-rattle{rattle:g}"
     slab.info.update(sid=sid, kind="adslab" if adsorbate else "slab", bulk=metal)
     return _tag_slab(slab, n_ads)
 
@@ -390,7 +397,26 @@ def spin_pair_test_set() -> list[Atoms]:
     ]
 
 
-SETS: dict[str, Callable[[], list[Atoms]]] = {"train": spin_pair_set, "test": spin_pair_test_set}
+def spin_pair_extra_set() -> list[Atoms]:
+    """More training pairs of the kinds the committed set has (close-packed 1x1 slabs, bulk
+    within +-3%), none of the test set's kinds: rattled adslabs, other O heights, ontop H,
+    4-layer slabs, H and O on the Pd/Pt controls. For the next training run: the shipped
+    weights did not see them, and the committed configs do not name their file."""
+    magnetic = ("Fe", "Co", "Ni")
+    return (
+        [spin_pair_slab(m, a, rattle=0.05) for m in magnetic for a in ("O", "H", "N")]
+        + [spin_pair_slab(m, "O", height=h) for m in magnetic for h in (1.0, 1.5)]
+        + [spin_pair_slab(m, "H", site="ontop", height=1.55) for m in magnetic]
+        + [spin_pair_slab(m, None, layers=4) for m in magnetic]
+        + [spin_pair_slab("Pt", "H"), spin_pair_slab("Pd", "H"), spin_pair_slab("Pd", "O")]
+    )
+
+
+SETS: dict[str, Callable[[], list[Atoms]]] = {
+    "train": spin_pair_set,
+    "test": spin_pair_test_set,
+    "extra": spin_pair_extra_set,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
