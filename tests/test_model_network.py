@@ -17,7 +17,7 @@ from ase.build import add_adsorbate, bulk, fcc111, molecule
 
 from catscreen.errors import CatscreenError
 from catscreen.model.graph import collate, context_index
-from catscreen.model.network import CatscreenNet, ModelConfig, deepened
+from catscreen.model.network import CatscreenNet, ModelConfig, deepened, reconfigured
 
 ELEMENTS = ("H", "O", "Ni", "Cu")
 FIDELITIES = ("teacher-pbe", "gpaw-pbe")
@@ -333,8 +333,7 @@ def test_zbl_takes_over_where_no_frame_reaches():
     """Below 0.4 covalent sums the network no longer sees the pair and the ZBL repulsion is
     all that changes with distance; beyond 0.7 sums the prior is exactly zero."""
     plain = make_net(config=replace(TINY, correlation=3))
-    with_zbl = CatscreenNet(replace(plain.config, zbl=True), ELEMENTS, FIDELITIES).double()
-    with_zbl.load_state_dict(plain.state_dict())
+    with_zbl = reconfigured(plain, zbl=True)
     with_zbl.eval()
     d = 0.66 + 0.31  # O-H covalent radii sum (ase.data)
     ratios = np.linspace(0.1, 0.7, 13)
@@ -370,7 +369,8 @@ def test_zbl_energy_is_the_published_pair_potential_counted_once():
         batch = net.collate([dimer(r)], ["on"], ["gpaw-pbe"])
         centre, neighbour = batch.edge_index
         lengths = (batch.positions[neighbour] - batch.positions[centre]).norm(dim=-1)
-        total = float(net.zbl(lengths, batch.edge_index, batch.species).sum())
+        ratio = net.zbl.ratio(lengths, batch.edge_index, batch.species)
+        total = float(net.zbl(lengths, ratio, batch.edge_index, batch.species).sum())
         assert total == pytest.approx(zbl_pair(8, 1, r, 0.97), rel=1e-9)
 
 
@@ -378,8 +378,7 @@ def test_zbl_leaves_triple_bonds_alone():
     """N2 and CO, the gas references of N and C, sit at 0.77-0.79 covalent sums: untouched."""
     torch.manual_seed(3)
     plain = CatscreenNet(replace(TINY, correlation=3), ("C", "N", "O"), FIDELITIES).double()
-    with_zbl = CatscreenNet(replace(plain.config, zbl=True), plain.elements, FIDELITIES).double()
-    with_zbl.load_state_dict(plain.state_dict())
+    with_zbl = reconfigured(plain, zbl=True)
     for name in ("N2", "CO"):
         atoms = molecule(name)
         a, b = evaluate(plain.eval(), atoms), evaluate(with_zbl.eval(), atoms)

@@ -45,7 +45,7 @@ from catscreen.campaign.summary import render_summary
 from catscreen.dft import DftSettings, write_dft_inputs
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path, read_parquet, read_parquet_metadata
-from catscreen.model.api import BUILTIN_MODELS, check_model_name
+from catscreen.model.api import check_model_name
 from catscreen.workflow import RelaxSettings, relax_configurations
 from catscreen.workflow.jobs import cached_model
 
@@ -240,14 +240,9 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     folder = recipe_path.resolve().parent
     relax_settings = _relax_settings(recipe, options, folder)
     model_ref = relax_settings.model_ref()
-    path = Path(model_ref)
-    if model_ref not in BUILTIN_MODELS and not path.exists() and (path.suffix or "/" in model_ref):
-        raise CatscreenError(
-            f"checkpoint not found: {model_ref} (looked in {folder} and the working directory)"
-        )
-    check_model_name(model_ref)  # before enumerate, not after it
+    check_model_name(model_ref, f"{folder} and the working directory")  # before enumerate
     baseline = read_baseline(options.baseline) if options.baseline else None  # before any work
-    info = cached_model(relax_settings.model_ref()).info
+    info = cached_model(model_ref).info
     if recipe.model.fidelity is not None:  # before enumerate, not after it
         info.check_context("off", recipe.model.fidelity)
     version = info.version

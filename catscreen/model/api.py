@@ -167,13 +167,15 @@ def load_model(name: str = "bundled") -> Model:
     return load_checkpoint_model(Path(name))
 
 
-def check_model_name(name: str) -> None:
-    """Fail before any work is done when `name` is neither a built-in model nor a file."""
+def check_model_name(name: str, looked_in: str = "") -> None:
+    """Fail before any work is done when `name` is neither a built-in model nor a file;
+    `looked_in` says where a relative path was searched."""
     if name in BUILTIN_MODELS:
         return
     path = Path(name)
     if not path.exists() and (path.suffix or "/" in name):  # meant as a file
-        raise CatscreenError(f"checkpoint not found: {name}")
+        where = f" (looked in {looked_in})" if looked_in else ""
+        raise CatscreenError(f"checkpoint not found: {name}{where}")
     if not path.exists():
         raise CatscreenError(
             f"unknown model {name!r}: expected {', '.join(BUILTIN_MODELS)} or a checkpoint file"

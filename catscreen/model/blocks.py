@@ -327,32 +327,35 @@ class ZBLRepulsion(nn.Module):
         self.register_buffer("radius_mA", torch.tensor(milli), persistent=False)
         self.envelope = PolynomialCutoff(self.outer, p)
 
-    def _bond_lengths(self, edge_index: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        radius = self.radius_mA.double() / 1000.0
-        return radius[species[edge_index[0]]] + radius[species[edge_index[1]]]
-
-    def switch(
+    def ratio(
         self, lengths: torch.Tensor, edge_index: torch.Tensor, species: torch.Tensor
     ) -> torch.Tensor:
+        """Edge length / covalent radii sum [n_edges] (float64): what `switch` and the
+        envelope read, computed once per evaluation."""
+        radius = self.radius_mA.double() / 1000.0
+        return lengths.double() / (radius[species[edge_index[0]]] + radius[species[edge_index[1]]])
+
+    def switch(self, ratio: torch.Tensor) -> torch.Tensor:
         """Edge weights [n_edges] for the network: smoothstep from `inner` d to `outer` d."""
-        x = lengths.double() / self._bond_lengths(edge_index, species)
-        t = ((x - self.inner) / (self.outer - self.inner)).clamp(0.0, 1.0)
-        return (t**3 * (10.0 - 15.0 * t + 6.0 * t**2)).to(lengths.dtype)
+        t = ((ratio - self.inner) / (self.outer - self.inner)).clamp(0.0, 1.0)
+        return t**3 * (10.0 - 15.0 * t + 6.0 * t**2)
 
     def forward(
-        self, lengths: torch.Tensor, edge_index: torch.Tensor, species: torch.Tensor
+        self,
+        lengths: torch.Tensor,
+        ratio: torch.Tensor,
+        edge_index: torch.Tensor,
+        species: torch.Tensor,
     ) -> torch.Tensor:
         """Per-atom repulsion energies [n_atoms] in eV (float64); each pair split in half.
 
         Only the edges inside `outer` d are evaluated: in a relaxation that is almost none."""
         out = torch.zeros(species.shape[0], dtype=torch.float64, device=lengths.device)
-        r = lengths.double()
-        x_bond = r / self._bond_lengths(edge_index, species)
-        close = x_bond < self.outer
+        close = ratio < self.outer
         if not bool(close.any()):
             return out
         centre, neighbour = edge_index[0][close], edge_index[1][close]
-        r, x_bond = r[close], x_bond[close]
+        r, x_bond = lengths.double()[close], ratio[close]
         z = self.z.double()
         zi, zj = z[species[centre]], z[species[neighbour]]
         a = self.SCREENING / (zi**0.23 + zj**0.23)

@@ -206,16 +206,18 @@ class CatscreenNet(nn.Module):
         )
 
     def atomic_outputs(
-        self, batch: GraphBatch, edge_vectors: torch.Tensor
+        self,
+        batch: GraphBatch,
+        edge_vectors: torch.Tensor,
+        lengths: torch.Tensor,
+        edge_weight: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-atom network energies [n_atoms, n_heads] (before references) and magmoms."""
-        lengths = edge_vectors.norm(dim=-1)
+        """Per-atom network energies [n_atoms, n_heads] (before references) and magmoms;
+        `edge_weight` (the ZBL switch) fades edges out of the network."""
         edge_sh = self.sh(edge_vectors)
         edge_radial = self.radial(lengths)
-        if self.zbl is not None:  # pairs closer than any training frame leave the network
-            edge_radial = (
-                edge_radial * self.zbl.switch(lengths, batch.edge_index, batch.species)[:, None]
-            )
+        if edge_weight is not None:
+            edge_radial = edge_radial * edge_weight.to(edge_radial.dtype)[:, None]
         ctx = self.context_vectors(batch.context)
         x = self.species_embedding(batch.species)
         for layer in self.layers:
@@ -248,11 +250,16 @@ class CatscreenNet(nn.Module):
                 "ei,eij->ej", edge_vectors, sym[batch.batch[centre]]
             )
 
-        heads, magmoms = self.atomic_outputs(batch, edge_vectors)
+        lengths = edge_vectors.norm(dim=-1)
+        ratio = None
+        if self.zbl is not None:  # pairs closer than any training frame leave the network
+            ratio = self.zbl.ratio(lengths, batch.edge_index, batch.species)
+        weight = None if ratio is None else self.zbl.switch(ratio)
+        heads, magmoms = self.atomic_outputs(batch, edge_vectors, lengths, weight)
         refs = self.reference_energies.double()[batch.context[batch.batch], batch.species]
         atomic = heads.double() * self.energy_scale.double() + refs.unsqueeze(-1)
-        if self.zbl is not None:
-            repulsion = self.zbl(edge_vectors.norm(dim=-1), batch.edge_index, batch.species)
+        if ratio is not None:
+            repulsion = self.zbl(lengths, ratio, batch.edge_index, batch.species)
             atomic = atomic + repulsion.unsqueeze(-1)
         energy_heads = scatter_sum(atomic, batch.batch, n_struct)
         energy = energy_heads.mean(dim=1)
@@ -278,6 +285,13 @@ class CatscreenNet(nn.Module):
                     periodic[:, None, None], virial / volume[:, None, None], 0.0
                 )
         return out
+
+
+def reconfigured(net: CatscreenNet, **changes: object) -> CatscreenNet:
+    """`net` with config fields that add no parameters changed (zbl...), weights as they were."""
+    out = CatscreenNet(replace(net.config, **changes), net.elements, net.fidelities)
+    out.to(net.energy_scale.dtype).load_state_dict(net.state_dict())
+    return out.train(net.training)
 
 
 def deepened(net: CatscreenNet, extra_layers: int) -> CatscreenNet:

@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from copy import deepcopy
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -36,7 +36,7 @@ from ase import Atoms
 
 from catscreen.errors import CatscreenError
 from catscreen.model.checkpoint import load_checkpoint, save_checkpoint
-from catscreen.model.network import CatscreenNet, ModelConfig, deepened
+from catscreen.model.network import CatscreenNet, ModelConfig, deepened, reconfigured
 from catscreen.training.datasets import ContextDefaults, label_energy, load_frames
 
 # ModelConfig fields that add no parameters, so a fine-tune (init_from) may switch them.
@@ -488,10 +488,7 @@ class Trainer:
                 f"{getattr(net.config, reshaping[0])!r} (only {', '.join(PARAMETER_FREE_FIELDS)} can)"
             )
         if self.config.model:
-            config = replace(net.config, **self.config.model)
-            rebuilt = CatscreenNet(config, net.elements, net.fidelities).to(net.energy_scale.dtype)
-            rebuilt.load_state_dict(net.state_dict())
-            net = rebuilt
+            net = reconfigured(net, **self.config.model)
         data = payload["metadata"].get("training_data", {})
         self.inherited_systems = set(data.get("training_systems", []))
         missing = sorted(set(elements) - set(net.elements)) + sorted(
