@@ -46,8 +46,8 @@ from catscreen.build.placements import NUDGE, nudged
 from catscreen.model import load_model
 from catscreen.model.calculator import CatscreenCalculator
 from catscreen.paths import data_dir
-from catscreen.training.datasets import label_energy, load_frames
-from catscreen.training.evaluate import evaluate_frames, held_out_rule, summary
+from catscreen.training.datasets import load_frames
+from catscreen.training.evaluate import evaluate_frames, held_out_rule, spin_pair_table, summary
 from catscreen.training.generate import add_adsorbate_at, make_slab, slab_sites
 
 FMAX, STEPS = 0.05, 300  # the relax command's defaults; before 0.9 at most 100 steps
@@ -266,24 +266,11 @@ def read_teacher_cache(path: Path, protocol: dict) -> Relaxed:
 
 def spin_pairs(model, path: Path) -> dict:  # noqa: ANN001
     """Model vs DFT spin-on minus spin-off energy per GPAW system (both spins present)."""
-    frames = load_frames(path)
-    by_sid: dict[str, dict[str, Atoms]] = {}
-    for a in frames:
-        by_sid.setdefault(a.info["sid"], {})[a.info["spin"]] = a
     trained = set(model.metadata["metadata"]["training_data"].get("training_systems", []))
-    rows = []
-    for sid, pair in sorted(by_sid.items()):
-        if set(pair) != {"off", "on"}:
-            continue
-        p_off, p_on = model.predict([pair["off"], pair["on"]], ["off", "on"], ["gpaw-pbe"] * 2)
-        rows.append(
-            {
-                "sid": sid,
-                "trained_on": sid in trained,
-                "dft": label_energy(pair["on"]) - label_energy(pair["off"]),
-                "model": p_on.energy - p_off.energy,
-            }
-        )
+    rows = [
+        {"sid": r["sid"], "trained_on": r["sid"] in trained, "dft": r["dft"], "model": r["model"]}
+        for r in spin_pair_table(model, load_frames(path)).sort_values("sid").to_dict("records")
+    ]
 
     def mae(sel: list[dict]) -> float | None:
         return float(np.mean([abs(r["model"] - r["dft"]) for r in sel])) if sel else None

@@ -30,8 +30,8 @@ import numpy as np
 
 from catscreen.model.checkpoint import load_checkpoint_model
 from catscreen.paths import data_dir
-from catscreen.training.datasets import label_energy, load_frames
-from catscreen.training.evaluate import evaluate_frames
+from catscreen.training.datasets import load_frames
+from catscreen.training.evaluate import evaluate_frames, spin_pair_table
 from catscreen.training.trainer import DatasetSpec, TrainConfig, Trainer
 
 ONE = {"as_spin": "off", "as_fidelity": "any"}  # the single context of unconditioned runs
@@ -91,20 +91,9 @@ def scores(model_path: Path, conditioned: bool) -> dict[str, float]:
 
 def spin_difference_mae(model, conditioned: bool, name: str) -> float:  # noqa: ANN001
     """MAE of E(on) - E(off) against GPAW over the pairs of data/training/NAME.extxyz.gz."""
-    pairs: dict[str, dict[str, object]] = {}
-    for a in load_frames(data_dir() / "training" / f"{name}.extxyz.gz"):
-        pairs.setdefault(a.info["sid"], {})[a.info["spin"]] = a
-    errs = []
-    for pair in pairs.values():
-        if set(pair) != {"off", "on"}:
-            continue
-        spins, fids = (
-            (["off", "on"], ["gpaw-pbe"] * 2) if conditioned else (["off"] * 2, ["any"] * 2)
-        )
-        p_off, p_on = model.predict([pair["off"], pair["on"]], spins, fids)
-        dft = label_energy(pair["on"]) - label_energy(pair["off"])
-        errs.append(abs((p_on.energy - p_off.energy) - dft))
-    return float(np.mean(errs))
+    frames = load_frames(data_dir() / "training" / f"{name}.extxyz.gz")
+    context = (("off", "on"), "gpaw-pbe") if conditioned else (("off", "off"), "any")
+    return float(np.mean(np.abs(spin_pair_table(model, frames, *context).error.to_numpy())))
 
 
 def main() -> None:

@@ -399,6 +399,26 @@ def test_zbl_forces_are_minus_energy_gradient(ratio):
     assert fd == pytest.approx(-(forces * direction).sum(), rel=1e-6, abs=1e-6)
 
 
+def test_zbl_far_edges_add_exact_zeros_to_gradients():
+    """Every edge is evaluated (no host sync on a GPU): those beyond `outer` sums give exactly
+    0, never NaN, to the gradient and to its gradient (training differentiates forces)."""
+    net = make_net(config=replace(TINY, correlation=3, zbl=True))
+    atoms = dimer(0.3) + Atoms("Ni", positions=[[1.5, 0.2, 0.1]])
+    batch = net.collate([atoms], ["on"], ["gpaw-pbe"])
+    centre, neighbour = batch.edge_index
+    lengths = (batch.positions[neighbour] - batch.positions[centre]).norm(dim=-1).double()
+    lengths.requires_grad_(True)
+    ratio = net.zbl.ratio(lengths, batch.edge_index, batch.species)
+    energy = net.zbl(lengths, ratio, batch.edge_index, batch.species).sum()
+    (grad,) = torch.autograd.grad(energy, lengths, create_graph=True)
+    (curvature,) = torch.autograd.grad(grad.sum(), lengths)
+    far = ratio.detach() >= net.zbl.outer
+    assert far.any() and not far.all()
+    assert torch.isfinite(grad).all() and torch.isfinite(curvature).all()
+    assert (grad[far] == 0).all() and (curvature[far] == 0).all()
+    assert (grad[~far] != 0).all()
+
+
 def _moved(atoms: Atoms, displacement: np.ndarray) -> Atoms:
     out = atoms.copy()
     out.positions += displacement

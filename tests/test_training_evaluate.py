@@ -5,20 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
+from ase.build import fcc111
 from ase.io import read, write
 from typer.testing import CliRunner
 
 from catscreen.cli.main import app
+from catscreen.model import load_model
 from catscreen.model.checkpoint import load_checkpoint_model
 from catscreen.training.evaluate import (
     evaluate_frames,
     held_out_rule,
     load_eval_frames,
     parity_plot,
+    spin_pair_table,
     summary,
 )
 from catscreen.training.trainer import Trainer, is_validation
-from tests.test_training_trainer import make_dataset, tiny_config
+from tests.test_training_trainer import emt_labelled, make_dataset, tiny_config
 
 
 def test_evaluate_table_and_plot(tmp_path: Path) -> None:
@@ -112,3 +116,49 @@ def test_evaluate_an_aqcat_style_database_names_its_context(tmp_path: Path) -> N
     assert (
         result.exit_code == 2 and "fidelities ['low-fi'] the model does not know" in result.output
     )
+
+
+class SpinShifted:
+    """EMT, 0.1 eV higher in a spin-on context; records the contexts it is asked for."""
+
+    def __init__(self) -> None:
+        self.inner = load_model("emt")
+        self.info = self.inner.info
+        self.contexts: list[tuple[str, str]] = []
+
+    def predict(self, structures, spins, fidelities, stress=False):  # noqa: ANN001, ANN201
+        self.contexts += list(zip(spins, fidelities, strict=True))
+        preds = self.inner.predict(structures, spins, fidelities)
+        for p, spin in zip(preds, spins, strict=True):
+            p.energy += 0.1 if spin == "on" else 0.0
+        return preds
+
+
+def test_spin_pair_table_pairs_frames_by_system() -> None:
+    """One row per system with both spins, in the order of the frames; each frame predicted
+    in the context asked for (the unconditioned one too); error = model - DFT."""
+    frames = []
+    for sid, metal, shift, spins in [
+        ("pt", "Pt", 0.0, ("on", "off")),
+        ("cu", "Cu", 0.3, ("off", "on")),
+        ("alone", "Cu", 0.0, ("off",)),  # no partner: skipped
+    ]:
+        for spin in spins:
+            a = emt_labelled(fcc111(metal, (2, 2, 2), vacuum=5.0))
+            a.calc.results["energy"] += shift if spin == "on" else 0.0
+            a.info.update(sid=sid, spin=spin)
+            frames.append(a)
+    model = SpinShifted()
+    table = spin_pair_table(model, frames, fidelity="emt")
+    assert list(table.columns) == ["sid", "dft", "model", "error"]
+    assert list(table.sid) == ["pt", "cu"]
+    assert table.dft.tolist() == pytest.approx([0.0, 0.3])
+    assert table.model.tolist() == pytest.approx([0.1, 0.1])
+    assert table.error.tolist() == pytest.approx([0.1, -0.2])
+    assert model.contexts == [("off", "emt"), ("on", "emt")] * 2
+    model.contexts.clear()
+    blind = spin_pair_table(model, frames, spins=("off", "off"), fidelity="emt")
+    assert blind.model.tolist() == pytest.approx([0.0, 0.0])
+    assert blind.error.tolist() == pytest.approx([0.0, -0.3])
+    assert set(model.contexts) == {("off", "emt")}
+    assert spin_pair_table(model, frames[-1:]).empty

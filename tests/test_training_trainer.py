@@ -147,6 +147,10 @@ def test_config_errors(tmp_path: Path) -> None:
         ("max_steps: ten\n", "max_steps must be an integer"),
         ("model: {n_scalars: '8'}\n", "model.n_scalars must be an integer"),
         ("model: 3\n", "model must be a mapping"),
+        ("model: {n_layers: 2, bogus: 1}\n", "unknown model key.*bogus"),
+        ("seed: true\n", "seed must be an integer, not True"),  # a bool is not a number
+        ("lr: yes\n", "lr must be a number, not True"),
+        ("fidelities: [pbe, 3]\n", "fidelities must be a list of text"),
         ("dtype: float16\n", "dtype 'float16'"),
         ("device: gpu\n", "unknown device 'gpu'"),
     ],
@@ -168,6 +172,25 @@ def test_config_shape_errors(tmp_path: Path) -> None:
         TrainConfig.load(cfg)
     cfg.write_text("datasets: [{path: d.extxyz, weight: heavy}]\n")
     with pytest.raises(CatscreenError, match="dataset weight must be a number"):
+        TrainConfig.load(cfg)
+
+
+def test_config_shorthands_and_values_kept_as_written(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "datasets:\n  - {path: d.extxyz, kinds: slab, weight: 2}\n"
+        "fidelities: pbe\nelements: [Cu, O]\ndescription:\nmax_minutes: 3\n"
+    )
+    c = TrainConfig.load(cfg)
+    assert (c.fidelities, c.elements, c.description) == (("pbe",), ("Cu", "O"), None)
+    assert c.datasets[0].kinds == ("slab",)
+    # ints stay ints where floats are expected: the saved config is what was written
+    assert type(c.max_minutes) is int and type(c.datasets[0].weight) is int
+    cfg.write_text("datasets:\n  - {path: d.extxyz, bogus: 1, kinds: 3}\n")
+    with pytest.raises(CatscreenError, match="unknown dataset key.*bogus"):
+        TrainConfig.load(cfg)
+    cfg.write_text("datasets:\n  - {path: d.extxyz, kinds: 3}\n")
+    with pytest.raises(CatscreenError, match="dataset kinds must be a list of text, not 3"):
         TrainConfig.load(cfg)
 
 

@@ -349,19 +349,17 @@ class ZBLRepulsion(nn.Module):
     ) -> torch.Tensor:
         """Per-atom repulsion energies [n_atoms] in eV (float64); each pair split in half.
 
-        Only the edges inside `outer` d are evaluated: in a relaxation that is almost none."""
-        out = torch.zeros(species.shape[0], dtype=torch.float64, device=lengths.device)
-        close = ratio < self.outer
-        if not bool(close.any()):
-            return out
-        centre, neighbour = edge_index[0][close], edge_index[1][close]
-        r, x_bond = lengths.double()[close], ratio[close]
+        Every edge is evaluated, so no shape depends on the data (no host sync on a GPU). Beyond
+        `outer` d the envelope is exactly 0 and every factor stays finite (r >= outer d > 0), so
+        those edges add exactly 0 to the energies and their gradients."""
+        centre, r = edge_index[0], lengths.double()
         z = self.z.double()
-        zi, zj = z[species[centre]], z[species[neighbour]]
+        zi, zj = z[species[centre]], z[species[edge_index[1]]]
         a = self.SCREENING / (zi**0.23 + zj**0.23)
         x = r / a
         phi = sum(
             c * torch.exp(-d * x) for c, d in zip(self.COEFFICIENTS, self.EXPONENTS, strict=True)
         )
-        pair = self.COULOMB * zi * zj / r * phi * self.envelope(x_bond)
+        pair = self.COULOMB * zi * zj / r * phi * self.envelope(ratio)
+        out = torch.zeros(species.shape[0], dtype=torch.float64, device=lengths.device)
         return out.index_add(0, centre, 0.5 * pair)

@@ -93,6 +93,33 @@ def evaluate_frames(model: Model, frames: Sequence[Atoms], chunk: int = 64) -> E
     return Evaluation(df_frames, pd.DataFrame(atom_rows), parity)
 
 
+def spin_pair_table(
+    model: Model,
+    frames: Sequence[Atoms],
+    spins: tuple[str, str] = ("off", "on"),
+    fidelity: str = "gpaw-pbe",
+) -> pd.DataFrame:
+    """The model's E(on) - E(off) against the labels' per system with both spins among `frames`
+    (GPAW spin pairs, grouped by info["sid"]), one row per system in the order of `frames`.
+
+    The spin-off frame is predicted in context (spins[0], fidelity), the spin-on frame in
+    (spins[1], fidelity): a model trained without conditioning is asked ("off", "off") in its
+    one fidelity. Each pair is its own call. Columns: sid, dft, model, error (model - dft; eV).
+    """
+    by_sid: dict[str, dict[str, Atoms]] = {}
+    for a in frames:
+        by_sid.setdefault(a.info["sid"], {})[a.info["spin"]] = a
+    rows = []
+    for sid, pair in by_sid.items():
+        if set(pair) != {"off", "on"}:
+            continue
+        p_off, p_on = model.predict([pair["off"], pair["on"]], list(spins), [fidelity] * 2)
+        dft = label_energy(pair["on"]) - label_energy(pair["off"])
+        rows.append({"sid": sid, "dft": dft, "model": p_on.energy - p_off.energy})
+    table = pd.DataFrame(rows, columns=["sid", "dft", "model"])
+    return table.assign(error=table.model - table.dft)
+
+
 def summary(ev: Evaluation) -> pd.DataFrame:
     """MAE table: energy meV/atom and force eV/A, overall and per source, fidelity, spin, kind
     (gas, bulk, slab, adslab; when the frames say) and element.

@@ -26,13 +26,15 @@ import time
 from collections.abc import Callable, Sequence
 from copy import deepcopy
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
 import numpy as np
 import torch
 import yaml
 from ase import Atoms
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from catscreen.errors import CatscreenError
 from catscreen.model.checkpoint import load_checkpoint, save_checkpoint
@@ -101,27 +103,25 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         if not isinstance(data, dict):
             raise CatscreenError("the training config must be a mapping of keys to values")
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise CatscreenError(f"unknown training config key(s): {', '.join(sorted(unknown))}")
+        data = dict(data)
+        datasets = data.pop("datasets", None)
+        for key in ("fidelities", "elements"):
+            if key in data:
+                data[key] = _text_tuple(data[key])
+        _check_types(cls, data, "")
         if data.get("add_layers") and not data.get("init_from"):
             raise CatscreenError("add_layers needs init_from: set model.n_layers to start deeper")
-        if not data.get("datasets"):
+        if not datasets:
             raise CatscreenError("the training config needs at least one dataset")
-        data = dict(data)
-        if not isinstance(data["datasets"], list):
+        if not isinstance(datasets, list):
             raise CatscreenError("datasets must be a list of paths or {path: ...} mappings")
         specs = []
-        for d in data.pop("datasets"):
+        for d in datasets:
             if not isinstance(d, str | dict):
                 raise CatscreenError(f"dataset {d!r} is neither a path nor a {{path: ...}} mapping")
             d = {"path": d} if isinstance(d, str) else dict(d)
-            bad = set(d) - set(DatasetSpec.__dataclass_fields__)
-            if bad:
-                raise CatscreenError(f"unknown dataset key(s): {', '.join(sorted(bad))}")
             if "kinds" in d:
-                kinds = d["kinds"]
-                d["kinds"] = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+                d["kinds"] = _text_tuple(d["kinds"])
             for key in ("spin", "as_spin"):  # YAML 1.1 reads a bare on/off as true/false
                 if isinstance(d.get(key), bool):
                     d[key] = "on" if d[key] else "off"
@@ -129,12 +129,6 @@ class TrainConfig:
                     raise CatscreenError(f"dataset {key}={d[key]!r}; expected on or off")
             _check_types(DatasetSpec, d, "dataset ")
             specs.append(DatasetSpec(**d))
-        for key in ("fidelities", "elements"):
-            if key in data:
-                if isinstance(data[key], str):
-                    data[key] = [data[key]]
-                data[key] = tuple(data[key])
-        _check_types(cls, data, "")
         if data.get("dtype", "float32") not in ("float32", "float64"):
             raise CatscreenError(f"dtype {data['dtype']!r}; expected float32 or float64")
         _check_types(ModelConfig, data.get("model", {}), "model.")
@@ -161,45 +155,54 @@ class TrainConfig:
         return cls(**{**asdict(config), "datasets": specs})
 
 
-def _check_types(cls: type, data: dict[str, Any], prefix: str) -> None:
-    """A wrong type in a config is an error naming the key, not a traceback deep in training.
+def _text_tuple(v: Any) -> Any:
+    """One text or a list of texts -> a tuple (anything else is left for the type check)."""
+    return (v,) if isinstance(v, str) else tuple(v) if isinstance(v, list) else v
 
-    An int is accepted where a float is expected; YAML 1.1 reads `5e-3` (no dot) as text.
-    """
-    if not isinstance(data, dict):
-        raise CatscreenError(f"{prefix.rstrip('.') or 'config'} must be a mapping")
-    hints = get_type_hints(cls)
-    for key, value in data.items():
-        want = hints.get(key)
-        if want is None:
-            continue
-        args = get_args(want)
-        if get_origin(want) is tuple:
-            ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
-            what = "a list of text"
-        elif get_origin(want) is dict:
-            ok, what = isinstance(value, dict), "a mapping"
-        elif want is float or float in args:
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            ok = ok or (value is None and type(None) in args)
-            what = "a number"
-        elif want is int:
-            ok, what = isinstance(value, int) and not isinstance(value, bool), "an integer"
-        elif want is bool:
-            ok, what = isinstance(value, bool), "true or false"
-        elif want is str or str in args:  # an empty YAML value (None) reads as unset
-            ok, what = isinstance(value, str | None), "text"
-        else:
-            continue
-        if not ok:
-            hint = ""
-            if what == "a number" and isinstance(value, str):
-                try:
-                    float(value)
-                    hint = f" (YAML reads {value} as text: write it with a dot, e.g. 5.0e-3)"
-                except ValueError:
-                    pass
-            raise CatscreenError(f"{prefix}{key} must be {what}, not {value!r}{hint}")
+
+@cache
+def _schema(cls: type) -> type[BaseModel]:
+    """A strict pydantic model of a config dataclass's fields; none is required, and text may
+    also be None (an empty YAML value)."""
+    fields = {k: (h | None if h is str else h, None) for k, h in get_type_hints(cls).items()}
+    return create_model(cls.__name__, __config__=ConfigDict(strict=True, extra="forbid"), **fields)
+
+
+_WHAT = {
+    "float_type": "a number",
+    "int_type": "an integer",
+    "bool_type": "true or false",
+    "string_type": "text",
+    "tuple_type": "a list of text",
+    "dict_type": "a mapping",
+}
+
+
+def _check_types(cls: type, data: dict[str, Any], prefix: str) -> None:
+    """A wrong type or an unknown key in a config is an error naming the key, not a traceback
+    deep in training. Only checks: the values are kept as given (an int where a float is
+    expected stays an int). YAML 1.1 reads `5e-3` (no dot) as text."""
+    try:
+        _schema(cls).model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+        if unknown:
+            name = prefix.strip(" .") or "training config"
+            raise CatscreenError(f"unknown {name} key(s): {', '.join(unknown)}") from None
+        (key, *inside), value = errors[0]["loc"], data[errors[0]["loc"][0]]
+        # an error inside a list or mapping is about the whole value
+        what = _WHAT.get(
+            f"{type(value).__name__}_type" if inside else errors[0]["type"], "of another type"
+        )
+        hint = ""
+        if what == "a number" and isinstance(value, str):
+            try:
+                float(value)
+                hint = f" (YAML reads {value} as text: write it with a dot, e.g. 5.0e-3)"
+            except ValueError:
+                pass
+        raise CatscreenError(f"{prefix}{key} must be {what}, not {value!r}{hint}") from None
 
 
 @dataclass
