@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ase import Atoms
-from ase.build import add_adsorbate, bcc100, bcc110, bulk, fcc100, fcc111, hcp0001, molecule
+from ase.build import add_adsorbate, bcc100, bcc110, bulk, fcc100, fcc110, fcc111, hcp0001
 from ase.calculators.calculator import kptdensity2monkhorstpack
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
@@ -246,22 +246,36 @@ def _tag_slab(slab: Atoms, n_adsorbate: int) -> Atoms:
     return slab
 
 
-ADSORBATE_HEIGHTS: dict[str, float] = {"O": 1.2, "H": 1.0, "N": 1.1, "C": 1.1, "CO": 1.8}
-FACETS: dict[str, tuple[Callable[..., Atoms], str]] = {
-    "Fe": (bcc110, "hollow"),
-    "Co": (hcp0001, "fcc"),
-    "Ni": (fcc111, "fcc"),
-    "Cu": (fcc111, "fcc"),
-    "Pt": (fcc111, "fcc"),
-    "Pd": (fcc111, "fcc"),
+ADSORBATE_HEIGHTS: dict[str, float] = {
+    "O": 1.2, "H": 1.0, "N": 1.1, "C": 1.1, "CO": 1.3, "OH": 1.4, "CH": 1.1
+}  # fmt: skip
+# Diatomics stand upright, bound through their first atom (ASE's g2 molecules would put OH's
+# H or CO's O towards the metal): bond lengths in A.
+UPRIGHT_BONDS: dict[str, float] = {"CO": 1.15, "OH": 0.97, "CH": 1.10}
+# Each metal's close-packed facet (None: the training pairs) and the other facets, with the
+# hollow their adsorbates go to by default.
+FACETS: dict[tuple[str, str | None], tuple[Callable[..., Atoms], str]] = {
+    ("Fe", None): (bcc110, "hollow"),
+    ("Co", None): (hcp0001, "fcc"),
+    ("Ni", None): (fcc111, "fcc"),
+    ("Cu", None): (fcc111, "fcc"),
+    ("Pt", None): (fcc111, "fcc"),
+    ("Pd", None): (fcc111, "fcc"),
+    ("Fe", "100"): (bcc100, "hollow"),
+    ("Ni", "100"): (fcc100, "hollow"),
+    ("Cu", "100"): (fcc100, "hollow"),
+    ("Co", "100"): (fcc100, "hollow"),  # fcc Co
+    ("Ni", "110"): (fcc110, "hollow"),
+    ("Cu", "110"): (fcc110, "hollow"),
 }
-FACET_NAMES = {bcc110: "110", hcp0001: "0001", fcc111: "111", bcc100: "100", fcc100: "100"}
-# (100) facets for the held-out test set: a facet no training pair has.
-OPEN_FACETS: dict[str, tuple[Callable[..., Atoms], str]] = {
-    "Fe": (bcc100, "hollow"),
-    "Ni": (fcc100, "hollow"),
-    "Cu": (fcc100, "hollow"),
-}
+FACET_NAMES = {
+    bcc110: "110", hcp0001: "0001", fcc111: "111", bcc100: "100", fcc100: "100", fcc110: "110"
+}  # fmt: skip
+LATTICE_CONSTANTS: dict[str, float] = {"Co": 3.54}  # fcc Co, where ASE's reference is hcp
+
+
+def _upright(name: str) -> Atoms:
+    return Atoms(name, positions=[[0, 0, 0], [0, 0, UPRIGHT_BONDS[name]]])
 
 
 def spin_pair_slab(
@@ -271,21 +285,24 @@ def spin_pair_slab(
     height: float | None = None,
     layers: int = 3,
     vacuum: float = 6.0,
-    open_facet: bool = False,
+    facet: str | None = None,
     rattle: float = 0.0,
 ) -> Atoms:
-    """A 1x1 slab of the metal's close-packed (or, with `open_facet`, (100)) facet, optionally
+    """A 1x1 slab of the metal's close-packed facet (or `facet`, "100" or "110"), optionally
     with one adsorbate per cell.
 
     The adsorbate goes to the facet's hollow at `ADSORBATE_HEIGHTS` unless `site`/`height` say
     otherwise; the sid names a non-default site (or, in the hollow, a non-default height) and
     a rattle (every atom, seed 0: forces that differ between spin off and on).
     """
-    build, hollow = (OPEN_FACETS if open_facet else FACETS)[metal]
-    slab = build(metal, size=(1, 1, layers), vacuum=vacuum)
+    if (metal, facet) not in FACETS:
+        raise CatscreenError(f"no spin-pair slab for {metal}({facet or 'close-packed'})")
+    build, hollow = FACETS[metal, facet]
+    lattice = {"a": LATTICE_CONSTANTS[metal]} if metal in LATTICE_CONSTANTS and facet else {}
+    slab = build(metal, size=(1, 1, layers), vacuum=vacuum, **lattice)
     n_ads = 0
     if adsorbate:
-        ads = molecule(adsorbate) if len(adsorbate) > 1 else adsorbate
+        ads = _upright(adsorbate) if len(adsorbate) > 1 else adsorbate
         z = height if height is not None else ADSORBATE_HEIGHTS[adsorbate]
         add_adsorbate(slab, ads, z, position=site or hollow)
         n_ads = len(slab) - layers
@@ -304,18 +321,33 @@ def spin_pair_slab(
     return _tag_slab(slab, n_ads)
 
 
+# Ordered alloys, textbook lattice constants (A). L1_0 cells are the primitive P4/mmm cell:
+# a = a_fcc / sqrt 2.
+B2: dict[str, float] = {"FeCo-B2": 2.86, "FeRh-B2": 2.99}
+L10: dict[str, tuple[float, float]] = {
+    "FeNi-L10": (3.57 / np.sqrt(2), 3.58),
+    "CoPt-L10": (3.80 / np.sqrt(2), 3.70),
+    "FePd-L10": (3.85 / np.sqrt(2), 3.72),
+}
+L12: dict[str, tuple[str, str, float]] = {
+    "Ni3Fe-L12": ("Fe", "Ni", 3.55),
+    "FePt3-L12": ("Fe", "Pt", 3.87),
+    "Co3Pt-L12": ("Pt", "Co", 3.67),
+}
+
+
 def spin_pair_alloy(name: str) -> Atoms:
     """Ordered alloys from their textbook lattices; no training pair mixes metals.
 
     B2 FeCo (a = 2.86 A), L1_0 FeNi (tetranickel, primitive P4/mmm cell, a = 3.57 / sqrt 2,
     c = 3.58 A), L1_2 Ni3Fe (a = 3.55 A) and FePt3 (a = 3.87 A)."""
-    if name == "FeCo-B2":
-        atoms = bulk("FeCo", "cesiumchloride", a=2.86)
-    elif name == "FeNi-L10":
-        a = 3.57 / np.sqrt(2)
-        atoms = Atoms("FeNi", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[a, a, 3.58])
-    elif name in ("Ni3Fe-L12", "FePt3-L12"):
-        minority, majority, a = ("Fe", "Ni", 3.55) if name == "Ni3Fe-L12" else ("Fe", "Pt", 3.87)
+    if name in B2:
+        atoms = bulk(name[:4], "cesiumchloride", a=B2[name])
+    elif name in L10:
+        a, c = L10[name]
+        atoms = Atoms(name[:4], scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[a, a, c])
+    elif name in L12:
+        minority, majority, a = L12[name]
         corners = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
         atoms = Atoms(minority + majority * 3, scaled_positions=corners, cell=[a, a, a])
     else:
@@ -375,19 +407,19 @@ def spin_pair_test_set() -> list[Atoms]:
     return [
         spin_pair_slab("Co", "C"),
         spin_pair_slab("Fe", "C"),
-        spin_pair_slab("Ni", None, open_facet=True),
-        spin_pair_slab("Ni", "O", open_facet=True),
-        spin_pair_slab("Fe", None, open_facet=True),
-        spin_pair_slab("Fe", "O", open_facet=True),
-        spin_pair_slab("Cu", "O", open_facet=True),
+        spin_pair_slab("Ni", None, facet="100"),
+        spin_pair_slab("Ni", "O", facet="100"),
+        spin_pair_slab("Fe", None, facet="100"),
+        spin_pair_slab("Fe", "O", facet="100"),
+        spin_pair_slab("Cu", "O", facet="100"),
         spin_pair_alloy("FeCo-B2"),
         spin_pair_bulk("Fe", 0.015),
         spin_pair_bulk("Co", -0.015),
         spin_pair_slab("Co", "O", site="bridge", height=1.4),
-        spin_pair_slab("Ni", "H", open_facet=True),
-        spin_pair_slab("Fe", "H", open_facet=True),
-        spin_pair_slab("Ni", "N", open_facet=True),
-        spin_pair_slab("Fe", "N", open_facet=True),
+        spin_pair_slab("Ni", "H", facet="100"),
+        spin_pair_slab("Fe", "H", facet="100"),
+        spin_pair_slab("Ni", "N", facet="100"),
+        spin_pair_slab("Fe", "N", facet="100"),
         spin_pair_bulk("Ni", -0.015),
         spin_pair_bulk("Fe", 0.06),
         spin_pair_bulk("Ni", 0.06),
@@ -412,10 +444,29 @@ def spin_pair_extra_set() -> list[Atoms]:
     )
 
 
+def spin_pair_kinds_set() -> list[Atoms]:
+    """Training pairs of the kinds the test set asks about, none of its structures: other
+    open facets (Ni and Cu (110), fcc Co (100)), new adsorbates on the close-packed facets
+    (upright CO, OH, CH; the test has C and bridge O) and other ordered alloys (B2 FeRh,
+    L1_0 CoPt and FePd, L1_2 Co3Pt). Measures whether pairs of a kind carry to other
+    systems of that kind."""
+    magnetic = ("Fe", "Co", "Ni")
+    return (
+        [spin_pair_slab("Ni", a, facet="110", layers=4) for a in (None, "O", "H")]
+        + [spin_pair_slab("Co", a, facet="100") for a in (None, "O", "H")]
+        + [spin_pair_slab("Cu", a, facet="110", layers=4) for a in (None, "O")]
+        + [spin_pair_alloy(n) for n in ("FeRh-B2", "CoPt-L10", "FePd-L10", "Co3Pt-L12")]
+        + [spin_pair_slab(m, a) for a in ("CO", "OH") for m in magnetic]
+        + [spin_pair_slab(m, "CH") for m in ("Fe", "Ni")]
+        + [spin_pair_slab("Cu", "CO")]
+    )
+
+
 SETS: dict[str, Callable[[], list[Atoms]]] = {
     "train": spin_pair_set,
     "test": spin_pair_test_set,
     "extra": spin_pair_extra_set,
+    "kinds": spin_pair_kinds_set,
 }
 
 
@@ -427,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--kpt-density", type=float, default=GpawSettings.kpt_density)
     parser.add_argument("--limit", type=int, help="only the first N structures")
     parser.add_argument(
-        "--set", choices=sorted(SETS), default="train", help="the training pairs or the test pairs"
+        "--set", choices=sorted(SETS), default="train", help="which built-in structure set"
     )
     parser.add_argument("--summary", action="store_true", help="print spin-on minus spin-off")
     args = parser.parse_args(argv)
