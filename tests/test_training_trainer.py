@@ -162,16 +162,23 @@ def test_config_wrong_types_are_errors(tmp_path: Path, extra: str, message: str)
         _device(TrainConfig.load(cfg).device)
 
 
-def test_config_shape_errors(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("datasets: d.extxyz\n", "datasets must be a list"),  # was read letter by letter
+        ("- d.extxyz\n", "must be a mapping"),
+        ("datasets: [{path: d.extxyz, weight: heavy}]\n", "dataset weight must be a number"),
+        ("datasets:\n  - {path: d.extxyz, bogus: 1, kinds: 3}\n", "unknown dataset key.*bogus"),
+        (
+            "datasets:\n  - {path: d.extxyz, kinds: 3}\n",
+            "dataset kinds must be a list of text, not 3",
+        ),
+    ],
+)
+def test_config_shape_errors(tmp_path: Path, text: str, message: str) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("datasets: d.extxyz\n")  # a string, not a list: was read letter by letter
-    with pytest.raises(CatscreenError, match="datasets must be a list"):
-        TrainConfig.load(cfg)
-    cfg.write_text("- d.extxyz\n")
-    with pytest.raises(CatscreenError, match="must be a mapping"):
-        TrainConfig.load(cfg)
-    cfg.write_text("datasets: [{path: d.extxyz, weight: heavy}]\n")
-    with pytest.raises(CatscreenError, match="dataset weight must be a number"):
+    cfg.write_text(text)
+    with pytest.raises(CatscreenError, match=message):
         TrainConfig.load(cfg)
 
 
@@ -186,12 +193,6 @@ def test_config_shorthands_and_values_kept_as_written(tmp_path: Path) -> None:
     assert c.datasets[0].kinds == ("slab",)
     # ints stay ints where floats are expected: the saved config is what was written
     assert type(c.max_minutes) is int and type(c.datasets[0].weight) is int
-    cfg.write_text("datasets:\n  - {path: d.extxyz, bogus: 1, kinds: 3}\n")
-    with pytest.raises(CatscreenError, match="unknown dataset key.*bogus"):
-        TrainConfig.load(cfg)
-    cfg.write_text("datasets:\n  - {path: d.extxyz, kinds: 3}\n")
-    with pytest.raises(CatscreenError, match="dataset kinds must be a list of text, not 3"):
-        TrainConfig.load(cfg)
 
 
 def test_config_spin_on_off_survive_yaml(tmp_path: Path) -> None:
