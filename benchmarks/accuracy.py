@@ -47,6 +47,7 @@ from catscreen.model import load_model
 from catscreen.model.calculator import CatscreenCalculator
 from catscreen.paths import data_dir
 from catscreen.training.datasets import load_frames
+from catscreen.training.dft_labels import pair_kind
 from catscreen.training.evaluate import evaluate_frames, held_out_rule, spin_pair_table, summary
 from catscreen.training.generate import add_adsorbate_at, make_slab, slab_sites
 
@@ -276,6 +277,7 @@ def spin_pairs(model, path: Path) -> dict:  # noqa: ANN001
         return float(np.mean([abs(r["model"] - r["dft"]) for r in sel])) if sel else None
 
     unseen = [r for r in rows if not r["trained_on"]]
+    kinds = sorted({pair_kind(r["sid"]) for r in unseen})
     return {
         "pairs": len(rows),
         "delta_mae_eV": mae(rows),
@@ -283,6 +285,16 @@ def spin_pairs(model, path: Path) -> dict:  # noqa: ANN001
         "unseen_delta_mae_eV": mae(unseen),
         # what a model blind to spin scores: it predicts no difference at all
         "unseen_no_spin_mae_eV": mae([{**r, "model": 0.0} for r in unseen]),
+        "unseen_by_kind": [
+            {
+                "kind": kind,
+                "pairs": len(sel),
+                "delta_mae_eV": mae(sel),
+                "no_spin_mae_eV": mae([{**r, "model": 0.0} for r in sel]),
+            }
+            for kind in kinds
+            for sel in [[r for r in unseen if pair_kind(r["sid"]) == kind]]
+        ],
         "rows": rows,
     }
 
@@ -335,6 +347,8 @@ def main() -> None:
     for key, name, title in [
         ("spin_pairs", "gpaw_spin_pairs.extxyz.gz", "GPAW spin pairs"),
         ("spin_test", "gpaw_spin_pairs_test.extxyz.gz", "GPAW held-out test pairs"),
+        ("spin_extra", "gpaw_spin_pairs_extra.extxyz.gz", "GPAW extra pairs (trained kinds)"),
+        ("spin_kinds", "gpaw_spin_pairs_kinds.extxyz.gz", "GPAW pairs of new kinds"),
     ]:
         gpaw = data_dir() / "training" / name
         if "gpaw-pbe" not in model.info.fidelities or not gpaw.exists():
@@ -345,6 +359,11 @@ def main() -> None:
             print(
                 f"  not trained on: {sp['unseen_pairs']}, MAE {sp['unseen_delta_mae_eV']:.3f} eV "
                 f"(a model blind to spin: {sp['unseen_no_spin_mae_eV']:.3f} eV)"
+            )
+        for k in sp["unseen_by_kind"]:
+            print(
+                f"    {k['kind']:<18} {k['pairs']:>3} pairs, MAE {k['delta_mae_eV']:.3f} eV "
+                f"(blind {k['no_spin_mae_eV']:.3f} eV)"
             )
         for r in sp["rows"]:
             seen = "trained" if r["trained_on"] else "unseen"

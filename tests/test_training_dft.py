@@ -17,6 +17,7 @@ from catscreen.errors import CatscreenError
 from catscreen.training import dft_labels
 from catscreen.training.datasets import load_frames
 from catscreen.training.dft_labels import (
+    SETS,
     GpawSettings,
     spin_pair_extra_set,
     spin_pair_kinds_set,
@@ -175,9 +176,7 @@ def test_frames_of_one_system_need_their_own_fid(tmp_path):
 
 def test_the_test_pairs_are_held_out_of_every_training_config():
     """No sid of the test set is a training sid, and no committed config names its file."""
-    train = {
-        a.info["sid"] for a in spin_pair_set() + spin_pair_extra_set() + spin_pair_kinds_set()
-    }
+    train = {a.info["sid"] for a in spin_pair_set() + spin_pair_extra_set() + spin_pair_kinds_set()}
     test = {a.info["sid"] for a in spin_pair_test_set()}
     assert not train & test
     configs = list((Path(__file__).parents[1] / "data" / "training").rglob("*.yaml"))
@@ -199,3 +198,20 @@ def test_diatomic_adsorbates_stand_upright_bound_through_their_first_atom(name):
 def test_a_facet_without_a_builder_is_a_one_line_error():
     with pytest.raises(CatscreenError, match=r"no spin-pair slab for Pt\(110\)"):
         spin_pair_slab("Pt", None, facet="110")
+
+
+def test_pair_kinds_name_what_each_set_holds():
+    kinds = {
+        name: {dft_labels.pair_kind(a.info["sid"]) for a in make()} for name, make in SETS.items()
+    }
+    assert kinds["train"] == {"bulk", "strained bulk", "close-packed slab"}
+    assert kinds["test"] == {
+        "strained bulk",
+        "open-facet slab",
+        "ordered alloy",
+        "close-packed slab",
+    }
+    assert dft_labels.pair_kind("gpaw-Fe110-1x1x3-O") == "close-packed slab"  # bcc
+    assert dft_labels.pair_kind("gpaw-Ni110-1x1x4-O") == "open-facet slab"  # fcc
+    with pytest.raises(CatscreenError, match="not a spin-pair sid"):
+        dft_labels.pair_kind("slab-7")

@@ -429,6 +429,21 @@ def spin_pair_test_set() -> list[Atoms]:
     ]
 
 
+def pair_kind(sid: str) -> str:
+    """What kind of system a spin pair's sid names, for errors per kind: strained bulk,
+    ordered alloy, bulk, open-facet slab or close-packed slab."""
+    if any(f"-{name}-" in sid for name in (*B2, *L10, *L12)):
+        return "ordered alloy"
+    if "-bulk" in sid:
+        return "strained bulk" if "-strain" in sid else "bulk"
+    match = re.match(r"gpaw-([A-Z][a-z]?)(\d+)-", sid)
+    if match is None:
+        raise CatscreenError(f"{sid!r} is not a spin-pair sid")
+    metal, facet = match.groups()
+    close_packed = FACET_NAMES[FACETS[metal, None][0]]
+    return "close-packed slab" if facet == close_packed else "open-facet slab"
+
+
 def spin_pair_extra_set() -> list[Atoms]:
     """More training pairs of the kinds the committed set has (close-packed 1x1 slabs, bulk
     within +-3%), none of the test set's kinds: rattled adslabs, other O heights, ontop H,
