@@ -19,11 +19,9 @@ from catscreen.training.datasets import load_frames
 from catscreen.training.dft_labels import (
     SETS,
     GpawSettings,
-    spin_pair_extra_set,
-    spin_pair_kinds_set,
-    spin_pair_set,
+    pair_kind,
+    spin_pair_compound,
     spin_pair_slab,
-    spin_pair_test_set,
 )
 
 # The root app imports every stage; mounting the sub-app alone keeps this test about `data`.
@@ -31,15 +29,13 @@ cli = typer.Typer()
 cli.add_typer(data_app, name="data")
 
 
-@pytest.mark.parametrize(
-    "make", [spin_pair_set, spin_pair_test_set, spin_pair_extra_set, spin_pair_kinds_set]
-)
+@pytest.mark.parametrize("make", list(SETS.values()), ids=list(SETS))
 def test_spin_pair_set_is_tagged_and_uses_one_kpoint_along_vacuum(make):
     structures = make()
     sids = [a.info["sid"] for a in structures]
     assert len(set(sids)) == len(sids)
     elements = {s for a in structures for s in a.get_chemical_symbols()}
-    assert {"Fe", "Co", "Ni"} <= elements and elements & {"Cu", "Pt", "Pd"}  # and a control
+    assert {"Fe", "Co"} <= elements and elements & {"Cu", "Pt", "Pd"}  # and a non-magnetic metal
     for atoms in structures:
         kpts = GpawSettings().kpts(atoms)
         if atoms.info["kind"] == "bulk":
@@ -175,14 +171,15 @@ def test_frames_of_one_system_need_their_own_fid(tmp_path):
 
 
 def test_the_test_pairs_are_held_out_of_every_training_config():
-    """No sid of the test set is a training sid, and no committed config names its file."""
-    train = {a.info["sid"] for a in spin_pair_set() + spin_pair_extra_set() + spin_pair_kinds_set()}
-    test = {a.info["sid"] for a in spin_pair_test_set()}
+    """No sid of a test set is a training sid, and no committed config names their files."""
+    train = {a.info["sid"] for name in ("train", "extra", "kinds", "kinds2") for a in SETS[name]()}
+    test = {a.info["sid"] for name in ("test", "test2") for a in SETS[name]()}
+    assert not {pair_kind(sid) for sid in train} & {"overlayer", "compound"}  # test2's kinds
     assert not train & test
     configs = list((Path(__file__).parents[1] / "data" / "training").rglob("*.yaml"))
     assert configs
     for config in configs:
-        assert "gpaw_spin_pairs_test" not in config.read_text(), config
+        assert "gpaw_spin_pairs_test" not in config.read_text(), config  # test and test2
 
 
 @pytest.mark.parametrize("name", ["CO", "OH", "CH"])
@@ -201,9 +198,7 @@ def test_a_facet_without_a_builder_is_a_one_line_error():
 
 
 def test_pair_kinds_name_what_each_set_holds():
-    kinds = {
-        name: {dft_labels.pair_kind(a.info["sid"]) for a in make()} for name, make in SETS.items()
-    }
+    kinds = {name: {pair_kind(a.info["sid"]) for a in make()} for name, make in SETS.items()}
     assert kinds["train"] == {"bulk", "strained bulk", "close-packed slab"}
     assert kinds["test"] == {
         "strained bulk",
@@ -211,7 +206,21 @@ def test_pair_kinds_name_what_each_set_holds():
         "ordered alloy",
         "close-packed slab",
     }
-    assert dft_labels.pair_kind("gpaw-Fe110-1x1x3-O") == "close-packed slab"  # bcc
-    assert dft_labels.pair_kind("gpaw-Ni110-1x1x4-O") == "open-facet slab"  # fcc
+    assert pair_kind("gpaw-Fe110-1x1x3-O") == "close-packed slab"  # bcc
+    assert pair_kind("gpaw-Ni110-1x1x4-O") == "open-facet slab"  # fcc
     with pytest.raises(CatscreenError, match="not a spin-pair sid"):
-        dft_labels.pair_kind("slab-7")
+        pair_kind("slab-7")
+
+
+def test_films_and_compounds():
+    fe_on_cu = spin_pair_slab("Cu", "O", facet="100", film="Fe")
+    top = fe_on_cu.get_tags() == 1
+    assert list(fe_on_cu.symbols[top]) == ["Fe"] and set(fe_on_cu.symbols[~top]) == {"Cu", "O"}
+    assert fe_on_cu.info["sid"] == "gpaw-Fe@Cu100-1x1x3-O"
+    fe4n = spin_pair_compound("Fe4N")
+    assert fe4n.get_chemical_formula() == "Fe4N" and fe4n.pbc.all()
+    # N at the cube's centre: octahedral among the face-centred Fe, the corner Fe further away
+    expected = [3.795 * np.sqrt(3) / 2] + [3.795 / 2] * 3
+    assert fe4n.get_all_distances(mic=True)[-1, :4] == pytest.approx(expected)
+    with pytest.raises(CatscreenError, match="unknown compound"):
+        spin_pair_compound("Fe3C")

@@ -24,7 +24,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ase import Atoms
-from ase.build import add_adsorbate, bcc100, bcc110, bulk, fcc100, fcc110, fcc111, hcp0001
+from ase.build import (
+    add_adsorbate,
+    bcc100,
+    bcc110,
+    bcc111,
+    bulk,
+    fcc100,
+    fcc110,
+    fcc111,
+    hcp0001,
+)
 from ase.calculators.calculator import kptdensity2monkhorstpack
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
@@ -267,9 +277,11 @@ FACETS: dict[tuple[str, str | None], tuple[Callable[..., Atoms], str]] = {
     ("Co", "100"): (fcc100, "hollow"),  # fcc Co
     ("Ni", "110"): (fcc110, "hollow"),
     ("Cu", "110"): (fcc110, "hollow"),
+    ("Fe", "111"): (bcc111, "hollow"),
 }
 FACET_NAMES = {
-    bcc110: "110", hcp0001: "0001", fcc111: "111", bcc100: "100", fcc100: "100", fcc110: "110"
+    bcc110: "110", hcp0001: "0001", fcc111: "111", bcc100: "100", fcc100: "100", fcc110: "110",
+    bcc111: "111",
 }  # fmt: skip
 LATTICE_CONSTANTS: dict[str, float] = {"Co": 3.54}  # fcc Co, where ASE's reference is hcp
 
@@ -287,9 +299,11 @@ def spin_pair_slab(
     vacuum: float = 6.0,
     facet: str | None = None,
     rattle: float = 0.0,
+    film: str | None = None,
 ) -> Atoms:
-    """A 1x1 slab of the metal's close-packed facet (or `facet`, "100" or "110"), optionally
-    with one adsorbate per cell.
+    """A 1x1 slab of the metal's close-packed facet (or `facet`, "100", "110" or "111"),
+    optionally with one adsorbate per cell; `film` replaces the top layer by that element (a
+    pseudomorphic monolayer, e.g. Fe on Cu(100)).
 
     The adsorbate goes to the facet's hollow at `ADSORBATE_HEIGHTS` unless `site`/`height` say
     otherwise; the sid names a non-default site (or, in the hollow, a non-default height) and
@@ -300,6 +314,8 @@ def spin_pair_slab(
     build, hollow = FACETS[metal, facet]
     lattice = {"a": LATTICE_CONSTANTS[metal]} if metal in LATTICE_CONSTANTS and facet else {}
     slab = build(metal, size=(1, 1, layers), vacuum=vacuum, **lattice)
+    if film:
+        slab.symbols[slab.get_tags() == 1] = film
     n_ads = 0
     if adsorbate:
         ads = _upright(adsorbate) if len(adsorbate) > 1 else adsorbate
@@ -309,7 +325,8 @@ def spin_pair_slab(
     slab.info.pop("adsorbate_info", None)  # a dict: extxyz cannot store it
     slab.center(vacuum=vacuum, axis=2)
     slab.pbc = (True, True, False)
-    sid = f"gpaw-{metal}{FACET_NAMES[build]}-1x1x{layers}-{adsorbate or 'clean'}"
+    surface = f"{film}@{metal}" if film else metal
+    sid = f"gpaw-{surface}{FACET_NAMES[build]}-1x1x{layers}-{adsorbate or 'clean'}"
     if site:
         sid += f"-{site}"
     elif height is not None:
@@ -333,7 +350,16 @@ L12: dict[str, tuple[str, str, float]] = {
     "Ni3Fe-L12": ("Fe", "Ni", 3.55),
     "FePt3-L12": ("Fe", "Pt", 3.87),
     "Co3Pt-L12": ("Pt", "Co", 3.67),
+    # dilute: a magnetic atom among non-magnetic ones
+    "FePd3-L12": ("Fe", "Pd", 3.85),
+    "CoPt3-L12": ("Co", "Pt", 3.85),
+    "FeCu3-L12": ("Fe", "Cu", 3.65),
+    "CoPd3-L12": ("Co", "Pd", 3.85),
 }
+# Compounds: rocksalt monoxides (ferromagnetic cell; their ground states are antiferromagnetic,
+# which a spin pair of this cell does not explore) and the iron nitride of ammonia synthesis.
+ROCKSALT: dict[str, float] = {"FeO-B1": 4.33, "CoO-B1": 4.26, "NiO-B1": 4.18}
+FE4N_A = 3.795
 
 
 def spin_pair_alloy(name: str) -> Atoms:
@@ -353,6 +379,20 @@ def spin_pair_alloy(name: str) -> Atoms:
     else:
         raise CatscreenError(f"unknown alloy {name!r}")
     atoms.pbc = True
+    atoms.info.update(sid=f"gpaw-{name}-bulk", kind="bulk", bulk=name.split("-")[0])
+    return atoms
+
+
+def spin_pair_compound(name: str) -> Atoms:
+    """Rocksalt FeO, CoO, NiO (primitive 2-atom cell) or Fe4N (Fe at the corners and face
+    centres of a cube, N at its centre)."""
+    if name in ROCKSALT:
+        atoms = bulk(name[:3], "rocksalt", a=ROCKSALT[name])
+    elif name == "Fe4N":
+        sites = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0], [0.5, 0.5, 0.5]]
+        atoms = Atoms("Fe4N", scaled_positions=sites, cell=[FE4N_A] * 3, pbc=True)
+    else:
+        raise CatscreenError(f"unknown compound {name!r}")
     atoms.info.update(sid=f"gpaw-{name}-bulk", kind="bulk", bulk=name.split("-")[0])
     return atoms
 
@@ -431,9 +471,13 @@ def spin_pair_test_set() -> list[Atoms]:
 
 def pair_kind(sid: str) -> str:
     """What kind of system a spin pair's sid names, for errors per kind: strained bulk,
-    ordered alloy, bulk, open-facet slab or close-packed slab."""
+    ordered alloy, compound, bulk, overlayer, open-facet slab or close-packed slab."""
     if any(f"-{name}-" in sid for name in (*B2, *L10, *L12)):
         return "ordered alloy"
+    if any(f"-{name}-" in sid for name in (*ROCKSALT, "Fe4N")):
+        return "compound"
+    if "@" in sid:
+        return "overlayer"
     if "-bulk" in sid:
         return "strained bulk" if "-strain" in sid else "bulk"
     match = re.match(r"gpaw-([A-Z][a-z]?)(\d+)-", sid)
@@ -477,11 +521,39 @@ def spin_pair_kinds_set() -> list[Atoms]:
     )
 
 
+def spin_pair_kinds2_set() -> list[Atoms]:
+    """Second round of training kinds, chosen by kind: magnetic atoms in low coordination (the
+    open Fe(111), 6 layers) and dilute among non-magnetic ones (L1_2 FePd3, CoPt3, FeCu3,
+    CoPd3)."""
+    fe111 = [  # its hollow is wide and deep: on top instead
+        spin_pair_slab("Fe", a, site=site, height=h, facet="111", layers=6)
+        for a, site, h in ((None, None, None), ("O", "ontop", 1.65), ("H", "ontop", 1.55))
+    ]
+    return fe111 + [
+        spin_pair_alloy(n) for n in ("FePd3-L12", "CoPt3-L12", "FeCu3-L12", "CoPd3-L12")
+    ]
+
+
+def spin_pair_test2_set() -> list[Atoms]:
+    """Held out, second test set: kinds no training pair has, made before any model trained on
+    the second round. Magnetic monolayers on non-magnetic metals (Fe on Cu(100), Co and Ni on
+    Cu(111), Co on Pt(111)), ferromagnetic rocksalt FeO, CoO, NiO, and Fe4N."""
+    return [
+        spin_pair_slab("Cu", None, facet="100", film="Fe"),
+        spin_pair_slab("Cu", "O", facet="100", film="Fe"),
+        spin_pair_slab("Cu", None, film="Co"),
+        spin_pair_slab("Cu", None, film="Ni"),
+        spin_pair_slab("Pt", None, film="Co"),
+    ] + [spin_pair_compound(n) for n in ("FeO-B1", "CoO-B1", "NiO-B1", "Fe4N")]
+
+
 SETS: dict[str, Callable[[], list[Atoms]]] = {
     "train": spin_pair_set,
     "test": spin_pair_test_set,
     "extra": spin_pair_extra_set,
     "kinds": spin_pair_kinds_set,
+    "kinds2": spin_pair_kinds2_set,
+    "test2": spin_pair_test2_set,
 }
 
 
