@@ -268,8 +268,9 @@ def read_teacher_cache(path: Path, protocol: dict) -> Relaxed:
 def spin_pairs(model, path: Path) -> dict:  # noqa: ANN001
     """Model vs DFT spin-on minus spin-off energy per GPAW system (both spins present)."""
     trained = set(model.metadata["metadata"]["training_data"].get("training_systems", []))
+    keys = ("sid", "dft", "model", "moment_dft", "moment_model")
     rows = [
-        {"sid": r["sid"], "trained_on": r["sid"] in trained, "dft": r["dft"], "model": r["model"]}
+        {"trained_on": r["sid"] in trained, **{k: r[k] for k in keys}}
         for r in spin_pair_table(model, load_frames(path)).sort_values("sid").to_dict("records")
     ]
 
@@ -299,6 +300,39 @@ def spin_pairs(model, path: Path) -> dict:  # noqa: ANN001
     }
 
 
+def report_spin_pairs(model, out: dict) -> None:  # noqa: ANN001
+    """Print (and add to `out`) the spin-pair sections of every GPAW pair file there is."""
+    for key, name, title in [
+        ("spin_pairs", "gpaw_spin_pairs.extxyz.gz", "GPAW spin pairs"),
+        ("spin_test", "gpaw_spin_pairs_test.extxyz.gz", "GPAW held-out test pairs"),
+        ("spin_extra", "gpaw_spin_pairs_extra.extxyz.gz", "GPAW extra pairs (trained kinds)"),
+        ("spin_kinds", "gpaw_spin_pairs_kinds.extxyz.gz", "GPAW pairs of new kinds"),
+        ("spin_kinds2", "gpaw_spin_pairs_kinds2.extxyz.gz", "GPAW pairs of new kinds, round 2"),
+        ("spin_test2", "gpaw_spin_pairs_test2.extxyz.gz", "GPAW held-out test pairs, set 2"),
+    ]:
+        gpaw = data_dir() / "training" / name
+        if "gpaw-pbe" not in model.info.fidelities or not gpaw.exists():
+            continue
+        out[key] = sp = spin_pairs(model, gpaw)
+        print(f"{title}: {sp['pairs']} systems, MAE of E(on)-E(off) {sp['delta_mae_eV']:.3f} eV")
+        if sp["unseen_pairs"]:
+            print(
+                f"  not trained on: {sp['unseen_pairs']}, MAE {sp['unseen_delta_mae_eV']:.3f} eV "
+                f"(a model blind to spin: {sp['unseen_no_spin_mae_eV']:.3f} eV)"
+            )
+        for k in sp["unseen_by_kind"]:
+            print(
+                f"    {k['kind']:<18} {k['pairs']:>3} pairs, MAE {k['delta_mae_eV']:.3f} eV "
+                f"(blind {k['no_spin_mae_eV']:.3f} eV)"
+            )
+        for r in sp["rows"]:
+            seen = "trained" if r["trained_on"] else "unseen"
+            print(
+                f"  {r['sid']:<32} DFT {r['dft']:+.3f}  model {r['model']:+.3f}  {seen:<8}"
+                f"largest moment DFT {r['moment_dft']:.2f}  model {r['moment_model']:.2f} muB"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="bundled")
@@ -321,6 +355,9 @@ def main() -> None:
         "--steps", type=int, default=STEPS, help="BFGS steps per relaxation at most"
     )
     parser.add_argument("--json", type=Path, help="write all numbers here")
+    parser.add_argument(
+        "--spin-only", action="store_true", help="only the GPAW spin-pair sections (seconds)"
+    )
     args = parser.parse_args()
 
     model = load_model(args.model)
@@ -330,11 +367,11 @@ def main() -> None:
     held = {a.info["sid"] for f in frames.values() for a in f if rule(a.info["sid"])}
     out = {"model": f"{model.info.name} {model.info.version}", "held_out_systems": len(held)}
 
-    out["frames"] = frame_errors(model, frames, held)
     print(
         f"model {out['model']}; {len(held)} held-out teacher systems in "
         f"{', '.join(d.name for d in passes)}"
     )
+    out["frames"] = {} if args.spin_only else frame_errors(model, frames, held)
     for name, rows in out["frames"].items():
         print(f"held-out teacher frames, {name} (targets 15 meV/atom, 0.07 eV/A):")
         print(f"  {'group':<14}{'value':<22}{'frames':>7}{'meV/atom':>10}{'eV/A':>8}")
@@ -344,30 +381,11 @@ def main() -> None:
                 f"{r['energy_mae_meV_atom']:>10.1f}{r['force_mae_eV_A']:>8.3f}"
             )
 
-    for key, name, title in [
-        ("spin_pairs", "gpaw_spin_pairs.extxyz.gz", "GPAW spin pairs"),
-        ("spin_test", "gpaw_spin_pairs_test.extxyz.gz", "GPAW held-out test pairs"),
-        ("spin_extra", "gpaw_spin_pairs_extra.extxyz.gz", "GPAW extra pairs (trained kinds)"),
-        ("spin_kinds", "gpaw_spin_pairs_kinds.extxyz.gz", "GPAW pairs of new kinds"),
-    ]:
-        gpaw = data_dir() / "training" / name
-        if "gpaw-pbe" not in model.info.fidelities or not gpaw.exists():
-            continue
-        out[key] = sp = spin_pairs(model, gpaw)
-        print(f"{title}: {sp['pairs']} systems, MAE of E(on)-E(off) {sp['delta_mae_eV']:.3f} eV")
-        if sp["unseen_pairs"]:
-            print(
-                f"  not trained on: {sp['unseen_pairs']}, MAE {sp['unseen_delta_mae_eV']:.3f} eV "
-                f"(a model blind to spin: {sp['unseen_no_spin_mae_eV']:.3f} eV)"
-            )
-        for k in sp["unseen_by_kind"]:
-            print(
-                f"    {k['kind']:<18} {k['pairs']:>3} pairs, MAE {k['delta_mae_eV']:.3f} eV "
-                f"(blind {k['no_spin_mae_eV']:.3f} eV)"
-            )
-        for r in sp["rows"]:
-            seen = "trained" if r["trained_on"] else "unseen"
-            print(f"  {r['sid']:<32} DFT {r['dft']:+.3f}  model {r['model']:+.3f}  {seen}")
+    report_spin_pairs(model, out)
+    if args.spin_only:
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=1, default=str))
+        return
 
     systems = held_out_adsorbate_systems(frames, held, args.systems)
     protocol = {"nudge": args.nudge, "fmax": FMAX, "steps": args.steps}

@@ -43,7 +43,7 @@ def test_spin_pair_set_is_tagged_and_uses_one_kpoint_along_vacuum(make):
             continue
         # ASE's density: at least 2 k-points per reciprocal A along each periodic axis
         spacing = 2 * np.pi * np.linalg.norm(atoms.cell.reciprocal()[:2], axis=1)
-        assert kpts[2] == 1 and all(np.array(kpts[:2]) >= 2.0 * spacing)
+        assert kpts[2] == 1 and all(np.array(kpts[:2]) >= np.maximum(2.0 * spacing, 4))
         tags = atoms.get_tags()
         metal = (tags != 2).sum()  # one top-layer atom per layer of the 1x1 cell
         assert (tags == 1).sum() == 1 and (tags == 0).sum() == metal - 1
@@ -199,24 +199,29 @@ def test_a_facet_without_a_builder_is_a_one_line_error():
 
 def test_pair_kinds_name_what_each_set_holds():
     kinds = {name: {pair_kind(a.info["sid"]) for a in make()} for name, make in SETS.items()}
-    assert kinds["train"] == {"bulk", "strained bulk", "close-packed slab"}
-    assert kinds["test"] == {
-        "strained bulk",
-        "open-facet slab",
-        "ordered alloy",
-        "close-packed slab",
+    slabs = {"open-facet slab", "close-packed slab"}
+    assert kinds == {
+        "train": {"bulk", "strained bulk", "close-packed slab"},
+        "extra": {"close-packed slab"},
+        "kinds": slabs | {"ordered alloy"},
+        "kinds2": {"open-facet slab", "ordered alloy"},
+        "test": slabs | {"strained bulk", "ordered alloy"},
+        "test2": {"overlayer", "compound"},
     }
     assert pair_kind("gpaw-Fe110-1x1x3-O") == "close-packed slab"  # bcc
     assert pair_kind("gpaw-Ni110-1x1x4-O") == "open-facet slab"  # fcc
     with pytest.raises(CatscreenError, match="not a spin-pair sid"):
         pair_kind("slab-7")
+    with pytest.raises(CatscreenError, match="no spin-pair facets for Rh"):
+        pair_kind("gpaw-Rh111-1x1x3-O")
 
 
 def test_films_and_compounds():
-    fe_on_cu = spin_pair_slab("Cu", "O", facet="100", film="Fe")
+    fe_on_cu = spin_pair_slab("Cu", "O", height=0.75, facet="100", film="Fe")
     top = fe_on_cu.get_tags() == 1
     assert list(fe_on_cu.symbols[top]) == ["Fe"] and set(fe_on_cu.symbols[~top]) == {"Cu", "O"}
-    assert fe_on_cu.info["sid"] == "gpaw-Fe@Cu100-1x1x3-O"
+    assert fe_on_cu.info["sid"] == "gpaw-Fe@Cu100-1x1x3-O-h0.75"
+    assert fe_on_cu.get_distance(-1, int(np.flatnonzero(top)[0])) == pytest.approx(1.955, abs=1e-3)
     fe4n = spin_pair_compound("Fe4N")
     assert fe4n.get_chemical_formula() == "Fe4N" and fe4n.pbc.all()
     # N at the cube's centre: octahedral among the face-centred Fe, the corner Fe further away

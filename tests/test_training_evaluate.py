@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from ase.build import fcc111
@@ -119,7 +120,8 @@ def test_evaluate_an_aqcat_style_database_names_its_context(tmp_path: Path) -> N
 
 
 class SpinShifted:
-    """EMT, 0.1 eV higher in a spin-on context; records the contexts it is asked for."""
+    """EMT, 0.1 eV higher and 0.2 muB per atom in a spin-on context; records the contexts it is
+    asked for."""
 
     def __init__(self) -> None:
         self.inner = load_model("emt")
@@ -131,6 +133,7 @@ class SpinShifted:
         preds = self.inner.predict(structures, spins, fidelities)
         for p, spin in zip(preds, spins, strict=True):
             p.energy += 0.1 if spin == "on" else 0.0
+            p.magmoms = np.full(len(p.forces), 0.2 if spin == "on" else 0.0)
         return preds
 
 
@@ -146,15 +149,19 @@ def test_spin_pair_table_pairs_frames_by_system() -> None:
         for spin in spins:
             a = emt_labelled(fcc111(metal, (2, 2, 2), vacuum=5.0))
             a.calc.results["energy"] += shift if spin == "on" else 0.0
+            if sid == "cu" and spin == "on":
+                a.calc.results["magmoms"] = np.linspace(0.3, -0.6, len(a))
             a.info.update(sid=sid, spin=spin)
             frames.append(a)
     model = SpinShifted()
     table = spin_pair_table(model, frames, fidelity="emt")
-    assert list(table.columns) == ["sid", "dft", "model", "error"]
+    assert list(table.columns) == ["sid", "dft", "model", "moment_dft", "moment_model", "error"]
     assert list(table.sid) == ["pt", "cu"]
     assert table.dft.tolist() == pytest.approx([0.0, 0.3])
     assert table.model.tolist() == pytest.approx([0.1, 0.1])
     assert table.error.tolist() == pytest.approx([0.1, -0.2])
+    assert np.isnan(table.moment_dft[0]) and table.moment_dft[1] == pytest.approx(0.6)
+    assert table.moment_model.tolist() == pytest.approx([0.2, 0.2])
     assert model.contexts == [("off", "emt"), ("on", "emt")] * 2
     model.contexts.clear()
     blind = spin_pair_table(model, frames, spins=("off", "off"), fidelity="emt")

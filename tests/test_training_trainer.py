@@ -168,6 +168,7 @@ def test_config_wrong_types_are_errors(tmp_path: Path, extra: str, message: str)
         ("datasets: d.extxyz\n", "datasets must be a list"),  # was read letter by letter
         ("- d.extxyz\n", "must be a mapping"),
         ("datasets: [{path: d.extxyz, weight: heavy}]\n", "dataset weight must be a number"),
+        ("datasets: [{weight: 2}]\n", "dataset .* needs a path"),
         ("datasets:\n  - {path: d.extxyz, bogus: 1, kinds: 3}\n", "unknown dataset key.*bogus"),
         (
             "datasets:\n  - {path: d.extxyz, kinds: 3}\n",

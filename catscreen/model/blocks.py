@@ -349,9 +349,12 @@ class ZBLRepulsion(nn.Module):
     ) -> torch.Tensor:
         """Per-atom repulsion energies [n_atoms] in eV (float64); each pair split in half.
 
-        Every edge is evaluated, so no shape depends on the data (no host sync on a GPU). Beyond
+        On a GPU every edge is evaluated, so no shape depends on the data (no host sync). Beyond
         `outer` d the envelope is exactly 0 and every factor stays finite (r >= outer d > 0), so
         those edges add exactly 0 to the energies and their gradients."""
+        out = torch.zeros(species.shape[0], dtype=torch.float64, device=lengths.device)
+        if not lengths.is_cuda and not bool((ratio < self.outer).any()):
+            return out  # the common case in a relaxation; a free check on the CPU
         centre, r = edge_index[0], lengths.double()
         z = self.z.double()
         zi, zj = z[species[centre]], z[species[edge_index[1]]]
@@ -361,5 +364,4 @@ class ZBLRepulsion(nn.Module):
             c * torch.exp(-d * x) for c, d in zip(self.COEFFICIENTS, self.EXPONENTS, strict=True)
         )
         pair = self.COULOMB * zi * zj / r * phi * self.envelope(ratio)
-        out = torch.zeros(species.shape[0], dtype=torch.float64, device=lengths.device)
         return out.index_add(0, centre, 0.5 * pair)

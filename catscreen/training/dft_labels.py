@@ -340,13 +340,13 @@ def spin_pair_slab(
 
 # Ordered alloys, textbook lattice constants (A). L1_0 cells are the primitive P4/mmm cell:
 # a = a_fcc / sqrt 2.
-B2: dict[str, float] = {"FeCo-B2": 2.86, "FeRh-B2": 2.99}
-L10: dict[str, tuple[float, float]] = {
-    "FeNi-L10": (3.57 / np.sqrt(2), 3.58),
-    "CoPt-L10": (3.80 / np.sqrt(2), 3.70),
-    "FePd-L10": (3.85 / np.sqrt(2), 3.72),
+B2: dict[str, tuple[str, float]] = {"FeCo-B2": ("FeCo", 2.86), "FeRh-B2": ("FeRh", 2.99)}
+L10: dict[str, tuple[str, float, float]] = {
+    "FeNi-L10": ("FeNi", 3.57 / np.sqrt(2), 3.58),
+    "CoPt-L10": ("CoPt", 3.80 / np.sqrt(2), 3.70),
+    "FePd-L10": ("FePd", 3.85 / np.sqrt(2), 3.72),
 }
-L12: dict[str, tuple[str, str, float]] = {
+L12: dict[str, tuple[str, str, float]] = {  # minority at the corner, majority on the faces
     "Ni3Fe-L12": ("Fe", "Ni", 3.55),
     "FePt3-L12": ("Fe", "Pt", 3.87),
     "Co3Pt-L12": ("Pt", "Co", 3.67),
@@ -363,15 +363,13 @@ FE4N_A = 3.795
 
 
 def spin_pair_alloy(name: str) -> Atoms:
-    """Ordered alloys from their textbook lattices; no training pair mixes metals.
-
-    B2 FeCo (a = 2.86 A), L1_0 FeNi (tetranickel, primitive P4/mmm cell, a = 3.57 / sqrt 2,
-    c = 3.58 A), L1_2 Ni3Fe (a = 3.55 A) and FePt3 (a = 3.87 A)."""
+    """An ordered alloy of `B2`, `L10` or `L12` from its textbook lattice (ideal positions)."""
     if name in B2:
-        atoms = bulk(name[:4], "cesiumchloride", a=B2[name])
+        formula, a = B2[name]
+        atoms = bulk(formula, "cesiumchloride", a=a)
     elif name in L10:
-        a, c = L10[name]
-        atoms = Atoms(name[:4], scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[a, a, c])
+        formula, a, c = L10[name]
+        atoms = Atoms(formula, scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[a, a, c])
     elif name in L12:
         minority, majority, a = L12[name]
         corners = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
@@ -484,6 +482,8 @@ def pair_kind(sid: str) -> str:
     if match is None:
         raise CatscreenError(f"{sid!r} is not a spin-pair sid")
     metal, facet = match.groups()
+    if (metal, None) not in FACETS:
+        raise CatscreenError(f"{sid!r}: no spin-pair facets for {metal}")
     close_packed = FACET_NAMES[FACETS[metal, None][0]]
     return "close-packed slab" if facet == close_packed else "open-facet slab"
 
@@ -522,9 +522,12 @@ def spin_pair_kinds_set() -> list[Atoms]:
 
 
 def spin_pair_kinds2_set() -> list[Atoms]:
-    """Second round of training kinds, chosen by kind: magnetic atoms in low coordination (the
-    open Fe(111), 6 layers) and dilute among non-magnetic ones (L1_2 FePd3, CoPt3, FeCu3,
-    CoPd3)."""
+    """Second round of training kinds: magnetic atoms in low coordination (the open Fe(111),
+    6 layers) and dilute among non-magnetic ones (L1_2 FePd3, CoPt3, FeCu3, CoPd3).
+
+    Chosen after the first test set showed where the spin energy falls short (open-facet Fe,
+    Fe in alloys), so a model trained on them is no longer blind to `test`'s open-facet and
+    alloy pairs: `test2` is the blind measure for it."""
     fe111 = [  # its hollow is wide and deep: on top instead
         spin_pair_slab("Fe", a, site=site, height=h, facet="111", layers=6)
         for a, site, h in ((None, None, None), ("O", "ontop", 1.65), ("H", "ontop", 1.55))
@@ -540,7 +543,8 @@ def spin_pair_test2_set() -> list[Atoms]:
     Cu(111), Co on Pt(111)), ferromagnetic rocksalt FeO, CoO, NiO, and Fe4N."""
     return [
         spin_pair_slab("Cu", None, facet="100", film="Fe"),
-        spin_pair_slab("Cu", "O", facet="100", film="Fe"),
+        # O in the (100) hollow at 0.75 A: 1.96 A from each Fe (the default 1.2 A gives 2.17 A)
+        spin_pair_slab("Cu", "O", height=0.75, facet="100", film="Fe"),
         spin_pair_slab("Cu", None, film="Co"),
         spin_pair_slab("Cu", None, film="Ni"),
         spin_pair_slab("Pt", None, film="Co"),

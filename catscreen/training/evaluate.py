@@ -104,7 +104,9 @@ def spin_pair_table(
 
     The spin-off frame is predicted in context (spins[0], fidelity), the spin-on frame in
     (spins[1], fidelity): a model trained without conditioning is asked ("off", "off") in its
-    one fidelity. Each pair is its own call. Columns: sid, dft, model, error (model - dft; eV).
+    one fidelity. Each pair is its own call. Columns: sid, dft, model, error (model - dft; eV),
+    and the largest site moment of the spin-on frame by DFT and by the model's moment head
+    (moment_dft, moment_model; muB).
     """
     by_sid: dict[str, dict[str, Atoms]] = {}
     for a in frames:
@@ -115,9 +117,23 @@ def spin_pair_table(
             continue
         p_off, p_on = model.predict([pair["off"], pair["on"]], list(spins), [fidelity] * 2)
         dft = label_energy(pair["on"]) - label_energy(pair["off"])
-        rows.append({"sid": sid, "dft": dft, "model": p_on.energy - p_off.energy})
-    table = pd.DataFrame(rows, columns=["sid", "dft", "model"])
+        labelled = pair["on"].calc.results.get("magmoms") if pair["on"].calc else None
+        rows.append(
+            {
+                "sid": sid,
+                "dft": dft,
+                "model": p_on.energy - p_off.energy,
+                "moment_dft": _largest(labelled),
+                "moment_model": _largest(p_on.magmoms),
+            }
+        )
+    table = pd.DataFrame(rows, columns=["sid", "dft", "model", "moment_dft", "moment_model"])
     return table.assign(error=table.model - table.dft)
+
+
+def _largest(moments: np.ndarray | None) -> float:
+    """The largest site moment by size (muB); NaN where there are none."""
+    return float(np.abs(moments).max()) if moments is not None and len(moments) else float("nan")
 
 
 def summary(ev: Evaluation) -> pd.DataFrame:

@@ -120,6 +120,8 @@ class TrainConfig:
             if not isinstance(d, str | dict):
                 raise CatscreenError(f"dataset {d!r} is neither a path nor a {{path: ...}} mapping")
             d = {"path": d} if isinstance(d, str) else dict(d)
+            if not isinstance(d.get("path"), str):
+                raise CatscreenError(f"dataset {d!r} needs a path")
             if "kinds" in d:
                 d["kinds"] = _text_tuple(d["kinds"])
             for key in ("spin", "as_spin"):  # YAML 1.1 reads a bare on/off as true/false
