@@ -227,5 +227,7 @@ def test_films_and_compounds():
     # N at the cube's centre: octahedral among the face-centred Fe, the corner Fe further away
     expected = [3.795 * np.sqrt(3) / 2] + [3.795 / 2] * 3
     assert fe4n.get_all_distances(mic=True)[-1, :4] == pytest.approx(expected)
+    nio = spin_pair_compound("NiO-B1")  # starts high-spin: from 1 muB it ends non-magnetic
+    assert dft_labels.initial_magmoms(nio).tolist() == [2.0, 0.0]
     with pytest.raises(CatscreenError, match="unknown compound"):
         spin_pair_compound("Fe3C")

@@ -360,6 +360,7 @@ L12: dict[str, tuple[str, str, float]] = {  # minority at the corner, majority o
 # which a spin pair of this cell does not explore) and the iron nitride of ammonia synthesis.
 ROCKSALT: dict[str, float] = {"FeO-B1": 4.33, "CoO-B1": 4.26, "NiO-B1": 4.18}
 FE4N_A = 3.795
+ION_MOMENTS: dict[str, float] = {"Fe": 4.0, "Co": 3.0, "Ni": 2.0}
 
 
 def spin_pair_alloy(name: str) -> Atoms:
@@ -386,6 +387,8 @@ def spin_pair_compound(name: str) -> Atoms:
     centres of a cube, N at its centre)."""
     if name in ROCKSALT:
         atoms = bulk(name[:3], "rocksalt", a=ROCKSALT[name])
+        # the 2+ ions' high-spin moments: NiO started at Ni's metallic 1 muB ends non-magnetic
+        atoms.set_initial_magnetic_moments([ION_MOMENTS[name[:2]], 0.0])
     elif name == "Fe4N":
         sites = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0], [0.5, 0.5, 0.5]]
         atoms = Atoms("Fe4N", scaled_positions=sites, cell=[FE4N_A] * 3, pbc=True)
