@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from ase import Atoms
 from ase.optimize import BFGS
 
@@ -266,37 +267,33 @@ def read_teacher_cache(path: Path, protocol: dict) -> Relaxed:
 
 
 def spin_pairs(model, path: Path) -> dict:  # noqa: ANN001
-    """Model vs DFT spin-on minus spin-off energy per GPAW system (both spins present)."""
+    """Model vs DFT spin-on minus spin-off energy per GPAW system (both spins present), with
+    what a model blind to spin scores (it predicts no difference at all)."""
     trained = set(model.metadata["metadata"]["training_data"].get("training_systems", []))
-    keys = ("sid", "dft", "model", "moment_dft", "moment_model")
-    rows = [
-        {"trained_on": r["sid"] in trained, **{k: r[k] for k in keys}}
-        for r in spin_pair_table(model, load_frames(path)).sort_values("sid").to_dict("records")
-    ]
+    table = spin_pair_table(model, load_frames(path)).sort_values("sid")
+    table = table.assign(trained_on=table.sid.isin(trained), blind=table.dft.abs())
+    unseen = table[~table.trained_on]
 
-    def mae(sel: list[dict]) -> float | None:
-        return float(np.mean([abs(r["model"] - r["dft"]) for r in sel])) if sel else None
+    def mae(errors: pd.Series) -> float | None:
+        return float(errors.abs().mean()) if len(errors) else None
 
-    unseen = [r for r in rows if not r["trained_on"]]
-    kinds = sorted({pair_kind(r["sid"]) for r in unseen})
+    keys = ["sid", "trained_on", "dft", "model", "moment_dft", "moment_model"]
     return {
-        "pairs": len(rows),
-        "delta_mae_eV": mae(rows),
+        "pairs": len(table),
+        "delta_mae_eV": mae(table.error),
         "unseen_pairs": len(unseen),
-        "unseen_delta_mae_eV": mae(unseen),
-        # what a model blind to spin scores: it predicts no difference at all
-        "unseen_no_spin_mae_eV": mae([{**r, "model": 0.0} for r in unseen]),
+        "unseen_delta_mae_eV": mae(unseen.error),
+        "unseen_no_spin_mae_eV": mae(unseen.blind),
         "unseen_by_kind": [
             {
                 "kind": kind,
                 "pairs": len(sel),
-                "delta_mae_eV": mae(sel),
-                "no_spin_mae_eV": mae([{**r, "model": 0.0} for r in sel]),
+                "delta_mae_eV": mae(sel.error),
+                "no_spin_mae_eV": mae(sel.blind),
             }
-            for kind in kinds
-            for sel in [[r for r in unseen if pair_kind(r["sid"]) == kind]]
+            for kind, sel in unseen.groupby(unseen.sid.map(pair_kind))
         ],
-        "rows": rows,
+        "rows": table[keys].to_dict("records"),
     }
 
 

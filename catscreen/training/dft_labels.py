@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -334,7 +335,8 @@ def spin_pair_slab(
     if rattle:
         slab.rattle(stdev=rattle, seed=0)
         sid += f"-rattle{rattle:g}"
-    slab.info.update(sid=sid, kind="adslab" if adsorbate else "slab", bulk=metal)
+    kind = "overlayer" if film else "open-facet slab" if facet else "close-packed slab"
+    slab.info.update(sid=sid, kind="adslab" if adsorbate else "slab", bulk=metal, pair_kind=kind)
     return _tag_slab(slab, n_ads)
 
 
@@ -378,7 +380,9 @@ def spin_pair_alloy(name: str) -> Atoms:
     else:
         raise CatscreenError(f"unknown alloy {name!r}")
     atoms.pbc = True
-    atoms.info.update(sid=f"gpaw-{name}-bulk", kind="bulk", bulk=name.split("-")[0])
+    atoms.info.update(
+        sid=f"gpaw-{name}-bulk", kind="bulk", bulk=name.split("-")[0], pair_kind="ordered alloy"
+    )
     return atoms
 
 
@@ -394,7 +398,9 @@ def spin_pair_compound(name: str) -> Atoms:
         atoms = Atoms("Fe4N", scaled_positions=sites, cell=[FE4N_A] * 3, pbc=True)
     else:
         raise CatscreenError(f"unknown compound {name!r}")
-    atoms.info.update(sid=f"gpaw-{name}-bulk", kind="bulk", bulk=name.split("-")[0])
+    atoms.info.update(
+        sid=f"gpaw-{name}-bulk", kind="bulk", bulk=name.split("-")[0], pair_kind="compound"
+    )
     return atoms
 
 
@@ -412,7 +418,8 @@ def spin_pair_bulk(metal: str, strain: float = 0.0, rattle: float = 0.0) -> Atom
     if rattle:
         atoms.rattle(stdev=rattle, seed=0)
         name += f"-rattle{rattle:.2f}"
-    atoms.info.update(sid=name, kind="bulk", bulk=metal)
+    kind = "strained bulk" if strain else "bulk"
+    atoms.info.update(sid=name, kind="bulk", bulk=metal, pair_kind=kind)
     return atoms
 
 
@@ -468,27 +475,6 @@ def spin_pair_test_set() -> list[Atoms]:
         spin_pair_alloy("Ni3Fe-L12"),
         spin_pair_alloy("FePt3-L12"),
     ]
-
-
-def pair_kind(sid: str) -> str:
-    """What kind of system a spin pair's sid names, for errors per kind: strained bulk,
-    ordered alloy, compound, bulk, overlayer, open-facet slab or close-packed slab."""
-    if any(f"-{name}-" in sid for name in (*B2, *L10, *L12)):
-        return "ordered alloy"
-    if any(f"-{name}-" in sid for name in (*ROCKSALT, "Fe4N")):
-        return "compound"
-    if "@" in sid:
-        return "overlayer"
-    if "-bulk" in sid:
-        return "strained bulk" if "-strain" in sid else "bulk"
-    match = re.match(r"gpaw-([A-Z][a-z]?)(\d+)-", sid)
-    if match is None:
-        raise CatscreenError(f"{sid!r} is not a spin-pair sid")
-    metal, facet = match.groups()
-    if (metal, None) not in FACETS:
-        raise CatscreenError(f"{sid!r}: no spin-pair facets for {metal}")
-    close_packed = FACET_NAMES[FACETS[metal, None][0]]
-    return "close-packed slab" if facet == close_packed else "open-facet slab"
 
 
 def spin_pair_extra_set() -> list[Atoms]:
@@ -562,6 +548,20 @@ SETS: dict[str, Callable[[], list[Atoms]]] = {
     "kinds2": spin_pair_kinds2_set,
     "test2": spin_pair_test2_set,
 }
+
+
+@cache
+def _pair_kinds() -> dict[str, str]:
+    return {a.info["sid"]: a.info["pair_kind"] for make in SETS.values() for a in make()}
+
+
+def pair_kind(sid: str) -> str:
+    """What kind of system a built-in spin pair is, for errors per kind (strained bulk, bulk,
+    ordered alloy, compound, overlayer, open-facet or close-packed slab): what its builder
+    recorded, found by sid, so labelled files made before the record existed are read too."""
+    if sid not in _pair_kinds():
+        raise CatscreenError(f"{sid!r} is not a built-in spin pair")
+    return _pair_kinds()[sid]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
