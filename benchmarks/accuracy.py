@@ -45,11 +45,18 @@ from catscreen.analysis.anomalies import EXCLUDING, detect_anomalies
 from catscreen.build.gas import default_scheme, gas_molecule, scheme_molecules
 from catscreen.build.placements import NUDGE, nudged
 from catscreen.model import load_model
+from catscreen.model.api import magnetic_elements
 from catscreen.model.calculator import CatscreenCalculator
 from catscreen.paths import data_dir
 from catscreen.training.datasets import load_frames
 from catscreen.training.dft_labels import pair_kind
-from catscreen.training.evaluate import evaluate_frames, held_out_rule, spin_pair_table, summary
+from catscreen.training.evaluate import (
+    evaluate_frames,
+    fit_moment_couplings,
+    held_out_rule,
+    spin_pair_table,
+    summary,
+)
 from catscreen.training.generate import add_adsorbate_at, make_slab, slab_sites
 
 FMAX, STEPS = 0.05, 300  # the relax command's defaults; before 0.9 at most 100 steps
@@ -266,11 +273,29 @@ def read_teacher_cache(path: Path, protocol: dict) -> Relaxed:
     )
 
 
-def spin_pairs(model, path: Path) -> dict:  # noqa: ANN001
+# Pair files no training config may name, and the rest (what the Stoner couplings are fitted on).
+HELD_OUT_PAIRS = ("gpaw_spin_pairs_test.extxyz.gz", "gpaw_spin_pairs_test2.extxyz.gz")
+TRAINING_PAIRS = (
+    "gpaw_spin_pairs.extxyz.gz",
+    "gpaw_spin_pairs_extra.extxyz.gz",
+    "gpaw_spin_pairs_kinds.extxyz.gz",
+    "gpaw_spin_pairs_kinds2.extxyz.gz",
+)
+
+
+def stoner_couplings() -> dict[str, float]:
+    """I per magnetic element of -sum I m^2 / 4, fitted on every training pair's DFT moments."""
+    folder = data_dir() / "training"
+    frames = [a for name in TRAINING_PAIRS for a in load_frames(folder / name)]
+    return fit_moment_couplings(frames, sorted(magnetic_elements()))
+
+
+def spin_pairs(model, path: Path, couplings: dict[str, float] | None = None) -> dict:  # noqa: ANN001
     """Model vs DFT spin-on minus spin-off energy per GPAW system (both spins present), with
-    what a model blind to spin scores (it predicts no difference at all)."""
+    what a model blind to spin scores (it predicts no difference at all); with `couplings`,
+    also what the Stoner-like energy of the DFT moments and of the model's moments score."""
     trained = set(model.metadata["metadata"]["training_data"].get("training_systems", []))
-    table = spin_pair_table(model, load_frames(path)).sort_values("sid")
+    table = spin_pair_table(model, load_frames(path), couplings=couplings).sort_values("sid")
     table = table.assign(trained_on=table.sid.isin(trained), blind=table.dft.abs())
     unseen = table[~table.trained_on]
 
@@ -278,7 +303,16 @@ def spin_pairs(model, path: Path) -> dict:  # noqa: ANN001
         return float(errors.abs().mean()) if len(errors) else None
 
     keys = ["sid", "trained_on", "dft", "model", "moment_dft", "moment_model"]
+    stoner = {}
+    if couplings is not None:
+        keys += ["stoner_dft", "stoner_model"]
+        stoner = {
+            "stoner_couplings": couplings,
+            "unseen_stoner_dft_mae_eV": mae(unseen.stoner_dft - unseen.dft),
+            "unseen_stoner_model_mae_eV": mae(unseen.stoner_model - unseen.dft),
+        }
     return {
+        **stoner,
         "pairs": len(table),
         "delta_mae_eV": mae(table.error),
         "unseen_pairs": len(unseen),
@@ -310,7 +344,8 @@ def report_spin_pairs(model, out: dict) -> None:  # noqa: ANN001
         gpaw = data_dir() / "training" / name
         if "gpaw-pbe" not in model.info.fidelities or not gpaw.exists():
             continue
-        out[key] = sp = spin_pairs(model, gpaw)
+        couplings = stoner_couplings() if name in HELD_OUT_PAIRS else None
+        out[key] = sp = spin_pairs(model, gpaw, couplings)
         print(f"{title}: {sp['pairs']} systems, MAE of E(on)-E(off) {sp['delta_mae_eV']:.3f} eV")
         if sp["unseen_pairs"]:
             print(
@@ -322,11 +357,24 @@ def report_spin_pairs(model, out: dict) -> None:  # noqa: ANN001
                 f"    {k['kind']:<18} {k['pairs']:>3} pairs, MAE {k['delta_mae_eV']:.3f} eV "
                 f"(blind {k['no_spin_mae_eV']:.3f} eV)"
             )
+        if couplings is not None and sp["unseen_pairs"]:
+            fitted = ", ".join(f"{el} {i:.3f}" for el, i in couplings.items())
+            print(
+                f"  Stoner-like -sum I m^2/4 (I in eV/muB^2 fitted on the training pairs' DFT "
+                f"moments: {fitted}): MAE {sp['unseen_stoner_dft_mae_eV']:.3f} eV with the DFT "
+                f"moments, {sp['unseen_stoner_model_mae_eV']:.3f} eV with this model's"
+            )
         for r in sp["rows"]:
             seen = "trained" if r["trained_on"] else "unseen"
+            stoner = (
+                f"  Stoner DFT {r['stoner_dft']:+.3f} model {r['stoner_model']:+.3f}"
+                if "stoner_dft" in r
+                else ""
+            )
             print(
                 f"  {r['sid']:<32} DFT {r['dft']:+.3f}  model {r['model']:+.3f}  {seen:<8}"
                 f"largest moment DFT {r['moment_dft']:.2f}  model {r['moment_model']:.2f} muB"
+                f"{stoner}"
             )
 
 

@@ -15,7 +15,7 @@ Runs 1-3 see one context, so they are evaluated in that context; run 4 in each f
 Reported: energy (meV/atom) and force (eV/A) MAE on the held-out teacher catalyst systems (bulk,
 slabs, adsorbates; not the gas molecules) per fidelity and spin (spin on = the magnetic systems), and the MAE of E(on) - E(off) on the GPAW pairs (all
 pairs trained, so this measures whether a model *can* represent the spin difference at all,
-which one context cannot) and on the held-out GPAW test pairs (never trained on: whether the
+which one context cannot) and on the two held-out GPAW test sets (never trained on: whether the
 spin condition carries to new systems).
 """
 
@@ -82,10 +82,12 @@ def scores(model_path: Path, conditioned: bool) -> dict[str, float]:
             out[f"{fid}/{spin} meV/atom"] = 1000 * float(sel.energy_error_per_atom.abs().mean())
             out[f"{fid}/{spin} eV/A"] = float(sel.force_mae.mean())
     out["GPAW on-off MAE eV"] = spin_difference_mae(model, conditioned, "gpaw_spin_pairs")
-    if (root / "gpaw_spin_pairs_test.extxyz.gz").exists():
-        out["GPAW held-out on-off MAE eV"] = spin_difference_mae(
-            model, conditioned, "gpaw_spin_pairs_test"
-        )
+    for column, name in [
+        ("GPAW held-out on-off MAE eV", "gpaw_spin_pairs_test"),
+        ("GPAW held-out set 2 on-off MAE eV", "gpaw_spin_pairs_test2"),
+    ]:
+        if (root / f"{name}.extxyz.gz").exists():
+            out[column] = spin_difference_mae(model, conditioned, name)
     return out
 
 

@@ -216,3 +216,42 @@ def test_saving_the_bundled_weights_again_keeps_their_version(tmp_path):
     net, payload = load_checkpoint(data_dir() / "models" / "bundled.pt")
     assert save_checkpoint(net, tmp_path / "again.pt", payload["metadata"]) == payload["version"]
     assert "zbl" not in json.loads(net.config.to_json())
+
+
+def test_zbl_checkpoint_keeps_its_radii(tmp_path, monkeypatch):
+    """The ZBL switch reads covalent radii saved with the weights, not ASE's table at load
+    time; a ZBL checkpoint saved before the radii were stored loads with ASE's."""
+    from dataclasses import replace
+
+    from ase.data import covalent_radii
+
+    from catscreen.model import blocks
+
+    torch.manual_seed(0)
+    net = CatscreenNet(replace(TINY, zbl=True), ELEMENTS, FIDELITIES)
+    path = tmp_path / "zbl.pt"
+    save_checkpoint(net, path, {"name": "zbl"})
+    squeezed = slab()
+    squeezed.positions[-1] = squeezed.positions[-5] + [0.0, 0.0, 0.7]  # O at 0.55 sums of Ni
+    batch = net.collate([squeezed], ["on"], ["gpaw-pbe"])
+    before = float(net.eval()(batch, forces=False)["energy"].detach())
+    monkeypatch.setattr(blocks, "covalent_radii", covalent_radii * 1.5)
+    fresh = CatscreenNet(replace(TINY, zbl=True), ELEMENTS, FIDELITIES)
+    fresh.load_state_dict(
+        {k: v for k, v in net.state_dict().items() if k != "zbl.radius_mA"}, strict=False
+    )
+    assert abs(float(fresh.eval()(batch, forces=False)["energy"].detach()) - before) > 1.0
+    loaded, payload = load_checkpoint(path)
+    assert loaded.zbl.radius_mA.tolist() == net.zbl.radius_mA.tolist()
+    again = loaded.collate([squeezed], ["on"], ["gpaw-pbe"])
+    assert float(loaded(again, forces=False)["energy"].detach()) == pytest.approx(before, abs=1e-9)
+    monkeypatch.undo()
+    old = dict(payload)
+    old["state_dict"] = {k: v for k, v in payload["state_dict"].items() if k != "zbl.radius_mA"}
+    old["version"] = checkpoint.content_version(
+        old["config"], old["elements"], old["fidelities"], old["state_dict"]
+    )
+    torch.save(old, tmp_path / "old.pt")
+    legacy, _ = load_checkpoint(tmp_path / "old.pt")
+    assert legacy.zbl.radius_mA.tolist() == net.zbl.radius_mA.tolist()
+    assert float(legacy(again, forces=False)["energy"].detach()) == pytest.approx(before, abs=1e-9)

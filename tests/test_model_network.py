@@ -44,17 +44,23 @@ def make_net(seed: int = 0, config: ModelConfig = TINY) -> CatscreenNet:
             layer.film.linear.weight.normal_(0.0, 0.5)
             layer.film.linear.bias.normal_(0.0, 0.1)
         net.reference_energies.normal_(-3.0, 1.0)
+        if net.stoner is not None:
+            net.stoner.uniform_(0.5, 1.5)
     return net.eval()
 
 
 @pytest.fixture(
-    scope="module", params=[(1, False), (3, False), (3, True)], ids=["nequip", "c3", "c3-zbl"]
+    scope="module",
+    params=[(1, False, False), (3, False, False), (3, True, False), (1, False, True)],
+    ids=["nequip", "c3", "c3-zbl", "nequip-spin-energy"],
 )
 def net(request) -> CatscreenNet:
-    """Every physics test runs on the NequIP layers, the MACE-style product layers, and the
-    product layers with the ZBL core repulsion (active in the `squeezed` structure)."""
-    correlation, zbl = request.param
-    return make_net(config=replace(TINY, correlation=correlation, zbl=zbl))
+    """Every physics test runs on the NequIP layers, the MACE-style product layers, the
+    product layers with the ZBL core repulsion (active in the `squeezed` structure), and the
+    NequIP layers with the moment-based spin energy."""
+    correlation, zbl, spin_energy = request.param
+    config = replace(TINY, correlation=correlation, zbl=zbl, spin_energy=spin_energy)
+    return make_net(config=config)
 
 
 def small_bulk() -> Atoms:
@@ -428,3 +434,41 @@ def _moved(atoms: Atoms, displacement: np.ndarray) -> Atoms:
 def test_zbl_switch_range_is_checked():
     with pytest.raises(CatscreenError, match="zbl_inner and zbl_outer"):
         ModelConfig.from_dict({"zbl": True, "zbl_inner": 0.8, "zbl_outer": 0.5})
+
+
+def test_spin_energy_starts_inert_and_is_minus_i_m2_over_4():
+    """Switched on, it changes nothing until trained; then spin-on energies gain exactly
+    -I m^2 / 4 per atom from the predicted moments, and spin-off energies nothing."""
+    plain = make_net()
+    with_term = reconfigured(plain, spin_energy=True)
+    atoms = slab()
+    for spin, fidelity in [("on", "gpaw-pbe"), ("off", "gpaw-pbe"), ("on", "teacher-pbe")]:
+        a, b = evaluate(plain, atoms, spin, fidelity), evaluate(with_term, atoms, spin, fidelity)
+        assert b["energy"][0] == a["energy"][0]
+        np.testing.assert_array_equal(b["forces"], a["forces"])
+    ni, o = ELEMENTS.index("Ni"), ELEMENTS.index("O")
+    with torch.no_grad():
+        with_term.stoner[FIDELITIES.index("gpaw-pbe"), ni] = 0.8
+        with_term.stoner[FIDELITIES.index("gpaw-pbe"), o] = 0.3
+    on, on_plain = evaluate(with_term, atoms, "on"), evaluate(plain, atoms, "on")
+    m = on_plain["magmoms"]
+    coupling = np.where(atoms.numbers == 28, 0.8, 0.3)
+    assert on["energy"][0] - on_plain["energy"][0] == pytest.approx(-0.25 * (coupling * m**2).sum())
+    assert not np.allclose(on["forces"], on_plain["forces"])  # the moments depend on positions
+    for spin, fidelity in [("off", "gpaw-pbe"), ("on", "teacher-pbe")]:
+        a, b = evaluate(plain, atoms, spin, fidelity), evaluate(with_term, atoms, spin, fidelity)
+        assert b["energy"][0] == a["energy"][0]
+
+
+def test_trained_spin_energy_cannot_be_switched_off():
+    with_term = make_net(config=replace(TINY, spin_energy=True))
+    with pytest.raises(CatscreenError, match="spin_energy cannot be switched off"):
+        reconfigured(with_term, spin_energy=False)
+
+
+def test_zbl_can_be_switched_off_again():
+    """Dropping the ZBL drops its radii with it and leaves the network as it was."""
+    plain = make_net(config=replace(TINY, correlation=3))
+    back = reconfigured(reconfigured(plain, zbl=True), zbl=False)
+    a, b = evaluate(plain, slab()), evaluate(back, slab())
+    assert b["energy"][0] == a["energy"][0]

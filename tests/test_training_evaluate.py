@@ -7,17 +7,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from ase import Atoms
 from ase.build import fcc111
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 from typer.testing import CliRunner
 
 from catscreen.cli.main import app
+from catscreen.errors import CatscreenError
 from catscreen.model import load_model
 from catscreen.model.checkpoint import load_checkpoint_model
 from catscreen.training.evaluate import (
     evaluate_frames,
+    fit_moment_couplings,
     held_out_rule,
     load_eval_frames,
+    moment_spin_energy,
     parity_plot,
     spin_pair_table,
     summary,
@@ -169,3 +174,43 @@ def test_spin_pair_table_pairs_frames_by_system() -> None:
     assert blind.error.tolist() == pytest.approx([0.0, -0.3])
     assert set(model.contexts) == {("off", "emt")}
     assert spin_pair_table(model, frames[-1:]).empty
+
+
+def stoner_pair(sid: str, symbols: str, moments: list[float], couplings: dict[str, float]):
+    """A spin pair whose spin energy is exactly -sum I m^2 / 4 of its moments."""
+    positions = 2.5 * np.arange(3 * len(Atoms(symbols))).reshape(-1, 3)
+    off = emt_labelled(Atoms(symbols, positions=positions))
+    on = off.copy()
+    spin_energy = -0.25 * sum(
+        couplings.get(el, 0.0) * m**2
+        for el, m in zip(off.get_chemical_symbols(), moments, strict=True)
+    )
+    on.calc = SinglePointCalculator(
+        on, energy=off.calc.results["energy"] + spin_energy, forces=off.get_forces(),
+        magmoms=np.array(moments),
+    )  # fmt: skip
+    off.info.update(sid=sid, spin="off")
+    on.info.update(sid=sid, spin="on")
+    return [off, on]
+
+
+def test_moment_couplings_recover_a_stoner_energy_and_score_models() -> None:
+    """The fit recovers the I that made the spin energies, ignores elements no pair has, and
+    the table sets the Stoner energy of the DFT moments against that of the model's."""
+    truth = {"Ni": 0.37, "Pt": 0.34}  # EMT elements, so that SpinShifted can predict them
+    frames = (
+        stoner_pair("ni", "Ni2", [2.2, 2.9], truth)
+        + stoner_pair("nipt", "NiPtO", [2.6, 0.6, 0.1], truth)
+        + stoner_pair("pt", "Pt3", [0.6, 0.7, 0.5], truth)
+    )
+    fitted = fit_moment_couplings(frames, ["Co", "Ni", "Pt"])
+    assert set(fitted) == {"Ni", "Pt"}
+    assert fitted["Ni"] == pytest.approx(0.37) and fitted["Pt"] == pytest.approx(0.34)
+    assert moment_spin_energy(["Ni", "O"], np.array([2.0, 1.0]), fitted) == pytest.approx(-0.37)
+    assert np.isnan(moment_spin_energy(["Ni"], None, fitted))
+    table = spin_pair_table(SpinShifted(), frames, fidelity="emt", couplings=fitted)
+    assert table.stoner_dft.tolist() == pytest.approx(table.dft.tolist())
+    model_moments = [-0.25 * 0.37 * 0.04 * 2, -0.25 * (0.37 + 0.34) * 0.04, -0.25 * 0.34 * 0.04 * 3]
+    assert table.stoner_model.tolist() == pytest.approx(model_moments)  # 0.2 muB per atom
+    with pytest.raises(CatscreenError, match="no spin pair with moments on Co"):
+        fit_moment_couplings(frames, ["Co"])

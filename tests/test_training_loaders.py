@@ -166,3 +166,28 @@ def test_dataset_kinds_filter_keeps_only_those_frames(tmp_path):
     assert len(load_dataset(DatasetSpec(path=str(path)))) == 3
     with pytest.raises(CatscreenError, match="no frames of kind gas"):
         load_dataset(DatasetSpec(path=str(path), kinds=("gas",)))
+
+
+def test_dataset_stages_filter_keeps_relaxation_ends(tmp_path):
+    """`stages: [end]` lists a folder's relaxed minima again, with `kinds` on top of it."""
+    from catscreen.training.trainer import DatasetSpec, TrainConfig, load_dataset
+
+    frames = []
+    for kind, stage, sid in [
+        ("adslab", "relax3", "cu-O"),
+        ("adslab", "end", "cu-O"),
+        ("slab", "end", "cu-clean"),
+        ("bulk", "strain+0.000", "cu-bulk"),
+    ]:
+        a = _labelled(bulk("Cu"), -3.0, spin="off", fidelity="chgnet-pbe", sid=sid)
+        a.info.update(kind=kind, stage=stage)
+        frames.append(a)
+    path = tmp_path / "frames.extxyz"
+    write(path, frames, format="extxyz")
+    spec = TrainConfig.from_dict({"datasets": [{"path": str(path), "stages": "end"}]}).datasets[0]
+    assert spec.stages == ("end",)
+    assert [f.sid for f in load_dataset(spec)] == ["cu-O", "cu-clean"]
+    both = DatasetSpec(path=str(path), kinds=("adslab",), stages=("end",))
+    assert [f.sid for f in load_dataset(both)] == ["cu-O"]
+    with pytest.raises(CatscreenError, match="no frames of stage md4"):
+        load_dataset(DatasetSpec(path=str(path), stages=("md4",)))

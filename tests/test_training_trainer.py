@@ -414,7 +414,10 @@ def test_fine_tune_can_switch_on_zbl_but_not_reshape(tmp_path: Path) -> None:
     tr = Trainer(cfg, log=lambda m: None)
     original, _ = load_checkpoint(best)
     assert tr.net.config.zbl and not original.config.zbl
-    torch.testing.assert_close(tr.net.state_dict(), original.float().state_dict())
+    state = tr.net.state_dict()
+    assert tr.net.elements == ("Cu", "Ni", "O", "Pt")
+    assert state.pop("zbl.radius_mA").tolist() == [1320, 1240, 660, 1360]  # ASE's, in mA
+    torch.testing.assert_close(state, original.float().state_dict())
     written = tr.run()
     assert written.name == "last.pt" and not written.with_name("best.pt").exists()
     net, _ = load_checkpoint(written)
@@ -428,3 +431,26 @@ def test_fine_tune_can_switch_on_zbl_but_not_reshape(tmp_path: Path) -> None:
     cfg = tiny_config(tmp_path / "w", [data], init_from=str(best), model=wider)
     with pytest.raises(CatscreenError, match=r"model.n_scalars cannot change from 8"):
         Trainer(cfg, log=lambda m: None)
+
+
+def test_fine_tune_can_switch_on_the_spin_energy_and_trains_it(tmp_path: Path) -> None:
+    """model.spin_energy adds couplings that start at zero: the checkpoint's energies are kept,
+    training moves the couplings of the spin-on elements only, and the checkpoint keeps them."""
+    data = make_dataset(tmp_path / "d.extxyz")
+    best = Trainer(
+        tiny_config(tmp_path, [data], max_steps=2, eval_every=2), log=lambda m: None
+    ).run()
+    original, _ = load_checkpoint(best)
+    model = {**tiny_config(tmp_path, [data]).model, "spin_energy": True}
+    cfg = tiny_config(tmp_path / "se", [data], max_steps=6, init_from=str(best), model=model)
+    tr = Trainer(cfg, log=lambda m: None)
+    assert tr.net.config.spin_energy and float(tr.net.stoner.detach().abs().sum()) == 0.0
+    ni = read_frames(data)[6]  # a spin-on Ni slab
+    start = tr.net.eval()(tr.net.collate([ni], ["on"], ["emt"]), forces=False)["energy"]
+    before = original.eval()(original.collate([ni], ["on"], ["emt"]), forces=False)["energy"]
+    assert float(start.detach()) == pytest.approx(float(before.detach()), abs=1e-5)
+    net, _ = load_checkpoint(tr.run())
+    assert net.config.spin_energy
+    moved = net.stoner.detach().abs() > 0
+    assert moved[0, net.elements.index("Ni")]  # the only spin-on metal of the data
+    assert not moved[0, net.elements.index("Cu")] and not moved[0, net.elements.index("Pt")]

@@ -291,6 +291,11 @@ class EnsembleReadout(nn.Module):
         return (h * self.weight).sum(-1) + self.bias
 
 
+def ase_radii_mA(elements: tuple[str, ...]) -> list[int]:
+    """ASE's covalent radii in mA (its table has 0.01 A steps, so integers are exact)."""
+    return [round(1000 * float(covalent_radii[atomic_numbers[el]])) for el in elements]
+
+
 class ZBLRepulsion(nn.Module):
     """Screened nuclear repulsion (Ziegler-Biersack-Littmark) where no chemical bond reaches.
 
@@ -320,11 +325,11 @@ class ZBLRepulsion(nn.Module):
         if not 0.0 <= inner < outer:
             raise ValueError(f"ZBL switch needs 0 <= inner < outer, not {inner}, {outer}")
         self.inner, self.outer = inner, outer
-        # Integer buffers: moved with the network, never cast to float32 with it.
+        # Integer buffers: moved with the network, never cast to float32 with it. The radii
+        # are saved with the weights: a checkpoint keeps its switch if ASE's table changes.
         z = [atomic_numbers[el] for el in elements]
         self.register_buffer("z", torch.tensor(z), persistent=False)
-        milli = [round(1000 * float(covalent_radii[k])) for k in z]  # mA; ASE's are 0.01 A
-        self.register_buffer("radius_mA", torch.tensor(milli), persistent=False)
+        self.register_buffer("radius_mA", torch.tensor(ase_radii_mA(elements)))
         self.envelope = PolynomialCutoff(self.outer, p)
 
     def ratio(

@@ -55,6 +55,7 @@ LATER_FIELDS = {
     "zbl": False,
     "zbl_inner": None,
     "zbl_outer": None,
+    "spin_energy": False,
 }
 
 
@@ -83,6 +84,9 @@ class ModelConfig:
     zbl: bool = False
     zbl_inner: float = 0.4
     zbl_outer: float = 0.7
+    # a Landau/Stoner-like spin energy -I m_i^2 / 4 per atom in spin-on contexts, from the
+    # magmom head's own moments, I learned per fidelity and element (zero at the start)
+    spin_energy: bool = False
 
     def hidden_irreps(self) -> o3.Irreps:
         """n_scalars x 0e + n_vectors x (1o, 2e, ...) up to l_max: the parity of real geometry."""
@@ -175,6 +179,12 @@ class CatscreenNet(nn.Module):
             if config.zbl
             else None
         )
+        # Zero at the start, so switching it on in a fine-tune changes no prediction.
+        self.stoner = (
+            nn.Parameter(torch.zeros(len(self.fidelities), len(self.elements)))
+            if config.spin_energy
+            else None
+        )
         self.register_buffer("reference_energies", torch.zeros(self.n_contexts, len(self.elements)))
         self.register_buffer("energy_scale", torch.tensor(1.0))
 
@@ -224,6 +234,19 @@ class CatscreenNet(nn.Module):
             x = layer(x, edge_sh, edge_radial, batch.edge_index, ctx, batch.batch, batch.species)
         return self.energy_head(x), self.magmom_head(x).squeeze(-1)
 
+    def moment_energy(self, batch: GraphBatch, magmoms: torch.Tensor) -> torch.Tensor:
+        """-I m^2 / 4 per atom in spin-on contexts, zero with spin off.
+
+        Ties the spin energy to the predicted moments: at the minimum of a Landau energy
+        -A m^2 + B m^4 the energy is -A m0^2 / 2, so an atom whose environment raises its
+        moment (a surface, a dilute alloy) gains spin energy with it, as in Stoner theory.
+        """
+        context = batch.context[batch.batch]
+        spin_on = (context % 2).double()
+        fidelity = torch.div(context, 2, rounding_mode="floor")
+        coupling = self.stoner.double()[fidelity, batch.species]
+        return -0.25 * spin_on * coupling * magmoms.double() ** 2
+
     def forward(
         self,
         batch: GraphBatch,
@@ -261,6 +284,8 @@ class CatscreenNet(nn.Module):
         if ratio is not None:
             repulsion = self.zbl(lengths, ratio, batch.edge_index, batch.species)
             atomic = atomic + repulsion.unsqueeze(-1)
+        if self.stoner is not None:
+            atomic = atomic + self.moment_energy(batch, magmoms).unsqueeze(-1)
         energy_heads = scatter_sum(atomic, batch.batch, n_struct)
         energy = energy_heads.mean(dim=1)
         out = {
@@ -288,9 +313,16 @@ class CatscreenNet(nn.Module):
 
 
 def reconfigured(net: CatscreenNet, **changes: object) -> CatscreenNet:
-    """`net` with config fields that add no parameters changed (zbl...), weights as they were."""
+    """`net` with config fields changed that keep its predictions: the parameter-free zbl
+    fields, or `spin_energy` switched on (its couplings start at zero); weights as they were."""
     out = CatscreenNet(replace(net.config, **changes), net.elements, net.fidelities)
-    out.to(net.energy_scale.dtype).load_state_dict(net.state_dict())
+    out = out.to(net.energy_scale.dtype)
+    missing, unexpected = out.load_state_dict(net.state_dict(), strict=False)
+    if "stoner" in unexpected:
+        raise CatscreenError("spin_energy cannot be switched off: its couplings were trained")
+    # Switched on, the couplings start at zero and the ZBL radii come from ASE's table.
+    if set(missing) - {"stoner", "zbl.radius_mA"} or set(unexpected) - {"zbl.radius_mA"}:
+        raise CatscreenError("the network does not match the original's parameters")
     return out.train(net.training)
 
 

@@ -98,6 +98,7 @@ def spin_pair_table(
     frames: Sequence[Atoms],
     spins: tuple[str, str] = ("off", "on"),
     fidelity: str = "gpaw-pbe",
+    couplings: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """The model's E(on) - E(off) against the labels' per system with both spins among `frames`
     (GPAW spin pairs, grouped by info["sid"]), one row per system in the order of `frames`.
@@ -106,29 +107,84 @@ def spin_pair_table(
     (spins[1], fidelity): a model trained without conditioning is asked ("off", "off") in its
     one fidelity. Each pair is its own call. Columns: sid, dft, model, error (model - dft; eV),
     and the largest site moment of the spin-on frame by DFT and by the model's moment head
-    (moment_dft, moment_model; muB).
+    (moment_dft, moment_model; muB). With `couplings` (`fit_moment_couplings`), also the
+    Stoner-like spin energy from the DFT moments and from the model's (stoner_dft,
+    stoner_model; eV): which of moments and energy a model gets wrong.
     """
+    rows = []
+    for sid, pair in _pairs(frames).items():
+        p_off, p_on = model.predict([pair["off"], pair["on"]], list(spins), [fidelity] * 2)
+        labelled = _moments(pair["on"])
+        row = {
+            "sid": sid,
+            "dft": label_energy(pair["on"]) - label_energy(pair["off"]),
+            "model": p_on.energy - p_off.energy,
+            "moment_dft": _largest(labelled),
+            "moment_model": _largest(p_on.magmoms),
+        }
+        if couplings is not None:
+            symbols = pair["on"].get_chemical_symbols()
+            row["stoner_dft"] = moment_spin_energy(symbols, labelled, couplings)
+            row["stoner_model"] = moment_spin_energy(symbols, p_on.magmoms, couplings)
+        rows.append(row)
+    columns = ["sid", "dft", "model", "moment_dft", "moment_model"]
+    columns += [] if couplings is None else ["stoner_dft", "stoner_model"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.assign(error=table.model - table.dft)
+
+
+def fit_moment_couplings(frames: Sequence[Atoms], elements: Sequence[str]) -> dict[str, float]:
+    """I per element of E(on) - E(off) = -sum_i I m_i^2 / 4 over the atoms of `elements`, by
+    least squares on the spin pairs among `frames` with their labelled (DFT) moments.
+
+    Why: at the minimum of a Landau energy -A m^2 + B m^4 the energy is -A m0^2 / 2, so a
+    few numbers and the moments alone predict spin energies; a model's spin energy can be
+    set against what its own moments would give. Elements with no atom in a pair are left out.
+    """
+    pairs = _pairs(frames)
+    x = np.array(
+        [
+            [
+                _stoner_feature(p["on"].get_chemical_symbols(), _moments(p["on"]), el)
+                for el in elements
+            ]
+            for p in pairs.values()
+        ]
+    ).reshape(len(pairs), len(elements))
+    y = np.array([label_energy(p["on"]) - label_energy(p["off"]) for p in pairs.values()])
+    used = np.abs(x).sum(axis=0) > 0
+    if not used.any():
+        raise CatscreenError(f"no spin pair with moments on {', '.join(elements)} to fit")
+    coef = np.linalg.lstsq(x[:, used], y, rcond=None)[0]
+    return dict(zip(np.asarray(elements)[used].tolist(), coef.tolist(), strict=True))
+
+
+def moment_spin_energy(
+    symbols: Sequence[str], moments: np.ndarray | None, couplings: dict[str, float]
+) -> float:
+    """-sum_i I m_i^2 / 4 (eV) over the atoms whose element has a coupling; NaN without moments."""
+    if moments is None:
+        return float("nan")
+    return sum(i * _stoner_feature(symbols, moments, el) for el, i in couplings.items())
+
+
+def _stoner_feature(symbols: Sequence[str], moments: np.ndarray | None, element: str) -> float:
+    if moments is None:
+        return 0.0
+    m = np.asarray(moments, dtype=float).reshape(-1)
+    return float(-0.25 * (m[np.asarray(symbols) == element] ** 2).sum())
+
+
+def _pairs(frames: Sequence[Atoms]) -> dict[str, dict[str, Atoms]]:
+    """sid -> {"off": frame, "on": frame}, for the systems that have both spins."""
     by_sid: dict[str, dict[str, Atoms]] = {}
     for a in frames:
         by_sid.setdefault(a.info["sid"], {})[a.info["spin"]] = a
-    rows = []
-    for sid, pair in by_sid.items():
-        if set(pair) != {"off", "on"}:
-            continue
-        p_off, p_on = model.predict([pair["off"], pair["on"]], list(spins), [fidelity] * 2)
-        dft = label_energy(pair["on"]) - label_energy(pair["off"])
-        labelled = pair["on"].calc.results.get("magmoms") if pair["on"].calc else None
-        rows.append(
-            {
-                "sid": sid,
-                "dft": dft,
-                "model": p_on.energy - p_off.energy,
-                "moment_dft": _largest(labelled),
-                "moment_model": _largest(p_on.magmoms),
-            }
-        )
-    table = pd.DataFrame(rows, columns=["sid", "dft", "model", "moment_dft", "moment_model"])
-    return table.assign(error=table.model - table.dft)
+    return {sid: pair for sid, pair in by_sid.items() if set(pair) == {"off", "on"}}
+
+
+def _moments(atoms: Atoms) -> np.ndarray | None:
+    return atoms.calc.results.get("magmoms") if atoms.calc is not None else None
 
 
 def _largest(moments: np.ndarray | None) -> float:

@@ -10,9 +10,12 @@ Why it looks like this:
 - `adsorption_weight` adds a loss on E(adsorbate+slab) - E(clean slab) for pairs of frames in
   the same context: screening ranks by that difference, and per-frame errors that are small
   per atom do not cancel in it by themselves; `kinds` on a dataset up-weights one kind of
-  frame (the clean slabs every adsorption energy subtracts);
+  frame (the clean slabs every adsorption energy subtracts), `stages` one generator stage
+  (`end`: the relaxed minima adsorption energies are read at);
 - `add_layers` with `init_from` deepens a trained network by identity-initialised layers
   (`network.deepened`): more capacity without paying again for what it already learned;
+  `model: {zbl: true}` or `{spin_energy: true}` can be switched on for a trained checkpoint,
+  since neither changes its predictions before training;
 - EMA weights are what gets evaluated and saved; a time limit stops a CPU run cleanly, and a
   rerun resumes from `state.pt`.
 """
@@ -41,8 +44,9 @@ from catscreen.model.checkpoint import load_checkpoint, save_checkpoint
 from catscreen.model.network import CatscreenNet, ModelConfig, deepened, reconfigured
 from catscreen.training.datasets import ContextDefaults, label_energy, load_frames
 
-# ModelConfig fields that add no parameters, so a fine-tune (init_from) may switch them.
-PARAMETER_FREE_FIELDS = ("zbl", "zbl_inner", "zbl_outer")
+# ModelConfig fields a fine-tune (init_from) may switch: they add no parameters, or (the spin
+# energy) parameters that start at zero, so the checkpoint's predictions are kept.
+SWITCHABLE_FIELDS = ("zbl", "zbl_inner", "zbl_outer", "spin_energy")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class DatasetSpec:
     # keep only frames of these kinds (info["kind"]: gas, bulk, slab, adslab): listing a
     # folder twice, once filtered, up-weights a kind the rest of it drowns out
     kinds: tuple[str, ...] = ()
+    # keep only frames of these generator stages (info["stage"]; "end": the last frame of a
+    # teacher relaxation, the minimum an adsorption energy is read at)
+    stages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,8 +129,9 @@ class TrainConfig:
             d = {"path": d} if isinstance(d, str) else dict(d)
             if not isinstance(d.get("path"), str):
                 raise CatscreenError(f"dataset {d!r} needs a path")
-            if "kinds" in d:
-                d["kinds"] = _text_tuple(d["kinds"])
+            for key in ("kinds", "stages"):
+                if key in d:
+                    d[key] = _text_tuple(d[key])
             for key in ("spin", "as_spin"):  # YAML 1.1 reads a bare on/off as true/false
                 if isinstance(d.get(key), bool):
                     d[key] = "on" if d[key] else "off"
@@ -263,6 +271,10 @@ def load_dataset(spec: DatasetSpec, index: int = 0) -> list[Frame]:
         atoms = [a for a in atoms if a.info.get("kind") in spec.kinds]
         if not atoms:
             raise CatscreenError(f"{spec.path}: no frames of kind {', '.join(spec.kinds)}")
+    if spec.stages:
+        atoms = [a for a in atoms if a.info.get("stage") in spec.stages]
+        if not atoms:
+            raise CatscreenError(f"{spec.path}: no frames of stage {', '.join(spec.stages)}")
     for a in atoms:
         a.info["spin"] = spec.as_spin or a.info["spin"]
         a.info["fidelity"] = spec.as_fidelity or a.info["fidelity"]
@@ -485,12 +497,12 @@ class Trainer:
         reshaping = sorted(
             key
             for key, value in self.config.model.items()
-            if key not in PARAMETER_FREE_FIELDS and getattr(net.config, key) != value
+            if key not in SWITCHABLE_FIELDS and getattr(net.config, key) != value
         )
         if reshaping:
             raise CatscreenError(
                 f"init_from keeps the network's shape: model.{reshaping[0]} cannot change from "
-                f"{getattr(net.config, reshaping[0])!r} (only {', '.join(PARAMETER_FREE_FIELDS)} can)"
+                f"{getattr(net.config, reshaping[0])!r} (only {', '.join(SWITCHABLE_FIELDS)} can)"
             )
         if self.config.model:
             net = reconfigured(net, **self.config.model)
