@@ -34,6 +34,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +284,7 @@ TRAINING_PAIRS = (
 )
 
 
+@cache
 def stoner_couplings() -> dict[str, float]:
     """I per magnetic element of -sum I m^2 / 4, fitted on every training pair's DFT moments."""
     folder = data_dir() / "training"

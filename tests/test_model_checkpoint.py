@@ -255,3 +255,27 @@ def test_zbl_checkpoint_keeps_its_radii(tmp_path, monkeypatch):
     legacy, _ = load_checkpoint(tmp_path / "old.pt")
     assert legacy.zbl.radius_mA.tolist() == net.zbl.radius_mA.tolist()
     assert float(legacy(again, forces=False)["energy"].detach()) == pytest.approx(before, abs=1e-9)
+
+
+def test_device_choice(saved, monkeypatch):
+    """auto is CUDA when torch sees a GPU and the CPU otherwise; CATSCREEN_DEVICE chooses;
+    a GPU asked for and absent, or an unknown device, is a one-line error."""
+    from catscreen.model.inference import resolve_device
+
+    monkeypatch.delenv("CATSCREEN_DEVICE", raising=False)
+    gpu = torch.cuda.is_available()
+    assert resolve_device().type == ("cuda" if gpu else "cpu")
+    assert resolve_device("cpu").type == "cpu"
+    for bad in ("gpu", "tpu", "mps"):
+        with pytest.raises(CatscreenError, match=f"unknown device '{bad}'"):
+            resolve_device(bad)
+    if not gpu:
+        with pytest.raises(CatscreenError, match="torch sees no CUDA GPU"):
+            resolve_device("cuda")
+        monkeypatch.setenv("CATSCREEN_DEVICE", "cuda")
+        with pytest.raises(CatscreenError, match="torch sees no CUDA GPU"):
+            load_checkpoint_model(saved[1])
+    monkeypatch.setenv("CATSCREEN_DEVICE", "cpu")
+    model = load_checkpoint_model(saved[1])
+    assert model.device.type == "cpu" and model.max_batch_atoms == 256
+    assert next(model.net.parameters()).device.type == "cpu"

@@ -15,10 +15,10 @@ from ase.io import read, write
 
 from catscreen.errors import CatscreenError
 from catscreen.model.checkpoint import load_checkpoint
+from catscreen.model.inference import resolve_device
 from catscreen.training.trainer import (
     TrainConfig,
     Trainer,
-    _device,
     fit_reference_energies,
     load_dataset,
     split_by_system,
@@ -159,7 +159,7 @@ def test_config_wrong_types_are_errors(tmp_path: Path, extra: str, message: str)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("datasets: [d.extxyz]\n" + extra)
     with pytest.raises(CatscreenError, match=message):
-        _device(TrainConfig.load(cfg).device)
+        resolve_device(TrainConfig.load(cfg).device)
 
 
 @pytest.mark.parametrize(
@@ -446,7 +446,8 @@ def test_fine_tune_can_switch_on_the_spin_energy_and_trains_it(tmp_path: Path) -
     tr = Trainer(cfg, log=lambda m: None)
     assert tr.net.config.spin_energy and float(tr.net.stoner.detach().abs().sum()) == 0.0
     ni = read_frames(data)[6]  # a spin-on Ni slab
-    start = tr.net.eval()(tr.net.collate([ni], ["on"], ["emt"]), forces=False)["energy"]
+    batch = tr.net.collate([ni], ["on"], ["emt"]).to(tr.device)
+    start = tr.net.eval()(batch, forces=False)["energy"].cpu()
     before = original.eval()(original.collate([ni], ["on"], ["emt"]), forces=False)["energy"]
     assert float(start.detach()) == pytest.approx(float(before.detach()), abs=1e-5)
     net, _ = load_checkpoint(tr.run())
@@ -454,3 +455,18 @@ def test_fine_tune_can_switch_on_the_spin_energy_and_trains_it(tmp_path: Path) -
     moved = net.stoner.detach().abs() > 0
     assert moved[0, net.elements.index("Ni")]  # the only spin-on metal of the data
     assert not moved[0, net.elements.index("Cu")] and not moved[0, net.elements.index("Pt")]
+
+
+def test_training_device_follows_the_config_then_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No `device` in the config: CATSCREEN_DEVICE decides, as for inference."""
+    data = make_dataset(tmp_path / "d.extxyz")
+    monkeypatch.setenv("CATSCREEN_DEVICE", "cpu")
+    assert Trainer(tiny_config(tmp_path, [data]), log=lambda m: None).device.type == "cpu"
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("CATSCREEN_DEVICE", "cuda")
+        with pytest.raises(CatscreenError, match="torch sees no CUDA GPU"):
+            Trainer(tiny_config(tmp_path, [data]), log=lambda m: None)
+        cfg = tiny_config(tmp_path, [data], device="cpu")  # the config wins
+        assert Trainer(cfg, log=lambda m: None).device.type == "cpu"

@@ -313,10 +313,10 @@ class CatscreenNet(nn.Module):
 
 
 def reconfigured(net: CatscreenNet, **changes: object) -> CatscreenNet:
-    """`net` with config fields changed that keep its predictions: the parameter-free zbl
-    fields, or `spin_energy` switched on (its couplings start at zero); weights as they were."""
+    """`net` with config fields changed that keep its weights: the parameter-free zbl fields,
+    or `spin_energy` switched on (its couplings start at zero, so no prediction changes)."""
     out = CatscreenNet(replace(net.config, **changes), net.elements, net.fidelities)
-    out = out.to(net.energy_scale.dtype)
+    out = out.to(net.energy_scale.device, net.energy_scale.dtype)
     missing, unexpected = out.load_state_dict(net.state_dict(), strict=False)
     if "stoner" in unexpected:
         raise CatscreenError("spin_energy cannot be switched off: its couplings were trained")

@@ -165,7 +165,7 @@ def moment_spin_energy(
     """-sum_i I m_i^2 / 4 (eV) over the atoms whose element has a coupling; NaN without moments."""
     if moments is None:
         return float("nan")
-    return sum(i * _stoner_feature(symbols, moments, el) for el, i in couplings.items())
+    return float(sum(i * _stoner_feature(symbols, moments, el) for el, i in couplings.items()))
 
 
 def _stoner_feature(symbols: Sequence[str], moments: np.ndarray | None, element: str) -> float:

@@ -11,11 +11,12 @@ Why it looks like this:
   the same context: screening ranks by that difference, and per-frame errors that are small
   per atom do not cancel in it by themselves; `kinds` on a dataset up-weights one kind of
   frame (the clean slabs every adsorption energy subtracts), `stages` one generator stage
-  (`end`: the relaxed minima adsorption energies are read at);
+  (`end`: the final frame of a converged teacher relaxation, where adsorption energies are
+  read);
 - `add_layers` with `init_from` deepens a trained network by identity-initialised layers
   (`network.deepened`): more capacity without paying again for what it already learned;
-  `model: {zbl: true}` or `{spin_energy: true}` can be switched on for a trained checkpoint,
-  since neither changes its predictions before training;
+  `model: {zbl: true}` (no parameters) or `{spin_energy: true}` (couplings that start at zero,
+  so no prediction changes) can be switched on for a trained checkpoint, keeping its weights;
 - EMA weights are what gets evaluated and saved; a time limit stops a CPU run cleanly, and a
   rerun resumes from `state.pt`.
 """
@@ -41,11 +42,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from catscreen.errors import CatscreenError
 from catscreen.model.checkpoint import load_checkpoint, save_checkpoint
+from catscreen.model.inference import resolve_device
 from catscreen.model.network import CatscreenNet, ModelConfig, deepened, reconfigured
 from catscreen.training.datasets import ContextDefaults, label_energy, load_frames
 
-# ModelConfig fields a fine-tune (init_from) may switch: they add no parameters, or (the spin
-# energy) parameters that start at zero, so the checkpoint's predictions are kept.
+# ModelConfig fields a fine-tune (init_from) may switch while keeping the checkpoint's weights:
+# the ZBL adds no parameters (it changes predictions only for pairs closer than any bond), the
+# spin energy adds couplings that start at zero (it changes none).
 SWITCHABLE_FIELDS = ("zbl", "zbl_inner", "zbl_outer", "spin_energy")
 
 
@@ -64,8 +67,8 @@ class DatasetSpec:
     # keep only frames of these kinds (info["kind"]: gas, bulk, slab, adslab): listing a
     # folder twice, once filtered, up-weights a kind the rest of it drowns out
     kinds: tuple[str, ...] = ()
-    # keep only frames of these generator stages (info["stage"]; "end": the last frame of a
-    # teacher relaxation, the minimum an adsorption energy is read at)
+    # keep only frames of these generator stages (info["stage"]; "end": the final frame of a
+    # converged teacher relaxation that did not stop on a snapshot step, a minimum)
     stages: tuple[str, ...] = ()
 
 
@@ -97,7 +100,7 @@ class TrainConfig:
     eval_every: int = 100
     max_eval_frames: int = 400
     dtype: str = "float32"
-    device: str = "auto"
+    device: str = ""  # auto, cpu, cuda, cuda:N; "" = CATSCREEN_DEVICE, else auto
     threads: int = 0  # > 0: torch.set_num_threads
     init_from: str = ""  # a checkpoint to fine-tune: its weights (and references) are kept
     refit_references: bool = False  # with init_from: fit reference energies on the new data
@@ -385,15 +388,6 @@ def fit_reference_energies(
     return refs
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise CatscreenError(f"unknown device {name!r}; expected auto, cpu or cuda") from None
-
-
 def _training_systems(path: str) -> set[str]:
     _, payload = load_checkpoint(path)
     return set(payload["metadata"].get("training_data", {}).get("training_systems", []))
@@ -408,7 +402,7 @@ class Trainer:
         self.out = Path(config.out)
         if config.threads > 0:
             torch.set_num_threads(config.threads)
-        self.device = _device(config.device)
+        self.device = resolve_device(config.device or None)
         self.dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
         torch.manual_seed(config.seed)
 
@@ -672,7 +666,7 @@ class Trainer:
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["opt"])
         self.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())  # map_location put it on the device
         self.step, self.best, self.history = state["step"], state["best"], state["history"]
         self.elapsed = state["elapsed"]
         return True
