@@ -10,9 +10,11 @@ image has torch and e3nn but not ASE or vesin, one prepared call does everything
       && PYTHONUNBUFFERED=1 python3 benchmarks/relax_throughput.py --skip-chgnet \\
          | tee $OUT/relax_throughput_gpu.txt
 
-(`.whl` holds the ASE and vesin wheels: `python3 -m pip download --no-deps --only-binary=:all:
---python-version 3.12 --platform manylinux2014_x86_64 -d .whl ase==3.29.0 vesin==0.6.2`,
-ignored by git and carried with `carry: [".whl"]`.)
+(`.whl` holds the wheels the image lacks, ignored by git and carried with `carry: [".whl"]`:
+`python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --platform
+manylinux2014_x86_64 -d .whl ase==3.29.0 vesin==0.6.2 pydantic==2.14.4 pydantic_core==2.50.5
+annotated-types==0.8.0 typing-inspection==0.4.5`; the CLI needs more, so the device calls the
+trainer and the benchmarks directly.)
 
 Prints the largest CPU-vs-GPU differences of energies (eV) and forces (eV/A) for 32 slabs
 with the bundled weights, for the same weights with the ZBL switched on (a squeezed O-Ni pair
