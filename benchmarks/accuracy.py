@@ -274,13 +274,15 @@ def read_teacher_cache(path: Path, protocol: dict) -> Relaxed:
     )
 
 
-# Pair files no training config may name, and the rest (what the Stoner couplings are fitted on).
-HELD_OUT_PAIRS = ("gpaw_spin_pairs_test.extxyz.gz", "gpaw_spin_pairs_test2.extxyz.gz")
-TRAINING_PAIRS = (
-    "gpaw_spin_pairs.extxyz.gz",
-    "gpaw_spin_pairs_extra.extxyz.gz",
-    "gpaw_spin_pairs_kinds.extxyz.gz",
-    "gpaw_spin_pairs_kinds2.extxyz.gz",
+# Every GPAW pair file: output key, file, title, and whether it is held out (named in no
+# training config); the Stoner couplings are fitted on the others.
+PAIR_FILES = (
+    ("spin_pairs", "gpaw_spin_pairs.extxyz.gz", "GPAW spin pairs", False),
+    ("spin_test", "gpaw_spin_pairs_test.extxyz.gz", "GPAW held-out test pairs", True),
+    ("spin_extra", "gpaw_spin_pairs_extra.extxyz.gz", "GPAW extra pairs (trained kinds)", False),
+    ("spin_kinds", "gpaw_spin_pairs_kinds.extxyz.gz", "GPAW pairs of new kinds", False),
+    ("spin_kinds2", "gpaw_spin_pairs_kinds2.extxyz.gz", "GPAW pairs of new kinds, round 2", False),
+    ("spin_test2", "gpaw_spin_pairs_test2.extxyz.gz", "GPAW held-out test pairs, set 2", True),
 )
 
 
@@ -288,7 +290,8 @@ TRAINING_PAIRS = (
 def stoner_couplings() -> dict[str, float]:
     """I per magnetic element of -sum I m^2 / 4, fitted on every training pair's DFT moments."""
     folder = data_dir() / "training"
-    frames = [a for name in TRAINING_PAIRS for a in load_frames(folder / name)]
+    names = [name for _, name, _, held_out in PAIR_FILES if not held_out]
+    frames = [a for name in names for a in load_frames(folder / name)]
     return fit_moment_couplings(frames, sorted(magnetic_elements()))
 
 
@@ -335,18 +338,11 @@ def spin_pairs(model, path: Path, couplings: dict[str, float] | None = None) -> 
 
 def report_spin_pairs(model, out: dict) -> None:  # noqa: ANN001
     """Print (and add to `out`) the spin-pair sections of every GPAW pair file there is."""
-    for key, name, title in [
-        ("spin_pairs", "gpaw_spin_pairs.extxyz.gz", "GPAW spin pairs"),
-        ("spin_test", "gpaw_spin_pairs_test.extxyz.gz", "GPAW held-out test pairs"),
-        ("spin_extra", "gpaw_spin_pairs_extra.extxyz.gz", "GPAW extra pairs (trained kinds)"),
-        ("spin_kinds", "gpaw_spin_pairs_kinds.extxyz.gz", "GPAW pairs of new kinds"),
-        ("spin_kinds2", "gpaw_spin_pairs_kinds2.extxyz.gz", "GPAW pairs of new kinds, round 2"),
-        ("spin_test2", "gpaw_spin_pairs_test2.extxyz.gz", "GPAW held-out test pairs, set 2"),
-    ]:
+    for key, name, title, held_out in PAIR_FILES:
         gpaw = data_dir() / "training" / name
         if "gpaw-pbe" not in model.info.fidelities or not gpaw.exists():
             continue
-        couplings = stoner_couplings() if name in HELD_OUT_PAIRS else None
+        couplings = stoner_couplings() if held_out else None
         out[key] = sp = spin_pairs(model, gpaw, couplings)
         print(f"{title}: {sp['pairs']} systems, MAE of E(on)-E(off) {sp['delta_mae_eV']:.3f} eV")
         if sp["unseen_pairs"]:

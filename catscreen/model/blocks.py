@@ -332,6 +332,12 @@ class ZBLRepulsion(nn.Module):
         self.register_buffer("radius_mA", torch.tensor(ase_radii_mA(elements)))
         self.envelope = PolynomialCutoff(self.outer, p)
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        # Weights saved before the radii were stored (or without a ZBL) used ASE's table, as
+        # this module was built with: every load path (checkpoints, resume, fine-tunes) agrees.
+        state_dict.setdefault(prefix + "radius_mA", self.radius_mA.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def ratio(
         self, lengths: torch.Tensor, edge_index: torch.Tensor, species: torch.Tensor
     ) -> torch.Tensor:

@@ -28,7 +28,6 @@ import torch
 
 from catscreen.errors import CatscreenError
 from catscreen.model.api import ModelInfo
-from catscreen.model.blocks import ase_radii_mA
 from catscreen.model.inference import CatscreenModel
 from catscreen.model.network import CatscreenNet, ModelConfig
 from catscreen.paths import data_dir
@@ -119,7 +118,7 @@ def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
     try:
         net = CatscreenNet(config, payload["elements"], payload["fidelities"])
         dtype = state["energy_scale"].dtype
-        net.to(dtype).load_state_dict(_with_zbl_radii(state, config, payload["elements"]))
+        net.to(dtype).load_state_dict(state)
     except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
         why = (str(exc).strip().splitlines() or [""])[0].rstrip(":")
         raise CatscreenError(
@@ -129,14 +128,6 @@ def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
     if version != payload["version"]:
         raise CatscreenError(f"{path} is corrupt: content hash {version} != {payload['version']}")
     return net.eval(), payload
-
-
-def _with_zbl_radii(state: dict, config: ModelConfig, elements: list[str]) -> dict:
-    """ZBL checkpoints saved before the radii were stored used ASE's table, as loading them
-    now does; the content hash stays that of the file."""
-    if not config.zbl or "zbl.radius_mA" in state:
-        return state
-    return {**state, "zbl.radius_mA": torch.tensor(ase_radii_mA(tuple(elements)))}
 
 
 def model_from_checkpoint(path: str | Path) -> CatscreenModel:

@@ -46,6 +46,11 @@ def context_index(fidelities: Sequence[str], spin: str, fidelity: str) -> int:
     return 2 * list(fidelities).index(fidelity) + SPIN_INDEX[spin]
 
 
+def split_context(context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Context rows -> (spin index, 1 = on; fidelity index): the inverse of `context_index`."""
+    return context % 2, torch.div(context, 2, rounding_mode="floor")
+
+
 @dataclass
 class GraphBatch:
     """A batch of structures as one graph.

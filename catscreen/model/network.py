@@ -45,7 +45,7 @@ from catscreen.model.blocks import (
     ZBLRepulsion,
     scatter_sum,
 )
-from catscreen.model.graph import GraphBatch, collate, context_index
+from catscreen.model.graph import GraphBatch, collate, context_index, split_context
 
 # ModelConfig fields newer than the first checkpoints, with the value that leaves them inert
 # (the zbl fields are inert whenever zbl is off).
@@ -209,8 +209,7 @@ class CatscreenNet(nn.Module):
         """Context row -> embedding (spin and fidelity embeddings add up)."""
         if context.numel() and (context.min() < 0 or context.max() >= self.n_contexts):
             raise CatscreenError(f"context index out of range 0..{self.n_contexts - 1}")
-        spin = context % 2
-        fidelity = torch.div(context, 2, rounding_mode="floor")
+        spin, fidelity = split_context(context)
         return torch.nn.functional.silu(
             self.spin_embedding(spin) + self.fidelity_embedding(fidelity)
         )
@@ -241,11 +240,9 @@ class CatscreenNet(nn.Module):
         -A m^2 + B m^4 the energy is -A m0^2 / 2, so an atom whose environment raises its
         moment (a surface, a dilute alloy) gains spin energy with it, as in Stoner theory.
         """
-        context = batch.context[batch.batch]
-        spin_on = (context % 2).double()
-        fidelity = torch.div(context, 2, rounding_mode="floor")
+        spin_on, fidelity = split_context(batch.context[batch.batch])
         coupling = self.stoner.double()[fidelity, batch.species]
-        return -0.25 * spin_on * coupling * magmoms.double() ** 2
+        return -0.25 * spin_on.double() * coupling * magmoms.double() ** 2
 
     def forward(
         self,
@@ -320,8 +317,8 @@ def reconfigured(net: CatscreenNet, **changes: object) -> CatscreenNet:
     missing, unexpected = out.load_state_dict(net.state_dict(), strict=False)
     if "stoner" in unexpected:
         raise CatscreenError("spin_energy cannot be switched off: its couplings were trained")
-    # Switched on, the couplings start at zero and the ZBL radii come from ASE's table.
-    if set(missing) - {"stoner", "zbl.radius_mA"} or set(unexpected) - {"zbl.radius_mA"}:
+    # Switched on, the couplings start at zero; switched off, the ZBL leaves its radii behind.
+    if set(missing) - {"stoner"} or set(unexpected) - {"zbl.radius_mA"}:
         raise CatscreenError("the network does not match the original's parameters")
     return out.train(net.training)
 

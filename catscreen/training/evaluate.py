@@ -142,15 +142,9 @@ def fit_moment_couplings(frames: Sequence[Atoms], elements: Sequence[str]) -> di
     set against what its own moments would give. Elements with no atom in a pair are left out.
     """
     pairs = _pairs(frames)
-    x = np.array(
-        [
-            [
-                _stoner_feature(p["on"].get_chemical_symbols(), _moments(p["on"]), el)
-                for el in elements
-            ]
-            for p in pairs.values()
-        ]
-    ).reshape(len(pairs), len(elements))
+    x = np.zeros((len(pairs), len(elements)))
+    for row, p in zip(x, pairs.values(), strict=True):
+        row[:] = _stoner_features(p["on"].get_chemical_symbols(), _moments(p["on"]), elements)
     y = np.array([label_energy(p["on"]) - label_energy(p["off"]) for p in pairs.values()])
     used = np.abs(x).sum(axis=0) > 0
     if not used.any():
@@ -165,14 +159,19 @@ def moment_spin_energy(
     """-sum_i I m_i^2 / 4 (eV) over the atoms whose element has a coupling; NaN without moments."""
     if moments is None:
         return float("nan")
-    return float(sum(i * _stoner_feature(symbols, moments, el) for el, i in couplings.items()))
+    features = _stoner_features(symbols, moments, list(couplings))
+    return float(features @ np.array(list(couplings.values()), dtype=float))
 
 
-def _stoner_feature(symbols: Sequence[str], moments: np.ndarray | None, element: str) -> float:
+def _stoner_features(
+    symbols: Sequence[str], moments: np.ndarray | None, elements: Sequence[str]
+) -> np.ndarray:
+    """-sum m_i^2 / 4 over the atoms of each of `elements` (zeros without moments)."""
     if moments is None:
-        return 0.0
-    m = np.asarray(moments, dtype=float).reshape(-1)
-    return float(-0.25 * (m[np.asarray(symbols) == element] ** 2).sum())
+        return np.zeros(len(elements))
+    m2 = np.asarray(moments, dtype=float).reshape(-1) ** 2
+    symbols = np.asarray(symbols)
+    return np.array([-0.25 * m2[symbols == el].sum() for el in elements])
 
 
 def _pairs(frames: Sequence[Atoms]) -> dict[str, dict[str, Atoms]]:
