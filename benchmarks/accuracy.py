@@ -1,6 +1,7 @@
 """Accuracy of the shipped weights against the issue's targets, on held-out systems only.
 
     python benchmarks/accuracy.py [--model bundled] [--systems 0] [--json out.json]
+        [--compare other.json]
 
 Held out means `catscreen.training.evaluate.held_out_rule`: on the validation side of the
 checkpoint's own split (a hash of the system id, its recorded fraction and seed) and never
@@ -24,6 +25,14 @@ Prints:
    sites as `catscreen enumerate` nudges them (`--nudge 0` places exactly on the site, the
    protocol before 0.9; symmetric placements then stop on saddles);
 3. GPAW spin pairs: MAE of the model's spin-on minus spin-off energy against DFT's.
+
+Every adsorption figure comes with a 95% interval from a bootstrap of whole held-out systems
+(the spin-pair MAE with one over pairs): how far the figure could move with another draw of
+systems. `--compare OTHER.json` (another run's `--json`, same protocol) adds the paired
+difference, which is what tells two candidates apart; `--results RUN.json` prints both for a
+saved run and relaxes nothing:
+
+    python benchmarks/accuracy.py --results new.json --compare shipped.json
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from ase.optimize import BFGS
 from catscreen.analysis.anomalies import EXCLUDING, detect_anomalies
 from catscreen.build.gas import default_scheme, gas_molecule, scheme_molecules
 from catscreen.build.placements import NUDGE, nudged
+from catscreen.errors import CatscreenError
 from catscreen.model import load_model
 from catscreen.model.api import magnetic_elements
 from catscreen.model.calculator import CatscreenCalculator
@@ -55,8 +65,10 @@ from catscreen.training.evaluate import (
     evaluate_frames,
     fit_moment_couplings,
     held_out_rule,
+    interval,
     spin_pair_table,
     summary,
+    system_bootstrap,
 )
 from catscreen.training.generate import add_adsorbate_at, make_slab, slab_sites
 
@@ -259,6 +271,89 @@ def adsorption(
     }
 
 
+# Benchmark figures as per-system values, for intervals over systems: name, values, lower is
+# better. Success flags are 0/1 per system, reported in percent.
+METRICS = (
+    ("per-placement MAE (eV)", "placement_errors", True, ".3f"),
+    ("lowest-placement MAE (eV)", "lowest_errors", True, ".3f"),
+    ("AdsorbML success (%)", "adsorbml", False, ".0f"),
+    ("AdsorbML ML+SP (%)", "ml_sp", False, ".0f"),
+)
+
+
+def per_system_values(ads: dict) -> dict[str, dict[str, list[float]]]:
+    """metric -> sid -> values, from the `adsorption` section of a run (this or a --json file)."""
+    out: dict[str, dict[str, list[float]]] = {key: {} for _, key, _, _ in METRICS}
+    for r in ads["rows"]:
+        sid = r["placement"].rsplit(":", 1)[0]
+        out["placement_errors"].setdefault(sid, []).append(abs(r["model"] - r["teacher"]))
+    for r in ads["per_system"]:
+        out["lowest_errors"][r["sid"]] = [abs(r["model_min"] - r["teacher_min"])]
+        out["adsorbml"][r["sid"]] = [100.0 * (abs(r["model_min"] - r["teacher_min"]) <= 0.1)]
+        out["ml_sp"][r["sid"]] = [100.0 * (r["teacher_sp"] - r["teacher_min"] <= 0.1)]
+    return out
+
+
+def report_intervals(ads: dict, base: dict | None = None, base_name: str = "") -> dict:
+    """95% intervals of each figure over the held-out systems (a bootstrap of whole systems,
+    2000 draws, seed 0), and with `base` (another run's adsorption section, same protocol and
+    systems) the paired difference this - base: how much of a gap between two candidates is
+    more than the luck of which systems were held out."""
+    if base is not None and base.get("protocol") != ads.get("protocol"):
+        raise SystemExit(
+            f"--compare: protocols differ ({base.get('protocol')} vs {ads.get('protocol')})"
+        )
+    mine = per_system_values(ads)
+    theirs = per_system_values(base) if base is not None else None
+    n = len(mine["adsorbml"])
+    print(f"  95% intervals over the {n} systems (bootstrap of whole systems, 2000 draws, seed 0):")
+    out: dict = {}
+    for title, key, lower_better, f in METRICS:
+        samples = [mine[key]] + ([theirs[key]] if theirs is not None else [])
+        try:
+            draws = system_bootstrap(samples)
+        except CatscreenError as exc:
+            raise SystemExit(f"--compare: {exc}") from None
+        point = float(np.mean(np.concatenate([np.asarray(v) for v in mine[key].values()])))
+        lo, hi = interval(draws[:, 0])
+        line = f"    {title:<27}{point:7{f}}  [{lo:{f}}, {hi:{f}}]"
+        out[key] = {"value": point, "interval_95": [lo, hi]}
+        if theirs is not None:
+            diff = draws[:, 0] - draws[:, 1]
+            base_point = float(
+                np.mean(np.concatenate([np.asarray(v) for v in theirs[key].values()]))
+            )
+            sign = -1.0 if lower_better else 1.0
+            better, worse = float(np.mean(sign * diff > 0)), float(np.mean(sign * diff < 0))
+            dlo, dhi = interval(diff)
+            line += (
+                f"   {base_name} {base_point:{f}}, difference {point - base_point:+{f}} "
+                f"[{dlo:+{f}}, {dhi:+{f}}]; better in {100 * better:.0f}%, worse in "
+                f"{100 * worse:.0f}% of draws"
+            )
+            out[key].update(
+                base=base_point,
+                difference_interval_95=[dlo, dhi],
+                better_share=better,
+                worse_share=worse,
+            )
+        print(line)
+    return out
+
+
+def read_adsorption(path: Path) -> dict:
+    """The adsorption section of an earlier run's --json file."""
+    try:
+        ads = json.loads(path.read_text())["adsorption"]
+    except FileNotFoundError:
+        raise SystemExit(f"no such file: {path}") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SystemExit(
+            f"{path} is not an accuracy --json file with adsorption results ({exc})"
+        ) from None
+    return ads
+
+
 def read_teacher_cache(path: Path, protocol: dict) -> Relaxed:
     """The cached teacher relaxations (no structures), refused when made under another
     protocol (a flat file is the old format: exact placements, 100 steps, no anomalies)."""
@@ -346,9 +441,17 @@ def report_spin_pairs(model, out: dict) -> None:  # noqa: ANN001
         out[key] = sp = spin_pairs(model, gpaw, couplings)
         print(f"{title}: {sp['pairs']} systems, MAE of E(on)-E(off) {sp['delta_mae_eV']:.3f} eV")
         if sp["unseen_pairs"]:
+            unseen = {
+                r["sid"]: [abs(r["model"] - r["dft"])] for r in sp["rows"] if not r["trained_on"]
+            }
+            spread = ""
+            if len(unseen) >= 5:  # fewer: a bootstrap only restates the values
+                lo, hi = interval(system_bootstrap([unseen])[:, 0])
+                sp["unseen_delta_mae_interval_95"] = [lo, hi]
+                spread = f"95% interval over pairs {lo:.3f}-{hi:.3f}; "
             print(
                 f"  not trained on: {sp['unseen_pairs']}, MAE {sp['unseen_delta_mae_eV']:.3f} eV "
-                f"(a model blind to spin: {sp['unseen_no_spin_mae_eV']:.3f} eV)"
+                f"({spread}a model blind to spin: {sp['unseen_no_spin_mae_eV']:.3f} eV)"
             )
         for k in sp["unseen_by_kind"]:
             print(
@@ -401,7 +504,24 @@ def main() -> None:
     parser.add_argument(
         "--spin-only", action="store_true", help="only the GPAW spin-pair sections (seconds)"
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="a --json file of another run (same protocol): paired differences with intervals",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="a --json file of an earlier run: print its intervals (and --compare) and stop",
+    )
     args = parser.parse_args()
+    base = read_adsorption(args.compare) if args.compare else None
+    base_name = args.compare.stem if args.compare else ""
+    if args.results:
+        ads = read_adsorption(args.results)
+        print(f"{args.results}: {ads['systems']} systems, protocol {ads.get('protocol')}")
+        report_intervals(ads, base, base_name)
+        return
 
     model = load_model(args.model)
     passes = teacher_passes()
@@ -501,6 +621,7 @@ def main() -> None:
         f"{parts['gas_molecules_eV']:.3f} eV, clean slabs {parts['clean_slabs_eV']:.3f} eV, "
         f"adsorbate+slab {parts['adsorbate_slabs_eV']:.3f} eV"
     )
+    ads["intervals"] = report_intervals(ads, base, base_name)
     print("  lowest placement per system (AdsorbML: within 0.1 eV; ML+SP: teacher on ours):")
     for r in ads["per_system"]:
         ok = "ok" if abs(r["model_min"] - r["teacher_min"]) <= 0.1 else "MISS"

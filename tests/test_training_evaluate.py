@@ -21,11 +21,13 @@ from catscreen.training.evaluate import (
     evaluate_frames,
     fit_moment_couplings,
     held_out_rule,
+    interval,
     load_eval_frames,
     moment_spin_energy,
     parity_plot,
     spin_pair_table,
     summary,
+    system_bootstrap,
 )
 from catscreen.training.trainer import Trainer, is_validation
 from tests.test_training_trainer import emt_labelled, make_dataset, tiny_config
@@ -214,3 +216,34 @@ def test_moment_couplings_recover_a_stoner_energy_and_score_models() -> None:
     assert table.stoner_model.tolist() == pytest.approx(model_moments)  # 0.2 muB per atom
     with pytest.raises(CatscreenError, match="no spin pair with moments on Co"):
         fit_moment_couplings(frames, ["Co"])
+
+
+def test_system_bootstrap_resamples_whole_systems() -> None:
+    """One system with ten placements of error 1, nine with one placement of error 0: a draw
+    holding that system k times pools 10k ones among 10k + (10 - k) values, nothing else."""
+    sample = {"big": [1.0] * 10, **{f"s{i}": [0.0] for i in range(9)}}
+    draws = system_bootstrap([sample], resamples=500, seed=3)[:, 0]
+    allowed = {round(10 * k / (10 * k + 10 - k), 12) for k in range(11)}
+    assert {round(d, 12) for d in draws} <= allowed
+    assert len(set(draws)) > 3  # the draws vary
+    np.testing.assert_array_equal(draws, system_bootstrap([sample], resamples=500, seed=3)[:, 0])
+
+
+def test_system_bootstrap_interval_matches_the_standard_error() -> None:
+    rng = np.random.default_rng(0)
+    sample = {f"s{i}": [float(v)] for i, v in enumerate(rng.normal(size=400))}
+    lo, hi = interval(system_bootstrap([sample], resamples=2000)[:, 0])
+    expected = 2 * 1.96 * np.std(list(sample.values())) / np.sqrt(400)
+    assert lo < np.mean(list(sample.values())) < hi
+    assert abs((hi - lo) / expected - 1) < 0.15
+
+
+def test_system_bootstrap_is_paired_and_refuses_different_systems() -> None:
+    a = {"x": [0.1, 0.3], "y": [0.2], "z": [0.5]}
+    shifted = {k: [v + 0.05 for v in vals] for k, vals in a.items()}
+    draws = system_bootstrap([a, shifted], resamples=300)
+    np.testing.assert_allclose(draws[:, 1] - draws[:, 0], 0.05)  # same systems in every draw
+    with pytest.raises(CatscreenError, match="different systems: w"):
+        system_bootstrap([a, {"x": [0.0], "y": [0.0], "w": [0.0]}])
+    with pytest.raises(CatscreenError, match="at least one system"):
+        system_bootstrap([{}])

@@ -7,7 +7,7 @@ dataset hides exactly the failures that matter (a magnetic element, one level of
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,6 +189,46 @@ def _moments(atoms: Atoms) -> np.ndarray | None:
 def _largest(moments: np.ndarray | None) -> float:
     """The largest site moment by size (muB); NaN where there are none."""
     return float(np.abs(moments).max()) if moments is not None and len(moments) else float("nan")
+
+
+def system_bootstrap(
+    samples: Sequence[Mapping[str, Sequence[float]]],
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> np.ndarray:
+    """`statistic` of each sample's values pooled over systems drawn with replacement:
+    an array (resamples, len(samples)); every sample sees the same draw (paired).
+
+    Why systems, not values: the placements of one system share a slab, an adsorbate and often
+    a basin, so their errors are not independent, and 41 systems, not 154 placements, set how
+    far a benchmark figure can move. Each sample maps system -> values (one per placement, or
+    a single one per system for a success flag); all must name the same systems.
+    """
+    if not samples:
+        raise CatscreenError("system_bootstrap needs at least one sample")
+    systems = sorted(samples[0])
+    for other in samples[1:]:
+        if sorted(other) != systems:
+            diff = sorted(set(systems) ^ set(other))
+            raise CatscreenError(f"samples name different systems: {', '.join(diff[:5])}")
+    if not systems:
+        raise CatscreenError("system_bootstrap needs at least one system")
+    values = [[np.asarray(s[k], dtype=float).reshape(-1) for k in systems] for s in samples]
+    rng = np.random.default_rng(seed)
+    out = np.empty((resamples, len(samples)))
+    for i in range(resamples):
+        idx = rng.integers(0, len(systems), len(systems))
+        for j, per_system in enumerate(values):
+            out[i, j] = statistic(np.concatenate([per_system[k] for k in idx]))
+    return out
+
+
+def interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central percentile interval of bootstrap draws."""
+    tail = 50.0 * (1.0 - level)
+    lo, hi = np.percentile(draws, [tail, 100.0 - tail])
+    return float(lo), float(hi)
 
 
 def summary(ev: Evaluation) -> pd.DataFrame:
