@@ -1,7 +1,7 @@
 """Accuracy of the shipped weights against the issue's targets, on held-out systems only.
 
     python benchmarks/accuracy.py [--model bundled] [--systems 0] [--json out.json]
-        [--compare other.json]
+        [--compare other.json] [--results earlier.json]
 
 Held out means `catscreen.training.evaluate.held_out_rule`: on the validation side of the
 checkpoint's own split (a hash of the system id, its recorded fraction and seed) and never
@@ -42,6 +42,7 @@ import hashlib
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -54,7 +55,6 @@ from ase.optimize import BFGS
 from catscreen.analysis.anomalies import EXCLUDING, detect_anomalies
 from catscreen.build.gas import default_scheme, gas_molecule, scheme_molecules
 from catscreen.build.placements import NUDGE, nudged
-from catscreen.errors import CatscreenError
 from catscreen.model import load_model
 from catscreen.model.api import magnetic_elements
 from catscreen.model.calculator import CatscreenCalculator
@@ -299,21 +299,20 @@ def report_intervals(ads: dict, base: dict | None = None, base_name: str = "") -
     2000 draws, seed 0), and with `base` (another run's adsorption section, same protocol and
     systems) the paired difference this - base: how much of a gap between two candidates is
     more than the luck of which systems were held out."""
-    if base is not None and base.get("protocol") != ads.get("protocol"):
-        raise SystemExit(
-            f"--compare: protocols differ ({base.get('protocol')} vs {ads.get('protocol')})"
+    if base is not None:
+        check_comparable(
+            base, ads.get("protocol"), placements=[r["placement"] for r in ads["rows"]]
         )
     mine = per_system_values(ads)
     theirs = per_system_values(base) if base is not None else None
     n = len(mine["adsorbml"])
+    if not n:
+        return {}
     print(f"  95% intervals over the {n} systems (bootstrap of whole systems, 2000 draws, seed 0):")
     out: dict = {}
     for title, key, lower_better, f in METRICS:
         samples = [mine[key]] + ([theirs[key]] if theirs is not None else [])
-        try:
-            draws = system_bootstrap(samples)
-        except CatscreenError as exc:
-            raise SystemExit(f"--compare: {exc}") from None
+        draws = system_bootstrap(samples)
         point = float(np.mean(np.concatenate([np.asarray(v) for v in mine[key].values()])))
         lo, hi = interval(draws[:, 0])
         line = f"    {title:<27}{point:7{f}}  [{lo:{f}}, {hi:{f}}]"
@@ -341,15 +340,41 @@ def report_intervals(ads: dict, base: dict | None = None, base_name: str = "") -
     return out
 
 
+def check_comparable(
+    base: dict,
+    protocol: dict | None,
+    systems: Sequence[str] = (),
+    placements: Sequence[str] = (),
+) -> None:
+    """Refuse a --compare baseline made under another protocol, on other systems or on other
+    placements: a paired difference needs the same relaxations on both sides."""
+    if base.get("protocol") != protocol:
+        raise SystemExit(f"--compare: protocols differ ({base.get('protocol')} vs {protocol})")
+    for name, mine, theirs in (
+        ("systems", systems, [r["sid"] for r in base["per_system"]]),
+        ("placements", placements, [r["placement"] for r in base["rows"]]),
+    ):
+        differ = sorted(set(mine) ^ set(theirs)) if mine else []
+        if differ:
+            raise SystemExit(
+                f"--compare: the runs cover different {name} ({len(differ)} differ, "
+                f"e.g. {differ[0]})"
+            )
+
+
 def read_adsorption(path: Path) -> dict:
-    """The adsorption section of an earlier run's --json file."""
+    """The adsorption section of an earlier run's --json file, checked enough to compare."""
     try:
         ads = json.loads(path.read_text())["adsorption"]
+        per_system_values(ads)
     except FileNotFoundError:
         raise SystemExit(f"no such file: {path}") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"cannot read {path}: {exc}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise SystemExit(
-            f"{path} is not an accuracy --json file with adsorption results ({exc})"
+            f"{path} is not an accuracy --json file with adsorption results "
+            f"({type(exc).__name__}: {exc})"
         ) from None
     return ads
 
@@ -441,14 +466,18 @@ def report_spin_pairs(model, out: dict) -> None:  # noqa: ANN001
         out[key] = sp = spin_pairs(model, gpaw, couplings)
         print(f"{title}: {sp['pairs']} systems, MAE of E(on)-E(off) {sp['delta_mae_eV']:.3f} eV")
         if sp["unseen_pairs"]:
-            unseen = {
-                r["sid"]: [abs(r["model"] - r["dft"])] for r in sp["rows"] if not r["trained_on"]
-            }
+            # Pairs on one slab or bulk (its adsorbates, strains, rattles) share their errors:
+            # resample host structures, not pairs.
+            unseen: dict[str, list[float]] = {}
+            for r in sp["rows"]:
+                if not r["trained_on"]:
+                    host = "-".join(r["sid"].split("-")[:3])
+                    unseen.setdefault(host, []).append(abs(r["model"] - r["dft"]))
             spread = ""
             if len(unseen) >= 5:  # fewer: a bootstrap only restates the values
                 lo, hi = interval(system_bootstrap([unseen])[:, 0])
                 sp["unseen_delta_mae_interval_95"] = [lo, hi]
-                spread = f"95% interval over pairs {lo:.3f}-{hi:.3f}; "
+                spread = f"95% interval over {len(unseen)} host structures {lo:.3f}-{hi:.3f}; "
             print(
                 f"  not trained on: {sp['unseen_pairs']}, MAE {sp['unseen_delta_mae_eV']:.3f} eV "
                 f"({spread}a model blind to spin: {sp['unseen_no_spin_mae_eV']:.3f} eV)"
@@ -552,6 +581,8 @@ def main() -> None:
 
     systems = held_out_adsorbate_systems(frames, held, args.systems)
     protocol = {"nudge": args.nudge, "fmax": FMAX, "steps": args.steps}
+    if base is not None:  # before hours of relaxations, not after
+        check_comparable(base, protocol, systems=[s[3] for s in systems])
     cache = args.teacher_cache
     cached = Relaxed()
     if cache and cache.exists():
@@ -621,7 +652,7 @@ def main() -> None:
         f"{parts['gas_molecules_eV']:.3f} eV, clean slabs {parts['clean_slabs_eV']:.3f} eV, "
         f"adsorbate+slab {parts['adsorbate_slabs_eV']:.3f} eV"
     )
-    ads["intervals"] = report_intervals(ads, base, base_name)
+    ads["intervals"] = report_intervals(ads)
     print("  lowest placement per system (AdsorbML: within 0.1 eV; ML+SP: teacher on ours):")
     for r in ads["per_system"]:
         ok = "ok" if abs(r["model_min"] - r["teacher_min"]) <= 0.1 else "MISS"
@@ -641,6 +672,9 @@ def main() -> None:
         )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
+    if base is not None:
+        print(f"compared with {args.compare} (paired: the same systems in every draw):")
+        report_intervals(ads, base, base_name)
 
 
 if __name__ == "__main__":
