@@ -40,8 +40,8 @@ def resolve_device(name: str | None = None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise CatscreenError(f"unknown device {name!r}; expected auto, cpu or cuda") from None
-    if device.type not in BATCH_ATOMS:
+        device = None
+    if device is None or device.type not in BATCH_ATOMS:
         raise CatscreenError(f"unknown device {name!r}; expected auto, cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CatscreenError(f"device {name!r} asked for, but torch sees no CUDA GPU here")
