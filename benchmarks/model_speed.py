@@ -6,6 +6,7 @@ Run by hand (not a test), on a quiet machine or with `nice` on a shared one:
     nice python benchmarks/model_speed.py --variants all   # + float64, torch.compile
     nice python benchmarks/model_speed.py --variants fp32,c3,c3v  # + product basis (below)
     nice python benchmarks/model_speed.py --variants fp32,zbl --no-chgnet  # ZBL's cost
+    nice python benchmarks/model_speed.py --variants fp32,l2 --no-chgnet   # l_max 2's cost
 
 Prints atom-steps per second (atoms x energy+forces evaluations per second) for one slab and
 for a batch of 32 slabs, on 1 and 2 threads, and the ratio to CHGNet measured in the same run.
@@ -14,7 +15,7 @@ Random weights: the speed of a network does not depend on their values.
 Variants: fp32 (the default ModelConfig), fp64, compile (torch.compile of the network body),
 c2 / c3 (correlation 2 / 3 with the last layer's messages scalar, `last_layer_vectors: false`),
 c3v (correlation 3 with vector messages into the last layer), zbl / c3zbl (fp32 / c3 with the
-ZBL core repulsion, `zbl: true`).
+ZBL core repulsion, `zbl: true`), l2 (features up to l = 2, `l_max: 2`).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default="fp32",
-        help="comma-separated: fp32, fp64, compile, c2, c3, c3v, zbl, c3zbl; or all",
+        help="comma-separated: fp32, fp64, compile, c2, c3, c3v, zbl, c3zbl, l2; or all",
     )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", default="1,2")
@@ -93,6 +94,7 @@ def main() -> None:
         "c3v": {"correlation": 3, "last_layer_vectors": True},
         "zbl": {"zbl": True},
         "c3zbl": {"correlation": 3, "last_layer_vectors": False, "zbl": True},
+        "l2": {"l_max": 2},
     }
     models = {}
     for v in variants:
