@@ -117,6 +117,30 @@ def test_split_has_no_system_leakage(tmp_path: Path) -> None:
     assert [f.sid for f in again] == [f.sid for f in train]
 
 
+def test_split_seed_reseeds_training_but_keeps_the_held_out_systems(tmp_path: Path) -> None:
+    """A second seed of a candidate must hold out the same systems, or the benchmark that reads
+    the checkpoint's split would measure it on systems it trained on."""
+    data = make_dataset(tmp_path / "d.extxyz", n_systems=30)
+    quiet = {"log": lambda m: None}
+
+    def trained(name: str, **kw) -> tuple[Trainer, dict]:
+        config = tiny_config(tmp_path, [data], out=str(tmp_path / name), max_steps=2, **kw)
+        tr = Trainer(config, **quiet)
+        return tr, load_checkpoint(tr.run())[1]["metadata"]["training_data"]
+
+    base, base_td = trained("base", seed=0)
+    again, again_td = trained("again", seed=1, split_seed=0)
+    other, other_td = trained("other", seed=1)
+    assert {f.sid for f in again.val} == {f.sid for f in base.val}
+    assert again_td["validation_systems"] == base_td["validation_systems"]
+    assert (again_td["split_seed"], other_td["split_seed"]) == (0, 1)
+    assert {f.sid for f in other.val} != {f.sid for f in base.val}
+    # the same split fits the same reference energies; the weights start and train differently
+    a, b = base.net.state_dict(), again.net.state_dict()
+    assert torch.equal(a["reference_energies"], b["reference_energies"])
+    assert any(not torch.equal(a[k], b[k]) for k in a if k != "reference_energies")
+
+
 def test_reference_energies_cover_every_context(tmp_path: Path) -> None:
     frames = load_dataset(tiny_config(tmp_path, [make_dataset(tmp_path / "d.extxyz")]).datasets[0])
     elements = ("Cu", "Ni", "O", "Pt")

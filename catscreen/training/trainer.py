@@ -4,7 +4,9 @@ Why it looks like this:
 - datasets of different sources are mixed in every batch with configurable sampling weights,
   so no source is forgotten (training on one and then another forgets the first);
 - the train/validation split is by system (`sid`), never by frame: frames of one system
-  (relaxation snapshots, rattles) are near copies, and a frame split would leak;
+  (relaxation snapshots, rattles) are near copies, and a frame split would leak; `split_seed`
+  reseeds a run (weights, batches) while holding out the same systems, so two seeds of one
+  candidate are benchmarked on the same held-out set;
 - per-context element reference energies are fitted first by least squares, so the network
   only learns the O(1) remainder;
 - `adsorption_weight` adds a loss on E(adsorbate+slab) - E(clean slab) for pairs of frames in
@@ -80,7 +82,8 @@ class TrainConfig:
     fidelities: tuple[str, ...] = ()  # lowest to highest level of theory; () = order of datasets
     elements: tuple[str, ...] = ()  # () = every element in the data
     validation_fraction: float = 0.1
-    seed: int = 0
+    seed: int = 0  # initial weights, batch sampling, and the split unless split_seed is set
+    split_seed: int | None = None  # the train/validation split by system; None: seed
     max_steps: int = 1000
     max_minutes: float = 0.0  # > 0: stop (and save) after this wall time
     batch_size: int = 8
@@ -410,8 +413,9 @@ class Trainer:
         for k, spec in enumerate(config.datasets):
             frames += load_dataset(spec, k)
         keep = frozenset(k for k, d in enumerate(config.datasets) if not d.holdout)
+        self.split_seed = config.seed if config.split_seed is None else config.split_seed
         self.train, self.val = split_by_system(
-            frames, config.validation_fraction, config.seed, keep
+            frames, config.validation_fraction, self.split_seed, keep
         )
         if config.init_from:  # what the checkpoint trained on can never validate it
             inherited = _training_systems(config.init_from)
@@ -635,7 +639,7 @@ class Trainer:
                 "training_systems": sorted({f.sid for f in self.train} | self.inherited_systems),
                 "validation_systems": sorted({f.sid for f in self.val} - self.inherited_systems),
                 "validation_fraction": c.validation_fraction,
-                "split_seed": c.seed,
+                "split_seed": self.split_seed,
             },
             "metrics": {"validation": metrics, "step": self.step},
             "train_config": json.loads(json.dumps(asdict(c))),
