@@ -121,11 +121,10 @@ def test_split_seed_reseeds_training_but_keeps_the_held_out_systems(tmp_path: Pa
     """A second seed of a candidate must hold out the same systems, or the benchmark that reads
     the checkpoint's split would measure it on systems it trained on."""
     data = make_dataset(tmp_path / "d.extxyz", n_systems=30)
-    quiet = {"log": lambda m: None}
 
     def trained(name: str, **kw) -> tuple[Trainer, dict]:
         config = tiny_config(tmp_path, [data], out=str(tmp_path / name), max_steps=2, **kw)
-        tr = Trainer(config, **quiet)
+        tr = Trainer(config, log=lambda m: None)
         return tr, load_checkpoint(tr.run())[1]["metadata"]["training_data"]
 
     base, base_td = trained("base", seed=0)
