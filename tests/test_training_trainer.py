@@ -119,7 +119,8 @@ def test_split_has_no_system_leakage(tmp_path: Path) -> None:
 
 def test_split_seed_reseeds_training_but_keeps_the_held_out_systems(tmp_path: Path) -> None:
     """A second seed of a candidate must hold out the same systems, or the benchmark that reads
-    the checkpoint's split would measure it on systems it trained on."""
+    the checkpoint's split measures the two seeds on different systems (and a reseeded fine-tune,
+    whose parent's training systems never validate it, on almost none)."""
     data = make_dataset(tmp_path / "d.extxyz", n_systems=30)
 
     def trained(name: str, **kw) -> tuple[Trainer, dict]:
