@@ -220,6 +220,62 @@ def test_config_shorthands_and_values_kept_as_written(tmp_path: Path) -> None:
     assert type(c.max_minutes) is int and type(c.datasets[0].weight) is int
 
 
+def test_config_extends_a_base_with_paths_relative_to_each_file(tmp_path: Path) -> None:
+    (tmp_path / "base").mkdir()
+    (tmp_path / "cands").mkdir()
+    (tmp_path / "base" / "base.yaml").write_text(
+        "datasets: [d.extxyz]\nmodel: {n_scalars: 8, n_layers: 2}\nlr: 0.01\nseed: 3\n"
+    )
+    child = tmp_path / "cands" / "child.yaml"
+    child.write_text(
+        "extends: ../base/base.yaml\nmodel: {n_layers: 3}\nseed: 4\n"
+        "extra_datasets:\n  - {path: e.extxyz, kinds: slab}\n"
+    )
+    (tmp_path / "cands" / "grandchild.yaml").write_text("extends: child.yaml\nout: runs/g\n")
+    c = TrainConfig.load(tmp_path / "cands" / "grandchild.yaml")
+    assert [d.path for d in c.datasets] == [
+        str(tmp_path / "base" / "d.extxyz"),
+        str(tmp_path / "cands" / "e.extxyz"),
+    ]
+    assert c.datasets[1].kinds == ("slab",)
+    assert c.model == {"n_scalars": 8, "n_layers": 3}  # merged key by key
+    assert (c.lr, c.seed, c.out) == (0.01, 4, "runs/g")
+    child.write_text("extends: ../base/base.yaml\ndatasets: [f.extxyz]\n")  # replaces
+    assert [d.path for d in TrainConfig.load(child).datasets] == [
+        str(tmp_path / "cands" / "f.extxyz")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("extends: c.yaml\n", "extend each other in a cycle"),
+        ("extends: missing.yaml\n", "config not found"),
+        ("extends: 3\n", "extends must be the path of another config"),
+        ("datasets: [d.extxyz]\nextra_datasets: [e.extxyz]\n", "extra_datasets needs extends"),
+    ],
+)
+def test_config_extends_errors(tmp_path: Path, text: str, message: str) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(CatscreenError, match=message):
+        TrainConfig.load(cfg)
+
+
+def test_committed_configs_load_and_reseeds_differ_only_where_they_say() -> None:
+    from dataclasses import asdict
+
+    folder = Path(__file__).parents[1] / "data" / "training" / "candidates"
+    for path in [*folder.parent.glob("*.yaml"), *folder.glob("*.yaml")]:
+        missing = [d.path for d in TrainConfig.load(path).datasets if not Path(d.path).exists()]
+        assert not missing, (path.name, missing)
+    for name in ("l2_stage2", "l1_45k_stage2", "restart_stage1"):
+        base = asdict(TrainConfig.load(folder / f"{name}.yaml"))
+        reseed = asdict(TrainConfig.load(folder / f"{name}_seed1.yaml"))
+        assert {k for k in base if base[k] != reseed[k]} <= {"seed", "split_seed", "out"}
+        assert (reseed["seed"], reseed["split_seed"]) == (1, 0)
+
+
 def test_config_spin_on_off_survive_yaml(tmp_path: Path) -> None:
     """YAML 1.1 reads a bare `spin: on` as True: it must mean spin on, not fail mid-training."""
     cfg = tmp_path / "c.yaml"

@@ -153,22 +153,59 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        """Read YAML; dataset paths are relative to the config file's folder."""
-        p = Path(path)
-        if not p.exists():
-            raise CatscreenError(f"config not found: {p}")
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise CatscreenError(f"{p} is not valid YAML: {exc}") from exc
-        config = cls.from_dict(raw)
-        specs = tuple(
-            DatasetSpec(**{**asdict(d), "path": str((p.parent / d.path).resolve())})
-            if not Path(d.path).is_absolute()
-            else d
-            for d in config.datasets
-        )
-        return cls(**{**asdict(config), "datasets": specs})
+        """Read YAML; dataset paths are relative to the file that lists them.
+
+        `extends: BASE.yaml` (relative to this file) starts from another config: keys given here
+        replace the base's, `model` is merged key by key, and `extra_datasets` are appended to
+        the base's datasets. A candidate thus states only what it changes.
+        """
+        return cls.from_dict(_read_config(Path(path), ()))
+
+
+def _read_config(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """One config file with its `extends` chain merged and its dataset paths made absolute."""
+    if not path.exists():
+        raise CatscreenError(f"config not found: {path}")
+    if path.resolve() in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path.resolve()))
+        raise CatscreenError(f"training configs extend each other in a cycle: {cycle}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise CatscreenError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise CatscreenError("the training config must be a mapping of keys to values")
+    raw = {k: _absolute_datasets(v, path.parent) if "datasets" in k else v for k, v in raw.items()}
+    base, extra = raw.pop("extends", None), raw.pop("extra_datasets", None)
+    if base is None:
+        if extra is not None:
+            raise CatscreenError(f"{path}: extra_datasets needs extends (the datasets they add to)")
+        return raw
+    if not isinstance(base, str):
+        raise CatscreenError(f"{path}: extends must be the path of another config, not {base!r}")
+    merged = _read_config(path.parent / base, (*chain, path.resolve()))
+    if isinstance(merged.get("model"), dict) and isinstance(raw.get("model"), dict):
+        raw["model"] = {**merged["model"], **raw["model"]}
+    merged.update(raw)
+    if extra is not None:
+        if not isinstance(extra, list):
+            raise CatscreenError("extra_datasets must be a list of paths or {path: ...} mappings")
+        merged["datasets"] = [*(merged.get("datasets") or []), *extra]
+    return merged
+
+
+def _absolute_datasets(datasets: Any, folder: Path) -> Any:
+    """Dataset paths relative to `folder` -> absolute; malformed entries are left for from_dict."""
+    if not isinstance(datasets, list):
+        return datasets
+    out = []
+    for d in datasets:
+        path = d if isinstance(d, str) else d.get("path") if isinstance(d, dict) else None
+        if isinstance(path, str) and not Path(path).is_absolute():
+            path = str((folder / path).resolve())
+            d = path if isinstance(d, str) else {**d, "path": path}
+        out.append(d)
+    return out
 
 
 def _text_tuple(v: Any) -> Any:
