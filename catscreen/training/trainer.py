@@ -175,7 +175,9 @@ def _read_config(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
         raise CatscreenError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise CatscreenError("the training config must be a mapping of keys to values")
-    raw = {k: _absolute_datasets(v, path.parent) if "datasets" in k else v for k, v in raw.items()}
+    for key in ("datasets", "extra_datasets"):
+        if key in raw:
+            raw[key] = _absolute_datasets(raw[key], path.parent)
     base, extra = raw.pop("extends", None), raw.pop("extra_datasets", None)
     if base is None:
         if extra is not None:
