@@ -15,7 +15,9 @@ from catscreen.errors import CatscreenError
 @cli_errors
 def train_command(
     config: Path = typer.Argument(
-        ..., help="Training config (YAML), e.g. data/training/bundled.yaml."
+        ...,
+        help="Training config (YAML), e.g. data/training/bundled.yaml; `extends: BASE.yaml` in it "
+        "starts from another config and changes only the keys it gives.",
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (overrides the config)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Override the step budget."),
