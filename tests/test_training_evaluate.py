@@ -13,6 +13,7 @@ import pytest
 from ase import Atoms
 from ase.build import fcc111
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.data import covalent_radii
 from ase.io import read, write
 from typer.testing import CliRunner
 
@@ -323,3 +324,21 @@ def test_accuracy_benchmark_values_and_comparisons(tmp_path: Path, capsys) -> No
             acc.read_adsorption(tmp_path / name)
     with pytest.raises(SystemExit, match="cannot read"):
         acc.read_adsorption(tmp_path)
+
+
+def test_placement_check_finds_the_pressed_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contact that marks a hole: an H 0.96 A from Rh is 0.55 of their covalent sum."""
+    monkeypatch.setitem(sys.modules, "accuracy", accuracy_benchmark())
+    spec = importlib.util.spec_from_file_location(
+        "placement_check", Path(__file__).parents[1] / "benchmarks" / "placement_check.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    atoms = Atoms(
+        "Rh2H", positions=[[0, 0, 0], [2.7, 0, 0], [0, 0, 0.96]], cell=[8, 8, 8], pbc=True
+    )
+    ratio, distance, pair = module.shortest_contact(atoms)
+    assert pair in ("Rh-H", "H-Rh") and distance == pytest.approx(0.96)
+    assert ratio == pytest.approx(0.96 / (covalent_radii[45] + covalent_radii[1]))
+    atoms.positions[2] = [1.35, 0, 1.6]  # bridging H: the Rh-Rh pair is the closest, relatively
+    assert module.shortest_contact(atoms)[2] == "Rh-Rh"
