@@ -97,6 +97,12 @@ def single_point(atoms: Atoms, model, fidelity: str) -> float:  # noqa: ANN001
     return float(a.get_potential_energy())
 
 
+def system_slab(sid: str) -> Atoms:
+    """A system's clean slab as the generator built it, from its sid (HOST-FACET-AxBxC-...)."""
+    host, facet, size = sid.split("-")[:3]
+    return make_slab(host, facet, tuple(int(x) for x in size.split("x")), 6.0)
+
+
 def placement(slab: Atoms, ads: str, sid: str, site: str, nudge: float) -> Atoms:
     """The placement both models start from; the nudge is seeded by the placement's name."""
     atoms = add_adsorbate_at(slab, ads, site)
@@ -169,9 +175,8 @@ def relax_systems(
 
     for m in scheme_molecules():
         run(f"gas:{m}", gas_molecule(m))
-    for host, facet, ads, sid in systems:
-        size = tuple(int(x) for x in sid.split("-")[2].split("x"))
-        slab = make_slab(host, facet, size, 6.0)
+    for _, _, ads, sid in systems:
+        slab = system_slab(sid)
         run(f"slab:{sid}", slab)
         for site in slab_sites(slab):
             key, start = f"{sid}:{site}", placement(slab, ads, sid, site, nudge)
@@ -189,8 +194,8 @@ def adsorption_energies(energies: dict[str, float], systems: list[tuple]) -> dic
         for el, combo in default_scheme().items()
     }
     out = {}
-    for host, facet, ads, sid in systems:
-        slab = make_slab(host, facet, tuple(int(x) for x in sid.split("-")[2].split("x")), 6.0)
+    for _, _, ads, sid in systems:
+        slab = system_slab(sid)
         for site in slab_sites(slab):
             n = Counter(add_adsorbate_at(slab, ads, site).get_chemical_symbols()[len(slab) :])
             ref = sum(c * mu[el] for el, c in n.items())

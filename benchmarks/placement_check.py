@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from accuracy import TEACHER_FIDELITY, placement, relaxed, single_point
+from accuracy import TEACHER_FIDELITY, placement, relaxed, single_point, system_slab
 from ase import Atoms
 from ase.data import covalent_radii
 from ase.neighborlist import neighbor_list
 
 from catscreen.model import load_model
-from catscreen.training.generate import make_slab
 
 
 def shortest_contact(atoms: Atoms) -> tuple[float, float, str]:
@@ -48,10 +47,9 @@ def main() -> None:
     print(f"model {model.info.name} {model.info.version}; teacher single points: CHGNet-PBE")
     for name in args.placements:
         sid, site = name.split(":")
-        host, facet, size, ads = sid.split("-")
-        slab = make_slab(host, facet, tuple(int(x) for x in size.split("x")), 6.0)
+        slab = system_slab(sid)
         e, final, converged = relaxed(
-            placement(slab, ads, sid, site, 0.0), model, TEACHER_FIDELITY, args.steps
+            placement(slab, sid.split("-")[3], sid, site, 0.0), model, TEACHER_FIDELITY, args.steps
         )
         e_slab, final_slab, _ = relaxed(slab, model, TEACHER_FIDELITY, args.steps)
         scored = single_point(final, teacher, TEACHER_FIDELITY) - single_point(

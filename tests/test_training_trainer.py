@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -263,8 +264,6 @@ def test_config_extends_errors(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_committed_configs_load_and_reseeds_differ_only_where_they_say() -> None:
-    from dataclasses import asdict
-
     folder = Path(__file__).parents[1] / "data" / "training" / "candidates"
     for path in [*folder.parent.glob("*.yaml"), *folder.glob("*.yaml")]:
         missing = [d.path for d in TrainConfig.load(path).datasets if not Path(d.path).exists()]
