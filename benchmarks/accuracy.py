@@ -62,6 +62,7 @@ from catscreen.paths import data_dir
 from catscreen.training.datasets import load_frames
 from catscreen.training.dft_labels import pair_kind
 from catscreen.training.evaluate import (
+    adsorption_spin_parts,
     evaluate_frames,
     fit_moment_couplings,
     held_out_rule,
@@ -422,6 +423,9 @@ PAIR_FILES = (
     ("spin_kinds", "gpaw_spin_pairs_kinds.extxyz.gz", "GPAW pairs of new kinds", False),
     ("spin_kinds2", "gpaw_spin_pairs_kinds2.extxyz.gz", "GPAW pairs of new kinds, round 2", False),
     ("spin_test2", "gpaw_spin_pairs_test2.extxyz.gz", "GPAW held-out test pairs, set 2", True),
+    ("spin_kinds3", "gpaw_spin_pairs_kinds3.extxyz.gz", "GPAW pairs of new kinds, round 3", False),
+    ("spin_test3", "gpaw_spin_pairs_test3.extxyz.gz", "GPAW held-out test pairs, set 3", True),
+    ("spin_screening", "gpaw_spin_pairs_screening.extxyz.gz", "GPAW held-out 2x2 cells", True),
 )
 
 
@@ -465,9 +469,23 @@ def spin_pairs(model, path: Path, couplings: dict[str, float] | None = None) -> 
             "unseen_hosts": hosts.ngroups,
             "unseen_delta_mae_interval_95": list(interval(system_bootstrap([per_host])[:, 0])),
         }
+    # the spin part of adsorption energies, where both pairs are unseen
+    parts = adsorption_spin_parts(table)
+    parts = parts[~parts.sid.isin(trained) & ~parts.clean.isin(trained)]
+    ads_parts = {}
+    if len(parts):
+        ads_parts = {
+            "unseen_adsorption_spin_parts": {
+                "pairs": len(parts),
+                "mae_eV": mae(parts.error),
+                "no_spin_mae_eV": mae(parts.dft),
+                "rows": parts.to_dict("records"),
+            }
+        }
     return {
         **stoner,
         **spread,
+        **ads_parts,
         "pairs": len(table),
         "delta_mae_eV": mae(table.error),
         "unseen_pairs": len(unseen),
@@ -511,6 +529,15 @@ def report_spin_pairs(model, out: dict) -> None:  # noqa: ANN001
                 f"    {k['kind']:<18} {k['pairs']:>3} pairs, MAE {k['delta_mae_eV']:.3f} eV "
                 f"(blind {k['no_spin_mae_eV']:.3f} eV)"
             )
+        if "unseen_adsorption_spin_parts" in sp:
+            parts = sp["unseen_adsorption_spin_parts"]
+            print(
+                f"  spin part of adsorption energies, E_spin(adsorbate+slab) - E_spin(clean "
+                f"slab), both unseen: {parts['pairs']} adsorbates, MAE {parts['mae_eV']:.3f} eV "
+                f"(blind {parts['no_spin_mae_eV']:.3f} eV)"
+            )
+            for r in parts["rows"]:
+                print(f"    {r['sid']:<30} DFT {r['dft']:+.3f}  model {r['model']:+.3f}")
         if couplings is not None and sp["unseen_pairs"]:
             fitted = ", ".join(f"{el} {i:.3f}" for el, i in couplings.items())
             print(

@@ -85,6 +85,7 @@ def scores(model_path: Path, conditioned: bool) -> dict[str, float]:
     for column, name in [
         ("GPAW held-out on-off MAE eV", "gpaw_spin_pairs_test"),
         ("GPAW held-out set 2 on-off MAE eV", "gpaw_spin_pairs_test2"),
+        ("GPAW held-out set 3 on-off MAE eV", "gpaw_spin_pairs_test3"),
     ]:
         if (root / f"{name}.extxyz.gz").exists():
             out[column] = spin_difference_mae(model, conditioned, name)

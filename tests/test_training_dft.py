@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +44,13 @@ def test_spin_pair_set_is_tagged_and_uses_one_kpoint_along_vacuum(make):
             continue
         # ASE's density: at least 2 k-points per reciprocal A along each periodic axis
         spacing = 2 * np.pi * np.linalg.norm(atoms.cell.reciprocal()[:2], axis=1)
-        assert kpts[2] == 1 and all(np.array(kpts[:2]) >= np.maximum(2.0 * spacing, 4))
+        size = int(re.search(r"-(\d+)x\1x\d+-", atoms.info["sid"]).group(1))  # 1x1 or 2x2
+        least = 4 if size == 1 else 3
+        assert kpts[2] == 1 and all(np.array(kpts[:2]) >= np.maximum(2.0 * spacing, least))
         tags = atoms.get_tags()
-        metal = (tags != 2).sum()  # one top-layer atom per layer of the 1x1 cell
-        assert (tags == 1).sum() == 1 and (tags == 0).sum() == metal - 1
+        slab = (tags != 2).sum()  # one top layer free, the rest fixed
+        per_layer = size * size * (2 if atoms.info["pair_kind"] == "compound surface" else 1)
+        assert (tags == 1).sum() == per_layer and (tags == 0).sum() == slab - per_layer
         assert ((tags == 2).sum() > 0) == (atoms.info["kind"] == "adslab")
         gap = atoms.cell[2, 2] - np.ptp(atoms.positions[:, 2])
         assert gap == pytest.approx(12.0, abs=0.3)  # rattled slabs move by up to ~0.15 A
@@ -172,14 +176,19 @@ def test_frames_of_one_system_need_their_own_fid(tmp_path):
 
 def test_the_test_pairs_are_held_out_of_every_training_config():
     """No sid of a test set is a training sid, and no committed config names their files."""
-    train = {a.info["sid"] for name in ("train", "extra", "kinds", "kinds2") for a in SETS[name]()}
-    test = {a.info["sid"] for name in ("test", "test2") for a in SETS[name]()}
-    assert not {pair_kind(sid) for sid in train} & {"overlayer", "compound"}  # test2's kinds
+    rounds = ("train", "extra", "kinds", "kinds2")
+    train = {a.info["sid"] for name in (*rounds, "kinds3") for a in SETS[name]()}
+    tests = ("test", "test2", "test3", "screening")
+    test = {a.info["sid"] for name in tests for a in SETS[name]()}
+    kinds = {name: {pair_kind(a.info["sid"]) for a in SETS[name]()} for name in SETS}
+    # each test set's kinds are new to the rounds made before it (round 3 knows test2's)
+    assert not set().union(*(kinds[n] for n in rounds)) & kinds["test2"]
+    assert not set().union(*(kinds[n] for n in (*rounds, "kinds3"))) & kinds["test3"]
     assert not train & test
     configs = list((Path(__file__).parents[1] / "data" / "training").rglob("*.yaml"))
     assert configs
     for config in configs:
-        assert "gpaw_spin_pairs_test" not in config.read_text(), config  # test and test2
+        assert "gpaw_spin_pairs_test" not in config.read_text(), config  # every test set
 
 
 @pytest.mark.parametrize("name", ["CO", "OH", "CH"])
@@ -207,6 +216,9 @@ def test_pair_kinds_name_what_each_set_holds():
         "kinds2": {"open-facet slab", "ordered alloy"},
         "test": slabs | {"strained bulk", "ordered alloy"},
         "test2": {"overlayer", "compound"},
+        "kinds3": {"overlayer", "compound"},
+        "test3": {"compound surface", "hydride"},
+        "screening": {"2x2 close-packed slab"},
     }
     assert pair_kind("gpaw-Fe110-1x1x3-O") == "close-packed slab"  # bcc
     assert pair_kind("gpaw-Ni110-1x1x4-O") == "open-facet slab"  # fcc
@@ -230,3 +242,27 @@ def test_films_and_compounds():
     assert dft_labels.initial_magmoms(nio).tolist() == [2.0, 0.0]
     with pytest.raises(CatscreenError, match="unknown compound"):
         spin_pair_compound("Fe3C")
+
+
+def test_compound_structures_strains_and_oxide_surfaces():
+    zb, wz = spin_pair_compound("CoO-B3"), spin_pair_compound("CoO-B4")
+    assert zb.get_all_distances(mic=True)[0, 1] == pytest.approx(
+        4.54 * np.sqrt(3) / 4
+    )  # tetrahedral
+    assert wz.get_chemical_formula() == "Co2O2" and dft_labels.initial_magmoms(wz)[0] == 3.0
+    strained = spin_pair_compound("CoO-B3", strain=0.03)
+    assert strained.info["sid"] == "gpaw-CoO-B3-bulk-strain+0.03"
+    assert strained.get_volume() == pytest.approx(zb.get_volume() * 1.03**3)
+    assert spin_pair_compound("Co4N", rattle=0.05).info["sid"] == "gpaw-Co4N-bulk-rattle0.05"
+    # metallic compounds start at the element defaults, not the ions' high spin
+    assert dft_labels.initial_magmoms(spin_pair_compound("Co4N"))[0] == 2.0
+    assert pair_kind("gpaw-NiH-B1-bulk") == "hydride"
+    slab = dft_labels.spin_pair_oxide_slab("FeO-B1")
+    assert slab.get_chemical_formula() == "Fe3O3" and slab.info["sid"] == "gpaw-FeO100-1x1x3-clean"
+    # every Fe has O straight above or below it and four O in its own layer, a/2 away
+    fe = [i for i, s in enumerate(slab.symbols) if s == "Fe"]
+    distances = slab.get_all_distances(mic=True)[fe][:, slab.symbols == "O"]
+    assert distances.min() == pytest.approx(4.33 / 2)
+    assert set(slab.symbols[slab.get_tags() == 1]) == {"Fe", "O"}  # the top layer free
+    with pytest.raises(CatscreenError, match="no rocksalt oxide"):
+        dft_labels.spin_pair_oxide_slab("CoO-B3")

@@ -22,6 +22,7 @@ from catscreen.errors import CatscreenError
 from catscreen.model import load_model
 from catscreen.model.checkpoint import load_checkpoint_model
 from catscreen.training.evaluate import (
+    adsorption_spin_parts,
     evaluate_frames,
     fit_moment_couplings,
     held_out_rule,
@@ -180,6 +181,28 @@ def test_spin_pair_table_pairs_frames_by_system() -> None:
     assert blind.error.tolist() == pytest.approx([0.0, -0.3])
     assert set(model.contexts) == {("off", "emt")}
     assert spin_pair_table(model, frames[-1:]).empty
+
+
+def test_adsorption_spin_parts_subtract_the_clean_pair_of_the_same_cell() -> None:
+    """Only `PREFIX-ADS` pairs with a `PREFIX-clean` pair: another cell's clean slab, a sid with
+    a suffix after the adsorbate, or no clean pair at all give no row."""
+    table = pd.DataFrame(
+        {
+            "sid": [
+                "g-Ni111-2x2x3-clean", "g-Ni111-2x2x3-O", "g-Ni111-2x2x3-H",
+                "g-Ni111-1x1x3-O", "g-Ni111-2x2x3-O-ontop", "g-Fe110-2x2x3-O",
+            ],
+            "dft": [-0.80, -0.70, -0.85, -0.2, -0.5, -1.0],
+            "model": [-0.75, -0.70, -0.70, -0.1, -0.4, -0.9],
+        }
+    )  # fmt: skip
+    parts = adsorption_spin_parts(table.assign(error=table.model - table.dft))
+    assert parts.sid.tolist() == ["g-Ni111-2x2x3-O", "g-Ni111-2x2x3-H"]
+    assert set(parts.clean) == {"g-Ni111-2x2x3-clean"}
+    assert parts.dft.tolist() == pytest.approx([0.10, -0.05])
+    assert parts.model.tolist() == pytest.approx([0.05, 0.05])
+    assert parts.error.tolist() == pytest.approx([-0.05, 0.10])
+    assert adsorption_spin_parts(table.iloc[1:]).empty
 
 
 def stoner_pair(sid: str, symbols: str, moments: list[float], couplings: dict[str, float]):

@@ -133,6 +133,27 @@ def spin_pair_table(
     return table.assign(error=table.model - table.dft)
 
 
+def adsorption_spin_parts(table: pd.DataFrame) -> pd.DataFrame:
+    """The spin part of adsorption energies from a `spin_pair_table`: for each adsorbate pair
+    `PREFIX-ADS` with a clean pair `PREFIX-clean` of the same cell, E_spin(adsorbate+slab) -
+    E_spin(clean slab), by DFT and by the model (the closed-shell gas references have none).
+
+    Why: an adsorption energy subtracts the clean slab, so what a screening sees of the spin
+    condition is this difference, not either pair's spin energy. Columns: sid (the adsorbate
+    pair's), clean (the clean pair's sid), dft, model, error (model - dft; eV).
+    """
+    by_sid = table.set_index("sid")
+    rows = []
+    for sid in table.sid:
+        prefix, _, adsorbate = sid.rpartition("-")
+        clean = f"{prefix}-clean"
+        if adsorbate != "clean" and clean in by_sid.index:
+            ads, ref = by_sid.loc[sid], by_sid.loc[clean]
+            rows.append((sid, clean, ads.dft - ref.dft, ads.model - ref.model))
+    parts = pd.DataFrame(rows, columns=["sid", "clean", "dft", "model"])
+    return parts.assign(error=parts.model - parts.dft)
+
+
 def fit_moment_couplings(frames: Sequence[Atoms], elements: Sequence[str]) -> dict[str, float]:
     """I per element of E(on) - E(off) = -sum_i I m_i^2 / 4 over the atoms of `elements`, by
     least squares on the spin pairs among `frames` with their labelled (DFT) moments.
