@@ -264,5 +264,6 @@ def test_compound_structures_strains_and_oxide_surfaces():
     distances = slab.get_all_distances(mic=True)[fe][:, slab.symbols == "O"]
     assert distances.min() == pytest.approx(4.33 / 2)
     assert set(slab.symbols[slab.get_tags() == 1]) == {"Fe", "O"}  # the top layer free
-    with pytest.raises(CatscreenError, match="no rocksalt oxide"):
+    assert dft_labels.spin_pair_oxide_slab("FeN-B1").get_chemical_formula() == "Fe3N3"
+    with pytest.raises(CatscreenError, match="no rocksalt compound"):
         dft_labels.spin_pair_oxide_slab("CoO-B3")

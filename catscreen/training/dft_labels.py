@@ -428,15 +428,16 @@ def spin_pair_compound(name: str, strain: float = 0.0, rattle: float = 0.0) -> A
 
 
 def spin_pair_oxide_slab(name: str, layers: int = 3, vacuum: float = 6.0) -> Atoms:
-    """The 1x1 (100) surface of a `ROCKSALT` oxide: one metal and one O per layer, a/2 apart,
-    the metal above O in the next layer (a/sqrt 2 square cell)."""
+    """The 1x1 (100) surface of a `ROCKSALT` compound (FeO, CoO, NiO, FeN): one metal and one
+    anion per layer, a/2 apart, the metal above the anion in the next layer (a/sqrt 2 square
+    cell)."""
     if name not in ROCKSALT:
-        raise CatscreenError(f"no rocksalt oxide {name!r}")
-    a = ROCKSALT[name]
-    side, metal = a / np.sqrt(2), name[:2]
+        raise CatscreenError(f"no rocksalt compound {name!r}")
+    a, formula = ROCKSALT[name], name.split("-")[0]
+    side, metal, anion = a / np.sqrt(2), formula[:2], formula[2:]
     symbols, positions = [], []
     for layer in range(layers):
-        corner, centre = (metal, "O") if layer % 2 == 0 else ("O", metal)
+        corner, centre = (metal, anion) if layer % 2 == 0 else (anion, metal)
         symbols += [corner, centre]
         positions += [[0, 0, layer * a / 2], [side / 2, side / 2, layer * a / 2]]
     slab = Atoms(symbols, positions=positions, cell=[side, side, 1.0], pbc=(True, True, False))
@@ -445,9 +446,9 @@ def spin_pair_oxide_slab(name: str, layers: int = 3, vacuum: float = 6.0) -> Ato
     slab.set_tags(tags)
     slab.set_constraint(FixAtoms(mask=tags == 0))
     slab.info.update(
-        sid=f"gpaw-{name.split('-')[0]}100-1x1x{layers}-clean",
+        sid=f"gpaw-{formula}100-1x1x{layers}-clean",
         kind="slab",
-        bulk=name.split("-")[0],
+        bulk=formula,
         pair_kind="compound surface",
     )
     return _ion_moments(slab)
