@@ -250,6 +250,9 @@ def test_compound_structures_strains_and_oxide_surfaces():
         4.54 * np.sqrt(3) / 4
     )  # tetrahedral
     assert wz.get_chemical_formula() == "Co2O2" and dft_labels.initial_magmoms(wz)[0] == 3.0
+    assert wz.cell.cellpar()[[0, 2]] == pytest.approx([3.24, 5.19])
+    above = [i for i, a in enumerate(wz) if a.symbol == "O" and np.allclose(a.position[:2], 0)]
+    assert wz.get_distance(0, above[0], mic=True) == pytest.approx(0.38 * 5.19)  # Co-O along c
     strained = spin_pair_compound("CoO-B3", strain=0.03)
     assert strained.info["sid"] == "gpaw-CoO-B3-bulk-strain+0.03"
     assert strained.get_volume() == pytest.approx(zb.get_volume() * 1.03**3)
@@ -259,10 +262,15 @@ def test_compound_structures_strains_and_oxide_surfaces():
     assert pair_kind("gpaw-NiH-B1-bulk") == "hydride"
     slab = dft_labels.spin_pair_oxide_slab("FeO-B1")
     assert slab.get_chemical_formula() == "Fe3O3" and slab.info["sid"] == "gpaw-FeO100-1x1x3-clean"
-    # every Fe has O straight above or below it and four O in its own layer, a/2 away
-    fe = [i for i, s in enumerate(slab.symbols) if s == "Fe"]
-    distances = slab.get_all_distances(mic=True)[fe][:, slab.symbols == "O"]
-    assert distances.min() == pytest.approx(4.33 / 2)
+    # layers a/2 apart; each Fe has O straight above or below it and four O in its own layer
+    assert np.diff(slab.positions[::2, 2]) == pytest.approx([4.33 / 2] * 2)
+    for i in np.flatnonzero(slab.symbols == "Fe"):
+        o = slab.symbols == "O"
+        lateral = np.linalg.norm(slab.positions[o, :2] - slab.positions[i, :2], axis=1)
+        vertical = np.abs(slab.positions[o, 2] - slab.positions[i, 2])
+        assert np.any((lateral < 1e-8) & np.isclose(vertical, 4.33 / 2))
+        distances = slab.get_distances(i, np.flatnonzero(o), mic=True)
+        assert distances.min() == pytest.approx(4.33 / 2)
     assert set(slab.symbols[slab.get_tags() == 1]) == {"Fe", "O"}  # the top layer free
     assert dft_labels.spin_pair_oxide_slab("FeN-B1").get_chemical_formula() == "Fe3N3"
     with pytest.raises(CatscreenError, match="no rocksalt compound"):

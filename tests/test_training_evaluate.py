@@ -203,6 +203,8 @@ def test_adsorption_spin_parts_subtract_the_clean_pair_of_the_same_cell() -> Non
     assert parts.model.tolist() == pytest.approx([0.05, 0.05])
     assert parts.error.tolist() == pytest.approx([-0.05, 0.10])
     assert adsorption_spin_parts(table.iloc[1:]).empty
+    with pytest.raises(CatscreenError, match="one row per sid"):
+        adsorption_spin_parts(pd.concat([table, table.iloc[:1]]))
 
 
 def stoner_pair(sid: str, symbols: str, moments: list[float], couplings: dict[str, float]):

@@ -404,8 +404,8 @@ def _ion_moments(atoms: Atoms) -> Atoms:
 
 def spin_pair_compound(name: str, strain: float = 0.0, rattle: float = 0.0) -> Atoms:
     """A compound of `ROCKSALT`, `ZINCBLENDE`, `WURTZITE`, `ANTIPEROVSKITE` or `HYDRIDES`,
-    strained or rattled as `spin_pair_bulk`; the ionic ones (the first three) start their metal
-    ions high-spin, the metallic ones at the element defaults."""
+    strained or rattled as `spin_pair_bulk`; the oxides and the 1:1 nitrides (the first three
+    structure types) start their metal high-spin, the metallic ones at the element defaults."""
     formula = name.split("-")[0]
     kind = "compound"
     if name in ROCKSALT:
@@ -660,7 +660,8 @@ def _pair_kinds() -> dict[str, str]:
 
 def pair_kind(sid: str) -> str:
     """What kind of system a built-in spin pair is, for errors per kind (strained bulk, bulk,
-    ordered alloy, compound, overlayer, open-facet or close-packed slab): what its builder
+    ordered alloy, compound, compound surface, hydride, overlayer, open-facet or close-packed
+    slab, "2x2 ..." for the larger cells): what its builder
     recorded, found by sid, so labelled files made before the record existed are read too."""
     if sid not in _pair_kinds():
         raise CatscreenError(f"{sid!r} is not a built-in spin pair")

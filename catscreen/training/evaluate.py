@@ -142,6 +142,8 @@ def adsorption_spin_parts(table: pd.DataFrame) -> pd.DataFrame:
     condition is this difference, not either pair's spin energy. Columns: sid (the adsorbate
     pair's), clean (the clean pair's sid), dft, model, error (model - dft; eV).
     """
+    if table.sid.duplicated().any():
+        raise CatscreenError("a spin-pair table holds one row per sid")
     by_sid = table.set_index("sid")
     rows = []
     for sid in table.sid:
