@@ -19,22 +19,18 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 from accuracy import TEACHER_FIDELITY, placement, relaxed, single_point, system_slab
 from ase import Atoms
-from ase.data import covalent_radii
-from ase.neighborlist import neighbor_list
 
 from catscreen.model import load_model
+from catscreen.workflow.relax import closest_contact
 
 
 def shortest_contact(atoms: Atoms) -> tuple[float, float, str]:
-    """(d / (r_i + r_j), d in A, the pair) of the closest pair relative to covalent radii."""
-    i, j, d = neighbor_list("ijd", atoms, 3.0)
-    ratio = d / (covalent_radii[atoms.numbers[i]] + covalent_radii[atoms.numbers[j]])
-    k = int(np.argmin(ratio))
-    sym = atoms.get_chemical_symbols()
-    return float(ratio[k]), float(d[k]), f"{sym[i[k]]}-{sym[j[k]]}"
+    """(d / (r_i + r_j), d in A, the pair) of the closest pair relative to covalent radii, as
+    the relax stage's collapse check measures it (pairs with a moving atom)."""
+    ratio, i, j, d = closest_contact(atoms)
+    return ratio, d, f"{atoms[i].symbol}-{atoms[j].symbol}"
 
 
 def main() -> None:
