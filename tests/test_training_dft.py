@@ -177,7 +177,7 @@ def test_frames_of_one_system_need_their_own_fid(tmp_path):
 def test_the_test_pairs_are_held_out_of_every_training_config():
     """No sid of a test set is a training sid, and no committed config names their files."""
     rounds = ("train", "extra", "kinds", "kinds2")
-    train = {a.info["sid"] for name in (*rounds, "kinds3") for a in SETS[name]()}
+    train = {a.info["sid"] for name in (*rounds, "kinds3", "kinds4") for a in SETS[name]()}
     tests = ("test", "test2", "test3", "screening")
     test = {a.info["sid"] for name in tests for a in SETS[name]()}
     kinds = {name: {pair_kind(a.info["sid"]) for a in SETS[name]()} for name in SETS}
@@ -219,6 +219,7 @@ def test_pair_kinds_name_what_each_set_holds():
         "kinds3": {"overlayer", "compound"},
         "test3": {"compound surface", "hydride"},
         "screening": {"2x2 close-packed slab"},
+        "kinds4": {"2x2 close-packed slab", "2x2 open-facet slab"},
     }
     assert pair_kind("gpaw-Fe110-1x1x3-O") == "close-packed slab"  # bcc
     assert pair_kind("gpaw-Ni110-1x1x4-O") == "open-facet slab"  # fcc
@@ -275,3 +276,38 @@ def test_compound_structures_strains_and_oxide_surfaces():
     assert dft_labels.spin_pair_oxide_slab("FeN-B1").get_chemical_formula() == "Fe3N3"
     with pytest.raises(CatscreenError, match="no rocksalt compound"):
         dft_labels.spin_pair_oxide_slab("CoO-B3")
+
+
+def _lateral(atoms, i: int, others) -> np.ndarray:  # noqa: ANN001
+    """In-plane distances (minimum image) from atom i to the atoms `others`."""
+    d = atoms.positions[others] - atoms.positions[i]
+    frac = np.linalg.solve(atoms.cell[:2, :2].T, d[:, :2].T).T
+    frac -= np.round(frac)
+    return np.linalg.norm(frac @ atoms.cell[:2, :2], axis=1)
+
+
+def test_round4_puts_its_adsorbates_on_the_sites_its_sids_name():
+    """A quarter monolayer on the held-out 2x2x3 cells, at sites and adsorbates those lack."""
+    slabs = {a.info["sid"]: a for a in SETS["kinds4"]()}
+    for sid in ("gpaw-Co0001-2x2x3-O-hcp", "gpaw-Ni111-2x2x3-O-hcp"):
+        slab = slabs[sid]
+        assert len(slab) == 13 and slab.symbols[-1] == "O"
+        z = np.round(slab.positions[:12, 2], 3)
+        third, second, _ = np.unique(z)  # the three metal layers, bottom up
+        second, third = np.flatnonzero(z == second), np.flatnonzero(z == third)
+        # the hcp hollow is straight above a second-layer metal (Ni's fcc one above a third)
+        assert _lateral(slab, 12, second).min() < 1e-6 < _lateral(slab, 12, third).min()
+        top = slab.positions[slab.get_tags() == 1, 2].max()
+        assert slab.positions[12, 2] - top == pytest.approx(dft_labels.ADSORBATE_HEIGHTS["O"])
+    for cell in ("Co0001", "Fe110", "Ni111"):
+        slab = slabs[f"gpaw-{cell}-2x2x3-CO-ontop"]
+        c, o = len(slab) - 2, len(slab) - 1
+        top = np.flatnonzero(slab.get_tags() == 1)
+        nearest = top[np.argmin(_lateral(slab, c, top))]
+        assert _lateral(slab, c, [nearest])[0] < 1e-6
+        assert slab.get_distance(c, nearest) == pytest.approx(dft_labels.ONTOP_HEIGHTS["CO"])
+        assert slab.positions[o, 2] - slab.positions[c, 2] == pytest.approx(1.15)
+    assert pair_kind("gpaw-Fe100-2x2x3-N") == "2x2 open-facet slab"
+    held_out = {a.info["sid"] for a in SETS["screening"]()}
+    assert {s.rsplit("-2x2x3-", 1)[0] for s in slabs} >= {"gpaw-Fe110", "gpaw-Co0001", "gpaw-Ni111"}
+    assert not set(slabs) & held_out
