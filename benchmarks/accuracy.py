@@ -434,8 +434,8 @@ PAIR_FILES = (
 def stoner_couplings() -> dict[str, float]:
     """I per magnetic element of -sum I m^2 / 4, fitted on every training pair's DFT moments."""
     folder = data_dir() / "training"
-    paths = [folder / name for _, name, _, held_out in PAIR_FILES if not held_out]
-    frames = [a for path in paths if path.exists() for a in load_frames(path)]
+    names = [name for _, name, _, held_out in PAIR_FILES if not held_out]
+    frames = [a for name in names for a in load_frames(folder / name)]
     return fit_moment_couplings(frames, sorted(magnetic_elements()))
 
 

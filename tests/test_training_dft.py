@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import typer
 from ase.build import fcc111
+from ase.geometry import find_mic
 from ase.io import write
 from typer.testing import CliRunner
 
@@ -282,10 +283,8 @@ def test_compound_structures_strains_and_oxide_surfaces():
 
 def _lateral(atoms, i: int, others) -> np.ndarray:  # noqa: ANN001
     """In-plane distances (minimum image) from atom i to the atoms `others`."""
-    d = atoms.positions[others] - atoms.positions[i]
-    frac = np.linalg.solve(atoms.cell[:2, :2].T, d[:, :2].T).T
-    frac -= np.round(frac)
-    return np.linalg.norm(frac @ atoms.cell[:2, :2], axis=1)
+    d = find_mic(atoms.positions[others] - atoms.positions[i], atoms.cell, pbc=atoms.pbc)[0]
+    return np.linalg.norm(d[:, :2], axis=1)
 
 
 def test_round4_puts_its_adsorbates_on_the_sites_its_sids_name():

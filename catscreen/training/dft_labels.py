@@ -260,6 +260,8 @@ def _tag_slab(slab: Atoms, n_adsorbate: int) -> Atoms:
 ADSORBATE_HEIGHTS: dict[str, float] = {
     "O": 1.2, "H": 1.0, "N": 1.1, "C": 1.1, "CO": 1.3, "OH": 1.4, "CH": 1.1
 }  # fmt: skip
+# On top of one metal atom (site "ontop", no height given): the metal-C bond of CO.
+ONTOP_HEIGHTS: dict[str, float] = {"CO": 1.8}
 # Diatomics stand upright, bound through their first atom (ASE's g2 molecules would put OH's
 # H or CO's O towards the metal): bond lengths in A.
 UPRIGHT_BONDS: dict[str, float] = {"CO": 1.15, "OH": 0.97, "CH": 1.10}
@@ -322,7 +324,8 @@ def spin_pair_slab(
     n_ads = 0
     if adsorbate:
         ads = _upright(adsorbate) if len(adsorbate) > 1 else adsorbate
-        z = height if height is not None else ADSORBATE_HEIGHTS[adsorbate]
+        default = ONTOP_HEIGHTS if site == "ontop" else ADSORBATE_HEIGHTS
+        z = height if height is not None else default[adsorbate]
         add_adsorbate(slab, ads, z, position=site or hollow)
         n_ads = len(slab) - n_metal
     slab.info.pop("adsorbate_info", None)  # a dict: extxyz cannot store it
@@ -640,10 +643,6 @@ def spin_pair_screening_set() -> list[Atoms]:
     return [spin_pair_slab(m, a, size=2) for m, ads in adsorbates.items() for a in ads]
 
 
-# Heights (A) on top of one metal atom: the metal-C bond of CO.
-ONTOP_HEIGHTS: dict[str, float] = {"CO": 1.8}
-
-
 def spin_pair_kinds4_set() -> list[Atoms]:
     """Fourth round of training kinds: the 2x2x3 cells of `screening` (a quarter monolayer)
     with the adsorbates and sites it does not hold: N and C in the hollows, O in Co's and Ni's
@@ -660,14 +659,11 @@ def spin_pair_kinds4_set() -> list[Atoms]:
         ("Ni", "CO", "ontop"), ("Ni", "C", None), ("Co", "C", None), ("Co", "OH", None),
         ("Ni", "OH", None),
     ]  # fmt: skip
-    return [
-        spin_pair_slab(m, a, site, ONTOP_HEIGHTS.get(a) if site == "ontop" else None, size=2)
-        for m, a, site in slabs
-    ] + [
-        spin_pair_slab("Fe", None, facet="100", size=2),
-        spin_pair_slab("Fe", "N", facet="100", size=2),
-        spin_pair_slab("Cu", "CO", "ontop", ONTOP_HEIGHTS["CO"], size=2),  # the control
-    ]
+    return (
+        [spin_pair_slab(m, a, site, size=2) for m, a, site in slabs]
+        + [spin_pair_slab("Fe", a, facet="100", size=2) for a in (None, "N")]
+        + [spin_pair_slab("Cu", "CO", "ontop", size=2)]  # the control
+    )
 
 
 def spin_pair_kinds5_set() -> list[Atoms]:
