@@ -7,6 +7,7 @@ Run by hand (not a test), on a quiet machine or with `nice` on a shared one:
     nice python benchmarks/model_speed.py --variants fp32,c3,c3v  # + product basis (below)
     nice python benchmarks/model_speed.py --variants fp32,zbl --no-chgnet  # ZBL's cost
     nice python benchmarks/model_speed.py --variants fp32,l2 --no-chgnet   # l_max 2's cost
+    nice python benchmarks/model_speed.py --variants fp32,cap --no-chgnet  # the spin cap's cost
 
 Prints atom-steps per second (atoms x energy+forces evaluations per second) for one slab and
 for a batch of 32 slabs, on 1 and 2 threads, and the ratio to CHGNet measured in the same run.
@@ -15,7 +16,9 @@ Random weights: the speed of a network does not depend on their values.
 Variants: fp32 (the default ModelConfig), fp64, compile (torch.compile of the network body),
 c2 / c3 (correlation 2 / 3 with the last layer's messages scalar, `last_layer_vectors: false`),
 c3v (correlation 3 with vector messages into the last layer), zbl / c3zbl (fp32 / c3 with the
-ZBL core repulsion, `zbl: true`), l2 (features up to l = 2, `l_max: 2`).
+ZBL core repulsion, `zbl: true`), l2 (features up to l = 2, `l_max: 2`), cap (the spin cap on
+gpaw-pbe, `spin_cap: [gpaw-pbe]`: the slab is evaluated spin on in gpaw-pbe, so it pays the
+spin-off pass).
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default="fp32",
-        help="comma-separated: fp32, fp64, compile, c2, c3, c3v, zbl, c3zbl, l2; or all",
+        help="comma-separated: fp32, fp64, compile, c2, c3, c3v, zbl, c3zbl, l2, cap; or all",
     )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", default="1,2")
@@ -95,6 +98,7 @@ def main() -> None:
         "zbl": {"zbl": True},
         "c3zbl": {"correlation": 3, "last_layer_vectors": False, "zbl": True},
         "l2": {"l_max": 2},
+        "cap": {"spin_cap": ("gpaw-pbe",)},
     }
     models = {}
     for v in variants:

@@ -7,6 +7,7 @@ identity and references are zero, which would hide conditioning bugs.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -17,7 +18,14 @@ from ase.build import add_adsorbate, bulk, fcc111, molecule
 
 from catscreen.errors import CatscreenError
 from catscreen.model.graph import collate, context_index
-from catscreen.model.network import CatscreenNet, ModelConfig, deepened, reconfigured
+from catscreen.model.network import (
+    SPIN_CAP_WIDTH,
+    CatscreenNet,
+    ModelConfig,
+    deepened,
+    reconfigured,
+    spin_cap,
+)
 
 ELEMENTS = ("H", "O", "Ni", "Cu")
 FIDELITIES = ("teacher-pbe", "gpaw-pbe")
@@ -51,15 +59,22 @@ def make_net(seed: int = 0, config: ModelConfig = TINY) -> CatscreenNet:
 
 @pytest.fixture(
     scope="module",
-    params=[(1, False, False), (3, False, False), (3, True, False), (1, False, True)],
-    ids=["nequip", "c3", "c3-zbl", "nequip-spin-energy"],
+    params=[
+        (1, False, False, ()),
+        (3, False, False, ()),
+        (3, True, False, ()),
+        (1, False, True, ()),
+        (3, True, True, ("gpaw-pbe",)),
+    ],
+    ids=["nequip", "c3", "c3-zbl", "nequip-spin-energy", "c3-zbl-spin-energy-cap"],
 )
 def net(request) -> CatscreenNet:
     """Every physics test runs on the NequIP layers, the MACE-style product layers, the
-    product layers with the ZBL core repulsion (active in the `squeezed` structure), and the
-    NequIP layers with the moment-based spin energy."""
-    correlation, zbl, spin_energy = request.param
-    config = replace(TINY, correlation=correlation, zbl=zbl, spin_energy=spin_energy)
+    product layers with the ZBL core repulsion (active in the `squeezed` structure), the
+    NequIP layers with the moment-based spin energy, and all of these with the spin cap
+    (gpaw-pbe spin on, the default context of `evaluate`: a second, spin-off pass)."""
+    correlation, zbl, spin_energy, cap = request.param
+    config = replace(TINY, correlation=correlation, zbl=zbl, spin_energy=spin_energy, spin_cap=cap)
     return make_net(config=config)
 
 
@@ -472,3 +487,52 @@ def test_zbl_can_be_switched_off_again():
     back = reconfigured(reconfigured(plain, zbl=True), zbl=False)
     a, b = evaluate(plain, slab()), evaluate(back, slab())
     assert b["energy"][0] == a["energy"][0]
+
+
+def test_spin_cap_is_a_smooth_min_with_zero():
+    delta = torch.linspace(-1.0, 0.5, 30001, dtype=torch.float64, requires_grad=True)
+    capped = spin_cap(delta)
+    assert torch.all(capped <= 0.0) and torch.all(capped[delta >= 0] == 0.0)
+    far = delta < -0.4  # 20 widths below zero: within width^2 / r of delta
+    assert torch.allclose(capped[far], delta[far], atol=SPIN_CAP_WIDTH**2 / 0.4)
+    (grad,) = torch.autograd.grad(capped.sum(), delta, create_graph=True)
+    (curvature,) = torch.autograd.grad(grad.sum(), delta)
+    # continuous first and second derivatives through 0, on a 5e-5 eV grid: a kink (min) would
+    # jump the slope by 1, a C1 joint the curvature by ~2/width = 100
+    assert grad.diff().abs().max() < 0.01 and curvature.diff().abs().max() < 2.0
+
+
+def test_spin_cap_keeps_each_capped_atom_at_or_below_its_spin_off_energy():
+    """gpaw-pbe spin-on atoms become off + spin_cap(on - off) with the uncapped network's own
+    on and off energies; spin off and the uncapped fidelity are untouched; batched as one."""
+    plain = make_net(config=replace(TINY, spin_energy=True))
+    capped = reconfigured(plain, spin_cap=["gpaw-pbe"])  # a YAML list
+    assert capped.config.spin_cap == ("gpaw-pbe",)
+    atoms = slab()
+    on, off = evaluate(plain, atoms, "on"), evaluate(plain, atoms, "off")
+    delta = on["atomic_energies"] - off["atomic_energies"]
+    assert (delta > 0).any() and (delta < 0).any()  # both sides of the cap are exercised
+    out = evaluate(capped, atoms, "on")
+    expected = off["atomic_energies"] + spin_cap(torch.from_numpy(delta)).numpy()
+    np.testing.assert_allclose(out["atomic_energies"], expected, atol=1e-12)
+    assert np.all(out["atomic_energies"] <= off["atomic_energies"] + 1e-12)
+    assert out["energy"][0] < off["energy"][0]
+    for spin, fidelity in [("off", "gpaw-pbe"), ("on", "teacher-pbe")]:
+        a, b = evaluate(plain, atoms, spin, fidelity), evaluate(capped, atoms, spin, fidelity)
+        assert b["energy"][0] == a["energy"][0]
+        np.testing.assert_array_equal(b["forces"], a["forces"])
+    structures = [water(), atoms, small_bulk(), atoms]
+    spins, fids = ["on", "on", "on", "off"], ["teacher-pbe", "gpaw-pbe", "gpaw-pbe", "gpaw-pbe"]
+    batched = capped(capped.collate(structures, spins, fids), forces=True)
+    for k, one in enumerate(structures):
+        single = evaluate(capped, one, spins[k], fids[k])
+        assert batched["energy"][k].item() == pytest.approx(single["energy"][0], abs=1e-10)
+
+
+def test_spin_cap_config_round_trips_and_names_known_fidelities():
+    config = replace(TINY, spin_cap=("gpaw-pbe",))
+    back = ModelConfig.from_dict(json.loads(config.to_json()))
+    assert back == config and back.spin_cap == ("gpaw-pbe",)
+    assert "spin_cap" not in json.loads(TINY.to_json())  # off: the content version is kept
+    with pytest.raises(CatscreenError, match="spin_cap names fidelities the model lacks"):
+        make_net(config=replace(TINY, spin_cap=("vasp-pbe",)))

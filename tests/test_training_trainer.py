@@ -536,6 +536,32 @@ def test_fine_tune_can_switch_on_the_spin_energy_and_trains_it(tmp_path: Path) -
     assert not moved[0, net.elements.index("Cu")] and not moved[0, net.elements.index("Pt")]
 
 
+def test_fine_tune_can_switch_on_the_spin_cap_and_keeps_it(tmp_path: Path) -> None:
+    """model.spin_cap (one text, as YAML may give it) caps the spin-on energies of a trained
+    checkpoint without new parameters: spin-off energies are kept at the start, and after
+    training each atom of a spin-on slab is still at or below its spin-off energy."""
+    data = make_dataset(tmp_path / "d.extxyz")
+    best = Trainer(
+        tiny_config(tmp_path, [data], max_steps=2, eval_every=2), log=lambda m: None
+    ).run()
+    original, _ = load_checkpoint(best)
+    model = {**tiny_config(tmp_path, [data]).model, "spin_cap": "emt"}
+    cfg = tiny_config(tmp_path / "cap", [data], max_steps=6, init_from=str(best), model=model)
+    tr = Trainer(cfg, log=lambda m: None)
+    assert tr.net.config.spin_cap == ("emt",)
+    ni = read_frames(data)[6]  # a spin-on Ni slab
+
+    def atomic(net, spin):
+        out = net.eval()(net.collate([ni], [spin], ["emt"]).to(tr.device), forces=False)
+        return out["atomic_energies"].detach().cpu().double()
+
+    torch.testing.assert_close(atomic(tr.net, "off"), atomic(original, "off"))
+    net, _ = load_checkpoint(tr.run())
+    assert net.config.spin_cap == ("emt",)
+    assert torch.all(atomic(net, "on") <= atomic(net, "off") + 1e-6)
+    assert not torch.equal(atomic(net, "off"), atomic(original, "off"))  # it trained
+
+
 def test_training_device_follows_the_config_then_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,6 +22,10 @@ Context rows are `2 * fidelity_index + (spin == "on")` (`graph.context_index`); 
 is ordered from lowest to highest level of theory. `save_checkpoint(net, path, metadata)`
 writes it; `load_checkpoint(path) -> (net, payload)` reads it back for more training.
 
+`ModelConfig(spin_cap=("gpaw-pbe",))` makes each atom's spin-on energy of that fidelity its
+spin-off energy plus a non-positive term (a second, spin-off pass over those structures), so
+E(on) <= E(off) holds by construction where the spin flag is a real DFT switch.
+
 Energies are accumulated in float64 even when the network runs in float32, so totals of
 hundreds of eV keep meV precision.
 """
@@ -56,7 +60,10 @@ LATER_FIELDS = {
     "zbl_inner": None,
     "zbl_outer": None,
     "spin_energy": False,
+    "spin_cap": (),
 }
+# eV per atom: the smooth cap of the spin energy bends over this width (see `spin_cap`).
+SPIN_CAP_WIDTH = 0.02
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,12 @@ class ModelConfig:
     # a Landau/Stoner-like spin energy -I m_i^2 / 4 per atom in spin-on contexts, from the
     # magmom head's own moments, I learned per fidelity and element (zero at the start)
     spin_energy: bool = False
+    # fidelities whose spin flag is a real DFT switch (e.g. gpaw-pbe): there each atom's
+    # spin-on energy is its spin-off energy plus a non-positive term, so E(on) <= E(off) by
+    # construction, as for any spin-polarised DFT minimum. Costs a spin-off pass for the
+    # spin-on structures of those fidelities. Not for the teacher fidelities: their spin flag
+    # marks magnetic systems, with no spin-off label to stay below.
+    spin_cap: tuple[str, ...] = ()
 
     def hidden_irreps(self) -> o3.Irreps:
         """n_scalars x 0e + n_vectors x (1o, 2e, ...) up to l_max: the parity of real geometry."""
@@ -97,6 +110,7 @@ class ModelConfig:
         return o3.Irreps("+".join(parts))
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "spin_cap", tuple(self.spin_cap))  # JSON gives a list
         if not isinstance(self.correlation, int) or self.correlation < 1:
             raise CatscreenError(f"correlation must be an integer >= 1, not {self.correlation!r}")
         if not 0.0 <= self.zbl_inner < self.zbl_outer:
@@ -138,6 +152,9 @@ class CatscreenNet(nn.Module):
         self.elements = tuple(elements)
         self.fidelities = tuple(fidelities)
         self.n_contexts = 2 * len(self.fidelities)
+        unknown = sorted(set(config.spin_cap) - set(self.fidelities))
+        if unknown:
+            raise CatscreenError(f"spin_cap names fidelities the model lacks: {unknown}")
 
         irreps_sh = o3.Irreps.spherical_harmonics(config.l_max)
         self.sh = o3.SphericalHarmonics(irreps_sh, normalize=True, normalization="component")
@@ -187,6 +204,9 @@ class CatscreenNet(nn.Module):
         )
         self.register_buffer("reference_energies", torch.zeros(self.n_contexts, len(self.elements)))
         self.register_buffer("energy_scale", torch.tensor(1.0))
+        # Derived from the config, so not saved with the weights.
+        capped = torch.tensor([f in config.spin_cap for f in self.fidelities], dtype=torch.bool)
+        self.register_buffer("capped_fidelities", capped, persistent=False)
 
     @property
     def n_parameters(self) -> int:
@@ -233,6 +253,48 @@ class CatscreenNet(nn.Module):
             x = layer(x, edge_sh, edge_radial, batch.edge_index, ctx, batch.batch, batch.species)
         return self.energy_head(x), self.magmom_head(x).squeeze(-1)
 
+    def scaled(
+        self, heads: torch.Tensor, atom_context: torch.Tensor, species: torch.Tensor
+    ) -> torch.Tensor:
+        """Network outputs -> atomic energies in eV (float64): scale, plus context references."""
+        refs = self.reference_energies.double()[atom_context, species]
+        return heads.double() * self.energy_scale.double() + refs.unsqueeze(-1)
+
+    def capped_spin(
+        self,
+        atomic: torch.Tensor,
+        batch: GraphBatch,
+        edge_vectors: torch.Tensor,
+        lengths: torch.Tensor,
+        edge_weight: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Atomic energies of the spin-on structures of `config.spin_cap` fidelities replaced by
+        their spin-off energies plus `spin_cap(on - off)` (<= 0); the others unchanged.
+
+        The spin-off pass runs on the subgraph of those structures only (edges never cross
+        structures), with their own atoms, so a batch without them costs nothing more.
+        """
+        spin_on, fidelity = split_context(batch.context)
+        chosen = (spin_on == 1) & self.capped_fidelities[fidelity]
+        if not bool(chosen.any()):
+            return atomic
+        atom_mask = chosen[batch.batch]
+        edge_mask = atom_mask[batch.edge_index[0]]
+        renumber = torch.cumsum(atom_mask, 0) - 1
+        off_context = batch.context - chosen.long()  # the spin bit of the chosen rows cleared
+        sub = replace(
+            batch,
+            species=batch.species[atom_mask],
+            batch=batch.batch[atom_mask],
+            edge_index=renumber[batch.edge_index[:, edge_mask]],
+            context=off_context,
+        )
+        weight = None if edge_weight is None else edge_weight[edge_mask]
+        heads, _ = self.atomic_outputs(sub, edge_vectors[edge_mask], lengths[edge_mask], weight)
+        off = self.scaled(heads, off_context[sub.batch], sub.species)
+        capped = off + spin_cap(atomic[atom_mask] - off)
+        return atomic.masked_scatter(atom_mask[:, None], capped)
+
     def moment_energy(self, batch: GraphBatch, magmoms: torch.Tensor) -> torch.Tensor:
         """-I m^2 / 4 per atom in spin-on contexts, zero with spin off.
 
@@ -276,13 +338,13 @@ class CatscreenNet(nn.Module):
             ratio = self.zbl.ratio(lengths, batch.edge_index, batch.species)
         weight = None if ratio is None else self.zbl.switch(ratio)
         heads, magmoms = self.atomic_outputs(batch, edge_vectors, lengths, weight)
-        refs = self.reference_energies.double()[batch.context[batch.batch], batch.species]
-        atomic = heads.double() * self.energy_scale.double() + refs.unsqueeze(-1)
+        atomic = self.scaled(heads, batch.context[batch.batch], batch.species)
+        if self.stoner is not None:
+            atomic = atomic + self.moment_energy(batch, magmoms).unsqueeze(-1)
+        atomic = self.capped_spin(atomic, batch, edge_vectors, lengths, weight)
         if ratio is not None:
             repulsion = self.zbl(lengths, ratio, batch.edge_index, batch.species)
             atomic = atomic + repulsion.unsqueeze(-1)
-        if self.stoner is not None:
-            atomic = atomic + self.moment_energy(batch, magmoms).unsqueeze(-1)
         energy_heads = scatter_sum(atomic, batch.batch, n_struct)
         energy = energy_heads.mean(dim=1)
         out = {
@@ -309,9 +371,21 @@ class CatscreenNet(nn.Module):
         return out
 
 
+def spin_cap(delta: torch.Tensor, width: float = SPIN_CAP_WIDTH) -> torch.Tensor:
+    """A smooth min(delta, 0): -r^3 / (r^2 + width^2) with r = max(-delta, 0).
+
+    Exactly zero for delta >= 0 (a non-magnetic atom gains no spin energy), within
+    width^2 / r of delta below it, and twice differentiable at 0, so forces and their
+    parameter gradients stay continuous when an atom's moment switches on.
+    """
+    r = torch.relu(-delta)
+    return -(r**3) / (r**2 + width**2)
+
+
 def reconfigured(net: CatscreenNet, **changes: object) -> CatscreenNet:
     """`net` with config fields changed that keep its weights: the parameter-free zbl fields,
-    or `spin_energy` switched on (its couplings start at zero, so no prediction changes)."""
+    `spin_cap` (no parameters: it changes only the spin-on energies it caps), or `spin_energy`
+    switched on (its couplings start at zero, so no prediction changes)."""
     out = CatscreenNet(replace(net.config, **changes), net.elements, net.fidelities)
     out = out.to(net.energy_scale.device, net.energy_scale.dtype)
     missing, unexpected = out.load_state_dict(net.state_dict(), strict=False)

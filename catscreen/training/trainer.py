@@ -17,8 +17,9 @@ Why it looks like this:
   read);
 - `add_layers` with `init_from` deepens a trained network by identity-initialised layers
   (`network.deepened`): more capacity without paying again for what it already learned;
-  `model: {zbl: true}` (no parameters) or `{spin_energy: true}` (couplings that start at zero,
-  so no prediction changes) can be switched on for a trained checkpoint, keeping its weights;
+  `model: {zbl: true}` or `{spin_cap: [gpaw-pbe]}` (no parameters) or `{spin_energy: true}`
+  (couplings that start at zero, so no prediction changes) can be switched on for a trained
+  checkpoint, keeping its weights;
 - EMA weights are what gets evaluated and saved; a time limit stops a CPU run cleanly, and a
   rerun resumes from `state.pt`.
 """
@@ -51,7 +52,7 @@ from catscreen.training.datasets import ContextDefaults, label_energy, load_fram
 # ModelConfig fields a fine-tune (init_from) may switch while keeping the checkpoint's weights:
 # the ZBL adds no parameters (it changes predictions only for pairs closer than any bond), the
 # spin energy adds couplings that start at zero (it changes none).
-SWITCHABLE_FIELDS = ("zbl", "zbl_inner", "zbl_outer", "spin_energy")
+SWITCHABLE_FIELDS = ("zbl", "zbl_inner", "zbl_outer", "spin_energy", "spin_cap")
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,11 @@ class TrainConfig:
             specs.append(DatasetSpec(**d))
         if data.get("dtype", "float32") not in ("float32", "float64"):
             raise CatscreenError(f"dtype {data['dtype']!r}; expected float32 or float64")
-        _check_types(ModelConfig, data.get("model", {}), "model.")
-        ModelConfig.from_dict(data.get("model", {}))  # fail early on a bad model section
+        model = data.get("model", {})
+        if isinstance(model, dict) and "spin_cap" in model:
+            data["model"] = model = {**model, "spin_cap": _text_tuple(model["spin_cap"])}
+        _check_types(ModelConfig, model, "model.")
+        ModelConfig.from_dict(model)  # fail early on a bad model section
         return cls(datasets=tuple(specs), **data)
 
     @classmethod
