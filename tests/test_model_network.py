@@ -523,10 +523,13 @@ def test_spin_cap_keeps_each_capped_atom_at_or_below_its_spin_off_energy():
         np.testing.assert_array_equal(b["forces"], a["forces"])
     structures = [water(), atoms, small_bulk(), atoms]
     spins, fids = ["on", "on", "on", "off"], ["teacher-pbe", "gpaw-pbe", "gpaw-pbe", "gpaw-pbe"]
-    batched = capped(capped.collate(structures, spins, fids), forces=True)
+    batch = capped.collate(structures, spins, fids)
+    batched = capped(batch, forces=True)
+    forces = batch.split(batched["forces"].detach())
     for k, one in enumerate(structures):
         single = evaluate(capped, one, spins[k], fids[k])
         assert batched["energy"][k].item() == pytest.approx(single["energy"][0], abs=1e-10)
+        np.testing.assert_allclose(forces[k].numpy(), single["forces"], atol=1e-10)
 
 
 def test_spin_cap_config_round_trips_and_names_known_fidelities():
@@ -534,5 +537,6 @@ def test_spin_cap_config_round_trips_and_names_known_fidelities():
     back = ModelConfig.from_dict(json.loads(config.to_json()))
     assert back == config and back.spin_cap == ("gpaw-pbe",)
     assert "spin_cap" not in json.loads(TINY.to_json())  # off: the content version is kept
+    assert ModelConfig(spin_cap="gpaw-pbe").spin_cap == ("gpaw-pbe",)  # one name, not letters
     with pytest.raises(CatscreenError, match="spin_cap names fidelities the model lacks"):
         make_net(config=replace(TINY, spin_cap=("vasp-pbe",)))

@@ -556,6 +556,7 @@ def test_fine_tune_can_switch_on_the_spin_cap_and_keeps_it(tmp_path: Path) -> No
         return out["atomic_energies"].detach().cpu().double()
 
     torch.testing.assert_close(atomic(tr.net, "off"), atomic(original, "off"))
+    assert not torch.equal(atomic(tr.net, "on"), atomic(original, "on"))  # the cap is active
     net, _ = load_checkpoint(tr.run())
     assert net.config.spin_cap == ("emt",)
     assert torch.all(atomic(net, "on") <= atomic(net, "off") + 1e-6)

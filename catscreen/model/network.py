@@ -98,7 +98,8 @@ class ModelConfig:
     # spin-on energy is its spin-off energy plus a non-positive term, so E(on) <= E(off) by
     # construction, as for any spin-polarised DFT minimum. Costs a spin-off pass for the
     # spin-on structures of those fidelities. Not for the teacher fidelities: their spin flag
-    # marks magnetic systems, with no spin-off label to stay below.
+    # marks magnetic systems, with no spin-off label to stay below. The spin_energy term, if
+    # on, is part of the capped spin-on energy.
     spin_cap: tuple[str, ...] = ()
 
     def hidden_irreps(self) -> o3.Irreps:
@@ -110,7 +111,8 @@ class ModelConfig:
         return o3.Irreps("+".join(parts))
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "spin_cap", tuple(self.spin_cap))  # JSON gives a list
+        cap = (self.spin_cap,) if isinstance(self.spin_cap, str) else tuple(self.spin_cap)
+        object.__setattr__(self, "spin_cap", cap)  # JSON gives a list
         if not isinstance(self.correlation, int) or self.correlation < 1:
             raise CatscreenError(f"correlation must be an integer >= 1, not {self.correlation!r}")
         if not 0.0 <= self.zbl_inner < self.zbl_outer:
@@ -282,12 +284,16 @@ class CatscreenNet(nn.Module):
         edge_mask = atom_mask[batch.edge_index[0]]
         renumber = torch.cumsum(atom_mask, 0) - 1
         off_context = batch.context - chosen.long()  # the spin bit of the chosen rows cleared
-        sub = replace(
+        sub = replace(  # the chosen structures' atoms and edges; structure rows kept
             batch,
+            positions=batch.positions[atom_mask],
             species=batch.species[atom_mask],
             batch=batch.batch[atom_mask],
             edge_index=renumber[batch.edge_index[:, edge_mask]],
+            edge_shift_vectors=batch.edge_shift_vectors[edge_mask],
+            shifts=batch.shifts[edge_mask],
             context=off_context,
+            n_atoms=torch.where(chosen, batch.n_atoms, 0),
         )
         weight = None if edge_weight is None else edge_weight[edge_mask]
         heads, _ = self.atomic_outputs(sub, edge_vectors[edge_mask], lengths[edge_mask], weight)

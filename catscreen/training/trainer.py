@@ -51,7 +51,8 @@ from catscreen.training.datasets import ContextDefaults, label_energy, load_fram
 
 # ModelConfig fields a fine-tune (init_from) may switch while keeping the checkpoint's weights:
 # the ZBL adds no parameters (it changes predictions only for pairs closer than any bond), the
-# spin energy adds couplings that start at zero (it changes none).
+# spin energy adds couplings that start at zero (it changes none), the spin cap adds no
+# parameters (it changes only spin-on energies of its fidelities that lie above spin-off ones).
 SWITCHABLE_FIELDS = ("zbl", "zbl_inner", "zbl_outer", "spin_energy", "spin_cap")
 
 
