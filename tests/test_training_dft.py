@@ -178,7 +178,7 @@ def test_frames_of_one_system_need_their_own_fid(tmp_path):
 def test_the_test_pairs_are_held_out_of_every_training_config():
     """No sid of a test set is a training sid, and no committed config names their files."""
     rounds = ("train", "extra", "kinds", "kinds2")
-    later = ("kinds3", "kinds4", "kinds5")
+    later = ("kinds3", "kinds4", "kinds5", "kinds6")
     train = {a.info["sid"] for name in (*rounds, *later) for a in SETS[name]()}
     tests = ("test", "test2", "test3", "screening")
     test = {a.info["sid"] for name in tests for a in SETS[name]()}
@@ -223,6 +223,7 @@ def test_pair_kinds_name_what_each_set_holds():
         "screening": {"2x2 close-packed slab"},
         "kinds4": {"2x2 close-packed slab", "2x2 open-facet slab"},
         "kinds5": {"2x2 close-packed slab", "2x2 open-facet slab"},
+        "kinds6": {"2x2 close-packed slab"},
     }
     assert pair_kind("gpaw-Fe110-1x1x3-O") == "close-packed slab"  # bcc
     assert pair_kind("gpaw-Ni110-1x1x4-O") == "open-facet slab"  # fcc
