@@ -347,7 +347,8 @@ class CatscreenNet(nn.Module):
         atomic = self.scaled(heads, batch.context[batch.batch], batch.species)
         if self.stoner is not None:
             atomic = atomic + self.moment_energy(batch, magmoms).unsqueeze(-1)
-        atomic = self.capped_spin(atomic, batch, edge_vectors, lengths, weight)
+        if self.config.spin_cap:  # uncapped models skip the mask work (and a device sync)
+            atomic = self.capped_spin(atomic, batch, edge_vectors, lengths, weight)
         if ratio is not None:
             repulsion = self.zbl(lengths, ratio, batch.edge_index, batch.species)
             atomic = atomic + repulsion.unsqueeze(-1)
