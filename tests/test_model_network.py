@@ -25,6 +25,7 @@ from catscreen.model.network import (
     deepened,
     reconfigured,
     spin_cap,
+    widened,
 )
 
 ELEMENTS = ("H", "O", "Ni", "Cu")
@@ -315,6 +316,33 @@ def test_deepened_network_starts_as_the_original_and_can_learn(net):
     assert abs(changed - evaluate(net, slab())["energy"][0]) > 1e-6
     with pytest.raises(CatscreenError, match="at least 1"):
         deepened(net, 0)
+
+
+def test_widened_network_keeps_old_predictions_and_starts_new_elements_as_a_generic_metal(net):
+    wider = widened(net, ["Pt", "Cu"]).eval()  # Cu is known already: only Pt is added
+    assert wider.elements == (*ELEMENTS, "Pt")
+    for kind, make in STRUCTURES.items():
+        for spin, fidelity in [("on", "gpaw-pbe"), ("off", "teacher-pbe")]:
+            a = evaluate(net, make(), spin, fidelity, stress=True)
+            b = evaluate(wider, make(), spin, fidelity, stress=True)
+            for key in ("energy", "energy_heads", "forces", "stress", "magmoms"):
+                np.testing.assert_allclose(b[key], a[key], atol=1e-10, err_msg=f"{kind} {key}")
+    metals = [ELEMENTS.index("Ni"), ELEMENTS.index("Cu")]
+    emb = wider.species_embedding.weight.detach()
+    torch.testing.assert_close(emb[-1], emb[metals].mean(dim=0))
+    assert torch.all(wider.reference_energies[:, -1] == 0)
+    if wider.stoner is not None:
+        assert torch.all(wider.stoner[:, -1] == 0)
+    # The new element is live: a Pt slab has finite energies and forces, and its embedding
+    # gets a gradient.
+    pt = fcc111("Pt", (2, 2, 2), vacuum=5.0)
+    out = evaluate(wider, pt)
+    assert np.isfinite(out["energy"]).all() and np.isfinite(out["forces"]).all()
+    energy = wider(wider.collate([pt], ["off"], ["teacher-pbe"]), forces=False)["energy"].sum()
+    (grad,) = torch.autograd.grad(energy, [wider.species_embedding.weight])
+    assert grad[-1].abs().max() > 0 and grad[0].abs().max() == 0
+    with pytest.raises(CatscreenError, match="no new elements"):
+        widened(net, ["Cu"])
 
 
 @pytest.mark.parametrize("correlation", [1, 2, 3])

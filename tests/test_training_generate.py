@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,11 @@ import pytest
 from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 
+from catscreen.build.bulks import bulk_library, library_bulk
 from catscreen.errors import CatscreenError
 from catscreen.training.datasets import load_frames
 from catscreen.training.generate import (
+    HOSTS,
     GenerateSettings,
     add_adsorbate_at,
     generate,
@@ -48,6 +51,20 @@ def test_plan_covers_every_host_first() -> None:
         GenerateSettings(metals=("Xx",))
 
 
+def test_every_elemental_metal_of_the_bulk_catalogue_is_a_host() -> None:
+    """The bundled model must know every element enumerate builds slabs of; hosts whose ASE
+    reference state is another lattice take the catalogue's constants (gamma-Mn, fcc)."""
+    elemental = {n for n in bulk_library() if len(library_bulk(n).structure.composition) == 1}
+    assert elemental == set(HOSTS)
+    mn = make_slab("Mn", "111", (2, 2, 3), 6.0)
+    assert mn.get_distance(0, 1) == pytest.approx(3.862 / np.sqrt(2))
+    first = {"fcc": "111", "bcc": "110", "hcp": "0001"}
+    for host in ("Ba", "La", "Ce", "Li"):
+        assert len(make_slab(host, first[HOSTS[host]], (2, 2, 3), 6.0)) == 12
+    names = [s.name for s in plan(GenerateSettings(metals=("Mn", "Ti"), alloys=()))]
+    assert "slab-Mn-110-2x2x3" in names and "slab-Ti-0001-2x2x3" in names
+
+
 def test_alloys_and_large_cells_are_chosen() -> None:
     alloys = parse_alloys("Pt:Ni, Cu:Pd")
     assert alloys == (("Pt", "Ni"), ("Cu", "Pd")) and parse_alloys("none") == ()
@@ -78,6 +95,34 @@ def test_generate_labels_and_resumes(tmp_path: Path) -> None:
     messages: list[str] = []
     generate(tmp_path, settings, ["chgnet-pbe"], limit=3, log=messages.append)
     assert messages == [] and before == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.gz")}
+
+
+def test_enumerated_shards_cover_ordered_alloys_and_library_adsorbates(tmp_path: Path) -> None:
+    settings = GenerateSettings(
+        metals=(), alloys=(), bulks=("CuZn",), adsorbates=("H2O", "COOH"), adsorbates_per_slab=1,
+        relax_steps=2, md_steps=0,
+    )  # fmt: skip
+    assert [s.name for s in plan(settings)] == ["gas", "enum-CuZn"]
+    with pytest.raises(CatscreenError, match="unknown metal.*COOH"):
+        GenerateSettings(metals=("Pt",), adsorbates=("COOH",))  # ASE-builder shards: 11 only
+    with pytest.raises(CatscreenError, match="unknown bulk 'CuZnX'"):
+        plan(replace(settings, bulks=("CuZnX",)))[1].make(settings, np.random.default_rng(0))
+    generate(tmp_path, settings, ["chgnet-pbe"], log=lambda m: None)
+    frames = load_frames(tmp_path / "chgnet-pbe" / "enum-CuZn.extxyz.gz")
+    kinds = {a.info["kind"] for a in frames}
+    assert kinds == {"bulk", "slab", "adslab"}
+    facets = {str(a.info["facet"]) for a in frames if a.info["kind"] != "bulk"}
+    assert facets == {"100", "110", "111"}  # B2: every facet up to index 1
+    assert all(a.info["sid"].startswith(("CuZn-", "bulk-CuZn")) for a in frames)
+    ads = [a for a in frames if a.info["kind"] == "adslab"]
+    assert {a.info["adsorbate"] for a in ads} <= {"H2O", "COOH"}
+    for a in ads:
+        tags = a.get_tags()
+        n_ads = len(a) - int((tags != 2).sum())
+        assert n_ads == {"H2O": 3, "COOH": 4}[a.info["adsorbate"]]
+        assert set(a.get_chemical_symbols()[: len(a) - n_ads]) == {"Cu", "Zn"}
+        fixed = [c for c in a.constraints if isinstance(c, FixAtoms)][0].index
+        assert set(fixed) == set(np.flatnonzero(tags == 0))  # enumerate's convention
 
 
 def test_exclude_from_skips_adsorbates_an_earlier_pass_placed(tmp_path: Path) -> None:

@@ -411,6 +411,56 @@ def test_add_layers_deepens_the_checkpoint_and_keeps_its_energies(tmp_path: Path
         tiny_config(tmp_path / "bad", [data], add_layers=1)
 
 
+def test_add_elements_widens_the_checkpoint_and_fits_the_new_references(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "d.extxyz")  # Cu, Pt, Ni, O
+    best = Trainer(
+        tiny_config(tmp_path, [data], max_steps=2, eval_every=2), log=lambda m: None
+    ).run()
+    # Au and Ag cells whose labels sit 3 eV per atom below EMT's: a reference the widened
+    # network cannot know before the fit.
+    rng = np.random.default_rng(3)
+    frames = []
+    for k, metal in enumerate(("Au", "Ag", "Au", "Ag")):
+        for _ in range(3):
+            a = bulk(metal, cubic=True)
+            a.positions += rng.normal(0, 0.05, a.positions.shape)
+            emt_labelled(a)
+            res = dict(a.calc.results)
+            res["energy"] -= 3.0 * len(a)
+            a.calc = SinglePointCalculator(a, **res)
+            a.info.update({"spin": "off", "fidelity": "emt", "source": "emt", "sid": f"n{k}"})
+            frames.append(a)
+    extra = tmp_path / "new.extxyz"
+    write(extra, frames, format="extxyz")
+    kw = {"max_steps": 2, "eval_every": 2, "init_from": str(best), "validation_fraction": 0.0}
+    with pytest.raises(CatscreenError, match="does not know Ag, Au.*add_elements: true"):
+        Trainer(tiny_config(tmp_path / "no", [data, extra], **kw), log=lambda m: None)
+    tr = Trainer(
+        tiny_config(tmp_path / "wide", [data, extra], add_elements=True, **kw), log=lambda m: None
+    )
+    original, _ = load_checkpoint(best)
+    assert tr.net.elements == (*original.elements, "Ag", "Au")
+    torch.testing.assert_close(
+        tr.net.reference_energies[:, : len(original.elements)],
+        original.reference_energies.to(tr.net.reference_energies),
+    )
+    old = [f for f in tr.train if not {"Ag", "Au"} & set(f.atoms.get_chemical_symbols())][:3]
+    new = [f for f in tr.train if {"Ag", "Au"} & set(f.atoms.get_chemical_symbols())]
+
+    def energies(net, fs):
+        batch = net.collate([f.atoms for f in fs], [f.spin for f in fs], [f.fidelity for f in fs])
+        return net.float().eval()(batch.to(tr.device, tr.dtype), forces=False)["energy"]
+
+    torch.testing.assert_close(energies(tr.net, old), energies(original, old), atol=1e-5, rtol=0)
+    per_atom = (energies(tr.net, new).detach().double().cpu().numpy() - [f.energy for f in new]) / [
+        len(f.atoms) for f in new
+    ]
+    assert np.abs(per_atom).mean() < 0.3  # 3 eV/atom off without the fit
+    tr.net.train()
+    net, _ = load_checkpoint(tr.run())
+    assert net.elements[-2:] == ("Ag", "Au")
+
+
 def make_adsorption_dataset(path: Path) -> Path:
     """EMT clean slabs and O on them (rattled), sids `<slab>-clean` and `<slab>-O` as generate
     writes them."""

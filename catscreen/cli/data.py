@@ -68,7 +68,17 @@ def generate_command(
     teacher: list[str] = typer.Option(
         [], "--teacher", help="Label each shard as soon as it exists (repeatable)."
     ),
-    metals: str | None = typer.Option(None, "--metals", help="Comma-separated host metals."),
+    metals: str | None = typer.Option(
+        None, "--metals", help="Comma-separated host metals, or 'none' (only --bulks)."
+    ),
+    bulks: str | None = typer.Option(
+        None,
+        "--bulks",
+        help="Comma-separated catalogue bulks (Pt3Sn, NiGa) or structure files whose slabs "
+        "come from catscreen's enumerate step: every facet up to --max-index, every "
+        "termination, nudged placements of library adsorbates.",
+    ),
+    max_index: int = typer.Option(1, "--max-index", help="Largest Miller index for --bulks."),
     alloys: str | None = typer.Option(
         None,
         "--alloys",
@@ -129,9 +139,13 @@ def generate_command(
         large_cells=large,
         exclude_from=str(exclude_from or ""),
         explorer=explorer or "",
+        enum_max_index=max_index,
     )
     if metals:
-        settings = replace(settings, metals=tuple(split_csv(metals)), alloys=())
+        chosen = () if metals.strip().lower() == "none" else tuple(split_csv(metals))
+        settings = replace(settings, metals=chosen, alloys=())
+    if bulks:
+        settings = replace(settings, bulks=tuple(split_csv(bulks)))
     if alloys:
         settings = replace(settings, alloys=parse_alloys(alloys))
     if adsorbates:

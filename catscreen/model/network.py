@@ -404,6 +404,47 @@ def reconfigured(net: CatscreenNet, **changes: object) -> CatscreenNet:
     return out.train(net.training)
 
 
+NON_METALS = frozenset({"H", "C", "N", "O"})
+
+
+def widened(net: CatscreenNet, new_elements: Sequence[str]) -> CatscreenNet:
+    """`net` that also knows `new_elements`, appended after its own (old indices unchanged).
+
+    Every prediction for structures of the old elements stays exactly what `net` gave. A new
+    element's per-element weights (species embedding, product weights) start at the mean of
+    the old metals' rows, a generic metal that training then specialises; its reference
+    energies and spin couplings start at zero: fit the references on the new data before
+    training (the trainer does), or the network starts eV per atom off.
+    """
+    new = [e for e in new_elements if e not in net.elements]
+    if not new:
+        raise CatscreenError("no new elements to add")
+    wider = CatscreenNet(net.config, (*net.elements, *new), net.fidelities)
+    wider = wider.to(net.energy_scale.device, net.energy_scale.dtype)
+    n_old = len(net.elements)
+    metals = [k for k, e in enumerate(net.elements) if e not in NON_METALS] or list(range(n_old))
+    state = wider.state_dict()
+    for key, old in net.state_dict().items():
+        target = state[key]
+        if target.shape == old.shape:
+            state[key] = old
+            continue
+        dims = [d for d in range(old.dim()) if old.shape[d] != target.shape[d]]
+        if len(dims) != 1 or old.shape[dims[0]] != n_old:
+            raise CatscreenError(f"cannot widen {key}: shape {tuple(old.shape)}")
+        d = dims[0]
+        grown = target.clone()
+        grown.narrow(d, 0, n_old).copy_(old)
+        if key == "species_embedding.weight" or key.startswith("layers."):
+            mean = old.index_select(d, torch.tensor(metals)).mean(dim=d, keepdim=True)
+            grown.narrow(d, n_old, len(new)).copy_(mean.expand_as(grown.narrow(d, n_old, len(new))))
+        elif key != "zbl.radius_mA":  # the ZBL radii come from the elements themselves
+            grown.narrow(d, n_old, len(new)).zero_()
+        state[key] = grown
+    wider.load_state_dict(state)
+    return wider.train(net.training)
+
+
 def deepened(net: CatscreenNet, extra_layers: int) -> CatscreenNet:
     """`net` with `extra_layers` hidden -> hidden interactions inserted before its last layer.
 

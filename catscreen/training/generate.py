@@ -25,14 +25,20 @@ import numpy as np
 from ase import Atoms
 from ase.build import add_adsorbate, bcc100, bcc110, bulk, fcc100, fcc110, fcc111, hcp0001
 from ase.constraints import FixAtoms
+from ase.data import atomic_numbers, reference_states
 from ase.io import read, write
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.optimize import BFGS
 from ase.units import fs
+from pymatgen.io.ase import AseAtomsAdaptor
 
+from catscreen.build.adsorbates import adsorbate_library, get_adsorbate
+from catscreen.build.bulks import bulk_library, load_bulks
+from catscreen.build.enumerate import EnumerateSettings, enumerate_slabs
 from catscreen.build.gas import gas_molecule
-from catscreen.build.placements import nudged
+from catscreen.build.placements import heuristic_orientation, nudged, place
+from catscreen.build.sites import find_sites
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path
 from catscreen.training import teacher
@@ -44,6 +50,15 @@ CRYSTAL: dict[str, str] = {
     "Ni": "fcc", "Cu": "fcc", "Pd": "fcc", "Pt": "fcc", "Rh": "fcc", "Ir": "fcc", "Ag": "fcc",
     "Au": "fcc",
 }  # fmt: skip
+# The default hosts above are those of the first four passes (their reproduce commands rely on
+# the default); these are the other elemental metals of data/bulks.yaml, in the same lattices,
+# so the bundled model knows every element `catscreen enumerate` can build a slab of.
+MORE_HOSTS: dict[str, str] = {
+    "Sc": "hcp", "Ti": "hcp", "V": "bcc", "Cr": "bcc", "Mn": "fcc", "Zn": "hcp", "Y": "hcp",
+    "Zr": "hcp", "Nb": "bcc", "Tc": "hcp", "Cd": "hcp", "Hf": "hcp", "Ta": "bcc", "Li": "bcc",
+    "Mg": "hcp", "Al": "fcc", "Ba": "bcc", "La": "hcp", "Ce": "fcc",
+}  # fmt: skip
+HOSTS: dict[str, str] = {**CRYSTAL, **MORE_HOSTS}
 FACETS: dict[str, tuple[str, ...]] = {
     "fcc": ("111", "100", "110"),
     "bcc": ("110", "100"),
@@ -80,7 +95,7 @@ GAS = ("H2", "H2O", "CO", "N2", "O2", "NH3", "CH4", "CO2")
 class GenerateSettings:
     """What `catscreen data generate` makes; every number here is recorded in the datasheet."""
 
-    metals: tuple[str, ...] = tuple(CRYSTAL)
+    metals: tuple[str, ...] = tuple(CRYSTAL)  # any of HOSTS
     alloys: tuple[tuple[str, str], ...] = (("Pt", "Ni"), ("Cu", "Pd"), ("Pt", "Co"), ("Ni", "Cu"))
     adsorbates: tuple[str, ...] = tuple(ADSORBATES)
     size: tuple[int, int, int] = (2, 2, 3)
@@ -100,14 +115,24 @@ class GenerateSettings:
     mirror_fraction: float = 0.1  # share of spin-off teacher frames also written as spin on
     explorer: str = ""  # a model (load_model name/path): it relaxes nudged placements instead
     seed: int = 0
+    # Bulks (catalogue names or files) whose slabs come from catscreen's own enumerate step:
+    # every facet up to enum_max_index and every termination, placements as enumerate makes
+    # them (nudged, heuristic orientation) from the adsorbate library: ordered alloys, stepped
+    # facets and the larger adsorbates that the ASE-builder shards above do not make.
+    bulks: tuple[str, ...] = ()
+    enum_max_index: int = 1
+    enum_min_ab: float = 5.0  # A: 2x2-like cells, as the ASE-builder shards
+    enum_min_slab_size: float = 4.5  # A: three or four layers
 
     def __post_init__(self) -> None:
         hosts = set(self.metals) | {m for pair in self.alloys for m in pair}
-        unknown = sorted(hosts - set(CRYSTAL)) + sorted(set(self.adsorbates) - set(ADSORBATES))
+        # the ASE-builder shards know ADSORBATES; enumerated shards the whole library
+        known = set(ADSORBATES) if self.metals or self.alloys else set(adsorbate_library())
+        unknown = sorted(hosts - set(HOSTS)) + sorted(set(self.adsorbates) - known)
         if unknown:
             raise CatscreenError(
                 f"unknown metal(s)/adsorbate(s) {', '.join(unknown)}; metals: "
-                f"{', '.join(CRYSTAL)}; adsorbates: {', '.join(ADSORBATES)}"
+                f"{', '.join(HOSTS)}; adsorbates: {', '.join(sorted(known))}"
             )
 
 
@@ -213,11 +238,22 @@ def _relax_frames(atoms: Atoms, settings: GenerateSettings) -> list[Atoms]:
     return frames
 
 
+def lattice(host: str) -> dict[str, float]:
+    """Lattice constants for ASE's builders: none (ASE's reference state) where that state is
+    the host's lattice, which keeps the committed passes reproducible; data/bulks.yaml's where
+    it is not (ASE's Mn is 58-atom alpha-Mn, the catalogue's gamma-Mn is fcc)."""
+    ref = reference_states[atomic_numbers[host]] or {}
+    if ref.get("symmetry") == HOSTS[host]:
+        return {}
+    entry = bulk_library()[host]
+    return {k: float(entry[k]) for k in ("a", "c") if k in entry}
+
+
 def make_slab(host: str, facet: str, size: tuple[int, int, int], vacuum: float) -> Atoms:
     """A slab of a host metal; layers that may relax are tagged 1, the bottom layer 0 and fixed."""
-    structure = CRYSTAL[host]
+    structure = HOSTS[host]
     builder = _SLAB_BUILDERS[(structure, facet)]
-    slab = builder(host, size=size, vacuum=vacuum)
+    slab = builder(host, size=size, vacuum=vacuum, **lattice(host))
     layer = slab.get_tags()  # ASE: 1 is the top layer
     n_layers = int(layer.max())
     fixed = layer > n_layers - max(1, n_layers // 3)
@@ -311,32 +347,96 @@ def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | 
     return Shard(name=f"slab-{tag}", make=make)
 
 
+def _enumerated_shard(spec: str) -> Shard:
+    """One catalogue bulk through enumerate: its strained and rattled cell, then per slab
+    termination the clean slab along its relaxation, and drawn adsorbates at drawn unique
+    sites, placed and nudged as `catscreen enumerate` places them, along teacher relaxations.
+    sids: `<bulk>-<miller>-t<termination>[-<adsorbate>]`."""
+
+    def make(settings: GenerateSettings, rng: np.random.Generator) -> list[Atoms]:
+        enum = EnumerateSettings(
+            bulks=[spec],
+            max_index=settings.enum_max_index,
+            min_ab=settings.enum_min_ab,
+            min_slab_size=settings.enum_min_slab_size,
+            vacuum=2 * settings.vacuum,
+        )
+        slabs = enumerate_slabs(enum)
+        name = slabs[0].bulk.name if slabs else Path(spec).stem
+        frames = _strained_bulk(_conventional(spec), f"bulk-{name}", name, settings, rng)
+        for slab in slabs:
+            facet = "".join(str(i) for i in slab.miller)  # "211", "1-10": as the other passes
+            label = f"{name}-{facet}-t{slab.termination}"
+            for f in _relax_frames(slab.atoms, settings)[::2] + [
+                _rattled(slab.atoms, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
+            ]:
+                frames.append(_tagged(f, "slab", f"{label}-clean", host=name, facet=facet))
+            sites = find_sites(slab.atoms, slab.bulk.d_nn)
+            n_ads = min(settings.adsorbates_per_slab, len(settings.adsorbates))
+            for ads in rng.choice(settings.adsorbates, size=n_ads, replace=False):
+                adsorbate = get_adsorbate(str(ads))
+                n_sites = min(settings.sites_per_adsorbate, len(sites))
+                for k in rng.choice(len(sites), size=n_sites, replace=False):
+                    site = sites[int(k)]
+                    orientation = heuristic_orientation(slab.atoms, site, adsorbate)
+                    try:
+                        placed = place(slab.atoms, site, adsorbate, orientation, rng)
+                    except CatscreenError:  # overlaps its own image in this small cell
+                        continue
+                    traj = _relax_frames(placed, settings)
+                    extra = [_rattled(traj[-1], settings.rattle_sigmas[0], rng, "rattle-end")]
+                    for f in traj + extra:
+                        frames.append(
+                            _tagged(
+                                f,
+                                "adslab",
+                                f"{label}-{ads}",
+                                host=name,
+                                facet=facet,
+                                adsorbate=str(ads),
+                                site=site.kind,
+                            )
+                        )
+        return frames
+
+    return Shard(name=f"enum-{Path(spec).stem}", make=make)
+
+
+def _conventional(spec: str) -> Atoms:
+    return AseAtomsAdaptor.get_atoms(load_bulks([spec])[0].structure)
+
+
+def _strained_bulk(
+    cell: Atoms, sid: str, host: str, settings: GenerateSettings, rng: np.random.Generator
+) -> list[Atoms]:
+    """Isotropic strains, two random strains with rattles, and two MD snapshots of a cell."""
+    frames: list[Atoms] = []
+    for eps in settings.bulk_strains:
+        a = cell.copy()
+        a.set_cell(cell.cell * (1 + eps), scale_atoms=True)
+        a.info["stage"] = f"strain{eps:+.3f}"
+        frames.append(_tagged(a, "bulk", sid, host=host))
+    for k in range(2):
+        a = cell.copy()
+        strain = np.eye(3) + rng.uniform(-0.03, 0.03, size=(3, 3))
+        a.set_cell(cell.cell @ strain, scale_atoms=True)
+        frames.append(
+            _tagged(
+                _rattled(a, settings.rattle_sigmas[k], rng, "shear+rattle"), "bulk", sid, host=host
+            )
+        )
+    for f in _md_frames(cell.repeat((1, 2, 1)), settings, rng):
+        frames.append(_tagged(f, "bulk", sid, host=host))
+    return frames
+
+
 def _bulk_shard(metals: Sequence[str]) -> Shard:
     def make(settings: GenerateSettings, rng: np.random.Generator) -> list[Atoms]:
         frames: list[Atoms] = []
         for m in metals:
-            cell = bulk(m, cubic=CRYSTAL[m] != "hcp")
+            cell = bulk(m, HOSTS[m], cubic=HOSTS[m] != "hcp", **lattice(m))
             cell = cell.repeat((2, 1, 1)) if len(cell) < 4 else cell
-            sid = f"bulk-{m}"
-            for eps in settings.bulk_strains:
-                a = cell.copy()
-                a.set_cell(cell.cell * (1 + eps), scale_atoms=True)
-                a.info["stage"] = f"strain{eps:+.3f}"
-                frames.append(_tagged(a, "bulk", sid, host=m))
-            for k in range(2):
-                a = cell.copy()
-                strain = np.eye(3) + rng.uniform(-0.03, 0.03, size=(3, 3))
-                a.set_cell(cell.cell @ strain, scale_atoms=True)
-                frames.append(
-                    _tagged(
-                        _rattled(a, settings.rattle_sigmas[k], rng, "shear+rattle"),
-                        "bulk",
-                        sid,
-                        host=m,
-                    )
-                )
-            for f in _md_frames(cell.repeat((1, 2, 1)), settings, rng):
-                frames.append(_tagged(f, "bulk", sid, host=m))
+            frames += _strained_bulk(cell, f"bulk-{m}", m, settings, rng)
         return frames
 
     return Shard(name="bulk", make=make)
@@ -379,18 +479,21 @@ def parse_alloys(text: str) -> tuple[tuple[str, str], ...]:
 def plan(settings: GenerateSettings) -> list[Shard]:
     """Bulk and gas first, then one facet of every host before the next facet of any host.
     An explorer pass makes only the adsorbate slabs."""
-    shards = [] if settings.explorer else [_gas_shard(), _bulk_shard(settings.metals)]
-    rounds = max(len(FACETS[CRYSTAL[m]]) for m in settings.metals)
+    shards = [] if settings.explorer else [_gas_shard()]
+    if settings.metals and not settings.explorer:
+        shards.append(_bulk_shard(settings.metals))
+    rounds = max((len(FACETS[HOSTS[m]]) for m in settings.metals), default=0)
     for r in range(rounds):
         for m in settings.metals:
-            facets = FACETS[CRYSTAL[m]]
+            facets = FACETS[HOSTS[m]]
             if r < len(facets):
                 shards.append(_slab_shard(m, facets[r], settings.size, None))
     for host, guest in settings.alloys:
-        shards.append(_slab_shard(host, FACETS[CRYSTAL[host]][0], settings.size, guest))
+        shards.append(_slab_shard(host, FACETS[HOSTS[host]][0], settings.size, guest))
     if settings.large_cells:
         for m in settings.metals:
-            shards.append(_slab_shard(m, FACETS[CRYSTAL[m]][0], settings.large_size, None))
+            shards.append(_slab_shard(m, FACETS[HOSTS[m]][0], settings.large_size, None))
+    shards += [_enumerated_shard(b) for b in settings.bulks]
     return shards
 
 
@@ -433,12 +536,21 @@ def _mirror(frames: Iterable[Atoms], fraction: float) -> list[Atoms]:
     return out
 
 
+LABEL_ATOMS_PER_BATCH = 256  # CHGNet took 4.2 GB for a batch of 16 32-atom alloy slabs
+
+
+def label_batch_size(frames: Sequence[Atoms]) -> int:
+    """CHGNet's batch for a shard: 16 (the first passes') up to 16-atom frames, fewer above."""
+    largest = max((len(a) for a in frames), default=1)
+    return max(1, min(16, LABEL_ATOMS_PER_BATCH // largest))
+
+
 def label_shard(structures: Path, out: Path, teacher_name: str, mirror_fraction: float) -> int:
     """Label one structure shard with one teacher; skipped when `out` exists."""
     if out.exists():
         return 0
     frames = read_frames(structures)
-    labelled = teacher.label(frames, teacher_name)
+    labelled = teacher.label(frames, teacher_name, batch_size=label_batch_size(frames))
     labelled += _mirror(labelled, mirror_fraction)
     write_frames(labelled, out)
     return len(labelled)

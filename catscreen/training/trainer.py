@@ -32,7 +32,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from copy import deepcopy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from catscreen.errors import CatscreenError
 from catscreen.model.checkpoint import load_checkpoint, save_checkpoint
 from catscreen.model.inference import resolve_device
-from catscreen.model.network import CatscreenNet, ModelConfig, deepened, reconfigured
+from catscreen.model.network import CatscreenNet, ModelConfig, deepened, reconfigured, widened
 from catscreen.training.datasets import ContextDefaults, label_energy, load_frames
 
 # ModelConfig fields a fine-tune (init_from) may switch while keeping the checkpoint's weights:
@@ -110,6 +110,9 @@ class TrainConfig:
     init_from: str = ""  # a checkpoint to fine-tune: its weights (and references) are kept
     refit_references: bool = False  # with init_from: fit reference energies on the new data
     add_layers: int = 0  # with init_from: insert identity-initialised layers (deepen, then train)
+    # with init_from: elements in the data the checkpoint lacks are added (`network.widened`),
+    # their reference energies fitted to what the network leaves of the new data's energies
+    add_elements: bool = False
     name: str = "catscreen"
     default_fidelity: str = ""  # "" = the first fidelity
     description: str = ""
@@ -386,11 +389,13 @@ def context_row(fidelities: Sequence[str], spin: str, fidelity: str) -> int:
 
 
 def _compositions(frames: Sequence[Frame], elements: Sequence[str]) -> np.ndarray:
+    """Atom counts per listed element (atoms of other elements are not counted)."""
     index = {e: k for k, e in enumerate(elements)}
     x = np.zeros((len(frames), len(elements)))
     for i, f in enumerate(frames):
         for z in f.atoms.get_chemical_symbols():
-            x[i, index[z]] += 1
+            if z in index:
+                x[i, index[z]] += 1
     return x
 
 
@@ -550,12 +555,47 @@ class Trainer:
             net = reconfigured(net, **self.config.model)
         data = payload["metadata"].get("training_data", {})
         self.inherited_systems = set(data.get("training_systems", []))
-        missing = sorted(set(elements) - set(net.elements)) + sorted(
-            set(fidelities) - set(net.fidelities)
-        )
+        new = [e for e in elements if e not in net.elements]
+        missing = sorted(set(fidelities) - set(net.fidelities))
+        if not self.config.add_elements:
+            missing = sorted(new) + missing
         if missing:
-            raise CatscreenError(f"{path} does not know {', '.join(missing)}: cannot fine-tune")
-        return net.float()
+            hint = " (add_elements: true adds elements)" if new else ""
+            raise CatscreenError(
+                f"{path} does not know {', '.join(missing)}: cannot fine-tune{hint}"
+            )
+        net = net.float()
+        if new:
+            net = widened(net, new)
+            self._fit_new_references(net, set(new))
+            self.log(f"added elements {', '.join(new)}")
+        return net
+
+    def _fit_new_references(self, net: CatscreenNet, new: set[str], n_max: int = 2000) -> None:
+        """Reference energies of added elements: per context, the least-squares fit of what
+        the widened network (new references at zero) leaves of the training energies of
+        frames holding them, ridge-pooled over spins as in `fit_reference_energies`."""
+        rows = [f for f in self.train if new & set(f.atoms.get_chemical_symbols())]
+        if not rows:
+            raise CatscreenError(f"no training frames hold {', '.join(sorted(new))}")
+        rng = np.random.default_rng(self.config.seed)
+        if len(rows) > n_max:
+            rows = [rows[k] for k in sorted(rng.choice(len(rows), n_max, replace=False))]
+        net.eval()
+        residual: list[float] = []
+        for k in range(0, len(rows), 32):
+            chunk = rows[k : k + 32]
+            with torch.no_grad():
+                batch = net.collate(
+                    [f.atoms for f in chunk], [f.spin for f in chunk], [f.fidelity for f in chunk]
+                )
+                out = net(batch, forces=False)
+            residual += [f.energy - float(e) for f, e in zip(chunk, out["energy"], strict=True)]
+        net.train()
+        cols = [k for k, e in enumerate(net.elements) if e in new]
+        shifted = [replace(f, energy=r) for f, r in zip(rows, residual, strict=True)]
+        refs = fit_reference_energies(shifted, [net.elements[k] for k in cols], net.fidelities)
+        net.reference_energies[:, cols] = torch.tensor(refs).to(net.reference_energies)
 
     # -- pieces -------------------------------------------------------------------------------
 
