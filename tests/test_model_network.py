@@ -294,16 +294,21 @@ def test_float32_is_close_to_float64(net):
     np.testing.assert_allclose(out["forces"], ref["forces"], atol=1e-4)
 
 
+def assert_same_outputs(net: CatscreenNet, other: CatscreenNet) -> None:
+    """Every structure, both kinds of context: energies, heads, forces, stress and moments."""
+    for kind, make in STRUCTURES.items():
+        for spin, fidelity in [("on", "gpaw-pbe"), ("off", "teacher-pbe")]:
+            a = evaluate(net, make(), spin, fidelity, stress=True)
+            b = evaluate(other, make(), spin, fidelity, stress=True)
+            for key in ("energy", "energy_heads", "forces", "stress", "magmoms"):
+                np.testing.assert_allclose(b[key], a[key], atol=1e-10, err_msg=f"{kind} {key}")
+
+
 def test_deepened_network_starts_as_the_original_and_can_learn(net):
     deeper = deepened(net, 2).eval()
     assert deeper.config.n_layers == net.config.n_layers + 2
     assert deeper.n_parameters > net.n_parameters
-    for kind, make in STRUCTURES.items():
-        for spin, fidelity in [("on", "gpaw-pbe"), ("off", "teacher-pbe")]:
-            a = evaluate(net, make(), spin, fidelity, stress=True)
-            b = evaluate(deeper, make(), spin, fidelity, stress=True)
-            for key in ("energy", "energy_heads", "forces", "stress", "magmoms"):
-                np.testing.assert_allclose(b[key], a[key], atol=1e-10, err_msg=f"{kind} {key}")
+    assert_same_outputs(net, deeper)
     # The inserted layers are live: their message branch gets a gradient and changes energies.
     batch = deeper.collate([slab()], ["on"], ["gpaw-pbe"])
     energy = deeper(batch, forces=False)["energy"].sum()
@@ -321,12 +326,7 @@ def test_deepened_network_starts_as_the_original_and_can_learn(net):
 def test_widened_network_keeps_old_predictions_and_starts_new_elements_as_a_generic_metal(net):
     wider = widened(net, ["Pt", "Cu"]).eval()  # Cu is known already: only Pt is added
     assert wider.elements == (*ELEMENTS, "Pt")
-    for kind, make in STRUCTURES.items():
-        for spin, fidelity in [("on", "gpaw-pbe"), ("off", "teacher-pbe")]:
-            a = evaluate(net, make(), spin, fidelity, stress=True)
-            b = evaluate(wider, make(), spin, fidelity, stress=True)
-            for key in ("energy", "energy_heads", "forces", "stress", "magmoms"):
-                np.testing.assert_allclose(b[key], a[key], atol=1e-10, err_msg=f"{kind} {key}")
+    assert_same_outputs(net, wider)
     metals = [ELEMENTS.index("Ni"), ELEMENTS.index("Cu")]
     emb = wider.species_embedding.weight.detach()
     torch.testing.assert_close(emb[-1], emb[metals].mean(dim=0))
