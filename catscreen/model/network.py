@@ -435,11 +435,12 @@ def widened(net: CatscreenNet, new_elements: Sequence[str]) -> CatscreenNet:
         d = dims[0]
         grown = target.clone()
         grown.narrow(d, 0, n_old).copy_(old)
+        added = grown.narrow(d, n_old, len(new))  # a view: writing it writes `grown`
         if key == "species_embedding.weight" or key.startswith("layers."):
             mean = old.index_select(d, torch.tensor(metals)).mean(dim=d, keepdim=True)
-            grown.narrow(d, n_old, len(new)).copy_(mean.expand_as(grown.narrow(d, n_old, len(new))))
+            added.copy_(mean.expand_as(added))
         elif key != "zbl.radius_mA":  # the ZBL radii come from the elements themselves
-            grown.narrow(d, n_old, len(new)).zero_()
+            added.zero_()
         state[key] = grown
     wider.load_state_dict(state)
     return wider.train(net.training)

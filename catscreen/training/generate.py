@@ -34,7 +34,7 @@ from ase.units import fs
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from catscreen.build.adsorbates import adsorbate_library, get_adsorbate
-from catscreen.build.bulks import bulk_library, load_bulks
+from catscreen.build.bulks import bulk_library
 from catscreen.build.enumerate import EnumerateSettings, enumerate_slabs
 from catscreen.build.gas import gas_molecule
 from catscreen.build.placements import heuristic_orientation, nudged, place
@@ -361,9 +361,10 @@ def _enumerated_shard(spec: str) -> Shard:
             min_slab_size=settings.enum_min_slab_size,
             vacuum=2 * settings.vacuum,
         )
-        slabs = enumerate_slabs(enum)
-        name = slabs[0].bulk.name if slabs else Path(spec).stem
-        frames = _strained_bulk(_conventional(spec), f"bulk-{name}", name, settings, rng)
+        slabs = enumerate_slabs(enum)  # every bulk has facets up to index 1, so never empty
+        name = slabs[0].bulk.name
+        cell = AseAtomsAdaptor.get_atoms(slabs[0].bulk.structure)  # the conventional cell
+        frames = _strained_bulk(cell, f"bulk-{name}", name, settings, rng)
         for slab in slabs:
             facet = "".join(str(i) for i in slab.miller)  # "211", "1-10": as the other passes
             label = f"{name}-{facet}-t{slab.termination}"
@@ -400,10 +401,6 @@ def _enumerated_shard(spec: str) -> Shard:
         return frames
 
     return Shard(name=f"enum-{Path(spec).stem}", make=make)
-
-
-def _conventional(spec: str) -> Atoms:
-    return AseAtomsAdaptor.get_atoms(load_bulks([spec])[0].structure)
 
 
 def _strained_bulk(
