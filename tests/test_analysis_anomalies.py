@@ -100,3 +100,39 @@ def test_migration_compares_the_site_read_the_same_way_at_both_ends():
     assert not report.migrated and report.final_site_type == "ontop"
     high = adslab("Pt", "O", "fcc", height=3.0)  # no bond at the start: the manifest's site
     assert detect_anomalies(high, adslab("Pt", "O", "hcp"), slab("Pt"), FCC_SITE).migrated
+
+
+def _upright(first: str, second: str, bond: float, height: float = 1.9):
+    """A diatomic upright on top of Pt atom 8 of the 2x2x3 Pt(111) slab, tagged 2."""
+    from ase import Atom
+
+    atoms = slab("Pt")
+    top = atoms.positions[8]
+    atoms.append(Atom(first, top + [0.0, 0.0, height], tag=2))
+    atoms.append(Atom(second, top + [0.0, 0.0, height + bond], tag=2))
+    return atoms
+
+
+def test_overlap_excludes_a_collapsed_adsorbate_that_still_looks_bonded():
+    """N-H collapsed from 1.02 A to 0.3 A (a hole in the potential): the bonds are unchanged,
+    so only the overlap check catches it."""
+    initial = _upright("N", "H", 1.02)
+    final = _upright("N", "H", 0.3)
+    report = detect_anomalies(initial, final, slab("Pt"), [8])
+    assert report.names == ["overlapping"] and report.excluding
+    assert detect_anomalies(initial, initial.copy(), slab("Pt"), [8]).names == []
+
+
+@pytest.mark.parametrize("height, expected", [(1.2, True), (1.8, False)])
+def test_overlap_of_an_adsorbate_pushed_into_the_surface(height, expected):
+    """O on top of Pt: 1.2 A is 0.59x the covalent radii sum, 1.8 A a short real bond."""
+    initial = _upright("O", "H", 0.97)
+    final = _upright("O", "H", 0.97, height=height)
+    assert detect_anomalies(initial, final, slab("Pt"), [8]).overlapping is expected
+
+
+@pytest.mark.parametrize("first, second, bond", [("C", "O", 1.13), ("N", "N", 1.10)])
+def test_triple_bonds_are_not_overlaps(first, second, bond):
+    """CO (0.80x) and N2 (0.77x): the shortest bonds relative to their covalent radii."""
+    atoms = _upright(first, second, bond)
+    assert detect_anomalies(atoms, atoms.copy(), slab("Pt"), [8]).names == []

@@ -194,6 +194,26 @@ def test_anomalies_excluded_from_minima_unless_kept():
     assert kept.loc[("Pt(111)", "O"), "e_ads_min"] == pytest.approx(-1.3)
 
 
+def test_overlapping_placement_is_not_a_minimum():
+    """A relaxed O sitting 1.0 A above a Pt atom (a hole in the potential, below the relax
+    guard's reach in a foreign results file) with the lowest energy is flagged, not ranked."""
+    from catscreen.io import atoms_from_text, atoms_to_text
+
+    df = table()
+    idx = df.index[(df.bulk == "Pt") & (df.site_type == "hcp")][0]
+    atoms = atoms_from_text(df.at[idx, "final_structure"])
+    atoms.positions[-1] = atoms.positions[9] + [0.0, 0.0, 1.0]
+    df.at[idx, "final_structure"] = atoms_to_text(atoms)
+    df.at[idx, "energy"] -= 1.0
+    out = rank_results(df)
+    row = out.configs.set_index(["candidate", "adsorbate", "site_type"]).loc[
+        ("Pt(111)", "O", "hcp")
+    ]
+    assert row.overlapping and row.anomalous and "overlapping" in row.anomalies.split(",")
+    pt = out.systems.set_index(["candidate", "adsorbate"]).loc[("Pt(111)", "O")]
+    assert pt.e_ads_min == pytest.approx(-0.5) and pt.n_anomalous == 1
+
+
 def test_two_spin_contexts_of_one_system_are_not_mixed():
     off = table()
     on = off.assign(spin="on", config_id=off.config_id + "-on")

@@ -8,6 +8,11 @@ that metal second neighbours (fcc: sqrt(2) x first) are not bonds.
 Tags follow the design notes: 0 subsurface, 1 surface, 2 adsorbate; +z points to the vacuum
 side that carries the adsorbate. The slab part of an adslab is its tag 0/1 atoms in order,
 which enumerate keeps identical to the clean slab's atoms.
+
+Overlap: two atoms of the final structure closer than OVERLAP_RATIO x the sum of their covalent
+radii. No real bond comes near it (the shortest, N2 and CO triple bonds, are 0.77x and 0.80x);
+it is a hole in the potential that the relax step's guard (0.5x) let through, or a results file
+from elsewhere. Its energy is meaningless, so the placement is excluded.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from ase import Atoms
 from ase.neighborlist import build_neighbor_list, natural_cutoffs
 
 DEFAULT_BOND_TOLERANCE = 1.25
+OVERLAP_RATIO = 0.7  # of the covalent radii sum
 # Anomalies that make a placement invalid for minima; migration is recorded only.
-EXCLUDING = ("desorbed", "dissociated", "reconstructed", "intercalated")
+EXCLUDING = ("desorbed", "dissociated", "reconstructed", "intercalated", "overlapping")
 SITE_TYPES = {0: "none", 1: "ontop", 2: "bridge", 3: "hollow", 4: "4fold"}
 
 
@@ -30,6 +36,7 @@ class AnomalyReport:
     dissociated: bool = False
     reconstructed: bool = False
     intercalated: bool = False
+    overlapping: bool = False
     migrated: bool = False
     final_site_atoms: list[int] = field(default_factory=list)
 
@@ -56,6 +63,20 @@ def bond_matrix(atoms: Atoms, tolerance: float = DEFAULT_BOND_TOLERANCE) -> np.n
         skin=0.0,  # ASE's default skin would count pairs up to 0.3 A beyond the cutoff
     )
     return nl.get_connectivity_matrix(sparse=False).astype(bool)
+
+
+def overlapping(atoms: Atoms, ratio: float = OVERLAP_RATIO) -> bool:
+    """Two atoms (periodic images included) closer than `ratio` x their covalent radii sum."""
+    if len(atoms) < 2:
+        return False
+    nl = build_neighbor_list(
+        atoms,
+        cutoffs=natural_cutoffs(atoms, mult=ratio),
+        self_interaction=False,
+        bothways=False,
+        skin=0.0,
+    )
+    return bool(nl.get_connectivity_matrix(sparse=True).nnz)
 
 
 def _binding_atom(atoms: Atoms, ads: np.ndarray, slab: np.ndarray) -> int:
@@ -130,6 +151,7 @@ def detect_anomalies(
         (final_bonds[np.ix_(ads, ads)] != initial_bonds[np.ix_(ads, ads)]).any()
     )
     report.intercalated = _intercalated(final, final_bonds, ads)
+    report.overlapping = overlapping(final)
 
     reference = initial_bonds[np.ix_(slab, slab)]
     if clean_slab is not None and clean_slab.get_chemical_symbols() == [

@@ -253,6 +253,7 @@ def adsorption_table(
                 "dissociated": report.dissociated,
                 "reconstructed": report.reconstructed,
                 "intercalated": report.intercalated,
+                "overlapping": report.overlapping,
                 "migrated": report.migrated,
                 "anomalous": report.excluding or len(names) > len(report.names),
                 "anomalies": ",".join(names),
