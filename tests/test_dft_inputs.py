@@ -94,6 +94,28 @@ def test_vasp_inputs_spin_on_start_from_predicted_or_default_moments(tmp_path, f
     ]
 
 
+def test_predicted_moments_count_up_to_the_free_atom_limit():
+    """An unbounded moment head must not start DFT from an unphysical moment: Fe at most 4
+    (3d6), Ni 2 (3d8), H 1; a non-finite prediction falls back to the element default."""
+    from ase import Atoms
+
+    from catscreen.dft.settings import free_atom_moment, initial_magmoms
+
+    assert [free_atom_moment(s) for s in ("Fe", "Cr", "Ni", "Cu", "O", "Gd")] == [
+        4.0,
+        6.0,
+        2.0,
+        1.0,
+        2.0,
+        8.0,
+    ]
+    atoms = Atoms("FeNiCuHCo", positions=np.arange(15.0).reshape(5, 3))
+    atoms.arrays["magmoms"] = np.array([9.0, -7.0, 0.3, 50.0, np.nan])
+    moments = initial_magmoms(atoms, "on", DftSettings())
+    assert moments.tolist() == [4.0, -2.0, 0.6, 1.0, 2.0]
+    assert initial_magmoms(atoms, "off", DftSettings()) is None
+
+
 def test_gpaw_scripts_carry_the_physics(tmp_path, flagged_on):
     write_dft_inputs(flagged_on, "gpaw", tmp_path, DftSettings())
     text = (tmp_path / flagged_on.config_id[0] / "run_gpaw.py").read_text()

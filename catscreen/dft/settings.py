@@ -12,11 +12,13 @@ adsorption energy referenced to it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import kptdensity2monkhorstpack
 from ase.constraints import FixAtoms
+from pymatgen.core import Element
 
 from catscreen.errors import CatscreenError
 from catscreen.io import atoms_from_text
@@ -70,23 +72,36 @@ class DftSettings:
                 raise CatscreenError(message)
 
 
+@cache
+def free_atom_moment(symbol: str) -> float:
+    """Unpaired electrons of the free atom's ground state (Hund's rule per subshell, from
+    pymatgen's configurations): no atom in a solid or on a surface carries more."""
+    unpaired = 0
+    for _, orbital, occupancy in Element(symbol).full_electronic_structure:
+        states = 2 * "spdf".index(orbital) + 1
+        unpaired += occupancy if occupancy <= states else 2 * states - occupancy
+    return float(unpaired)
+
+
 def initial_magmoms(atoms: Atoms, spin: str, settings: DftSettings) -> np.ndarray | None:
     """Element defaults, raised to the model's predicted moment (arrays['magmoms']) where that
     is larger, in the predicted direction.
 
     Starting high is what MP does: a spin-polarised SCF started from a small moment can settle
     in the non-magnetic solution (the bundled model predicts 0.08 muB for Ni in its CHGNet
-    contexts, DFT gives about 0.6)."""
+    contexts, DFT gives about 0.6). The model's moment head is not bounded, so a prediction
+    counts only up to the free atom's unpaired electrons, and a non-finite one not at all."""
     if spin != "on":
         return None
-    default = np.array(
-        [settings.magmoms.get(s, OTHER_MAGMOM) for s in atoms.get_chemical_symbols()]
-    )
+    symbols = atoms.get_chemical_symbols()
+    default = np.array([settings.magmoms.get(s, OTHER_MAGMOM) for s in symbols])
     if "magmoms" not in atoms.arrays:
         return default
     predicted = np.asarray(atoms.arrays["magmoms"], dtype=float).reshape(len(atoms))
+    predicted = np.where(np.isfinite(predicted), predicted, 0.0)
+    limit = np.array([free_atom_moment(s) for s in symbols])
     sign = np.where(predicted < 0, -1.0, 1.0)
-    return sign * np.maximum(np.abs(predicted), default)
+    return sign * np.maximum(np.minimum(np.abs(predicted), limit), default)
 
 
 def gas_unpaired(atoms: Atoms) -> int:
