@@ -22,10 +22,10 @@ Prints:
    model's lowest-energy placement within 0.1 eV of the teacher's lowest (target >= 80%); also
    the AdsorbML paper's ML+SP rate: the teacher's single point on the model's lowest relaxed
    structure within 0.1 eV of (or below) the teacher's lowest. Minima skip placements whose
-   relaxation desorbed, dissociated, reconstructed or intercalated (`catscreen rank`'s anomaly
-   checks, on each side), as AdsorbML does. Placements are nudged off their
-   sites as `catscreen enumerate` nudges them (`--nudge 0` places exactly on the site, the
-   protocol before 0.9; symmetric placements then stop on saddles);
+   relaxation desorbed, dissociated, reconstructed, intercalated or left two atoms overlapping
+   (`catscreen rank`'s anomaly checks, on each side), as AdsorbML does. Placements are nudged
+   off their sites as `catscreen enumerate` nudges them (`--nudge 0` places exactly on the site,
+   the protocol before 0.9; symmetric placements then stop on saddles);
 3. GPAW spin pairs: MAE of the model's spin-on minus spin-off energy against DFT's.
 
 Every adsorption figure comes with a 95% interval from a bootstrap of whole held-out systems
@@ -242,8 +242,8 @@ def adsorption(
 ) -> dict:
     """MAE per placement and AdsorbML success (lowest placement within 0.1 eV of the teacher's);
     minima skip placements with an excluding anomaly (desorbed, dissociated, reconstructed,
-    intercalated) on each side, as `catscreen rank` and AdsorbML do; `teacher_at_lowest`: the
-    teacher's single point on the model's lowest structure per system, for the ML+SP rate."""
+    intercalated, overlapping) on each side, as `catscreen rank` and AdsorbML do;
+    `teacher_at_lowest`: the teacher's single point on the model's lowest structure per system, for the ML+SP rate."""
     m, t = adsorption_energies(model_e, systems), adsorption_energies(teacher_e, systems)
     sp = adsorption_energies({**teacher_e, **teacher_at_lowest}, systems)
     rows = [
