@@ -279,3 +279,18 @@ def test_device_choice(saved, monkeypatch):
     model = load_checkpoint_model(saved[1])
     assert model.device.type == "cpu" and model.max_batch_atoms == 256
     assert next(model.net.parameters()).device.type == "cpu"
+
+
+def test_bundled_weights_know_every_element_enumerate_can_build():
+    """Every element of the bulk catalogue and the adsorbate library, so a default campaign
+    never stops on an unknown element."""
+    from catscreen.build.adsorbates import adsorbate_library
+    from catscreen.build.bulks import bulk_library
+
+    needed = set()
+    for name, entry in bulk_library().items():
+        needed |= set(entry.get("elements", [name]))
+    for ads in adsorbate_library().values():
+        needed |= set(ads.atoms.get_chemical_symbols())
+    known = set(load_model("bundled").info.elements)
+    assert len(needed) >= 40 and not sorted(needed - known)
