@@ -118,6 +118,26 @@ def test_unconverged_references_make_their_placements_anomalous():
     assert out.systems.set_index(["candidate", "adsorbate"]).loc[("Pt(111)", "O")].n_valid == 0
 
 
+def test_a_collapsed_clean_slab_makes_its_placements_anomalous():
+    """Two slab atoms 0.5 A apart in the relaxed clean slab (a hole in the potential): every
+    E_ads subtracting that slab is suspect, though each adslab looks sound by itself."""
+    df = hand_results(
+        {"Pt": -100.0, "Cu": -50.0},
+        [("Pt", "O", "fcc", -106.5, 0), ("Cu", "O", "fcc", -57, 0)],
+        GASES,
+    )
+    idx = df.index[(df.kind == "slab") & (df.bulk == "Cu")][0]
+    atoms = atoms_from_text(df.at[idx, "final_structure"])
+    atoms.positions[1] = atoms.positions[0] + [0.5, 0.0, 0.0]
+    df.at[idx, "final_structure"] = atoms_to_text(atoms)
+    out = rank_results(df)
+    c = out.configs.set_index(["candidate", "adsorbate"])
+    # the adslab's slab part also differs from the collapsed reference: reconstructed too
+    assert "slab_overlapping" in c.loc[("Cu(111)", "O"), "anomalies"].split(",")
+    assert c.loc[("Cu(111)", "O"), "anomalous"] and not c.loc[("Pt(111)", "O"), "anomalous"]
+    assert out.systems.set_index(["candidate", "adsorbate"]).loc[("Cu(111)", "O")].n_valid == 0
+
+
 def test_failed_gas_reference_skips_what_needs_it():
     df = hand()
     df.loc[(df.kind == "gas") & (df.adsorbate == "H2O"), "status"] = "failed"

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from catscreen.analysis.anomalies import detect_anomalies
+from catscreen.analysis.anomalies import detect_anomalies, overlapping
 from catscreen.analysis.candidates import candidate_of
 from catscreen.analysis.references import References
 from catscreen.errors import CatscreenError, first_line
@@ -131,7 +131,8 @@ def adsorption_table(
 
     A row without a finite energy counts as failed whatever its status says (results may come
     from another tool). An adslab whose clean slab or gas reference did not converge is
-    anomalous (`slab_not_converged`, `gas_not_converged`): its E_ads carries that error.
+    anomalous (`slab_not_converged`, `gas_not_converged`): its E_ads carries that error; so is one
+    whose relaxed clean slab has overlapping atoms (`slab_overlapping`, a hole in the potential).
     """
     missing = [c for c in REQUIRED if c not in results.columns]
     if missing:
@@ -159,6 +160,7 @@ def adsorption_table(
         slab_contexts.setdefault(sid, []).append(ctx)
 
     records = []
+    slab_overlaps: dict[str, bool] = {}  # clean slab config_id -> its relaxed atoms overlap
     skipped_slab = skipped_gas = 0
     for _, row in ok[ok.kind == "adslab"].iterrows():
         ctx = _ctx(row)
@@ -209,15 +211,15 @@ def adsorption_table(
                 gas_structures[molecule] = gas.structure
                 gas_converged &= gas.converged
             ref_std = math.sqrt(ref_var)
+        clean = _structure(slab.structure, "final_structure", slab.config_id)
         report = detect_anomalies(
-            initial,
-            final,
-            _structure(slab.structure, "final_structure", slab.config_id),
-            _parse_site(row.site_atoms),
-            bond_tolerance,
+            initial, final, clean, _parse_site(row.site_atoms), bond_tolerance
         )
+        if slab.config_id not in slab_overlaps:
+            slab_overlaps[slab.config_id] = overlapping(clean)
         names = report.names + ([] if row.status == "converged" else ["not_converged"])
         names += [] if slab.converged else ["slab_not_converged"]
+        names += ["slab_overlapping"] if slab_overlaps[slab.config_id] else []
         names += [] if gas_converged else ["gas_not_converged"]
         std = _std(row.energy_std)
         cand = candidate_of(row.bulk, row.miller, row.termination)
