@@ -243,7 +243,8 @@ def adsorption(
     """MAE per placement and AdsorbML success (lowest placement within 0.1 eV of the teacher's);
     minima skip placements with an excluding anomaly (desorbed, dissociated, reconstructed,
     intercalated, overlapping) on each side, as `catscreen rank` and AdsorbML do;
-    `teacher_at_lowest`: the teacher's single point on the model's lowest structure per system, for the ML+SP rate."""
+    `teacher_at_lowest`: the teacher's single point on the model's lowest structure per system,
+    for the ML+SP rate."""
     m, t = adsorption_energies(model_e, systems), adsorption_energies(teacher_e, systems)
     sp = adsorption_energies({**teacher_e, **teacher_at_lowest}, systems)
     rows = [

@@ -67,16 +67,7 @@ def bond_matrix(atoms: Atoms, tolerance: float = DEFAULT_BOND_TOLERANCE) -> np.n
 
 def overlapping(atoms: Atoms, ratio: float = OVERLAP_RATIO) -> bool:
     """Two atoms (periodic images included) closer than `ratio` x their covalent radii sum."""
-    if len(atoms) < 2:
-        return False
-    nl = build_neighbor_list(
-        atoms,
-        cutoffs=natural_cutoffs(atoms, mult=ratio),
-        self_interaction=False,
-        bothways=False,
-        skin=0.0,
-    )
-    return bool(nl.get_connectivity_matrix(sparse=True).nnz)
+    return len(atoms) > 1 and bool(bond_matrix(atoms, ratio).any())
 
 
 def _binding_atom(atoms: Atoms, ads: np.ndarray, slab: np.ndarray) -> int:
