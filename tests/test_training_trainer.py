@@ -626,3 +626,45 @@ def test_training_device_follows_the_config_then_the_environment(
             Trainer(tiny_config(tmp_path, [data]), log=lambda m: None)
         cfg = tiny_config(tmp_path, [data], device="cpu")  # the config wins
         assert Trainer(cfg, log=lambda m: None).device.type == "cpu"
+
+
+def test_a_file_listed_twice_is_read_once_and_relabelling_stays_with_its_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Configs list a file again to weight its clean slabs; the second listing reuses the first
+    read, and a relabelled listing (`as_fidelity`) leaves the shared frames as they were."""
+    import gzip
+
+    import catscreen.training.trainer as trainer_module
+
+    plain = make_dataset(tmp_path / "d.extxyz")
+    data = tmp_path / "d.extxyz.gz"
+    data.write_bytes(gzip.compress(plain.read_bytes()))
+    reads: list[str] = []
+    real = trainer_module.load_frames
+
+    def counting(path, defaults):  # noqa: ANN001, ANN202
+        reads.append(str(path))
+        return real(path, defaults)
+
+    monkeypatch.setattr(trainer_module, "load_frames", counting)
+    spec = {"path": str(data)}
+    config = tiny_config(
+        tmp_path,
+        [],
+        datasets=[spec, {**spec, "weight": 0.5}, {**spec, "as_fidelity": "dft"}],
+        validation_fraction=0.0,
+        fidelities=["emt", "dft"],
+        max_steps=0,
+    )
+    frames = Trainer(config, log=lambda m: None).train
+    assert reads == [str(data)]
+    expected = read_frames(plain)
+    by_set = [[f for f in frames if f.dataset == k] for k in range(3)]
+    assert [len(s) for s in by_set] == [len(expected)] * 3
+    assert {f.fidelity for f in by_set[0] + by_set[1]} == {"emt"}
+    assert {f.atoms.info["fidelity"] for f in by_set[0]} == {"emt"}
+    assert {f.fidelity for f in by_set[2]} == {"dft"}
+    for f, a in zip(by_set[2], expected, strict=True):  # labels travel with the relabelled copy
+        assert f.energy == pytest.approx(a.get_potential_energy())
+        np.testing.assert_allclose(f.forces, a.get_forces())

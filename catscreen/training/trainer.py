@@ -317,9 +317,19 @@ def _voigt_to_matrix(s: np.ndarray) -> np.ndarray:
     return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
 
 
-def load_dataset(spec: DatasetSpec, index: int = 0) -> list[Frame]:
+def load_dataset(
+    spec: DatasetSpec,
+    index: int = 0,
+    read: dict[tuple[str, ContextDefaults], list[Atoms]] | None = None,
+) -> list[Frame]:
+    """`read` keeps the files already read by path and context: configs list a file again to
+    weight its clean slabs, and each file is parsed once."""
     defaults = ContextDefaults(spin=spec.spin, fidelity=spec.fidelity, source=spec.source)
-    atoms = load_frames(spec.path, defaults)
+    read = {} if read is None else read
+    key = (str(Path(spec.path).resolve()), defaults)
+    if key not in read:
+        read[key] = load_frames(spec.path, defaults)
+    atoms = read[key]
     if spec.kinds:
         atoms = [a for a in atoms if a.info.get("kind") in spec.kinds]
         if not atoms:
@@ -328,10 +338,17 @@ def load_dataset(spec: DatasetSpec, index: int = 0) -> list[Frame]:
         atoms = [a for a in atoms if a.info.get("stage") in spec.stages]
         if not atoms:
             raise CatscreenError(f"{spec.path}: no frames of stage {', '.join(spec.stages)}")
-    for a in atoms:
-        a.info["spin"] = spec.as_spin or a.info["spin"]
-        a.info["fidelity"] = spec.as_fidelity or a.info["fidelity"]
+    if spec.as_spin or spec.as_fidelity:  # relabelled copies: the frames read may be shared
+        atoms = [_relabelled(a, spec.as_spin, spec.as_fidelity) for a in atoms]
     return [_frame(a, index, str(spec.path)) for a in atoms]
+
+
+def _relabelled(atoms: Atoms, spin: str | None, fidelity: str | None) -> Atoms:
+    out = atoms.copy()  # the copy drops the calculator, which holds the labels
+    out.calc = atoms.calc
+    out.info["spin"] = spin or atoms.info["spin"]
+    out.info["fidelity"] = fidelity or atoms.info["fidelity"]
+    return out
 
 
 def is_validation(sid: str, fraction: float, seed: int) -> bool:
@@ -459,8 +476,10 @@ class Trainer:
         torch.manual_seed(config.seed)
 
         frames: list[Frame] = []
+        read: dict[tuple[str, ContextDefaults], list[Atoms]] = {}
         for k, spec in enumerate(config.datasets):
-            frames += load_dataset(spec, k)
+            frames += load_dataset(spec, k, read)
+        del read
         keep = frozenset(k for k, d in enumerate(config.datasets) if not d.holdout)
         self.split_seed = config.seed if config.split_seed is None else config.split_seed
         self.train, self.val = split_by_system(
