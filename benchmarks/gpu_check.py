@@ -2,9 +2,9 @@
 
 CI and the tests run on CPUs only, so what runs on CUDA is checked here, by hand, on a machine
 with a GPU (`--device cuda`, the default). On the lent H200 machines of this project, whose
-image has torch and e3nn but not ASE or vesin, one prepared call does everything:
+image has torch but neither ASE, vesin nor pydantic, one prepared call does everything:
 
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl \\
+    python3 -m pip install -q --no-index --no-deps --upgrade --target /tmp/site .whl/*.whl \\
       && export PYTHONPATH=/tmp/site:$PWD && nvidia-smi -L \\
       && PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py | tee $OUT/gpu_check.txt \\
       && PYTHONUNBUFFERED=1 python3 benchmarks/relax_throughput.py --skip-chgnet \\
@@ -13,8 +13,9 @@ image has torch and e3nn but not ASE or vesin, one prepared call does everything
 (`.whl` holds the wheels the image lacks, ignored by git and carried with `carry: [".whl"]`:
 `python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --platform
 manylinux2014_x86_64 -d .whl ase==3.29.0 vesin==0.6.2 pydantic==2.14.4 pydantic_core==2.50.5
-annotated-types==0.8.0 typing-inspection==0.4.5`; the CLI needs more, so the device calls the
-trainer and the benchmarks directly.)
+annotated-types==0.8.0 typing-inspection==0.4.5 e3nn==0.6.0`, e3nn for the version used here;
+the CLI needs more, so the device calls the trainer and the benchmarks directly.) Run on an H200
+on 2026-12-04: `benchmarks/results/gpu_check-h200.txt` (relax_throughput was not run there).
 
 Prints the largest CPU-vs-GPU differences of energies (eV) and forces (eV/A) for 32 slabs
 with the bundled weights, for the same weights with the ZBL switched on (a squeezed O-Ni pair
