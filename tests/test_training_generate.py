@@ -12,7 +12,7 @@ from ase.constraints import FixAtoms
 
 from catscreen.build.bulks import bulk_library, library_bulk
 from catscreen.errors import CatscreenError
-from catscreen.training.datasets import load_frames
+from catscreen.training.datasets import load_frames, read_extxyz
 from catscreen.training.generate import (
     HOSTS,
     GenerateSettings,
@@ -21,7 +21,6 @@ from catscreen.training.generate import (
     make_slab,
     parse_alloys,
     plan,
-    read_frames,
     slab_sites,
 )
 
@@ -89,7 +88,7 @@ def test_generate_labels_and_resumes(tmp_path: Path) -> None:
     assert {"start", "end", "rattle-end"} <= stages or {"start", "rattle-end"} <= stages
     assert {a.info["kind"] for a in frames} == {"slab", "adslab"}
     assert all(a.info["fidelity"] == "chgnet-pbe" for a in frames)
-    gas = read_frames(tmp_path / "chgnet-pbe" / "gas.extxyz.gz")
+    gas = read_extxyz(tmp_path / "chgnet-pbe" / "gas.extxyz.gz")
     assert not any(gas[0].pbc)
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.gz")}
     messages: list[str] = []
@@ -149,7 +148,7 @@ def test_explorer_pass_keeps_the_models_own_nudged_relaxations(tmp_path: Path) -
     assert [s.name for s in plan(settings)] == ["slab-Cu-111-2x2x3", "slab-Cu-100-2x2x3",
                                                 "slab-Cu-110-2x2x3"]  # fmt: skip
     (path,) = generate(tmp_path, settings, [], limit=1, log=lambda m: None)
-    frames = read_frames(path)
+    frames = read_extxyz(path)
     assert {a.info["kind"] for a in frames} == {"adslab"}  # no clean slab, gas or bulk again
     assert {a.info["stage"][:7] for a in frames} == {"explore"}
     assert {a.info["sid"] for a in frames} == {"Cu-111-2x2x3-O"}  # the teacher passes' system

@@ -98,6 +98,10 @@ def test_ase_db_key_names_are_configurable(tmp_path):
     assert (atoms.info["spin"], atoms.info["fidelity"]) == ("off", "hi")
 
 
+FRAME = '1\nPBC="F F F"\nNi 0 0 0\n'
+CUT_GZIP = gzip.compress((FRAME * 50).encode())[:40]  # a gzip stream cut off
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
@@ -106,11 +110,15 @@ def test_ase_db_key_names_are_configurable(tmp_path):
         ("broken.db", "this is not sqlite", "cannot read .* as an ASE database"),
         ("frames.cif", "data_x", "unknown dataset format"),
         ("empty.extxyz", "", "cannot read|holds no frames"),
+        ("plain.extxyz.gz", FRAME, "cannot read .*Not a gzipped file"),
+        ("cut.extxyz.gz", CUT_GZIP, "cannot read .*end-of-stream"),
     ],
 )
 def test_bad_files_are_one_line_errors(tmp_path, name, content, message):
     path = tmp_path / name
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
     with pytest.raises(CatscreenError, match=message) as err:
         load_frames(path)

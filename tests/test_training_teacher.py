@@ -42,7 +42,7 @@ def test_cli_label_teacher(tmp_path) -> None:  # noqa: ANN001
     from typer.testing import CliRunner
 
     from catscreen.cli.main import app
-    from catscreen.training.generate import read_frames
+    from catscreen.training.datasets import read_extxyz
 
     src = tmp_path / "in.extxyz"
     write(src, [gas_molecule("CO"), bulk("Ni", cubic=True)], format="extxyz")
@@ -51,7 +51,7 @@ def test_cli_label_teacher(tmp_path) -> None:  # noqa: ANN001
         app, ["data", "label", str(src), "--out", str(out), "--teacher", "chgnet-pbe"]
     )
     assert result.exit_code == 0, result.output
-    frames = read_frames(out)
+    frames = read_extxyz(out)
     assert [a.info["spin"] for a in frames] == ["off", "on"]
     both = CliRunner().invoke(
         app,

@@ -109,10 +109,14 @@ def normalise_context(
     return frames
 
 
-def _read_extxyz(path: Path) -> list[Atoms]:
-    """The file is decompressed once, up front: ASE's reader seeks back at every frame, and each
+def read_extxyz(path: Path) -> list[Atoms]:
+    """Every frame of an extxyz file, gzipped or not.
+
+    The file is decompressed once, up front: ASE's reader seeks back at every frame, and each
     seek in a gzip stream decompresses it again from the start (two thirds of a training run's
     start-up went there)."""
+    if not path.exists():
+        raise CatscreenError(f"file not found: {path}")
     try:
         with (gzip.open if path.name.endswith(".gz") else open)(path, "rt") as fh:
             text = io.StringIO(fh.read())
@@ -151,9 +155,9 @@ def load_frames(path: str | Path, defaults: ContextDefaults = ContextDefaults())
         files = sorted(f for f in p.iterdir() if f.name.endswith(EXTXYZ_SUFFIXES))
         if not files:
             raise CatscreenError(f"no extxyz files in folder {p}")
-        frames = [a for f in files for a in _read_extxyz(f)]
+        frames = [a for f in files for a in read_extxyz(f)]
     elif p.name.endswith(EXTXYZ_SUFFIXES):
-        frames = _read_extxyz(p)
+        frames = read_extxyz(p)
     elif p.name.endswith(DB_SUFFIXES):
         frames = _read_db(p)
     else:

@@ -26,7 +26,7 @@ from ase import Atoms
 from ase.build import add_adsorbate, bcc100, bcc110, bulk, fcc100, fcc110, fcc111, hcp0001
 from ase.constraints import FixAtoms
 from ase.data import atomic_numbers, reference_states
-from ase.io import read, write
+from ase.io import write
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.optimize import BFGS
@@ -39,9 +39,10 @@ from catscreen.build.enumerate import EnumerateSettings, enumerate_slabs
 from catscreen.build.gas import gas_molecule
 from catscreen.build.placements import heuristic_orientation, nudged, place
 from catscreen.build.sites import find_sites
-from catscreen.errors import CatscreenError, first_line
+from catscreen.errors import CatscreenError
 from catscreen.io import atomic_path
 from catscreen.training import teacher
+from catscreen.training.datasets import read_extxyz
 
 STRUCTURE_DIR = "structures"
 CRYSTAL: dict[str, str] = {
@@ -298,7 +299,7 @@ def _drawn_before(settings: GenerateSettings, tag: str) -> set[str]:
     path = Path(settings.exclude_from) / f"slab-{tag}.extxyz.gz"
     if not path.exists():
         return set()
-    return {str(a.info["adsorbate"]) for a in read_frames(path) if "adsorbate" in a.info}
+    return {str(a.info["adsorbate"]) for a in read_extxyz(path) if "adsorbate" in a.info}
 
 
 def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | None) -> Shard:
@@ -506,17 +507,6 @@ def write_frames(frames: Sequence[Atoms], path: Path) -> None:
         write(fh, list(frames), format="extxyz")
 
 
-def read_frames(path: Path) -> list[Atoms]:
-    if not path.exists():
-        raise CatscreenError(f"file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt") as fh:
-            return list(read(fh, index=":", format="extxyz"))
-    except Exception as exc:
-        raise CatscreenError(f"cannot read {path} as extxyz: {first_line(exc)}") from exc
-
-
 def _mirror(frames: Iterable[Atoms], fraction: float) -> list[Atoms]:
     """Copies of some spin-off frames as spin on: a non-magnetic metal's spin-polarised result is
     its spin-off result, and the on context then knows every element's reference energy."""
@@ -546,7 +536,7 @@ def label_shard(structures: Path, out: Path, teacher_name: str, mirror_fraction:
     """Label one structure shard with one teacher; skipped when `out` exists."""
     if out.exists():
         return 0
-    frames = read_frames(structures)
+    frames = read_extxyz(structures)
     labelled = teacher.label(frames, teacher_name, batch_size=label_batch_size(frames))
     labelled += _mirror(labelled, mirror_fraction)
     write_frames(labelled, out)
