@@ -5,8 +5,11 @@
 Same frames (CHGNet-PBE pass 1, seed 0) for each network and batch size: the shipped network
 (l_max 1, 64x0e + 16x1o, 2 layers) and the GPU candidate (l_max 2, 128x0e + 32x1o + 32x2e,
 3 layers). Per step: the collate (neighbour lists and tensors, on the CPU) and the forward pass
-with forces, loss and backward (synchronised on a GPU), as the trainer runs them, each the median
-of 20 steps after 5 warm-ups. A step whose time barely grows with the batch is bound by kernel
+with forces (create_graph, as in training), a force and energy loss, its backward and the
+optimiser step (synchronised on a GPU), each the median of 20 steps after 5 warm-ups. The loss
+is simpler than the trainer's (no per-head energies, stress or magmoms); the trainer's own rate
+on the H200 (127 ms per step of 32 frames for the l2 candidate, gpu_train-l2-h200.txt) matches
+this script's 129 ms. A step whose time barely grows with the batch is bound by kernel
 launches and Python, not arithmetic: there a larger batch is nearly free.
 """
 
