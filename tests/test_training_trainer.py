@@ -668,3 +668,35 @@ def test_a_file_listed_twice_is_read_once_and_relabelling_stays_with_its_dataset
     for f, a in zip(by_set[2], expected, strict=True):  # labels travel with the relabelled copy
         assert f.energy == pytest.approx(a.get_potential_energy())
         np.testing.assert_allclose(f.forces, a.get_forces())
+
+
+def test_collate_workers_train_the_same_and_resume_the_same(tmp_path: Path) -> None:
+    """Batches collated ahead in forked workers are the batches the serial loop draws: the same
+    weights after a run, and after a run stopped (batches still queued) and resumed."""
+    data = make_adsorption_dataset(tmp_path / "ads.extxyz")
+    kw = {"adsorption_weight": 1.0, "max_steps": 10, "eval_every": 3, "stress_weight": 0.0}
+
+    def weights(out: str, **extra) -> dict[str, torch.Tensor]:
+        cfg = tiny_config(tmp_path, [data], out=str(tmp_path / out), **kw, **extra)
+        tr = Trainer(cfg, log=lambda m: None)
+        tr.run()
+        return tr.net.state_dict()
+
+    serial = weights("serial")
+    pooled = weights("pooled", workers=2)
+
+    # killed at step 7, when the checkpoint of step 6 has 4 batches drawn ahead; then resumed
+    class Killed(Exception):
+        pass
+
+    def kill(step: int, metrics: dict) -> None:
+        if step == 7:
+            raise Killed
+
+    cfg = tiny_config(tmp_path, [data], out=str(tmp_path / "resumed"), workers=2, **kw)
+    with pytest.raises(Killed):
+        Trainer(cfg, log=lambda m: None).run(progress=kill)
+    resumed = weights("resumed", workers=2)
+    for key, value in serial.items():
+        assert torch.equal(value, pooled[key]), key
+        assert torch.equal(value, resumed[key]), key
