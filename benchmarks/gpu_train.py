@@ -12,6 +12,11 @@ device call, the CUDA checks first:
             data/training/candidates/gpu_l2_stage{1,2}.yaml --copy-to $OUT 2>&1 \\
           | tee $OUT/train.log)
 
+Several runs share one GPU well: a step is bound by kernel launches, so three runs at once each
+kept 70% of one run's rate (benchmarks/results/collate_workers-h200.txt); start one process per
+config chain with `&` and `wait`. A device call brings back only a few files from $OUT (8 in
+the call of 2026-12-04): pack the weights and logs into one archive at the end of the call.
+
 Runs the configs in order (a later stage's `init_from` names an earlier one's best.pt). For each
 prints the time its data took to load, the trainer's validation lines, the steps run and the
 training steps per second (validations left out), and copies its best.pt and validation history

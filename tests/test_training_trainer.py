@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import asdict
 from pathlib import Path
 
@@ -672,30 +674,34 @@ def test_a_file_listed_twice_is_read_once_and_relabelling_stays_with_its_dataset
 
 def test_collate_workers_train_the_same_and_resume_the_same(tmp_path: Path) -> None:
     """Batches collated ahead in forked workers are the batches the serial loop draws: the same
-    weights after a run, and after a run stopped (batches still queued) and resumed."""
+    weights after a run, and after a run whose worker was killed (one-line error, batches
+    still queued at its last checkpoint) and that was then resumed."""
     data = make_adsorption_dataset(tmp_path / "ads.extxyz")
-    kw = {"adsorption_weight": 1.0, "max_steps": 10, "eval_every": 3, "stress_weight": 0.0}
+    kw = {"adsorption_weight": 1.0, "max_steps": 30, "eval_every": 2, "stress_weight": 0.0}
+
+    def trainer(out: str, **extra) -> Trainer:
+        cfg = tiny_config(tmp_path, [data], out=str(tmp_path / out), **kw, **extra)
+        return Trainer(cfg, log=lambda m: None)
 
     def weights(out: str, **extra) -> dict[str, torch.Tensor]:
-        cfg = tiny_config(tmp_path, [data], out=str(tmp_path / out), **kw, **extra)
-        tr = Trainer(cfg, log=lambda m: None)
+        tr = trainer(out, **extra)
         tr.run()
         return tr.net.state_dict()
 
     serial = weights("serial")
     pooled = weights("pooled", workers=2)
 
-    # killed at step 7, when the checkpoint of step 6 has 4 batches drawn ahead; then resumed
-    class Killed(Exception):
-        pass
+    killed = trainer("resumed", workers=2)
 
-    def kill(step: int, metrics: dict) -> None:
-        if step == 7:
-            raise Killed
+    def kill_a_worker(step: int, metrics: dict) -> None:
+        if step == 2:  # just after the checkpoint of step 2, with 4 batches drawn ahead
+            process = next(iter(killed._prefetch.pool._processes.values()))
+            os.kill(process.pid, signal.SIGKILL)
+            process.join()
 
-    cfg = tiny_config(tmp_path, [data], out=str(tmp_path / "resumed"), workers=2, **kw)
-    with pytest.raises(Killed):
-        Trainer(cfg, log=lambda m: None).run(progress=kill)
+    with pytest.raises(CatscreenError, match="worker died.*resumes from the last checkpoint"):
+        killed.run(progress=kill_a_worker)
+    assert 2 <= killed.step < 30
     resumed = weights("resumed", workers=2)
     for key, value in serial.items():
         assert torch.equal(value, pooled[key]), key

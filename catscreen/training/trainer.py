@@ -36,6 +36,8 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from copy import deepcopy
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
@@ -485,9 +487,12 @@ class _Prefetcher:
         global _WORKER_FRAMES
         self.trainer, self.depth = trainer, depth
         _WORKER_FRAMES = trainer.train
+        # importing torch registers shared-memory pickling of tensors: a batch skips the pipe
         ctx = torch.multiprocessing.get_context("fork")
-        self.pool = ctx.Pool(workers, initializer=torch.set_num_threads, initargs=(1,))
-        self.queue: deque[tuple[dict, np.ndarray, np.ndarray | None, Any]] = deque()
+        self.pool = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=torch.set_num_threads, initargs=(1,)
+        )
+        self.queue: deque[tuple[dict, np.ndarray, np.ndarray | None, Future]] = deque()
 
     def _fill(self) -> None:
         t = self.trainer
@@ -498,14 +503,20 @@ class _Prefetcher:
             state = t.rng.bit_generator.state
             idx, k = t.draw()
             contexts = [net.context_index(t.train[i].spin, t.train[i].fidelity) for i in idx]
-            job = self.pool.apply_async(_collate_in_worker, (idx, *args, contexts, dtype))
+            job = self.pool.submit(_collate_in_worker, idx, *args, contexts, dtype)
             self.queue.append((state, idx, k, job))
 
     def next(self) -> tuple[np.ndarray, np.ndarray | None, GraphBatch]:
-        self._fill()
-        _, idx, k, job = self.queue.popleft()
-        batch = job.get()
-        self._fill()
+        try:
+            self._fill()
+            _, idx, k, job = self.queue.popleft()
+            batch = job.result()
+            self._fill()
+        except BrokenProcessPool:  # a plain Pool would wait forever for the lost batch
+            raise CatscreenError(
+                "a batch-collating worker died (killed, or out of memory?); "
+                "the same command resumes from the last checkpoint"
+            ) from None
         return idx, k, batch
 
     def pending_state(self) -> dict | None:
@@ -513,8 +524,7 @@ class _Prefetcher:
         return self.queue[0][0] if self.queue else None
 
     def close(self) -> None:
-        self.pool.terminate()
-        self.pool.join()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _training_systems(path: str) -> set[str]:
