@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{'network':<36} {'batch':>5} {'workers':>7} {'steps/s':>8} {'frames/s':>9}")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, model in NETWORKS.items():
+        for n, (name, model) in enumerate(NETWORKS.items()):
             config = TrainConfig.from_dict(
                 {
                     "datasets": ["data/training/teacher/chgnet-pbe"],
@@ -69,7 +69,7 @@ def main() -> None:
                         workers=workers,
                         max_steps=20 + args.steps,
                     )
-                    trainer.out = Path(tmp, f"{len(name)}-{batch}-{workers}")
+                    trainer.out = Path(tmp, f"{n}-{batch}-{workers}")
                     r = rate(trainer, args.steps)
                     print(f"{name:<36} {batch:>5} {workers:>7} {r:>8.2f} {r * batch:>9.0f}")
 

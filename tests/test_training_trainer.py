@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -672,10 +675,11 @@ def test_a_file_listed_twice_is_read_once_and_relabelling_stays_with_its_dataset
         np.testing.assert_allclose(f.forces, a.get_forces())
 
 
+@pytest.mark.timeout(300)
 def test_collate_workers_train_the_same_and_resume_the_same(tmp_path: Path) -> None:
     """Batches collated ahead in forked workers are the batches the serial loop draws: the same
-    weights after a run, and after a run whose worker was killed (one-line error, batches
-    still queued at its last checkpoint) and that was then resumed."""
+    weights (and random stream) after a run, and after a run whose worker was killed (one-line
+    error, batches still queued at its last checkpoint) and that was then resumed."""
     data = make_adsorption_dataset(tmp_path / "ads.extxyz")
     kw = {"adsorption_weight": 1.0, "max_steps": 30, "eval_every": 2, "stress_weight": 0.0}
 
@@ -683,13 +687,14 @@ def test_collate_workers_train_the_same_and_resume_the_same(tmp_path: Path) -> N
         cfg = tiny_config(tmp_path, [data], out=str(tmp_path / out), **kw, **extra)
         return Trainer(cfg, log=lambda m: None)
 
-    def weights(out: str, **extra) -> dict[str, torch.Tensor]:
+    def trained(out: str, **extra) -> Trainer:
         tr = trainer(out, **extra)
         tr.run()
-        return tr.net.state_dict()
+        return tr
 
-    serial = weights("serial")
-    pooled = weights("pooled", workers=2)
+    serial = trained("serial")
+    pooled = trained("pooled", workers=2)
+    assert pooled.rng.bit_generator.state == serial.rng.bit_generator.state
 
     killed = trainer("resumed", workers=2)
 
@@ -702,7 +707,47 @@ def test_collate_workers_train_the_same_and_resume_the_same(tmp_path: Path) -> N
     with pytest.raises(CatscreenError, match="worker died.*resumes from the last checkpoint"):
         killed.run(progress=kill_a_worker)
     assert 2 <= killed.step < 30
-    resumed = weights("resumed", workers=2)
-    for key, value in serial.items():
-        assert torch.equal(value, pooled[key]), key
-        assert torch.equal(value, resumed[key]), key
+    resumed = trained("resumed", workers=2)
+    for key, value in serial.net.state_dict().items():
+        assert torch.equal(value, pooled.net.state_dict()[key]), key
+        assert torch.equal(value, resumed.net.state_dict()[key]), key
+
+
+@pytest.mark.timeout(300)
+def test_collate_workers_die_with_a_trainer_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL skips every `finally`: the workers must not stay behind, waiting forever."""
+    data = make_dataset(tmp_path / "d.extxyz")
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import sys, time\n"
+        "from catscreen.training.trainer import TrainConfig, Trainer\n"
+        f"cfg = TrainConfig.from_dict({{'datasets': [{str(data)!r}], 'out': {str(tmp_path / 'run')!r},"
+        " 'model': {'n_scalars': 8, 'n_vectors': 4}, 'max_steps': 10**6, 'workers': 2})\n"
+        "tr = Trainer(cfg, log=lambda m: None)\n"
+        "def hold(step, metrics):\n"
+        "    if step == 2:\n"
+        "        print(*tr._prefetch.pool._processes, flush=True)\n"
+        "        time.sleep(600)\n"
+        "tr.run(progress=hold)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    workers = [int(pid) for pid in proc.stdout.readline().split()]
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+
+    def running(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 30
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in workers if running(pid)]
+    assert not alive, f"workers {alive} outlived their trainer"

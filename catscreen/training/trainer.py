@@ -24,20 +24,24 @@ Why it looks like this:
   rerun resumes from `state.pt`;
 - `workers` collates batches ahead in forked processes: on a GPU the step itself is
   launch-bound (~45 ms for 8 to 128 frames on an H200) and a 128-frame collate on the CPU took
-  about as long again; the batches are drawn from the same random stream in the same order, so
-  a run trains the same with any number of workers, and resumes the same.
+  about as long again; the batches are drawn from the same random stream in the same order as
+  without workers (a step-bounded CPU run ends with the same weights), and a run resumes the
+  same; adsorption pairs (`adsorption_weight`) are still collated in the loop.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import math
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
 from copy import deepcopy
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
@@ -466,9 +470,22 @@ def fit_reference_energies(
     return refs
 
 
-# What a forked collate worker reads: set just before the pool forks, so the frames are shared
-# copy-on-write instead of pickled to every worker.
+# A collate worker's frames: set by its initializer, which a forked worker inherits with its
+# arguments (nothing pickled), so the frames are shared copy-on-write.
 _WORKER_FRAMES: list[Frame] = []
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_WORKER_WAIT_S = 600.0  # no batch in this long: a worker is stuck or gone
+
+
+def _init_worker(frames: list[Frame]) -> None:
+    """Share the frames, one thread, Ctrl-C left to the trainer, and die with the trainer
+    (a trainer killed outright would leave its workers waiting forever)."""
+    global _WORKER_FRAMES
+    _WORKER_FRAMES = frames
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _collate_in_worker(
@@ -481,16 +498,17 @@ class _Prefetcher:
     """Steps' batches collated ahead by a process pool, in the order they were drawn.
 
     Each queued step keeps the random state from before its draw, so a checkpoint saved while
-    batches wait records the stream as if they had never been drawn."""
+    batches wait records the stream as if they had never been drawn. Batches come back through
+    shared memory (importing torch registers that pickling of tensors): /dev/shm holds up to
+    `depth` of them."""
 
     def __init__(self, trainer: Trainer, workers: int, depth: int) -> None:
-        global _WORKER_FRAMES
         self.trainer, self.depth = trainer, depth
-        _WORKER_FRAMES = trainer.train
-        # importing torch registers shared-memory pickling of tensors: a batch skips the pipe
-        ctx = torch.multiprocessing.get_context("fork")
         self.pool = ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=torch.set_num_threads, initargs=(1,)
+            workers,
+            mp_context=torch.multiprocessing.get_context("fork"),
+            initializer=_init_worker,
+            initargs=(trainer.train,),
         )
         self.queue: deque[tuple[dict, np.ndarray, np.ndarray | None, Future]] = deque()
 
@@ -510,20 +528,31 @@ class _Prefetcher:
         try:
             self._fill()
             _, idx, k, job = self.queue.popleft()
-            batch = job.result()
+            batch = job.result(timeout=_WORKER_WAIT_S)
             self._fill()
-        except BrokenProcessPool:  # a plain Pool would wait forever for the lost batch
+        except CatscreenError:
+            raise  # the collate's own message (an unknown element)
+        except (BrokenProcessPool, TimeoutError) as exc:  # a plain Pool would wait forever
             raise CatscreenError(
-                "a batch-collating worker died (killed, or out of memory?); "
+                "a batch-collating worker died or hung (killed, or out of memory?); "
                 "the same command resumes from the last checkpoint"
-            ) from None
+            ) from exc
+        except (OSError, RuntimeError) as exc:  # e.g. /dev/shm full
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CatscreenError(
+                f"a batch-collating worker failed ({first}); workers: 0 collates in the trainer"
+            ) from exc
         return idx, k, batch
 
     def pending_state(self) -> dict | None:
         """The random state before the first batch drawn but not trained on."""
         return self.queue[0][0] if self.queue else None
 
-    def close(self) -> None:
+    def close(self, rewind: bool) -> None:
+        """Stop the workers; `rewind`: put the trainer's random stream back before the batches
+        still queued, where a serial run would have it."""
+        if rewind and self.queue:
+            self.trainer.rng.bit_generator.state = self.queue[0][0]
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -724,11 +753,15 @@ class Trainer:
             while True:
                 yield *self.draw(), None
         self._prefetch = _Prefetcher(self, self.config.workers, 2 * self.config.workers)
+        rewind = False
         try:
             while True:
                 yield self._prefetch.next()
+        except GeneratorExit:  # closed by `run`: every batch it was given has been used
+            rewind = True
+            raise
         finally:
-            self._prefetch.close()
+            self._prefetch.close(rewind)
             self._prefetch = None
 
     def loss(
