@@ -13,9 +13,16 @@ device call, the CUDA checks first:
           | tee $OUT/train.log)
 
 Several runs share one GPU well: a step is bound by kernel launches, so three runs at once each
-kept 70% of one run's rate (benchmarks/results/collate_workers-h200.txt); start one process per
-config chain with `&` and `wait`. A device call brings back only a few files from $OUT (8 in
-the call of 2026-12-04): pack the weights and logs into one archive at the end of the call.
+kept 70% of one run's rate (benchmarks/results/collate_workers-h200.txt; set `workers: 3` in
+each config). A device call brings back only a few files from $OUT (8 in the call of
+2026-12-04, which ran these two and gpu_ft_lr3e-4.yaml unpacked and lost the rest), so copy to
+a folder and pack it at the end, after the install line above:
+
+    C=data/training/candidates; R=/tmp/results; \
+    (timeout 480 python3 benchmarks/gpu_train.py $C/gpu_ft_stage2.yaml --copy-to $R > ft.log 2>&1 &
+     timeout 480 python3 benchmarks/gpu_train.py $C/gpu_wide_stage{1,2}.yaml --copy-to $R \
+       > wide.log 2>&1 &
+     wait; cp *.log $R; tar czf $OUT/results.tgz -C $R .)
 
 Runs the configs in order (a later stage's `init_from` names an earlier one's best.pt). For each
 prints the time its data took to load, the trainer's validation lines, the steps run and the
