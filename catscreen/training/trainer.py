@@ -511,6 +511,7 @@ class _Prefetcher:
             initargs=(trainer.train,),
         )
         self.queue: deque[tuple[dict, np.ndarray, np.ndarray | None, Future]] = deque()
+        self._fill()
 
     def _fill(self) -> None:
         t = self.trainer
@@ -526,7 +527,6 @@ class _Prefetcher:
 
     def next(self) -> tuple[np.ndarray, np.ndarray | None, GraphBatch]:
         try:
-            self._fill()
             _, idx, k, job = self.queue.popleft()
             batch = job.result(timeout=_WORKER_WAIT_S)
             self._fill()
@@ -886,10 +886,11 @@ class Trainer:
             "net": self.net.state_dict(),
             "ema": self.ema.state_dict(),
             "opt": self.opt.state_dict(),
-            "rng": self._prefetch.pending_state() if self._prefetch else None,
+            # with workers, the stream as it was before the batches still queued
+            "rng": (self._prefetch and self._prefetch.pending_state())
+            or self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
         }
-        state["rng"] = state["rng"] or self.rng.bit_generator.state
         tmp = self.out / "state.pt.tmp"
         torch.save(state, tmp)
         tmp.replace(self.out / "state.pt")
