@@ -124,6 +124,19 @@ def test_enumerated_shards_cover_ordered_alloys_and_library_adsorbates(tmp_path:
         assert set(fixed) == set(np.flatnonzero(tags == 0))  # enumerate's convention
 
 
+def test_min_index_keeps_only_stepped_facets(tmp_path: Path) -> None:
+    """A pass of stepped facets must not add low-index systems beside held-out ones."""
+    settings = GenerateSettings(
+        metals=(), alloys=(), bulks=("Cu",), adsorbates=("H",), adsorbates_per_slab=0,
+        relax_steps=1, md_steps=0, enum_max_index=2, enum_min_index=2,
+    )  # fmt: skip
+    frames = plan(settings)[1].make(settings, np.random.default_rng(0))
+    facets = {str(a.info["facet"]) for a in frames if a.info["kind"] == "slab"}
+    assert facets == {"210", "211", "221"}  # fcc: every index-2 facet, none of index 1
+    with pytest.raises(CatscreenError, match="--min-index must be between 1 and --max-index"):
+        replace(settings, enum_min_index=3)
+
+
 def test_exclude_from_skips_adsorbates_an_earlier_pass_placed(tmp_path: Path) -> None:
     from catscreen.training.generate import _drawn_before, write_frames
 

@@ -80,6 +80,11 @@ def generate_command(
         "termination, nudged placements of library adsorbates.",
     ),
     max_index: int = typer.Option(1, "--max-index", help="Largest Miller index for --bulks."),
+    min_index: int = typer.Option(
+        1,
+        "--min-index",
+        help="Skip --bulks facets whose largest index is below this (2: stepped facets only).",
+    ),
     alloys: str | None = typer.Option(
         None,
         "--alloys",
@@ -141,6 +146,7 @@ def generate_command(
         exclude_from=str(exclude_from or ""),
         explorer=explorer or "",
         enum_max_index=max_index,
+        enum_min_index=min_index,
     )
     if metals:
         chosen = () if metals.strip().lower() == "none" else tuple(split_csv(metals))

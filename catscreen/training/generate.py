@@ -122,6 +122,9 @@ class GenerateSettings:
     # facets and the larger adsorbates that the ASE-builder shards above do not make.
     bulks: tuple[str, ...] = ()
     enum_max_index: int = 1
+    # facets whose largest |index| is below this are skipped: a pass of stepped facets only,
+    # without new low-index systems beside the held-out ones of the earlier passes
+    enum_min_index: int = 1
     enum_min_ab: float = 5.0  # A: 2x2-like cells, as the ASE-builder shards
     enum_min_slab_size: float = 4.5  # A: three or four layers
 
@@ -134,6 +137,11 @@ class GenerateSettings:
             raise CatscreenError(
                 f"unknown metal(s)/adsorbate(s) {', '.join(unknown)}; metals: "
                 f"{', '.join(HOSTS)}; adsorbates: {', '.join(sorted(known))}"
+            )
+        if not 1 <= self.enum_min_index <= self.enum_max_index:
+            raise CatscreenError(
+                f"--min-index must be between 1 and --max-index ({self.enum_max_index}), "
+                f"got {self.enum_min_index}"
             )
 
 
@@ -362,7 +370,9 @@ def _enumerated_shard(spec: str) -> Shard:
             min_slab_size=settings.enum_min_slab_size,
             vacuum=2 * settings.vacuum,
         )
-        slabs = enumerate_slabs(enum)  # every bulk has facets up to index 1, so never empty
+        slabs = [  # every bulk has facets of every index, so never empty
+            s for s in enumerate_slabs(enum) if max(map(abs, s.miller)) >= settings.enum_min_index
+        ]
         name = slabs[0].bulk.name
         cell = AseAtomsAdaptor.get_atoms(slabs[0].bulk.structure)  # the conventional cell
         frames = _strained_bulk(cell, f"bulk-{name}", name, settings, rng)
