@@ -8,7 +8,9 @@ checkpoint's own split (a hash of the system id, its recorded fraction and seed)
 trained on, as `catscreen evaluate --held-out` uses it. Applied to every teacher pass it gives
 models trained on different passes the same benchmark. The passes are the first four by
 default (the 41 adsorbate systems every version is compared on); `--passes teacher_hosts`
-measures the 19 hosts of the sixth pass the same way (give it its own teacher cache).
+measures the 19 hosts of the sixth pass the same way (give it its own teacher cache); passes
+built by `enumerate` (`--passes teacher_steps`) get the frame and spin sections only, their
+adsorption energies come from `benchmarks/stepped_adsorption.py`.
 
 Prints:
 1. energy (meV/atom) and force (eV/A) MAE per fidelity and spin on the held-out teacher frames
