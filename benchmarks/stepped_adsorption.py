@@ -63,26 +63,27 @@ def bare(atoms: Atoms) -> Atoms:
 
 
 def adsorption(model, systems: dict[str, tuple[Atoms, Atoms]], steps: int) -> dict:  # noqa: ANN001
-    """E_ads per system and the excluding anomalies of its relaxation."""
+    """E_ads per system, the excluding anomalies of its relaxation, and whether the placement
+    and its clean slab converged within `steps`."""
     gas = {
         m: relaxed(gas_molecule(m), model, TEACHER_FIDELITY, steps)[0] for m in scheme_molecules()
     }
     mu = {el: sum(c * gas[m] for m, c in combo.items()) for el, combo in default_scheme().items()}
-    slabs: dict[str, tuple[float, Atoms]] = {}
+    slabs: dict[str, tuple[float, Atoms, bool]] = {}
     out = {}
     for sid, (start, clean) in systems.items():
         key = clean.info["sid"]
         if key not in slabs:
-            e_slab, final_slab, _ = relaxed(bare(clean), model, TEACHER_FIDELITY, steps)
-            slabs[key] = (e_slab, final_slab)
-        e_slab, final_slab = slabs[key]
-        e, final, _ = relaxed(bare(start), model, TEACHER_FIDELITY, steps)
+            slabs[key] = relaxed(bare(clean), model, TEACHER_FIDELITY, steps)
+        e_slab, final_slab, slab_ok = slabs[key]
+        e, final, ok = relaxed(bare(start), model, TEACHER_FIDELITY, steps)
         symbols = np.array(start.get_chemical_symbols())[start.get_tags() == 2]
         ref = sum(c * mu[el] for el, c in Counter(symbols).items())
         found = detect_anomalies(start, final, final_slab)
         out[sid] = {
             "e_ads": e - e_slab - ref,
             "anomalies": [n for n in found.names if n in EXCLUDING],
+            "converged": ok and slab_ok,
         }
     return out
 
@@ -96,6 +97,8 @@ def main() -> None:
 
     models = [load_model(name) for name in args.model]
     systems = starts(models)
+    if not systems:
+        raise SystemExit(f"no held-out adsorbate systems of {PASS} for these models")
     print(
         f"{len(systems)} held-out adsorbate systems of {PASS} (one placement each), "
         f"{len({c.info['sid'] for _, c in systems.values()})} clean slabs; relaxed to fmax {FMAX} "
@@ -104,10 +107,19 @@ def main() -> None:
     teacher = adsorption(load_model("chgnet-pbe"), systems, args.steps)
     mine = [adsorption(m, systems, args.steps) for m in models]
     names = [f"{m.info.name} {m.info.version}" for m in models]
-    print(f"  {'system':<24}{'teacher':>9}" + "".join(f"{n.split()[-1][:12]:>14}" for n in names))
+    print(
+        f"  {'system':<24}{'teacher':>9}"
+        + "".join(f"{n.split()[-1][:12]:>14}" for n in names)
+        + "  anomalies (teacher; models)"
+    )
     for sid in systems:
         row = f"  {sid:<24}{teacher[sid]['e_ads']:>+9.3f}"
-        print(row + "".join(f"{m[sid]['e_ads']:>+14.3f}" for m in mine))
+        flags = "; ".join(",".join(r[sid]["anomalies"]) or "-" for r in [teacher, *mine])
+        print(row + "".join(f"{m[sid]['e_ads']:>+14.3f}" for m in mine) + f"  {flags}")
+    for name, r in [("teacher", teacher), *zip(names, mine, strict=True)]:
+        bad = [s for s in systems if r[s]["anomalies"]]
+        stuck = [s for s in systems if not r[s]["converged"]]
+        print(f"{name}: {len(bad)} anomalous, {len(stuck)} not converged in {args.steps} steps")
     errors = [
         {sid: [abs(m[sid]["e_ads"] - teacher[sid]["e_ads"])] for sid in systems} for m in mine
     ]
@@ -123,7 +135,8 @@ def main() -> None:
         lo, hi = interval(draws[:, i])
         line = (
             f"{name}: E_ads MAE {values.mean():.3f} eV [{lo:.3f}, {hi:.3f}], "
-            f"without anomalies {np.mean(clean):.3f} eV ({len(clean)} systems), "
+            f"without anomalies {np.mean(clean) if clean else float('nan'):.3f} eV "
+            f"({len(clean)} systems), "
             f"within 0.1 eV {100 * np.mean(values <= 0.1):.0f}%"
         )
         if i:
