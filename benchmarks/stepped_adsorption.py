@@ -28,7 +28,8 @@ from accuracy import FMAX, TEACHER_FIDELITY, relaxed
 from ase import Atoms
 
 from catscreen.analysis.anomalies import EXCLUDING, detect_anomalies
-from catscreen.build.gas import default_scheme, gas_molecule, scheme_molecules
+from catscreen.analysis.references import default_references
+from catscreen.build.gas import gas_molecule, scheme_molecules
 from catscreen.model import load_model
 from catscreen.paths import data_dir
 from catscreen.training.datasets import load_frames
@@ -56,29 +57,24 @@ def starts(models: list) -> dict[str, tuple[Atoms, Atoms]]:  # noqa: ANN001
     return out
 
 
-def bare(atoms: Atoms) -> Atoms:
-    a = atoms.copy()
-    a.calc = None
-    return a
-
-
 def adsorption(model, systems: dict[str, tuple[Atoms, Atoms]], steps: int) -> dict:  # noqa: ANN001
     """E_ads per system, the excluding anomalies of its relaxation, and whether the placement
     and its clean slab converged within `steps`."""
+    refs = default_references()
     gas = {
         m: relaxed(gas_molecule(m), model, TEACHER_FIDELITY, steps)[0] for m in scheme_molecules()
     }
-    mu = {el: sum(c * gas[m] for m, c in combo.items()) for el, combo in default_scheme().items()}
     slabs: dict[str, tuple[float, Atoms, bool]] = {}
     out = {}
     for sid, (start, clean) in systems.items():
         key = clean.info["sid"]
         if key not in slabs:
-            slabs[key] = relaxed(bare(clean), model, TEACHER_FIDELITY, steps)
+            slabs[key] = relaxed(clean, model, TEACHER_FIDELITY, steps)  # a copy, no labels
         e_slab, final_slab, slab_ok = slabs[key]
-        e, final, ok = relaxed(bare(start), model, TEACHER_FIDELITY, steps)
+        e, final, ok = relaxed(start, model, TEACHER_FIDELITY, steps)
         symbols = np.array(start.get_chemical_symbols())[start.get_tags() == 2]
-        ref = sum(c * mu[el] for el, c in Counter(symbols).items())
+        weights = refs.weights(dict(Counter(symbols.tolist())), sid)
+        ref = sum(w * gas[m] for m, w in weights.items())
         found = detect_anomalies(start, final, final_slab)
         out[sid] = {
             "e_ads": e - e_slab - ref,
