@@ -57,7 +57,8 @@ from ase import Atoms
 from ase.optimize import BFGS
 
 from catscreen.analysis.anomalies import EXCLUDING, detect_anomalies
-from catscreen.build.gas import default_scheme, gas_molecule, scheme_molecules
+from catscreen.analysis.references import default_references
+from catscreen.build.gas import gas_molecule, scheme_molecules
 from catscreen.build.placements import NUDGE, nudged
 from catscreen.model import load_model
 from catscreen.model.api import magnetic_elements
@@ -200,18 +201,16 @@ def relax_systems(
 
 
 def adsorption_energies(energies: dict[str, float], systems: list[tuple]) -> dict[str, float]:
-    """E_ads = E(slab+ads) - E(slab) - sum n_i mu_i, mu from the default gas scheme."""
-    mu = {
-        el: sum(c * energies[f"gas:{m}"] for m, c in combo.items())
-        for el, combo in default_scheme().items()
-    }
+    """E_ads = E(slab+ads) - E(slab) - sum n_i mu_i with catscreen's default references (the
+    gas scheme), as `catscreen rank` computes them."""
+    refs = default_references()
     out = {}
     for _, _, ads, sid in systems:
         slab = system_slab(sid)
         for site in slab_sites(slab):
-            n = Counter(add_adsorbate_at(slab, ads, site).get_chemical_symbols()[len(slab) :])
-            ref = sum(c * mu[el] for el, c in n.items())
             key = f"{sid}:{site}"
+            n = Counter(add_adsorbate_at(slab, ads, site).get_chemical_symbols()[len(slab) :])
+            ref = sum(w * energies[f"gas:{m}"] for m, w in refs.weights(dict(n), key).items())
             out[key] = energies[key] - energies[f"slab:{sid}"] - ref
     return out
 

@@ -144,13 +144,38 @@ def test_exclude_from_skips_adsorbates_an_earlier_pass_placed(tmp_path: Path) ->
     earlier = []
     for ads in ("O", "H"):
         a = add_adsorbate_at(slab, ads, "fcc")
-        a.info.update(kind="adslab", adsorbate=ads)
+        a.info.update(kind="adslab", adsorbate=ads, sid=f"Pt-111-2x2x3-{ads}")
         earlier.append(a)
     write_frames(earlier, tmp_path / "slab-Pt-111-2x2x3.extxyz.gz")
-    settings = GenerateSettings(metals=("Pt",), alloys=(), exclude_from=str(tmp_path))
-    assert _drawn_before(settings, "Pt-111-2x2x3") == {"O", "H"}
-    assert _drawn_before(settings, "Pt-100-2x2x3") == set()  # no earlier shard: nothing excluded
-    assert _drawn_before(GenerateSettings(metals=("Pt",), alloys=()), "Pt-111-2x2x3") == set()
+    settings = GenerateSettings(
+        metals=("Pt",), alloys=(), large_cells=False, adsorbates=("O", "H", "N"),
+        adsorbates_per_slab=3, relax_steps=1, md_steps=0, exclude_from=str(tmp_path),
+    )  # fmt: skip
+    assert _drawn_before(settings, "slab-Pt-111-2x2x3") == {"Pt-111-2x2x3-O", "Pt-111-2x2x3-H"}
+    assert _drawn_before(settings, "slab-Pt-100-2x2x3") == set()  # no earlier shard
+    assert _drawn_before(replace(settings, exclude_from=""), "slab-Pt-111-2x2x3") == set()
+    shard = next(s for s in plan(settings) if s.name == "slab-Pt-111-2x2x3")
+    frames = shard.make(settings, np.random.default_rng(0))
+    assert {a.info["adsorbate"] for a in frames if a.info["kind"] == "adslab"} == {"N"}
+
+
+def test_exclude_from_makes_a_second_enumerated_pass_of_new_systems_only(tmp_path: Path) -> None:
+    """A second stepped-facet pass: new adsorbates per slab, no repeated bulk or clean slab."""
+    first = GenerateSettings(
+        metals=(), alloys=(), bulks=("Cu",), adsorbates=("H", "O", "N"), adsorbates_per_slab=1,
+        relax_steps=1, md_steps=0, enum_max_index=2, enum_min_index=2,
+    )  # fmt: skip
+    generate(tmp_path / "first", first, log=lambda m: None)
+    earlier = read_extxyz(tmp_path / "first" / "structures" / "enum-Cu.extxyz.gz")
+    placed = {a.info["sid"] for a in earlier if a.info["kind"] == "adslab"}
+    assert len(placed) == 3  # one adsorbate on each of (210), (211), (221)
+    second = replace(
+        first, adsorbates_per_slab=3, seed=1, exclude_from=str(tmp_path / "first" / "structures")
+    )
+    frames = plan(second)[1].make(second, np.random.default_rng(1))
+    assert {a.info["kind"] for a in frames} == {"adslab"}  # bulk and clean slabs are in `first`
+    sids = {a.info["sid"] for a in frames}
+    assert len(sids) == 6 and not sids & placed  # the two adsorbates each slab lacked
 
 
 def test_explorer_pass_keeps_the_models_own_nudged_relaxations(tmp_path: Path) -> None:

@@ -102,7 +102,7 @@ class GenerateSettings:
     size: tuple[int, int, int] = (2, 2, 3)
     large_size: tuple[int, int, int] = (3, 3, 3)  # one lower-coverage cell per host's first facet
     large_cells: bool = True  # False: skip the 3x3x3 shards
-    exclude_from: str = ""  # folder of an earlier pass: its adsorbates per shard are not redrawn
+    exclude_from: str = ""  # folder of an earlier pass: systems of its shards are not redrawn
     vacuum: float = 6.0
     adsorbates_per_slab: int = 4  # a random subset per host/facet; all of them across shards
     sites_per_adsorbate: int = 1
@@ -300,14 +300,15 @@ def _alloy(slab: Atoms, guest: str, rng: np.random.Generator) -> Atoms:
     return a
 
 
-def _drawn_before(settings: GenerateSettings, tag: str) -> set[str]:
-    """Adsorbates an earlier pass placed on this slab: redrawing them repeats its relaxations."""
+def _drawn_before(settings: GenerateSettings, shard: str) -> set[str]:
+    """Systems (sids) an earlier pass made in this shard: the teacher relaxes a placement the
+    same way twice, so redrawing them repeats its frames."""
     if not settings.exclude_from:
         return set()
-    path = Path(settings.exclude_from) / f"slab-{tag}.extxyz.gz"
+    path = Path(settings.exclude_from) / f"{shard}.extxyz.gz"
     if not path.exists():
         return set()
-    return {str(a.info["adsorbate"]) for a in read_extxyz(path) if "adsorbate" in a.info}
+    return {str(a.info["sid"]) for a in read_extxyz(path)}
 
 
 def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | None) -> Shard:
@@ -325,8 +326,8 @@ def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | 
                 _rattled(slab, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
             ]:
                 frames.append(_tagged(f, "slab", clean_sid, host=name, facet=facet))
-        drawn = _drawn_before(settings, tag)
-        pool = [a for a in settings.adsorbates if a not in drawn]
+        drawn = _drawn_before(settings, f"slab-{tag}")
+        pool = [a for a in settings.adsorbates if f"{label}-{a}" not in drawn]
         n_ads = min(settings.adsorbates_per_slab, len(pool))
         chosen_ads = [str(a) for a in rng.choice(pool, size=n_ads, replace=False)] if pool else []
         for i, ads in enumerate(chosen_ads):
@@ -360,7 +361,10 @@ def _enumerated_shard(spec: str) -> Shard:
     """One catalogue bulk through enumerate: its strained and rattled cell, then per slab
     termination the clean slab along its relaxation, and drawn adsorbates at drawn unique
     sites, placed and nudged as `catscreen enumerate` places them, along teacher relaxations.
-    sids: `<bulk>-<miller>-t<termination>[-<adsorbate>]`."""
+    sids: `<bulk>-<miller>-t<termination>[-<adsorbate>]`. With `exclude_from`, only what the
+    earlier pass's shard lacks: its bulk and clean slabs (a teacher relaxation repeats frame for
+    frame) and its adsorbates per slab are not made again."""
+    shard = f"enum-{Path(spec).stem}"
 
     def make(settings: GenerateSettings, rng: np.random.Generator) -> list[Atoms]:
         enum = EnumerateSettings(
@@ -374,18 +378,23 @@ def _enumerated_shard(spec: str) -> Shard:
             s for s in enumerate_slabs(enum) if max(map(abs, s.miller)) >= settings.enum_min_index
         ]
         name = slabs[0].bulk.name
-        cell = AseAtomsAdaptor.get_atoms(slabs[0].bulk.structure)  # the conventional cell
-        frames = _strained_bulk(cell, f"bulk-{name}", name, settings, rng)
+        drawn = _drawn_before(settings, shard)
+        frames: list[Atoms] = []
+        if f"bulk-{name}" not in drawn:
+            cell = AseAtomsAdaptor.get_atoms(slabs[0].bulk.structure)  # the conventional cell
+            frames += _strained_bulk(cell, f"bulk-{name}", name, settings, rng)
         for slab in slabs:
             facet = "".join(str(i) for i in slab.miller)  # "211", "1-10": as the other passes
             label = f"{name}-{facet}-t{slab.termination}"
-            for f in _relax_frames(slab.atoms, settings)[::2] + [
-                _rattled(slab.atoms, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
-            ]:
-                frames.append(_tagged(f, "slab", f"{label}-clean", host=name, facet=facet))
+            if f"{label}-clean" not in drawn:
+                for f in _relax_frames(slab.atoms, settings)[::2] + [
+                    _rattled(slab.atoms, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
+                ]:
+                    frames.append(_tagged(f, "slab", f"{label}-clean", host=name, facet=facet))
             sites = find_sites(slab.atoms, slab.bulk.d_nn)
-            n_ads = min(settings.adsorbates_per_slab, len(settings.adsorbates))
-            for ads in rng.choice(settings.adsorbates, size=n_ads, replace=False):
+            pool = [a for a in settings.adsorbates if f"{label}-{a}" not in drawn]
+            n_ads = min(settings.adsorbates_per_slab, len(pool))
+            for ads in rng.choice(pool, size=n_ads, replace=False) if pool else []:
                 adsorbate = get_adsorbate(str(ads))
                 n_sites = min(settings.sites_per_adsorbate, len(sites))
                 for k in rng.choice(len(sites), size=n_sites, replace=False):
@@ -411,7 +420,7 @@ def _enumerated_shard(spec: str) -> Shard:
                         )
         return frames
 
-    return Shard(name=f"enum-{Path(spec).stem}", make=make)
+    return Shard(name=shard, make=make)
 
 
 def _strained_bulk(
