@@ -42,19 +42,23 @@ PASSES = ("teacher_steps", "teacher_steps2")
 
 
 def starts(models: list, passes: Sequence[str]) -> dict[str, tuple[Atoms, Atoms]]:  # noqa: ANN001
-    """`<sid>:<k>` -> (placement, clean slab) start frames of the held-out adsorbate systems,
-    k counting a system's placements."""
-    folders = [data_dir() / "training" / name / TEACHER_FIDELITY for name in passes]
-    frames = [a for d in folders for f in sorted(d.iterdir()) for a in load_frames(f)]
+    """`<sid>:<k>` -> (placement, clean slab) start frames of the held-out adsorbate systems of
+    `passes`, k counting a system's placements; clean slabs from every stepped pass (pass 9's
+    are pass 8's)."""
     rules = [held_out_rule(m) for m in models]
     placements: dict[str, list[Atoms]] = {}
-    for a in frames:
-        if a.info.get("stage") == "start" and not a.info.get("mirror"):
-            placements.setdefault(a.info["sid"], []).append(a)
+    wanted: set[str] = set()
+    for name in dict.fromkeys([*passes, *PASSES]):
+        folder = data_dir() / "training" / name / TEACHER_FIDELITY
+        for a in (a for f in sorted(folder.iterdir()) for a in load_frames(f)):
+            if a.info.get("stage") == "start" and not a.info.get("mirror"):
+                placements.setdefault(a.info["sid"], []).append(a)
+                if name in passes:
+                    wanted.add(a.info["sid"])
     out = {}
     for sid, found in sorted(placements.items()):
         a = found[0]
-        if a.info["kind"] != "adslab" or not all(rule(sid) for rule in rules):
+        if sid not in wanted or a.info["kind"] != "adslab" or not all(r(sid) for r in rules):
             continue
         clean = placements.get(sid.removesuffix(f"-{a.info['adsorbate']}") + "-clean")
         if clean is not None:
@@ -63,8 +67,8 @@ def starts(models: list, passes: Sequence[str]) -> dict[str, tuple[Atoms, Atoms]
 
 
 def adsorption(model, systems: dict[str, tuple[Atoms, Atoms]], steps: int) -> dict:  # noqa: ANN001
-    """E_ads per system, the excluding anomalies of its relaxation, and whether the placement
-    and its clean slab converged within `steps`."""
+    """E_ads per placement, the excluding anomalies of its relaxation, and whether the
+    placement and its clean slab converged within `steps`."""
     refs = default_references()
     gas = {
         m: relaxed(gas_molecule(m), model, TEACHER_FIDELITY, steps)[0] for m in scheme_molecules()

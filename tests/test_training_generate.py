@@ -154,6 +154,8 @@ def test_exclude_from_skips_adsorbates_an_earlier_pass_placed(tmp_path: Path) ->
     assert _drawn_before(settings, "slab-Pt-111-2x2x3") == {"Pt-111-2x2x3-O", "Pt-111-2x2x3-H"}
     assert _drawn_before(settings, "slab-Pt-100-2x2x3") == set()  # no earlier shard
     assert _drawn_before(replace(settings, exclude_from=""), "slab-Pt-111-2x2x3") == set()
+    with pytest.raises(CatscreenError, match="--exclude-from: no folder"):
+        replace(settings, exclude_from=str(tmp_path / "typo"))
     shard = next(s for s in plan(settings) if s.name == "slab-Pt-111-2x2x3")
     frames = shard.make(settings, np.random.default_rng(0))
     assert {a.info["adsorbate"] for a in frames if a.info["kind"] == "adslab"} == {"N"}

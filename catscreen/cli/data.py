@@ -97,9 +97,10 @@ def generate_command(
     exclude_from: Path | None = typer.Option(
         None,
         "--exclude-from",
-        help="Folder of an earlier pass (structures or labels): the adsorbates it placed on a "
-        "slab are not drawn again for that slab; enumerated (--bulks) shards also skip the "
-        "bulk and clean slabs it has.",
+        help="Folder of an earlier pass (structures or labels), made with the same slab "
+        "settings (slabs are matched by their sid): the adsorbates it placed on a slab are not "
+        "drawn again for that slab; enumerated (--bulks) shards also skip the bulk and clean "
+        "slabs it has.",
     ),
     adsorbates: str | None = typer.Option(None, "--adsorbates", help="Comma-separated adsorbates."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N shards."),

@@ -102,7 +102,7 @@ class GenerateSettings:
     size: tuple[int, int, int] = (2, 2, 3)
     large_size: tuple[int, int, int] = (3, 3, 3)  # one lower-coverage cell per host's first facet
     large_cells: bool = True  # False: skip the 3x3x3 shards
-    exclude_from: str = ""  # folder of an earlier pass: systems of its shards are not redrawn
+    exclude_from: str = ""  # folder of an earlier pass: see _drawn_before and the shards
     vacuum: float = 6.0
     adsorbates_per_slab: int = 4  # a random subset per host/facet; all of them across shards
     sites_per_adsorbate: int = 1
@@ -138,6 +138,9 @@ class GenerateSettings:
                 f"unknown metal(s)/adsorbate(s) {', '.join(unknown)}; metals: "
                 f"{', '.join(HOSTS)}; adsorbates: {', '.join(sorted(known))}"
             )
+        if self.exclude_from and not Path(self.exclude_from).is_dir():
+            # a typo would silently repeat the whole earlier pass
+            raise CatscreenError(f"--exclude-from: no folder {self.exclude_from}")
         if not 1 <= self.enum_min_index <= self.enum_max_index:
             raise CatscreenError(
                 f"--min-index must be between 1 and --max-index ({self.enum_max_index}), "
@@ -308,7 +311,7 @@ def _drawn_before(settings: GenerateSettings, shard: str) -> set[str]:
     path = Path(settings.exclude_from) / f"{shard}.extxyz.gz"
     if not path.exists():
         return set()
-    return {str(a.info["sid"]) for a in read_extxyz(path)}
+    return {str(a.info["sid"]) for a in read_extxyz(path) if "sid" in a.info}
 
 
 def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | None) -> Shard:
