@@ -314,6 +314,15 @@ def _drawn_before(settings: GenerateSettings, shard: str) -> set[str]:
     return {str(a.info["sid"]) for a in read_extxyz(path) if "sid" in a.info}
 
 
+def _new_adsorbates(
+    settings: GenerateSettings, label: str, drawn: set[str], rng: np.random.Generator
+) -> list[str]:
+    """Up to adsorbates_per_slab adsorbates for slab `label` that no earlier pass placed there."""
+    pool = [a for a in settings.adsorbates if f"{label}-{a}" not in drawn]
+    n_ads = min(settings.adsorbates_per_slab, len(pool))
+    return [str(a) for a in rng.choice(pool, size=n_ads, replace=False)] if pool else []
+
+
 def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | None) -> Shard:
     def make(settings: GenerateSettings, rng: np.random.Generator) -> list[Atoms]:
         slab = make_slab(host, facet, size, settings.vacuum)
@@ -330,10 +339,7 @@ def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | 
             ]:
                 frames.append(_tagged(f, "slab", clean_sid, host=name, facet=facet))
         drawn = _drawn_before(settings, f"slab-{tag}")
-        pool = [a for a in settings.adsorbates if f"{label}-{a}" not in drawn]
-        n_ads = min(settings.adsorbates_per_slab, len(pool))
-        chosen_ads = [str(a) for a in rng.choice(pool, size=n_ads, replace=False)] if pool else []
-        for i, ads in enumerate(chosen_ads):
+        for i, ads in enumerate(_new_adsorbates(settings, label, drawn, rng)):
             chosen = rng.choice(
                 sites, size=min(settings.sites_per_adsorbate, len(sites)), replace=False
             )
@@ -395,10 +401,8 @@ def _enumerated_shard(spec: str) -> Shard:
                 ]:
                     frames.append(_tagged(f, "slab", f"{label}-clean", host=name, facet=facet))
             sites = find_sites(slab.atoms, slab.bulk.d_nn)
-            pool = [a for a in settings.adsorbates if f"{label}-{a}" not in drawn]
-            n_ads = min(settings.adsorbates_per_slab, len(pool))
-            for ads in rng.choice(pool, size=n_ads, replace=False) if pool else []:
-                adsorbate = get_adsorbate(str(ads))
+            for ads in _new_adsorbates(settings, label, drawn, rng):
+                adsorbate = get_adsorbate(ads)
                 n_sites = min(settings.sites_per_adsorbate, len(sites))
                 for k in rng.choice(len(sites), size=n_sites, replace=False):
                     site = sites[int(k)]
@@ -417,7 +421,7 @@ def _enumerated_shard(spec: str) -> Shard:
                                 f"{label}-{ads}",
                                 host=name,
                                 facet=facet,
-                                adsorbate=str(ads),
+                                adsorbate=ads,
                                 site=site.kind,
                             )
                         )
