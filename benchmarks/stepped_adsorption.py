@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from accuracy import FMAX, TEACHER_FIDELITY, lowest_valid, relaxed
+from accuracy import FMAX, TEACHER_FIDELITY, lowest_valid, relaxed, report_intervals
 from ase import Atoms
 
 from catscreen.analysis.anomalies import EXCLUDING, detect_anomalies
@@ -36,7 +36,7 @@ from catscreen.build.gas import gas_molecule, scheme_molecules
 from catscreen.model import load_model
 from catscreen.paths import data_dir
 from catscreen.training.datasets import load_frames
-from catscreen.training.evaluate import held_out_rule, interval, system_bootstrap
+from catscreen.training.evaluate import held_out_rule
 
 PASSES = ("teacher_steps", "teacher_steps2")
 
@@ -93,15 +93,48 @@ def adsorption(model, systems: dict[str, tuple[Atoms, Atoms]], steps: int) -> di
     return out
 
 
-def lowest_errors(teacher: dict, model: dict, systems: list[str]) -> dict[str, list[float]]:
-    """Per system: |model's lowest valid placement - teacher's lowest valid| (each its own)."""
-    out = {}
-    for sid in systems:
-        lows = []
-        for r in (teacher, model):
+def adsorption_section(teacher: dict, model: dict, steps: int) -> dict:
+    """One model against the teacher in the shape of accuracy.py's adsorption section, so that
+    its intervals and paired differences apply: rows per placement, each system's lowest valid
+    placement on each side (no ML+SP: no teacher single points here)."""
+    rows = [
+        {
+            "placement": k,
+            "model": model[k]["e_ads"],
+            "teacher": teacher[k]["e_ads"],
+            "model_anomalies": model[k]["anomalies"],
+            "teacher_anomalies": teacher[k]["anomalies"],
+        }
+        for k in model
+    ]
+    per_system = []
+    for sid in sorted({k.rsplit(":", 1)[0] for k in model}):
+        lows = {}
+        for side, r in (("model_min", model), ("teacher_min", teacher)):
             ads = {k: v["e_ads"] for k, v in r.items() if k.startswith(f"{sid}:")}
-            lows.append(ads[lowest_valid(ads, {k: r[k]["anomalies"] for k in ads}, sid)])
-        out[sid] = [abs(lows[1] - lows[0])]
+            lows[side] = ads[lowest_valid(ads, {k: r[k]["anomalies"] for k in ads}, sid)]
+        per_system.append({"sid": sid, **lows})
+    return {"rows": rows, "per_system": per_system, "protocol": {"fmax": FMAX, "steps": steps}}
+
+
+def report(names: list[str], mine: list[dict], teacher: dict, steps: int) -> dict:
+    """Per model: the MAE over placements valid on both sides, then accuracy.py's intervals
+    over systems and, after the first model, paired differences to it."""
+    sections = [adsorption_section(teacher, m, steps) for m in mine]
+    out = {}
+    for i, (name, m, ads) in enumerate(zip(names, mine, sections, strict=True)):
+        clean = [
+            abs(m[k]["e_ads"] - teacher[k]["e_ads"])
+            for k in m
+            if not m[k]["anomalies"] and not teacher[k]["anomalies"]
+        ]
+        print(
+            f"{name}: without anomalies on either side "
+            f"{np.mean(clean) if clean else float('nan'):.3f} eV per placement "
+            f"({len(clean)} placements)"
+        )
+        figures = report_intervals(ads, sections[0] if i else None, names[0].split()[-1])
+        out[name] = {"e_ads": m, "figures": figures}
     return out
 
 
@@ -141,50 +174,8 @@ def main() -> None:
         bad = [k for k in placements if r[k]["anomalies"]]
         stuck = [k for k in placements if not r[k]["converged"]]
         print(f"{name}: {len(bad)} anomalous, {len(stuck)} not converged in {args.steps} steps")
-    errors = [
-        {
-            sid: [
-                abs(m[k]["e_ads"] - teacher[k]["e_ads"])
-                for k in placements
-                if k.startswith(f"{sid}:")
-            ]
-            for sid in systems
-        }
-        for m in mine
-    ]
-    lowest = [lowest_errors(teacher, m, systems) for m in mine]
-    success = [{s: [100.0 * (v[0] <= 0.1)] for s, v in low.items()} for low in lowest]
-    metrics = {"eV per placement": errors, "eV lowest per system": lowest, "AdsorbML %": success}
-    samples = [sample for group in metrics.values() for sample in group]
-    draws = system_bootstrap(samples)
-    point = [float(np.mean([v for vs in sample.values() for v in vs])) for sample in samples]
-    n = len(mine)
-    result = {"placements": list(placements), "teacher": teacher, "models": {}}
-    for i, (name, m) in enumerate(zip(names, mine, strict=True)):
-        clean = [
-            abs(m[k]["e_ads"] - teacher[k]["e_ads"])
-            for k in placements
-            if not m[k]["anomalies"] and not teacher[k]["anomalies"]
-        ]
-        line, diffs, figures = f"{name}:", [], {}
-        for g, label in enumerate(metrics):
-            j = g * n + i
-            lo, hi = interval(draws[:, j])
-            f = ".0f" if label.endswith("%") else ".3f"  # eV otherwise
-            line += f" {label} {point[j]:{f}} [{lo:{f}}, {hi:{f}}];"
-            figures[label] = point[j]
-            if i:
-                d_lo, d_hi = interval(draws[:, j] - draws[:, g * n])
-                d = point[j] - point[g * n]
-                diffs.append(f"{label} {d:+{f}} [{d_lo:+{f}}, {d_hi:+{f}}]")
-        line += (
-            f" without anomalies {np.mean(clean) if clean else float('nan'):.3f} eV "
-            f"({len(clean)} placements)"
-        )
-        if diffs:
-            line += f"; minus {names[0]}: " + ", ".join(diffs)
-        print(line)
-        result["models"][name] = {"e_ads": m, **figures}
+    models_out = report(names, mine, teacher, args.steps)
+    result = {"placements": list(placements), "teacher": teacher, "models": models_out}
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 
