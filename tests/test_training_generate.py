@@ -71,6 +71,10 @@ def test_alloys_and_large_cells_are_chosen() -> None:
     assert names[-3:] == ["slab-PtNi-111-2x2x3", "slab-CuPd-111-2x2x3", "slab-Pt-111-3x3x3"]
     small = [s.name for s in plan(GenerateSettings(metals=("Pt",), alloys=(), large_cells=False))]
     assert small == ["gas", "bulk", "slab-Pt-111-2x2x3", "slab-Pt-100-2x2x3", "slab-Pt-110-2x2x3"]
+    only = GenerateSettings(metals=("Pt", "Fe"), alloys=alloys, small_cells=False)
+    assert [s.name for s in plan(only)] == ["gas", "slab-Pt-111-3x3x3", "slab-Fe-110-3x3x3"]
+    with pytest.raises(CatscreenError, match="leave nothing"):
+        GenerateSettings(small_cells=False, large_cells=False)
     with pytest.raises(CatscreenError, match="expected HOST:GUEST"):
         parse_alloys("PtNi")
     with pytest.raises(CatscreenError, match="unknown metal"):
@@ -203,3 +207,19 @@ def test_explorer_pass_keeps_the_models_own_nudged_relaxations(tmp_path: Path) -
         # ... reached from a nudged start, not the exact site the teacher passes used.
         exact = add_adsorbate_at(slab, "O", end.info["site"])
         assert not np.allclose(end.positions[-1, :2], exact.positions[-1, :2], atol=1e-3)
+
+
+def test_cli_only_large_makes_the_lower_coverage_cells_alone(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from catscreen.cli.main import app
+
+    common = ["data", "generate", str(tmp_path / "out"), "--metals", "Cu", "--adsorbates", "O"]
+    quick = ["--explorer", "emt", "--relax-steps", "3", "--adsorbates-per-slab", "1"]
+    result = CliRunner().invoke(app, [*common, "--only-large", *quick])
+    assert result.exit_code == 0, result.output
+    (made,) = (tmp_path / "out" / "structures").iterdir()
+    assert made.name == "slab-Cu-111-3x3x3.extxyz.gz"  # no 2x2 slab before it
+    assert {len(a) for a in read_extxyz(made)} == {28}  # 27 Cu + O: a 3x3x3 cell
+    both = CliRunner().invoke(app, [*common, "--only-large", "--no-large"])
+    assert both.exit_code == 2 and "leave nothing to make" in both.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -278,6 +279,27 @@ def test_committed_configs_load_and_reseeds_differ_only_where_they_say() -> None
         reseed = asdict(TrainConfig.load(folder / f"{name}_seed1.yaml"))
         assert {k for k in base if base[k] != reseed[k]} <= {"seed", "split_seed", "out"}
         assert (reseed["seed"], reseed["split_seed"]) == (1, 0)
+
+
+def test_bundled_weights_record_their_committed_config() -> None:
+    """The shipped weights were trained with candidates/steps_ft_seed1.yaml as committed (its
+    description included, which `model info` prints); only init_from differs: at training time
+    the starting weights (57bfd211ed58) were the bundled file, now kept as a run folder."""
+    from catscreen.paths import data_dir
+
+    def relative(config: dict) -> dict:  # the recorded paths are absolute, of that checkout
+        for d in config["datasets"]:
+            d["path"] = "data/training/" + str(d["path"]).split("data/training/", 1)[1]
+        return {k: v for k, v in config.items() if k != "init_from"}
+
+    folder = Path(__file__).parents[1] / "data" / "training" / "candidates"
+    # through JSON, as the checkpoint stores it (tuples become lists)
+    committed = json.loads(json.dumps(asdict(TrainConfig.load(folder / "steps_ft_seed1.yaml"))))
+    _, payload = load_checkpoint(data_dir() / "models" / "bundled.pt")
+    recorded = payload["metadata"]["train_config"]
+    assert relative(recorded) == relative(committed)
+    assert payload["metadata"]["description"] == committed["description"]
+    assert "fine-tuned with a teacher pass of stepped" in committed["description"]
 
 
 def test_config_spin_on_off_survive_yaml(tmp_path: Path) -> None:

@@ -94,6 +94,12 @@ def generate_command(
     large: bool = typer.Option(
         True, "--large/--no-large", help="Also the 3x3x3 lower-coverage cells."
     ),
+    only_large: bool = typer.Option(
+        False,
+        "--only-large",
+        help="Only the 3x3x3 cells of --metals (and gas): no bulk, 2x2 slabs or alloys, for a "
+        "pass that adds lower coverage beside an earlier one.",
+    ),
     exclude_from: Path | None = typer.Option(
         None,
         "--exclude-from",
@@ -145,6 +151,7 @@ def generate_command(
         adsorbates_per_slab=adsorbates_per_slab,
         sites_per_adsorbate=sites_per_adsorbate,
         large_cells=large,
+        small_cells=not only_large,
         exclude_from=str(exclude_from or ""),
         explorer=explorer or "",
         enum_max_index=max_index,

@@ -102,6 +102,9 @@ class GenerateSettings:
     size: tuple[int, int, int] = (2, 2, 3)
     large_size: tuple[int, int, int] = (3, 3, 3)  # one lower-coverage cell per host's first facet
     large_cells: bool = True  # False: skip the 3x3x3 shards
+    # False: no bulk, 2x2 slab or alloy shards, so a later pass adds only lower coverage beside
+    # an earlier pass instead of repeating its bulks and slabs
+    small_cells: bool = True
     exclude_from: str = ""  # folder of an earlier pass: see _drawn_before and the shards
     vacuum: float = 6.0
     adsorbates_per_slab: int = 4  # a random subset per host/facet; all of them across shards
@@ -141,6 +144,8 @@ class GenerateSettings:
         if self.exclude_from and not Path(self.exclude_from).is_dir():
             # a typo would silently repeat the whole earlier pass
             raise CatscreenError(f"--exclude-from: no folder {self.exclude_from}")
+        if not (self.small_cells or self.large_cells):
+            raise CatscreenError("--only-large and --no-large together leave nothing to make")
         if not 1 <= self.enum_min_index <= self.enum_max_index:
             raise CatscreenError(
                 f"--min-index must be between 1 and --max-index ({self.enum_max_index}), "
@@ -504,15 +509,16 @@ def plan(settings: GenerateSettings) -> list[Shard]:
     """Bulk and gas first, then one facet of every host before the next facet of any host.
     An explorer pass makes only the adsorbate slabs."""
     shards = [] if settings.explorer else [_gas_shard()]
-    if settings.metals and not settings.explorer:
+    small = settings.small_cells
+    if small and settings.metals and not settings.explorer:
         shards.append(_bulk_shard(settings.metals))
-    rounds = max((len(FACETS[HOSTS[m]]) for m in settings.metals), default=0)
+    rounds = max((len(FACETS[HOSTS[m]]) for m in settings.metals), default=0) if small else 0
     for r in range(rounds):
         for m in settings.metals:
             facets = FACETS[HOSTS[m]]
             if r < len(facets):
                 shards.append(_slab_shard(m, facets[r], settings.size, None))
-    for host, guest in settings.alloys:
+    for host, guest in settings.alloys if small else ():
         shards.append(_slab_shard(host, FACETS[HOSTS[host]][0], settings.size, guest))
     if settings.large_cells:
         for m in settings.metals:
