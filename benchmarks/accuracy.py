@@ -10,7 +10,10 @@ models trained on different passes the same benchmark. The passes are the first 
 default (the 41 adsorbate systems every version is compared on); `--passes teacher_hosts`
 measures the 19 hosts of the sixth pass the same way (give it its own teacher cache); passes
 built by `enumerate` (`--passes teacher_steps`) get the frame and spin sections only, their
-adsorption energies come from `benchmarks/stepped_adsorption.py`.
+adsorption energies come from `benchmarks/stepped_adsorption.py`. `--size 3x3x3` relaxes the
+same held-out (host, facet, adsorbate) systems in 3x3x3 cells, a quarter of the coverage, as
+`enumerate` builds them by default (cells of at least 8 A), less any the model trained on in
+that cell.
 
 Prints:
 1. energy (meV/atom) and force (eV/A) MAE per fidelity and spin on the held-out teacher frames
@@ -157,6 +160,21 @@ def held_out_adsorbate_systems(
         if re.fullmatch(r"[A-Z][a-z]?", s[0]) and re.fullmatch(r"\d+x\d+x\d+", s[3].split("-")[2])
     ]
     return pure[:: max(1, len(pure) // n)][:n] if n > 0 else pure
+
+
+def at_size(systems: list[tuple], size: str, trained: set[str]) -> list[tuple]:
+    """The same (host, facet, adsorbate) systems in another cell (`3x3x3`: a quarter of the 2x2
+    coverage, the cell `enumerate` builds by default), less those the model trained on in that
+    cell (a later pass of 3x3x3 cells)."""
+    if not re.fullmatch(r"\d+x\d+x\d+", size):
+        raise SystemExit(f"--size: expected AxBxC (e.g. 3x3x3), got {size!r}")
+    out = []
+    for host, facet, ads, sid in systems:
+        parts = sid.split("-")
+        new = "-".join([*parts[:2], size, *parts[3:]])
+        if new not in trained:
+            out.append((host, facet, ads, new))
+    return out
 
 
 @dataclass
@@ -604,6 +622,11 @@ def main() -> None:
         help="teacher passes (folders of data/training) whose held-out systems are measured; "
         "adsorption energies need ASE-builder sids (HOST-FACET-AxBxC-ADS)",
     )
+    parser.add_argument(
+        "--size",
+        help="relax the held-out systems in this cell instead (e.g. 3x3x3: lower coverage), "
+        "less those the model trained on in it; give it its own teacher cache",
+    )
     parser.add_argument("--json", type=Path, help="write all numbers here")
     parser.add_argument(
         "--spin-only", action="store_true", help="only the GPAW spin-pair sections (seconds)"
@@ -655,12 +678,22 @@ def main() -> None:
         return
 
     systems = held_out_adsorbate_systems(frames, held, args.systems)
+    if args.size:
+        trained = set(model.metadata["metadata"]["training_data"].get("training_systems", []))
+        moved = at_size(systems, args.size, trained)
+        print(
+            f"the held-out systems in {args.size} cells: {len(moved)} of {len(systems)} "
+            "(the rest trained on in that cell)"
+        )
+        systems = moved
     if not systems:  # enumerate-built passes: their slabs cannot be rebuilt from the sid
         print("no held-out ASE-builder adsorbate systems in these passes: frame errors only")
         if args.json:
             args.json.write_text(json.dumps(out, indent=1, default=str))
         return
     protocol = {"nudge": args.nudge, "fmax": FMAX, "steps": args.steps}
+    if args.size:  # a cache or --compare file of 2x2 cells is refused, not mixed in
+        protocol["size"] = args.size
     if base is not None:  # before hours of relaxations, not after
         check_comparable(base, protocol, systems=[s[3] for s in systems])
     cache = args.teacher_cache

@@ -58,3 +58,16 @@ def test_wheel_install_finds_data(tmp_path):
     checked = _run(sys.executable, "-c", CHECK, str(target), cwd=tmp_path, env=env)
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith("ok")
+
+
+def test_committed_data_stays_within_50_mb() -> None:
+    """The issue's budget for everything under data/ (weights, training data, catalogues)."""
+    repo = Path(__file__).parents[1]
+    listed = _run("git", "ls-files", "data", cwd=repo)  # what a checkout has, not local files
+    files = (
+        [repo / name for name in listed.stdout.split()]
+        if listed.returncode == 0 and listed.stdout
+        else [f for f in (repo / "data").rglob("*") if f.is_file()]
+    )
+    total = sum(f.stat().st_size for f in files)
+    assert len(files) > 100 and total <= 50e6, (len(files), total)
