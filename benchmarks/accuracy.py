@@ -12,8 +12,8 @@ measures the 19 hosts of the sixth pass the same way (give it its own teacher ca
 built by `enumerate` (`--passes teacher_steps`) get the frame and spin sections only, their
 adsorption energies come from `benchmarks/stepped_adsorption.py`. `--size 3x3x3` relaxes the
 same held-out (host, facet, adsorbate) systems in 3x3x3 cells, a quarter of the coverage, as
-`enumerate` builds them by default (cells of at least 8 A), less any the model trained on in
-that cell.
+`enumerate` builds them by default (cells of at least 8 A), less any that a teacher pass
+holds in that cell (the same systems for every model).
 
 Prints:
 1. energy (meV/atom) and force (eV/A) MAE per fidelity and spin on the held-out teacher frames
@@ -162,17 +162,20 @@ def held_out_adsorbate_systems(
     return pure[:: max(1, len(pure) // n)][:n] if n > 0 else pure
 
 
-def at_size(systems: list[tuple], size: str, trained: set[str]) -> list[tuple]:
+def at_size(systems: list[tuple], size: str) -> list[tuple]:
     """The same (host, facet, adsorbate) systems in another cell (`3x3x3`: a quarter of the 2x2
-    coverage, the cell `enumerate` builds by default), less those the model trained on in that
-    cell (a later pass of 3x3x3 cells)."""
+    coverage, the cell `enumerate` builds by default), less those any teacher pass holds in
+    that cell (pass 10), so that every model, trained on such a pass or not, is measured on the
+    same systems and none on one it trained on."""
     if not re.fullmatch(r"\d+x\d+x\d+", size):
         raise SystemExit(f"--size: expected AxBxC (e.g. 3x3x3), got {size!r}")
+    shards = (data_dir() / "training").glob(f"teacher*/*/slab-*-{size}.extxyz.gz")
+    taken = {a.info["sid"] for path in shards for a in load_frames(path)}
     out = []
     for host, facet, ads, sid in systems:
         parts = sid.split("-")
         new = "-".join([*parts[:2], size, *parts[3:]])
-        if new not in trained:
+        if new not in taken:
             out.append((host, facet, ads, new))
     return out
 
@@ -679,11 +682,10 @@ def main() -> None:
 
     systems = held_out_adsorbate_systems(frames, held, args.systems)
     if args.size:
-        trained = set(model.metadata["metadata"]["training_data"].get("training_systems", []))
-        moved = at_size(systems, args.size, trained)
+        moved = at_size(systems, args.size)
         print(
             f"the held-out systems in {args.size} cells: {len(moved)} of {len(systems)} "
-            "(the rest trained on in that cell)"
+            "(the rest are in a teacher pass in that cell)"
         )
         systems = moved
     if not systems:  # enumerate-built passes: their slabs cannot be rebuilt from the sid
