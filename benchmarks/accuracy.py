@@ -11,9 +11,9 @@ default (the 41 adsorbate systems every version is compared on); `--passes teach
 measures the 19 hosts of the sixth pass the same way (give it its own teacher cache); passes
 built by `enumerate` (`--passes teacher_steps`) get the frame and spin sections only, their
 adsorption energies come from `benchmarks/stepped_adsorption.py`. `--size 3x3x3` relaxes the
-same held-out (host, facet, adsorbate) systems in 3x3x3 cells, a quarter of the coverage, as
-`enumerate` builds them by default (cells of at least 8 A), less any that a teacher pass
-holds in that cell (the same systems for every model).
+same held-out (host, facet, adsorbate) systems in 3x3x3 cells (1/9 monolayer instead of 1/4;
+the lateral cell `enumerate`'s default `min_ab` of 8 A gives on most of these hosts), less any
+that a teacher pass holds in that cell (the same systems for every model).
 
 Prints:
 1. energy (meV/atom) and force (eV/A) MAE per fidelity and spin on the held-out teacher frames
@@ -163,12 +163,16 @@ def held_out_adsorbate_systems(
 
 
 def at_size(systems: list[tuple], size: str) -> list[tuple]:
-    """The same (host, facet, adsorbate) systems in another cell (`3x3x3`: a quarter of the 2x2
-    coverage, the cell `enumerate` builds by default), less those any teacher pass holds in
-    that cell (pass 10), so that every model, trained on such a pass or not, is measured on the
-    same systems and none on one it trained on."""
+    """The same (host, facet, adsorbate) systems in another cell (`3x3x3`: 1/9 monolayer where
+    2x2 is 1/4), less those any teacher pass holds in that cell (pass 10), so that every model,
+    trained on such a pass or not, is measured on the same systems and none on one it trained
+    on."""
     if not re.fullmatch(r"\d+x\d+x\d+", size):
         raise SystemExit(f"--size: expected AxBxC (e.g. 3x3x3), got {size!r}")
+    if any(sid.split("-")[2] == size for *_, sid in systems):
+        raise SystemExit(f"--size {size} is the held-out systems' own cell: leave --size out")
+    # the ASE-builder shards name their cell (slab-Cu-111-3x3x3.extxyz.gz); enumerated ones never
+    # hold these sids
     shards = (data_dir() / "training").glob(f"teacher*/*/slab-*-{size}.extxyz.gz")
     taken = {a.info["sid"] for path in shards for a in load_frames(path)}
     out = []
@@ -628,7 +632,7 @@ def main() -> None:
     parser.add_argument(
         "--size",
         help="relax the held-out systems in this cell instead (e.g. 3x3x3: lower coverage), "
-        "less those the model trained on in it; give it its own teacher cache",
+        "less those any teacher pass holds in it; give it its own teacher cache",
     )
     parser.add_argument("--json", type=Path, help="write all numbers here")
     parser.add_argument(

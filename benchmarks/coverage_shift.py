@@ -4,8 +4,9 @@ teacher's change of adsorption energy with coverage.
     python benchmarks/coverage_shift.py SMALL.json LARGE.json
 
 SMALL and LARGE are `benchmarks/accuracy.py --json` files of one model, the second made with
-`--size` (e.g. 2x2x3 and 3x3x3 cells: a quarter of the coverage). Systems are paired by host,
-facet and adsorbate (and placements by site); only systems in both files count. Prints the
+`--size` (e.g. 2x2x3 and 3x3x3 cells: 1/4 and 1/9 monolayer), under the same protocol
+otherwise. Systems are paired by host, facet and adsorbate (each system's placement errors
+pooled); only systems in both files count. Prints the
 paired difference LARGE - SMALL of the per-placement and lowest-placement errors (95% interval:
 bootstrap of whole systems, 2000 draws, seed 0), the teacher's shift of each system's lowest
 adsorption energy between the cells, and how far the model's own shift is from it.
@@ -34,6 +35,11 @@ def main() -> None:
     parser.add_argument("large", type=Path)
     args = parser.parse_args()
     small, large = read_adsorption(args.small), read_adsorption(args.large)
+    protocols = [
+        {k: v for k, v in a.get("protocol", {}).items() if k != "size"} for a in (small, large)
+    ]
+    if protocols[0] != protocols[1]:
+        raise SystemExit(f"the runs differ in more than the cell: {protocols[0]} vs {protocols[1]}")
     values = [
         {
             key: {same_cell(s): v for s, v in per.items()}
@@ -46,8 +52,10 @@ def main() -> None:
         raise SystemExit("the two files share no system")
     print(f"{len(systems)} systems in both files; {args.large.name} - {args.small.name}:")
     for title, key in (
-        ("per placement", "placement_errors"),
-        ("lowest placement", "lowest_errors"),
+        ("per-placement MAE (eV)", "placement_errors"),
+        ("lowest-placement MAE (eV)", "lowest_errors"),
+        ("AdsorbML success (%)", "adsorbml"),
+        ("AdsorbML ML+SP (%)", "ml_sp"),
     ):
         pair = [{s: v[key][s] for s in systems} for v in values]
         draws = system_bootstrap(pair)
@@ -55,7 +63,8 @@ def main() -> None:
             [x for s in systems for x in pair[0][s]]
         )
         lo, hi = interval(draws[:, 1] - draws[:, 0])
-        print(f"  {title:<17} MAE difference {point:+.3f} eV [{lo:+.3f}, {hi:+.3f}]")
+        f = ".0f" if "%" in title else ".3f"
+        print(f"  {title:<27} difference {point:+{f}} [{lo:+{f}}, {hi:+{f}}]")
     lowest = [{same_cell(r["sid"]): r for r in a["per_system"]} for a in (small, large)]
     teacher = np.array([lowest[1][s]["teacher_min"] - lowest[0][s]["teacher_min"] for s in systems])
     model = np.array([lowest[1][s]["model_min"] - lowest[0][s]["model_min"] for s in systems])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,13 +62,12 @@ def test_wheel_install_finds_data(tmp_path):
 
 
 def test_committed_data_stays_within_50_mb() -> None:
-    """The issue's budget for everything under data/ (weights, training data, catalogues)."""
-    repo = Path(__file__).parents[1]
-    listed = _run("git", "ls-files", "data", cwd=repo)  # what a checkout has, not local files
-    files = (
-        [repo / name for name in listed.stdout.split()]
-        if listed.returncode == 0 and listed.stdout
-        else [f for f in (repo / "data").rglob("*") if f.is_file()]
-    )
+    """The issue's budget for everything under data/ (weights, training data, catalogues); at
+    49.4 MB after the tenth teacher pass, a new pass needs room made first."""
+    listed = _run("git", "ls-files", "data", cwd=ROOT) if shutil.which("git") else None
+    if listed is not None and listed.returncode == 0 and listed.stdout:
+        files = [ROOT / name for name in listed.stdout.split() if (ROOT / name).is_file()]
+    else:  # not a git checkout: every file there
+        files = [f for f in (ROOT / "data").rglob("*") if f.is_file()]
     total = sum(f.stat().st_size for f in files)
     assert len(files) > 100 and total <= 50e6, (len(files), total)

@@ -73,8 +73,13 @@ def test_alloys_and_large_cells_are_chosen() -> None:
     assert small == ["gas", "bulk", "slab-Pt-111-2x2x3", "slab-Pt-100-2x2x3", "slab-Pt-110-2x2x3"]
     only = GenerateSettings(metals=("Pt", "Fe"), alloys=alloys, small_cells=False)
     assert [s.name for s in plan(only)] == ["gas", "slab-Pt-111-3x3x3", "slab-Fe-110-3x3x3"]
-    with pytest.raises(CatscreenError, match="leave nothing"):
-        GenerateSettings(small_cells=False, large_cells=False)
+    for wrong in (
+        {"metals": ("Pt",), "large_cells": False},
+        {"metals": ()},
+        {"metals": ("Pt",), "bulks": ("Pt3Sn",)},
+    ):
+        with pytest.raises(CatscreenError, match="--only-large makes the 3x3x3 cells"):
+            GenerateSettings(alloys=(), small_cells=False, **wrong)
     with pytest.raises(CatscreenError, match="expected HOST:GUEST"):
         parse_alloys("PtNi")
     with pytest.raises(CatscreenError, match="unknown metal"):
@@ -222,4 +227,4 @@ def test_cli_only_large_makes_the_lower_coverage_cells_alone(tmp_path: Path) -> 
     assert made.name == "slab-Cu-111-3x3x3.extxyz.gz"  # no 2x2 slab before it
     assert {len(a) for a in read_extxyz(made)} == {28}  # 27 Cu + O: a 3x3x3 cell
     both = CliRunner().invoke(app, [*common, "--only-large", "--no-large"])
-    assert both.exit_code == 2 and "leave nothing to make" in both.output
+    assert both.exit_code == 2 and "--only-large makes the 3x3x3 cells" in both.output

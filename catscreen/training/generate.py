@@ -144,8 +144,11 @@ class GenerateSettings:
         if self.exclude_from and not Path(self.exclude_from).is_dir():
             # a typo would silently repeat the whole earlier pass
             raise CatscreenError(f"--exclude-from: no folder {self.exclude_from}")
-        if not (self.small_cells or self.large_cells):
-            raise CatscreenError("--only-large and --no-large together leave nothing to make")
+        if not self.small_cells and (not self.large_cells or not self.metals or self.bulks):
+            raise CatscreenError(
+                "--only-large makes the 3x3x3 cells of --metals: give --metals, and neither "
+                "--no-large nor --bulks"
+            )
         if not 1 <= self.enum_min_index <= self.enum_max_index:
             raise CatscreenError(
                 f"--min-index must be between 1 and --max-index ({self.enum_max_index}), "
@@ -506,20 +509,21 @@ def parse_alloys(text: str) -> tuple[tuple[str, str], ...]:
 
 
 def plan(settings: GenerateSettings) -> list[Shard]:
-    """Bulk and gas first, then one facet of every host before the next facet of any host.
-    An explorer pass makes only the adsorbate slabs."""
+    """Bulk and gas first, then one facet of every host before the next facet of any host,
+    the alloys, the 3x3x3 cells, the enumerated bulks. An explorer pass makes only the
+    adsorbate slabs; `small_cells=False` only the gas and the 3x3x3 cells."""
     shards = [] if settings.explorer else [_gas_shard()]
-    small = settings.small_cells
-    if small and settings.metals and not settings.explorer:
-        shards.append(_bulk_shard(settings.metals))
-    rounds = max((len(FACETS[HOSTS[m]]) for m in settings.metals), default=0) if small else 0
-    for r in range(rounds):
-        for m in settings.metals:
-            facets = FACETS[HOSTS[m]]
-            if r < len(facets):
-                shards.append(_slab_shard(m, facets[r], settings.size, None))
-    for host, guest in settings.alloys if small else ():
-        shards.append(_slab_shard(host, FACETS[HOSTS[host]][0], settings.size, guest))
+    if settings.small_cells:
+        if settings.metals and not settings.explorer:
+            shards.append(_bulk_shard(settings.metals))
+        rounds = max((len(FACETS[HOSTS[m]]) for m in settings.metals), default=0)
+        for r in range(rounds):
+            for m in settings.metals:
+                facets = FACETS[HOSTS[m]]
+                if r < len(facets):
+                    shards.append(_slab_shard(m, facets[r], settings.size, None))
+        for host, guest in settings.alloys:
+            shards.append(_slab_shard(host, FACETS[HOSTS[host]][0], settings.size, guest))
     if settings.large_cells:
         for m in settings.metals:
             shards.append(_slab_shard(m, FACETS[HOSTS[m]][0], settings.large_size, None))
