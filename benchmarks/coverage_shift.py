@@ -6,10 +6,10 @@ teacher's change of adsorption energy with coverage.
 SMALL and LARGE are `benchmarks/accuracy.py --json` files of one model, the second made with
 `--size` (e.g. 2x2x3 and 3x3x3 cells: 1/4 and 1/9 monolayer), under the same protocol
 otherwise. Systems are paired by host, facet and adsorbate (each system's placement errors
-pooled); only systems in both files count. Prints the
-paired difference LARGE - SMALL of the per-placement and lowest-placement errors (95% interval:
-bootstrap of whole systems, 2000 draws, seed 0), the teacher's shift of each system's lowest
-adsorption energy between the cells, and how far the model's own shift is from it.
+pooled); only systems in both files count. Prints accuracy.py's figures for LARGE with the
+paired difference LARGE - SMALL (95% intervals: bootstrap of whole systems, 2000 draws, seed 0),
+the teacher's shift of each system's lowest adsorption energy between the cells, and how far
+the model's own shift is from it.
 """
 
 from __future__ import annotations
@@ -19,14 +19,29 @@ import re
 from pathlib import Path
 
 import numpy as np
-from accuracy import per_system_values, read_adsorption
-
-from catscreen.training.evaluate import interval, system_bootstrap
+from accuracy import read_adsorption, report_intervals
 
 
 def same_cell(sid: str) -> str:
     """The system without its cell, so that one system in two cells pairs."""
     return re.sub(r"-\d+x\d+x\d+-", "-", sid)
+
+
+def without_cell(ads: dict, systems: set[str]) -> dict:
+    """An adsorption section with its cell taken out of every sid and of the protocol, kept to
+    `systems`: the shape accuracy.py's paired comparison takes."""
+    rows = [
+        {**r, "placement": same_cell(r["placement"])}
+        for r in ads["rows"]
+        if same_cell(r["placement"]).rsplit(":", 1)[0] in systems
+    ]
+    lowest = [{**r, "sid": same_cell(r["sid"])} for r in ads["per_system"]]
+    protocol = {k: v for k, v in ads.get("protocol", {}).items() if k != "size"}
+    return {
+        "rows": rows,
+        "per_system": [r for r in lowest if r["sid"] in systems],
+        "protocol": protocol,
+    }
 
 
 def main() -> None:
@@ -35,37 +50,17 @@ def main() -> None:
     parser.add_argument("large", type=Path)
     args = parser.parse_args()
     small, large = read_adsorption(args.small), read_adsorption(args.large)
-    protocols = [
-        {k: v for k, v in a.get("protocol", {}).items() if k != "size"} for a in (small, large)
-    ]
-    if protocols[0] != protocols[1]:
-        raise SystemExit(f"the runs differ in more than the cell: {protocols[0]} vs {protocols[1]}")
-    values = [
-        {
-            key: {same_cell(s): v for s, v in per.items()}
-            for key, per in per_system_values(a).items()
-        }
-        for a in (small, large)
-    ]
-    systems = sorted(set(values[0]["lowest_errors"]) & set(values[1]["lowest_errors"]))
-    if not systems:
+    shared = {same_cell(r["sid"]) for r in small["per_system"]} & {
+        same_cell(r["sid"]) for r in large["per_system"]
+    }
+    if not shared:
         raise SystemExit("the two files share no system")
-    print(f"{len(systems)} systems in both files; {args.large.name} - {args.small.name}:")
-    for title, key in (
-        ("per-placement MAE (eV)", "placement_errors"),
-        ("lowest-placement MAE (eV)", "lowest_errors"),
-        ("AdsorbML success (%)", "adsorbml"),
-        ("AdsorbML ML+SP (%)", "ml_sp"),
-    ):
-        pair = [{s: v[key][s] for s in systems} for v in values]
-        draws = system_bootstrap(pair)
-        point = np.mean([x for s in systems for x in pair[1][s]]) - np.mean(
-            [x for s in systems for x in pair[0][s]]
-        )
-        lo, hi = interval(draws[:, 1] - draws[:, 0])
-        f = ".0f" if "%" in title else ".3f"
-        print(f"  {title:<27} difference {point:+{f}} [{lo:+{f}}, {hi:+{f}}]")
-    lowest = [{same_cell(r["sid"]): r for r in a["per_system"]} for a in (small, large)]
+    small, large = without_cell(small, shared), without_cell(large, shared)
+    print(f"{len(shared)} systems in both files; {args.large.name} against {args.small.name}:")
+    # refuses runs that differ in more than the cell (protocol, placements)
+    report_intervals(large, small, args.small.stem)
+    systems = sorted(shared)
+    lowest = [{r["sid"]: r for r in a["per_system"]} for a in (small, large)]
     teacher = np.array([lowest[1][s]["teacher_min"] - lowest[0][s]["teacher_min"] for s in systems])
     model = np.array([lowest[1][s]["model_min"] - lowest[0][s]["model_min"] for s in systems])
     print(
