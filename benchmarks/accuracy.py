@@ -59,7 +59,7 @@ import pandas as pd
 from ase import Atoms
 from ase.optimize import BFGS
 
-from catscreen.analysis.anomalies import EXCLUDING, detect_anomalies
+from catscreen.analysis.anomalies import EXCLUDING, RECONSTRUCTION_CUSHION, detect_anomalies
 from catscreen.analysis.references import default_references
 from catscreen.build.gas import gas_molecule, scheme_molecules
 from catscreen.build.placements import NUDGE, nudged
@@ -697,7 +697,13 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps(out, indent=1, default=str))
         return
-    protocol = {"nudge": args.nudge, "fmax": FMAX, "steps": args.steps}
+    # the cushion decides which placements count as reconstructed, so which minima are compared
+    protocol = {
+        "nudge": args.nudge,
+        "fmax": FMAX,
+        "steps": args.steps,
+        "reconstruction_cushion": RECONSTRUCTION_CUSHION,
+    }
     if args.size:  # a cache or --compare file of 2x2 cells is refused, not mixed in
         protocol["size"] = args.size
     if base is not None:  # before hours of relaxations, not after

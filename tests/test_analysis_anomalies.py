@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ase.neighborlist import natural_cutoffs
 from test_analysis_helpers import adslab, slab
 
-from catscreen.analysis.anomalies import detect_anomalies
+from catscreen.analysis.anomalies import bond_matrix, detect_anomalies
+from catscreen.training.generate import add_adsorbate_at, make_slab
 
 FCC_SITE = [8, 9, 10]
 
@@ -136,3 +138,69 @@ def test_triple_bonds_are_not_overlaps(first, second, bond):
     """CO (0.80x) and N2 (0.77x): the shortest bonds relative to their covalent radii."""
     atoms = _upright(first, second, bond)
     assert detect_anomalies(atoms, atoms.copy(), slab("Pt"), [8]).names == []
+
+
+def _pair_at(slab_atoms, ratio: float) -> tuple[int, int]:
+    """The first two surface atoms whose distance is `ratio` x their covalent radii sum."""
+    radii = np.array(natural_cutoffs(slab_atoms, mult=1.0))
+    top = np.flatnonzero(slab_atoms.get_tags() == 1)
+    top = top[slab_atoms.positions[top, 2] > slab_atoms.positions[top, 2].max() - 0.1]
+    for i in top:
+        for j in top[top > i]:
+            d = slab_atoms.get_distance(i, j, mic=True) / (radii[i] + radii[j])
+            if abs(d - ratio) < 0.01:
+                return int(i), int(j)
+    raise AssertionError(f"no surface pair at {ratio}x")
+
+
+def _move_pair_to(atoms, i: int, j: int, ratio: float) -> None:
+    """Move i and j symmetrically along their separation to `ratio` x their radii sum."""
+    radii = np.array(natural_cutoffs(atoms, mult=1.0))
+    v = atoms.get_distance(i, j, mic=True, vector=True)
+    shift = (ratio * (radii[i] + radii[j]) / np.linalg.norm(v) - 1.0) / 2 * v
+    atoms.positions[i] -= shift
+    atoms.positions[j] += shift
+
+
+@pytest.mark.parametrize(
+    ("host", "facet", "ads", "site", "start", "end"),
+    [
+        ("Cu", "110", "CH", "hollow", 1.367, 1.16),  # the cross-trough pair pulled in
+        ("Fe", "110", "C", "longbridge", 1.087, 1.39),  # bcc second neighbours pushed apart
+    ],
+)
+def test_local_relaxation_across_the_bond_cutoff_is_not_reconstruction(
+    host, facet, ads, site, start, end
+):
+    """What the CHGNet teacher does around these adsorbates (slab atoms move < 0.4 A): the pair
+    crosses the 1.25x cutoff but stays inside the cushion, so the placement stays valid."""
+    clean = make_slab(host, facet, (3, 3, 3), 6.0)
+    initial = add_adsorbate_at(clean, ads, site)
+    final = initial.copy()
+    i, j = _pair_at(clean, start)
+    _move_pair_to(final, i, j, end)
+    assert bond_matrix(final)[i, j] != bond_matrix(clean)[i, j]  # a bond flip without cushion
+    report = detect_anomalies(initial, final, clean)
+    assert not report.reconstructed and not report.excluding
+
+
+def test_a_bond_stretched_beyond_the_cushion_is_reconstruction():
+    """The bcc(110) pair of the test above pushed on to 1.55x the radii sum: bond breaking."""
+    clean = make_slab("Fe", "110", (3, 3, 3), 6.0)
+    initial = add_adsorbate_at(clean, "C", "longbridge")
+    final = initial.copy()
+    i, j = _pair_at(clean, 1.087)
+    _move_pair_to(final, i, j, 1.45)
+    assert not detect_anomalies(initial, final, clean).reconstructed
+    _move_pair_to(final, i, j, 1.55)
+    assert detect_anomalies(initial, final, clean).reconstructed
+
+
+def test_a_far_pair_pulled_into_a_bond_is_reconstruction():
+    """Surface atoms from beyond the cushion (1.5x the radii sum) brought within bonding."""
+    clean = make_slab("Cu", "110", (3, 3, 3), 6.0)
+    initial = add_adsorbate_at(clean, "CH", "hollow")
+    final = initial.copy()
+    i, j = _pair_at(clean, 1.674)  # fcc(110) third neighbours across the trough
+    _move_pair_to(final, i, j, 1.2)
+    assert detect_anomalies(initial, final, clean).reconstructed

@@ -351,6 +351,20 @@ def test_accuracy_benchmark_values_and_comparisons(tmp_path: Path, capsys) -> No
         acc.read_adsorption(tmp_path)
 
 
+def test_teacher_cache_of_another_anomaly_rule_is_refused(tmp_path: Path) -> None:
+    """Cached anomalies decide the teacher's minima: a cache made before the reconstruction
+    cushion (its protocol lacks it) cannot be recomputed without structures, so it is refused."""
+    acc = accuracy_benchmark()
+    now = {"nudge": 0.0, "fmax": 0.05, "steps": 100, "reconstruction_cushion": 1.2}
+    cache = tmp_path / "teacher.json"
+    payload = {"energies": {"gas:H2": -6.8}, "unconverged": [], "anomalies": {}}
+    cache.write_text(json.dumps(payload | {"protocol": {k: now[k] for k in list(now)[:3]}}))
+    with pytest.raises(SystemExit, match="was made with"):
+        acc.read_teacher_cache(cache, now)
+    cache.write_text(json.dumps(payload | {"protocol": now}))
+    assert acc.read_teacher_cache(cache, now).energies == {"gas:H2": -6.8}
+
+
 def test_placement_check_finds_the_pressed_pair(monkeypatch: pytest.MonkeyPatch) -> None:
     """The contact that marks a hole: an H 0.96 A from Rh is 0.55 of their covalent sum."""
     monkeypatch.setitem(sys.modules, "accuracy", accuracy_benchmark())

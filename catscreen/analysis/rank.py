@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from catscreen.analysis.anomalies import DEFAULT_BOND_TOLERANCE
+from catscreen.analysis.anomalies import DEFAULT_BOND_TOLERANCE, RECONSTRUCTION_CUSHION
 from catscreen.analysis.candidates import candidate_of, find_candidate
 from catscreen.analysis.energies import REQUIRED, adsorption_table
 from catscreen.analysis.flags import flag_configs
@@ -62,7 +62,8 @@ class RankSettings:
         meta["targets"] = {k: asdict(v) for k, v in self.targets.items()}
         meta["uncertainty_model"] = UNCERTAINTY_MODEL
         meta["bond_criterion"] = (
-            f"d < (r_cov_i + r_cov_j) * {self.bond_tolerance} (ASE covalent radii)"
+            f"d < (r_cov_i + r_cov_j) * {self.bond_tolerance} (ASE covalent radii); a slab "
+            f"bond formed or broken only across {RECONSTRUCTION_CUSHION} x that cutoff"
         )
         return meta
 
