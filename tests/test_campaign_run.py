@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from catscreen.analysis import anomalies
 from catscreen.cli.main import app
 from catscreen.model import load_model
 from catscreen.paths import data_dir
@@ -146,6 +147,25 @@ def test_changed_target_reruns_only_rank(campaign: tuple[Path, Path], tmp_path: 
         app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress"]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_new_anomaly_rules_rerank_a_finished_campaign(
+    campaign: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flags made under other rules are not kept as up to date: rank reruns, relax does not."""
+    recipe, out = campaign
+    monkeypatch.setattr(anomalies, "RECONSTRUCTION_CUSHION", 1.1)
+    result = runner.invoke(
+        app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ran: rank; skipped (up to date): enumerate, relax" in result.output
+    monkeypatch.undo()
+    result = runner.invoke(
+        app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ran: rank;" in result.output
 
 
 def test_report_renders(campaign: tuple[Path, Path]) -> None:

@@ -125,6 +125,12 @@ def _intercalated(atoms: Atoms, bonds: np.ndarray, ads: np.ndarray) -> bool:
     return False
 
 
+def anomaly_rules() -> str:
+    """The fixed parts of the checks (the bond tolerance is a rank setting): part of the rank
+    stage's hash, so a campaign ranked under other rules reranks instead of keeping old flags."""
+    return f"overlap {OVERLAP_RATIO}x radii, reconstruction cushion {RECONSTRUCTION_CUSHION}x"
+
+
 def surface_changed(reference: Atoms, slab: Atoms, tolerance: float) -> bool:
     """A slab bond formed from beyond the cushion of `reference`, or broken beyond it."""
     cushion = tolerance * RECONSTRUCTION_CUSHION

@@ -12,7 +12,8 @@ Layout of a campaign folder DIR:
 
 A stage is skipped when the log says it finished with the same hash and its files exist. The
 hashes chain (relax includes enumerate's, rank includes relax's), so changing a target reruns
-only rank, and changing the model (its name or its weights) reruns relax and rank; a stage that
+only rank (as does a catscreen whose anomaly checks changed), and changing the model (its name
+or its weights) reruns relax and rank; a stage that
 reruns marks the later ones stale until they rerun too. The relax stage reuses every finished
 row that still applies (adding a candidate relaxes only the new one); results made with another
 model, spin, fidelity, optimizer, fmax or step limit are kept aside as results.<hash>.parquet
@@ -31,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from catscreen.analysis import RankSettings, rank_results, read_results, write_rank_outputs
+from catscreen.analysis.anomalies import anomaly_rules
 from catscreen.campaign.baseline import Comparison, compare, read_baseline
 from catscreen.campaign.enumerate_adapter import enumerate_recipe
 from catscreen.campaign.leaderboard import (
@@ -89,12 +91,13 @@ RELAX_KEYS = ("model", "spin", "fidelity", "optimizer", "fmax", "steps")
 
 def stage_hashes(recipe: Recipe, model_version: str) -> dict[str, str]:
     """One hash per stage over what that stage depends on; `model_version` is the content hash
-    of the weights, so new weights under the same name rerun relax."""
+    of the weights, so new weights under the same name rerun relax, and new anomaly rules
+    rerun rank."""
     h_enum = section_hash(recipe, ("candidates", "facets", "slab", "adsorbates", "placement"))
     relax = recipe.relax.model_dump(exclude={"executor", "workers", "batch_size"})
     parent = f"{h_enum}|{sorted(relax.items())}|{model_version}"
     h_relax = section_hash(recipe, ("model",), parent=parent)
-    h_rank = section_hash(recipe, ("ranking", "validation"), parent=h_relax)
+    h_rank = section_hash(recipe, ("ranking", "validation"), parent=f"{h_relax}|{anomaly_rules()}")
     return {"enumerate": h_enum, "relax": h_relax, "rank": h_rank}
 
 
