@@ -13,11 +13,11 @@ Layout of a campaign folder DIR:
 A stage is skipped when the log says it finished with the same hash and its files exist. The
 hashes chain (relax includes enumerate's, rank includes relax's), so changing a target reruns
 only rank (as does a catscreen whose anomaly checks changed), and changing the model (its name
-or its weights) reruns relax and rank; a stage that
-reruns marks the later ones stale until they rerun too. The relax stage reuses every finished
-row that still applies (adding a candidate relaxes only the new one); results made with another
-model, spin, fidelity, optimizer, fmax or step limit are kept aside as results.<hash>.parquet
-rather than mixed with new ones. Rank uses the rows of the current configurations only.
+or its weights) reruns relax and rank; a stage that reruns marks the later ones stale until
+they rerun too. The relax stage reuses every finished row that still applies (adding a
+candidate relaxes only the new one); results made with another model, spin, fidelity,
+optimizer, fmax or step limit are kept aside as results.<hash>.parquet rather than mixed with
+new ones. Rank uses the rows of the current configurations only.
 """
 
 from __future__ import annotations
