@@ -421,6 +421,21 @@ def check_comparable(
             )
 
 
+def run_protocol(nudge: float, steps: int, size: str | None = None) -> dict:
+    """What decides a run's figures besides the model, so that caches and --compare files made
+    otherwise are refused: placements, relaxation, the cell (`--size`), and the reconstruction
+    cushion, which decides which placements count in the minima."""
+    protocol = {
+        "nudge": nudge,
+        "fmax": FMAX,
+        "steps": steps,
+        "reconstruction_cushion": RECONSTRUCTION_CUSHION,
+    }
+    if size:
+        protocol["size"] = size
+    return protocol
+
+
 def read_adsorption(path: Path) -> dict:
     """The adsorption section of an earlier run's --json file, checked enough to compare."""
     try:
@@ -697,15 +712,7 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps(out, indent=1, default=str))
         return
-    # the cushion decides which placements count as reconstructed, so which minima are compared
-    protocol = {
-        "nudge": args.nudge,
-        "fmax": FMAX,
-        "steps": args.steps,
-        "reconstruction_cushion": RECONSTRUCTION_CUSHION,
-    }
-    if args.size:  # a cache or --compare file of 2x2 cells is refused, not mixed in
-        protocol["size"] = args.size
+    protocol = run_protocol(args.nudge, args.steps, args.size)
     if base is not None:  # before hours of relaxations, not after
         check_comparable(base, protocol, systems=[s[3] for s in systems])
     cache = args.teacher_cache

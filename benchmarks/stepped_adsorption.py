@@ -30,7 +30,7 @@ import numpy as np
 from accuracy import FMAX, TEACHER_FIDELITY, lowest_valid, relaxed, report_intervals
 from ase import Atoms
 
-from catscreen.analysis.anomalies import EXCLUDING, detect_anomalies
+from catscreen.analysis.anomalies import EXCLUDING, RECONSTRUCTION_CUSHION, detect_anomalies
 from catscreen.analysis.references import default_references
 from catscreen.build.gas import gas_molecule, scheme_molecules
 from catscreen.model import load_model
@@ -114,7 +114,8 @@ def adsorption_section(teacher: dict, model: dict, steps: int) -> dict:
             ads = {k: v["e_ads"] for k, v in r.items() if k.startswith(f"{sid}:")}
             lows[side] = ads[lowest_valid(ads, {k: r[k]["anomalies"] for k in ads}, sid)]
         per_system.append({"sid": sid, **lows})
-    return {"rows": rows, "per_system": per_system, "protocol": {"fmax": FMAX, "steps": steps}}
+    protocol = {"fmax": FMAX, "steps": steps, "reconstruction_cushion": RECONSTRUCTION_CUSHION}
+    return {"rows": rows, "per_system": per_system, "protocol": protocol}
 
 
 def report(names: list[str], mine: list[dict], teacher: dict, steps: int) -> dict:

@@ -132,7 +132,7 @@ def test_a_collapsed_clean_slab_makes_its_placements_anomalous():
     df.at[idx, "final_structure"] = atoms_to_text(atoms)
     out = rank_results(df)
     c = out.configs.set_index(["candidate", "adsorbate"])
-    # the adslab's slab part also differs from the collapsed reference: reconstructed too
+    # the adslab's own slab part is sound; its reference is not, which slab_overlapping says
     assert "slab_overlapping" in c.loc[("Cu(111)", "O"), "anomalies"].split(",")
     assert c.loc[("Cu(111)", "O"), "anomalous"] and not c.loc[("Pt(111)", "O"), "anomalous"]
     assert out.systems.set_index(["candidate", "adsorbate"]).loc[("Cu(111)", "O")].n_valid == 0

@@ -17,6 +17,7 @@ from ase.data import covalent_radii
 from ase.io import read, write
 from typer.testing import CliRunner
 
+from catscreen.analysis.anomalies import RECONSTRUCTION_CUSHION
 from catscreen.cli.main import app
 from catscreen.errors import CatscreenError
 from catscreen.model import load_model
@@ -355,10 +356,13 @@ def test_teacher_cache_of_another_anomaly_rule_is_refused(tmp_path: Path) -> Non
     """Cached anomalies decide the teacher's minima: a cache made before the reconstruction
     cushion (its protocol lacks it) cannot be recomputed without structures, so it is refused."""
     acc = accuracy_benchmark()
-    now = {"nudge": 0.0, "fmax": 0.05, "steps": 100, "reconstruction_cushion": 1.2}
+    now = acc.run_protocol(0.0, 100)
+    assert now["reconstruction_cushion"] == RECONSTRUCTION_CUSHION
+    assert acc.run_protocol(0.0, 100, "3x3x3") == now | {"size": "3x3x3"}
     cache = tmp_path / "teacher.json"
     payload = {"energies": {"gas:H2": -6.8}, "unconverged": [], "anomalies": {}}
-    cache.write_text(json.dumps(payload | {"protocol": {k: now[k] for k in list(now)[:3]}}))
+    before = {"nudge": 0.0, "fmax": 0.05, "steps": 100}  # what such caches hold
+    cache.write_text(json.dumps(payload | {"protocol": before}))
     with pytest.raises(SystemExit, match="was made with"):
         acc.read_teacher_cache(cache, now)
     cache.write_text(json.dumps(payload | {"protocol": now}))

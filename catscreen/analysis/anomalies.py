@@ -21,7 +21,8 @@ pair sitting near the cutoff flips with the ordinary relaxation around an adsorb
 cross-trough pair of fcc(110) (1.37x the radii sum) pulled to 1.16x under CH in the hollow, the
 second neighbours of bcc(110) (1.09x) pushed to 1.39x by C in the long bridge, interlayer pairs
 of Ru(0001) moving from 1.29x to 1.25x under OH. All of those moved the slab atoms by at most
-0.4 A; a stretch of 1.5x the radii sum (1.25 x 1.2) is bond breaking, not relaxation. AdsorbML's
+0.4 A; a stretch of 1.5x the radii sum (1.25 x 1.2) is bond breaking, not relaxation. A surface
+atom of Pt(111) lifted straight up counts from about 1.5 A (an adatom sits higher). AdsorbML's
 own band (1.0 to 1.5x the radii with ASE's 0.3 A skin per atom, about 1.2x to 1.7x) is looser.
 """
 
@@ -126,9 +127,12 @@ def _intercalated(atoms: Atoms, bonds: np.ndarray, ads: np.ndarray) -> bool:
 
 
 def anomaly_rules() -> str:
-    """The fixed parts of the checks (the bond tolerance is a rank setting): part of the rank
+    """The checks' constants (campaigns rank with the default bond tolerance): part of the rank
     stage's hash, so a campaign ranked under other rules reranks instead of keeping old flags."""
-    return f"overlap {OVERLAP_RATIO}x radii, reconstruction cushion {RECONSTRUCTION_CUSHION}x"
+    return (
+        f"bonds {DEFAULT_BOND_TOLERANCE}x radii, overlap {OVERLAP_RATIO}x, "
+        f"reconstruction cushion {RECONSTRUCTION_CUSHION}x"
+    )
 
 
 def surface_changed(reference: Atoms, slab: Atoms, tolerance: float) -> bool:
