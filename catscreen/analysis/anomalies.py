@@ -135,12 +135,12 @@ def anomaly_rules() -> str:
     )
 
 
-def surface_changed(reference: Atoms, slab: Atoms, tolerance: float) -> bool:
-    """A slab bond formed from beyond the cushion of `reference`, or broken beyond it."""
+def surface_changed(reference: Atoms, slab: Atoms, bonds: np.ndarray, tolerance: float) -> bool:
+    """A slab bond formed from beyond the cushion of `reference`, or broken beyond it; `bonds`
+    is `slab`'s bond matrix at `tolerance`, which the caller already has."""
     cushion = tolerance * RECONSTRUCTION_CUSHION
-    bonds, ref_bonds = bond_matrix(slab, tolerance), bond_matrix(reference, tolerance)
     formed = bonds & ~bond_matrix(reference, cushion)
-    broken = ref_bonds & ~bond_matrix(slab, cushion)
+    broken = bond_matrix(reference, tolerance) & ~bond_matrix(slab, cushion)
     return bool((formed | broken).any())
 
 
@@ -179,7 +179,9 @@ def detect_anomalies(
         final.get_chemical_symbols()[i] for i in slab
     ]:
         reference = clean_slab
-    report.reconstructed = surface_changed(reference, final[slab], tolerance)
+    report.reconstructed = surface_changed(
+        reference, final[slab], final_bonds[np.ix_(slab, slab)], tolerance
+    )
 
     if not report.desorbed:
         report.final_site_atoms = site_atoms(final, final_bonds)
