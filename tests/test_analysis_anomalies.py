@@ -7,7 +7,7 @@ import pytest
 from ase.neighborlist import natural_cutoffs
 from test_analysis_helpers import adslab, slab
 
-from catscreen.analysis.anomalies import bond_matrix, detect_anomalies
+from catscreen.analysis.anomalies import SlabReference, bond_matrix, detect_anomalies
 from catscreen.training.generate import add_adsorbate_at, make_slab
 
 FCC_SITE = [8, 9, 10]
@@ -204,3 +204,23 @@ def test_a_far_pair_pulled_into_a_bond_is_reconstruction():
     i, j = _pair_at(clean, 1.674)  # fcc(110) third neighbours across the trough
     _move_pair_to(final, i, j, 1.2)
     assert detect_anomalies(initial, final, clean).reconstructed
+
+
+def test_a_slab_reference_judges_as_its_clean_slab_does():
+    """`rank` builds one SlabReference per slab: the same flags as from the clean slab itself,
+    and one made at another bond tolerance is rebuilt at the one asked for, not used."""
+    clean = make_slab("Cu", "110", (3, 3, 3), 6.0)
+    initial = add_adsorbate_at(clean, "CH", "hollow")
+    final = initial.copy()
+    i, j = _pair_at(clean, 1.367)  # fcc(110) across the trough
+    _move_pair_to(final, i, j, 0.95)
+    reference = SlabReference(clean)
+    assert detect_anomalies(initial, final, reference).names == (
+        detect_anomalies(initial, final, clean).names
+    )
+    assert not detect_anomalies(initial, final, reference).reconstructed  # inside 1.5x
+    # at tolerance 1.0 the cushion ends at 1.2x: the pair came from beyond it, a bond formed;
+    # the 1.25 reference kept would still count it inside its cushion
+    strict = detect_anomalies(initial, final, reference, tolerance=1.0)
+    assert strict.reconstructed
+    assert strict.names == detect_anomalies(initial, final, clean, tolerance=1.0).names

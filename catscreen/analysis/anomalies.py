@@ -135,19 +135,34 @@ def anomaly_rules() -> str:
     )
 
 
-def surface_changed(reference: Atoms, slab: Atoms, bonds: np.ndarray, tolerance: float) -> bool:
+@dataclass
+class SlabReference:
+    """A relaxed clean slab with the bond matrices reconstruction is judged against, at the
+    tolerance and at the cushion: built once per slab, as `rank` checks every placement on
+    that slab against the same two."""
+
+    atoms: Atoms
+    tolerance: float = DEFAULT_BOND_TOLERANCE
+    bonds: np.ndarray = field(init=False, repr=False)
+    cushioned: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.bonds = bond_matrix(self.atoms, self.tolerance)
+        self.cushioned = bond_matrix(self.atoms, self.tolerance * RECONSTRUCTION_CUSHION)
+
+
+def surface_changed(reference: SlabReference, slab: Atoms, bonds: np.ndarray) -> bool:
     """A slab bond formed from beyond the cushion of `reference`, or broken beyond it; `bonds`
-    is `slab`'s bond matrix at `tolerance`, which the caller already has."""
-    cushion = tolerance * RECONSTRUCTION_CUSHION
-    formed = bonds & ~bond_matrix(reference, cushion)
-    broken = bond_matrix(reference, tolerance) & ~bond_matrix(slab, cushion)
+    is `slab`'s bond matrix at the reference's tolerance, which the caller already has."""
+    formed = bonds & ~reference.cushioned
+    broken = reference.bonds & ~bond_matrix(slab, reference.tolerance * RECONSTRUCTION_CUSHION)
     return bool((formed | broken).any())
 
 
 def detect_anomalies(
     initial: Atoms,
     final: Atoms,
-    clean_slab: Atoms | None,
+    clean_slab: Atoms | SlabReference | None,
     initial_site: list[int] | None = None,
     tolerance: float = DEFAULT_BOND_TOLERANCE,
 ) -> AnomalyReport:
@@ -158,7 +173,8 @@ def detect_anomalies(
     `final`, like with like (a bidentate adsorbate's manifest site lies under the midpoint of
     its two binding atoms, not under the one the site is read from).
     `clean_slab`: when None or not atom-for-atom the slab part of the adslab, the slab part of
-    `initial` is the reference for reconstruction.
+    `initial` is the reference for reconstruction; a `SlabReference` (at `tolerance`) saves
+    rebuilding its bond matrices for every placement on the slab.
     """
     tags = final.get_tags()
     ads, slab = np.flatnonzero(tags == 2), np.flatnonzero(tags != 2)
@@ -174,14 +190,19 @@ def detect_anomalies(
     report.intercalated = _intercalated(final, final_bonds, ads)
     report.overlapping = overlapping(final)
 
-    reference = initial[slab]
-    if clean_slab is not None and clean_slab.get_chemical_symbols() == [
-        final.get_chemical_symbols()[i] for i in slab
-    ]:
+    if isinstance(clean_slab, SlabReference) and clean_slab.tolerance != tolerance:
+        clean_slab = clean_slab.atoms
+    if isinstance(clean_slab, Atoms):
+        clean_slab = SlabReference(clean_slab, tolerance)
+    if (
+        clean_slab is not None
+        and clean_slab.atoms.get_chemical_symbols()
+        == [final.get_chemical_symbols()[i] for i in slab]
+    ):
         reference = clean_slab
-    report.reconstructed = surface_changed(
-        reference, final[slab], final_bonds[np.ix_(slab, slab)], tolerance
-    )
+    else:
+        reference = SlabReference(initial[slab], tolerance)
+    report.reconstructed = surface_changed(reference, final[slab], final_bonds[np.ix_(slab, slab)])
 
     if not report.desorbed:
         report.final_site_atoms = site_atoms(final, final_bonds)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from catscreen.analysis.anomalies import detect_anomalies, overlapping
+from catscreen.analysis.anomalies import SlabReference, detect_anomalies, overlapping
 from catscreen.analysis.candidates import candidate_of
 from catscreen.analysis.references import References
 from catscreen.errors import CatscreenError, first_line
@@ -161,6 +161,7 @@ def adsorption_table(
 
     records = []
     slab_overlaps: dict[str, bool] = {}  # clean slab config_id -> its relaxed atoms overlap
+    references: dict[str, SlabReference] = {}  # clean slab config_id -> its bond matrices
     skipped_slab = skipped_gas = 0
     for _, row in ok[ok.kind == "adslab"].iterrows():
         ctx = _ctx(row)
@@ -211,12 +212,13 @@ def adsorption_table(
                 gas_structures[molecule] = gas.structure
                 gas_converged &= gas.converged
             ref_std = math.sqrt(ref_var)
-        clean = _structure(slab.structure, "final_structure", slab.config_id)
-        report = detect_anomalies(
-            initial, final, clean, _parse_site(row.site_atoms), bond_tolerance
-        )
-        if slab.config_id not in slab_overlaps:
+        if slab.config_id not in references:  # parsed and bonded once per slab
+            clean = _structure(slab.structure, "final_structure", slab.config_id)
+            references[slab.config_id] = SlabReference(clean, bond_tolerance)
             slab_overlaps[slab.config_id] = overlapping(clean)
+        report = detect_anomalies(
+            initial, final, references[slab.config_id], _parse_site(row.site_atoms), bond_tolerance
+        )
         names = report.names + ([] if row.status == "converged" else ["not_converged"])
         names += [] if slab.converged else ["slab_not_converged"]
         names += ["slab_overlapping"] if slab_overlaps[slab.config_id] else []
