@@ -13,7 +13,11 @@ built by `enumerate` (`--passes teacher_steps`) get the frame and spin sections 
 adsorption energies come from `benchmarks/stepped_adsorption.py`. `--size 3x3x3` relaxes the
 same held-out (host, facet, adsorbate) systems in 3x3x3 cells (1/9 monolayer instead of 1/4;
 the lateral cell `enumerate`'s default `min_ab` of 8 A gives on most of these hosts), less any
-that a teacher pass holds in that cell (the same systems for every model).
+that a teacher pass holds in that cell (the same systems for every model). `--size enumerate`
+relaxes them as a user's screen would: the slabs, symmetry-distinct sites and nudged
+placements `catscreen enumerate` makes with its defaults (slab at least 7 A, cell at least
+8 A wide, 3-6 layers, 27-96 slab atoms). The teacher cache is written after each system, so a
+stopped run resumes with the next.
 
 Prints:
 1. energy (meV/atom) and force (eV/A) MAE per fidelity and spin on the held-out teacher frames
@@ -61,6 +65,7 @@ from ase.optimize import BFGS
 
 from catscreen.analysis.anomalies import EXCLUDING, RECONSTRUCTION_CUSHION, detect_anomalies
 from catscreen.analysis.references import default_references
+from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
 from catscreen.build.gas import gas_molecule, scheme_molecules
 from catscreen.build.placements import NUDGE, nudged
 from catscreen.model import load_model
@@ -124,6 +129,46 @@ def placement(slab: Atoms, ads: str, sid: str, site: str, nudge: float) -> Atoms
     return nudged(atoms, np.random.default_rng(seed), nudge)
 
 
+ENUMERATE = "enumerate"  # --size: the cells, sites and nudges of `catscreen enumerate`
+
+
+def enumerate_settings(host: str, facet: str, ads: str, nudge: float) -> EnumerateSettings:
+    """`catscreen enumerate`'s defaults (slab >= 7 A, in-plane >= 8 A, its vacuum, one
+    heuristic placement per symmetry-distinct site, seed 0) for one facet and adsorbate."""
+    return EnumerateSettings(bulks=[host], miller=[facet], adsorbates=[ads], nudge=nudge)
+
+
+@cache
+def enumerated(host: str, facet: str, ads: str, nudge: float) -> dict[str, list[Atoms]]:
+    """`enumerate`'s configurations of one facet and adsorbate by system id
+    (HOST-MILLER-tK-ADS, as the enumerate-built teacher passes name theirs), clean slab first."""
+    out: dict[str, list[Atoms]] = {}
+    for a in enumerate_configurations(enumerate_settings(host, facet, ads, nudge)):
+        miller = a.info["miller"].replace(",", "")  # "001": as the enumerate-built passes
+        sid = f"{host}-{miller}-t{a.info['termination']}-{ads}"
+        out.setdefault(sid, []).append(a)
+    return out
+
+
+@cache
+def system_starts(sid: str, ads: str, nudge: float) -> tuple[Atoms, dict[str, Atoms]]:
+    """A system's clean slab and its placements by key (`<sid>:<site>`), as both models start
+    from them: ASE-builder sids get every named site of the ASE slab, enumerate ones (`-tK-`)
+    every placement `enumerate` makes, its sites numbered where a kind repeats."""
+    host, facet = sid.split("-")[:2]
+    if not re.fullmatch(r"t\d+", sid.split("-")[2]):
+        slab = system_slab(sid)
+        return slab, {f"{sid}:{s}": placement(slab, ads, sid, s, nudge) for s in slab_sites(slab)}
+    clean, *placed = enumerated(host, facet, ads, nudge)[sid]
+    seen: Counter[str] = Counter()
+    starts = {}
+    for a in placed:
+        seen[a.info["site_type"]] += 1
+        n = seen[a.info["site_type"]]
+        starts[f"{sid}:{a.info['site_type']}{n if n > 1 else ''}"] = a
+    return clean, starts
+
+
 def frame_errors(model, by_pass: dict[str, list[Atoms]], held: set[str]) -> dict[str, list[dict]]:  # noqa: ANN001
     """MAE tables on the held-out catalyst frames (bulk, slabs, adsorbates) of every pass and
     of pass 1 alone, the set earlier versions were measured on."""
@@ -162,13 +207,24 @@ def held_out_adsorbate_systems(
     return pure[:: max(1, len(pure) // n)][:n] if n > 0 else pure
 
 
-def at_size(systems: list[tuple], size: str) -> list[tuple]:
+def at_size(systems: list[tuple], size: str, nudge: float) -> list[tuple]:
     """The same (host, facet, adsorbate) systems in another cell (`3x3x3`: 1/9 monolayer where
-    2x2 is 1/4), less those any teacher pass holds in that cell (pass 10), so that every model,
-    trained on such a pass or not, is measured on the same systems and none on one it trained
-    on."""
+    2x2 is 1/4; `enumerate`: the cells `catscreen enumerate` cuts by default, one system per
+    termination), less those any teacher pass holds in that cell (pass 10), so that every
+    model, trained on such a pass or not, is measured on the same systems and none on one it
+    trained on."""
+    if size == ENUMERATE:
+        # the enumerate-built passes (stepped facets, alloys) name their systems alike
+        shards = (data_dir() / "training").glob("teacher*/*/enum-*.extxyz.gz")
+        taken = {a.info["sid"] for path in shards for a in load_frames(path)}
+        return [
+            (host, facet, ads, sid)
+            for host, facet, ads, _ in systems
+            for sid in enumerated(host, facet, ads, nudge)
+            if sid not in taken
+        ]
     if not re.fullmatch(r"\d+x\d+x\d+", size):
-        raise SystemExit(f"--size: expected AxBxC (e.g. 3x3x3), got {size!r}")
+        raise SystemExit(f"--size: expected AxBxC (e.g. 3x3x3) or {ENUMERATE}, got {size!r}")
     if any(sid.split("-")[2] == size for *_, sid in systems):
         raise SystemExit(f"--size {size} is the held-out systems' own cell: leave --size out")
     # the ASE-builder shards name their cell (slab-Cu-111-3x3x3.extxyz.gz); enumerated ones never
@@ -202,9 +258,13 @@ def relax_systems(
     nudge: float,
     steps: int,
     log=print,  # noqa: ANN001
+    out: Relaxed | None = None,
+    saved=None,  # noqa: ANN001
 ) -> Relaxed:
-    """The gas references, clean slabs and every placement of `systems`, relaxed."""
-    out = Relaxed()
+    """The gas references, clean slabs and every placement of `systems`, relaxed into `out`
+    (gas molecules it holds are kept); `saved(out)` after each system, so that a killed run
+    keeps every finished system."""
+    out = out if out is not None else Relaxed()
 
     def run(key: str, atoms: Atoms) -> None:
         out.energies[key], out.structures[key], ok = relaxed(atoms, model, TEACHER_FIDELITY, steps)
@@ -212,15 +272,17 @@ def relax_systems(
             out.unconverged.append(key)
 
     for m in scheme_molecules():
-        run(f"gas:{m}", gas_molecule(m))
+        if f"gas:{m}" not in out.energies:
+            run(f"gas:{m}", gas_molecule(m))
     for _, _, ads, sid in systems:
-        slab = system_slab(sid)
+        slab, starts = system_starts(sid, ads, nudge)
         run(f"slab:{sid}", slab)
-        for site in slab_sites(slab):
-            key, start = f"{sid}:{site}", placement(slab, ads, sid, site, nudge)
+        for key, start in starts.items():
             run(key, start)
             found = detect_anomalies(start, out.structures[key], out.structures[f"slab:{sid}"])
             out.anomalies[key] = [n for n in found.names if n in EXCLUDING]
+        if saved:
+            saved(out)
         log(f"  relaxed {sid} with {model.info.name}")
     return out
 
@@ -231,10 +293,9 @@ def adsorption_energies(energies: dict[str, float], systems: list[tuple]) -> dic
     refs = default_references()
     out = {}
     for _, _, ads, sid in systems:
-        slab = system_slab(sid)
-        for site in slab_sites(slab):
-            key = f"{sid}:{site}"
-            n = Counter(add_adsorbate_at(slab, ads, site).get_chemical_symbols()[len(slab) :])
+        slab, starts = system_starts(sid, ads, 0.0)  # keys and composition: any nudge
+        for key, start in starts.items():
+            n = Counter(start.get_chemical_symbols()[len(slab) :])
             ref = sum(w * energies[f"gas:{m}"] for m, w in refs.weights(dict(n), key).items())
             out[key] = energies[key] - energies[f"slab:{sid}"] - ref
     return out
@@ -433,6 +494,10 @@ def run_protocol(nudge: float, steps: int, size: str | None = None) -> dict:
     }
     if size:
         protocol["size"] = size
+    if size == ENUMERATE:  # its defaults decide the cells, sites and nudges
+        protocol["enumerate"] = EnumerateSettings(bulks=[], nudge=nudge).model_dump(
+            include={"min_slab_size", "vacuum", "min_ab", "placement", "seed", "nudge"}
+        )
     return protocol
 
 
@@ -451,6 +516,20 @@ def read_adsorption(path: Path) -> dict:
             f"({type(exc).__name__}: {exc})"
         ) from None
     return ads
+
+
+def write_teacher_cache(path: Path, protocol: dict, teacher: Relaxed) -> None:
+    """Rewritten whole after each system (through a temporary file: a kill leaves the last
+    complete one), so that a long teacher run resumes where it stopped."""
+    payload = {
+        "protocol": protocol,
+        "energies": teacher.energies,
+        "unconverged": teacher.unconverged,
+        "anomalies": teacher.anomalies,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(path)
 
 
 def read_teacher_cache(path: Path, protocol: dict) -> Relaxed:
@@ -646,7 +725,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--size",
-        help="relax the held-out systems in this cell instead (e.g. 3x3x3: lower coverage), "
+        help="relax the held-out systems in this cell instead (e.g. 3x3x3: lower coverage; "
+        f"{ENUMERATE}: the cells, sites and nudges `catscreen enumerate` makes by default), "
         "less those any teacher pass holds in it; give it its own teacher cache",
     )
     parser.add_argument("--json", type=Path, help="write all numbers here")
@@ -701,7 +781,7 @@ def main() -> None:
 
     systems = held_out_adsorbate_systems(frames, held, args.systems)
     if args.size:
-        moved = at_size(systems, args.size)
+        moved = at_size(systems, args.size, args.nudge)
         print(
             f"the held-out systems in {args.size} cells: {len(moved)} of {len(systems)} "
             "(the rest are in a teacher pass in that cell)"
@@ -723,18 +803,14 @@ def main() -> None:
     missing = [s for s in systems if f"slab:{s[3]}" not in cached.energies]
     if missing:
         teacher = load_model("chgnet-pbe")
-        more = relax_systems(teacher, missing, args.nudge, args.steps)
-        cached.energies.update(more.energies)
-        cached.unconverged += more.unconverged
-        cached.anomalies.update(more.anomalies)
-        if cache:
-            payload = {
-                "protocol": protocol,
-                "energies": cached.energies,
-                "unconverged": cached.unconverged,
-                "anomalies": cached.anomalies,
-            }
-            cache.write_text(json.dumps(payload, indent=1))
+        relax_systems(
+            teacher,
+            missing,
+            args.nudge,
+            args.steps,
+            out=cached,
+            saved=(lambda r: write_teacher_cache(cache, protocol, r)) if cache else None,
+        )
     teacher_e = cached.energies
     mine = relax_systems(model, systems, args.nudge, args.steps)
     model_e, model_final = mine.energies, mine.structures

@@ -18,6 +18,8 @@ from ase.io import read, write
 from typer.testing import CliRunner
 
 from catscreen.analysis.anomalies import RECONSTRUCTION_CUSHION
+from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
+from catscreen.build.gas import scheme_molecules
 from catscreen.cli.main import app
 from catscreen.errors import CatscreenError
 from catscreen.model import load_model
@@ -367,6 +369,65 @@ def test_teacher_cache_of_another_anomaly_rule_is_refused(tmp_path: Path) -> Non
         acc.read_teacher_cache(cache, now)
     cache.write_text(json.dumps(payload | {"protocol": now}))
     assert acc.read_teacher_cache(cache, now).energies == {"gas:H2": -6.8}
+
+
+def test_accuracy_in_enumerate_cells_and_a_resumed_teacher_cache(tmp_path: Path) -> None:
+    """`--size enumerate`: the placements are the ones `catscreen enumerate` makes (its cell,
+    sites and nudges), keyed per site with repeats numbered; the teacher cache is written
+    after each system, so a run stopped part-way resumes without redoing finished systems."""
+    acc = accuracy_benchmark()
+    systems = acc.at_size([("Ru", "0001", "N", "Ru-0001-2x2x3-N")], "enumerate", 0.1)
+    assert systems == [("Ru", "0001", "N", "Ru-001-t0-N")]
+    with pytest.raises(SystemExit, match="expected AxBxC"):
+        acc.at_size(systems, "4x4", 0.1)
+    made = enumerate_configurations(
+        EnumerateSettings(bulks=["Fe"], miller=["110"], adsorbates=["H"], nudge=0.1)
+    )
+    clean, starts = acc.system_starts("Fe-110-t0-H", "H", 0.1)
+    assert clean.info["config_id"] == made[0].info["config_id"]
+    assert list(starts) == [f"Fe-110-t0-H:{s}" for s in ("ontop", "bridge", "bridge2", "hollow")]
+    for start, config in zip(starts.values(), made[1:], strict=True):
+        np.testing.assert_allclose(start.positions, config.positions)  # nudged as enumerate does
+    unnudged = acc.system_starts("Fe-110-t0-H", "H", 0.0)[1]
+    assert list(unnudged) == list(starts)
+    assert not np.allclose(
+        unnudged["Fe-110-t0-H:hollow"].positions, starts["Fe-110-t0-H:hollow"].positions
+    )
+
+    protocol = acc.run_protocol(0.1, 2, "enumerate")
+    assert protocol["enumerate"] == {
+        "min_slab_size": 7.0,
+        "vacuum": EnumerateSettings(bulks=[]).vacuum,
+        "min_ab": 8.0,
+        "placement": "heuristic",
+        "seed": 0,
+        "nudge": 0.1,
+    }
+    cache, model = tmp_path / "teacher.json", load_model("bundled")
+    two = [("Ru", "001", "N", "Ru-001-t0-N"), ("Fe", "110", "H", "Fe-110-t0-H")]
+    seen: list[list[str]] = []
+
+    def save(r) -> None:  # noqa: ANN001
+        acc.write_teacher_cache(cache, protocol, r)
+        seen.append(sorted(k for k in r.energies if k.startswith("slab:")))
+        if len(seen) == 1:
+            raise KeyboardInterrupt  # killed after the first system
+
+    with pytest.raises(KeyboardInterrupt):
+        acc.relax_systems(model, two, 0.1, 2, log=lambda _: None, saved=save)
+    kept = acc.read_teacher_cache(cache, protocol)
+    assert seen == [["slab:Ru-001-t0-N"]]
+    assert set(kept.energies) == {f"gas:{m}" for m in scheme_molecules()} | {
+        "slab:Ru-001-t0-N",
+        *acc.system_starts("Ru-001-t0-N", "N", 0.1)[1],
+    }
+    first = dict(kept.energies)
+    acc.relax_systems(model, two[1:], 0.1, 2, log=lambda _: None, out=kept, saved=save)
+    assert {k: kept.energies[k] for k in first} == first  # gas and the first system kept
+    assert acc.read_teacher_cache(cache, protocol).energies == kept.energies
+    assert set(acc.adsorption_energies(kept.energies, two)) == {
+        k for _, _, ads, sid in two for k in acc.system_starts(sid, ads, 0.1)[1]
+    }
 
 
 def test_placement_check_finds_the_pressed_pair(monkeypatch: pytest.MonkeyPatch) -> None:
