@@ -15,9 +15,10 @@ same held-out (host, facet, adsorbate) systems in 3x3x3 cells (1/9 monolayer ins
 the lateral cell `enumerate`'s default `min_ab` of 8 A gives on most of these hosts), less any
 that a teacher pass holds in that cell (the same systems for every model). `--size enumerate`
 relaxes them as a user's screen would: the slabs, symmetry-distinct sites and nudged
-placements `catscreen enumerate` makes with its defaults (slab at least 7 A, cell at least
-8 A wide, 3-6 layers, 27-96 slab atoms). The teacher cache is written after each system, so a
-stopped run resumes with the next.
+placements `catscreen enumerate` makes with its defaults (at least 7 A of layers by
+pymatgen's count and 8 A in-plane: 3 to 8 layers, 27 to 96 slab atoms, the exposed ones
+free). The teacher cache is written after each system, so a stopped run resumes with the
+next.
 
 Prints:
 1. energy (meV/atom) and force (eV/A) MAE per fidelity and spin on the held-out teacher frames
