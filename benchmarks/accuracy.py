@@ -64,11 +64,17 @@ import pandas as pd
 from ase import Atoms
 from ase.optimize import BFGS
 
-from catscreen.analysis.anomalies import EXCLUDING, RECONSTRUCTION_CUSHION, detect_anomalies
+from catscreen.analysis.anomalies import (
+    EXCLUDING,
+    RECONSTRUCTION_CUSHION,
+    SLAB_DISPLACEMENT,
+    detect_anomalies,
+)
 from catscreen.analysis.references import default_references
 from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
 from catscreen.build.gas import gas_molecule, scheme_molecules
 from catscreen.build.placements import NUDGE, nudged
+from catscreen.io import atoms_from_text, atoms_to_text
 from catscreen.model import load_model
 from catscreen.model.api import magnetic_elements
 from catscreen.model.calculator import CatscreenCalculator
@@ -90,6 +96,7 @@ from catscreen.training.generate import add_adsorbate_at, make_slab, slab_sites
 FMAX, STEPS = 0.05, 300  # the relax command's defaults; before 0.9 at most 100 steps
 TEACHER_FIDELITY = "chgnet-pbe"
 PASSES = ("teacher", "teacher_relax", "teacher_full", "teacher_more")
+RULES = ("reconstruction_cushion", "slab_displacement")  # judge relaxations, do not make them
 
 
 def teacher_passes(names: Sequence[str] = PASSES) -> list[Path]:
@@ -253,6 +260,11 @@ class Relaxed:
     legacy: bool = False  # read from an old-format cache: unconverged and anomalies unknown
 
 
+def excluding(start: Atoms, final: Atoms, clean_slab: Atoms) -> list[str]:
+    """The anomalies that keep a placement out of the minima, as `catscreen rank` finds them."""
+    return [n for n in detect_anomalies(start, final, clean_slab).names if n in EXCLUDING]
+
+
 def relax_systems(
     model,  # noqa: ANN001
     systems: list[tuple],
@@ -280,8 +292,9 @@ def relax_systems(
         run(f"slab:{sid}", slab)
         for key, start in starts.items():
             run(key, start)
-            found = detect_anomalies(start, out.structures[key], out.structures[f"slab:{sid}"])
-            out.anomalies[key] = [n for n in found.names if n in EXCLUDING]
+            out.anomalies[key] = excluding(
+                start, out.structures[key], out.structures[f"slab:{sid}"]
+            )
         if saved:
             saved(out)
         log(f"  relaxed {sid} with {model.info.name}")
@@ -485,13 +498,15 @@ def check_comparable(
 
 def run_protocol(nudge: float, steps: int, size: str | None = None) -> dict:
     """What decides a run's figures besides the model, so that caches and --compare files made
-    otherwise are refused: placements, relaxation, the cell (`--size`), and the reconstruction
-    cushion, which decides which placements count in the minima."""
+    otherwise are refused: placements, relaxation, the cell (`--size`), and the anomaly rules
+    (`RULES`: the reconstruction cushion and slab displacement), which decide which placements
+    count in the minima."""
     protocol = {
         "nudge": nudge,
         "fmax": FMAX,
         "steps": steps,
         "reconstruction_cushion": RECONSTRUCTION_CUSHION,
+        "slab_displacement": SLAB_DISPLACEMENT,
     }
     if size:
         protocol["size"] = size
@@ -521,31 +536,64 @@ def read_adsorption(path: Path) -> dict:
 
 def write_teacher_cache(path: Path, protocol: dict, teacher: Relaxed) -> None:
     """Rewritten whole after each system (through a temporary file: a kill leaves the last
-    complete one), so that a long teacher run resumes where it stopped."""
+    complete one), so that a long teacher run resumes where it stopped. The relaxed slabs and
+    placements go with it, so that new anomaly rules re-judge them instead of relaxing again."""
     payload = {
         "protocol": protocol,
         "energies": teacher.energies,
         "unconverged": teacher.unconverged,
         "anomalies": teacher.anomalies,
+        "structures": {
+            k: atoms_to_text(a) for k, a in teacher.structures.items() if not k.startswith("gas:")
+        },
     }
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=1))
     tmp.replace(path)
 
 
+def judge(relaxed: Relaxed, nudge: float) -> list[str]:
+    """Each placement's excluding anomalies again, from its stored structures under today's
+    rules; the placements whose flags changed."""
+    changed = []
+    for key, final in relaxed.structures.items():
+        if key.startswith(("gas:", "slab:")):
+            continue
+        sid = key.split(":")[0]
+        start = system_starts(sid, sid.split("-")[3], nudge)[1][key]
+        now = excluding(start, final, relaxed.structures[f"slab:{sid}"])
+        if now != relaxed.anomalies.get(key, []):
+            changed.append(key)
+        relaxed.anomalies[key] = now
+    return changed
+
+
 def read_teacher_cache(path: Path, protocol: dict) -> Relaxed:
-    """The cached teacher relaxations (no structures), refused when made under another
-    protocol (a flat file is the old format: exact placements, 100 steps, no anomalies)."""
+    """The cached teacher relaxations, refused when made under another protocol (a flat file
+    is the old format: exact placements, 100 steps, no anomalies), unless only the anomaly
+    rules differ and the cache holds its structures: then they are judged again."""
     data = json.loads(path.read_text())
     made = data.get("protocol", {"nudge": 0.0, "fmax": FMAX, "steps": 100})
-    if made != protocol:
+
+    def relaxing(p: dict) -> dict:
+        return {k: v for k, v in p.items() if k not in RULES}
+
+    if made != protocol and (relaxing(made) != relaxing(protocol) or "structures" not in data):
         raise SystemExit(f"{path} was made with {made}, not {protocol}: give another cache")
-    return Relaxed(
+    out = Relaxed(
         energies=data.get("energies", data),
+        structures={k: atoms_from_text(t) for k, t in data.get("structures", {}).items()},
         unconverged=data.get("unconverged", []),
         anomalies=data.get("anomalies", {}),
         legacy="protocol" not in data,
     )
+    if made != protocol:
+        changed = judge(out, protocol["nudge"])
+        print(f"{path}: made under other anomaly rules, re-judged: {len(changed)} flags changed")
+        for key in changed:
+            print(f"  {key}: now {','.join(out.anomalies[key]) or 'valid'}")
+        write_teacher_cache(path, protocol, out)
+    return out
 
 
 # Every GPAW pair file: output key, file, title, and whether it is held out (named in no

@@ -7,6 +7,7 @@ import pytest
 from ase.neighborlist import natural_cutoffs
 from test_analysis_helpers import adslab, slab
 
+from catscreen.analysis import anomalies
 from catscreen.analysis.anomalies import SlabReference, bond_matrix, detect_anomalies
 from catscreen.training.generate import add_adsorbate_at, make_slab
 
@@ -224,3 +225,30 @@ def test_a_slab_reference_judges_as_its_clean_slab_does():
     strict = detect_anomalies(initial, final, reference, tolerance=1.0)
     assert strict.reconstructed
     assert strict.names == detect_anomalies(initial, final, clean, tolerance=1.0).names
+
+
+def test_a_sliding_layer_is_reconstruction(monkeypatch: pytest.MonkeyPatch):
+    """The Os(0001) top layer shifted into the other stacking (what the teacher did under N on
+    top): every bond stays inside the cushion, the 1.6 A displacement flags it; a 0.4 A shift
+    (relaxation) and a drift of the whole free slab do not."""
+    clean = make_slab("Os", "0001", (2, 2, 3), 6.0)
+    initial = add_adsorbate_at(clean, "N", "ontop")
+    z = clean.positions[:, 2]
+    top = np.flatnonzero(z > z.max() - 0.1)
+    stacking = (clean.cell[0] + clean.cell[1]) / 6  # (a1 + a2) / 3 of the 1x1 cell
+    final = initial.copy()
+    final.positions[[*top, len(clean)]] += stacking  # the layer and its N
+    assert anomalies.slab_displacement(clean, final[: len(clean)]) == pytest.approx(1.58, abs=0.01)
+    assert detect_anomalies(initial, final, clean).names == ["reconstructed"]
+    monkeypatch.setattr(anomalies, "SLAB_DISPLACEMENT", 2.0)  # bonds alone: no change seen
+    assert not detect_anomalies(initial, final, clean).reconstructed
+    monkeypatch.undo()
+    small = initial.copy()
+    small.positions[top] += 0.4 * stacking / np.linalg.norm(stacking)
+    assert not detect_anomalies(initial, small, clean).reconstructed
+    free = clean.copy()
+    free.set_constraint()
+    free.set_tags(1)  # no subsurface atoms: the median shift is the drift
+    drifted = add_adsorbate_at(free, "N", "ontop")
+    drifted.positions += [1.5, 0.7, 0.3]
+    assert not detect_anomalies(add_adsorbate_at(free, "N", "ontop"), drifted, free).reconstructed
