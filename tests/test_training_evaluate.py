@@ -22,6 +22,7 @@ from catscreen.build.enumerate import EnumerateSettings, enumerate_configuration
 from catscreen.build.gas import scheme_molecules
 from catscreen.cli.main import app
 from catscreen.errors import CatscreenError
+from catscreen.io import atoms_from_text, atoms_to_text
 from catscreen.model import load_model
 from catscreen.model.checkpoint import load_checkpoint_model
 from catscreen.training.evaluate import (
@@ -428,6 +429,25 @@ def test_accuracy_in_enumerate_cells_and_a_resumed_teacher_cache(tmp_path: Path)
     assert set(acc.adsorption_energies(kept.energies, two)) == {
         k for _, _, ads, sid in two for k in acc.system_starts(sid, ads, 0.1)[1]
     }
+
+    # New anomaly rules re-judge the stored structures (a slid top layer now counts), and
+    # the cache is rewritten under them; relaxing rules that differ are still refused.
+    data = json.loads(cache.read_text())
+    key = "Ru-001-t0-N:fcc"
+    slid = atoms_from_text(data["structures"][key])
+    top = slid.get_tags() == 1
+    slid.positions[top] += [1.6, 0.0, 0.0]  # the top layer slid
+    data["structures"][key] = atoms_to_text(slid)
+    data["protocol"] = protocol | {"slab_displacement": 5.0}
+    data["anomalies"][key] = []
+    cache.write_text(json.dumps(data))
+    assert "reconstructed" in acc.read_teacher_cache(cache, protocol).anomalies[key]
+    assert json.loads(cache.read_text())["protocol"] == protocol
+    assert "reconstructed" in acc.read_teacher_cache(cache, protocol).anomalies[key]
+    data["protocol"] = protocol | {"steps": 300, "slab_displacement": 5.0}
+    cache.write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match="was made with"):
+        acc.read_teacher_cache(cache, protocol)
 
 
 def test_placement_check_finds_the_pressed_pair(monkeypatch: pytest.MonkeyPatch) -> None:
