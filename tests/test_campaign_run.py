@@ -154,12 +154,13 @@ def test_new_anomaly_rules_rerank_a_finished_campaign(
 ) -> None:
     """Flags made under other rules are not kept as up to date: rank reruns, relax does not."""
     recipe, out = campaign
-    monkeypatch.setattr(anomalies, "RECONSTRUCTION_CUSHION", 1.1)
-    result = runner.invoke(
-        app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress"]
-    )
-    assert result.exit_code == 0, result.output
-    assert "ran: rank; skipped (up to date): enumerate, relax" in result.output
+    for rule, value in (("RECONSTRUCTION_CUSHION", 1.1), ("SLAB_DISPLACEMENT", 2.0)):
+        monkeypatch.setattr(anomalies, rule, value)
+        result = runner.invoke(
+            app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "ran: rank; skipped (up to date): enumerate, relax" in result.output, rule
     monkeypatch.undo()
     result = runner.invoke(
         app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress"]

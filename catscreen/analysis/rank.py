@@ -13,7 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from catscreen.analysis.anomalies import DEFAULT_BOND_TOLERANCE, RECONSTRUCTION_CUSHION
+from catscreen.analysis.anomalies import (
+    DEFAULT_BOND_TOLERANCE,
+    RECONSTRUCTION_CUSHION,
+    SLAB_DISPLACEMENT,
+)
 from catscreen.analysis.candidates import candidate_of, find_candidate
 from catscreen.analysis.energies import REQUIRED, adsorption_table
 from catscreen.analysis.flags import flag_configs
@@ -63,7 +67,9 @@ class RankSettings:
         meta["uncertainty_model"] = UNCERTAINTY_MODEL
         meta["bond_criterion"] = (
             f"d < (r_cov_i + r_cov_j) * {self.bond_tolerance} (ASE covalent radii); a slab "
-            f"bond formed or broken only across {RECONSTRUCTION_CUSHION} x that cutoff"
+            f"bond formed or broken only across {RECONSTRUCTION_CUSHION} x that cutoff; "
+            f"reconstructed also when a slab atom ends over {SLAB_DISPLACEMENT} A from its "
+            "place in the relaxed clean slab"
         )
         return meta
 
