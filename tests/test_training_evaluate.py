@@ -466,3 +466,22 @@ def test_placement_check_finds_the_pressed_pair(monkeypatch: pytest.MonkeyPatch)
     assert ratio == pytest.approx(0.96 / (covalent_radii[45] + covalent_radii[1]))
     atoms.positions[2] = [1.35, 0, 1.6]  # bridging H: the Rh-Rh pair is the closest, relatively
     assert module.shortest_contact(atoms)[2] == "Rh-Rh"
+
+
+def test_slab_depth_cuts_the_slab_to_its_top_layers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/slab_depth.py: the layers counted top first, the slab cut below the N-th,
+    the adsorbate kept, and a cut at the full depth leaves the structure whole."""
+    monkeypatch.setitem(sys.modules, "accuracy", accuracy_benchmark())
+    spec = importlib.util.spec_from_file_location(
+        "slab_depth", Path(__file__).parents[1] / "benchmarks" / "slab_depth.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    slab = fcc111("Pt", size=(2, 2, 6), vacuum=6.0)
+    adslab = slab.copy() + Atoms("O", positions=[slab.positions[-1] + [0, 0, 2.0]])
+    layers = module.layer_heights(slab)
+    assert len(layers) == 6 and layers == sorted(layers, reverse=True)
+    cut = module.top_layers(adslab, len(slab), layers, 3)
+    assert cut.get_chemical_formula() == "OPt12"
+    assert cut.positions[:12, 2].min() == pytest.approx(layers[2])
+    assert len(module.top_layers(adslab, len(slab), layers, 6)) == len(adslab)
