@@ -485,3 +485,20 @@ def test_slab_depth_cuts_the_slab_to_its_top_layers(monkeypatch: pytest.MonkeyPa
     assert cut.get_chemical_formula() == "OPt12"
     assert cut.positions[:12, 2].min() == pytest.approx(layers[2])
     assert len(module.top_layers(adslab, len(slab), layers, 6)) == len(adslab)
+
+
+def test_slab_moves_lists_pairs_across_the_cutoff() -> None:
+    """benchmarks/slab_moves.py: a pair pulled across 1.25x the radii sum is listed with both
+    ratios; pairs that stay on one side are not."""
+    spec = importlib.util.spec_from_file_location(
+        "slab_moves", Path(__file__).parents[1] / "benchmarks" / "slab_moves.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    clean = Atoms("Cu3", positions=[[0, 0, 0], [3.5, 0, 0], [0, 2.5, 0]], cell=[12, 12, 12])
+    final = clean.copy()
+    final.positions[1] = [3.0, 0, 0]  # 1.33x -> 1.14x of 2 x 1.32 A
+    ((i, j, before, after),) = module.crossings(clean, final)
+    assert (i, j) == (0, 1)
+    assert before == pytest.approx(3.5 / 2.64) and after == pytest.approx(3.0 / 2.64)
+    assert module.crossings(clean, clean.copy()) == []
