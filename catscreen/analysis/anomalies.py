@@ -30,7 +30,7 @@ going from 0.92x to 1.32x or back. So a slab atom that ends farther than SLAB_DI
 (1.0 A) from its place in the relaxed clean slab is a reconstruction too, measured after
 removing the mean shift of the subsurface (tag 0) atoms (nothing for catscreen's own results,
 whose subsurface is fixed; a free slab's drift otherwise). In the teacher's relaxations of the
-benchmark (`benchmarks/slab_moves.py`, 35 hosts) ordinary relaxation moves slab atoms by at
+benchmark (`benchmarks/slab_moves.py`, 30 hosts) ordinary relaxation moves slab atoms by at
 most 0.5 A on most hosts and up to 0.92 A on the softer ones (Li, Ce, Ba, Al, Mn, Cd) with no
 bond leaving the cushion; the reconstructions the bond criteria find (N on Zn(0001),
 Cd(0001)) move them 1.0-1.6 A.
