@@ -552,6 +552,15 @@ def write_teacher_cache(path: Path, protocol: dict, teacher: Relaxed) -> None:
     tmp.replace(path)
 
 
+def cached_structures(path: Path) -> tuple[dict, dict[str, Atoms]]:
+    """A teacher cache as read and its relaxed slabs and placements, for the scripts that
+    study them (slab_depth, slab_moves); caches made before structures were kept are refused."""
+    data = json.loads(path.read_text())
+    if not data.get("structures"):
+        raise SystemExit(f"{path} holds no structures: make it with accuracy.py anew")
+    return data, {k: atoms_from_text(t) for k, t in data["structures"].items()}
+
+
 def judge(relaxed: Relaxed, nudge: float) -> list[str]:
     """Each placement's excluding anomalies again, from its stored structures under today's
     rules; the placements whose flags changed."""

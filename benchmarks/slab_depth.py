@@ -17,14 +17,12 @@ had below an adsorbate.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
-from accuracy import TEACHER_FIDELITY, single_point
+from accuracy import TEACHER_FIDELITY, cached_structures, single_point
 from ase import Atoms
 
-from catscreen.io import atoms_from_text
 from catscreen.model import load_model
 
 LAYER_GAP = 0.5  # A: atoms closer in height belong to one layer
@@ -70,10 +68,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, nargs="+", default=[3, 4, 5])
     parser.add_argument("--systems", nargs="*", help="system ids (default: all in the cache)")
     args = parser.parse_args()
-    data = json.loads(args.cache.read_text())
-    if not data.get("structures"):
-        raise SystemExit(f"{args.cache} holds no structures: make it with accuracy.py anew")
-    structures = {k: atoms_from_text(t) for k, t in data["structures"].items()}
+    _, structures = cached_structures(args.cache)
     sids = args.systems or sorted(k.removeprefix("slab:") for k in structures if k[:5] == "slab:")
     model, teacher = load_model(args.model), load_model("chgnet-pbe")
     depths = sorted(set(args.layers))

@@ -13,16 +13,15 @@ with a crossing pair or a displacement over 0.5 A are listed; a summary line cou
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
+from accuracy import cached_structures
 from ase import Atoms
 from ase.geometry import get_distances
 from ase.neighborlist import natural_cutoffs
 
 from catscreen.analysis.anomalies import DEFAULT_BOND_TOLERANCE, slab_displacement
-from catscreen.io import atoms_from_text
 
 
 def crossings(clean: Atoms, final: Atoms) -> list[tuple[int, int, float, float]]:
@@ -45,10 +44,7 @@ def main() -> None:
     parser.add_argument("cache", type=Path)
     parser.add_argument("--all", action="store_true", help="list every placement")
     args = parser.parse_args()
-    data = json.loads(args.cache.read_text())
-    if not data.get("structures"):
-        raise SystemExit(f"{args.cache} holds no structures: make it with accuracy.py anew")
-    structures = {k: atoms_from_text(t) for k, t in data["structures"].items()}
+    data, structures = cached_structures(args.cache)
     moves = []
     for key, final in structures.items():
         if key.startswith("slab:"):

@@ -487,9 +487,10 @@ def test_slab_depth_cuts_the_slab_to_its_top_layers(monkeypatch: pytest.MonkeyPa
     assert len(module.top_layers(adslab, len(slab), layers, 6)) == len(adslab)
 
 
-def test_slab_moves_lists_pairs_across_the_cutoff() -> None:
+def test_slab_moves_lists_pairs_across_the_cutoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """benchmarks/slab_moves.py: a pair pulled across 1.25x the radii sum is listed with both
     ratios; pairs that stay on one side are not."""
+    monkeypatch.setitem(sys.modules, "accuracy", accuracy_benchmark())
     spec = importlib.util.spec_from_file_location(
         "slab_moves", Path(__file__).parents[1] / "benchmarks" / "slab_moves.py"
     )
