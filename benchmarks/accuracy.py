@@ -64,16 +64,12 @@ import pandas as pd
 from ase import Atoms
 from ase.optimize import BFGS
 
-from catscreen.analysis.anomalies import (
-    EXCLUDING,
-    RECONSTRUCTION_CUSHION,
-    SLAB_DISPLACEMENT,
-    detect_anomalies,
-)
+from catscreen.analysis.anomalies import EXCLUDING, anomaly_rules, detect_anomalies
 from catscreen.analysis.references import default_references
 from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
 from catscreen.build.gas import gas_molecule, scheme_molecules
 from catscreen.build.placements import NUDGE, nudged
+from catscreen.build.slabs import Miller, parse_miller
 from catscreen.io import atoms_from_text, atoms_to_text
 from catscreen.model import load_model
 from catscreen.model.api import magnetic_elements
@@ -96,7 +92,22 @@ from catscreen.training.generate import add_adsorbate_at, make_slab, slab_sites
 FMAX, STEPS = 0.05, 300  # the relax command's defaults; before 0.9 at most 100 steps
 TEACHER_FIDELITY = "chgnet-pbe"
 PASSES = ("teacher", "teacher_relax", "teacher_full", "teacher_more")
-RULES = ("reconstruction_cushion", "slab_displacement")  # judge relaxations, do not make them
+# Protocol keys that judge relaxations and do not make them (the last two: caches before 0.12)
+RULES = ("anomaly_rules", "reconstruction_cushion", "slab_displacement")
+# HOST-FACET-AxBxC-ADS (the ASE-builder passes) or HOST-MILLER-tK-ADS (enumerate's; 1-10 for
+# (1,-1,0))
+SID = re.compile(r"(?P<host>[^-]+)-(?P<facet>-?\d(?:-?\d)*)-(?P<cell>\d+x\d+x\d+|t\d+)-(?P<ads>.+)")
+
+
+def parse_sid(sid: str) -> dict[str, str]:
+    """host, facet, cell (AxBxC, or tK for enumerate's terminations) and adsorbate of a
+    benchmark system id."""
+    found = SID.fullmatch(sid)
+    if found is None:
+        raise SystemExit(
+            f"not a benchmark system id (HOST-FACET-AxBxC-ADS, HOST-MILLER-tK-ADS): {sid}"
+        )
+    return found.groupdict()
 
 
 def teacher_passes(names: Sequence[str] = PASSES) -> list[Path]:
@@ -124,8 +135,8 @@ def single_point(atoms: Atoms, model, fidelity: str) -> float:  # noqa: ANN001
 
 def system_slab(sid: str) -> Atoms:
     """A system's clean slab as the generator built it, from its sid (HOST-FACET-AxBxC-...)."""
-    host, facet, size = sid.split("-")[:3]
-    return make_slab(host, facet, tuple(int(x) for x in size.split("x")), 6.0)
+    p = parse_sid(sid)
+    return make_slab(p["host"], p["facet"], tuple(int(x) for x in p["cell"].split("x")), 6.0)
 
 
 def placement(slab: Atoms, ads: str, sid: str, site: str, nudge: float) -> Atoms:
@@ -140,18 +151,23 @@ def placement(slab: Atoms, ads: str, sid: str, site: str, nudge: float) -> Atoms
 ENUMERATE = "enumerate"  # --size: the cells, sites and nudges of `catscreen enumerate`
 
 
-def enumerate_settings(host: str, facet: str, ads: str, nudge: float) -> EnumerateSettings:
+def enumerate_settings(host: str, miller: Miller, ads: str, nudge: float) -> EnumerateSettings:
     """`catscreen enumerate`'s defaults (slab >= 7 A, in-plane >= 8 A, its vacuum, one
     heuristic placement per symmetry-distinct site, seed 0) for one facet and adsorbate."""
-    return EnumerateSettings(bulks=[host], miller=[facet], adsorbates=[ads], nudge=nudge)
+    return EnumerateSettings(bulks=[host], miller=[miller], adsorbates=[ads], nudge=nudge)
+
+
+def enumerated(host: str, facet: str, ads: str, nudge: float) -> dict[str, list[Atoms]]:
+    """`enumerate`'s configurations of one facet and adsorbate by system id
+    (HOST-MILLER-tK-ADS, as the enumerate-built teacher passes name theirs), clean slab first;
+    made once per 3-index facet (0001 and 001 are one)."""
+    return _enumerated(host, parse_miller(facet), ads, nudge)
 
 
 @cache
-def enumerated(host: str, facet: str, ads: str, nudge: float) -> dict[str, list[Atoms]]:
-    """`enumerate`'s configurations of one facet and adsorbate by system id
-    (HOST-MILLER-tK-ADS, as the enumerate-built teacher passes name theirs), clean slab first."""
+def _enumerated(host: str, miller: Miller, ads: str, nudge: float) -> dict[str, list[Atoms]]:
     out: dict[str, list[Atoms]] = {}
-    for a in enumerate_configurations(enumerate_settings(host, facet, ads, nudge)):
+    for a in enumerate_configurations(enumerate_settings(host, miller, ads, nudge)):
         miller = a.info["miller"].replace(",", "")  # "001": as the enumerate-built passes
         sid = f"{host}-{miller}-t{a.info['termination']}-{ads}"
         out.setdefault(sid, []).append(a)
@@ -163,11 +179,11 @@ def system_starts(sid: str, ads: str, nudge: float) -> tuple[Atoms, dict[str, At
     """A system's clean slab and its placements by key (`<sid>:<site>`), as both models start
     from them: ASE-builder sids get every named site of the ASE slab, enumerate ones (`-tK-`)
     every placement `enumerate` makes, its sites numbered where a kind repeats."""
-    host, facet = sid.split("-")[:2]
-    if not re.fullmatch(r"t\d+", sid.split("-")[2]):
+    p = parse_sid(sid)
+    if not p["cell"].startswith("t"):
         slab = system_slab(sid)
         return slab, {f"{sid}:{s}": placement(slab, ads, sid, s, nudge) for s in slab_sites(slab)}
-    clean, *placed = enumerated(host, facet, ads, nudge)[sid]
+    clean, *placed = enumerated(p["host"], p["facet"], ads, nudge)[sid]
     seen: Counter[str] = Counter()
     starts = {}
     for a in placed:
@@ -199,18 +215,19 @@ def held_out_adsorbate_systems(
 ) -> list[tuple]:
     """(host, facet, adsorbate, sid) of the held-out single-metal adsorbate systems of every
     pass; `n` > 0 keeps n of them spread over hosts."""
-    systems = sorted(
-        {
-            (a.info["host"], a.info["sid"].split("-")[1], a.info["adsorbate"], a.info["sid"])
-            for f in frames.values()
-            for a in f
-            if a.info.get("kind") == "adslab" and a.info["sid"] in held
-        }
-    )
+    sids = {
+        a.info["sid"]
+        for f in frames.values()
+        for a in f
+        if a.info.get("kind") == "adslab" and a.info["sid"] in held
+    }
+    parsed = [(sid, SID.fullmatch(sid)) for sid in sorted(sids)]
     pure = [
-        s
-        for s in systems
-        if re.fullmatch(r"[A-Z][a-z]?", s[0]) and re.fullmatch(r"\d+x\d+x\d+", s[3].split("-")[2])
+        (p["host"], p["facet"], p["ads"], sid)
+        for sid, found in parsed
+        if found
+        and re.fullmatch(r"[A-Z][a-z]?", (p := found.groupdict())["host"])
+        and "x" in p["cell"]
     ]
     return pure[:: max(1, len(pure) // n)][:n] if n > 0 else pure
 
@@ -218,34 +235,42 @@ def held_out_adsorbate_systems(
 def at_size(systems: list[tuple], size: str, nudge: float) -> list[tuple]:
     """The same (host, facet, adsorbate) systems in another cell (`3x3x3`: 1/9 monolayer where
     2x2 is 1/4; `enumerate`: the cells `catscreen enumerate` cuts by default, one system per
-    termination), less those any teacher pass holds in that cell (pass 10), so that every
-    model, trained on such a pass or not, is measured on the same systems and none on one it
-    trained on."""
+    termination), less those a teacher pass holds in that cell, so that every model, trained
+    on such a pass or not, is measured on the same systems and none on one it trained on. For
+    `enumerate` that is any other ASE-builder cell too (pass 10's 3x3x3 is enumerate's own cell
+    on several hosts) and any enumerate-built system of that name."""
+    cells = {parse_sid(sid)["cell"] for *_, sid in systems}
     if size == ENUMERATE:
-        # the enumerate-built passes (stepped facets, alloys) name their systems alike
-        shards = (data_dir() / "training").glob("teacher*/*/enum-*.extxyz.gz")
+        shards = (data_dir() / "training").glob("teacher*/*/*-*.extxyz.gz")
         taken = {a.info["sid"] for path in shards for a in load_frames(path)}
-        return [
-            (host, facet, ads, sid)
-            for host, facet, ads, _ in systems
-            for sid in enumerated(host, facet, ads, nudge)
-            if sid not in taken
-        ]
+        other_cells = {
+            (p["host"], parse_miller(p["facet"]), p["ads"])
+            for sid in taken
+            if (found := SID.fullmatch(sid)) and (p := found.groupdict())["cell"] not in cells
+        }
+        out = {}  # a (host, facet, adsorbate) held out in two passes is one system
+        for host, facet, ads, _ in systems:
+            if (host, parse_miller(facet), ads) in other_cells:
+                continue
+            for sid in enumerated(host, facet, ads, nudge):
+                if sid not in taken:
+                    out[sid] = (host, facet, ads, sid)
+        return list(out.values())
     if not re.fullmatch(r"\d+x\d+x\d+", size):
         raise SystemExit(f"--size: expected AxBxC (e.g. 3x3x3) or {ENUMERATE}, got {size!r}")
-    if any(sid.split("-")[2] == size for *_, sid in systems):
+    if size in cells:
         raise SystemExit(f"--size {size} is the held-out systems' own cell: leave --size out")
     # the ASE-builder shards name their cell (slab-Cu-111-3x3x3.extxyz.gz); enumerated ones never
     # hold these sids
     shards = (data_dir() / "training").glob(f"teacher*/*/slab-*-{size}.extxyz.gz")
     taken = {a.info["sid"] for path in shards for a in load_frames(path)}
-    out = []
+    out = {}
     for host, facet, ads, sid in systems:
-        parts = sid.split("-")
-        new = "-".join([*parts[:2], size, *parts[3:]])
+        p = parse_sid(sid)
+        new = f"{p['host']}-{p['facet']}-{size}-{p['ads']}"
         if new not in taken:
-            out.append((host, facet, ads, new))
-    return out
+            out[new] = (host, facet, ads, new)
+    return list(out.values())
 
 
 @dataclass
@@ -374,7 +399,7 @@ def adsorption(
         return float(np.mean([abs(model_e[k] - teacher_e[k]) for k in keys]))
 
     # Where the adsorption error comes from: the three relaxed total energies it subtracts.
-    slabs = {"-".join(s[3].split("-")[:3]): f"slab:{s[3]}" for s in systems}
+    slabs = {tuple(parse_sid(s[3]).values())[:3]: f"slab:{s[3]}" for s in systems}
     parts = {
         "gas_molecules_eV": total_mae([k for k in model_e if k.startswith("gas:")]),
         "clean_slabs_eV": total_mae(sorted(slabs.values())),
@@ -499,15 +524,9 @@ def check_comparable(
 def run_protocol(nudge: float, steps: int, size: str | None = None) -> dict:
     """What decides a run's figures besides the model, so that caches and --compare files made
     otherwise are refused: placements, relaxation, the cell (`--size`), and the anomaly rules
-    (`RULES`: the reconstruction cushion and slab displacement), which decide which placements
-    count in the minima."""
-    protocol = {
-        "nudge": nudge,
-        "fmax": FMAX,
-        "steps": steps,
-        "reconstruction_cushion": RECONSTRUCTION_CUSHION,
-        "slab_displacement": SLAB_DISPLACEMENT,
-    }
+    (`catscreen rank`'s, as its stage hash records them), which decide which placements count
+    in the minima."""
+    protocol = {"nudge": nudge, "fmax": FMAX, "steps": steps, "anomaly_rules": anomaly_rules()}
     if size:
         protocol["size"] = size
     if size == ENUMERATE:  # its defaults decide the cells, sites and nudges
@@ -569,7 +588,12 @@ def judge(relaxed: Relaxed, nudge: float) -> list[str]:
         if key.startswith(("gas:", "slab:")):
             continue
         sid = key.split(":")[0]
-        start = system_starts(sid, sid.split("-")[3], nudge)[1][key]
+        start = system_starts(sid, parse_sid(sid)["ads"], nudge)[1].get(key)
+        if start is None:
+            raise SystemExit(
+                f"cannot judge {key} again: today's placements of {sid} do not include it "
+                "(the cache was made from other starts); make the cache anew"
+            )
         now = excluding(start, final, relaxed.structures[f"slab:{sid}"])
         if now != relaxed.anomalies.get(key, []):
             changed.append(key)
@@ -587,7 +611,7 @@ def read_teacher_cache(path: Path, protocol: dict) -> Relaxed:
     def relaxing(p: dict) -> dict:
         return {k: v for k, v in p.items() if k not in RULES}
 
-    if made != protocol and (relaxing(made) != relaxing(protocol) or "structures" not in data):
+    if made != protocol and (relaxing(made) != relaxing(protocol) or not data.get("structures")):
         raise SystemExit(f"{path} was made with {made}, not {protocol}: give another cache")
     out = Relaxed(
         energies=data.get("energies", data),

@@ -30,12 +30,7 @@ import numpy as np
 from accuracy import FMAX, TEACHER_FIDELITY, lowest_valid, relaxed, report_intervals
 from ase import Atoms
 
-from catscreen.analysis.anomalies import (
-    EXCLUDING,
-    RECONSTRUCTION_CUSHION,
-    SLAB_DISPLACEMENT,
-    detect_anomalies,
-)
+from catscreen.analysis.anomalies import EXCLUDING, anomaly_rules, detect_anomalies
 from catscreen.analysis.references import default_references
 from catscreen.build.gas import gas_molecule, scheme_molecules
 from catscreen.model import load_model
@@ -119,12 +114,7 @@ def adsorption_section(teacher: dict, model: dict, steps: int) -> dict:
             ads = {k: v["e_ads"] for k, v in r.items() if k.startswith(f"{sid}:")}
             lows[side] = ads[lowest_valid(ads, {k: r[k]["anomalies"] for k in ads}, sid)]
         per_system.append({"sid": sid, **lows})
-    protocol = {
-        "fmax": FMAX,
-        "steps": steps,
-        "reconstruction_cushion": RECONSTRUCTION_CUSHION,
-        "slab_displacement": SLAB_DISPLACEMENT,
-    }
+    protocol = {"fmax": FMAX, "steps": steps, "anomaly_rules": anomaly_rules()}
     return {"rows": rows, "per_system": per_system, "protocol": protocol}
 
 

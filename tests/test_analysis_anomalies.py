@@ -252,3 +252,38 @@ def test_a_sliding_layer_is_reconstruction(monkeypatch: pytest.MonkeyPatch):
     drifted = add_adsorbate_at(free, "N", "ontop")
     drifted.positions += [1.5, 0.7, 0.3]
     assert not detect_anomalies(add_adsorbate_at(free, "N", "ontop"), drifted, free).reconstructed
+
+
+def test_slab_displacement_counts_the_nearest_image():
+    """An atom that crossed the cell boundary (wrapped back in by a cell's length) moved only
+    its short way: 0.3 A, not a cell vector."""
+    clean = make_slab("Pt", "111", (2, 2, 3), 6.0)
+    moved = clean.copy()
+    top = int(np.argmax(clean.positions[:, 2]))
+    moved.positions[top] += [0.3, 0.0, 0.0] + clean.cell[0]
+    assert anomalies.slab_displacement(clean, moved) == pytest.approx(0.3, abs=1e-6)
+    moved.positions[top] -= 2 * clean.cell[1]
+    assert anomalies.slab_displacement(clean, moved) == pytest.approx(0.3, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_overlap_read_from_the_bond_list_matches_its_own_neighbour_list(seed):
+    """`detect_anomalies` reads overlaps from the 1.25x bond matrix it has; the answer must be
+    the 0.7x neighbour list's, an atom pushed onto another from across the periodic boundary
+    included."""
+    rng = np.random.default_rng(seed)
+    atoms = _upright("N", "H", 1.02)
+    atoms.rattle(0.05, seed=seed)
+    z = atoms.positions[: len(atoms) - 2, 2]  # the slab
+    top = [k for k in np.flatnonzero(z > z.max() - 0.5) if k != 8]  # not the one under N
+    i, j = int(rng.choice(top)), 0  # a bottom-layer atom brought up over a top one
+    direction = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5), 1.0])
+    found = []
+    for ratio in (0.5, 0.65, 0.75, 0.9):  # of the pair's radii sum: both sides of 0.7
+        moved = atoms.copy()
+        radii = np.array(natural_cutoffs(moved, mult=1.0))
+        target = ratio * (radii[i] + radii[j]) * direction / np.linalg.norm(direction)
+        moved.positions[j] = moved.positions[i] + target + moved.cell[0] * rng.integers(-1, 2)
+        found.append(anomalies.overlapping(moved, bonds=bond_matrix(moved)))
+        assert found[-1] == anomalies.overlapping(moved)
+    assert found == [True, True, False, False]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,12 @@ from ase import Atoms
 from ase.build import fcc111
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import covalent_radii
+from ase.geometry import find_mic
 from ase.io import read, write
 from typer.testing import CliRunner
 
-from catscreen.analysis.anomalies import RECONSTRUCTION_CUSHION
+from catscreen.analysis import anomalies
+from catscreen.analysis.anomalies import anomaly_rules
 from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
 from catscreen.build.gas import scheme_molecules
 from catscreen.cli.main import app
@@ -357,30 +360,51 @@ def test_accuracy_benchmark_values_and_comparisons(tmp_path: Path, capsys) -> No
 
 def test_teacher_cache_of_another_anomaly_rule_is_refused(tmp_path: Path) -> None:
     """Cached anomalies decide the teacher's minima: a cache made before the reconstruction
-    cushion (its protocol lacks it) cannot be recomputed without structures, so it is refused."""
+    cushion (its protocol lacks it), or under other rules, cannot be judged again without
+    structures, so it is refused."""
     acc = accuracy_benchmark()
     now = acc.run_protocol(0.0, 100)
-    assert now["reconstruction_cushion"] == RECONSTRUCTION_CUSHION
+    assert now["anomaly_rules"] == anomaly_rules()  # every rule, as rank's stage hash has them
     assert acc.run_protocol(0.0, 100, "3x3x3") == now | {"size": "3x3x3"}
     cache = tmp_path / "teacher.json"
     payload = {"energies": {"gas:H2": -6.8}, "unconverged": [], "anomalies": {}}
     before = {"nudge": 0.0, "fmax": 0.05, "steps": 100}  # what such caches hold
-    cache.write_text(json.dumps(payload | {"protocol": before}))
-    with pytest.raises(SystemExit, match="was made with"):
-        acc.read_teacher_cache(cache, now)
+    older = before | {"reconstruction_cushion": 1.2, "slab_displacement": 1.0}  # 0.11's
+    for made in (before, older, before | {"anomaly_rules": "bonds 1.3x radii"}):
+        cache.write_text(json.dumps(payload | {"protocol": made, "structures": {}}))
+        with pytest.raises(SystemExit, match="was made with"):
+            acc.read_teacher_cache(cache, now)
     cache.write_text(json.dumps(payload | {"protocol": now}))
     assert acc.read_teacher_cache(cache, now).energies == {"gas:H2": -6.8}
 
 
-def test_accuracy_in_enumerate_cells_and_a_resumed_teacher_cache(tmp_path: Path) -> None:
+def test_accuracy_in_enumerate_cells_and_a_resumed_teacher_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`--size enumerate`: the placements are the ones `catscreen enumerate` makes (its cell,
     sites and nudges), keyed per site with repeats numbered; the teacher cache is written
     after each system, so a run stopped part-way resumes without redoing finished systems."""
     acc = accuracy_benchmark()
-    systems = acc.at_size([("Ru", "0001", "N", "Ru-0001-2x2x3-N")], "enumerate", 0.1)
+    held = [
+        ("Ru", "0001", "N", "Ru-0001-2x2x3-N"),
+        ("Ru", "0001", "N", "Ru-0001-2x2x3-N"),  # held out in two passes: one system
+        ("Au", "111", "H", "Au-111-2x2x3-H"),  # pass 10 holds Au(111)+H in a 3x3x3 cell
+    ]
+    systems = acc.at_size(held, "enumerate", 0.1)
     assert systems == [("Ru", "0001", "N", "Ru-001-t0-N")]
+    assert acc.enumerated("Ru", "0001", "N", 0.1) is acc.enumerated("Ru", "001", "N", 0.1)
+    assert acc.at_size(held, "3x3x3", 0.1) == [("Ru", "0001", "N", "Ru-0001-3x3x3-N")]
     with pytest.raises(SystemExit, match="expected AxBxC"):
         acc.at_size(systems, "4x4", 0.1)
+    assert acc.parse_sid("Fe-1-10-t2-CH3") == {
+        "host": "Fe",
+        "facet": "1-10",
+        "cell": "t2",
+        "ads": "CH3",
+    }
+    assert acc.parse_sid("Ru-0001-2x2x3-OH")["facet"] == "0001"
+    with pytest.raises(SystemExit, match="not a benchmark system id"):
+        acc.parse_sid("gpaw-Ni111-2x2x3-N")
     made = enumerate_configurations(
         EnumerateSettings(bulks=["Fe"], miller=["110"], adsorbates=["H"], nudge=0.1)
     )
@@ -407,6 +431,14 @@ def test_accuracy_in_enumerate_cells_and_a_resumed_teacher_cache(tmp_path: Path)
     cache, model = tmp_path / "teacher.json", load_model("bundled")
     two = [("Ru", "001", "N", "Ru-001-t0-N"), ("Fe", "110", "H", "Fe-110-t0-H")]
     seen: list[list[str]] = []
+    relaxations = Counter()
+    relax = acc.relaxed
+
+    def counted(atoms, *args):  # noqa: ANN001, ANN202
+        relaxations[len(atoms)] += 1
+        return relax(atoms, *args)
+
+    monkeypatch.setattr(acc, "relaxed", counted)
 
     def save(r) -> None:  # noqa: ANN001
         acc.write_teacher_cache(cache, protocol, r)
@@ -423,7 +455,12 @@ def test_accuracy_in_enumerate_cells_and_a_resumed_teacher_cache(tmp_path: Path)
         *acc.system_starts("Ru-001-t0-N", "N", 0.1)[1],
     }
     first = dict(kept.energies)
+    relaxations.clear()
     acc.relax_systems(model, two[1:], 0.1, 2, log=lambda _: None, out=kept, saved=save)
+    fe_clean, fe_starts = acc.system_starts("Fe-110-t0-H", "H", 0.1)
+    # only the second system is relaxed on resuming: its slab and placements, no gas again
+    assert sum(relaxations.values()) == 1 + len(fe_starts)
+    assert relaxations[len(fe_clean)] == 1
     assert {k: kept.energies[k] for k in first} == first  # gas and the first system kept
     assert acc.read_teacher_cache(cache, protocol).energies == kept.energies
     assert set(acc.adsorption_energies(kept.energies, two)) == {
@@ -435,18 +472,35 @@ def test_accuracy_in_enumerate_cells_and_a_resumed_teacher_cache(tmp_path: Path)
     data = json.loads(cache.read_text())
     key = "Ru-001-t0-N:fcc"
     slid = atoms_from_text(data["structures"][key])
-    top = slid.get_tags() == 1
-    slid.positions[top] += [1.6, 0.0, 0.0]  # the top layer slid
+    z = np.where(slid.get_tags() != 2, slid.positions[:, 2], -np.inf)
+    top = np.flatnonzero(z > z.max() - 0.5)
+    below = np.flatnonzero((z < z.max() - 0.5) & (z > z.max() - 3.0))  # hcp layers 2.2 A apart
+    # hcp's top layer into the other stacking: opposite to where the layer below sits
+    v, _ = find_mic(slid.positions[below] - slid.positions[top[0]], slid.cell, pbc=slid.pbc)
+    stacking = -v[np.argmin(np.linalg.norm(v, axis=1))] * [1, 1, 0]
+    slid.positions[top] += stacking
+    assert np.linalg.norm(stacking) == pytest.approx(1.56, abs=0.05)  # a / sqrt(3)
+    start = acc.system_starts("Ru-001-t0-N", "N", 0.1)[1][key]
+    clean = atoms_from_text(data["structures"]["slab:Ru-001-t0-N"])
+    with monkeypatch.context() as m:  # the slab's bonds alone do not see the slide
+        m.setattr(anomalies, "SLAB_DISPLACEMENT", 5.0)
+        assert "reconstructed" not in acc.excluding(start, slid, clean)
     data["structures"][key] = atoms_to_text(slid)
-    data["protocol"] = protocol | {"slab_displacement": 5.0}
+    data["protocol"] = protocol | {"anomaly_rules": "bonds only"}
     data["anomalies"][key] = []
     cache.write_text(json.dumps(data))
     assert "reconstructed" in acc.read_teacher_cache(cache, protocol).anomalies[key]
     assert json.loads(cache.read_text())["protocol"] == protocol
     assert "reconstructed" in acc.read_teacher_cache(cache, protocol).anomalies[key]
-    data["protocol"] = protocol | {"steps": 300, "slab_displacement": 5.0}
+    data["protocol"] = protocol | {"steps": 300, "anomaly_rules": "bonds only"}
     cache.write_text(json.dumps(data))
     with pytest.raises(SystemExit, match="was made with"):
+        acc.read_teacher_cache(cache, protocol)
+    # a stored placement today's enumerate no longer makes cannot be judged again
+    data["protocol"] = protocol | {"anomaly_rules": "bonds only"}
+    data["structures"]["Ru-001-t0-N:nowhere"] = data["structures"][key]
+    cache.write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match="cannot judge Ru-001-t0-N:nowhere again"):
         acc.read_teacher_cache(cache, protocol)
 
 

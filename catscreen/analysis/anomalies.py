@@ -89,9 +89,22 @@ def bond_matrix(atoms: Atoms, tolerance: float = DEFAULT_BOND_TOLERANCE) -> np.n
     return nl.get_connectivity_matrix(sparse=False).astype(bool)
 
 
-def overlapping(atoms: Atoms, ratio: float = OVERLAP_RATIO) -> bool:
-    """Two atoms (periodic images included) closer than `ratio` x their covalent radii sum."""
-    return len(atoms) > 1 and bool(bond_matrix(atoms, ratio).any())
+def overlapping(
+    atoms: Atoms, ratio: float = OVERLAP_RATIO, bonds: np.ndarray | None = None
+) -> bool:
+    """Two atoms (periodic images included) closer than `ratio` x their covalent radii sum.
+    `bonds`, a bond matrix at a tolerance of at least `ratio`, holds every such pair already:
+    only its pairs are measured then (nearest images), no second neighbour list."""
+    if len(atoms) < 2:
+        return False
+    if bonds is None:
+        return bool(bond_matrix(atoms, ratio).any())
+    i, j = np.nonzero(np.triu(bonds, 1))
+    if not len(i):
+        return False
+    _, d = find_mic(atoms.positions[j] - atoms.positions[i], atoms.cell, pbc=atoms.pbc)
+    radii = np.array(natural_cutoffs(atoms, mult=1.0))
+    return bool((d < ratio * (radii[i] + radii[j])).any())
 
 
 def _binding_atom(atoms: Atoms, ads: np.ndarray, slab: np.ndarray) -> int:
@@ -148,7 +161,7 @@ def anomaly_rules() -> str:
     )
 
 
-@dataclass
+@dataclass(eq=False)
 class SlabReference:
     """A relaxed clean slab with the bond matrices reconstruction is judged against, at the
     tolerance and at the cushion: built once per slab, as `rank` checks every placement on
@@ -213,7 +226,9 @@ def detect_anomalies(
         (final_bonds[np.ix_(ads, ads)] != initial_bonds[np.ix_(ads, ads)]).any()
     )
     report.intercalated = _intercalated(final, final_bonds, ads)
-    report.overlapping = overlapping(final)
+    report.overlapping = overlapping(
+        final, bonds=final_bonds if tolerance >= OVERLAP_RATIO else None
+    )
 
     if isinstance(clean_slab, SlabReference) and clean_slab.tolerance != tolerance:
         clean_slab = clean_slab.atoms
