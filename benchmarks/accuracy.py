@@ -42,9 +42,12 @@ Every adsorption figure comes with a 95% interval from a bootstrap of whole held
 (the spin-pair MAE with one over pairs): how far the figure could move with another draw of
 systems. `--compare OTHER.json` (another run's `--json`, same protocol) adds the paired
 difference, which is what tells two candidates apart; `--results RUN.json` prints both for a
-saved run and relaxes nothing:
+saved run and relaxes nothing, and `--same-systems OTHER.json` cuts them to the (host, facet,
+adsorbate) systems another run holds, in any cell (a 2x2 run on the systems `--size enumerate`
+kept):
 
     python benchmarks/accuracy.py --results new.json --compare shipped.json
+    python benchmarks/accuracy.py --results 2x2.json --same-systems enumerate.json
 """
 
 from __future__ import annotations
@@ -448,6 +451,31 @@ def per_system_values(ads: dict) -> dict[str, dict[str, list[float]]]:
     return out
 
 
+def triple(sid: str) -> tuple[str, Miller, str]:
+    """(host, 3-index facet, adsorbate): what a system is in any cell."""
+    p = parse_sid(sid)
+    return p["host"], parse_miller(p["facet"]), p["ads"]
+
+
+def same_systems(ads: dict, other: dict) -> dict:
+    """`ads` (a run's adsorption section) cut to the (host, facet, adsorbate) systems `other`
+    holds, in whatever cell: the 2x2 figures on the systems an `--size` run keeps."""
+    wanted = {triple(r["sid"]) for r in other["per_system"]}
+    keep = {r["sid"] for r in ads["per_system"] if triple(r["sid"]) in wanted}
+    return ads | {
+        "systems": len(keep),
+        "per_system": [r for r in ads["per_system"] if r["sid"] in keep],
+        "rows": [r for r in ads["rows"] if r["placement"].rsplit(":", 1)[0] in keep],
+    }
+
+
+def signed_lowest(ads: dict) -> tuple[float, int]:
+    """Mean of model - teacher at each system's lowest placement, and in how many systems the
+    model binds more weakly (positive): a bias, which the MAE does not show."""
+    diff = [r["model_min"] - r["teacher_min"] for r in ads["per_system"]]
+    return float(np.mean(diff)), sum(d > 0 for d in diff)
+
+
 def pooled_mean(per_system: dict[str, list[float]]) -> float:
     """The figure itself: the mean over every value of every system."""
     return float(np.mean([v for values in per_system.values() for v in values]))
@@ -496,6 +524,12 @@ def report_intervals(ads: dict, base: dict | None = None, base_name: str = "") -
                 worse_share=worse,
             )
         print(line)
+    bias, weaker = signed_lowest(ads)
+    print(
+        f"    lowest placement, mean model - teacher {bias:+.3f} eV (model weaker in {weaker} "
+        f"of {n} systems)"
+    )
+    out["lowest_signed"] = {"value": bias, "model_weaker": weaker}
     return out
 
 
@@ -825,11 +859,23 @@ def main() -> None:
         type=Path,
         help="a --json file of an earlier run: print its intervals (and --compare) and stop",
     )
+    parser.add_argument(
+        "--same-systems",
+        type=Path,
+        help="with --results: only the (host, facet, adsorbate) systems this other --json run "
+        "holds, in any cell (e.g. a 2x2 run on the systems a --size enumerate run kept)",
+    )
     args = parser.parse_args()
     base = read_adsorption(args.compare) if args.compare else None
     base_name = args.compare.stem if args.compare else ""
+    if args.same_systems and not args.results:
+        raise SystemExit("--same-systems needs --results")
     if args.results:
         ads = read_adsorption(args.results)
+        if args.same_systems:
+            kept = read_adsorption(args.same_systems)
+            ads = same_systems(ads, kept)
+            base = same_systems(base, kept) if base is not None else None
         print(f"{args.results}: {ads['systems']} systems, protocol {ads.get('protocol')}")
         report_intervals(ads, base, base_name)
         return

@@ -347,6 +347,17 @@ def test_accuracy_benchmark_values_and_comparisons(tmp_path: Path, capsys) -> No
             systems=["Pt-111-2x2x3-O"],
         )
 
+    # the same (host, facet, adsorbate) in another cell: enumerate's Pt(111) kept only
+    elsewhere = {"per_system": [{"sid": "Pt-111-t0-O"}, {"sid": "Cu-110-t0-H"}]}
+    cut = acc.same_systems(adsorption_run(), elsewhere)
+    assert [r["sid"] for r in cut["per_system"]] == ["Pt-111-2x2x3-O"] and cut["systems"] == 1
+    assert [r["placement"] for r in cut["rows"]] == ["Pt-111-2x2x3-O:fcc", "Pt-111-2x2x3-O:ontop"]
+    assert acc.signed_lowest(adsorption_run()) == (pytest.approx(0.115), 2)
+    assert acc.report_intervals(cut)["lowest_signed"] == {
+        "value": pytest.approx(0.08),
+        "model_weaker": 1,
+    }
+
     good = tmp_path / "run.json"
     good.write_text(json.dumps({"adsorption": adsorption_run()}))
     assert acc.read_adsorption(good)["per_system"][0]["sid"] == "Pt-111-2x2x3-O"
