@@ -14,7 +14,8 @@ adsorption energies come from `benchmarks/stepped_adsorption.py`. `--size 3x3x3`
 same held-out (host, facet, adsorbate) systems in 3x3x3 cells (1/9 monolayer instead of 1/4;
 the lateral cell `enumerate`'s default `min_ab` of 8 A gives on most of these hosts), less any
 that a teacher pass holds in that cell (the same systems for every model). `--size enumerate`
-relaxes them as a user's screen would: the slabs, symmetry-distinct sites and nudged
+relaxes them, less any a teacher pass holds in another cell (pass 10's 3x3x3 is enumerate's
+own on some hosts), as a user's screen would: the slabs, symmetry-distinct sites and nudged
 placements `catscreen enumerate` makes with its defaults (at least 7 A of layers by
 pymatgen's count and 8 A in-plane: 3 to 8 layers, 27 to 96 slab atoms, the exposed ones
 free). The teacher cache is written after each system, so a stopped run resumes with the
@@ -113,6 +114,12 @@ def parse_sid(sid: str) -> dict[str, str]:
     return found.groupdict()
 
 
+def triple(sid: str) -> tuple[str, Miller, str]:
+    """(host, 3-index facet, adsorbate): what a system is in any cell."""
+    p = parse_sid(sid)
+    return p["host"], parse_miller(p["facet"]), p["ads"]
+
+
 def teacher_passes(names: Sequence[str] = PASSES) -> list[Path]:
     missing = [n for n in names if not (data_dir() / "training" / n).is_dir()]
     if missing:
@@ -171,8 +178,8 @@ def enumerated(host: str, facet: str, ads: str, nudge: float) -> dict[str, list[
 def _enumerated(host: str, miller: Miller, ads: str, nudge: float) -> dict[str, list[Atoms]]:
     out: dict[str, list[Atoms]] = {}
     for a in enumerate_configurations(enumerate_settings(host, miller, ads, nudge)):
-        miller = a.info["miller"].replace(",", "")  # "001": as the enumerate-built passes
-        sid = f"{host}-{miller}-t{a.info['termination']}-{ads}"
+        text = a.info["miller"].replace(",", "")  # "001": as the enumerate-built passes
+        sid = f"{host}-{text}-t{a.info['termination']}-{ads}"
         out.setdefault(sid, []).append(a)
     return out
 
@@ -224,14 +231,14 @@ def held_out_adsorbate_systems(
         for a in f
         if a.info.get("kind") == "adslab" and a.info["sid"] in held
     }
-    parsed = [(sid, SID.fullmatch(sid)) for sid in sorted(sids)]
-    pure = [
+    parsed = [(sid, SID.fullmatch(sid)) for sid in sids]
+    pure = sorted(
         (p["host"], p["facet"], p["ads"], sid)
         for sid, found in parsed
         if found
         and re.fullmatch(r"[A-Z][a-z]?", (p := found.groupdict())["host"])
         and "x" in p["cell"]
-    ]
+    )
     return pure[:: max(1, len(pure) // n)][:n] if n > 0 else pure
 
 
@@ -240,25 +247,25 @@ def at_size(systems: list[tuple], size: str, nudge: float) -> list[tuple]:
     2x2 is 1/4; `enumerate`: the cells `catscreen enumerate` cuts by default, one system per
     termination), less those a teacher pass holds in that cell, so that every model, trained
     on such a pass or not, is measured on the same systems and none on one it trained on. For
-    `enumerate` that is any other ASE-builder cell too (pass 10's 3x3x3 is enumerate's own cell
-    on several hosts) and any enumerate-built system of that name."""
-    cells = {parse_sid(sid)["cell"] for *_, sid in systems}
+    `enumerate`, whose cell is one of theirs on some hosts (pass 10's 3x3x3) and whose
+    terminations the enumerate-built passes name alike, a (host, facet, adsorbate) goes as a
+    whole when any teacher pass holds it in any cell but the held-out systems' own."""
     if size == ENUMERATE:
         shards = (data_dir() / "training").glob("teacher*/*/*-*.extxyz.gz")
-        taken = {a.info["sid"] for path in shards for a in load_frames(path)}
-        other_cells = {
-            (p["host"], parse_miller(p["facet"]), p["ads"])
-            for sid in taken
-            if (found := SID.fullmatch(sid)) and (p := found.groupdict())["cell"] not in cells
+        own = {sid for *_, sid in systems}
+        elsewhere = {
+            triple(sid)
+            for path in shards
+            for sid in {a.info["sid"] for a in load_frames(path)} - own
+            if SID.fullmatch(sid)
         }
-        out = {}  # a (host, facet, adsorbate) held out in two passes is one system
+        out = {}  # one system held out in two cells (2x2 and pass 10's 3x3x3) is enumerated once
         for host, facet, ads, _ in systems:
-            if (host, parse_miller(facet), ads) in other_cells:
-                continue
-            for sid in enumerated(host, facet, ads, nudge):
-                if sid not in taken:
+            if (host, parse_miller(facet), ads) not in elsewhere:
+                for sid in enumerated(host, facet, ads, nudge):
                     out[sid] = (host, facet, ads, sid)
         return list(out.values())
+    cells = {parse_sid(sid)["cell"] for *_, sid in systems}
     if not re.fullmatch(r"\d+x\d+x\d+", size):
         raise SystemExit(f"--size: expected AxBxC (e.g. 3x3x3) or {ENUMERATE}, got {size!r}")
     if size in cells:
@@ -449,12 +456,6 @@ def per_system_values(ads: dict) -> dict[str, dict[str, list[float]]]:
         if "teacher_sp" in r:  # stepped_adsorption.py makes no teacher single points
             out["ml_sp"][r["sid"]] = [100.0 * ml_sp_success(r)]
     return out
-
-
-def triple(sid: str) -> tuple[str, Miller, str]:
-    """(host, 3-index facet, adsorbate): what a system is in any cell."""
-    p = parse_sid(sid)
-    return p["host"], parse_miller(p["facet"]), p["ads"]
 
 
 def same_systems(ads: dict, other: dict) -> dict:
@@ -911,8 +912,9 @@ def main() -> None:
     if args.size:
         moved = at_size(systems, args.size, args.nudge)
         print(
-            f"the held-out systems in {args.size} cells: {len(moved)} of {len(systems)} "
-            "(the rest are in a teacher pass in that cell)"
+            f"the held-out systems in {args.size} cells: {len(moved)} systems from "
+            f"{len(systems)} (enumerate: one per termination; gone: those a teacher pass "
+            "holds in that cell, or for enumerate in any other)"
         )
         systems = moved
     if not systems:  # enumerate-built passes: their slabs cannot be rebuilt from the sid

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from accuracy import TEACHER_FIDELITY, placement, relaxed, single_point, system_slab
+from accuracy import TEACHER_FIDELITY, parse_sid, placement, relaxed, single_point, system_slab
 from ase import Atoms
 
 from catscreen.model import load_model
@@ -45,7 +45,10 @@ def main() -> None:
         sid, site = name.split(":")
         slab = system_slab(sid)
         e, final, converged = relaxed(
-            placement(slab, sid.split("-")[3], sid, site, 0.0), model, TEACHER_FIDELITY, args.steps
+            placement(slab, parse_sid(sid)["ads"], sid, site, 0.0),
+            model,
+            TEACHER_FIDELITY,
+            args.steps,
         )
         e_slab, final_slab, _ = relaxed(slab, model, TEACHER_FIDELITY, args.steps)
         scored = single_point(final, teacher, TEACHER_FIDELITY) - single_point(

@@ -414,6 +414,8 @@ def test_accuracy_in_enumerate_cells_and_a_resumed_teacher_cache(
         "ads": "CH3",
     }
     assert acc.parse_sid("Ru-0001-2x2x3-OH")["facet"] == "0001"
+    assert acc.parse_sid("Fe--110-t0-N")["facet"] == "-110"  # (-1, 1, 0)
+    assert acc.triple("Fe--110-t0-N") == ("Fe", (-1, 1, 0), "N")
     with pytest.raises(SystemExit, match="not a benchmark system id"):
         acc.parse_sid("gpaw-Ni111-2x2x3-N")
     made = enumerate_configurations(
@@ -503,6 +505,12 @@ def test_accuracy_in_enumerate_cells_and_a_resumed_teacher_cache(
     assert "reconstructed" in acc.read_teacher_cache(cache, protocol).anomalies[key]
     assert json.loads(cache.read_text())["protocol"] == protocol
     assert "reconstructed" in acc.read_teacher_cache(cache, protocol).anomalies[key]
+    # a cache of 0.11 named two rules, not `anomaly_rules`: judged again too, not refused
+    old = {k: v for k, v in protocol.items() if k != "anomaly_rules"}
+    data["protocol"] = old | {"reconstruction_cushion": 1.2, "slab_displacement": 1.0}
+    cache.write_text(json.dumps(data))
+    assert "reconstructed" in acc.read_teacher_cache(cache, protocol).anomalies[key]
+    assert json.loads(cache.read_text())["protocol"] == protocol
     data["protocol"] = protocol | {"steps": 300, "anomaly_rules": "bonds only"}
     cache.write_text(json.dumps(data))
     with pytest.raises(SystemExit, match="was made with"):
@@ -513,6 +521,31 @@ def test_accuracy_in_enumerate_cells_and_a_resumed_teacher_cache(
     cache.write_text(json.dumps(data))
     with pytest.raises(SystemExit, match="cannot judge Ru-001-t0-N:nowhere again"):
         acc.read_teacher_cache(cache, protocol)
+
+
+def test_enumerate_cells_leave_out_what_any_teacher_pass_holds_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A (host, facet, adsorbate) any pass holds in another cell goes as a whole, facets
+    compared as Miller indices (a pass's Ru-001-t1-N is the held-out Ru-0001 system); the
+    held-out systems' own frames keep theirs."""
+    acc = accuracy_benchmark()
+    shards = {
+        "slab-Ru-0001-2x2x3.extxyz.gz": ["Ru-0001-2x2x3-N", "Ru-0001-2x2x3-clean"],
+        "enum-Ru.extxyz.gz": ["Ru-001-t1-N", "bulk-Ru"],
+    }
+    folder = tmp_path / "training" / "teacher_x" / "chgnet-pbe"
+    folder.mkdir(parents=True)
+    for name in shards:
+        (folder / name).touch()
+    monkeypatch.setattr(acc, "data_dir", lambda: tmp_path)
+    monkeypatch.setattr(
+        acc, "load_frames", lambda path: [Atoms(info={"sid": sid}) for sid in shards[path.name]]
+    )
+    held = [("Ru", "0001", "N", "Ru-0001-2x2x3-N"), ("Ru", "0001", "O", "Ru-0001-2x2x3-O")]
+    assert acc.at_size(held, "enumerate", 0.1) == [("Ru", "0001", "O", "Ru-001-t0-O")]
+    shards["enum-Ru.extxyz.gz"] = ["Ru-001-t1-CO"]
+    assert [s[3] for s in acc.at_size(held, "enumerate", 0.1)] == ["Ru-001-t0-N", "Ru-001-t0-O"]
 
 
 def test_placement_check_finds_the_pressed_pair(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -93,7 +93,8 @@ def bond_matrix(atoms: Atoms, tolerance: float = DEFAULT_BOND_TOLERANCE) -> np.n
 def overlapping(
     atoms: Atoms, ratio: float = OVERLAP_RATIO, bonds: np.ndarray | None = None
 ) -> bool:
-    """Two atoms (periodic images included) closer than `ratio` x their covalent radii sum.
+    """Two atoms (or an atom and another's periodic image) closer than `ratio` x their
+    covalent radii sum.
     `bonds`, a bond matrix at a tolerance of at least `ratio`, holds every such pair already:
     only its pairs are measured then (nearest images), no second neighbour list."""
     if len(atoms) < 2:

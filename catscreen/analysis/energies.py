@@ -22,7 +22,12 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from catscreen.analysis.anomalies import SlabReference, detect_anomalies, overlapping
+from catscreen.analysis.anomalies import (
+    OVERLAP_RATIO,
+    SlabReference,
+    detect_anomalies,
+    overlapping,
+)
 from catscreen.analysis.candidates import candidate_of
 from catscreen.analysis.references import References
 from catscreen.errors import CatscreenError, first_line
@@ -215,7 +220,10 @@ def adsorption_table(
         if slab.config_id not in references:  # parsed and bonded once per slab
             clean = _structure(slab.structure, "final_structure", slab.config_id)
             references[slab.config_id] = SlabReference(clean, bond_tolerance)
-            slab_overlaps[slab.config_id] = overlapping(clean)
+            reference = references[slab.config_id]
+            slab_overlaps[slab.config_id] = overlapping(
+                clean, bonds=reference.bonds if bond_tolerance >= OVERLAP_RATIO else None
+            )
         report = detect_anomalies(
             initial, final, references[slab.config_id], _parse_site(row.site_atoms), bond_tolerance
         )
