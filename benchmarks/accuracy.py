@@ -260,8 +260,8 @@ def at_size(systems: list[tuple], size: str, nudge: float) -> list[tuple]:
             if SID.fullmatch(sid)
         }
         out = {}  # one system held out in two cells (2x2 and pass 10's 3x3x3) is enumerated once
-        for host, facet, ads, _ in systems:
-            if (host, parse_miller(facet), ads) not in elsewhere:
+        for host, facet, ads, sid in systems:
+            if triple(sid) not in elsewhere:
                 for sid in enumerated(host, facet, ads, nudge):
                     out[sid] = (host, facet, ads, sid)
         return list(out.values())

@@ -91,15 +91,19 @@ def bond_matrix(atoms: Atoms, tolerance: float = DEFAULT_BOND_TOLERANCE) -> np.n
 
 
 def overlapping(
-    atoms: Atoms, ratio: float = OVERLAP_RATIO, bonds: np.ndarray | None = None
+    atoms: Atoms,
+    ratio: float = OVERLAP_RATIO,
+    bonds: np.ndarray | None = None,
+    tolerance: float = DEFAULT_BOND_TOLERANCE,
 ) -> bool:
     """Two atoms (or an atom and another's periodic image) closer than `ratio` x their
     covalent radii sum.
-    `bonds`, a bond matrix at a tolerance of at least `ratio`, holds every such pair already:
-    only its pairs are measured then (nearest images), no second neighbour list."""
+    `bonds`, the caller's bond matrix of `atoms` at `tolerance`, holds every such pair already
+    when `tolerance` >= `ratio`: only its pairs are measured then (nearest images), no second
+    neighbour list."""
     if len(atoms) < 2:
         return False
-    if bonds is None:
+    if bonds is None or tolerance < ratio:
         return bool(bond_matrix(atoms, ratio).any())
     i, j = np.nonzero(np.triu(bonds, 1))
     if not len(i):
@@ -228,9 +232,7 @@ def detect_anomalies(
         (final_bonds[np.ix_(ads, ads)] != initial_bonds[np.ix_(ads, ads)]).any()
     )
     report.intercalated = _intercalated(final, final_bonds, ads)
-    report.overlapping = overlapping(
-        final, bonds=final_bonds if tolerance >= OVERLAP_RATIO else None
-    )
+    report.overlapping = overlapping(final, bonds=final_bonds, tolerance=tolerance)
 
     if isinstance(clean_slab, SlabReference) and clean_slab.tolerance != tolerance:
         clean_slab = clean_slab.atoms

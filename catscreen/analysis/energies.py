@@ -22,12 +22,7 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from catscreen.analysis.anomalies import (
-    OVERLAP_RATIO,
-    SlabReference,
-    detect_anomalies,
-    overlapping,
-)
+from catscreen.analysis.anomalies import SlabReference, detect_anomalies, overlapping
 from catscreen.analysis.candidates import candidate_of
 from catscreen.analysis.references import References
 from catscreen.errors import CatscreenError, first_line
@@ -222,7 +217,7 @@ def adsorption_table(
             references[slab.config_id] = SlabReference(clean, bond_tolerance)
             reference = references[slab.config_id]
             slab_overlaps[slab.config_id] = overlapping(
-                clean, bonds=reference.bonds if bond_tolerance >= OVERLAP_RATIO else None
+                clean, bonds=reference.bonds, tolerance=reference.tolerance
             )
         report = detect_anomalies(
             initial, final, references[slab.config_id], _parse_site(row.site_atoms), bond_tolerance
