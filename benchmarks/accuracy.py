@@ -242,6 +242,13 @@ def held_out_adsorbate_systems(
     return pure[:: max(1, len(pure) // n)][:n] if n > 0 else pure
 
 
+def write_held_out(path: Path, systems: list[tuple]) -> None:
+    """The systems as `catscreen data generate --avoid` reads them, one per line."""
+    lines = [f"{host} {facet} {ads}  # {sid}" for host, facet, ads, sid in systems]
+    path.write_text("\n".join(lines) + "\n")
+    print(f"{len(lines)} held-out adsorbate systems -> {path}")
+
+
 def at_size(systems: list[tuple], size: str, nudge: float) -> list[tuple]:
     """The same (host, facet, adsorbate) systems in another cell (`3x3x3`: 1/9 monolayer where
     2x2 is 1/4; `enumerate`: the cells `catscreen enumerate` cuts by default, one system per
@@ -251,7 +258,7 @@ def at_size(systems: list[tuple], size: str, nudge: float) -> list[tuple]:
     terminations the enumerate-built passes name alike, a (host, facet, adsorbate) goes as a
     whole when any teacher pass holds it in any cell but the held-out systems' own."""
     if size == ENUMERATE:
-        shards = (data_dir() / "training").glob("teacher*/*/*-*.extxyz.gz")
+        shards = (data_dir() / "training").glob("teacher*/*/*-*.extxyz.[gx]z")
         own = {sid for *_, sid in systems}
         elsewhere = {
             triple(sid)
@@ -272,7 +279,7 @@ def at_size(systems: list[tuple], size: str, nudge: float) -> list[tuple]:
         raise SystemExit(f"--size {size} is the held-out systems' own cell: leave --size out")
     # the ASE-builder shards name their cell (slab-Cu-111-3x3x3.extxyz.gz); enumerated ones never
     # hold these sids
-    shards = (data_dir() / "training").glob(f"teacher*/*/slab-*-{size}.extxyz.gz")
+    shards = (data_dir() / "training").glob(f"teacher*/*/slab-*-{size}.extxyz.[gx]z")
     taken = {a.info["sid"] for path in shards for a in load_frames(path)}
     out = {}
     for host, facet, ads, sid in systems:
@@ -848,6 +855,12 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="write all numbers here")
     parser.add_argument(
+        "--write-held-out",
+        type=Path,
+        help="write the held-out adsorbate systems as HOST FACET ADSORBATE lines (`catscreen "
+        "data generate --avoid`: a new pass stays off them) and stop",
+    )
+    parser.add_argument(
         "--spin-only", action="store_true", help="only the GPAW spin-pair sections (seconds)"
     )
     parser.add_argument(
@@ -887,6 +900,9 @@ def main() -> None:
     rule = held_out_rule(model)
     held = {a.info["sid"] for f in frames.values() for a in f if rule(a.info["sid"])}
     out = {"model": f"{model.info.name} {model.info.version}", "held_out_systems": len(held)}
+    if args.write_held_out:
+        write_held_out(args.write_held_out, held_out_adsorbate_systems(frames, held, args.systems))
+        return
 
     print(
         f"model {out['model']}; {len(held)} held-out teacher systems in "

@@ -41,6 +41,7 @@ from catscreen.training.evaluate import (
     summary,
     system_bootstrap,
 )
+from catscreen.training.generate import read_avoid
 from catscreen.training.trainer import Trainer, is_validation
 from tests.test_training_trainer import emt_labelled, make_dataset, tiny_config
 
@@ -532,7 +533,7 @@ def test_enumerate_cells_leave_out_what_any_teacher_pass_holds_elsewhere(
     acc = accuracy_benchmark()
     shards = {
         "slab-Ru-0001-2x2x3.extxyz.gz": ["Ru-0001-2x2x3-N", "Ru-0001-2x2x3-clean"],
-        "enum-Ru.extxyz.gz": ["Ru-001-t1-N", "bulk-Ru"],
+        "enum-Ru.extxyz.xz": ["Ru-001-t1-N", "bulk-Ru"],  # the committed passes are xz
     }
     folder = tmp_path / "training" / "teacher_x" / "chgnet-pbe"
     folder.mkdir(parents=True)
@@ -544,8 +545,11 @@ def test_enumerate_cells_leave_out_what_any_teacher_pass_holds_elsewhere(
     )
     held = [("Ru", "0001", "N", "Ru-0001-2x2x3-N"), ("Ru", "0001", "O", "Ru-0001-2x2x3-O")]
     assert acc.at_size(held, "enumerate", 0.1) == [("Ru", "0001", "O", "Ru-001-t0-O")]
-    shards["enum-Ru.extxyz.gz"] = ["Ru-001-t1-CO"]
+    shards["enum-Ru.extxyz.xz"] = ["Ru-001-t1-CO"]
     assert [s[3] for s in acc.at_size(held, "enumerate", 0.1)] == ["Ru-001-t0-N", "Ru-001-t0-O"]
+    # what a new pass must stay off, as `data generate --avoid` reads it
+    acc.write_held_out(tmp_path / "held.txt", held)
+    assert read_avoid(tmp_path / "held.txt") == {("Ru", (0, 0, 1), "N"), ("Ru", (0, 0, 1), "O")}
 
 
 def test_placement_check_finds_the_pressed_pair(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,9 @@ from catscreen.training.generate import (
     make_slab,
     parse_alloys,
     plan,
+    read_avoid,
     slab_sites,
+    write_frames,
 )
 
 
@@ -147,7 +149,7 @@ def test_min_index_keeps_only_stepped_facets(tmp_path: Path) -> None:
 
 
 def test_exclude_from_skips_adsorbates_an_earlier_pass_placed(tmp_path: Path) -> None:
-    from catscreen.training.generate import _drawn_before, write_frames
+    from catscreen.training.generate import _drawn_before
 
     slab = make_slab("Pt", "111", (2, 2, 3), 6.0)
     earlier = []
@@ -228,3 +230,81 @@ def test_cli_only_large_makes_the_lower_coverage_cells_alone(tmp_path: Path) -> 
     assert {len(a) for a in read_extxyz(made)} == {28}  # 27 Cu + O: a 3x3x3 cell
     both = CliRunner().invoke(app, [*common, "--only-large", "--no-large"])
     assert both.exit_code == 2 and "--only-large makes the 3x3x3 cells" in both.output
+
+
+def test_enumerate_cells_facets_and_avoided_systems(tmp_path: Path) -> None:
+    """A pass in `enumerate`'s default cells: only the facets asked for, enumerate's slab, and
+    never a (host, facet, adsorbate) a benchmark holds out (hexagonal 0001 is 001)."""
+    from catscreen.build.enumerate import EnumerateSettings, enumerate_slabs
+
+    (tmp_path / "held.txt").write_text(
+        "# held out\nCu 111 O  # Cu-111-2x2x3-O\n\nRu 0001 O\nCu 100 H\n"
+    )
+    avoid = read_avoid(tmp_path / "held.txt")
+    assert avoid == {("Cu", (1, 1, 1), "O"), ("Ru", (0, 0, 1), "O"), ("Cu", (1, 0, 0), "H")}
+    settings = GenerateSettings(
+        metals=(), alloys=(), bulks=("Cu",), adsorbates=("H", "O"), adsorbates_per_slab=2,
+        relax_steps=1, md_steps=0, enum_min_slab_size=7.0, enum_min_ab=8.0,
+        enum_facets=((1, 1, 1),), avoid=avoid,
+    )  # fmt: skip
+    frames = plan(settings)[1].make(settings, np.random.default_rng(0))
+    assert {str(a.info["facet"]) for a in frames if a.info["kind"] != "bulk"} == {"111"}
+    assert {a.info["adsorbate"] for a in frames if a.info["kind"] == "adslab"} == {"H"}
+    (thick,) = [
+        s
+        for s in enumerate_slabs(EnumerateSettings(bulks=["Cu"], min_ab=8.0, min_slab_size=7.0))
+        if s.miller == (1, 1, 1)
+    ]
+    assert {len(a) for a in frames if a.info["kind"] == "slab"} == {len(thick.atoms)}
+    with pytest.raises(CatscreenError, match="none of the facets 112"):
+        facetless = replace(settings, enum_facets=((1, 1, 2),))
+        plan(facetless)[1].make(facetless, np.random.default_rng(0))
+    # the ASE-builder shards avoid them too
+    pt = GenerateSettings(
+        metals=("Pt",), alloys=(), large_cells=False, adsorbates=("O", "H"), adsorbates_per_slab=2,
+        relax_steps=1, md_steps=0, avoid=frozenset({("Pt", (1, 1, 1), "O")}),
+    )  # fmt: skip
+    shard = next(s for s in plan(pt) if s.name == "slab-Pt-111-2x2x3")
+    made = shard.make(pt, np.random.default_rng(0))
+    assert {a.info["adsorbate"] for a in made if a.info["kind"] == "adslab"} == {"H"}
+
+
+def test_avoid_file_errors_are_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from catscreen.cli.main import app
+
+    with pytest.raises(CatscreenError, match="--avoid: no file"):
+        read_avoid(tmp_path / "missing.txt")
+    (tmp_path / "bad.txt").write_text("Cu 111\n")
+    with pytest.raises(CatscreenError, match="bad.txt line 1: expected HOST FACET ADSORBATE"):
+        read_avoid(tmp_path / "bad.txt")
+    args = ["data", "generate", str(tmp_path / "out"), "--metals", "none", "--bulks", "Cu"]
+    result = CliRunner().invoke(app, [*args, "--avoid", str(tmp_path / "bad.txt")])
+    assert result.exit_code == 2 and "expected HOST FACET ADSORBATE" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_xz_shards_read_as_gzip_ones_and_count_as_drawn(tmp_path: Path) -> None:
+    """The committed passes are xz: the loaders and --exclude-from must read them."""
+    from catscreen.training.generate import _drawn_before
+
+    slab = make_slab("Pt", "111", (2, 2, 3), 6.0)
+    frames = []
+    for ads in ("O", "H"):
+        a = add_adsorbate_at(slab, ads, "fcc")
+        a.calc = EMT()
+        a.get_potential_energy()
+        a.info.update(kind="adslab", sid=f"Pt-111-2x2x3-{ads}", spin="off", fidelity="emt")
+        frames.append(a)
+    write_frames(frames, tmp_path / "gz" / "slab-Pt-111-2x2x3.extxyz.gz")
+    write_frames(frames, tmp_path / "xz" / "slab-Pt-111-2x2x3.extxyz.xz")
+    assert (tmp_path / "xz" / "slab-Pt-111-2x2x3.extxyz.xz").read_bytes()[:6] == b"\xfd7zXZ\x00"
+    gz, xz = load_frames(tmp_path / "gz"), load_frames(tmp_path / "xz")
+    assert [a.info["sid"] for a in xz] == [a.info["sid"] for a in gz]
+    for a, b in zip(gz, xz, strict=True):
+        assert np.array_equal(a.positions, b.positions)
+        assert a.get_potential_energy() == b.get_potential_energy()
+        assert np.array_equal(a.get_forces(), b.get_forces())
+    settings = GenerateSettings(metals=("Pt",), exclude_from=str(tmp_path / "xz"))
+    assert _drawn_before(settings, "slab-Pt-111-2x2x3") == {"Pt-111-2x2x3-O", "Pt-111-2x2x3-H"}

@@ -85,6 +85,27 @@ def generate_command(
         "--min-index",
         help="Skip --bulks facets whose largest index is below this (2: stepped facets only).",
     ),
+    facets: str | None = typer.Option(
+        None,
+        "--facets",
+        help="Only these facets of --bulks, comma-separated (111,100,110; hexagonal 0001).",
+    ),
+    min_slab_size: float = typer.Option(
+        4.5,
+        "--min-slab-size",
+        help="Slab thickness (A) of --bulks slabs, as enumerate's option (its default: 7).",
+    ),
+    min_ab: float = typer.Option(
+        5.0,
+        "--min-ab",
+        help="Smallest in-plane cell length (A) of --bulks slabs, as enumerate's (default 8).",
+    ),
+    avoid: Path | None = typer.Option(
+        None,
+        "--avoid",
+        help="File of HOST FACET ADSORBATE lines never drawn (a benchmark's held-out systems: "
+        "benchmarks/accuracy.py --write-held-out).",
+    ),
     alloys: str | None = typer.Option(
         None,
         "--alloys",
@@ -135,11 +156,13 @@ def generate_command(
     """
     from dataclasses import replace
 
+    from catscreen.build.slabs import parse_miller
     from catscreen.cli.common import split_csv
     from catscreen.training.generate import (
         GenerateSettings,
         generate,
         parse_alloys,
+        read_avoid,
         thread_budget,
     )
 
@@ -156,6 +179,10 @@ def generate_command(
         explorer=explorer or "",
         enum_max_index=max_index,
         enum_min_index=min_index,
+        enum_min_slab_size=min_slab_size,
+        enum_min_ab=min_ab,
+        enum_facets=tuple(parse_miller(f) for f in split_csv(facets)) if facets else (),
+        avoid=read_avoid(avoid) if avoid else frozenset(),
     )
     if metals:
         chosen = () if metals.strip().lower() == "none" else tuple(split_csv(metals))

@@ -12,7 +12,6 @@ the CPU budget buys many frames.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import time
@@ -39,10 +38,11 @@ from catscreen.build.enumerate import EnumerateSettings, enumerate_slabs
 from catscreen.build.gas import gas_molecule
 from catscreen.build.placements import heuristic_orientation, nudged, place
 from catscreen.build.sites import find_sites
+from catscreen.build.slabs import Miller, parse_miller
 from catscreen.errors import CatscreenError
 from catscreen.io import atomic_path
 from catscreen.training import teacher
-from catscreen.training.datasets import read_extxyz
+from catscreen.training.datasets import opener_for, read_extxyz
 
 STRUCTURE_DIR = "structures"
 CRYSTAL: dict[str, str] = {
@@ -130,6 +130,10 @@ class GenerateSettings:
     enum_min_index: int = 1
     enum_min_ab: float = 5.0  # A: 2x2-like cells, as the ASE-builder shards
     enum_min_slab_size: float = 4.5  # A: three or four layers
+    enum_facets: tuple[Miller, ...] = ()  # only these facets of --bulks (empty: every one)
+    # (host, facet, adsorbate) systems never drawn: a benchmark's held-out ones, so that a pass
+    # in another cell does not train on the systems it measures (`read_avoid`)
+    avoid: frozenset[tuple[str, Miller, str]] = frozenset()
 
     def __post_init__(self) -> None:
         hosts = set(self.metals) | {m for pair in self.alloys for m in pair}
@@ -316,17 +320,42 @@ def _drawn_before(settings: GenerateSettings, shard: str) -> set[str]:
     same way twice, so redrawing them repeats its frames."""
     if not settings.exclude_from:
         return set()
-    path = Path(settings.exclude_from) / f"{shard}.extxyz.gz"
-    if not path.exists():
-        return set()
-    return {str(a.info["sid"]) for a in read_extxyz(path) if "sid" in a.info}
+    # a work folder's shards are gzip; the committed passes xz
+    paths = [Path(settings.exclude_from) / f"{shard}.extxyz{z}" for z in (".gz", ".xz")]
+    return {
+        str(a.info["sid"]) for p in paths if p.exists() for a in read_extxyz(p) if "sid" in a.info
+    }
+
+
+def read_avoid(path: Path) -> frozenset[tuple[str, Miller, str]]:
+    """`HOST FACET ADSORBATE` per line (`#` comments): the systems a pass must not draw."""
+    if not path.is_file():
+        raise CatscreenError(f"--avoid: no file {path}")
+    out = set()
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split("#")[0].split()
+        if not fields:
+            continue
+        if len(fields) != 3:
+            raise CatscreenError(f"{path} line {n}: expected HOST FACET ADSORBATE, got {line!r}")
+        out.add((fields[0], parse_miller(fields[1]), fields[2]))
+    return frozenset(out)
 
 
 def _new_adsorbates(
-    settings: GenerateSettings, label: str, drawn: set[str], rng: np.random.Generator
+    settings: GenerateSettings,
+    label: str,
+    drawn: set[str],
+    rng: np.random.Generator,
+    system: tuple[str, Miller],
 ) -> list[str]:
-    """Up to adsorbates_per_slab adsorbates for slab `label` that no earlier pass placed there."""
-    pool = [a for a in settings.adsorbates if f"{label}-{a}" not in drawn]
+    """Up to adsorbates_per_slab adsorbates for slab `label`, (host, facet) `system`, that no
+    earlier pass placed there and that `avoid` does not name."""
+    pool = [
+        a
+        for a in settings.adsorbates
+        if f"{label}-{a}" not in drawn and (*system, a) not in settings.avoid
+    ]
     n_ads = min(settings.adsorbates_per_slab, len(pool))
     return [str(a) for a in rng.choice(pool, size=n_ads, replace=False)] if pool else []
 
@@ -347,7 +376,8 @@ def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | 
             ]:
                 frames.append(_tagged(f, "slab", clean_sid, host=name, facet=facet))
         drawn = _drawn_before(settings, f"slab-{tag}")
-        for i, ads in enumerate(_new_adsorbates(settings, label, drawn, rng)):
+        system = (name, parse_miller(facet))
+        for i, ads in enumerate(_new_adsorbates(settings, label, drawn, rng, system)):
             chosen = rng.choice(
                 sites, size=min(settings.sites_per_adsorbate, len(sites)), replace=False
             )
@@ -394,6 +424,13 @@ def _enumerated_shard(spec: str) -> Shard:
         slabs = [  # every bulk has facets of every index, so never empty
             s for s in enumerate_slabs(enum) if max(map(abs, s.miller)) >= settings.enum_min_index
         ]
+        if settings.enum_facets:
+            slabs = [s for s in slabs if s.miller in settings.enum_facets]
+            if not slabs:
+                raise CatscreenError(
+                    f"{spec}: none of the facets {_facet_list(settings.enum_facets)} up to "
+                    f"--max-index {settings.enum_max_index}"
+                )
         name = slabs[0].bulk.name
         drawn = _drawn_before(settings, shard)
         frames: list[Atoms] = []
@@ -409,7 +446,7 @@ def _enumerated_shard(spec: str) -> Shard:
                 ]:
                     frames.append(_tagged(f, "slab", f"{label}-clean", host=name, facet=facet))
             sites = find_sites(slab.atoms, slab.bulk.d_nn)
-            for ads in _new_adsorbates(settings, label, drawn, rng):
+            for ads in _new_adsorbates(settings, label, drawn, rng, (name, slab.miller)):
                 adsorbate = get_adsorbate(ads)
                 n_sites = min(settings.sites_per_adsorbate, len(sites))
                 for k in rng.choice(len(sites), size=n_sites, replace=False):
@@ -436,6 +473,10 @@ def _enumerated_shard(spec: str) -> Shard:
         return frames
 
     return Shard(name=shard, make=make)
+
+
+def _facet_list(facets: Iterable[Miller]) -> str:
+    return ", ".join("".join(str(i) for i in m) for m in facets)
 
 
 def _strained_bulk(
@@ -537,9 +578,8 @@ def _seed(settings: GenerateSettings, name: str) -> np.random.Generator:
 
 
 def write_frames(frames: Sequence[Atoms], path: Path) -> None:
-    """extxyz (gzip-compressed when the name ends in .gz), written atomically."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with atomic_path(path) as tmp, opener(tmp, "wt") as fh:
+    """extxyz (compressed by the name's .gz or .xz), written atomically."""
+    with atomic_path(path) as tmp, opener_for(path)(tmp, "wt") as fh:
         write(fh, list(frames), format="extxyz")
 
 
