@@ -90,15 +90,17 @@ def generate_command(
         "--facets",
         help="Only these facets of --bulks, comma-separated (111,100,110; hexagonal 0001).",
     ),
-    min_slab_size: float = typer.Option(
-        4.5,
+    min_slab_size: float | None = typer.Option(
+        None,
         "--min-slab-size",
-        help="Slab thickness (A) of --bulks slabs, as enumerate's option (its default: 7).",
+        help="Slab thickness (A) of --bulks slabs, as enumerate's option (default 4.5; "
+        "enumerate's: 7).",
     ),
-    min_ab: float = typer.Option(
-        5.0,
+    min_ab: float | None = typer.Option(
+        None,
         "--min-ab",
-        help="Smallest in-plane cell length (A) of --bulks slabs, as enumerate's (default 8).",
+        help="Smallest in-plane cell length (A) of --bulks slabs, as enumerate's (default 5; "
+        "enumerate's: 8).",
     ),
     avoid: Path | None = typer.Option(
         None,
@@ -179,8 +181,6 @@ def generate_command(
         explorer=explorer or "",
         enum_max_index=max_index,
         enum_min_index=min_index,
-        enum_min_slab_size=min_slab_size,
-        enum_min_ab=min_ab,
         enum_facets=tuple(parse_miller(f) for f in split_csv(facets)) if facets else (),
         avoid=read_avoid(avoid) if avoid else frozenset(),
     )
@@ -189,6 +189,10 @@ def generate_command(
         settings = replace(settings, metals=chosen, alloys=())
     if bulks:
         settings = replace(settings, bulks=tuple(split_csv(bulks)))
+    if min_slab_size is not None:  # else GenerateSettings' own default
+        settings = replace(settings, enum_min_slab_size=min_slab_size)
+    if min_ab is not None:
+        settings = replace(settings, enum_min_ab=min_ab)
     if alloys:
         settings = replace(settings, alloys=parse_alloys(alloys))
     if adsorbates:

@@ -428,7 +428,8 @@ def _enumerated_shard(spec: str) -> Shard:
             slabs = [s for s in slabs if s.miller in settings.enum_facets]
             if not slabs:
                 raise CatscreenError(
-                    f"{spec}: none of the facets {_facet_list(settings.enum_facets)} up to "
+                    f"{spec}: none of the facets "
+                    f"{', '.join(''.join(map(str, m)) for m in settings.enum_facets)} up to "
                     f"--max-index {settings.enum_max_index}"
                 )
         name = slabs[0].bulk.name
@@ -473,10 +474,6 @@ def _enumerated_shard(spec: str) -> Shard:
         return frames
 
     return Shard(name=shard, make=make)
-
-
-def _facet_list(facets: Iterable[Miller]) -> str:
-    return ", ".join("".join(str(i) for i in m) for m in facets)
 
 
 def _strained_bulk(
