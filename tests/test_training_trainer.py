@@ -560,6 +560,25 @@ def test_adsorption_pairs_and_loss(tmp_path: Path) -> None:
         Trainer(tiny_config(tmp_path, [no_pairs], adsorption_weight=1.0), log=lambda m: None)
 
 
+def test_pairs_come_from_the_datasets_marked_for_them(tmp_path: Path) -> None:
+    """`pairs: true` on a dataset: only its adsorbate+slab frames pair (clean slabs from any);
+    `pairs: false`: all but its; true on a dataset without adslab frames is a one-line error."""
+    a = make_adsorption_dataset(tmp_path / "a.extxyz")
+    b = make_adsorption_dataset(tmp_path / "b.extxyz")
+    kw = {"adsorption_weight": 1.0, "validation_fraction": 0.0}
+
+    def pair_sets(datasets: list) -> set[int]:
+        tr = Trainer(tiny_config(tmp_path, [], datasets=datasets, **kw), log=lambda m: None)
+        return {ads.dataset for ads, _ in tr.pairs}
+
+    assert pair_sets([str(a), str(b)]) == {0, 1}
+    assert pair_sets([str(a), {"path": str(b), "pairs": True}]) == {1}
+    assert pair_sets([str(a), {"path": str(b), "pairs": False}]) == {0}
+    plain = make_dataset(tmp_path / "plain.extxyz")
+    with pytest.raises(CatscreenError, match="no .* pairs in the pairs: true datasets"):
+        pair_sets([str(a), {"path": str(plain), "pairs": True}])
+
+
 def test_fine_tune_can_switch_on_zbl_but_not_reshape(tmp_path: Path) -> None:
     """model.zbl adds no parameters, so a checkpoint takes it on; a new width is refused."""
     data = make_dataset(tmp_path / "d.extxyz")
