@@ -648,19 +648,14 @@ class Trainer:
         self.pairs: list[tuple[Frame, Frame]] = []
         self.val_pairs: list[tuple[Frame, Frame]] = []
         if config.adsorption_weight > 0:
-            chosen = {i for i, d in enumerate(config.datasets) if d.pairs}
-            if not chosen:
-                chosen = {i for i, d in enumerate(config.datasets) if d.pairs is None}
+            marked = {i for i, d in enumerate(config.datasets) if d.pairs}
+            chosen = marked or {i for i, d in enumerate(config.datasets) if d.pairs is None}
             train = [f for f in self.train if f.dataset in chosen]
             self.pairs = adsorption_pairs(train, self.train)
             val = [f for f in self.val if f.dataset in chosen]
             self.val_pairs = adsorption_pairs(val, self.train + self.val)
             if not self.pairs:
-                where = (
-                    "the pairs: true datasets"
-                    if any(d.pairs for d in config.datasets)
-                    else "the data"
-                )
+                where = "the pairs: true datasets" if marked else "the data"
                 raise CatscreenError(
                     f"adsorption_weight > 0 but no (adsorbate+slab, clean slab) pairs in {where}"
                 )
