@@ -585,6 +585,31 @@ def test_pairs_come_from_the_datasets_marked_for_them(tmp_path: Path) -> None:
         pair_sets([str(a), {"path": str(plain), "pairs": True}])
 
 
+def test_pair_weight_shares_the_pair_draws_between_datasets(tmp_path: Path) -> None:
+    """`pair_weight` gives each pair dataset its share of the draws whatever its pair count;
+    set on some pair datasets only, or on one that forms no pairs, it is a one-line error."""
+    a = make_adsorption_dataset(tmp_path / "a.extxyz")
+    b = make_adsorption_dataset(tmp_path / "b.extxyz")
+    kw = {"adsorption_weight": 1.0, "validation_fraction": 0.0, "adsorption_pairs": 4}
+    few = {"path": str(b), "pair_weight": 3.0}
+
+    def trainer(datasets: list) -> Trainer:
+        return Trainer(tiny_config(tmp_path, [], datasets=datasets, **kw), log=lambda m: None)
+
+    tr = trainer([{"path": str(a), "pair_weight": 1.0}, few])
+    drawn = np.concatenate([tr.draw()[1] for _ in range(500)])
+    share = np.mean([tr.pairs[i][0].dataset == 1 for i in drawn])
+    assert abs(share - 0.75) < 0.05  # uniform over pairs: 0.5
+    assert trainer([str(a), str(b)]).pair_sampling is None
+    with pytest.raises(CatscreenError, match="pair_weight must be set on every dataset"):
+        trainer([str(a), few])
+    with pytest.raises(CatscreenError, match="pair_weight must be set .* on no other"):
+        trainer([str(a), {**few, "pairs": False}])
+    plain = make_dataset(tmp_path / "plain.extxyz")
+    with pytest.raises(CatscreenError, match="must be > 0, on datasets with adsorption pairs"):
+        trainer([{"path": str(a), "pair_weight": 1.0}, {"path": str(plain), "pair_weight": 1.0}])
+
+
 def test_fine_tune_can_switch_on_zbl_but_not_reshape(tmp_path: Path) -> None:
     """model.zbl adds no parameters, so a checkpoint takes it on; a new width is refused."""
     data = make_dataset(tmp_path / "d.extxyz")

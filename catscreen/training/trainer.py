@@ -90,6 +90,9 @@ class DatasetSpec:
     # the pairs (a pass whose adsorption energies the per-atom loss barely sees, e.g. 96-atom
     # cells where 0.15 eV is 1.6 meV/atom); otherwise every dataset's but those set false
     pairs: bool | None = None
+    # this dataset's share of the pair draws, as `weight` is of the frame draws: a few thick
+    # cells' pairs beside many thin ones (set on every pair dataset or none; none: uniform)
+    pair_weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -410,6 +413,30 @@ def adsorption_pairs(adslabs: Sequence[Frame], slabs: Sequence[Frame]) -> list[t
     return pairs
 
 
+def _pair_sampling(
+    datasets: Sequence[DatasetSpec], chosen: set[int], pairs: Sequence[tuple[Frame, Frame]]
+) -> np.ndarray | None:
+    """Each pair's draw probability: its dataset's `pair_weight` shared among the dataset's
+    pairs; None (uniform over pairs) when no dataset sets one."""
+    weighted = {i for i, d in enumerate(datasets) if d.pair_weight is not None}
+    if not weighted:
+        return None
+    if weighted != chosen:
+        names = sorted(datasets[i].path for i in chosen ^ weighted)
+        raise CatscreenError(
+            "pair_weight must be set on every dataset whose frames form adsorption pairs "
+            f"and on no other (differs on: {', '.join(names)})"
+        )
+    counts = np.bincount([a.dataset for a, _ in pairs], minlength=len(datasets))
+    bad = sorted(datasets[i].path for i in chosen if counts[i] == 0 or datasets[i].pair_weight <= 0)
+    if bad:
+        raise CatscreenError(
+            f"pair_weight must be > 0, on datasets with adsorption pairs (not: {', '.join(bad)})"
+        )
+    p = np.array([datasets[a.dataset].pair_weight / counts[a.dataset] for a, _ in pairs])
+    return p / p.sum()
+
+
 def _fixed_subset(items: list, n: int) -> list:
     """At most n items, the same ones at every evaluation (seed 0), so scores compare."""
     if len(items) <= n:
@@ -646,6 +673,7 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         self._prefetch: _Prefetcher | None = None
         self.pairs: list[tuple[Frame, Frame]] = []
+        self.pair_sampling: np.ndarray | None = None
         self.val_pairs: list[tuple[Frame, Frame]] = []
         if config.adsorption_weight > 0:
             marked = {i for i, d in enumerate(config.datasets) if d.pairs}
@@ -659,6 +687,7 @@ class Trainer:
                 raise CatscreenError(
                     f"adsorption_weight > 0 but no (adsorbate+slab, clean slab) pairs in {where}"
                 )
+            self.pair_sampling = _pair_sampling(config.datasets, chosen, self.pairs)
             self.log(f"{len(self.pairs)} training adsorbate/clean-slab pairs")
 
     def _initial(
@@ -753,7 +782,11 @@ class Trainer:
         """One step's training frames (and adsorption pairs), from the run's random stream."""
         c = self.config
         idx = self.rng.choice(len(self.train), size=c.batch_size, p=self.sampling)
-        k = self.rng.choice(len(self.pairs), size=c.adsorption_pairs) if self.pairs else None
+        k = (
+            self.rng.choice(len(self.pairs), size=c.adsorption_pairs, p=self.pair_sampling)
+            if self.pairs
+            else None
+        )
         return idx, k
 
     def _batches(self) -> Iterator[tuple[np.ndarray, np.ndarray | None, GraphBatch | None]]:
