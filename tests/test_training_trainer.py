@@ -600,6 +600,11 @@ def test_pair_weight_shares_the_pair_draws_between_datasets(tmp_path: Path) -> N
     drawn = np.concatenate([tr.draw()[1] for _ in range(500)])
     share = np.mean([tr.pairs[i][0].dataset == 1 for i in drawn])
     assert abs(share - 0.75) < 0.05  # uniform over pairs: 0.5
+    # weight 0: a dataset listed again only for its pairs, its frames never drawn as frames
+    tr = trainer([{"path": str(a), "pair_weight": 1.0}, {**few, "weight": 0.0}])
+    frames, drawn = zip(*(tr.draw() for _ in range(500)), strict=True)
+    assert {tr.train[i].dataset for i in np.concatenate(frames)} == {0}
+    assert abs(np.mean([tr.pairs[i][0].dataset == 1 for i in np.concatenate(drawn)]) - 0.75) < 0.05
     assert trainer([str(a), str(b)]).pair_sampling is None
     with pytest.raises(CatscreenError, match="pair_weight must be set on every dataset"):
         trainer([str(a), few])
