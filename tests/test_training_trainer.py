@@ -596,15 +596,19 @@ def test_pair_weight_shares_the_pair_draws_between_datasets(tmp_path: Path) -> N
     def trainer(datasets: list) -> Trainer:
         return Trainer(tiny_config(tmp_path, [], datasets=datasets, **kw), log=lambda m: None)
 
-    tr = trainer([{"path": str(a), "pair_weight": 1.0}, few])
-    drawn = np.concatenate([tr.draw()[1] for _ in range(500)])
-    share = np.mean([tr.pairs[i][0].dataset == 1 for i in drawn])
+    def draws(tr: Trainer) -> tuple[set[int], float]:
+        """500 steps' frame datasets and the share of pairs drawn from dataset 1."""
+        frames, pairs = (
+            np.concatenate(x) for x in zip(*(tr.draw() for _ in range(500)), strict=True)
+        )
+        share = np.mean([tr.pairs[i][0].dataset == 1 for i in pairs])
+        return {tr.train[i].dataset for i in frames}, float(share)
+
+    _, share = draws(trainer([{"path": str(a), "pair_weight": 1.0}, few]))
     assert abs(share - 0.75) < 0.05  # uniform over pairs: 0.5
     # weight 0: a dataset listed again only for its pairs, its frames never drawn as frames
-    tr = trainer([{"path": str(a), "pair_weight": 1.0}, {**few, "weight": 0.0}])
-    frames, drawn = zip(*(tr.draw() for _ in range(500)), strict=True)
-    assert {tr.train[i].dataset for i in np.concatenate(frames)} == {0}
-    assert abs(np.mean([tr.pairs[i][0].dataset == 1 for i in np.concatenate(drawn)]) - 0.75) < 0.05
+    frames, share = draws(trainer([{"path": str(a), "pair_weight": 1.0}, {**few, "weight": 0.0}]))
+    assert frames == {0} and abs(share - 0.75) < 0.05
     assert trainer([str(a), str(b)]).pair_sampling is None
     with pytest.raises(CatscreenError, match="pair_weight must be set on every dataset"):
         trainer([str(a), few])

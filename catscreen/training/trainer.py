@@ -427,13 +427,22 @@ def _pair_sampling(
             "pair_weight must be set on every dataset whose frames form adsorption pairs "
             f"and on no other (differs on: {', '.join(names)})"
         )
-    counts = np.bincount([a.dataset for a, _ in pairs], minlength=len(datasets))
-    bad = sorted(datasets[i].path for i in chosen if counts[i] == 0 or datasets[i].pair_weight <= 0)
+    paired = {a.dataset for a, _ in pairs}
+    bad = sorted(
+        datasets[i].path for i in chosen if i not in paired or datasets[i].pair_weight <= 0
+    )
     if bad:
         raise CatscreenError(
             f"pair_weight must be > 0, on datasets with adsorption pairs (not: {', '.join(bad)})"
         )
-    p = np.array([datasets[a.dataset].pair_weight / counts[a.dataset] for a, _ in pairs])
+    return _shares([a.dataset for a, _ in pairs], [d.pair_weight or 0.0 for d in datasets])
+
+
+def _shares(groups: Sequence[int], weights: Sequence[float]) -> np.ndarray:
+    """Draw probabilities of items of dataset `groups[k]`: each dataset's weight split evenly
+    among its items, so a dataset's share of the draws does not grow with its size."""
+    g = np.asarray(groups)
+    p = np.asarray(weights, dtype=float)[g] / np.bincount(g, minlength=len(weights))[g]
     return p / p.sum()
 
 
@@ -666,10 +675,9 @@ class Trainer:
         self.elapsed = 0.0  # training seconds, kept across resumes for the time budget
         self.best = math.inf
         self.history: list[dict[str, float]] = []
-        weights = np.array([config.datasets[f.dataset].weight for f in self.train], dtype=float)
-        counts = np.bincount([f.dataset for f in self.train], minlength=len(config.datasets))
-        p = weights / counts[[f.dataset for f in self.train]]
-        self.sampling = p / p.sum()
+        self.sampling = _shares(
+            [f.dataset for f in self.train], [d.weight for d in config.datasets]
+        )
         self.rng = np.random.default_rng(config.seed)
         self._prefetch: _Prefetcher | None = None
         self.pairs: list[tuple[Frame, Frame]] = []
