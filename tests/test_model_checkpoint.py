@@ -211,6 +211,70 @@ def test_cli_model_info(saved, tmp_path, monkeypatch):
     assert res.exit_code == 2 and "bundled weights not found" in res.output
 
 
+def _fine_tune(tmp_path, name, seed, training_data):
+    """A copy of one tiny network with its weights moved, as a fine-tune would."""
+    torch.manual_seed(0)
+    net = CatscreenNet(TINY, ELEMENTS, FIDELITIES)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p), alpha=0.1)
+    path = tmp_path / f"{name}.pt"
+    return net, path, save_checkpoint(net, path, {"name": name, "training_data": training_data})
+
+
+def test_interpolate_mixes_weights_and_merges_training_records(tmp_path):
+    split = {"split_seed": 0, "validation_fraction": 0.1, "frames": 3}
+    a, pa, va = _fine_tune(
+        tmp_path, "a", 1, {**split, "training_systems": ["s1"], "validation_systems": ["v1", "v2"]}
+    )
+    b, pb, vb = _fine_tune(
+        tmp_path, "b", 2, {**split, "training_systems": ["v2"], "validation_systems": ["v1", "s1"]}
+    )
+    runner = CliRunner()
+    out = tmp_path / "mix.pt"
+    res = runner.invoke(app, ["model", "interpolate", str(pa), str(pb), "--alpha", "0.25", "-o", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    mixed, payload = load_checkpoint(out)
+    sa, sb = a.state_dict(), b.state_dict()
+    for key, value in mixed.state_dict().items():
+        torch.testing.assert_close(value, 0.75 * sa[key] + 0.25 * sb[key])
+    assert payload["version"] not in (va, vb) and payload["version"] in res.output
+    meta = payload["metadata"]
+    assert meta["interpolation"]["alpha"] == 0.25
+    assert [meta["interpolation"][k]["version"] for k in ("first", "second")] == [va, vb]
+    data = meta["training_data"]
+    # trained on what either parent trained on; held out only where both held a system out
+    assert data["training_systems"] == ["s1", "v2"] and data["validation_systems"] == ["v1"]
+    assert (data["split_seed"], data["validation_fraction"]) == (0, 0.1)
+    assert [p["frames"] for p in data["parents"]] == [3, 3]
+    # the ends of the segment are the parents themselves, bit for bit
+    for alpha, version in ((0.0, va), (1.0, vb)):
+        assert checkpoint.interpolate_checkpoints(pa, pb, alpha, tmp_path / "end.pt") == version
+    # parents split differently: the merged record keeps the list, not a split rule
+    _, pc, _ = _fine_tune(tmp_path, "c", 3, {**split, "split_seed": 5, "validation_systems": []})
+    checkpoint.interpolate_checkpoints(pa, pc, 0.5, tmp_path / "ac.pt")
+    data = load_checkpoint(tmp_path / "ac.pt")[1]["metadata"]["training_data"]
+    assert "split_seed" not in data and data["validation_systems"] == []
+
+
+def test_interpolate_refuses_different_networks_and_bad_alpha(saved, tmp_path):
+    _, pa, _ = _fine_tune(tmp_path, "a", 1, {})
+    other = CatscreenNet(TINY, ("H", "O", "Cu", "Fe"), FIDELITIES)
+    save_checkpoint(other, tmp_path / "other.pt")
+    runner = CliRunner()
+    out = tmp_path / "mix.pt"
+    for args, message in (
+        ([str(pa), str(tmp_path / "other.pt"), "--alpha", "0.5"], "differ in their elements"),
+        ([str(pa), str(saved[1]), "--alpha", "1.5"], "alpha must be between 0 and 1"),
+        ([str(pa), str(tmp_path / "none.pt"), "--alpha", "0.5"], "checkpoint not found"),
+    ):
+        res = runner.invoke(app, ["model", "interpolate", *args, "-o", str(out)])
+        assert res.exit_code == 2 and message in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_saving_the_bundled_weights_again_keeps_their_version(tmp_path):
     """Config fields added later (zbl) are left out when off, so the content hash holds."""
     net, payload = load_checkpoint(data_dir() / "models" / "bundled.pt")

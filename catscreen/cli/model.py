@@ -1,9 +1,11 @@
-"""`catscreen model info [MODEL]`: what a model is, before trusting its numbers."""
+"""`catscreen model info [MODEL]`: what a model is, before trusting its numbers;
+`catscreen model interpolate A B`: a weight-space mix of two fine-tunes of one network."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -60,6 +62,31 @@ def info_command(
     for key, value in summary.items():
         table.add_row(key.replace("_", " "), _fmt(value))
     console.print(table)
+
+
+@app.command("interpolate")
+@cli_errors
+def interpolate_command(
+    first: str = typer.Argument(..., help="A checkpoint path, or bundled."),
+    second: str = typer.Argument(..., help="A checkpoint of the same network (a fine-tune)."),
+    alpha: float = typer.Option(
+        ..., "--alpha", help="Share of SECOND: weights (1 - alpha) * FIRST + alpha * SECOND."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write."),
+    description: str = typer.Option("", "--description", help="Recorded in the checkpoint."),
+) -> None:
+    """Mix two fine-tunes of one trained network in weight space (WiSE-FT).
+
+    A fine-tune that corrects one kind of cell can cost accuracy on another; the mix with its
+    parent often keeps most of both. Measure it (benchmarks/accuracy.py) before trusting it.
+    """
+    from catscreen.model.checkpoint import bundled_path, interpolate_checkpoints
+
+    def path(name: str) -> Path:
+        return bundled_path() if name == "bundled" else Path(name)
+
+    version = interpolate_checkpoints(path(first), path(second), alpha, out, description)
+    console.print(f"model: {out} (version {version})", highlight=False)
 
 
 def _fmt(value: object) -> str:

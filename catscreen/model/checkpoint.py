@@ -14,7 +14,8 @@ with the same version predict the same numbers, and every result row records it.
 Training side: `save_checkpoint(net, path, metadata) -> version`.
 Inference side: `load_checkpoint_model(path | None) -> CatscreenModel` (None: the bundled
 weights in data/models/bundled.pt), or `load_checkpoint(path) -> (CatscreenNet, checkpoint)`
-to continue training.
+to continue training. `interpolate_checkpoints` mixes two fine-tunes of one network in weight
+space (WiSE-FT: Wortsman et al., CVPR 2022), keeping both parents' training records.
 """
 
 from __future__ import annotations
@@ -128,6 +129,63 @@ def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
     if version != payload["version"]:
         raise CatscreenError(f"{path} is corrupt: content hash {version} != {payload['version']}")
     return net.eval(), payload
+
+
+def interpolate_checkpoints(
+    first: str | Path, second: str | Path, alpha: float, out: str | Path, description: str = ""
+) -> str:
+    """Write (1 - alpha) * first + alpha * second; returns the new version.
+
+    Meaningful only for two fine-tunes of the same trained network (one loss basin): a
+    fine-tune that corrects one kind of cell can give back accuracy on another, and the
+    weight-space mix between it and its parent often keeps most of both. Everything either
+    parent trained on counts as trained on, so held-out benchmarks stay held out.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise CatscreenError(f"alpha must be between 0 and 1 (got {alpha:g})")
+    net, a = load_checkpoint(first)
+    _, b = load_checkpoint(second)
+    for key in ("config", "elements", "fidelities"):
+        if a[key] != b[key]:
+            raise CatscreenError(
+                f"{first} and {second} differ in their {key}: only checkpoints of the same "
+                "network (fine-tunes of one parent) can be interpolated"
+            )
+    sa, sb = a["state_dict"], b["state_dict"]
+    mixed = {
+        k: (1.0 - alpha) * v + alpha * sb[k].to(v.dtype) if v.is_floating_point() else v
+        for k, v in sa.items()
+    }
+    net.load_state_dict(mixed)
+    parents = [{"path": str(p), "version": c["version"]} for p, c in ((first, a), (second, b))]
+    metadata = {
+        "name": a["metadata"].get("name", "catscreen"),
+        "description": description
+        or f"{1 - alpha:g} x {a['version']} + {alpha:g} x {b['version']} (weight interpolation)",
+        "default_fidelity": a["metadata"].get("default_fidelity", net.fidelities[-1]),
+        "training_data": _merged_training_data(
+            a["metadata"].get("training_data", {}), b["metadata"].get("training_data", {})
+        ),
+        "interpolation": {"alpha": alpha, "first": parents[0], "second": parents[1]},
+    }
+    return save_checkpoint(net, out, metadata)
+
+
+def _merged_training_data(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Trained on what either parent trained on; held out only where both held out. The split
+    rule (seed, fraction) is kept only when the parents share it."""
+    trained = set(a.get("training_systems", [])) | set(b.get("training_systems", []))
+    merged: dict[str, Any] = {
+        "parents": [{k: v for k, v in d.items() if not k.endswith("_systems")} for d in (a, b)],
+        "training_systems": sorted(trained),
+    }
+    if "validation_systems" in a and "validation_systems" in b:
+        both = set(a["validation_systems"]) & set(b["validation_systems"])
+        merged["validation_systems"] = sorted(both - trained)
+    rule = ("split_seed", "validation_fraction")
+    if all(k in a and k in b and a[k] == b[k] for k in rule):
+        merged.update({k: a[k] for k in rule})
+    return merged
 
 
 def model_from_checkpoint(path: str | Path) -> CatscreenModel:
