@@ -80,12 +80,9 @@ def interpolate_command(
     A fine-tune that corrects one kind of cell can cost accuracy on another; the mix with its
     parent often keeps most of both. Measure it (benchmarks/accuracy.py) before trusting it.
     """
-    from catscreen.model.checkpoint import bundled_path, interpolate_checkpoints
+    from catscreen.model.checkpoint import interpolate_checkpoints
 
-    def path(name: str) -> Path:
-        return bundled_path() if name == "bundled" else Path(name)
-
-    version = interpolate_checkpoints(path(first), path(second), alpha, out, description)
+    version = interpolate_checkpoints(first, second, alpha, out, description)
     console.print(f"model: {out} (version {version})", highlight=False)
 
 

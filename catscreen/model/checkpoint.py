@@ -134,7 +134,8 @@ def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
 def interpolate_checkpoints(
     first: str | Path, second: str | Path, alpha: float, out: str | Path, description: str = ""
 ) -> str:
-    """Write (1 - alpha) * first + alpha * second; returns the new version.
+    """Write (1 - alpha) * first + alpha * second ("bundled" names the shipped weights);
+    returns the new version.
 
     Meaningful only for two fine-tunes of the same trained network (one loss basin): a
     fine-tune that corrects one kind of cell can give back accuracy on another, and the
@@ -143,6 +144,7 @@ def interpolate_checkpoints(
     """
     if not 0.0 <= alpha <= 1.0:
         raise CatscreenError(f"alpha must be between 0 and 1 (got {alpha:g})")
+    first, second = checkpoint_file(first), checkpoint_file(second)
     net, a = load_checkpoint(first)
     _, b = load_checkpoint(second)
     for key in ("config", "elements", "fidelities"):
@@ -159,10 +161,9 @@ def interpolate_checkpoints(
     net.load_state_dict(mixed)
     parents = [{"path": str(p), "version": c["version"]} for p, c in ((first, a), (second, b))]
     metadata = {
-        "name": a["metadata"].get("name", "catscreen"),
+        **{k: a["metadata"][k] for k in ("name", "default_fidelity") if k in a["metadata"]},
         "description": description
         or f"{1 - alpha:g} x {a['version']} + {alpha:g} x {b['version']} (weight interpolation)",
-        "default_fidelity": a["metadata"].get("default_fidelity", net.fidelities[-1]),
         "training_data": _merged_training_data(
             a["metadata"].get("training_data", {}), b["metadata"].get("training_data", {})
         ),
@@ -210,13 +211,19 @@ def model_from_checkpoint(path: str | Path) -> CatscreenModel:
     return CatscreenModel(net, info, {k: v for k, v in payload.items() if k != "state_dict"})
 
 
+def checkpoint_file(path: str | Path | None) -> Path:
+    """A checkpoint's file; None or "bundled" is the shipped weights, which must exist."""
+    if path is not None and str(path) != "bundled":
+        return Path(path)
+    bundled = bundled_path()
+    if not bundled.exists():
+        raise CatscreenError(
+            f"bundled weights not found at {bundled}: train them (catscreen train) or pass "
+            "a checkpoint file, or use the chgnet model"
+        )
+    return bundled
+
+
 def load_checkpoint_model(path: str | Path | None) -> CatscreenModel:
     """A checkpoint as a `Model`; None loads the bundled weights."""
-    if path is None:
-        path = bundled_path()
-        if not path.exists():
-            raise CatscreenError(
-                f"bundled weights not found at {path}: train them (catscreen train) or pass "
-                "a checkpoint file, or use the chgnet model"
-            )
-    return model_from_checkpoint(path)
+    return model_from_checkpoint(checkpoint_file(path))
