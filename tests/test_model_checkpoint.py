@@ -220,7 +220,9 @@ def _fine_tune(tmp_path, name, seed, training_data):
         for p in net.parameters():
             p.add_(torch.randn_like(p), alpha=0.1)
     path = tmp_path / f"{name}.pt"
-    return net, path, save_checkpoint(net, path, {"name": name, "training_data": training_data})
+    recipe = {"train_config": {"seed": seed}, "description": f"fine-tune {name}"}
+    metadata = {"name": name, "training_data": training_data, **recipe}
+    return net, path, save_checkpoint(net, path, metadata)
 
 
 def test_interpolate_mixes_weights_and_merges_training_records(tmp_path):
@@ -242,7 +244,12 @@ def test_interpolate_mixes_weights_and_merges_training_records(tmp_path):
     assert payload["version"] not in (va, vb) and payload["version"] in res.output
     meta = payload["metadata"]
     assert meta["interpolation"]["alpha"] == 0.25
-    assert [meta["interpolation"][k]["version"] for k in ("first", "second")] == [va, vb]
+    first, second = meta["interpolation"]["first"], meta["interpolation"]["second"]
+    assert [first["version"], second["version"]] == [va, vb]
+    # how each half was trained travels with the mix, and `model info` names the parents
+    assert (first["train_config"], second["description"]) == ({"seed": 1}, "fine-tune b")
+    shown = json.loads(runner.invoke(app, ["model", "info", str(out), "--json"]).output)
+    assert shown["mixed_from"] == {"alpha": 0.25, "first": f"{va} ({pa})", "second": f"{vb} ({pb})"}
     data = meta["training_data"]
     # trained on what either parent trained on; held out only where both held a system out
     assert data["training_systems"] == ["s1", "v2"] and data["validation_systems"] == ["v1"]
@@ -256,6 +263,10 @@ def test_interpolate_mixes_weights_and_merges_training_records(tmp_path):
     checkpoint.interpolate_checkpoints(pa, pc, 0.5, tmp_path / "ac.pt")
     data = load_checkpoint(tmp_path / "ac.pt")[1]["metadata"]["training_data"]
     assert "split_seed" not in data and data["validation_systems"] == []
+    # a mix of a mix keeps the inner mix's record
+    checkpoint.interpolate_checkpoints(out, pc, 0.5, tmp_path / "nested.pt")
+    nested = load_checkpoint(tmp_path / "nested.pt")[1]["metadata"]["interpolation"]["first"]
+    assert nested["interpolation"]["second"]["version"] == vb
 
 
 def test_interpolate_refuses_different_networks_and_bad_alpha(saved, tmp_path):

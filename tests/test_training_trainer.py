@@ -282,12 +282,13 @@ def test_committed_configs_load_and_reseeds_differ_only_where_they_say() -> None
         assert (reseed["seed"], reseed["split_seed"]) == (1, 0)
 
 
-def test_bundled_weights_record_their_committed_config() -> None:
-    """The shipped weights record the config they were trained with, and it is
-    candidates/steps_ft_seed1.yaml as committed, apart from init_from (at training time the
-    starting weights 57bfd211ed58 were the bundled file, now a run folder) and the description:
-    the trained config's described only the from-scratch stage; the corrected one, now in the
-    committed config, is the checkpoint's description (what `model info` prints)."""
+def test_bundled_weights_record_their_committed_configs() -> None:
+    """The shipped weights are the half-and-half mix of two fine-tunes (`catscreen model
+    interpolate`) and record how each half was trained: candidates/steps_ft_seed1.yaml and
+    thin_thick_pairs_a0.3_f2.5_seed1.yaml as committed, apart from init_from (the first half
+    started from 57bfd211ed58 when it was the bundled file, now a run folder) and the first
+    half's description (the trained config's described only the from-scratch stage; the
+    corrected one, now in the committed config, is what that checkpoint recorded)."""
     from catscreen.paths import data_dir
 
     def relative(config: dict) -> dict:  # the recorded paths are absolute, of that checkout
@@ -296,17 +297,22 @@ def test_bundled_weights_record_their_committed_config() -> None:
         return {k: v for k, v in config.items() if k not in ("init_from", "description")}
 
     folder = Path(__file__).parents[1] / "data" / "training" / "candidates"
-    # through JSON, as the checkpoint stores it (tuples become lists)
-    committed = json.loads(json.dumps(asdict(TrainConfig.load(folder / "steps_ft_seed1.yaml"))))
     _, payload = load_checkpoint(data_dir() / "models" / "bundled.pt")
-    recorded, expected = relative(payload["metadata"]["train_config"]), relative(committed)
+    mix = payload["metadata"]["interpolation"]
+    assert mix["alpha"] == 0.5
+    assert (mix["first"]["version"], mix["second"]["version"]) == ("ea1c8fc69826", "bcaf36e65fe7")
     defaults = asdict(DatasetSpec(path=""))
-    for r, e in zip(recorded["datasets"], expected["datasets"], strict=True):
-        for key in set(e) - set(r):  # dataset options added since: at their defaults
-            assert e.pop(key) == defaults[key]
-    assert recorded == expected
-    assert payload["metadata"]["description"] == committed["description"]
-    assert "then fine-tuned with a teacher pass of stepped" in committed["description"]
+    for half, name in ((mix["first"], "steps_ft_seed1.yaml"), (mix["second"], "thin_thick_pairs_a0.3_f2.5_seed1.yaml")):  # fmt: skip
+        # through JSON, as the checkpoint stores it (tuples become lists)
+        committed = json.loads(json.dumps(asdict(TrainConfig.load(folder / name))))
+        recorded, expected = relative(half["train_config"]), relative(committed)
+        for r, e in zip(recorded["datasets"], expected["datasets"], strict=True):
+            for key in set(e) - set(r):  # dataset options added since: at their defaults
+                assert e.pop(key) == defaults[key]
+        assert recorded == expected, name
+        assert half["description"] == committed["description"], name
+    assert "then fine-tuned with a teacher pass of stepped" in mix["first"]["description"]
+    assert "adsorption-pair loss" in mix["second"]["description"]
 
 
 def test_config_spin_on_off_survive_yaml(tmp_path: Path) -> None:

@@ -51,6 +51,10 @@ def info_command(
             **asdict(net.config),  # what the network is, defaults of older checkpoints included
         }
         summary["contexts"] = [f"{f}/spin-{s}" for f in net.fidelities for s in ("off", "on")]
+        if mix := meta.get("interpolation"):  # the parents' full recipes stay in the file
+            summary["mixed_from"] = {"alpha": mix["alpha"]} | {
+                k: f"{mix[k]['version']} ({mix[k]['path']})" for k in ("first", "second")
+            }
         summary["training_data"] = meta.get("training_data", "not recorded")
         summary["metrics"] = meta.get("metrics", {})
     if as_json:

@@ -159,7 +159,14 @@ def interpolate_checkpoints(
         for k, v in sa.items()
     }
     net.load_state_dict(mixed)
-    parents = [{"path": str(p), "version": c["version"]} for p, c in ((first, a), (second, b))]
+    # each parent's recipe travels with the mix (a parent that is itself a mix brings its own
+    # interpolation record), so the shipped file says how both halves were trained
+    recipe = ("description", "train_config", "interpolation")
+    parents = [
+        {"path": str(p), "version": c["version"]}
+        | {k: c["metadata"][k] for k in recipe if k in c["metadata"]}
+        for p, c in ((first, a), (second, b))
+    ]
     metadata = {
         **{k: a["metadata"][k] for k in ("name", "default_fidelity") if k in a["metadata"]},
         "description": description
