@@ -54,6 +54,9 @@ RESULT_COLUMNS: dict[str, str] = {
     "reason": "why a row failed or did not converge ('' otherwise)",
     "energy": "total energy of the final structure (eV), ensemble mean",
     "energy_std": "ensemble spread of the total energy (eV)",
+    "energy_heads": "each ensemble head's total energy (eV; empty for a model without heads): "
+    "rank takes the spread of E_ads over heads, since the heads' errors on a slab with and "
+    "without an adsorbate move together",
     "fmax": "max force on free atoms at the end (eV/A)",
     "steps": "optimizer steps taken",
     "spin": "spin context used: on | off (a model without spin conditioning, CHGNet or EMT, "

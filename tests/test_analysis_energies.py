@@ -39,6 +39,51 @@ def test_exact_adsorption_energies_and_propagated_std():
     assert out.metadata["settings"]["references"]["scheme"]["O"] == {"H2O": 1.0, "H2": -1.0}
 
 
+def _with_heads(df: pd.DataFrame, shift: dict[str, list[float]]) -> pd.DataFrame:
+    """Head energies around each row's energy: `shift[kind or molecule]` per head, so the
+    heads of the slab and the adslab can move together as a real ensemble's do."""
+    df = df.copy()
+    df["energy_heads"] = [
+        [r.energy + d for d in shift[r.adsorbate if r.kind == "gas" else r.kind]]
+        for r in df.itertuples()
+    ]
+    return df
+
+
+def test_adsorption_std_is_the_spread_over_heads(tmp_path):
+    """Each head's E_ads from each head's energies: errors the heads share between slab and
+    adslab cancel, as they do in a real ensemble (their totals spread by ~0.3 eV in enumerate's
+    cells, their E_ads by 0.02-0.15 eV), instead of adding up as independent errors."""
+    common = [0.3, -0.3, 0.2, -0.2]  # what every head gets wrong on the metal, shared
+    shifts = {
+        "slab": common,
+        "adslab": [c + d for c, d in zip(common, [0.02, -0.02, 0.0, 0.0], strict=True)],
+        "H2": [0.01, -0.01, 0.0, 0.0],
+        "H2O": [0.0, 0.0, 0.01, -0.01],
+    }
+    df = _with_heads(hand(), shifts)
+    c = rank_results(df).configs.set_index("adsorbate")
+    # O: E_ads per head = (adslab - slab) - (H2O - H2) = [0.02, -0.02, 0, 0] - [-0.01, 0.01, 0.01, -0.01]
+    expected = pd.Series([0.03, -0.03, -0.01, 0.01]).std()  # ddof 1, as the model's std
+    assert c.loc["O", "e_ads_std"] == pytest.approx(expected)
+    assert c.loc["O", "e_ads"] == pytest.approx(0.9)  # the mean is unchanged
+    # H: adslab - slab - H2 / 2 = [0.02 - 0.005, -0.02 + 0.005, 0, 0]
+    assert c.loc["H", "e_ads_std"] == pytest.approx(pd.Series([0.015, -0.015, 0, 0]).std())
+    independent = math.sqrt(0.03**2 + 0.04**2 + 0.01**2 + 0.02**2)  # without heads: an overestimate
+    assert c.loc["O", "e_ads_std"] < independent / 2
+    # fixed potentials: their own std is independent of the model and adds in quadrature
+    (tmp_path / "r.yaml").write_text("potentials:\n  O: {mu: -7.0, std: 0.1}\n  H: -3.0\n")
+    refs = load_references(tmp_path / "r.yaml")
+    fixed = rank_results(df, RankSettings(references=refs)).configs.set_index("adsorbate")
+    per_head = pd.Series([0.02, -0.02, 0.0, 0.0]).std()
+    assert fixed.loc["O", "e_ads_std"] == pytest.approx(math.sqrt(per_head**2 + 0.1**2))
+    # a row without heads (CHGNet, an older results file): independent errors for its E_ads
+    df.loc[df.adsorbate == "H2O", "energy_heads"] = None
+    c = rank_results(df).configs.set_index("adsorbate")
+    assert c.loc["O", "e_ads_std"] == pytest.approx(independent)
+    assert c.loc["H", "e_ads_std"] == pytest.approx(pd.Series([0.015, -0.015, 0, 0]).std())
+
+
 def test_emt_adsorption_energy_matches_raw_totals():
     df = emt_results(metals=("Pt",), placements=(("O", "fcc"),))
     out = rank_results(df)

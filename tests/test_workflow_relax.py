@@ -390,6 +390,11 @@ def test_random_init_checkpoint_records_context_and_magmoms(tmp_path):
     assert set(df.model_version) == {version} and set(df.fidelity) == {"high"}
     assert df.loc["Ni-O-fcc", "spin"] == "on" and df.loc["Cu-CO-ontop", "spin"] == "off"
     assert (df.energy_std > 0).all()
+    # each head's energy is kept (rank's E_ads spread needs them): their mean and spread
+    heads = np.stack(df.energy_heads.to_list())
+    assert heads.shape == (len(df), 2)
+    np.testing.assert_allclose(heads.mean(axis=1), df.energy, atol=1e-6)
+    np.testing.assert_allclose(heads.std(axis=1, ddof=1), df.energy_std, atol=1e-6)
     final = atoms_from_text(df.loc["Ni-O-fcc", "final_structure"])
     assert final.get_magnetic_moments().shape == (len(final),)
 

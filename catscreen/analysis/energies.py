@@ -5,10 +5,14 @@ weights w_m come from the adsorbate's composition (its tag-2 atoms) and the refe
 All three must come from one context (model, model_version, spin, fidelity): anything else
 would subtract energies of different physics, so it is an error.
 
-Uncertainty: each total energy's ensemble spread (`energy_std`) is taken as an independent
-error, so var(E_ads) = std_adslab^2 + std_slab^2 + sum_m w_m^2 std_m^2. Ensemble errors of
-similar structures are in fact positively correlated, so this overestimates the spread of a
-difference; the flags err on the side of sending more to DFT.
+Uncertainty: the heads of the model's ensemble err together on a slab with and without an
+adsorbate (in enumerate's default cells each total energy spreads by ~0.3 eV over the heads,
+their adsorption energies by 0.02-0.15 eV), so the spread of E_ads is taken over heads: E_ads
+per head from each head's energies (`energy_heads`), then their standard deviation. Rows
+without head energies (CHGNet, EMT, results of older catscreen versions) fall back to treating
+each `energy_std` as an independent error, var(E_ads) = std_adslab^2 + std_slab^2 +
+sum_m w_m^2 std_m^2, which overestimates the spread of a difference. Fixed reference
+potentials' stds are independent of the model and add in quadrature either way.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class _Row:
     std: float
     structure: str
     converged: bool
+    heads: np.ndarray | None = None
 
 
 def _ctx(row: pd.Series) -> tuple[str, ...]:
@@ -70,6 +75,24 @@ def _ctx(row: pd.Series) -> tuple[str, ...]:
 def _std(value: object) -> float:
     v = float(value) if value is not None else 0.0  # type: ignore[arg-type]
     return 0.0 if math.isnan(v) else v
+
+
+def _heads(row: pd.Series) -> np.ndarray | None:
+    """Each head's energy, or None where the row has none (see the module docstring)."""
+    value = row.get("energy_heads")
+    if value is None or isinstance(value, float) or len(value) < 2:
+        return None
+    heads = np.asarray(value, dtype=float)
+    return heads if np.all(np.isfinite(heads)) else None
+
+
+def _spread(parts: list[tuple[float, np.ndarray | None]]) -> float | None:
+    """std over heads of sum_i c_i E_i (the same head of every structure), or None when a
+    structure lacks head energies or the head counts differ."""
+    if any(h is None for _, h in parts) or len({len(h) for _, h in parts}) != 1:  # type: ignore[arg-type]
+        return None
+    total = sum(c * h for c, h in parts)
+    return float(np.std(total, ddof=1))  # as the model's energy_std: torch's unbiased std
 
 
 def _index(rows: pd.DataFrame, key: str, what: str) -> dict[tuple[str, tuple[str, ...]], _Row]:
@@ -84,6 +107,7 @@ def _index(rows: pd.DataFrame, key: str, what: str) -> dict[tuple[str, tuple[str
             _std(row.energy_std),
             row.final_structure,
             str(row.status) == "converged",
+            _heads(row),
         )
     return out
 
@@ -192,8 +216,11 @@ def adsorption_table(
         weights: dict[str, float] = {}
         gas_structures: dict[str, str] = {}
         gas_converged = True
+        parts = [(1.0, _heads(row)), (-1.0, slab.heads)]  # E_ads = sum c_i E_i, head by head
+        fixed_std = 0.0  # fixed potentials' own error, independent of the model
         if refs.fixed:
             ref_e, ref_std = refs.fixed_energy(comp, what)
+            fixed_std = ref_std
         else:
             weights = refs.weights(comp, what)
             if any((m, ctx) in failed_gases for m in weights):
@@ -209,6 +236,7 @@ def adsorption_table(
                     )
                 ref_e += w * gas.energy
                 ref_var += (w * gas.std) ** 2
+                parts.append((-w, gas.heads))
                 gas_structures[molecule] = gas.structure
                 gas_converged &= gas.converged
             ref_std = math.sqrt(ref_var)
@@ -227,6 +255,11 @@ def adsorption_table(
         names += ["slab_overlapping"] if slab_overlaps[slab.config_id] else []
         names += [] if gas_converged else ["gas_not_converged"]
         std = _std(row.energy_std)
+        spread = _spread(parts)
+        if spread is None:  # no head energies: independent errors, an overestimate
+            e_ads_std = math.sqrt(std**2 + slab.std**2 + ref_std**2)
+        else:
+            e_ads_std = math.sqrt(spread**2 + fixed_std**2)
         cand = candidate_of(row.bulk, row.miller, row.termination)
         records.append(
             {
@@ -255,7 +288,7 @@ def adsorption_table(
                 "reference_energy": ref_e,
                 "reference_std": ref_std,
                 "e_ads": float(row.energy) - slab.energy - ref_e,
-                "e_ads_std": math.sqrt(std**2 + slab.std**2 + ref_std**2),
+                "e_ads_std": e_ads_std,
                 "desorbed": report.desorbed,
                 "dissociated": report.dissociated,
                 "reconstructed": report.reconstructed,

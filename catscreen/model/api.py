@@ -65,6 +65,8 @@ class Prediction:
     energy: float
     forces: np.ndarray
     energy_std: float = 0.0
+    # each ensemble head's energy: differences of correlated structures (E_ads) need them
+    energy_heads: np.ndarray | None = None
     forces_std: np.ndarray | None = None
     stress: np.ndarray | None = None  # Voigt, eV/A^3, ASE sign convention
     magmoms: np.ndarray | None = None

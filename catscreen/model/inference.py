@@ -127,6 +127,7 @@ class CatscreenModel:
                     energy=float(energy[k]),
                     forces=forces[k].numpy().copy(),
                     energy_std=float(spread[k]),
+                    energy_heads=heads[k].double().numpy().copy(),
                     stress=s,
                     magmoms=magmoms[k].numpy().copy(),
                 )

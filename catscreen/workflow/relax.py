@@ -188,14 +188,18 @@ def result_row(
 ) -> Row:
     """One results.parquet row (catscreen.schema.RESULT_COLUMNS) for a work item."""
     energy = energy_std = math.nan
+    heads: list[float] | None = None
     if pred is not None and status != "failed":
         energy, energy_std = float(pred.energy), float(pred.energy_std)
+        if pred.energy_heads is not None:
+            heads = [float(e) for e in pred.energy_heads]
     return {
         **item["meta"],
         "status": status,
         "reason": reason,
         "energy": energy,
         "energy_std": energy_std,
+        "energy_heads": heads,
         "fmax": float(fmax),
         "steps": int(steps),
         "spin": item["spin"],
