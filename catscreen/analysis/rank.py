@@ -27,8 +27,10 @@ from catscreen.errors import CatscreenError
 from catscreen.io import read_parquet, write_parquet
 
 UNCERTAINTY_MODEL = (
-    "independent errors: var(E_ads) = std_adslab^2 + std_slab^2 + sum_m w_m^2 std_m^2 "
-    "(ensemble std of each total energy; w_m the gas-molecule weights)"
+    "std over ensemble heads of each head's E_ads = E_adslab - E_slab - sum_m w_m E_m "
+    "(w_m the gas-molecule weights; fixed potentials' stds added in quadrature); rows without "
+    "head energies: independent errors, var(E_ads) = std_adslab^2 + std_slab^2 + "
+    "sum_m w_m^2 std_m^2"
 )
 # Columns too bulky for the per-configuration table; flagged.parquet keeps them for DFT.
 DFT_COLUMNS = ("slab_structure", "reference_weights", "reference_structures")
