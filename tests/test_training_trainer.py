@@ -286,9 +286,9 @@ def test_bundled_weights_record_their_committed_configs() -> None:
     """The shipped weights are the half-and-half mix of two fine-tunes (`catscreen model
     interpolate`) and record how each half was trained: candidates/steps_ft_seed1.yaml and
     thin_thick_pairs_a0.3_f2.5_seed1.yaml as committed, apart from init_from (the first half
-    started from 57bfd211ed58 when it was the bundled file, now a run folder) and the first
-    half's description (the trained config's described only the from-scratch stage; the
-    corrected one, now in the committed config, is what that checkpoint recorded)."""
+    started from 57bfd211ed58 when it was the bundled file, now a run folder) and the
+    description inside the recorded config (the first half's described only the from-scratch
+    stage); each half's checkpoint description is its committed config's."""
     from catscreen.paths import data_dir
 
     def relative(config: dict) -> dict:  # the recorded paths are absolute, of that checkout

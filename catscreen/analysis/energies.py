@@ -217,10 +217,8 @@ def adsorption_table(
         gas_structures: dict[str, str] = {}
         gas_converged = True
         parts = [(1.0, _heads(row)), (-1.0, slab.heads)]  # E_ads = sum c_i E_i, head by head
-        fixed_std = 0.0  # fixed potentials' own error, independent of the model
         if refs.fixed:
             ref_e, ref_std = refs.fixed_energy(comp, what)
-            fixed_std = ref_std
         else:
             weights = refs.weights(comp, what)
             if any((m, ctx) in failed_gases for m in weights):
@@ -258,8 +256,8 @@ def adsorption_table(
         spread = _spread(parts)
         if spread is None:  # no head energies: independent errors, an overestimate
             e_ads_std = math.sqrt(std**2 + slab.std**2 + ref_std**2)
-        else:
-            e_ads_std = math.sqrt(spread**2 + fixed_std**2)
+        else:  # fixed potentials' own std is independent of the model
+            e_ads_std = math.sqrt(spread**2 + (ref_std**2 if refs.fixed else 0.0))
         cand = candidate_of(row.bulk, row.miller, row.termination)
         records.append(
             {
