@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 from test_analysis_helpers import hand_results
 
-from catscreen.analysis import RankSettings, Target, parse_target, rank_results
+from catscreen.analysis import (
+    RankSettings,
+    Target,
+    parse_target,
+    rank_results,
+    write_rank_outputs,
+)
 from catscreen.analysis.candidates import Candidate, find_candidate, parse_candidate
 from catscreen.errors import CatscreenError
 
@@ -220,3 +226,99 @@ def test_two_spin_contexts_of_one_system_are_not_mixed():
     on.loc[on.kind == "adslab", "energy"] -= 0.5  # spin on binds more: must not be the minimum
     with pytest.raises(CatscreenError, match="several spin contexts"):
         rank_results(pd.concat([off, on], ignore_index=True))
+
+
+def with_heads(df: pd.DataFrame, offsets: dict[str, list[float]]) -> pd.DataFrame:
+    """Four head energies per row around its energy: `offsets[key]` with key the gas molecule,
+    "<bulk> slab" or "<bulk> <adsorbate>" (zero where absent), so that errors can be shared
+    between rows as a real ensemble's are."""
+    df = df.copy()
+    keys = [
+        r.adsorbate
+        if r.kind == "gas"
+        else f"{r.bulk} {'slab' if r.kind == 'slab' else r.adsorbate}"
+        for r in df.itertuples()
+    ]
+    df["energy_heads"] = [
+        [e + d for d in offsets.get(k, [0.0] * 4)] for e, k in zip(df.energy, keys, strict=True)
+    ]
+    df["energy_std"] = [pd.Series(h).std() for h in df.energy_heads]  # as the model reports it
+    return df
+
+
+def test_relative_descriptor_std_is_the_spread_over_heads(tmp_path):
+    """Relative to a reference candidate, the gas references' head errors cancel exactly: the
+    std is the spread of the per-head difference, not two candidates' stds as independent."""
+    gas = [0.3, -0.3, 0.2, -0.2]  # each head's error on H2O: shifts every E_O of that head
+    ni, ru = [0.02, -0.02, 0.0, 0.0], [0.0, 0.01, 0.0, -0.01]
+    df = with_heads(table(), {"H2O": gas, "Ni O": ni, "Ru O": ru})
+    settings = RankSettings(reference_candidate="Ru(0001)", targets={"O": Target(0.5, 0.2)})
+    out = rank_results(df, settings)
+    systems = out.systems.set_index(["candidate", "adsorbate"])
+    # E_O per head = adslab - slab - (H2O - H2): the Ni minimum's heads are -1.5 + ni - gas
+    assert list(systems.loc[("Ni(111)", "O"), "e_ads_min_heads"]) == pytest.approx(
+        [-1.5 + a - g for a, g in zip(ni, gas, strict=True)]
+    )
+    r = out.ranked.set_index("candidate")
+    diff = pd.Series(ni) - pd.Series(ru)
+    assert r.loc["Ni(111)", "rel_std_O"] == pytest.approx(diff.std())  # ddof 1
+    assert r.loc["Ni(111)", "rel_std_O"] < 0.1 * r.loc["Ni(111)", "std_O"]  # std_O carries gas
+    assert r.loc["Ru(001)", "rel_std_O"] == 0.0
+    # one target: d_h = |rel_O,h - 0.5| / 0.2 to first order, its spread is sigma_d
+    assert r.loc["Ni(111)", "distance_std"] == pytest.approx(diff.std() / 0.2)
+    # without heads on the reference, independent errors as before
+    df.loc[(df.bulk == "Ru") & (df.adsorbate == "O"), "energy_heads"] = None
+    r = rank_results(df, settings).ranked.set_index("candidate")
+    ru_std = r.loc["Ru(001)", "std_O"]
+    assert r.loc["Ni(111)", "rel_std_O"] == pytest.approx(
+        math.hypot(r.loc["Ni(111)", "std_O"], ru_std)
+    )
+    assert ru_std > 0.2  # the independent formula keeps the gas error in it
+
+
+def test_distance_std_follows_errors_shared_between_descriptors():
+    """O and H on one slab share its heads' errors: a slab error moves both descriptors, and
+    the distance moves by the sum of their signed effects, not by their quadrature."""
+    slab = [0.1, -0.1, 0.05, -0.05]  # the Cu slab's head errors: E_ads,h = E_ads - slab_h
+    df = with_heads(table(), {"Cu slab": slab})
+    # Cu: E_O -1.0, E_H 0.1; targets put O below and H above: z_O = 1, z_H = -0.5
+    targets = {"O": Target(-1.2, 0.2), "H": Target(0.3, 0.4)}
+    out = rank_results(df, RankSettings(targets=targets))
+    cu = out.ranked.set_index("candidate").loc["Cu(111)"]
+    z_o, z_h, d = 1.0, -0.5, math.hypot(1.0, 0.5)
+    per_head = d + (z_o / 0.2 + z_h / 0.4) * -pd.Series(slab) / d
+    assert list(cu.distance_heads) == pytest.approx(list(per_head))
+    assert cu.distance_std == pytest.approx(per_head.std())
+    independent = math.hypot(z_o * cu.std_O / 0.2, z_h * cu.std_H / 0.4) / d
+    assert cu.distance_std == pytest.approx(abs(z_o / 0.2 + z_h / 0.4) / d * pd.Series(slab).std())
+    # O sits above its target and H below: a shared shift brings one closer and the other
+    # farther, so the two effects partly cancel where the independent formula adds them
+    assert cu.distance_std < 0.8 * independent
+
+
+def test_rank_flip_uses_the_spread_of_the_gap_over_heads(tmp_path):
+    """An error every candidate shares (the gas reference's) moves all descriptors together:
+    it cannot swap two candidates on the same side of the target, however large it is."""
+    gas = [0.5, -0.5, 0.3, -0.3]
+    settings = RankSettings(targets={"O": Target(0.0, 0.5)}, top_k=0, uncertainty_threshold=9.0)
+    # distances 1, 2, 3, 4 (Pt, Cu, Ni, Ru); independent sigmas ~0.92 each, gaps of 1 "could flip"
+    df = with_heads(table(), {"H2O": gas})
+    out = rank_results(df, settings)
+    assert out.ranked.distance_std.min() > 0.9
+    assert not out.configs.flag_rank_flip.any()
+    # the per-head distances survive the parquet round trip
+    paths = write_rank_outputs(out, tmp_path)
+    ranked = pd.read_parquet(paths["ranked"]).set_index("candidate")
+    assert list(ranked.loc["Cu(111)", "distance_heads"]) == pytest.approx(
+        [2.0 + 2.0 * g for g in gas]
+    )
+    # the same numbers without heads: independent sigmas, and every neighbour pair is flagged
+    df["energy_heads"] = None
+    df.loc[df.adsorbate == "H2O", "energy_std"] = pd.Series(gas).std()
+    flips = rank_results(df, settings).configs
+    assert set(flips[flips.flag_rank_flip].candidate) == {
+        "Pt(111)",
+        "Cu(111)",
+        "Ni(111)",
+        "Ru(001)",
+    }

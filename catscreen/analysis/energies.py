@@ -86,13 +86,17 @@ def _heads(row: pd.Series) -> np.ndarray | None:
     return heads if np.all(np.isfinite(heads)) else None
 
 
-def _spread(parts: list[tuple[float, np.ndarray | None]]) -> float | None:
-    """std over heads of sum_i c_i E_i (the same head of every structure), or None when a
+def _per_head(parts: list[tuple[float, np.ndarray | None]]) -> np.ndarray | None:
+    """sum_i c_i E_i head by head (the same head of every structure), or None when a
     structure lacks head energies or the head counts differ."""
     if any(h is None for _, h in parts) or len({len(h) for _, h in parts}) != 1:  # type: ignore[arg-type]
         return None
-    total = sum(c * h for c, h in parts)
-    return float(np.std(total, ddof=1))  # as the model's energy_std: torch's unbiased std
+    return sum(c * h for c, h in parts)  # type: ignore[return-value]
+
+
+def head_std(values: np.ndarray) -> float:
+    """Spread over heads as the model's energy_std reports it (torch's unbiased std)."""
+    return float(np.std(values, ddof=1))
 
 
 def _index(rows: pd.DataFrame, key: str, what: str) -> dict[tuple[str, tuple[str, ...]], _Row]:
@@ -253,11 +257,13 @@ def adsorption_table(
         names += ["slab_overlapping"] if slab_overlaps[slab.config_id] else []
         names += [] if gas_converged else ["gas_not_converged"]
         std = _std(row.energy_std)
-        spread = _spread(parts)
-        if spread is None:  # no head energies: independent errors, an overestimate
+        e_ads = float(row.energy) - slab.energy - ref_e
+        heads = _per_head(parts)
+        if heads is None:  # no head energies: independent errors, an overestimate
             e_ads_std = math.sqrt(std**2 + slab.std**2 + ref_std**2)
         else:  # fixed potentials' own std is independent of the model
-            e_ads_std = math.sqrt(spread**2 + (ref_std**2 if refs.fixed else 0.0))
+            heads = heads - (ref_e if refs.fixed else 0.0)
+            e_ads_std = math.sqrt(head_std(heads) ** 2 + (ref_std**2 if refs.fixed else 0.0))
         cand = candidate_of(row.bulk, row.miller, row.termination)
         records.append(
             {
@@ -285,8 +291,9 @@ def adsorption_table(
                 "slab_energy_std": slab.std,
                 "reference_energy": ref_e,
                 "reference_std": ref_std,
-                "e_ads": float(row.energy) - slab.energy - ref_e,
+                "e_ads": e_ads,
                 "e_ads_std": e_ads_std,
+                "e_ads_heads": None if heads is None else [float(v) for v in heads],
                 "desorbed": report.desorbed,
                 "dissociated": report.dissociated,
                 "reconstructed": report.reconstructed,

@@ -3,8 +3,10 @@
 - top-k: per system, the k lowest valid placements (AdsorbML: the ML minimum is often not the
   DFT minimum, but it is usually among the few lowest ML placements).
 - rank flip: two neighbours in the target ranking whose distances differ by less than
-  `flip_sigma` times their combined sigma could swap; the minima behind their descriptors are
-  flagged.
+  `flip_sigma` times the sigma of that gap could swap; the minima behind their descriptors are
+  flagged. The gap's sigma is its spread over the ensemble heads (the heads' errors on two
+  candidates partly cancel in a difference, as the shared gas references do), plus what the
+  heads do not carry; without heads, the two sigmas combined as independent.
 - high uncertainty: E_ads std above a threshold, for any valid placement.
 """
 
@@ -15,11 +17,25 @@ import math
 import numpy as np
 import pandas as pd
 
+from catscreen.analysis.energies import head_std
+
 
 def rank_within_systems(configs: pd.DataFrame) -> pd.Series:
     """1 = lowest E_ads among the valid placements of its system; 0 for invalid ones."""
     ranks = configs[configs.valid].groupby("system_id").e_ads.rank(method="first")
     return ranks.reindex(configs.index).fillna(0).astype(int)
+
+
+def _gap_std(a: pd.Series, b: pd.Series) -> float:
+    """sigma of distance(b) - distance(a): head by head where both have per-head distances."""
+    ha, hb = a.get("distance_heads"), b.get("distance_heads")
+    if ha is None or hb is None or isinstance(ha, float) or isinstance(hb, float):
+        return math.hypot(a.distance_std, b.distance_std)
+    ha, hb = np.asarray(ha, dtype=float), np.asarray(hb, dtype=float)
+    if len(ha) != len(hb):
+        return math.hypot(a.distance_std, b.distance_std)
+    indep = sum(max(row.distance_std**2 - head_std(h) ** 2, 0.0) for row, h in ((a, ha), (b, hb)))
+    return math.sqrt(head_std(hb - ha) ** 2 + indep)
 
 
 def flip_reasons(ranked: pd.DataFrame, flip_sigma: float) -> dict[str, list[str]]:
@@ -29,7 +45,7 @@ def flip_reasons(ranked: pd.DataFrame, flip_sigma: float) -> dict[str, list[str]
     for i in range(len(rows) - 1):
         a, b = rows.iloc[i], rows.iloc[i + 1]
         gap = float(b.distance - a.distance)
-        sigma = flip_sigma * math.hypot(a.distance_std, b.distance_std)
+        sigma = flip_sigma * _gap_std(a, b)
         if gap < sigma:
             for x, y in ((a, b), (b, a)):
                 out.setdefault(x.candidate, []).append(

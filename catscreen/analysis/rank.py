@@ -30,7 +30,9 @@ UNCERTAINTY_MODEL = (
     "std over ensemble heads of each head's E_ads = E_adslab - E_slab - sum_m w_m E_m "
     "(w_m the gas-molecule weights; fixed potentials' stds added in quadrature); rows without "
     "head energies: independent errors, var(E_ads) = std_adslab^2 + std_slab^2 + "
-    "sum_m w_m^2 std_m^2"
+    "sum_m w_m^2 std_m^2. Relative descriptors, the distance and the gap between neighbours "
+    "in the ranking: spread over heads as well (linearised), what heads do not carry added "
+    "as independent"
 )
 # Columns too bulky for the per-configuration table; flagged.parquet keeps them for DFT.
 DFT_COLUMNS = ("slab_structure", "reference_weights", "reference_structures")

@@ -2,12 +2,16 @@
 
 Distance: d = sqrt(sum_a ((E_a - v_a) / tol_a)^2) over the target adsorbates a, so d < 1 means
 "inside the tolerance box" for one target. Its uncertainty is the linearised propagation of
-the descriptor stds, sigma_d = sqrt(sum_a (z_a sigma_a / tol_a)^2) / d with z_a the scaled
-deviation (at d = 0: sqrt(sum_a (sigma_a / tol_a)^2)).
+the descriptors' errors: per ensemble head, d_h = d + sum_a z_a (E_a,h - E_a) / (tol_a d) with
+z_a the scaled deviation, and sigma_d the spread of d_h over heads, so that descriptors sharing a
+slab or gas references err together as the heads do. What the heads do not carry (fixed
+potentials' stds) and rows without heads add independently: sigma_a^2 z_a^2 / (tol_a d)^2 (at
+d = 0: sqrt(sum_a (sigma_a / tol_a)^2)).
 
 With a reference candidate, descriptors become E_a - E_a(reference): constant offsets of the
 gas reference scheme cancel, and targets are read as relative values (default 0: "like the
-reference").
+reference"). Their stds are spreads over heads of the per-head differences (the gas
+references' and fixed potentials' errors cancel); without heads, independent errors.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from catscreen.analysis.energies import head_std
 from catscreen.errors import CatscreenError
 
 _TARGET = re.compile(
@@ -73,6 +78,7 @@ def system_table(configs: pd.DataFrame) -> pd.DataFrame:
                 "n_anomalous": int(group.anomalous.sum()),
                 "e_ads_min": best.e_ads if best is not None else math.nan,
                 "e_ads_min_std": best.e_ads_std if best is not None else math.nan,
+                "e_ads_min_heads": best.e_ads_heads if best is not None else None,
                 "e_ads_spread": float(valid.e_ads.max() - valid.e_ads.min())
                 if len(valid)
                 else math.nan,
@@ -85,7 +91,8 @@ def system_table(configs: pd.DataFrame) -> pd.DataFrame:
 
 
 def descriptor_table(systems: pd.DataFrame) -> pd.DataFrame:
-    """One row per candidate; `E_<ads>` and `std_<ads>` columns from the system minima."""
+    """One row per candidate; `E_<ads>`, `std_<ads>` and `heads_<ads>` (per ensemble head, or
+    None) columns from the system minima."""
     dup = systems[systems.duplicated(["candidate", "adsorbate"], keep=False)]
     if len(dup):
         first = dup.iloc[0]
@@ -102,7 +109,42 @@ def descriptor_table(systems: pd.DataFrame) -> pd.DataFrame:
         sub = systems[systems.adsorbate == ads].set_index("candidate")
         table[f"E_{ads}"] = sub.e_ads_min
         table[f"std_{ads}"] = sub.e_ads_min_std
+        table[f"heads_{ads}"] = sub.e_ads_min_heads.reindex(table.index)
     return table.reset_index().sort_values("candidate", ignore_index=True)
+
+
+def _heads(value: object, n: int | None = None) -> np.ndarray | None:
+    """A cell of per-head values as an array, or None (no heads, or not `n` of them)."""
+    if value is None or isinstance(value, float):
+        return None
+    heads = np.asarray(value, dtype=float)
+    if len(heads) < 2 or (n is not None and len(heads) != n):
+        return None
+    return heads
+
+
+def _independent_var(std: float, heads: np.ndarray | None) -> float:
+    """The part of a std^2 the heads do not carry (fixed potentials; everything without heads)."""
+    return std**2 if heads is None else max(std**2 - head_std(heads) ** 2, 0.0)
+
+
+def _distance_spread(
+    z: np.ndarray, d: float, stds: np.ndarray, heads: list[np.ndarray | None], tol: np.ndarray
+) -> tuple[float, list[float] | None]:
+    """sigma_d of one candidate and its linearised distance per head (module docstring)."""
+    if not d > 0:
+        return float(np.sqrt(((stds / tol) ** 2).sum())), None
+    indep = sum(
+        (zk / (tk * d)) ** 2 * _independent_var(sk, hk)
+        for zk, sk, hk, tk in zip(z, stds, heads, tol, strict=True)
+    )
+    if any(h is None for h in heads) or len({len(h) for h in heads}) != 1:  # type: ignore[arg-type]
+        return float(np.sqrt(indep)), None
+    per_head = d + sum(
+        zk * (hk - hk.mean()) / (tk * d)
+        for zk, hk, tk in zip(z, heads, tol, strict=True)  # type: ignore[operator]
+    )
+    return float(np.sqrt(head_std(per_head) ** 2 + indep)), [float(v) for v in per_head]
 
 
 def apply_targets(
@@ -111,19 +153,34 @@ def apply_targets(
     reference: str | None,
     default_tolerance: float,
 ) -> tuple[pd.DataFrame, dict[str, Target]]:
-    """Add (relative) descriptors, distance and its sigma; sort by distance (missing last)."""
+    """Add (relative) descriptors, distance and its sigma; sort by distance (missing last).
+
+    `distance_heads` keeps each candidate's linearised distance per ensemble head, so that the
+    flip check can take the spread of a gap between two candidates head by head.
+    """
     table = table.copy()
     adsorbates = [c[2:] for c in table.columns if c.startswith("E_")]
-    prefix = "E_"
+    prefix, std_prefix, heads_prefix = "E_", "std_", "heads_"
     if reference is not None:
         ref = table[table.candidate == reference].iloc[0]
         for ads in adsorbates:
             table[f"rel_{ads}"] = table[f"E_{ads}"] - ref[f"E_{ads}"]
-            table[f"rel_std_{ads}"] = np.sqrt(table[f"std_{ads}"] ** 2 + ref[f"std_{ads}"] ** 2)
+            ref_heads = _heads(ref[f"heads_{ads}"])
+            rel_heads, rel_std = [], []
+            for std, value in zip(table[f"std_{ads}"], table[f"heads_{ads}"], strict=True):
+                heads = _heads(value, None if ref_heads is None else len(ref_heads))
+                if heads is None or ref_heads is None:  # independent errors
+                    rel_heads.append(None)
+                    rel_std.append(math.sqrt(std**2 + ref[f"std_{ads}"] ** 2))
+                else:
+                    rel_heads.append(heads - ref_heads)
+                    rel_std.append(head_std(heads - ref_heads))
+            table[f"rel_heads_{ads}"] = rel_heads
+            table[f"rel_std_{ads}"] = rel_std
         is_ref = table.candidate == reference
         table.loc[is_ref, [f"rel_std_{a}" for a in adsorbates]] = 0.0
         table["is_reference"] = is_ref
-        prefix = "rel_"
+        prefix, std_prefix, heads_prefix = "rel_", "rel_std_", "rel_heads_"
         if not targets:
             targets = {a: Target(0.0, default_tolerance) for a in adsorbates}
     unknown = sorted(set(targets) - set(adsorbates))
@@ -138,22 +195,28 @@ def apply_targets(
                 f"reference {reference} has no valid minimum for {', '.join(empty)} "
                 "(every placement failed or is anomalous); pick another --reference"
             )
+    internal = [c for c in table.columns if c.startswith(("heads_", "rel_heads_"))]
     if not targets:
         table["distance"] = math.nan
         table["distance_std"] = math.nan
-        return table, targets
-    std_prefix = "rel_std_" if reference is not None else "std_"
+        table["distance_heads"] = None
+        return table.drop(columns=internal), targets
+    tol = np.array([t.tolerance for t in targets.values()])
     z = np.column_stack(
         [(table[f"{prefix}{a}"] - t.value) / t.tolerance for a, t in targets.items()]
     )
-    s = np.column_stack([table[f"{std_prefix}{a}"] / t.tolerance for a, t in targets.items()])
+    stds = np.column_stack([table[f"{std_prefix}{a}"] for a in targets])
     d = np.sqrt((z**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sigma = np.where(
-            d > 0, np.sqrt(((z * s) ** 2).sum(axis=1)) / d, np.sqrt((s**2).sum(axis=1))
+    spreads = [
+        _distance_spread(
+            z[i], d[i], stds[i], [_heads(table[f"{heads_prefix}{a}"].iat[i]) for a in targets], tol
         )
+        for i in range(len(table))
+    ]
     table["distance"] = d
-    table["distance_std"] = sigma
+    table["distance_std"] = [s for s, _ in spreads]
+    table["distance_heads"] = [h for _, h in spreads]
+    table = table.drop(columns=internal)
     table = table.sort_values(["distance", "candidate"], na_position="last", ignore_index=True)
     table.insert(1, "rank", np.where(table.distance.notna(), np.arange(1, len(table) + 1), 0))
     return table, targets
