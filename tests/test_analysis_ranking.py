@@ -294,6 +294,15 @@ def test_distance_std_follows_errors_shared_between_descriptors():
     # O sits above its target and H below: a shared shift brings one closer and the other
     # farther, so the two effects partly cancel where the independent formula adds them
     assert cu.distance_std < 0.8 * independent
+    # one descriptor without heads (its adslab row lacks them): every error independent
+    df.loc[(df.bulk == "Cu") & (df.adsorbate == "H"), "energy_heads"] = None
+    cu = (
+        rank_results(df, RankSettings(targets=targets)).ranked.set_index("candidate").loc["Cu(111)"]
+    )
+    assert cu.distance_heads is None
+    assert cu.distance_std == pytest.approx(
+        math.hypot(z_o * cu.std_O / 0.2, z_h * cu.std_H / 0.4) / d
+    )
 
 
 def test_rank_flip_uses_the_spread_of_the_gap_over_heads(tmp_path):

@@ -77,13 +77,20 @@ def _std(value: object) -> float:
     return 0.0 if math.isnan(v) else v
 
 
-def _heads(row: pd.Series) -> np.ndarray | None:
-    """Each head's energy, or None where the row has none (see the module docstring)."""
-    value = row.get("energy_heads")
-    if value is None or isinstance(value, float) or len(value) < 2:
+def head_values(value: object, n: int | None = None) -> np.ndarray | None:
+    """A table cell of per-head values as an array; None for a cell without heads (None, NaN,
+    fewer than two, a non-finite one) or, given `n`, with another number of them."""
+    if value is None or isinstance(value, float) or len(value) < 2:  # type: ignore[arg-type]
         return None
     heads = np.asarray(value, dtype=float)
-    return heads if np.all(np.isfinite(heads)) else None
+    if not np.all(np.isfinite(heads)) or (n is not None and len(heads) != n):
+        return None
+    return heads
+
+
+def _heads(row: pd.Series) -> np.ndarray | None:
+    """Each head's energy, or None where the row has none (see the module docstring)."""
+    return head_values(row.get("energy_heads"))
 
 
 def _per_head(parts: list[tuple[float, np.ndarray | None]]) -> np.ndarray | None:

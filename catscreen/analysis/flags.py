@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from catscreen.analysis.energies import head_std
+from catscreen.analysis.energies import head_std, head_values
 
 
 def rank_within_systems(configs: pd.DataFrame) -> pd.Series:
@@ -28,11 +28,9 @@ def rank_within_systems(configs: pd.DataFrame) -> pd.Series:
 
 def _gap_std(a: pd.Series, b: pd.Series) -> float:
     """sigma of distance(b) - distance(a): head by head where both have per-head distances."""
-    ha, hb = a.get("distance_heads"), b.get("distance_heads")
-    if ha is None or hb is None or isinstance(ha, float) or isinstance(hb, float):
-        return math.hypot(a.distance_std, b.distance_std)
-    ha, hb = np.asarray(ha, dtype=float), np.asarray(hb, dtype=float)
-    if len(ha) != len(hb):
+    ha = head_values(a.get("distance_heads"))
+    hb = head_values(b.get("distance_heads"), None if ha is None else len(ha))
+    if ha is None or hb is None:
         return math.hypot(a.distance_std, b.distance_std)
     indep = sum(max(row.distance_std**2 - head_std(h) ** 2, 0.0) for row, h in ((a, ha), (b, hb)))
     return math.sqrt(head_std(hb - ha) ** 2 + indep)

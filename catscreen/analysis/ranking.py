@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from catscreen.analysis.energies import head_std
+from catscreen.analysis.energies import head_std, head_values
 from catscreen.errors import CatscreenError
 
 _TARGET = re.compile(
@@ -113,19 +113,9 @@ def descriptor_table(systems: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index().sort_values("candidate", ignore_index=True)
 
 
-def _heads(value: object, n: int | None = None) -> np.ndarray | None:
-    """A cell of per-head values as an array, or None (no heads, or not `n` of them)."""
-    if value is None or isinstance(value, float):
-        return None
-    heads = np.asarray(value, dtype=float)
-    if len(heads) < 2 or (n is not None and len(heads) != n):
-        return None
-    return heads
-
-
-def _independent_var(std: float, heads: np.ndarray | None) -> float:
-    """The part of a std^2 the heads do not carry (fixed potentials; everything without heads)."""
-    return std**2 if heads is None else max(std**2 - head_std(heads) ** 2, 0.0)
+def _independent_var(std: float, heads: np.ndarray) -> float:
+    """The part of a std^2 the heads do not carry (fixed potentials' stds)."""
+    return max(std**2 - head_std(heads) ** 2, 0.0)
 
 
 def _distance_spread(
@@ -134,12 +124,12 @@ def _distance_spread(
     """sigma_d of one candidate and its linearised distance per head (module docstring)."""
     if not d > 0:
         return float(np.sqrt(((stds / tol) ** 2).sum())), None
+    if any(h is None for h in heads) or len({len(h) for h in heads}) != 1:  # type: ignore[arg-type]
+        return float(np.sqrt((((z * stds) / (tol * d)) ** 2).sum())), None  # all independent
     indep = sum(
         (zk / (tk * d)) ** 2 * _independent_var(sk, hk)
         for zk, sk, hk, tk in zip(z, stds, heads, tol, strict=True)
     )
-    if any(h is None for h in heads) or len({len(h) for h in heads}) != 1:  # type: ignore[arg-type]
-        return float(np.sqrt(indep)), None
     per_head = d + sum(
         zk * (hk - hk.mean()) / (tk * d)
         for zk, hk, tk in zip(z, heads, tol, strict=True)  # type: ignore[operator]
@@ -165,10 +155,10 @@ def apply_targets(
         ref = table[table.candidate == reference].iloc[0]
         for ads in adsorbates:
             table[f"rel_{ads}"] = table[f"E_{ads}"] - ref[f"E_{ads}"]
-            ref_heads = _heads(ref[f"heads_{ads}"])
+            ref_heads = head_values(ref[f"heads_{ads}"])
             rel_heads, rel_std = [], []
             for std, value in zip(table[f"std_{ads}"], table[f"heads_{ads}"], strict=True):
-                heads = _heads(value, None if ref_heads is None else len(ref_heads))
+                heads = head_values(value, None if ref_heads is None else len(ref_heads))
                 if heads is None or ref_heads is None:  # independent errors
                     rel_heads.append(None)
                     rel_std.append(math.sqrt(std**2 + ref[f"std_{ads}"] ** 2))
@@ -209,7 +199,11 @@ def apply_targets(
     d = np.sqrt((z**2).sum(axis=1))
     spreads = [
         _distance_spread(
-            z[i], d[i], stds[i], [_heads(table[f"{heads_prefix}{a}"].iat[i]) for a in targets], tol
+            z[i],
+            d[i],
+            stds[i],
+            [head_values(table[f"{heads_prefix}{a}"].iat[i]) for a in targets],
+            tol,
         )
         for i in range(len(table))
     ]
