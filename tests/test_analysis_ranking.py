@@ -246,7 +246,7 @@ def with_heads(df: pd.DataFrame, offsets: dict[str, list[float]]) -> pd.DataFram
     return df
 
 
-def test_relative_descriptor_std_is_the_spread_over_heads(tmp_path):
+def test_relative_descriptor_std_is_the_spread_over_heads():
     """Relative to a reference candidate, the gas references' head errors cancel exactly: the
     std is the spread of the per-head difference, not two candidates' stds as independent."""
     gas = [0.3, -0.3, 0.2, -0.2]  # each head's error on H2O: shifts every E_O of that head
@@ -281,7 +281,7 @@ def test_distance_std_follows_errors_shared_between_descriptors():
     the distance moves by the sum of their signed effects, not by their quadrature."""
     slab = [0.1, -0.1, 0.05, -0.05]  # the Cu slab's head errors: E_ads,h = E_ads - slab_h
     df = with_heads(table(), {"Cu slab": slab})
-    # Cu: E_O -1.0, E_H 0.1; targets put O below and H above: z_O = 1, z_H = -0.5
+    # Cu: E_O -1.0 sits above its target, E_H 0.1 below its own: z_O = 1, z_H = -0.5
     targets = {"O": Target(-1.2, 0.2), "H": Target(0.3, 0.4)}
     out = rank_results(df, RankSettings(targets=targets))
     cu = out.ranked.set_index("candidate").loc["Cu(111)"]
