@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from test_analysis_helpers import emt_results, hand_results
+from test_analysis_helpers import emt_results, hand_results, with_heads
 
 from catscreen.analysis import RankSettings, load_references, rank_results, read_results
 from catscreen.errors import CatscreenError
@@ -39,29 +39,20 @@ def test_exact_adsorption_energies_and_propagated_std():
     assert out.metadata["settings"]["references"]["scheme"]["O"] == {"H2O": 1.0, "H2": -1.0}
 
 
-def _with_heads(df: pd.DataFrame, shift: dict[str, list[float]]) -> pd.DataFrame:
-    """Head energies around each row's energy: `shift[kind or molecule]` per head, so the
-    heads of the slab and the adslab can move together as a real ensemble's do."""
-    df = df.copy()
-    df["energy_heads"] = [
-        [r.energy + d for d in shift[r.adsorbate if r.kind == "gas" else r.kind]]
-        for r in df.itertuples()
-    ]
-    return df
-
-
 def test_adsorption_std_is_the_spread_over_heads(tmp_path):
     """Each head's E_ads from each head's energies: errors the heads share between slab and
     adslab cancel, as they do in a real ensemble (their totals spread by ~0.3 eV in enumerate's
     cells, their E_ads by 0.02-0.15 eV), instead of adding up as independent errors."""
     common = [0.3, -0.3, 0.2, -0.2]  # what every head gets wrong on the metal, shared
+    adslab = [c + d for c, d in zip(common, [0.02, -0.02, 0.0, 0.0], strict=True)]
     shifts = {
-        "slab": common,
-        "adslab": [c + d for c, d in zip(common, [0.02, -0.02, 0.0, 0.0], strict=True)],
+        "Pt slab": common,
+        "Pt O": adslab,
+        "Pt H": adslab,
         "H2": [0.01, -0.01, 0.0, 0.0],
         "H2O": [0.0, 0.0, 0.01, -0.01],
     }
-    df = _with_heads(hand(), shifts)
+    df = with_heads(hand(), shifts)
     c = rank_results(df).configs.set_index("adsorbate")
     # O: E_ads per head = (adslab - slab) - (H2O - H2) = [0.02, -0.02, 0, 0] - [-0.01, 0.01, 0.01, -0.01]
     expected = pd.Series([0.03, -0.03, -0.01, 0.01]).std()  # ddof 1, as the model's std

@@ -154,3 +154,20 @@ def hand_results(
             row("adslab", bulk, ads, a, a, e, site=site, std=std, miller=miller.get(bulk, "1,1,1"))
         )
     return pd.DataFrame.from_records(rows)
+
+
+def with_heads(df: pd.DataFrame, offsets: dict[str, list[float]]) -> pd.DataFrame:
+    """Four head energies per row around its energy: `offsets[key]` with key the gas molecule,
+    "<bulk> slab" or "<bulk> <adsorbate>" (zero where absent), so that errors can be shared
+    between rows as a real ensemble's are."""
+    df = df.copy()
+    keys = [
+        r.adsorbate
+        if r.kind == "gas"
+        else f"{r.bulk} {'slab' if r.kind == 'slab' else r.adsorbate}"
+        for r in df.itertuples()
+    ]
+    df["energy_heads"] = [
+        [e + d for d in offsets.get(k, [0.0] * 4)] for e, k in zip(df.energy, keys, strict=True)
+    ]
+    return df

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from test_analysis_helpers import hand_results
+from test_analysis_helpers import hand_results, with_heads
 
 from catscreen.analysis import (
     RankSettings,
@@ -228,30 +228,13 @@ def test_two_spin_contexts_of_one_system_are_not_mixed():
         rank_results(pd.concat([off, on], ignore_index=True))
 
 
-def with_heads(df: pd.DataFrame, offsets: dict[str, list[float]]) -> pd.DataFrame:
-    """Four head energies per row around its energy: `offsets[key]` with key the gas molecule,
-    "<bulk> slab" or "<bulk> <adsorbate>" (zero where absent), so that errors can be shared
-    between rows as a real ensemble's are."""
-    df = df.copy()
-    keys = [
-        r.adsorbate
-        if r.kind == "gas"
-        else f"{r.bulk} {'slab' if r.kind == 'slab' else r.adsorbate}"
-        for r in df.itertuples()
-    ]
-    df["energy_heads"] = [
-        [e + d for d in offsets.get(k, [0.0] * 4)] for e, k in zip(df.energy, keys, strict=True)
-    ]
-    df["energy_std"] = [pd.Series(h).std() for h in df.energy_heads]  # as the model reports it
-    return df
-
-
 def test_relative_descriptor_std_is_the_spread_over_heads():
     """Relative to a reference candidate, the gas references' head errors cancel exactly: the
     std is the spread of the per-head difference, not two candidates' stds as independent."""
     gas = [0.3, -0.3, 0.2, -0.2]  # each head's error on H2O: shifts every E_O of that head
     ni, ru = [0.02, -0.02, 0.0, 0.0], [0.0, 0.01, 0.0, -0.01]
     df = with_heads(table(), {"H2O": gas, "Ni O": ni, "Ru O": ru})
+    df["energy_std"] = [pd.Series(h).std() for h in df.energy_heads]  # as the model reports it
     settings = RankSettings(reference_candidate="Ru(0001)", targets={"O": Target(0.5, 0.2)})
     out = rank_results(df, settings)
     systems = out.systems.set_index(["candidate", "adsorbate"])

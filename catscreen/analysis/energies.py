@@ -88,11 +88,6 @@ def head_values(value: object, n: int | None = None) -> np.ndarray | None:
     return heads
 
 
-def _heads(row: pd.Series) -> np.ndarray | None:
-    """Each head's energy, or None where the row has none (see the module docstring)."""
-    return head_values(row.get("energy_heads"))
-
-
 def _per_head(parts: list[tuple[float, np.ndarray | None]]) -> np.ndarray | None:
     """sum_i c_i E_i head by head (the same head of every structure), or None when a
     structure lacks head energies or the head counts differ."""
@@ -118,7 +113,7 @@ def _index(rows: pd.DataFrame, key: str, what: str) -> dict[tuple[str, tuple[str
             _std(row.energy_std),
             row.final_structure,
             str(row.status) == "converged",
-            _heads(row),
+            head_values(row.get("energy_heads")),
         )
     return out
 
@@ -227,7 +222,10 @@ def adsorption_table(
         weights: dict[str, float] = {}
         gas_structures: dict[str, str] = {}
         gas_converged = True
-        parts = [(1.0, _heads(row)), (-1.0, slab.heads)]  # E_ads = sum c_i E_i, head by head
+        parts = [
+            (1.0, head_values(row.get("energy_heads"))),
+            (-1.0, slab.heads),
+        ]  # E_ads = sum c_i E_i, head by head
         if refs.fixed:
             ref_e, ref_std = refs.fixed_energy(comp, what)
         else:
