@@ -79,7 +79,7 @@ from catscreen.model import load_model
 from catscreen.model.api import magnetic_elements
 from catscreen.model.calculator import CatscreenCalculator
 from catscreen.paths import data_dir
-from catscreen.training.datasets import load_frames
+from catscreen.training.datasets import extxyz_files, load_frames
 from catscreen.training.dft_labels import pair_kind
 from catscreen.training.evaluate import (
     adsorption_spin_parts,
@@ -258,7 +258,7 @@ def at_size(systems: list[tuple], size: str, nudge: float) -> list[tuple]:
     terminations the enumerate-built passes name alike, a (host, facet, adsorbate) goes as a
     whole when any teacher pass holds it in any cell but the held-out systems' own."""
     if size == ENUMERATE:
-        shards = (data_dir() / "training").glob("teacher*/*/*-*.extxyz.[gx]z")
+        shards = extxyz_files(data_dir() / "training", "teacher*/*/*-*")
         own = {sid for *_, sid in systems}
         elsewhere = {
             triple(sid)
@@ -277,9 +277,9 @@ def at_size(systems: list[tuple], size: str, nudge: float) -> list[tuple]:
         raise SystemExit(f"--size: expected AxBxC (e.g. 3x3x3) or {ENUMERATE}, got {size!r}")
     if size in cells:
         raise SystemExit(f"--size {size} is the held-out systems' own cell: leave --size out")
-    # the ASE-builder shards name their cell (slab-Cu-111-3x3x3.extxyz.gz); enumerated ones never
+    # the ASE-builder shards name their cell (slab-Cu-111-3x3x3.extxyz.xz); enumerated ones never
     # hold these sids
-    shards = (data_dir() / "training").glob(f"teacher*/*/slab-*-{size}.extxyz.[gx]z")
+    shards = extxyz_files(data_dir() / "training", f"teacher*/*/slab-*-{size}")
     taken = {a.info["sid"] for path in shards for a in load_frames(path)}
     out = {}
     for host, facet, ads, sid in systems:
@@ -643,6 +643,35 @@ def judge(relaxed: Relaxed, nudge: float) -> list[str]:
     return changed
 
 
+def teacher_relaxations(
+    systems: list[tuple],
+    nudge: float,
+    steps: int,
+    cache: Path | None,
+    protocol: dict,
+    load_teacher=lambda: load_model("chgnet-pbe"),  # noqa: ANN001
+    log=print,  # noqa: ANN001
+) -> tuple[Relaxed, object | None]:
+    """The teacher's relaxations of `systems`: the cache's, and the systems it lacks relaxed now
+    (the cache rewritten after each); with the teacher, when it was loaded. A system whose clean
+    slab is cached is whole, as the cache is written only after a system's last placement."""
+    cached = read_teacher_cache(cache, protocol) if cache and cache.exists() else Relaxed()
+    missing = [s for s in systems if f"slab:{s[3]}" not in cached.energies]
+    if not missing:
+        return cached, None
+    teacher = load_teacher()
+    relax_systems(
+        teacher,
+        missing,
+        nudge,
+        steps,
+        log=log,
+        out=cached,
+        saved=(lambda r: write_teacher_cache(cache, protocol, r)) if cache else None,
+    )
+    return cached, teacher
+
+
 def read_teacher_cache(path: Path, protocol: dict) -> Relaxed:
     """The cached teacher relaxations, refused when made under another protocol (a flat file
     is the old format: exact placements, 100 steps, no anomalies), unless only the anomaly
@@ -941,22 +970,9 @@ def main() -> None:
     protocol = run_protocol(args.nudge, args.steps, args.size)
     if base is not None:  # before hours of relaxations, not after
         check_comparable(base, protocol, systems=[s[3] for s in systems])
-    cache = args.teacher_cache
-    cached = Relaxed()
-    if cache and cache.exists():
-        cached = read_teacher_cache(cache, protocol)
-    teacher = None
-    missing = [s for s in systems if f"slab:{s[3]}" not in cached.energies]
-    if missing:
-        teacher = load_model("chgnet-pbe")
-        relax_systems(
-            teacher,
-            missing,
-            args.nudge,
-            args.steps,
-            out=cached,
-            saved=(lambda r: write_teacher_cache(cache, protocol, r)) if cache else None,
-        )
+    cached, teacher = teacher_relaxations(
+        systems, args.nudge, args.steps, args.teacher_cache, protocol
+    )
     teacher_e = cached.energies
     mine = relax_systems(model, systems, args.nudge, args.steps)
     model_e, model_final = mine.energies, mine.structures

@@ -113,12 +113,12 @@ def test_cli_labels_a_real_spin_pair_and_resumes(tmp_path, monkeypatch):
         "--spin",
         "on",
         "--out",
-        str(tmp_path / "again.extxyz"),
+        str(tmp_path / "again.extxyz.xz"),  # compressed as named
     ]
     result = runner.invoke(cli, args + low + ["--work", str(tmp_path / "spin-on.parts")])
     assert result.exit_code == 0, result.output
     assert (
-        load_frames(tmp_path / "again.extxyz")[0].get_potential_energy()
+        load_frames(tmp_path / "again.extxyz.xz")[0].get_potential_energy()
         == on.get_potential_energy()
     )
     # the same parts with another cutoff would pass old labels off as new ones

@@ -470,13 +470,21 @@ def test_accuracy_in_enumerate_cells_and_a_resumed_teacher_cache(
     }
     first = dict(kept.energies)
     relaxations.clear()
-    acc.relax_systems(model, two[1:], 0.1, 2, log=lambda _: None, out=kept, saved=save)
+    kept, teacher = acc.teacher_relaxations(
+        two, 0.1, 2, cache, protocol, load_teacher=lambda: model, log=lambda _: None
+    )
+    assert teacher is model
     fe_clean, fe_starts = acc.system_starts("Fe-110-t0-H", "H", 0.1)
     # only the second system is relaxed on resuming: its slab and placements, no gas again
     assert sum(relaxations.values()) == 1 + len(fe_starts)
     assert relaxations[len(fe_clean)] == 1
     assert {k: kept.energies[k] for k in first} == first  # gas and the first system kept
     assert acc.read_teacher_cache(cache, protocol).energies == kept.energies
+    relaxations.clear()  # all cached: nothing relaxed, the teacher not even loaded
+    again, teacher = acc.teacher_relaxations(
+        two, 0.1, 2, cache, protocol, load_teacher=lambda: pytest.fail("loaded")
+    )
+    assert teacher is None and not relaxations and again.energies == kept.energies
     assert set(acc.adsorption_energies(kept.energies, two)) == {
         k for _, _, ads, sid in two for k in acc.system_starts(sid, ads, 0.1)[1]
     }

@@ -12,7 +12,7 @@ from ase.constraints import FixAtoms
 
 from catscreen.build.bulks import bulk_library, library_bulk
 from catscreen.errors import CatscreenError
-from catscreen.training.datasets import load_frames, read_extxyz
+from catscreen.training.datasets import load_frames, read_extxyz, write_extxyz
 from catscreen.training.generate import (
     HOSTS,
     GenerateSettings,
@@ -23,7 +23,6 @@ from catscreen.training.generate import (
     plan,
     read_avoid,
     slab_sites,
-    write_frames,
 )
 
 
@@ -157,7 +156,7 @@ def test_exclude_from_skips_adsorbates_an_earlier_pass_placed(tmp_path: Path) ->
         a = add_adsorbate_at(slab, ads, "fcc")
         a.info.update(kind="adslab", adsorbate=ads, sid=f"Pt-111-2x2x3-{ads}")
         earlier.append(a)
-    write_frames(earlier, tmp_path / "slab-Pt-111-2x2x3.extxyz.gz")
+    write_extxyz(earlier, tmp_path / "slab-Pt-111-2x2x3.extxyz.gz")
     settings = GenerateSettings(
         metals=("Pt",), alloys=(), large_cells=False, adsorbates=("O", "H", "N"),
         adsorbates_per_slab=3, relax_steps=1, md_steps=0, exclude_from=str(tmp_path),
@@ -286,7 +285,8 @@ def test_avoid_file_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_xz_shards_read_as_gzip_ones_and_count_as_drawn(tmp_path: Path) -> None:
-    """The committed passes are xz: the loaders and --exclude-from must read them."""
+    """The committed passes are xz: the loaders and --exclude-from must read them. A shard
+    written again from the same frames is the same file, byte for byte (git sees no change)."""
     from catscreen.training.generate import _drawn_before
 
     slab = make_slab("Pt", "111", (2, 2, 3), 6.0)
@@ -297,9 +297,17 @@ def test_xz_shards_read_as_gzip_ones_and_count_as_drawn(tmp_path: Path) -> None:
         a.get_potential_energy()
         a.info.update(kind="adslab", sid=f"Pt-111-2x2x3-{ads}", spin="off", fidelity="emt")
         frames.append(a)
-    write_frames(frames, tmp_path / "gz" / "slab-Pt-111-2x2x3.extxyz.gz")
-    write_frames(frames, tmp_path / "xz" / "slab-Pt-111-2x2x3.extxyz.xz")
-    assert (tmp_path / "xz" / "slab-Pt-111-2x2x3.extxyz.xz").read_bytes()[:6] == b"\xfd7zXZ\x00"
+    written = {}
+    for z in ("gz", "xz"):
+        path = tmp_path / z / f"slab-Pt-111-2x2x3.extxyz.{z}"
+        write_extxyz(frames, path)
+        written[z] = path.read_bytes()
+        write_extxyz(frames, path)  # through another temporary file, at another time
+        assert path.read_bytes() == written[z]
+        assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+    assert written["xz"][:6] == b"\xfd7zXZ\x00" and written["gz"][:2] == b"\x1f\x8b"
+    write_extxyz(frames, tmp_path / "plain.extxyz")
+    assert (tmp_path / "plain.extxyz").read_text().startswith(f"{len(frames[0])}\n")
     gz, xz = load_frames(tmp_path / "gz"), load_frames(tmp_path / "xz")
     assert [a.info["sid"] for a in xz] == [a.info["sid"] for a in gz]
     for a, b in zip(gz, xz, strict=True):

@@ -53,12 +53,11 @@ def _label_dft(
 
 def _label_teacher(teacher: str, input_path: Path, out: Path) -> None:
     """Teacher labels; the spin context follows `--spin auto` (see the datasheet)."""
-    from catscreen.training.datasets import read_extxyz
-    from catscreen.training.generate import write_frames
+    from catscreen.training.datasets import read_extxyz, write_extxyz
     from catscreen.training.teacher import label
 
     labelled = label(read_extxyz(input_path), teacher)
-    write_frames(labelled, out)
+    write_extxyz(labelled, out)
     console.print(f"{len(labelled)} structures labelled by {teacher} -> {out}")
 
 

@@ -13,15 +13,16 @@ import gzip
 import io
 import lzma
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from ase import Atoms
-from ase.io import read
+from ase.io import read, write
 
 from catscreen.errors import CatscreenError, first_line
+from catscreen.io import atomic_path
 
 EXTXYZ_SUFFIXES = (".extxyz", ".xyz", ".extxyz.gz", ".xyz.gz", ".extxyz.xz", ".xyz.xz")
 DB_SUFFIXES = (".db",)
@@ -117,6 +118,27 @@ def opener_for(path: Path) -> Callable[..., IO[str]]:
     return {".gz": gzip.open, ".xz": lzma.open}.get(path.suffix, open)  # type: ignore[return-value]
 
 
+def extxyz_files(root: Path, pattern: str) -> list[Path]:
+    """The extxyz files under `root` (any of `EXTXYZ_SUFFIXES`) whose names before the suffix
+    match the glob `pattern`, in name order."""
+    return sorted(p for p in root.glob(f"{pattern}.*") if p.name.endswith(EXTXYZ_SUFFIXES))
+
+
+def write_extxyz(frames: Iterable[Atoms], path: Path) -> None:
+    """extxyz compressed as the name says (.gz; .xz as `xz -9e`, the committed passes' form;
+    else plain), written atomically. The same frames give the same bytes (no time or temporary
+    name in a gzip header), so a shard made again shows no change to git."""
+    text = io.StringIO()
+    write(text, list(frames), format="extxyz")
+    data = text.getvalue().encode()
+    if path.suffix == ".gz":
+        data = gzip.compress(data, mtime=0)
+    elif path.suffix == ".xz":
+        data = lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def read_extxyz(path: Path) -> list[Atoms]:
     """Every frame of an extxyz file, compressed or not.
 
@@ -160,7 +182,7 @@ def load_frames(path: str | Path, defaults: ContextDefaults = ContextDefaults())
     if not p.exists():
         raise CatscreenError(f"file not found: {p}")
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.name.endswith(EXTXYZ_SUFFIXES))
+        files = extxyz_files(p, "*")
         if not files:
             raise CatscreenError(f"no extxyz files in folder {p}")
         frames = [a for f in files for a in read_extxyz(f)]

@@ -11,9 +11,7 @@ Run the built-in spin-pair set in the background with
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
-import io
 import os
 import re
 import time
@@ -43,6 +41,7 @@ from ase.io import read, write
 
 from catscreen.errors import CatscreenError
 from catscreen.io import atomic_path
+from catscreen.training.datasets import write_extxyz
 
 SPINS: tuple[str, ...] = ("off", "on")
 # Initial moments for spin-on runs (muB); anything else starts at 0 and may still polarise
@@ -210,16 +209,10 @@ def label_structures(
 
 
 def collect(paths: Iterable[Path], out: Path) -> int:
-    """Gather converged parts into one extxyz (`.gz` compresses, reproducibly); returns count."""
+    """Gather converged parts into one extxyz (compressed as its name says); returns count."""
     frames = [read(p, format="extxyz") for p in paths if p.exists()]
     frames = [a for a in frames if a.info.get("converged", False)]
-    buf = io.StringIO()
-    write(buf, frames, format="extxyz")
-    data = buf.getvalue().encode()
-    if out.name.endswith(".gz"):
-        data = gzip.compress(data, mtime=0)
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(data)
+    write_extxyz(frames, out)
     return len(frames)
 
 

@@ -25,7 +25,6 @@ from ase import Atoms
 from ase.build import add_adsorbate, bcc100, bcc110, bulk, fcc100, fcc110, fcc111, hcp0001
 from ase.constraints import FixAtoms
 from ase.data import atomic_numbers, reference_states
-from ase.io import write
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.optimize import BFGS
@@ -40,9 +39,8 @@ from catscreen.build.placements import heuristic_orientation, nudged, place
 from catscreen.build.sites import find_sites
 from catscreen.build.slabs import Miller, parse_miller
 from catscreen.errors import CatscreenError
-from catscreen.io import atomic_path
 from catscreen.training import teacher
-from catscreen.training.datasets import opener_for, read_extxyz
+from catscreen.training.datasets import extxyz_files, read_extxyz, write_extxyz
 
 STRUCTURE_DIR = "structures"
 CRYSTAL: dict[str, str] = {
@@ -320,11 +318,8 @@ def _drawn_before(settings: GenerateSettings, shard: str) -> set[str]:
     same way twice, so redrawing them repeats its frames."""
     if not settings.exclude_from:
         return set()
-    # a work folder's shards are gzip; the committed passes xz
-    paths = [Path(settings.exclude_from) / f"{shard}.extxyz{z}" for z in (".gz", ".xz")]
-    return {
-        str(a.info["sid"]) for p in paths if p.exists() for a in read_extxyz(p) if "sid" in a.info
-    }
+    paths = extxyz_files(Path(settings.exclude_from), shard)  # work folder: gzip; committed: xz
+    return {str(a.info["sid"]) for p in paths for a in read_extxyz(p) if "sid" in a.info}
 
 
 def read_avoid(path: Path) -> frozenset[tuple[str, Miller, str]]:
@@ -574,12 +569,6 @@ def _seed(settings: GenerateSettings, name: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def write_frames(frames: Sequence[Atoms], path: Path) -> None:
-    """extxyz (compressed by the name's .gz or .xz), written atomically."""
-    with atomic_path(path) as tmp, opener_for(path)(tmp, "wt") as fh:
-        write(fh, list(frames), format="extxyz")
-
-
 def _mirror(frames: Iterable[Atoms], fraction: float) -> list[Atoms]:
     """Copies of some spin-off frames as spin on: a non-magnetic metal's spin-polarised result is
     its spin-off result, and the on context then knows every element's reference energy."""
@@ -612,7 +601,7 @@ def label_shard(structures: Path, out: Path, teacher_name: str, mirror_fraction:
     frames = read_extxyz(structures)
     labelled = teacher.label(frames, teacher_name, batch_size=label_batch_size(frames))
     labelled += _mirror(labelled, mirror_fraction)
-    write_frames(labelled, out)
+    write_extxyz(labelled, out)
     return len(labelled)
 
 
@@ -637,7 +626,7 @@ def generate(
                 f.info["fid"] = counter.get(f.info["sid"], 0)
                 counter[f.info["sid"]] = f.info["fid"] + 1
                 f.calc = None
-            write_frames(frames, path)
+            write_extxyz(frames, path)
             log(f"{shard.name}: {len(frames)} structures in {time.perf_counter() - t0:.0f} s")
         for t in teachers:
             t0 = time.perf_counter()
