@@ -97,6 +97,24 @@ def test_fixed_potentials_from_yaml_and_csv(tmp_path):
         assert c.loc["H", "e_ads"] == pytest.approx(-0.6)
 
 
+def test_blank_numbers_in_a_references_file(tmp_path):
+    """A blank cell reads as NaN: as a potential it is refused, as a std it is no error bar
+    (the YAML form's missing `std`), never NaN spread through E_ads and the flags."""
+    (tmp_path / "blank_std.csv").write_text("element,mu,mu_std\nO,-7.0,0.1\nH,-3.0,\n")
+    refs = load_references(tmp_path / "blank_std.csv")
+    out = rank_results(hand(), RankSettings(references=refs))
+    assert out.configs.set_index("adsorbate").loc["H", "e_ads_std"] == pytest.approx(0.04)
+    for name, text in [
+        ("blank_mu.csv", "element,mu\nO,-7.0\nH,\n"),
+        ("blank_coefficient.csv", "element,molecule,coefficient\nO,H2O,1\nO,H2,\n"),
+        ("nan.yaml", "potentials:\n  O: {mu: .nan}\n"),
+        ("negative_std.yaml", "potentials:\n  O: {mu: -7.0, std: -0.1}\n"),
+    ]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(CatscreenError, match="no valid number for (H|O)"):
+            load_references(tmp_path / name)
+
+
 def test_scheme_from_csv(tmp_path):
     (tmp_path / "s.csv").write_text("element,molecule,coefficient\nO,H2O,1\nO,H2,-1\nH,H2,0.5\n")
     out = rank_results(hand(), RankSettings(references=load_references(tmp_path / "s.csv")))
@@ -245,6 +263,27 @@ def _untagged(text: str) -> str:
         (
             lambda df: df.assign(final_structure=df.final_structure.where(df.kind != "slab", "")),
             "final_structure of Pt-111-0-clean is missing",
+        ),
+        # another tool's table: empty or text cells name their row, not a traceback
+        (lambda df: df.assign(site_atoms="a,b"), "site_atoms of Pt-111-0-O-fcc is 'a,b'"),
+        (
+            lambda df: df.assign(
+                energy_std=df.energy_std.astype(object).where(df.kind != "slab", "x")
+            ),
+            "energy_std of Pt-111-0-clean is 'x', not a number",
+        ),
+        (
+            lambda df: df.assign(system_id=df.system_id.where(df.kind != "adslab")),
+            "system_id of Pt-111-0-O-fcc is empty",
+        ),
+        (
+            lambda df: df.assign(kind=df.kind.where(df.kind != "adslab")),
+            "kind of Pt-111-0-O-fcc is empty",
+        ),
+        (lambda df: df.assign(model=None), "model of gas-H2 is empty"),
+        (
+            lambda df: df.assign(energy_heads="[-6.8, -6.7]"),
+            "energy_heads of gas-H2 is '[-6.8, -6.7]', not a list of energies",
         ),
     ],
 )

@@ -228,6 +228,27 @@ def test_two_spin_contexts_of_one_system_are_not_mixed():
         rank_results(pd.concat([off, on], ignore_index=True))
 
 
+def test_a_system_is_one_adsorbate_on_one_slab():
+    """Ids from another tool that join placements of two slabs would make one minimum of both;
+    two slabs of one facet (2x2 and 3x3 cells) are named as such, not as spin contexts."""
+    df = table()
+    pt = (df.kind == "adslab") & (df.bulk == "Pt") & (df.adsorbate == "O")
+    cu = (df.kind == "adslab") & (df.bulk == "Cu") & (df.adsorbate == "O")
+    shared = df.assign(system_id=df.system_id.mask(cu, df.system_id[pt].iloc[0]))
+    with pytest.raises(
+        CatscreenError, match=r"holds placements of 2 slab\(s\) \(Cu\(111\) \+ O; Pt"
+    ):
+        rank_results(shared)
+    pt_rows = df[df.bulk == "Pt"]
+    bigger = pt_rows.assign(
+        slab_id=pt_rows.slab_id + "-3x3",
+        system_id=pt_rows.system_id + "-3x3",
+        config_id=pt_rows.config_id + "-3x3",
+    )
+    with pytest.raises(CatscreenError, match=r"Pt\(111\) \+ (H|O) appears on 2 slabs"):
+        rank_results(pd.concat([df, bigger], ignore_index=True))
+
+
 def test_relative_descriptor_std_is_the_spread_over_heads():
     """Relative to a reference candidate, the gas references' head errors cancel exactly: the
     std is the spread of the per-head difference, not two candidates' stds as independent."""

@@ -130,11 +130,43 @@ def _structure(text: object, column: str, config_id: object) -> Atoms:
         ) from exc
 
 
-def _parse_site(value: object) -> list[int] | None:
+def _parse_site(value: object, config_id: object) -> list[int] | None:
     text = str(value or "").strip()
     if not text or text == "nan":
         return None
-    return sorted(int(v) for v in text.split(","))
+    try:
+        return sorted(int(v) for v in text.split(","))
+    except ValueError:
+        raise CatscreenError(
+            f"site_atoms of {config_id} is {text!r}, not comma-separated atom indices"
+        ) from None
+
+
+def check_cells(results: pd.DataFrame) -> None:
+    """The cells a ranking reads, as `relax` writes them: another tool's table that leaves one
+    empty or fills it with text gets one line naming the row, not a traceback mid-ranking.
+    Gas rows have no slab, so no system, slab, bulk or facet."""
+    ids = results.config_id.astype(str).where(
+        results.config_id.notna(), "row " + results.index.astype(str)
+    )
+    surface = results.kind != "gas"
+    needed = {c: results[c].notna() for c in ("config_id", "kind", "adsorbate", "status", *CONTEXT)}
+    for col in ("system_id", "slab_id", "bulk", "miller"):  # termination: candidate_of
+        needed[col] = results[col].notna() | ~surface
+    given = results.energy_std.notna()
+    needed["energy_std"] = ~given | pd.to_numeric(results.energy_std, errors="coerce").notna()
+    if "energy_heads" in results:
+        needed["energy_heads"] = ~results.energy_heads.map(lambda v: isinstance(v, (str, bytes)))
+    for col, ok in needed.items():
+        if not ok.all():
+            first = (~ok).to_numpy().nonzero()[0][0]
+            value = results[col].iloc[first]
+            if pd.isna(value):  # the failing cells are empty or text, never arrays
+                what = "empty"
+            else:
+                kind = "a list of energies" if col == "energy_heads" else "a number"
+                what = f"{value!r}, not {kind}"
+            raise CatscreenError(f"results: {col} of {ids.iloc[first]} is {what}")
 
 
 def adsorbate_composition(atoms: Atoms) -> dict[str, int]:
@@ -167,6 +199,7 @@ def adsorption_table(
     missing = [c for c in REQUIRED if c not in results.columns]
     if missing:
         raise CatscreenError(f"results lack required column(s): {', '.join(missing)}")
+    check_cells(results)
     unknown = sorted(set(results.kind.astype(str)) - {"slab", "adslab", "gas"})
     if unknown:
         raise CatscreenError(f"results have unknown kind(s): {', '.join(unknown)}")
@@ -255,7 +288,11 @@ def adsorption_table(
                 clean, bonds=reference.bonds, tolerance=reference.tolerance
             )
         report = detect_anomalies(
-            initial, final, references[slab.config_id], _parse_site(row.site_atoms), bond_tolerance
+            initial,
+            final,
+            references[slab.config_id],
+            _parse_site(row.site_atoms, row.config_id),
+            bond_tolerance,
         )
         names = report.names + ([] if row.status == "converged" else ["not_converged"])
         names += [] if slab.converged else ["slab_not_converged"]

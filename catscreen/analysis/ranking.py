@@ -56,6 +56,15 @@ def parse_target(text: str, default_tolerance: float) -> tuple[str, Target]:
 
 def system_table(configs: pd.DataFrame) -> pd.DataFrame:
     """Per system: lowest valid placement, its site, the spread across valid placements."""
+    # a system is one adsorbate on one slab: results whose ids say otherwise (another tool's)
+    # would merge placements of several surfaces into one minimum
+    for sid, group in configs.groupby("system_id", dropna=False):
+        surfaces = sorted({f"{r.candidate} + {r.adsorbate}" for r in group.itertuples()})
+        if len(surfaces) > 1 or len(group.slab_id.unique()) > 1:
+            raise CatscreenError(
+                f"system_id {sid} holds placements of {len(group.slab_id.unique())} slab(s) "
+                f"({'; '.join(surfaces)}): one system is one adsorbate on one slab"
+            )
     rows = []
     # one row per spin context: --spin auto gives each system one, and a table holding two
     # (spin on and off runs of the same configurations) must not mix them in one minimum
@@ -96,9 +105,15 @@ def descriptor_table(systems: pd.DataFrame) -> pd.DataFrame:
     dup = systems[systems.duplicated(["candidate", "adsorbate"], keep=False)]
     if len(dup):
         first = dup.iloc[0]
+        same = dup[(dup.candidate == first.candidate) & (dup.adsorbate == first.adsorbate)]
+        if same.slab_id.nunique() > 1:  # e.g. 2x2 and 3x3 cells of one facet
+            raise CatscreenError(
+                f"{first.candidate} + {first.adsorbate} appears on {same.slab_id.nunique()} "
+                f"slabs ({', '.join(sorted(same.slab_id))}); rank each slab's results separately"
+            )
         raise CatscreenError(
             f"{first.candidate} + {first.adsorbate} appears in several spin contexts "
-            f"({', '.join(sorted(dup.spin.unique()))}); rank each context separately"
+            f"({', '.join(sorted(same.spin.unique()))}); rank each context separately"
         )
     adsorbates = sorted(systems.adsorbate.unique())
     base = systems.drop_duplicates("candidate")[

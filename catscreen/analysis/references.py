@@ -30,6 +30,19 @@ class References:
     stds: dict[str, float] = field(default_factory=dict)
     source: str = "default"
 
+    def __post_init__(self) -> None:
+        # a blank cell reads as NaN, which would pass silently into every E_ads and flag
+        bad = [
+            f"{el} {m}"
+            for el, combo in self.scheme.items()
+            for m, c in combo.items()
+            if not math.isfinite(c)
+        ]
+        bad += [el for el, mu in self.potentials.items() if not math.isfinite(mu)]
+        bad += [f"{el} std" for el, sd in self.stds.items() if not (math.isfinite(sd) and sd >= 0)]
+        if bad:
+            raise CatscreenError(f"references {self.source}: no valid number for {', '.join(bad)}")
+
     @property
     def fixed(self) -> bool:
         return bool(self.potentials)
@@ -124,7 +137,8 @@ def _from_csv(p: Path) -> References:
             scheme.setdefault(str(row.element), {})[str(row.molecule)] = float(row.coefficient)
         return References(scheme=scheme, source=str(p))
     if {"element", "mu"} <= cols:
-        stds = df.set_index("element")["mu_std"] if "mu_std" in cols else pd.Series(dtype=float)
+        # a blank std is no error bar, as a YAML potential without `std`
+        stds = df.set_index("element")["mu_std"].fillna(0.0) if "mu_std" in cols else {}
         return References(
             potentials={str(k): float(v) for k, v in df.set_index("element")["mu"].items()},
             stds={str(k): float(v) for k, v in stds.items()},
