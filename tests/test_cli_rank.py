@@ -79,6 +79,27 @@ def test_write_dft(results_file, tmp_path):
     folders = sorted(p.name for p in (tmp_path / "dft").iterdir())
     assert len(folders) == 4 + 2 + 3  # 4 minima, 2 clean slabs; H2, H2O and N2
     assert all((tmp_path / "dft" / f / "INCAR").exists() for f in folders)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
+
+    # A second set of flags never lands among the first one's folders (where DFT may have run):
+    # refused before the rank tables are touched, as is a file in the folder's place.
+    (tmp_path / "dft" / folders[0] / "OUTCAR").write_text("a finished run")
+    tables = {p: p.read_bytes() for p in results_file.parent.glob("*.parquet") if p != results_file}
+    for target in (tmp_path / "dft", results_file):
+        res = runner.invoke(
+            app, ["rank", str(results_file), "--top-k", "2", "--write-dft", "gpaw", str(target)]
+        )
+        assert res.exit_code == 2, res.output
+        assert ("is not empty" if target.is_dir() else "is a file") in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in tables} == tables
+    assert sorted(p.name for p in (tmp_path / "dft").iterdir()) == folders
+    assert (tmp_path / "dft" / folders[0] / "OUTCAR").read_text() == "a finished run"
+    (tmp_path / "empty").mkdir()  # an empty folder is as good as a new one
+    res = runner.invoke(
+        app, ["rank", str(results_file), "--write-dft", "gpaw", str(tmp_path / "empty")]
+    )
+    assert res.exit_code == 0 and (tmp_path / "empty" / folders[0] / "run_gpaw.py").exists()
 
 
 def _bad(tmp_path, results: pd.DataFrame) -> str:

@@ -19,7 +19,7 @@ from catscreen.analysis import (
 )
 from catscreen.cli.common import cli_errors, console, err_console
 from catscreen.dft import DftSettings, write_dft_inputs
-from catscreen.dft.tasks import ENGINES
+from catscreen.dft.tasks import ENGINES, check_dft_folder
 from catscreen.errors import CatscreenError
 
 FORMATS = ("table", "csv", "json")
@@ -113,16 +113,20 @@ def rank_command(
         "table", "--format", help="table | csv | json (the ranked candidates)."
     ),
     write_dft: tuple[str, Path] | None = typer.Option(
-        None, "--write-dft", help="ENGINE DIR: vasp or gpaw inputs for every flagged row."
+        None,
+        "--write-dft",
+        help="ENGINE DIR: vasp or gpaw inputs for every flagged row, in a new or empty DIR.",
     ),
 ) -> None:
     """Rank candidates by adsorption-energy descriptors and flag placements for DFT."""
     if fmt not in FORMATS:
         raise CatscreenError(f"unknown --format {fmt!r}; expected table, csv or json")
-    if write_dft is not None and write_dft[0] not in ENGINES:  # before anything is written
-        raise CatscreenError(
-            f"unknown DFT engine {write_dft[0]!r}; expected one of {', '.join(ENGINES)}"
-        )
+    if write_dft is not None:  # before anything is written
+        if write_dft[0] not in ENGINES:
+            raise CatscreenError(
+                f"unknown DFT engine {write_dft[0]!r}; expected one of {', '.join(ENGINES)}"
+            )
+        check_dft_folder(write_dft[1])
     settings = RankSettings(
         references=load_references(references),
         targets=dict(parse_target(t, tolerance) for t in target),

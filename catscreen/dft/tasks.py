@@ -8,6 +8,8 @@ flagged.parquet carries their structures (`slab_structure`, `reference_structure
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pandas as pd
 from catscreen.dft.gpaw import write_gpaw_script
 from catscreen.dft.settings import DftSettings, gas_spin, prepare
 from catscreen.dft.vasp import write_vasp_inputs
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, first_line
 
 FLAGGED_REQUIRED = (
     "config_id",
@@ -66,20 +68,45 @@ def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
     return list(tasks.values())
 
 
+def check_dft_folder(out: Path) -> None:
+    """DFT inputs go to a new or empty folder: one holding other calculations (an older set of
+    flags, or DFT already run there) is neither mixed in nor overwritten."""
+    if out.exists() and not out.is_dir():
+        raise CatscreenError(f"DFT inputs: {out} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise CatscreenError(
+            f"DFT inputs: {out} is not empty; give a new folder (calculations in it are never "
+            "overwritten or mixed with a new set of flags)"
+        )
+
+
 def write_dft_inputs(
     flagged: pd.DataFrame, engine: str, out_dir: str | Path, settings: DftSettings
 ) -> list[Path]:
-    """One folder per calculation under `out_dir` (VASP inputs or a GPAW script)."""
+    """One folder per calculation under `out_dir` (VASP inputs or a GPAW script), all or none:
+    written beside it and renamed into place."""
     if engine not in ENGINES:
         raise CatscreenError(f"unknown DFT engine {engine!r}; expected one of {', '.join(ENGINES)}")
     out = Path(out_dir)
-    folders = []
-    for task in dft_tasks(flagged):
-        folder = out / task.name
-        if engine == "vasp":
-            atoms = prepare(task.structure, task.kind, task.spin, settings)
-            write_vasp_inputs(atoms, task.spin, task.kind, settings, folder, task.name)
-        else:
-            write_gpaw_script(task.structure, task.kind, task.spin, settings, folder, task.name)
-        folders.append(folder)
-    return folders
+    check_dft_folder(out)
+    tasks = dft_tasks(flagged)
+    tmp: Path | None = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        for task in tasks:
+            folder = tmp / task.name
+            if engine == "vasp":
+                atoms = prepare(task.structure, task.kind, task.spin, settings)
+                write_vasp_inputs(atoms, task.spin, task.kind, settings, folder, task.name)
+            else:
+                write_gpaw_script(task.structure, task.kind, task.spin, settings, folder, task.name)
+        if out.exists():
+            out.rmdir()  # empty: checked above
+        tmp.rename(out)
+    except OSError as exc:
+        raise CatscreenError(f"cannot write DFT inputs to {out}: {first_line(exc)}") from exc
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp)
+    return [out / task.name for task in tasks]
