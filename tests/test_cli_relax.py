@@ -106,6 +106,23 @@ def test_bad_options_and_an_output_folder_are_one_line_errors(tmp_path):
         (["--fmax", "inf"], tmp_path / "r.parquet", "--fmax must be a positive number"),
         (["--fmax", "0"], tmp_path / "r.parquet", "--fmax must be a positive number"),
         ([], tmp_path / "adir", "is a folder; give the parquet file"),
+        # a cluster asked for without the dask executor: not silently a local run
+        (
+            ["--scheduler", "tcp://127.0.0.1:9"],
+            tmp_path / "r.parquet",
+            "--scheduler needs --executor dask",
+        ),
+        # a malformed address is dask's ValueError, not an OSError
+        (
+            ["--executor", "dask", "--scheduler", "foo://bar:1"],
+            tmp_path / "r.parquet",
+            "cannot reach the Dask scheduler foo://bar:1: unknown address scheme 'foo'",
+        ),
+        (
+            ["--executor", "dask", "--scheduler", "tcp://127.0.0.1:notaport"],
+            tmp_path / "r.parquet",
+            "cannot reach the Dask scheduler tcp://127.0.0.1:notaport",
+        ),
     ]
     for extra, out, message in cases:
         res = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], *extra])

@@ -18,7 +18,7 @@ from jobflow.managers.local import run_locally
 from maggma.stores import MemoryStore
 from monty.json import MontyDecoder
 
-from catscreen.errors import CatscreenError, described
+from catscreen.errors import CatscreenError, described, first_line
 from catscreen.workflow.relax import Row
 
 OnDone = Callable[[Job, list[Row] | None, str | None], None]
@@ -147,10 +147,11 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
                 env=_WORKER_ENV,
             )
             client = Client(cluster)
-    except OSError as exc:
+    except (OSError, ValueError, TypeError) as exc:  # unreachable; a malformed address
         if cluster is not None:
             cluster.close()
-        raise CatscreenError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from exc
+        what = f"reach the Dask scheduler {scheduler}" if scheduler else "start a Dask LocalCluster"
+        raise CatscreenError(f"cannot {what}: {first_line(exc)}") from exc
     try:
         jobs_by_future = {
             client.submit(run_job_json, j.to_json(), key=f"catscreen-{j.uuid}", pure=False): j

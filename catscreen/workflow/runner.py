@@ -65,6 +65,8 @@ class RelaxSettings:
             (self.steps >= 0, "--steps must be >= 0"),
             (self.batch_size >= 1, "--batch-size must be >= 1"),
             (self.workers >= 1, "--workers must be >= 1"),
+            # else the run would go on this machine, the cluster never asked
+            (not self.scheduler or self.executor == "dask", "--scheduler needs --executor dask"),
         ]
         for ok, message in checks:
             if not ok:
