@@ -123,6 +123,29 @@ def test_fcc100_sites_and_slab_defaults():
     assert all(a.get_tags()[list(s.atoms)].tolist() == [1] * len(s.atoms) for s in sites)
 
 
+@pytest.mark.parametrize(
+    ("name", "miller", "layers"),
+    [("Pt", (1, 1, 1), 1), ("Pt", (1, 0, 0), 1), ("Fe", (1, 0, 0), 1), ("Fe", (1, 1, 0), 1),
+     ("Ru", (0, 0, 1), 1), ("Pt", (1, 1, 0), 2), ("Fe", (1, 1, 1), 3), ("Pt", (2, 1, 1), 3)],
+)  # fmt: skip
+def test_surface_atoms_are_the_ones_not_surrounded_from_above(name, miller, layers):
+    """Flat facets expose their top layer; the trough of fcc(110), three layers of bcc(111) and
+    the whole terrace of fcc(211) are exposed, the step's foot included: the step-edge atom
+    above covers it from one side only (as near in-plane as the atoms over a bcc(100) hollow,
+    which stays subsurface). Every bridge and hollow is then made of neighbours (bcc: within
+    its second shell, the lattice constant)."""
+    slab = make_slabs(library_bulk(name), miller, 7.0, 20.0, 8.0)[0]
+    a, d_nn = slab.atoms, slab.bulk.d_nn
+    z = np.round(a.positions[:, 2], 2)
+    heights = sorted(set(z), reverse=True)
+    assert (a.get_tags() == 1).tolist() == (z >= heights[layers - 1]).tolist()
+    for site in find_sites(a, d_nn):
+        for i in site.atoms:
+            others = [j for j in site.atoms if j != i]
+            if others:
+                assert a.get_distances(i, others, mic=True).min() < 1.2 * d_nn, site  # bcc: a
+
+
 def test_asymmetric_slab_contributes_its_bottom_termination():
     slabs = make_slabs(library_bulk("Ni3Al"), (1, 0, 0), 7.0, 20.0, 8.0)
     sides = [s.side for s in slabs]

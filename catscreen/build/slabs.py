@@ -3,12 +3,15 @@
 pymatgen's SlabGenerator finds the terminations (shifts); an asymmetric slab also contributes
 its bottom termination, flipped so that the adsorbate side is always +z.
 
-Tag rule (documented for users in `catscreen enumerate --help`): an atom is a surface atom
-(tag 1) when it is exposed from above, i.e. no other atom lies higher than it within a
-vertical cylinder of radius 0.85 d_nn (d_nn: shortest interatomic distance of the bulk).
-This catches the top layer of flat facets and every exposed atom of open and stepped facets
-(the trough atoms of fcc(110), the three layers of bcc(111)), while the atoms under the
-hollows of fcc(111)/(100), bcc(110) and bcc(100) stay subsurface (tag 0) and are fixed.
+Tag rule (documented for users in `catscreen enumerate --help`): an atom is subsurface
+(tag 0, fixed) when it is covered from above: the atoms higher than it within a vertical
+cylinder of radius 0.85 d_nn (d_nn: shortest interatomic distance of the bulk) surround it,
+in-plane directions with no gap wider than a half turn, or one of them sits right above it.
+Every other atom is a surface atom (tag 1). The atoms under the hollows of fcc(111)/(100),
+bcc(110)/(100) and hcp(0001) stay subsurface; the top layer of flat facets and every exposed
+atom of open and stepped facets are surface: the trough atoms of fcc(110), the three layers of
+bcc(111), and the atom at the foot of each step, which a higher atom covers from one side only
+(fcc(211): the step-edge atom above it, as near in-plane as the atoms over a bcc(100) hollow).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from catscreen.errors import CatscreenError, first_line
 DEFAULT_VACUUM = 20.0  # A, EnumerateSettings.vacuum
 EXPOSED_RADIUS = 0.85  # cylinder radius for the exposure test, in units of d_nn
 EXPOSED_DZ = 0.3  # A; an atom must be this much higher to cover another
+ABOVE_RADIUS = 0.3  # in units of d_nn: a covering atom this near in-plane sits right above
+GAP_TOL = 0.05  # rad: two covering atoms on opposite sides (a bridge over the atom) surround it
 
 Miller = tuple[int, int, int]
 Bravais = tuple[int, int, int, int]  # hexagonal Miller-Bravais (h, k, i, l), i = -(h + k)
@@ -160,11 +165,19 @@ def exposed_atoms(atoms: Atoms, d_nn: float) -> np.ndarray:
     """Boolean mask of atoms not covered from above (see the module docstring)."""
     flat = atoms.positions.copy()
     flat[:, 2] = 0.0
-    _, dist = get_distances(flat, cell=atoms.cell, pbc=[True, True, False])
+    vectors, dist = get_distances(flat, cell=atoms.cell, pbc=[True, True, False])
     z = atoms.positions[:, 2]
-    higher = z[None, :] > z[:, None] + EXPOSED_DZ
-    covered = (higher & (dist < EXPOSED_RADIUS * d_nn)).any(axis=1)
-    return ~covered
+    covering = (z[None, :] > z[:, None] + EXPOSED_DZ) & (dist < EXPOSED_RADIUS * d_nn)
+    exposed = np.ones(len(atoms), dtype=bool)
+    for i in np.flatnonzero(covering.any(axis=1)):
+        v = vectors[i, covering[i], :2]
+        if (np.linalg.norm(v, axis=1) < ABOVE_RADIUS * d_nn).any():
+            exposed[i] = False
+            continue
+        angles = np.sort(np.arctan2(v[:, 1], v[:, 0]))
+        widest_gap = np.diff(np.r_[angles, angles[0] + 2 * np.pi]).max()
+        exposed[i] = widest_gap > np.pi + GAP_TOL
+    return exposed
 
 
 def tag_and_fix(atoms: Atoms, d_nn: float) -> Atoms:
