@@ -51,6 +51,11 @@ def test_bulk_from_files_and_bad_bulks(tmp_path):
         load_bulks(["Hg"])
     with pytest.raises(CatscreenError, match="unknown bulk"):
         load_bulks(["Unobtainium"])
+    doubled = bulk("Pt", "fcc", a=3.92, cubic=True)
+    doubled += doubled[:1]  # a site listed twice (CIF readers merge these; POSCAR does not)
+    write(tmp_path / "POSCAR", doubled, format="vasp")
+    with pytest.raises(CatscreenError, match=r"atoms 0 and 4 \(Pt, Pt\) are 0.00 A apart"):
+        load_bulks([str(tmp_path / "POSCAR")])
 
 
 def test_a_strained_bulk_keeps_its_lattice(tmp_path):

@@ -114,6 +114,23 @@ def check_ordered(atoms: Atoms, where: str) -> None:
             )
 
 
+MIN_SEPARATION = 0.5  # A: closer atoms are a typo or a duplicated site, not a crystal
+
+
+def check_separated(atoms: Atoms, where: str) -> None:
+    """Two atoms on one spot (a site listed twice in a POSCAR) would stop the symmetry search."""
+    if len(atoms) < 2:
+        return
+    d = atoms.get_all_distances(mic=True)
+    np.fill_diagonal(d, np.inf)
+    i, j = np.unravel_index(np.argmin(d), d.shape)
+    if d[i, j] < MIN_SEPARATION:
+        raise CatscreenError(
+            f"{where}: atoms {i} and {j} ({atoms[i].symbol}, {atoms[j].symbol}) are "
+            f"{d[i, j]:.2f} A apart; is a site listed twice?"
+        )
+
+
 def library_bulk(name: str) -> Bulk:
     library = bulk_library()
     if name not in library:
@@ -145,7 +162,9 @@ def file_bulks(path: Path) -> list[Bulk]:
     for i, atoms in enumerate(frames):
         if not atoms.pbc.all() or atoms.cell.volume < 1e-6:
             raise CatscreenError(f"bulk file {path} (frame {i}) has no 3D periodic cell")
-        check_ordered(atoms, f"bulk file {path} (frame {i})")
+        where = f"bulk file {path} (frame {i})"
+        check_ordered(atoms, where)
+        check_separated(atoms, where)
         name = path.stem if len(frames) == 1 else f"{path.stem}_{i}"
         bulks.append(Bulk(name, standardize(atoms), f"file {path.name}"))
     return bulks
