@@ -62,13 +62,17 @@ def write_parquet(
     df: pd.DataFrame, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None
 ) -> None:
     """Write a table atomically; `metadata` (JSON-able) is stored in the parquet schema."""
+    with atomic_path(path) as tmp:
+        pq.write_table(parquet_table(df, metadata), tmp)
+
+
+def parquet_table(df: pd.DataFrame, metadata: dict[str, Any] | None = None) -> pa.Table:
     table = pa.Table.from_pandas(df, preserve_index=False)
     if metadata is not None:
         meta = dict(table.schema.metadata or {})
         meta[METADATA_KEY] = json.dumps(metadata, default=str).encode()
         table = table.replace_schema_metadata(meta)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    return table
 
 
 def read_parquet(path: str | os.PathLike[str], required: Iterable[str] = ()) -> pd.DataFrame:
@@ -107,12 +111,6 @@ def atoms_to_text(atoms: Atoms) -> str:
 
 def atoms_from_text(text: str) -> Atoms:
     return read(io.StringIO(text), format="extxyz")
-
-
-def write_structures(images: list[Atoms], path: str | os.PathLike[str]) -> None:
-    """Write structures as extxyz atomically."""
-    with atomic_path(path) as tmp:
-        write(tmp, images, format="extxyz")
 
 
 def read_structures(path: str | os.PathLike[str]) -> list[Atoms]:

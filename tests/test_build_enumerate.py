@@ -6,9 +6,10 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from ase.data import covalent_radii
-from ase.io import read
+from ase.io import read, write
 
 from catscreen.build.enumerate import (
     EnumerateSettings,
@@ -96,7 +97,7 @@ def test_tags_and_constraints(runs):
         assert z[tags == 2].min() > z[tags == 1].max() if (tags == 2).any() else True
 
 
-def test_write_read_round_trip(runs, tmp_path):
+def test_write_read_round_trip(runs, tmp_path, monkeypatch):
     images = runs[("Co", "0,0,0,1")]
     settings = _settings("Co", "0,0,0,1")
     xyz, table = write_configurations(images, tmp_path, settings)
@@ -112,6 +113,24 @@ def test_write_read_round_trip(runs, tmp_path):
         for key in INFO_KEYS:
             assert a.info[key] == b.info[key], key
     assert back[1].info["miller"] == "0,0,1"
+
+    # A second run that cannot write its table (a full disk) leaves the first run's pair as it
+    # was: the structures are only replaced once both files are written.
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    other = _settings("Co", "0,0,0,1").model_copy(update={"seed": 1})
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(pq, "write_table", full_disk)
+        with pytest.raises(CatscreenError, match="cannot write .*configs.parquet: .*No space left"):
+            write_configurations(images[:2], tmp_path, other)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # and a pair from two runs (written by hand, or by an older catscreen) is refused
+    write(xyz, [back[1], back[0], *back[2:]], format="extxyz")
+    with pytest.raises(CatscreenError, match="disagree: row .* holds structure"):
+        read_manifest(tmp_path)
 
 
 def test_ids_are_stable_across_runs(runs):

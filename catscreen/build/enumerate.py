@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from ase import Atoms
+from ase.io import write
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from catscreen.build.adsorbates import Adsorbate, get_adsorbate, load_custom_adsorbate
@@ -39,11 +41,11 @@ from catscreen.build.slabs import (
 )
 from catscreen.errors import CatscreenError
 from catscreen.io import (
+    atomic_path,
+    parquet_table,
     read_parquet,
     read_parquet_metadata,
     read_structures,
-    write_parquet,
-    write_structures,
 )
 from catscreen.schema import MANIFEST_COLUMNS
 
@@ -290,13 +292,16 @@ def manifest(images: list[Atoms]) -> pd.DataFrame:
 def write_configurations(
     images: list[Atoms], out_dir: str | Path, settings: EnumerateSettings
 ) -> tuple[Path, Path]:
-    """Write DIR/configs.extxyz and DIR/configs.parquet (atomically, table built first)."""
+    """Write DIR/configs.extxyz and DIR/configs.parquet: both written before either replaces
+    the files of an earlier run (the table last), so a failed write leaves the old pair."""
     out = Path(out_dir)
     df = manifest(images)
     metadata = {"structures": STRUCTURES_FILE, "settings": settings.model_dump(mode="json")}
     structures, table = out / STRUCTURES_FILE, out / MANIFEST_FILE
-    write_structures(images, structures)
-    write_parquet(df, table, metadata=metadata)
+    with atomic_path(table) as table_tmp:
+        pq.write_table(parquet_table(df, metadata), table_tmp)
+        with atomic_path(structures) as structures_tmp:
+            write(structures_tmp, images, format="extxyz")
     return structures, table
 
 
@@ -328,4 +333,11 @@ def read_manifest(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:
         raise CatscreenError(
             f"{table} and {structures} disagree: {len(df)} rows, {len(images)} structures"
         )
-    return df, [images[i] for i in df["structure_index"]]
+    paired = [images[i] for i in df["structure_index"]]
+    for config_id, atoms in zip(df["config_id"], paired, strict=True):
+        if atoms.info.get("config_id") != config_id:
+            raise CatscreenError(
+                f"{table} and {structures} disagree: row {config_id} holds structure "
+                f"{atoms.info.get('config_id')}; were they written by different runs?"
+            )
+    return df, paired
