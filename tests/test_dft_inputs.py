@@ -203,6 +203,41 @@ def test_untagged_structures_keep_the_relaxation_s_fixed_atoms(tmp_path, flagged
     assert "FIXED = []" in script
 
 
+def test_directions_the_relaxation_fixed_stay_fixed_in_dft(tmp_path, flagged_off):
+    """An atom held in z only (FixCartesian, kept through relax's extxyz) moves in x and y in
+    the ML relaxation; VASP's selective dynamics and the GPAW script keep exactly that."""
+    from ase.constraints import FixAtoms, FixCartesian
+
+    from catscreen.dft.gpaw import gpaw_script
+    from catscreen.workflow.relax import fixed_mask
+
+    flagged = flagged_off.copy()
+    atoms = atoms_from_text(flagged.at[0, "final_structure"])
+    o = len(atoms) - 1
+    whole = [c for c in atoms.constraints if isinstance(c, FixAtoms)]
+    atoms.set_constraint([*whole, FixCartesian(o, mask=(False, False, True))])
+    flagged.at[0, "final_structure"] = atoms_to_text(atoms)
+    want = fixed_mask(atoms_from_text(flagged.at[0, "final_structure"]))
+    assert want[o].tolist() == [False, False, True] and want.all(axis=1).sum() > 0
+
+    write_dft_inputs(flagged, "vasp", tmp_path, DftSettings())
+    poscar = Poscar.from_file(tmp_path / flagged.config_id[0] / "POSCAR")
+    dyn = np.array(poscar.selective_dynamics)
+    symbols = [site.specie.symbol for site in poscar.structure]
+    assert dyn[symbols.index("O")].tolist() == [True, True, False]  # free in x, y
+    assert (~dyn).all(axis=1).sum() == want.all(axis=1).sum()
+
+    script = gpaw_script(flagged.at[0, "final_structure"], "adslab", "off", DftSettings(), "x")
+    values = {
+        t.id: ast.literal_eval(n.value)
+        for n in ast.parse(script).body
+        if isinstance(n, ast.Assign) and isinstance(t := n.targets[0], ast.Name)
+        and t.id in ("FIXED", "FIXED_DIRECTIONS")
+    }  # fmt: skip
+    assert values["FIXED_DIRECTIONS"] == [(o, (False, False, True))]
+    assert values["FIXED"] == np.flatnonzero(want.all(axis=1)).tolist()
+
+
 def test_triplet_molecules_are_found_by_their_hill_formula():
     from ase import Atoms
 

@@ -4,7 +4,7 @@ The parameters are plain Python data (GPAW accepts dicts for mode and occupation
 dict is rendered into a script a user can run anywhere with GPAW and no catscreen, and used
 in-process by `catscreen validate`. Physics as the VASP inputs: PW mode, PBE/RPBE,
 Fermi-Dirac smearing, spin polarisation with initial moments, dipole layer correction along z
-for slabs (pbc = T T F), tag-0 atoms fixed.
+for slabs (pbc = T T F), fixed what the ML relaxation fixed (tag 0, whole atoms or directions).
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ase import Atoms
 
 from catscreen.dft.settings import DftSettings, kpoints, prepare
 from catscreen.errors import CatscreenError
 from catscreen.io import atoms_to_text
+from catscreen.workflow.relax import fixed_mask
 
 
 def require_gpaw() -> None:
@@ -54,7 +56,7 @@ import io
 import json
 from pathlib import Path
 
-from ase.constraints import FixAtoms
+from ase.constraints import FixAtoms, FixCartesian
 from ase.io import read
 from ase.optimize import BFGS
 from gpaw import GPAW
@@ -65,13 +67,16 @@ PARAMETERS = {parameters!r}
 PBC = {pbc!r}
 MAGMOMS = {magmoms!r}
 FIXED = {fixed!r}
+FIXED_DIRECTIONS = {fixed_directions!r}  # (atom, (x, y, z)): True is fixed
 RELAX_STEPS = {relax_steps!r}
 FMAX = {fmax!r}
 
 atoms = read(io.StringIO(STRUCTURE), format="extxyz")
 atoms.calc = None
 atoms.pbc = PBC
-atoms.set_constraint(FixAtoms(indices=FIXED))
+atoms.set_constraint(
+    [FixAtoms(indices=FIXED)] + [FixCartesian(i, mask=m) for i, m in FIXED_DIRECTIONS]
+)
 atoms.set_initial_magnetic_moments(MAGMOMS)
 atoms.calc = GPAW(**PARAMETERS, txt=str(HERE / "gpaw.txt"))
 if RELAX_STEPS:
@@ -86,6 +91,7 @@ print(json.dumps(result))
 def gpaw_script(structure: str, kind: str, spin: str, settings: DftSettings, name: str) -> str:
     atoms = prepare(structure, kind, spin, settings)
     moments = atoms.get_initial_magnetic_moments()
+    mask = fixed_mask(atoms)
     return _SCRIPT.format(
         name=name,
         script="run_gpaw.py",
@@ -93,7 +99,11 @@ def gpaw_script(structure: str, kind: str, spin: str, settings: DftSettings, nam
         parameters=gpaw_parameters(atoms, kind, spin, settings),
         pbc=[bool(p) for p in atoms.pbc],
         magmoms=[round(float(m), 3) for m in moments] if spin == "on" else None,
-        fixed=[int(i) for c in atoms.constraints for i in c.get_indices()],
+        fixed=[int(i) for i in np.flatnonzero(mask.all(axis=1))],
+        fixed_directions=[
+            (int(i), tuple(bool(f) for f in mask[i]))
+            for i in np.flatnonzero(mask.any(axis=1) & ~mask.all(axis=1))
+        ],
         relax_steps=settings.relax_steps,
         fmax=settings.fmax,
     )

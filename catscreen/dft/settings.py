@@ -17,7 +17,7 @@ from functools import cache
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import kptdensity2monkhorstpack
-from ase.constraints import FixAtoms
+from ase.constraints import FixAtoms, FixCartesian
 from pymatgen.core import Element
 
 from catscreen.errors import CatscreenError
@@ -124,6 +124,14 @@ def kpoints(atoms: Atoms, kind: str, settings: DftSettings) -> tuple[int, int, i
     return tuple(int(n) if p else 1 for n, p in zip(size, atoms.pbc, strict=True))  # type: ignore[return-value]
 
 
+def constraints_of(mask: np.ndarray) -> list[FixAtoms | FixCartesian]:
+    """ASE constraints for an [n_atoms, 3] fixed mask: FixAtoms, and FixCartesian per atom
+    fixed in some directions only."""
+    whole = mask.all(axis=1)
+    partial = np.flatnonzero(mask.any(axis=1) & ~whole)
+    return [FixAtoms(mask=whole)] + [FixCartesian(int(i), mask=mask[i]) for i in partial]
+
+
 def prepare(structure: str, kind: str, spin: str, settings: DftSettings) -> Atoms:
     """A rank row's structure ready for DFT: pbc, fixed tag-0 atoms, initial moments."""
     atoms = atoms_from_text(structure)
@@ -142,8 +150,9 @@ def prepare(structure: str, kind: str, spin: str, settings: DftSettings) -> Atom
             return atoms
     else:
         atoms.pbc = (True, True, False)
-        # the atoms the relaxation kept fixed: its constraints, and tag 0 when tagged
-        atoms.set_constraint(FixAtoms(mask=fixed_mask(atoms).all(axis=1)))
+        # what the relaxation kept fixed: its constraints (whole atoms or single directions),
+        # and tag 0 when tagged
+        atoms.set_constraint(constraints_of(fixed_mask(atoms)))
     moments = initial_magmoms(atoms, spin, settings)
     atoms.set_initial_magnetic_moments(moments)
     return atoms

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from ase import Atoms
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.vasp import Incar, Kpoints, Poscar
 from pymatgen.io.vasp.sets import MPRelaxSet
 
 from catscreen.dft.settings import DftSettings, kpoints
+from catscreen.workflow.relax import fixed_mask
 
 
 def group_species(atoms: Atoms) -> Atoms:
@@ -72,10 +72,7 @@ def write_vasp_inputs(
     folder.mkdir(parents=True, exist_ok=True)
     atoms = group_species(atoms)
     structure = AseAtomsAdaptor.get_structure(atoms)
-    free = np.ones(len(atoms), bool)
-    for constraint in atoms.constraints:  # prepare(): FixAtoms of what the relaxation fixed
-        free[constraint.get_indices()] = False
-    dynamics = [[bool(f)] * 3 for f in free]
+    dynamics = (~fixed_mask(atoms)).tolist()  # prepare(): what the relaxation fixed, per axis
     structure = structure.copy(site_properties={"selective_dynamics": dynamics})
     Poscar(structure, comment=system).write_file(folder / "POSCAR")
     incar(atoms, spin, kind, settings, system).write_file(folder / "INCAR")
