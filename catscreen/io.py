@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -56,6 +57,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder next to `path` (absent or an empty folder); rename it to `path`
+    only when the block succeeds, so a reader sees all of it or none."""
+    target = Path(path)
+    tmp_dir: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        yield tmp_dir
+        os.chmod(tmp_dir, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual mode
+        if target.is_dir():
+            target.rmdir()  # empty, or this fails and says so
+        os.replace(tmp_dir, target)
+    except OSError as exc:
+        raise CatscreenError(f"cannot write {target}: {first_line(exc)}") from exc
+    finally:
+        if tmp_dir is not None and tmp_dir.exists():
+            shutil.rmtree(tmp_dir)
 
 
 def write_parquet(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -80,6 +81,9 @@ def test_write_dft(results_file, tmp_path):
     assert len(folders) == 4 + 2 + 3  # 4 minima, 2 clean slabs; H2, H2O and N2
     assert all((tmp_path / "dft" / f / "INCAR").exists() for f in folders)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "dft").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
 
     # A second set of flags never lands among the first one's folders (where DFT may have run):
     # refused before the rank tables are touched, as is a file in the folder's place.

@@ -8,8 +8,6 @@ flagged.parquet carries their structures (`slab_structure`, `reference_structure
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +16,8 @@ import pandas as pd
 from catscreen.dft.gpaw import write_gpaw_script
 from catscreen.dft.settings import DftSettings, gas_spin, prepare
 from catscreen.dft.vasp import write_vasp_inputs
-from catscreen.errors import CatscreenError, first_line
+from catscreen.errors import CatscreenError
+from catscreen.io import atomic_folder
 
 FLAGGED_REQUIRED = (
     "config_id",
@@ -90,10 +89,7 @@ def write_dft_inputs(
     out = Path(out_dir)
     check_dft_folder(out)
     tasks = dft_tasks(flagged)
-    tmp: Path | None = None
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    with atomic_folder(out) as tmp:
         for task in tasks:
             folder = tmp / task.name
             if engine == "vasp":
@@ -101,12 +97,4 @@ def write_dft_inputs(
                 write_vasp_inputs(atoms, task.spin, task.kind, settings, folder, task.name)
             else:
                 write_gpaw_script(task.structure, task.kind, task.spin, settings, folder, task.name)
-        if out.exists():
-            out.rmdir()  # empty: checked above
-        tmp.rename(out)
-    except OSError as exc:
-        raise CatscreenError(f"cannot write DFT inputs to {out}: {first_line(exc)}") from exc
-    finally:
-        if tmp is not None and tmp.exists():
-            shutil.rmtree(tmp)
     return [out / task.name for task in tasks]
