@@ -37,16 +37,18 @@ def board(values: dict[str, float]) -> pd.DataFrame:
 def test_roundtrip_and_unchanged(tmp_path: Path) -> None:
     now = board({"Pt(111)": 0.02, "Ni(111)": -0.1, "Cu(111)": 0.3})
     path = tmp_path / "baseline.json"
-    write_baseline(make_baseline(now, RECIPE, tolerance=0.05), path)
+    write_baseline(make_baseline(now, RECIPE, "v1", tolerance=0.05), path)
     base = read_baseline(path)
     assert [e.candidate for e in base.top] == ["Pt(111)", "Ni(111)"]
-    result = compare(now, base)
+    result = compare(now, base, "v1")
     assert result.ok and not result.failures and not result.notes
 
 
 def test_new_top_candidate_and_descriptor_move_fail() -> None:
-    base = make_baseline(board({"Pt(111)": 0.02, "Ni(111)": -0.1, "Cu(111)": 0.3}), RECIPE, 0.05)
-    result = compare(board({"Pt(111)": 0.09, "Ni(111)": -0.4, "Cu(111)": 0.12}), base)
+    base = make_baseline(
+        board({"Pt(111)": 0.02, "Ni(111)": -0.1, "Cu(111)": 0.3}), RECIPE, "v1", 0.05
+    )
+    result = compare(board({"Pt(111)": 0.09, "Ni(111)": -0.4, "Cu(111)": 0.12}), base, "v1")
     assert not result.ok
     text = "\n".join(result.failures)
     assert "Ni(111) left the top 2 (now rank 3)" in text
@@ -55,8 +57,10 @@ def test_new_top_candidate_and_descriptor_move_fail() -> None:
 
 
 def test_reorder_within_tolerance_is_a_note() -> None:
-    base = make_baseline(board({"Pt(111)": 0.02, "Ni(111)": -0.03, "Cu(111)": 0.3}), RECIPE, 0.05)
-    result = compare(board({"Pt(111)": 0.04, "Ni(111)": -0.01, "Cu(111)": 0.3}), base)
+    base = make_baseline(
+        board({"Pt(111)": 0.02, "Ni(111)": -0.03, "Cu(111)": 0.3}), RECIPE, "v1", 0.05
+    )
+    result = compare(board({"Pt(111)": 0.04, "Ni(111)": -0.01, "Cu(111)": 0.3}), base, "v1")
     assert result.ok
     assert result.notes == ["top 2 reordered: Pt(111) > Ni(111) -> Ni(111) > Pt(111)"]
 
@@ -73,5 +77,26 @@ def test_unranked_candidates_are_not_a_change() -> None:
     now = board({"Pt(111)": 0.02, "Ni(111)": -0.1, "Cu(111)": 0.3})
     now.loc[now.candidate != "Pt(111)", "rank"] = 0
     now.loc[now.candidate != "Pt(111)", "dG_H"] = float("nan")
-    result = compare(now, make_baseline(now, RECIPE, 0.05))
+    result = compare(now, make_baseline(now, RECIPE, "v1", 0.05), "v1")
     assert result.ok, result.failures
+
+
+def test_new_weights_are_named_and_an_unranked_candidate_is_not_rank_0() -> None:
+    """A baseline of other weights says so (the usual cause of a change, and what to do); one
+    of a baseline's top that is now unranked says that, not "rank 0"."""
+    base = make_baseline(board({"Pt(111)": 0.02, "Ni(111)": -0.1, "Cu(111)": 0.3}), RECIPE, "v1")
+    now = board({"Pt(111)": 0.02, "Ni(111)": -0.1, "Cu(111)": 0.3})
+    now.loc[now.candidate == "Ni(111)", ["rank", "dG_H"]] = [0, float("nan")]
+    result = compare(now, base, "v2")
+    assert "Ni(111) left the top 2 (now unranked)" in result.failures
+    assert result.notes[0].startswith("the baseline was made with bundled v1, this run with v2")
+    older = base.model_copy(update={"model_version": None})  # a baseline from before versions
+    assert not compare(board({"Pt(111)": 0.02, "Ni(111)": -0.1}), older, "v2").notes
+
+
+def test_the_committed_quickstart_baseline_is_of_the_shipped_weights() -> None:
+    """The CI workflow checks the quickstart against it: new weights need a new baseline."""
+    from catscreen.model import load_model
+
+    path = Path(__file__).parents[1] / "recipes" / "baselines" / "quickstart.json"
+    assert read_baseline(path).model_version == load_model("bundled").info.version

@@ -41,6 +41,7 @@ class Baseline(BaseModel):
     format: Literal["catscreen-baseline/1"] = "catscreen-baseline/1"
     recipe: str
     model: str
+    model_version: str | None = None  # the weights' content hash (absent in older baselines)
     top_n: int = Field(ge=1)
     tolerance: float = Field(gt=0, description="eV")
     top: list[BaselineEntry]
@@ -59,13 +60,14 @@ def _value(x: object) -> float | None:
 
 
 def make_baseline(
-    board: pd.DataFrame, recipe: Recipe, tolerance: float = DEFAULT_TOLERANCE
+    board: pd.DataFrame, recipe: Recipe, model_version: str, tolerance: float = DEFAULT_TOLERANCE
 ) -> Baseline:
     names = [d.name for d in recipe.ranking.descriptors]
     top = board[board["rank"] >= 1].head(recipe.ranking.top_n)  # unranked rows have rank 0
     return Baseline(
         recipe=recipe.name,
         model=recipe.model.name,
+        model_version=model_version,
         top_n=recipe.ranking.top_n,
         tolerance=tolerance,
         top=[
@@ -98,10 +100,17 @@ def read_baseline(path: str | Path) -> Baseline:
         raise CatscreenError(f"{p}: not a catscreen baseline: {field}: {err['msg']}") from None
 
 
-def compare(board: pd.DataFrame, baseline: Baseline) -> Comparison:
-    """Compare the current leaderboard's top-N with a baseline."""
+def compare(board: pd.DataFrame, baseline: Baseline, model_version: str) -> Comparison:
+    """Compare the current leaderboard's top-N with a baseline; say when the weights differ
+    from the baseline's, the usual reason for a change."""
     failures: list[str] = []
     notes: list[str] = []
+    if baseline.model_version not in (None, model_version):
+        notes.append(
+            f"the baseline was made with {baseline.model} {baseline.model_version}, this run "
+            f"with {model_version}: if the new weights are intended, write a new baseline "
+            "(`catscreen campaign baseline`)"
+        )
     n = baseline.top_n
     now = board[board["rank"] >= 1].head(n)  # unranked rows have rank 0, as in make_baseline
     now_names = list(now["candidate"])
@@ -109,7 +118,8 @@ def compare(board: pd.DataFrame, baseline: Baseline) -> Comparison:
     for name in was_names:
         if name not in now_names:
             where = board.index[board["candidate"] == name]
-            pos = f"now rank {int(board.loc[where[0], 'rank'])}" if len(where) else "now missing"
+            now_rank = int(board.loc[where[0], "rank"]) if len(where) else None
+            pos = {None: "now missing", 0: "now unranked"}.get(now_rank, f"now rank {now_rank}")
             failures.append(f"{name} left the top {n} ({pos})")
     for name in now_names:
         if name not in was_names:

@@ -229,6 +229,12 @@ def _rank_settings(recipe: Recipe) -> RankSettings:
     )
 
 
+def ranked_model_version(root: Path) -> str:
+    """The weights the rank stage's placements were relaxed with (one per ranking)."""
+    versions = read_parquet(root / RANK_DIR / "adsorption.parquet").model_version
+    return str(versions.iloc[0]) if len(versions) else ""
+
+
 def load_leaderboard(root: Path, recipe: Recipe) -> pd.DataFrame:
     """The leaderboard of a finished rank stage."""
     rank = root / RANK_DIR
@@ -312,7 +318,7 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         log(f"warning: {line}")
     with atomic_path(root / LEADERBOARD) as tmp:
         board.to_csv(tmp, index=False)
-    comparison = compare(board, baseline) if baseline is not None else None
+    comparison = compare(board, baseline, version) if baseline is not None else None
     flagged = read_parquet(root / RANK_DIR / "flagged.parquet")
     summary = render_summary(
         recipe, board, descriptor_targets(recipe), flagged, state, comparison, warnings

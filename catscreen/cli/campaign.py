@@ -11,6 +11,7 @@ from catscreen.campaign.baseline import DEFAULT_TOLERANCE, make_baseline, write_
 from catscreen.campaign.runner import (
     RunOptions,
     load_leaderboard,
+    ranked_model_version,
     read_campaign_recipe,
     run_campaign,
 )
@@ -152,7 +153,8 @@ def baseline_command(
     if tolerance <= 0:
         raise CatscreenError("--tolerance must be positive")
     recipe = read_campaign_recipe(root)
-    baseline = make_baseline(load_leaderboard(root, recipe), recipe, tolerance)
+    board = load_leaderboard(root, recipe)
+    baseline = make_baseline(board, recipe, ranked_model_version(root), tolerance)
     write_baseline(baseline, write)
     names = ", ".join(e.candidate for e in baseline.top)
     err_console.print(
