@@ -125,6 +125,21 @@ def test_split_has_no_system_leakage(tmp_path: Path) -> None:
     assert [f.sid for f in again] == [f.sid for f in train]
 
 
+def test_a_system_a_kept_dataset_trains_on_never_validates(tmp_path: Path) -> None:
+    """A small set marked `holdout: false` (every frame trains) labels some of the systems of a
+    larger set: their frames in the larger set train too, or validation would score them."""
+    big = make_dataset(tmp_path / "big.extxyz", n_systems=30)
+    small = make_dataset(tmp_path / "small.extxyz", fidelity="emt2", n_systems=30, seed=1)
+    cfg = tiny_config(tmp_path, [], datasets=[str(big), {"path": str(small), "holdout": False}])
+    frames = [f for k, spec in enumerate(cfg.datasets) for f in load_dataset(spec, k)]
+    train, val = split_by_system(frames, 0.3, seed=1, keep=frozenset({1}))
+    assert not val  # the small set holds every system of the big one
+    few = [f for f in frames if f.dataset == 0 or f.sid in ("s0", "s1")]
+    train, val = split_by_system(few, 0.3, seed=1, keep=frozenset({1}))
+    assert val and not {f.sid for f in train} & {f.sid for f in val}
+    assert {f.sid for f in train if f.dataset == 1} == {"s0", "s1"}
+
+
 def test_split_seed_reseeds_training_but_keeps_the_held_out_systems(tmp_path: Path) -> None:
     """A second seed of a candidate must hold out the same systems, or the benchmark that reads
     the checkpoint's split measures the two seeds on different systems (and a reseeded fine-tune,
@@ -623,6 +638,28 @@ def test_pair_weight_shares_the_pair_draws_between_datasets(tmp_path: Path) -> N
     plain = make_dataset(tmp_path / "plain.extxyz")
     with pytest.raises(CatscreenError, match="must be > 0, on datasets with adsorption pairs"):
         trainer([{"path": str(a), "pair_weight": 1.0}, {"path": str(plain), "pair_weight": 1.0}])
+
+
+def test_a_fine_tune_keeps_the_checkpoint_name_and_default_context(tmp_path: Path) -> None:
+    """Without its own name, default_fidelity and description, a fine-tune (or a rewrite with
+    max_steps 0) keeps the checkpoint's: relax predicts in the default fidelity unless told."""
+    data = [make_dataset(tmp_path / "a.extxyz"), make_dataset(tmp_path / "b.extxyz", "emt2")]
+    meta = {"name": "my-model", "default_fidelity": "emt2", "description": "use emt2"}
+    best = Trainer(
+        tiny_config(tmp_path, data, max_steps=2, eval_every=2, **meta), log=lambda m: None
+    ).run()
+    parent = load_checkpoint(best)[1]
+    assert parent["metadata"]["default_fidelity"] == "emt2"
+    rewrite = Trainer(
+        tiny_config(tmp_path / "re", data, max_steps=0, init_from=str(best)), log=lambda m: None
+    ).run()
+    got = load_checkpoint(rewrite)[1]["metadata"]
+    assert (got["name"], got["default_fidelity"]) == ("my-model", "emt2")
+    assert got["description"] == f"fine-tune of my-model {parent['version']}: use emt2"
+    own = {"name": "other", "default_fidelity": "emt", "description": "mine"}
+    cfg = tiny_config(tmp_path / "own", data, max_steps=0, init_from=str(best), **own)
+    got = load_checkpoint(Trainer(cfg, log=lambda m: None).run())[1]["metadata"]
+    assert {k: got[k] for k in own} == own
 
 
 def test_fine_tune_can_switch_on_zbl_but_not_reshape(tmp_path: Path) -> None:

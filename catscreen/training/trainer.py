@@ -133,8 +133,10 @@ class TrainConfig:
     # with init_from: elements in the data the checkpoint lacks are added (`network.widened`),
     # their reference energies fitted to what the network leaves of the new data's energies
     add_elements: bool = False
-    name: str = "catscreen"
-    default_fidelity: str = ""  # "" = the first fidelity
+    # "" = with init_from, the checkpoint's own (a fine-tune or a rewrite keeps what relax
+    # predicts in by default); else "catscreen", the first fidelity, no description
+    name: str = ""
+    default_fidelity: str = ""
     description: str = ""
 
     @classmethod
@@ -380,10 +382,12 @@ def is_validation(sid: str, fraction: float, seed: int) -> bool:
 def split_by_system(
     frames: Sequence[Frame], fraction: float, seed: int, keep: frozenset[int] = frozenset()
 ) -> tuple[list[Frame], list[Frame]]:
-    """Frames of datasets in `keep` always train."""
+    """Frames of datasets in `keep` always train, and so does every frame of their systems in
+    the other datasets (a GPAW set labelling the teacher's structures): a system is on one side."""
+    kept = {f.sid for f in frames if f.dataset in keep}
     train, val = [], []
     for f in frames:
-        held = f.dataset not in keep and is_validation(f.sid, fraction, seed)
+        held = f.sid not in kept and is_validation(f.sid, fraction, seed)
         (val if held else train).append(f)
     return train, val
 
@@ -646,6 +650,8 @@ class Trainer:
             )
 
         self.inherited_systems: set[str] = set()
+        self.parent_metadata: dict[str, Any] = {}
+        self.parent_version = ""
         if config.init_from:
             self.net = self._initial(config.init_from, elements, fidelities)
             if config.add_layers:
@@ -718,7 +724,8 @@ class Trainer:
             )
         if self.config.model:
             net = reconfigured(net, **self.config.model)
-        data = payload["metadata"].get("training_data", {})
+        self.parent_metadata, self.parent_version = payload["metadata"], payload["version"]
+        data = self.parent_metadata.get("training_data", {})
         self.inherited_systems = set(data.get("training_systems", []))
         new = [e for e in elements if e not in net.elements]
         missing = sorted(set(fidelities) - set(net.fidelities))
@@ -910,10 +917,19 @@ class Trainer:
         for f in self.train + self.val:
             key = f"{f.source}/{f.fidelity}/spin-{f.spin}"
             counts[key] = counts.get(key, 0) + 1
+        parent = self.parent_metadata
+        inherited_fidelity = parent.get("default_fidelity")
+        if inherited_fidelity not in self.net.fidelities:
+            inherited_fidelity = self.net.fidelities[0]
+        description = c.description
+        if not description and parent.get("description"):
+            description = (
+                f"fine-tune of {parent.get('name')} {self.parent_version}: {parent['description']}"
+            )
         return {
-            "name": c.name,
-            "description": c.description,
-            "default_fidelity": c.default_fidelity or self.net.fidelities[0],
+            "name": c.name or parent.get("name") or "catscreen",
+            "description": description,
+            "default_fidelity": c.default_fidelity or inherited_fidelity,
             "training_data": {
                 "datasets": [asdict(d) for d in c.datasets],
                 "frames": counts,
