@@ -127,6 +127,8 @@ def test_tampered_checkpoint_is_detected(saved, tmp_path):
         lambda p: p["state_dict"].pop("energy_scale"),
         lambda p: p["config"].update(n_scalars=16),  # weights of another architecture
         lambda p: p["metadata"].pop("default_fidelity"),
+        lambda p: p.update(config=None),  # fields of the wrong type, not missing ones
+        lambda p: p.update(metadata=["name"]),
     ],
 )
 def test_damaged_checkpoint_is_one_line_error(saved, tmp_path, damage):

@@ -282,6 +282,8 @@ def test_avoid_file_errors_are_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [*args, "--avoid", str(tmp_path / "bad.txt")])
     assert result.exit_code == 2 and "expected HOST FACET ADSORBATE" in result.output
     assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(app, [*args, "--snapshot-every", "0"])  # was a ZeroDivisionError
+    assert result.exit_code == 2 and "--snapshot-every must be >= 1, not 0" in result.output
 
 
 def test_xz_shards_read_as_gzip_ones_and_count_as_drawn(tmp_path: Path) -> None:

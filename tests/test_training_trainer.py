@@ -112,6 +112,14 @@ def test_resume_continues(tmp_path: Path) -> None:
     tr.run()
     assert "resumed at step 4" in logs
     assert tr.step == 6
+    # the same out with another network's config, or a cut-off state.pt: one line, not torch's
+    wider = {**tiny_config(tmp_path, [data]).model, "n_scalars": 12}
+    with pytest.raises(CatscreenError, match=r"cannot resume from .*state.pt .*another network"):
+        Trainer(tiny_config(tmp_path, [data], max_steps=8, model=wider), log=lambda m: None).run()
+    state = tmp_path / "run" / "state.pt"
+    state.write_bytes(state.read_bytes()[:3000])
+    with pytest.raises(CatscreenError, match="delete it to start afresh"):
+        Trainer(tiny_config(tmp_path, [data], max_steps=8), log=lambda m: None).run()
 
 
 def test_split_has_no_system_leakage(tmp_path: Path) -> None:
@@ -200,6 +208,16 @@ def test_config_errors(tmp_path: Path) -> None:
         ("fidelities: [pbe, 3]\n", "fidelities must be a list of text"),
         ("dtype: float16\n", "dtype 'float16'"),
         ("device: gpu\n", "unknown device 'gpu'"),
+        # types right, values training cannot use: one line, not a ZeroDivisionError mid-run
+        ("eval_every: 0\n", "eval_every and max_eval_frames must be >= 1"),
+        ("max_eval_frames: 0\n", "eval_every and max_eval_frames must be >= 1"),
+        ("validation_fraction: -0.5\n", "validation_fraction must be in"),
+        ("ema_decay: 2.0\n", "ema_decay must be in"),
+        ("datasets: [{path: d.extxyz, weight: 0.0}]\n", "at least one of them positive"),
+        ("datasets: [{path: d.extxyz, weight: -1.0}]\n", "weights must be >= 0"),
+        ("model: {n_heads: 0}\n", "model.n_heads must be >= 1, not 0"),
+        ("model: {l_max: -1}\n", "model.l_max must be >= 0"),
+        ("model: {cutoff: 0.0}\n", "model.cutoff and model.avg_num_neighbors must be positive"),
     ],
 )
 def test_config_wrong_types_are_errors(tmp_path: Path, extra: str, message: str) -> None:

@@ -114,6 +114,10 @@ def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
     missing = [k for k in _REQUIRED if k not in payload]
     if missing:
         raise CatscreenError(f"{path} is damaged: it lacks {', '.join(missing)}")
+    shapes = {"config": dict, "metadata": dict, "elements": list, "fidelities": list}
+    wrong = [k for k, kind in shapes.items() if not isinstance(payload[k], kind)]
+    if wrong:
+        raise CatscreenError(f"{path} is damaged: its {', '.join(wrong)} has the wrong type")
     config = ModelConfig.from_dict(payload["config"])
     state = payload["state_dict"]
     try:

@@ -115,6 +115,14 @@ class ModelConfig:
         object.__setattr__(self, "spin_cap", cap)  # JSON gives a list
         if not isinstance(self.correlation, int) or self.correlation < 1:
             raise CatscreenError(f"correlation must be an integer >= 1, not {self.correlation!r}")
+        at_least = {"l_max": 0, "n_scalars": 1, "n_vectors": 1, "n_layers": 1, "n_basis": 1,
+                    "cutoff_p": 1, "radial_hidden": 1, "context_dim": 1, "readout_hidden": 1,
+                    "n_heads": 1}  # fmt: skip
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise CatscreenError(f"model.{name} must be >= {low}, not {getattr(self, name)}")
+        if not self.cutoff > 0 or not self.avg_num_neighbors > 0:
+            raise CatscreenError("model.cutoff and model.avg_num_neighbors must be positive")
         if not 0.0 <= self.zbl_inner < self.zbl_outer:
             raise CatscreenError(
                 f"zbl_inner and zbl_outer must satisfy 0 <= inner < outer, not "

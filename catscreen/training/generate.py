@@ -143,6 +143,12 @@ class GenerateSettings:
                 f"unknown metal(s)/adsorbate(s) {', '.join(unknown)}; metals: "
                 f"{', '.join(HOSTS)}; adsorbates: {', '.join(sorted(known))}"
             )
+        counts = {"snapshot_every": 1, "md_every": 1, "relax_steps": 0, "md_steps": 0}
+        for name, low in counts.items():
+            if getattr(self, name) < low:
+                raise CatscreenError(
+                    f"--{name.replace('_', '-')} must be >= {low}, not {getattr(self, name)}"
+                )
         if self.exclude_from and not Path(self.exclude_from).is_dir():
             # a typo would silently repeat the whole earlier pass
             raise CatscreenError(f"--exclude-from: no folder {self.exclude_from}")

@@ -179,7 +179,28 @@ class TrainConfig:
             data["model"] = model = {**model, "spin_cap": _text_tuple(model["spin_cap"])}
         _check_types(ModelConfig, model, "model.")
         ModelConfig.from_dict(model)  # fail early on a bad model section
-        return cls(datasets=tuple(specs), **data)
+        config = cls(datasets=tuple(specs), **data)
+        config.check_ranges()
+        return config
+
+    def check_ranges(self) -> None:
+        """Values the types allow but training cannot use: one line, not a traceback mid-run."""
+        checks = [
+            (self.batch_size >= 1 and self.eval_every >= 1 and self.max_eval_frames >= 1,
+             "batch_size, eval_every and max_eval_frames must be >= 1"),
+            (0.0 <= self.validation_fraction < 1.0, "validation_fraction must be in [0, 1)"),
+            (0.0 <= self.ema_decay < 1.0, "ema_decay must be in [0, 1)"),
+            (self.max_steps >= 0 and self.warmup_steps >= 0, "max_steps and warmup_steps must be >= 0"),
+            (self.lr > 0 and self.min_lr >= 0, "lr must be positive and min_lr >= 0"),
+            (self.grad_clip > 0, "grad_clip must be positive"),
+            (all(d.weight >= 0 for d in self.datasets) and any(d.weight > 0 for d in self.datasets),
+             "dataset weights must be >= 0, at least one of them positive"),
+            (all(d.pair_weight is None or d.pair_weight >= 0 for d in self.datasets),
+             "dataset pair_weight must be >= 0"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise CatscreenError(f"training config: {message}")
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -965,10 +986,16 @@ class Trainer:
         path = self.out / "state.pt"
         if not path.exists():
             return False
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        self.net.load_state_dict(state["net"])
-        self.ema.load_state_dict(state["ema"])
-        self.opt.load_state_dict(state["opt"])
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+            self.net.load_state_dict(state["net"])
+            self.ema.load_state_dict(state["ema"])
+            self.opt.load_state_dict(state["opt"])
+        except Exception as exc:  # torch: RuntimeError, pickle and zip errors, KeyError
+            raise CatscreenError(
+                f"cannot resume from {path} (damaged, or another network's run: "
+                f"{type(exc).__name__}); delete it to start afresh or give another out"
+            ) from exc
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location put it on the device
         self.step, self.best, self.history = state["step"], state["best"], state["history"]
