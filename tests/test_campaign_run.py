@@ -130,6 +130,10 @@ def test_ci_against_changed_baseline_fails_readably(
     assert f"{first['candidate']} dE_O:" in bad.output and "exceeds tolerance" in bad.output
     markdown = step.read_text()
     assert "## Baseline check: FAILED" in markdown and "Au(111) left the top 2" in markdown
+    # a step summary that cannot be written is its own error (exit 2), not a failed check (1)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "no" / "such" / "file.md"))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "cannot append to GITHUB_STEP_SUMMARY" in result.output
 
 
 def test_changed_target_reruns_only_rank(campaign: tuple[Path, Path], tmp_path: Path) -> None:
@@ -232,14 +236,19 @@ def test_added_candidate_relaxes_only_itself_and_a_failed_rerun_leaves_rank_stal
     recipe.write_text(RECIPE.replace("candidates: [Pt, Cu]", "candidates: [Pt]"))
     assert _run(recipe, out).exit_code == 0
     assert "Cu(111)" not in (out / "leaderboard.csv").read_text()
-    # a rerun that fails in enumerate leaves rank stale: report and baseline refuse it
-    recipe.write_text(RECIPE.replace("candidates: [Pt, Cu]", "candidates: [Pt, Unobtainium]"))
-    assert _run(recipe, out).exit_code == 2
-    state = json.loads((out / "campaign.json").read_text())["stages"]
-    assert state["enumerate"]["status"] == "failed" and state["rank"]["status"] == "stale"
-    for args in (["report", str(out)], ["campaign", "baseline", str(out), "--write", "b.json"]):
-        result = runner.invoke(app, args)
-        assert result.exit_code == 2 and "out of date with its recipe" in result.output
+    # a typo'd bulk or adsorbate is refused before the folder is touched: the finished
+    # campaign keeps its recipe copy and stages, and report still reads it
+    before = {p: p.read_bytes() for p in (out / "recipe.yaml", out / "campaign.json")}
+    pt = RECIPE.replace("candidates: [Pt, Cu]", "candidates: [Pt]")
+    for text, named in [
+        (RECIPE.replace("candidates: [Pt, Cu]", "candidates: [Pt, Unobtainium]"), "Unobtainium"),
+        (pt.replace("adsorbates: [O, H]", "adsorbates: [O, Xq]"), "unknown adsorbate 'Xq'"),
+    ]:
+        recipe.write_text(text)
+        result = _run(recipe, out)
+        assert result.exit_code == 2 and named in result.output
+        assert {p: p.read_bytes() for p in before} == before
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 0
 
 
 def _rerun(recipe: Path, out: Path, text: str) -> tuple[str, dict[str, int]]:
@@ -291,6 +300,60 @@ def test_a_candidate_whose_relaxations_all_fail_is_named(tmp_path: Path) -> None
     assert "copper: no surface" not in summary
     board = (out / "leaderboard.csv").read_text()
     assert "Pt(111)" in board and "copper(111)" in board
+
+
+def test_batches_that_failed_as_a_whole_are_retried_on_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose job raised (out of memory, a lost worker) fails all its rows; that says
+    nothing about the structures, so the next run relaxes them again instead of calling the
+    stage up to date (the gas references of such a batch left nothing to rank)."""
+    from catscreen.workflow import jobs
+
+    real, calls = jobs.relax_items, []
+
+    def flaky(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("simulated out-of-memory")
+        return real(*args, **kwargs)
+
+    recipe, out = tmp_path / "tiny.yaml", tmp_path / "run"
+    recipe.write_text(RECIPE.replace("batch_size: 64", "batch_size: 8"))
+    with monkeypatch.context() as m:
+        m.setattr(jobs, "relax_items", flaky)
+        _run(recipe, out)
+    results = pd.read_parquet(out / "results.parquet")
+    failed = int((results.status == "failed").sum())
+    assert (
+        failed == 8
+        and results.reason[results.status == "failed"]
+        .str.startswith("batch failed: MemoryError")
+        .all()
+    )
+    result = _run(recipe, out)
+    assert result.exit_code == 0, result.output
+    assert f"{failed} row(s) of batches that failed as a whole" in " ".join(result.output.split())
+    counts = json.loads((out / "campaign.json").read_text())["stages"]["relax"]["counts"]
+    assert counts["ran"] == failed and counts["failed"] == 0
+    assert (pd.read_parquet(out / "results.parquet").status != "failed").all()
+
+
+def test_a_reference_facet_enumerate_does_not_make_fails_before_relax(tmp_path: Path) -> None:
+    """(010) passes the recipe's max_index check, but enumerate names that facet Pt(100)."""
+    text = RECIPE.replace('facets:\n  miller: ["111"]', "facets: {max_index: 1}")
+    text = text.replace("candidates: [Pt, Cu]", "candidates: [Pt]").replace(
+        "  top_n: 2\n", '  top_n: 2\n  reference: {bulk: Pt, miller: "010"}\n'
+    )
+    recipe = tmp_path / "ref.yaml"
+    recipe.write_text(text)
+    result = _run(recipe, tmp_path / "run")
+    assert result.exit_code == 2, result.output
+    assert "reference candidate 'Pt(010)' is not in this run" in " ".join(result.output.split())
+    assert not (tmp_path / "run" / "results.parquet").exists()  # no relaxation ran
+    (tmp_path / "afile").write_text("")
+    result = _run(recipe, tmp_path / "afile")
+    assert result.exit_code == 2 and "is a file" in result.output
 
 
 def test_a_missing_baseline_fails_before_any_work(tmp_path: Path) -> None:

@@ -11,9 +11,11 @@ from pathlib import Path
 
 from ase import Atoms
 
+from catscreen.build.bulks import load_bulks
 from catscreen.build.enumerate import (
     EnumerateSettings,
     enumerate_configurations,
+    resolve_adsorbates,
     write_configurations,
 )
 from catscreen.campaign.recipe import Candidate, Miller, Recipe
@@ -45,6 +47,16 @@ def enumerate_settings(
         nudge=recipe.placement.nudge,
         include_clean=True,
     )
+
+
+def check_recipe_inputs(recipe: Recipe) -> None:
+    """The bulks and adsorbates the recipe names exist (library names, readable files): checked
+    before the campaign folder is touched, so a typo leaves a finished campaign as it was."""
+    for miller, cands in _groups(recipe).items():
+        bulks = [str(c.file) if c.file is not None else c.name for c in cands]
+        settings = enumerate_settings(recipe, bulks, miller)
+        load_bulks(settings.bulks)
+        resolve_adsorbates(settings)
 
 
 def enumerate_recipe(recipe: Recipe, out_dir: Path) -> tuple[list[Path], dict[str, int]]:

@@ -33,8 +33,9 @@ import pandas as pd
 
 from catscreen.analysis import RankSettings, rank_results, read_results, write_rank_outputs
 from catscreen.analysis.anomalies import anomaly_rules
+from catscreen.analysis.candidates import candidate_of, find_candidate
 from catscreen.campaign.baseline import Comparison, compare, read_baseline
-from catscreen.campaign.enumerate_adapter import enumerate_recipe
+from catscreen.campaign.enumerate_adapter import check_recipe_inputs, enumerate_recipe
 from catscreen.campaign.leaderboard import (
     board_warnings,
     build_leaderboard,
@@ -50,6 +51,7 @@ from catscreen.io import atomic_path, read_parquet, read_parquet_metadata
 from catscreen.model.api import check_model_name
 from catscreen.workflow import RelaxSettings, relax_configurations
 from catscreen.workflow.jobs import cached_model
+from catscreen.workflow.store import batch_failures
 
 Log = Callable[[str], None]
 
@@ -256,6 +258,9 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         info.check_context("off", recipe.model.fidelity)
     version = info.version
     root = out.resolve()
+    if root.exists() and not root.is_dir():
+        raise CatscreenError(f"--out {out} is a file; give a folder for the campaign")
+    check_recipe_inputs(recipe)  # a typo must not touch a finished campaign's folder
     root.mkdir(parents=True, exist_ok=True)
     state = load_state(root) or CampaignState(recipe=recipe.name, recipe_file=str(recipe_path))
     if state.recipe != recipe.name:
@@ -270,14 +275,18 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     ran: list[str] = []
     skipped: list[str] = []
 
-    def stage(name: str, body: Body) -> None:
-        if _run_stage(state, root, name, hashes[name], log, body, force=bool(ran)):
+    def stage(name: str, body: Body, retry: bool = False) -> None:
+        if _run_stage(state, root, name, hashes[name], log, body, force=bool(ran) or retry):
             ran.append(name)
         else:
             skipped.append(name)
 
     configs = root / ENUMERATE_DIR / "configs.parquet"
     stage("enumerate", lambda: enumerate_recipe(recipe, root / ENUMERATE_DIR))
+    if recipe.ranking.reference is not None:  # a facet enumerate names otherwise: before relax
+        rows = read_parquet(configs).itertuples()
+        known = sorted({candidate_of(r.bulk, r.miller, r.termination) for r in rows})
+        find_candidate(recipe.ranking.reference.candidate, known)
 
     def relax() -> tuple[list[Path], dict[str, int]]:
         s = relax_configurations(configs, root / RESULTS, relax_settings, progress=options.progress)
@@ -292,7 +301,10 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         return [root / RESULTS], counts
 
     _set_aside_stale_results(state, root, relax_settings, version, log, info.default_fidelity)
-    stage("relax", relax)
+    retry = batch_failures(root / RESULTS)
+    if retry:
+        log(f"relax: {retry} row(s) of batches that failed as a whole; running them again")
+    stage("relax", relax, retry=bool(retry))
 
     def rank() -> tuple[list[Path], dict[str, int]]:
         results = read_results(root / RESULTS)
@@ -328,7 +340,12 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         tmp.write_text(summary)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if options.ci and step_summary:
-        with open(step_summary, "a") as fh:  # GitHub collects every step's appends
-            fh.write(summary)
+        try:
+            with open(step_summary, "a") as fh:  # GitHub collects every step's appends
+                fh.write(summary)
+        except OSError as exc:  # else it reads like a failed baseline check in CI
+            raise CatscreenError(
+                f"cannot append to GITHUB_STEP_SUMMARY: {first_line(exc)}"
+            ) from exc
         summary_path = Path(step_summary)
     return Outcome(root, state, board, summary, summary_path, comparison, ran, skipped)

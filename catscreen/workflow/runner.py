@@ -33,7 +33,7 @@ from catscreen.workflow.inputs import read_configs, select, work_items
 from catscreen.workflow.jobs import RelaxMaker, cached_model
 from catscreen.workflow.optimizers import OPTIMIZERS
 from catscreen.workflow.relax import Row, WorkItem, result_row
-from catscreen.workflow.store import OutputLock, ResultTable, row_key
+from catscreen.workflow.store import BATCH_FAILED, OutputLock, ResultTable, row_key
 
 
 @dataclass
@@ -184,7 +184,7 @@ def relax_configurations(
         def on_done(job: Job, rows: list[Row] | None, error: str | None) -> None:
             if rows is None:
                 batch = job.function_args[0]
-                rows = [result_row(it, info, "failed", f"batch failed: {error}") for it in batch]
+                rows = [result_row(it, info, "failed", f"{BATCH_FAILED}{error}") for it in batch]
             table.add(rows)
             if bar is not None and task is not None:
                 bar.advance(task, len(rows))

@@ -69,6 +69,21 @@ class OutputLock:
             self._fd = None
 
 
+BATCH_FAILED = "batch failed: "  # the reason of every row of a batch whose job raised
+
+
+def batch_failed(row: Row) -> bool:
+    return row["status"] == "failed" and str(row.get("reason", "")).startswith(BATCH_FAILED)
+
+
+def batch_failures(path: Path) -> int:
+    """Rows of failed batches in a results file (0 without one): the next run retries them."""
+    if not path.exists():
+        return 0
+    rows = read_parquet(path, required=("status", "reason")).to_dict("records")
+    return sum(batch_failed(r) for r in rows)
+
+
 class ResultTable:
     """The rows already in `out` plus the ones this run adds; rewritten whole on every add."""
 
@@ -84,8 +99,14 @@ class ResultTable:
                 self.rows[row_key(row)] = row
 
     def finished(self, retry_failed: bool = False) -> set[Key]:
-        """Keys whose row is final; with retry_failed, failed rows are run again."""
-        return {k for k, r in self.rows.items() if not (retry_failed and r["status"] == "failed")}
+        """Keys whose row is final; with retry_failed, failed rows are run again. Rows of a
+        batch that failed as a whole (out of memory, a lost worker) are never final: that
+        was the machine, not the structure, and the next run retries them."""
+        return {
+            k
+            for k, r in self.rows.items()
+            if not (r["status"] == "failed" and (retry_failed or batch_failed(r)))
+        }
 
     def add(self, rows: Iterable[Row]) -> None:
         """Record finished rows (replacing rows with the same key) and rewrite atomically."""
