@@ -112,13 +112,19 @@ def test_resume_continues(tmp_path: Path) -> None:
     tr.run()
     assert "resumed at step 4" in logs
     assert tr.step == 6
-    # the same out with another network's config, or a cut-off state.pt: one line, not torch's
+    # the same out with another network or seed: refused, not resumed as if it were this run
     wider = {**tiny_config(tmp_path, [data]).model, "n_scalars": 12}
-    with pytest.raises(CatscreenError, match=r"cannot resume from .*state.pt .*another network"):
-        Trainer(tiny_config(tmp_path, [data], max_steps=8, model=wider), log=lambda m: None).run()
+    for other in ({"model": wider}, {"seed": 1}):
+        with pytest.raises(CatscreenError, match="state of a run with other data or network"):
+            Trainer(tiny_config(tmp_path, [data], max_steps=8, **other), log=lambda m: None).run()
     state = tmp_path / "run" / "state.pt"
-    state.write_bytes(state.read_bytes()[:3000])
-    with pytest.raises(CatscreenError, match="delete it to start afresh"):
+    saved = torch.load(state, weights_only=False)
+    del saved["run"]  # a state from before runs were named: its weights must still fit
+    torch.save(saved, state)
+    with pytest.raises(CatscreenError, match=r"cannot resume from .*RuntimeError.*start afresh"):
+        Trainer(tiny_config(tmp_path, [data], max_steps=8, model=wider), log=lambda m: None).run()
+    state.write_bytes(state.read_bytes()[:3000])  # cut off
+    with pytest.raises(CatscreenError, match=r"cannot resume from .*\(damaged"):
         Trainer(tiny_config(tmp_path, [data], max_steps=8), log=lambda m: None).run()
 
 

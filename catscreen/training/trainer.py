@@ -21,7 +21,7 @@ Why it looks like this:
   (couplings that start at zero, so no prediction changes) can be switched on for a trained
   checkpoint, keeping its weights;
 - EMA weights are what gets evaluated and saved; a time limit stops a CPU run cleanly, and a
-  rerun resumes from `state.pt`;
+  rerun resumes from `state.pt` (of the same run: other data, network or seed are refused);
 - `workers` collates batches ahead in forked processes: on a GPU the step itself is
   launch-bound (~45 ms for 8 to 128 frames on an H200) and a 128-frame collate on the CPU took
   about as long again; the batches are drawn from the same random stream in the same order as
@@ -977,24 +977,45 @@ class Trainer:
             "rng": (self._prefetch and self._prefetch.pending_state())
             or self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
+            "run": self.run_identity(),
         }
         tmp = self.out / "state.pt.tmp"
         torch.save(state, tmp)
         tmp.replace(self.out / "state.pt")
 
+    # what a resumed run must share with the one that saved its state; the step budget,
+    # evaluation cadence and the like may change between the two
+    RUN_FIELDS = ("datasets", "model", "fidelities", "elements", "seed", "split_seed",
+                  "validation_fraction", "init_from", "add_layers", "add_elements")  # fmt: skip
+
+    def run_identity(self) -> str:
+        c = asdict(self.config)
+        text = json.dumps({k: c[k] for k in self.RUN_FIELDS}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
     def resume(self) -> bool:
         path = self.out / "state.pt"
         if not path.exists():
             return False
+        fix = "delete it to start afresh or give another out"
         try:
             state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as exc:  # torch: pickle and zip errors of a cut-off file
+            raise CatscreenError(
+                f"cannot resume from {path} (damaged: {type(exc).__name__}); {fix}"
+            ) from exc
+        if state.get("run", self.run_identity()) != self.run_identity():  # older states: none
+            raise CatscreenError(
+                f"{path} is the state of a run with other data or network settings "
+                f"({', '.join(self.RUN_FIELDS)}); {fix}"
+            )
+        try:
             self.net.load_state_dict(state["net"])
             self.ema.load_state_dict(state["ema"])
             self.opt.load_state_dict(state["opt"])
-        except Exception as exc:  # torch: RuntimeError, pickle and zip errors, KeyError
+        except (KeyError, RuntimeError, ValueError) as exc:
             raise CatscreenError(
-                f"cannot resume from {path} (damaged, or another network's run: "
-                f"{type(exc).__name__}); delete it to start afresh or give another out"
+                f"cannot resume from {path} ({type(exc).__name__}); {fix}"
             ) from exc
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location put it on the device
