@@ -110,3 +110,9 @@ def test_reference_facet_beyond_max_index_is_refused() -> None:
         parse_recipe(text.replace("      correction: 0.24\n", ""), Path("r.yaml"))
     ok = text.replace("'211'", "'110'").replace("      correction: 0.24\n", "")
     assert parse_recipe(ok, Path("r.yaml")).ranking.reference is not None
+
+
+def test_an_unquoted_facet_with_a_leading_zero_is_not_octal() -> None:
+    """YAML 1.1 reads 011 as the octal number 9; the recipe reads the facet (0, 1, 1)."""
+    text = GOOD.replace('miller: ["111"]', "miller: [011, 111]")
+    assert parse_recipe(text, Path("r.yaml")).facets.miller == [(0, 1, 1), (1, 1, 1)]
