@@ -265,6 +265,18 @@ def test_ensemble_heads_disagree_and_mean_is_energy(net):
     np.testing.assert_allclose(out["energy_heads"].mean(axis=1), out["energy"])
 
 
+def test_spin_off_structures_have_no_moments(net):
+    """Unpolarised means no moments: the magmom head's value there was never trained, and a
+    spin-off Fe run reported 2 muB per atom. A batch of both contexts keeps each its own."""
+    atoms = slab()
+    on, off = evaluate(net, atoms, "on"), evaluate(net, atoms, "off")
+    assert np.abs(on["magmoms"]).max() > 0 and not np.any(off["magmoms"])
+    both = net(net.collate([atoms, atoms], ["on", "off"], ["gpaw-pbe"] * 2), forces=False)
+    m = both["magmoms"].detach().numpy()
+    np.testing.assert_allclose(m[: len(atoms)], on["magmoms"], atol=1e-6)
+    assert not np.any(m[len(atoms) :])
+
+
 def test_training_mode_keeps_graph_for_force_loss():
     net = make_net().train()
     out = net(net.collate([slab()], ["on"], ["gpaw-pbe"]), forces=True)

@@ -362,11 +362,14 @@ class CatscreenNet(nn.Module):
             atomic = atomic + repulsion.unsqueeze(-1)
         energy_heads = scatter_sum(atomic, batch.batch, n_struct)
         energy = energy_heads.mean(dim=1)
+        spin_on = split_context(batch.context)[0][batch.batch]
         out = {
             "energy": energy,
             "energy_heads": energy_heads,
             "atomic_energies": atomic,
-            "magmoms": magmoms,
+            # a spin-off (unpolarised) structure has no moments: the head's value there is an
+            # untrained output (the moment loss sees spin-on frames only)
+            "magmoms": magmoms * spin_on.to(magmoms.dtype),
         }
         if forces or stress:
             inputs = [positions] + ([strain] if stress else [])
