@@ -196,6 +196,32 @@ def test_bad_geometry_is_one_line_error(saved):
         model.predict([atoms], ["on"], ["gpaw-pbe"])
 
 
+def test_a_slab_without_a_c_vector_is_the_slab_with_vacuum(saved):
+    """ASE's fcc111 without `vacuum` leaves c = 0 with pbc (T, T, F): the periodic directions
+    are sound, so the energy is the vacuum slab's; it has no stress (no volume). A periodic
+    direction without a cell vector is still an error."""
+    from ase.build import fcc111
+
+    from catscreen.model.calculator import CatscreenCalculator
+
+    model = load_checkpoint_model(saved[1])
+    bare = fcc111("Ni", (2, 2, 3))
+    assert bare.cell[2].tolist() == [0, 0, 0] and bare.pbc.tolist() == [True, True, False]
+    boxed = bare.copy()
+    boxed.center(vacuum=6.0, axis=2)
+    (a, b) = model.predict([bare, boxed], ["on"] * 2, ["gpaw-pbe"] * 2, stress=True)
+    assert a.energy == pytest.approx(b.energy, abs=1e-5)
+    np.testing.assert_allclose(a.forces, b.forces, atol=1e-5)
+    assert a.stress is None and b.stress is not None
+    bare.calc = CatscreenCalculator(model, spin="on")
+    assert bare.get_potential_energy() == pytest.approx(b.energy, abs=1e-5)
+    flat = boxed.copy()
+    flat.pbc = True
+    flat.cell[2] = 0.0
+    with pytest.raises(CatscreenError, match="periodic cell vectors are zero or parallel"):
+        model.predict([flat], ["on"], ["gpaw-pbe"])
+
+
 def test_cli_model_info(saved, tmp_path, monkeypatch):
     runner = CliRunner()
     res = runner.invoke(app, ["model", "info", str(saved[1]), "--json"])

@@ -95,9 +95,12 @@ def neighbour_list(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray,
     """(i, j, integer shifts) of all pairs closer than `cutoff`, both directions, with images."""
     pbc = np.asarray(atoms.pbc, dtype=bool)
     cell = atoms.cell.array
-    if pbc.any() and abs(np.linalg.det(cell)) < 1e-9:
+    # the periodic directions need independent cell vectors; a non-periodic one may be zero
+    # (ASE's fcc111 without vacuum, graphene)
+    if pbc.any() and np.linalg.matrix_rank(cell[pbc], tol=1e-6) < pbc.sum():
         raise CatscreenError(
-            f"{atoms.get_chemical_formula()} is periodic but its cell has zero volume"
+            f"{atoms.get_chemical_formula()} is periodic but its periodic cell vectors are "
+            "zero or parallel"
         )
     if not np.all(np.isfinite(atoms.positions)) or (pbc.any() and not np.all(np.isfinite(cell))):
         raise CatscreenError(f"{atoms.get_chemical_formula()} has non-finite positions or cell")

@@ -119,7 +119,7 @@ class CatscreenModel:
         preds = []
         for k, atoms in enumerate(structures):
             s = None
-            if stress and atoms.pbc.any():
+            if stress and atoms.pbc.any() and atoms.cell.volume > 1e-9:
                 full = res["stress"][k].double().numpy()
                 s = np.array([full[i, j] for i, j in VOIGT])
             preds.append(

@@ -381,7 +381,7 @@ class CatscreenNet(nn.Module):
             if stress:
                 virial = _zeros_if_none(grads[1], strain)
                 volume = torch.linalg.det(batch.cell).abs()
-                periodic = batch.pbc.any(dim=1)
+                periodic = batch.pbc.any(dim=1) & (volume > 1e-9)  # a slab without c: none
                 volume = torch.where(periodic, volume, torch.ones_like(volume))
                 out["stress"] = torch.where(
                     periodic[:, None, None], virial / volume[:, None, None], 0.0
