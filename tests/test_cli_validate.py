@@ -83,5 +83,5 @@ def test_a_gpaw_failure_without_a_message_is_recorded(monkeypatch, error, record
         raise error
 
     monkeypatch.setattr(validate, "single_point", fail)
-    out = validate.gpaw_single_point.original("", "slab", "off", {})
-    assert out["error"] == recorded and out["energy"] != out["energy"]  # NaN
+    out = validate.gpaw_single_point.original("", "slab", "off", {}, "/nonexistent/record.json")
+    assert out["error"] == recorded and out["energy"] != out["energy"]  # NaN: and not kept

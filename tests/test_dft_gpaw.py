@@ -82,3 +82,23 @@ def test_validate_compares_ml_with_gpaw(tmp_path, flagged_file):
     # EMT vs PBE for H on Al: same sign and order of magnitude is all a 200 eV cutoff allows
     assert -3.0 < row.e_ads_dft < 2.0 and row.error == pytest.approx(row.e_ads_ml - row.e_ads_dft)
     assert "ML vs GPAW" in res.stdout
+    # every finished energy was kept as it came: a rerun (after a kill, say) runs nothing
+    from catscreen.dft import validate
+
+    assert len(list((tmp_path / "validation.parts").iterdir())) == 3  # adslab, slab, H2
+
+    def no_gpaw(*args, **kwargs):
+        raise RuntimeError("computed again")
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(validate, "single_point", no_gpaw)
+        again = CliRunner().invoke(
+            app, ["validate", str(flagged_file), "--out", str(tmp_path), *TINY]
+        )
+        assert again.exit_code == 0, again.output
+        assert "3 GPAW energies reused" in again.output
+        assert read_parquet(tmp_path / "validation.parquet").equals(table)
+        # other settings are other calculations: run again, here into the stand-in's error
+        other = ["--encut", "250", "--kpt-density", "0.6"]
+        CliRunner().invoke(app, ["validate", str(flagged_file), "--out", str(tmp_path), *other])
+        assert "computed again" in read_parquet(tmp_path / "validation.parquet").dft_error[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 
 import numpy as np
 import pytest
@@ -151,6 +152,17 @@ def test_bad_engine_and_bad_flagged_table(tmp_path, flagged_off):
     with pytest.raises(CatscreenError, match="unknown xc"):
         DftSettings(xc="LDA")
     assert json.loads(flagged_off.reference_weights[0]) == {"H2": -1.0, "H2O": 1.0}
+    # another tool's rows: named before any calculation, not a traceback after all of them
+    row = flagged_off.config_id[0]
+    for cells, message in [
+        ({"spin": "true"}, f"flagged row {row}: spin 'true', not on or off"),
+        ({"reference_weights": "H2:0.5"}, "reference_weights is not a JSON mapping"),
+        ({"reference_weights": json.dumps({"H2": 0.5, "N2": 1.0})}, "molecule(s) N2"),
+        ({"reference_structures": json.dumps({"H2": "H 0 0 0", "H2O": ""})}, "H2 is not extxyz"),
+        ({"slab_structure": "junk"}, f"slab_structure of {row} is not extxyz"),
+    ]:
+        with pytest.raises(CatscreenError, match=re.escape(message)):
+            dft_tasks(flagged_off.assign(**cells))
 
 
 def test_gas_molecules_take_their_ground_state_spin(tmp_path):

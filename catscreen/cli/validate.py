@@ -51,8 +51,12 @@ def validate_command(
     settings = DftSettings(
         xc=xc, encut=encut, kpt_density=kpt_density, smearing=smearing, relax_steps=0
     )
-    comparison = validate(table, settings)
-    path = (out or flagged.parent) / "validation.parquet"
+    folder = out or flagged.parent
+    parts = folder / "validation.parts"  # each finished GPAW energy: a rerun skips it
+    comparison, reused = validate(table, settings, parts)
+    if reused:
+        err_console.print(f"{reused} GPAW energies reused from {parts}", highlight=False)
+    path = folder / "validation.parquet"
     meta = {
         "stage": "validate",
         "engine": engine,

@@ -16,8 +16,8 @@ import pandas as pd
 from catscreen.dft.gpaw import write_gpaw_script
 from catscreen.dft.settings import DftSettings, gas_spin, prepare
 from catscreen.dft.vasp import write_vasp_inputs
-from catscreen.errors import CatscreenError
-from catscreen.io import atomic_folder
+from catscreen.errors import CatscreenError, first_line
+from catscreen.io import atomic_folder, atoms_from_text
 
 FLAGGED_REQUIRED = (
     "config_id",
@@ -53,18 +53,54 @@ def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
             f"not a flagged table from `catscreen rank`: lacks column(s) {', '.join(missing)}"
         )
     tasks: dict[str, DftTask] = {}
+    references = [_references(row) for row in flagged.itertuples()]
     for row in flagged.itertuples():
+        if row.spin not in ("on", "off"):  # anything else would run spin-restricted silently
+            raise CatscreenError(f"flagged row {row.config_id}: spin {row.spin!r}, not on or off")
+        for column in ("final_structure", "slab_structure"):
+            _parsed(getattr(row, column), f"{column} of {row.config_id}")
         tasks.setdefault(
             row.config_id, DftTask(row.config_id, "adslab", row.spin, row.final_structure)
         )
-    for row in flagged.itertuples():
+    for row, structures in zip(flagged.itertuples(), references, strict=True):
         tasks.setdefault(
             row.slab_config_id, DftTask(row.slab_config_id, "slab", row.spin, row.slab_structure)
         )
-        for molecule, text in json.loads(row.reference_structures).items():
+        for molecule, text in structures.items():
             name = gas_task_name(molecule)
             tasks.setdefault(name, DftTask(name, "gas", gas_spin(text), text))
     return list(tasks.values())
+
+
+def _references(row: object) -> dict[str, str]:
+    """A row's gas structures, checked against its weights: every molecule weighed has one."""
+    where = f"flagged row {row.config_id}"  # type: ignore[attr-defined]
+    cells = {}
+    for column in ("reference_weights", "reference_structures"):
+        try:
+            cells[column] = json.loads(getattr(row, column))
+        except (TypeError, ValueError):
+            cells[column] = None
+        if not isinstance(cells[column], dict):
+            raise CatscreenError(f"{where}: {column} is not a JSON mapping")
+    weights, structures = cells["reference_weights"], cells["reference_structures"]
+    missing = sorted(set(weights) - set(structures))
+    if missing:
+        raise CatscreenError(
+            f"{where}: no structure for reference molecule(s) {', '.join(missing)}"
+        )
+    for molecule, text in structures.items():
+        _parsed(text, f"{where}: reference structure {molecule}")
+    return structures
+
+
+def _parsed(text: object, what: str) -> None:
+    if not isinstance(text, str):
+        raise CatscreenError(f"{what} is missing")
+    try:
+        atoms_from_text(text)
+    except Exception as exc:  # ASE raises many types for text that is not extxyz
+        raise CatscreenError(f"{what} is not extxyz: {first_line(exc)}") from exc
 
 
 def check_dft_folder(out: Path) -> None:

@@ -7,9 +7,11 @@ inputs. DFT E_ads uses the same bookkeeping as the ML one: adslab - clean slab -
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict
+from pathlib import Path
 
 import pandas as pd
 from jobflow import Flow, JobStore, job
@@ -18,18 +20,20 @@ from maggma.stores import MemoryStore
 
 from catscreen.dft.gpaw import require_gpaw, single_point
 from catscreen.dft.settings import DftSettings
-from catscreen.dft.tasks import dft_tasks, gas_task_name
+from catscreen.dft.tasks import DftTask, dft_tasks, gas_task_name
 from catscreen.errors import described
+from catscreen.io import atomic_path
 
 # AdsorbML counts an ML energy as a success when it is within 0.1 eV of DFT.
 SUCCESS_THRESHOLD = 0.1
 
 
 @job
-def gpaw_single_point(structure: str, kind: str, spin: str, settings: dict) -> dict:
-    """One GPAW energy; a failure is returned, not raised, so the other rows still finish."""
+def gpaw_single_point(structure: str, kind: str, spin: str, settings: dict, record: str) -> dict:
+    """One GPAW energy, kept in `record` as soon as it exists (a killed run keeps it); a
+    failure is returned, not raised or kept, so the other rows finish and a rerun retries it."""
     try:
-        return single_point(structure, kind, spin, DftSettings(**settings))
+        result = single_point(structure, kind, spin, DftSettings(**settings))
     except Exception as exc:  # GPAW raises many types (SCF, setups, memory)
         return {
             "energy": math.nan,
@@ -37,21 +41,43 @@ def gpaw_single_point(structure: str, kind: str, spin: str, settings: dict) -> d
             "wall_time": 0.0,
             "error": described(exc),
         }
+    with atomic_path(record) as tmp:
+        tmp.write_text(json.dumps(result))
+    return result
 
 
-def run_gpaw(flagged: pd.DataFrame, settings: DftSettings) -> dict[str, dict]:
-    """Task name -> GPAW result, run with jobflow.run_locally and an in-memory store."""
+def task_record(parts: Path, task: DftTask, settings: DftSettings) -> Path:
+    """Where a task's finished energy is kept: named by everything that decides it, so a
+    record is only ever reused for the same structure, kind, spin and settings."""
+    key = json.dumps([task.kind, task.spin, asdict(settings), task.structure], sort_keys=True)
+    return parts / f"{task.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+
+
+def run_gpaw(
+    flagged: pd.DataFrame, settings: DftSettings, parts: Path
+) -> tuple[dict[str, dict], int]:
+    """Task name -> GPAW result, and how many were finished records in `parts` already; the
+    rest run with jobflow.run_locally and an in-memory store, each kept as it finishes."""
     require_gpaw()
-    tasks = dft_tasks(flagged)
-    jobs = {t.name: gpaw_single_point(t.structure, t.kind, t.spin, asdict(settings)) for t in tasks}
-    for name, j in jobs.items():
-        j.name = f"gpaw {name}"
-    responses = run_locally(
-        Flow(list(jobs.values()), name="catscreen validate"),
-        store=JobStore(MemoryStore()),
-        log=False,
-    )
-    return {name: responses[j.uuid][1].output for name, j in jobs.items()}
+    results: dict[str, dict] = {}
+    jobs = {}
+    for t in dft_tasks(flagged):
+        record = task_record(parts, t, settings)
+        if record.exists():
+            results[t.name] = json.loads(record.read_text())
+            continue
+        jobs[t.name] = gpaw_single_point(t.structure, t.kind, t.spin, asdict(settings), str(record))
+        jobs[t.name].name = f"gpaw {t.name}"
+    reused = len(results)
+    if jobs:
+        parts.mkdir(parents=True, exist_ok=True)
+        responses = run_locally(
+            Flow(list(jobs.values()), name="catscreen validate"),
+            store=JobStore(MemoryStore()),
+            log=False,
+        )
+        results.update({name: responses[j.uuid][1].output for name, j in jobs.items()})
+    return results, reused
 
 
 def compare(flagged: pd.DataFrame, dft: dict[str, dict]) -> pd.DataFrame:
@@ -92,5 +118,7 @@ def compare(flagged: pd.DataFrame, dft: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows)
 
 
-def validate(flagged: pd.DataFrame, settings: DftSettings) -> pd.DataFrame:
-    return compare(flagged, run_gpaw(flagged, settings))
+def validate(flagged: pd.DataFrame, settings: DftSettings, parts: Path) -> tuple[pd.DataFrame, int]:
+    """The comparison, and how many GPAW energies came from finished records in `parts`."""
+    results, reused = run_gpaw(flagged, settings, parts)
+    return compare(flagged, results), reused
