@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+from ase import Atoms
 from ase.build import fcc111
 from ase.geometry import find_mic
 from ase.io import write
@@ -128,6 +129,34 @@ def test_cli_labels_a_real_spin_pair_and_resumes(tmp_path, monkeypatch):
     )
     assert result.exit_code == 2
     assert "was labelled with ecut 200.0 (now 300.0)" in " ".join(result.output.split())
+    # the same id for a moved structure (another seed, a fix by hand) is not the old label
+    moved = slab.copy()
+    moved.positions[1, 2] += 0.5
+    write(structures, moved, format="extxyz")
+    result = runner.invoke(cli, args + low + ["--work", str(tmp_path / "spin-on.parts")])
+    assert result.exit_code == 2
+    assert "labelled for another structure under this id" in " ".join(result.output.split())
+    # a frame without a 3D cell is refused before any calculation, naming it
+    write(structures, Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]]), format="extxyz")
+    result = runner.invoke(cli, [*args[:-1], str(tmp_path / "h2.extxyz"), *low])
+    assert result.exit_code == 2 and "has no 3D cell" in result.output
+
+
+def test_a_molecule_starts_spin_on_from_its_ground_state_moment():
+    """O2 from another tool's file carries no moments: from zero, GPAW's spin-polarised SCF
+    stays unpolarised and the spin-on label would be the spin-off one."""
+    o2 = Atoms("O2", positions=[[0, 0, 0], [0, 0, 1.21]], cell=[8, 8, 8], pbc=False)
+    assert dft_labels.initial_magmoms(o2).tolist() == [1.0, 1.0]
+    o2.pbc = True  # boxed, as extxyz writes a cell: still no bond across it
+    assert dft_labels.initial_magmoms(o2).tolist() == [1.0, 1.0]
+    o2.info["kind"] = "gas"
+    assert dft_labels.initial_magmoms(o2).tolist() == [1.0, 1.0]
+    chain = Atoms("O2", positions=[[0, 0, 0], [0, 0, 1.21]], cell=[8, 8, 2.42], pbc=True)
+    assert dft_labels.initial_magmoms(chain).tolist() == [0.0, 0.0]  # bonded across: a solid
+    o2.set_initial_magnetic_moments([0.5, 0.5])  # the file's own moments win
+    assert dft_labels.initial_magmoms(o2).tolist() == [0.5, 0.5]
+    water = Atoms("H2O", positions=[[0, 0, 0], [0.76, 0.59, 0], [-0.76, 0.59, 0]])
+    assert not dft_labels.initial_magmoms(water).any()  # closed shell
 
 
 def test_cli_without_labeller_or_with_unknown_code_is_one_line_error(tmp_path):

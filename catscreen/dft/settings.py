@@ -112,6 +112,13 @@ def gas_unpaired(atoms: Atoms) -> int:
     return int(atoms.get_atomic_numbers().sum()) % 2
 
 
+def gas_moments(atoms: Atoms) -> np.ndarray:
+    """A molecule's ground-state moment (`gas_unpaired`) spread over its heavy atoms: a
+    spin-polarised SCF started from zero stays in the unpolarised state."""
+    heavy = atoms.numbers > 1 if (atoms.numbers > 1).any() else atoms.numbers > 0
+    return np.where(heavy, gas_unpaired(atoms) / heavy.sum(), 0.0)
+
+
 def gas_spin(structure: str) -> str:
     return "on" if gas_unpaired(atoms_from_text(structure)) else "off"
 
@@ -143,10 +150,8 @@ def prepare(structure: str, kind: str, spin: str, settings: DftSettings) -> Atom
         if atoms.cell.rank < 3:  # written by another tool without a box
             atoms.center(vacuum=GAS_VACUUM)
         atoms.pbc = True  # plane waves: the molecule sits in a periodic box
-        unpaired = gas_unpaired(atoms)
-        if spin == "on" and unpaired:  # the ground state's moment, on the heavy atoms
-            heavy = atoms.numbers > 1 if (atoms.numbers > 1).any() else atoms.numbers > 0
-            atoms.set_initial_magnetic_moments(np.where(heavy, unpaired / heavy.sum(), 0.0))
+        if spin == "on" and gas_unpaired(atoms):
+            atoms.set_initial_magnetic_moments(gas_moments(atoms))
             return atoms
     else:
         atoms.pbc = (True, True, False)

@@ -38,7 +38,9 @@ from ase.calculators.calculator import kptdensity2monkhorstpack
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
 from ase.io import read, write
+from ase.neighborlist import natural_cutoffs, neighbor_list
 
+from catscreen.dft.settings import gas_moments
 from catscreen.errors import CatscreenError
 from catscreen.io import atomic_path
 from catscreen.training.datasets import write_extxyz
@@ -75,6 +77,14 @@ def is_bulk(atoms: Atoms) -> bool:
     return bool(atoms.pbc.all())
 
 
+def is_molecule(atoms: Atoms) -> bool:
+    """No bond crosses the cell: a finite molecule, boxed or not."""
+    if not atoms.pbc.any():
+        return True
+    shifts = neighbor_list("S", atoms, natural_cutoffs(atoms, mult=1.2))
+    return not np.any(shifts)
+
+
 def structure_id(atoms: Atoms) -> str:
     """`sid` from the frame, else a hash of the geometry, so reordering inputs keeps resume."""
     for key in ("sid", "config_id"):
@@ -87,11 +97,25 @@ def structure_id(atoms: Atoms) -> str:
 
 
 def initial_magmoms(atoms: Atoms) -> np.ndarray:
-    """Moments the user set win; otherwise the element defaults."""
+    """Moments the user set win; a molecule (a gas frame, or no periodic direction) starts
+    from its ground state's moment (O2 a triplet: from zero it stays unpolarised, and its
+    spin-on label would be the spin-off one); otherwise the element defaults."""
     given = atoms.get_initial_magnetic_moments()
     if np.any(given != 0):
         return given
+    if atoms.info.get("kind") == "gas" or is_molecule(atoms):
+        return gas_moments(atoms)
     return np.array([DEFAULT_MAGMOMS.get(s, 0.0) for s in atoms.get_chemical_symbols()])
+
+
+def geometry_key(atoms: Atoms, moments: np.ndarray) -> str:
+    """What a part was computed for, beyond its id: a structure changed under the same id
+    (another seed, a fix by hand) must not get the old label."""
+    h = hashlib.sha256()
+    for arr in (atoms.numbers, np.round(atoms.positions, 4), np.round(atoms.cell.array, 4),
+                atoms.pbc, np.round(moments, 3)):  # fmt: skip
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return "g" + h.hexdigest()[:16]  # a letter first: extxyz would read digits as a number
 
 
 def gpaw_single_point(atoms: Atoms, spin: str, settings: GpawSettings, txt: str | Path) -> Atoms:
@@ -103,7 +127,8 @@ def gpaw_single_point(atoms: Atoms, spin: str, settings: GpawSettings, txt: str 
     kpts = settings.kpts(atoms)
     work = atoms.copy()
     work.pbc = True  # plane waves need a periodic cell; slabs carry their vacuum in the cell
-    work.set_initial_magnetic_moments(initial_magmoms(atoms) if spin == "on" else None)
+    moments = initial_magmoms(atoms) if spin == "on" else np.zeros(len(atoms))
+    work.set_initial_magnetic_moments(moments if spin == "on" else None)
     work.calc = GPAW(
         mode=PW(settings.ecut),
         xc=settings.xc,
@@ -136,6 +161,7 @@ def gpaw_single_point(atoms: Atoms, spin: str, settings: GpawSettings, txt: str 
         sid=structure_id(atoms),
         fid=int(atoms.info.get("fid", 0)),
         converged=converged,
+        geometry=geometry_key(atoms, moments),
         kpts="x".join(map(str, kpts)),
         wall_time=round(time.perf_counter() - start, 1),
         **{f"gpaw_{k}": v for k, v in asdict(settings).items()},
@@ -151,9 +177,16 @@ def part_path(parts: Path, atoms: Atoms, spin: str) -> Path:
     return parts / f"{re.sub(r'[^A-Za-z0-9._+-]', '_', key)}__spin-{spin}.extxyz"
 
 
-def _check_settings(part: Path, settings: GpawSettings) -> None:
-    """A finished part made with other settings must not pass for one made with these."""
+def _check_part(part: Path, atoms: Atoms, spin: str, settings: GpawSettings) -> None:
+    """A finished part made for another structure or with other settings must not pass for
+    this one (parts from before the geometry was recorded are checked for settings only)."""
     info = read(part, format="extxyz").info
+    moments = initial_magmoms(atoms) if spin == "on" else np.zeros(len(atoms))
+    if "geometry" in info and info["geometry"] != geometry_key(atoms, moments):
+        raise CatscreenError(
+            f"{part.name} was labelled for another structure under this id (sid, fid): "
+            f"label into another folder or delete {part} to redo it"
+        )
 
     def same(old: object, new: object) -> bool:
         if isinstance(new, str) or isinstance(old, str):
@@ -184,6 +217,12 @@ def label_structures(
     A finished part is never redone; a non-converged one is kept (flagged) so a rerun does not
     loop on it; delete its file to retry.
     """
+    for atoms in structures:  # before any calculation: plane waves need a box
+        if atoms.cell.rank < 3:
+            raise CatscreenError(
+                f"{structure_id(atoms)} has no 3D cell; plane waves need one: put the "
+                "molecule in a box (ASE: atoms.center(vacuum=6.0))"
+            )
     parts.mkdir(parents=True, exist_ok=True)
     names = [part_path(parts, a, "") for a in structures]
     if len(set(names)) < len(names):
@@ -193,7 +232,7 @@ def label_structures(
         for spin in spins:
             target = part_path(parts, atoms, spin)
             if target.exists():
-                _check_settings(target, settings)
+                _check_part(target, atoms, spin, settings)
             else:
                 labelled = gpaw_single_point(atoms, spin, settings, target.with_suffix(".txt"))
                 with atomic_path(target) as tmp:
