@@ -99,6 +99,13 @@ def test_write_dft(results_file, tmp_path):
     assert {p: p.read_bytes() for p in tables} == tables
     assert sorted(p.name for p in (tmp_path / "dft").iterdir()) == folders
     assert (tmp_path / "dft" / folders[0] / "OUTCAR").read_text() == "a finished run"
+    res = runner.invoke(  # the tables would land in DIR first: refused up front
+        app,
+        ["rank", str(results_file), "--out", str(tmp_path / "new" / "rank"),
+         "--write-dft", "vasp", str(tmp_path / "new")],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "would hold the rank tables" in res.stderr
+    assert not (tmp_path / "new").exists()
     (tmp_path / "empty").mkdir()  # an empty folder is as good as a new one
     res = runner.invoke(
         app, ["rank", str(results_file), "--write-dft", "gpaw", str(tmp_path / "empty")]

@@ -157,6 +157,8 @@ def test_a_molecule_starts_spin_on_from_its_ground_state_moment():
     assert dft_labels.initial_magmoms(o2).tolist() == [0.5, 0.5]
     water = Atoms("H2O", positions=[[0, 0, 0], [0.76, 0.59, 0], [-0.76, 0.59, 0]])
     assert not dft_labels.initial_magmoms(water).any()  # closed shell
+    fe2 = Atoms("Fe2", positions=[[0, 0, 0], [0, 0, 2.0]], cell=[8, 8, 8], pbc=True)
+    assert dft_labels.initial_magmoms(fe2).tolist() == [3.0, 3.0]  # even electrons, magnetic
 
 
 def test_cli_without_labeller_or_with_unknown_code_is_one_line_error(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -126,6 +127,19 @@ def test_resume_continues(tmp_path: Path) -> None:
     state.write_bytes(state.read_bytes()[:3000])  # cut off
     with pytest.raises(CatscreenError, match=r"cannot resume from .*\(damaged"):
         Trainer(tiny_config(tmp_path, [data], max_steps=8), log=lambda m: None).run()
+
+
+def test_a_run_moved_to_another_folder_still_resumes(tmp_path: Path) -> None:
+    """A run and its data copied elsewhere (a GPU machine's checkout) are the same run."""
+    a = tmp_path / "a"
+    a.mkdir()
+    data = make_dataset(a / "d.extxyz")
+    Trainer(tiny_config(a, [data], max_steps=4, eval_every=2), log=lambda m: None).run()
+    shutil.move(a, tmp_path / "b")
+    b = tmp_path / "b"
+    logs: list[str] = []
+    Trainer(tiny_config(b, [b / "d.extxyz"], max_steps=6, eval_every=2), log=logs.append).run()
+    assert "resumed at step 4" in logs
 
 
 def test_split_has_no_system_leakage(tmp_path: Path) -> None:

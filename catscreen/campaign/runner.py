@@ -51,7 +51,7 @@ from catscreen.io import atomic_path, read_parquet, read_parquet_metadata
 from catscreen.model.api import check_model_name
 from catscreen.workflow import RelaxSettings, relax_configurations
 from catscreen.workflow.jobs import cached_model
-from catscreen.workflow.store import batch_failures
+from catscreen.workflow.runner import unfinished
 
 Log = Callable[[str], None]
 
@@ -301,9 +301,11 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         return [root / RESULTS], counts
 
     _set_aside_stale_results(state, root, relax_settings, version, log, info.default_fidelity)
-    retry = batch_failures(root / RESULTS)
+    # a results file whose rows are final for every configuration is up to date; rows of a
+    # batch that failed as a whole are not final, and rerun
+    retry = (root / RESULTS).exists() and unfinished(configs, root / RESULTS, relax_settings)
     if retry:
-        log(f"relax: {retry} row(s) of batches that failed as a whole; running them again")
+        log(f"relax: {retry} configuration(s) without a final row (new, or in a failed batch)")
     stage("relax", relax, retry=bool(retry))
 
     def rank() -> tuple[list[Path], dict[str, int]]:

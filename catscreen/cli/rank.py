@@ -127,6 +127,12 @@ def rank_command(
                 f"unknown DFT engine {write_dft[0]!r}; expected one of {', '.join(ENGINES)}"
             )
         check_dft_folder(write_dft[1])
+        tables, dft = (out or results.parent).resolve(), write_dft[1].resolve()
+        if tables == dft or dft in tables.parents:
+            raise CatscreenError(
+                f"--write-dft {write_dft[1]} would hold the rank tables (--out {tables}): "
+                "give the DFT inputs a folder of their own"
+            )
     settings = RankSettings(
         references=load_references(references),
         targets=dict(parse_target(t, tolerance) for t in target),

@@ -97,15 +97,17 @@ def structure_id(atoms: Atoms) -> str:
 
 
 def initial_magmoms(atoms: Atoms) -> np.ndarray:
-    """Moments the user set win; a molecule (a gas frame, or no periodic direction) starts
-    from its ground state's moment (O2 a triplet: from zero it stays unpolarised, and its
-    spin-on label would be the spin-off one); otherwise the element defaults."""
+    """Moments the user set win; then the element defaults (Fe, Co, Ni, Mn, Cr, clusters
+    too); a molecule without such an element (a gas frame, or no bond across its cell) starts
+    from its ground state's moment: O2 is a triplet, and from zero GPAW stays unpolarised, so
+    its spin-on label would be the spin-off one."""
     given = atoms.get_initial_magnetic_moments()
     if np.any(given != 0):
         return given
-    if atoms.info.get("kind") == "gas" or is_molecule(atoms):
+    defaults = np.array([DEFAULT_MAGMOMS.get(s, 0.0) for s in atoms.get_chemical_symbols()])
+    if not defaults.any() and (atoms.info.get("kind") == "gas" or is_molecule(atoms)):
         return gas_moments(atoms)
-    return np.array([DEFAULT_MAGMOMS.get(s, 0.0) for s in atoms.get_chemical_symbols()])
+    return defaults
 
 
 def geometry_key(atoms: Atoms, moments: np.ndarray) -> str:

@@ -394,6 +394,11 @@ def _relabelled(atoms: Atoms, spin: str | None, fidelity: str | None) -> Atoms:
     return out
 
 
+def _files_of(path: Path) -> list[tuple[str, int]]:
+    files = [path] if path.is_file() else sorted(f for f in path.iterdir() if f.is_file())
+    return [(f.name, f.stat().st_size) for f in files]
+
+
 def is_validation(sid: str, fraction: float, seed: int) -> bool:
     """A deterministic hash of the system id: every frame of a system falls on the same side."""
     h = hashlib.sha256(f"{seed}:{sid}".encode()).hexdigest()[:12]
@@ -989,8 +994,13 @@ class Trainer:
                   "validation_fraction", "init_from", "add_layers", "add_elements")  # fmt: skip
 
     def run_identity(self) -> str:
+        """Paths by what they hold (file names and sizes; the checkpoint by its version), so
+        a run copied to another machine or checkout still resumes there."""
         c = asdict(self.config)
-        text = json.dumps({k: c[k] for k in self.RUN_FIELDS}, sort_keys=True, default=str)
+        fields = {k: c[k] for k in self.RUN_FIELDS}
+        fields["datasets"] = [{**d, "path": _files_of(Path(d["path"]))} for d in fields["datasets"]]
+        fields["init_from"] = self.parent_version
+        text = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def resume(self) -> bool:

@@ -27,7 +27,7 @@ from rich.text import Text
 
 from catscreen.errors import CatscreenError
 from catscreen.io import read_parquet_metadata
-from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES
+from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES, ModelInfo
 from catscreen.workflow.executors import EXECUTORS, run_dask, run_local
 from catscreen.workflow.inputs import read_configs, select, work_items
 from catscreen.workflow.jobs import RelaxMaker, cached_model
@@ -140,6 +140,31 @@ def _progress(console: Console) -> Progress:
     )
 
 
+def _plan(
+    configs: str | Path, out: Path, settings: RelaxSettings, info: ModelInfo
+) -> tuple[list[WorkItem], ResultTable, list[WorkItem]]:
+    """The work items of `configs`, the results table, and the items it does not hold final."""
+    df, images = read_configs(configs)
+    mask = select(df, settings.systems, settings.adsorbates, settings.ids)
+    chosen = [a for a, keep in zip(images, mask, strict=True) if keep]
+    items = work_items(df[mask], chosen, info, settings.spin, settings.fidelity)
+    _check_convergence_settings(out, settings)
+    table = ResultTable(out, {"configs": str(configs), "settings": asdict(settings)})
+    done = table.finished(settings.retry_failed)
+    return items, table, [it for it in items if _key(it, info) not in done]
+
+
+def _key(item: WorkItem, info: ModelInfo) -> tuple[str, ...]:
+    return row_key({**item, "model": info.name, "model_version": info.version})
+
+
+def unfinished(configs: str | Path, out: str | Path, settings: RelaxSettings) -> int:
+    """How many configurations (gas references included) a relax into `out` would run now:
+    none held, or held as rows of a batch that failed as a whole."""
+    info = cached_model(settings.model_ref()).info
+    return len(_plan(configs, Path(out), settings, info)[2])
+
+
 def relax_configurations(
     configs: str | Path,
     out: str | Path,
@@ -158,18 +183,7 @@ def relax_configurations(
     with OutputLock(out):
         model_ref = settings.model_ref()
         info = cached_model(model_ref).info
-        df, images = read_configs(configs)
-        mask = select(df, settings.systems, settings.adsorbates, settings.ids)
-        chosen = [a for a, keep in zip(images, mask, strict=True) if keep]
-        items = work_items(df[mask], chosen, info, settings.spin, settings.fidelity)
-        _check_convergence_settings(out, settings)
-        table = ResultTable(out, {"configs": str(configs), "settings": asdict(settings)})
-        done = table.finished(settings.retry_failed)
-
-        def key(item: WorkItem) -> tuple[str, ...]:
-            return row_key({**item, "model": info.name, "model_version": info.version})
-
-        todo = [it for it in items if key(it) not in done]
+        items, table, todo = _plan(configs, out, settings, info)
         maker = RelaxMaker(
             model=model_ref,
             optimizer=settings.optimizer,
@@ -200,7 +214,7 @@ def relax_configurations(
             finally:
                 if bar is not None:
                     bar.stop()
-        keys = {key(it) for it in items}
+        keys = {_key(it, info) for it in items}
         status = Counter(r["status"] for k, r in table.rows.items() if k in keys)
     return RelaxSummary(
         out=out,

@@ -76,14 +76,6 @@ def batch_failed(row: Row) -> bool:
     return row["status"] == "failed" and str(row.get("reason", "")).startswith(BATCH_FAILED)
 
 
-def batch_failures(path: Path) -> int:
-    """Rows of failed batches in a results file (0 without one): the next run retries them."""
-    if not path.exists():
-        return 0
-    rows = read_parquet(path, required=("status", "reason")).to_dict("records")
-    return sum(batch_failed(r) for r in rows)
-
-
 class ResultTable:
     """The rows already in `out` plus the ones this run adds; rewritten whole on every add."""
 
