@@ -238,6 +238,7 @@ def test_config_errors(tmp_path: Path) -> None:
         ("model: {n_heads: 0}\n", "model.n_heads must be >= 1, not 0"),
         ("model: {l_max: -1}\n", "model.l_max must be >= 0"),
         ("model: {cutoff: 0.0}\n", "model.cutoff and model.avg_num_neighbors must be positive"),
+        ("elements: [Cu, Xx]\n", "elements: Xx is not an element symbol"),
     ],
 )
 def test_config_wrong_types_are_errors(tmp_path: Path, extra: str, message: str) -> None:

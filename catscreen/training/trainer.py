@@ -52,6 +52,7 @@ import numpy as np
 import torch
 import yaml
 from ase import Atoms
+from ase.data import chemical_symbols
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from catscreen.errors import CatscreenError
@@ -149,6 +150,9 @@ class TrainConfig:
             if key in data:
                 data[key] = _text_tuple(data[key])
         _check_types(cls, data, "")
+        unknown = [e for e in data.get("elements", ()) if e not in chemical_symbols[1:]]
+        if unknown:  # a typo would be a network input no structure ever has
+            raise CatscreenError(f"elements: {', '.join(unknown)} is not an element symbol")
         if data.get("add_layers") and not data.get("init_from"):
             raise CatscreenError("add_layers needs init_from: set model.n_layers to start deeper")
         if not datasets:
