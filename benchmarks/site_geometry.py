@@ -35,11 +35,12 @@ def off_centre(atoms: Atoms, site: Site) -> float:
     return float(np.linalg.norm(v[:2]))
 
 
-def joins_strangers(atoms: Atoms, site: Site, d_nn: float) -> bool:
+def joins_strangers(distances: np.ndarray, site: Site, d_nn: float) -> bool:
+    """`distances`: the slab's minimum-image distance matrix."""
     if len(site.atoms) < 2:
         return False
     idx = list(site.atoms)
-    d = atoms.get_all_distances(mic=True)[np.ix_(idx, idx)]
+    d = distances[np.ix_(idx, idx)]
     np.fill_diagonal(d, np.inf)
     return bool((d.min(axis=1) > 1.25 * d_nn).any())
 
@@ -55,7 +56,8 @@ def main() -> None:
             for slab in make_slabs(bulk, miller, 7.0, 20.0, 8.0):
                 atoms = slab.atoms
                 sites = find_sites(atoms, bulk.d_nn)
-                far = sum(joins_strangers(atoms, s, bulk.d_nn) for s in sites)
+                distances = atoms.get_all_distances(mic=True)  # once per slab
+                far = sum(joins_strangers(distances, s, bulk.d_nn) for s in sites)
                 off = sum(
                     off_centre(atoms, s) > 0.1 for s in sites if s.kind in ("ontop", "bridge")
                 )

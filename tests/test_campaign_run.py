@@ -333,7 +333,9 @@ def test_batches_that_failed_as_a_whole_are_retried_on_the_next_run(
     )
     result = _run(recipe, out)
     assert result.exit_code == 0, result.output
-    assert f"{failed} configuration(s) without a final row" in " ".join(result.output.split())
+    assert f"{failed} configuration(s) without a final row (a failed batch)" in " ".join(
+        result.output.split()
+    )
     counts = json.loads((out / "campaign.json").read_text())["stages"]["relax"]["counts"]
     assert counts["ran"] == failed and counts["failed"] == 0
     assert (pd.read_parquet(out / "results.parquet").status != "failed").all()

@@ -58,13 +58,15 @@ def system_table(configs: pd.DataFrame) -> pd.DataFrame:
     """Per system: lowest valid placement, its site, the spread across valid placements."""
     # a system is one adsorbate on one slab: results whose ids say otherwise (another tool's)
     # would merge placements of several surfaces into one minimum
-    for sid, group in configs.groupby("system_id", dropna=False):
-        surfaces = sorted({f"{r.candidate} + {r.adsorbate}" for r in group.itertuples()})
-        if len(surfaces) > 1 or len(group.slab_id.unique()) > 1:
-            raise CatscreenError(
-                f"system_id {sid} holds placements of {len(group.slab_id.unique())} slab(s) "
-                f"({'; '.join(surfaces)}): one system is one adsorbate on one slab"
-            )
+    mixed = configs.groupby("system_id")[["slab_id", "adsorbate"]].nunique().max(axis=1) > 1
+    if mixed.any():
+        sid = mixed.index[mixed][0]
+        group = configs[configs.system_id == sid]
+        surfaces = sorted(set(group.candidate + " + " + group.adsorbate))
+        raise CatscreenError(
+            f"system_id {sid} holds placements of {group.slab_id.nunique()} slab(s) "
+            f"({'; '.join(surfaces)}): one system is one adsorbate on one slab"
+        )
     rows = []
     # one row per spin context: --spin auto gives each system one, and a table holding two
     # (spin on and off runs of the same configurations) must not mix them in one minimum

@@ -301,11 +301,15 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         return [root / RESULTS], counts
 
     _set_aside_stale_results(state, root, relax_settings, version, log, info.default_fidelity)
-    # a results file whose rows are final for every configuration is up to date; rows of a
-    # batch that failed as a whole are not final, and rerun
-    retry = (root / RESULTS).exists() and unfinished(configs, root / RESULTS, relax_settings)
+    # a relax stage that would be skipped is up to date only if every configuration has a
+    # final row: those of a batch that failed as a whole are not final, and rerun
+    retry = (
+        not ran
+        and state.is_done("relax", hashes["relax"], root)
+        and unfinished(configs, root / RESULTS, relax_settings)
+    )
     if retry:
-        log(f"relax: {retry} configuration(s) without a final row (new, or in a failed batch)")
+        log(f"relax: {retry} configuration(s) without a final row (a failed batch); rerunning")
     stage("relax", relax, retry=bool(retry))
 
     def rank() -> tuple[list[Path], dict[str, int]]:

@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ase import Atoms
 
-from catscreen.dft.settings import DftSettings, kpoints, prepare
+from catscreen.dft.settings import DftSettings, fixed_parts, kpoints, prepare
 from catscreen.errors import CatscreenError
 from catscreen.io import atoms_to_text
 from catscreen.workflow.relax import fixed_mask
@@ -91,7 +90,7 @@ print(json.dumps(result))
 def gpaw_script(structure: str, kind: str, spin: str, settings: DftSettings, name: str) -> str:
     atoms = prepare(structure, kind, spin, settings)
     moments = atoms.get_initial_magnetic_moments()
-    mask = fixed_mask(atoms)
+    fixed, fixed_directions = fixed_parts(fixed_mask(atoms))
     return _SCRIPT.format(
         name=name,
         script="run_gpaw.py",
@@ -99,11 +98,8 @@ def gpaw_script(structure: str, kind: str, spin: str, settings: DftSettings, nam
         parameters=gpaw_parameters(atoms, kind, spin, settings),
         pbc=[bool(p) for p in atoms.pbc],
         magmoms=[round(float(m), 3) for m in moments] if spin == "on" else None,
-        fixed=[int(i) for i in np.flatnonzero(mask.all(axis=1))],
-        fixed_directions=[
-            (int(i), tuple(bool(f) for f in mask[i]))
-            for i in np.flatnonzero(mask.any(axis=1) & ~mask.all(axis=1))
-        ],
+        fixed=fixed,
+        fixed_directions=fixed_directions,
         relax_steps=settings.relax_steps,
         fmax=settings.fmax,
     )

@@ -131,12 +131,22 @@ def kpoints(atoms: Atoms, kind: str, settings: DftSettings) -> tuple[int, int, i
     return tuple(int(n) if p else 1 for n, p in zip(size, atoms.pbc, strict=True))  # type: ignore[return-value]
 
 
-def constraints_of(mask: np.ndarray) -> list[FixAtoms | FixCartesian]:
-    """ASE constraints for an [n_atoms, 3] fixed mask: FixAtoms, and FixCartesian per atom
-    fixed in some directions only."""
+def fixed_parts(
+    mask: np.ndarray,
+) -> tuple[list[int], list[tuple[int, tuple[bool, bool, bool]]]]:
+    """An [n_atoms, 3] fixed mask as the atoms fixed whole and (atom, directions) for those
+    fixed in some directions only: FixAtoms and FixCartesian, here and in the GPAW script."""
     whole = mask.all(axis=1)
     partial = np.flatnonzero(mask.any(axis=1) & ~whole)
-    return [FixAtoms(mask=whole)] + [FixCartesian(int(i), mask=mask[i]) for i in partial]
+    return (
+        [int(i) for i in np.flatnonzero(whole)],
+        [(int(i), (bool(mask[i, 0]), bool(mask[i, 1]), bool(mask[i, 2]))) for i in partial],
+    )
+
+
+def constraints_of(mask: np.ndarray) -> list[FixAtoms | FixCartesian]:
+    whole, partial = fixed_parts(mask)
+    return [FixAtoms(indices=whole)] + [FixCartesian(i, mask=m) for i, m in partial]
 
 
 def prepare(structure: str, kind: str, spin: str, settings: DftSettings) -> Atoms:

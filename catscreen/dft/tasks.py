@@ -53,7 +53,6 @@ def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
             f"not a flagged table from `catscreen rank`: lacks column(s) {', '.join(missing)}"
         )
     tasks: dict[str, DftTask] = {}
-    references = [_references(row) for row in flagged.itertuples()]
     for row in flagged.itertuples():
         if row.spin not in ("on", "off"):  # anything else would run spin-restricted silently
             raise CatscreenError(f"flagged row {row.config_id}: spin {row.spin!r}, not on or off")
@@ -62,11 +61,11 @@ def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
         tasks.setdefault(
             row.config_id, DftTask(row.config_id, "adslab", row.spin, row.final_structure)
         )
-    for row, structures in zip(flagged.itertuples(), references, strict=True):
+    for row in flagged.itertuples():
         tasks.setdefault(
             row.slab_config_id, DftTask(row.slab_config_id, "slab", row.spin, row.slab_structure)
         )
-        for molecule, text in structures.items():
+        for molecule, text in _references(row).items():
             name = gas_task_name(molecule)
             tasks.setdefault(name, DftTask(name, "gas", gas_spin(text), text))
     return list(tasks.values())

@@ -68,11 +68,7 @@ class CatscreenCalculator(Calculator):
     ) -> None:
         super().calculate(atoms, properties or ["energy"], system_changes)
         spin = resolve_spin(self.atoms, self.spin)
-        want_stress = (
-            "stress" in (properties or [])
-            and bool(self.atoms.pbc.any())
-            and self.atoms.cell.volume > 1e-9
-        )
+        want_stress = "stress" in (properties or []) and bool(self.atoms.pbc.any())
         (pred,) = self.model.predict([self.atoms], [spin], [self.fidelity], stress=want_stress)
         self.results = {
             "energy": pred.energy,

@@ -90,10 +90,15 @@ def structure_id(atoms: Atoms) -> str:
     for key in ("sid", "config_id"):
         if key in atoms.info:
             return str(atoms.info[key])
+    digest = _digest(atoms.numbers, np.round(atoms.positions, 4), np.round(atoms.cell.array, 4))
+    return f"{atoms.get_chemical_formula()}-{digest[:10]}"
+
+
+def _digest(*arrays: np.ndarray) -> str:
     h = hashlib.sha1()
-    for arr in (atoms.numbers, np.round(atoms.positions, 4), np.round(atoms.cell.array, 4)):
+    for arr in arrays:
         h.update(np.ascontiguousarray(arr).tobytes())
-    return f"{atoms.get_chemical_formula()}-{h.hexdigest()[:10]}"
+    return h.hexdigest()
 
 
 def initial_magmoms(atoms: Atoms) -> np.ndarray:
@@ -110,14 +115,21 @@ def initial_magmoms(atoms: Atoms) -> np.ndarray:
     return defaults
 
 
-def geometry_key(atoms: Atoms, moments: np.ndarray) -> str:
+def start_moments(atoms: Atoms, spin: str) -> np.ndarray:
+    return initial_magmoms(atoms) if spin == "on" else np.zeros(len(atoms))
+
+
+def geometry_key(atoms: Atoms, spin: str) -> str:
     """What a part was computed for, beyond its id: a structure changed under the same id
     (another seed, a fix by hand) must not get the old label."""
-    h = hashlib.sha256()
-    for arr in (atoms.numbers, np.round(atoms.positions, 4), np.round(atoms.cell.array, 4),
-                atoms.pbc, np.round(moments, 3)):  # fmt: skip
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return "g" + h.hexdigest()[:16]  # a letter first: extxyz would read digits as a number
+    digest = _digest(
+        atoms.numbers,
+        np.round(atoms.positions, 4),
+        np.round(atoms.cell.array, 4),
+        atoms.pbc,
+        np.round(start_moments(atoms, spin), 3),
+    )
+    return "g" + digest[:16]  # a letter first: extxyz would read digits as a number
 
 
 def gpaw_single_point(atoms: Atoms, spin: str, settings: GpawSettings, txt: str | Path) -> Atoms:
@@ -129,8 +141,7 @@ def gpaw_single_point(atoms: Atoms, spin: str, settings: GpawSettings, txt: str 
     kpts = settings.kpts(atoms)
     work = atoms.copy()
     work.pbc = True  # plane waves need a periodic cell; slabs carry their vacuum in the cell
-    moments = initial_magmoms(atoms) if spin == "on" else np.zeros(len(atoms))
-    work.set_initial_magnetic_moments(moments if spin == "on" else None)
+    work.set_initial_magnetic_moments(start_moments(atoms, spin))
     work.calc = GPAW(
         mode=PW(settings.ecut),
         xc=settings.xc,
@@ -163,7 +174,7 @@ def gpaw_single_point(atoms: Atoms, spin: str, settings: GpawSettings, txt: str 
         sid=structure_id(atoms),
         fid=int(atoms.info.get("fid", 0)),
         converged=converged,
-        geometry=geometry_key(atoms, moments),
+        geometry=geometry_key(atoms, spin),
         kpts="x".join(map(str, kpts)),
         wall_time=round(time.perf_counter() - start, 1),
         **{f"gpaw_{k}": v for k, v in asdict(settings).items()},
@@ -183,8 +194,7 @@ def _check_part(part: Path, atoms: Atoms, spin: str, settings: GpawSettings) -> 
     """A finished part made for another structure or with other settings must not pass for
     this one (parts from before the geometry was recorded are checked for settings only)."""
     info = read(part, format="extxyz").info
-    moments = initial_magmoms(atoms) if spin == "on" else np.zeros(len(atoms))
-    if "geometry" in info and info["geometry"] != geometry_key(atoms, moments):
+    if "geometry" in info and info["geometry"] != geometry_key(atoms, spin):
         raise CatscreenError(
             f"{part.name} was labelled for another structure under this id (sid, fid): "
             f"label into another folder or delete {part} to redo it"

@@ -44,7 +44,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from copy import deepcopy
 from dataclasses import asdict, dataclass, field, replace
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -986,7 +986,7 @@ class Trainer:
             "rng": (self._prefetch and self._prefetch.pending_state())
             or self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
-            "run": self.run_identity(),
+            "run": self.run_identity,
         }
         tmp = self.out / "state.pt.tmp"
         torch.save(state, tmp)
@@ -997,9 +997,11 @@ class Trainer:
     RUN_FIELDS = ("datasets", "model", "fidelities", "elements", "seed", "split_seed",
                   "validation_fraction", "init_from", "add_layers", "add_elements")  # fmt: skip
 
+    @cached_property
     def run_identity(self) -> str:
-        """Paths by what they hold (file names and sizes; the checkpoint by its version), so
-        a run copied to another machine or checkout still resumes there."""
+        """Worked out once (every saved state carries it). Paths by what they hold (file
+        names and sizes; the checkpoint by its version), so a run copied to another machine or
+        checkout still resumes there."""
         c = asdict(self.config)
         fields = {k: c[k] for k in self.RUN_FIELDS}
         fields["datasets"] = [{**d, "path": _files_of(Path(d["path"]))} for d in fields["datasets"]]
@@ -1018,7 +1020,7 @@ class Trainer:
             raise CatscreenError(
                 f"cannot resume from {path} (damaged: {type(exc).__name__}); {fix}"
             ) from exc
-        if state.get("run", self.run_identity()) != self.run_identity():  # older states: none
+        if state.get("run", self.run_identity) != self.run_identity:  # older states: none
             raise CatscreenError(
                 f"{path} is the state of a run with other data or network settings "
                 f"({', '.join(self.RUN_FIELDS)}); {fix}"
