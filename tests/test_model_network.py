@@ -306,6 +306,20 @@ def test_float32_is_close_to_float64(net):
     np.testing.assert_allclose(out["forces"], ref["forces"], atol=1e-4)
 
 
+@pytest.mark.parametrize("kind", ["bulk", "slab", "molecule"])
+def test_float32_outputs_do_not_depend_on_how_far_from_the_origin(kind):
+    """Unwrapped trajectories and molecules far out: float32 keeps ~3e-5 A at 500 A, which
+    moved forces by ~1e-4 eV/A before positions were taken relative to the structure."""
+    net32 = make_net(config=replace(TINY, correlation=3)).float()
+    atoms = STRUCTURES[kind]()
+    moved = atoms.copy()
+    far = np.array([317.0, -251.0, 433.0])
+    moved.positions += far if kind == "molecule" else 40 * atoms.cell[0] - 30 * atoms.cell[1] + far
+    a, b = evaluate(net32, atoms, stress=True), evaluate(net32, moved, stress=True)
+    for key, atol in (("energy", 1e-6), ("forces", 1e-6), ("stress", 1e-7)):
+        np.testing.assert_allclose(b[key], a[key], atol=atol, err_msg=key)
+
+
 def assert_same_outputs(net: CatscreenNet, other: CatscreenNet) -> None:
     """Every structure, both kinds of context: energies, heads, forces, stress and moments."""
     for kind, make in STRUCTURES.items():
