@@ -116,3 +116,26 @@ def test_an_unquoted_facet_with_a_leading_zero_is_not_octal() -> None:
     """YAML 1.1 reads 011 as the octal number 9; the recipe reads the facet (0, 1, 1)."""
     text = GOOD.replace('miller: ["111"]', "miller: [011, 111]")
     assert parse_recipe(text, Path("r.yaml")).facets.miller == [(0, 1, 1), (1, 1, 1)]
+
+
+def test_a_reference_can_be_one_frame_of_a_file_with_several() -> None:
+    """enumerate names the frames of metals.extxyz metals_0, metals_1, ...; the reference names
+    one of them, with the file candidate's facets."""
+    text = GOOD.replace("candidates: [Pt, Cu]", "candidates: [{name: metals, file: metals.extxyz}]")
+    text = text.replace("      correction: 0.24\n", "")
+    for bulk in ("metals_0", "metals_12", "metals"):
+        ref = f"ranking:\n  reference: {{bulk: {bulk}, miller: '111'}}\n"
+        recipe = parse_recipe(text.replace("ranking:\n", ref), Path("r.yaml"))
+        assert recipe.ranking.reference.candidate == f"{bulk}(111)"
+    for bulk in ("metals_01", "metals_x", "metals_", "other_0"):
+        ref = f"ranking:\n  reference: {{bulk: {bulk}, miller: '111'}}\n"
+        with pytest.raises(CatscreenError, match="ranking.reference.bulk: .* not among"):
+            parse_recipe(text.replace("ranking:\n", ref), Path("r.yaml"))
+    wrong_facet = text.replace(
+        "ranking:\n", "ranking:\n  reference: {bulk: metals_1, miller: '100'}\n"
+    )
+    with pytest.raises(CatscreenError, match="facet 1,0,0 is not among metals_1's facets"):
+        parse_recipe(wrong_facet, Path("r.yaml"))
+    builtin = GOOD.replace("ranking:\n", "ranking:\n  reference: {bulk: Pt_0, miller: '111'}\n")
+    with pytest.raises(CatscreenError, match="not among the candidates"):  # only files have frames
+        parse_recipe(builtin.replace("      correction: 0.24\n", ""), Path("r.yaml"))

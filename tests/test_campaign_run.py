@@ -413,3 +413,34 @@ def test_a_relative_checkpoint_is_found_next_to_the_recipe(
     assert result.exit_code == 0, result.output
     rows = pd.read_parquet(elsewhere / "run" / "results.parquet")
     assert set(rows.model_version) == {load_model("bundled").info.version}
+
+
+def test_a_reference_named_by_its_frame_in_a_file_of_several(tmp_path: Path) -> None:
+    """Pt and Cu bulks as two frames of one file: the reference is metals_1, Cu(111)."""
+    from ase.build import bulk
+    from ase.io import write
+
+    write(tmp_path / "metals.extxyz", [bulk("Pt", "fcc", a=3.92), bulk("Cu", "fcc", a=3.61)])
+    text = RECIPE.replace(
+        "candidates: [Pt, Cu]", "candidates: [{name: metals, file: metals.extxyz}]"
+    )
+    recipe = tmp_path / "frames.yaml"
+    recipe.write_text(
+        text.replace("  top_n: 2\n", "  top_n: 2\n  reference: {bulk: metals_5, miller: '111'}\n")
+    )
+    result = _run(recipe, tmp_path / "missing")
+    assert result.exit_code == 2, result.output
+    assert "reference candidate 'metals_5(111)' is not in this run" in " ".join(
+        result.output.split()
+    )
+    assert not (tmp_path / "missing" / "results.parquet").exists()
+
+    recipe.write_text(
+        text.replace("  top_n: 2\n", "  top_n: 2\n  reference: {bulk: metals_1, miller: '111'}\n")
+    )
+    result = _run(recipe, tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    board = pd.read_csv(tmp_path / "run" / "leaderboard.csv").set_index("candidate")
+    assert board.loc["metals_1(111)", "is_reference"]
+    assert board.loc["metals_1(111)", "dE_O"] == pytest.approx(0.0, abs=1e-9)
+    assert board.loc["metals_0(111)", "dE_O"] != pytest.approx(0.0, abs=1e-3)

@@ -169,7 +169,11 @@ class Descriptor(_Strict):
 
 
 class Reference(_Strict):
-    """A candidate surface the others are compared with, e.g. Ru(0001) for ammonia synthesis."""
+    """A candidate surface the others are compared with, e.g. Ru(0001) for ammonia synthesis.
+
+    `bulk` is a candidate's name, or `stem_i` for frame i (from 0) of a candidate file with
+    several frames, as enumerate names them.
+    """
 
     bulk: str
     miller: MillerIndex
@@ -272,11 +276,13 @@ class Recipe(_Strict):
                 )
         ref = self.ranking.reference
         if ref is not None:
-            if ref.bulk not in names:
+            cand = self._candidate_of_bulk(ref.bulk)
+            if cand is None:
                 raise FieldError(
-                    ("ranking", "reference", "bulk"), f"{ref.bulk!r} is not among the candidates"
+                    ("ranking", "reference", "bulk"),
+                    f"{ref.bulk!r} is not among the candidates (a frame of a file with several "
+                    "is named stem_i, from 0)",
                 )
-            cand = self.candidates[names.index(ref.bulk)]
             facets = cand.miller or (self.facets.miller if self.facets else None)
             if facets is not None and ref.miller not in facets:
                 raise FieldError(
@@ -290,6 +296,15 @@ class Recipe(_Strict):
                     f"facet {miller_label(ref.miller)} is beyond facets.max_index {max_index}",
                 )
         return self
+
+    def _candidate_of_bulk(self, bulk: str) -> Candidate | None:
+        """The candidate a bulk name comes from: its own name, or `stem_i` for frame i of a
+        file with several frames (enumerate's names; whether frame i exists is checked once
+        the file is read)."""
+        named = {c.name: c for c in self.candidates}
+        stem, _, index = bulk.rpartition("_")
+        frame = named.get(stem) if re.fullmatch(r"0|[1-9][0-9]*", index) else None
+        return named.get(bulk) or (frame if frame is not None and frame.file is not None else None)
 
     def resolve_files(self, base: Path) -> Recipe:
         """Candidate files are relative to the recipe's folder; make them absolute."""
