@@ -17,6 +17,7 @@ from catscreen.training.generate import (
     HOSTS,
     GenerateSettings,
     add_adsorbate_at,
+    check_bulks,
     generate,
     make_slab,
     parse_alloys,
@@ -224,7 +225,7 @@ def test_cli_only_large_makes_the_lower_coverage_cells_alone(tmp_path: Path) -> 
     quick = ["--explorer", "emt", "--relax-steps", "3", "--adsorbates-per-slab", "1"]
     result = CliRunner().invoke(app, [*common, "--only-large", *quick])
     assert result.exit_code == 0, result.output
-    (made,) = (tmp_path / "out" / "structures").iterdir()
+    (made,) = (tmp_path / "out" / "structures").glob("*.extxyz.gz")
     assert made.name == "slab-Cu-111-3x3x3.extxyz.gz"  # no 2x2 slab before it
     assert {len(a) for a in read_extxyz(made)} == {28}  # 27 Cu + O: a 3x3x3 cell
     both = CliRunner().invoke(app, [*common, "--only-large", "--no-large"])
@@ -256,8 +257,7 @@ def test_enumerate_cells_facets_and_avoided_systems(tmp_path: Path) -> None:
     ]
     assert {len(a) for a in frames if a.info["kind"] == "slab"} == {len(thick.atoms)}
     with pytest.raises(CatscreenError, match="none of the facets 112"):
-        facetless = replace(settings, enum_facets=((1, 1, 2),))
-        plan(facetless)[1].make(facetless, np.random.default_rng(0))
+        check_bulks(replace(settings, enum_facets=((1, 1, 2),)))
     # the ASE-builder shards avoid them too
     pt = GenerateSettings(
         metals=("Pt",), alloys=(), large_cells=False, adsorbates=("O", "H"), adsorbates_per_slab=2,
@@ -318,3 +318,99 @@ def test_xz_shards_read_as_gzip_ones_and_count_as_drawn(tmp_path: Path) -> None:
         assert np.array_equal(a.get_forces(), b.get_forces())
     settings = GenerateSettings(metals=("Pt",), exclude_from=str(tmp_path / "xz"))
     assert _drawn_before(settings, "slab-Pt-111-2x2x3") == {"Pt-111-2x2x3-O", "Pt-111-2x2x3-H"}
+
+
+def test_a_file_of_several_bulks_names_each_and_makes_each_bulk(tmp_path: Path) -> None:
+    """Frames of mine.extxyz are bulks mine_0 and mine_1: each gets its own sids, host and bulk
+    frames (all were named after the first, so two materials shared one system)."""
+    from ase.build import bulk
+    from ase.io import write
+
+    write(tmp_path / "mine.extxyz", [bulk("Cu", "fcc", a=3.61), bulk("Pd", "fcc", a=3.89)])
+    settings = GenerateSettings(
+        metals=(), alloys=(), bulks=(str(tmp_path / "mine.extxyz"),), adsorbates=("O",),
+        adsorbates_per_slab=1, relax_steps=1, md_steps=0, enum_facets=((1, 1, 1),),
+    )  # fmt: skip
+    frames = plan(settings)[1].make(settings, np.random.default_rng(0))
+    metal = {"mine_0": "Cu", "mine_1": "Pd"}
+    by_sid: dict[str, set[str]] = {}
+    for a in frames:
+        assert a.info["host"] == a.info["sid"].removeprefix("bulk-")[:6]
+        by_sid.setdefault(a.info["sid"], set()).update(set(a.get_chemical_symbols()) - {"O"})
+    assert by_sid == {
+        f"{p}{name}{s}": {metal[name]}
+        for name in metal
+        for p, s in (("bulk-", ""), ("", "-111-t0-clean"), ("", "-111-t0-O"))
+    }
+    for a in frames:  # pymatgen's columns in one order, whatever the hash seed
+        if a.info["kind"] == "bulk":
+            assert list(a.arrays)[2:] == sorted(list(a.arrays)[2:]) and "bulk_wyckoff" in a.arrays
+
+
+def test_bulks_are_checked_before_any_shard_is_made(tmp_path: Path) -> None:
+    """A typo, two files of one name, or facets a bulk lacks: refused up front, not after
+    hours of the shards before them."""
+    from ase.build import bulk
+    from ase.io import write
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write(tmp_path / folder / "POSCAR", bulk("Cu", "fcc", a=3.61), format="vasp")
+    quick = dict(metals=("Cu",), alloys=(), large_cells=False, relax_steps=1, md_steps=0)
+    cases = {
+        "unknown bulk 'Cuu'": ("Cuu",),
+        "POSCAR given twice": (str(tmp_path / "a" / "POSCAR"), str(tmp_path / "b" / "POSCAR")),
+        "Cu given twice": ("Cu", "Cu"),
+    }
+    for message, bulks in cases.items():
+        with pytest.raises(CatscreenError, match=message):
+            generate(tmp_path / "out", GenerateSettings(bulks=bulks, **quick), log=print)
+    facetless = GenerateSettings(bulks=("Cu",), enum_facets=((1, 1, 2),), **quick)
+    with pytest.raises(CatscreenError, match="Cu: none of the facets 112 between"):
+        generate(tmp_path / "out", facetless, log=print)
+    assert not (tmp_path / "out").exists()
+    for name, value in (("adsorbates_per_slab", -1), ("sites_per_adsorbate", 0)):
+        with pytest.raises(CatscreenError, match=f"--{name.replace('_', '-')} must be >="):
+            GenerateSettings(**{name: value})
+
+
+def test_a_resume_with_other_options_is_refused(tmp_path: Path) -> None:
+    """Each shard keeps the settings it was made with: a rerun with others would mix two data
+    sets in one folder; other --bulks/--facets only choose other shards."""
+    import json
+
+    settings = GenerateSettings(
+        metals=(), alloys=(), bulks=("Cu",), adsorbates=("O",), adsorbates_per_slab=1,
+        relax_steps=1, md_steps=0, explorer="emt", enum_facets=((1, 1, 1),),
+    )  # fmt: skip
+    (path,) = generate(tmp_path, settings, log=lambda m: None)
+    record = json.loads((tmp_path / "structures" / "enum-Cu.settings.json").read_text())
+    assert record["bulk"] == "Cu" and record["enum_facets"] == [[1, 1, 1]]
+    assert record["explorer"] == "emt" and record["adsorbates"] == ["O"]
+    before = path.stat().st_mtime_ns
+    for changed in (
+        {"adsorbates": ("H",)},
+        {"seed": 3},
+        {"relax_steps": 5},
+        {"enum_facets": ((1, 0, 0),)},
+    ):
+        with pytest.raises(
+            CatscreenError, match=f"enum-Cu was made with other settings \\({next(iter(changed))}"
+        ):
+            generate(tmp_path, replace(settings, **changed), log=print)
+    messages: list[str] = []
+    assert generate(tmp_path, settings, log=messages.append) == [path] and messages == []
+    assert path.stat().st_mtime_ns == before
+    # another bulk into the same folder: a new shard, the first untouched
+    (other,) = generate(tmp_path, replace(settings, bulks=("Pd",)), log=lambda m: None)
+    assert other.name == "enum-Pd.extxyz.gz" and path.stat().st_mtime_ns == before
+
+
+def test_an_explorer_pass_of_enumerated_bulks_makes_adsorbate_frames_only(tmp_path: Path) -> None:
+    settings = GenerateSettings(
+        metals=(), alloys=(), bulks=("Cu",), adsorbates=("O",), adsorbates_per_slab=1,
+        relax_steps=3, md_steps=4, explorer="emt", enum_facets=((1, 1, 1),),
+    )  # fmt: skip
+    frames = plan(settings)[0].make(settings, np.random.default_rng(0))
+    assert {a.info["kind"] for a in frames} == {"adslab"}
+    assert {a.info["stage"][:7] for a in frames} == {"explore"}

@@ -108,6 +108,8 @@ CUT_GZIP = gzip.compress((FRAME * 50).encode())[:40]  # a gzip stream cut off
         ("missing.extxyz", None, "file not found"),
         ("broken.extxyz", "3\nnot a header\nNi 0 0\n", "cannot read"),
         ("broken.db", "this is not sqlite", "cannot read .* as an ASE database"),
+        ("empty.db", "", "is not an ASE database"),
+        ("unknown.extxyz", '1\nPBC="F F F"\nXx 0 0 0\n', "unknown element symbol 'Xx'"),
         ("frames.cif", "data_x", "unknown dataset format"),
         ("empty.extxyz", "", "cannot read|holds no frames"),
         ("plain.extxyz.gz", FRAME, "cannot read .*Not a gzipped file"),
@@ -199,3 +201,17 @@ def test_dataset_stages_filter_keeps_relaxation_ends(tmp_path):
     assert [f.sid for f in load_dataset(both)] == ["cu-O"]
     with pytest.raises(CatscreenError, match="no frames of stage md4"):
         load_dataset(DatasetSpec(path=str(path), stages=("md4",)))
+
+
+def test_another_sqlite_file_is_refused_and_left_as_it_was(tmp_path):
+    """ase.db.connect would create its tables in it; the loader only looks."""
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE results (x REAL)")
+    con.close()
+    before = path.read_bytes()
+    with pytest.raises(CatscreenError, match="other.db is not an ASE database"):
+        load_frames(path)
+    assert path.read_bytes() == before

@@ -58,3 +58,10 @@ def test_cli_label_teacher(tmp_path) -> None:  # noqa: ANN001
         ["data", "label", str(src), "--out", str(out), "--teacher", "chgnet-pbe", "--dft", "gpaw"],
     )
     assert both.exit_code == 2 and "choose one labeller" in both.output
+    for extra in (["--spin", "on"], ["--ecut", "400", "--work", str(tmp_path / "w")]):
+        ignored = CliRunner().invoke(
+            app, ["data", "label", str(src), "--out", str(tmp_path / "x.extxyz"), "--teacher",
+                  "chgnet-pbe", *extra],
+        )  # fmt: skip
+        assert ignored.exit_code == 2 and "apply to --dft only" in ignored.output, ignored.output
+        assert extra[0] in ignored.output and not (tmp_path / "x.extxyz").exists()

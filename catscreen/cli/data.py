@@ -152,8 +152,9 @@ def generate_command(
     placements with snapshots along short CHGNet-PBE relaxations, rattles and short MD.
 
     Shards go to OUT/structures/*.extxyz.gz and, with --teacher, OUT/<teacher>/*.extxyz.gz.
-    Resumable: a rerun skips every shard file that exists. One torch thread unless
-    CATSCREEN_THREADS says otherwise.
+    Resumable: a rerun skips every shard file that exists, if made with the same options
+    (each shard's are kept in OUT/structures/<shard>.settings.json; other options are
+    refused). One torch thread unless CATSCREEN_THREADS says otherwise.
     """
     from dataclasses import replace
 
@@ -167,6 +168,8 @@ def generate_command(
         thread_budget,
     )
 
+    if limit is not None and limit < 0:
+        raise CatscreenError(f"--limit must be >= 0, not {limit}")
     thread_budget()
     settings = GenerateSettings(
         seed=seed,
@@ -209,18 +212,24 @@ def label_command(
     teacher: str | None = typer.Option(
         None, "--teacher", help="Teacher labeller: chgnet-pbe or chgnet-r2scan (CHGNet weights)."
     ),
-    spin: str = typer.Option(
-        "off", "--spin", help="DFT spin treatment: off (restricted) or on (polarised)."
+    spin: str | None = typer.Option(
+        None,
+        "--spin",
+        help="DFT spin treatment: off (restricted, the default) or on (polarised). Teacher "
+        "labels take the spin of --spin auto.",
     ),
-    ecut: float = typer.Option(350.0, "--ecut", help="Plane-wave cutoff (eV)."),
-    kpt_density: float = typer.Option(
-        2.0, "--kpt-density", help="k-points per reciprocal Angstrom; 1 along vacuum."
+    ecut: float | None = typer.Option(None, "--ecut", help="DFT plane-wave cutoff (eV; 350)."),
+    kpt_density: float | None = typer.Option(
+        None, "--kpt-density", help="DFT k-points per reciprocal Angstrom; 1 along vacuum (2)."
     ),
-    smearing: float = typer.Option(0.1, "--smearing", help="Fermi-Dirac width (eV)."),
+    smearing: float | None = typer.Option(
+        None, "--smearing", help="DFT Fermi-Dirac width (eV; 0.1)."
+    ),
     work: Path | None = typer.Option(
         None,
         "--work",
-        help="Folder for per-structure results (default OUT.parts); a rerun skips what is there.",
+        help="DFT folder for per-structure results (default OUT.parts); a rerun skips what is "
+        "there.",
     ),
 ) -> None:
     """Label structures with energies, forces, stress (bulk) and magnetic moments (spin on).
@@ -232,9 +241,24 @@ def label_command(
         raise CatscreenError(
             "choose one labeller: --dft gpaw or --teacher chgnet-pbe|chgnet-r2scan"
         )
+    settings = {"ecut": ecut, "kpt_density": kpt_density, "smearing": smearing}
     if teacher is not None:
+        given = [
+            f"--{k.replace('_', '-')}" for k, v in {**settings, "spin": spin, "work": work}.items()
+            if v is not None
+        ]  # fmt: skip
+        if given:  # they would be ignored: the teacher has no such settings
+            raise CatscreenError(
+                f"{', '.join(given)} apply to --dft only; teacher labels take the spin of "
+                "--spin auto (see the datasheet)"
+            )
         _label_teacher(teacher, input_path, out)
         return
     _label_dft(
-        dft, spin, input_path, out, work, ecut=ecut, kpt_density=kpt_density, smearing=smearing
+        dft,
+        spin or "off",
+        input_path,
+        out,
+        work,
+        **{k: v for k, v in settings.items() if v is not None},
     )

@@ -12,8 +12,10 @@ from __future__ import annotations
 import gzip
 import io
 import lzma
+import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -152,7 +154,10 @@ def read_extxyz(path: Path) -> list[Atoms]:
             text = io.StringIO(fh.read())
         return list(read(text, index=":", format="extxyz"))
     except Exception as exc:  # ASE raises many types for damaged text
-        raise CatscreenError(f"cannot read {path} as extxyz: {first_line(exc)}") from exc
+        why = first_line(exc)
+        if isinstance(exc, KeyError):  # ASE's symbol lookup: KeyError('Xx')
+            why = f"unknown element symbol {exc.args[0]!r}?"
+        raise CatscreenError(f"cannot read {path} as extxyz: {why}") from exc
 
 
 def _read_db(path: Path) -> list[Atoms]:
@@ -160,12 +165,19 @@ def _read_db(path: Path) -> list[Atoms]:
 
     frames = []
     try:
+        # ase.db.connect creates its tables in any SQLite file: look read-only first
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as con:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+        if "systems" not in tables:
+            raise CatscreenError(f"{path} is not an ASE database (no 'systems' table)")
         with ase.db.connect(path, type="db") as db:
             for row in db.select():
                 atoms = row.toatoms()
                 atoms.info.update(row.key_value_pairs)
                 atoms.info.setdefault("db_id", row.id)
                 frames.append(atoms)
+    except CatscreenError:
+        raise
     except Exception as exc:  # sqlite3 and ASE raise several types for a bad file
         msg = first_line(exc)
         raise CatscreenError(f"cannot read {path} as an ASE database: {msg}") from exc

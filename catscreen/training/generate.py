@@ -13,10 +13,11 @@ the CPU budget buys many frames.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -32,13 +33,14 @@ from ase.units import fs
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from catscreen.build.adsorbates import adsorbate_library, get_adsorbate
-from catscreen.build.bulks import bulk_library
+from catscreen.build.bulks import bulk_library, load_bulks
 from catscreen.build.enumerate import EnumerateSettings, enumerate_slabs
 from catscreen.build.gas import gas_molecule
 from catscreen.build.placements import heuristic_orientation, nudged, place
 from catscreen.build.sites import find_sites
-from catscreen.build.slabs import Miller, parse_miller
-from catscreen.errors import CatscreenError
+from catscreen.build.slabs import Miller, SlabTermination, distinct_millers, parse_miller
+from catscreen.errors import CatscreenError, first_line
+from catscreen.io import atomic_path
 from catscreen.training import teacher
 from catscreen.training.datasets import extxyz_files, read_extxyz, write_extxyz
 
@@ -143,7 +145,10 @@ class GenerateSettings:
                 f"unknown metal(s)/adsorbate(s) {', '.join(unknown)}; metals: "
                 f"{', '.join(HOSTS)}; adsorbates: {', '.join(sorted(known))}"
             )
-        counts = {"snapshot_every": 1, "md_every": 1, "relax_steps": 0, "md_steps": 0}
+        counts = {
+            "snapshot_every": 1, "md_every": 1, "relax_steps": 0, "md_steps": 0,
+            "adsorbates_per_slab": 0, "sites_per_adsorbate": 1,
+        }  # fmt: skip
         for name, low in counts.items():
             if getattr(self, name) < low:
                 raise CatscreenError(
@@ -168,6 +173,26 @@ class GenerateSettings:
 class Shard:
     name: str
     make: Callable[[GenerateSettings, np.random.Generator], list[Atoms]]
+    inputs: dict[str, object] = field(default_factory=dict)  # what else its frames depend on
+
+
+# Settings that choose which shards a pass makes, not what is in them (one folder may take
+# several calls with other --bulks or --facets, as the thick-slab pass does), cell sizes (in
+# the shard names) and the enumerate settings, which only enumerated shards record.
+SELECTION = ("metals", "alloys", "bulks", "large_cells", "small_cells", "size", "large_size")
+ENUMERATE_FIELDS = (
+    "enum_max_index", "enum_min_index", "enum_min_ab", "enum_min_slab_size", "enum_facets",
+)  # fmt: skip
+
+
+def shard_record(settings: GenerateSettings, shard: Shard) -> dict[str, object]:
+    """Everything a shard's frames depend on, as JSON: kept beside it, so that a resume with
+    other options is refused instead of mixing two settings in one data set."""
+    skip = SELECTION + ENUMERATE_FIELDS
+    record = {k: v for k, v in asdict(settings).items() if k not in skip}
+    record["avoid"] = sorted(map(list, settings.avoid), key=str)
+    record.update(shard.inputs)
+    return json.loads(json.dumps(record, sort_keys=True))
 
 
 def _tagged(atoms: Atoms, kind: str, sid: str, **info: object) -> Atoms:
@@ -405,76 +430,128 @@ def _slab_shard(host: str, facet: str, size: tuple[int, int, int], guest: str | 
     return Shard(name=f"slab-{tag}", make=make)
 
 
-def _enumerated_shard(spec: str) -> Shard:
-    """One catalogue bulk through enumerate: its strained and rattled cell, then per slab
-    termination the clean slab along its relaxation, and drawn adsorbates at drawn unique
-    sites, placed and nudged as `catscreen enumerate` places them, along teacher relaxations.
-    sids: `<bulk>-<miller>-t<termination>[-<adsorbate>]`. With `exclude_from`, only what the
-    earlier pass's shard lacks: its bulk and clean slabs (a teacher relaxation repeats frame for
-    frame) and its adsorbates per slab are not made again."""
+def _enumerated_shard(spec: str, settings: GenerateSettings) -> Shard:
+    """The catalogue bulk or structure file `spec` through enumerate: per bulk (a file may hold
+    several, `stem_i`) its strained and rattled cell, then per slab termination the clean slab
+    along its relaxation, and drawn adsorbates at drawn unique sites, placed and nudged as
+    `catscreen enumerate` places them, along teacher relaxations. sids:
+    `<bulk>-<miller>-t<termination>[-<adsorbate>]`. With `exclude_from`, only what the earlier
+    pass's shard lacks: its bulk and clean slabs (a teacher relaxation repeats frame for frame)
+    and its adsorbates per slab are not made again. An explorer pass makes the adsorbate
+    frames only, as the ASE-builder shards."""
     shard = f"enum-{Path(spec).stem}"
 
     def make(settings: GenerateSettings, rng: np.random.Generator) -> list[Atoms]:
-        enum = EnumerateSettings(
-            bulks=[spec],
-            max_index=settings.enum_max_index,
-            min_ab=settings.enum_min_ab,
-            min_slab_size=settings.enum_min_slab_size,
-            vacuum=2 * settings.vacuum,
-        )
-        slabs = [  # every bulk has facets of every index, so never empty
-            s for s in enumerate_slabs(enum) if max(map(abs, s.miller)) >= settings.enum_min_index
-        ]
-        if settings.enum_facets:
-            slabs = [s for s in slabs if s.miller in settings.enum_facets]
-            if not slabs:
-                raise CatscreenError(
-                    f"{spec}: none of the facets "
-                    f"{', '.join(''.join(map(str, m)) for m in settings.enum_facets)} up to "
-                    f"--max-index {settings.enum_max_index}"
-                )
-        name = slabs[0].bulk.name
         drawn = _drawn_before(settings, shard)
         frames: list[Atoms] = []
-        if f"bulk-{name}" not in drawn:
-            cell = AseAtomsAdaptor.get_atoms(slabs[0].bulk.structure)  # the conventional cell
-            frames += _strained_bulk(cell, f"bulk-{name}", name, settings, rng)
-        for slab in slabs:
-            facet = "".join(str(i) for i in slab.miller)  # "211", "1-10": as the other passes
-            label = f"{name}-{facet}-t{slab.termination}"
-            if f"{label}-clean" not in drawn:
-                for f in _relax_frames(slab.atoms, settings)[::2] + [
-                    _rattled(slab.atoms, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
-                ]:
-                    frames.append(_tagged(f, "slab", f"{label}-clean", host=name, facet=facet))
-            sites = find_sites(slab.atoms, slab.bulk.d_nn)
-            for ads in _new_adsorbates(settings, label, drawn, rng, (name, slab.miller)):
-                adsorbate = get_adsorbate(ads)
-                n_sites = min(settings.sites_per_adsorbate, len(sites))
-                for k in rng.choice(len(sites), size=n_sites, replace=False):
-                    site = sites[int(k)]
-                    orientation = heuristic_orientation(slab.atoms, site, adsorbate)
-                    try:
-                        placed = place(slab.atoms, site, adsorbate, orientation, rng)
-                    except CatscreenError:  # overlaps its own image in this small cell
-                        continue
-                    traj = _relax_frames(placed, settings)
-                    extra = [_rattled(traj[-1], settings.rattle_sigmas[0], rng, "rattle-end")]
-                    for f in traj + extra:
-                        frames.append(
-                            _tagged(
-                                f,
-                                "adslab",
-                                f"{label}-{ads}",
-                                host=name,
-                                facet=facet,
-                                adsorbate=ads,
-                                site=site.kind,
-                            )
-                        )
+        slabs = _enumerated_slabs(spec, settings)
+        for name in dict.fromkeys(s.bulk.name for s in slabs):  # bulks in file order
+            own = [s for s in slabs if s.bulk.name == name]
+            if f"bulk-{name}" not in drawn and not settings.explorer:
+                cell = AseAtomsAdaptor.get_atoms(own[0].bulk.structure)  # the conventional cell
+                # pymatgen adds bulk_wyckoff/bulk_equivalent in set order, which changes with
+                # the process's hash seed: a fixed column order keeps the bytes reproducible
+                rest = sorted(set(cell.arrays) - {"numbers", "positions"})
+                cell.arrays = {k: cell.arrays[k] for k in ("numbers", "positions", *rest)}
+                frames += _strained_bulk(cell, f"bulk-{name}", name, settings, rng)
+            for slab in own:
+                frames += _enumerated_slab_frames(slab, settings, drawn, rng)
         return frames
 
-    return Shard(name=shard, make=make)
+    path = Path(spec)
+    inputs = {k: getattr(settings, k) for k in ENUMERATE_FIELDS}
+    inputs["bulk"] = spec
+    inputs["bulk_file_sha256"] = (
+        hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+    )
+    return Shard(name=shard, make=make, inputs=inputs)
+
+
+def _enumerated_slabs(spec: str, settings: GenerateSettings) -> list[SlabTermination]:
+    """The slabs of `spec` a pass makes: its facets from --min-index to --max-index, only
+    --facets where given (checked up front by `check_bulks`)."""
+    enum = EnumerateSettings(
+        bulks=[spec],
+        max_index=settings.enum_max_index,
+        min_ab=settings.enum_min_ab,
+        min_slab_size=settings.enum_min_slab_size,
+        vacuum=2 * settings.vacuum,
+    )
+    return [
+        s
+        for s in enumerate_slabs(enum)
+        if max(map(abs, s.miller)) >= settings.enum_min_index
+        and (not settings.enum_facets or s.miller in settings.enum_facets)
+    ]
+
+
+def _enumerated_slab_frames(
+    slab: SlabTermination, settings: GenerateSettings, drawn: set[str], rng: np.random.Generator
+) -> list[Atoms]:
+    """One termination's clean-slab frames and its drawn adsorbates' relaxation frames."""
+    name = slab.bulk.name
+    facet = "".join(str(i) for i in slab.miller)  # "211", "1-10": as the other passes
+    label = f"{name}-{facet}-t{slab.termination}"
+    frames: list[Atoms] = []
+    if f"{label}-clean" not in drawn and not settings.explorer:
+        for f in _relax_frames(slab.atoms, settings)[::2] + [
+            _rattled(slab.atoms, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
+        ]:
+            frames.append(_tagged(f, "slab", f"{label}-clean", host=name, facet=facet))
+    sites = find_sites(slab.atoms, slab.bulk.d_nn)
+    for ads in _new_adsorbates(settings, label, drawn, rng, (name, slab.miller)):
+        adsorbate = get_adsorbate(ads)
+        n_sites = min(settings.sites_per_adsorbate, len(sites))
+        for k in rng.choice(len(sites), size=n_sites, replace=False):
+            site = sites[int(k)]
+            orientation = heuristic_orientation(slab.atoms, site, adsorbate)
+            try:
+                placed = place(slab.atoms, site, adsorbate, orientation, rng)
+            except CatscreenError:  # overlaps its own image in this small cell
+                continue
+            if settings.explorer:  # place() has nudged it, as enumerate does
+                traj, extra = _relax_frames(placed, settings), []
+            else:
+                traj = _relax_frames(placed, settings)
+                extra = [_rattled(traj[-1], settings.rattle_sigmas[0], rng, "rattle-end")]
+            for f in traj + extra:
+                frames.append(
+                    _tagged(
+                        f,
+                        "adslab",
+                        f"{label}-{ads}",
+                        host=name,
+                        facet=facet,
+                        adsorbate=ads,
+                        site=site.kind,
+                    )
+                )
+    return frames
+
+
+def check_bulks(settings: GenerateSettings) -> None:
+    """Every --bulks entry resolves (library name or readable file, no name twice) and has a
+    slab to make: refused before the first shard, not hours later when its shard comes up."""
+    if not settings.bulks:
+        return
+    stems = [Path(spec).stem for spec in settings.bulks]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:  # shards are named after them: the second would be taken as made
+        raise CatscreenError(
+            f"--bulks: {', '.join(twice)} given twice (a shard per name; rename one file)"
+        )
+    for entry in load_bulks(list(settings.bulks)):
+        millers = [
+            m
+            for m in distinct_millers(entry, settings.enum_max_index)
+            if max(map(abs, m)) >= settings.enum_min_index
+        ]
+        if settings.enum_facets and not set(millers) & set(settings.enum_facets):
+            raise CatscreenError(
+                f"{entry.name}: none of the facets "
+                f"{', '.join(''.join(map(str, m)) for m in settings.enum_facets)} between "
+                f"--min-index {settings.enum_min_index} and --max-index {settings.enum_max_index}"
+            )
 
 
 def _strained_bulk(
@@ -510,7 +587,7 @@ def _bulk_shard(metals: Sequence[str]) -> Shard:
             frames += _strained_bulk(cell, f"bulk-{m}", m, settings, rng)
         return frames
 
-    return Shard(name="bulk", make=make)
+    return Shard(name="bulk", make=make, inputs={"shard_metals": list(metals)})
 
 
 def _gas_shard() -> Shard:
@@ -566,7 +643,7 @@ def plan(settings: GenerateSettings) -> list[Shard]:
     if settings.large_cells:
         for m in settings.metals:
             shards.append(_slab_shard(m, FACETS[HOSTS[m]][0], settings.large_size, None))
-    shards += [_enumerated_shard(b) for b in settings.bulks]
+    shards += [_enumerated_shard(b, settings) for b in settings.bulks]
     return shards
 
 
@@ -611,6 +688,28 @@ def label_shard(structures: Path, out: Path, teacher_name: str, mirror_fraction:
     return len(labelled)
 
 
+def _check_record(folder: Path, settings: GenerateSettings, shard: Shard) -> None:
+    """A made shard is reused only under the settings it was made with (shards made before
+    records were kept have none and are reused as they are)."""
+    record = folder / f"{shard.name}.settings.json"
+    if not (folder / f"{shard.name}.extxyz.gz").exists() or not record.exists():
+        return
+    try:
+        old = json.loads(record.read_text())
+    except (OSError, ValueError) as exc:
+        raise CatscreenError(
+            f"{record}: unreadable ({first_line(exc)}); delete it and its shard"
+        ) from exc
+    new = shard_record(settings, shard)
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if changed:
+        diffs = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        raise CatscreenError(
+            f"{folder.parent}: shard {shard.name} was made with other settings ({diffs}); "
+            "resume with the same options or use a new folder"
+        )
+
+
 def generate(
     out: Path,
     settings: GenerateSettings,
@@ -621,10 +720,17 @@ def generate(
     """Make every missing shard under `out/structures`, labelling each as soon as it exists."""
     for t in teachers:
         teacher.check_teacher(t)
+    check_bulks(settings)
+    shards = plan(settings)[:limit]
+    for shard in shards:  # all before any work: a mismatch found hours in would waste them
+        _check_record(out / STRUCTURE_DIR, settings, shard)
     written = []
-    for shard in plan(settings)[:limit]:
+    for shard in shards:
         path = out / STRUCTURE_DIR / f"{shard.name}.extxyz.gz"
         if not path.exists():
+            record = out / STRUCTURE_DIR / f"{shard.name}.settings.json"
+            with atomic_path(record) as tmp:
+                tmp.write_text(json.dumps(shard_record(settings, shard), indent=1) + "\n")
             t0 = time.perf_counter()
             frames = shard.make(settings, _seed(settings, shard.name))
             counter: dict[str, int] = {}
