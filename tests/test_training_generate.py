@@ -230,6 +230,9 @@ def test_cli_only_large_makes_the_lower_coverage_cells_alone(tmp_path: Path) -> 
     assert {len(a) for a in read_extxyz(made)} == {28}  # 27 Cu + O: a 3x3x3 cell
     both = CliRunner().invoke(app, [*common, "--only-large", "--no-large"])
     assert both.exit_code == 2 and "--only-large makes the 3x3x3 cells" in both.output
+    ignored = CliRunner().invoke(app, [*common, "--facets", "211", "--min-ab", "9"])
+    assert ignored.exit_code == 2, ignored.output  # --metals slabs have their own facets
+    assert "--facets, --min-ab: only --bulks slabs take them" in ignored.output
 
 
 def test_enumerate_cells_facets_and_avoided_systems(tmp_path: Path) -> None:

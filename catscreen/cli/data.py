@@ -170,6 +170,13 @@ def generate_command(
 
     if limit is not None and limit < 0:
         raise CatscreenError(f"--limit must be >= 0, not {limit}")
+    enum_only = {
+        "--facets": facets is not None, "--min-slab-size": min_slab_size is not None,
+        "--min-ab": min_ab is not None, "--max-index": max_index != 1, "--min-index": min_index != 1,
+    }  # fmt: skip
+    if not bulks and any(enum_only.values()):  # the ASE-builder shards have fixed facets/cells
+        given = ", ".join(k for k, v in enum_only.items() if v)
+        raise CatscreenError(f"{given}: only --bulks slabs take them; give --bulks")
     thread_budget()
     settings = GenerateSettings(
         seed=seed,
