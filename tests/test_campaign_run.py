@@ -183,6 +183,38 @@ def test_report_renders(campaign: tuple[Path, Path]) -> None:
     for png in ("descriptor_ranking", "top_sites", "energy_spread", "spin"):
         path = out / "report" / f"{png}.png"
         assert path.stat().st_size > 10_000, png
+    board = pd.read_csv(out / "leaderboard.csv", keep_default_na=False)
+    assert set(board.dE_O_final_site) <= {"ontop", "bridge", "hollow"}  # where it ended
+    (out / "afile").write_text("")
+    bad = runner.invoke(app, ["report", str(out), "--out", str(out / "afile")])
+    assert bad.exit_code == 2 and "cannot write the report to" in bad.output
+
+
+def test_site_words_name_where_the_relaxed_adsorbate_sits() -> None:
+    from catscreen.campaign.figures import site_words
+
+    assert site_words("fcc", "hollow") == " placed fcc, ends hollow"
+    assert site_words("ontop", "ontop") == " on ontop" and site_words("", "") == ""
+
+
+def test_report_reads_the_recipe_rank_ran_with(campaign: tuple[Path, Path], tmp_path: Path) -> None:
+    """A rerun that fails before rank leaves a new DIR/recipe.yaml beside the old ranking; the
+    report must describe the ranking, and a failed rank is named as failed."""
+    _, finished = campaign
+    out = tmp_path / "copy"
+    shutil.copytree(finished, out)
+    used = (out / "rank" / "recipe.yaml").read_text()
+    assert used == (out / "recipe.yaml").read_text()
+    (out / "recipe.yaml").write_text(used.replace("value: -0.9", "value: 0.7"))
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 0
+    page = (out / "report" / "index.html").read_text()
+    assert "target -0.90" in page and "target 0.70" not in page, page[:2000]
+    state = json.loads((out / "campaign.json").read_text())
+    state["stages"]["rank"].update(status="failed", message="no adsorbate configurations left")
+    (out / "campaign.json").write_text(json.dumps(state))
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 2
+    assert "the rank stage failed (no adsorbate configurations left)" in result.output
 
 
 def test_bad_recipe_names_the_line(tmp_path: Path) -> None:
@@ -285,11 +317,12 @@ def test_a_candidate_whose_relaxations_all_fail_is_named(tmp_path: Path) -> None
     """EMT has no Rh: every Rh row fails, the campaign goes on, and the reader is told."""
     from ase.build import bulk
 
-    bulk("Cu", "fcc", a=3.6, cubic=True).write(tmp_path / "copper.cif")
+    # a file candidate whose name starts with Rh_: its bulk is not Rh's
+    bulk("Cu", "fcc", a=3.6, cubic=True).write(tmp_path / "Rh_doped.cif")
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(
         RECIPE.replace(
-            "candidates: [Pt, Cu]", "candidates: [Pt, Rh, {name: copper, file: copper.cif}]"
+            "candidates: [Pt, Cu]", "candidates: [Pt, Rh, {name: Rh_doped, file: Rh_doped.cif}]"
         )
     )
     out = tmp_path / "run"
@@ -297,9 +330,9 @@ def test_a_candidate_whose_relaxations_all_fail_is_named(tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     summary = (out / "summary.md").read_text()
     assert "Rh: no surface in the ranking" in summary
-    assert "copper: no surface" not in summary
+    assert "Rh_doped: no surface" not in summary
     board = (out / "leaderboard.csv").read_text()
-    assert "Pt(111)" in board and "copper(111)" in board
+    assert "Pt(111)" in board and "Rh_doped(111)" in board
 
 
 def test_batches_that_failed_as_a_whole_are_retried_on_the_next_run(

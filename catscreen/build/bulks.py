@@ -145,6 +145,9 @@ def library_bulk(name: str) -> Bulk:
     return Bulk(name, standardize(_library_atoms(name, entry)), str(entry["source"]))
 
 
+FRAME_INDEX = r"0|[1-9][0-9]*"  # the i of `stem_i`, as file_bulks writes it
+
+
 def file_bulks(path: Path) -> list[Bulk]:
     """Every frame of a structure file ASE can read; several frames get `stem_i` names."""
     try:

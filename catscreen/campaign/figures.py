@@ -20,7 +20,8 @@ from matplotlib.patches import Polygon, Rectangle  # noqa: E402
 
 from catscreen.campaign.leaderboard import descriptor_formula  # noqa: E402
 from catscreen.campaign.recipe import Recipe, Target  # noqa: E402
-from catscreen.io import atoms_from_text  # noqa: E402
+from catscreen.errors import CatscreenError, first_line  # noqa: E402
+from catscreen.io import atomic_path, atoms_from_text  # noqa: E402
 
 MAX_BARS = 25  # more bars than this stop being readable; the HTML table has the rest
 ON_TARGET = "#2a9d8f"
@@ -28,9 +29,22 @@ OFF_TARGET = "#b0b7bf"
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    except OSError as exc:
+        raise CatscreenError(f"cannot write {path}: {first_line(exc)}") from exc
+    finally:
+        plt.close(fig)
     return path
+
+
+def site_words(placed: str, final: str) -> str:
+    """' on fcc', or ' placed ontop, ends hollow' where it moved: the picture is the relaxed
+    structure, so a title naming only where it started would contradict it."""
+    if final and final != placed:
+        return f" placed {placed}, ends {final}" if placed else f" on {final}"
+    return f" on {placed}" if placed else ""
 
 
 def plot_descriptor_ranking(
@@ -188,9 +202,9 @@ def plot_top_sites(
             continue
         atoms = atoms_from_text(configs.loc[cid, "final_structure"])
         elements |= _draw_surface(ax, atoms, _anchor_xy(atoms))
-        site = row[f"{d.name}_site"]
+        where = site_words(row[f"{d.name}_site"], row.get(f"{d.name}_final_site", ""))
         ax.set_title(
-            f"#{int(row['rank'])} {row['candidate']}: {d.adsorbate}{' on ' + site if site else ''}\n"
+            f"#{int(row['rank'])} {row['candidate']}: {d.adsorbate}{where}\n"
             f"{d.name} = {row[d.name]:.2f} eV",
             fontsize=10,
         )

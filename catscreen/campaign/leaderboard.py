@@ -8,10 +8,13 @@ ranking in the recipe's words.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
 from catscreen.analysis.ranking import Target as RankTarget
+from catscreen.build.bulks import FRAME_INDEX
 from catscreen.campaign.recipe import Descriptor, Recipe, Target
 
 
@@ -53,7 +56,8 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 def build_leaderboard(ranked: pd.DataFrame, systems: pd.DataFrame, recipe: Recipe) -> pd.DataFrame:
     """ranked.parquet + systems.parquet -> rank, candidate, one column per descriptor (eV),
     distance, distance_std, on_target, spin, and per descriptor D: D_std, D_config (best
-    placement's config_id), D_site (the site it was placed on)."""
+    placement's config_id), D_site (the site it was placed on), D_final_site (where it ended
+    after relaxing)."""
     relative = recipe.ranking.reference is not None
     targets = descriptor_targets(recipe)
     board = ranked[["rank", "candidate", "bulk", "miller", "termination", "slab_id"]].copy()
@@ -75,6 +79,7 @@ def build_leaderboard(ranked: pd.DataFrame, systems: pd.DataFrame, recipe: Recip
         keys = list(zip(board["candidate"], [a] * len(board), strict=True))
         board[f"{d.name}_config"] = [best["best_config_id"].get(k, "") for k in keys]
         board[f"{d.name}_site"] = [best["best_site_type"].get(k, "") for k in keys]
+        board[f"{d.name}_final_site"] = [best["best_final_site_type"].get(k, "") for k in keys]
         t = targets[d.name]
         within &= (board[d.name] - t.value).abs() <= t.tolerance
     board["distance"] = ranked["distance"]
@@ -98,9 +103,13 @@ def board_warnings(board: pd.DataFrame, recipe: Recipe) -> list[str]:
             out.append(f"{d.name}: no valid {d.adsorbate} placement on {', '.join(missing)}")
     ranked_bulks = set(board["bulk"].astype(str))
     for cand in recipe.candidates:
-        # enumerate names a file's bulks by its stem (stem_0, stem_1, ... for several frames)
-        stem = cand.file.stem if cand.file is not None else cand.name
-        if not any(b == stem or b.startswith(f"{stem}_") for b in ranked_bulks):
+        # enumerate names a file's bulks by its stem (stem_0, stem_1, ... for several frames);
+        # a library bulk only by its name (Rh_doped.cif's bulks are not Rh's)
+        if cand.file is None:
+            own = re.compile(re.escape(cand.name))
+        else:
+            own = re.compile(rf"{re.escape(cand.file.stem)}(_({FRAME_INDEX}))?")
+        if not any(own.fullmatch(b) for b in ranked_bulks):
             out.append(
                 f"{cand.name}: no surface in the ranking (its clean slabs failed to relax or "
                 "were anomalous; see the failed rows in results.parquet)"

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from catscreen.analysis.candidates import Candidate as AnalysisCandidate
+from catscreen.build.bulks import FRAME_INDEX
 from catscreen.build.placements import NUDGE
 from catscreen.build.slabs import Miller
 from catscreen.build.slabs import parse_miller as parse_miller_text
@@ -303,7 +304,7 @@ class Recipe(_Strict):
         the file is read)."""
         named = {c.name: c for c in self.candidates}
         stem, _, index = bulk.rpartition("_")
-        frame = named.get(stem) if re.fullmatch(r"0|[1-9][0-9]*", index) else None
+        frame = named.get(stem) if re.fullmatch(FRAME_INDEX, index) else None
         return named.get(bulk) or (frame if frame is not None and frame.file is not None else None)
 
     def resolve_files(self, base: Path) -> Recipe:
@@ -447,4 +448,4 @@ def load_recipe(path: str | Path) -> Recipe:
     p = Path(path)
     if not p.is_file():
         raise CatscreenError(f"recipe not found: {p}")
-    return parse_recipe(p.read_text(), p).resolve_files(p.resolve().parent)
+    return parse_recipe(p.read_text(encoding="utf-8"), p).resolve_files(p.resolve().parent)

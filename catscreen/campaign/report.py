@@ -19,6 +19,7 @@ from catscreen.campaign.recipe import Recipe
 from catscreen.campaign.runner import RANK_DIR, load_leaderboard, read_campaign_recipe
 from catscreen.campaign.state import STAGES, require_ranked
 from catscreen.campaign.summary import descriptor_frame, flags_frame
+from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path, atoms_from_text, read_parquet
 from catscreen.model.api import magnetic_elements
 
@@ -116,9 +117,12 @@ def write_report(root: Path, out: Path | None = None) -> Report:
     """DIR/report/index.html and its PNGs, from a campaign folder whose rank stage is done."""
     root = root.resolve()
     state = require_ranked(root)
-    recipe = read_campaign_recipe(root)
+    recipe = read_campaign_recipe(root, ranked=True)
     out = (out or root / "report").resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, no permission
+        raise CatscreenError(f"cannot write the report to {out}: {first_line(exc)}") from exc
     board = load_leaderboard(root, recipe)
     targets = descriptor_targets(recipe)
     configs = read_parquet(root / RANK_DIR / "adsorption.parquet")
@@ -192,5 +196,5 @@ def write_report(root: Path, out: Path | None = None) -> Report:
     )
     index = out / "index.html"
     with atomic_path(index) as tmp:
-        tmp.write_text(page)
+        tmp.write_text(page, encoding="utf-8")  # as its meta charset says, whatever the locale
     return Report(html=index, figures=[f for f, _ in figs])

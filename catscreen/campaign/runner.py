@@ -103,14 +103,21 @@ def stage_hashes(recipe: Recipe, model_version: str) -> dict[str, str]:
     return {"enumerate": h_enum, "relax": h_relax, "rank": h_rank}
 
 
-def read_campaign_recipe(root: Path) -> Recipe:
-    """The recipe copy in a campaign folder (candidate files are not needed after enumerate)."""
+def read_campaign_recipe(root: Path, ranked: bool = False) -> Recipe:
+    """The recipe copy in a campaign folder (candidate files are not needed after enumerate).
+
+    `ranked`: the copy the rank stage ran with (rank/recipe.yaml), for what reads its outputs;
+    DIR/recipe.yaml is the latest run's, which may have failed before rank (folders of older
+    versions have only that one).
+    """
     path = root / RECIPE_COPY
+    if ranked and (root / RANK_DIR / RECIPE_COPY).is_file():
+        path = root / RANK_DIR / RECIPE_COPY
     if not path.is_file():
         raise CatscreenError(
             f"{root} is not a campaign folder (no {RECIPE_COPY}); run `catscreen campaign run` first"
         )
-    return parse_recipe(path.read_text(), path)
+    return parse_recipe(path.read_text(encoding="utf-8"), path)
 
 
 def _rel(root: Path, paths: list[Path]) -> list[str]:
@@ -270,7 +277,7 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         state.recipe = recipe.name
     state.recipe_file = str(recipe_path)
     with atomic_path(root / RECIPE_COPY) as tmp:
-        tmp.write_text(recipe_path.read_text())
+        tmp.write_bytes(recipe_path.read_bytes())
     hashes = stage_hashes(recipe, version)
     ran: list[str] = []
     skipped: list[str] = []
@@ -319,6 +326,9 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         )
         output = rank_results(results[results.config_id.isin(current)], _rank_settings(recipe))
         paths = list(write_rank_outputs(output, root / RANK_DIR).values())
+        with atomic_path(root / RANK_DIR / RECIPE_COPY) as tmp:  # what report and baseline read
+            tmp.write_bytes((root / RECIPE_COPY).read_bytes())
+        paths.append(root / RANK_DIR / RECIPE_COPY)
         counts = {k: output.counts[k] for k in ("adslabs", "anomalous", "candidates", "flagged")}
         shutil.rmtree(root / RANK_DIR / "dft", ignore_errors=True)  # no folder of an old flag
         for engine in recipe.validation.write:
@@ -343,11 +353,13 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     )
     summary_path = root / SUMMARY
     with atomic_path(summary_path) as tmp:
-        tmp.write_text(summary)
+        tmp.write_text(summary, encoding="utf-8")
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if options.ci and step_summary:
         try:
-            with open(step_summary, "a") as fh:  # GitHub collects every step's appends
+            with open(
+                step_summary, "a", encoding="utf-8"
+            ) as fh:  # GitHub collects every step's appends
                 fh.write(summary)
         except OSError as exc:  # else it reads like a failed baseline check in CI
             raise CatscreenError(

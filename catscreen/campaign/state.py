@@ -81,10 +81,15 @@ def require_ranked(root: Path) -> CampaignState:
     """The state of a campaign folder whose rank stage is done (for report and baseline)."""
     state = require_state(root)
     rank = state.stages.get("rank")
-    if rank is None or rank.status != "done":
-        why = "is out of date with its recipe" if rank is not None else "has not finished"
-        raise CatscreenError(f"{root}: the rank stage {why}; run `catscreen campaign run` first")
-    return state
+    if rank is not None and rank.status == "done":
+        return state
+    why = {
+        None: "has not run",
+        "stale": "is out of date with its recipe (an earlier stage reran)",
+        "failed": f"failed ({rank.message})" if rank is not None else "",
+        "running": "did not finish (still running, or the run was killed)",
+    }[rank.status if rank is not None else None]
+    raise CatscreenError(f"{root}: the rank stage {why}; run `catscreen campaign run` first")
 
 
 def save_state(root: Path, state: CampaignState) -> None:

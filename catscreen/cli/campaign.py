@@ -152,7 +152,7 @@ def baseline_command(
     require_ranked(root)
     if tolerance <= 0:
         raise CatscreenError("--tolerance must be positive")
-    recipe = read_campaign_recipe(root)
+    recipe = read_campaign_recipe(root, ranked=True)
     board = load_leaderboard(root, recipe)
     baseline = make_baseline(board, recipe, ranked_model_version(root), tolerance)
     write_baseline(baseline, write)
