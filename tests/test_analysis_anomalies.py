@@ -95,14 +95,57 @@ def test_bcc100_hollow_binds_the_second_layer_without_intercalating(height, expe
     assert report.excluding is expected
 
 
-def test_migration_compares_the_site_read_the_same_way_at_both_ends():
-    """A manifest site that is not where the binding atom sits (bidentate adsorbates: the
-    midpoint of two binding atoms) is not a migration when nothing moved."""
-    initial, final = pair("O", "ontop")
+def _bidentate(first: int, second: int, dz: float = 0.0):
+    """Two O atoms (tag 2, 1.2 A apart in a real formate they would not be bonded) each 2.0 A
+    over Pt atoms `first` and `second`, the second `dz` higher."""
+    from ase import Atom
+
+    atoms = slab("Pt")
+    for k, (i, lift) in enumerate(((first, 0.0), (second, dz))):
+        atoms.append(Atom("O", atoms.positions[i] + [0.0, 0.0, 2.0 + lift], tag=2))
+    return atoms
+
+
+def test_a_bidentate_site_is_both_ends_and_a_tilt_is_no_migration():
+    """Formate-like O..O over Pt 8 and Pt 9: a bridge (it was read from the lower O alone, so
+    "ontop", and flagged migrated when the other O came 0.01 A lower)."""
+    initial = _bidentate(8, 9, dz=0.01)
+    final = _bidentate(8, 9, dz=-0.01)
     report = detect_anomalies(initial, final, slab("Pt"), [8, 9])
-    assert not report.migrated and report.final_site_type == "ontop"
+    assert report.final_site_atoms == [8, 9] and report.final_site_type == "bridge"
+    assert not report.migrated
+    moved = detect_anomalies(initial, _bidentate(8, 10), slab("Pt"), [8, 9])
+    assert moved.migrated and moved.final_site_atoms == [8, 10]
+
+
+def test_a_monodentate_start_is_the_site_it_was_placed_on():
+    """One binding atom: the manifest says where it was placed; bonds read at its covalent-
+    height, nudged start can name other atoms. High above the surface (no bond) too."""
+    initial, final = pair("O", "ontop")
+    assert not detect_anomalies(initial, final, slab("Pt"), [8]).migrated
+    placed_bridge = detect_anomalies(initial, final, slab("Pt"), [8, 9])
+    assert placed_bridge.migrated and placed_bridge.final_site_type == "ontop"
     high = adslab("Pt", "O", "fcc", height=3.0)  # no bond at the start: the manifest's site
     assert detect_anomalies(high, adslab("Pt", "O", "hcp"), slab("Pt"), FCC_SITE).migrated
+    assert not detect_anomalies(high, adslab("Pt", "O", "fcc"), slab("Pt"), FCC_SITE).migrated
+
+
+def test_the_final_frame_must_hold_the_initial_atoms_and_takes_their_tags():
+    """Frames from other tools lose tags (every check was silently off) or come sorted by
+    element (an untouched adsorbate read as dissociated)."""
+    from ase.build import sort
+
+    from catscreen.errors import CatscreenError
+
+    initial, final = pair("OH", "ontop")
+    final.positions[-2:, 2] += 6.0  # desorbed
+    untagged = final.copy()
+    untagged.set_tags(0)
+    assert detect_anomalies(initial, untagged, slab("Pt"), [8]).names == ["desorbed"]
+    with pytest.raises(CatscreenError, match="does not hold the initial one's atoms"):
+        detect_anomalies(initial, sort(initial), slab("Pt"), [8])
+    with pytest.raises(CatscreenError, match="does not hold"):
+        detect_anomalies(initial, initial[:-1], slab("Pt"), [8])
 
 
 def _upright(first: str, second: str, bond: float, height: float = 1.9):

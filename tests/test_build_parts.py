@@ -287,3 +287,25 @@ def test_l10_close_packed_face_is_101_and_the_recipes_ask_for_it():
         for m in c.miller or []
     ]
     assert asked and all(m == (1, 0, 1) for _, _, m in asked), asked
+
+
+@pytest.mark.parametrize(
+    ("name", "miller", "site"), [("Al", "1,1,1", "fcc"), ("Pt", "1,0,0", "4fold")]
+)
+def test_a_small_binding_atom_starts_above_its_site_not_inside_the_surface(name, miller, site):
+    """H's covalent radius (0.31 A) is shorter than these sites' in-plane distances: the height
+    rule reached an atom under the site and put H 3.2 A (Al) and 0.3 A (Pt) below the top
+    layer, an intercalated start."""
+    from catscreen.analysis.anomalies import detect_anomalies
+    from catscreen.build.placements import MIN_SITE_HEIGHT
+
+    images = enumerate_configurations(  # not nudged: a 4-fold H is near its bond cutoff
+        EnumerateSettings(bulks=[name], miller=[miller], adsorbates=["H"], min_ab=5.0, nudge=0.0)
+    )
+    (start,) = [a for a in images if a.info.get("site_type") == site]
+    atoms = [int(i) for i in str(start.info["site_atoms"]).split(",")]
+    height = start.positions[-1, 2] - start.positions[atoms, 2].mean()
+    assert height == pytest.approx(MIN_SITE_HEIGHT, abs=1e-6)
+    assert start.positions[-1, 2] > start.positions[start.get_tags() == 1, 2].max()
+    report = detect_anomalies(start, start.copy(), None, atoms)  # the start is a fine adslab
+    assert report.names == [] and report.final_site_atoms == atoms

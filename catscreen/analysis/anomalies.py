@@ -46,6 +46,8 @@ from ase import Atoms
 from ase.geometry import find_mic
 from ase.neighborlist import build_neighbor_list, natural_cutoffs
 
+from catscreen.errors import CatscreenError
+
 DEFAULT_BOND_TOLERANCE = 1.25
 OVERLAP_RATIO = 0.7  # of the covalent radii sum
 RECONSTRUCTION_CUSHION = 1.2  # x the bond tolerance, for bonds to count as formed or broken
@@ -113,26 +115,15 @@ def overlapping(
     return bool((d < ratio * (radii[i] + radii[j])).any())
 
 
-def _binding_atom(atoms: Atoms, ads: np.ndarray, slab: np.ndarray) -> int:
-    """The adsorbate atom closest to the slab, distances scaled by the covalent radii sums."""
-    radii = np.array(natural_cutoffs(atoms, mult=1.0))
-    best, best_ratio = int(ads[0]), np.inf
-    for i in ads:
-        d = atoms.get_distances(int(i), slab, mic=True)
-        ratio = float(np.min(d / (radii[i] + radii[slab])))
-        if ratio < best_ratio:
-            best, best_ratio = int(i), ratio
-    return best
-
-
 def site_atoms(atoms: Atoms, bonds: np.ndarray) -> list[int]:
-    """Slab atoms bonded to the adsorbate's binding atom: the occupied site."""
+    """Slab atoms bonded to any adsorbate atom: the occupied site, both ends of a bidentate
+    one (formate, di-sigma C2H4) included. Reading it from the one binding atom nearest the
+    slab made a bridging bidentate "ontop", and flipped it between its two ends."""
     tags = atoms.get_tags()
     ads, slab = np.flatnonzero(tags == 2), np.flatnonzero(tags != 2)
     if len(ads) == 0:
         return []
-    anchor = _binding_atom(atoms, ads, slab)
-    return sorted(int(j) for j in slab if bonds[anchor, j])
+    return [int(j) for j in slab[bonds[np.ix_(ads, slab)].any(axis=0)]]
 
 
 def _intercalated(atoms: Atoms, bonds: np.ndarray, ads: np.ndarray) -> bool:
@@ -163,7 +154,8 @@ def anomaly_rules() -> str:
     return (
         f"bonds {DEFAULT_BOND_TOLERANCE}x radii, overlap {OVERLAP_RATIO}x, "
         f"reconstruction cushion {RECONSTRUCTION_CUSHION}x, slab displacement "
-        f"{SLAB_DISPLACEMENT} A"
+        f"{SLAB_DISPLACEMENT} A, site: slab atoms bonded to any adsorbate atom, placed site "
+        "from the manifest for one binding atom"
     )
 
 
@@ -212,15 +204,26 @@ def detect_anomalies(
 ) -> AnomalyReport:
     """Compare an adslab's final structure with its start and with the relaxed clean slab.
 
-    `initial_site`: the manifest's site atoms, used only when the start's binding atom bonds no
-    slab atom; otherwise the start's site is read from `initial` as the final one is from
-    `final`, like with like (a bidentate adsorbate's manifest site lies under the midpoint of
-    its two binding atoms, not under the one the site is read from).
+    `initial_site`: the manifest's site atoms: where an adsorbate with at most one atom
+    bonded to the slab at the start was placed (its bonds, read from a start at covalent
+    height and nudged, are not always the site enumerated). With several bonded atoms at the
+    start (a bidentate one, whose manifest site lies under the midpoint of its binding atoms)
+    the start's site is read from `initial` as the final one is from `final`, like with like.
     `clean_slab`: when None or not atom-for-atom the slab part of the adslab, the slab part of
     `initial` is the reference for reconstruction; a `SlabReference` (at `tolerance`) saves
     rebuilding its bond matrices for every placement on the slab.
+    The adsorbate is what `initial` tags 2: a final frame from another tool may have lost its
+    tags, but must hold the same atoms in the same order.
     """
-    tags = final.get_tags()
+    if final.get_chemical_symbols() != initial.get_chemical_symbols():
+        raise CatscreenError(
+            f"the final structure ({final.get_chemical_formula()}, {len(final)} atoms) does not "
+            f"hold the initial one's atoms ({initial.get_chemical_formula()}) in the same order"
+        )
+    tags = initial.get_tags()
+    if not np.array_equal(final.get_tags(), tags):
+        final = final.copy()
+        final.set_tags(tags)
     ads, slab = np.flatnonzero(tags == 2), np.flatnonzero(tags != 2)
     if len(ads) == 0:
         return AnomalyReport()
@@ -248,6 +251,10 @@ def detect_anomalies(
 
     if not report.desorbed:
         report.final_site_atoms = site_atoms(final, final_bonds)
-        start = site_atoms(initial, initial_bonds) or list(initial_site or [])
-        report.migrated = sorted(start) != report.final_site_atoms
+        bonded = int(initial_bonds[np.ix_(ads, slab)].any(axis=1).sum())
+        if initial_site and bonded <= 1:
+            start = sorted(initial_site)
+        else:
+            start = site_atoms(initial, initial_bonds) or sorted(initial_site or [])
+        report.migrated = start != report.final_site_atoms
     return report

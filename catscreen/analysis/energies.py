@@ -287,13 +287,16 @@ def adsorption_table(
             slab_overlaps[slab.config_id] = overlapping(
                 clean, bonds=reference.bonds, tolerance=reference.tolerance
             )
-        report = detect_anomalies(
-            initial,
-            final,
-            references[slab.config_id],
-            _parse_site(row.site_atoms, row.config_id),
-            bond_tolerance,
-        )
+        try:
+            report = detect_anomalies(
+                initial,
+                final,
+                references[slab.config_id],
+                _parse_site(row.site_atoms, row.config_id),
+                bond_tolerance,
+            )
+        except CatscreenError as exc:
+            raise CatscreenError(f"adslab {row.config_id}: {exc}") from exc
         names = report.names + ([] if row.status == "converged" else ["not_converged"])
         names += [] if slab.converged else ["slab_not_converged"]
         names += ["slab_overlapping"] if slab_overlaps[slab.config_id] else []
