@@ -96,12 +96,12 @@ def test_bcc100_hollow_binds_the_second_layer_without_intercalating(height, expe
 
 
 def _bidentate(first: int, second: int, dz: float = 0.0):
-    """Two O atoms (tag 2, 1.2 A apart in a real formate they would not be bonded) each 2.0 A
-    over Pt atoms `first` and `second`, the second `dz` higher."""
+    """The two binding O atoms (tag 2) of a formate-like bidentate, 2.0 A over Pt atoms
+    `first` and `second`, the second `dz` higher."""
     from ase import Atom
 
     atoms = slab("Pt")
-    for k, (i, lift) in enumerate(((first, 0.0), (second, dz))):
+    for i, lift in ((first, 0.0), (second, dz)):
         atoms.append(Atom("O", atoms.positions[i] + [0.0, 0.0, 2.0 + lift], tag=2))
     return atoms
 

@@ -397,3 +397,38 @@ def test_bundled_weights_know_every_element_enumerate_can_build():
         needed |= set(ads.atoms.get_chemical_symbols())
     known = set(load_model("bundled").info.elements)
     assert len(needed) >= 40 and not sorted(needed - known)
+
+
+def test_a_checkpoint_that_cannot_be_written_whole_keeps_the_previous_one(tmp_path) -> None:
+    """A full disk (a file size limit here): torch raised RuntimeError with a traceback and
+    left model.pt.tmp behind. Now one line; the previous checkpoint and the folder untouched."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import resource, signal
+        from catscreen.errors import CatscreenError
+        from catscreen.model.checkpoint import save_checkpoint
+        from catscreen.model.network import CatscreenNet, ModelConfig
+        small = CatscreenNet(ModelConfig(n_scalars=4, n_vectors=2, n_layers=1), ["H"], ["pbe"])
+        big = CatscreenNet(ModelConfig(n_scalars=32, n_vectors=8, n_layers=2), ["H"], ["pbe"])
+        path = {str(tmp_path / "model.pt")!r}
+        save_checkpoint(small, path)
+        size = __import__("os").path.getsize(path)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 1000, size + 1000))
+        try:
+            save_checkpoint(big, path)
+        except CatscreenError as exc:
+            print("ERROR", exc)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith("ERROR cannot write") and "previous version is unchanged" in line
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    net, _ = load_checkpoint(tmp_path / "model.pt")  # the small one, whole
+    assert net.config.n_scalars == 4

@@ -78,6 +78,11 @@ def test_evaluate_table_and_plot(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (tmp_path / "q.png").stat().st_size > 1000
     assert "element" in set(pd.read_csv(tmp_path / "t.csv").group)
+    assert sorted(p.name for p in tmp_path.glob("*.tmp")) == []  # written through atomic_path
+    (tmp_path / "afile").write_text("")
+    for option, path in (("--table", tmp_path), ("--plot", tmp_path / "afile" / "p.png")):
+        bad = CliRunner().invoke(app, ["evaluate", str(best), str(data), option, str(path)])
+        assert bad.exit_code == 2 and f"{option} {path}: not a file path" in bad.output
 
 
 def test_evaluate_missing_file_is_one_line(tmp_path: Path) -> None:

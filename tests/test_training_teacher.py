@@ -37,6 +37,30 @@ def test_forced_spin_and_unknown_teacher() -> None:
         label([water], "mace")
 
 
+def test_narrow_vacuum_is_widened_and_isolated_atoms_are_named() -> None:
+    """A slab 3 A from its own image was labelled interacting with it (2.2 eV lower); now as
+    `load_model("chgnet")` boxes it. Wide vacuum is left as it is. An atom CHGNet sees alone
+    stopped the whole batch with a traceback from inside CHGNet."""
+    from ase import Atoms
+
+    from catscreen.model.chgnet_adapter import load_chgnet
+
+    narrow = fcc111("Pt", (2, 2, 3), vacuum=1.5)
+    wide = narrow.copy()
+    wide.center(vacuum=8.0, axis=2)
+    labels = label([narrow, wide], "chgnet-pbe")
+    boxed = load_chgnet("chgnet-pbe").predict([narrow], ["off"], ["chgnet-pbe"])[0]
+    assert labels[0].get_potential_energy() == pytest.approx(boxed.energy, abs=1e-4)
+    assert labels[0].get_potential_energy() == pytest.approx(
+        labels[1].get_potential_energy(), abs=1e-4
+    )
+    assert labels[0].cell[2, 2] == narrow.cell[2, 2]  # the frame keeps its own cell
+    lone = Atoms("H", positions=[[6, 6, 6]], cell=[12, 12, 12], pbc=True)
+    lone.info["sid"] = "gas-H"
+    with pytest.raises(CatscreenError, match=r"frame 1 \(H, sid gas-H\): atom\(s\) 0 have no"):
+        label([bulk("Cu", cubic=True), lone], "chgnet-pbe")
+
+
 def test_cli_label_teacher(tmp_path) -> None:  # noqa: ANN001
     from ase.io import write
     from typer.testing import CliRunner
@@ -65,3 +89,9 @@ def test_cli_label_teacher(tmp_path) -> None:  # noqa: ANN001
         )  # fmt: skip
         assert ignored.exit_code == 2 and "apply to --dft only" in ignored.output, ignored.output
         assert extra[0] in ignored.output and not (tmp_path / "x.extxyz").exists()
+    (tmp_path / "empty.extxyz").write_text("")
+    empty = CliRunner().invoke(
+        app, ["data", "label", str(tmp_path / "empty.extxyz"), "-o", str(out), "--teacher",
+              "chgnet-pbe"],
+    )  # fmt: skip
+    assert empty.exit_code == 2 and "holds no structures" in empty.output

@@ -56,7 +56,10 @@ def _label_teacher(teacher: str, input_path: Path, out: Path) -> None:
     from catscreen.training.datasets import read_extxyz, write_extxyz
     from catscreen.training.teacher import label
 
-    labelled = label(read_extxyz(input_path), teacher)
+    frames = read_extxyz(input_path)
+    if not frames:
+        raise CatscreenError(f"{input_path} holds no structures")
+    labelled = label(frames, teacher)
     write_extxyz(labelled, out)
     console.print(f"{len(labelled)} structures labelled by {teacher} -> {out}")
 
@@ -241,8 +244,11 @@ def label_command(
 ) -> None:
     """Label structures with energies, forces, stress (bulk) and magnetic moments (spin on).
 
-    Resumable: each structure's result is written on its own as soon as it is done, and a rerun
-    with the same OUT continues where a killed run stopped.
+    --dft is resumable: each structure's result is written on its own as soon as it is done,
+    and a rerun with the same OUT continues where a killed run stopped. --teacher labels every
+    structure in one pass and writes OUT at the end, so a killed run starts over; for many
+    structures, split the input or use `data generate --teacher`, which labels and keeps one
+    shard at a time.
     """
     if (dft is None) == (teacher is None):
         raise CatscreenError(

@@ -88,18 +88,26 @@ def evaluate_command(
     ),
 ) -> None:
     """Energy (meV/atom) and force (eV/A) MAE per source, fidelity, spin and element."""
+    from catscreen.io import atomic_path
     from catscreen.model import load_model
     from catscreen.training.datasets import ContextDefaults
     from catscreen.training.evaluate import evaluate_frames, load_eval_frames, parity_plot, summary
 
     if spin not in (None, "on", "off"):
         raise CatscreenError(f"--spin must be on or off, not {spin!r}")
+    for option, path in (("--table", table), ("--plot", plot)):  # before the predictions
+        if path is not None and (path.is_dir() or path.parent.is_file()):
+            raise CatscreenError(f"{option} {path}: not a file path (a folder is in the way)")
     m = load_model(model)
     defaults = ContextDefaults(spin=spin, fidelity=fidelity, low_fidelity=low_fidelity)
     frames = load_eval_frames(data, m, held_out, defaults)
     ev = evaluate_frames(m, frames)
     df = summary(ev)
-    out = Table(title=f"{m.info.name} {m.info.version}: {len(frames)} frames")
+    out = Table(
+        title=f"{m.info.name} {m.info.version}: {len(frames)} frames",
+        caption="element rows: energy MAE over the frames that contain the element, force MAE "
+        "over its atoms",
+    )
     for col in ("group", "value", "frames", "energy meV/atom", "force eV/A"):
         out.add_column(col, justify="right" if col not in ("group", "value") else "left")
     for r in df.itertuples():
@@ -112,7 +120,7 @@ def evaluate_command(
         )
     console.print(out)
     if table:
-        table.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(table, index=False)
+        with atomic_path(table) as tmp:
+            df.to_csv(tmp, index=False)
         console.print(f"table: {table}")
     console.print(f"parity plot: {parity_plot(ev, plot, title=f'{m.info.name} {m.info.version}')}")

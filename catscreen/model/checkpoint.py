@@ -27,7 +27,8 @@ from typing import Any
 
 import torch
 
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, first_line
+from catscreen.io import atomic_path
 from catscreen.model.api import ModelInfo
 from catscreen.model.inference import CatscreenModel
 from catscreen.model.network import CatscreenNet, ModelConfig
@@ -85,12 +86,19 @@ def save_checkpoint(
         "version": version,
         "state_dict": state,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    save_atomically(payload, Path(path))
     return version
+
+
+def save_atomically(payload: dict[str, Any], path: Path) -> None:
+    """torch.save through `atomic_path`: a unique temporary name (training and `model
+    interpolate` may write one path), fsync, and on a full disk (torch raises RuntimeError
+    there) a one-line error with the previous file kept and no partial file left."""
+    with atomic_path(path) as tmp:
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:
+            raise OSError(first_line(exc)) from exc
 
 
 _REQUIRED = ("config", "elements", "fidelities", "metadata", "version", "state_dict")

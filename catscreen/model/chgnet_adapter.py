@@ -77,7 +77,7 @@ class ChgnetModel:
             return []
         for spin, fid in zip(spins, fidelities, strict=True):
             self.info.check_context(spin, fid)
-        pmg = [AseAtomsAdaptor.get_structure(_boxed(a)) for a in structures]
+        pmg = [AseAtomsAdaptor.get_structure(boxed(a)) for a in structures]
         try:
             raw = self.model.predict_structure(pmg, task="efsm", batch_size=self.batch_size)
         except Exception as exc:
@@ -100,7 +100,7 @@ class ChgnetModel:
         return out
 
 
-def _boxed(atoms: Atoms) -> Atoms:
+def boxed(atoms: Atoms) -> Atoms:
     """CHGNet needs a periodic lattice: give non-periodic directions a wide vacuum."""
     if atoms.pbc.all():
         return atoms

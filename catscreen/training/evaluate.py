@@ -16,6 +16,7 @@ import pandas as pd
 from ase import Atoms
 
 from catscreen.errors import CatscreenError
+from catscreen.io import atomic_path
 from catscreen.model import Model
 from catscreen.training.datasets import ContextDefaults, label_energy, load_frames
 from catscreen.training.trainer import is_validation
@@ -333,9 +334,11 @@ def parity_plot(ev: Evaluation, path: str | Path, title: str = "") -> Path:
         fig.suptitle(title)
     fig.tight_layout()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return out
 
 

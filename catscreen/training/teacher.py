@@ -16,9 +16,11 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.units import GPa
+from vesin import NeighborList
 
 from catscreen.errors import CatscreenError
 from catscreen.model import resolve_spin
+from catscreen.model.chgnet_adapter import boxed
 
 # fidelity name -> CHGNet.load model_name
 TEACHERS: dict[str, str] = {"chgnet-pbe": "0.3.0", "chgnet-r2scan": "r2scan"}
@@ -46,16 +48,38 @@ def load_teacher(name: str):  # noqa: ANN201 - CHGNet is imported lazily
     return CHGNet.load(model_name=TEACHERS[check_teacher(name)], use_device="cpu", verbose=False)
 
 
-def _structure(atoms: Atoms):  # noqa: ANN202
-    """CHGNet needs a lattice: a molecule in its (>= 12 A) box is treated as periodic."""
+CHGNET_CUTOFF = 6.0  # A, CHGNet's atom-graph cutoff
+
+
+def _structure(atoms: Atoms, where: str):  # noqa: ANN202
+    """CHGNet needs a lattice, so every frame is made periodic. A non-periodic direction whose
+    vacuum is narrower than CHGNet's cutoff gets the wide box `load_model("chgnet")` gives it
+    (a 2x2x3 Pt(111) slab with 3 A of vacuum was labelled 2.2 eV off, interacting with its own
+    image); wider ones are kept as they are, so the labels of the committed passes stand."""
     from pymatgen.io.ase import AseAtomsAdaptor
 
     a = atoms.copy()
     a.constraints = []
+    periodic = np.asarray(a.pbc, dtype=bool)
+    extent = np.ptp(a.positions, axis=0) if len(a) else np.zeros(3)
+    lengths = np.linalg.norm(a.cell.array, axis=1)
+    if (~periodic & (lengths - extent < CHGNET_CUTOFF)).any():
+        a = boxed(a)
     a.pbc = True
     if a.cell.rank < 3:
-        raise CatscreenError(f"{atoms.get_chemical_formula()} has no 3D cell; give molecules a box")
-    return AseAtomsAdaptor.get_structure(a)
+        raise CatscreenError(f"{where}: no 3D cell")
+    structure = AseAtomsAdaptor.get_structure(a)
+    i, _ = NeighborList(cutoff=CHGNET_CUTOFF, full_list=True).compute(
+        a.positions, a.cell.array, True, "ij"
+    )
+    alone = sorted(set(range(len(a))) - set(i.tolist()))
+    if alone:  # CHGNet raises a ValueError deep inside its graph code for these
+        raise CatscreenError(
+            f"{where}: atom(s) {', '.join(map(str, alone))} have no neighbour within "
+            f"{CHGNET_CUTOFF:g} A, which CHGNet cannot label (an isolated atom, a desorbed "
+            "fragment): leave such frames out"
+        )
+    return structure
 
 
 def predict(name: str, structures: Sequence[Atoms], batch_size: int = 16) -> list[TeacherResult]:
@@ -63,9 +87,11 @@ def predict(name: str, structures: Sequence[Atoms], batch_size: int = 16) -> lis
     model = load_teacher(name)
     if not structures:
         return []
-    preds = model.predict_structure(
-        [_structure(a) for a in structures], task="efsm", batch_size=batch_size
-    )
+    graphs = [
+        _structure(a, f"frame {k} ({a.get_chemical_formula()}, sid {a.info.get('sid', '-')})")
+        for k, a in enumerate(structures)
+    ]
+    preds = model.predict_structure(graphs, task="efsm", batch_size=batch_size)
     if isinstance(preds, dict):
         preds = [preds]
     out = []

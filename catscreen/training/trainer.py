@@ -56,7 +56,7 @@ from ase.data import chemical_symbols
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from catscreen.errors import CatscreenError
-from catscreen.model.checkpoint import load_checkpoint, save_checkpoint
+from catscreen.model.checkpoint import load_checkpoint, save_atomically, save_checkpoint
 from catscreen.model.graph import GraphBatch, collate
 from catscreen.model.inference import resolve_device
 from catscreen.model.network import CatscreenNet, ModelConfig, deepened, reconfigured, widened
@@ -988,9 +988,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "run": self.run_identity,
         }
-        tmp = self.out / "state.pt.tmp"
-        torch.save(state, tmp)
-        tmp.replace(self.out / "state.pt")
+        save_atomically(state, self.out / "state.pt")
 
     # what a resumed run must share with the one that saved its state; the step budget,
     # evaluation cadence and the like may change between the two
