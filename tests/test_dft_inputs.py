@@ -36,6 +36,9 @@ def flagged_on():
     moments[0] = -2.0  # an antiparallel moment keeps its direction
     atoms.arrays["magmoms"] = moments
     df.at[i, "final_structure"] = atoms_to_text(atoms)
+    start = atoms_from_text(df.at[i, "initial_structure"])
+    start.set_chemical_symbols(["Ni"] * 12 + ["O"])  # the same atoms as the final frame
+    df.at[i, "initial_structure"] = atoms_to_text(start)
     j = df.index[df.kind == "slab"][0]
     clean = atoms_from_text(df.at[j, "final_structure"])
     clean.set_chemical_symbols(["Ni"] * 12)
