@@ -29,6 +29,7 @@ from catscreen.training.trainer import (
     TrainConfig,
     Trainer,
     fit_reference_energies,
+    is_validation,
     load_dataset,
     split_by_system,
 )
@@ -449,7 +450,39 @@ def test_fine_tuning_keeps_inherited_systems_out_of_validation_and_unseen_refere
     cu_col = tr.net.elements.index("Cu")
     others = [k for k in range(len(tr.net.elements)) if k != cu_col]
     torch.testing.assert_close(after[:, others], before[:, others].to(after))
-    assert not torch.allclose(after[:, cu_col], before[:, cu_col].to(after))
+    # only the context the new frames are in (emt, spin off): the spin-on row, which no Cu
+    # frame of the fine-tune holds, keeps the checkpoint's value (it took the spin-off fit)
+    assert not torch.allclose(after[0, cu_col], before[0, cu_col].to(after))
+    torch.testing.assert_close(after[1:, cu_col], before[1:, cu_col].to(after))
+
+
+def test_a_fidelity_whose_elements_come_in_one_ratio_takes_the_split_of_the_others() -> None:
+    """Pt8O adslabs alone fix E(Pt8O), not Pt and O apart: the split towards zero put 3.9 eV
+    into a clean Pt8 slab. With another fidelity that separates them, take its split."""
+    from ase.build import fcc111
+
+    from catscreen.training.trainer import Frame
+
+    def frame(atoms, energy, fidelity):  # noqa: ANN001, ANN202
+        return Frame(
+            atoms=atoms, energy=energy, forces=np.zeros((len(atoms), 3)), stress=None,
+            magmoms=None, spin="off", fidelity=fidelity, source="t", sid="s", dataset=0,
+        )  # fmt: skip
+
+    mu = {"O": -5.0, "Pt": -6.0}
+    pt = fcc111("Pt", (2, 2, 2), vacuum=5.0)
+    pto = pt.copy()
+    pto.append("O")
+    frames = []
+    for n in range(1, 5):  # fidelity a: Pt slabs of several sizes, with and without O
+        frames.append(frame(pt * (n, 1, 1), 8 * n * mu["Pt"], "a"))
+        frames.append(frame(pto * (n, 1, 1), n * (8 * mu["Pt"] + mu["O"]), "a"))
+    frames += [frame(pto, 8 * mu["Pt"] + mu["O"] + 0.5, "b")] * 3  # b: one ratio, 0.5 eV up
+    refs = fit_reference_energies(frames, ("O", "Pt"), ("a", "b"))
+    np.testing.assert_allclose(refs[0], [-5.0, -6.0], atol=1e-3)
+    b = refs[2]  # (b, off)
+    assert 8 * b[1] + b[0] == pytest.approx(8 * mu["Pt"] + mu["O"] + 0.5, abs=0.05)
+    assert 8 * b[1] == pytest.approx(8 * mu["Pt"], abs=0.5)  # a clean slab near a's value
 
 
 def test_bad_labels_and_settings_fail_before_training(tmp_path: Path) -> None:
@@ -915,3 +948,47 @@ def test_collate_workers_die_with_a_trainer_killed_outright(tmp_path: Path) -> N
         time.sleep(0.2)
         alive = [pid for pid in workers if running(pid)]
     assert not alive, f"workers {alive} outlived their trainer"
+
+
+def test_frames_without_system_ids_and_datasets_left_out_of_training(tmp_path: Path) -> None:
+    """Without sids every frame was its own system, so one trajectory's frames landed on both
+    sides of the split; a dataset whose systems all validate lost its batch share unsaid."""
+    data = make_dataset(tmp_path / "d.extxyz")
+    frames = read_frames(data)
+    for a in frames:
+        del a.info["sid"]
+    write(tmp_path / "nosid.extxyz", frames, format="extxyz")
+    with pytest.raises(CatscreenError, match="frame 0 has no sid"):
+        Trainer(tiny_config(tmp_path, [tmp_path / "nosid.extxyz"]), log=lambda m: None)
+    for ok in (
+        {"validation_fraction": 0.0},
+        {"datasets": [{"path": str(tmp_path / "nosid.extxyz"), "holdout": False}]},
+    ):
+        Trainer(tiny_config(tmp_path, [tmp_path / "nosid.extxyz"], **ok), log=lambda m: None)
+    one = tmp_path / "one.extxyz"
+    write(one, [a for a in read_frames(data) if a.info["sid"] == "s0"], format="extxyz")
+    seed = next(s for s in range(100) if is_validation("s0", 0.3, s))
+    messages: list[str] = []
+    Trainer(tiny_config(tmp_path, [data, one], split_seed=seed), log=messages.append)
+    assert any("dataset 1" in m and "has no training frames" in m for m in messages), messages
+
+
+def test_pair_options_and_cli_overrides_are_range_checked(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from catscreen.cli.main import app
+
+    data = make_dataset(tmp_path / "d.extxyz")
+    ignored = {"datasets": [{"path": str(data), "pairs": True}]}
+    for kw, message in (
+        (ignored, "need adsorption_weight > 0"),
+        ({"adsorption_weight": 1.0, "adsorption_pairs": 0}, "adsorption_pairs >= 1"),
+        ({"adsorption_weight": -1.0}, "adsorption_weight must be >= 0"),
+    ):
+        with pytest.raises(CatscreenError, match=message):
+            tiny_config(tmp_path, [data], **kw).check_ranges()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"datasets: [{data}]\nout: {tmp_path / 'run'}\n")
+    result = CliRunner().invoke(app, ["train", str(cfg), "--max-steps", "-3"])
+    assert result.exit_code == 2 and "max_steps and warmup_steps must be >= 0" in result.output
+    assert not (tmp_path / "run").exists()

@@ -22,7 +22,10 @@ def train_command(
     out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (overrides the config)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Override the step budget."),
     max_minutes: float | None = typer.Option(
-        None, "--max-minutes", help="Stop cleanly after this wall time (overrides the config)."
+        None,
+        "--max-minutes",
+        help="Stop cleanly after this much training-step time, validation and checkpoints not "
+        "counted (overrides the config).",
     ),
 ) -> None:
     """Train CatscreenNet jointly on the config's datasets; rerun to resume from OUT/state.pt.
@@ -42,6 +45,7 @@ def train_command(
         "max_minutes": max_minutes,
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    cfg.check_ranges()  # the overrides too
     trainer = Trainer(cfg, log=lambda m: console.print(m, highlight=False))
     console.print(
         f"{len(trainer.train)} training and {len(trainer.val)} validation frames; "

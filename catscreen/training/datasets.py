@@ -43,6 +43,9 @@ class ContextDefaults:
     spin_off_key: str = "is_spin_off"
     low_fi_key: str = "is_low_fi"
     require_energy: bool = True
+    # training with a validation split: a frame without its system's id would be a system of
+    # its own, and a trajectory's frames would land on both sides
+    require_sid: bool = False
 
 
 def _as_bool(value: Any, key: str, where: str) -> bool:
@@ -101,6 +104,12 @@ def normalise_context(
         info["spin"] = _spin(info, opts, where)
         info["fidelity"] = _fidelity(info, opts, where)
         info["source"] = str(info.get("source", opts.source or stem))
+        if opts.require_sid and "sid" not in info and "system_id" not in info:
+            raise CatscreenError(
+                f"{where} has no sid (system id): the validation split keeps each system's "
+                "frames together, so every frame needs its system's id (or give the dataset "
+                "holdout: false)"
+            )
         sid = info.get("sid", info.get("system_id", f"{stem}-{i}"))
         info["sid"] = str(sid)
         if "fid" in info:
