@@ -23,3 +23,13 @@ def data_path(*parts: str) -> Path:
     if not path.exists():
         raise CatscreenError(f"bundled data file not found: {'/'.join(parts)}")
     return path
+
+
+@cache
+def recipes_dir() -> Path | None:
+    """The shipped recipes: catscreen/_data/recipes in a wheel, `recipes/` in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_data" / "recipes", here.parent / "recipes"):
+        if candidate.is_dir():
+            return candidate
+    return None

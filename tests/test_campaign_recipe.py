@@ -139,3 +139,16 @@ def test_a_reference_can_be_one_frame_of_a_file_with_several() -> None:
     builtin = GOOD.replace("ranking:\n", "ranking:\n  reference: {bulk: Pt_0, miller: '111'}\n")
     with pytest.raises(CatscreenError, match="not among the candidates"):  # only files have frames
         parse_recipe(builtin.replace("      correction: 0.24\n", ""), Path("r.yaml"))
+
+
+def test_a_shipped_recipe_is_found_by_its_name(tmp_path, monkeypatch) -> None:
+    from catscreen.campaign.recipe import find_recipe
+
+    monkeypatch.chdir(tmp_path)  # not next to recipes/
+    assert find_recipe("quickstart").name == "quickstart.yaml"
+    assert load_recipe("ammonia_synthesis.yaml").name == "ammonia_synthesis"
+    with pytest.raises(CatscreenError, match=r"recipe not found: quickstar \(shipped recipes: "):
+        find_recipe("quickstar")
+    (tmp_path / "quickstart").write_text("not a recipe: [")  # a file of that name wins
+    with pytest.raises(CatscreenError, match="quickstart"):
+        load_recipe("quickstart")

@@ -19,6 +19,10 @@ target = sys.argv[1]
 assert str(data_dir()).startswith(target), (data_dir(), target)
 assert library_bulk("Pt").formula == "Pt"
 assert len(adsorbate_library()) >= 25
+from catscreen.campaign.recipe import load_recipe
+from catscreen.model.checkpoint import bundled_path
+assert load_recipe("quickstart").name == "quickstart"  # shipped recipes by name
+assert str(bundled_path()).startswith(target) and bundled_path().is_file()
 print("ok", data_dir())
 """
 
@@ -59,6 +63,9 @@ def test_wheel_install_finds_data(tmp_path):
     checked = _run(sys.executable, "-c", CHECK, str(target), cwd=tmp_path, env=env)
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith("ok")
+    # what it reads at run time, and not the training data (36 MB nothing reads installed)
+    assert not (target / "catscreen" / "_data" / "training").exists()
+    assert wheel.stat().st_size < 2e6, wheel.stat().st_size
 
 
 def test_committed_data_stays_within_50_mb() -> None:

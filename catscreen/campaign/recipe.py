@@ -30,6 +30,7 @@ from catscreen.build.placements import NUDGE
 from catscreen.build.slabs import Miller
 from catscreen.build.slabs import parse_miller as parse_miller_text
 from catscreen.errors import CatscreenError, did_you_mean
+from catscreen.paths import recipes_dir
 
 
 class FieldError(ValueError):
@@ -443,9 +444,21 @@ def parse_recipe(text: str, path: Path) -> Recipe:
         raise CatscreenError(_format_error(path, root, exc)) from None
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read, validate and resolve a recipe file."""
+def find_recipe(path: str | Path) -> Path:
+    """A recipe file, or the name of a shipped one (`quickstart`, `ammonia_synthesis`), so an
+    installed wheel runs them without the source tree."""
     p = Path(path)
-    if not p.is_file():
-        raise CatscreenError(f"recipe not found: {p}")
+    if p.is_file():
+        return p
+    shipped = recipes_dir()
+    names = sorted(r.stem for r in shipped.glob("*.yaml")) if shipped else []
+    if p.stem in names and p.parent == Path(".") and p.suffix in ("", ".yaml"):
+        return shipped / f"{p.stem}.yaml"  # type: ignore[operator]
+    hint = f" (shipped recipes: {', '.join(names)})" if names else ""
+    raise CatscreenError(f"recipe not found: {p}{hint}")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read, validate and resolve a recipe file (or a shipped recipe's name)."""
+    p = find_recipe(path)
     return parse_recipe(p.read_text(encoding="utf-8"), p).resolve_files(p.resolve().parent)

@@ -42,7 +42,13 @@ from catscreen.campaign.leaderboard import (
     descriptor_targets,
     rank_targets,
 )
-from catscreen.campaign.recipe import Recipe, load_recipe, parse_recipe, section_hash
+from catscreen.campaign.recipe import (
+    Recipe,
+    find_recipe,
+    load_recipe,
+    parse_recipe,
+    section_hash,
+)
 from catscreen.campaign.state import CampaignState, StageRecord, load_state, now, save_state
 from catscreen.campaign.summary import render_summary
 from catscreen.dft import DftSettings, write_dft_inputs
@@ -254,6 +260,7 @@ def load_leaderboard(root: Path, recipe: Recipe) -> pd.DataFrame:
 
 def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) -> Outcome:
     """Run (or resume) a campaign; returns what the CLI prints and the CI verdict."""
+    recipe_path = find_recipe(recipe_path)
     recipe = load_recipe(recipe_path)
     folder = recipe_path.resolve().parent
     relax_settings = _relax_settings(recipe, options, folder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from catscreen.campaign.baseline import DEFAULT_TOLERANCE, make_baseline, write_baseline
@@ -30,7 +31,7 @@ app = typer.Typer(
 
 
 def _log(message: str) -> None:
-    err_console.print(f"[dim]campaign[/] {message}", highlight=False)
+    err_console.print(f"[dim]campaign[/] {escape(message)}", highlight=False)
 
 
 def _top_table(title: str, frame) -> Table:  # noqa: ANN001 - a DataFrame
@@ -47,7 +48,10 @@ def _top_table(title: str, frame) -> Table:  # noqa: ANN001 - a DataFrame
 @app.command("run")
 @cli_errors
 def run_command(
-    recipe: Path = typer.Argument(..., help="Recipe YAML, e.g. recipes/quickstart.yaml."),
+    recipe: Path = typer.Argument(
+        ...,
+        help="Recipe YAML, e.g. recipes/quickstart.yaml, or a shipped recipe's name: quickstart.",
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Campaign folder (created; reused to resume)."
     ),
@@ -90,7 +94,7 @@ def run_command(
     cmp = outcome.comparison
     if cmp is not None:
         for line in cmp.failures:
-            err_console.print(f"[bold red]baseline:[/] {line}", highlight=False)
+            err_console.print(f"[bold red]baseline:[/] {escape(line)}", highlight=False)
         for line in cmp.notes:
             err_console.print(f"baseline: {line}", highlight=False)
         if cmp.ok:
@@ -125,7 +129,7 @@ def status_command(root: Path = typer.Argument(..., help="Campaign folder.")) ->
         colour = {"done": "green", "running": "yellow", "failed": "red", "stale": "yellow"}[
             rec.status
         ]
-        status = f"[{colour}]{rec.status}[/]" + (f" ({rec.message})" if rec.message else "")
+        status = f"[{colour}]{rec.status}[/]" + (f" ({escape(rec.message)})" if rec.message else "")
         table.add_row(
             name,
             status,

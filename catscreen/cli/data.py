@@ -45,7 +45,7 @@ def _label_dft(
         [spin],
         parts,
         GpawSettings(**settings),
-        log=lambda m: console.print(m, highlight=False),
+        log=lambda m: console.print(m, highlight=False, markup=False),
     )
     n = collect(done, out)
     console.print(f"{n} of {len(structures)} structures labelled (converged) -> {out}")
@@ -209,7 +209,9 @@ def generate_command(
         settings = replace(settings, alloys=parse_alloys(alloys))
     if adsorbates:
         settings = replace(settings, adsorbates=tuple(split_csv(adsorbates)))
-    paths = generate(out, settings, teacher, limit, log=lambda m: console.print(m, highlight=False))
+    paths = generate(
+        out, settings, teacher, limit, log=lambda m: console.print(m, highlight=False, markup=False)
+    )
     console.print(f"{len(paths)} shards under {out}")
 
 

@@ -46,7 +46,7 @@ def train_command(
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     cfg.check_ranges()  # the overrides too
-    trainer = Trainer(cfg, log=lambda m: console.print(m, highlight=False))
+    trainer = Trainer(cfg, log=lambda m: console.print(m, highlight=False, markup=False))
     console.print(
         f"{len(trainer.train)} training and {len(trainer.val)} validation frames; "
         f"{trainer.net.n_parameters} parameters; elements {', '.join(trainer.net.elements)}; "
