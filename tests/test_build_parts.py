@@ -309,3 +309,33 @@ def test_a_small_binding_atom_starts_above_its_site_not_inside_the_surface(name,
     assert start.positions[-1, 2] > start.positions[start.get_tags() == 1, 2].max()
     report = detect_anomalies(start, start.copy(), None, atoms)  # the start is a fine adslab
     assert report.names == [] and report.final_site_atoms == atoms
+
+
+@pytest.mark.parametrize(
+    ("name", "miller", "kinds"),
+    [
+        ("Pt", "1,1,1", {"ontop", "bridge", "fcc", "hcp"}),
+        ("Ru", "0,0,0,1", {"ontop", "bridge", "fcc", "hcp"}),
+        ("Cu", "1,0,0", {"ontop", "bridge", "4fold"}),
+    ],
+)
+def test_a_p1x1_cell_has_the_tags_and_sites_of_a_larger_one(name, miller, kinds):
+    """In a 1x1 surface cell the atoms around a hollow are images of one atom: with only the
+    nearest image seen, every layer but the bottom was "exposed" (free, with ontop sites on
+    subsurface atoms, a "4fold" site on hcp(0001), H placed between layers)."""
+    from catscreen.analysis.anomalies import detect_anomalies
+
+    small = enumerate_configurations(
+        EnumerateSettings(bulks=[name], miller=[miller], adsorbates=["H"], min_ab=2.0, nudge=0.0)
+    )
+    clean = next(a for a in small if a.info["kind"] == "slab")
+    top = clean.positions[:, 2].max()
+    assert list(np.flatnonzero(clean.get_tags() == 1)) == [int(np.argmax(clean.positions[:, 2]))]
+    placed = [a for a in small if a.info["kind"] == "adslab"]
+    assert {a.info["site_type"] for a in placed} == kinds
+    for a in placed:
+        assert a.positions[-1, 2] > top  # above the surface, never between layers
+    sunk = next(a for a in placed if a.info["site_type"] == "ontop").copy()
+    sunk.positions[-1, 2] = top - 1.0  # between the top two layers
+    start = next(a for a in placed if a.info["site_type"] == "ontop")
+    assert detect_anomalies(start, sunk, clean, None).intercalated

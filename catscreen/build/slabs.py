@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
-from ase.geometry import get_distances
 from ase.geometry.minkowski_reduction import minkowski_reduce
 from pymatgen.core.surface import SlabGenerator, get_symmetrically_distinct_miller_indices
 from pymatgen.io.ase import AseAtomsAdaptor
@@ -162,15 +161,29 @@ def _to_atoms(slab) -> Atoms:
 
 
 def exposed_atoms(atoms: Atoms, d_nn: float) -> np.ndarray:
-    """Boolean mask of atoms not covered from above (see the module docstring)."""
-    flat = atoms.positions.copy()
-    flat[:, 2] = 0.0
-    vectors, dist = get_distances(flat, cell=atoms.cell, pbc=[True, True, False])
-    z = atoms.positions[:, 2]
-    covering = (z[None, :] > z[:, None] + EXPOSED_DZ) & (dist < EXPOSED_RADIUS * d_nn)
+    """Boolean mask of atoms not covered from above (see the module docstring).
+
+    Every in-plane periodic image within the cylinder counts, not only the nearest one: in a
+    p(1x1) cell the atoms around a hollow are all images of one atom, and the nearest image
+    alone left subsurface layers "exposed" (tag 1, free, with ontop sites on them).
+    """
+    xy, z = atoms.positions[:, :2], atoms.positions[:, 2]
+    cell2 = atoms.cell.array[:2, :2]
+    radius = EXPOSED_RADIUS * d_nn
+    area = abs(np.linalg.det(cell2))
+    reach = [math.ceil(radius * np.linalg.norm(cell2[k]) / area) + 1 for k in (0, 1)]
+    shifts = np.array(
+        [(i, j) for i in range(-reach[0], reach[0] + 1) for j in range(-reach[1], reach[1] + 1)]
+    ) @ cell2
+    images = (xy[None, :, :] + shifts[:, None, :]).reshape(-1, 2)
+    image_z = np.tile(z, len(shifts))
     exposed = np.ones(len(atoms), dtype=bool)
-    for i in np.flatnonzero(covering.any(axis=1)):
-        v = vectors[i, covering[i], :2]
+    for i in range(len(atoms)):
+        v = images - xy[i]
+        covering = (image_z > z[i] + EXPOSED_DZ) & (np.linalg.norm(v, axis=1) < radius)
+        if not covering.any():
+            continue
+        v = v[covering]
         if (np.linalg.norm(v, axis=1) < ABOVE_RADIUS * d_nn).any():
             exposed[i] = False
             continue
