@@ -304,6 +304,11 @@ def test_element_missing_from_scheme(tmp_path):
     [
         ("nonsense: 1\n", "needs an 'elements:' or 'potentials:'"),
         ("elements: [1, 2\n", "cannot read references file"),
+        # a scheme must make one atom of its element and nothing else
+        ("elements:\n  O: {H2O: 1.0}\n", r"O = \+1 H2O gives \+2 H \+1 O, not one O atom"),
+        ("elements:\n  H: {H2: 1.0}\n", r"H = \+1 H2 gives \+2 H, not one H atom"),
+        ("elements:\n  O: {water: 1.0}\n", "'water' \\(for O\\) is not a molecule formula"),
+        ("elements:\n  H: {H2: 0.5}\npotentials:\n  O: -100\n", "gives both"),
     ],
 )
 def test_bad_references_files(tmp_path, text, message):

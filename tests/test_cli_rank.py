@@ -193,3 +193,24 @@ def test_help_documents_outputs_and_examples():
     assert res.exit_code == 0
     for word in ("E_ads =", "distance =", "ranked.parquet", "flagged.parquet", "Examples"):
         assert word in res.output, word
+
+
+def test_spin_picks_one_context_of_a_file_that_holds_two(tmp_path):
+    """`rank` refuses to mix contexts and said "rank each context separately" with no way to."""
+    off = emt_results()
+    on = off.assign(spin="on", config_id=off.config_id + "-on")
+    on.loc[on.kind == "adslab", "energy"] -= 0.5
+    path = tmp_path / "both.parquet"
+    write_parquet(pd.concat([off, on], ignore_index=True), path)
+    mixed = runner.invoke(app, ["rank", str(path)])
+    assert mixed.exit_code == 2 and "`catscreen rank --spin on`" in mixed.stderr
+    picked = {}
+    for spin in ("on", "off"):
+        res = runner.invoke(app, ["rank", str(path), "--spin", spin, "--out", str(tmp_path / spin)])
+        assert res.exit_code == 0, res.stderr
+        configs = read_parquet(tmp_path / spin / "adsorption.parquet")
+        assert set(configs.spin) == {spin}
+        picked[spin] = configs.set_index("system_id").e_ads
+    assert (picked["on"] - picked["off"]).round(6).eq(-0.5).all()
+    bad = runner.invoke(app, ["rank", str(path), "--spin", "up"])
+    assert bad.exit_code == 2 and "--spin must be on or off" in bad.stderr

@@ -85,3 +85,43 @@ def test_a_gpaw_failure_without_a_message_is_recorded(monkeypatch, error, record
     monkeypatch.setattr(validate, "single_point", fail)
     out = validate.gpaw_single_point.original("", "slab", "off", {}, "/nonexistent/record.json")
     assert out["error"] == recorded and out["energy"] != out["energy"]  # NaN: and not kept
+
+
+def test_limit_takes_each_systems_lowest_placements_first(tmp_path, monkeypatch):
+    """The flagged table keeps the results' order: `--limit 1` spent its one GPAW run on
+    whichever placement came first, not on a system minimum."""
+    from catscreen.cli import validate as cli
+    from catscreen.errors import CatscreenError
+
+    df = hand_results(
+        {"Pt": -100.0},
+        [("Pt", "O", "hcp", -106.0, 0.0), ("Pt", "O", "fcc", -106.5, 0.0)],
+        {"H2": (-6.8, 0.0), "H2O": (-14.2, 0.0)},
+    )
+    flagged = rank_results(df, RankSettings(top_k=2)).flagged
+    path = tmp_path / "flagged.parquet"
+    write_parquet(flagged, path)
+    assert list(flagged.rank_in_system) == [2, 1]  # the results' order
+    seen = []
+
+    def fake(table, settings, parts):  # noqa: ANN001, ANN202
+        seen.extend(table.site_type)
+        raise CatscreenError("stop here")
+
+    monkeypatch.setattr(cli, "validate", fake)
+    code, _ = _run(path, "--limit", "1")
+    assert code == 2 and seen == ["fcc"]
+
+
+def test_rows_ranked_with_fixed_potentials_are_refused_before_any_gpaw_run(tmp_path):
+    from catscreen.analysis.references import References
+
+    df = hand_results(
+        {"Pt": -100.0}, [("Pt", "O", "fcc", -106.5, 0.0)], {"H2": (-6.8, 0.0), "H2O": (-14.2, 0.0)}
+    )
+    refs = References(potentials={"O": -7.0}, source="mine.yaml")
+    path = tmp_path / "flagged.parquet"
+    write_parquet(rank_results(df, RankSettings(top_k=1, references=refs)).flagged, path)
+    code, lines = _run(path)
+    assert code == 2 and len(lines) == 1 and "fixed reference potentials" in lines[0]
+    assert not (tmp_path / "validation.parts").exists()

@@ -29,6 +29,7 @@ from ase import Atoms
 from catscreen.analysis.anomalies import SlabReference, detect_anomalies, overlapping
 from catscreen.analysis.candidates import candidate_of
 from catscreen.analysis.references import References
+from catscreen.build.gas import scheme_molecules
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atoms_from_text
 
@@ -272,7 +273,10 @@ def adsorption_table(
                 if gas is None:
                     raise CatscreenError(
                         f"no gas reference row for {molecule} in {context_label(ctx)} "
-                        f"(needed by {what})"
+                        f"(needed by {what}); `catscreen relax` computes the default scheme's "
+                        f"molecules ({', '.join(scheme_molecules())}): relax a structure file "
+                        f"of {molecule} with kind=gas adsorbate={molecule} in its info into the "
+                        "same results, or use a scheme of those molecules"
                     )
                 ref_e += w * gas.energy
                 ref_var += (w * gas.std) ** 2

@@ -115,7 +115,8 @@ def descriptor_table(systems: pd.DataFrame) -> pd.DataFrame:
             )
         raise CatscreenError(
             f"{first.candidate} + {first.adsorbate} appears in several spin contexts "
-            f"({', '.join(sorted(same.spin.unique()))}); rank each context separately"
+            f"({', '.join(sorted(same.spin.unique()))}); rank each context separately "
+            "(`catscreen rank --spin on`, `--spin off`)"
         )
     adsorbates = sorted(systems.adsorbate.unique())
     base = systems.drop_duplicates("candidate")[

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from ase.formula import Formula
 
 from catscreen.build.gas import default_scheme
 from catscreen.errors import CatscreenError
@@ -42,6 +43,31 @@ class References:
         bad += [f"{el} std" for el, sd in self.stds.items() if not (math.isfinite(sd) and sd >= 0)]
         if bad:
             raise CatscreenError(f"references {self.source}: no valid number for {', '.join(bad)}")
+        for element, combo in self.scheme.items():
+            self._check_balance(element, combo)
+
+    def _check_balance(self, element: str, combo: dict[str, float]) -> None:
+        """The molecules of an element's combination must add up to one atom of it and none of
+        anything else (O = H2O - H2): a forgotten term shifted every E_ads silently."""
+        atoms: dict[str, float] = {}
+        for molecule, c in combo.items():
+            try:
+                counts = Formula(molecule).count()
+            except ValueError:
+                raise CatscreenError(
+                    f"references {self.source}: {molecule!r} (for {element}) is not a molecule "
+                    "formula such as H2O"
+                ) from None
+            for el, n in counts.items():
+                atoms[el] = atoms.get(el, 0.0) + c * n
+        wrong = {el: n for el, n in atoms.items() if abs(n - (el == element)) > 1e-6}
+        if wrong or abs(atoms.get(element, 0.0) - 1.0) > 1e-6:
+            have = " ".join(f"{n:+g} {el}" for el, n in sorted(atoms.items()) if abs(n) > 1e-9)
+            raise CatscreenError(
+                f"references {self.source}: {element} = "
+                + " ".join(f"{c:+g} {m}" for m, c in combo.items())
+                + f" gives {have or 'nothing'}, not one {element} atom"
+            )
 
     @property
     def fixed(self) -> bool:
@@ -110,6 +136,10 @@ def _from_mapping(raw: object, source: str) -> References:
     if not isinstance(raw, dict) or not ({"elements", "potentials"} & set(raw)):
         raise CatscreenError(
             f"references file {source} needs an 'elements:' or 'potentials:' mapping"
+        )
+    if {"elements", "potentials"} <= set(raw):
+        raise CatscreenError(
+            f"references file {source} gives both 'elements:' and 'potentials:'; keep one"
         )
     if "elements" in raw:
         scheme = {

@@ -172,9 +172,12 @@ def exposed_atoms(atoms: Atoms, d_nn: float) -> np.ndarray:
     radius = EXPOSED_RADIUS * d_nn
     area = abs(np.linalg.det(cell2))
     reach = [math.ceil(radius * np.linalg.norm(cell2[k]) / area) + 1 for k in (0, 1)]
-    shifts = np.array(
-        [(i, j) for i in range(-reach[0], reach[0] + 1) for j in range(-reach[1], reach[1] + 1)]
-    ) @ cell2
+    shifts = (
+        np.array(
+            [(i, j) for i in range(-reach[0], reach[0] + 1) for j in range(-reach[1], reach[1] + 1)]
+        )
+        @ cell2
+    )
     images = (xy[None, :, :] + shifts[:, None, :]).reshape(-1, 2)
     image_z = np.tile(z, len(shifts))
     exposed = np.ones(len(atoms), dtype=bool)

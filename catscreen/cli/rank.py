@@ -112,6 +112,12 @@ def rank_command(
     fmt: str = typer.Option(
         "table", "--format", help="table | csv | json (the ranked candidates)."
     ),
+    spin: str | None = typer.Option(
+        None,
+        "--spin",
+        help="Rank only the rows of this spin context (on | off): a results file that holds "
+        "both (e.g. a --spin off relax appended to an auto one) ranks one context at a time.",
+    ),
     write_dft: tuple[str, Path] | None = typer.Option(
         None,
         "--write-dft",
@@ -121,6 +127,8 @@ def rank_command(
     """Rank candidates by adsorption-energy descriptors and flag placements for DFT."""
     if fmt not in FORMATS:
         raise CatscreenError(f"unknown --format {fmt!r}; expected table, csv or json")
+    if spin not in (None, "on", "off"):
+        raise CatscreenError(f"--spin must be on or off, not {spin!r}")
     if write_dft is not None:  # before anything is written
         if write_dft[0] not in ENGINES:
             raise CatscreenError(
@@ -144,7 +152,12 @@ def rank_command(
         uncertainty_threshold=uncertainty,
         flip_sigma=flip_sigma,
     )
-    output = rank_results(read_results(results), settings)
+    rows = read_results(results)
+    if spin is not None:
+        rows = rows[rows.spin.astype(str) == spin]
+        if rows.empty:
+            raise CatscreenError(f"{results} has no rows with spin {spin}")
+    output = rank_results(rows, settings)
     paths = write_rank_outputs(output, out or results.parent)
     if write_dft is not None:
         folders = write_dft_inputs(output.flagged, write_dft[0], write_dft[1], DftSettings())

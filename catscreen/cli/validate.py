@@ -36,7 +36,12 @@ def validate_command(
     ),
     xc: str = typer.Option(DftSettings.xc, help="PBE or RPBE."),
     smearing: float = typer.Option(DftSettings.smearing, help="Fermi-Dirac width (eV)."),
-    limit: int | None = typer.Option(None, min=1, help="Validate only the first N flagged rows."),
+    limit: int | None = typer.Option(
+        None,
+        min=1,
+        help="Validate only N flagged rows: each system's lowest placement first, then the "
+        "next lowest, in table order within a rank.",
+    ),
 ) -> None:
     """Run GPAW single points on flagged rows (small cells) and compare with the model."""
     if engine != "gpaw":
@@ -46,8 +51,9 @@ def validate_command(
     table = read_parquet(flagged, required=FLAGGED_REQUIRED)
     if table.empty:
         raise CatscreenError(f"{flagged} has no flagged rows to validate")
-    if limit is not None:
-        table = table.head(limit)
+    if limit is not None:  # the results file's order would spend it on any placement
+        order = table["rank_in_system"].where(table["rank_in_system"] > 0, len(table) + 1)
+        table = table.loc[order.sort_values(kind="stable").index].head(limit)
     settings = DftSettings(
         xc=xc, encut=encut, kpt_density=kpt_density, smearing=smearing, relax_steps=0
     )

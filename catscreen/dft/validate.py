@@ -21,7 +21,7 @@ from maggma.stores import MemoryStore
 from catscreen.dft.gpaw import require_gpaw, single_point
 from catscreen.dft.settings import DftSettings
 from catscreen.dft.tasks import DftTask, dft_tasks, gas_task_name
-from catscreen.errors import described
+from catscreen.errors import CatscreenError, described
 from catscreen.io import atomic_path
 
 # AdsorbML counts an ML energy as a success when it is within 0.1 eV of DFT.
@@ -88,13 +88,11 @@ def compare(flagged: pd.DataFrame, dft: dict[str, dict]) -> pd.DataFrame:
         parts = [dft[row.config_id], dft[row.slab_config_id]]
         gas = {m: dft[gas_task_name(m)] for m in weights}
         errors = [p["error"] for p in [*parts, *gas.values()] if "error" in p]
-        e_dft = math.nan
-        if weights:  # fixed user potentials have no DFT counterpart
-            e_dft = (
-                parts[0]["energy"]
-                - parts[1]["energy"]
-                - sum(w * gas[m]["energy"] for m, w in weights.items())
-            )
+        e_dft = (
+            parts[0]["energy"]
+            - parts[1]["energy"]
+            - sum(w * gas[m]["energy"] for m, w in weights.items())
+        )
         delta = row.e_ads - e_dft
         rows.append(
             {
@@ -120,5 +118,12 @@ def compare(flagged: pd.DataFrame, dft: dict[str, dict]) -> pd.DataFrame:
 
 def validate(flagged: pd.DataFrame, settings: DftSettings, parts: Path) -> tuple[pd.DataFrame, int]:
     """The comparison, and how many GPAW energies came from finished records in `parts`."""
+    fixed = [r.config_id for r in flagged.itertuples() if not json.loads(r.reference_weights)]
+    if fixed:  # checked before GPAW runs: their DFT energies could not be compared
+        raise CatscreenError(
+            f"{len(fixed)} flagged row(s) ({fixed[0]}, ...) were ranked with fixed reference "
+            "potentials, which have no DFT counterpart; rank again with a gas-molecule scheme "
+            "(the default, or an 'elements:' references file) to validate"
+        )
     results, reused = run_gpaw(flagged, settings, parts)
     return compare(flagged, results), reused
