@@ -445,3 +445,26 @@ def test_nudged_placement_leaves_the_saddle_an_exact_one_stops_on():
     assert np.linalg.norm(o_h[0.0][:2]) < 1e-3  # still upright: stopped on the saddle
     assert np.linalg.norm(o_h[0.1][:2]) > 0.3  # tilted over
     assert rows[0.1]["energy"] < rows[0.0]["energy"] - 0.1
+
+
+def test_dask_workers_start_with_ctrl_c_ignored_and_the_driver_keeps_its_handler() -> None:
+    """Ctrl-C on `relax --executor dask` reached every worker of the LocalCluster (same process
+    group), each printing a KeyboardInterrupt traceback (114 lines for two workers); workers
+    now inherit an ignored SIGINT and only the driver stops."""
+    import signal
+    import subprocess
+    import sys
+
+    from catscreen.workflow.executors import _workers_ignore_interrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    probe = [
+        sys.executable, "-c",
+        "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)",
+    ]  # fmt: skip
+    with _workers_ignore_interrupt():
+        child = subprocess.run(probe, capture_output=True, text=True, check=True).stdout
+    assert child.strip() == "True"
+    assert signal.getsignal(signal.SIGINT) is before
+    outside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout
+    assert outside.strip() == "False"

@@ -9,8 +9,10 @@ order on a cluster gives the same Flow result.
 from __future__ import annotations
 
 import logging
+import signal
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from jobflow import Flow, Job, JobStore
@@ -124,6 +126,22 @@ def run_job_json(job_json: str) -> list[Row]:
     return j.run(store).output
 
 
+@contextmanager
+def _workers_ignore_interrupt() -> Iterator[None]:
+    """Start processes with Ctrl-C ignored (an ignored signal stays ignored in a child, and
+    Python keeps it so): the driver alone stops and closes the cluster, instead of every worker
+    printing its own KeyboardInterrupt traceback (about 90 lines for two workers)."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers: int = 2) -> None:
     """All Jobs on a Dask cluster: an existing scheduler, or a LocalCluster of `workers` processes."""
     try:
@@ -138,14 +156,15 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
         if scheduler:
             client = Client(scheduler, timeout="30s")
         else:
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-                env=_WORKER_ENV,
-            )
+            with _workers_ignore_interrupt():
+                cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                    env=_WORKER_ENV,
+                )
             client = Client(cluster)
     except (OSError, ValueError, TypeError) as exc:  # unreachable; a malformed address
         if cluster is not None:
