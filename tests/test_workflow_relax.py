@@ -457,6 +457,7 @@ def test_dask_workers_start_with_ctrl_c_ignored_and_the_driver_keeps_its_handler
 
     from catscreen.workflow.executors import _workers_ignore_interrupt
 
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's `&` ignores it
     before = signal.getsignal(signal.SIGINT)
     probe = [
         sys.executable, "-c",
@@ -467,4 +468,5 @@ def test_dask_workers_start_with_ctrl_c_ignored_and_the_driver_keeps_its_handler
     assert child.strip() == "True"
     assert signal.getsignal(signal.SIGINT) is before
     outside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout
+    signal.signal(signal.SIGINT, inherited)
     assert outside.strip() == "False"
