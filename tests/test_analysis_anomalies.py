@@ -330,3 +330,20 @@ def test_overlap_read_from_the_bond_list_matches_its_own_neighbour_list(seed):
         found.append(anomalies.overlapping(moved, bonds=bond_matrix(moved)))
         assert found[-1] == anomalies.overlapping(moved)
     assert found == [True, True, False, False]
+
+
+def test_an_adsorbate_staying_in_a_bcc100_hollow_has_not_migrated():
+    """It bonds the atom under the hollow too; the site is the four surface atoms around it,
+    as enumerate placed it (read with the subsurface atom, every unmoved one "migrated")."""
+    from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
+
+    images = enumerate_configurations(
+        EnumerateSettings(bulks=["Fe"], miller=["1,0,0"], adsorbates=["N", "O"], nudge=0.0)
+    )
+    clean = next(a for a in images if a.info["kind"] == "slab")
+    hollows = [a for a in images if a.info.get("site_type") == "4fold"]
+    assert hollows
+    for start in hollows:
+        site = [int(i) for i in str(start.info["site_atoms"]).split(",")]
+        report = detect_anomalies(start, start.copy(), clean, site)
+        assert not report.migrated and report.final_site_type == "4fold", report

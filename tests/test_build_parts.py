@@ -339,3 +339,20 @@ def test_a_p1x1_cell_has_the_tags_and_sites_of_a_larger_one(name, miller, kinds)
     sunk.positions[-1, 2] = top - 1.0  # between the top two layers
     start = next(a for a in placed if a.info["site_type"] == "ontop")
     assert detect_anomalies(start, sunk, clean, None).intercalated
+
+
+def test_exposure_of_a_sheared_but_equal_cell():
+    """b' = b + 3a spans the same surface lattice; the image search must reach far enough
+    along each vector (it took the other vector's reach)."""
+    from catscreen.build.slabs import exposed_atoms
+
+    slab = enumerate_configurations(
+        EnumerateSettings(bulks=["Pt"], miller=["1,1,1"], adsorbates=["O"], min_ab=2.0)
+    )[0]
+    sheared = slab.copy()
+    cell = sheared.cell.array.copy()
+    cell[1] += 3 * cell[0]
+    sheared.set_cell(cell, scale_atoms=False)
+    d_nn = 3.92 / np.sqrt(2)
+    assert exposed_atoms(sheared, d_nn).tolist() == exposed_atoms(slab, d_nn).tolist()
+    assert exposed_atoms(slab, d_nn).sum() == 1

@@ -209,6 +209,12 @@ def test_report_reads_the_recipe_rank_ran_with(campaign: tuple[Path, Path], tmp_
     assert runner.invoke(app, ["report", str(out)]).exit_code == 0
     page = (out / "report" / "index.html").read_text()
     assert "target -0.90" in page and "target 0.70" not in page, page[:2000]
+    # a rerun that changes only the description reranks nothing, and the copy follows it
+    renamed = tmp_path / "tiny.yaml"
+    renamed.write_text(used.replace("description: O and H", "description: Renamed, O and H"))
+    result = _run(renamed, out)
+    assert result.exit_code == 0 and "ran: nothing" in result.output, result.output
+    assert "Renamed, O and H" in (out / "rank" / "recipe.yaml").read_text()
     state = json.loads((out / "campaign.json").read_text())
     state["stages"]["rank"].update(status="failed", message="no adsorbate configurations left")
     (out / "campaign.json").write_text(json.dumps(state))

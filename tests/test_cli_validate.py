@@ -125,3 +125,28 @@ def test_rows_ranked_with_fixed_potentials_are_refused_before_any_gpaw_run(tmp_p
     code, lines = _run(path)
     assert code == 2 and len(lines) == 1 and "fixed reference potentials" in lines[0]
     assert not (tmp_path / "validation.parts").exists()
+
+
+def test_bad_cells_and_a_table_without_ranks(tmp_path, flagged_file, monkeypatch):
+    import pandas as pd
+
+    from catscreen.cli import validate as cli
+    from catscreen.errors import CatscreenError
+
+    table = pd.read_parquet(flagged_file)
+    table.loc[0, "reference_weights"] = "H2:0.5"
+    write_parquet(table, tmp_path / "bad.parquet")
+    code, lines = _run(tmp_path / "bad.parquet")
+    assert code == 2 and len(lines) == 1 and "reference_weights is not a JSON mapping" in lines[0]
+    write_parquet(
+        pd.read_parquet(flagged_file).drop(columns="rank_in_system"), tmp_path / "n.parquet"
+    )
+    seen = []
+
+    def fake(table, settings, parts):  # noqa: ANN001, ANN202
+        seen.append(len(table))
+        raise CatscreenError("stop here")
+
+    monkeypatch.setattr(cli, "validate", fake)
+    code, _ = _run(tmp_path / "n.parquet", "--limit", "1")  # the table's order, no KeyError
+    assert code == 2 and seen == [1]

@@ -116,11 +116,15 @@ def overlapping(
 
 
 def site_atoms(atoms: Atoms, bonds: np.ndarray) -> list[int]:
-    """Slab atoms bonded to any adsorbate atom: the occupied site, both ends of a bidentate
+    """Surface atoms bonded to any adsorbate atom: the occupied site, both ends of a bidentate
     one (formate, di-sigma C2H4) included. Reading it from the one binding atom nearest the
-    slab made a bridging bidentate "ontop", and flipped it between its two ends."""
+    slab made a bridging bidentate "ontop", and flipped it between its two ends. Surface
+    (tag 1) atoms only, as enumerate's sites are: in a bcc(100) 4-fold hollow the adsorbate
+    also bonds the atom under it, and the site is still the four around it (all slab atoms
+    when nothing is tagged surface)."""
     tags = atoms.get_tags()
-    ads, slab = np.flatnonzero(tags == 2), np.flatnonzero(tags != 2)
+    ads = np.flatnonzero(tags == 2)
+    slab = np.flatnonzero(tags == 1) if (tags == 1).any() else np.flatnonzero(tags != 2)
     if len(ads) == 0:
         return []
     return [int(j) for j in slab[bonds[np.ix_(ads, slab)].any(axis=0)]]
@@ -154,7 +158,7 @@ def anomaly_rules() -> str:
     return (
         f"bonds {DEFAULT_BOND_TOLERANCE}x radii, overlap {OVERLAP_RATIO}x, "
         f"reconstruction cushion {RECONSTRUCTION_CUSHION}x, slab displacement "
-        f"{SLAB_DISPLACEMENT} A, site: slab atoms bonded to any adsorbate atom, placed site "
+        f"{SLAB_DISPLACEMENT} A, site: surface atoms bonded to any adsorbate atom, placed site "
         "from the manifest for one binding atom"
     )
 

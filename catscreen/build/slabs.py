@@ -171,7 +171,8 @@ def exposed_atoms(atoms: Atoms, d_nn: float) -> np.ndarray:
     cell2 = atoms.cell.array[:2, :2]
     radius = EXPOSED_RADIUS * d_nn
     area = abs(np.linalg.det(cell2))
-    reach = [math.ceil(radius * np.linalg.norm(cell2[k]) / area) + 1 for k in (0, 1)]
+    # images along a: rows parallel to b are area / |b| apart, so r |b| / area of them
+    reach = [math.ceil(radius * np.linalg.norm(cell2[1 - k]) / area) + 1 for k in (0, 1)]
     shifts = (
         np.array(
             [(i, j) for i in range(-reach[0], reach[0] + 1) for j in range(-reach[1], reach[1] + 1)]

@@ -333,9 +333,6 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         )
         output = rank_results(results[results.config_id.isin(current)], _rank_settings(recipe))
         paths = list(write_rank_outputs(output, root / RANK_DIR).values())
-        with atomic_path(root / RANK_DIR / RECIPE_COPY) as tmp:  # what report and baseline read
-            tmp.write_bytes((root / RECIPE_COPY).read_bytes())
-        paths.append(root / RANK_DIR / RECIPE_COPY)
         counts = {k: output.counts[k] for k in ("adslabs", "anomalous", "candidates", "flagged")}
         shutil.rmtree(root / RANK_DIR / "dft", ignore_errors=True)  # no folder of an old flag
         for engine in recipe.validation.write:
@@ -346,6 +343,10 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         return paths, counts
 
     stage("rank", rank)
+    # done (now or before) under this recipe's rank hash: what report and baseline read; a
+    # name or description changes no hash, so the copy follows the latest run
+    with atomic_path(root / RANK_DIR / RECIPE_COPY) as tmp:
+        tmp.write_bytes((root / RECIPE_COPY).read_bytes())
 
     board = load_leaderboard(root, recipe)
     warnings = board_warnings(board, recipe)

@@ -51,9 +51,11 @@ def validate_command(
     table = read_parquet(flagged, required=FLAGGED_REQUIRED)
     if table.empty:
         raise CatscreenError(f"{flagged} has no flagged rows to validate")
-    if limit is not None:  # the results file's order would spend it on any placement
+    if limit is not None and "rank_in_system" in table:  # minima first, not the file's order
         order = table["rank_in_system"].where(table["rank_in_system"] > 0, len(table) + 1)
-        table = table.loc[order.sort_values(kind="stable").index].head(limit)
+        table = table.loc[order.sort_values(kind="stable").index]
+    if limit is not None:
+        table = table.head(limit)
     settings = DftSettings(
         xc=xc, encut=encut, kpt_density=kpt_density, smearing=smearing, relax_steps=0
     )

@@ -118,6 +118,7 @@ def compare(flagged: pd.DataFrame, dft: dict[str, dict]) -> pd.DataFrame:
 
 def validate(flagged: pd.DataFrame, settings: DftSettings, parts: Path) -> tuple[pd.DataFrame, int]:
     """The comparison, and how many GPAW energies came from finished records in `parts`."""
+    dft_tasks(flagged)  # every row's cells checked (one line each) before they are read here
     fixed = [r.config_id for r in flagged.itertuples() if not json.loads(r.reference_weights)]
     if fixed:  # checked before GPAW runs: their DFT energies could not be compared
         raise CatscreenError(
