@@ -21,6 +21,8 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pymatgen.util.coord import in_coord_list_pbc
 from scipy.spatial import Delaunay
 
+from catscreen.build.slabs import inplane_images
+
 SITE_TYPES: tuple[str, ...] = ("ontop", "bridge", "fcc", "hcp", "hollow", "4fold")
 NEAR_TOL = 0.10  # relative tolerance for "equally near" surface atoms
 LAYER_TOL = 0.3  # A; atoms closer in height than this form one layer
@@ -35,15 +37,6 @@ class Site:
     kind: str
     position: tuple[float, float, float]
     atoms: tuple[int, ...]
-
-
-def _inplane_images(atoms: Atoms, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """xy of the given atoms in a 3x3 block of in-plane images, and their original indices."""
-    cell2 = atoms.cell.array[:2, :2]
-    xy = atoms.positions[index, :2]
-    shifts = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)]) @ cell2
-    points = (xy[None, :, :] + shifts[:, None, :]).reshape(-1, 2)
-    return points, np.tile(index, len(shifts))
 
 
 def _candidates(points: np.ndarray) -> list[np.ndarray]:
@@ -98,7 +91,7 @@ def _fcc_or_hcp(atoms: Atoms, d_nn: float, xy: np.ndarray, z_site: float) -> str
     if not below.any():
         return "fcc"
     next_layer = below & (z > z[below].max() - LAYER_TOL)
-    pts, _ = _inplane_images(atoms, np.flatnonzero(next_layer))
+    pts, _ = inplane_images(atoms, np.flatnonzero(next_layer))
     beneath = np.linalg.norm(pts - xy, axis=1).min() < BENEATH_TOL * d_nn
     return "hcp" if beneath else "fcc"
 
@@ -106,7 +99,7 @@ def _fcc_or_hcp(atoms: Atoms, d_nn: float, xy: np.ndarray, z_site: float) -> str
 def all_sites(atoms: Atoms, d_nn: float) -> list[Site]:
     """Every site in the cell (not symmetry-reduced), in a deterministic order."""
     exposed = np.flatnonzero(atoms.get_tags() == 1)
-    points, owners = _inplane_images(atoms, exposed)
+    points, owners = inplane_images(atoms, exposed)
     inv = np.linalg.inv(atoms.cell.array[:2, :2])
     seen: list[np.ndarray] = []
     sites: list[Site] = []

@@ -160,6 +160,18 @@ def _to_atoms(slab) -> Atoms:
     return atoms
 
 
+def inplane_images(
+    atoms: Atoms, index: np.ndarray, reach: tuple[int, int] = (1, 1)
+) -> tuple[np.ndarray, np.ndarray]:
+    """xy of the given atoms in their in-plane images up to `reach` cells along a and b, and
+    the original index of each point."""
+    cell2 = atoms.cell.array[:2, :2]
+    steps = [(i, j) for i in range(-reach[0], reach[0] + 1) for j in range(-reach[1], reach[1] + 1)]
+    shifts = np.array(steps) @ cell2
+    points = (atoms.positions[index, :2][None, :, :] + shifts[:, None, :]).reshape(-1, 2)
+    return points, np.tile(index, len(shifts))
+
+
 def exposed_atoms(atoms: Atoms, d_nn: float) -> np.ndarray:
     """Boolean mask of atoms not covered from above (see the module docstring).
 
@@ -173,14 +185,8 @@ def exposed_atoms(atoms: Atoms, d_nn: float) -> np.ndarray:
     area = abs(np.linalg.det(cell2))
     # images along a: rows parallel to b are area / |b| apart, so r |b| / area of them
     reach = [math.ceil(radius * np.linalg.norm(cell2[1 - k]) / area) + 1 for k in (0, 1)]
-    shifts = (
-        np.array(
-            [(i, j) for i in range(-reach[0], reach[0] + 1) for j in range(-reach[1], reach[1] + 1)]
-        )
-        @ cell2
-    )
-    images = (xy[None, :, :] + shifts[:, None, :]).reshape(-1, 2)
-    image_z = np.tile(z, len(shifts))
+    images, owners = inplane_images(atoms, np.arange(len(atoms)), (reach[0], reach[1]))
+    image_z = z[owners]
     exposed = np.ones(len(atoms), dtype=bool)
     for i in range(len(atoms)):
         v = images - xy[i]
