@@ -8,13 +8,10 @@ ranking in the recipe's words.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
 from catscreen.analysis.ranking import Target as RankTarget
-from catscreen.build.bulks import FRAME_INDEX
 from catscreen.campaign.recipe import Descriptor, Recipe, Target
 
 
@@ -102,14 +99,10 @@ def board_warnings(board: pd.DataFrame, recipe: Recipe) -> list[str]:
         elif missing:
             out.append(f"{d.name}: no valid {d.adsorbate} placement on {', '.join(missing)}")
     ranked_bulks = set(board["bulk"].astype(str))
+    # enumerate names a file's bulks stem, or stem_i for several frames (the recipe's rule)
+    ranked = {id(recipe.candidate_of_bulk(b)) for b in ranked_bulks}
     for cand in recipe.candidates:
-        # enumerate names a file's bulks by its stem (stem_0, stem_1, ... for several frames);
-        # a library bulk only by its name (Rh_doped.cif's bulks are not Rh's)
-        if cand.file is None:
-            own = re.compile(re.escape(cand.name))
-        else:
-            own = re.compile(rf"{re.escape(cand.file.stem)}(_({FRAME_INDEX}))?")
-        if not any(own.fullmatch(b) for b in ranked_bulks):
+        if id(cand) not in ranked:
             out.append(
                 f"{cand.name}: no surface in the ranking (its clean slabs failed to relax or "
                 "were anomalous; see the failed rows in results.parquet)"

@@ -278,7 +278,7 @@ class Recipe(_Strict):
                 )
         ref = self.ranking.reference
         if ref is not None:
-            cand = self._candidate_of_bulk(ref.bulk)
+            cand = self.candidate_of_bulk(ref.bulk)
             if cand is None:
                 raise FieldError(
                     ("ranking", "reference", "bulk"),
@@ -299,7 +299,7 @@ class Recipe(_Strict):
                 )
         return self
 
-    def _candidate_of_bulk(self, bulk: str) -> Candidate | None:
+    def candidate_of_bulk(self, bulk: str) -> Candidate | None:
         """The candidate a bulk name comes from: its own name, or `stem_i` for frame i of a
         file with several frames (enumerate's names; whether frame i exists is checked once
         the file is read)."""
