@@ -99,7 +99,7 @@ def board_warnings(board: pd.DataFrame, recipe: Recipe) -> list[str]:
         elif missing:
             out.append(f"{d.name}: no valid {d.adsorbate} placement on {', '.join(missing)}")
     ranked_bulks = set(board["bulk"].astype(str))
-    # enumerate names a file's bulks stem, or stem_i for several frames (the recipe's rule)
+    # enumerate names a file's bulks by its stem, or stem_i for several frames (the recipe's rule)
     ranked = {id(recipe.candidate_of_bulk(b)) for b in ranked_bulks}
     for cand in recipe.candidates:
         if id(cand) not in ranked:

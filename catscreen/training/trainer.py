@@ -536,6 +536,12 @@ def _context_elements(
     return seen
 
 
+def _known_mean(values: np.ndarray) -> np.ndarray:
+    """Per column, the mean of the rows that are not NaN (0 where none is)."""
+    known = ~np.isnan(values)
+    return np.where(known, values, 0.0).sum(axis=0) / np.maximum(known.sum(axis=0), 1)
+
+
 def fit_reference_energies(
     frames: Sequence[Frame], elements: Sequence[str], fidelities: Sequence[str]
 ) -> np.ndarray:
@@ -559,19 +565,15 @@ def fit_reference_energies(
             fid_refs[k, present] = _ridge(x[:, present], y, 0.0, 1e-6)
             if np.linalg.matrix_rank(x[:, present]) < present.sum():
                 deficient[k] = (x[:, present], y, present)
-    seen = ~np.isnan(fid_refs)
     for k, (x, y, present) in deficient.items():
         # Elements only ever in one ratio (a set of Pt8O adslabs alone): the data fixes their
         # sum, not each; the split towards zero was arbitrary (3.9 eV off on a clean Pt8
         # slab), so take it from the other fidelities where they know those elements.
-        others = np.delete(np.arange(len(fidelities)), k)
-        known = seen[others]
-        if known[:, present].any():
-            mean = np.where(known, fid_refs[others], 0.0).sum(axis=0) / np.maximum(
-                known.sum(axis=0), 1
-            )
-            fid_refs[k, present] = _ridge(x, y, mean[present], 1e-6)
-    fill = np.where(seen, fid_refs, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
+        others = np.delete(fid_refs, k, axis=0)
+        if (~np.isnan(others[:, present])).any():
+            fid_refs[k, present] = _ridge(x, y, _known_mean(others)[present], 1e-6)
+    seen = ~np.isnan(fid_refs)
+    fill = _known_mean(fid_refs)
     for k, fid in enumerate(fidelities):
         prior = np.where(seen[k], fid_refs[k], fill)
         for spin in ("off", "on"):
