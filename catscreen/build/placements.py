@@ -7,7 +7,9 @@ bond (H in fcc(100) 4-fold hollows and on stepped facets, H in Al(111) hollows: 
 0.31 A, is H2's), that rule reached down to an atom under the site and put the binding atom
 inside the surface (H on Al(111) fcc 3.2 A below the top layer, 78 of 11907 placements over 14
 bulks' facets up to index 2 below their site's atoms); so binding atoms sit at least
-MIN_SITE_HEIGHT above the mean height of the site's atoms. Overlap rule: no binding atom closer to a slab atom than
+MIN_SITE_HEIGHT above the mean height of the site's atoms.
+
+Overlap rule: no binding atom closer to a slab atom than
 MIN_DISTANCE_FACTOR x the sum of their covalent radii (0.7, loose enough for a bonded
 adsorbate, tight enough to forbid atoms inside the surface), no other adsorbate atom closer
 than NONBINDING_FACTOR x (1.0: it is not bonded to the surface); a placement that violates it

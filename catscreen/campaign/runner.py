@@ -364,10 +364,8 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         tmp.write_text(summary, encoding="utf-8")
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if options.ci and step_summary:
-        try:
-            with open(
-                step_summary, "a", encoding="utf-8"
-            ) as fh:  # GitHub collects every step's appends
+        try:  # GitHub collects every step's appends
+            with open(step_summary, "a", encoding="utf-8") as fh:
                 fh.write(summary)
         except OSError as exc:  # else it reads like a failed baseline check in CI
             raise CatscreenError(

@@ -83,12 +83,13 @@ def require_ranked(root: Path) -> CampaignState:
     rank = state.stages.get("rank")
     if rank is not None and rank.status == "done":
         return state
-    why = {
-        None: "has not run",
-        "stale": "is out of date with its recipe (an earlier stage reran)",
-        "failed": f"failed ({rank.message})" if rank is not None else "",
-        "running": "did not finish (still running, or the run was killed)",
-    }[rank.status if rank is not None else None]
+    why = "has not run"
+    if rank is not None:
+        why = {
+            "stale": "is out of date with its recipe (an earlier stage reran)",
+            "failed": f"failed ({rank.message})",
+            "running": "did not finish (still running, or the run was killed)",
+        }[rank.status]
     raise CatscreenError(f"{root}: the rank stage {why}; run `catscreen campaign run` first")
 
 
