@@ -89,11 +89,12 @@ class GraphBatch:
 
 
 COINCIDENT = 1e-4  # A: closer than this, two atoms are one point to the network
+FAR = 50.0  # A from a structure's centroid: atoms beyond are moved to their nearest image
 
 
 def local_positions(atoms: Atoms) -> np.ndarray:
-    """Positions moved near the origin: centred, and each atom to the periodic image nearest
-    the centroid.
+    """Positions moved near the origin: centred, and where atoms lie beyond FAR of the
+    centroid (an unwrapped trajectory), each moved to its periodic image nearest it.
 
     The network sees only edge vectors, which neither move changes; but in float32 a position
     500 A from the origin keeps ~3e-5 A, and the forces of a slab moved that far changed by
@@ -102,7 +103,9 @@ def local_positions(atoms: Atoms) -> np.ndarray:
     """
     positions = atoms.positions - atoms.positions.mean(axis=0)
     periodic = atoms.cell.array[np.asarray(atoms.pbc, dtype=bool)]
-    if len(periodic):
+    # the image search (a pseudo-inverse per structure) took a fifth of `collate`'s time
+    # (64 slabs of 37 atoms: 16.2 ms against 13.0 ms); within FAR float32 keeps 4e-6 A
+    if len(periodic) and np.abs(positions).max() > FAR:
         positions = positions - np.rint(positions @ np.linalg.pinv(periodic)) @ periodic
     return positions
 
