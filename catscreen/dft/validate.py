@@ -54,14 +54,14 @@ def task_record(parts: Path, task: DftTask, settings: DftSettings) -> Path:
 
 
 def run_gpaw(
-    flagged: pd.DataFrame, settings: DftSettings, parts: Path
+    tasks: list[DftTask], settings: DftSettings, parts: Path
 ) -> tuple[dict[str, dict], int]:
     """Task name -> GPAW result, and how many were finished records in `parts` already; the
     rest run with jobflow.run_locally and an in-memory store, each kept as it finishes."""
     require_gpaw()
     results: dict[str, dict] = {}
     jobs = {}
-    for t in dft_tasks(flagged):
+    for t in tasks:
         record = task_record(parts, t, settings)
         if record.exists():
             results[t.name] = json.loads(record.read_text())
@@ -118,7 +118,7 @@ def compare(flagged: pd.DataFrame, dft: dict[str, dict]) -> pd.DataFrame:
 
 def validate(flagged: pd.DataFrame, settings: DftSettings, parts: Path) -> tuple[pd.DataFrame, int]:
     """The comparison, and how many GPAW energies came from finished records in `parts`."""
-    dft_tasks(flagged)  # every row's cells checked (one line each) before they are read here
+    tasks = dft_tasks(flagged)  # every row's cells checked (one line each) before they are read
     fixed = [r.config_id for r in flagged.itertuples() if not json.loads(r.reference_weights)]
     if fixed:  # checked before GPAW runs: their DFT energies could not be compared
         raise CatscreenError(
@@ -126,5 +126,5 @@ def validate(flagged: pd.DataFrame, settings: DftSettings, parts: Path) -> tuple
             "potentials, which have no DFT counterpart; rank again with a gas-molecule scheme "
             "(the default, or an 'elements:' references file) to validate"
         )
-    results, reused = run_gpaw(flagged, settings, parts)
+    results, reused = run_gpaw(tasks, settings, parts)
     return compare(flagged, results), reused
