@@ -151,3 +151,30 @@ def test_other_convergence_settings_on_a_finished_output_are_refused(tmp_path):
     again = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], "--batch-size", "4"])
     assert again.exit_code == 0, again.output  # batching is not a convergence setting
     assert out.read_bytes() == before  # every row reused, nothing rewritten
+
+
+def test_references_adds_the_molecules_of_ranks_scheme_and_resumes_with_them(tmp_path):
+    """`--references` relaxes the scheme's own molecules (NH3 here) besides the default four;
+    a finished output gains only the new molecule; an unknown one is refused before any work."""
+    configs, out = tmp_path / "configs.extxyz", tmp_path / "results.parquet"
+    write_configs(configs, 2)
+    first = CliRunner().invoke(app, relax_cmd(configs, out)[1:])
+    assert first.exit_code == 0, first.output
+    scheme = tmp_path / "nh3.yaml"
+    scheme.write_text("elements:\n  N: {NH3: 1, H2: -1.5}\n  O: {H2O: 1, H2: -1}\n")
+    res = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], "--references", str(scheme)])
+    assert res.exit_code == 0, res.output
+    assert "1 relaxed now, 6 already done" in " ".join(res.stdout.split())
+    gas = pd.read_parquet(out).query("kind == 'gas'")
+    assert sorted(gas.adsorbate) == ["CO", "H2", "H2O", "N2", "NH3"]
+    nh3 = gas[gas.adsorbate == "NH3"].iloc[0]
+    assert nh3.status == "converged" and nh3.formula == "H3N" and np.isfinite(nh3.energy)
+
+    before = out.read_bytes()
+    unknown = tmp_path / "c2h6.yaml"
+    unknown.write_text("elements:\n  C: {C2H6: 0.5, H2: -1.5}\n")
+    bad = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], "--references", str(unknown)])
+    lines = bad.stderr.strip().splitlines()
+    assert bad.exit_code != 0 and len(lines) == 1, bad.output
+    assert "no gas-phase geometry for 'C2H6'" in lines[0]
+    assert out.read_bytes() == before

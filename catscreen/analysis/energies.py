@@ -274,9 +274,9 @@ def adsorption_table(
                     raise CatscreenError(
                         f"no gas reference row for {molecule} in {context_label(ctx)} "
                         f"(needed by {what}); `catscreen relax` computes the default scheme's "
-                        f"molecules ({', '.join(scheme_molecules())}): relax a structure file "
-                        f"of {molecule} with kind=gas adsorbate={molecule} in its info into the "
-                        "same results, or use a scheme of those molecules"
+                        f"molecules ({', '.join(scheme_molecules())}) and, given "
+                        "`--references FILE`, that scheme's: rerun relax into the same results "
+                        "with the references file rank uses"
                     )
                 ref_e += w * gas.energy
                 ref_var += (w * gas.std) ** 2

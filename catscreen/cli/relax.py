@@ -24,8 +24,9 @@ EPILOG = (
     "configuration and context (model, spin, fidelity), rerun-safe. Columns: the manifest's "
     f"({_manifest}) and then\n\n"
     + "\n\n".join(f"  [cyan]{name}[/]: {text}" for name, text in RESULT_COLUMNS.items())
-    + "\n\nGas-phase references (CO, H2, H2O, N2) are rows with kind 'gas' and adsorbate = "
-    "the molecule, relaxed with the same model for every (spin, fidelity) context used. "
+    + "\n\nGas-phase references (CO, H2, H2O, N2, and those of --references) are rows with "
+    "kind 'gas' and adsorbate = the molecule, relaxed with the same model for every (spin, "
+    "fidelity) context used. "
     f"A row fails on a non-finite energy or force, a force above {FORCE_LIMIT:g} eV/A, two "
     f"atoms closer than {COLLAPSE_RATIO:g}x their covalent radii (a hole in the potential), an "
     f"adsorbate atom more than {ISOLATION_LIMIT:g} A from every other atom, or an atom "
@@ -76,6 +77,12 @@ def relax_command(
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Run rows that failed before again instead of keeping them."
     ),
+    references: Path | None = typer.Option(
+        None,
+        "--references",
+        help="The references file `rank --references` will use: its scheme's gas molecules "
+        "are relaxed too (besides the default scheme's).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Relax configurations with an MLIP as jobflow jobs (batched; local or Dask); resumable.
@@ -102,6 +109,7 @@ def relax_command(
         adsorbates=_many(adsorbate),
         ids=_many(config_id),
         retry_failed=retry_failed,
+        references=None if references is None else str(references),
     )
     s = relax_configurations(configs, out, settings, progress=not quiet)
     table = Table(title=f"relax: {s.out}", show_header=False)

@@ -2,8 +2,9 @@
 
 A work item is a JSON-able dict: config_id, meta (the manifest columns that go into the
 result row), structure (extxyz text), spin (decided here, per structure), spin_mode and
-fidelity. The gas-phase references of the default scheme are added for every (spin,
-fidelity) context the selected configurations use, so rank needs nothing else.
+fidelity. The gas-phase references of the default scheme (and of any scheme the caller
+names) are added for every (spin, fidelity) context the selected configurations use, so rank
+needs nothing else.
 """
 
 from __future__ import annotations
@@ -121,12 +122,17 @@ def select(
 
 
 def gas_items(
-    info: ModelInfo, contexts: Sequence[tuple[str, str]], spin_mode: str
+    info: ModelInfo,
+    contexts: Sequence[tuple[str, str]],
+    spin_mode: str,
+    molecules: Sequence[str] = (),
 ) -> list[WorkItem]:
-    """The default scheme's molecules for each (spin, fidelity) context, with stable ids."""
+    """The default scheme's molecules and `molecules` for each (spin, fidelity) context, with
+    ids that do not depend on which others are asked for (a resumed run reuses them)."""
+    names = sorted(set(scheme_molecules()) | set(molecules))
     items = []
     for spin, fidelity in contexts:
-        for name in scheme_molecules():
+        for name in names:
             atoms = gas_molecule(name)
             cid = "gas-" + _digest("gas", name, spin, fidelity, info.version)
             atoms.info["config_id"] = cid
@@ -143,7 +149,12 @@ def gas_items(
 
 
 def work_items(
-    df: pd.DataFrame, images: Sequence[Atoms], info: ModelInfo, spin_mode: str, fidelity: str | None
+    df: pd.DataFrame,
+    images: Sequence[Atoms],
+    info: ModelInfo,
+    spin_mode: str,
+    fidelity: str | None,
+    molecules: Sequence[str] = (),
 ) -> list[WorkItem]:
     """Gas references first (cheap, and rank needs them), then the configurations."""
     fid = fidelity or info.default_fidelity
@@ -158,4 +169,4 @@ def work_items(
     contexts = sorted({(it["spin"], it["fidelity"]) for it in items})
     for spin, f in contexts:
         info.check_context(spin, f)
-    return gas_items(info, contexts, spin_mode) + items
+    return gas_items(info, contexts, spin_mode, molecules) + items

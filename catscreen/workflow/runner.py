@@ -25,6 +25,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from catscreen.build.gas import scheme_molecules
 from catscreen.errors import CatscreenError
 from catscreen.io import read_parquet_metadata
 from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES, ModelInfo
@@ -54,6 +55,7 @@ class RelaxSettings:
     adsorbates: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     retry_failed: bool = False
+    references: str | None = None  # a rank references file: its scheme's molecules are relaxed
     model_base: str | None = None  # where a relative checkpoint path is looked up first
 
     def __post_init__(self) -> None:
@@ -147,11 +149,24 @@ def _plan(
     df, images = read_configs(configs)
     mask = select(df, settings.systems, settings.adsorbates, settings.ids)
     chosen = [a for a, keep in zip(images, mask, strict=True) if keep]
-    items = work_items(df[mask], chosen, info, settings.spin, settings.fidelity)
+    items = work_items(
+        df[mask], chosen, info, settings.spin, settings.fidelity, _molecules(settings.references)
+    )
     _check_convergence_settings(out, settings)
     table = ResultTable(out, {"configs": str(configs), "settings": asdict(settings)})
     done = table.finished(settings.retry_failed)
     return items, table, [it for it in items if _key(it, info) not in done]
+
+
+def _molecules(references: str | None) -> list[str]:
+    """The gas molecules a `rank --references` scheme needs besides the default scheme's
+    (fixed potentials need none)."""
+    if references is None:
+        return []
+    from catscreen.analysis.references import load_references  # analysis: only the driver
+
+    scheme = load_references(references).scheme
+    return scheme_molecules(scheme) if scheme else []
 
 
 def _key(item: WorkItem, info: ModelInfo) -> tuple[str, ...]:
