@@ -46,9 +46,12 @@ def test_missing_gpaw_is_a_clear_error(flagged_file, monkeypatch):
     [
         (["--engine", "vasp"], "unknown engine 'vasp'"),
         (["--xc", "LDA"], "unknown xc"),
-        (["--encut", "-100"], "encut (plane-wave cutoff) must be positive"),
-        (["--kpt-density", "0"], "kpt_density must be positive"),
-        (["--smearing", "-0.1"], "smearing must be >= 0"),
+        (["--encut", "-100"], "encut (plane-wave cutoff) must be a positive number"),
+        (["--encut", "inf"], "encut (plane-wave cutoff) must be a positive number"),  # hung GPAW
+        (["--kpt-density", "0"], "kpt_density must be a positive number"),
+        (["--kpt-density", "inf"], "kpt_density must be a positive number"),
+        (["--smearing", "-0.1"], "smearing must be a number >= 0"),
+        (["--smearing", "inf"], "smearing must be a number >= 0"),
     ],
 )
 def test_bad_options(flagged_file, args, message):
@@ -150,3 +153,50 @@ def test_bad_cells_and_a_table_without_ranks(tmp_path, flagged_file, monkeypatch
     monkeypatch.setattr(cli, "validate", fake)
     code, _ = _run(tmp_path / "n.parquet", "--limit", "1")  # the table's order, no KeyError
     assert code == 2 and seen == [1]
+
+
+def test_number_cells_that_are_text_are_refused_before_any_gpaw_run(tmp_path, flagged_file):
+    """They were read only after every GPAW energy had been computed, and crashed there."""
+    import json
+
+    import pandas as pd
+
+    table = pd.read_parquet(flagged_file)
+    weights = json.loads(table.loc[0, "reference_weights"])
+    table.loc[0, "reference_weights"] = json.dumps({m: str(w) for m, w in weights.items()})
+    write_parquet(table, tmp_path / "w.parquet")
+    code, lines = _run(tmp_path / "w.parquet")
+    assert code == 2 and len(lines) == 1, lines
+    assert "reference_weights H2 is '-1.0', not a number" in lines[0]
+    table = pd.read_parquet(flagged_file)
+    write_parquet(table.assign(e_ads=table.e_ads.astype(str)), tmp_path / "e.parquet")
+    code, lines = _run(tmp_path / "e.parquet")
+    assert code == 2 and len(lines) == 1 and "e_ads is '0.89" in lines[0]
+    assert "not a number" in lines[0]
+    assert not (tmp_path / "validation.parts").exists()
+
+
+def test_an_out_that_is_a_file_is_refused_before_any_gpaw_run(tmp_path, flagged_file):
+    (tmp_path / "afile").write_text("mine")
+    code, lines = _run(flagged_file, "--out", tmp_path / "afile")
+    assert code == 2 and len(lines) == 1 and "cannot keep DFT results in" in lines[0]
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_no_dft_energy_at_all_is_an_error_and_the_table_says_why(
+    tmp_path, flagged_file, monkeypatch
+):
+    """Every GPAW run failing exited 0 with "MAE nan eV over 0 rows"."""
+    import pandas as pd
+
+    from catscreen.dft import validate
+
+    def fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError
+
+    monkeypatch.setattr(validate, "single_point", fail)
+    code, lines = _run(flagged_file, "--out", tmp_path / "v")
+    assert code == 2 and len(lines) == 1, lines
+    assert "no flagged row got a DFT energy (AssertionError)" in lines[0]
+    table = pd.read_parquet(tmp_path / "v" / "validation.parquet")
+    assert len(table) == 1 and table.dft_error[0].startswith("AssertionError")

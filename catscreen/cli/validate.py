@@ -91,5 +91,9 @@ def validate_command(
             r.dft_error or ("-" if math.isnan(r.error) else f"{r.error:+.3f}"),
         )
     console.print(view)
+    done = int(comparison.error.notna().sum())
+    if not done:  # the table is written (its dft_error column says why), but nothing validated
+        first = next((e.split("; ")[0] for e in comparison.dft_error if e), "no DFT energy")
+        raise CatscreenError(f"no flagged row got a DFT energy ({first}); wrote {path}")
     mae = comparison.error.abs().mean()
-    err_console.print(f"MAE {mae:.3f} eV over {comparison.error.notna().sum()} rows; wrote {path}")
+    err_console.print(f"MAE {mae:.3f} eV over {done} rows; wrote {path}")

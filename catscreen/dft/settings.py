@@ -11,6 +11,7 @@ adsorption energy referenced to it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -59,12 +60,14 @@ class DftSettings:
     def __post_init__(self) -> None:
         if self.xc not in ("PBE", "RPBE"):
             raise CatscreenError(f"unknown xc {self.xc!r}; expected PBE or RPBE")
+        # finite too: an infinite cutoff hung GPAW, an infinite k-density or width failed
+        # every calculation after the run had started
         checks = [
-            (self.encut > 0, "encut (plane-wave cutoff) must be positive"),
-            (self.kpt_density > 0, "kpt_density must be positive"),
-            (self.smearing >= 0, "smearing must be >= 0"),
-            (self.ediff > 0, "ediff must be positive"),
-            (self.fmax > 0, "fmax must be positive"),
+            (0 < self.encut < math.inf, "encut (plane-wave cutoff) must be a positive number"),
+            (0 < self.kpt_density < math.inf, "kpt_density must be a positive number"),
+            (0 <= self.smearing < math.inf, "smearing must be a number >= 0"),
+            (0 < self.ediff < math.inf, "ediff must be a positive number"),
+            (0 < self.fmax < math.inf, "fmax must be a positive number"),
             (self.relax_steps >= 0, "relax_steps must be >= 0"),
         ]
         for ok, message in checks:

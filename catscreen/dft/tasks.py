@@ -8,9 +8,11 @@ flagged.parquet carries their structures (`slab_structure`, `reference_structure
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from catscreen.dft.gpaw import write_gpaw_script
@@ -58,6 +60,7 @@ def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
             raise CatscreenError(f"flagged row {row.config_id}: spin {row.spin!r}, not on or off")
         for column in ("final_structure", "slab_structure"):
             _parsed(getattr(row, column), f"{column} of {row.config_id}")
+        _number(row.e_ads, f"flagged row {row.config_id}: e_ads")
         tasks.setdefault(
             row.config_id, DftTask(row.config_id, "adslab", row.spin, row.final_structure)
         )
@@ -83,6 +86,8 @@ def _references(row: object) -> dict[str, str]:
         if not isinstance(cells[column], dict):
             raise CatscreenError(f"{where}: {column} is not a JSON mapping")
     weights, structures = cells["reference_weights"], cells["reference_structures"]
+    for molecule, weight in weights.items():  # read into the DFT E_ads after GPAW has run
+        _number(weight, f"{where}: reference_weights {molecule}")
     missing = sorted(set(weights) - set(structures))
     if missing:
         raise CatscreenError(
@@ -91,6 +96,13 @@ def _references(row: object) -> dict[str, str]:
     for molecule, text in structures.items():
         _parsed(text, f"{where}: reference structure {molecule}")
     return structures
+
+
+def _number(value: object, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise CatscreenError(f"{what} is {value!r}, not a number")
+    if not math.isfinite(float(value)):
+        raise CatscreenError(f"{what} is {value!r}, not a finite number")
 
 
 def _parsed(text: object, what: str) -> None:

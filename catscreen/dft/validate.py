@@ -70,7 +70,10 @@ def run_gpaw(
         jobs[t.name].name = f"gpaw {t.name}"
     reused = len(results)
     if jobs:
-        parts.mkdir(parents=True, exist_ok=True)
+        try:  # before any GPAW run, whose energy a bad folder would lose
+            parts.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CatscreenError(f"cannot keep DFT results in {parts}: {exc.strerror}") from exc
         responses = run_locally(
             Flow(list(jobs.values()), name="catscreen validate"),
             store=JobStore(MemoryStore()),
