@@ -178,3 +178,29 @@ def test_references_adds_the_molecules_of_ranks_scheme_and_resumes_with_them(tmp
     assert bad.exit_code != 0 and len(lines) == 1, bad.output
     assert "no gas-phase geometry for 'C2H6'" in lines[0]
     assert out.read_bytes() == before
+
+
+def test_ase_layer_tags_are_refused_not_read_as_frozen_adsorbates(tmp_path):
+    """ASE numbers slab layers 1..n and tags the adsorbate 0: read as Open Catalyst tags the O
+    was fixed where it was put, and its row converged 0.2 eV too high. Bad input writes nothing."""
+    for layers in (4, 2):  # tags 1-4 and 0; a two-layer slab has only 0/1/2, but O is tag 0
+        slab = fcc111("Pt", (2, 2, layers), vacuum=7.0)
+        add_adsorbate(slab, "O", 2.0, "fcc")
+        del slab.info["adsorbate_info"]
+        slab.info.update(config_id=f"ase{layers}", kind="adslab", adsorbate="O")
+        write(tmp_path / f"ase{layers}.extxyz", slab, format="extxyz")
+        out = tmp_path / "new" / "r.parquet"
+        res = CliRunner().invoke(app, relax_cmd(tmp_path / f"ase{layers}.extxyz", out)[1:])
+        lines = res.stderr.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        reason = "tags 3, 4 besides 0/1/2" if layers == 4 else "a tag-0 (fixed subsurface) atom"
+        assert f"configuration ase{layers} has {reason}" in lines[0]
+        assert "not ASE's layer numbers" in lines[0]
+        assert not (tmp_path / "new").exists()  # not even the output's folder or lock
+    slab.set_tags(0)  # untagged: FixAtoms alone decides, everything here moves
+    write(tmp_path / "untagged.extxyz", slab, format="extxyz")
+    res = CliRunner().invoke(app, relax_cmd(tmp_path / "untagged.extxyz", out)[1:])
+    assert res.exit_code == 0, res.output
+    (tmp_path / "empty.extxyz").write_text("")
+    res = CliRunner().invoke(app, relax_cmd(tmp_path / "empty.extxyz", tmp_path / "e.parquet")[1:])
+    assert res.exit_code == 2 and "empty.extxyz holds no configurations" in res.stderr

@@ -24,7 +24,7 @@ from catscreen.errors import CatscreenError
 from catscreen.io import atoms_to_text, read_parquet, read_parquet_metadata
 from catscreen.model.api import ModelInfo, resolve_spin
 from catscreen.schema import INFO_KEYS, MANIFEST_COLUMNS
-from catscreen.workflow.relax import WorkItem
+from catscreen.workflow.relax import WorkItem, tag_problem
 
 META_COLUMNS: tuple[str, ...] = tuple(c for c in MANIFEST_COLUMNS if c != "structure_index")
 
@@ -95,6 +95,16 @@ def read_configs(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:
             rec["n_atoms"] = len(atoms)
             records.append(rec)
         df = pd.DataFrame(records, columns=list(META_COLUMNS))
+    if df.empty:
+        raise CatscreenError(f"{p} holds no configurations")
+    for cid, atoms in zip(df["config_id"], images, strict=True):
+        problem = tag_problem(atoms)
+        if problem:
+            raise CatscreenError(
+                f"{p}: configuration {cid} has {problem}; catscreen reads tags as Open "
+                "Catalyst's (0 fixed subsurface, 1 surface, 2 adsorbate), not ASE's layer "
+                "numbers: retag it, or set every tag to 0 and fix atoms with FixAtoms"
+            )
     dup = df["config_id"][df["config_id"].duplicated()]
     if len(dup):
         raise CatscreenError(f"{p}: duplicate config_id {dup.iloc[0]}")

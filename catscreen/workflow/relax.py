@@ -72,6 +72,24 @@ def fixed_mask(atoms: Atoms) -> np.ndarray:
     return mask
 
 
+def tag_problem(atoms: Atoms) -> str:
+    """Why the tags cannot be Open Catalyst's (0 fixed subsurface, 1 surface, 2 adsorbate);
+    '' when they can. ASE's slab builders number layers 1..n from the top and `add_adsorbate`
+    gives the adsorbate tag 0: read as OC tags that froze the adsorbate in place, and the row
+    still converged (its force is zeroed). No subsurface atom may sit above every surface one.
+    """
+    tags = atoms.get_tags()
+    if not tags.any():
+        return ""
+    other = sorted(set(tags.tolist()) - {0, 1, 2})
+    if other:
+        return f"tags {', '.join(map(str, other))} besides 0/1/2"
+    z = atoms.positions[:, 2]
+    if (tags == 0).any() and (tags == 1).any() and z[tags == 0].max() > z[tags == 1].max():
+        return "a tag-0 (fixed subsurface) atom above every tag-1 (surface) atom"
+    return ""
+
+
 def _mobile_distances(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
     """The atoms that move (tag 1/2; all when untagged) and their distances to every atom, self
     excluded (inf). Periodic directions by rounding fractional differences: never shorter than

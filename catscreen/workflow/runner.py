@@ -142,20 +142,24 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def _plan(
-    configs: str | Path, out: Path, settings: RelaxSettings, info: ModelInfo
-) -> tuple[list[WorkItem], ResultTable, list[WorkItem]]:
-    """The work items of `configs`, the results table, and the items it does not hold final."""
+def _items(configs: str | Path, settings: RelaxSettings, info: ModelInfo) -> list[WorkItem]:
+    """The work items of `configs`: read and checked before the output is touched."""
     df, images = read_configs(configs)
     mask = select(df, settings.systems, settings.adsorbates, settings.ids)
     chosen = [a for a, keep in zip(images, mask, strict=True) if keep]
-    items = work_items(
+    return work_items(
         df[mask], chosen, info, settings.spin, settings.fidelity, _molecules(settings.references)
     )
+
+
+def _plan(
+    configs: str | Path, out: Path, settings: RelaxSettings, info: ModelInfo, items: list[WorkItem]
+) -> tuple[ResultTable, list[WorkItem]]:
+    """The results table, and the items it does not hold final."""
     _check_convergence_settings(out, settings)
     table = ResultTable(out, {"configs": str(configs), "settings": asdict(settings)})
     done = table.finished(settings.retry_failed)
-    return items, table, [it for it in items if _key(it, info) not in done]
+    return table, [it for it in items if _key(it, info) not in done]
 
 
 def _molecules(references: str | None) -> list[str]:
@@ -177,7 +181,7 @@ def unfinished(configs: str | Path, out: str | Path, settings: RelaxSettings) ->
     """How many configurations (gas references included) a relax into `out` would run now:
     none held, or held as rows of a batch that failed as a whole."""
     info = cached_model(settings.model_ref()).info
-    return len(_plan(configs, Path(out), settings, info)[2])
+    return len(_plan(configs, Path(out), settings, info, _items(configs, settings, info))[1])
 
 
 def relax_configurations(
@@ -195,10 +199,11 @@ def relax_configurations(
     settings = settings or RelaxSettings()
     out = Path(out)
     t0 = time.perf_counter()
+    model_ref = settings.model_ref()
+    info = cached_model(model_ref).info
+    items = _items(configs, settings, info)  # bad input: nothing written, not even the lock
     with OutputLock(out):
-        model_ref = settings.model_ref()
-        info = cached_model(model_ref).info
-        items, table, todo = _plan(configs, out, settings, info)
+        table, todo = _plan(configs, out, settings, info, items)
         maker = RelaxMaker(
             model=model_ref,
             optimizer=settings.optimizer,
