@@ -19,6 +19,14 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def unreadable(exc: BaseException) -> str:
+    """Why ASE could not read a structure file, as one line: its symbol lookup fails with a
+    bare KeyError('Qq'), which alone reads as "'Qq'"."""
+    if isinstance(exc, KeyError) and exc.args:
+        return f"unknown element symbol {exc.args[0]!r}?"
+    return first_line(exc)
+
+
 def described(exc: BaseException) -> str:
     """'Type: first line' (or just 'Type'): for errors recorded in results, where the type of
     an unexpected failure (SCF, memory, NaN) is worth keeping."""

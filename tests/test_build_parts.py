@@ -356,3 +356,27 @@ def test_exposure_of_a_sheared_but_equal_cell():
     d_nn = 3.92 / np.sqrt(2)
     assert exposed_atoms(sheared, d_nn).tolist() == exposed_atoms(slab, d_nn).tolist()
     assert exposed_atoms(slab, d_nn).sum() == 1
+
+
+@pytest.mark.parametrize(("name", "miller"), [("PtCo", (2, 2, 1)), ("Co", (2, 1, 2))])
+def test_distinct_sites_do_not_depend_on_the_cell_size(name, miller):
+    """Symmetry images matched within a fraction of the cell: 0.02 of a 13 A cell merged
+    distinct hollows 0.24 A apart (PtCo(221): 10 hollows in a 5 A cell, 7 in 8 and 12 A)."""
+    bulk = load_bulks([name])[0]
+    counts = []
+    for min_ab in (5.0, 8.0, 12.0):
+        slab = make_slabs(bulk, miller, 5.0, 12.0, min_ab)[0]
+        counts.append(Counter(s.kind for s in find_sites(slab.atoms, bulk.d_nn)))
+    assert counts[0] == counts[1] == counts[2], counts
+    assert counts[0]["hollow"] == {"PtCo": 10, "Co": 12}[name]
+
+
+def test_a_flip_through_thin_vacuum_merges_no_top_site_with_a_bottom_one():
+    """The probe above the top, flipped, lands below the bottom: through 4 A of vacuum that
+    is 2 A above the top again, and Pt(110) lost half its sites (ontop 1, bridge 2, hollow 1)."""
+    bulk = load_bulks(["Pt"])[0]
+    kinds = []
+    for vacuum in (4.0, 12.0):  # below MIN_VACUUM: make_slabs directly, as no setting allows it
+        slab = make_slabs(bulk, (1, 1, 0), 5.0, vacuum, 5.0)[0]
+        kinds.append(Counter(s.kind for s in find_sites(slab.atoms, bulk.d_nn)))
+    assert kinds[0] == kinds[1] and kinds[1]["ontop"] == 2, kinds

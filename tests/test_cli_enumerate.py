@@ -114,6 +114,11 @@ def test_out_that_is_a_file_is_refused(tmp_path):
         (["--bulk", "Pt", "--max-index", "0"], "bad setting max_index"),
         (["--bulk", "{mixed}", "-a", "O"], "partial occupancies (Cu 0.5, Au 0.5)"),
         (["--bulk", "{qq}", "-a", "O"], "unknown element symbol 'Qq'"),
+        (["--bulk", "Pt", "--custom-adsorbate", "{qq}:0"], "unknown element symbol 'Qq'"),
+        (["--bulk", "Pt", "-m", "1,1,1", "-m", "-1,1,1"], "facets 1,1,1 and -1,1,1 are the same"),
+        (["--bulk", "Pt", "-m", "1,1,1", "-m", "2,2,2"], "facets 1,1,1 and 2,2,2 are the same"),
+        (["--bulk", "Pt", "-m", "1,1,1", "-m", "111"], "Pt: facet 1,1,1 given twice"),
+        (["--bulk", "Pt", "-a", "O", "--vacuum", "4"], "bad setting vacuum"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):

@@ -19,7 +19,7 @@ from ase.geometry import find_mic
 from ase.io import read
 
 from catscreen.build.bulks import check_ordered
-from catscreen.errors import CatscreenError, did_you_mean, first_line
+from catscreen.errors import CatscreenError, did_you_mean, unreadable
 from catscreen.paths import data_path
 
 
@@ -139,7 +139,7 @@ def load_custom_adsorbate(spec: str) -> Adsorbate:
     try:
         atoms = read(path)
     except Exception as exc:  # ASE raises many types for unreadable files
-        raise CatscreenError(f"cannot read adsorbate file {path}: {first_line(exc)}") from exc
+        raise CatscreenError(f"cannot read adsorbate file {path}: {unreadable(exc)}") from exc
     if isinstance(atoms, list):
         atoms = atoms[0]
     check_ordered(atoms, f"custom adsorbate file {path}")

@@ -24,7 +24,7 @@ from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from catscreen.errors import CatscreenError, did_you_mean, first_line
+from catscreen.errors import CatscreenError, did_you_mean, unreadable
 from catscreen.paths import data_path
 
 # Fractional positions of the alloy prototypes, per element slot (A, B); see data/bulks.yaml.
@@ -153,9 +153,7 @@ def file_bulks(path: Path) -> list[Bulk]:
     try:
         frames = read(path, index=":")
     except Exception as exc:  # ASE raises many types for unreadable files
-        why = first_line(exc)
-        if isinstance(exc, KeyError):  # ASE's symbol lookup: KeyError('Qq')
-            why = f"unknown element symbol {exc.args[0]!r}?"
+        why = unreadable(exc)
         raise CatscreenError(f"cannot read bulk file {path}: {why}") from exc
     if not isinstance(frames, list):
         frames = [frames]

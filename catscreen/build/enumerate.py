@@ -29,9 +29,11 @@ from catscreen.build.placements import (
 from catscreen.build.sites import Site, find_sites
 from catscreen.build.slabs import (
     DEFAULT_VACUUM,
+    MIN_VACUUM,
     Bravais,
     Miller,
     SlabTermination,
+    check_distinct_facets,
     distinct_millers,
     facet_for,
     make_slabs,
@@ -81,7 +83,9 @@ class EnumerateSettings(BaseModel):
     )
     max_index: int = Field(1, ge=1, description="all distinct facets up to this index")
     min_slab_size: float = Field(7.0, gt=0, description="minimum slab thickness (A)")
-    vacuum: float = Field(DEFAULT_VACUUM, gt=0, description="vacuum thickness (A)")
+    vacuum: float = Field(
+        DEFAULT_VACUUM, ge=MIN_VACUUM, description=f"vacuum thickness (A), >= {MIN_VACUUM:g}"
+    )
     min_ab: float = Field(8.0, gt=0, description="minimum in-plane cell lengths (A)")
     adsorbates: list[str] = Field(default_factory=list, description="library adsorbate names")
     custom_adsorbates: list[str] = Field(default_factory=list, description="FILE:I[,J] specs")
@@ -235,6 +239,7 @@ def enumerate_slabs(settings: EnumerateSettings) -> list[SlabTermination]:
                     f"bulk {bulk.name} is not hexagonal, so none of the Miller-Bravais facets "
                     "given applies to it: give it a 3-index --miller"
                 )
+            check_distinct_facets(bulk, millers)
         else:
             millers = distinct_millers(bulk, settings.max_index)
         for miller in millers:

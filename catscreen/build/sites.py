@@ -28,6 +28,7 @@ NEAR_TOL = 0.10  # relative tolerance for "equally near" surface atoms
 LAYER_TOL = 0.3  # A; atoms closer in height than this form one layer
 BENEATH_TOL = 0.25  # in units of d_nn: an atom "directly beneath" a hollow
 PROBE_HEIGHT = 2.0  # A above the top atom, where site positions are compared for symmetry
+SAME_SITE = 0.15  # A: symmetry images of a site this close are the same site (symprec 0.1 A)
 
 
 @dataclass(frozen=True)
@@ -121,24 +122,41 @@ def all_sites(atoms: Atoms, d_nn: float) -> list[Site]:
 
 
 def unique_sites(atoms: Atoms, sites: list[Site]) -> list[Site]:
-    """Merge symmetry-equivalent sites, keeping the first of each class."""
+    """Merge symmetry-equivalent sites, keeping the first of each class.
+
+    Only operations that keep the top side up count (a flip maps the probe above the top onto
+    one below the bottom, which thin vacuum brings back to the top through the periodic cell),
+    and images match within SAME_SITE in Angstrom: a tolerance in fractions of the cell grew
+    with it and merged distinct hollows 0.24 A apart in a 13 A cell."""
     structure = AseAtomsAdaptor.get_structure(atoms)
-    ops = SpacegroupAnalyzer(structure, symprec=0.1).get_symmetry_operations(cartesian=False)
+    ops = [
+        op
+        for op in SpacegroupAnalyzer(structure, symprec=0.1).get_symmetry_operations(cartesian=True)
+        if np.allclose(op.rotation_matrix[2], [0.0, 0.0, 1.0])  # Cartesian: z stays z
+    ]
     top = atoms.positions[:, 2].max() + PROBE_HEIGHT
-    lattice = structure.lattice
+    cell = atoms.cell.array
+    inv = np.linalg.inv(cell)
     kept: list[Site] = []
-    kept_frac: list[np.ndarray] = []
+    kept_images: list[np.ndarray] = []  # fractional images of each kept site under the ops
     for site in sites:
-        frac = lattice.get_fractional_coords([site.position[0], site.position[1], top])
-        images = [op.operate(frac) for op in ops]
+        position = np.array([site.position[0], site.position[1], top])
+        frac = position @ inv
         if any(
-            kept[k].kind == site.kind and in_coord_list_pbc(images, kept_frac[k], atol=0.02)
+            kept[k].kind == site.kind and _matches(kept_images[k], frac, cell)
             for k in range(len(kept))
         ):
             continue
         kept.append(site)
-        kept_frac.append(frac)
+        kept_images.append(np.array([op.operate(position) for op in ops]) @ inv)
     return kept
+
+
+def _matches(images: np.ndarray, frac: np.ndarray, cell: np.ndarray) -> bool:
+    """Is `frac` one of `images` (fractional), modulo the cell, within SAME_SITE?"""
+    diff = images - frac
+    diff -= np.round(diff)
+    return bool((np.linalg.norm(diff @ cell, axis=1) < SAME_SITE).any())
 
 
 def find_sites(atoms: Atoms, d_nn: float, unique: bool = True) -> list[Site]:

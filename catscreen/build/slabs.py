@@ -26,13 +26,20 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 from ase.geometry.minkowski_reduction import minkowski_reduce
-from pymatgen.core.surface import SlabGenerator, get_symmetrically_distinct_miller_indices
+from pymatgen.core.surface import (
+    SlabGenerator,
+    get_symmetrically_distinct_miller_indices,
+    get_symmetrically_equivalent_miller_indices,
+)
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from catscreen.build.bulks import Bulk
 from catscreen.errors import CatscreenError, first_line
 
 DEFAULT_VACUUM = 20.0  # A, EnumerateSettings.vacuum
+# A: below it a slab meets its periodic image across the gap (0.5 A fused Pt(111) with its
+# image, Pt-Pt 1.68 A) and an adsorbate 2-3 A tall sits within the 5 A cutoff of the image
+MIN_VACUUM = 8.0
 EXPOSED_RADIUS = 0.85  # cylinder radius for the exposure test, in units of d_nn
 EXPOSED_DZ = 0.3  # A; an atom must be this much higher to cover another
 ABOVE_RADIUS = 0.3  # in units of d_nn: a covering atom this near in-plane sits right above
@@ -121,6 +128,28 @@ def facet_for(bulk: Bulk, facet: Miller | Bravais) -> Miller | None:
     if not bulk.structure.lattice.is_hexagonal():
         return None
     return (facet[0], facet[1], facet[3])
+
+
+def check_distinct_facets(bulk: Bulk, millers: list[Miller]) -> None:
+    """Two requested facets that are one surface of this bulk (1,1,1 and -1,1,1 or 2,2,2 on
+    fcc) would cut identical slabs under two slab ids: every placement relaxed twice and the
+    facet ranked twice."""
+    seen: dict[Miller, Miller] = {}  # a symmetry-equivalent, reduced index -> the facet given
+    for miller in millers:
+        divisor = math.gcd(*miller)
+        reduced = tuple(i // divisor for i in miller)
+        if reduced in seen and seen[reduced] == miller:
+            raise CatscreenError(f"{bulk.name}: facet {miller_text(miller)} given twice")
+        if reduced in seen:
+            raise CatscreenError(
+                f"{bulk.name}: facets {miller_text(seen[reduced])} and {miller_text(miller)} are "
+                "the same surface (symmetry-equivalent); give one of them"
+            )
+        equivalent = get_symmetrically_equivalent_miller_indices(
+            bulk.structure, reduced, return_hkil=False
+        )
+        seen.update({tuple(int(i) for i in m): miller for m in equivalent})
+        seen[reduced] = miller
 
 
 def distinct_millers(bulk: Bulk, max_index: int) -> list[Miller]:

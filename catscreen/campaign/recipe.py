@@ -27,7 +27,7 @@ from pydantic import (
 from catscreen.analysis.candidates import Candidate as AnalysisCandidate
 from catscreen.build.bulks import FRAME_INDEX
 from catscreen.build.placements import NUDGE
-from catscreen.build.slabs import Miller
+from catscreen.build.slabs import MIN_VACUUM, Miller
 from catscreen.build.slabs import parse_miller as parse_miller_text
 from catscreen.errors import CatscreenError, did_you_mean
 from catscreen.paths import recipes_dir
@@ -115,7 +115,7 @@ class SlabSettings(_Strict):
     subsurface (tag 0, fixed)."""
 
     min_slab_size: float = Field(default=7.0, gt=0, description="slab thickness (A)")
-    vacuum: float = Field(default=12.0, gt=0, description="vacuum thickness (A)")
+    vacuum: float = Field(default=12.0, ge=MIN_VACUUM, description="vacuum thickness (A)")
     min_ab: float = Field(default=6.0, gt=0, description="minimum in-plane cell length (A)")
     max_terminations: int = Field(default=1, ge=1, description="terminations kept per facet")
 

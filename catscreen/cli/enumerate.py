@@ -128,8 +128,12 @@ def enumerate_command(
         help="Move every placement this far (A) off its symmetric site, in a seeded random "
         "direction with a small tilt, so relaxations do not stop on a saddle; 0: exactly on it.",
     ),
-    min_slab_size: float = typer.Option(7.0, help="Minimum slab thickness (A)."),
-    vacuum: float = typer.Option(20.0, help="Vacuum thickness (A)."),
+    min_slab_size: float = typer.Option(
+        7.0,
+        help="Minimum slab thickness (A) as pymatgen and Open Catalyst count it: atomic layers "
+        "x interlayer spacing (2 layers of Ba(110), 3.55 A apart, make 7.1 A).",
+    ),
+    vacuum: float = typer.Option(20.0, help="Vacuum thickness (A), at least 8."),
     min_ab: float = typer.Option(
         8.0, "--min-ab", help="Repeat the surface cell until both in-plane lengths reach this (A)."
     ),

@@ -23,7 +23,7 @@ from typing import IO, Any
 from ase import Atoms
 from ase.io import read, write
 
-from catscreen.errors import CatscreenError, first_line
+from catscreen.errors import CatscreenError, first_line, unreadable
 from catscreen.io import atomic_path
 
 EXTXYZ_SUFFIXES = (".extxyz", ".xyz", ".extxyz.gz", ".xyz.gz", ".extxyz.xz", ".xyz.xz")
@@ -163,9 +163,7 @@ def read_extxyz(path: Path) -> list[Atoms]:
             text = io.StringIO(fh.read())
         return list(read(text, index=":", format="extxyz"))
     except Exception as exc:  # ASE raises many types for damaged text
-        why = first_line(exc)
-        if isinstance(exc, KeyError):  # ASE's symbol lookup: KeyError('Xx')
-            why = f"unknown element symbol {exc.args[0]!r}?"
+        why = unreadable(exc)
         raise CatscreenError(f"cannot read {path} as extxyz: {why}") from exc
 
 
