@@ -204,3 +204,22 @@ def test_ase_layer_tags_are_refused_not_read_as_frozen_adsorbates(tmp_path):
     (tmp_path / "empty.extxyz").write_text("")
     res = CliRunner().invoke(app, relax_cmd(tmp_path / "empty.extxyz", tmp_path / "e.parquet")[1:])
     assert res.exit_code == 2 and "empty.extxyz holds no configurations" in res.stderr
+
+
+def test_a_row_is_reused_only_for_the_structure_it_was_relaxed_from(tmp_path):
+    """Two slabs of one facet and atom count but other cells share an id; the second reused the
+    first's energy (a campaign's edited slab settings ranked every O placement +1.7 eV)."""
+    configs, out = tmp_path / "configs.extxyz", tmp_path / "results.parquet"
+    write_configs(configs, 2)
+    first = CliRunner().invoke(app, relax_cmd(configs, out)[1:])
+    assert first.exit_code == 0, first.output
+    from ase.io import read
+
+    frames = read(configs, index=":")
+    frames[1].positions[-1, 2] += 0.3  # same config_id, another start
+    write(configs, frames, format="extxyz")
+    again = CliRunner().invoke(app, relax_cmd(configs, out)[1:])
+    assert again.exit_code == 0, again.output
+    assert "1 relaxed now, 5 already done" in " ".join(again.stdout.split())
+    rows = pd.read_parquet(out)
+    assert len(rows) == 6 and rows.config_id.is_unique

@@ -432,3 +432,12 @@ def test_a_checkpoint_that_cannot_be_written_whole_keeps_the_previous_one(tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
     net, _ = load_checkpoint(tmp_path / "model.pt")  # the small one, whole
     assert net.config.n_scalars == 4
+
+
+def test_a_missing_checkpoint_given_as_a_path_object_is_one_clear_error(tmp_path):
+    """`"/" in name` raised TypeError for a Path without a suffix."""
+    from catscreen.errors import CatscreenError
+    from catscreen.model.api import load_model
+
+    with pytest.raises(CatscreenError, match="checkpoint not found"):
+        load_model(tmp_path / "runs" / "best")

@@ -175,7 +175,7 @@ def check_model_name(name: str, looked_in: str = "") -> None:
     if name in BUILTIN_MODELS:
         return
     path = Path(name)
-    if not path.exists() and (path.suffix or "/" in name):  # meant as a file
+    if not path.exists() and (path.suffix or "/" in str(name)):  # meant as a file
         where = f" (looked in {looked_in})" if looked_in else ""
         raise CatscreenError(f"checkpoint not found: {name}{where}")
     if not path.exists():

@@ -159,7 +159,15 @@ def _plan(
     _check_convergence_settings(out, settings)
     table = ResultTable(out, {"configs": str(configs), "settings": asdict(settings)})
     done = table.finished(settings.retry_failed)
-    return table, [it for it in items if _key(it, info) not in done]
+    # a row is reused only for the structure it was relaxed from: a slab id covers its
+    # facet and atom count, not its in-plane cell, so an edited recipe could reuse another
+    # slab's energy under the same id (E_ads +1.7 eV on every O of Pt(110))
+    return table, [
+        it
+        for it in items
+        if (key := _key(it, info)) not in done
+        or table.rows[key].get("initial_structure") != it["structure"]
+    ]
 
 
 def _molecules(references: str | None) -> list[str]:
