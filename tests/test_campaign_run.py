@@ -403,6 +403,13 @@ def test_a_missing_baseline_fails_before_any_work(tmp_path: Path) -> None:
     result = _run(recipe, tmp_path / "run", "--ci", "--baseline", str(tmp_path / "typo.json"))
     assert result.exit_code == 2 and "baseline not found" in result.output
     assert not (tmp_path / "run" / "enumerate").exists()
+    other = tmp_path / "other.json"  # a baseline of another recipe passed any run before
+    shipped = Path(__file__).parents[1] / "recipes" / "baselines" / "quickstart.json"
+    other.write_text(shipped.read_text())
+    result = _run(recipe, tmp_path / "run", "--ci", "--baseline", str(other))
+    assert result.exit_code == 2, result.output
+    assert "is for recipe 'quickstart', not 'tiny'" in " ".join(result.output.split())
+    assert not (tmp_path / "run" / "enumerate").exists()
 
 
 def test_yaml_off_and_no_stay_words(tmp_path: Path) -> None:

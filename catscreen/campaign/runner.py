@@ -267,6 +267,10 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     model_ref = relax_settings.model_ref()
     check_model_name(model_ref, f"{folder} and the working directory")  # before enumerate
     baseline = read_baseline(options.baseline) if options.baseline else None  # before any work
+    if baseline is not None and baseline.recipe != recipe.name:  # else any top-N could pass
+        raise CatscreenError(
+            f"baseline {options.baseline} is for recipe {baseline.recipe!r}, not {recipe.name!r}"
+        )
     info = cached_model(model_ref).info
     if recipe.model.fidelity is not None:  # before enumerate, not after it
         info.check_context("off", recipe.model.fidelity)
