@@ -129,6 +129,7 @@ def test_tampered_checkpoint_is_detected(saved, tmp_path):
         lambda p: p["metadata"].pop("default_fidelity"),
         lambda p: p.update(config=None),  # fields of the wrong type, not missing ones
         lambda p: p.update(metadata=["name"]),
+        lambda p: p["config"].update(cutoff="5.0"),  # a bare TypeError, 59 lines of traceback
     ],
 )
 def test_damaged_checkpoint_is_one_line_error(saved, tmp_path, damage):

@@ -34,3 +34,23 @@ def test_chgnet_adapter_matches_its_calculator():
     assert preds[1].stress is None and preds[1].forces.shape == (3, 3)
     with pytest.raises(CatscreenError, match="fidelity"):
         model.predict([ni], ["on"], ["chgnet-r2scan"])
+
+
+def test_chgnet_stress_of_a_slab_is_of_its_own_cell():
+    """Non-periodic directions are boxed for CHGNet, whose stress is per boxed volume: a slab
+    with vacuum wider than the cutoff must get the stress of the same cell made periodic
+    (it was 0.86x), and a slab without a c vector none; EMT gives a molecule none too."""
+    from ase.build import fcc111
+
+    model = load_model("chgnet")
+    slab = fcc111("Cu", (2, 2, 3), vacuum=4.0)
+    open_z = slab.copy()
+    open_z.pbc = (True, True, False)
+    flat = open_z.copy()
+    flat.cell[2] = 0.0
+    preds = model.predict([slab, open_z, flat], ["off"] * 3, ["chgnet-pbe"] * 3, stress=True)
+    np.testing.assert_allclose(preds[1].stress, preds[0].stress, atol=2e-5)
+    assert preds[2].stress is None
+    emt = load_model("emt")
+    co = emt.predict([molecule("CO"), slab], ["off"] * 2, ["emt"] * 2, stress=True)
+    assert co[0].stress is None and co[1].stress.shape == (6,)

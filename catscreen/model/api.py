@@ -17,7 +17,7 @@ import yaml
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, described
 from catscreen.paths import data_path
 
 Spin = Literal["off", "on"]
@@ -135,10 +135,12 @@ class AseCalculatorModel:
             try:
                 energy = float(a.get_potential_energy())
                 forces = np.asarray(a.get_forces(apply_constraint=False), dtype=float)
-                s = np.asarray(a.get_stress(), dtype=float) if stress else None
+                # a molecule has no stress (the Model contract: None), and EMT raises for it
+                periodic = a.pbc.any() and a.cell.rank == 3 and a.cell.volume > 1e-9
+                s = np.asarray(a.get_stress(), dtype=float) if stress and periodic else None
             except Exception as exc:
                 raise CatscreenError(
-                    f"{self.info.name} failed on {a.get_chemical_formula()}: {exc}"
+                    f"{self.info.name} failed on {a.get_chemical_formula()}: {described(exc)}"
                 ) from exc
             out.append(Prediction(energy=energy, forces=forces, stress=s))
         return out

@@ -126,7 +126,12 @@ def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
     wrong = [k for k, kind in shapes.items() if not isinstance(payload[k], kind)]
     if wrong:
         raise CatscreenError(f"{path} is damaged: its {', '.join(wrong)} has the wrong type")
-    config = ModelConfig.from_dict(payload["config"])
+    try:  # a wrongly typed value (`cutoff: "5.0"`) raised a bare TypeError from the checks
+        config = ModelConfig.from_dict(payload["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CatscreenError(
+            f"{path} is damaged: its config is not readable: {type(exc).__name__}: {exc}"
+        ) from exc
     state = payload["state_dict"]
     try:
         net = CatscreenNet(config, payload["elements"], payload["fidelities"])

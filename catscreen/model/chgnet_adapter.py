@@ -84,10 +84,12 @@ class ChgnetModel:
             raise CatscreenError(f"CHGNet failed: {exc}") from exc
         raw = [raw] if isinstance(raw, dict) else raw
         out = []
-        for atoms, r in zip(structures, raw, strict=True):
+        for atoms, box, r in zip(structures, pmg, raw, strict=True):
             s = None
-            if stress and atoms.pbc.any():
-                full = np.asarray(r["s"], dtype=float).reshape(3, 3) * GPa
+            if stress and atoms.pbc.any() and atoms.cell.rank == 3:
+                # CHGNet divides by the boxed volume; the stress is of the user's cell
+                scale = box.lattice.volume / atoms.cell.volume
+                full = np.asarray(r["s"], dtype=float).reshape(3, 3) * GPa * scale
                 s = np.array([full[i, j] for i, j in VOIGT])
             out.append(
                 Prediction(
