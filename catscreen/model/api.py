@@ -94,6 +94,12 @@ def magnetic_elements() -> frozenset[str]:
         return frozenset(yaml.safe_load(fh)["magnetic"])
 
 
+def has_stress(atoms: Atoms) -> bool:
+    """The Model contract: a stress for structures with a periodic direction and a volume;
+    None for a molecule or a slab written without a c vector."""
+    return bool(atoms.pbc.any()) and atoms.cell.volume > 1e-9
+
+
 def resolve_spin(atoms: Atoms, mode: str) -> str:
     """`auto`: spin on when the structure holds a magnetic element (data/magnetic_elements.yaml)."""
     if mode not in SPIN_MODES:
@@ -135,9 +141,8 @@ class AseCalculatorModel:
             try:
                 energy = float(a.get_potential_energy())
                 forces = np.asarray(a.get_forces(apply_constraint=False), dtype=float)
-                # a molecule has no stress (the Model contract: None), and EMT raises for it
-                periodic = a.pbc.any() and a.cell.rank == 3 and a.cell.volume > 1e-9
-                s = np.asarray(a.get_stress(), dtype=float) if stress and periodic else None
+                # EMT raises for a molecule's stress: the contract says None
+                s = np.asarray(a.get_stress(), dtype=float) if stress and has_stress(a) else None
             except Exception as exc:
                 raise CatscreenError(
                     f"{self.info.name} failed on {a.get_chemical_formula()}: {described(exc)}"

@@ -16,7 +16,7 @@ from ase import Atoms
 from ase.units import GPa
 
 from catscreen.errors import CatscreenError
-from catscreen.model.api import ModelInfo, Prediction
+from catscreen.model.api import ModelInfo, Prediction, has_stress
 
 # name -> (CHGNet weight file, fidelity name)
 CHGNET_MODELS = {
@@ -86,7 +86,7 @@ class ChgnetModel:
         out = []
         for atoms, box, r in zip(structures, pmg, raw, strict=True):
             s = None
-            if stress and atoms.pbc.any() and atoms.cell.rank == 3:
+            if stress and has_stress(atoms):
                 # CHGNet divides by the boxed volume; the stress is of the user's cell
                 scale = box.lattice.volume / atoms.cell.volume
                 full = np.asarray(r["s"], dtype=float).reshape(3, 3) * GPa * scale

@@ -22,7 +22,7 @@ import torch
 from ase import Atoms
 
 from catscreen.errors import CatscreenError
-from catscreen.model.api import ModelInfo, Prediction
+from catscreen.model.api import ModelInfo, Prediction, has_stress
 from catscreen.model.network import CatscreenNet
 
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
@@ -119,7 +119,7 @@ class CatscreenModel:
         preds = []
         for k, atoms in enumerate(structures):
             s = None
-            if stress and atoms.pbc.any() and atoms.cell.volume > 1e-9:
+            if stress and has_stress(atoms):
                 full = res["stress"][k].double().numpy()
                 s = np.array([full[i, j] for i, j in VOIGT])
             preds.append(
