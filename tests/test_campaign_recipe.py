@@ -63,6 +63,13 @@ def test_hydrogen_evolution_states_the_correction() -> None:
         ("adsorbate: H", "adsorbate: N", "r.yaml:11: ranking.descriptors.0.adsorbate:"),
         ('["111"]', '["11"]', "r.yaml:4: facets.miller.0:"),
         ("[Pt, Cu]", "[Pt, Pt]", "r.yaml:2: candidates.1: duplicate candidate Pt"),
+        (  # names are checked against the libraries, with the line, before any work
+            "[Pt, Cu]",
+            "[Pt,\n  Cuu]",
+            "r.yaml:3: candidates.1.name: unknown bulk 'Cuu' (did you mean 'Cu'?)",
+        ),
+        ("[Pt, Cu]", "[Pt, Sn]", "r.yaml:2: candidates.1.name: element Sn has no entry"),
+        ("[O, H]", "[O, H, OHH]", "r.yaml:5: adsorbates.2: unknown adsorbate 'OHH'"),
         ("name: t\n", "name: t\nname: u\n", "r.yaml:2: invalid YAML: duplicate key 'name'"),
         ("[Pt, Cu]", "[Pt, Cu", "r.yaml:3: invalid YAML"),
         (
@@ -152,3 +159,19 @@ def test_a_shipped_recipe_is_found_by_its_name(tmp_path, monkeypatch) -> None:
     (tmp_path / "quickstart").write_text("not a recipe: [")  # a file of that name wins
     with pytest.raises(CatscreenError, match="quickstart"):
         load_recipe("quickstart")
+
+
+def test_a_missing_candidate_file_names_its_line(tmp_path) -> None:
+    """Files are relative to the recipe; a missing one (or a folder) is named with its line."""
+    text = GOOD.replace("candidates: [Pt, Cu]", "candidates:\n  - Pt\n  - {name: m, file: m.cif}")
+    (tmp_path / "r.yaml").write_text(text)
+    for make in (lambda: None, lambda: (tmp_path / "m.cif").mkdir()):
+        make()
+        with pytest.raises(CatscreenError) as info:
+            load_recipe(tmp_path / "r.yaml")
+        assert str(info.value) == (
+            f"{tmp_path / 'r.yaml'}:4: candidates.1.file: file not found: {tmp_path / 'm.cif'}"
+        )
+    (tmp_path / "m.cif").rmdir()
+    (tmp_path / "m.cif").write_text("not read here: enumerate reads it")
+    assert load_recipe(tmp_path / "r.yaml").candidates[1].file == tmp_path / "m.cif"

@@ -223,6 +223,31 @@ def test_report_reads_the_recipe_rank_ran_with(campaign: tuple[Path, Path], tmp_
     assert "the rank stage failed (no adsorbate configurations left)" in result.output
 
 
+def test_a_kill_right_after_rank_leaves_the_recipe_it_ranked_with(
+    campaign: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run stops (as if killed) the moment the rank stage is recorded done: report and
+    baseline must then read the recipe that ranking came from, not the previous one."""
+    from catscreen.campaign import runner as campaign_runner
+
+    recipe, finished = campaign
+    out = tmp_path / "copy"
+    shutil.copytree(finished, out)
+    changed = tmp_path / "tiny.yaml"
+    changed.write_text(recipe.read_text().replace("value: -0.9", "value: -0.5"))
+    save = campaign_runner.save_state
+
+    def save_then_stop(root: Path, state) -> None:
+        save(root, state)
+        if state.stages["rank"].status == "done":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(campaign_runner, "save_state", save_then_stop)
+    _run(changed, out)
+    assert json.loads((out / "campaign.json").read_text())["stages"]["rank"]["status"] == "done"
+    assert "value: -0.5" in (out / "rank" / "recipe.yaml").read_text()
+
+
 def test_bad_recipe_names_the_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(RECIPE.replace("relax: {optimizer: fire,", "relax: {optimizer: bfgs,"))

@@ -62,14 +62,22 @@ def adsorbate_library() -> dict[str, Adsorbate]:
     return library
 
 
-def get_adsorbate(name: str) -> Adsorbate:
+def unknown_adsorbate(name: str, alternative: str = "") -> str | None:
+    """Why `name` is no library adsorbate (None if it is); `alternative` names another way."""
     library = adsorbate_library()
-    if name not in library:
-        raise CatscreenError(
-            f"unknown adsorbate {name!r}{did_you_mean(name, library)}; library: {', '.join(library)} "
-            "(or --custom-adsorbate FILE:INDEX)"
-        )
-    return library[name]
+    if name in library:
+        return None
+    return (
+        f"unknown adsorbate {name!r}{did_you_mean(name, library)}; library: {', '.join(library)}"
+        + (f" ({alternative})" if alternative else "")
+    )
+
+
+def get_adsorbate(name: str) -> Adsorbate:
+    why = unknown_adsorbate(name, "or --custom-adsorbate FILE:INDEX")
+    if why is not None:
+        raise CatscreenError(why)
+    return adsorbate_library()[name]
 
 
 def _rotation_to(v: np.ndarray, target: np.ndarray) -> np.ndarray:

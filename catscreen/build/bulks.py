@@ -131,17 +131,23 @@ def check_separated(atoms: Atoms, where: str) -> None:
         )
 
 
-def library_bulk(name: str) -> Bulk:
+def unknown_bulk(name: str, alternative: str) -> str | None:
+    """Why `name` is no library bulk (None if it is); `alternative` says how to give a file."""
     library = bulk_library()
-    if name not in library:
-        if name in chemical_symbols:
-            why = f"element {name} has no entry in the bulk library"
-        else:
-            why = f"unknown bulk {name!r}{did_you_mean(name, library)}: neither a library entry nor a file"
-        raise CatscreenError(
-            f"{why} (library: {', '.join(library)}; or give a CIF/POSCAR/extxyz file)"
-        )
-    entry = library[name]
+    if name in library:
+        return None
+    if name in chemical_symbols:
+        why = f"element {name} has no entry in the bulk library"
+    else:
+        why = f"unknown bulk {name!r}{did_you_mean(name, library)}: not in the library"
+    return f"{why} (library: {', '.join(library)}; {alternative})"
+
+
+def library_bulk(name: str) -> Bulk:
+    why = unknown_bulk(name, "nor a file of that name: give a CIF/POSCAR/extxyz file")
+    if why is not None:
+        raise CatscreenError(why)
+    entry = bulk_library()[name]
     return Bulk(name, standardize(_library_atoms(name, entry)), str(entry["source"]))
 
 

@@ -25,7 +25,8 @@ from pydantic import (
 )
 
 from catscreen.analysis.candidates import Candidate as AnalysisCandidate
-from catscreen.build.bulks import FRAME_INDEX
+from catscreen.build.adsorbates import unknown_adsorbate
+from catscreen.build.bulks import FRAME_INDEX, unknown_bulk
 from catscreen.build.placements import NUDGE
 from catscreen.build.slabs import MIN_VACUUM, Miller
 from catscreen.build.slabs import parse_miller as parse_miller_text
@@ -82,6 +83,10 @@ class Candidate(_Strict):
             raise FieldError(
                 ("name",), f"a file candidate is named after its file: use name: {self.file.stem}"
             )
+        if self.file is None:
+            why = unknown_bulk(self.name, "a structure file is {name: X, file: X.cif}")
+            if why is not None:
+                raise FieldError(("name",), why)
         _unique_millers(self.miller)
         return self
 
@@ -244,6 +249,9 @@ class Recipe(_Strict):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"adsorbate(s) listed twice: {', '.join(twice)}")
+        for i, name in enumerate(names):
+            if (why := unknown_adsorbate(name)) is not None:
+                raise FieldError((i,), why)
         return names
 
     placement: Placement = Placement()
@@ -316,9 +324,9 @@ class Recipe(_Strict):
             else c.model_copy(update={"file": base / c.file})
             for c in self.candidates
         ]
-        for c in cands:
-            if c.file is not None and not c.file.exists():
-                raise CatscreenError(f"candidate {c.name}: file not found: {c.file}")
+        for i, c in enumerate(cands):
+            if c.file is not None and not c.file.is_file():
+                raise FieldError(("candidates", i, "file"), f"file not found: {c.file}")
         return self.model_copy(update={"candidates": cands})
 
 
@@ -400,6 +408,13 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
+def _where(path: Path, root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
+    """`FILE:LINE: field`, the start of every recipe error."""
+    line = _line_of(root, loc)
+    field = ".".join(str(p) for p in loc) or "recipe"
+    return f"{path}:{line}: {field}" if line is not None else f"{path}: {field}"
+
+
 def _format_error(path: Path, root: yaml.Node | None, exc: ValidationError) -> str:
     errors = exc.errors(include_url=False)
     # A typo'd field is both unknown and, under its right name, missing: name the typo first.
@@ -409,9 +424,6 @@ def _format_error(path: Path, root: yaml.Node | None, exc: ValidationError) -> s
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, FieldError):
         loc = loc + cause.loc
-    field = ".".join(str(p) for p in loc) or "recipe"
-    line = _line_of(root, loc)
-    where = f"{path}:{line}" if line is not None else str(path)
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         missing = [
@@ -421,7 +433,7 @@ def _format_error(path: Path, root: yaml.Node | None, exc: ValidationError) -> s
         ]
         msg = "unknown field" + did_you_mean(str(loc[-1]), missing)
     more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-    return f"{where}: {field}: {msg}{more}"
+    return f"{_where(path, root, loc)}: {msg}{more}"
 
 
 def parse_recipe(text: str, path: Path) -> Recipe:
@@ -461,4 +473,10 @@ def find_recipe(path: str | Path) -> Path:
 def load_recipe(path: str | Path) -> Recipe:
     """Read, validate and resolve a recipe file (or a shipped recipe's name)."""
     p = find_recipe(path)
-    return parse_recipe(p.read_text(encoding="utf-8"), p).resolve_files(p.resolve().parent)
+    text = p.read_text(encoding="utf-8")
+    try:
+        return parse_recipe(text, p).resolve_files(p.resolve().parent)
+    except FieldError as exc:  # parse_recipe read the text, so composing it again succeeds
+        raise CatscreenError(
+            f"{_where(p, yaml.compose(text, _LineLoader), exc.loc)}: {exc}"
+        ) from None

@@ -330,6 +330,13 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         log(f"relax: {retry} configuration(s) without a final row (a failed batch); rerunning")
     stage("relax", relax, retry=bool(retry))
 
+    def keep_ranked_recipe() -> None:
+        """What report and baseline read beside the ranking: written before rank is recorded
+        done (a kill in between left the old copy) and after a skipped rank, since a name or
+        description changes no hash and the copy follows the latest run."""
+        with atomic_path(root / RANK_DIR / RECIPE_COPY) as tmp:
+            tmp.write_bytes((root / RECIPE_COPY).read_bytes())
+
     def rank() -> tuple[list[Path], dict[str, int]]:
         results = read_results(root / RESULTS)
         current = set(read_parquet(configs).config_id) | set(
@@ -344,13 +351,11 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
                 output.flagged, engine, root / RANK_DIR / "dft" / engine, DftSettings()
             )
             counts[f"{engine}_inputs"] = len(folders)
+        keep_ranked_recipe()
         return paths, counts
 
     stage("rank", rank)
-    # done (now or before) under this recipe's rank hash: what report and baseline read; a
-    # name or description changes no hash, so the copy follows the latest run
-    with atomic_path(root / RANK_DIR / RECIPE_COPY) as tmp:
-        tmp.write_bytes((root / RECIPE_COPY).read_bytes())
+    keep_ranked_recipe()
 
     board = load_leaderboard(root, recipe)
     warnings = board_warnings(board, recipe)
