@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from test_analysis_helpers import emt_results, hand_results, with_heads
+from test_analysis_helpers import emt_results, gas, hand_results, slab, with_heads
 
 from catscreen.analysis import RankSettings, load_references, rank_results, read_results
 from catscreen.errors import CatscreenError
@@ -219,6 +219,27 @@ def _untagged(text: str) -> str:
     return atoms_to_text(atoms)
 
 
+def _strained(text: str) -> str:
+    atoms = atoms_from_text(text)
+    atoms.set_cell(atoms.cell * [1.02, 1.02, 1.0], scale_atoms=True)
+    return atoms_to_text(atoms)
+
+
+def _not_finite(text: str) -> str:
+    atoms = atoms_from_text(text)
+    atoms.positions[0, 0] = float("nan")
+    return atoms_to_text(atoms)
+
+
+def test_a_gas_row_that_failed_once_and_converged_once_is_used():
+    """A rerun appended a converged row beside the failed one: the converged one counts, as
+    for clean slabs, instead of skipping every placement that needs that molecule."""
+    df = hand()
+    failed = df[(df.kind == "gas") & (df.adsorbate == "H2O")].assign(status="failed")
+    out = rank_results(pd.concat([failed, df], ignore_index=True))
+    assert sorted(out.configs.adsorbate) == ["H", "O"] and out.counts["skipped_failed_gas"] == 0
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -237,6 +258,59 @@ def _untagged(text: str) -> str:
             "results mix several model values",
         ),
         (lambda df: pd.concat([df, df[df.kind == "slab"]]), "duplicate clean slab rows"),
+        (  # a copy would take two top-k places
+            lambda df: pd.concat([df, df[df.adsorbate == "O"]]),
+            "duplicate adslab rows for Pt-111-0-O-fcc",
+        ),
+        # the clean slab subtracted must be the adslab's slab: another one under the same
+        # slab_id shifts E_ads by whole atoms' energies, with no anomaly to show it
+        (
+            lambda df: df.assign(
+                final_structure=df.final_structure.where(
+                    df.kind != "slab", atoms_to_text(slab("Cu"))
+                )
+            ),
+            "adslab Pt-111-0-O-fcc: its slab is Pt12 but clean slab Pt-111-0-clean of the same "
+            "slab_id is Cu12",
+        ),
+        (
+            lambda df: df.assign(
+                final_structure=df.final_structure.where(
+                    df.kind != "slab", atoms_to_text(slab("Pt", size=(3, 3, 3)))
+                )
+            ),
+            "is Pt27; their energies do not cancel",
+        ),
+        (
+            lambda df: df.assign(
+                final_structure=df.final_structure.where(
+                    df.kind != "slab", df.final_structure.map(_strained)
+                )
+            ),
+            "adslab Pt-111-0-O-fcc: its cell differs from clean slab Pt-111-0-clean's",
+        ),
+        (  # gas rows are read up front: DFT inputs are written from them after the tables
+            lambda df: df.assign(
+                final_structure=df.final_structure.where(df.adsorbate != "H2O", "junk")
+            ),
+            "cannot read final_structure of gas-H2O as extxyz",
+        ),
+        (
+            lambda df: df.assign(
+                final_structure=df.final_structure.where(
+                    df.adsorbate != "H2", atoms_to_text(gas("H2O"))
+                )
+            ),
+            "gas row gas-H2 is named H2 but holds H2O",
+        ),
+        (
+            lambda df: df.assign(
+                final_structure=df.final_structure.where(
+                    df.kind != "adslab", df.final_structure.map(_not_finite)
+                )
+            ),
+            "final_structure of Pt-111-0-O-fcc has non-finite positions",
+        ),
         (lambda df: df.drop(columns=["energy_std"]), "lack required column(s): energy_std"),
         (
             lambda df: df.assign(kind=df.kind.replace("gas", "molecule")),
@@ -297,6 +371,18 @@ def test_element_missing_from_scheme(tmp_path):
     (tmp_path / "r.yaml").write_text("elements:\n  O: {H2O: 1.0, H2: -1.0}\n")
     with pytest.raises(CatscreenError, match="no element H needed by adsorbate H"):
         rank_results(hand(), RankSettings(references=load_references(tmp_path / "r.yaml")))
+
+
+def test_an_element_given_twice_in_a_references_csv_is_refused(tmp_path):
+    """The last row won silently."""
+    (tmp_path / "p.csv").write_text("element,mu\nO,-7.0\nH,-3.4\nO,-5.0\n")
+    with pytest.raises(CatscreenError, match="p.csv: O is given twice"):
+        load_references(tmp_path / "p.csv")
+    (tmp_path / "s.csv").write_text(
+        "element,molecule,coefficient\nO,H2O,1\nO,H2,-1\nH,H2,0.5\nO,H2,-1\n"
+    )
+    with pytest.raises(CatscreenError, match="s.csv: O H2 is given twice"):
+        load_references(tmp_path / "s.csv")
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,9 @@ from catscreen.analysis import (
     RankSettings,
     Target,
     parse_target,
+    parse_targets,
     rank_results,
+    uncertainty_note,
     write_rank_outputs,
 )
 from catscreen.analysis.candidates import Candidate, find_candidate, parse_candidate
@@ -86,6 +88,39 @@ def test_targets_parse():
     for bad in ("N", "N=abc", "N=-0.5:", "N=-0.5:0", "=1:0.1"):
         with pytest.raises(CatscreenError, match="target"):
             parse_target(bad, 0.2)
+
+
+def test_an_adsorbate_targeted_twice_is_refused():
+    """--target O=-0.5 --target O=-2 kept only the last."""
+    assert parse_targets(["O=-0.5", "H=0.1:0.3"], 0.2) == {
+        "O": Target(-0.5, 0.2),
+        "H": Target(0.1, 0.3),
+    }
+    with pytest.raises(CatscreenError, match="--target O is given twice"):
+        parse_targets(["O=-0.5", "O=-2"], 0.2)
+
+
+def test_tied_placements_give_one_minimum_whatever_the_row_order():
+    """Results arrive in batch-completion order: a tie went to whichever row came first, and
+    the systems table and the per-placement ranks could name different minima."""
+    tie = [("Pt", "O", "ontop", SLABS["Pt"] - 7.4 + E_O["Pt"], 0.0)]  # ties Pt fcc exactly
+    df = table(extra=tie)
+    df = df[(df.kind != "adslab") | (df.bulk == "Pt")]
+    picks = set()
+    for rows in (df, df.iloc[::-1], df.sample(frac=1.0, random_state=3)):
+        out = rank_results(rows.reset_index(drop=True), RankSettings(top_k=1))
+        (best,) = out.systems[out.systems.adsorbate == "O"].best_config_id
+        (minimum,) = out.configs.config_id[out.configs.is_minimum & (out.configs.adsorbate == "O")]
+        assert best == minimum
+        picks.add(best)
+    assert len(picks) == 1
+
+
+def test_a_model_without_an_ensemble_is_named_as_giving_no_uncertainty():
+    """std 0 everywhere is unknown, not certain: the uncertainty and flip flags cannot fire."""
+    note = uncertainty_note(rank_results(table()))
+    assert note is not None and "model emt gives no uncertainty" in note
+    assert uncertainty_note(rank_results(table(std=0.05))) is None
 
 
 def test_minima_sites_and_spread():
@@ -247,6 +282,9 @@ def test_a_system_is_one_adsorbate_on_one_slab():
     )
     with pytest.raises(CatscreenError, match=r"Pt\(111\) \+ (H|O) appears on 2 slabs"):
         rank_results(pd.concat([df, bigger], ignore_index=True))
+    split = df.assign(system_id=df.system_id.mask(pt & (df.site_type == "hcp"), "Pt-O-second"))
+    with pytest.raises(CatscreenError, match=r"Pt\(111\) \+ O appears under several system ids"):
+        rank_results(split)
 
 
 def test_relative_descriptor_std_is_the_spread_over_heads():

@@ -5,9 +5,10 @@ from catscreen.analysis.rank import (
     RankSettings,
     rank_results,
     read_results,
+    uncertainty_note,
     write_rank_outputs,
 )
-from catscreen.analysis.ranking import Target, parse_target
+from catscreen.analysis.ranking import Target, parse_target, parse_targets
 from catscreen.analysis.references import References, load_references
 
 __all__ = [
@@ -17,7 +18,9 @@ __all__ = [
     "Target",
     "load_references",
     "parse_target",
+    "parse_targets",
     "rank_results",
     "read_results",
+    "uncertainty_note",
     "write_rank_outputs",
 ]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from ase import Atoms
+from ase.formula import Formula
 
 from catscreen.analysis.anomalies import SlabReference, detect_anomalies, overlapping
 from catscreen.analysis.candidates import candidate_of
@@ -124,11 +125,52 @@ def _structure(text: object, column: str, config_id: object) -> Atoms:
     if not isinstance(text, str) or not text.strip():
         raise CatscreenError(f"{column} of {config_id} is missing")
     try:
-        return atoms_from_text(text)
+        atoms = atoms_from_text(text)
     except Exception as exc:  # ASE and io raise many types for text that is not extxyz
         raise CatscreenError(
             f"cannot read {column} of {config_id} as extxyz: {first_line(exc)}"
         ) from exc
+    if not np.isfinite(atoms.positions).all():  # else a traceback from the bond search
+        raise CatscreenError(f"{column} of {config_id} has non-finite positions")
+    return atoms
+
+
+def _formula(symbols: list[str]) -> str:
+    return Formula.from_list(symbols).format("hill")
+
+
+def _check_gases(gases: dict[tuple[str, tuple[str, ...]], _Row]) -> None:
+    """A gas row holds the molecule it is named for (a reference subtracts its energy) and a
+    readable structure (DFT inputs are written from it, after the rank tables)."""
+    for (molecule, _), gas in gases.items():
+        atoms = _structure(gas.structure, "final_structure", gas.config_id)
+        try:
+            expected = Formula(molecule).count()
+        except ValueError:  # a name no scheme can use (schemes name formulas)
+            continue
+        if Formula(atoms.get_chemical_formula()).count() != expected:
+            raise CatscreenError(
+                f"gas row {gas.config_id} is named {molecule} but holds "
+                f"{atoms.get_chemical_formula()}"
+            )
+
+
+def _check_same_slab(initial: Atoms, clean: Atoms, config_id: object, slab: _Row) -> None:
+    """The adslab's slab atoms and cell are those of the clean slab it is subtracted from:
+    another slab under the same slab_id (another cell, another tool's ids) shifts E_ads by
+    whole atoms' energies without any anomaly to show for it."""
+    mine = _formula([s for s, t in zip(initial.symbols, initial.get_tags(), strict=True) if t != 2])
+    theirs = _formula(list(clean.symbols))
+    if mine != theirs:
+        raise CatscreenError(
+            f"adslab {config_id}: its slab is {mine} but clean slab {slab.config_id} of the "
+            f"same slab_id is {theirs}; their energies do not cancel"
+        )
+    if not np.allclose(initial.cell.array, clean.cell.array, atol=0.05):
+        raise CatscreenError(
+            f"adslab {config_id}: its cell differs from clean slab {slab.config_id}'s of the "
+            "same slab_id; their energies do not cancel"
+        )
 
 
 def _parse_site(value: object, config_id: object) -> list[int] | None:
@@ -215,6 +257,8 @@ def adsorption_table(
     ok = results[~failed]
     slabs = _index(ok[ok.kind == "slab"], "slab_id", "clean slab")
     gases = _index(ok[ok.kind == "gas"], "adsorbate", "gas reference")
+    _check_gases(gases)
+    _index(ok[ok.kind == "adslab"], "config_id", "adslab")  # a copy would rank twice
     failed_slabs = set(results.loc[failed & (results.kind == "slab"), "slab_id"].astype(str))
     failed_gases = {
         (str(r.adsorbate), _ctx(r)) for _, r in results[failed & (results.kind == "gas")].iterrows()
@@ -264,7 +308,7 @@ def adsorption_table(
             ref_e, ref_std = refs.fixed_energy(comp, what)
         else:
             weights = refs.weights(comp, what)
-            if any((m, ctx) in failed_gases for m in weights):
+            if any((m, ctx) in failed_gases and (m, ctx) not in gases for m in weights):
                 skipped_gas += 1
                 continue
             ref_e, ref_var = 0.0, 0.0
@@ -291,6 +335,7 @@ def adsorption_table(
             slab_overlaps[slab.config_id] = overlapping(
                 clean, bonds=reference.bonds, tolerance=reference.tolerance
             )
+        _check_same_slab(initial, references[slab.config_id].atoms, row.config_id, slab)
         try:
             report = detect_anomalies(
                 initial,

@@ -21,8 +21,10 @@ from catscreen.analysis.energies import head_std, head_values
 
 
 def rank_within_systems(configs: pd.DataFrame) -> pd.Series:
-    """1 = lowest E_ads among the valid placements of its system; 0 for invalid ones."""
-    ranks = configs[configs.valid].groupby("system_id").e_ads.rank(method="first")
+    """1 = lowest E_ads among the valid placements of its system; 0 for invalid ones. Ties
+    go by config_id, as the system minimum does, whatever order the rows came in."""
+    valid = configs[configs.valid].sort_values(["e_ads", "config_id"], kind="mergesort")
+    ranks = valid.groupby(["system_id", "spin"]).cumcount() + 1
     return ranks.reindex(configs.index).fillna(0).astype(int)
 
 

@@ -141,6 +141,18 @@ def rank_results(results: pd.DataFrame, settings: RankSettings | None = None) ->
     )
 
 
+def uncertainty_note(output: RankOutput) -> str | None:
+    """A model without an ensemble (CHGNet, EMT) gives every E_ads a std of 0: not "certain"
+    but unknown, so the uncertainty and rank-flip flags cannot fire; say so once."""
+    if len(output.configs) and (output.configs.e_ads_std == 0).all():
+        model = output.configs.model.iloc[0]
+        return (
+            f"model {model} gives no uncertainty (no ensemble): every E_ads std is 0, so only "
+            "the top-k flags DFT checks, not the uncertainty or rank-flip rules"
+        )
+    return None
+
+
 def write_rank_outputs(output: RankOutput, out_dir: str | Path) -> dict[str, Path]:
     """ranked.parquet, systems.parquet, adsorption.parquet, flagged.parquet (atomic)."""
     out = Path(out_dir)

@@ -54,6 +54,17 @@ def parse_target(text: str, default_tolerance: float) -> tuple[str, Target]:
     return match.group(1), Target(value, tol)  # type: ignore[union-attr]
 
 
+def parse_targets(texts: list[str], default_tolerance: float) -> dict[str, Target]:
+    """Every `--target`; one adsorbate given twice is refused (the last would win silently)."""
+    targets: dict[str, Target] = {}
+    for text in texts:
+        name, target = parse_target(text, default_tolerance)
+        if name in targets:
+            raise CatscreenError(f"--target {name} is given twice")
+        targets[name] = target
+    return targets
+
+
 def system_table(configs: pd.DataFrame) -> pd.DataFrame:
     """Per system: lowest valid placement, its site, the spread across valid placements."""
     # a system is one adsorbate on one slab: results whose ids say otherwise (another tool's)
@@ -71,7 +82,7 @@ def system_table(configs: pd.DataFrame) -> pd.DataFrame:
     # one row per spin context: --spin auto gives each system one, and a table holding two
     # (spin on and off runs of the same configurations) must not mix them in one minimum
     for (sid, _), group in configs.groupby(["system_id", "spin"], sort=True):
-        valid = group[group.valid].sort_values("e_ads")
+        valid = group[group.valid].sort_values(["e_ads", "config_id"], kind="mergesort")
         first = group.iloc[0]
         best = valid.iloc[0] if len(valid) else None
         rows.append(
@@ -112,6 +123,11 @@ def descriptor_table(systems: pd.DataFrame) -> pd.DataFrame:
             raise CatscreenError(
                 f"{first.candidate} + {first.adsorbate} appears on {same.slab_id.nunique()} "
                 f"slabs ({', '.join(sorted(same.slab_id))}); rank each slab's results separately"
+            )
+        if same.spin.nunique() == 1:
+            raise CatscreenError(
+                f"{first.candidate} + {first.adsorbate} appears under several system ids "
+                f"({', '.join(sorted(same.system_id))}): one adsorbate on one slab is one system"
             )
         raise CatscreenError(
             f"{first.candidate} + {first.adsorbate} appears in several spin contexts "

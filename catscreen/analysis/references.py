@@ -161,6 +161,12 @@ def _from_mapping(raw: object, source: str) -> References:
 def _from_csv(p: Path) -> References:
     df = pd.read_csv(p)
     cols = set(df.columns)
+    key = ["element", "molecule"] if {"molecule", "coefficient"} <= cols else ["element"]
+    if set(key) <= cols and df.duplicated(key).any():  # else the last row wins silently
+        twice = df[df.duplicated(key)].iloc[0]
+        raise CatscreenError(
+            f"references CSV {p}: {' '.join(str(twice[k]) for k in key)} is given twice"
+        )
     if {"element", "molecule", "coefficient"} <= cols:
         scheme: Scheme = {}
         for row in df.itertuples():

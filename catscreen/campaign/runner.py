@@ -31,7 +31,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from catscreen.analysis import RankSettings, rank_results, read_results, write_rank_outputs
+from catscreen.analysis import (
+    RankSettings,
+    rank_results,
+    read_results,
+    uncertainty_note,
+    write_rank_outputs,
+)
 from catscreen.analysis.anomalies import anomaly_rules
 from catscreen.analysis.candidates import candidate_of, find_candidate
 from catscreen.campaign.baseline import Comparison, compare, read_baseline
@@ -344,6 +350,8 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         )
         output = rank_results(results[results.config_id.isin(current)], _rank_settings(recipe))
         paths = list(write_rank_outputs(output, root / RANK_DIR).values())
+        if (note := uncertainty_note(output)) is not None:
+            log(f"rank: note: {note}")
         counts = {k: output.counts[k] for k in ("adslabs", "anomalous", "candidates", "flagged")}
         shutil.rmtree(root / RANK_DIR / "dft", ignore_errors=True)  # no folder of an old flag
         for engine in recipe.validation.write:

@@ -12,9 +12,10 @@ from rich.table import Table
 from catscreen.analysis import (
     RankSettings,
     load_references,
-    parse_target,
+    parse_targets,
     rank_results,
     read_results,
+    uncertainty_note,
     write_rank_outputs,
 )
 from catscreen.cli.common import cli_errors, console, err_console
@@ -143,7 +144,7 @@ def rank_command(
             )
     settings = RankSettings(
         references=load_references(references),
-        targets=dict(parse_target(t, tolerance) for t in target),
+        targets=parse_targets(target, tolerance),
         reference_candidate=reference,
         default_tolerance=tolerance,
         keep_anomalies=keep_anomalies,
@@ -159,6 +160,8 @@ def rank_command(
             raise CatscreenError(f"{results} has no rows with spin {spin}")
     output = rank_results(rows, settings)
     paths = write_rank_outputs(output, out or results.parent)
+    if (note := uncertainty_note(output)) is not None:
+        err_console.print(f"note: {note}")
     if write_dft is not None:
         folders = write_dft_inputs(output.flagged, write_dft[0], write_dft[1], DftSettings())
         err_console.print(f"wrote {len(folders)} {write_dft[0]} input folder(s) to {write_dft[1]}")
