@@ -344,3 +344,78 @@ def test_round4_puts_its_adsorbates_on_the_sites_its_sids_name():
     held_out = {a.info["sid"] for a in SETS["screening"]()}
     assert {s.rsplit("-2x2x3-", 1)[0] for s in slabs} >= {"gpaw-Fe110", "gpaw-Co0001", "gpaw-Ni111"}
     assert not set(slabs) & held_out
+
+
+def test_bad_dft_input_is_refused_before_any_calculation(tmp_path, monkeypatch):
+    """Each of these failed after the DFT had run (a non-integer fid lost the result), failed
+    with a traceback, or (a negative width) ran an SCF that did not end."""
+
+    def no_dft(*args, **kwargs):
+        raise AssertionError("a calculation started")
+
+    monkeypatch.setattr(dft_labels, "gpaw_single_point", no_dft)
+    good = fcc111("Cu", (1, 1, 2), vacuum=3.0)
+    fid_text = good.copy()
+    fid_text.info["fid"] = "first"
+    no_paw = fcc111("Cu", (1, 1, 2), vacuum=3.0)
+    no_paw.set_chemical_symbols(["Cu", "Am"])
+    inputs = {"good": [good], "fid": [fid_text], "am": [no_paw]}
+    for name, frames in inputs.items():
+        write(tmp_path / f"{name}.extxyz", frames, format="extxyz")
+    (tmp_path / "empty.extxyz").write_text("")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    cases = [
+        ("fid.extxyz", [], "fid 'first' is not a frame index"),
+        ("am.extxyz", [], "GPAW has no PBE PAW dataset for Am"),
+        ("empty.extxyz", [], ""),
+        ("good.extxyz", ["--ecut", "-5"], "--ecut must be a finite number > 0"),
+        ("good.extxyz", ["--kpt-density", "0"], "--kpt-density must be a finite number > 0"),
+        ("good.extxyz", ["--smearing", "-1"], "--smearing must be a finite number >= 0"),
+        ("good.extxyz", ["--work", str(tmp_path / "afile")], "cannot make the parts folder"),
+        ("good.extxyz", ["--out", str(tmp_path / "adir")], "is a folder; give a file"),
+    ]
+    for source, extra, message in cases:
+        args = ["data", "label", str(tmp_path / source), "--dft", "gpaw"]
+        result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "o.extxyz"), *extra])
+        assert result.exit_code == 2, (source, extra, result.output)
+        assert message in " ".join(result.output.split()), result.output
+        assert len(result.output.strip().splitlines()) <= 2, result.output
+
+
+def test_a_run_where_nothing_converged_fails(tmp_path, monkeypatch):
+    def unconverged(atoms, spin, settings, txt):
+        out = atoms.copy()
+        out.info.update(spin=spin, sid=dft_labels.structure_id(atoms), fid=0, converged=False)
+        out.info.update(geometry="g0", kpts="1x1x1", wall_time=0.0)
+        return out
+
+    monkeypatch.setattr(dft_labels, "gpaw_single_point", unconverged)
+    write(tmp_path / "in.extxyz", fcc111("Cu", (1, 1, 2), vacuum=3.0), format="extxyz")
+    args = ["data", "label", str(tmp_path / "in.extxyz"), "--dft", "gpaw"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "o.extxyz")])
+    assert result.exit_code == 2 and "none of the 1 structures converged" in result.output
+
+
+def test_outputs_named_apart_by_a_dotted_suffix_get_parts_of_their_own():
+    from catscreen.cli.data import parts_folder
+
+    assert parts_folder(Path("d/run.ecut200.extxyz.xz")) == Path("d/run.ecut200.parts")
+    assert parts_folder(Path("d/run.ecut250.extxyz")) == Path("d/run.ecut250.parts")
+    assert parts_folder(Path("labels.xyz.gz")) == Path("labels.parts")
+    assert parts_folder(Path("labels")) == Path("labels.parts")
+
+
+def test_new_labels_drop_the_inputs_aqcat_context_flags():
+    """An input read with AQCat25 flags keeps them otherwise, beside the new spin/fidelity:
+    an AQCat-convention reader would take the input's context for the label's."""
+    from ase.build import bulk
+
+    from catscreen.training.teacher import TeacherResult, attach_labels
+
+    atoms = bulk("Ni")
+    atoms.info.update(is_spin_off=True, is_low_fi=True, sid="ni")
+    result = TeacherResult(-5.0, np.zeros((1, 3)), None, np.zeros(1))
+    labelled = attach_labels(atoms, result, "chgnet-pbe", "on")
+    assert "is_spin_off" not in labelled.info and "is_low_fi" not in labelled.info
+    assert labelled.info["spin"] == "on" and labelled.info["sid"] == "ni"

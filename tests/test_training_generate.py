@@ -417,3 +417,62 @@ def test_an_explorer_pass_of_enumerated_bulks_makes_adsorbate_frames_only(tmp_pa
     frames = plan(settings)[0].make(settings, np.random.default_rng(0))
     assert {a.info["kind"] for a in frames} == {"adslab"}
     assert {a.info["stage"][:7] for a in frames} == {"explore"}
+
+
+def test_a_structure_shard_made_again_is_labelled_again(tmp_path: Path) -> None:
+    """The unreadable-shard error says to delete the shard; its remake (here with moved atoms)
+    kept the old labels, whose positions no longer matched."""
+    from ase.build import bulk
+
+    from catscreen.training.generate import label_shard
+
+    structures, labels = tmp_path / "s" / "bulk-Cu.extxyz.gz", tmp_path / "t" / "bulk-Cu.extxyz.gz"
+    first = [bulk("Cu", "fcc", a=3.6)]
+    first[0].info.update(sid="cu", fid=0, spin="off")
+    structures.parent.mkdir()
+    write_extxyz(first, structures)
+    assert label_shard(structures, labels, "chgnet-pbe", 0.0) == 1
+    assert label_shard(structures, labels, "chgnet-pbe", 0.0) == 0  # the same shard: kept
+    moved = [bulk("Cu", "fcc", a=3.7)]
+    moved[0].info.update(sid="cu", fid=0, spin="off")
+    write_extxyz(moved, structures)
+    assert label_shard(structures, labels, "chgnet-pbe", 0.0) == 1
+    (label,) = read_extxyz(labels)
+    assert label.cell[0, 1] == pytest.approx(3.7 / 2)
+    (labels.parent / "bulk-Cu.source.json").unlink()  # labels from before records: kept
+    assert label_shard(structures, labels, "chgnet-pbe", 0.0) == 0
+
+
+def test_exclude_from_takes_a_pass_output_folder_and_refuses_one_without_shards(
+    tmp_path: Path,
+) -> None:
+    """OUT of `data generate` holds its shards in OUT/structures: given OUT, nothing was
+    excluded and the earlier pass was repeated."""
+    from catscreen.training.generate import _drawn_before
+
+    slab = make_slab("Pt", "111", (2, 2, 3), 6.0)
+    a = add_adsorbate_at(slab, "O", "fcc")
+    a.info.update(kind="adslab", adsorbate="O", sid="Pt-111-2x2x3-O")
+    (tmp_path / "out" / "structures").mkdir(parents=True)
+    write_extxyz([a], tmp_path / "out" / "structures" / "slab-Pt-111-2x2x3.extxyz.gz")
+    settings = GenerateSettings(metals=("Pt",), alloys=(), exclude_from=str(tmp_path / "out"))
+    assert _drawn_before(settings, "slab-Pt-111-2x2x3") == {"Pt-111-2x2x3-O"}
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CatscreenError, match="--exclude-from: no folder of shards"):
+        replace(settings, exclude_from=str(tmp_path / "empty"))
+
+
+def test_options_that_would_be_dropped_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from catscreen.cli.main import app
+    from catscreen.training.generate import thread_budget
+
+    args = ["data", "generate", "x", "--metals", "Ni", "--only-large", "--alloys", "Pt:Ni"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--only-large makes no alloy slabs" in result.output
+    with pytest.raises(CatscreenError, match="--avoid names unknown adsorbate"):
+        GenerateSettings(avoid=frozenset({("Cu", (1, 1, 1), "Q")}))
+    monkeypatch.setenv("CATSCREEN_THREADS", "two")
+    with pytest.raises(CatscreenError, match="CATSCREEN_THREADS must be a whole number"):
+        thread_budget()

@@ -38,17 +38,33 @@ def _label_dft(
     except ImportError:
         raise CatscreenError("GPAW is not installed: pip install 'catscreen[dft]'") from None
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if out.is_dir():  # found only when the labels are gathered, after all the DFT
+        raise CatscreenError(f"--out {out} is a folder; give a file (e.g. labels.extxyz.xz)")
+    gpaw_settings = GpawSettings(**settings)
     structures = read_structures(input_path)
-    parts = work or out.with_name(out.name.split(".")[0] + ".parts")
     done = label_structures(
         structures,
         [spin],
-        parts,
-        GpawSettings(**settings),
+        work or parts_folder(out),
+        gpaw_settings,
         log=lambda m: console.print(m, highlight=False, markup=False),
     )
     n = collect(done, out)
     console.print(f"{n} of {len(structures)} structures labelled (converged) -> {out}")
+    if n == 0:
+        raise CatscreenError(
+            f"none of the {len(structures)} structures converged; their GPAW logs are in "
+            f"{work or parts_folder(out)}"
+        )
+
+
+def parts_folder(out: Path) -> Path:
+    """OUT.parts beside OUT: run.ecut200.extxyz.xz -> run.ecut200.parts, so that outputs
+    named apart by a dotted suffix do not share (and refuse) each other's parts."""
+    name = out.name
+    for suffix in (".gz", ".xz", ".extxyz", ".xyz"):
+        name = name.removesuffix(suffix)
+    return out.with_name(name + ".parts")
 
 
 def _label_teacher(teacher: str, input_path: Path, out: Path) -> None:
@@ -173,6 +189,8 @@ def generate_command(
 
     if limit is not None and limit < 0:
         raise CatscreenError(f"--limit must be >= 0, not {limit}")
+    if only_large and alloys and alloys.strip().lower() != "none":  # no alloy cell is made
+        raise CatscreenError("--only-large makes no alloy slabs: leave out --alloys")
     enum_only = {
         "--facets": facets is not None, "--min-slab-size": min_slab_size is not None,
         "--min-ab": min_ab is not None, "--max-index": max_index != 1, "--min-index": min_index != 1,

@@ -48,6 +48,13 @@ class ContextDefaults:
     require_sid: bool = False
 
 
+def drop_stated_context(info: dict[str, Any]) -> None:
+    """New labels state their own spin and fidelity: an input's AQCat25 flags would tell an
+    AQCat-convention reader the input's context instead."""
+    for key in (ContextDefaults.spin_off_key, ContextDefaults.low_fi_key):
+        info.pop(key, None)
+
+
 def _as_bool(value: Any, key: str, where: str) -> bool:
     text = str(value).strip().lower()
     if text in _TRUE:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
+import numbers
 import os
 import re
 import time
@@ -41,9 +43,9 @@ from ase.io import read, write
 from ase.neighborlist import natural_cutoffs, neighbor_list
 
 from catscreen.dft.settings import gas_moments
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path
-from catscreen.training.datasets import write_extxyz
+from catscreen.training.datasets import drop_stated_context, write_extxyz
 
 SPINS: tuple[str, ...] = ("off", "on")
 # Initial moments for spin-on runs (muB); anything else starts at 0 and may still polarise
@@ -62,6 +64,22 @@ class GpawSettings:
     kpt_density: float = 2.0  # k-points per reciprocal Angstrom (ASE convention)
     maxiter: int = 300
     energy_tol: float = 5e-4  # SCF energy change per valence electron, eV
+
+    def __post_init__(self) -> None:
+        """GPAW's own errors for these come as tracebacks, or not at all: a negative width
+        made an SCF that did not end."""
+        checks = {  # name: (value, lowest allowed, lowest included)
+            "--ecut": (self.ecut, 0.0, False),
+            "--kpt-density": (self.kpt_density, 0.0, False),
+            "--smearing": (self.smearing, 0.0, True),
+            "energy_tol": (self.energy_tol, 0.0, False),
+        }
+        for name, (value, low, included) in checks.items():
+            if not (math.isfinite(value) and (value >= low if included else value > low)):
+                rule = ">=" if included else ">"
+                raise CatscreenError(f"{name} must be a finite number {rule} {low:g}, not {value}")
+        if self.maxiter < 1:
+            raise CatscreenError(f"maxiter must be >= 1, not {self.maxiter}")
 
     @property
     def fidelity(self) -> str:
@@ -167,6 +185,7 @@ def gpaw_single_point(atoms: Atoms, spin: str, settings: GpawSettings, txt: str 
     except KohnShamConvergenceError:
         converged = False
     out = atoms.copy()
+    drop_stated_context(out.info)
     out.info.update(
         spin=spin,
         fidelity=settings.fidelity,
@@ -217,6 +236,34 @@ def _check_part(part: Path, atoms: Atoms, spin: str, settings: GpawSettings) -> 
         )
 
 
+def check_inputs(structures: Sequence[Atoms], settings: GpawSettings) -> None:
+    """What would fail only after hours of DFT, or after a calculation whose result is then
+    lost: a cell plane waves cannot use, a frame index that is no integer, a missing PAW
+    dataset."""
+    from gpaw.setup_data import search_for_file
+
+    if not structures:
+        raise CatscreenError("no structures to label")
+    for atoms in structures:
+        if atoms.cell.rank < 3:
+            raise CatscreenError(
+                f"{structure_id(atoms)} has no 3D cell; plane waves need one: put the "
+                "molecule in a box (ASE: atoms.center(vacuum=6.0))"
+            )
+        fid = atoms.info.get("fid", 0)
+        if isinstance(fid, bool) or not isinstance(fid, numbers.Integral):
+            raise CatscreenError(
+                f"{structure_id(atoms)}: fid {fid!r} is not a frame index (an integer)"
+            )
+    for symbol in sorted({s for a in structures for s in a.get_chemical_symbols()}):
+        try:
+            search_for_file(f"{symbol}.{settings.xc}")
+        except (FileNotFoundError, RuntimeError):
+            raise CatscreenError(
+                f"GPAW has no {settings.xc} PAW dataset for {symbol} (gpaw install-data)"
+            ) from None
+
+
 def label_structures(
     structures: Sequence[Atoms],
     spins: Sequence[str],
@@ -229,13 +276,11 @@ def label_structures(
     A finished part is never redone; a non-converged one is kept (flagged) so a rerun does not
     loop on it; delete its file to retry.
     """
-    for atoms in structures:  # before any calculation: plane waves need a box
-        if atoms.cell.rank < 3:
-            raise CatscreenError(
-                f"{structure_id(atoms)} has no 3D cell; plane waves need one: put the "
-                "molecule in a box (ASE: atoms.center(vacuum=6.0))"
-            )
-    parts.mkdir(parents=True, exist_ok=True)
+    check_inputs(structures, settings)
+    try:
+        parts.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CatscreenError(f"cannot make the parts folder {parts}: {first_line(exc)}") from exc
     names = [part_path(parts, a, "") for a in structures]
     if len(set(names)) < len(names):
         raise CatscreenError("structures share an id (sid, fid): give each frame its own fid")

@@ -154,14 +154,22 @@ class GenerateSettings:
                 raise CatscreenError(
                     f"--{name.replace('_', '-')} must be >= {low}, not {getattr(self, name)}"
                 )
-        if self.exclude_from and not Path(self.exclude_from).is_dir():
-            # a typo would silently repeat the whole earlier pass
-            raise CatscreenError(f"--exclude-from: no folder {self.exclude_from}")
+        if self.exclude_from and not (
+            Path(self.exclude_from).is_dir()
+            and extxyz_files(_pass_folder(Path(self.exclude_from)), "*")
+        ):  # a typo would silently repeat the whole earlier pass
+            raise CatscreenError(
+                f"--exclude-from: no folder of shards {self.exclude_from} (nor a structures "
+                "folder in it)"
+            )
         if not self.small_cells and (not self.large_cells or not self.metals or self.bulks):
             raise CatscreenError(
                 "--only-large makes the 3x3x3 cells of --metals: give --metals, and neither "
                 "--no-large nor --bulks"
             )
+        typos = sorted({a for _, _, a in self.avoid} - set(adsorbate_library()))
+        if typos:  # a line that names no adsorbate avoids nothing
+            raise CatscreenError(f"--avoid names unknown adsorbate(s): {', '.join(typos)}")
         if not 1 <= self.enum_min_index <= self.enum_max_index:
             raise CatscreenError(
                 f"--min-index must be between 1 and --max-index ({self.enum_max_index}), "
@@ -349,8 +357,15 @@ def _drawn_before(settings: GenerateSettings, shard: str) -> set[str]:
     same way twice, so redrawing them repeats its frames."""
     if not settings.exclude_from:
         return set()
-    paths = extxyz_files(Path(settings.exclude_from), shard)  # work folder: gzip; committed: xz
+    paths = extxyz_files(_pass_folder(Path(settings.exclude_from)), shard)  # gzip or xz
     return {str(a.info["sid"]) for p in paths for a in read_extxyz(p) if "sid" in a.info}
+
+
+def _pass_folder(folder: Path) -> Path:
+    """An earlier pass's shards: the folder given, or its `structures` when given the pass's
+    output folder (OUT of `data generate`), whose top level holds none."""
+    inner = folder / STRUCTURE_DIR
+    return inner if inner.is_dir() and not extxyz_files(folder, "*") else folder
 
 
 def read_avoid(path: Path) -> frozenset[tuple[str, Miller, str]]:
@@ -678,14 +693,34 @@ def label_batch_size(frames: Sequence[Atoms]) -> int:
 
 
 def label_shard(structures: Path, out: Path, teacher_name: str, mirror_fraction: float) -> int:
-    """Label one structure shard with one teacher; skipped when `out` exists."""
-    if out.exists():
+    """Label one structure shard with one teacher; skipped when `out` exists for these very
+    structures. A shard made again (deleted as unreadable, other options) is labelled again:
+    its record holds the structure file's hash (written first, so a kill leaves no labels
+    that a record vouches for). Labels older than records are kept as they are."""
+    record = out.parent / f"{out.name.split('.')[0]}.source.json"
+    source = {"structures": structures.name, "sha256": _sha256(structures)}
+    if out.exists() and (not record.exists() or _read_json(record) == source):
         return 0
+    out.unlink(missing_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(record) as tmp:
+        tmp.write_text(json.dumps(source) + "\n")
     frames = read_extxyz(structures)
     labelled = teacher.label(frames, teacher_name, batch_size=label_batch_size(frames))
     labelled += _mirror(labelled, mirror_fraction)
     write_extxyz(labelled, out)
     return len(labelled)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # a damaged record vouches for nothing: relabel
+        return None
 
 
 def _check_record(folder: Path, settings: GenerateSettings, shard: Shard) -> None:
@@ -753,4 +788,7 @@ def thread_budget() -> None:
     """Background jobs share two cores with other work: one torch thread each."""
     import torch
 
-    torch.set_num_threads(int(os.environ.get("CATSCREEN_THREADS", "1")))
+    text = os.environ.get("CATSCREEN_THREADS", "1")
+    if not text.isdigit() or int(text) < 1:
+        raise CatscreenError(f"CATSCREEN_THREADS must be a whole number >= 1, not {text!r}")
+    torch.set_num_threads(int(text))

@@ -21,6 +21,7 @@ from vesin import NeighborList
 from catscreen.errors import CatscreenError
 from catscreen.model import resolve_spin
 from catscreen.model.chgnet_adapter import boxed
+from catscreen.training.datasets import drop_stated_context
 
 # fidelity name -> CHGNet.load model_name
 TEACHERS: dict[str, str] = {"chgnet-pbe": "0.3.0", "chgnet-r2scan": "r2scan"}
@@ -124,6 +125,7 @@ def teacher_spin(atoms: Atoms) -> str:
 def attach_labels(atoms: Atoms, result: TeacherResult, fidelity: str, spin: str) -> Atoms:
     """A labelled copy: the teacher's results as a single-point calculator, the context in info."""
     a = atoms.copy()
+    drop_stated_context(a.info)
     a.info.update({"fidelity": fidelity, "spin": spin, "source": "chgnet"})
     a.set_initial_magnetic_moments(None)
     results: dict[str, object] = {
