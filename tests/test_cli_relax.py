@@ -123,6 +123,15 @@ def test_bad_options_and_an_output_folder_are_one_line_errors(tmp_path):
             tmp_path / "r.parquet",
             "cannot reach the Dask scheduler tcp://127.0.0.1:notaport",
         ),
+        # an unset $DASK_SCHEDULER started a LocalCluster instead
+        (["--executor", "dask", "--scheduler", ""], tmp_path / "r.parquet", "--scheduler is empty"),
+        # options that would be ignored
+        (["--workers", "4"], tmp_path / "r.parquet", "--workers sets the processes"),
+        (
+            ["--executor", "dask", "--scheduler", "tcp://127.0.0.1:9", "--workers", "4"],
+            tmp_path / "r.parquet",
+            "--workers sets the processes",
+        ),
     ]
     for extra, out, message in cases:
         res = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], *extra])

@@ -357,6 +357,49 @@ def test_dask_local_cluster_matches_local(tmp_path):
     np.testing.assert_allclose(a.energy, c.energy, rtol=0, atol=1e-10)
 
 
+def test_an_address_that_is_no_dask_scheduler_is_one_error_not_a_hang():
+    """Client() waited forever on a port that accepts connections but is no scheduler (the
+    dashboard's 8787 given for 8786)."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from catscreen.workflow.executors import check_scheduler
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(CatscreenError, match=r"Dask scheduler|not as a Dask scheduler"):
+            check_scheduler(f"tcp://127.0.0.1:{server.server_address[1]}", timeout=2.0)
+        assert time.perf_counter() - t0 < 10
+    finally:
+        server.shutdown()
+
+
+def test_rows_a_worker_made_with_another_model_version_are_refused(tmp_path, monkeypatch):
+    """A remote worker with another install filed its rows under its own version: the run
+    counted nothing as converged and the next run redid everything."""
+    from catscreen.workflow import runner
+
+    real = runner.run_local
+
+    def other_install(flow, on_done):
+        def relabel(job, rows, error):
+            rows = rows and [{**r, "model_version": "older-install"} for r in rows]
+            on_done(job, rows, error)
+
+        real(flow, relabel)
+
+    monkeypatch.setattr(runner, "run_local", other_install)
+    p = tmp_path / "c.extxyz"
+    write(p, [adslab("Cu", "O", "fcc")], format="extxyz")
+    out = tmp_path / "r.parquet"
+    with pytest.raises(CatscreenError, match=r"a worker relaxed with model emt \(older-install\)"):
+        relax_configurations(p, out, RelaxSettings(model="emt", spin="off"), progress=False)
+    assert not out.exists()
+
+
 def test_a_failing_job_fails_its_rows_and_the_flow_goes_on():
     model, items = items_for([adslab("Cu", "O", "fcc")])
     good = RelaxMaker(model="emt", batch_size=8, steps=2).make(items)
@@ -365,6 +408,7 @@ def test_a_failing_job_fails_its_rows_and_the_flow_goes_on():
     run_local(Flow([bad, good]), lambda job, rows, error: seen.update({job.uuid: (rows, error)}))
     rows, error = seen[bad.jobs[0].uuid]
     assert rows is None and "unknown model 'no-such-model'" in error
+    assert error.startswith("CatscreenError: ")  # as a Dask run records it, not module-qualified
     rows, error = seen[good.jobs[0].uuid]
     assert error is None and [r["status"] for r in rows] == ["not_converged"] * 5
 

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from catscreen.cli.common import cli_errors, console, split_csv
+from catscreen.errors import CatscreenError
 from catscreen.schema import MANIFEST_COLUMNS, RESULT_COLUMNS
 from catscreen.workflow.relax import COLLAPSE_RATIO, FORCE_LIMIT, ISOLATION_LIMIT
 
@@ -64,7 +65,9 @@ def relax_command(
         None,
         help="Existing Dask scheduler (tcp://host:8786); its workers need catscreen and the model.",
     ),
-    workers: int = typer.Option(2, help="Worker processes of the Dask LocalCluster."),
+    workers: int | None = typer.Option(
+        None, help="Worker processes of the Dask LocalCluster (default 2)."
+    ),
     system: list[str] = typer.Option(
         [], help="Only these system ids (repeat or comma list), with their clean slabs."
     ),
@@ -94,6 +97,11 @@ def relax_command(
     """
     from catscreen.workflow.runner import RelaxSettings, relax_configurations  # jobflow: lazy
 
+    if workers is not None and (executor != "dask" or scheduler is not None):
+        raise CatscreenError(  # it would be ignored: the cluster decides its own workers
+            "--workers sets the processes of the LocalCluster that --executor dask starts; "
+            "it has no effect with the local executor or an existing --scheduler"
+        )
     settings = RelaxSettings(
         model=model,
         spin=spin,
@@ -104,7 +112,7 @@ def relax_command(
         batch_size=batch_size,
         executor=executor,
         scheduler=scheduler,
-        workers=workers,
+        workers=2 if workers is None else workers,
         systems=_many(system),
         adsorbates=_many(adsorbate),
         ids=_many(config_id),

@@ -8,8 +8,10 @@ order on a cluster gives the same Flow result.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,7 +70,9 @@ class _FailureLog(logging.Handler):
         message = record.getMessage()
         if " failed with exception:" in message:
             name = message.split(" failed with exception:")[0]
-            self.errors[name] = message.strip().splitlines()[-1]
+            last = message.strip().splitlines()[-1]  # "catscreen.errors.CatscreenError: why"
+            kind, sep, why = last.partition(": ")
+            self.errors[name] = kind.rsplit(".", 1)[-1] + sep + why  # as described() on Dask
 
 
 class _DriverError(BaseException):
@@ -142,10 +146,49 @@ def _workers_ignore_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+SCHEDULER_TIMEOUT = 30.0  # s: an address must answer as a Dask scheduler within this
+
+
+async def _identity(address: str, timeout: float) -> object:
+    from distributed.comm import connect
+
+    comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout)
+    try:
+        await asyncio.wait_for(comm.write({"op": "identity", "reply": True}), timeout)
+        return await asyncio.wait_for(comm.read(), timeout)
+    finally:
+        comm.abort()
+
+
+def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> dict[str, Any]:
+    """Ask `address` who it is, with a deadline on the whole exchange: Client() waited forever
+    on a port that accepts connections but speaks another protocol (the dashboard's 8787)."""
+    try:
+        asyncio.get_running_loop()
+        return {}  # inside a running event loop (a notebook): leave it to Client
+    except RuntimeError:
+        pass
+    hint = "(a dashboard? a scheduler listens on 8786 by default)"
+    try:
+        reply = asyncio.run(_identity(address, timeout))
+    except TimeoutError as exc:  # nothing there, or something that never answers the protocol
+        raise CatscreenError(
+            f"cannot reach the Dask scheduler {address}: no answer within {timeout:.0f} s {hint}"
+        ) from exc
+    except (OSError, ValueError, TypeError) as exc:  # refused, malformed, closed on us
+        raise CatscreenError(
+            f"cannot reach the Dask scheduler {address}: {first_line(exc)}"
+        ) from exc
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise CatscreenError(f"{address} answers, but not as a Dask scheduler {hint}")
+    return reply
+
+
 def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers: int = 2) -> None:
     """All Jobs on a Dask cluster: an existing scheduler, or a LocalCluster of `workers` processes."""
     try:
         from distributed import Client, LocalCluster, as_completed
+        from distributed.client import FutureCancelledError
     except ImportError as exc:
         raise CatscreenError(
             "--executor dask needs dask.distributed: pip install 'catscreen[dask]'"
@@ -154,15 +197,21 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
     cluster = None
     try:
         if scheduler:
-            client = Client(scheduler, timeout="30s")
+            if check_scheduler(scheduler).get("n_workers") == 0:  # else silence until one joins
+                print(
+                    f"note: the Dask scheduler {scheduler} has no workers yet; waiting for one",
+                    file=sys.stderr,
+                )
+            client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT:.0f}s")
         else:
             with _workers_ignore_interrupt():
                 cluster = LocalCluster(
                     n_workers=workers,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
+                    dashboard_address="127.0.0.1:0",  # None still took :8787, warning if taken
+                    # a failed batch is recorded with its reason; workers' tracebacks are noise
+                    silence_logs=logging.CRITICAL,
                     env=_WORKER_ENV,
                 )
             client = Client(cluster)
@@ -171,6 +220,9 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
             cluster.close()
         what = f"reach the Dask scheduler {scheduler}" if scheduler else "start a Dask LocalCluster"
         raise CatscreenError(f"cannot {what}: {first_line(exc)}") from exc
+    client_log = logging.getLogger("distributed.client")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)  # a lost scheduler is one CatscreenError, not 40 lines
     try:
         jobs_by_future = {
             client.submit(run_job_json, j.to_json(), key=f"catscreen-{j.uuid}", pure=False): j
@@ -180,11 +232,17 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
             j = jobs_by_future[fut]
             try:
                 rows = fut.result()
+            except FutureCancelledError as exc:  # the scheduler went away: every batch would
+                where = f"the Dask scheduler {scheduler}" if scheduler else "the Dask cluster"
+                raise CatscreenError(
+                    f"lost {where} ({first_line(exc)}); finished rows are kept: rerun to go on"
+                ) from exc
             except Exception as exc:
                 on_done(j, None, described(exc))
                 continue
             on_done(j, rows, None)
     finally:
-        client.close()
+        client.close()  # logs the lost connection again while closing
         if cluster is not None:
             cluster.close()
+        client_log.setLevel(level)

@@ -68,7 +68,14 @@ class RelaxSettings:
             (self.batch_size >= 1, "--batch-size must be >= 1"),
             (self.workers >= 1, "--workers must be >= 1"),
             # else the run would go on this machine, the cluster never asked
-            (not self.scheduler or self.executor == "dask", "--scheduler needs --executor dask"),
+            (
+                self.scheduler is None or self.scheduler.strip() != "",
+                "--scheduler is empty (an unset variable?): give tcp://host:8786 or leave it out",
+            ),
+            (
+                self.scheduler is None or self.executor == "dask",
+                "--scheduler needs --executor dask",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -227,6 +234,13 @@ def relax_configurations(
             if rows is None:
                 batch = job.function_args[0]
                 rows = [result_row(it, info, "failed", f"{BATCH_FAILED}{error}") for it in batch]
+            for r in rows:  # a worker with another install would file rows under its model
+                if (r["model"], r["model_version"]) != (info.name, info.version):
+                    raise CatscreenError(
+                        f"a worker relaxed with model {r['model']} ({r['model_version']}), not "
+                        f"this run's {info.name} ({info.version}): install the same catscreen "
+                        "and weights on the workers"
+                    )
             table.add(rows)
             if bar is not None and task is not None:
                 bar.advance(task, len(rows))
