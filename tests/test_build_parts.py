@@ -13,7 +13,13 @@ from ase.io import write
 from catscreen.build.adsorbates import adsorbate_library, get_adsorbate, load_custom_adsorbate
 from catscreen.build.bulks import bulk_library, library_bulk, load_bulks
 from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
-from catscreen.build.placements import Orientation, min_distance_ratio, nudged, place
+from catscreen.build.placements import (
+    Orientation,
+    distance_ratios,
+    min_distance_ratio,
+    nudged,
+    place,
+)
 from catscreen.build.sites import find_sites
 from catscreen.build.slabs import make_slabs, parse_miller
 from catscreen.errors import CatscreenError
@@ -195,7 +201,8 @@ def test_custom_adsorbate(tmp_path):
     ads = load_custom_adsorbate(f"{tmp_path / 'methanol.xyz'}:{o_index}")
     assert ads.name == "methanol" and ads.binding == (o_index,)
     assert np.allclose(ads.atoms.positions[o_index], 0.0)
-    assert (np.delete(ads.atoms.positions[:, 2], o_index) > -0.5).all()
+    # every other atom above the binding O: the centroid rule put the OH hydrogen 0.17 A below
+    assert (np.delete(ads.atoms.positions[:, 2], o_index) > 0.1).all()
     settings = EnumerateSettings(
         bulks=["Cu"], miller=["1,1,1"], custom_adsorbates=[f"{tmp_path / 'methanol.xyz'}:{o_index}"]
     )
@@ -204,6 +211,47 @@ def test_custom_adsorbate(tmp_path):
     for bad in ("methanol.xyz", f"{tmp_path / 'methanol.xyz'}:99", f"{tmp_path / 'nope.xyz'}:0"):
         with pytest.raises(CatscreenError):
             load_custom_adsorbate(bad)
+
+
+@pytest.mark.parametrize(
+    ("frames", "message"),
+    [  # read() took the last of several frames; X has no element; two atoms on one spot
+        (
+            [
+                Atoms("CO", positions=[[0, 0, 0], [0, 0, 1.15]]),
+                Atoms("CO", positions=[[0] * 3, [0, 0, 3]]),
+            ],
+            "holds 2 structures; give one molecule",
+        ),
+        ([Atoms("CX", positions=[[0, 0, 0], [0, 0, 1.2]])], "unknown element X"),
+        ([Atoms("COO", positions=[[0, 0, 0], [0, 0, 1.2], [0, 0, 1.2]])], "are 0.00 A apart"),
+    ],
+)
+def test_custom_adsorbate_files_that_would_mislead_are_refused(tmp_path, frames, message):
+    write(tmp_path / "m.xyz", frames)
+    with pytest.raises(CatscreenError, match=message):
+        load_custom_adsorbate(f"{tmp_path / 'm.xyz'}:0")
+
+
+@pytest.mark.parametrize(("name", "miller"), [("Pt", (2, 1, 1)), ("Pt", (1, 1, 0))])
+def test_a_bidentate_across_a_step_bridge_binds_with_both_ends(name, miller):
+    """Across a bridge whose atoms differ in height the species tilts with it: flat, one
+    binding O of HCOO sat 3.0 A from Pt on Pt(211) (1.5x the bond); flat bridges as before."""
+    settings = EnumerateSettings(
+        bulks=[name], miller=[",".join(map(str, miller))], adsorbates=["HCOO"],
+        include_clean=False, nudge=0.0,
+    )  # fmt: skip
+    ads = get_adsorbate("HCOO")
+    tilted = 0
+    for image in enumerate_configurations(settings):
+        if image.info["site_type"] != "bridge":
+            continue
+        n = int((image.get_tags() != 2).sum())
+        slab, binding = image[:n], image[n:][list(ads.binding)]
+        assert distance_ratios(slab, binding).max() < 1.15, image.info["site_atoms"]
+        i, j = map(int, image.info["site_atoms"].split(","))
+        tilted += abs(image.positions[i, 2] - image.positions[j, 2]) > 0.1
+    assert tilted
 
 
 def test_custom_adsorbate_with_partial_occupancies_is_refused(tmp_path):

@@ -18,7 +18,7 @@ from ase import Atoms
 from ase.geometry import find_mic
 from ase.io import read
 
-from catscreen.build.bulks import check_ordered
+from catscreen.build.bulks import check_ordered, check_separated
 from catscreen.errors import CatscreenError, did_you_mean, unreadable
 from catscreen.paths import data_path
 
@@ -99,6 +99,26 @@ def _rotation_to(v: np.ndarray, target: np.ndarray) -> np.ndarray:
 CENTRED = 0.1  # A: the other atoms' centroid this close to the binding atom has no "up"
 
 
+def _up(rest: np.ndarray) -> np.ndarray:
+    """Where "up" points from a single binding atom at the origin: the other atoms' centroid
+    when every atom is then above the binding one; else the direction that keeps them highest
+    (CH3OH through O: the centroid is near C and put the OH hydrogen below O, nearer the
+    surface than the binding atom). A zero vector: no direction has them all above."""
+    units = rest / np.linalg.norm(rest, axis=1, keepdims=True)
+    centroid = rest.mean(axis=0)
+    if np.linalg.norm(centroid) > CENTRED and (units @ centroid).min() > 0:
+        return centroid
+    n = 20000  # a Fibonacci sphere: directions ~1.5 degrees apart
+    k = np.arange(n) + 0.5
+    polar, azimuth = np.arccos(1 - 2 * k / n), np.pi * (1 + 5**0.5) * k
+    dirs = np.stack(
+        [np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth), np.cos(polar)], axis=1
+    )
+    lowest = (units @ dirs.T).min(axis=0)
+    best = int(np.argmax(lowest))
+    return dirs[best] if lowest[best] > 0 else centroid
+
+
 def to_adsorbed_frame(atoms: Atoms, binding: tuple[int, ...]) -> Atoms:
     """Move binding atom(s) to the origin (bidentate: along x) with the rest of the molecule up."""
     atoms = atoms.copy()
@@ -107,7 +127,7 @@ def to_adsorbed_frame(atoms: Atoms, binding: tuple[int, ...]) -> Atoms:
     if len(binding) == 1:
         pos = pos - pos[binding[0]]
         if rest:
-            up = pos[rest].mean(axis=0)
+            up = _up(pos[rest])
             if np.linalg.norm(up) > CENTRED:
                 pos = pos @ _rotation_to(up, np.array([0.0, 0, 1])).T
             else:  # bound through its centre (CO2 through C): lay it flat, long axis along x
@@ -145,12 +165,17 @@ def load_custom_adsorbate(spec: str) -> Adsorbate:
     if not path.is_file():
         raise CatscreenError(f"custom adsorbate file not found: {path}")
     try:
-        atoms = read(path)
+        frames = read(path, index=":")
     except Exception as exc:  # ASE raises many types for unreadable files
         raise CatscreenError(f"cannot read adsorbate file {path}: {unreadable(exc)}") from exc
-    if isinstance(atoms, list):
-        atoms = atoms[0]
+    if len(frames) != 1:  # read(path) took the last of several silently; INDEX names an atom
+        raise CatscreenError(
+            f"custom adsorbate file {path} holds {len(frames)} structures; give one molecule"
+        )
+    (atoms,) = frames
     check_ordered(atoms, f"custom adsorbate file {path}")
+    if (atoms.numbers == 0).any():  # ASE's ghost atom X: no radius, no element for any model
+        raise CatscreenError(f"custom adsorbate file {path}: unknown element X (a ghost atom)")
     if len(binding) not in (1, 2) or len(set(binding)) != len(binding):
         raise CatscreenError(f"custom adsorbate {spec!r}: give one or two distinct binding atoms")
     if any(not 0 <= i < len(atoms) for i in binding):
@@ -164,4 +189,5 @@ def load_custom_adsorbate(spec: str) -> Adsorbate:
         shifts, _ = find_mic(positions - positions[0], atoms.cell, atoms.pbc)
         positions = positions[0] + shifts
     bare = Atoms(atoms.get_chemical_symbols(), positions=positions)
+    check_separated(bare, f"custom adsorbate file {path}")
     return Adsorbate(path.stem, to_adsorbed_frame(bare, binding), binding, f"from {path.name}")
