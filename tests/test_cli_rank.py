@@ -111,6 +111,16 @@ def test_write_dft(results_file, tmp_path):
         app, ["rank", str(results_file), "--write-dft", "gpaw", str(tmp_path / "empty")]
     )
     assert res.exit_code == 0 and (tmp_path / "empty" / folders[0] / "run_gpaw.py").exists()
+    # fixed potentials have no gas calculation behind them: said, not left to be found out
+    (tmp_path / "mu.yaml").write_text("potentials: {H: -3.4, O: -7.4, N: -8.3}\n")
+    res = runner.invoke(
+        app,
+        ["rank", str(results_file), "--top-k", "1", "--references", str(tmp_path / "mu.yaml"),
+         "--out", str(tmp_path / "fixed"), "--write-dft", "vasp", str(tmp_path / "fixed-dft")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "only adslabs and clean slabs were written" in " ".join(res.stderr.split())
+    assert not [p for p in (tmp_path / "fixed-dft").iterdir() if p.name.startswith("gas-")]
 
 
 def _bad(tmp_path, results: pd.DataFrame) -> str:

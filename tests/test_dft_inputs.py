@@ -7,6 +7,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from pymatgen.io.vasp import Incar, Kpoints, Poscar
 from test_analysis_helpers import emt_results, hand_results
@@ -163,9 +164,69 @@ def test_bad_engine_and_bad_flagged_table(tmp_path, flagged_off):
         ({"reference_weights": json.dumps({"H2": 0.5, "N2": 1.0})}, "molecule(s) N2"),
         ({"reference_structures": json.dumps({"H2": "H 0 0 0", "H2O": ""})}, "H2 is not extxyz"),
         ({"slab_structure": "junk"}, f"slab_structure of {row} is not extxyz"),
+        # ids name folders: empty, a path, or an adslab's id would write elsewhere or lose one
+        ({"slab_config_id": ""}, "slab_config_id of flagged row 0 is '', not an id"),
+        ({"config_id": "../escaped"}, "config_id of flagged row 0 is '../escaped', not an id"),
+        ({"slab_config_id": row}, f"flagged row {row}: its slab has the id of an adslab"),
+        # structures the writers cannot use: a singular cell (a traceback), nan in the inputs
+        ({"slab_structure": _cellless(flagged_off.slab_structure[0])}, "has no 3D cell"),
+        ({"final_structure": _nan(flagged_off.final_structure[0])}, "non-finite positions"),
     ]:
         with pytest.raises(CatscreenError, match=re.escape(message)):
             dft_tasks(flagged_off.assign(**cells))
+
+
+def _cellless(text: str) -> str:
+    atoms = atoms_from_text(text)
+    atoms.cell = None
+    atoms.pbc = False
+    return atoms_to_text(atoms)
+
+
+def _nan(text: str) -> str:
+    atoms = atoms_from_text(text)
+    atoms.positions[0, 2] = np.nan
+    return atoms_to_text(atoms)
+
+
+def test_a_slab_flagged_in_both_spin_contexts_is_one_calculation_per_spin(tmp_path):
+    """O ranked spin on and H spin off on one Ni slab (a --spin off relax appended to a spin
+    on one): the slab was written once, in the first row's spin, and served both."""
+    gases = {"H2": (-6.8, 0.0), "H2O": (-14.2, 0.0)}
+    off = hand_results(
+        {"Ni": -70.0}, [("Ni", "O", "fcc", -78.0, 0.0), ("Ni", "H", "fcc", -73.6, 0.0)], gases
+    )
+    on = off.assign(spin="on", energy=off.energy - 1.0)
+    mixed = pd.concat([off[off.adsorbate != "O"], on[on.adsorbate != "H"]], ignore_index=True)
+    flagged = rank_results(mixed, RankSettings(top_k=1)).flagged
+    assert sorted(flagged.spin) == ["off", "on"] and flagged.slab_config_id.nunique() == 1
+    slab = flagged.slab_config_id[0]
+    slabs = {t.name: t.spin for t in dft_tasks(flagged) if t.kind == "slab"}
+    assert slabs == {f"{slab}-spin-on": "on", f"{slab}-spin-off": "off"}
+    write_dft_inputs(flagged, "vasp", tmp_path / "v", DftSettings())
+    for spin, ispin in (("on", 2), ("off", 1)):
+        assert Incar.from_file(tmp_path / "v" / f"{slab}-spin-{spin}" / "INCAR")["ISPIN"] == ispin
+
+
+def test_a_noise_moment_starts_parallel_and_a_slab_at_the_cell_edge_is_centred():
+    """-0.02 muB predicted under CO on Ni(111) started that atom fully antiparallel in a
+    ferromagnetic slab; a slab at z = 0 with pbc off along z made GPAW refuse it."""
+    from ase import Atoms
+    from ase.build import fcc111
+
+    from catscreen.dft.settings import initial_magmoms, prepare
+
+    atoms = Atoms("Ni3", positions=np.zeros((3, 3)))
+    atoms.arrays["magmoms"] = np.array([-0.0187, -0.9, 0.3])
+    assert initial_magmoms(atoms, "on", DftSettings()).tolist() == [1.0, -1.0, 1.0]
+    slab = fcc111("Al", (1, 1, 3), vacuum=6.0)
+    slab.positions[:, 2] -= slab.positions[:, 2].min()  # at the bottom, vacuum only above
+    ready = prepare(atoms_to_text(slab), "slab", "off", DftSettings())
+    gap = ready.cell[2, 2] - np.ptp(ready.positions[:, 2])
+    assert ready.positions[:, 2].min() == pytest.approx(gap / 2)
+    np.testing.assert_allclose(
+        ready.get_all_distances(mic=True), slab.get_all_distances(mic=True), atol=1e-9
+    )
 
 
 def test_gas_molecules_take_their_ground_state_spin(tmp_path):

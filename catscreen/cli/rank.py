@@ -165,6 +165,11 @@ def rank_command(
     if write_dft is not None:
         folders = write_dft_inputs(output.flagged, write_dft[0], write_dft[1], DftSettings())
         err_console.print(f"wrote {len(folders)} {write_dft[0]} input folder(s) to {write_dft[1]}")
+        if settings.references.potentials:  # no gas calculation stands behind a fixed potential
+            err_console.print(
+                "note: ranked with fixed reference potentials: only adslabs and clean slabs "
+                "were written; a DFT E_ads needs your own DFT values for those potentials"
+            )
     c = output.counts
     skipped = c["skipped_failed_slab"] + c["skipped_failed_gas"]
     err_console.print(

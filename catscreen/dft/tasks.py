@@ -47,6 +47,13 @@ def gas_task_name(molecule: str) -> str:
     return f"gas-{molecule}"
 
 
+def slab_task_name(flagged: pd.DataFrame, slab_config_id: str, spin: str) -> str:
+    """A clean slab is one calculation per spin: rows of both contexts (a spin-off relax
+    appended to a spin-on one) share its id, and the first row's spin served both."""
+    spins = set(flagged.spin[flagged.slab_config_id == slab_config_id])
+    return slab_config_id if len(spins) < 2 else f"{slab_config_id}-spin-{spin}"
+
+
 def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
     """Unique calculations for the flagged rows, adslabs first."""
     missing = [c for c in FLAGGED_REQUIRED if c not in flagged.columns]
@@ -58,20 +65,29 @@ def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
     for row in flagged.itertuples():
         if row.spin not in ("on", "off"):  # anything else would run spin-restricted silently
             raise CatscreenError(f"flagged row {row.config_id}: spin {row.spin!r}, not on or off")
+        for column in ("config_id", "slab_config_id"):
+            _folder_name(getattr(row, column), f"{column} of flagged row {row.Index}")
         for column in ("final_structure", "slab_structure"):
-            _parsed(getattr(row, column), f"{column} of {row.config_id}")
+            _parsed(getattr(row, column), f"{column} of {row.config_id}", periodic=True)
         _number(row.e_ads, f"flagged row {row.config_id}: e_ads")
         tasks.setdefault(
             row.config_id, DftTask(row.config_id, "adslab", row.spin, row.final_structure)
         )
     for row in flagged.itertuples():
-        tasks.setdefault(
-            row.slab_config_id, DftTask(row.slab_config_id, "slab", row.spin, row.slab_structure)
-        )
+        name = slab_task_name(flagged, row.slab_config_id, row.spin)
+        if tasks.get(name, DftTask(name, "slab", "", "")).kind != "slab":
+            raise CatscreenError(f"flagged row {row.config_id}: its slab has the id of an adslab")
+        tasks.setdefault(name, DftTask(name, "slab", row.spin, row.slab_structure))
         for molecule, text in _references(row).items():
             name = gas_task_name(molecule)
             tasks.setdefault(name, DftTask(name, "gas", gas_spin(text), text))
     return list(tasks.values())
+
+
+def _folder_name(value: object, what: str) -> None:
+    """Ids name the calculation folders: one that is empty or a path would write elsewhere."""
+    if not isinstance(value, str) or value.strip() in ("", ".", "..") or "/" in value:
+        raise CatscreenError(f"{what} is {value!r}, not an id that can name a folder")
 
 
 def _references(row: object) -> dict[str, str]:
@@ -105,13 +121,19 @@ def _number(value: object, what: str) -> None:
         raise CatscreenError(f"{what} is {value!r}, not a finite number")
 
 
-def _parsed(text: object, what: str) -> None:
+def _parsed(text: object, what: str, periodic: bool = False) -> None:
+    """Readable, with atoms at finite positions, and (slabs) a full cell: else the writers
+    fail mid-way (a singular cell) or write `nan` into the inputs."""
     if not isinstance(text, str):
         raise CatscreenError(f"{what} is missing")
     try:
-        atoms_from_text(text)
+        atoms = atoms_from_text(text)
     except Exception as exc:  # ASE raises many types for text that is not extxyz
         raise CatscreenError(f"{what} is not extxyz: {first_line(exc)}") from exc
+    if len(atoms) == 0 or not np.isfinite(atoms.positions).all():
+        raise CatscreenError(f"{what} has no atoms or non-finite positions")
+    if periodic and atoms.cell.rank < 3:
+        raise CatscreenError(f"{what} has no 3D cell (a slab needs one, vacuum included)")
 
 
 def check_dft_folder(out: Path) -> None:

@@ -20,7 +20,7 @@ from maggma.stores import MemoryStore
 
 from catscreen.dft.gpaw import require_gpaw, single_point
 from catscreen.dft.settings import DftSettings
-from catscreen.dft.tasks import DftTask, dft_tasks, gas_task_name
+from catscreen.dft.tasks import DftTask, dft_tasks, gas_task_name, slab_task_name
 from catscreen.errors import CatscreenError, described
 from catscreen.io import atomic_path
 
@@ -88,7 +88,7 @@ def compare(flagged: pd.DataFrame, dft: dict[str, dict]) -> pd.DataFrame:
     rows = []
     for row in flagged.itertuples():
         weights = json.loads(row.reference_weights)
-        parts = [dft[row.config_id], dft[row.slab_config_id]]
+        parts = [dft[row.config_id], dft[slab_task_name(flagged, row.slab_config_id, row.spin)]]
         gas = {m: dft[gas_task_name(m)] for m in weights}
         errors = [p["error"] for p in [*parts, *gas.values()] if "error" in p]
         e_dft = (
