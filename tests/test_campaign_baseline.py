@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -70,6 +71,24 @@ def test_bad_baseline_file(tmp_path: Path) -> None:
     path.write_text('{"format": "catscreen-baseline/1", "recipe": "t"}')
     with pytest.raises(CatscreenError, match="not a catscreen baseline"):
         read_baseline(path)
+    path.write_bytes(b"\xff\xfe{}")  # not UTF-8: a traceback before
+    with pytest.raises(CatscreenError, match="not a catscreen baseline"):
+        read_baseline(path)
+    good = make_baseline(board({"Pt(111)": 0.02}), RECIPE, "v1", 0.05).model_dump()
+    path.write_text(json.dumps({**good, "tolerance": float("inf")}))
+    with pytest.raises(CatscreenError, match="tolerance"):  # inf passed every later run
+        read_baseline(path)
+
+
+def test_a_baseline_of_nothing_is_refused_and_a_short_one_is_named() -> None:
+    """No ranked candidate wrote `"top": []`, and every later CI run passed against it."""
+    now = board({"Pt(111)": 0.02, "Ni(111)": -0.1})
+    now["rank"] = 0
+    with pytest.raises(CatscreenError, match="no candidate is ranked"):
+        make_baseline(now, RECIPE, "v1", 0.05)
+    one = board({"Pt(111)": 0.02})
+    result = compare(one, make_baseline(one, RECIPE, "v1", 0.05), "v1")
+    assert result.ok and result.notes == ["the baseline holds 1 candidate(s), not 2"]
 
 
 def test_unranked_candidates_are_not_a_change() -> None:
@@ -100,3 +119,15 @@ def test_the_committed_quickstart_baseline_is_of_the_shipped_weights() -> None:
 
     path = Path(__file__).parents[1] / "recipes" / "baselines" / "quickstart.json"
     assert read_baseline(path).model_version == load_model("bundled").info.version
+
+
+def test_a_facet_missing_from_the_ranking_is_named_beside_its_bulks_other_facets() -> None:
+    """Pt(100) dropped out (its clean slab failed) while Pt(111) stayed: no warning before."""
+    from catscreen.campaign.leaderboard import board_warnings
+
+    now = board({"Pt(111)": 0.02, "Cu(111)": 0.3}).assign(bulk=["Pt", "Cu"])
+    surfaces = {"Pt(111)": "Pt", "Pt(100)": "Pt", "Cu(111)": "Cu", "Ni(111)": "Ni"}
+    warnings = board_warnings(now, RECIPE, surfaces)
+    assert any(w.startswith("Pt(100): not in the ranking") for w in warnings), warnings
+    assert any(w.startswith("Ni: no surface in the ranking") for w in warnings), warnings
+    assert not any(w.startswith("Ni(111)") for w in warnings)  # named once, with its bulk

@@ -248,6 +248,18 @@ def test_a_kill_right_after_rank_leaves_the_recipe_it_ranked_with(
     assert "value: -0.5" in (out / "rank" / "recipe.yaml").read_text()
 
 
+def test_options_without_effect_and_a_damaged_state_are_one_line(tmp_path: Path) -> None:
+    """--workers with the local executor did nothing; campaign.json as a folder a traceback."""
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(RECIPE)
+    result = _run(recipe, tmp_path / "run", "--workers", "3")
+    assert result.exit_code == 2 and "3 workers need the dask executor" in result.output
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "broken" / "campaign.json").mkdir(parents=True)
+    result = runner.invoke(app, ["campaign", "status", str(tmp_path / "broken")])
+    assert result.exit_code == 2 and "campaign.json is damaged" in result.output
+
+
 def test_bad_recipe_names_the_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(RECIPE.replace("relax: {optimizer: fire,", "relax: {optimizer: bfgs,"))

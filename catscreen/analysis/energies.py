@@ -258,7 +258,12 @@ def adsorption_table(
     slabs = _index(ok[ok.kind == "slab"], "slab_id", "clean slab")
     gases = _index(ok[ok.kind == "gas"], "adsorbate", "gas reference")
     _check_gases(gases)
-    _index(ok[ok.kind == "adslab"], "config_id", "adslab")  # a copy would rank twice
+    copies = ok[(ok.kind == "adslab") & ok.duplicated(["config_id", *CONTEXT])]
+    if len(copies):  # a copy would take two top-k places
+        first = copies.iloc[0]
+        raise CatscreenError(
+            f"duplicate adslab rows for {first.config_id} in {context_label(_ctx(first))}"
+        )
     failed_slabs = set(results.loc[failed & (results.kind == "slab"), "slab_id"].astype(str))
     failed_gases = {
         (str(r.adsorbate), _ctx(r)) for _, r in results[failed & (results.kind == "gas")].iterrows()

@@ -217,7 +217,7 @@ def apply_targets(
         if empty:
             raise CatscreenError(
                 f"reference {reference} has no valid minimum for {', '.join(empty)} "
-                "(every placement failed or is anomalous); pick another --reference"
+                "(every placement failed or is anomalous); pick another reference surface"
             )
     internal = [c for c in table.columns if c.startswith(("heads_", "rel_heads_"))]
     if not targets:

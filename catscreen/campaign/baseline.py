@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from catscreen.campaign.recipe import Recipe
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path
 
 DEFAULT_TOLERANCE = 0.05  # eV: well above run-to-run noise, well below a meaningful shift
@@ -43,7 +43,7 @@ class Baseline(BaseModel):
     model: str
     model_version: str | None = None  # the weights' content hash (absent in older baselines)
     top_n: int = Field(ge=1)
-    tolerance: float = Field(gt=0, description="eV")
+    tolerance: float = Field(gt=0, allow_inf_nan=False, description="eV")
     top: list[BaselineEntry]
 
 
@@ -64,6 +64,10 @@ def make_baseline(
 ) -> Baseline:
     names = [d.name for d in recipe.ranking.descriptors]
     top = board[board["rank"] >= 1].head(recipe.ranking.top_n)  # unranked rows have rank 0
+    if top.empty:  # a baseline of nothing would pass every later run
+        raise CatscreenError(
+            "no candidate is ranked (see the warnings): a baseline needs at least one"
+        )
     return Baseline(
         recipe=recipe.name,
         model=recipe.model.name,
@@ -83,7 +87,7 @@ def make_baseline(
 
 def write_baseline(baseline: Baseline, path: str | Path) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(baseline.model_dump(), indent=2) + "\n")
+        tmp.write_text(json.dumps(baseline.model_dump(), indent=2, allow_nan=False) + "\n")
 
 
 def read_baseline(path: str | Path) -> Baseline:
@@ -93,7 +97,9 @@ def read_baseline(path: str | Path) -> Baseline:
             f"baseline not found: {p} (create one with `catscreen campaign baseline`)"
         )
     try:
-        return Baseline.model_validate_json(p.read_text())
+        return Baseline.model_validate_json(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatscreenError(f"{p}: not a catscreen baseline: {first_line(exc)}") from None
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         field = ".".join(str(x) for x in err["loc"])
@@ -127,6 +133,8 @@ def compare(board: pd.DataFrame, baseline: Baseline, model_version: str) -> Comp
             failures.append(f"{name} entered the top {n} at rank {rank}")
     if not failures and now_names != was_names:
         notes.append(f"top {n} reordered: {' > '.join(was_names)} -> {' > '.join(now_names)}")
+    if len(baseline.top) < n:  # fewer were ranked when it was written: only those are checked
+        notes.append(f"the baseline holds {len(baseline.top)} candidate(s), not {n}")
     rows = board.set_index("candidate")
     for entry in baseline.top:
         if entry.candidate not in rows.index:

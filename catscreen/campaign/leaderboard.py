@@ -85,8 +85,11 @@ def build_leaderboard(ranked: pd.DataFrame, systems: pd.DataFrame, recipe: Recip
     return board.reset_index(drop=True)
 
 
-def board_warnings(board: pd.DataFrame, recipe: Recipe) -> list[str]:
-    """What a reader must know before trusting the ranking: missing descriptors, unranked rows."""
+def board_warnings(
+    board: pd.DataFrame, recipe: Recipe, surfaces: dict[str, str] | None = None
+) -> list[str]:
+    """What a reader must know before trusting the ranking: missing descriptors, unranked rows,
+    and enumerated surfaces (`surfaces`: candidate name -> bulk) that are not on the board."""
     out = []
     ref = recipe.ranking.reference
     for d in recipe.ranking.descriptors:
@@ -106,6 +109,13 @@ def board_warnings(board: pd.DataFrame, recipe: Recipe) -> list[str]:
             out.append(
                 f"{cand.name}: no surface in the ranking (its clean slabs failed to relax or "
                 "were anomalous; see the failed rows in results.parquet)"
+            )
+    on_board = set(board["candidate"].astype(str))
+    for name, bulk in sorted((surfaces or {}).items()):
+        if name not in on_board and bulk in ranked_bulks:  # else named with its bulk above
+            out.append(
+                f"{name}: not in the ranking (its clean slab failed to relax or was "
+                "anomalous; see the failed rows in results.parquet)"
             )
     unranked = int((board["rank"] < 1).sum())
     if unranked:

@@ -193,6 +193,14 @@ class Reference(_Strict):
         return AnalysisCandidate(self.bulk, self.miller).name
 
 
+# The leaderboard's own columns, and what it adds per descriptor D (D_std, D_config, ...).
+BOARD_COLUMNS = frozenset(
+    {"rank", "candidate", "bulk", "miller", "termination", "slab_id", "spin", "is_reference",
+     "distance", "distance_std", "on_target"}
+)  # fmt: skip
+DESCRIPTOR_SUFFIXES = ("_std", "_config", "_site", "_final_site")
+
+
 class Ranking(_Strict):
     """Candidates are ranked by distance = sqrt(sum_D ((D - target) / tolerance)^2)."""
 
@@ -204,7 +212,13 @@ class Ranking(_Strict):
     def _targets(self) -> Ranking:
         names: set[str] = set()
         adsorbates: set[str] = set()
+        taken = {f"{d.name}{s}" for d in self.descriptors for s in DESCRIPTOR_SUFFIXES}
         for i, d in enumerate(self.descriptors):
+            if d.name in BOARD_COLUMNS or d.name in taken:  # it would overwrite that column
+                raise FieldError(
+                    ("descriptors", i, "name"),
+                    f"{d.name} names a leaderboard column; choose another name",
+                )
             if d.target is None and self.reference is None:
                 raise FieldError(
                     ("descriptors", i),

@@ -14,9 +14,14 @@ from pathlib import Path
 import pandas as pd
 
 from catscreen.campaign import figures
-from catscreen.campaign.leaderboard import board_warnings, descriptor_formula, descriptor_targets
+from catscreen.campaign.leaderboard import descriptor_formula, descriptor_targets
 from catscreen.campaign.recipe import Recipe
-from catscreen.campaign.runner import RANK_DIR, load_leaderboard, read_campaign_recipe
+from catscreen.campaign.runner import (
+    RANK_DIR,
+    campaign_warnings,
+    load_leaderboard,
+    read_campaign_recipe,
+)
 from catscreen.campaign.state import STAGES, require_ranked
 from catscreen.campaign.summary import descriptor_frame, flags_frame
 from catscreen.errors import CatscreenError, first_line
@@ -164,7 +169,7 @@ def write_report(root: Path, out: Path | None = None) -> Report:
     )
     warnings = "".join(
         f"<p class='warn'><b>Warning:</b> {html.escape(w)}</p>"
-        for w in board_warnings(board, recipe)
+        for w in campaign_warnings(root, board, recipe)
     )
     body = [
         _header(recipe),

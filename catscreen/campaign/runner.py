@@ -225,6 +225,13 @@ def _set_aside_stale_results(
 def _relax_settings(recipe: Recipe, options: RunOptions, folder: Path) -> RelaxSettings:
     """The recipe's relax stage; a relative checkpoint path is found next to the recipe first,
     like its candidate files (the name as written is what the relax hash sees)."""
+    executor = options.executor or recipe.relax.executor
+    workers = options.workers or recipe.relax.workers
+    if executor == "local" and (options.workers is not None or workers > 1):
+        raise CatscreenError(  # the local executor runs one batch at a time
+            f"{workers} workers need the dask executor (--executor dask, or relax.executor: "
+            "dask in the recipe); the local one runs one batch at a time"
+        )
     return RelaxSettings(
         model=recipe.model.name,
         model_base=str(folder),
@@ -234,8 +241,8 @@ def _relax_settings(recipe: Recipe, options: RunOptions, folder: Path) -> RelaxS
         fmax=recipe.relax.fmax,
         steps=recipe.relax.steps,
         batch_size=recipe.relax.batch_size,
-        executor=options.executor or recipe.relax.executor,
-        workers=options.workers or recipe.relax.workers,
+        executor=executor,
+        workers=workers,
     )
 
 
@@ -262,6 +269,17 @@ def load_leaderboard(root: Path, recipe: Recipe) -> pd.DataFrame:
     return build_leaderboard(
         read_parquet(rank / "ranked.parquet"), read_parquet(rank / "systems.parquet"), recipe
     )
+
+
+def campaign_warnings(root: Path, board: pd.DataFrame, recipe: Recipe) -> list[str]:
+    """board_warnings, with every surface enumerate made: a facet that dropped out of the
+    ranking went unmentioned while its bulk had another one on the board."""
+    configs = read_parquet(root / ENUMERATE_DIR / "configs.parquet")
+    slabs = configs[configs.kind == "slab"]
+    surfaces = {
+        candidate_of(r.bulk, r.miller, r.termination).name: str(r.bulk) for r in slabs.itertuples()
+    }
+    return board_warnings(board, recipe, surfaces)
 
 
 def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) -> Outcome:
@@ -366,7 +384,7 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     keep_ranked_recipe()
 
     board = load_leaderboard(root, recipe)
-    warnings = board_warnings(board, recipe)
+    warnings = campaign_warnings(root, board, recipe)
     for line in warnings:
         log(f"warning: {line}")
     with atomic_path(root / LEADERBOARD) as tmp:

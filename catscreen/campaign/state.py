@@ -62,7 +62,7 @@ def load_state(root: Path) -> CampaignState | None:
         return None
     try:
         return CampaignState.model_validate(json.loads(path.read_text()))
-    except (ValueError, ValidationError) as exc:
+    except (OSError, ValueError, ValidationError) as exc:  # not JSON, not a file, not ours
         raise CatscreenError(
             f"{path} is damaged ({first_line(exc)}); delete it to start over"
         ) from None

@@ -11,6 +11,7 @@ from rich.table import Table
 from catscreen.campaign.baseline import DEFAULT_TOLERANCE, make_baseline, write_baseline
 from catscreen.campaign.runner import (
     RunOptions,
+    campaign_warnings,
     load_leaderboard,
     ranked_model_version,
     read_campaign_recipe,
@@ -154,10 +155,12 @@ def baseline_command(
 ) -> None:
     """Record the current top candidates and descriptors as the baseline for `run --ci --baseline`."""
     require_ranked(root)
-    if tolerance <= 0:
-        raise CatscreenError("--tolerance must be positive")
+    if not 0 < tolerance < float("inf"):  # inf passed every later run
+        raise CatscreenError("--tolerance must be a positive finite number (eV)")
     recipe = read_campaign_recipe(root, ranked=True)
     board = load_leaderboard(root, recipe)
+    for line in campaign_warnings(root, board, recipe):  # what the baseline is made without
+        err_console.print(f"warning: {line}", highlight=False)
     baseline = make_baseline(board, recipe, ranked_model_version(root), tolerance)
     write_baseline(baseline, write)
     names = ", ".join(e.candidate for e in baseline.top)
