@@ -119,6 +119,12 @@ def test_resume_continues(tmp_path: Path) -> None:
     for other in ({"model": wider}, {"seed": 1}):
         with pytest.raises(CatscreenError, match="state of a run with other data or network"):
             Trainer(tiny_config(tmp_path, [data], max_steps=8, **other), log=lambda m: None).run()
+    # other loss weights change the score best.pt is chosen by: a resume replaced a good
+    # best.pt with a 10x worse one (energy_weight 20 -> 0.5)
+    best = (tmp_path / "run" / "best.pt").read_bytes()
+    with pytest.raises(CatscreenError, match=r"other settings \(energy_weight 20.0 -> 0.5"):
+        Trainer(tiny_config(tmp_path, [data], max_steps=8, energy_weight=0.5), log=print).run()
+    assert (tmp_path / "run" / "best.pt").read_bytes() == best
     state = tmp_path / "run" / "state.pt"
     saved = torch.load(state, weights_only=False)
     del saved["run"]  # a state from before runs were named: its weights must still fit
@@ -235,7 +241,7 @@ def test_config_errors(tmp_path: Path) -> None:
         ("validation_fraction: -0.5\n", "validation_fraction must be in"),
         ("ema_decay: 2.0\n", "ema_decay must be in"),
         ("datasets: [{path: d.extxyz, weight: 0.0}]\n", "at least one of them positive"),
-        ("datasets: [{path: d.extxyz, weight: -1.0}]\n", "weights must be >= 0"),
+        ("datasets: [{path: d.extxyz, weight: -1.0}]\n", "weights must be finite and >= 0"),
         ("model: {n_heads: 0}\n", "model.n_heads must be >= 1, not 0"),
         ("model: {l_max: -1}\n", "model.l_max must be >= 0"),
         ("model: {cutoff: 0.0}\n", "model.cutoff and model.avg_num_neighbors must be positive"),
@@ -483,6 +489,40 @@ def test_a_fidelity_whose_elements_come_in_one_ratio_takes_the_split_of_the_othe
     b = refs[2]  # (b, off)
     assert 8 * b[1] + b[0] == pytest.approx(8 * mu["Pt"] + mu["O"] + 0.5, abs=0.05)
     assert 8 * b[1] == pytest.approx(8 * mu["Pt"], abs=0.5)  # a clean slab near a's value
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [  # each trained (rc 0): a negative weight maximised its error and chose best.pt by it
+        ({"energy_weight": -20.0}, "loss weights and weight_decay must be finite and >= 0"),
+        ({"magmom_weight": -1.0}, "loss weights and weight_decay must be finite and >= 0"),
+        ({"weight_decay": -0.5}, "loss weights and weight_decay must be finite and >= 0"),
+        ({"energy_weight": 0.0, "force_weight": 0.0}, "energy_weight, force_weight or adsorpt"),
+        ({"min_lr": 0.1}, "min_lr in \\[0, lr\\]"),
+        ({"out": None}, "out must name a folder"),
+    ],
+)
+def test_training_settings_that_cannot_train_are_refused(tmp_path, extra, message) -> None:
+    with pytest.raises(CatscreenError, match=message):
+        tiny_config(tmp_path, [tmp_path / "d.extxyz"], **extra)
+
+
+def test_a_split_that_leaves_nothing_to_train_or_validate_on_is_named(tmp_path: Path) -> None:
+    """No validation system picked best.pt on training error without a word; no weighted
+    training frame crashed in the sampler (NaN probabilities)."""
+    data = make_dataset(tmp_path / "d.extxyz", n_systems=6)
+    logs: list[str] = []
+    tr = Trainer(tiny_config(tmp_path, [data]), log=logs.append)
+    assert tr.val and tr.train and not logs
+    held, kept = {f.sid for f in tr.val}, {f.sid for f in tr.train}
+    frames = read_frames(data)
+    write(tmp_path / "train.extxyz", [a for a in frames if a.info["sid"] in kept])
+    Trainer(tiny_config(tmp_path, [tmp_path / "train.extxyz"]), log=logs.append)
+    assert any("no system fell on the validation side" in m for m in logs), logs
+    write(tmp_path / "held.extxyz", [a for a in frames if a.info["sid"] in held])
+    spec = [{"path": str(tmp_path / "held.extxyz")}, {"path": str(data), "weight": 0.0}]
+    with pytest.raises(CatscreenError, match="no dataset with a positive weight has training"):
+        Trainer(tiny_config(tmp_path, [], datasets=spec), log=lambda m: None)
 
 
 def test_bad_labels_and_settings_fail_before_training(tmp_path: Path) -> None:
@@ -873,12 +913,19 @@ def test_a_file_listed_twice_is_read_once_and_relabelling_stays_with_its_dataset
 
 
 @pytest.mark.timeout(300)
-def test_collate_workers_train_the_same_and_resume_the_same(tmp_path: Path) -> None:
+def test_collate_workers_train_the_same_and_resume_the_same(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """Batches collated ahead in forked workers are the batches the serial loop draws: the same
     weights (and random stream) after a run, and after a run whose worker was killed (one-line
     error, batches still queued at its last checkpoint) and that was then resumed."""
     data = make_adsorption_dataset(tmp_path / "ads.extxyz")
+    # one torch thread: with several, a float sum may take another path between two runs (it
+    # failed 1 in 2 at OMP_NUM_THREADS=2 with the serial run alone differing in the last bit)
     kw = {"adsorption_weight": 1.0, "max_steps": 30, "eval_every": 2, "stress_weight": 0.0}
+    kw["threads"] = 1
+    threads = torch.get_num_threads()
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
 
     def trainer(out: str, **extra) -> Trainer:
         cfg = tiny_config(tmp_path, [data], out=str(tmp_path / out), **kw, **extra)
@@ -983,7 +1030,7 @@ def test_pair_options_and_cli_overrides_are_range_checked(tmp_path: Path) -> Non
     for kw, message in (
         (ignored, "need adsorption_weight > 0"),
         ({"adsorption_weight": 1.0, "adsorption_pairs": 0}, "adsorption_pairs >= 1"),
-        ({"adsorption_weight": -1.0}, "adsorption_weight must be >= 0"),
+        ({"adsorption_weight": -1.0}, "loss weights and weight_decay must be finite and >= 0"),
     ):
         with pytest.raises(CatscreenError, match=message):
             tiny_config(tmp_path, [data], **kw).check_ranges()

@@ -46,6 +46,8 @@ def train_command(
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     cfg.check_ranges()  # the overrides too
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():  # found after loading the data
+        raise CatscreenError(f"out {cfg.out} is a file; give a folder for the run")
     trainer = Trainer(cfg, log=lambda m: console.print(m, highlight=False, markup=False))
     console.print(
         f"{len(trainer.train)} training and {len(trainer.val)} validation frames; "

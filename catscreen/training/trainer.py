@@ -197,10 +197,19 @@ class TrainConfig:
             (0.0 <= self.validation_fraction < 1.0, "validation_fraction must be in [0, 1)"),
             (0.0 <= self.ema_decay < 1.0, "ema_decay must be in [0, 1)"),
             (self.max_steps >= 0 and self.warmup_steps >= 0, "max_steps and warmup_steps must be >= 0"),
-            (self.lr > 0 and self.min_lr >= 0, "lr must be positive and min_lr >= 0"),
+            (0 < self.lr < math.inf and 0 <= self.min_lr <= self.lr,
+             "lr must be positive and finite, min_lr in [0, lr]"),
+            (all(0 <= w < math.inf for w in self.loss_weights().values())
+             and self.weight_decay >= 0,
+             "the loss weights and weight_decay must be finite and >= 0 (a negative one "
+             "maximises that error)"),
+            (self.energy_weight > 0 or self.force_weight > 0 or self.adsorption_weight > 0,
+             "energy_weight, force_weight or adsorption_weight must be positive"),
+            (bool(self.out), "out must name a folder"),
             (self.grad_clip > 0, "grad_clip must be positive"),
-            (all(d.weight >= 0 for d in self.datasets) and any(d.weight > 0 for d in self.datasets),
-             "dataset weights must be >= 0, at least one of them positive"),
+            (all(0 <= d.weight < math.inf for d in self.datasets)
+             and any(d.weight > 0 for d in self.datasets),
+             "dataset weights must be finite and >= 0, at least one of them positive"),
             (all(d.pair_weight is None or d.pair_weight >= 0 for d in self.datasets),
              "dataset pair_weight must be >= 0"),
             (self.adsorption_weight >= 0 and self.adsorption_pairs >= 1,
@@ -213,6 +222,15 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise CatscreenError(f"training config: {message}")
+
+    def loss_weights(self) -> dict[str, float]:
+        return {
+            "energy_weight": self.energy_weight,
+            "force_weight": self.force_weight,
+            "stress_weight": self.stress_weight,
+            "magmom_weight": self.magmom_weight,
+            "adsorption_weight": self.adsorption_weight,
+        }
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -227,8 +245,8 @@ class TrainConfig:
 
 def _read_config(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     """One config file with its `extends` chain merged and its dataset paths made absolute."""
-    if not path.exists():
-        raise CatscreenError(f"config not found: {path}")
+    if not path.is_file():
+        raise CatscreenError(f"config not found: {path}" + (" (a folder)" if path.exists() else ""))
     if path.resolve() in chain:
         cycle = " -> ".join(str(p) for p in (*chain, path.resolve()))
         raise CatscreenError(f"training configs extend each other in a cycle: {cycle}")
@@ -707,7 +725,18 @@ class Trainer:
             self.val = [f for f in self.val if f.sid not in inherited]
         if not self.train:
             raise CatscreenError("no training frames after the split: lower validation_fraction")
+        if config.validation_fraction > 0 and not self.val:  # validate() falls back on train
+            self.log(
+                f"warning: no system fell on the validation side (validation_fraction "
+                f"{config.validation_fraction:g}): best.pt is chosen on training error; raise "
+                "it or change split_seed for a held-out score"
+            )
         trained = {f.dataset for f in self.train}
+        if not any(config.datasets[k].weight > 0 for k in trained):
+            raise CatscreenError(
+                "no dataset with a positive weight has training frames: all their systems are "
+                "on the validation side"
+            )
         for k, spec in enumerate(config.datasets):
             if spec.weight > 0 and k not in trained:  # its share of the batches goes elsewhere
                 self.log(
@@ -1038,8 +1067,17 @@ class Trainer:
             or self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "run": self.run_identity,
+            "settings": self.run_settings(),
         }
         save_atomically(state, self.out / "state.pt")
+
+    def run_settings(self) -> dict[str, Any]:
+        """How the steps so far were taken, beyond the run's identity: the loss weights set
+        the validation score best.pt is chosen by (a resume with other ones replaced a good
+        best.pt with a worse one), and precision, batch size and EMA how training went."""
+        c = self.config
+        return {**c.loss_weights(), "dtype": c.dtype, "batch_size": c.batch_size,
+                "ema_decay": c.ema_decay}  # fmt: skip
 
     # what a resumed run must share with the one that saved its state; the step budget,
     # evaluation cadence and the like may change between the two
@@ -1073,6 +1111,12 @@ class Trainer:
             raise CatscreenError(
                 f"{path} is the state of a run with other data or network settings "
                 f"({', '.join(self.RUN_FIELDS)}); {fix}"
+            )
+        old, new = state.get("settings", self.run_settings()), self.run_settings()
+        changed = [f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v]
+        if changed:
+            raise CatscreenError(
+                f"{path} was trained with other settings ({'; '.join(changed)}); {fix}"
             )
         try:
             self.net.load_state_dict(state["net"])
