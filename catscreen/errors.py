@@ -24,6 +24,8 @@ def unreadable(exc: BaseException) -> str:
     bare KeyError('Qq'), which alone reads as "'Qq'"."""
     if isinstance(exc, KeyError) and exc.args:
         return f"unknown element symbol {exc.args[0]!r}?"
+    if type(exc).__name__ == "UnknownFileTypeError":  # its message is the bare suffix
+        return f"unknown file format {first_line(exc)!r} (CIF, POSCAR, extxyz, ...)"
     return first_line(exc)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import numpy as np
@@ -62,6 +63,54 @@ def test_bulk_from_files_and_bad_bulks(tmp_path):
     write(tmp_path / "POSCAR", doubled, format="vasp")
     with pytest.raises(CatscreenError, match=r"atoms 0 and 4 \(Pt, Pt\) are 0.00 A apart"):
         load_bulks([str(tmp_path / "POSCAR")])
+
+
+def test_files_that_are_no_bulk_crystal_are_refused(tmp_path):
+    """Each was enumerated before (exit 0): graphene with 20 A of c cut through the sheet, a
+    boxed CO as a solid, a POSCAR in units of a with 2160-atom slabs, a ghost atom."""
+    from ase.build import graphene
+
+    sheet = graphene(vacuum=10.0)
+    sheet.pbc = True
+    co = molecule("CO", vacuum=5.0)
+    co.pbc = True
+    units_of_a = bulk("Pt", "fcc", a=1.0, cubic=True)
+    ghost = bulk("Cu", "fcc", a=3.6, cubic=True)
+    ghost.numbers[0] = 0
+    cases = [
+        (sheet, "20.0 A of empty space across its cell (along c)"),
+        (co, "of empty space across its cell"),
+        (units_of_a, "under half a Pt-Pt bond: is the cell in other units"),
+        (ghost, "holds ghost atoms (X)"),
+    ]
+    for k, (atoms, message) in enumerate(cases):
+        write(tmp_path / f"b{k}.extxyz", atoms)
+        with pytest.raises(CatscreenError, match=re.escape(message)):
+            load_bulks([str(tmp_path / f"b{k}.extxyz")])
+    with pytest.raises(CatscreenError, match="bulk file not found: nope/Pt.cif"):
+        load_bulks(["nope/Pt.cif"])
+    (tmp_path / "x.txt").write_text("hello\n")
+    with pytest.raises(CatscreenError, match="unknown file format 'txt'"):
+        load_bulks([str(tmp_path / "x.txt")])
+    write(tmp_path / "ar.cif", bulk("Ar", "fcc", a=5.26))  # a van der Waals solid is one
+    assert load_bulks([str(tmp_path / "ar.cif")])[0].formula == "Ar"
+
+
+def test_a_cif_occupancy_of_question_mark_is_a_full_site(tmp_path):
+    """`?` and `.` are legal CIF values; ASE keeps them as text (a traceback before)."""
+    text = (
+        "data_m\n_cell_length_a 3.92\n_cell_length_b 3.92\n_cell_length_c 3.92\n"
+        "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
+        "_symmetry_space_group_name_H-M 'F m -3 m'\nloop_\n_atom_site_label\n"
+        "_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n"
+        "_atom_site_occupancy\nPt1 Pt 0 0 0 {}\n"
+    )
+    for k, occupancy in enumerate(("?", ".", "1.0")):
+        (tmp_path / f"pt{k}.cif").write_text(text.format(occupancy))
+        assert len(load_bulks([str(tmp_path / f"pt{k}.cif")])[0].structure) == 4
+    (tmp_path / "half.cif").write_text(text.format("0.5"))
+    with pytest.raises(CatscreenError, match="partial occupancies"):
+        load_bulks([str(tmp_path / "half.cif")])
 
 
 def test_a_strained_bulk_keeps_its_lattice(tmp_path):

@@ -400,6 +400,18 @@ def test_rows_a_worker_made_with_another_model_version_are_refused(tmp_path, mon
     assert not out.exists()
 
 
+def test_elements_the_model_was_not_trained_on_are_refused_up_front(tmp_path):
+    """SrTiO3 with the bundled model: every row failed and the run exited 0."""
+    atoms = adslab("Cu", "O", "fcc")
+    atoms.symbols[0] = "Sr"
+    p = tmp_path / "c.extxyz"
+    write(p, [atoms], format="extxyz")
+    out = tmp_path / "r.parquet"
+    with pytest.raises(CatscreenError, match=r"not trained on element\(s\) Sr"):
+        relax_configurations(p, out, RelaxSettings(model="bundled", spin="off"), progress=False)
+    assert not out.exists()
+
+
 def test_a_failing_job_fails_its_rows_and_the_flow_goes_on():
     model, items = items_for([adslab("Cu", "O", "fcc")])
     good = RelaxMaker(model="emt", batch_size=8, steps=2).make(items)

@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 from ase import Atoms
 from ase.build import bulk as ase_bulk
-from ase.data import chemical_symbols
+from ase.data import chemical_symbols, covalent_radii
 from ase.io import read
 from ase.neighborlist import neighbor_list
 from pymatgen.core import Structure
@@ -103,9 +103,18 @@ def standardize(atoms: Atoms) -> Structure:
     return SpacegroupAnalyzer(structure, symprec=SYMPREC).get_conventional_standard_structure()
 
 
+def _occupancy(value: object) -> float:
+    """A CIF occupancy; `?` (unknown) and `.` (inapplicable) mean a full site."""
+    return 1.0 if str(value).strip() in ("?", ".") else float(value)  # type: ignore[arg-type]
+
+
 def check_ordered(atoms: Atoms, where: str) -> None:
     """ASE keeps one species of a mixed or partly empty CIF site and drops the rest silently."""
     for site in (atoms.info.get("occupancy") or {}).values():
+        try:
+            site = {el: _occupancy(occ) for el, occ in site.items()}
+        except ValueError:
+            raise CatscreenError(f"{where}: an occupancy is no number ({site})") from None
         if len(site) > 1 or sum(site.values()) < 0.999:
             text = ", ".join(f"{el} {occ:g}" for el, occ in site.items())
             raise CatscreenError(
@@ -118,16 +127,48 @@ MIN_SEPARATION = 0.5  # A: closer atoms are a typo or a duplicated site, not a c
 
 
 def check_separated(atoms: Atoms, where: str) -> None:
-    """Two atoms on one spot (a site listed twice in a POSCAR) would stop the symmetry search."""
+    """Two atoms on one spot (a site listed twice in a POSCAR) would stop the symmetry search.
+    A neighbour list, not all distances: those took 3.9 GB for a 2048-atom cell."""
     if len(atoms) < 2:
         return
-    d = atoms.get_all_distances(mic=True)
-    np.fill_diagonal(d, np.inf)
-    i, j = np.unravel_index(np.argmin(d), d.shape)
-    if d[i, j] < MIN_SEPARATION:
+    i, j, d = neighbor_list("ijd", atoms, MIN_SEPARATION)
+    if len(d):
+        k = int(np.argmin(d))
         raise CatscreenError(
-            f"{where}: atoms {i} and {j} ({atoms[i].symbol}, {atoms[j].symbol}) are "
-            f"{d[i, j]:.2f} A apart; is a site listed twice?"
+            f"{where}: atoms {i[k]} and {j[k]} ({atoms[i[k]].symbol}, {atoms[j[k]].symbol}) are "
+            f"{d[k]:.2f} A apart; is a site listed twice?"
+        )
+
+
+MAX_GAP = 6.0  # A of empty space across a cell: a slab, a 2D sheet or a boxed molecule
+MIN_BOND_FRACTION = 0.5  # of the covalent bond length: closer is a cell in the wrong units
+
+
+def check_bulk_like(atoms: Atoms, where: str) -> None:
+    """A file given as a bulk is a crystal: no empty layer across the cell (graphene with 20 A
+    of c was cut through the sheet, a boxed CO enumerated as a solid) and no atoms far closer
+    than a bond (a POSCAR whose scale line was left at 1 with vectors in units of a: Pt at
+    0.71 A, 2160-atom slabs)."""
+    inverse = np.linalg.inv(atoms.cell.array)  # columns: the reciprocal vectors (no 2 pi)
+    frac = atoms.get_scaled_positions(wrap=True)
+    for k, axis in enumerate("abc"):
+        order = np.sort(frac[:, k])
+        gap = float(np.max(np.diff(np.append(order, order[0] + 1.0))))
+        spacing = 1.0 / float(np.linalg.norm(inverse[:, k]))  # between the (k) lattice planes
+        if gap * spacing > MAX_GAP:
+            raise CatscreenError(
+                f"{where} has {gap * spacing:.1f} A of empty space across its cell (along "
+                f"{axis}): a slab, a 2D sheet or a molecule in a box, not a bulk crystal"
+            )
+    radii = covalent_radii[atoms.numbers]
+    i, j, d = neighbor_list("ijd", atoms, float(radii.max()))  # pairs within one radius sum
+    ratio = d / (radii[i] + radii[j]) if len(d) else np.array([])
+    if len(ratio) and ratio.min() < MIN_BOND_FRACTION:
+        k = int(np.argmin(ratio))
+        raise CatscreenError(
+            f"{where}: atoms {i[k]} and {j[k]} are {d[k]:.2f} A apart, under half a "
+            f"{atoms[i[k]].symbol}-{atoms[j[k]].symbol} bond: is the cell in other units "
+            "(a POSCAR scale line)?"
         )
 
 
@@ -170,8 +211,11 @@ def file_bulks(path: Path) -> list[Bulk]:
         if not atoms.pbc.all() or atoms.cell.volume < 1e-6:
             raise CatscreenError(f"bulk file {path} (frame {i}) has no 3D periodic cell")
         where = f"bulk file {path} (frame {i})"
+        if (atoms.numbers == 0).any():
+            raise CatscreenError(f"{where} holds ghost atoms (X): no element")
         check_ordered(atoms, where)
         check_separated(atoms, where)
+        check_bulk_like(atoms, where)
         name = path.stem if len(frames) == 1 else f"{path.stem}_{i}"
         bulks.append(Bulk(name, standardize(atoms), f"file {path.name}"))
     return bulks
@@ -184,6 +228,8 @@ def load_bulks(specs: list[str]) -> list[Bulk]:
     bulks: list[Bulk] = []
     for spec in specs:
         path = Path(spec)
+        if not path.is_file() and (path.suffix or len(path.parts) > 1):  # a path, not a name
+            raise CatscreenError(f"bulk file not found: {path}")
         bulks.extend(file_bulks(path) if path.is_file() else [library_bulk(spec)])
     names = [b.name for b in bulks]
     duplicates = sorted({n for n in names if names.count(n) > 1})
