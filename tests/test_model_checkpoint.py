@@ -235,6 +235,13 @@ def test_cli_model_info(saved, tmp_path, monkeypatch):
     assert data["metrics"] == {"energy_mae": 0.1}
     res = runner.invoke(app, ["model", "info", str(saved[1])])
     assert res.exit_code == 0 and "hidden_irreps" in res.output and "training data" in res.output
+    # the shipped weights: thousands of system ids shortened, and where the metrics are
+    res = runner.invoke(app, ["model", "info"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert (
+        "(1648 in all)" in res.output and "the measured figures are in MODEL_CARD.md" in res.output
+    )
+    assert len(res.output.splitlines()) < 300
     monkeypatch.setattr(checkpoint, "bundled_path", lambda: tmp_path / "missing.pt")
     res = runner.invoke(app, ["model", "info"])
     assert res.exit_code == 2 and "bundled weights not found" in res.output

@@ -150,7 +150,7 @@ def baseline_command(
         ..., "--write", help="Baseline JSON to write (commit it next to the recipe)."
     ),
     tolerance: float = typer.Option(
-        DEFAULT_TOLERANCE, min=0.0, help="Allowed descriptor change (eV)."
+        DEFAULT_TOLERANCE, help="Allowed descriptor change (eV), positive."
     ),
 ) -> None:
     """Record the current top candidates and descriptors as the baseline for `run --ci --baseline`."""

@@ -56,7 +56,10 @@ def info_command(
                 k: f"{mix[k]['version']} ({mix[k]['path']})" for k in ("first", "second")
             }
         summary["training_data"] = meta.get("training_data", "not recorded")
-        summary["metrics"] = meta.get("metrics", {})
+        summary["metrics"] = meta.get("metrics") or (
+            "none in the checkpoint (a weight-space mix is not validated as it is made); "
+            "the measured figures are in MODEL_CARD.md"
+        )
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
@@ -90,9 +93,20 @@ def interpolate_command(
     console.print(f"model: {out} (version {version})", highlight=False)
 
 
-def _fmt(value: object) -> str:
+SHOWN = 6  # list entries shown in the table (--json has them all): system ids run to thousands
+
+
+def _fmt(value: object, depth: int = 0) -> str:
+    pad = "  " * depth
     if isinstance(value, dict):
-        return "\n".join(f"{k}: {_fmt(v)}" for k, v in value.items()) or "-"
+        if {"path", "weight"} <= set(value):  # a dataset: where, and how much it counts
+            return f"{value['path']} (weight {value['weight']})"
+        lines = [f"{pad}{k}: {_fmt(v, depth + 1).lstrip()}" for k, v in value.items()]
+        return "\n".join(lines) or "-"
     if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value) or "-"
+        if value and all(isinstance(v, dict) for v in value):
+            return "\n" + "\n".join(f"{pad}- {_fmt(v, depth + 1).lstrip()}" for v in value)
+        shown = ", ".join(str(v) for v in value[:SHOWN])
+        more = f", ... ({len(value)} in all)" if len(value) > SHOWN else ""
+        return shown + more or "-"
     return str(value)

@@ -52,7 +52,9 @@ def relax_command(
         "auto", help="auto (on when a magnetic element is present) | on | off."
     ),
     fidelity: str | None = typer.Option(
-        None, help="Fidelity context; default: the model's default (its highest)."
+        None,
+        help="Fidelity context; default: the model's recorded default (`catscreen model "
+        "info`; chgnet-pbe for the bundled model).",
     ),
     optimizer: str = typer.Option("fire", help="fire | lbfgs (ASE's parameters)."),
     fmax: float = typer.Option(0.05, help="Converged when max |F| on free atoms <= fmax (eV/A)."),
