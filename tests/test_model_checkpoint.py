@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -238,9 +239,8 @@ def test_cli_model_info(saved, tmp_path, monkeypatch):
     # the shipped weights: thousands of system ids shortened, and where the metrics are
     res = runner.invoke(app, ["model", "info"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    assert (
-        "(1648 in all)" in res.output and "the measured figures are in MODEL_CARD.md" in res.output
-    )
+    assert re.search(r"\(\d{3,} in all\)", res.output), res.output[-2000:]
+    assert "the measured figures are in MODEL_CARD.md" in res.output
     assert len(res.output.splitlines()) < 300
     monkeypatch.setattr(checkpoint, "bundled_path", lambda: tmp_path / "missing.pt")
     res = runner.invoke(app, ["model", "info"])
