@@ -113,6 +113,26 @@ def test_a_cif_occupancy_of_question_mark_is_a_full_site(tmp_path):
         load_bulks([str(tmp_path / "half.cif")])
 
 
+def test_a_cif_with_symmetry_operations_only_is_read_by_pymatgen(tmp_path):
+    """ASE needs a space-group symbol or number; a CIF giving only the operations failed."""
+    (tmp_path / "pt_ops.cif").write_text(
+        "data_pt\n_cell_length_a 3.92\n_cell_length_b 3.92\n_cell_length_c 3.92\n"
+        "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
+        "loop_\n_symmetry_equiv_pos_as_xyz\n 'x, y, z'\n '-x, -y, -z'\n"
+        "loop_\n_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n"
+        "_atom_site_fract_y\n_atom_site_fract_z\nPt1 Pt 0 0 0\nPt2 Pt 0 0.5 0.5\n"
+        "Pt3 Pt 0.5 0 0.5\nPt4 Pt 0.5 0.5 0\n"
+    )
+    (pt,) = load_bulks([str(tmp_path / "pt_ops.cif")])
+    assert pt.name == "pt_ops" and pt.structure.get_space_group_info()[1] == 225
+    for sub in ("a", "b"):  # VASP's naming: every file a POSCAR
+        (tmp_path / sub).mkdir()
+        write(tmp_path / sub / "POSCAR", bulk("Cu", "fcc", a=3.6, cubic=True), format="vasp")
+    names = [str(tmp_path / sub / "POSCAR") for sub in ("a", "b")]
+    with pytest.raises(CatscreenError, match="a file is named by its stem: rename one"):
+        load_bulks(names)
+
+
 def test_a_strained_bulk_keeps_its_lattice(tmp_path):
     """Standardising picks the setting; it must not average away a strain put in on purpose."""
     strained = bulk("Pt", "fcc", a=3.92, cubic=True)

@@ -200,8 +200,9 @@ def file_bulks(path: Path) -> list[Bulk]:
     try:
         frames = read(path, index=":")
     except Exception as exc:  # ASE raises many types for unreadable files
-        why = unreadable(exc)
-        raise CatscreenError(f"cannot read bulk file {path}: {why}") from exc
+        frames = _pymatgen_cif(path) if path.suffix.lower() == ".cif" else None
+        if frames is None:
+            raise CatscreenError(f"cannot read bulk file {path}: {unreadable(exc)}") from exc
     if not isinstance(frames, list):
         frames = [frames]
     if not frames:
@@ -221,6 +222,28 @@ def file_bulks(path: Path) -> list[Bulk]:
     return bulks
 
 
+def _pymatgen_cif(path: Path) -> list[Atoms] | None:
+    """pymatgen's reading of a CIF ASE cannot read (symmetry given only as operations, no
+    space-group symbol); None when it cannot either."""
+    import warnings
+
+    from pymatgen.io.cif import CifParser
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # its notes on rounded occupancies and the like
+            structures = CifParser(path).parse_structures(primitive=False)
+    except Exception:  # pymatgen raises many types too; the ASE error is the one reported
+        return None
+    for s in structures:
+        if not s.is_ordered:
+            raise CatscreenError(
+                f"bulk file {path} has partial occupancies: disordered structures are not "
+                "supported; give an ordered cell (e.g. one special quasirandom structure)"
+            )
+    return [AseAtomsAdaptor.get_atoms(s) for s in structures] or None
+
+
 def load_bulks(specs: list[str]) -> list[Bulk]:
     """Library names and file paths, in the order given; a spec naming a file wins."""
     if not specs:
@@ -234,5 +257,8 @@ def load_bulks(specs: list[str]) -> list[Bulk]:
     names = [b.name for b in bulks]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise CatscreenError(f"bulk name(s) given twice: {', '.join(duplicates)}")
+        raise CatscreenError(
+            f"bulk name(s) given twice: {', '.join(duplicates)} (a file is named by its stem: "
+            "rename one, e.g. POSCAR_PtCo)"
+        )
     return bulks
