@@ -7,15 +7,20 @@ from pathlib import Path
 
 from catscreen.errors import CatscreenError
 
+_HERE = Path(__file__).resolve().parent
+
+
+def _first_dir(*candidates: Path) -> Path | None:
+    return next((c for c in candidates if c.is_dir()), None)
+
 
 @cache
 def data_dir() -> Path:
     """The wheel maps the repository's `data/` to `catscreen/_data`; a checkout uses `data/`."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_data", here.parent / "data"):
-        if candidate.is_dir():
-            return candidate
-    raise CatscreenError("catscreen's data folder is missing: reinstall the package")
+    found = _first_dir(_HERE / "_data", _HERE.parent / "data")
+    if found is None:
+        raise CatscreenError("catscreen's data folder is missing: reinstall the package")
+    return found
 
 
 def data_path(*parts: str) -> Path:
@@ -28,8 +33,4 @@ def data_path(*parts: str) -> Path:
 @cache
 def recipes_dir() -> Path | None:
     """The shipped recipes: catscreen/_data/recipes in a wheel, `recipes/` in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_data" / "recipes", here.parent / "recipes"):
-        if candidate.is_dir():
-            return candidate
-    return None
+    return _first_dir(_HERE / "_data" / "recipes", _HERE.parent / "recipes")
