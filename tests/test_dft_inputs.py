@@ -219,6 +219,10 @@ def test_a_noise_moment_starts_parallel_and_a_slab_at_the_cell_edge_is_centred()
     atoms = Atoms("Ni3", positions=np.zeros((3, 3)))
     atoms.arrays["magmoms"] = np.array([-0.0187, -0.9, 0.3])
     assert initial_magmoms(atoms, "on", DftSettings()).tolist() == [1.0, -1.0, 1.0]
+    afm = Atoms("Cr2Mn2", positions=np.zeros((4, 3)))  # antiferromagnetic: real, kept
+    afm.arrays["magmoms"] = np.array([1.1, -1.1, 1.8, -1.8])
+    signs = np.sign(initial_magmoms(afm, "on", DftSettings()))
+    assert signs.tolist() == [1.0, -1.0, 1.0, -1.0]
     slab = fcc111("Al", (1, 1, 3), vacuum=6.0)
     slab.positions[:, 2] -= slab.positions[:, 2].min()  # at the bottom, vacuum only above
     ready = prepare(atoms_to_text(slab), "slab", "off", DftSettings())

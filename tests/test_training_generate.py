@@ -441,6 +441,14 @@ def test_a_structure_shard_made_again_is_labelled_again(tmp_path: Path) -> None:
     assert label.cell[0, 1] == pytest.approx(3.7 / 2)
     (labels.parent / "bulk-Cu.source.json").unlink()  # labels from before records: kept
     assert label_shard(structures, labels, "chgnet-pbe", 0.0) == 0
+    # shards named after dotted files (pt.v1.cif, pt.v2.cif) keep a record each
+    for version in ("v1", "v2"):
+        dotted = structures.with_name(f"enum-pt.{version}.extxyz.gz")
+        dotted.write_bytes(structures.read_bytes())
+        assert label_shard(dotted, labels.with_name(dotted.name), "chgnet-pbe", 0.0) == 1
+    for version in ("v1", "v2"):
+        dotted = structures.with_name(f"enum-pt.{version}.extxyz.gz")
+        assert label_shard(dotted, labels.with_name(dotted.name), "chgnet-pbe", 0.0) == 0
 
 
 def test_exclude_from_takes_a_pass_output_folder_and_refuses_one_without_shards(

@@ -72,16 +72,15 @@ class Orientation:
 
 def heuristic_orientation(slab: Atoms, site: Site, adsorbate: Adsorbate) -> Orientation:
     """Upright; a bidentate species lies along the bridge it sits on, else along cell vector a.
-    Across a bridge whose atoms differ in height (a step edge) it tilts so that its binding
-    atoms differ as much: flat, one end sat ~1 A above its atom (HCOO on Pt(211): 3.0 A)."""
+    Across a bridge whose atoms differ in height (a step edge) it tilts with the bridge's own
+    slope: flat, one end sat ~1 A above its atom (HCOO on Pt(211): 3.0 A). Tilting to match
+    the height difference instead stood a short C2H2 on end (90 degrees) over one atom."""
     if adsorbate.bidentate and site.kind == "bridge":
         i, j = site.atoms
         d = slab.get_distance(i, j, mic=True, vector=True)
         phi = float(np.degrees(np.arctan2(d[1], d[0]))) % 180.0
-        along = np.sign(np.dot(d[:2], [np.cos(np.radians(phi)), np.sin(np.radians(phi))]))
-        b0, b1 = adsorbate.binding
-        span = float(np.linalg.norm(adsorbate.atoms.positions[b1] - adsorbate.atoms.positions[b0]))
-        rise = float(np.degrees(np.arcsin(np.clip(d[2] * along / span, -1.0, 1.0))))
+        along = float(np.dot(d[:2], [np.cos(np.radians(phi)), np.sin(np.radians(phi))]))
+        rise = float(np.degrees(np.arctan2(d[2] * np.sign(along), abs(along))))
         if abs(rise) < 1e-3:  # a flat bridge: the orientation (and the ids) as before
             return Orientation(phi=phi)
         # a positive tilt about the axis 90 degrees ahead of the bridge lowers its far end

@@ -86,6 +86,9 @@ def free_atom_moment(symbol: str) -> float:
     return float(unpaired)
 
 
+MOMENT_FLOOR = 0.25  # muB: a predicted moment below this has no direction worth keeping
+
+
 def initial_magmoms(atoms: Atoms, spin: str, settings: DftSettings) -> np.ndarray | None:
     """Element defaults, raised to the model's predicted moment (arrays['magmoms']) where that
     is larger, in the predicted direction.
@@ -104,8 +107,9 @@ def initial_magmoms(atoms: Atoms, spin: str, settings: DftSettings) -> np.ndarra
     predicted = np.where(np.isfinite(predicted), predicted, 0.0)
     limit = np.array([free_atom_moment(s) for s in symbols])
     # a direction only where the moment is real: -0.02 muB of noise under CO on Ni(111) made
-    # one atom of a ferromagnetic slab start fully antiparallel
-    sign = np.where(predicted < -0.5 * np.maximum(default, 0.1), -1.0, 1.0)
+    # one atom of a ferromagnetic slab start fully antiparallel; antiferromagnetic moments
+    # (Cr, Mn, Fe: 1-2 muB) are far above the floor and keep their sign
+    sign = np.where(predicted < -MOMENT_FLOOR, -1.0, 1.0)
     return sign * np.maximum(np.minimum(np.abs(predicted), limit), default)
 
 

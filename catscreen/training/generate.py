@@ -697,7 +697,8 @@ def label_shard(structures: Path, out: Path, teacher_name: str, mirror_fraction:
     structures. A shard made again (deleted as unreadable, other options) is labelled again:
     its record holds the structure file's hash (written first, so a kill leaves no labels
     that a record vouches for). Labels older than records are kept as they are."""
-    record = out.parent / f"{out.name.split('.')[0]}.source.json"
+    shard = out.name.removesuffix(".gz").removesuffix(".xz").removesuffix(".extxyz")
+    record = out.parent / f"{shard}.source.json"  # shard names may hold dots (pt.v1.cif)
     source = {"structures": structures.name, "sha256": _sha256(structures)}
     if out.exists() and (not record.exists() or _read_json(record) == source):
         return 0

@@ -14,6 +14,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import Any
 
@@ -151,8 +152,10 @@ SCHEDULER_TIMEOUT = 30.0  # s: an address must answer as a Dask scheduler within
 
 async def _identity(address: str, timeout: float) -> object:
     from distributed.comm import connect
+    from distributed.security import Security
 
-    comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout)
+    tls = Security().get_connection_args("client")  # the Dask config's, as Client uses them
+    comm = await asyncio.wait_for(connect(address, timeout=timeout, **tls), timeout)
     try:
         await asyncio.wait_for(comm.write({"op": "identity", "reply": True}), timeout)
         return await asyncio.wait_for(comm.read(), timeout)
@@ -188,7 +191,6 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
     """All Jobs on a Dask cluster: an existing scheduler, or a LocalCluster of `workers` processes."""
     try:
         from distributed import Client, LocalCluster, as_completed
-        from distributed.client import FutureCancelledError
     except ImportError as exc:
         raise CatscreenError(
             "--executor dask needs dask.distributed: pip install 'catscreen[dask]'"
@@ -232,7 +234,7 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
             j = jobs_by_future[fut]
             try:
                 rows = fut.result()
-            except FutureCancelledError as exc:  # the scheduler went away: every batch would
+            except CancelledError as exc:  # the scheduler went away: every batch would
                 where = f"the Dask scheduler {scheduler}" if scheduler else "the Dask cluster"
                 raise CatscreenError(
                     f"lost {where} ({first_line(exc)}); finished rows are kept: rerun to go on"
