@@ -171,3 +171,27 @@ def test_flags_show_no_value_type_in_help():
         assert result.exit_code == 0 and "--help" in result.output
         assert "<bool>" not in result.output, args
     assert "<float>" in runner.invoke(app, ["enumerate", "--help"]).output
+
+
+def test_a_bulk_file_whose_symmetry_is_noise_lowered_is_noted(tmp_path):
+    """Primitive fcc Pt with 0.5% of cell noise reads as R-3m at 0.01 A, and `1,0,0` then
+    means another facet; the user is told, the cell is not changed behind their back."""
+    from ase.build import bulk
+    from ase.io import write
+
+    noisy = bulk("Pt", "fcc", a=3.92)
+    noisy.set_cell(noisy.cell * [[1.005], [1.0], [1.0]], scale_atoms=True)
+    write(tmp_path / "pt_noisy.extxyz", noisy)
+    write(tmp_path / "pt_clean.extxyz", bulk("Pt", "fcc", a=3.92))
+    strained = bulk("Pt", "fcc", a=3.92)  # 1%: pymatgen finds no group (a traceback before)
+    strained.set_cell(strained.cell * [[1.01], [1.0], [1.0]], scale_atoms=True)
+    write(tmp_path / "pt_strained.extxyz", strained)
+    args = ["enumerate", "--bulk", str(tmp_path / "pt_strained.extxyz"), "--miller", "1,1,1"]
+    res = runner.invoke(app, [*args, "--dry-run"])
+    assert res.exit_code == 2 and "no space group found for Pt at 0.01 A" in res.stderr
+    for name, noted in (("pt_noisy", True), ("pt_clean", False)):
+        args = ["enumerate", "--bulk", str(tmp_path / f"{name}.extxyz"), "--miller", "1,1,1"]
+        res = runner.invoke(app, [*args, "--dry-run"])
+        assert res.exit_code == 0, res.output
+        text = " ".join(res.stderr.split())
+        assert ("Fm-3m at 0.1 A: Miller indices refer to the" in text) == noted, text

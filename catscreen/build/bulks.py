@@ -97,10 +97,41 @@ def _library_atoms(name: str, entry: dict[str, Any]) -> Atoms:
 SYMPREC = 0.01
 
 
+LOOSE_SYMPREC = 0.1  # A: what a noisy (DFT-relaxed, rounded) file may have been meant as
+
+
+def symmetry_note(bulk: Bulk) -> str | None:
+    """A file bulk whose symmetry is higher at 0.1 A than at SYMPREC: its Miller indices refer
+    to the lower-symmetry cell (fcc Pt with 0.014 A of cell noise read as R-3m, and `1,0,0`
+    cut a facet of 0.05 atoms/A^2, not fcc(100)'s 0.13). Said, not changed: the distortion
+    may be meant."""
+    try:
+        tight = SpacegroupAnalyzer(bulk.structure, SYMPREC, angle_tolerance=-1.0)
+        loose = SpacegroupAnalyzer(bulk.structure, LOOSE_SYMPREC, angle_tolerance=-1.0)
+    except ValueError:  # no consistent group (pymatgen's SymmetryUndeterminedError): no note
+        return None
+    if loose.get_space_group_number() == tight.get_space_group_number():  # loose: a supergroup
+        return None
+    return (
+        f"bulk {bulk.name} is {tight.get_space_group_symbol()} at {SYMPREC} A but "
+        f"{loose.get_space_group_symbol()} at {LOOSE_SYMPREC} A: Miller indices refer to the "
+        f"{tight.get_space_group_symbol()} cell; symmetrise the file if that distortion is noise"
+    )
+
+
 def standardize(atoms: Atoms) -> Structure:
-    """Conventional standard cell (pymatgen), the frame Miller indices refer to."""
+    """Conventional standard cell (pymatgen), the frame Miller indices refer to. pymatgen's
+    5-degree angle tolerance disagrees with SYMPREC on some slightly distorted cells (primitive
+    fcc with 1% on one vector): no group, and its slab tools fail on them too, so one line."""
     structure = AseAtomsAdaptor.get_structure(atoms)
-    return SpacegroupAnalyzer(structure, symprec=SYMPREC).get_conventional_standard_structure()
+    try:
+        analyzer = SpacegroupAnalyzer(structure, symprec=SYMPREC)
+    except ValueError as exc:  # pymatgen's SymmetryUndeterminedError
+        raise CatscreenError(
+            f"no space group found for {atoms.get_chemical_formula()} at {SYMPREC} A (a cell "
+            "distorted by about a percent?): symmetrise it, or give the distortion clearly"
+        ) from exc
+    return analyzer.get_conventional_standard_structure()
 
 
 def _occupancy(value: object) -> float:

@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from catscreen.build.bulks import load_bulks, symmetry_note
 from catscreen.build.enumerate import (
     MANIFEST_FILE,
     STRUCTURES_FILE,
@@ -18,7 +19,7 @@ from catscreen.build.enumerate import (
     write_configurations,
 )
 from catscreen.build.placements import MIN_DISTANCE_FACTOR, NUDGE
-from catscreen.cli.common import cli_errors, console, split_csv
+from catscreen.cli.common import cli_errors, console, err_console, split_csv
 from catscreen.errors import CatscreenError
 
 EPILOG = (
@@ -177,6 +178,10 @@ def enumerate_command(
         err = exc.errors()[0]
         raise CatscreenError(f"bad setting {err['loc'][0]}: {err['msg']}") from None
     images = enumerate_configurations(settings)
+    files = [b for b in settings.bulks if Path(b).is_file()]
+    for bulk in load_bulks(files) if files else []:
+        if (note := symmetry_note(bulk)) is not None:
+            err_console.print(f"note: {note}", highlight=False, markup=False)
     console.print(_summary(images))
     if dry_run:
         console.print("dry run: nothing written")
