@@ -131,3 +131,14 @@ def test_a_facet_missing_from_the_ranking_is_named_beside_its_bulks_other_facets
     assert any(w.startswith("Pt(100): not in the ranking") for w in warnings), warnings
     assert any(w.startswith("Ni: no surface in the ranking") for w in warnings), warnings
     assert not any(w.startswith("Ni(111)") for w in warnings)  # named once, with its bulk
+
+
+def test_descriptors_added_after_the_baseline_are_named_as_unchecked() -> None:
+    """A recipe's new descriptor was never compared, and the summary said all matched."""
+    now = board({"Pt(111)": 0.02, "Ni(111)": -0.1})
+    base = make_baseline(now, RECIPE, "v1", 0.05)
+    result = compare(now, base, "v1", ["dG_H", "dE_O"])
+    assert result.ok and result.notes == [
+        "descriptor(s) dE_O not in the baseline, so not checked: write a new baseline to check them"
+    ]
+    assert not compare(now, base, "v1", ["dG_H"]).notes

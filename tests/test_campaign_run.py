@@ -117,6 +117,8 @@ def test_ci_against_changed_baseline_fails_readably(
     ok = runner.invoke(app, args)
     assert ok.exit_code == 0, ok.output
     assert "baseline check passed" in ok.output
+    # the file in the campaign folder first, the step summary beside it (it named only that)
+    assert f"summary: {out / 'summary.md'} (also in {step})" in " ".join(ok.output.split())
     data = json.loads(baseline.read_text())
     first = data["top"][0]
     first["descriptors"]["dE_O"] += 0.3

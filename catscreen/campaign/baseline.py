@@ -14,6 +14,7 @@ near-ties swap under harmless changes, and the descriptor check catches real mov
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -106,11 +107,21 @@ def read_baseline(path: str | Path) -> Baseline:
         raise CatscreenError(f"{p}: not a catscreen baseline: {field}: {err['msg']}") from None
 
 
-def compare(board: pd.DataFrame, baseline: Baseline, model_version: str) -> Comparison:
+def compare(
+    board: pd.DataFrame, baseline: Baseline, model_version: str, descriptors: Sequence[str] = ()
+) -> Comparison:
     """Compare the current leaderboard's top-N with a baseline; say when the weights differ
-    from the baseline's, the usual reason for a change."""
+    from the baseline's, the usual reason for a change, and which of the recipe's
+    `descriptors` the baseline cannot check (added after it was written)."""
     failures: list[str] = []
     notes: list[str] = []
+    recorded = {name for e in baseline.top for name in e.descriptors}
+    unchecked = [d for d in descriptors if d not in recorded]
+    if unchecked:
+        notes.append(
+            f"descriptor(s) {', '.join(unchecked)} not in the baseline, so not checked: "
+            "write a new baseline to check them"
+        )
     if baseline.model_version not in (None, model_version):
         notes.append(
             f"the baseline was made with {baseline.model} {baseline.model_version}, this run "

@@ -389,7 +389,8 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         log(f"warning: {line}")
     with atomic_path(root / LEADERBOARD) as tmp:
         board.to_csv(tmp, index=False)
-    comparison = compare(board, baseline, version) if baseline is not None else None
+    names = [d.name for d in recipe.ranking.descriptors]
+    comparison = compare(board, baseline, version, names) if baseline is not None else None
     flagged = read_parquet(root / RANK_DIR / "flagged.parquet")
     summary = render_summary(
         recipe, board, descriptor_targets(recipe), flagged, state, comparison, warnings

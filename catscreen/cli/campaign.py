@@ -10,6 +10,7 @@ from rich.table import Table
 
 from catscreen.campaign.baseline import DEFAULT_TOLERANCE, make_baseline, write_baseline
 from catscreen.campaign.runner import (
+    SUMMARY,
     RunOptions,
     campaign_warnings,
     load_leaderboard,
@@ -88,8 +89,10 @@ def run_command(
     ran = ", ".join(outcome.ran) or "nothing"
     skipped = ", ".join(outcome.skipped) or "nothing"
     err_console.print(f"ran: {ran}; skipped (up to date): {skipped}", highlight=False)
+    written = outcome.root / SUMMARY
+    also = f" (also in {outcome.summary_path})" if outcome.summary_path != written else ""
     err_console.print(
-        f"summary: {outcome.summary_path}; leaderboard: {outcome.root / 'leaderboard.csv'}",
+        f"summary: {written}{also}; leaderboard: {outcome.root / 'leaderboard.csv'}",
         highlight=False,
     )
     cmp = outcome.comparison
