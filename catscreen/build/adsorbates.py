@@ -18,7 +18,7 @@ from ase import Atoms
 from ase.geometry import find_mic
 from ase.io import read
 
-from catscreen.build.bulks import check_ordered, check_separated
+from catscreen.build.bulks import check_atoms
 from catscreen.errors import CatscreenError, did_you_mean, unreadable
 from catscreen.paths import data_path
 
@@ -173,9 +173,7 @@ def load_custom_adsorbate(spec: str) -> Adsorbate:
             f"custom adsorbate file {path} holds {len(frames)} structures; give one molecule"
         )
     (atoms,) = frames
-    check_ordered(atoms, f"custom adsorbate file {path}")
-    if (atoms.numbers == 0).any():  # ASE's ghost atom X: no radius, no element for any model
-        raise CatscreenError(f"custom adsorbate file {path}: unknown element X (a ghost atom)")
+    check_atoms(atoms, f"custom adsorbate file {path}")
     if len(binding) not in (1, 2) or len(set(binding)) != len(binding):
         raise CatscreenError(f"custom adsorbate {spec!r}: give one or two distinct binding atoms")
     if any(not 0 <= i < len(atoms) for i in binding):
@@ -189,5 +187,4 @@ def load_custom_adsorbate(spec: str) -> Adsorbate:
         shifts, _ = find_mic(positions - positions[0], atoms.cell, atoms.pbc)
         positions = positions[0] + shifts
     bare = Atoms(atoms.get_chemical_symbols(), positions=positions)
-    check_separated(bare, f"custom adsorbate file {path}")
     return Adsorbate(path.stem, to_adsorbed_frame(bare, binding), binding, f"from {path.name}")

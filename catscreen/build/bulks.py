@@ -139,6 +139,15 @@ def _occupancy(value: object) -> float:
     return 1.0 if str(value).strip() in ("?", ".") else float(value)  # type: ignore[arg-type]
 
 
+def check_atoms(atoms: Atoms, where: str) -> None:
+    """What a structure file (a bulk or a custom adsorbate) must hold: real elements, whole
+    sites, no two atoms on one spot."""
+    if (atoms.numbers == 0).any():  # ASE's ghost atom X: no radius, no element for any model
+        raise CatscreenError(f"{where} holds ghost atoms (X): unknown element X, no model knows it")
+    check_ordered(atoms, where)
+    check_separated(atoms, where)
+
+
 def check_ordered(atoms: Atoms, where: str) -> None:
     """ASE keeps one species of a mixed or partly empty CIF site and drops the rest silently."""
     for site in (atoms.info.get("occupancy") or {}).values():
@@ -243,10 +252,7 @@ def file_bulks(path: Path) -> list[Bulk]:
         if not atoms.pbc.all() or atoms.cell.volume < 1e-6:
             raise CatscreenError(f"bulk file {path} (frame {i}) has no 3D periodic cell")
         where = f"bulk file {path} (frame {i})"
-        if (atoms.numbers == 0).any():
-            raise CatscreenError(f"{where} holds ghost atoms (X): no element")
-        check_ordered(atoms, where)
-        check_separated(atoms, where)
+        check_atoms(atoms, where)
         check_bulk_like(atoms, where)
         name = path.stem if len(frames) == 1 else f"{path.stem}_{i}"
         bulks.append(Bulk(name, standardize(atoms), f"file {path.name}"))

@@ -61,10 +61,9 @@ def _label_dft(
 def parts_folder(out: Path) -> Path:
     """OUT.parts beside OUT: run.ecut200.extxyz.xz -> run.ecut200.parts, so that outputs
     named apart by a dotted suffix do not share (and refuse) each other's parts."""
-    name = out.name
-    for suffix in (".gz", ".xz", ".extxyz", ".xyz"):
-        name = name.removesuffix(suffix)
-    return out.with_name(name + ".parts")
+    from catscreen.training.datasets import extxyz_stem
+
+    return out.with_name(extxyz_stem(out.name) + ".parts")
 
 
 def _label_teacher(teacher: str, input_path: Path, out: Path) -> None:

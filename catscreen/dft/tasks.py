@@ -47,11 +47,15 @@ def gas_task_name(molecule: str) -> str:
     return f"gas-{molecule}"
 
 
-def slab_task_name(flagged: pd.DataFrame, slab_config_id: str, spin: str) -> str:
-    """A clean slab is one calculation per spin: rows of both contexts (a spin-off relax
-    appended to a spin-on one) share its id, and the first row's spin served both."""
-    spins = set(flagged.spin[flagged.slab_config_id == slab_config_id])
-    return slab_config_id if len(spins) < 2 else f"{slab_config_id}-spin-{spin}"
+def slab_task_names(flagged: pd.DataFrame) -> list[str]:
+    """Each row's clean-slab calculation: one per spin, since rows of both contexts (a
+    spin-off relax appended to a spin-on one) share a slab id, and the first row's spin
+    served both; a slab flagged in one context keeps its id as the name."""
+    both = flagged.groupby("slab_config_id").spin.transform("nunique") > 1
+    return [
+        f"{sid}-spin-{spin}" if split else str(sid)
+        for sid, spin, split in zip(flagged.slab_config_id, flagged.spin, both, strict=True)
+    ]
 
 
 def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
@@ -73,8 +77,7 @@ def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
         tasks.setdefault(
             row.config_id, DftTask(row.config_id, "adslab", row.spin, row.final_structure)
         )
-    for row in flagged.itertuples():
-        name = slab_task_name(flagged, row.slab_config_id, row.spin)
+    for row, name in zip(flagged.itertuples(), slab_task_names(flagged), strict=True):
         if tasks.get(name, DftTask(name, "slab", "", "")).kind != "slab":
             raise CatscreenError(f"flagged row {row.config_id}: its slab has the id of an adslab")
         tasks.setdefault(name, DftTask(name, "slab", row.spin, row.slab_structure))

@@ -20,7 +20,7 @@ from maggma.stores import MemoryStore
 
 from catscreen.dft.gpaw import require_gpaw, single_point
 from catscreen.dft.settings import DftSettings
-from catscreen.dft.tasks import DftTask, dft_tasks, gas_task_name, slab_task_name
+from catscreen.dft.tasks import DftTask, dft_tasks, gas_task_name, slab_task_names
 from catscreen.errors import CatscreenError, described
 from catscreen.io import atomic_path
 
@@ -86,9 +86,9 @@ def run_gpaw(
 def compare(flagged: pd.DataFrame, dft: dict[str, dict]) -> pd.DataFrame:
     """ML vs DFT adsorption energies per flagged row."""
     rows = []
-    for row in flagged.itertuples():
+    for row, slab in zip(flagged.itertuples(), slab_task_names(flagged), strict=True):
         weights = json.loads(row.reference_weights)
-        parts = [dft[row.config_id], dft[slab_task_name(flagged, row.slab_config_id, row.spin)]]
+        parts = [dft[row.config_id], dft[slab]]
         gas = {m: dft[gas_task_name(m)] for m in weights}
         errors = [p["error"] for p in [*parts, *gas.values()] if "error" in p]
         e_dft = (

@@ -48,10 +48,13 @@ class ModelInfo:
                 f"model {self.name} has no fidelity {fidelity!r}; it knows {list(self.fidelities)}"
             )
 
-    def check_elements(self, atoms: Atoms) -> None:
+    def check_elements(self, *structures: Atoms) -> None:
+        """Every element of `structures` is one the model was trained on (all at once: a run
+        checks its whole input before any work)."""
         if self.elements is None:
             return
-        unknown = sorted(set(atoms.get_chemical_symbols()) - set(self.elements))
+        seen = {s for atoms in structures for s in atoms.get_chemical_symbols()}
+        unknown = sorted(seen - set(self.elements))
         if unknown:
             raise CatscreenError(
                 f"model {self.name} was not trained on element(s) {', '.join(unknown)}"

@@ -130,6 +130,15 @@ def normalise_context(
     return frames
 
 
+def extxyz_stem(name: str) -> str:
+    """A file name without its extxyz suffix (`EXTXYZ_SUFFIXES`), dots before it kept:
+    pt.v1.extxyz.gz -> pt.v1 (a split at the first dot made two shards one)."""
+    for suffix in sorted(EXTXYZ_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
+
+
 def opener_for(path: Path) -> Callable[..., IO[str]]:
     """How to open an extxyz file named `path`: gzip (.gz), xz (.xz: the committed teacher
     passes, a third smaller than gzip) or plain."""

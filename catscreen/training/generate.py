@@ -42,7 +42,7 @@ from catscreen.build.slabs import Miller, SlabTermination, distinct_millers, par
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path
 from catscreen.training import teacher
-from catscreen.training.datasets import extxyz_files, read_extxyz, write_extxyz
+from catscreen.training.datasets import extxyz_files, extxyz_stem, read_extxyz, write_extxyz
 
 STRUCTURE_DIR = "structures"
 CRYSTAL: dict[str, str] = {
@@ -697,8 +697,7 @@ def label_shard(structures: Path, out: Path, teacher_name: str, mirror_fraction:
     structures. A shard made again (deleted as unreadable, other options) is labelled again:
     its record holds the structure file's hash (written first, so a kill leaves no labels
     that a record vouches for). Labels older than records are kept as they are."""
-    shard = out.name.removesuffix(".gz").removesuffix(".xz").removesuffix(".extxyz")
-    record = out.parent / f"{shard}.source.json"  # shard names may hold dots (pt.v1.cif)
+    record = out.parent / f"{extxyz_stem(out.name)}.source.json"
     source = {"structures": structures.name, "sha256": _sha256(structures)}
     if out.exists() and (not record.exists() or _read_json(record) == source):
         return 0

@@ -154,13 +154,7 @@ def _items(configs: str | Path, settings: RelaxSettings, info: ModelInfo) -> lis
     df, images = read_configs(configs)
     mask = select(df, settings.systems, settings.adsorbates, settings.ids)
     chosen = [a for a, keep in zip(images, mask, strict=True) if keep]
-    if info.elements is not None:  # else every row of them fails, and the run exits 0
-        unknown = sorted({s for a in chosen for s in a.get_chemical_symbols()} - set(info.elements))
-        if unknown:
-            raise CatscreenError(
-                f"model {info.name} was not trained on element(s) {', '.join(unknown)}; "
-                "choose another --model or leave those configurations out"
-            )
+    info.check_elements(*chosen)  # else every row of them fails, and the run exits 0
     return work_items(
         df[mask], chosen, info, settings.spin, settings.fidelity, _molecules(settings.references)
     )
