@@ -113,6 +113,63 @@ def test_a_cif_occupancy_of_question_mark_is_a_full_site(tmp_path):
         load_bulks([str(tmp_path / "half.cif")])
 
 
+def _symbol_only_cif(cellpar: str, symmetry: str, site: str) -> str:
+    a, alpha = cellpar.split()
+    cell = "".join(f"_cell_length_{x} {a}\n" for x in "abc")
+    cell += "".join(f"_cell_angle_{x} {alpha}\n" for x in ("alpha", "beta", "gamma"))
+    return (
+        f"data_x\n{cell}{symmetry}\nloop_\n_atom_site_label\n_atom_site_type_symbol\n"
+        f"_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n{site}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cellpar", "symmetry", "site", "atoms", "number"),
+    [  # diamond Si in origin choice 2, by symbol suffix and by coordinate-system code
+        (
+            "5.431 90",
+            "_symmetry_space_group_name_H-M 'F d -3 m :2'",
+            "Si Si .125 .125 .125",
+            8,
+            227,
+        ),
+        (
+            "5.431 90",
+            "_symmetry_Int_Tables_number 227\n_space_group.IT_coordinate_system_code 2",
+            "Si Si .125 .125 .125",
+            8,
+            227,
+        ),  # the same in origin choice 1, as before
+        ("5.431 90", "_symmetry_space_group_name_H-M 'F d -3 m :1'", "Si Si 0 0 0", 8, 227),
+        # Bi (A7) given on rhombohedral axes: 6 atoms in the hexagonal conventional cell
+        (
+            "4.746 57.23",
+            "_symmetry_space_group_name_H-M 'R -3 m :R'",
+            "Bi Bi .2339 .2339 .2339",
+            6,
+            166,
+        ),
+    ],
+)
+def test_a_cif_is_read_in_the_setting_its_symbol_names(
+    tmp_path, cellpar, symmetry, site, atoms, number
+):
+    """ASE read a CIF without symmetry operations in the first setting whatever its symbol said:
+    Si in origin choice 2 came out with 16 atoms 1.92 A apart, unnoticed."""
+    (tmp_path / "x.cif").write_text(_symbol_only_cif(cellpar, symmetry, site))
+    (x,) = load_bulks([str(tmp_path / "x.cif")])
+    assert len(x.structure) == atoms and x.structure.get_space_group_info()[1] == number
+    bond = min(x.structure.get_neighbors(x.structure[0], 3.2), key=lambda n: n.nn_distance)
+    assert bond.nn_distance > 2.3  # Si-Si 2.35, Bi-Bi 3.07
+
+
+def test_a_cif_setting_that_cannot_be_applied_is_one_line(tmp_path):
+    symmetry = "_symmetry_space_group_name_H-M 'P 1 1 21/c :c2'\n_symmetry_Int_Tables_number 14"
+    (tmp_path / "m.cif").write_text(_symbol_only_cif("5.0 90", symmetry, "Si Si .1 .2 .3"))
+    with pytest.raises(CatscreenError, match="setting 'c2' cannot be applied without symmetry"):
+        load_bulks([str(tmp_path / "m.cif")])
+
+
 def test_a_cif_with_symmetry_operations_only_is_read_by_pymatgen(tmp_path):
     """ASE needs a space-group symbol or number; a CIF giving only the operations failed."""
     (tmp_path / "pt_ops.cif").write_text(

@@ -19,6 +19,7 @@ from ase import Atoms
 from ase.build import bulk as ase_bulk
 from ase.data import chemical_symbols, covalent_radii
 from ase.io import read
+from ase.io.cif import CIFBlock, parse_cif
 from ase.neighborlist import neighbor_list
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
@@ -238,7 +239,9 @@ FRAME_INDEX = r"0|[1-9][0-9]*"  # the i of `stem_i`, as file_bulks writes it
 def file_bulks(path: Path) -> list[Bulk]:
     """Every frame of a structure file ASE can read; several frames get `stem_i` names."""
     try:
-        frames = read(path, index=":")
+        frames = _cif_frames(path) if path.suffix.lower() == ".cif" else read(path, index=":")
+    except CatscreenError:
+        raise
     except Exception as exc:  # ASE raises many types for unreadable files
         frames = _pymatgen_cif(path) if path.suffix.lower() == ".cif" else None
         if frames is None:
@@ -257,6 +260,50 @@ def file_bulks(path: Path) -> list[Bulk]:
         name = path.stem if len(frames) == 1 else f"{path.stem}_{i}"
         bulks.append(Bulk(name, standardize(atoms), f"file {path.name}"))
     return bulks
+
+
+_HM_TAGS = ("_space_group_name_h-m_alt", "_symmetry_space_group_name_h-m")
+_SYMOP_TAGS = (
+    "_space_group_symop_operation_xyz",
+    "_space_group_symop.operation_xyz",
+    "_symmetry_equiv_pos_as_xyz",
+)
+_CODE_TAGS = ("_space_group.it_coordinate_system_code", "_space_group_it_coordinate_system_code")
+# ASE's settings: origin choice 1 or 2, hexagonal or rhombohedral axes; b1 and abc name the
+# standard monoclinic and orthorhombic cells, which are ASE's first setting too.
+_SETTINGS = {"1": 1, "2": 2, "H": 1, "R": 2, "B1": 1, "ABC": 1}
+
+
+def _cif_frames(path: Path) -> list[Atoms]:
+    """ASE's CIF reading, in the origin or axes the space-group symbol names (`F d -3 m :2`,
+    `R -3 m :R`). ASE reads a file that lists no symmetry operations in the first setting
+    whatever its symbol says: diamond Si in origin choice 2 came out with 16 atoms 1.92 A
+    apart (pymatgen too)."""
+    frames = []
+    for block in parse_cif(str(path)):
+        if not block.has_structure():
+            continue
+        tags = dict(block)
+        if (
+            not any(block.get(t) for t in _SYMOP_TAGS)
+            and "_symmetry_space_group_setting" not in block
+        ):
+            code = next((str(block[t]) for t in _CODE_TAGS if t in block), None)
+            for t in _HM_TAGS:
+                symbol, _, suffix = str(block.get(t, "")).partition(":")
+                if suffix:
+                    tags[t] = symbol.strip()
+                    code = code or suffix.strip()
+            if code is not None:
+                if code.upper() not in _SETTINGS:
+                    raise CatscreenError(
+                        f"bulk file {path}: space-group setting {code!r} cannot be applied "
+                        "without symmetry operations; list them (_symmetry_equiv_pos_as_xyz) "
+                        "or give the cell in P 1"
+                    )
+                tags["_symmetry_space_group_setting"] = _SETTINGS[code.upper()]
+        frames.append(CIFBlock(block.name, tags).get_atoms())
+    return frames
 
 
 def _pymatgen_cif(path: Path) -> list[Atoms] | None:
