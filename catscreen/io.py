@@ -9,9 +9,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ase import Atoms
 from ase.io import read, write
+from ase.io.extxyz import key_val_str_to_dict
 
 from catscreen.errors import CatscreenError, first_line
 
@@ -135,12 +137,41 @@ def atoms_from_text(text: str) -> Atoms:
     return read(io.StringIO(text), format="extxyz")
 
 
-def read_structures(path: str | os.PathLike[str]) -> list[Atoms]:
+# One key=value of an extxyz comment line: "double" (with \" and \\ escapes), 'single',
+# {braced} or [bracketed] values are consumed whole, so a key=value inside one is not a key.
+_EXTXYZ_PAIR = re.compile(
+    r"""([^\s=]+)=(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|\{([^}]*)\}|\[([^\]]*)\]|(\S*))"""
+)
+
+
+def text_keeping_parser(text_keys: Collection[str]) -> Callable[[str], dict[str, Any]]:
+    """An extxyz comment-line parser that keeps `text_keys` as written: ASE's turns `007` into
+    7, `F` into False and `1,1,1` into an array, so a bulk named 007 came back as 7."""
+    keys = frozenset(text_keys)
+
+    def parse(line: str) -> dict[str, Any]:
+        info = key_val_str_to_dict(line)
+        if keys.isdisjoint(info):
+            return info
+        for match in _EXTXYZ_PAIR.finditer(line):
+            key, double, *others = match.groups()
+            if key in keys:
+                text = re.sub(r"\\(.)", r"\1", double) if double is not None else None
+                info[key] = text if text is not None else next(v for v in others if v is not None)
+        return info
+
+    return parse
+
+
+def read_structures(path: str | os.PathLike[str], text_keys: Collection[str] = ()) -> list[Atoms]:
+    """Every frame of an extxyz file; the info keys `text_keys` stay text."""
     p = Path(path)
     if not p.exists():
         raise CatscreenError(f"file not found: {p}")
     try:
-        images = read(p, index=":", format="extxyz")
+        images = read(
+            p, index=":", format="extxyz", properties_parser=text_keeping_parser(text_keys)
+        )
     except Exception as exc:
         raise CatscreenError(f"cannot read {p} as extxyz: {first_line(exc)}") from exc
     return list(images)

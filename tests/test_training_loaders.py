@@ -12,7 +12,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from catscreen.errors import CatscreenError
-from catscreen.training.datasets import ContextDefaults, load_frames
+from catscreen.training.datasets import ContextDefaults, load_frames, write_extxyz
 
 
 def _labelled(atoms, energy=-1.0, **info):
@@ -46,6 +46,16 @@ def test_extxyz_plain_and_gzip_give_same_normalised_frames(tmp_path):
         assert frames[2].info["source"] == "chgnet"
         assert frames[1].get_potential_energy() == pytest.approx(-10.2)
         assert frames[1].get_magnetic_moments() == pytest.approx(np.ones(3))
+
+
+def test_ids_that_look_like_numbers_stay_as_written(tmp_path):
+    """ASE's extxyz parser read sid 007 as 7 and T as True: two systems became one."""
+    path = tmp_path / "ids.extxyz.gz"
+    sids = ["007", "7", "T", "1e3"]
+    write_extxyz([_labelled(bulk("Cu"), -3.0, spin="off", sid=sid) for sid in sids], path)
+    frames = load_frames(path, ContextDefaults(fidelity="chgnet-pbe"))
+    assert [a.info["sid"] for a in frames] == sids
+    assert [a.info["fid"] for a in frames] == [0, 0, 0, 0]
 
 
 def test_missing_context_filled_from_defaults_and_file_name(tmp_path):

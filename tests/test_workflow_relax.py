@@ -148,6 +148,18 @@ def test_subset_selection(tmp_path):
         relax_configurations(p, tmp_path / "x.parquet", RelaxSettings(model="emt", ids=["nope"]))
 
 
+def test_an_extxyz_keeps_text_that_looks_like_numbers(tmp_path):
+    """Without the parquet, ASE's extxyz parser turned a bulk named 007 into 7 and the
+    adsorbate F (fluorine) into False."""
+    image = adslab("Pt", "O", "fcc")
+    image.info.update(bulk="007", adsorbate="F", system_id="1e3", termination=1)
+    write(tmp_path / "c.extxyz", [image], format="extxyz")
+    df, _ = read_configs(tmp_path / "c.extxyz")
+    row = df.iloc[0]
+    assert (row.bulk, row.adsorbate, row.system_id, row.miller) == ("007", "F", "1e3", "1,1,1")
+    assert row.termination == 1
+
+
 def test_a_subset_keeps_the_clean_slabs_of_its_adslabs(tmp_path):
     """--adsorbate O on a two-facet manifest: the O placements and their own clean slabs."""
     from catscreen.build.enumerate import (

@@ -53,7 +53,7 @@ from catscreen.schema import MANIFEST_COLUMNS
 
 STRUCTURES_FILE = "configs.extxyz"
 MANIFEST_FILE = "configs.parquet"
-# Manifest columns stored as text; extxyz reads "1,1,1" back as an array, so they are restored.
+# Manifest columns stored as text in atoms.info, read back as text (not as numbers or arrays).
 _TEXT_COLUMNS = (
     "config_id",
     "system_id",
@@ -310,20 +310,9 @@ def write_configurations(
     return structures, table
 
 
-def _restore_text(atoms: Atoms) -> Atoms:
-    """Undo extxyz's number/array parsing of text keys ("1,1,1" -> array, "3" -> int)."""
-    for key in _TEXT_COLUMNS:
-        value = atoms.info.get(key)
-        if isinstance(value, np.ndarray):
-            atoms.info[key] = ",".join(str(v) for v in value.tolist())
-        elif value is not None and not isinstance(value, str):
-            atoms.info[key] = str(value)
-    return atoms
-
-
 def read_configurations(path: str | Path) -> list[Atoms]:
-    """configs.extxyz with the text keys of atoms.info restored to the manifest's spelling."""
-    return [_restore_text(a) for a in read_structures(path)]
+    """configs.extxyz with the manifest's text keys of atoms.info kept as written."""
+    return read_structures(path, _TEXT_COLUMNS)
 
 
 def read_manifest(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:

@@ -24,7 +24,7 @@ from ase import Atoms
 from ase.io import read, write
 
 from catscreen.errors import CatscreenError, first_line, unreadable
-from catscreen.io import atomic_path
+from catscreen.io import atomic_path, text_keeping_parser
 
 EXTXYZ_SUFFIXES = (".extxyz", ".xyz", ".extxyz.gz", ".xyz.gz", ".extxyz.xz", ".xyz.xz")
 DB_SUFFIXES = (".db",)
@@ -166,6 +166,12 @@ def write_extxyz(frames: Iterable[Atoms], path: Path) -> None:
         tmp.write_bytes(data)
 
 
+# Ids and names read as written: ASE's parser made sids 007 and 7 one system (both 7).
+_TEXT_INFO = text_keeping_parser(
+    ("sid", "source", "fidelity", "kind", "host", "facet", "adsorbate", "site")
+)
+
+
 def read_extxyz(path: Path) -> list[Atoms]:
     """Every frame of an extxyz file, compressed or not.
 
@@ -177,7 +183,7 @@ def read_extxyz(path: Path) -> list[Atoms]:
     try:
         with opener_for(path)(path, "rt") as fh:
             text = io.StringIO(fh.read())
-        return list(read(text, index=":", format="extxyz"))
+        return list(read(text, index=":", format="extxyz", properties_parser=_TEXT_INFO))
     except Exception as exc:  # ASE raises many types for damaged text
         why = unreadable(exc)
         raise CatscreenError(f"cannot read {path} as extxyz: {why}") from exc

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from ase import Atoms
 
@@ -30,12 +29,7 @@ META_COLUMNS: tuple[str, ...] = tuple(c for c in MANIFEST_COLUMNS if c != "struc
 
 
 def _native(value: Any) -> Any:
-    """numpy/pandas scalars -> Python (job arguments must be plain JSON).
-
-    extxyz parses an info value like "1,1,1" into an array; it goes back to that text form.
-    """
-    if isinstance(value, np.ndarray):
-        return ",".join(str(v) for v in value.tolist())
+    """numpy/pandas scalars -> Python (job arguments must be plain JSON)."""
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
@@ -48,7 +42,7 @@ def _digest(*parts: object) -> str:
 
 
 def _read_frames(path: Path) -> list[Atoms]:
-    """extxyz frames with enumerate's text keys restored (extxyz turns "1,1,1" into an array).
+    """extxyz frames with enumerate's text keys kept as text.
 
     Imported here, not at module level: enumerate pulls in pymatgen, which Dask workers
     importing the workflow package do not need.
