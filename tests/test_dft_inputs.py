@@ -324,3 +324,24 @@ def test_triplet_molecules_are_found_by_their_hill_formula():
     from catscreen.dft.settings import gas_unpaired
 
     assert [gas_unpaired(Atoms(s)) for s in ("O2", "CH2", "NH", "H2O", "OH")] == [2, 2, 2, 0, 1]
+
+
+def test_vasp_cutoff_is_raised_to_the_hardest_potcar_for_the_whole_set(tmp_path, flagged_off):
+    """Li_sv's ENMAX is 499 eV: at the default 400 its energies are not converged. Every
+    calculation of the set gets the one raised cutoff (an E_ads subtracts their energies)."""
+    flagged = flagged_off.copy()
+    for col in ("final_structure", "slab_structure"):
+        atoms = atoms_from_text(flagged.at[0, col])
+        atoms[0].symbol = "Li"  # a Li-doped Pt slab
+        flagged.at[0, col] = atoms_to_text(atoms)
+    notes: list[str] = []
+    folders = write_dft_inputs(flagged, "vasp", tmp_path / "li", DftSettings(), notes.append)
+    assert {Incar.from_file(f / "INCAR")["ENCUT"] for f in folders} == {499}  # gases too
+    assert notes == [
+        "VASP ENCUT raised from 400 to 499 eV for every calculation (ENMAX: Li_sv 499 eV)"
+    ]
+    notes.clear()
+    folders = write_dft_inputs(flagged_off, "vasp", tmp_path / "pt", DftSettings(), notes.append)
+    assert {Incar.from_file(f / "INCAR")["ENCUT"] for f in folders} == {400} and not notes
+    folders = write_dft_inputs(flagged, "vasp", tmp_path / "hi", DftSettings(encut=520))
+    assert {Incar.from_file(f / "INCAR")["ENCUT"] for f in folders} == {520}

@@ -374,8 +374,9 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         shutil.rmtree(root / RANK_DIR / "dft", ignore_errors=True)  # no folder of an old flag
         for engine in recipe.validation.write:
             folders = write_dft_inputs(
-                output.flagged, engine, root / RANK_DIR / "dft" / engine, DftSettings()
-            )
+                output.flagged, engine, root / RANK_DIR / "dft" / engine, DftSettings(),
+                lambda why: log(f"rank: note: {why}"),
+            )  # fmt: skip
             counts[f"{engine}_inputs"] = len(folders)
         keep_ranked_recipe()
         return paths, counts

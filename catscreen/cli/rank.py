@@ -163,7 +163,9 @@ def rank_command(
     if (note := uncertainty_note(output)) is not None:
         err_console.print(f"note: {note}")
     if write_dft is not None:
-        folders = write_dft_inputs(output.flagged, write_dft[0], write_dft[1], DftSettings())
+        folders = write_dft_inputs(
+            output.flagged, *write_dft, DftSettings(), lambda why: err_console.print(f"note: {why}")
+        )
         err_console.print(f"wrote {len(folders)} {write_dft[0]} input folder(s) to {write_dft[1]}")
         if settings.references.potentials:  # no gas calculation stands behind a fixed potential
             err_console.print(

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 
 from catscreen.dft.gpaw import write_gpaw_script
 from catscreen.dft.settings import DftSettings, gas_spin, prepare
-from catscreen.dft.vasp import write_vasp_inputs
+from catscreen.dft.vasp import vasp_cutoff, write_vasp_inputs
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_folder, atoms_from_text
 
@@ -152,15 +153,25 @@ def check_dft_folder(out: Path) -> None:
 
 
 def write_dft_inputs(
-    flagged: pd.DataFrame, engine: str, out_dir: str | Path, settings: DftSettings
+    flagged: pd.DataFrame,
+    engine: str,
+    out_dir: str | Path,
+    settings: DftSettings,
+    note: Callable[[str], None] = lambda _: None,
 ) -> list[Path]:
     """One folder per calculation under `out_dir` (VASP inputs or a GPAW script), all or none:
-    written beside it and renamed into place."""
+    written beside it and renamed into place. `note` hears of settings changed for the set."""
     if engine not in ENGINES:
         raise CatscreenError(f"unknown DFT engine {engine!r}; expected one of {', '.join(ENGINES)}")
     out = Path(out_dir)
     check_dft_folder(out)
     tasks = dft_tasks(flagged)
+    if engine == "vasp":
+        elements = {el for t in tasks for el in atoms_from_text(t.structure).get_chemical_symbols()}
+        encut, why = vasp_cutoff(elements, settings.encut)
+        settings = replace(settings, encut=encut)
+        if why is not None:
+            note(why)
     with atomic_folder(out) as tmp:
         for task in tasks:
             folder = tmp / task.name

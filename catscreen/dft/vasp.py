@@ -1,6 +1,7 @@
 """VASP inputs for a flagged configuration: POSCAR, INCAR, KPOINTS and the POTCAR symbols.
 
-Settings follow OC20/AdsorbML practice for slabs (ENCUT 400 eV here vs OC20's 350, EDIFFG
+Settings follow OC20/AdsorbML practice for slabs (ENCUT 400 eV here vs OC20's 350, raised to
+the highest ENMAX of a set's POTCARs where that is more, e.g. Li_sv; EDIFFG
 -0.03 eV/A, ISYM 0, LREAL Auto) with Fermi-Dirac smearing to match the GPAW scripts, a dipole
 correction along z (LDIPOL, IDIPOL 3, DIPOL at the centre of mass), LASPH and NELMIN as
 pymatgen's MPRelaxSet/MVLSlabSet, and spin from the rank row: ISPIN 1 for spin off, ISPIN 2
@@ -11,6 +12,7 @@ in their own ground-state spin (O2 a triplet). POTCARs are licensed, so only the
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ase import Atoms
@@ -33,6 +35,25 @@ def group_species(atoms: Atoms) -> Atoms:
 def potcar_symbols(species: list[str]) -> list[str]:
     table = MPRelaxSet.CONFIG["POTCAR"]
     return [table.get(el, el) for el in species]
+
+
+# ENMAX (eV, from the PAW_PBE headers) of the MP POTCARs above the default 400 eV cutoff
+POTCAR_ENMAX = {"Li_sv": 499.0, "Mg_pv": 404.0}
+
+
+def vasp_cutoff(elements: set[str], encut: float) -> tuple[float, str | None]:
+    """The cutoff for a set of calculations and why it was raised: below a POTCAR's ENMAX that
+    element's energies are not converged (Li_sv wants 499 eV, the default is 400). One cutoff
+    for the whole set, since an E_ads subtracts energies of its slab, adslab and gas runs."""
+    hardest = {p: POTCAR_ENMAX[p] for p in potcar_symbols(sorted(elements)) if p in POTCAR_ENMAX}
+    if not hardest or max(hardest.values()) <= encut:
+        return encut, None
+    needed = float(math.ceil(max(hardest.values())))
+    names = ", ".join(f"{p} {e:g} eV" for p, e in hardest.items())
+    return (
+        needed,
+        f"VASP ENCUT raised from {encut:g} to {needed:g} eV for every calculation (ENMAX: {names})",
+    )
 
 
 def incar(atoms: Atoms, spin: str, kind: str, settings: DftSettings, system: str) -> Incar:
