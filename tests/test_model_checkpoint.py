@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from ase import Atoms
 from ase.build import add_adsorbate, bulk, fcc111, molecule
 from ase.optimize import BFGS
 from typer.testing import CliRunner
@@ -131,6 +132,8 @@ def test_tampered_checkpoint_is_detected(saved, tmp_path):
         lambda p: p.update(config=None),  # fields of the wrong type, not missing ones
         lambda p: p.update(metadata=["name"]),
         lambda p: p["config"].update(cutoff="5.0"),  # a bare TypeError, 59 lines of traceback
+        lambda p: p["config"].update(cutoff=-1.0),  # the config's own checks: named no file
+        lambda p: p.update(fidelities=[]),
     ],
 )
 def test_damaged_checkpoint_is_one_line_error(saved, tmp_path, damage):
@@ -196,6 +199,13 @@ def test_bad_geometry_is_one_line_error(saved):
     atoms.positions[0, 2] = np.nan
     with pytest.raises(CatscreenError, match="non-finite positions"):
         model.predict([atoms], ["on"], ["gpaw-pbe"])
+    atoms = slab()
+    atoms.cell[0, 0] = np.nan  # numpy's "SVD did not converge" before
+    with pytest.raises(CatscreenError, match="non-finite positions or cell"):
+        model.predict([atoms], ["on"], ["gpaw-pbe"])
+    for empty in (Atoms(cell=[5, 5, 5], pbc=True), Atoms()):  # numpy's error; energy 0
+        with pytest.raises(CatscreenError, match="a structure without atoms"):
+            model.predict([empty], ["on"], ["gpaw-pbe"])
 
 
 def test_a_slab_without_a_c_vector_is_the_slab_with_vacuum(saved):

@@ -54,3 +54,30 @@ def test_chgnet_stress_of_a_slab_is_of_its_own_cell():
     emt = load_model("emt")
     co = emt.predict([molecule("CO"), slab], ["off"] * 2, ["emt"] * 2, stress=True)
     assert co[0].stress is None and co[1].stress.shape == (6,)
+
+
+def test_an_oblique_open_direction_gets_its_vacuum_across_the_cell():
+    """The vacuum check measured |c|, not the spacing of the planes: a slab whose open c
+    leant over (|c| 22 A, 5 A of real vacuum) and a molecule in a skewed box met their images
+    (forces 0.06 eV/A, energy 0.065 eV off)."""
+    from ase.build import add_adsorbate, fcc111
+
+    from catscreen.model.chgnet_adapter import MOLECULE_VACUUM, boxed, open_gap
+
+    slab = fcc111("Pt", (2, 2, 3), vacuum=7.0)
+    add_adsorbate(slab, "O", 1.5, "fcc")
+    slab.pbc = (True, True, False)
+    leaning = slab.copy()
+    leaning.set_cell([slab.cell[0], slab.cell[1], [14.0, 0.0, 12.0]], scale_atoms=False)
+    assert open_gap(leaning) < 7.0 < np.linalg.norm(leaning.cell[2]) - np.ptp(slab.positions[:, 2])
+    box = boxed(leaning)
+    box.pbc = leaning.pbc  # boxed makes it periodic; its open gap is the vacuum asked for
+    assert open_gap(box) == pytest.approx(MOLECULE_VACUUM)
+    water = molecule("H2O")
+    skewed = water.copy()
+    skewed.set_cell([[12, 0, 0], [11.5, 3, 0], [0, 0, 12]])
+    model = load_model("chgnet")
+    preds = model.predict([slab, leaning, water, skewed], ["off"] * 4, ["chgnet-pbe"] * 4)
+    np.testing.assert_allclose(preds[1].forces, preds[0].forces, atol=1e-3)
+    assert preds[1].energy == pytest.approx(preds[0].energy, abs=1e-3)
+    assert preds[3].energy == pytest.approx(preds[2].energy, abs=1e-4)

@@ -128,7 +128,7 @@ def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
         raise CatscreenError(f"{path} is damaged: its {', '.join(wrong)} has the wrong type")
     try:  # a wrongly typed value (`cutoff: "5.0"`) raised a bare TypeError from the checks
         config = ModelConfig.from_dict(payload["config"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (CatscreenError, KeyError, TypeError, ValueError) as exc:  # its own checks too
         raise CatscreenError(
             f"{path} is damaged: its config is not readable: {type(exc).__name__}: {exc}"
         ) from exc
@@ -137,7 +137,7 @@ def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
         net = CatscreenNet(config, payload["elements"], payload["fidelities"])
         dtype = state["energy_scale"].dtype
         net.to(dtype).load_state_dict(state)
-    except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
+    except (CatscreenError, KeyError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
         why = (str(exc).strip().splitlines() or [""])[0].rstrip(":")
         raise CatscreenError(
             f"{path} is damaged: its weights do not fit its config: {type(exc).__name__}: {why}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -102,19 +103,48 @@ class ChgnetModel:
         return out
 
 
-def boxed(atoms: Atoms) -> Atoms:
-    """CHGNet needs a periodic lattice: give non-periodic directions a wide vacuum."""
+def open_gap(atoms: Atoms) -> float:
+    """The narrowest empty space between a structure and its images across a non-periodic
+    direction, measured across the cell (the spacing of its lattice planes), not along the
+    vector: a slab with an oblique c had 5 A where |c| promised 22. 0 for a cell without
+    volume; inf when every direction is periodic."""
     if atoms.pbc.all():
-        return atoms
+        return math.inf
+    if atoms.cell.rank < 3:
+        return 0.0
+    reciprocal = np.linalg.inv(atoms.cell.array).T  # rows: the reciprocal vectors (no 2 pi)
+    gaps = []
+    for k in np.flatnonzero(~np.asarray(atoms.pbc)):
+        normal = reciprocal[k] / np.linalg.norm(reciprocal[k])
+        extent = np.ptp(atoms.positions @ normal) if len(atoms) else 0.0
+        gaps.append(1.0 / np.linalg.norm(reciprocal[k]) - extent)
+    return float(min(gaps))
+
+
+def boxed(atoms: Atoms, vacuum: float = MOLECULE_VACUUM) -> Atoms:
+    """CHGNet needs a periodic lattice: non-periodic directions narrower than `vacuum` get
+    vectors perpendicular to the periodic ones, long enough for that much empty space."""
+    if open_gap(atoms) >= vacuum:
+        return atoms  # a wide enough cell is kept as the user gave it
     a = atoms.copy()
     cell = a.cell.array.copy()
-    extent = np.ptp(a.positions, axis=0) if len(a) else np.zeros(3)
-    for k in range(3):
-        if not a.pbc[k]:
-            needed = extent[k] + MOLECULE_VACUUM
-            norm = np.linalg.norm(cell[k])
-            if norm < needed:
-                cell[k] = np.eye(3)[k] * needed if norm < 1e-9 else cell[k] * needed / norm
+    periodic = [cell[k] for k in range(3) if a.pbc[k]]
+    if len(periodic) == 2:
+        fill = [np.cross(*periodic)]
+    elif len(periodic) == 1:
+        p = periodic[0] / np.linalg.norm(periodic[0])
+        helper = np.eye(3)[int(np.argmin(np.abs(p)))]  # the axis least along p
+        u = helper - (helper @ p) * p
+        fill = [u, np.cross(p, u)]
+    else:
+        fill = list(np.eye(3))
+    for k, u in zip(np.flatnonzero(~np.asarray(a.pbc)), fill, strict=True):
+        u = u / np.linalg.norm(u)
+        extent = np.ptp(a.positions @ u) if len(a) else 0.0
+        cell[k] = u * (extent + vacuum)
+    if np.linalg.det(cell) < 0:  # a positive volume: the stress is scaled by it
+        k = int(np.flatnonzero(~np.asarray(a.pbc))[-1])
+        cell[k] = -cell[k]
     a.set_cell(cell, scale_atoms=False)
     a.pbc = True
     return a

@@ -119,13 +119,16 @@ def neighbour_list(
     cell = atoms.cell.array
     # the periodic directions need independent cell vectors; a non-periodic one may be zero
     # (ASE's fcc111 without vacuum, graphene)
+    if len(atoms) == 0:  # a periodic one failed in numpy, an open one had energy 0
+        raise CatscreenError("a structure without atoms cannot be evaluated")
+    # finite first: the rank of a NaN cell raised numpy's "SVD did not converge"
+    if not np.all(np.isfinite(atoms.positions)) or (pbc.any() and not np.all(np.isfinite(cell))):
+        raise CatscreenError(f"{atoms.get_chemical_formula()} has non-finite positions or cell")
     if pbc.any() and np.linalg.matrix_rank(cell[pbc], tol=1e-6) < pbc.sum():
         raise CatscreenError(
             f"{atoms.get_chemical_formula()} is periodic but its periodic cell vectors are "
             "zero or parallel"
         )
-    if not np.all(np.isfinite(atoms.positions)) or (pbc.any() and not np.all(np.isfinite(cell))):
-        raise CatscreenError(f"{atoms.get_chemical_formula()} has non-finite positions or cell")
     positions = local_positions(atoms)
     nl = NeighborList(cutoff=cutoff, full_list=True)
     i, j, s, d = nl.compute(positions, cell if pbc.any() else np.zeros((3, 3)), pbc, "ijSd")

@@ -20,7 +20,7 @@ from vesin import NeighborList
 
 from catscreen.errors import CatscreenError
 from catscreen.model import resolve_spin
-from catscreen.model.chgnet_adapter import boxed
+from catscreen.model.chgnet_adapter import boxed, open_gap
 from catscreen.training.datasets import drop_stated_context
 
 # fidelity name -> CHGNet.load model_name
@@ -61,10 +61,7 @@ def _structure(atoms: Atoms, where: str):  # noqa: ANN202
 
     a = atoms.copy()
     a.constraints = []
-    periodic = np.asarray(a.pbc, dtype=bool)
-    extent = np.ptp(a.positions, axis=0) if len(a) else np.zeros(3)
-    lengths = np.linalg.norm(a.cell.array, axis=1)
-    if (~periodic & (lengths - extent < CHGNET_CUTOFF)).any():
+    if open_gap(a) < CHGNET_CUTOFF:
         a = boxed(a)
     a.pbc = True
     if a.cell.rank < 3:
