@@ -33,6 +33,31 @@ def test_desorbed():
     assert report.names == ["desorbed"] and report.excluding
 
 
+@pytest.mark.parametrize(("height", "desorbed"), [(2.6, False), (3.5, False), (3.8, True)])
+def test_desorption_is_adsorbml_s_looser_test(height, desorbed):
+    """AdsorbML's cutoff: 1.5x the radii sum plus 0.3 A per atom (O-Pt 3.63 A). At the bond
+    cutoff (2.53 A) H2O held H-down on Pt(111) was "desorbed" at E_ads -0.63 eV."""
+    initial = adslab("Pt", "O", "ontop", height=2.0)
+    final = adslab("Pt", "O", "ontop", height=height)  # O straight above one Pt
+    report = detect_anomalies(initial, final, slab("Pt"), None)
+    assert report.desorbed is desorbed and report.excluding is desorbed
+
+
+def test_a_slab_without_surface_tags_is_not_intercalated():
+    """Adsorbate tagged 2, slab all 0: every bonded placement was "intercalated" through its
+    bond to a (tag 0) slab atom; the surface is then every slab atom, as for the site."""
+    initial = adslab("Pt", "O", "fcc")
+    tags = initial.get_tags()
+    initial.set_tags(np.where(tags == 1, 0, tags))
+    clean = slab("Pt")
+    clean.set_tags(0)
+    report = detect_anomalies(initial, initial.copy(), clean, FCC_SITE)
+    assert report.names == [] and report.final_site_atoms == FCC_SITE
+    below = initial.copy()
+    below.positions[-1, 2] = below.positions[:12, 2].min() - 0.5  # under the whole slab
+    assert detect_anomalies(initial, below, clean, FCC_SITE).intercalated
+
+
 def test_dissociated():
     initial, final = pair("OH", "ontop")
     final.positions[-1] += [2.0, 0.0, -0.5]  # H leaves O, still on the surface

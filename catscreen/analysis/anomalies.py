@@ -9,6 +9,11 @@ Tags follow the design notes: 0 subsurface, 1 surface, 2 adsorbate; +z points to
 side that carries the adsorbate. The slab part of an adslab is its tag 0/1 atoms in order,
 which enumerate keeps identical to the clean slab's atoms.
 
+Desorption is AdsorbML's test, looser than a bond: the adsorbate has left when none of its
+atoms is within DESORPTION_TOLERANCE (1.5) x the radii sum plus ASE's 0.3 A skin per atom of
+a slab atom. At the bond tolerance, H2O held H-down on Pt(111) (H-Pt 2.56-2.63 A, E_ads -0.63
+eV) counted as desorbed, and H2O, HCOO and OOH on Pt(111) had no valid placement left.
+
 Overlap: two atoms of the final structure closer than OVERLAP_RATIO x the sum of their covalent
 radii. No real bond comes near it (the shortest, N2 and CO triple bonds, are 0.77x and 0.80x);
 it is a hole in the potential that the relax step's guard (0.5x) let through, or a results file
@@ -49,6 +54,8 @@ from ase.neighborlist import build_neighbor_list, natural_cutoffs
 from catscreen.errors import CatscreenError
 
 DEFAULT_BOND_TOLERANCE = 1.25
+DESORPTION_TOLERANCE = 1.5  # x the radii sum, as AdsorbML's desorption cutoff multiplier
+DESORPTION_SKIN = 0.3  # A per atom: ASE's NeighborList default, which AdsorbML's test keeps
 OVERLAP_RATIO = 0.7  # of the covalent radii sum
 RECONSTRUCTION_CUSHION = 1.2  # x the bond tolerance, for bonds to count as formed or broken
 SLAB_DISPLACEMENT = 1.0  # A from the relaxed clean slab: farther is a reconstruction
@@ -80,14 +87,16 @@ class AnomalyReport:
         return SITE_TYPES.get(len(self.final_site_atoms), "hollow")
 
 
-def bond_matrix(atoms: Atoms, tolerance: float = DEFAULT_BOND_TOLERANCE) -> np.ndarray:
-    """Boolean adjacency: d < (r_i + r_j) * tolerance, periodic images included."""
+def bond_matrix(
+    atoms: Atoms, tolerance: float = DEFAULT_BOND_TOLERANCE, skin: float = 0.0
+) -> np.ndarray:
+    """Boolean adjacency: d < (r_i + r_j) * tolerance + 2 skin, periodic images included."""
     nl = build_neighbor_list(
         atoms,
         cutoffs=natural_cutoffs(atoms, mult=tolerance),
         self_interaction=False,
         bothways=True,
-        skin=0.0,  # ASE's default skin would count pairs up to 0.3 A beyond the cutoff
+        skin=skin,  # ASE's default (0.3) counts pairs up to 0.6 A beyond the bond cutoff
     )
     return nl.get_connectivity_matrix(sparse=False).astype(bool)
 
@@ -140,9 +149,13 @@ def _intercalated(atoms: Atoms, bonds: np.ndarray, ads: np.ndarray) -> bool:
     tags = atoms.get_tags()
     z = atoms.positions[:, 2]
     surface = np.flatnonzero(tags == 1)
+    if surface.size == 0:  # nothing tagged surface: every slab atom may be exposed, as for
+        surface = np.flatnonzero(tags != 2)  # `site_atoms` (every bonded placement was
+        subsurface = surface[:0]  # "intercalated" through a subsurface bond)
+    else:
+        subsurface = np.flatnonzero(tags == 0)
     if surface.size and bool((z[ads] < z[surface].min()).any()):
         return True
-    subsurface = np.flatnonzero(tags == 0)
     for i in ads:
         if not bonds[i, subsurface].any():
             continue
@@ -156,7 +169,8 @@ def anomaly_rules() -> str:
     """The checks' constants (campaigns rank with the default bond tolerance): part of the rank
     stage's hash, so a campaign ranked under other rules reranks instead of keeping old flags."""
     return (
-        f"bonds {DEFAULT_BOND_TOLERANCE}x radii, overlap {OVERLAP_RATIO}x, "
+        f"bonds {DEFAULT_BOND_TOLERANCE}x radii, desorption {DESORPTION_TOLERANCE}x + "
+        f"{DESORPTION_SKIN} A skin, overlap {OVERLAP_RATIO}x, "
         f"reconstruction cushion {RECONSTRUCTION_CUSHION}x, slab displacement "
         f"{SLAB_DISPLACEMENT} A, site: surface atoms bonded to any adsorbate atom, placed site "
         "from the manifest for one binding atom"
@@ -234,7 +248,9 @@ def detect_anomalies(
     final_bonds = bond_matrix(final, tolerance)
     initial_bonds = bond_matrix(initial, tolerance)
     report = AnomalyReport()
-    report.desorbed = not final_bonds[np.ix_(ads, slab)].any()
+    report.desorbed = not final_bonds[np.ix_(ads, slab)].any() and not (
+        bond_matrix(final, DESORPTION_TOLERANCE, DESORPTION_SKIN)[np.ix_(ads, slab)].any()
+    )
     report.dissociated = bool(
         (final_bonds[np.ix_(ads, ads)] != initial_bonds[np.ix_(ads, ads)]).any()
     )
