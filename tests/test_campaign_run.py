@@ -192,6 +192,41 @@ def test_report_renders(campaign: tuple[Path, Path]) -> None:
     assert bad.exit_code == 2 and "cannot write the report to" in bad.output
 
 
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [("adsorption", "final_structure"), ("adsorption", "valid"), ("systems", "best_site_type")],
+)
+def test_report_of_a_table_without_its_columns_is_one_line(
+    campaign: tuple[Path, Path], tmp_path: Path, table: str, column: str
+) -> None:
+    """A rank table cut down by hand gave a KeyError traceback (exit 1)."""
+    out = tmp_path / "copy"
+    shutil.copytree(campaign[1], out)
+    path = out / "rank" / f"{table}.parquet"
+    pd.read_parquet(path).drop(columns=[column]).to_parquet(path)
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 2 and f"lacks required column(s): {column}" in result.output
+
+
+def test_figures_mark_the_bonded_atom_and_scale_to_valid_placements() -> None:
+    """The star sat on OH's H (lowest, 2.4 A from any Pt), not the O bonded to the surface; one
+    excluded placement at -40 eV flattened its panel; `$` in a name started maths."""
+    from ase.build import add_adsorbate, fcc111, molecule
+
+    from catscreen.campaign.figures import _anchor_xy, _text, _valid_range
+
+    pt = fcc111("Pt", (2, 2, 3), vacuum=8.0)
+    n = len(pt)
+    oh = molecule("OH")  # O 1.9 A over a Pt; H lower (1.75 A) but 1.99 A from that Pt
+    oh.positions = [[0.0, 0.0, 0.0], [0.95, 0.0, -0.15]]
+    add_adsorbate(pt, oh, 1.9, "ontop", mol_index=0)
+    pt.set_tags([1] * n + [2, 2])
+    assert _anchor_xy(pt) == pytest.approx(tuple(pt.positions[n, :2]))
+    configs = pd.DataFrame({"e_ads": [-0.5, -0.3, -40.0], "valid": [True, True, False]})
+    assert _valid_range(configs) == pytest.approx((-0.7, -0.1))
+    assert _text("Au$x$(111)") == r"Au\$x\$(111)"
+
+
 def test_site_words_name_where_the_relaxed_adsorbate_sits() -> None:
     from catscreen.campaign.figures import site_words
 

@@ -60,7 +60,7 @@ def plot_descriptor_ranking(
     )
     y = np.arange(len(shown))[::-1]
     labels = [
-        f"{r}. {c}" if r >= 1 else f"-  {c}"
+        f"{r}. {_text(c)}" if r >= 1 else f"-  {_text(c)}"
         for r, c in zip(shown["rank"], shown["candidate"], strict=True)
     ]
     for ax, d in zip(axes[0], descs, strict=True):
@@ -165,12 +165,24 @@ def _draw_surface(ax: plt.Axes, atoms: Atoms, site: tuple[float, float] | None) 
 
 
 def _anchor_xy(atoms: Atoms) -> tuple[float, float] | None:
-    """Where the adsorbate binds: its lowest atom (tag 2), seen from above."""
-    ads = np.flatnonzero(atoms.get_tags() == 2)
+    """Where the adsorbate binds, seen from above: its atom nearest a slab atom (periodic
+    images included). Its lowest atom marked the H of OH on Pt(211), 2.4 A from any Pt, not
+    the O bonded at 2.05 A."""
+    tags = atoms.get_tags()
+    ads, slab = np.flatnonzero(tags == 2), np.flatnonzero(tags != 2)
     if not len(ads):
         return None
-    i = ads[np.argmin(atoms.positions[ads, 2])]
+    if len(slab):
+        gaps = [atoms.get_distances(i, slab, mic=True).min() for i in ads]
+        i = ads[int(np.argmin(gaps))]
+    else:
+        i = ads[np.argmin(atoms.positions[ads, 2])]
     return float(atoms.positions[i, 0]), float(atoms.positions[i, 1])
+
+
+def _text(name: object) -> str:
+    """A name as matplotlib should print it: `$` would start maths (Au$x$ came out italic)."""
+    return str(name).replace("$", r"\$")
 
 
 def plot_top_sites(
@@ -194,7 +206,7 @@ def plot_top_sites(
             ax.text(
                 0.5,
                 0.5,
-                f"{row['candidate']}\nno valid {d.adsorbate} placement",
+                f"{_text(row['candidate'])}\nno valid {d.adsorbate} placement",
                 ha="center",
                 va="center",
             )
@@ -203,8 +215,9 @@ def plot_top_sites(
         atoms = atoms_from_text(configs.loc[cid, "final_structure"])
         elements |= _draw_surface(ax, atoms, _anchor_xy(atoms))
         where = site_words(row[f"{d.name}_site"], row.get(f"{d.name}_final_site", ""))
+        rank = f"#{int(row['rank'])}" if row["rank"] >= 1 else "unranked"
         ax.set_title(
-            f"#{int(row['rank'])} {row['candidate']}: {d.adsorbate}{where}\n"
+            f"{rank} {_text(row['candidate'])}: {d.adsorbate}{where}\n"
             f"{d.name} = {row[d.name]:.2f} eV",
             fontsize=10,
         )
@@ -248,6 +261,8 @@ def plot_energy_spread(
     colours = dict(zip(site_types, plt.cm.tab10.colors, strict=False))
     for ax, a in zip(axes[:, 0], ads, strict=True):
         sub = configs[configs["adsorbate"] == a]
+        lo, hi = _valid_range(sub[sub["candidate"].isin(order)])
+        off_scale = 0
         for xi, cand in enumerate(order):
             pts = sub[sub["candidate"] == cand]
             jitter = rng.uniform(-0.18, 0.18, len(pts))
@@ -261,7 +276,11 @@ def plot_energy_spread(
                 edgecolors="none",
                 zorder=3,
             )
-            ax.scatter(xi + jitter[~ok], pts["e_ads"][~ok], s=26, marker="x", c="0.55", zorder=2)
+            excluded = pts["e_ads"][~ok].to_numpy(dtype=float)
+            off_scale += int(((excluded < lo) | (excluded > hi)).sum())
+            ax.scatter(
+                xi + jitter[~ok], np.clip(excluded, lo, hi), s=26, marker="x", c="0.55", zorder=2
+            )
             if ok.any():
                 low = pts["e_ads"][ok].min()
                 ax.hlines(low, xi - 0.3, xi + 0.3, color="black", lw=1.5, zorder=4)
@@ -276,11 +295,17 @@ def plot_energy_spread(
                     fontsize=8,
                     color="0.3",
                 )
+        ax.set_ylim(lo, hi)
+        if off_scale:
+            ax.text(
+                0.01, 0.02, f"{off_scale} excluded placement(s) off scale, drawn at the edge",
+                transform=ax.transAxes, fontsize=8, color="0.3",
+            )  # fmt: skip
         ax.set_ylabel(f"E_ads({a}) (eV)")
         ax.set_title(f"{a}: adsorption energy of each placement (black bar = minimum)", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         ax.set_xlim(-0.6, len(order) - 0.4)
-    axes[-1, 0].set_xticks(range(len(order)), order, rotation=45, ha="right")
+    axes[-1, 0].set_xticks(range(len(order)), [_text(c) for c in order], rotation=45, ha="right")
     axes[-1, 0].set_xlabel("candidate surface, in rank order")
     handles = [
         Line2D([], [], marker="o", ls="", ms=7, mfc=colours[t], mec="none", label=f"{t} site")
@@ -298,6 +323,18 @@ def plot_energy_spread(
     return _save(fig, path)
 
 
+def _valid_range(configs: pd.DataFrame) -> tuple[float, float]:
+    """The energy axis of one adsorbate's panel: the valid placements with a margin. An excluded
+    one can be anywhere (two atoms on one spot: -40 eV) and flattened the panel to a line."""
+    e = configs["e_ads"].to_numpy(dtype=float)
+    valid = e[configs["valid"].to_numpy(dtype=bool) & np.isfinite(e)]
+    e = valid if len(valid) else e[np.isfinite(e)]
+    if not len(e):
+        return -1.0, 1.0
+    margin = max(0.1 * float(e.max() - e.min()), 0.2)
+    return float(e.min()) - margin, float(e.max()) + margin
+
+
 def plot_spin(spins: pd.DataFrame, path: Path) -> Path:
     """The spin context used per candidate and why (`candidate`, `spin`, `why` columns)."""
     shown = spins.head(MAX_BARS)
@@ -307,10 +344,10 @@ def plot_spin(spins: pd.DataFrame, path: Path) -> Path:
         y = len(shown) - 1 - i
         ax.add_patch(Rectangle((0, y - 0.4), 1, 0.8, color=colours.get(row.spin, "0.8")))
         ax.text(0.5, y, f"spin {row.spin}", ha="center", va="center", fontsize=9)
-        ax.text(1.1, y, row.why, ha="left", va="center", fontsize=9)
+        ax.text(1.1, y, _text(row.why), ha="left", va="center", fontsize=9)
     ax.set_xlim(0, 3.6)
     ax.set_ylim(-0.6, len(shown) - 0.4)
-    ax.set_yticks(range(len(shown))[::-1], list(shown["candidate"]))
+    ax.set_yticks(range(len(shown))[::-1], [_text(c) for c in shown["candidate"]])
     ax.set_xticks([])
     for side in ("top", "right", "bottom"):
         ax.spines[side].set_visible(False)

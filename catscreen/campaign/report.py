@@ -130,7 +130,11 @@ def write_report(root: Path, out: Path | None = None) -> Report:
         raise CatscreenError(f"cannot write the report to {out}: {first_line(exc)}") from exc
     board = load_leaderboard(root, recipe)
     targets = descriptor_targets(recipe)
-    configs = read_parquet(root / RANK_DIR / "adsorption.parquet")
+    configs = read_parquet(
+        root / RANK_DIR / "adsorption.parquet",
+        required=("config_id", "candidate", "adsorbate", "site_type", "e_ads", "valid",
+                  "final_structure"),
+    )  # fmt: skip
     flagged = read_parquet(root / RANK_DIR / "flagged.parquet")
     valid = configs[configs["valid"]]
     spins = spin_reasons(configs, board, recipe.model.spin)

@@ -266,15 +266,25 @@ def ranked_model_version(root: Path) -> str:
 def load_leaderboard(root: Path, recipe: Recipe) -> pd.DataFrame:
     """The leaderboard of a finished rank stage."""
     rank = root / RANK_DIR
-    return build_leaderboard(
-        read_parquet(rank / "ranked.parquet"), read_parquet(rank / "systems.parquet"), recipe
-    )
+    ranked = read_parquet(
+        rank / "ranked.parquet",
+        required=("rank", "candidate", "bulk", "miller", "termination", "slab_id", "distance",
+                  "distance_std"),
+    )  # fmt: skip
+    systems = read_parquet(
+        rank / "systems.parquet",
+        required=("candidate", "adsorbate", "spin", "best_config_id", "best_site_type",
+                  "best_final_site_type"),
+    )  # fmt: skip
+    return build_leaderboard(ranked, systems, recipe)
 
 
 def campaign_warnings(root: Path, board: pd.DataFrame, recipe: Recipe) -> list[str]:
     """board_warnings, with every surface enumerate made: a facet that dropped out of the
     ranking went unmentioned while its bulk had another one on the board."""
-    configs = read_parquet(root / ENUMERATE_DIR / "configs.parquet")
+    configs = read_parquet(
+        root / ENUMERATE_DIR / "configs.parquet", required=("kind", "bulk", "miller", "termination")
+    )
     slabs = configs[configs.kind == "slab"]
     surfaces = {
         candidate_of(r.bulk, r.miller, r.termination).name: str(r.bulk) for r in slabs.itertuples()
