@@ -91,6 +91,19 @@ def test_repeated_adsorbate_options_add_up(tmp_path):
     assert "O, CO, H" in " ".join(result.output.split())
 
 
+def test_a_bulk_file_with_a_comma_in_its_name_is_one_bulk(tmp_path):
+    """`--bulk` splits on commas: a file named `Cu,fcc.cif` was two unknown bulks."""
+    from ase.build import bulk
+    from ase.io import write
+
+    path = tmp_path / "Cu,fcc.cif"
+    write(path, bulk("Cu", "fcc", a=3.6))
+    args = ["enumerate", "-b", str(path), "-b", "Pt,Au", "-m", "1,1,1", "-a", "O", "--dry-run"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert {"Cu,fcc", "Pt", "Au"} <= set(result.output.split())
+
+
 def test_out_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "f").write_text("keep")
     result = runner.invoke(app, ["enumerate", "-b", "Pt", "-a", "O", "--out", str(tmp_path / "f")])

@@ -56,6 +56,11 @@ def _many(values: list[str]) -> list[str]:
     return [v for value in values for v in split_csv(value)]
 
 
+def _many_bulks(values: list[str]) -> list[str]:
+    """Comma-separated like the rest, except a value naming a file: `my,alloy.cif` is one."""
+    return [v for value in values for v in ([value] if Path(value).is_file() else split_csv(value))]
+
+
 def _summary(images: list) -> Table:
     df = manifest(images)
     table = Table(title=f"{len(df)} configurations", show_lines=False)
@@ -160,7 +165,7 @@ def enumerate_command(
         raise CatscreenError(f"--out {out} is a file; give a folder")
     try:
         settings = EnumerateSettings(
-            bulks=_many(bulk),
+            bulks=_many_bulks(bulk),
             miller=_many_miller(miller),
             max_index=max_index,
             min_slab_size=min_slab_size,
