@@ -128,6 +128,25 @@ def test_an_unquoted_facet_with_a_leading_zero_is_not_octal() -> None:
     assert parse_recipe(text, Path("r.yaml")).facets.miller == [(0, 1, 1), (1, 1, 1)]
 
 
+def test_a_hexagonal_facet_applies_to_hexagonal_candidates_only() -> None:
+    """`0001` became (0, 0, 1) for every candidate: beside Co(0001) the recipe cut Pt(100),
+    where `enumerate --miller 0001` skips Pt."""
+    from catscreen.build.enumerate import enumerate_slabs
+    from catscreen.campaign.enumerate_adapter import enumerate_settings
+
+    text = GOOD.replace("[Pt, Cu]", "[Pt, Co]").replace('["111"]', '["111", "0001"]')
+    recipe = parse_recipe(text, Path("r.yaml"))
+    assert recipe.facets.miller == [(1, 1, 1), (0, 0, 0, 1)]
+    slabs = enumerate_slabs(enumerate_settings(recipe, ["Pt", "Co"], tuple(recipe.facets.miller)))
+    assert {(s.bulk.name, s.miller) for s in slabs} == {
+        ("Pt", (1, 1, 1)),
+        ("Co", (1, 1, 1)),
+        ("Co", (0, 0, 1)),
+    }
+    with pytest.raises(CatscreenError, match="facet 0,0,1 is listed twice"):
+        parse_recipe(text.replace('"0001"]', '"0001", "001"]'), Path("r.yaml"))
+
+
 def test_a_reference_can_be_one_frame_of_a_file_with_several() -> None:
     """enumerate names the frames of metals.extxyz metals_0, metals_1, ...; the reference names
     one of them, with the file candidate's facets."""

@@ -18,11 +18,12 @@ from catscreen.build.enumerate import (
     resolve_adsorbates,
     write_configurations,
 )
+from catscreen.build.slabs import Bravais
 from catscreen.campaign.recipe import Candidate, Miller, Recipe
 
 
-def _groups(recipe: Recipe) -> dict[tuple[Miller, ...], list[Candidate]]:
-    groups: dict[tuple[Miller, ...], list[Candidate]] = {}
+def _groups(recipe: Recipe) -> dict[tuple[Miller | Bravais, ...], list[Candidate]]:
+    groups: dict[tuple[Miller | Bravais, ...], list[Candidate]] = {}
     default = tuple(recipe.facets.miller or ()) if recipe.facets else ()
     for cand in recipe.candidates:
         groups.setdefault(tuple(cand.miller or default), []).append(cand)
@@ -30,7 +31,7 @@ def _groups(recipe: Recipe) -> dict[tuple[Miller, ...], list[Candidate]]:
 
 
 def enumerate_settings(
-    recipe: Recipe, bulks: list[str], miller: tuple[Miller, ...]
+    recipe: Recipe, bulks: list[str], miller: tuple[Miller | Bravais, ...]
 ) -> EnumerateSettings:
     """An empty `miller` means every distinct facet up to the recipe's max_index."""
     return EnumerateSettings(

@@ -28,7 +28,7 @@ from catscreen.analysis.candidates import Candidate as AnalysisCandidate
 from catscreen.build.adsorbates import unknown_adsorbate
 from catscreen.build.bulks import FRAME_INDEX, unknown_bulk
 from catscreen.build.placements import NUDGE
-from catscreen.build.slabs import MIN_VACUUM, Miller
+from catscreen.build.slabs import MIN_VACUUM, Bravais, Miller, parse_facet
 from catscreen.build.slabs import parse_miller as parse_miller_text
 from catscreen.errors import CatscreenError, did_you_mean
 from catscreen.paths import recipes_dir
@@ -58,10 +58,26 @@ def parse_miller(value: Any) -> Miller:
         raise ValueError(str(exc)) from None
 
 
+def parse_facet_value(value: Any) -> Miller | Bravais:
+    """A facet to cut: like `parse_miller`, but `0001` stays 4-index, so that it applies to
+    hexagonal bulks only, as `enumerate --miller` does (it cut Pt(100) beside Co(0001))."""
+    if isinstance(value, list | tuple):
+        value = ",".join(str(v) for v in value)
+    try:
+        return parse_facet(str(value))
+    except CatscreenError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def three_index(facet: Miller | Bravais) -> Miller:
+    return (facet[0], facet[1], facet[3]) if len(facet) == 4 else facet  # type: ignore[return-value]
+
+
 MillerIndex = Annotated[Miller, BeforeValidator(parse_miller)]
+FacetIndex = Annotated[Miller | Bravais, BeforeValidator(parse_facet_value)]
 
 
-def miller_label(miller: Miller) -> str:
+def miller_label(miller: Miller | Bravais) -> str:
     """(1, 1, 1) -> '1,1,1', the form the tables use."""
     return ",".join(str(i) for i in miller)
 
@@ -75,7 +91,7 @@ class Candidate(_Strict):
 
     name: str = Field(min_length=1)
     file: Path | None = None
-    miller: list[MillerIndex] | None = Field(default=None, min_length=1)
+    miller: list[FacetIndex] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _file_name(self) -> Candidate:
@@ -91,19 +107,20 @@ class Candidate(_Strict):
         return self
 
 
-def _unique_millers(millers: list[Miller] | None) -> None:
-    """'111' and '1,1,1' are one facet; listing it twice would enumerate it twice."""
+def _unique_millers(millers: list[Miller | Bravais] | None) -> None:
+    """'111' and '1,1,1' (or '0001' and '001') are one facet; listing it twice would enumerate
+    it twice."""
     seen: set[Miller] = set()
     for m in millers or []:
-        if m in seen:
+        if three_index(m) in seen:
             raise ValueError(f"facet {miller_label(m)} is listed twice")
-        seen.add(m)
+        seen.add(three_index(m))
 
 
 class Facets(_Strict):
     """Either explicit Miller indices or every symmetrically distinct facet up to max_index."""
 
-    miller: list[MillerIndex] | None = Field(default=None, min_length=1)
+    miller: list[FacetIndex] | None = Field(default=None, min_length=1)
     max_index: int | None = Field(default=None, ge=1, le=3)
 
     @model_validator(mode="after")
@@ -308,7 +325,7 @@ class Recipe(_Strict):
                     "is named stem_i, from 0)",
                 )
             facets = cand.miller or (self.facets.miller if self.facets else None)
-            if facets is not None and ref.miller not in facets:
+            if facets is not None and ref.miller not in map(three_index, facets):
                 raise FieldError(
                     ("ranking", "reference", "miller"),
                     f"facet {miller_label(ref.miller)} is not among {ref.bulk}'s facets",
