@@ -8,6 +8,7 @@ from ase.io import read
 from typer.testing import CliRunner
 
 from catscreen.cli.main import app
+from catscreen.errors import CatscreenError
 from catscreen.schema import MANIFEST_COLUMNS
 
 runner = CliRunner()
@@ -176,6 +177,36 @@ def test_miller_written_with_spaces_is_one_index(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert set(pd.read_parquet(out / "configs.parquet")["miller"]) == {"1,1,1"}
+
+
+@pytest.mark.parametrize(
+    ("given", "facets"),
+    [
+        (["1, 1, 1"], ["1,1,1"]),  # "cannot read Miller index '1,'" before
+        (["(1 1 1) (1 0 0)"], ["1,1,1", "1,0,0"]),
+        (["111 100"], ["111", "100"]),
+        (["1,1,1 1,0,0;1 -1 0"], ["1,1,1", "1,0,0", "1,-1,0"]),
+    ],
+)
+def test_miller_spellings_people_write(given, facets):
+    from catscreen.cli.enumerate import _many_miller
+
+    assert _many_miller(given) == facets
+
+
+def test_settings_that_are_no_number_or_no_facet_are_refused():
+    """`--min-ab inf` was an OverflowError traceback; (0, 0, 0) divided by zero in the API and
+    an inconsistent (1, 0, 0, 1) was cut as (1, 0, 1)."""
+    from catscreen.build.enumerate import EnumerateSettings
+
+    result = runner.invoke(
+        app, ["enumerate", "-b", "Pt", "-a", "O", "--min-ab", "inf", "--dry-run"]
+    )
+    assert result.exit_code == 2 and "min_ab: Input should be a finite number" in result.output
+    for bad, why in (((0, 0, 0), "cannot read Miller index"), ((1, 0, 0, 1), "inconsistent")):
+        with pytest.raises(CatscreenError, match=why):
+            EnumerateSettings(bulks=["Pt"], miller=[bad])
+    assert EnumerateSettings(bulks=["Pt"], miller=[(1, 1, 1)]).miller == [(1, 1, 1)]
 
 
 def test_flags_show_no_value_type_in_help():

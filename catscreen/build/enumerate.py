@@ -74,7 +74,7 @@ _TEXT_COLUMNS = (
 class EnumerateSettings(BaseModel):
     """Everything `enumerate` needs; stored in the manifest metadata for reproducibility."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     bulks: list[str] = Field(description="library names (Pt, Ni3Al) or structure file paths")
     miller: list[Miller | Bravais] = Field(
@@ -104,7 +104,10 @@ class EnumerateSettings(BaseModel):
     @field_validator("miller", mode="before")
     @classmethod
     def _parse_miller(cls, value: Any) -> Any:
-        return [parse_facet(m) if isinstance(m, str) else m for m in value or []]
+        # tuples too: (0, 0, 0) divided by zero later, (1, 0, 0, 1) was cut as (1, 0, 1)
+        return [
+            parse_facet(m if isinstance(m, str) else ",".join(map(str, m))) for m in value or []
+        ]
 
 
 def _info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import typer
@@ -199,18 +200,22 @@ def enumerate_command(
 def _many_miller(values: list[str]) -> list[str]:
     """`--miller 1,1,1` is one index; several are separated by spaces or semicolons.
 
-    Space-separated single integers (`"1 1 1"`, `"1 -1 0"`) are one index, as people write it.
+    Single digits separated by spaces or commas and spaces (`"1 1 1"`, `"1, -1, 0"`,
+    `"(1 1 1)"`) are one index, as people write it.
     """
     out = []
     for value in values:
-        for chunk in value.split(";"):
-            parts = chunk.split()
-            if len(parts) in (3, 4) and all(
-                p.lstrip("-").isdigit() and len(p.lstrip("-")) == 1 for p in parts
+        for chunk in re.sub(r"\)\s*\(", ";", value).split(";"):
+            chunk = chunk.strip().strip("()").strip()
+            tokens = [t for t in re.split(r"[\s,]+", chunk) if t]
+            if (
+                re.search(r"\s", chunk)
+                and len(tokens) in (3, 4)
+                and all(re.fullmatch(r"-?\d", t) for t in tokens)
             ):
-                out.append(",".join(parts))
+                out.append(",".join(tokens))
             else:
-                out.extend(parts)
+                out.extend(chunk.split())
     return out
 
 
