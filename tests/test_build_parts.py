@@ -532,17 +532,23 @@ def test_exposure_of_a_sheared_but_equal_cell():
     assert exposed_atoms(slab, d_nn).sum() == 1
 
 
-@pytest.mark.parametrize(("name", "miller"), [("PtCo", (2, 2, 1)), ("Co", (2, 1, 2))])
-def test_distinct_sites_do_not_depend_on_the_cell_size(name, miller):
+@pytest.mark.parametrize(
+    ("name", "miller", "hollows"),
+    [("PtCo", (2, 2, 1), 5), ("Co", (2, 1, 2), 12), ("Pt", (2, 1, 0), 3), ("Fe", (2, 2, 1), 5)],
+)
+def test_distinct_sites_do_not_depend_on_the_cell_size(name, miller, hollows):
     """Symmetry images matched within a fraction of the cell: 0.02 of a 13 A cell merged
-    distinct hollows 0.24 A apart (PtCo(221): 10 hollows in a 5 A cell, 7 in 8 and 12 A)."""
+    distinct hollows 0.24 A apart. And the repeated cell's own symmetry was used: a 2x3 repeat
+    of Pt(210)'s oblique cell lacks its mirror and two-fold axis (6 hollows at min_ab 8, 3 at
+    5; Fe(221) 10 at 5 and 12 A, 5 at 8), each extra one the same site by its surroundings."""
     bulk = load_bulks([name])[0]
     counts = []
     for min_ab in (5.0, 8.0, 12.0):
         slab = make_slabs(bulk, miller, 5.0, 12.0, min_ab)[0]
-        counts.append(Counter(s.kind for s in find_sites(slab.atoms, bulk.d_nn)))
+        sites = find_sites(slab.atoms, bulk.d_nn, repeat=slab.repeat)
+        counts.append(Counter(s.kind for s in sites))
     assert counts[0] == counts[1] == counts[2], counts
-    assert counts[0]["hollow"] == {"PtCo": 10, "Co": 12}[name]
+    assert counts[0]["hollow"] == hollows
 
 
 def test_a_flip_through_thin_vacuum_merges_no_top_site_with_a_bottom_one():

@@ -192,7 +192,7 @@ def _placements(
                 {"placement": "heuristic"},
                 settings,
             )
-            for site in find_sites(slab.atoms, slab.bulk.d_nn)
+            for site in find_sites(slab.atoms, slab.bulk.d_nn, repeat=slab.repeat)
         ]
     sites = find_sites(slab.atoms, slab.bulk.d_nn, unique=False)
     # One stream per (seed, slab, adsorbate): results do not depend on what else is enumerated.

@@ -121,21 +121,29 @@ def all_sites(atoms: Atoms, d_nn: float) -> list[Site]:
     return [sites[i] for i in order]
 
 
-def unique_sites(atoms: Atoms, sites: list[Site]) -> list[Site]:
+def unique_sites(atoms: Atoms, sites: list[Site], repeat: tuple[int, int] = (1, 1)) -> list[Site]:
     """Merge symmetry-equivalent sites, keeping the first of each class.
+
+    The operations are those of the unrepeated cell (`atoms` is it repeated `repeat` times in
+    plane, its first atoms that cell's): a repeat of an oblique cell (Pt(210) 1x3) lacks the
+    mirror and two-fold axis of the surface, and kept symmetry-equal sites apart, so the site
+    set (19 placements instead of 13) depended on the cell size.
 
     Only operations that keep the top side up count (a flip maps the probe above the top onto
     one below the bottom, which thin vacuum brings back to the top through the periodic cell),
     and images match within SAME_SITE in Angstrom: a tolerance in fractions of the cell grew
     with it and merged distinct hollows 0.24 A apart in a 13 A cell."""
-    structure = AseAtomsAdaptor.get_structure(atoms)
+    cell = atoms.cell.array.copy()
+    cell[:2] /= np.array(repeat, dtype=float)[:, None]
+    unit = atoms[: len(atoms) // (repeat[0] * repeat[1])]
+    unit.set_cell(cell)
+    structure = AseAtomsAdaptor.get_structure(unit)
     ops = [
         op
         for op in SpacegroupAnalyzer(structure, symprec=0.1).get_symmetry_operations(cartesian=True)
         if np.allclose(op.rotation_matrix[2], [0.0, 0.0, 1.0])  # Cartesian: z stays z
     ]
     top = atoms.positions[:, 2].max() + PROBE_HEIGHT
-    cell = atoms.cell.array
     inv = np.linalg.inv(cell)
     kept: list[Site] = []
     kept_images: list[np.ndarray] = []  # fractional images of each kept site under the ops
@@ -159,7 +167,10 @@ def _matches(images: np.ndarray, frac: np.ndarray, cell: np.ndarray) -> bool:
     return bool((np.linalg.norm(diff @ cell, axis=1) < SAME_SITE).any())
 
 
-def find_sites(atoms: Atoms, d_nn: float, unique: bool = True) -> list[Site]:
-    """Sites of a tagged slab; `unique=False` keeps every site in the cell (random placement)."""
+def find_sites(
+    atoms: Atoms, d_nn: float, unique: bool = True, repeat: tuple[int, int] = (1, 1)
+) -> list[Site]:
+    """Sites of a tagged slab; `unique=False` keeps every site in the cell (random placement).
+    `repeat`: how often the slab's own cell is repeated in `atoms` (SlabTermination.repeat)."""
     sites = all_sites(atoms, d_nn)
-    return unique_sites(atoms, sites) if unique else sites
+    return unique_sites(atoms, sites, repeat) if unique else sites

@@ -60,6 +60,7 @@ class SlabTermination:
     termination: int
     side: str  # 'top' or 'bottom' of the pymatgen slab
     vacuum: float = DEFAULT_VACUUM
+    repeat: tuple[int, int] = (1, 1)  # the in-plane repeat of pymatgen's cell in `atoms`
 
     @property
     def slab_id(self) -> str:
@@ -240,11 +241,14 @@ def tag_and_fix(atoms: Atoms, d_nn: float) -> Atoms:
     return atoms
 
 
-def _finish(atoms: Atoms, d_nn: float, vacuum: float, min_ab: float) -> Atoms:
-    atoms.center(vacuum=vacuum / 2, axis=2)
+def _repeat(atoms: Atoms, min_ab: float) -> tuple[int, int]:
     reps = [max(1, math.ceil(min_ab / np.linalg.norm(atoms.cell[i]) - 1e-9)) for i in (0, 1)]
-    atoms = atoms.repeat((reps[0], reps[1], 1))
-    return tag_and_fix(atoms, d_nn)
+    return reps[0], reps[1]
+
+
+def _finish(atoms: Atoms, d_nn: float, vacuum: float, repeat: tuple[int, int]) -> Atoms:
+    atoms.center(vacuum=vacuum / 2, axis=2)
+    return tag_and_fix(atoms.repeat((*repeat, 1)), d_nn)
 
 
 def make_slabs(
@@ -276,15 +280,17 @@ def make_slabs(
         if not slab.is_symmetric():
             sides.append(("bottom", _flip(top)))
         for side, atoms in sides:
+            repeat = _repeat(atoms, min_ab)
             terminations.append(
                 SlabTermination(
-                    atoms=_finish(atoms, bulk.d_nn, vacuum, min_ab),
+                    atoms=_finish(atoms, bulk.d_nn, vacuum, repeat),
                     bulk=bulk,
                     miller=miller,
                     shift=float(slab.shift),
                     termination=len(terminations),
                     side=side,
                     vacuum=vacuum,
+                    repeat=repeat,
                 )
             )
     return terminations

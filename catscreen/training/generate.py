@@ -513,6 +513,8 @@ def _enumerated_slab_frames(
             _rattled(slab.atoms, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
         ]:
             frames.append(_tagged(f, "slab", f"{label}-clean", host=name, facet=facet))
+    # the repeated cell's symmetry, as the committed passes were made (enumerate uses the
+    # slab's own, which merges more sites on oblique facets)
     sites = find_sites(slab.atoms, slab.bulk.d_nn)
     for ads in _new_adsorbates(settings, label, drawn, rng, (name, slab.miller)):
         adsorbate = get_adsorbate(ads)
