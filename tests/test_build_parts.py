@@ -560,3 +560,18 @@ def test_a_flip_through_thin_vacuum_merges_no_top_site_with_a_bottom_one():
         slab = make_slabs(bulk, (1, 1, 0), 5.0, vacuum, 5.0)[0]
         kinds.append(Counter(s.kind for s in find_sites(slab.atoms, bulk.d_nn)))
     assert kinds[0] == kinds[1] and kinds[1]["ontop"] == 2, kinds
+
+
+def test_no_ontop_site_off_its_atom_on_rough_hcp_facets():
+    """The midpoint of a long Delaunay edge across an obtuse angle is nearer the third atom:
+    it was an "ontop" site 1.1 A off that atom on Ru(10-11), beside the real one."""
+    bulk = load_bulks(["Ru"])[0]
+    for slab in make_slabs(bulk, (1, 0, 1), 7.0, 12.0, 8.0):
+        a = slab.atoms
+        for site in find_sites(a, bulk.d_nn, unique=False):
+            if site.kind != "ontop":
+                continue
+            offset = a.positions[site.atoms[0], :2] - np.array(site.position[:2])
+            frac = offset @ np.linalg.inv(a.cell.array[:2, :2])
+            frac -= np.round(frac)
+            assert np.linalg.norm(frac @ a.cell.array[:2, :2]) < 0.05, (slab.termination, site)

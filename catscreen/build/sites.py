@@ -1,8 +1,8 @@
 """Adsorption sites on the exposed (tag 1) atoms of a slab, classified and symmetry-reduced.
 
 Candidates come from a periodic Delaunay triangulation of the exposed atoms seen from above
-(atoms, edge midpoints, circumcentres of non-obtuse triangles, as in pymatgen's
-AdsorbateSiteFinder). Each candidate is then classified by how many exposed atoms are its
+(atoms, midpoints of the edges no obtuse angle faces, circumcentres of non-obtuse triangles,
+as in pymatgen's AdsorbateSiteFinder). Each candidate is then classified by how many exposed atoms are its
 nearest in-plane neighbours (within 10%): 1 ontop, 2 bridge, 3 hollow, 4 or more 4fold.
 A 3-fold hollow over a near-equilateral triangle (edges within 10%) of one layer is an hcp
 hollow when an atom of the next layer down sits directly beneath it and an fcc hollow
@@ -41,18 +41,26 @@ class Site:
 
 
 def _candidates(points: np.ndarray) -> list[np.ndarray]:
-    """Atoms, edge midpoints and circumcentres of non-obtuse Delaunay triangles (xy)."""
+    """Atoms, circumcentres of non-obtuse Delaunay triangles and midpoints of the edges no
+    obtuse angle faces (xy). The midpoint of a long edge across an obtuse angle lies nearer the
+    third atom than its own two: it was classified "ontop" of that atom, 1.1 A off it
+    (Ru(10-11)), a second ontop site beside the real one."""
     tri = Delaunay(points)
     out = [p for p in points]
-    edges = set()
+    edges: set[tuple[int, int]] = set()
+    facing_obtuse: set[tuple[int, int]] = set()
     for simplex in tri.simplices:
-        for a, b in ((0, 1), (1, 2), (0, 2)):
-            edges.add(tuple(sorted((simplex[a], simplex[b]))))
         p = points[simplex]
+        for a, b, c in ((0, 1, 2), (1, 2, 0), (0, 2, 1)):
+            edge = (min(simplex[a], simplex[b]), max(simplex[a], simplex[b]))
+            edges.add(edge)
+            long2 = np.sum((p[a] - p[b]) ** 2)
+            if long2 > (np.sum((p[a] - p[c]) ** 2) + np.sum((p[b] - p[c]) ** 2)) * (1 + 1e-3):
+                facing_obtuse.add(edge)
         sides = np.sort([np.sum((p[i] - p[j]) ** 2) for i, j in ((0, 1), (1, 2), (0, 2))])
         if sides[2] <= (sides[0] + sides[1]) * (1 + 1e-3):  # non-obtuse: centre inside
             out.append(_circumcentre(p))
-    out.extend((points[a] + points[b]) / 2 for a, b in edges)
+    out.extend((points[a] + points[b]) / 2 for a, b in sorted(edges - facing_obtuse))
     return out
 
 
