@@ -28,7 +28,7 @@ from catscreen.workflow import RelaxMaker, RelaxSettings, relax_configurations, 
 from catscreen.workflow.executors import run_local
 from catscreen.workflow.inputs import read_configs, work_items
 from catscreen.workflow.optimizers import make_optimizer
-from catscreen.workflow.relax import explosion_reason, fixed_mask
+from catscreen.workflow.relax import _scaled_z, explosion_reason, fixed_mask
 from catscreen.workflow.store import OutputLock
 
 
@@ -220,10 +220,16 @@ def test_flying_apart_and_leaving_the_cell_are_explosions():
     far = adslab("Cu", "O", "fcc", height=10.5)
     assert "from every other atom" in explosion_reason(far, None, ok)
     low = adslab("Cu", "O", "fcc")
-    z0 = low.get_scaled_positions()[:, 2]
-    low.positions[0, 2] = -0.5
-    assert "left the cell" in explosion_reason(low, z0, ok)
+    z0 = _scaled_z(low)
+    low.positions[0, 2] -= 0.6 * low.cell[2, 2]  # down through the vacuum, past its middle
+    assert "crossed the vacuum" in explosion_reason(low, z0, ok)
     assert explosion_reason(adslab("Cu", "O", "fcc"), z0, ok) == ""
+    # a slab with its bottom layer at z = 0 (ASE's `surface`): a small move down is no crossing
+    floor = adslab("Cu", "O", "fcc")
+    floor.positions[:, 2] -= floor.positions[:, 2].min()
+    z0 = _scaled_z(floor)
+    floor.positions[0, 2] -= 0.01
+    assert explosion_reason(floor, z0, ok) == ""
     # far from the atoms in the cell, close to their periodic images: bonded, not isolated
     shifted = adslab("Cu", "O", "fcc")
     shifted.positions[-1] += 4 * shifted.cell[0]
@@ -270,6 +276,61 @@ def test_second_writer_is_refused(tmp_path):
         relax_configurations(p, out, RelaxSettings(model="emt"), progress=False)
     relax_configurations(p, out, RelaxSettings(model="emt", steps=2), progress=False)
     assert len(pd.read_parquet(out)) == 5
+
+
+def test_a_killed_write_s_temporary_copy_is_removed_by_the_next_run(tmp_path):
+    """A SIGKILL while results.parquet was written left `.r.parquet.*.tmp` behind, as large as
+    the table, on every kill; the next run holding the lock removes them (not other files)."""
+    out = tmp_path / "r.parquet"
+    left = tmp_path / ".r.parquet.abc123.tmp"
+    left.write_bytes(b"x" * 100)
+    other = tmp_path / ".q.parquet.abc123.tmp"
+    other.write_bytes(b"x")
+    with OutputLock(out):
+        pass
+    assert not left.exists() and other.exists()
+
+
+def test_inputs_no_model_can_relax_are_refused_up_front(tmp_path):
+    """NaN positions failed as a "model error" and pbc without a cell as an explosion of
+    non-finite forces, exit 0; integer config_ids crashed the results write (a traceback)."""
+    nan = adslab("Cu", "O", "fcc", cid="nanpos")
+    nan.positions[3, 0] = np.nan
+    write(tmp_path / "nan.extxyz", [nan], format="extxyz")
+    with pytest.raises(CatscreenError, match="configuration nanpos has non-finite positions"):
+        read_configs(tmp_path / "nan.extxyz")
+    flat = adslab("Cu", "O", "fcc", cid="flat")
+    flat.cell[2] = 0.0
+    flat.pbc = True
+    write(tmp_path / "flat.extxyz", [flat], format="extxyz")
+    with pytest.raises(CatscreenError, match="flat has a periodic direction without a cell"):
+        read_configs(tmp_path / "flat.extxyz")
+    images = [adslab("Cu", "O", "fcc", cid="x"), adslab("Cu", "O", "hcp", cid="y")]
+    for k, image in enumerate(images):
+        image.info["config_id"] = k + 1
+    path = write_manifest(tmp_path / "ints", images)
+    df = pd.read_parquet(path)
+    df["config_id"] = [1, 2]
+    write_parquet(df, path, metadata={"structures": "configs.extxyz"})
+    relax_configurations(
+        path, tmp_path / "r.parquet", RelaxSettings(model="emt", steps=2), progress=False
+    )
+    got = pd.read_parquet(tmp_path / "r.parquet")
+    assert {"1", "2"} <= set(got.config_id)
+
+
+def test_tags_are_read_on_a_slab_wrapped_through_z_0(tmp_path):
+    """An Open Catalyst-tagged slab whose top crossed the cell's z boundary (VASP, pymatgen
+    files) was refused as holding ASE's layer numbers."""
+    slab = adslab("Cu", "O", "fcc", cid="wrapped")
+    slab.positions[:, 2] -= slab.positions[slab.get_tags() == 1, 2].min() - 0.2
+    slab.pbc = True
+    slab.wrap()
+    tags, z = slab.get_tags(), slab.positions[:, 2]
+    assert z[tags == 0].max() > z[tags == 1].max()  # the subsurface now at the top of the cell
+    write(tmp_path / "w.extxyz", [slab], format="extxyz")
+    df, _ = read_configs(tmp_path / "w.extxyz")
+    assert list(df.config_id) == ["wrapped"]
 
 
 def test_an_output_that_cannot_be_created_is_one_clear_error(tmp_path):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from ase import Atoms
 
@@ -91,7 +92,10 @@ def read_configs(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:
         df = pd.DataFrame(records, columns=list(META_COLUMNS))
     if df.empty:
         raise CatscreenError(f"{p} holds no configurations")
+    df["config_id"] = df["config_id"].astype(str)  # integer ids broke the results table's write
     for cid, atoms in zip(df["config_id"], images, strict=True):
+        if (wrong := geometry_problem(atoms)) is not None:
+            raise CatscreenError(f"{p}: configuration {cid} has {wrong}")
         problem = tag_problem(atoms)
         if problem:
             raise CatscreenError(
@@ -103,6 +107,19 @@ def read_configs(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:
     if len(dup):
         raise CatscreenError(f"{p}: duplicate config_id {dup.iloc[0]}")
     return df, images
+
+
+def geometry_problem(atoms: Atoms) -> str | None:
+    """What no model can relax: non-finite positions (the row failed as a "model error") or a
+    periodic direction without a cell vector (an "explosion" of non-finite forces)."""
+    if not np.isfinite(atoms.positions).all():
+        return "non-finite positions"
+    periodic = atoms.cell.array[np.asarray(atoms.pbc, dtype=bool)]
+    if not np.isfinite(atoms.cell.array).all() or (
+        len(periodic) and np.linalg.matrix_rank(periodic, tol=1e-6) < len(periodic)
+    ):
+        return "a periodic direction without a cell vector (pbc without a full cell)"
+    return None
 
 
 def select(

@@ -85,6 +85,9 @@ def tag_problem(atoms: Atoms) -> str:
     if other:
         return f"tags {', '.join(map(str, other))} besides 0/1/2"
     z = atoms.positions[:, 2]
+    if atoms.pbc[2] and atoms.cell.rank == 3:  # heights above the middle of the vacuum: a
+        z = (atoms.get_scaled_positions(wrap=False)[:, 2] - _scaled_z(atoms)) * atoms.cell[2, 2]
+        # slab wrapped through z = 0 (VASP, pymatgen) had its top atoms at the bottom
     if (tags == 0).any() and (tags == 1).any() and z[tags == 0].max() > z[tags == 1].max():
         return "a tag-0 (fixed subsurface) atom above every tag-1 (surface) atom"
     return ""
@@ -161,17 +164,24 @@ def explosion_reason(
                     f"(limit {ISOLATION_LIMIT:g} A)"
                 )
     if initial_z is not None:
-        z = atoms.get_scaled_positions(wrap=False)[:, 2]
-        left = np.flatnonzero(((z < 0.0) | (z >= 1.0)) & (initial_z >= 0.0) & (initial_z < 1.0))
+        z = atoms.get_scaled_positions(wrap=False)[:, 2] - initial_z
+        left = np.flatnonzero((z < 0.0) | (z >= 1.0))
         if len(left):
-            return f"exploded: atom {int(left[0])} left the cell along z"
+            return f"exploded: atom {int(left[0])} crossed the vacuum along z (left the cell)"
     return ""
 
 
-def _scaled_z(atoms: Atoms) -> np.ndarray | None:
-    if atoms.cell.rank < 3:
-        return None
-    return atoms.get_scaled_positions(wrap=False)[:, 2]
+def _scaled_z(atoms: Atoms) -> np.ndarray:
+    """Per atom, the fractional z of the plane below it in the middle of the vacuum: an atom
+    that crosses that plane, or its image one cell up, has crossed half the vacuum. The cell's
+    own boundary failed a slab whose bottom layer sits at z = 0 (ASE's `surface`, pymatgen's
+    uncentred slabs) as soon as a free atom there moved down by 0.001 A."""
+    z = atoms.get_scaled_positions(wrap=False)[:, 2]
+    order = np.sort(np.mod(z, 1.0))
+    gaps = np.diff(np.append(order, order[0] + 1.0))
+    k = int(np.argmax(gaps))
+    middle = order[k] + gaps[k] / 2
+    return middle + np.floor(z - middle)
 
 
 def _predict(
@@ -277,7 +287,7 @@ def relax_items(
             rows[k] = result_row(item, info, "failed", f"model cannot run it: {exc}")
             continue
         active.append(k)
-    initial_z = [_scaled_z(a) for a in structures]
+    initial_z = [_scaled_z(a) if a.cell.rank == 3 else None for a in structures]
     initial_contact = [closest_contact(a)[0] for a in structures]
     opt = make_optimizer(optimizer, [len(a) for a in structures])
     taken = np.zeros(len(items), dtype=int)

@@ -9,6 +9,7 @@ so the file on disk is always a complete, readable table.
 from __future__ import annotations
 
 import fcntl
+import glob
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -60,6 +61,10 @@ class OutputLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        # a run killed while it wrote `out` left its temporary copy (atomic_path's); with the
+        # lock held no writer of `out` is alive, so they are leftovers (4 MB each for 2000 rows)
+        for stale in self.out.parent.glob(f".{glob.escape(self.out.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
