@@ -232,3 +232,20 @@ def test_a_row_is_reused_only_for_the_structure_it_was_relaxed_from(tmp_path):
     assert "1 relaxed now, 5 already done" in " ".join(again.stdout.split())
     rows = pd.read_parquet(out)
     assert len(rows) == 6 and rows.config_id.is_unique
+
+
+def test_a_run_in_which_every_configuration_failed_exits_non_zero(tmp_path, monkeypatch):
+    """A model that fails on everything (a broken checkpoint, a calculator that raises) wrote
+    a table of failed rows and exited 0, as if the screen had finished."""
+    from catscreen.model.api import AseCalculatorModel
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("calculator crashed")
+
+    monkeypatch.setattr(AseCalculatorModel, "predict", broken)
+    write_configs(tmp_path / "c.extxyz", 2)
+    out = tmp_path / "r.parquet"
+    result = CliRunner().invoke(app, relax_cmd(tmp_path / "c.extxyz", out)[1:])
+    assert result.exit_code == 2, result.output
+    assert "every configuration failed (the reason column of" in " ".join(result.output.split())
+    assert (pd.read_parquet(out).status == "failed").all()  # the reasons are kept

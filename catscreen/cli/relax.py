@@ -130,3 +130,7 @@ def relax_command(
     table.add_row("failed", str(s.failed))
     table.add_row("time", f"{s.seconds:.1f} s")
     console.print(table)
+    if s.total and s.failed == s.total:  # a broken model or input: not a finished screen
+        raise CatscreenError(
+            f"every configuration failed (the reason column of {s.out} says why for each)"
+        )
