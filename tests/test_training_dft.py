@@ -174,6 +174,30 @@ def test_cli_without_labeller_or_with_unknown_code_is_one_line_error(tmp_path):
         assert message in result.output
 
 
+def test_an_output_folder_is_refused_before_any_teacher_labelling(tmp_path, monkeypatch):
+    """`--teacher ... -o DIR` failed with "Is a directory" after every structure was labelled."""
+    from catscreen.training import teacher
+
+    def never(*args, **kwargs):
+        raise AssertionError("labelled before the output was checked")
+
+    monkeypatch.setattr(teacher, "label", never)
+    structures = tmp_path / "in.extxyz"
+    write(structures, fcc111("Ni", (1, 1, 2), vacuum=3.0), format="extxyz")
+    (tmp_path / "outdir").mkdir()
+    args = [
+        "data",
+        "label",
+        str(structures),
+        "--teacher",
+        "chgnet-pbe",
+        "-o",
+        str(tmp_path / "outdir"),
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "is a folder; give a file" in result.output
+
+
 def test_spin_pair_differences_pairs_by_sid():
     from ase.build import bulk
     from ase.calculators.singlepoint import SinglePointCalculator

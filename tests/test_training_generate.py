@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -390,6 +391,7 @@ def test_a_resume_with_other_options_is_refused(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "structures" / "enum-Cu.settings.json").read_text())
     assert record["bulk"] == "Cu" and record["enum_facets"] == [[1, 1, 1]]
     assert record["explorer"] == "emt" and record["adsorbates"] == ["O"]
+    assert record["explorer_version"] == "ase-emt"  # "bundled" names other weights in time
     before = path.stat().st_mtime_ns
     for changed in (
         {"adsorbates": ("H",)},
@@ -484,3 +486,35 @@ def test_options_that_would_be_dropped_are_refused(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("CATSCREEN_THREADS", "two")
     with pytest.raises(CatscreenError, match="CATSCREEN_THREADS must be a whole number"):
         thread_budget()
+
+
+def test_a_rerun_into_a_folder_of_xz_labels_labels_nothing_again(tmp_path: Path) -> None:
+    """The committed passes keep their labels as .xz (and no structures); a rerun looked for
+    .gz only, labelled every shard again beside its .xz, and the folder trained it twice."""
+    from catscreen.training.generate import plan
+
+    settings = GenerateSettings(metals=("Pt",), alloys=(), adsorbates=("O",), relax_steps=2)
+    name = plan(settings)[0].name
+    generate(tmp_path, settings, ["chgnet-pbe"], limit=1, log=lambda m: None)
+    labels = tmp_path / "chgnet-pbe"
+    frames = read_extxyz(labels / f"{name}.extxyz.gz")
+    write_extxyz(frames, labels / f"{name}.extxyz.xz")  # as committed: xz, no structures
+    (labels / f"{name}.extxyz.gz").unlink()
+    shutil.rmtree(tmp_path / "structures")
+    generate(tmp_path, settings, ["chgnet-pbe"], limit=1, log=lambda m: None)
+    assert sorted(p.name for p in labels.glob(f"{name}.extxyz*")) == [f"{name}.extxyz.xz"]
+    assert len(load_frames(labels)) == len(frames)
+    write_extxyz(frames, labels / f"{name}.extxyz.gz")  # both: one shard twice is refused
+    with pytest.raises(CatscreenError, match=f"holds {name} in two files"):
+        load_frames(labels)
+
+
+def test_a_name_given_twice_is_refused() -> None:
+    """`--metals Pt,Pt` made every Pt shard twice, its frames under one sid."""
+    for twice, option in (
+        ({"metals": ("Pt", "Pt")}, "--metals names Pt twice"),
+        ({"adsorbates": ("O", "O")}, "--adsorbates names O twice"),
+        ({"alloys": (("Pt", "Ni"), ("Pt", "Ni"))}, "--alloys names"),
+    ):
+        with pytest.raises(CatscreenError, match=option):
+            GenerateSettings(**twice)

@@ -58,6 +58,18 @@ def test_ids_that_look_like_numbers_stay_as_written(tmp_path):
     assert [a.info["fid"] for a in frames] == [0, 0, 0, 0]
 
 
+def test_dotted_file_names_keep_their_sources_apart(tmp_path):
+    """pt.ecut300 and pt.ecut400 both became source `pt` with sids pt-0, pt-1: one system."""
+    for ecut in (300, 400):
+        write(tmp_path / f"pt.ecut{ecut}.extxyz", [_labelled(bulk("Pt"), -6.0)], format="extxyz")
+    defaults = ContextDefaults(spin="off", fidelity="my-dft")
+    frames = [a for e in (300, 400) for a in load_frames(tmp_path / f"pt.ecut{e}.extxyz", defaults)]
+    assert [(a.info["source"], a.info["sid"]) for a in frames] == [
+        ("pt.ecut300", "pt.ecut300-0"),
+        ("pt.ecut400", "pt.ecut400-0"),
+    ]
+
+
 def test_missing_context_filled_from_defaults_and_file_name(tmp_path):
     path = tmp_path / "mine.xyz"
     write(path, [_labelled(bulk("Pt"), -6.0), _labelled(bulk("Pt"), -6.1)], format="extxyz")

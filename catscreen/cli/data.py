@@ -38,8 +38,6 @@ def _label_dft(
     except ImportError:
         raise CatscreenError("GPAW is not installed: pip install 'catscreen[dft]'") from None
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if out.is_dir():  # found only when the labels are gathered, after all the DFT
-        raise CatscreenError(f"--out {out} is a folder; give a file (e.g. labels.extxyz.xz)")
     gpaw_settings = GpawSettings(**settings)
     structures = read_structures(input_path)
     done = label_structures(
@@ -273,6 +271,8 @@ def label_command(
         raise CatscreenError(
             "choose one labeller: --dft gpaw or --teacher chgnet-pbe|chgnet-r2scan"
         )
+    if out.is_dir():  # found only when the labels are written, after all the labelling
+        raise CatscreenError(f"--out {out} is a folder; give a file (e.g. labels.extxyz.xz)")
     settings = {"ecut": ecut, "kpt_density": kpt_density, "smearing": smearing}
     if teacher is not None:
         given = [

@@ -102,7 +102,8 @@ def normalise_context(
 ) -> list[Atoms]:
     """Set spin/fidelity/source/sid/fid on every frame in place; `name` labels errors."""
     next_fid: dict[str, int] = defaultdict(int)
-    stem = Path(name).name.split(".")[0]
+    # pt.ecut300.extxyz and pt.ecut400.extxyz stay apart (a split at the first dot)
+    stem = extxyz_stem(Path(name).name).removesuffix(".db")
     for i, atoms in enumerate(frames):
         where = f"{name} frame {i}"
         info = atoms.info
@@ -226,6 +227,12 @@ def load_frames(path: str | Path, defaults: ContextDefaults = ContextDefaults())
         files = extxyz_files(p, "*")
         if not files:
             raise CatscreenError(f"no extxyz files in folder {p}")
+        stems = [extxyz_stem(f.name) for f in files]
+        twice = sorted({s for s in stems if stems.count(s) > 1})
+        if twice:  # gas.extxyz.gz beside gas.extxyz.xz: the same frames trained on twice
+            raise CatscreenError(
+                f"{p} holds {', '.join(twice)} in two files (another compression?); keep one"
+            )
         frames = [a for f in files for a in read_extxyz(f)]
     elif p.name.endswith(EXTXYZ_SUFFIXES):
         frames = read_extxyz(p)

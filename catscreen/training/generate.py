@@ -12,6 +12,7 @@ the CPU budget buys many frames.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -145,6 +146,11 @@ class GenerateSettings:
                 f"unknown metal(s)/adsorbate(s) {', '.join(unknown)}; metals: "
                 f"{', '.join(HOSTS)}; adsorbates: {', '.join(sorted(known))}"
             )
+        for option, values in (("metals", self.metals), ("alloys", self.alloys),
+                               ("adsorbates", self.adsorbates)):  # fmt: skip
+            twice = sorted({str(v) for v in values if values.count(v) > 1})
+            if twice:  # `--metals Pt,Pt` made every Pt shard twice, its frames under one sid
+                raise CatscreenError(f"--{option} names {', '.join(twice)} twice")
         counts = {
             "snapshot_every": 1, "md_every": 1, "relax_steps": 0, "md_steps": 0,
             "adsorbates_per_slab": 0, "sites_per_adsorbate": 1,
@@ -199,6 +205,8 @@ def shard_record(settings: GenerateSettings, shard: Shard) -> dict[str, object]:
     skip = SELECTION + ENUMERATE_FIELDS
     record = {k: v for k, v in asdict(settings).items() if k not in skip}
     record["avoid"] = sorted(map(list, settings.avoid), key=str)
+    if settings.explorer:  # "bundled" names other weights after an update: a resume then
+        record["explorer_version"] = _explorer_model(settings.explorer).info.version  # mixed two
     record.update(shard.inputs)
     return json.loads(json.dumps(record, sort_keys=True))
 
@@ -725,11 +733,19 @@ def _read_json(path: Path) -> object:
         return None
 
 
+def shard_file(folder: Path, name: str) -> Path:
+    """The file of shard `name` in `folder`, in whichever compression it was kept (the
+    committed passes are .xz): a new one is .gz. A check for `.gz` alone made a rerun into a
+    committed folder label every shard again beside its .xz, and train on it twice."""
+    kept = [p for p in extxyz_files(folder, glob.escape(name)) if extxyz_stem(p.name) == name]
+    return kept[0] if kept else folder / f"{name}.extxyz.gz"
+
+
 def _check_record(folder: Path, settings: GenerateSettings, shard: Shard) -> None:
     """A made shard is reused only under the settings it was made with (shards made before
     records were kept have none and are reused as they are)."""
     record = folder / f"{shard.name}.settings.json"
-    if not (folder / f"{shard.name}.extxyz.gz").exists() or not record.exists():
+    if not shard_file(folder, shard.name).exists() or not record.exists():
         return
     try:
         old = json.loads(record.read_text())
@@ -763,7 +779,7 @@ def generate(
         _check_record(out / STRUCTURE_DIR, settings, shard)
     written = []
     for shard in shards:
-        path = out / STRUCTURE_DIR / f"{shard.name}.extxyz.gz"
+        path = shard_file(out / STRUCTURE_DIR, shard.name)
         if not path.exists():
             record = out / STRUCTURE_DIR / f"{shard.name}.settings.json"
             with atomic_path(record) as tmp:
@@ -779,7 +795,7 @@ def generate(
             log(f"{shard.name}: {len(frames)} structures in {time.perf_counter() - t0:.0f} s")
         for t in teachers:
             t0 = time.perf_counter()
-            n = label_shard(path, out / t / path.name, t, settings.mirror_fraction)
+            n = label_shard(path, shard_file(out / t, shard.name), t, settings.mirror_fraction)
             if n:
                 log(f"{shard.name}: {n} {t} labels in {time.perf_counter() - t0:.0f} s")
         written.append(path)
