@@ -575,3 +575,23 @@ def test_no_ontop_site_off_its_atom_on_rough_hcp_facets():
             frac = offset @ np.linalg.inv(a.cell.array[:2, :2])
             frac -= np.round(frac)
             assert np.linalg.norm(frac @ a.cell.array[:2, :2]) < 0.05, (slab.termination, site)
+
+
+def test_facets_are_told_apart_by_the_crystal_s_point_group_not_its_lattice_s(tmp_path):
+    """Pyrite (Pa-3, point group m-3) has no operation taking (210) to (120): pymatgen's
+    lattice symmetry refused them as one surface and `--max-index 2` dropped (120)."""
+    from pymatgen.core import Lattice, Structure
+
+    from catscreen.build.slabs import check_distinct_facets, distinct_millers
+
+    pyrite = Structure.from_spacegroup(
+        "Pa-3", Lattice.cubic(5.418), ["Fe", "S"], [[0, 0, 0], [0.385, 0.385, 0.385]]
+    )
+    pyrite.to(filename=str(tmp_path / "FeS2.cif"))
+    (fes2,) = load_bulks([str(tmp_path / "FeS2.cif")])
+    assert {(2, 1, 0), (2, 0, 1)} <= set(distinct_millers(fes2, 2))  # (201) ~ (120) by the 3
+    check_distinct_facets(fes2, [(2, 1, 0), (1, 2, 0)])
+    pt = load_bulks(["Pt"])[0]  # m-3m: one surface, as before
+    assert (2, 0, 1) not in distinct_millers(pt, 2)
+    with pytest.raises(CatscreenError, match="2,1,0 and 1,2,0 are the same surface"):
+        check_distinct_facets(pt, [(2, 1, 0), (1, 2, 0)])

@@ -17,6 +17,7 @@ bcc(111), and the atom at the foot of each step, which a higher atom covers from
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -26,14 +27,11 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 from ase.geometry.minkowski_reduction import minkowski_reduce
-from pymatgen.core.surface import (
-    SlabGenerator,
-    get_symmetrically_distinct_miller_indices,
-    get_symmetrically_equivalent_miller_indices,
-)
+from pymatgen.core.surface import SlabGenerator
 from pymatgen.io.ase import AseAtomsAdaptor
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from catscreen.build.bulks import Bulk
+from catscreen.build.bulks import SYMPREC, Bulk
 from catscreen.errors import CatscreenError, first_line
 
 DEFAULT_VACUUM = 20.0  # A, EnumerateSettings.vacuum
@@ -131,10 +129,29 @@ def facet_for(bulk: Bulk, facet: Miller | Bravais) -> Miller | None:
     return (facet[0], facet[1], facet[3])
 
 
+def _facet_operations(bulk: Bulk) -> list[np.ndarray]:
+    """How the crystal's point group (with inversion: a slab shows both of its sides) maps
+    Miller indices, as integer matrices in the conventional basis. The crystal's, not its
+    lattice's (pymatgen's facet tools): pyrite (m-3) has no operation taking (210) to (120),
+    which were refused as one surface, and `--max-index 2` dropped (120)."""
+    analyzer = SpacegroupAnalyzer(bulk.structure, symprec=SYMPREC)
+    rotations = [op.rotation_matrix for op in analyzer.get_point_group_operations()]
+    # a plane's normal (reciprocal, column) goes as the inverse transpose of a direct
+    # rotation; over a group that is the set of the transposes
+    ops = {tuple(np.rint(r.T).astype(int).ravel()) for r in rotations}
+    ops |= {tuple(-v for v in op) for op in ops}
+    return [np.array(op).reshape(3, 3) for op in sorted(ops)]
+
+
+def _family(ops: list[np.ndarray], miller: Miller) -> set[Miller]:
+    return {tuple(int(i) for i in op @ np.asarray(miller)) for op in ops}  # type: ignore[misc]
+
+
 def check_distinct_facets(bulk: Bulk, millers: list[Miller]) -> None:
     """Two requested facets that are one surface of this bulk (1,1,1 and -1,1,1 or 2,2,2 on
     fcc) would cut identical slabs under two slab ids: every placement relaxed twice and the
     facet ranked twice."""
+    ops = _facet_operations(bulk)
     seen: dict[Miller, Miller] = {}  # a symmetry-equivalent, reduced index -> the facet given
     for miller in millers:
         divisor = math.gcd(*miller)
@@ -146,19 +163,29 @@ def check_distinct_facets(bulk: Bulk, millers: list[Miller]) -> None:
                 f"{bulk.name}: facets {miller_text(seen[reduced])} and {miller_text(miller)} are "
                 "the same surface (symmetry-equivalent); give one of them"
             )
-        equivalent = get_symmetrically_equivalent_miller_indices(
-            bulk.structure, reduced, return_hkil=False
-        )
-        seen.update({tuple(int(i) for i in m): miller for m in equivalent})
-        seen[reduced] = miller
+        seen.update({m: miller for m in _family(ops, reduced)})  # type: ignore[arg-type]
 
 
 def distinct_millers(bulk: Bulk, max_index: int) -> list[Miller]:
-    """All symmetrically distinct facets with indices up to `max_index` (pymatgen)."""
+    """All symmetrically distinct facets with indices up to `max_index`: the representative
+    pymatgen picks (smallest indices, first non-zero index positive), under the crystal's
+    point group."""
     if max_index < 1:
         raise CatscreenError(f"--max-index must be at least 1, got {max_index}")
-    found = get_symmetrically_distinct_miller_indices(bulk.structure, max_index)
-    return sorted((tuple(int(i) for i in m) for m in found), key=lambda m: (sum(map(abs, m)), m))  # type: ignore[misc]
+    ops = _facet_operations(bulk)
+    span = range(-max_index, max_index + 1)
+    candidates = sorted(
+        itertools.product(span, repeat=3),
+        key=lambda m: (max(map(abs, m)), sum(map(abs, m)), -m[0], -m[1], -m[2]),
+    )
+    found: list[Miller] = []
+    covered: set[Miller] = set()
+    for m in candidates:
+        if math.gcd(*m) != 1 or next(i for i in m if i) < 0 or m in covered:
+            continue
+        found.append(m)  # type: ignore[arg-type]
+        covered |= _family(ops, m)  # type: ignore[arg-type]
+    return sorted(found, key=lambda m: (sum(map(abs, m)), m))
 
 
 def _flip(atoms: Atoms) -> Atoms:
