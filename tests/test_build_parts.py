@@ -595,3 +595,46 @@ def test_facets_are_told_apart_by_the_crystal_s_point_group_not_its_lattice_s(tm
     assert (2, 0, 1) not in distinct_millers(pt, 2)
     with pytest.raises(CatscreenError, match="2,1,0 and 1,2,0 are the same surface"):
         check_distinct_facets(pt, [(2, 1, 0), (1, 2, 0)])
+
+
+def test_a_recessed_site_s_adsorbate_bonds_to_the_site_not_to_the_step_above_it():
+    """O "ontop" a recessed atom of Ru(10-11) sat 3.24 A from it and 2.12 A from the atom a
+    step above: the height came from the highest atom near the site. It now bonds to its own
+    atom and keeps every other atom at least a bond away; placements of the old rule that
+    were already right are unchanged."""
+    from ase.data import covalent_radii
+    from ase.geometry import get_distances
+
+    from catscreen.build.adsorbates import get_adsorbate
+    from catscreen.build.placements import heuristic_orientation, place
+
+    bulk = load_bulks(["Ru"])[0]
+    oxygen = get_adsorbate("O")
+    wrong = {True: 0, False: 0}
+    moved = 0
+    for slab in make_slabs(bulk, (1, 0, 1), 7.0, 12.0, 8.0):
+        n = len(slab.atoms)
+        for site in find_sites(slab.atoms, bulk.d_nn, repeat=slab.repeat):
+            orientation = heuristic_orientation(slab.atoms, site, oxygen)
+            placed = {}
+            for rule in (False, True):
+                atoms = place(
+                    slab.atoms, site, oxygen, orientation, np.random.default_rng(0), 0.1, rule
+                )
+                _, d = get_distances(
+                    atoms.positions[n],
+                    atoms.positions[:n],
+                    cell=atoms.cell,
+                    pbc=[True, True, False],
+                )
+                ratio = d[0] / (covalent_radii[8] + covalent_radii[atoms.numbers[:n]])
+                wrong[rule] += int(np.argmin(ratio)) not in site.atoms
+                placed[rule] = (atoms.positions[n], ratio)
+            if not np.allclose(placed[True][0], placed[False][0]):
+                moved += 1
+                ratio = placed[True][1]
+                mine = ratio[list(site.atoms)]
+                assert mine.min() == pytest.approx(1.0, abs=0.05)  # a bond to its own atom
+                others = np.delete(ratio, list(site.atoms))
+                assert others.min() >= 1.0 - 1e-6 and mine.min() < others.min()
+    assert moved >= 2 and (wrong[False], wrong[True]) == (3, 1)

@@ -172,6 +172,54 @@ def _bonding_height(slab: Atoms, molecule: Atoms, binding: tuple[int, ...]) -> f
     return float((needed - molecule.positions[list(binding), 2]).max())
 
 
+def _site_bonds(slab: Atoms, molecule: Atoms, binding: tuple[int, ...], site: Site) -> None:
+    """Lift `molecule` to its bonding height, then, where that leaves its binding atoms nearer
+    another slab atom than the site's own, move it to bond to the site's atoms (in place).
+
+    The height rule reads the highest atom near the site: at the foot of a step, in a trough
+    or on a sloped bridge that is a neighbour above the site, and the binding atom bonded to it
+    instead (O "ontop" a recessed Ru(10-11) atom sat 3.24 A from it and 2.12 A from the step
+    atom). Such placements are moved (least squares over a translation) to bond lengths from
+    the site's atoms with every other atom at least a bond away; the move is kept only when it
+    leaves a site atom the nearest and nothing closer than the height rule allows, so flat
+    facets, bcc(100) hollows (whose atom beneath is bonded too) and sites no translation can
+    reach keep the height rule's placement."""
+    from scipy.optimize import least_squares
+
+    molecule.positions[:, 2] += _bonding_height(slab, molecule, binding)
+    mine = np.array(sorted(set(site.atoms)), dtype=int)
+    others = np.setdiff1d(np.arange(len(slab)), mine)
+    if not len(others):
+        return
+    radii = _radii(molecule)[list(binding)]
+    bond_mine = radii[:, None] + _radii(slab)[mine][None, :]
+    bond_others = radii[:, None] + _radii(slab)[others][None, :]
+
+    def ratios(shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _, d = get_distances(
+            molecule.positions[list(binding)] + shift, slab.positions,
+            cell=slab.cell, pbc=[True, True, False],
+        )  # fmt: skip
+        return d[:, mine] / bond_mine, d[:, others] / bond_others
+
+    to_mine, to_others = ratios(np.zeros(3))
+    if to_mine.min() <= to_others.min():
+        return
+
+    def residuals(shift: np.ndarray) -> np.ndarray:
+        to_mine, to_others = ratios(shift)
+        gap = np.clip(1.0 - to_others, 0.0, None)
+        return np.concatenate([((to_mine - 1.0) * bond_mine).ravel(), 3.0 * gap.ravel()])
+
+    shift = least_squares(residuals, np.zeros(3), x_scale=0.5).x
+    to_mine, to_others = ratios(shift)
+    moved = molecule.copy()
+    moved.positions += shift
+    clean = to_mine.min() < to_others.min() and to_others.min() >= 1.0 - 1e-6
+    if clean and not _too_close(slab, moved, binding):
+        molecule.positions += shift
+
+
 def place(
     slab: Atoms,
     site: Site,
@@ -179,17 +227,23 @@ def place(
     orientation: Orientation,
     rng: np.random.Generator | None = None,
     nudge: float = NUDGE,
+    site_bonds: bool = True,
 ) -> Atoms:
     """Slab + adsorbate (tag 2) over `site`, lifted until no pair is closer than the minimum.
 
     With `rng`, the adsorbate is nudged `nudge` A off the site (module docstring).
+    `site_bonds=False`: the height from the highest slab atom near the site alone, as the
+    committed training passes were placed (`_site_bonds` says what it changes).
     """
     molecule = adsorbate.atoms.copy()
     molecule.positions = molecule.positions @ orientation.matrix().T
     if rng is not None and nudge > 0:
         molecule.positions = _nudge(molecule.positions, adsorbate.binding[0], rng, nudge)
     molecule.positions[:, :2] += np.array(site.position[:2])
-    molecule.positions[:, 2] += _bonding_height(slab, molecule, adsorbate.binding)
+    if site_bonds:
+        _site_bonds(slab, molecule, adsorbate.binding, site)
+    else:
+        molecule.positions[:, 2] += _bonding_height(slab, molecule, adsorbate.binding)
     lowest = molecule.positions[list(adsorbate.binding), 2].min()
     molecule.positions[:, 2] += max(0.0, site.position[2] + MIN_SITE_HEIGHT - lowest)
     lifted = 0.0

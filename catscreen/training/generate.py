@@ -531,7 +531,8 @@ def _enumerated_slab_frames(
             site = sites[int(k)]
             orientation = heuristic_orientation(slab.atoms, site, adsorbate)
             try:
-                placed = place(slab.atoms, site, adsorbate, orientation, rng)
+                # as the committed enumerate-built passes were placed
+                placed = place(slab.atoms, site, adsorbate, orientation, rng, site_bonds=False)
             except CatscreenError:  # overlaps its own image in this small cell
                 continue
             if settings.explorer:  # place() has nudged it, as enumerate does
