@@ -638,3 +638,27 @@ def test_a_recessed_site_s_adsorbate_bonds_to_the_site_not_to_the_step_above_it(
                 others = np.delete(ratio, list(site.atoms))
                 assert others.min() >= 1.0 - 1e-6 and mine.min() < others.min()
     assert moved >= 2 and (wrong[False], wrong[True]) == (3, 1)
+
+
+def test_a_centrosymmetric_bidentate_keeps_its_atoms_off_the_surface_however_drawn(tmp_path):
+    """trans-HNNH bound through N,N: drawn in the xz plane one H pointed 0.99 A into the
+    surface and the lift left N 2.55-2.73 A from Pt; drawn in xy both H lay level."""
+    from ase import Atoms
+    from ase.io import write
+
+    from catscreen.build.adsorbates import load_custom_adsorbate
+
+    tilt = np.radians(74)
+    flat = np.array(
+        [[-0.625, 0, 0], [0.625, 0, 0], [-0.625 - 1.03 * np.cos(tilt), 0, 1.03 * np.sin(tilt)],
+         [0.625 + 1.03 * np.cos(tilt), 0, -1.03 * np.sin(tilt)]]
+    )  # fmt: skip
+    frames = []
+    for name, turn in (("xz", 0.0), ("xy", 90.0)):
+        mol = Atoms("N2H2", positions=flat)
+        mol.rotate(turn, "x")
+        write(tmp_path / f"hnnh_{name}.xyz", mol)
+        frames.append(load_custom_adsorbate(f"{tmp_path / f'hnnh_{name}.xyz'}:0,1").atoms)
+    for atoms in frames:
+        assert atoms.positions[2:, 2].min() > -1e-6  # no H below the N=N axis
+    np.testing.assert_allclose(frames[0].positions[:, 2], frames[1].positions[:, 2], atol=1e-6)

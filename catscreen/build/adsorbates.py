@@ -142,6 +142,14 @@ def to_adsorbed_frame(atoms: Atoms, binding: tuple[int, ...]) -> Atoms:
         if rest:
             _, y, z = pos[rest].mean(axis=0)
             angle = np.arctan2(y, z)  # rotate about x so the rest points to +z
+            yz = pos[rest][:, 1:]
+            if (np.sin(angle) * yz[:, 0] + np.cos(angle) * yz[:, 1]).min() < -1e-6:
+                # some atom below the binding axis: a centrosymmetric molecule (trans-HNNH)
+                # has no centroid direction, and one H pointed into the surface or lay flat
+                # as the file happened to be drawn; the turn that keeps them highest instead
+                turns = np.linspace(-np.pi, np.pi, 1440, endpoint=False)
+                low = np.sin(turns)[:, None] * yz[:, 0] + np.cos(turns)[:, None] * yz[:, 1]
+                angle = float(turns[int(np.argmax(low.min(axis=1)))])
             c, s = np.cos(angle), np.sin(angle)
             pos = pos @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]]).T
     atoms.positions = pos
