@@ -31,7 +31,7 @@ EPILOG = (
     f"A row fails on a non-finite energy or force, a force above {FORCE_LIMIT:g} eV/A, two "
     f"atoms closer than {COLLAPSE_RATIO:g}x their covalent radii (a hole in the potential), an "
     f"adsorbate atom more than {ISOLATION_LIMIT:g} A from every other atom, or an atom "
-    "leaving the cell along z. Fixed atoms: FixAtoms, plus tag 0 when the structure is tagged."
+    "crossing the middle of the vacuum along z (out of its cell). Fixed atoms: FixAtoms, plus tag 0 when the structure is tagged."
 )
 
 
