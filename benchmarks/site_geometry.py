@@ -55,7 +55,7 @@ def main() -> None:
         for miller in distinct_millers(bulk, args.max_index):
             for slab in make_slabs(bulk, miller, 7.0, 20.0, 8.0):
                 atoms = slab.atoms
-                sites = find_sites(atoms, bulk.d_nn)
+                sites = find_sites(atoms, bulk.d_nn, repeat=slab.repeat)  # as enumerate
                 distances = atoms.get_all_distances(mic=True)  # once per slab
                 far = sum(joins_strangers(distances, s, bulk.d_nn) for s in sites)
                 off = sum(

@@ -145,6 +145,13 @@ def test_a_hexagonal_facet_applies_to_hexagonal_candidates_only() -> None:
     }
     with pytest.raises(CatscreenError, match="facet 0,0,1 is listed twice"):
         parse_recipe(text.replace('"0001"]', '"0001", "001"]'), Path("r.yaml"))
+    # a reference on a facet only the hexagonal candidates get is refused up front (it failed
+    # at rank, after enumerate and relax)
+    ranked = "ranking:\n  reference: {bulk: %s, miller: '001'}\n"
+    referenced = text.replace("      correction: 0.24\n", "")
+    with pytest.raises(CatscreenError, match="facet 0,0,1 is not among Pt's facets"):
+        parse_recipe(referenced.replace("ranking:\n", ranked % "Pt"), Path("r.yaml"))
+    assert parse_recipe(referenced.replace("ranking:\n", ranked % "Co"), Path("r.yaml"))
 
 
 def test_a_reference_can_be_one_frame_of_a_file_with_several() -> None:

@@ -406,6 +406,11 @@ def test_a_resume_with_other_options_is_refused(tmp_path: Path) -> None:
     messages: list[str] = []
     assert generate(tmp_path, settings, log=messages.append) == [path] and messages == []
     assert path.stat().st_mtime_ns == before
+    # a record made before explorer versions were kept resumes as it did
+    record_path = tmp_path / "structures" / "enum-Cu.settings.json"
+    older = {k: v for k, v in record.items() if k != "explorer_version"}
+    record_path.write_text(json.dumps(older))
+    assert generate(tmp_path, settings, log=messages.append) == [path] and messages == []
     # another bulk into the same folder: a new shard, the first untouched
     (other,) = generate(tmp_path, replace(settings, bulks=("Pd",)), log=lambda m: None)
     assert other.name == "enum-Pd.extxyz.gz" and path.stat().st_mtime_ns == before

@@ -153,6 +153,7 @@ def test_an_extxyz_keeps_text_that_looks_like_numbers(tmp_path):
     adsorbate F (fluorine) into False."""
     image = adslab("Pt", "O", "fcc")
     image.info.update(bulk="007", adsorbate="F", system_id="1e3", termination=1)
+    image.info["miller"] = np.array([1, 1, 1])  # written from an array: "1 1 1" in the file
     write(tmp_path / "c.extxyz", [image], format="extxyz")
     df, _ = read_configs(tmp_path / "c.extxyz")
     row = df.iloc[0]

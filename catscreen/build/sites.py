@@ -1,8 +1,8 @@
 """Adsorption sites on the exposed (tag 1) atoms of a slab, classified and symmetry-reduced.
 
 Candidates come from a periodic Delaunay triangulation of the exposed atoms seen from above
-(atoms, midpoints of the edges no obtuse angle faces, circumcentres of non-obtuse triangles,
-as in pymatgen's AdsorbateSiteFinder). Each candidate is then classified by how many exposed atoms are its
+(atoms, edge midpoints, circumcentres of non-obtuse triangles, as in pymatgen's
+AdsorbateSiteFinder). Each candidate is then classified by how many exposed atoms are its
 nearest in-plane neighbours (within 10%): 1 ontop, 2 bridge, 3 hollow, 4 or more 4fold.
 A 3-fold hollow over a near-equilateral triangle (edges within 10%) of one layer is an hcp
 hollow when an atom of the next layer down sits directly beneath it and an fcc hollow
@@ -41,26 +41,19 @@ class Site:
 
 
 def _candidates(points: np.ndarray) -> list[np.ndarray]:
-    """Atoms, circumcentres of non-obtuse Delaunay triangles and midpoints of the edges no
-    obtuse angle faces (xy). The midpoint of a long edge across an obtuse angle lies nearer the
-    third atom than its own two: it was classified "ontop" of that atom, 1.1 A off it
-    (Ru(10-11)), a second ontop site beside the real one."""
+    """The atoms (first, in order), circumcentres of non-obtuse Delaunay triangles and edge
+    midpoints (xy)."""
     tri = Delaunay(points)
     out = [p for p in points]
-    edges: set[tuple[int, int]] = set()
-    facing_obtuse: set[tuple[int, int]] = set()
+    edges = set()
     for simplex in tri.simplices:
+        for a, b in ((0, 1), (1, 2), (0, 2)):
+            edges.add(tuple(sorted((simplex[a], simplex[b]))))
         p = points[simplex]
-        for a, b, c in ((0, 1, 2), (1, 2, 0), (0, 2, 1)):
-            edge = (min(simplex[a], simplex[b]), max(simplex[a], simplex[b]))
-            edges.add(edge)
-            long2 = np.sum((p[a] - p[b]) ** 2)
-            if long2 > (np.sum((p[a] - p[c]) ** 2) + np.sum((p[b] - p[c]) ** 2)) * (1 + 1e-3):
-                facing_obtuse.add(edge)
         sides = np.sort([np.sum((p[i] - p[j]) ** 2) for i, j in ((0, 1), (1, 2), (0, 2))])
         if sides[2] <= (sides[0] + sides[1]) * (1 + 1e-3):  # non-obtuse: centre inside
             out.append(_circumcentre(p))
-    out.extend((points[a] + points[b]) / 2 for a, b in sorted(edges - facing_obtuse))
+    out.extend((points[a] + points[b]) / 2 for a, b in edges)
     return out
 
 
@@ -105,14 +98,19 @@ def _fcc_or_hcp(atoms: Atoms, d_nn: float, xy: np.ndarray, z_site: float) -> str
     return "hcp" if beneath else "fcc"
 
 
-def all_sites(atoms: Atoms, d_nn: float) -> list[Site]:
-    """Every site in the cell (not symmetry-reduced), in a deterministic order."""
+def all_sites(atoms: Atoms, d_nn: float, exact_ontop: bool = True) -> list[Site]:
+    """Every site in the cell (not symmetry-reduced), in a deterministic order.
+
+    `exact_ontop`: an ontop site is an atom's own position. The midpoint of a long edge across
+    an obtuse angle lies nearer the third atom than its own two and was classified "ontop" of
+    it, 1.1 A off it (Ru, Co, Zn (10-11), (20-21)), a second ontop site beside the real one;
+    False keeps those, as the committed training passes were made."""
     exposed = np.flatnonzero(atoms.get_tags() == 1)
     points, owners = inplane_images(atoms, exposed)
     inv = np.linalg.inv(atoms.cell.array[:2, :2])
     seen: list[np.ndarray] = []
     sites: list[Site] = []
-    for xy in _candidates(points):
+    for k, xy in enumerate(_candidates(points)):
         frac = xy @ inv
         if np.any(frac < -1e-6) or np.any(frac >= 1 - 1e-6):
             continue  # a periodic image of a candidate inside the cell
@@ -121,8 +119,11 @@ def all_sites(atoms: Atoms, d_nn: float) -> list[Site]:
             [np.r_[f, 0.0] for f in seen], np.r_[frac, 0.0], atol=[1e-3, 1e-3, 1e-3]
         ):
             continue
+        site = _classify(atoms, d_nn, xy, points, owners)
+        if exact_ontop and site.kind == "ontop" and k >= len(points):
+            continue  # a midpoint or centre nearer one atom than its own: not a site
         seen.append(frac)
-        sites.append(_classify(atoms, d_nn, xy, points, owners))
+        sites.append(site)
     order = sorted(
         range(len(sites)), key=lambda i: (SITE_TYPES.index(sites[i].kind), sites[i].atoms)
     )
@@ -176,9 +177,14 @@ def _matches(images: np.ndarray, frac: np.ndarray, cell: np.ndarray) -> bool:
 
 
 def find_sites(
-    atoms: Atoms, d_nn: float, unique: bool = True, repeat: tuple[int, int] = (1, 1)
+    atoms: Atoms,
+    d_nn: float,
+    unique: bool = True,
+    repeat: tuple[int, int] = (1, 1),
+    exact_ontop: bool = True,
 ) -> list[Site]:
     """Sites of a tagged slab; `unique=False` keeps every site in the cell (random placement).
-    `repeat`: how often the slab's own cell is repeated in `atoms` (SlabTermination.repeat)."""
-    sites = all_sites(atoms, d_nn)
+    `repeat`: how often the slab's own cell is repeated in `atoms` (SlabTermination.repeat).
+    `exact_ontop`: see `all_sites`."""
+    sites = all_sites(atoms, d_nn, exact_ontop)
     return unique_sites(atoms, sites, repeat) if unique else sites

@@ -26,7 +26,7 @@ from pydantic import (
 
 from catscreen.analysis.candidates import Candidate as AnalysisCandidate
 from catscreen.build.adsorbates import unknown_adsorbate
-from catscreen.build.bulks import FRAME_INDEX, unknown_bulk
+from catscreen.build.bulks import FRAME_INDEX, bulk_library, unknown_bulk
 from catscreen.build.placements import NUDGE
 from catscreen.build.slabs import MIN_VACUUM, Bravais, Miller, parse_facet
 from catscreen.build.slabs import parse_miller as parse_miller_text
@@ -71,6 +71,14 @@ def parse_facet_value(value: Any) -> Miller | Bravais:
 
 def three_index(facet: Miller | Bravais) -> Miller:
     return (facet[0], facet[1], facet[3]) if len(facet) == 4 else facet  # type: ignore[return-value]
+
+
+def _cut_facets(candidate: Candidate, facets: list[Miller | Bravais]) -> list[Miller]:
+    """The facets enumerate cuts of `candidate`: a 4-index one only of a hexagonal bulk (a
+    file's lattice is not read here: its 4-index facets count)."""
+    entry = None if candidate.file is not None else bulk_library().get(candidate.name)
+    hexagonal = entry is None or entry.get("structure") == "hcp"
+    return [three_index(f) for f in facets if len(f) == 3 or hexagonal]
 
 
 MillerIndex = Annotated[Miller, BeforeValidator(parse_miller)]
@@ -325,7 +333,7 @@ class Recipe(_Strict):
                     "is named stem_i, from 0)",
                 )
             facets = cand.miller or (self.facets.miller if self.facets else None)
-            if facets is not None and ref.miller not in map(three_index, facets):
+            if facets is not None and ref.miller not in _cut_facets(cand, facets):
                 raise FieldError(
                     ("ranking", "reference", "miller"),
                     f"facet {miller_label(ref.miller)} is not among {ref.bulk}'s facets",

@@ -199,6 +199,9 @@ ENUMERATE_FIELDS = (
 )  # fmt: skip
 
 
+RECORDED_SINCE = ("explorer_version",)  # keys older records lack
+
+
 def shard_record(settings: GenerateSettings, shard: Shard) -> dict[str, object]:
     """Everything a shard's frames depend on, as JSON: kept beside it, so that a resume with
     other options is refused instead of mixing two settings in one data set."""
@@ -521,9 +524,9 @@ def _enumerated_slab_frames(
             _rattled(slab.atoms, s, rng, f"rattle{s}") for s in settings.rattle_sigmas
         ]:
             frames.append(_tagged(f, "slab", f"{label}-clean", host=name, facet=facet))
-    # the repeated cell's symmetry, as the committed passes were made (enumerate uses the
-    # slab's own, which merges more sites on oblique facets)
-    sites = find_sites(slab.atoms, slab.bulk.d_nn)
+    # the repeated cell's symmetry and every ontop candidate, as the committed passes were
+    # made (enumerate uses the slab's own symmetry and drops ontop sites off their atom)
+    sites = find_sites(slab.atoms, slab.bulk.d_nn, exact_ontop=False)
     for ads in _new_adsorbates(settings, label, drawn, rng, (name, slab.miller)):
         adsorbate = get_adsorbate(ads)
         n_sites = min(settings.sites_per_adsorbate, len(sites))
@@ -755,6 +758,9 @@ def _check_record(folder: Path, settings: GenerateSettings, shard: Shard) -> Non
             f"{record}: unreadable ({first_line(exc)}); delete it and its shard"
         ) from exc
     new = shard_record(settings, shard)
+    for key in RECORDED_SINCE:  # a record made before the key was kept says nothing of it
+        if key not in old:
+            new.pop(key, None)
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
         diffs = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)

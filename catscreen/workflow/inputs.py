@@ -85,6 +85,8 @@ def read_configs(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:
         records = []
         for atoms in images:
             rec = {k: _native(atoms.info.get(k)) for k in INFO_KEYS}
+            if isinstance(rec["miller"], str):  # the schema's h,k,l (a file may hold "1 1 1")
+                rec["miller"] = ",".join(rec["miller"].replace(",", " ").split())
             rec["config_id"] = rec["config_id"] or _digest("structure", atoms_to_text(atoms))
             rec["formula"] = atoms.get_chemical_formula()
             rec["n_atoms"] = len(atoms)

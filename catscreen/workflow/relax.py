@@ -13,8 +13,8 @@ Explosion guards (a row fails with the reason, the rest of the batch goes on):
   atoms together and before the forces diverge;
 - an adsorbate atom (tag 2) farther than ISOLATION_LIMIT (10 A) from every other atom
   (minimum image): the molecule broke apart or desorbed into the vacuum;
-- an atom that started inside the cell along z and left it (it would wrap onto the other
-  side of the slab through the periodic boundary).
+- an atom that crossed the middle of the vacuum along z (it came nearer the slab's periodic
+  image than the slab); the cell's own boundary failed slabs whose bottom layer sits at z = 0.
 """
 
 from __future__ import annotations
