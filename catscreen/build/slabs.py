@@ -88,8 +88,12 @@ def miller_text(miller: Miller) -> str:
 
 def parse_miller(text: str) -> Miller:
     """`1,1,1`, `1 1 1`, `111`, `1-10`, or hexagonal `0001` / `0,0,0,1` (h,k,i,l -> h,k,l)."""
-    facet = parse_facet(text)
-    return (facet[0], facet[1], facet[3]) if len(facet) == 4 else facet  # type: ignore[misc]
+    return three_index(parse_facet(text))
+
+
+def three_index(facet: Miller | Bravais) -> Miller:
+    """(h, k, i, l) -> (h, k, l); a 3-index facet as it is."""
+    return (facet[0], facet[1], facet[3]) if len(facet) == 4 else facet  # type: ignore[return-value]
 
 
 def parse_facet(text: str) -> Miller | Bravais:
@@ -126,7 +130,7 @@ def facet_for(bulk: Bulk, facet: Miller | Bravais) -> Miller | None:
         return facet  # type: ignore[return-value]
     if not bulk.structure.lattice.is_hexagonal():
         return None
-    return (facet[0], facet[1], facet[3])
+    return three_index(facet)
 
 
 def _facet_operations(bulk: Bulk) -> list[np.ndarray]:

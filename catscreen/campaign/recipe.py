@@ -28,8 +28,7 @@ from catscreen.analysis.candidates import Candidate as AnalysisCandidate
 from catscreen.build.adsorbates import unknown_adsorbate
 from catscreen.build.bulks import FRAME_INDEX, bulk_library, unknown_bulk
 from catscreen.build.placements import NUDGE
-from catscreen.build.slabs import MIN_VACUUM, Bravais, Miller, parse_facet
-from catscreen.build.slabs import parse_miller as parse_miller_text
+from catscreen.build.slabs import MIN_VACUUM, Bravais, Miller, parse_facet, three_index
 from catscreen.errors import CatscreenError, did_you_mean
 from catscreen.paths import recipes_dir
 
@@ -48,19 +47,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-def parse_miller(value: Any) -> Miller:
-    """`[1, 1, 1]`, `"1,1,1"`, `"111"`, or hcp `"0001"` / `[0, 0, 0, 1]` -> (1, 1, 1) / (0, 0, 1)."""
-    if isinstance(value, list | tuple):
-        value = ",".join(str(v) for v in value)
-    try:
-        return parse_miller_text(str(value))
-    except CatscreenError as exc:
-        raise ValueError(str(exc)) from None
-
-
 def parse_facet_value(value: Any) -> Miller | Bravais:
-    """A facet to cut: like `parse_miller`, but `0001` stays 4-index, so that it applies to
-    hexagonal bulks only, as `enumerate --miller` does (it cut Pt(100) beside Co(0001))."""
+    """A facet to cut, `[1, 1, 1]`, `"1,1,1"`, `"111"` or hcp `"0001"` / `[0, 0, 0, 1]`: a
+    4-index one stays 4-index, so that it applies to hexagonal bulks only, as `enumerate
+    --miller` does (as (0, 0, 1) it cut Pt(100) beside Co(0001))."""
     if isinstance(value, list | tuple):
         value = ",".join(str(v) for v in value)
     try:
@@ -69,8 +59,9 @@ def parse_facet_value(value: Any) -> Miller | Bravais:
         raise ValueError(str(exc)) from None
 
 
-def three_index(facet: Miller | Bravais) -> Miller:
-    return (facet[0], facet[1], facet[3]) if len(facet) == 4 else facet  # type: ignore[return-value]
+def parse_miller(value: Any) -> Miller:
+    """A facet as 3 indices: a name's (the reference's), `0001` -> (0, 0, 1)."""
+    return three_index(parse_facet_value(value))
 
 
 def _cut_facets(candidate: Candidate, facets: list[Miller | Bravais]) -> list[Miller]:
