@@ -662,3 +662,28 @@ def test_a_centrosymmetric_bidentate_keeps_its_atoms_off_the_surface_however_dra
     for atoms in frames:
         assert atoms.positions[2:, 2].min() > -1e-6  # no H below the N=N axis
     np.testing.assert_allclose(frames[0].positions[:, 2], frames[1].positions[:, 2], atol=1e-6)
+
+
+def test_a_compound_s_subsurface_layer_is_covered_at_its_own_distances(tmp_path):
+    """In SrTiO3 d_nn is the Ti-O bond (1.95 A): the O under the SrO layer's hollows, 1.95 A
+    in-plane from the Sr and O around it (2.76 A apart in the bulk), was tagged surface, free,
+    and given ontop and bridge sites 1.95 A down. Metals keep d_nn's rule (no pair table)."""
+    from pymatgen.core import Lattice, Structure
+
+    sto = Structure.from_spacegroup(
+        "Pm-3m",
+        Lattice.cubic(3.905),
+        ["Sr", "Ti", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0]],
+    )
+    sto.to(filename=str(tmp_path / "SrTiO3.cif"))
+    (bulk,) = load_bulks([str(tmp_path / "SrTiO3.cif")])
+    assert bulk.pair_nn[("O", "Sr")] == pytest.approx(3.905 / np.sqrt(2), abs=1e-3)
+    assert load_bulks(["Pt"])[0].pair_nn == {} and load_bulks(["PtCo"])[0].pair_nn == {}
+    slabs = make_slabs(bulk, (1, 0, 0), 7.0, 12.0, 5.0)
+    sro = next(s for s in slabs if "Sr" in s.atoms[int(np.argmax(s.atoms.positions[:, 2]))].symbol)
+    depth = sro.atoms.positions[:, 2].max() - sro.atoms.positions[:, 2]
+    tags = sro.atoms.get_tags()
+    assert (tags[depth < 0.5] == 1).all() and (tags[depth > 1.0] == 0).all()
+    kinds = Counter(s.kind for s in find_sites(sro.atoms, bulk.d_nn, repeat=sro.repeat))
+    assert kinds == {"ontop": 2, "bridge": 1, "4fold": 1}, kinds

@@ -21,7 +21,7 @@ from ase.data import chemical_symbols, covalent_radii
 from ase.io import read
 from ase.io.cif import CIFBlock, parse_cif
 from ase.neighborlist import neighbor_list
-from pymatgen.core import Structure
+from pymatgen.core import Element, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -51,6 +51,24 @@ class Bulk:
         if len(d) == 0:
             raise CatscreenError(f"bulk {self.name}: atoms more than 6 A apart, not a solid")
         return float(d.min())
+
+    @cached_property
+    def pair_nn(self) -> dict[tuple[str, str], float]:
+        """A compound's shortest distance per pair of elements (both orders), when it holds a
+        non-metal (an oxide, nitride, sulfide): the length scale of what covers what in its
+        slabs, whose shortest bond (Ti-O) is far below the in-plane spacings. Empty for
+        metals and alloys, whose tag rule stays d_nn's."""
+        atoms = AseAtomsAdaptor.get_atoms(self.structure)
+        symbols = sorted(set(atoms.get_chemical_symbols()))
+        if all(Element(e).is_metal for e in symbols):
+            return {}
+        i, j, d = neighbor_list("ijd", atoms, 6.0)
+        names = np.array(atoms.get_chemical_symbols())
+        out: dict[tuple[str, str], float] = {}
+        for a, b, dist in zip(names[i], names[j], d, strict=True):
+            key = (str(a), str(b))
+            out[key] = min(out.get(key, np.inf), float(dist))
+        return out
 
     @property
     def formula(self) -> str:

@@ -5,8 +5,10 @@ its bottom termination, flipped so that the adsorbate side is always +z.
 
 Tag rule (documented for users in `catscreen enumerate --help`): an atom is subsurface
 (tag 0, fixed) when it is covered from above: the atoms higher than it within a vertical
-cylinder of radius 0.85 d_nn (d_nn: shortest interatomic distance of the bulk) surround it,
-in-plane directions with no gap wider than a half turn, or one of them sits right above it.
+cylinder of radius 0.85 d_nn (d_nn: shortest interatomic distance of the bulk; in a compound
+with a non-metal, the longer of d_nn and the bulk distance between the two atoms' elements)
+surround it, in-plane directions with no gap wider than a half turn, or one of them sits right
+above it.
 Every other atom is a surface atom (tag 1). The atoms under the hollows of fcc(111)/(100),
 bcc(110)/(100) and hcp(0001) stay subsurface; the top layer of flat facets and every exposed
 atom of open and stepped facets are surface: the trough atoms of fcc(110), the three layers of
@@ -233,16 +235,24 @@ def inplane_images(
     return points, np.tile(index, len(shifts))
 
 
-def exposed_atoms(atoms: Atoms, d_nn: float) -> np.ndarray:
+def exposed_atoms(
+    atoms: Atoms, d_nn: float, pair_nn: dict[tuple[str, str], float] | None = None
+) -> np.ndarray:
     """Boolean mask of atoms not covered from above (see the module docstring).
 
     Every in-plane periodic image within the cylinder counts, not only the nearest one: in a
     p(1x1) cell the atoms around a hollow are all images of one atom, and the nearest image
     alone left subsurface layers "exposed" (tag 1, free, with ontop sites on them).
+    `pair_nn` (a compound's, `Bulk.pair_nn`): the cylinder of a covering atom is 0.85 of its
+    bulk distance to the covered one's element where that is longer than d_nn: in SrTiO3
+    d_nn is the Ti-O bond (1.95 A), and the O under the SrO layer's hollows (1.95 A in-plane
+    from the Sr and O around it, 2.76 A in the bulk) was exposed, free, and given sites.
     """
     xy, z = atoms.positions[:, :2], atoms.positions[:, 2]
     cell2 = atoms.cell.array[:2, :2]
-    radius = EXPOSED_RADIUS * d_nn
+    symbols = np.array(atoms.get_chemical_symbols())
+    longest = max([d_nn, *(pair_nn or {}).values()])
+    radius = EXPOSED_RADIUS * longest
     area = abs(np.linalg.det(cell2))
     # images along a: rows parallel to b are area / |b| apart, so r |b| / area of them
     reach = [math.ceil(radius * np.linalg.norm(cell2[1 - k]) / area) + 1 for k in (0, 1)]
@@ -251,7 +261,12 @@ def exposed_atoms(atoms: Atoms, d_nn: float) -> np.ndarray:
     exposed = np.ones(len(atoms), dtype=bool)
     for i in range(len(atoms)):
         v = images - xy[i]
-        covering = (image_z > z[i] + EXPOSED_DZ) & (np.linalg.norm(v, axis=1) < radius)
+        if pair_nn:
+            scale = np.array([max(d_nn, pair_nn.get((symbols[i], e), d_nn)) for e in symbols])
+            reach_i = EXPOSED_RADIUS * scale[owners]
+        else:
+            reach_i = EXPOSED_RADIUS * d_nn
+        covering = (image_z > z[i] + EXPOSED_DZ) & (np.linalg.norm(v, axis=1) < reach_i)
         if not covering.any():
             continue
         v = v[covering]
@@ -264,9 +279,11 @@ def exposed_atoms(atoms: Atoms, d_nn: float) -> np.ndarray:
     return exposed
 
 
-def tag_and_fix(atoms: Atoms, d_nn: float) -> Atoms:
+def tag_and_fix(
+    atoms: Atoms, d_nn: float, pair_nn: dict[tuple[str, str], float] | None = None
+) -> Atoms:
     """Tags 1 (exposed surface) / 0 (subsurface) and FixAtoms on the tag-0 atoms."""
-    tags = np.where(exposed_atoms(atoms, d_nn), 1, 0)
+    tags = np.where(exposed_atoms(atoms, d_nn, pair_nn), 1, 0)
     atoms.set_tags(tags)
     atoms.set_constraint(FixAtoms(indices=np.flatnonzero(tags == 0)))
     return atoms
@@ -277,9 +294,9 @@ def _repeat(atoms: Atoms, min_ab: float) -> tuple[int, int]:
     return reps[0], reps[1]
 
 
-def _finish(atoms: Atoms, d_nn: float, vacuum: float, repeat: tuple[int, int]) -> Atoms:
+def _finish(atoms: Atoms, bulk: Bulk, vacuum: float, repeat: tuple[int, int]) -> Atoms:
     atoms.center(vacuum=vacuum / 2, axis=2)
-    return tag_and_fix(atoms.repeat((*repeat, 1)), d_nn)
+    return tag_and_fix(atoms.repeat((*repeat, 1)), bulk.d_nn, bulk.pair_nn)
 
 
 def make_slabs(
@@ -314,7 +331,7 @@ def make_slabs(
             repeat = _repeat(atoms, min_ab)
             terminations.append(
                 SlabTermination(
-                    atoms=_finish(atoms, bulk.d_nn, vacuum, repeat),
+                    atoms=_finish(atoms, bulk, vacuum, repeat),
                     bulk=bulk,
                     miller=miller,
                     shift=float(slab.shift),
