@@ -600,3 +600,14 @@ def test_dask_workers_start_with_ctrl_c_ignored_and_the_driver_keeps_its_handler
     outside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout
     signal.signal(signal.SIGINT, inherited)
     assert outside.strip() == "False"
+
+
+def test_enumerate_s_manifest_given_as_the_output_is_named_and_kept(tmp_path):
+    """`relax DIR --out DIR/configs.parquet` said the manifest "lacks model, model_version,
+    ..."; it is named for what it is, and left as it was."""
+    images = [adslab("Cu", "O", "fcc", cid="x")]
+    path = write_manifest(tmp_path / "e", images)
+    before = path.read_bytes()
+    with pytest.raises(CatscreenError, match="is not a catscreen relax results table"):
+        relax_configurations(path, path, RelaxSettings(model="emt", steps=1), progress=False)
+    assert path.read_bytes() == before

@@ -89,9 +89,14 @@ class ResultTable:
         self.metadata = metadata
         self.rows: dict[Key, Row] = {}
         if out.exists():
+            # the stage first: enumerate's manifest given as --out was "lacks model, ..."
+            meta = read_parquet_metadata(out) if out.is_file() else {}  # a folder: read_parquet
+            if meta.get("stage", "relax") != "relax" or "structures" in meta:
+                raise CatscreenError(
+                    f"{out} is not a catscreen relax results table (left unchanged); give "
+                    "another --out"
+                )
             old = read_parquet(out, required=KEY_COLUMNS + ("status",))
-            if read_parquet_metadata(out).get("stage", "relax") != "relax":
-                raise CatscreenError(f"{out} is not a catscreen relax results table")
             for row in old.to_dict("records"):
                 self.rows[row_key(row)] = row
 
