@@ -352,7 +352,7 @@ def test_a_gas_row_that_failed_once_and_converged_once_is_used():
         ),
         (
             lambda df: df.assign(kind=df.kind.where(df.kind != "adslab")),
-            "kind of Pt-111-0-O-fcc is empty",
+            "kind of Pt-111-0-O-fcc is empty (enumerate writes it; for your own extxyz set kind",
         ),
         (lambda df: df.assign(model=None), "model of gas-H2 is empty"),
         (

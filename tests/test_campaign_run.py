@@ -393,26 +393,39 @@ def test_naming_the_default_fidelity_keeps_the_results(tmp_path: Path) -> None:
     assert counts["ran"] == 0 and counts["reused"] == counts["rows"]
 
 
-def test_a_candidate_whose_relaxations_all_fail_is_named(tmp_path: Path) -> None:
-    """EMT has no Rh: every Rh row fails, the campaign goes on, and the reader is told."""
+def test_a_candidate_whose_relaxations_all_fail_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every Au row fails (a calculator that raises on Au), the campaign goes on, and the
+    reader is told."""
     from ase.build import bulk
 
-    # a file candidate whose name starts with Rh_: its bulk is not Rh's
-    bulk("Cu", "fcc", a=3.6, cubic=True).write(tmp_path / "Rh_doped.cif")
+    from catscreen.model.api import AseCalculatorModel
+
+    predict = AseCalculatorModel.predict
+
+    def fails_on_au(self, structures, *args, **kwargs):
+        if any("Au" in a.get_chemical_symbols() for a in structures):
+            raise RuntimeError("no Au today")
+        return predict(self, structures, *args, **kwargs)
+
+    monkeypatch.setattr(AseCalculatorModel, "predict", fails_on_au)
+    # a file candidate whose name starts with Au_: its bulk is not Au's
+    bulk("Cu", "fcc", a=3.6, cubic=True).write(tmp_path / "Au_doped.cif")
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(
         RECIPE.replace(
-            "candidates: [Pt, Cu]", "candidates: [Pt, Rh, {name: Rh_doped, file: Rh_doped.cif}]"
+            "candidates: [Pt, Cu]", "candidates: [Pt, Au, {name: Au_doped, file: Au_doped.cif}]"
         )
     )
     out = tmp_path / "run"
     result = _run(recipe, out)
     assert result.exit_code == 0, result.output
     summary = (out / "summary.md").read_text()
-    assert "Rh: no surface in the ranking" in summary
-    assert "Rh_doped: no surface" not in summary
+    assert "Au: no surface in the ranking" in summary
+    assert "Au_doped: no surface" not in summary
     board = (out / "leaderboard.csv").read_text()
-    assert "Pt(111)" in board and "Rh_doped(111)" in board
+    assert "Pt(111)" in board and "Au_doped(111)" in board
 
 
 def test_batches_that_failed_as_a_whole_are_retried_on_the_next_run(

@@ -204,14 +204,15 @@ def test_explosions_fail_alone_and_the_batch_goes_on():
     images = [
         adslab("Cu", "O", "fcc"),
         adslab("Cu", "O", "ontop", height=0.05, cid="overlap"),  # O inside Cu: huge force
-        adslab("Fe", "O", "fcc", cid="no-emt"),  # EMT raises for Fe: model error
+        adslab("Fe", "O", "fcc", cid="no-emt"),  # EMT has no Fe: the row says so
         adslab("Au", "N", "fcc", cid="au-nan"),
     ]
     model, items = items_for(images)
     rows = {r["config_id"]: r for r in relax_items(NaNFor("Au"), items[4:])}
     assert rows["Cu-O-fcc"]["status"] == "converged"
     assert rows["overlap"]["status"] == "failed" and "limit" in rows["overlap"]["reason"]
-    assert rows["no-emt"]["status"] == "failed" and "model error" in rows["no-emt"]["reason"]
+    assert rows["no-emt"]["status"] == "failed"
+    assert "model emt was not trained on element(s) Fe" in rows["no-emt"]["reason"]
     assert rows["au-nan"]["status"] == "failed" and "non-finite forces" in rows["au-nan"]["reason"]
     assert all(math.isnan(rows[k]["energy"]) for k in ("overlap", "no-emt", "au-nan"))
 

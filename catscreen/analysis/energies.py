@@ -209,7 +209,14 @@ def check_cells(results: pd.DataFrame) -> None:
             else:
                 kind = "a list of energies" if col == "energy_heads" else "a number"
                 what = f"{value!r}, not {kind}"
-            raise CatscreenError(f"results: {col} of {ids.iloc[first]} is {what}")
+            hint = (
+                " (enumerate writes it; for your own extxyz set kind, system_id, slab_id, bulk, "
+                "miller and adsorbate in each frame's info before relax)"
+                if col in ("kind", "adsorbate", "system_id", "slab_id", "bulk", "miller")
+                and what == "empty"
+                else ""
+            )
+            raise CatscreenError(f"results: {col} of {ids.iloc[first]} is {what}{hint}")
 
 
 def adsorbate_composition(atoms: Atoms) -> dict[str, int]:

@@ -118,7 +118,13 @@ class AseCalculatorModel:
     Used for EMT in tests and for users who want to screen with their own calculator.
     """
 
-    def __init__(self, factory: Callable[[], Calculator], name: str, version: str = "") -> None:
+    def __init__(
+        self,
+        factory: Callable[[], Calculator],
+        name: str,
+        version: str = "",
+        elements: tuple[str, ...] | None = None,
+    ) -> None:
         self._factory = factory
         self._calc = factory()
         self.info = ModelInfo(
@@ -127,6 +133,7 @@ class AseCalculatorModel:
             fidelities=(name,),
             default_fidelity=name,
             spin_conditioned=False,
+            elements=elements,
         )
 
     def predict(
@@ -155,9 +162,12 @@ class AseCalculatorModel:
 
 
 def _emt() -> Model:
-    from ase.calculators.emt import EMT
+    from ase.calculators.emt import EMT, parameters
 
-    return AseCalculatorModel(EMT, name="emt", version="ase-emt")
+    # its parameter table: Ru failed every row with "Wrong number of cutoff radii", exit 0
+    return AseCalculatorModel(
+        EMT, name="emt", version="ase-emt", elements=tuple(sorted(parameters))
+    )
 
 
 BUILTIN_MODELS = ("bundled", "chgnet", "chgnet-pbe", "chgnet-r2scan", "emt")
