@@ -137,8 +137,9 @@ def enumerate_command(
     ),
     min_slab_size: float = typer.Option(
         7.0,
-        help="Minimum slab thickness (A) as pymatgen and Open Catalyst count it: atomic layers "
-        "x interlayer spacing (2 layers of Ba(110), 3.55 A apart, make 7.1 A).",
+        help="Minimum slab thickness (A). pymatgen rounds it up to whole repeats of the "
+        "facet's oriented cell: fcc(111)'s holds 3 layers, so 7 A gives Pt(111) (3 x 2.26 A "
+        "= 6.8 A) 6 layers and Au(111) (7.1 A) 3.",
     ),
     vacuum: float = typer.Option(20.0, help="Vacuum thickness (A), at least 8."),
     min_ab: float = typer.Option(
