@@ -80,8 +80,23 @@ def test_second_run_resumes_without_recomputing(campaign: tuple[Path, Path]) -> 
     assert result.exit_code == 0, result.output
     assert "ran: nothing; skipped (up to date): enumerate, relax, rank" in result.output
     assert (out / "results.parquet").stat().st_mtime_ns == before
+    assert "top 2 of 2 candidates" in result.output
     state = json.loads((out / "campaign.json").read_text())
     assert state["stages"] == state_before["stages"]
+
+
+def test_the_top_table_counts_the_candidates_there_are(
+    campaign: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """top_n 3 over two candidates printed "top 3 of 2 candidates"."""
+    recipe, finished = campaign
+    out = tmp_path / "copy"
+    shutil.copytree(finished, out)
+    wider = tmp_path / "tiny.yaml"
+    wider.write_text(recipe.read_text().replace("  top_n: 2\n", "  top_n: 3\n"))
+    result = _run(wider, out)
+    assert result.exit_code == 0, result.output
+    assert "top 2 of 2 candidates" in result.output
 
 
 def test_status_shows_stages(campaign: tuple[Path, Path]) -> None:

@@ -82,7 +82,7 @@ def run_command(
     n = recipe_obj.ranking.top_n
     console.print(
         _top_table(
-            f"top {n} of {len(outcome.board)} candidates",
+            f"top {min(n, len(outcome.board))} of {len(outcome.board)} candidates",  # not 3 of 2
             descriptor_frame(outcome.board, recipe_obj, n),
         )
     )
