@@ -258,15 +258,17 @@ def exposed_atoms(
     reach = [math.ceil(radius * np.linalg.norm(cell2[1 - k]) / area) + 1 for k in (0, 1)]
     images, owners = inplane_images(atoms, np.arange(len(atoms)), (reach[0], reach[1]))
     image_z = z[owners]
+    # each element's cylinder radius for every image (once per element, not per atom)
+    reaches = {
+        a: EXPOSED_RADIUS
+        * np.array([max(d_nn, (pair_nn or {}).get((a, e), d_nn)) for e in symbols])[owners]
+        for a in set(symbols)
+    }
     exposed = np.ones(len(atoms), dtype=bool)
     for i in range(len(atoms)):
         v = images - xy[i]
-        if pair_nn:
-            scale = np.array([max(d_nn, pair_nn.get((symbols[i], e), d_nn)) for e in symbols])
-            reach_i = EXPOSED_RADIUS * scale[owners]
-        else:
-            reach_i = EXPOSED_RADIUS * d_nn
-        covering = (image_z > z[i] + EXPOSED_DZ) & (np.linalg.norm(v, axis=1) < reach_i)
+        near = np.linalg.norm(v, axis=1) < reaches[symbols[i]]
+        covering = (image_z > z[i] + EXPOSED_DZ) & near
         if not covering.any():
             continue
         v = v[covering]
