@@ -10,6 +10,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
 from ase.io import write
+from pydantic import ValidationError
 
 from catscreen.build.adsorbates import adsorbate_library, get_adsorbate, load_custom_adsorbate
 from catscreen.build.bulks import bulk_library, library_bulk, load_bulks
@@ -22,7 +23,7 @@ from catscreen.build.placements import (
     place,
 )
 from catscreen.build.sites import find_sites
-from catscreen.build.slabs import make_slabs, parse_miller
+from catscreen.build.slabs import atom_layers, make_slabs, parse_miller
 from catscreen.errors import CatscreenError
 
 
@@ -687,3 +688,59 @@ def test_a_compound_s_subsurface_layer_is_covered_at_its_own_distances(tmp_path)
     assert (tags[depth < 0.5] == 1).all() and (tags[depth > 1.0] == 0).all()
     kinds = Counter(s.kind for s in find_sites(sro.atoms, bulk.d_nn, repeat=sro.repeat))
     assert kinds == {"ontop": 2, "bridge": 1, "4fold": 1}, kinds
+
+
+def test_layers_and_repeat_give_every_bulk_of_a_facet_one_thickness_and_coverage():
+    """pymatgen rounds min_slab_size up to whole oriented cells (7 A: Pt(111) 6 layers, Au(111)
+    3) and min_ab picks each metal's repeat (5 A: Ni(111) 3x3, Pt 2x2); layers and repeat do
+    not, and the top termination is the one the thickness rule cuts."""
+    for name in ("Pt", "Au", "Ni"):
+        bulk = library_bulk(name)
+        (default,) = make_slabs(bulk, (1, 1, 1), 7.0, 12.0, 5.0)
+        (slab,) = make_slabs(bulk, (1, 1, 1), 7.0, 12.0, 5.0, layers=4, repeat=(2, 2))
+        layer = atom_layers(slab.atoms)
+        assert layer.max() + 1 == 4 and len(slab.atoms) == 16 and slab.repeat == (2, 2)
+        assert (slab.atoms.get_tags()[layer == 0] == 1).all()
+        assert (slab.atoms.get_tags()[layer > 0] == 0).all()
+        spacing = np.diff(np.unique(slab.atoms.positions[:, 2].round(3)))
+        assert np.allclose(spacing, bulk.structure.lattice.d_hkl((1, 1, 1)), atol=1e-3)
+        # the thickness rule's slab, cut the same way, has the same top layer in its own cell
+        top = default.atoms[atom_layers(default.atoms) == 0]
+        assert len(top) / np.prod(default.repeat) == (layer == 0).sum() / 4
+        assert "layers" not in default.identity() and "repeat" not in default.identity()
+    # an asymmetric slab: each side keeps its own termination and loses its bottom layers
+    bulk = library_bulk("Ni3Al")
+    full = make_slabs(bulk, (1, 1, 0), 7.0, 12.0, 5.0)
+    thin = make_slabs(bulk, (1, 1, 0), 7.0, 12.0, 5.0, layers=4, repeat=(2, 1))
+    assert [s.side for s in thin] == [s.side for s in full] == ["top", "bottom"]
+    for a, b in zip(full, thin, strict=True):
+        assert a.repeat == b.repeat == (2, 1)
+        tops = [sorted(s.atoms[atom_layers(s.atoms) == 0].get_chemical_symbols()) for s in (a, b)]
+        assert tops[0] == tops[1]
+        assert atom_layers(b.atoms).max() + 1 == 4 and atom_layers(a.atoms).max() + 1 == 8
+    # n_atoms alone named 2x2 cells of 4 layers like 2x1 cells of 8 (32 atoms each)
+    wide = make_slabs(bulk, (1, 1, 0), 7.0, 12.0, 5.0, layers=4, repeat=(2, 2))[0]
+    assert len(wide.atoms) == len(full[0].atoms) and wide.slab_id != full[0].slab_id
+
+
+def test_too_few_layers_for_a_stepped_facet_is_one_line():
+    """A layer is one height: 3 of fcc(211) is one terrace row deep, a sheet with every atom
+    exposed and nothing fixed."""
+    with pytest.raises(CatscreenError, match=r"Pt \(2,1,1\) with 3 layers has no covered"):
+        make_slabs(library_bulk("Pt"), (2, 1, 1), 7.0, 12.0, 8.0, layers=3)
+    (slab,) = make_slabs(library_bulk("Pt"), (2, 1, 1), 7.0, 12.0, 8.0, layers=9)
+    assert (slab.atoms.get_tags() == 0).any()
+
+
+def test_layers_or_thickness_and_repeat_or_min_ab_not_both():
+    ok = EnumerateSettings(bulks=["Pt"], layers=3, repeat="3x2")
+    assert ok.repeat == (3, 2) and ok.min_slab_size == 7.0
+    for kwargs, message in (
+        ({"layers": 3, "min_slab_size": 5.0}, "give min_slab_size or layers, not both"),
+        ({"repeat": (2, 2), "min_ab": 5.0}, "give min_ab or repeat, not both"),
+        ({"repeat": "2y2"}, "bad repeat '2y2'"),
+        ({"repeat": (0, 2)}, "greater than 0"),
+        ({"layers": 0}, "greater than or equal to 1"),
+    ):
+        with pytest.raises(ValidationError, match=message):
+            EnumerateSettings(bulks=["Pt"], **kwargs)

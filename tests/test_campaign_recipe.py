@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from catscreen.build.enumerate import enumerate_configurations
+from catscreen.campaign.enumerate_adapter import enumerate_settings, size_note
 from catscreen.campaign.leaderboard import rank_targets
-from catscreen.campaign.recipe import load_recipe, parse_recipe
+from catscreen.campaign.recipe import load_recipe, parse_recipe, section_hash
 from catscreen.errors import CatscreenError
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
@@ -204,3 +206,54 @@ def test_a_missing_candidate_file_names_its_line(tmp_path) -> None:
     (tmp_path / "m.cif").rmdir()
     (tmp_path / "m.cif").write_text("not read here: enumerate reads it")
     assert load_recipe(tmp_path / "r.yaml").candidates[1].file == tmp_path / "m.cif"
+
+
+RANKED = """\
+name: t
+candidates: [Pt, Au, Ni]
+facets:
+  miller: ["111"]
+adsorbates: [O]
+slab:
+  min_ab: 5.0
+ranking:
+  descriptors:
+    - name: E_H
+      adsorbate: O
+      target: {value: 0.0, tolerance: 0.1}
+"""
+ENUMERATE_SECTIONS = ("candidates", "facets", "slab", "adsorbates", "placement")
+
+
+def test_slab_layers_and_repeat_reach_enumerate_and_the_stage_hash() -> None:
+    recipe = parse_recipe(RANKED.replace("Au, Ni", "Cu"), Path("r.yaml"))
+    # the hash the recipe had before layers and repeat existed: a finished campaign resumed
+    # with this version keeps its stages
+    assert section_hash(recipe, ENUMERATE_SECTIONS) == "8bdfe7cfd114adf5"
+    text = RANKED.replace("  min_ab: 5.0\n", "  layers: 3\n  repeat: 2x2\n")
+    sized = parse_recipe(text, Path("r.yaml"))
+    assert (sized.slab.layers, sized.slab.repeat) == (3, (2, 2))
+    settings = enumerate_settings(sized, ["Pt"], ((1, 1, 1),))
+    assert (settings.layers, settings.repeat) == (3, (2, 2))
+    assert section_hash(sized, ENUMERATE_SECTIONS) != section_hash(recipe, ENUMERATE_SECTIONS)
+    with pytest.raises(CatscreenError, match=r"^r.yaml:6: slab: give min_ab or repeat, not both"):
+        parse_recipe(
+            RANKED.replace("  min_ab: 5.0\n", "  min_ab: 5.0\n  repeat: [2, 2]\n"), Path("r.yaml")
+        )
+    with pytest.raises(CatscreenError, match=r"^r.yaml:7: slab.repeat: .*bad repeat 'two'"):
+        parse_recipe(RANKED.replace("  min_ab: 5.0\n", "  repeat: two\n"), Path("r.yaml"))
+
+
+def test_enumerate_notes_candidates_of_one_facet_cut_differently() -> None:
+    """Pt(111) 6 layers beside Au(111) 3 (pymatgen's whole cells at 7 A), Ni 3x3 beside 2x2
+    (min_ab 5): said once, with the settings that make them alike; silent when alike."""
+    recipe = parse_recipe(RANKED, Path("r.yaml"))
+    images = enumerate_configurations(enumerate_settings(recipe, ["Pt", "Au", "Ni"], ((1, 1, 1),)))
+    note = size_note(images)
+    assert note is not None
+    assert "(1,1,1) Au 3 layers, 4 top atoms, Ni 6 layers, 9 top atoms, Pt 6 layers, 4 top" in note
+    sized = parse_recipe(
+        RANKED.replace("  min_ab: 5.0\n", "  layers: 3\n  repeat: 2x2\n"), Path("r.yaml")
+    )
+    images = enumerate_configurations(enumerate_settings(sized, ["Pt", "Au", "Ni"], ((1, 1, 1),)))
+    assert size_note(images) is None

@@ -133,6 +133,10 @@ def test_out_that_is_a_file_is_refused(tmp_path):
         (["--bulk", "Pt", "-m", "1,1,1", "-m", "2,2,2"], "facets 1,1,1 and 2,2,2 are the same"),
         (["--bulk", "Pt", "-m", "1,1,1", "-m", "111"], "Pt: facet 1,1,1 given twice"),
         (["--bulk", "Pt", "-a", "O", "--vacuum", "4"], "bad setting vacuum"),
+        (["-b", "Pt", "--layers", "4", "--min-slab-size", "5"], "give min_slab_size or layers"),
+        (["-b", "Pt", "--repeat", "2x2", "--min-ab", "5"], "give min_ab or repeat, not both"),
+        (["-b", "Pt", "--repeat", "2x"], "bad setting repeat: bad repeat '2x'"),
+        (["-b", "Pt", "-m", "2,1,1", "--layers", "3"], "with 3 layers has no covered (fixed)"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
@@ -149,6 +153,21 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
     assert not out.exists()
+
+
+def test_layers_and_repeat_cut_every_bulk_alike(tmp_path):
+    out = tmp_path / "out"
+    args = ["enumerate", "-b", "Pt,Au,Ni", "-m", "111", "--layers", "4", "--repeat", "2x2"]
+    result = runner.invoke(app, [*args, "--no-clean", "-a", "O", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    df = pd.read_parquet(out / "configs.parquet")
+    assert set(df.n_atoms) == {17} and set(df.bulk) == {"Pt", "Au", "Ni"}
+    assert df.groupby("bulk").size().to_dict() == {"Au": 4, "Ni": 4, "Pt": 4}  # 4 sites each
+    # the thickness rule: 7 A is 6 layers of Pt, 3 of Au, and 8 A wide is 3x3
+    result = runner.invoke(app, ["enumerate", "-b", "Pt,Au", "-m", "111", "--out", str(out / "d")])
+    assert result.exit_code == 0, result.output
+    slabs = pd.read_parquet(out / "d" / "configs.parquet").query("kind == 'slab'")
+    assert slabs.set_index("bulk").n_atoms.to_dict() == {"Pt": 54, "Au": 27}
 
 
 def test_help_reads_like_a_man_page():

@@ -8,14 +8,22 @@ structures and the two files can never disagree.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from ase import Atoms
 from ase.io import write
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from catscreen.build.adsorbates import Adsorbate, get_adsorbate, load_custom_adsorbate
 from catscreen.build.bulks import load_bulks
@@ -39,6 +47,7 @@ from catscreen.build.slabs import (
     make_slabs,
     miller_text,
     parse_facet,
+    parse_repeat,
     stable_id,
 )
 from catscreen.errors import CatscreenError
@@ -71,6 +80,26 @@ _TEXT_COLUMNS = (
 )
 
 
+def _repeat_value(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_repeat(value)
+    except CatscreenError as exc:  # pydantic reports ValueErrors with the field's name
+        raise ValueError(str(exc)) from None
+
+
+# `2x2` or [2, 2]: how often the primitive surface cell repeats along a and b
+Repeat = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_repeat_value)]
+
+
+def check_one_size(settings: BaseModel) -> None:
+    """layers replaces min_slab_size and repeat min_ab: asking for both is a contradiction."""
+    for new, old in (("layers", "min_slab_size"), ("repeat", "min_ab")):
+        if getattr(settings, new) is not None and old in settings.model_fields_set:
+            raise ValueError(f"give {old} or {new}, not both")
+
+
 class EnumerateSettings(BaseModel):
     """Everything `enumerate` needs; stored in the manifest metadata for reproducibility."""
 
@@ -87,6 +116,17 @@ class EnumerateSettings(BaseModel):
         DEFAULT_VACUUM, ge=MIN_VACUUM, description=f"vacuum thickness (A), >= {MIN_VACUUM:g}"
     )
     min_ab: float = Field(8.0, gt=0, description="minimum in-plane cell lengths (A)")
+    layers: int | None = Field(
+        None,
+        ge=1,
+        description="exactly this many atomic layers (a layer is one height, as CatKit counts "
+        "them) instead of min_slab_size: the same thickness for every bulk of a facet",
+    )
+    repeat: Repeat | None = Field(
+        None,
+        description="the primitive surface cell repeated a x b times instead of min_ab: the "
+        "same coverage for every bulk of a facet",
+    )
     adsorbates: list[str] = Field(default_factory=list, description="library adsorbate names")
     custom_adsorbates: list[str] = Field(default_factory=list, description="FILE:I[,J] specs")
     placement: Literal["heuristic", "random"] = "heuristic"
@@ -108,6 +148,11 @@ class EnumerateSettings(BaseModel):
         return [
             parse_facet(m if isinstance(m, str) else ",".join(map(str, m))) for m in value or []
         ]
+
+    @model_validator(mode="after")
+    def _one_size(self) -> EnumerateSettings:
+        check_one_size(self)
+        return self
 
 
 def _info(
@@ -247,7 +292,13 @@ def enumerate_slabs(settings: EnumerateSettings) -> list[SlabTermination]:
             millers = distinct_millers(bulk, settings.max_index)
         for miller in millers:
             slabs += make_slabs(
-                bulk, miller, settings.min_slab_size, settings.vacuum, settings.min_ab
+                bulk,
+                miller,
+                settings.min_slab_size,
+                settings.vacuum,
+                settings.min_ab,
+                layers=settings.layers,
+                repeat=settings.repeat,
             )
     return slabs
 

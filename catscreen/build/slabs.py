@@ -44,6 +44,7 @@ EXPOSED_RADIUS = 0.85  # cylinder radius for the exposure test, in units of d_nn
 EXPOSED_DZ = 0.3  # A; an atom must be this much higher to cover another
 ABOVE_RADIUS = 0.3  # in units of d_nn: a covering atom this near in-plane sits right above
 GAP_TOL = 0.05  # rad: two covering atoms on opposite sides (a bridge over the atom) surround it
+LAYER_TOL = 0.1  # A: atoms this close in height are one layer (CatKit: a layer is one height)
 
 Miller = tuple[int, int, int]
 Bravais = tuple[int, int, int, int]  # hexagonal Miller-Bravais (h, k, i, l), i = -(h + k)
@@ -61,6 +62,8 @@ class SlabTermination:
     side: str  # 'top' or 'bottom' of the pymatgen slab
     vacuum: float = DEFAULT_VACUUM
     repeat: tuple[int, int] = (1, 1)  # the in-plane repeat of pymatgen's cell in `atoms`
+    layers: int | None = None  # atomic layers asked for (None: min_slab_size)
+    repeat_asked: bool = False  # `repeat` was asked for (else worked out from min_ab)
 
     @property
     def slab_id(self) -> str:
@@ -75,6 +78,10 @@ class SlabTermination:
             "n_atoms": len(self.atoms),
             # another vacuum is another slab (and energy); the default keeps the ids it had
             **({} if self.vacuum == DEFAULT_VACUUM else {"vacuum": round(self.vacuum, 3)}),
+            # n_atoms alone cannot tell 2x1 cells of 8 layers from 2x2 of 4 (Ni3Al(110), 32
+            # atoms); slabs sized the older way keep the ids they had
+            **({} if self.layers is None else {"layers": self.layers}),
+            **({"repeat": list(self.repeat)} if self.repeat_asked else {}),
         }
 
 
@@ -91,6 +98,14 @@ def miller_text(miller: Miller) -> str:
 def parse_miller(text: str) -> Miller:
     """`1,1,1`, `1 1 1`, `111`, `1-10`, or hexagonal `0001` / `0,0,0,1` (h,k,i,l -> h,k,l)."""
     return three_index(parse_facet(text))
+
+
+def parse_repeat(text: str) -> tuple[int, int]:
+    """`2x2`, `3x2`, `2,2` or `2 2`: how often the primitive surface cell repeats along a, b."""
+    parts = [p for p in re.split(r"[x,\s]+", text.strip().lower()) if p]
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise CatscreenError(f"bad repeat {text!r}: give two positive whole numbers, like 2x2")
+    return int(parts[0]), int(parts[1])
 
 
 def three_index(facet: Miller | Bravais) -> Miller:
@@ -296,15 +311,50 @@ def _repeat(atoms: Atoms, min_ab: float) -> tuple[int, int]:
     return reps[0], reps[1]
 
 
+def atom_layers(atoms: Atoms) -> np.ndarray:
+    """Each atom's layer, 0 at the top: atoms within LAYER_TOL in height of the next higher
+    one share its layer, as CatKit counts layers (one height each)."""
+    order = np.argsort(-atoms.positions[:, 2], kind="stable")
+    steps = -np.diff(atoms.positions[order, 2]) > LAYER_TOL
+    layer = np.empty(len(atoms), dtype=int)
+    layer[order] = np.concatenate([[0], np.cumsum(steps)]) if len(atoms) else []
+    return layer
+
+
+def _top_layers(atoms: Atoms, layers: int) -> Atoms:
+    """The slab cut down to its top `layers` layers: the exposed termination stays as it is,
+    the fixed bottom loses the extra layers of pymatgen's whole oriented cells."""
+    layer = atom_layers(atoms)
+    if layer.max() + 1 < layers:  # the cut is at least layers x d_hkl thick: cannot happen
+        raise CatscreenError(f"the cut has {layer.max() + 1} layers, fewer than the {layers} asked")
+    return atoms[layer < layers]
+
+
 def _finish(atoms: Atoms, bulk: Bulk, vacuum: float, repeat: tuple[int, int]) -> Atoms:
     atoms.center(vacuum=vacuum / 2, axis=2)
     return tag_and_fix(atoms.repeat((*repeat, 1)), bulk.d_nn, bulk.pair_nn)
 
 
 def make_slabs(
-    bulk: Bulk, miller: Miller, min_slab_size: float, vacuum: float, min_ab: float
+    bulk: Bulk,
+    miller: Miller,
+    min_slab_size: float,
+    vacuum: float,
+    min_ab: float,
+    *,
+    layers: int | None = None,
+    repeat: tuple[int, int] | None = None,
 ) -> list[SlabTermination]:
-    """Every distinct termination of one facet, bottom terminations of asymmetric slabs included."""
+    """Every distinct termination of one facet, bottom terminations of asymmetric slabs included.
+
+    `layers` (exactly that many atomic layers) replaces `min_slab_size` and `repeat` (the
+    primitive surface cell repeated a x b times) replaces `min_ab`: pymatgen rounds a thickness
+    up to whole oriented cells (7 A: Pt(111) 6 layers, Au(111) 3) and min_ab picks each
+    metal's own repeat (5 A: Ni(111) 3x3 beside Pt(111) 2x2), so only layers and repeat give
+    candidates of one facet the same thickness and coverage.
+    """
+    if layers is not None:  # each spacing d_hkl between lattice planes holds >= 1 layer
+        min_slab_size = layers * bulk.structure.lattice.d_hkl(miller) - 1e-6
     try:
         generator = SlabGenerator(
             bulk.structure,
@@ -330,17 +380,28 @@ def make_slabs(
         if not slab.is_symmetric():
             sides.append(("bottom", _flip(top)))
         for side, atoms in sides:
-            repeat = _repeat(atoms, min_ab)
+            if layers is not None:
+                atoms = _top_layers(atoms, layers)
+            cell_repeat = repeat or _repeat(atoms, min_ab)
+            finished = _finish(atoms, bulk, vacuum, cell_repeat)
+            if layers is not None and not (finished.get_tags() == 0).any():
+                raise CatscreenError(
+                    f"{bulk.name} ({miller_text(miller)}) with {layers} layers has no covered "
+                    "(fixed) atom: a layer is one height, and open or stepped facets have "
+                    "several per terrace; give more layers"
+                )
             terminations.append(
                 SlabTermination(
-                    atoms=_finish(atoms, bulk, vacuum, repeat),
+                    atoms=finished,
                     bulk=bulk,
                     miller=miller,
                     shift=float(slab.shift),
                     termination=len(terminations),
                     side=side,
                     vacuum=vacuum,
-                    repeat=repeat,
+                    repeat=cell_repeat,
+                    layers=layers,
+                    repeat_asked=repeat is not None,
                 )
             )
     return terminations

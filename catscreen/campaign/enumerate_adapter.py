@@ -7,6 +7,7 @@ and `max_terminations` (terminations beyond the first N of each facet are droppe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ase import Atoms
@@ -18,7 +19,7 @@ from catscreen.build.enumerate import (
     resolve_adsorbates,
     write_configurations,
 )
-from catscreen.build.slabs import Bravais
+from catscreen.build.slabs import Bravais, atom_layers
 from catscreen.campaign.recipe import Candidate, Miller, Recipe
 
 
@@ -38,9 +39,12 @@ def enumerate_settings(
         bulks=bulks,
         miller=list(miller),
         max_index=(recipe.facets.max_index if recipe.facets else None) or 1,
-        min_slab_size=recipe.slab.min_slab_size,
         vacuum=recipe.slab.vacuum,
-        min_ab=recipe.slab.min_ab,
+        layers=recipe.slab.layers,
+        repeat=recipe.slab.repeat,
+        # the recipe's defaults stand where layers or repeat do not replace them
+        **({} if recipe.slab.layers is not None else {"min_slab_size": recipe.slab.min_slab_size}),
+        **({} if recipe.slab.repeat is not None else {"min_ab": recipe.slab.min_ab}),
         adsorbates=list(recipe.adsorbates),
         placement=recipe.placement.mode,
         n_random=recipe.placement.n,
@@ -60,7 +64,37 @@ def check_recipe_inputs(recipe: Recipe) -> None:
         resolve_adsorbates(settings)
 
 
-def enumerate_recipe(recipe: Recipe, out_dir: Path) -> tuple[list[Path], dict[str, int]]:
+def size_note(images: list[Atoms]) -> str | None:
+    """Where candidates of one facet got slabs of different thickness or coverage (pymatgen's
+    whole oriented cells, each metal's own min_ab repeat), a descriptor compares more than the
+    metals: say so, with the settings that make them alike."""
+    sizes: dict[str, dict[str, tuple[int, int]]] = {}
+    for atoms in images:
+        info = atoms.info
+        if info["kind"] == "slab" and int(info["termination"]) == 0:
+            layer = atom_layers(atoms)
+            sizes.setdefault(info["miller"], {})[str(info["bulk"])] = (
+                int(layer.max()) + 1,
+                int((layer == 0).sum()),
+            )
+    differ = []
+    for miller, by_bulk in sizes.items():
+        if len(set(by_bulk.values())) > 1:
+            each = ", ".join(
+                f"{b} {n} layers, {top} top atoms" for b, (n, top) in sorted(by_bulk.items())
+            )
+            differ.append(f"({miller}) {each}")
+    if not differ:
+        return None
+    return (
+        "candidates of one facet got slabs of different thickness or coverage (one adsorbate "
+        f"per cell): {'; '.join(differ)}. slab.layers and slab.repeat make them alike"
+    )
+
+
+def enumerate_recipe(
+    recipe: Recipe, out_dir: Path, log: Callable[[str], None]
+) -> tuple[list[Path], dict[str, int]]:
     """Write out_dir/configs.parquet + configs.extxyz; returns the files and counts."""
     images: list[Atoms] = []
     settings = None
@@ -75,6 +109,8 @@ def enumerate_recipe(recipe: Recipe, out_dir: Path) -> tuple[list[Path], dict[st
     assert settings is not None  # a recipe has at least one candidate
     # The manifest metadata records the last group's settings; the recipe copy records them all.
     structures, table = write_configurations(images, out_dir, settings)
+    if (note := size_note(images)) is not None:
+        log(f"enumerate: note: {note}")
     slabs = sum(1 for a in images if a.info["kind"] == "slab")
     return [table, structures], {
         "configurations": len(images),

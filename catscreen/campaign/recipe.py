@@ -27,6 +27,7 @@ from pydantic import (
 from catscreen.analysis.candidates import Candidate as AnalysisCandidate
 from catscreen.build.adsorbates import unknown_adsorbate
 from catscreen.build.bulks import FRAME_INDEX, bulk_library, unknown_bulk
+from catscreen.build.enumerate import Repeat, check_one_size
 from catscreen.build.placements import NUDGE
 from catscreen.build.slabs import MIN_VACUUM, Bravais, Miller, parse_facet, three_index
 from catscreen.errors import CatscreenError, did_you_mean
@@ -136,9 +137,20 @@ class SlabSettings(_Strict):
     subsurface (tag 0, fixed)."""
 
     min_slab_size: float = Field(default=7.0, gt=0, description="slab thickness (A)")
+    layers: int | None = Field(
+        default=None, ge=1, description="atomic layers (one height each) instead of min_slab_size"
+    )
     vacuum: float = Field(default=12.0, ge=MIN_VACUUM, description="vacuum thickness (A)")
     min_ab: float = Field(default=6.0, gt=0, description="minimum in-plane cell length (A)")
+    repeat: Repeat | None = Field(
+        default=None, description="primitive surface cell repeated a x b times instead of min_ab"
+    )
     max_terminations: int = Field(default=1, ge=1, description="terminations kept per facet")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> SlabSettings:
+        check_one_size(self)
+        return self
 
 
 class Placement(_Strict):
@@ -360,12 +372,22 @@ class Recipe(_Strict):
         return self.model_copy(update={"candidates": cands})
 
 
+# settings added after campaigns were first run: a finished campaign resumed with a newer
+# catscreen keeps its stages when the recipe does not use them
+_ADDED_SETTINGS = {"slab": ("layers", "repeat")}
+
+
 def section_hash(recipe: Recipe, fields: tuple[str, ...], parent: str = "") -> str:
     """A short hash of some recipe sections (and the content of candidate files) plus a parent
     hash, so that a stage reruns exactly when something it depends on changed."""
     payload: dict[str, Any] = {"parent": parent}
+    dump = recipe.model_dump(mode="json")
+    for section, keys in _ADDED_SETTINGS.items():  # unset, they leave the hash as it was
+        for key in keys:
+            if dump[section][key] is None:
+                del dump[section][key]
     for name in fields:
-        payload[name] = recipe.model_dump(mode="json")[name]
+        payload[name] = dump[name]
     if "candidates" in fields:  # a file by its name and content, not where the checkout sits
         for cand in payload["candidates"]:
             if cand.get("file"):

@@ -334,7 +334,7 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
             skipped.append(name)
 
     configs = root / ENUMERATE_DIR / "configs.parquet"
-    stage("enumerate", lambda: enumerate_recipe(recipe, root / ENUMERATE_DIR))
+    stage("enumerate", lambda: enumerate_recipe(recipe, root / ENUMERATE_DIR, log))
     if recipe.ranking.reference is not None:  # a facet enumerate names otherwise: before relax
         rows = read_parquet(configs).itertuples()
         known = sorted({candidate_of(r.bulk, r.miller, r.termination) for r in rows})

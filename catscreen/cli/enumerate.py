@@ -135,15 +135,34 @@ def enumerate_command(
         help="Move every placement this far (A) off its symmetric site, in a seeded random "
         "direction with a small tilt, so relaxations do not stop on a saddle; 0: exactly on it.",
     ),
-    min_slab_size: float = typer.Option(
-        7.0,
-        help="Minimum slab thickness (A). pymatgen rounds it up to whole repeats of the "
-        "facet's oriented cell: fcc(111)'s holds 3 layers, so 7 A gives Pt(111) (3 x 2.26 A "
-        "= 6.8 A) 6 layers and Au(111) (7.1 A) 3.",
+    min_slab_size: float | None = typer.Option(
+        None,
+        help="Minimum slab thickness (A); default 7. pymatgen rounds it up to whole repeats of "
+        "the facet's oriented cell: fcc(111)'s holds 3 layers, so 7 A gives Pt(111) (3 x 2.26 "
+        "A = 6.8 A) 6 layers and Au(111) (7.1 A) 3. --layers gives every bulk the same count.",
+        show_default=False,
+    ),
+    layers: int | None = typer.Option(
+        None,
+        "--layers",
+        help="Exactly this many atomic layers instead of --min-slab-size. A layer is one height "
+        "(as CatKit counts them): fcc(111) 4 layers is 6.8 A of Pt, but stepped and open "
+        "facets have several heights per terrace (fcc(211): three).",
+        show_default=False,
     ),
     vacuum: float = typer.Option(20.0, help="Vacuum thickness (A), at least 8."),
-    min_ab: float = typer.Option(
-        8.0, "--min-ab", help="Repeat the surface cell until both in-plane lengths reach this (A)."
+    min_ab: float | None = typer.Option(
+        None,
+        "--min-ab",
+        help="Repeat the surface cell until both in-plane lengths reach this (A); default 8.",
+        show_default=False,
+    ),
+    repeat: str | None = typer.Option(
+        None,
+        "--repeat",
+        help="Repeat the primitive surface cell AxB times (2x2) instead of --min-ab: the same "
+        "coverage on every bulk of a facet (min-ab 5 A gives Ni(111) 3x3 beside Pt(111) 2x2).",
+        show_default=False,
     ),
     clean: bool = typer.Option(
         True, "--clean/--no-clean", help="Write the clean slabs as configurations too."
@@ -170,9 +189,11 @@ def enumerate_command(
             bulks=_many_bulks(bulk),
             miller=_many_miller(miller),
             max_index=max_index,
-            min_slab_size=min_slab_size,
             vacuum=vacuum,
-            min_ab=min_ab,
+            layers=layers,
+            repeat=repeat,
+            **({} if min_slab_size is None else {"min_slab_size": min_slab_size}),
+            **({} if min_ab is None else {"min_ab": min_ab}),
             adsorbates=_many(adsorbates),
             custom_adsorbates=custom_adsorbate,
             placement=placement,
@@ -183,7 +204,9 @@ def enumerate_command(
         )
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise CatscreenError(f"bad setting {err['loc'][0]}: {err['msg']}") from None
+        where = f" {err['loc'][0]}" if err["loc"] else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        raise CatscreenError(f"bad setting{where}: {msg}") from None
     images = enumerate_configurations(settings)
     files = [b for b in settings.bulks if Path(b).is_file()]
     for bulk in load_bulks(files) if files else []:
