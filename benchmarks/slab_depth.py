@@ -23,18 +23,16 @@ import numpy as np
 from accuracy import TEACHER_FIDELITY, cached_structures, single_point
 from ase import Atoms
 
+from catscreen.build.slabs import atom_layers
 from catscreen.model import load_model
 
 LAYER_GAP = 0.5  # A: atoms closer in height belong to one layer
 
 
 def layer_heights(slab: Atoms) -> list[float]:
-    """The heights of the slab's layers, top first."""
-    layers: list[float] = []
-    for z in sorted(slab.positions[:, 2], reverse=True):
-        if not layers or layers[-1] - z > LAYER_GAP:
-            layers.append(float(z))
-    return layers
+    """The heights of the slab's layers (their highest atom), top first."""
+    layer = atom_layers(slab, LAYER_GAP)
+    return [float(slab.positions[layer == k, 2].max()) for k in range(layer.max() + 1)]
 
 
 def top_layers(atoms: Atoms, n_slab: int, layers: list[float], keep: int) -> Atoms:

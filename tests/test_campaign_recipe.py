@@ -251,7 +251,9 @@ def test_enumerate_notes_candidates_of_one_facet_cut_differently() -> None:
     images = enumerate_configurations(enumerate_settings(recipe, ["Pt", "Au", "Ni"], ((1, 1, 1),)))
     note = size_note(images)
     assert note is not None
-    assert "(1,1,1) Au 3 layers, 4 top atoms, Ni 6 layers, 9 top atoms, Pt 6 layers, 4 top" in note
+    assert (
+        "(1,1,1) Au: 3 layers, 4 top atoms; Ni: 6 layers, 9 top atoms; Pt: 6 layers, 4 top" in note
+    )
     sized = parse_recipe(
         RANKED.replace("  min_ab: 5.0\n", "  layers: 3\n  repeat: 2x2\n"), Path("r.yaml")
     )

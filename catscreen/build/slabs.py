@@ -311,11 +311,11 @@ def _repeat(atoms: Atoms, min_ab: float) -> tuple[int, int]:
     return reps[0], reps[1]
 
 
-def atom_layers(atoms: Atoms) -> np.ndarray:
-    """Each atom's layer, 0 at the top: atoms within LAYER_TOL in height of the next higher
-    one share its layer, as CatKit counts layers (one height each)."""
+def atom_layers(atoms: Atoms, tol: float = LAYER_TOL) -> np.ndarray:
+    """Each atom's layer, 0 at the top: atoms within `tol` in height of the next higher one
+    share its layer, as CatKit counts layers (one height each)."""
     order = np.argsort(-atoms.positions[:, 2], kind="stable")
-    steps = -np.diff(atoms.positions[order, 2]) > LAYER_TOL
+    steps = -np.diff(atoms.positions[order, 2]) > tol
     layer = np.empty(len(atoms), dtype=int)
     layer[order] = np.concatenate([[0], np.cumsum(steps)]) if len(atoms) else []
     return layer

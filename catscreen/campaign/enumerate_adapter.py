@@ -80,15 +80,16 @@ def size_note(images: list[Atoms]) -> str | None:
     differ = []
     for miller, by_bulk in sizes.items():
         if len(set(by_bulk.values())) > 1:
-            each = ", ".join(
-                f"{b} {n} layers, {top} top atoms" for b, (n, top) in sorted(by_bulk.items())
+            each = "; ".join(
+                f"{b}: {n} layers, {top} top atoms" for b, (n, top) in sorted(by_bulk.items())
             )
             differ.append(f"({miller}) {each}")
     if not differ:
         return None
     return (
         "candidates of one facet got slabs of different thickness or coverage (one adsorbate "
-        f"per cell): {'; '.join(differ)}. slab.layers and slab.repeat make them alike"
+        f"per cell): {' | '.join(differ)}. slab.layers gives them one thickness, slab.repeat "
+        "or another min_ab one coverage"
     )
 
 
