@@ -723,13 +723,26 @@ def test_layers_and_repeat_give_every_bulk_of_a_facet_one_thickness_and_coverage
     assert len(wide.atoms) == len(full[0].atoms) and wide.slab_id != full[0].slab_id
 
 
-def test_too_few_layers_for_a_stepped_facet_is_one_line():
-    """A layer is one height: 3 of fcc(211) is one terrace row deep, a sheet with every atom
-    exposed and nothing fixed."""
-    with pytest.raises(CatscreenError, match=r"Pt \(2,1,1\) with 3 layers has no covered"):
+def test_layers_keep_every_exposed_atom_and_a_covered_layer_under_them():
+    """A layer is one height: 3 of fcc(211) is one terrace row deep, a sheet with nothing
+    fixed; Ru(20-21)'s exposed atoms reach its seventh layer, and a cut at 6 kept a covered
+    layer but dropped exposed atoms (24 surface atoms in 2x2 became 20, and their sites)."""
+    with pytest.raises(CatscreenError, match=r"^Pt \(2,1,1\) needs at least 4 layers: exposed"):
         make_slabs(library_bulk("Pt"), (2, 1, 1), 7.0, 12.0, 8.0, layers=3)
-    (slab,) = make_slabs(library_bulk("Pt"), (2, 1, 1), 7.0, 12.0, 8.0, layers=9)
-    assert (slab.atoms.get_tags() == 0).any()
+    bulk = library_bulk("Ru")
+    with pytest.raises(CatscreenError, match=r"^Ru \(2,0,1\) needs at least 8 layers"):
+        make_slabs(bulk, (2, 0, 1), 7.0, 12.0, 8.0, layers=6, repeat=(2, 2))
+    cut = make_slabs(bulk, (2, 0, 1), 7.0, 12.0, 8.0, layers=8, repeat=(2, 2))
+    full = make_slabs(bulk, (2, 0, 1), 7.0, 12.0, 8.0, repeat=(2, 2))
+    assert len(cut) == len(full) == 2
+    for a, b in zip(full, cut, strict=True):
+        assert atom_layers(b.atoms).max() + 1 == 8 < atom_layers(a.atoms).max() + 1
+        exposed = [sorted(atom_layers(s.atoms)[s.atoms.get_tags() == 1]) for s in (a, b)]
+        assert exposed[0] == exposed[1] and exposed[1][-1] < 7  # layer 7 covered
+        kinds = [
+            Counter(site.kind for site in find_sites(s.atoms, bulk.d_nn, s.repeat)) for s in (a, b)
+        ]
+        assert kinds[0] == kinds[1]
 
 
 def test_layers_or_thickness_and_repeat_or_min_ab_not_both():

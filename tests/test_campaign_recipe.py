@@ -236,12 +236,13 @@ def test_slab_layers_and_repeat_reach_enumerate_and_the_stage_hash() -> None:
     settings = enumerate_settings(sized, ["Pt"], ((1, 1, 1),))
     assert (settings.layers, settings.repeat) == (3, (2, 2))
     assert section_hash(sized, ENUMERATE_SECTIONS) != section_hash(recipe, ENUMERATE_SECTIONS)
-    with pytest.raises(CatscreenError, match=r"^r.yaml:6: slab: give min_ab or repeat, not both"):
+    with pytest.raises(CatscreenError, match=r"^r.yaml:8: slab.repeat: give min_ab or repeat, not"):
         parse_recipe(
             RANKED.replace("  min_ab: 5.0\n", "  min_ab: 5.0\n  repeat: [2, 2]\n"), Path("r.yaml")
         )
-    with pytest.raises(CatscreenError, match=r"^r.yaml:7: slab.repeat: .*bad repeat 'two'"):
-        parse_recipe(RANKED.replace("  min_ab: 5.0\n", "  repeat: two\n"), Path("r.yaml"))
+    for value, shown in (("two", "'two'"), ("22", "22")):  # YAML reads 22 as a number
+        with pytest.raises(CatscreenError, match=rf"^r.yaml:7: slab.repeat: .*bad repeat {shown}"):
+            parse_recipe(RANKED.replace("  min_ab: 5.0\n", f"  repeat: {value}\n"), Path("r.yaml"))
 
 
 def test_enumerate_notes_candidates_of_one_facet_cut_differently() -> None:

@@ -133,10 +133,10 @@ def test_out_that_is_a_file_is_refused(tmp_path):
         (["--bulk", "Pt", "-m", "1,1,1", "-m", "2,2,2"], "facets 1,1,1 and 2,2,2 are the same"),
         (["--bulk", "Pt", "-m", "1,1,1", "-m", "111"], "Pt: facet 1,1,1 given twice"),
         (["--bulk", "Pt", "-a", "O", "--vacuum", "4"], "bad setting vacuum"),
-        (["-b", "Pt", "--layers", "4", "--min-slab-size", "5"], "give min_slab_size or layers"),
-        (["-b", "Pt", "--repeat", "2x2", "--min-ab", "5"], "give min_ab or repeat, not both"),
+        (["-b", "Pt", "--layers", "4", "--min-slab-size", "5"], "give --min-slab-size or --layers"),
+        (["-b", "Pt", "--repeat", "2x2", "--min-ab", "5"], "give --min-ab or --repeat, not both"),
         (["-b", "Pt", "--repeat", "2x"], "bad setting repeat: bad repeat '2x'"),
-        (["-b", "Pt", "-m", "2,1,1", "--layers", "3"], "with 3 layers has no covered (fixed)"),
+        (["-b", "Pt", "-m", "2,1,1", "--layers", "3"], "Pt (2,1,1) needs at least 4 layers"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):

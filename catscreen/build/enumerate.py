@@ -81,6 +81,8 @@ _TEXT_COLUMNS = (
 
 
 def _repeat_value(value: Any) -> Any:
+    if isinstance(value, int | float):  # YAML reads `repeat: 22` as a number
+        raise ValueError(f"bad repeat {value!r}: give AxB, like 2x2, or [A, B]")
     if not isinstance(value, str):
         return value
     try:
@@ -91,13 +93,16 @@ def _repeat_value(value: Any) -> Any:
 
 # `2x2` or [2, 2]: how often the primitive surface cell repeats along a and b
 Repeat = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_repeat_value)]
+SIZE_PAIRS = (("layers", "min_slab_size"), ("repeat", "min_ab"))  # new replaces old
 
 
-def check_one_size(settings: BaseModel) -> None:
-    """layers replaces min_slab_size and repeat min_ab: asking for both is a contradiction."""
-    for new, old in (("layers", "min_slab_size"), ("repeat", "min_ab")):
+def size_conflict(settings: BaseModel) -> tuple[str, str] | None:
+    """layers replaces min_slab_size and repeat min_ab: asking for both is a contradiction.
+    Returns the pair given together, (new, old)."""
+    for new, old in SIZE_PAIRS:
         if getattr(settings, new) is not None and old in settings.model_fields_set:
-            raise ValueError(f"give {old} or {new}, not both")
+            return new, old
+    return None
 
 
 class EnumerateSettings(BaseModel):
@@ -124,8 +129,8 @@ class EnumerateSettings(BaseModel):
     )
     repeat: Repeat | None = Field(
         None,
-        description="the primitive surface cell repeated a x b times instead of min_ab: the "
-        "same coverage for every bulk of a facet",
+        description="the primitive surface cell repeated a x b times instead of min_ab: one "
+        "coverage for the bulks of a facet whose primitive surface cells match",
     )
     adsorbates: list[str] = Field(default_factory=list, description="library adsorbate names")
     custom_adsorbates: list[str] = Field(default_factory=list, description="FILE:I[,J] specs")
@@ -151,7 +156,8 @@ class EnumerateSettings(BaseModel):
 
     @model_validator(mode="after")
     def _one_size(self) -> EnumerateSettings:
-        check_one_size(self)
+        if (pair := size_conflict(self)) is not None:
+            raise ValueError(f"give {pair[1]} or {pair[0]}, not both")
         return self
 
 

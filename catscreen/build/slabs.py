@@ -321,13 +321,12 @@ def atom_layers(atoms: Atoms, tol: float = LAYER_TOL) -> np.ndarray:
     return layer
 
 
-def _top_layers(atoms: Atoms, layers: int) -> Atoms:
-    """The slab cut down to its top `layers` layers: the exposed termination stays as it is,
-    the fixed bottom loses the extra layers of pymatgen's whole oriented cells."""
+def _surface_depth(atoms: Atoms, bulk: Bulk) -> int:
+    """Layers a cut must keep so that the surface stays as it is: every exposed atom's layer
+    and one covered layer under the deepest (Ru(20-21): exposed atoms six layers deep)."""
     layer = atom_layers(atoms)
-    if layer.max() + 1 < layers:  # the cut is at least layers x d_hkl thick: cannot happen
-        raise CatscreenError(f"the cut has {layer.max() + 1} layers, fewer than the {layers} asked")
-    return atoms[layer < layers]
+    exposed = exposed_atoms(atoms, bulk.d_nn, bulk.pair_nn)
+    return int(layer[exposed].max()) + 2
 
 
 def _finish(atoms: Atoms, bulk: Bulk, vacuum: float, repeat: tuple[int, int]) -> Atoms:
@@ -347,14 +346,16 @@ def make_slabs(
 ) -> list[SlabTermination]:
     """Every distinct termination of one facet, bottom terminations of asymmetric slabs included.
 
-    `layers` (exactly that many atomic layers) replaces `min_slab_size` and `repeat` (the
-    primitive surface cell repeated a x b times) replaces `min_ab`: pymatgen rounds a thickness
-    up to whole oriented cells (7 A: Pt(111) 6 layers, Au(111) 3) and min_ab picks each
-    metal's own repeat (5 A: Ni(111) 3x3 beside Pt(111) 2x2), so only layers and repeat give
-    candidates of one facet the same thickness and coverage.
+    `layers` (exactly that many atomic layers, at least the surface's depth) replaces
+    `min_slab_size` and `repeat` (the primitive surface cell repeated a x b times) replaces
+    `min_ab`: pymatgen rounds a thickness up to whole oriented cells (7 A: Pt(111) 6 layers,
+    Au(111) 3) and min_ab picks each metal's own repeat (5 A: Ni(111) 3x3 beside Pt(111) 2x2).
+    layers gives candidates of one facet one thickness; repeat one coverage where their
+    primitive surface cells match (Pt3Ni(111)'s holds four Pt(111) cells).
     """
-    if layers is not None:  # each spacing d_hkl between lattice planes holds >= 1 layer
-        min_slab_size = layers * bulk.structure.lattice.d_hkl(miller) - 1e-6
+    if layers is not None:  # each spacing d_hkl holds >= 1 layer; 2 d_nn more shows how
+        # deep the exposed atoms reach below the termination
+        min_slab_size = layers * bulk.structure.lattice.d_hkl(miller) + 2 * bulk.d_nn
     try:
         generator = SlabGenerator(
             bulk.structure,
@@ -373,35 +374,36 @@ def make_slabs(
         ) from exc
     if not slabs:
         raise CatscreenError(f"{bulk.name} ({miller_text(miller)}) yields no slab")
-    terminations: list[SlabTermination] = []
+    cuts: list[tuple[float, str, Atoms]] = []
     for slab in sorted(slabs, key=lambda s: s.shift):
         top = _to_atoms(slab)
-        sides = [("top", top)]
+        cuts.append((float(slab.shift), "top", top))
         if not slab.is_symmetric():
-            sides.append(("bottom", _flip(top)))
-        for side, atoms in sides:
-            if layers is not None:
-                atoms = _top_layers(atoms, layers)
-            cell_repeat = repeat or _repeat(atoms, min_ab)
-            finished = _finish(atoms, bulk, vacuum, cell_repeat)
-            if layers is not None and not (finished.get_tags() == 0).any():
-                raise CatscreenError(
-                    f"{bulk.name} ({miller_text(miller)}) with {layers} layers has no covered "
-                    "(fixed) atom: a layer is one height, and open or stepped facets have "
-                    "several per terrace; give more layers"
-                )
-            terminations.append(
-                SlabTermination(
-                    atoms=finished,
-                    bulk=bulk,
-                    miller=miller,
-                    shift=float(slab.shift),
-                    termination=len(terminations),
-                    side=side,
-                    vacuum=vacuum,
-                    repeat=cell_repeat,
-                    layers=layers,
-                    repeat_asked=repeat is not None,
-                )
+            cuts.append((float(slab.shift), "bottom", _flip(top)))
+    if layers is not None:
+        need = max(_surface_depth(atoms, bulk) for _, _, atoms in cuts)
+        if layers < need:
+            raise CatscreenError(
+                f"{bulk.name} ({miller_text(miller)}) needs at least {need} layers: exposed atoms "
+                f"down to layer {need - 1} and a covered one under them (a layer is one height; "
+                "open and stepped facets have several per terrace)"
             )
+        cuts = [(shift, side, atoms[atom_layers(atoms) < layers]) for shift, side, atoms in cuts]
+    terminations: list[SlabTermination] = []
+    for shift, side, atoms in cuts:
+        cell_repeat = repeat or _repeat(atoms, min_ab)
+        terminations.append(
+            SlabTermination(
+                atoms=_finish(atoms, bulk, vacuum, cell_repeat),
+                bulk=bulk,
+                miller=miller,
+                shift=shift,
+                termination=len(terminations),
+                side=side,
+                vacuum=vacuum,
+                repeat=cell_repeat,
+                layers=layers,
+                repeat_asked=repeat is not None,
+            )
+        )
     return terminations

@@ -88,8 +88,9 @@ def size_note(images: list[Atoms]) -> str | None:
         return None
     return (
         "candidates of one facet got slabs of different thickness or coverage (one adsorbate "
-        f"per cell): {' | '.join(differ)}. slab.layers gives them one thickness, slab.repeat "
-        "or another min_ab one coverage"
+        f"per cell): {' | '.join(differ)}. slab.layers gives them one thickness; slab.repeat "
+        "one coverage where their primitive cells match, else a min_ab that gives each cell "
+        "as many top atoms"
     )
 
 

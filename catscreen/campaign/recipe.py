@@ -27,7 +27,7 @@ from pydantic import (
 from catscreen.analysis.candidates import Candidate as AnalysisCandidate
 from catscreen.build.adsorbates import unknown_adsorbate
 from catscreen.build.bulks import FRAME_INDEX, bulk_library, unknown_bulk
-from catscreen.build.enumerate import Repeat, check_one_size
+from catscreen.build.enumerate import Repeat, size_conflict
 from catscreen.build.placements import NUDGE
 from catscreen.build.slabs import MIN_VACUUM, Bravais, Miller, parse_facet, three_index
 from catscreen.errors import CatscreenError, did_you_mean
@@ -149,7 +149,8 @@ class SlabSettings(_Strict):
 
     @model_validator(mode="after")
     def _one_size(self) -> SlabSettings:
-        check_one_size(self)
+        if (pair := size_conflict(self)) is not None:
+            raise FieldError((pair[0],), f"give {pair[1]} or {pair[0]}, not both")
         return self
 
 

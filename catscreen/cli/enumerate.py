@@ -13,6 +13,7 @@ from rich.table import Table
 from catscreen.build.bulks import load_bulks, symmetry_note
 from catscreen.build.enumerate import (
     MANIFEST_FILE,
+    SIZE_PAIRS,
     STRUCTURES_FILE,
     EnumerateSettings,
     enumerate_configurations,
@@ -160,8 +161,9 @@ def enumerate_command(
     repeat: str | None = typer.Option(
         None,
         "--repeat",
-        help="Repeat the primitive surface cell AxB times (2x2) instead of --min-ab: the same "
-        "coverage on every bulk of a facet (min-ab 5 A gives Ni(111) 3x3 beside Pt(111) 2x2).",
+        help="Repeat the primitive surface cell AxB times (2x2) instead of --min-ab: one "
+        "coverage on the bulks of a facet whose primitive cells match (min-ab 5 A gives Ni(111) "
+        "3x3 beside Pt(111) 2x2); an ordered alloy's is larger (Pt3Ni(111) holds four).",
         show_default=False,
     ),
     clean: bool = typer.Option(
@@ -184,6 +186,10 @@ def enumerate_command(
         raise CatscreenError("give --out DIR (or --dry-run to only count)")
     if out is not None and out.exists() and not out.is_dir():
         raise CatscreenError(f"--out {out} is a file; give a folder")
+    pairs = zip(SIZE_PAIRS, ((layers, min_slab_size), (repeat, min_ab)), strict=True)
+    for (new, old), given in pairs:
+        if None not in given:  # said with the flags, not the settings' names
+            raise CatscreenError(f"give --{old.replace('_', '-')} or --{new}, not both")
     try:
         settings = EnumerateSettings(
             bulks=_many_bulks(bulk),
