@@ -168,6 +168,15 @@ def test_layers_and_repeat_cut_every_bulk_alike(tmp_path):
     assert result.exit_code == 0, result.output
     slabs = pd.read_parquet(out / "d" / "configs.parquet").query("kind == 'slab'")
     assert slabs.set_index("bulk").n_atoms.to_dict() == {"Pt": 54, "Au": 27}
+    # the summary says how many layers each slab has
+    args = ["enumerate", "-b", "Pt,Au", "-m", "111", "-a", "O", "--dry-run"]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[4].strip()
+        for line in result.output.splitlines()
+        if line.count("│") > 5 and "(1,1,1)" in line
+    }
+    assert rows == {"Pt": "6", "Au": "3"}, result.output
 
 
 def test_help_reads_like_a_man_page():

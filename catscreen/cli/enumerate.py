@@ -21,6 +21,7 @@ from catscreen.build.enumerate import (
     write_configurations,
 )
 from catscreen.build.placements import MIN_DISTANCE_FACTOR, NUDGE
+from catscreen.build.slabs import atom_layers
 from catscreen.cli.common import cli_errors, console, err_console, split_csv
 from catscreen.errors import CatscreenError
 
@@ -66,11 +67,21 @@ def _many_bulks(values: list[str]) -> list[str]:
 def _summary(images: list) -> Table:
     df = manifest(images)
     table = Table(title=f"{len(df)} configurations", show_lines=False)
-    for name in ("bulk", "miller", "termination", "atoms", "sites", "adsorbates", "configs"):
-        table.add_column(
-            name, justify="right" if name in ("termination", "atoms", "configs") else "left"
-        )
+    numbers = ("termination", "layers", "atoms", "configs")
+    for name in (
+        "bulk",
+        "miller",
+        "termination",
+        "layers",
+        "atoms",
+        "sites",
+        "adsorbates",
+        "configs",
+    ):
+        table.add_column(name, justify="right" if name in numbers else "left")
     for (bulk, miller, term), group in df.groupby(["bulk", "miller", "termination"], sort=False):
+        first = images[group.index[0]]
+        layers = int(atom_layers(first[first.get_tags() < 2]).max()) + 1
         ads = group[group["kind"] == "adslab"]
         sites = ", ".join(
             f"{k} {n}"
@@ -83,6 +94,7 @@ def _summary(images: list) -> Table:
             bulk,
             f"({miller})",
             str(term),
+            str(layers),
             str(int(group["n_atoms"].min())),
             sites or "-",
             ", ".join(ads["adsorbate"].unique()) or "-",
