@@ -757,3 +757,13 @@ def test_layers_or_thickness_and_repeat_or_min_ab_not_both():
     ):
         with pytest.raises(ValidationError, match=message):
             EnumerateSettings(bulks=["Pt"], **kwargs)
+
+
+def test_a_facet_with_a_common_factor_is_the_reduced_one():
+    """pymatgen cuts (2,2,2) as (1,1,1): the same slab got another id in another run."""
+    bulk = library_bulk("Pt")
+    (one,) = make_slabs(bulk, (1, 1, 1), 7.0, 12.0, 5.0)
+    (two,) = make_slabs(bulk, (2, 2, 2), 7.0, 12.0, 5.0)
+    assert two.miller == (1, 1, 1) and two.slab_id == one.slab_id
+    settings = EnumerateSettings(bulks=["Pt"], miller=["222", (2, 0, 0), "0,0,0,2", "2,-2,0"])
+    assert settings.miller == [(1, 1, 1), (1, 0, 0), (0, 0, 0, 1), (1, -1, 0)]

@@ -130,7 +130,7 @@ def test_out_that_is_a_file_is_refused(tmp_path):
         (["--bulk", "{qq}", "-a", "O"], "unknown element symbol 'Qq'"),
         (["--bulk", "Pt", "--custom-adsorbate", "{qq}:0"], "unknown element symbol 'Qq'"),
         (["--bulk", "Pt", "-m", "1,1,1", "-m", "-1,1,1"], "facets 1,1,1 and -1,1,1 are the same"),
-        (["--bulk", "Pt", "-m", "1,1,1", "-m", "2,2,2"], "facets 1,1,1 and 2,2,2 are the same"),
+        (["--bulk", "Pt", "-m", "1,1,1", "-m", "2,2,2"], "Pt: facet 1,1,1 given twice"),
         (["--bulk", "Pt", "-m", "1,1,1", "-m", "111"], "Pt: facet 1,1,1 given twice"),
         (["--bulk", "Pt", "-a", "O", "--vacuum", "4"], "bad setting vacuum"),
         (["-b", "Pt", "--layers", "4", "--min-slab-size", "5"], "give --min-slab-size or --layers"),

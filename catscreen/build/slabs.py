@@ -137,7 +137,13 @@ def parse_facet(text: str) -> Miller | Bravais:
         raise CatscreenError(
             f"cannot read Miller index {text!r}: expected e.g. 111, 1,1,1 or 0001 (hexagonal)"
         )
-    return values  # type: ignore[return-value]
+    return reduced_facet(values)  # type: ignore[arg-type]
+
+
+def reduced_facet(facet: Miller | Bravais) -> Miller | Bravais:
+    """(2,2,2) -> (1,1,1): pymatgen cuts the same slab for both, and one surface has one id."""
+    divisor = math.gcd(*facet)
+    return tuple(i // divisor for i in facet)  # type: ignore[return-value]
 
 
 def facet_for(bulk: Bulk, facet: Miller | Bravais) -> Miller | None:
@@ -353,6 +359,7 @@ def make_slabs(
     layers gives candidates of one facet one thickness; repeat one coverage where their
     primitive surface cells match (Pt3Ni(111)'s holds four Pt(111) cells).
     """
+    miller = reduced_facet(miller)  # type: ignore[assignment]
     if layers is not None:  # each spacing d_hkl holds >= 1 layer; 2 d_nn more shows how
         # deep the exposed atoms reach below the termination
         min_slab_size = layers * bulk.structure.lattice.d_hkl(miller) + 2 * bulk.d_nn
