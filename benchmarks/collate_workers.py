@@ -18,6 +18,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from catscreen.errors import CatscreenError
+from catscreen.paths import data_dir
 from catscreen.training.trainer import TrainConfig, Trainer
 
 NETWORKS = {
@@ -51,7 +53,7 @@ def main() -> None:
         for n, (name, model) in enumerate(NETWORKS.items()):
             config = TrainConfig.from_dict(
                 {
-                    "datasets": ["data/training/teacher/chgnet-pbe"],
+                    "datasets": [str(data_dir() / "training" / "teacher" / "chgnet-pbe")],
                     "model": {"l_max": 1, "n_layers": 2, "n_heads": 4, **model},
                     "device": args.device,
                     "eval_every": 10**9,
@@ -75,4 +77,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CatscreenError as exc:  # no GPU, a missing file: one line, as the CLI says it
+        raise SystemExit(f"error: {exc}") from None

@@ -41,6 +41,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from catscreen.errors import CatscreenError
 from catscreen.training.trainer import TrainConfig, Trainer
 
 
@@ -85,4 +86,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CatscreenError as exc:  # no GPU, a missing file: one line, as the CLI says it
+        raise SystemExit(f"error: {exc}") from None

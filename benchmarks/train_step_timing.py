@@ -22,8 +22,10 @@ import time
 import numpy as np
 import torch
 
+from catscreen.errors import CatscreenError
 from catscreen.model.inference import resolve_device
 from catscreen.model.network import CatscreenNet, ModelConfig
+from catscreen.paths import data_dir
 from catscreen.training.trainer import DatasetSpec, load_dataset
 
 NETWORKS = {
@@ -44,7 +46,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     device = resolve_device(args.device)
-    frames = load_dataset(DatasetSpec(path="data/training/teacher/chgnet-pbe"))
+    frames = load_dataset(DatasetSpec(path=str(data_dir() / "training" / "teacher" / "chgnet-pbe")))
     elements = sorted({s for f in frames for s in f.atoms.get_chemical_symbols()})
     rng = np.random.default_rng(0)
     print(f"{len(frames)} frames on {device}; median of {args.steps} steps after 5 warm-ups")
@@ -80,4 +82,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CatscreenError as exc:  # no GPU, a missing file: one line, as the CLI says it
+        raise SystemExit(f"error: {exc}") from None
