@@ -374,3 +374,50 @@ def test_an_adsorbate_staying_in_a_bcc100_hollow_has_not_migrated():
         site = [int(i) for i in str(start.info["site_atoms"]).split(",")]
         report = detect_anomalies(start, start.copy(), clean, site)
         assert not report.migrated and report.final_site_type == "4fold", report
+
+
+@pytest.mark.parametrize(
+    ("site", "height", "expected"),
+    [
+        ("bridge", 0.5, True),  # the bundled model's Pt(111) minimum: two 1.50 A bonds, 0.90x
+        ("bridge", 0.02, True),  # Au(111)'s: in the top layer
+        ("bridge", 1.1, False),  # a bridging H as DFT has it: two 1.75 A bonds
+        ("fcc", 0.9, False),  # the hollow: three 1.85 A bonds
+        ("ontop", 1.56, False),  # one short bond is an ontop H's own (0.93x)
+    ],
+)
+def test_an_h_with_two_surface_bonds_shorter_than_an_ontop_one_is_compressed(
+    site, height, expected
+):
+    initial = adslab("Pt", "H", site, height=1.0)
+    final = adslab("Pt", "H", site, height=height)
+    report = detect_anomalies(initial, final, slab("Pt"), None)
+    assert report.compressed is expected
+    assert report.excluding is expected and ("compressed" in report.names) is expected
+
+
+def test_compression_is_read_for_an_h_bonded_to_its_own_adsorbate_not():
+    """The H of OH sits over its O; a hydroxyl tilted so that its H nears two Pt atoms is not
+    an H held by the slab (its O holds it)."""
+    initial = adslab("Pt", "OH", "bridge", height=1.5)
+    final = initial.copy()
+    o, h = len(final) - 2, len(final) - 1
+    assert final[o].symbol == "O" and final[h].symbol == "H"
+    final.positions[h] = final.positions[o] + [0.0, 0.0, -1.1]  # 0.4 A over the bridge, O-H
+    report = detect_anomalies(initial, final, slab("Pt"), None)
+    assert not report.compressed
+
+
+@pytest.mark.parametrize(("height", "expected"), [(1.0, False), (0.5, True)])
+def test_the_metal_radius_is_read_from_the_slab(height, expected):
+    """Cordero's radii of the early metals are large (the teacher's H on a Y(0001) bridge, 2.0
+    A from two Y atoms, is 0.91x their sum): the metal's radius is half its nearest-neighbour
+    distance in the slab, so Pt(111)'s geometry under Hf's symbols is judged as Pt(111)'s."""
+    initial = adslab("Pt", "H", "bridge", height=1.0)
+    final = adslab("Pt", "H", "bridge", height=height)
+    for atoms in (initial, final):
+        atoms.symbols[atoms.get_tags() != 2] = "Hf"
+    clean = slab("Pt")
+    clean.symbols[:] = "Hf"
+    report = detect_anomalies(initial, final, clean, None)
+    assert report.compressed is expected, report.names

@@ -142,3 +142,31 @@ def test_descriptors_added_after_the_baseline_are_named_as_unchecked() -> None:
         "descriptor(s) dE_O not in the baseline, so not checked: write a new baseline to check them"
     ]
     assert not compare(now, base, "v1", ["dG_H"]).notes
+
+
+def test_a_candidate_in_the_other_spin_context_than_the_reference_is_warned() -> None:
+    """The bundled model's contexts are not one energy scale (O on one Ru(0001) geometry 0.5
+    eV apart): a spin-on Ni(111) against a spin-off Pt(111) carries that offset."""
+    from catscreen.campaign.leaderboard import board_warnings
+
+    text = """\
+name: t
+candidates: [Pt, Cu, Ni]
+facets: {miller: ["111"]}
+adsorbates: [H]
+model: {name: MODEL}
+ranking:
+  reference: {bulk: Pt, miller: "111"}
+  descriptors:
+    - {name: dE_H, adsorbate: H, target: {value: 0.0, tolerance: 0.1}}
+"""
+    now = board({"Pt(111)": 0.0, "Cu(111)": 0.2, "Ni(111)": -0.3}).rename(columns={"dG_H": "dE_H"})
+    now = now.assign(
+        bulk=now.candidate.str[:2], spin=now.candidate.map({"Ni(111)": "on"}).fillna("off")
+    )
+    recipe = parse_recipe(text.replace("MODEL", "bundled"), Path("t.yaml"))
+    (line,) = [w for w in board_warnings(now, recipe) if "spin context" in w]
+    assert line.startswith("Ni(111) ran in the other spin context than the reference Pt(111)")
+    for quiet_board, model in ((now.assign(spin="off"), "bundled"), (now, "chgnet")):
+        recipe = parse_recipe(text.replace("MODEL", model), Path("t.yaml"))
+        assert not [w for w in board_warnings(quiet_board, recipe) if "spin context" in w]

@@ -48,7 +48,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
-from ase.geometry import find_mic
+from ase.data import covalent_radii
+from ase.geometry import find_mic, get_distances
 from ase.neighborlist import build_neighbor_list, natural_cutoffs
 
 from catscreen.errors import CatscreenError
@@ -59,8 +60,12 @@ DESORPTION_SKIN = 0.3  # A per atom: ASE's NeighborList default, which AdsorbML'
 OVERLAP_RATIO = 0.7  # of the covalent radii sum
 RECONSTRUCTION_CUSHION = 1.2  # x the bond tolerance, for bonds to count as formed or broken
 SLAB_DISPLACEMENT = 1.0  # A from the relaxed clean slab: farther is a reconstruction
+COMPRESSED_RATIO = 0.94  # of H's radius + the metal's: two surface bonds of one H shorter ...
+COMPRESSED_HEIGHT = 0.8  # A: ... with H this near their metal-metal axis are compressed
 # Anomalies that make a placement invalid for minima; migration is recorded only.
-EXCLUDING = ("desorbed", "dissociated", "reconstructed", "intercalated", "overlapping")
+EXCLUDING = (
+    "desorbed", "dissociated", "reconstructed", "intercalated", "overlapping", "compressed",
+)  # fmt: skip
 SITE_TYPES = {0: "none", 1: "ontop", 2: "bridge", 3: "hollow", 4: "4fold"}
 
 
@@ -71,6 +76,7 @@ class AnomalyReport:
     reconstructed: bool = False
     intercalated: bool = False
     overlapping: bool = False
+    compressed: bool = False
     migrated: bool = False
     final_site_atoms: list[int] = field(default_factory=list)
 
@@ -165,6 +171,41 @@ def _intercalated(atoms: Atoms, bonds: np.ndarray, ads: np.ndarray) -> bool:
     return False
 
 
+def _compressed(atoms: Atoms, bonds: np.ndarray, ads: np.ndarray) -> bool:
+    """An H atom held by the slab alone, sunk between two slab atoms: both nearer than
+    COMPRESSED_RATIO x (H's covalent radius + the metal's radius, half its distance to its
+    nearest slab neighbour) and H within COMPRESSED_HEIGHT of the line through them.
+
+    Each bond of a bridging H is longer than the one bond of an ontop H (Pt-H 1.56 A on
+    Pt(111), 0.92x), as bond-order conservation has it, and the H stands about 1 A off the
+    metal-metal axis. The bundled model has minima with neither: H sunk into the bridges of
+    Pt, Pd, Au, Rh, Ir, Ni and Pt3Ni(111), two 1.42-1.53 A bonds (0.86-0.93x) 0.03-0.74 A off
+    the axis, which its CHGNet teacher puts 0.43-1.7 eV higher (HER recipe) and GPAW PBE 1.0 eV
+    above the fcc hollow on Pt(111); each was its surface's H minimum in the HER recipe. Cordero's covalent
+    radii of the early metals are large, so the teacher's own H on Y(0001), 2.0 A from two Y
+    atoms, was 0.91x of their sum; half the slab's Y-Y distance reads it as bonded, 0.96x."""
+    slab = np.flatnonzero(atoms.get_tags() != 2)
+    for i in ads:
+        near = slab[bonds[i, slab]]
+        if atoms.numbers[i] != 1 or bonds[i, ads].any() or len(near) < 2:
+            continue
+        vectors, d = find_mic(atoms.positions[near] - atoms.positions[i], atoms.cell, atoms.pbc)
+        first, second = np.argsort(d)[:2]
+        pair = near[[first, second]]
+        _, to_slab = get_distances(
+            atoms.positions[pair], atoms.positions[slab], cell=atoms.cell, pbc=atoms.pbc
+        )
+        to_slab[to_slab < 1e-6] = np.inf  # an atom's distance to itself
+        radius = covalent_radii[1] + to_slab.min(axis=1) / 2
+        if (d[[first, second]] >= COMPRESSED_RATIO * radius).any():
+            continue
+        v1, axis = vectors[first], vectors[second] - vectors[first]
+        off_axis = np.linalg.norm(np.cross(v1, axis)) / max(np.linalg.norm(axis), 1e-9)
+        if off_axis < COMPRESSED_HEIGHT:
+            return True
+    return False
+
+
 def anomaly_rules() -> str:
     """The checks' constants (campaigns rank with the default bond tolerance): part of the rank
     stage's hash, so a campaign ranked under other rules reranks instead of keeping old flags."""
@@ -172,8 +213,9 @@ def anomaly_rules() -> str:
         f"bonds {DEFAULT_BOND_TOLERANCE}x radii, desorption {DESORPTION_TOLERANCE}x + "
         f"{DESORPTION_SKIN} A skin, overlap {OVERLAP_RATIO}x, "
         f"reconstruction cushion {RECONSTRUCTION_CUSHION}x, slab displacement "
-        f"{SLAB_DISPLACEMENT} A, site: surface atoms bonded to any adsorbate atom, placed site "
-        "from the manifest for one binding atom"
+        f"{SLAB_DISPLACEMENT} A, compressed H {COMPRESSED_RATIO}x and {COMPRESSED_HEIGHT} A, "
+        "site: surface atoms bonded to any adsorbate atom, placed site from the manifest for "
+        "one binding atom"
     )
 
 
@@ -257,6 +299,7 @@ def detect_anomalies(
     )
     report.intercalated = _intercalated(final, final_bonds, ads)
     report.overlapping = overlapping(final, bonds=final_bonds, tolerance=tolerance)
+    report.compressed = _compressed(final, final_bonds, ads)
 
     if isinstance(clean_slab, SlabReference) and clean_slab.tolerance != tolerance:
         clean_slab = clean_slab.atoms

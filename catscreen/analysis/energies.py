@@ -405,6 +405,7 @@ def adsorption_table(
                 "reconstructed": report.reconstructed,
                 "intercalated": report.intercalated,
                 "overlapping": report.overlapping,
+                "compressed": report.compressed,
                 "migrated": report.migrated,
                 "anomalous": report.excluding or len(names) > len(report.names),
                 "anomalies": ",".join(names),

@@ -13,6 +13,7 @@ import pandas as pd
 
 from catscreen.analysis.ranking import Target as RankTarget
 from catscreen.campaign.recipe import Descriptor, Recipe, Target
+from catscreen.model.api import BUILTIN_MODELS
 
 
 def rank_targets(recipe: Recipe) -> dict[str, RankTarget]:
@@ -120,4 +121,29 @@ def board_warnings(
     unranked = int((board["rank"] < 1).sum())
     if unranked:
         out.append(f"{unranked} of {len(board)} candidate(s) unranked (a descriptor is missing)")
+    if (line := _spin_offset(board, recipe)) is not None:
+        out.append(line)
     return out
+
+
+def _spin_offset(board: pd.DataFrame, recipe: Recipe) -> str | None:
+    """Descriptors of a candidate in the other spin context than the reference's carry the
+    difference between the conditioned model's contexts, which is not a spin effect alone:
+    O on the same relaxed Ru(0001) geometry is 1.12 eV spin-off and 1.62 eV spin-on (Ru is not
+    magnetic), C's reference (CO - H2O + H2) 0.33 eV apart."""
+    ref = recipe.ranking.reference
+    conditioned = recipe.model.name not in BUILTIN_MODELS or recipe.model.name == "bundled"
+    if ref is None or not conditioned or "spin" not in board:
+        return None
+    spins = board.loc[board["candidate"] == ref.candidate, "spin"]
+    if spins.empty:
+        return None
+    other = board.loc[board["spin"] != spins.iloc[0], "candidate"].astype(str).tolist()
+    if not other:
+        return None
+    return (
+        f"{', '.join(other)} ran in the other spin context than the reference "
+        f"{ref.candidate} (spin {spins.iloc[0]}): the model's two contexts differ by up to "
+        "0.5 eV for one adsorbate on one structure (README, Conventions), so their "
+        "descriptors carry that offset as well as the spin effect; check them with DFT"
+    )
