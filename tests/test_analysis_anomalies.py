@@ -421,3 +421,20 @@ def test_the_metal_radius_is_read_from_the_slab(height, expected):
     clean.symbols[:] = "Hf"
     report = detect_anomalies(initial, final, clean, None)
     assert report.compressed is expected, report.names
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 2), (2, 2)])
+def test_an_h_between_an_atom_and_its_own_image_is_compressed(size):
+    """In a 1x1 or Nx1 cell a bridge joins an atom and its periodic image: one atom, two bonds
+    (a bond matrix by atom counts it once, and the H passed)."""
+    from ase.build import add_adsorbate, fcc111
+
+    atoms = fcc111("Pt", size=(*size, 3), vacuum=8.0)
+    atoms.set_tags(np.where(atoms.get_tags() == 1, 1, 0))  # ASE numbers layers from the top
+    top = atoms.positions[:, 2].max()
+    a = atoms.cell[0] / size[0]
+    bridge = atoms.positions[atoms.positions[:, 2] > top - 0.1][0] + a / 2
+    add_adsorbate(atoms, "H", 0.15, position=tuple(bridge[:2]))
+    atoms.set_tags([*atoms.get_tags()[:-1], 2])
+    report = detect_anomalies(atoms, atoms.copy(), None, None)
+    assert report.compressed
