@@ -183,11 +183,11 @@ def _compressed(atoms: Atoms, bonds: np.ndarray, ads: np.ndarray) -> bool:
     Pt, Pd, Au, Rh, Ir and Pt3Ni(111) (HER recipe; Ni(111) too in the quickstart's thinner
     cell), two 1.42-1.53 A bonds (0.86-0.93x) 0.03-0.74 A off the axis, which its CHGNet
     teacher puts 0.43-1.7 eV higher and GPAW PBE 1.0 eV above the fcc hollow on Pt(111); each
-    was its surface's H minimum in the HER recipe. Cordero's covalent
-    radii of the early metals are large, so the teacher's own H on Y(0001), 2.0 A from two Y
-    atoms, was 0.91x of their sum; half the slab's Y-Y distance reads it at 0.97x. None of the
-    2,723 H atoms held by a slab in the training data's teacher and GPAW frames (relaxation
-    steps included) is compressed; the nearest is 0.95x (Ba(100), mid-relaxation)."""
+    was its surface's H minimum in the HER recipe. Cordero's covalent radii of the early metals
+    are large, so the teacher's own H on Y(0001), 2.0 A from two Y atoms, was 0.91x of their
+    sum; half the slab's Y-Y distance reads it at 0.97x. None of the 2,723 H atoms held by a
+    slab in the training data's teacher and GPAW frames (relaxation steps included) is
+    compressed; the nearest is 0.95x (Ba(100), mid-relaxation)."""
     hydrogens = [i for i in ads if atoms.numbers[i] == 1 and not bonds[i, ads].any()]
     if not hydrogens:
         return False
