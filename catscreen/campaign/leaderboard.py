@@ -13,7 +13,7 @@ import pandas as pd
 
 from catscreen.analysis.ranking import Target as RankTarget
 from catscreen.campaign.recipe import Descriptor, Recipe, Target
-from catscreen.model.api import BUILTIN_MODELS
+from catscreen.model.api import spin_conditioned
 
 
 def rank_targets(recipe: Recipe) -> dict[str, RankTarget]:
@@ -132,8 +132,7 @@ def _spin_offset(board: pd.DataFrame, recipe: Recipe) -> str | None:
     O on the same relaxed Ru(0001) geometry is 1.12 eV spin-off and 1.62 eV spin-on (Ru is not
     magnetic), C's reference (CO - H2O + H2) 0.33 eV apart."""
     ref = recipe.ranking.reference
-    conditioned = recipe.model.name not in BUILTIN_MODELS or recipe.model.name == "bundled"
-    if ref is None or not conditioned or "spin" not in board:
+    if ref is None or not spin_conditioned(recipe.model.name) or "spin" not in board:
         return None
     spins = board.loc[board["candidate"] == ref.candidate, "spin"]
     if spins.empty:

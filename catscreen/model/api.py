@@ -189,6 +189,12 @@ def load_model(name: str = "bundled") -> Model:
     return load_checkpoint_model(Path(name))
 
 
+def spin_conditioned(name: str) -> bool:
+    """Whether `load_model(name)` reads the spin context, without loading it: the checkpoints
+    (bundled or a file) do; CHGNet and EMT compute the same physics either way."""
+    return name == "bundled" or name not in BUILTIN_MODELS
+
+
 def check_model_name(name: str, looked_in: str = "") -> None:
     """Fail before any work is done when `name` is neither a built-in model nor a file;
     `looked_in` says where a relative path was searched."""
