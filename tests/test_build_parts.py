@@ -11,7 +11,9 @@ from ase import Atoms
 from ase.build import bulk, molecule
 from ase.io import write
 from pydantic import ValidationError
+from pymatgen.core.surface import SlabGenerator
 
+import catscreen.build.slabs as slabs_module
 from catscreen.build.adsorbates import adsorbate_library, get_adsorbate, load_custom_adsorbate
 from catscreen.build.bulks import bulk_library, library_bulk, load_bulks
 from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
@@ -759,6 +761,22 @@ def test_layers_or_thickness_and_repeat_or_min_ab_not_both():
             EnumerateSettings(bulks=["Pt"], **kwargs)
 
 
+def test_layers_are_checked_on_the_terminations_kept():
+    """Ru(10-11)'s first termination needs 3 layers, its second 4: `layers: 3` under
+    `max_terminations: 1` was refused for the termination the recipe drops."""
+    bulk = library_bulk("Ru")
+    with pytest.raises(CatscreenError, match=r"at least 4 layers.*by termination: 0: 3, 1: 4"):
+        make_slabs(bulk, (1, 0, 1), 7.0, 12.0, 5.0, layers=3)
+    (kept,) = make_slabs(bulk, (1, 0, 1), 7.0, 20.0, 8.0, layers=3, max_terminations=1)
+    both = make_slabs(bulk, (1, 0, 1), 7.0, 20.0, 8.0, layers=4)
+    assert atom_layers(kept.atoms).max() == 2 and kept.termination == 0
+    assert kept.shift == both[0].shift and kept.side == both[0].side
+    # a recipe's max_terminations reaches the cut: the whole campaign stage enumerates
+    settings = EnumerateSettings(bulks=["Ru"], miller=["10-11"], layers=3, max_terminations=1)
+    (slab,) = [a for a in enumerate_configurations(settings) if a.info["kind"] == "slab"]
+    assert slab.info["slab_id"] == kept.slab_id
+
+
 def test_a_facet_with_a_common_factor_is_the_reduced_one():
     """pymatgen cuts (2,2,2) as (1,1,1): the same slab got another id in another run."""
     bulk = library_bulk("Pt")
@@ -767,3 +785,40 @@ def test_a_facet_with_a_common_factor_is_the_reduced_one():
     assert two.miller == (1, 1, 1) and two.slab_id == one.slab_id
     settings = EnumerateSettings(bulks=["Pt"], miller=["222", (2, 0, 0), "0,0,0,2", "2,-2,0"])
     assert settings.miller == [(1, 1, 1), (1, 0, 0), (0, 0, 0, 1), (1, -1, 0)]
+
+
+@pytest.mark.parametrize(
+    ("name", "miller"),
+    [("Ag", (1, 0, 0)), ("Fe", (1, 1, 0)), ("Cu", (2, 1, 0)), ("Co", (1, 0, 1)), ("Cd", (1, 0, 2))],
+)
+def test_slabs_are_the_ones_pymatgen_s_primitive_cut_gives(monkeypatch, name, miller):
+    """catscreen skips pymatgen's reduction of the oriented bulk cell (minutes on high-index
+    facets), not its slabs: the same ids, cells and positions as `primitive=True`. A first
+    version reduced each slab after Slab() had turned its lattice, and rounding noise picked
+    another of two equal in-plane cells on bcc(110) and fcc(210) (other site ids)."""
+    bulk = library_bulk(name)
+    ours = make_slabs(bulk, miller, 7.0, 20.0, 8.0)
+
+    def pymatgen_primitive(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        return SlabGenerator(*args, **{**kwargs, "primitive": True})
+
+    monkeypatch.setattr(slabs_module, "_SlabGenerator", pymatgen_primitive)
+    theirs = make_slabs(bulk, miller, 7.0, 20.0, 8.0)
+    assert [t.slab_id for t in ours] == [t.slab_id for t in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.atoms.get_chemical_symbols() == b.atoms.get_chemical_symbols()
+        np.testing.assert_allclose(a.atoms.cell.array, b.atoms.cell.array, atol=1e-8)
+        np.testing.assert_allclose(a.atoms.positions, b.atoms.positions, atol=1e-8)
+        assert (a.atoms.get_tags() == b.atoms.get_tags()).all()
+
+
+@pytest.mark.timeout(60)  # a hang guard: pymatgen's own primitive cut took 133 s here
+def test_a_high_index_facet_is_cut_without_pymatgen_s_oriented_cell_search():
+    """Pt(611), a stepped facet: 24 atoms as pymatgen's primitive slab has them, every atom its
+    own height, the exposed ones the topmost heights down to the step's foot."""
+    (term,) = make_slabs(library_bulk("Pt"), (6, 1, 1), 7.0, 20.0, 1.0)
+    assert len(term.atoms) == 24 and term.repeat == (1, 1)
+    layer = atom_layers(term.atoms)
+    exposed = term.atoms.get_tags() == 1
+    assert layer.max() == 23 and 3 <= exposed.sum() < 12
+    assert sorted(layer[exposed]) == list(range(exposed.sum()))

@@ -137,6 +137,7 @@ def test_out_that_is_a_file_is_refused(tmp_path):
         (["-b", "Pt", "--repeat", "2x2", "--min-ab", "5"], "give --min-ab or --repeat, not both"),
         (["-b", "Pt", "--repeat", "2x"], "bad setting repeat: bad repeat '2x'"),
         (["-b", "Pt", "-m", "2,1,1", "--layers", "3"], "Pt (2,1,1) needs at least 4 layers"),
+        (["-b", "Pt", "--max-terminations", "0"], "bad setting max_terminations"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
@@ -177,6 +178,17 @@ def test_layers_and_repeat_cut_every_bulk_alike(tmp_path):
         if line.count("│") > 5 and "(1,1,1)" in line
     }
     assert rows == {"Pt": "6", "Au": "3"}, result.output
+
+
+def test_max_terminations_keeps_the_first_of_each_facet(tmp_path):
+    """Ru(10-11) has two terminations; the second needs 4 layers, the first 3."""
+    args = ["enumerate", "-b", "Ru", "-m", "10-11", "--layers", "3", "--no-clean", "-a", "H"]
+    result = runner.invoke(app, [*args, "--dry-run"])
+    assert result.exit_code == 2 and "by termination: 0: 3, 1: 4" in result.output
+    result = runner.invoke(app, [*args, "--max-terminations", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    df = pd.read_parquet(tmp_path / "configs.parquet")
+    assert set(df.termination) == {0} and len(df) > 1
 
 
 def test_help_reads_like_a_man_page():

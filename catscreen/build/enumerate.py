@@ -132,6 +132,12 @@ class EnumerateSettings(BaseModel):
         description="the primitive surface cell repeated a x b times instead of min_ab: one "
         "coverage for the bulks of a facet whose primitive surface cells match",
     )
+    max_terminations: int | None = Field(
+        None,
+        ge=1,
+        description="keep the first N terminations of each facet (pymatgen's shift order, a "
+        "bottom termination after its top); None: all",
+    )
     adsorbates: list[str] = Field(default_factory=list, description="library adsorbate names")
     custom_adsorbates: list[str] = Field(default_factory=list, description="FILE:I[,J] specs")
     placement: Literal["heuristic", "random"] = "heuristic"
@@ -305,6 +311,7 @@ def enumerate_slabs(settings: EnumerateSettings) -> list[SlabTermination]:
                 settings.min_ab,
                 layers=settings.layers,
                 repeat=settings.repeat,
+                max_terminations=settings.max_terminations,
             )
     return slabs
 

@@ -29,7 +29,8 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 from ase.geometry.minkowski_reduction import minkowski_reduce
-from pymatgen.core.surface import SlabGenerator
+from pymatgen.core import Lattice, Structure
+from pymatgen.core.surface import Slab, SlabGenerator
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -327,6 +328,36 @@ def atom_layers(atoms: Atoms, tol: float = LAYER_TOL) -> np.ndarray:
     return layer
 
 
+class _SlabGenerator(SlabGenerator):
+    """pymatgen's SlabGenerator with `primitive=True`, less one step: pymatgen also reduces the
+    oriented bulk cell under the slab's lattice constraints, for a Slab attribute catscreen
+    never reads, and on high-index facets that search takes minutes or never ends (Pt(6,1,1)
+    133 s, Pt(10,1,1) over 10 min; with this class 1.4 and 8 s). The slab's own reduction is
+    pymatgen's call, so every slab is the one pymatgen gives."""
+
+    def get_slab(self, shift: float = 0, tol: float = 0.1, energy: float | None = None) -> Slab:
+        slab = super().get_slab(shift=shift, tol=tol, energy=energy)
+        # reduced in the stacked cells' own frame, as pymatgen does before Slab() turns the
+        # lattice: the turned one's rounding noise made minkowski_reduce pick another of two
+        # equal cells (bcc(110), fcc(210))
+        a, b, c = self.oriented_unit_cell.lattice.matrix
+        stacked = Lattice([a, b, round(slab.lattice.c / np.linalg.norm(c)) * c])
+        prim = Structure(
+            stacked, slab.species_and_occu, slab.frac_coords, site_properties=slab.site_properties
+        ).get_primitive_structure(tolerance=tol, reduce=False)
+        return Slab(
+            prim.lattice,
+            prim.species_and_occu,
+            prim.frac_coords,
+            slab.miller_index,
+            slab.oriented_unit_cell,
+            slab.shift,
+            slab.scale_factor,
+            site_properties=prim.site_properties,
+            energy=None if energy is None else energy * prim.volume / slab.volume,
+        )
+
+
 def _surface_depth(atoms: Atoms, bulk: Bulk) -> int:
     """Layers a cut must keep so that the surface stays as it is: every exposed atom's layer
     and one covered layer under the deepest (Ru(20-21): exposed atoms six layers deep)."""
@@ -349,8 +380,10 @@ def make_slabs(
     *,
     layers: int | None = None,
     repeat: tuple[int, int] | None = None,
+    max_terminations: int | None = None,
 ) -> list[SlabTermination]:
-    """Every distinct termination of one facet, bottom terminations of asymmetric slabs included.
+    """Every distinct termination of one facet, bottom terminations of asymmetric slabs included
+    (in pymatgen's shift order, a bottom after its top), or the first `max_terminations`.
 
     `layers` (exactly that many atomic layers, at least the surface's depth) replaces
     `min_slab_size` and `repeat` (the primitive surface cell repeated a x b times) replaces
@@ -364,14 +397,14 @@ def make_slabs(
         # deep the exposed atoms reach below the termination
         min_slab_size = layers * bulk.structure.lattice.d_hkl(miller) + 2 * bulk.d_nn
     try:
-        generator = SlabGenerator(
+        generator = _SlabGenerator(
             bulk.structure,
             miller,
             min_slab_size=min_slab_size,
             min_vacuum_size=vacuum,
             lll_reduce=False,
             center_slab=False,  # centred in ASE: pymatgen's centring is slow
-            primitive=True,
+            primitive=False,  # reduced by _SlabGenerator.get_slab
             max_normal_search=1,
         )
         slabs = generator.get_slabs(symmetrize=False)
@@ -387,13 +420,20 @@ def make_slabs(
         cuts.append((float(slab.shift), "top", top))
         if not slab.is_symmetric():
             cuts.append((float(slab.shift), "bottom", _flip(top)))
+    cuts = cuts[:max_terminations]  # before the depth check: a dropped one may be deeper
     if layers is not None:
-        need = max(_surface_depth(atoms, bulk) for _, _, atoms in cuts)
-        if layers < need:
+        needs = [_surface_depth(atoms, bulk) for _, _, atoms in cuts]
+        if layers < max(needs):
+            each = (
+                ""
+                if len(set(needs)) == 1
+                else f"; by termination: {', '.join(f'{i}: {n}' for i, n in enumerate(needs))} "
+                "(max_terminations keeps the first N)"
+            )
             raise CatscreenError(
-                f"{bulk.name} ({miller_text(miller)}) needs at least {need} layers: exposed atoms "
-                f"down to layer {need - 1} and a covered one under them (a layer is one height; "
-                "open and stepped facets have several per terrace)"
+                f"{bulk.name} ({miller_text(miller)}) needs at least {max(needs)} layers: "
+                f"exposed atoms down to layer {max(needs) - 1} and a covered one under them (a "
+                f"layer is one height; open and stepped facets have several per terrace){each}"
             )
         cuts = [(shift, side, atoms[atom_layers(atoms) < layers]) for shift, side, atoms in cuts]
     terminations: list[SlabTermination] = []

@@ -1,8 +1,7 @@
 """The enumerate stage of a campaign: recipe -> EnumerateSettings -> configs.parquet/extxyz.
 
-Two recipe features enumerate's API does not have are added here: per-candidate facets (one
-enumerate call per group of candidates sharing a facet list; ids do not depend on grouping)
-and `max_terminations` (terminations beyond the first N of each facet are dropped).
+One recipe feature enumerate's API does not have is added here: per-candidate facets (one
+enumerate call per group of candidates sharing a facet list; ids do not depend on grouping).
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ def enumerate_settings(
         vacuum=recipe.slab.vacuum,
         layers=recipe.slab.layers,
         repeat=recipe.slab.repeat,
+        max_terminations=recipe.slab.max_terminations,
         # the recipe's defaults stand where layers or repeat do not replace them
         **({} if recipe.slab.layers is not None else {"min_slab_size": recipe.slab.min_slab_size}),
         **({} if recipe.slab.repeat is not None else {"min_ab": recipe.slab.min_ab}),
@@ -103,11 +103,7 @@ def enumerate_recipe(
     for miller, cands in _groups(recipe).items():
         bulks = [str(c.file) if c.file is not None else c.name for c in cands]
         settings = enumerate_settings(recipe, bulks, miller)
-        images += [
-            a
-            for a in enumerate_configurations(settings)
-            if int(a.info["termination"]) < recipe.slab.max_terminations
-        ]
+        images += enumerate_configurations(settings)
     assert settings is not None  # a recipe has at least one candidate
     # The manifest metadata records the last group's settings; the recipe copy records them all.
     structures, table = write_configurations(images, out_dir, settings)

@@ -178,6 +178,13 @@ def enumerate_command(
         "3x3 beside Pt(111) 2x2); an ordered alloy's is larger (Pt3Ni(111) holds four).",
         show_default=False,
     ),
+    max_terminations: int | None = typer.Option(
+        None,
+        "--max-terminations",
+        help="Keep the first N terminations of each facet (pymatgen's order, a bottom after its "
+        "top); default: all. --layers is checked on the kept ones only.",
+        show_default=False,
+    ),
     clean: bool = typer.Option(
         True, "--clean/--no-clean", help="Write the clean slabs as configurations too."
     ),
@@ -210,6 +217,7 @@ def enumerate_command(
             vacuum=vacuum,
             layers=layers,
             repeat=repeat,
+            max_terminations=max_terminations,
             **({} if min_slab_size is None else {"min_slab_size": min_slab_size}),
             **({} if min_ab is None else {"min_ab": min_ab}),
             adsorbates=_many(adsorbates),
