@@ -765,8 +765,11 @@ def test_layers_are_checked_on_the_terminations_kept():
     """Ru(10-11)'s first termination needs 3 layers, its second 4: `layers: 3` under
     `max_terminations: 1` was refused for the termination the recipe drops."""
     bulk = library_bulk("Ru")
-    with pytest.raises(CatscreenError, match=r"at least 4 layers.*by termination: 0: 3, 1: 4"):
+    with pytest.raises(CatscreenError, match=r"by termination: 0: 3, 1: 4 \(max_term.* 1 keeps"):
         make_slabs(bulk, (1, 0, 1), 7.0, 12.0, 5.0, layers=3)
+    # Co's first (10-11) termination is its deepest: keeping fewer is no way out, not offered
+    with pytest.raises(CatscreenError, match=r"by termination: 0: 4, 1: 3$"):
+        make_slabs(library_bulk("Co"), (1, 0, 1), 7.0, 12.0, 5.0, layers=3)
     (kept,) = make_slabs(bulk, (1, 0, 1), 7.0, 20.0, 8.0, layers=3, max_terminations=1)
     both = make_slabs(bulk, (1, 0, 1), 7.0, 20.0, 8.0, layers=4)
     assert atom_layers(kept.atoms).max() == 2 and kept.termination == 0
@@ -810,6 +813,12 @@ def test_slabs_are_the_ones_pymatgen_s_primitive_cut_gives(monkeypatch, name, mi
         np.testing.assert_allclose(a.atoms.cell.array, b.atoms.cell.array, atol=1e-8)
         np.testing.assert_allclose(a.atoms.positions, b.atoms.positions, atol=1e-8)
         assert (a.atoms.get_tags() == b.atoms.get_tags()).all()
+    # the Slab's own record of its cell in the bulk's (pymatgen's scale_factor) too
+    kwargs = {"min_slab_size": 7.0, "min_vacuum_size": 20.0, "max_normal_search": 1}
+    mine = slabs_module._SlabGenerator(bulk.structure, miller, primitive=False, **kwargs)
+    pymatgen = SlabGenerator(bulk.structure, miller, primitive=True, **kwargs)
+    for a, b in zip(mine.get_slabs(), pymatgen.get_slabs(), strict=True):
+        np.testing.assert_allclose(a.scale_factor, b.scale_factor, atol=1e-8)
 
 
 @pytest.mark.timeout(60)  # a hang guard: pymatgen's own primitive cut took 133 s here

@@ -184,7 +184,9 @@ def test_max_terminations_keeps_the_first_of_each_facet(tmp_path):
     """Ru(10-11) has two terminations; the second needs 4 layers, the first 3."""
     args = ["enumerate", "-b", "Ru", "-m", "10-11", "--layers", "3", "--no-clean", "-a", "H"]
     result = runner.invoke(app, [*args, "--dry-run"])
-    assert result.exit_code == 2 and "by termination: 0: 3, 1: 4" in result.output
+    assert result.exit_code == 2 and "0: 3, 1: 4 (max_terminations / --max-terminations 1" in (
+        result.output
+    )
     result = runner.invoke(app, [*args, "--max-terminations", "1", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     df = pd.read_parquet(tmp_path / "configs.parquet")

@@ -350,9 +350,9 @@ class _SlabGenerator(SlabGenerator):
             prim.species_and_occu,
             prim.frac_coords,
             slab.miller_index,
-            slab.oriented_unit_cell,
+            slab.oriented_unit_cell,  # unreduced: the reduction is the search skipped here
             slab.shift,
-            slab.scale_factor,
+            np.linalg.solve(self.parent.lattice.matrix.T, prim.lattice.matrix.T).T,
             site_properties=prim.site_properties,
             energy=None if energy is None else energy * prim.volume / slab.volume,
         )
@@ -424,12 +424,14 @@ def make_slabs(
     if layers is not None:
         needs = [_surface_depth(atoms, bulk) for _, _, atoms in cuts]
         if layers < max(needs):
+            fit = next(k for k in range(len(needs) + 1) if k == len(needs) or needs[k] > layers)
             each = (
                 ""
                 if len(set(needs)) == 1
-                else f"; by termination: {', '.join(f'{i}: {n}' for i, n in enumerate(needs))} "
-                "(max_terminations keeps the first N)"
+                else f"; by termination: {', '.join(f'{i}: {n}' for i, n in enumerate(needs))}"
             )
+            if fit:  # the first terminations fit: keeping only those is the other way out
+                each += f" (max_terminations / --max-terminations {fit} keeps those that fit)"
             raise CatscreenError(
                 f"{bulk.name} ({miller_text(miller)}) needs at least {max(needs)} layers: "
                 f"exposed atoms down to layer {max(needs) - 1} and a covered one under them (a "
