@@ -400,6 +400,26 @@ def test_other_relax_settings_set_the_old_results_aside(tmp_path: Path) -> None:
     assert counts["ran"] == 0 and counts["reused"] == counts["rows"]
 
 
+def test_results_set_aside_never_replace_ones_set_aside_before(tmp_path: Path) -> None:
+    """Without campaign.json (what a damaged state's error says to delete) every table set
+    aside was named results.old.parquet, and the second replaced the first: its relaxations
+    were lost without a word and ran again."""
+    recipe, out = tmp_path / "tiny.yaml", tmp_path / "run"
+    tables = {}
+    for fmax in ("0.1", "0.08", "0.06"):
+        (out / "campaign.json").unlink(missing_ok=True)
+        _rerun(recipe, out, RECIPE.replace("fmax: 0.1", f"fmax: {fmax}"))
+        tables[fmax] = (out / "results.parquet").read_bytes()
+    aside = sorted(path.name for path in out.glob("results.*.parquet"))
+    assert aside == ["results.old.1.parquet", "results.old.parquet"]
+    assert (out / "results.old.parquet").read_bytes() == tables["0.1"]
+    assert (out / "results.old.1.parquet").read_bytes() == tables["0.08"]
+    (out / "campaign.json").unlink()
+    output, counts = _rerun(recipe, out, RECIPE)  # the first settings again: nothing reruns
+    assert "reusing results.old.parquet" in output
+    assert counts["ran"] == 0 and counts["reused"] == counts["rows"]
+
+
 def test_naming_the_default_fidelity_keeps_the_results(tmp_path: Path) -> None:
     recipe, out = tmp_path / "tiny.yaml", tmp_path / "run"
     _rerun(recipe, out, RECIPE)

@@ -71,6 +71,23 @@ def test_formats_and_out_dir(results_file, tmp_path):
     assert records[0]["candidate"] == "Cu(111)" and records[0]["distance"] == 0
 
 
+@pytest.mark.parametrize("name", ["adsorption", "ranked", "systems", "flagged"])
+def test_results_named_like_a_rank_table_are_not_overwritten(tmp_path, results, name):
+    """Results saved as adsorption.parquet were replaced by rank's own table of that name (exit
+    0): every relaxation lost, and the next rank or relax refused the file."""
+    path = tmp_path / f"{name}.parquet"
+    write_parquet(results, path)
+    before = path.read_bytes()
+    res = runner.invoke(app, ["rank", str(path)])
+    assert res.exit_code == 2
+    line = " ".join(res.output.split())
+    assert f"rank writes {name}.parquet into" in line and "would overwrite its input" in line
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == [path.name]
+    res = runner.invoke(app, ["rank", str(path), "--out", str(tmp_path / "ranked")])
+    assert res.exit_code == 0, res.output
+    assert path.read_bytes() == before and len(read_parquet(tmp_path / "ranked" / path.name))
+
+
 def test_write_dft(results_file, tmp_path):
     res = runner.invoke(
         app,

@@ -136,6 +136,22 @@ def test_resume_continues(tmp_path: Path) -> None:
         Trainer(tiny_config(tmp_path, [data], max_steps=8), log=lambda m: None).run()
 
 
+def test_a_damaged_best_checkpoint_stops_the_resume(tmp_path: Path) -> None:
+    """A cut-off best.pt stood through a resume (exit 0, "model: best.pt") until a better score
+    came, and was the model the run named."""
+    data = make_dataset(tmp_path / "d.extxyz")
+    Trainer(tiny_config(tmp_path, [data], max_steps=4, eval_every=2), log=lambda m: None).run()
+    best = tmp_path / "run" / "best.pt"
+    best.write_bytes(best.read_bytes()[:10000])
+    damaged = best.read_bytes()
+    with pytest.raises(CatscreenError, match=r"cannot read checkpoint .*best.pt.*delete it"):
+        Trainer(tiny_config(tmp_path, [data], max_steps=6, eval_every=2), log=print).run()
+    assert best.read_bytes() == damaged  # nothing written
+    best.unlink()
+    tr = Trainer(tiny_config(tmp_path, [data], max_steps=6, eval_every=2), log=lambda m: None)
+    assert tr.run() == best and load_checkpoint(best)[1]["metadata"]
+
+
 def test_a_run_moved_to_another_folder_still_resumes(tmp_path: Path) -> None:
     """A run and its data copied elsewhere (a GPU machine's checkout) are the same run."""
     a = tmp_path / "a"

@@ -3,6 +3,7 @@
 from catscreen.analysis.rank import (
     RankOutput,
     RankSettings,
+    rank_output_paths,
     rank_results,
     read_results,
     uncertainty_note,
@@ -19,6 +20,7 @@ __all__ = [
     "load_references",
     "parse_target",
     "parse_targets",
+    "rank_output_paths",
     "rank_results",
     "read_results",
     "uncertainty_note",

@@ -38,6 +38,9 @@ UNCERTAINTY_MODEL = (
 DFT_COLUMNS = ("slab_structure", "reference_weights", "reference_structures")
 
 
+RANK_TABLES = ("ranked", "systems", "adsorption", "flagged")  # <name>.parquet each
+
+
 @dataclass
 class RankSettings:
     """Everything that decides a ranking; recorded verbatim in the output metadata."""
@@ -153,15 +156,15 @@ def uncertainty_note(output: RankOutput) -> str | None:
     return None
 
 
+def rank_output_paths(out_dir: str | Path) -> dict[str, Path]:
+    """Where `write_rank_outputs` writes, known before ranking (the CLI checks its input is
+    none of them)."""
+    return {name: Path(out_dir) / f"{name}.parquet" for name in RANK_TABLES}
+
+
 def write_rank_outputs(output: RankOutput, out_dir: str | Path) -> dict[str, Path]:
     """ranked.parquet, systems.parquet, adsorption.parquet, flagged.parquet (atomic)."""
-    out = Path(out_dir)
-    paths = {
-        "ranked": out / "ranked.parquet",
-        "systems": out / "systems.parquet",
-        "adsorption": out / "adsorption.parquet",
-        "flagged": out / "flagged.parquet",
-    }
+    paths = rank_output_paths(out_dir)
     tables = {
         "ranked": output.ranked,
         "systems": output.systems,

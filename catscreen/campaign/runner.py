@@ -22,6 +22,7 @@ new ones. Rank uses the rows of the current configurations only.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import time
@@ -208,7 +209,14 @@ def _set_aside_stale_results(
         if _made_as(results, now_, version, default_fidelity):
             return
         prev = state.stages.get("relax")
-        aside = root / f"results.{prev.hash if prev is not None else 'old'}.parquet"
+        label = prev.hash if prev is not None else "old"
+        # never onto a table set aside before: without campaign.json every label was 'old',
+        # and a kill after a rename left the next run the same hash
+        aside = next(
+            path
+            for n in itertools.count()
+            if not (path := root / f"results.{label}{f'.{n}' if n else ''}.parquet").exists()
+        )
         results.rename(aside)
         log(f"relax: model or relax settings changed; kept the old results as {aside.name}")
     for kept in sorted(set(root.glob("results.*.parquet")) - {aside}):

@@ -13,6 +13,7 @@ from catscreen.analysis import (
     RankSettings,
     load_references,
     parse_targets,
+    rank_output_paths,
     rank_results,
     read_results,
     uncertainty_note,
@@ -142,6 +143,12 @@ def rank_command(
                 f"--write-dft {write_dft[1]} would hold the rank tables (--out {tables}): "
                 "give the DFT inputs a folder of their own"
             )
+    written = rank_output_paths(out or results.parent).values()
+    if any(path.exists() and path.samefile(results) for path in written if results.exists()):
+        raise CatscreenError(
+            f"rank writes {results.name} into {(out or results.parent)} and would overwrite its "
+            "input (left unchanged): give --out another folder, or rename the results file"
+        )
     settings = RankSettings(
         references=load_references(references),
         targets=parse_targets(target, tolerance),

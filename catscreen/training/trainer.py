@@ -1126,6 +1126,14 @@ class Trainer:
             raise CatscreenError(
                 f"cannot resume from {path} ({type(exc).__name__}); {fix}"
             ) from exc
+        best = self.out / "best.pt"
+        if best.exists():  # a damaged one stood until a better score came, and was returned
+            try:
+                load_checkpoint(best)
+            except CatscreenError as exc:
+                raise CatscreenError(
+                    f"{exc}; delete it to have this run's next evaluation write a new one"
+                ) from exc
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location put it on the device
         self.step, self.best, self.history = state["step"], state["best"], state["history"]
