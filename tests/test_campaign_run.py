@@ -420,6 +420,18 @@ def test_results_set_aside_never_replace_ones_set_aside_before(tmp_path: Path) -
     assert counts["ran"] == 0 and counts["reused"] == counts["rows"]
 
 
+def test_a_damaged_rank_table_is_ranked_again(tmp_path: Path) -> None:
+    """A cut-off rank/ranked.parquet counted as up to date and failed every later run."""
+    recipe, out = tmp_path / "tiny.yaml", tmp_path / "run"
+    _rerun(recipe, out, RECIPE)
+    ranked = out / "rank" / "ranked.parquet"
+    good = pd.read_parquet(ranked)
+    ranked.write_bytes(ranked.read_bytes()[:300])
+    output, _ = _rerun(recipe, out, RECIPE)
+    assert "ran: rank; skipped (up to date): enumerate, relax" in output
+    assert pd.read_parquet(ranked).equals(good)
+
+
 def test_naming_the_default_fidelity_keeps_the_results(tmp_path: Path) -> None:
     recipe, out = tmp_path / "tiny.yaml", tmp_path / "run"
     _rerun(recipe, out, RECIPE)
@@ -494,7 +506,7 @@ def test_batches_that_failed_as_a_whole_are_retried_on_the_next_run(
     )
     result = _run(recipe, out)
     assert result.exit_code == 0, result.output
-    assert f"{failed} configuration(s) without a final row (a failed batch)" in " ".join(
+    assert f"{failed} configuration(s) without a final row (a failed batch or rows" in " ".join(
         result.output.split()
     )
     counts = json.loads((out / "campaign.json").read_text())["stages"]["relax"]["counts"]

@@ -369,7 +369,8 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         and unfinished(configs, root / RESULTS, relax_settings)
     )
     if retry:
-        log(f"relax: {retry} configuration(s) without a final row (a failed batch); rerunning")
+        why = "a failed batch or rows removed"
+        log(f"relax: {retry} configuration(s) without a final row ({why}); rerunning")
     stage("relax", relax, retry=bool(retry))
 
     def keep_ranked_recipe() -> None:

@@ -1,7 +1,7 @@
 """The campaign's stage log (DIR/campaign.json): what ran, with which inputs, how long, what came out.
 
 Resuming and `campaign status` both read it. A stage is done when its record says so, its hash
-matches the recipe's, and its files still exist; anything else reruns that stage.
+matches the recipe's, and its files still exist (parquet ones readable); anything else reruns that stage.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, ValidationError
 
 from catscreen.errors import CatscreenError, first_line
@@ -48,8 +49,22 @@ class CampaignState(BaseModel):
             rec is not None
             and rec.status == "done"
             and rec.hash == hash_
-            and all((root / f).exists() for f in rec.files)
+            and all(_intact(root / f) for f in rec.files)
         )
+
+
+def _intact(path: Path) -> bool:
+    """There, and a parquet file's footer readable: a damaged rank table reran nothing and
+    failed every later read (a damaged results table is then refused by the relax stage)."""
+    if not path.exists():
+        return False
+    if path.suffix != ".parquet":
+        return True
+    try:
+        pq.read_metadata(path)
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        return False
+    return True
 
 
 def state_path(root: Path) -> Path:
