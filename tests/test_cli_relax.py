@@ -86,6 +86,25 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     assert (kept.wall_time.values == before.wall_time.values).all()
 
 
+def test_ctrl_c_says_what_happened_and_the_rerun_goes_on(tmp_path):
+    """Ctrl-C (SIGINT) ended relax with exit 130 and nothing printed."""
+    configs, out = tmp_path / "configs.extxyz", tmp_path / "results.parquet"
+    write_configs(configs, 14)
+    cmd = [c for c in relax_cmd(configs, out) if c != "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while rows_on_disk(out) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted: what finished is kept; rerun the same command to go on" in stderr
+    done = len(pd.read_parquet(out))
+    res = subprocess.run(relax_cmd(configs, out), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and f"{done} already done" in res.stdout, res.stderr
+
+
 def test_concurrent_writer_is_refused(tmp_path):
     """A second writer gets one clear line and exit code 2 (flock conflicts even in-process)."""
     configs, out = tmp_path / "configs.extxyz", tmp_path / "results.parquet"

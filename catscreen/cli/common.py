@@ -20,7 +20,8 @@ R = TypeVar("R")
 
 
 def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn a CatscreenError into `error: <message>` on stderr and exit code 2."""
+    """Turn a CatscreenError into `error: <message>` on stderr and exit code 2, Ctrl-C into one
+    line and 130 (the shell's code for SIGINT)."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -32,6 +33,13 @@ def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
                 f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
             )
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:  # Ctrl-C ended relax, campaign and train silently (exit 130)
+            err_console.print(
+                "[bold red]interrupted:[/] what finished is kept; rerun the same command to go on",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(130) from None
 
     return wrapper
 
