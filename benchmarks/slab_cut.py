@@ -62,7 +62,7 @@ def main() -> None:
         ours = time.perf_counter() - start
         theirs = timed_child(args.bulk, miller, args.cap)
         shown = f"> {args.cap:.0f}" if theirs is None else f"{theirs:.1f}"
-        ratio = f"> {args.cap / ours:.0f}" if theirs is None else f"{theirs / ours:.1f}"
+        ratio = f"> {args.cap / ours:.1f}" if theirs is None else f"{theirs / ours:.1f}"
         atoms = ", ".join(str(len(s.atoms)) for s in slabs)
         print(f"({','.join(map(str, miller))}) {shown} {ours:.1f} {ratio}x  [atoms: {atoms}]")
 

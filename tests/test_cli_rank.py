@@ -86,6 +86,10 @@ def test_results_named_like_a_rank_table_are_not_overwritten(tmp_path, results, 
     res = runner.invoke(app, ["rank", str(path), "--out", str(tmp_path / "ranked")])
     assert res.exit_code == 0, res.output
     assert path.read_bytes() == before and len(read_parquet(tmp_path / "ranked" / path.name))
+    # a link to the table is refused under the table's name, the file rank would replace
+    (tmp_path / "mine.parquet").symlink_to(path)
+    res = runner.invoke(app, ["rank", str(tmp_path / "mine.parquet")])
+    assert res.exit_code == 2 and f"rank writes {name}.parquet into" in " ".join(res.output.split())
 
 
 def test_write_dft(results_file, tmp_path):

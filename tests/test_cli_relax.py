@@ -99,7 +99,7 @@ def test_ctrl_c_says_what_happened_and_the_rerun_goes_on(tmp_path):
     os.kill(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130
-    assert "interrupted: what finished is kept; rerun the same command to go on" in stderr
+    assert "interrupted: no file is left half-written; relax, campaign run, train" in stderr
     done = len(pd.read_parquet(out))
     res = subprocess.run(relax_cmd(configs, out), capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and f"{done} already done" in res.stdout, res.stderr

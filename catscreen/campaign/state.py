@@ -54,8 +54,9 @@ class CampaignState(BaseModel):
 
 
 def _intact(path: Path) -> bool:
-    """There, and a parquet file's footer readable: a damaged rank table reran nothing and
-    failed every later read (a damaged results table is then refused by the relax stage)."""
+    """There, and a parquet file's footer readable (a cut-off file; damage inside is found when
+    read): a cut-off rank table reran nothing and failed every later read (a cut-off results
+    table is then refused by the relax stage)."""
     if not path.exists():
         return False
     if path.suffix != ".parquet":

@@ -35,7 +35,8 @@ def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:  # Ctrl-C ended relax, campaign and train silently (exit 130)
             err_console.print(
-                "[bold red]interrupted:[/] what finished is kept; rerun the same command to go on",
+                "[bold red]interrupted:[/] no file is left half-written; relax, campaign run, "
+                "train and data label go on from where they stopped when rerun",
                 highlight=False,
                 soft_wrap=True,
             )

@@ -144,11 +144,12 @@ def rank_command(
                 "give the DFT inputs a folder of their own"
             )
     written = rank_output_paths(out or results.parent).values()
-    if any(path.exists() and path.samefile(results) for path in written if results.exists()):
-        raise CatscreenError(
-            f"rank writes {results.name} into {(out or results.parent)} and would overwrite its "
-            "input (left unchanged): give --out another folder, or rename the results file"
-        )
+    for path in written if results.exists() else ():
+        if path.exists() and path.samefile(results):
+            raise CatscreenError(
+                f"rank writes {path.name} into {path.parent} and would overwrite its input "
+                "(left unchanged): give --out another folder, or rename the results file"
+            )
     settings = RankSettings(
         references=load_references(references),
         targets=parse_targets(target, tolerance),
