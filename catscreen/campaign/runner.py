@@ -17,7 +17,8 @@ or its weights) reruns relax and rank; a stage that reruns marks the later ones 
 they rerun too. The relax stage reuses every finished row that still applies (adding a
 candidate relaxes only the new one); results made with another model, spin, fidelity,
 optimizer, fmax or step limit are kept aside as results.<hash>.parquet (results.old.parquet
-without a stage log; .1, .2, ... never onto an earlier one) rather than mixed with new ones. Rank uses the rows of the current configurations only.
+without a stage log; .1, .2, ... never onto an earlier one) rather than mixed with new ones.
+Rank uses the rows of the current configurations only.
 """
 
 from __future__ import annotations

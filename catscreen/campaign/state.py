@@ -1,7 +1,8 @@
 """The campaign's stage log (DIR/campaign.json): what ran, with which inputs, how long, what came out.
 
 Resuming and `campaign status` both read it. A stage is done when its record says so, its hash
-matches the recipe's, and its files still exist (parquet ones readable); anything else reruns that stage.
+matches the recipe's, and its files still exist (parquet ones with a readable footer); anything
+else reruns that stage.
 """
 
 from __future__ import annotations

@@ -39,8 +39,9 @@ EPILOG = (
     "[bold]Rules[/]: Miller indices refer to the bulk's conventional standard cell (hcp: "
     "0,0,1 or 0,0,0,1 for the basal plane). Every termination is kept, plus the bottom of "
     "asymmetric slabs, flipped so adsorbates sit at +z (--max-terminations N: the first N "
-    "in pymatgen's shift order, which need not be the same surface on two metals). Surface atoms (tag 1) are those "
-    "that higher atoms do not surround from above (the foot of a step is one). Sites: "
+    "in pymatgen's shift order, which need not be the same surface on two metals). Surface "
+    "atoms (tag 1) are those that higher atoms do not surround from above (the foot of a "
+    "step is one). Sites: "
     "ontop, bridge, fcc/hcp hollows (hcp when a second-layer atom lies beneath), other "
     "3-fold 'hollow', 4fold; symmetry-equivalent "
     "sites merged (the slab cell's own symmetry). Adsorbates start upright with the binding "
@@ -199,8 +200,9 @@ def enumerate_command(
     """Enumerate surfaces and adsorbate placements: bulk -> slabs -> sites -> configurations.
 
     For every bulk, cut each requested facet with pymatgen's SlabGenerator (every
-    termination, or the first --max-terminations), find the symmetry-distinct adsorption sites and place each adsorbate on
-    them. Defaults follow Open Catalyst: 7 A slab, 20 A vacuum, 8 A in-plane.
+    termination, or the first --max-terminations), find the symmetry-distinct adsorption
+    sites and place each adsorbate on them. Defaults follow Open Catalyst: 7 A slab, 20 A
+    vacuum, 8 A in-plane.
     """
     if out is None and not dry_run:
         raise CatscreenError("give --out DIR (or --dry-run to only count)")
