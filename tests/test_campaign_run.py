@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -107,6 +110,22 @@ def test_status_shows_stages(campaign: tuple[Path, Path]) -> None:
         assert word in result.output
     narrow = runner.invoke(app, ["campaign", "status", str(out)], env={"COLUMNS": "80"})
     assert narrow.exit_code == 0 and "…" not in narrow.output  # folded, never cut
+
+
+def test_status_tells_a_killed_stage_from_a_running_one(campaign: tuple[Path, Path]) -> None:
+    """A SIGKILLed run's stage read "running" for ever; the record now names its process."""
+    out = Path(shutil.copytree(campaign[1], campaign[1].parent / "copy"))
+    state = json.loads((out / "campaign.json").read_text())
+    relax = state["stages"]["relax"]
+    assert relax["host"] == socket.gethostname() and relax["pid"] > 0  # recorded when it ran
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for pid, shown in ((dead.pid, "killed (pid"), (os.getpid(), "running")):
+        relax.update(status="running", pid=pid)
+        (out / "campaign.json").write_text(json.dumps(state))
+        result = runner.invoke(app, ["campaign", "status", str(out)], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and shown in result.output, result.output
+    assert "killed (pid" not in result.output
 
 
 @pytest.mark.parametrize("command", [["campaign", "status"], ["report"]])

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,7 +152,14 @@ def _run_stage(
         return False
     prev = state.stages.get(name)
     runs = prev.runs + 1 if prev is not None and prev.hash == hash_ else 1
-    record = StageRecord(status="running", hash=hash_, started=now(), runs=runs)
+    record = StageRecord(
+        status="running",
+        hash=hash_,
+        started=now(),
+        runs=runs,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
     state.stages[name] = record
     for later in STAGES[STAGES.index(name) + 1 :]:  # until they rerun, they follow the old recipe
         if later in state.stages and state.stages[later].status == "done":

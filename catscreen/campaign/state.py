@@ -8,6 +8,8 @@ else reruns that stage.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -37,6 +39,21 @@ class StageRecord(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     message: str = ""
     runs: int = 1  # how many times this stage has been (re)started
+    # who runs it, so that `campaign status` can tell a running stage from a killed one
+    host: str | None = None
+    pid: int | None = None
+
+    def killed(self) -> bool:
+        """Recorded as running by a process of this machine that is gone (SIGKILL, power)."""
+        if self.status != "running" or self.pid is None or self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
 
 
 class CampaignState(BaseModel):

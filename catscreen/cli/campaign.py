@@ -134,6 +134,8 @@ def status_command(root: Path = typer.Argument(..., help="Campaign folder.")) ->
             rec.status
         ]
         status = f"[{colour}]{rec.status}[/]" + (f" ({escape(rec.message)})" if rec.message else "")
+        if rec.killed():  # it said "running" for a run killed long ago
+            status = f"[red]killed[/] (pid {rec.pid} is gone; `campaign run` resumes it)"
         table.add_row(
             name,
             status,
