@@ -91,7 +91,15 @@ def test_ctrl_c_says_what_happened_and_the_rerun_goes_on(tmp_path):
     configs, out = tmp_path / "configs.extxyz", tmp_path / "results.parquet"
     write_configs(configs, 14)
     cmd = [c for c in relax_cmd(configs, out) if c != "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background job starts with SIGINT ignored (CI's `nohup ... &`), and Python
+    # keeps an ignored SIGINT: the child gets it back as a terminal's foreground command has it
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 90
     while rows_on_disk(out) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
