@@ -424,7 +424,7 @@ def make_slabs(
     if layers is not None:
         needs = [_surface_depth(atoms, bulk) for _, _, atoms in cuts]
         if layers < max(needs):
-            fit = next(k for k in range(len(needs) + 1) if k == len(needs) or needs[k] > layers)
+            fit = next((k for k, need in enumerate(needs) if need > layers), len(needs))
             each = (
                 ""
                 if len(set(needs)) == 1

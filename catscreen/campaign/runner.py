@@ -23,7 +23,6 @@ Rank uses the rows of the current configurations only.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import socket
@@ -221,11 +220,10 @@ def _set_aside_stale_results(
         label = prev.hash if prev is not None else "old"
         # never onto a table set aside before: without campaign.json every label was 'old',
         # and a kill after a rename left the next run the same hash
-        aside = next(
-            path
-            for n in itertools.count()
-            if not (path := root / f"results.{label}{f'.{n}' if n else ''}.parquet").exists()
-        )
+        aside, n = root / f"results.{label}.parquet", 0
+        while aside.exists():
+            n += 1
+            aside = root / f"results.{label}.{n}.parquet"
         results.rename(aside)
         log(f"relax: model or relax settings changed; kept the old results as {aside.name}")
     for kept in sorted(set(root.glob("results.*.parquet")) - {aside}):

@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, ValidationError
 
 from catscreen.errors import CatscreenError, first_line
-from catscreen.io import atomic_path
+from catscreen.io import atomic_path, read_parquet_metadata
 
 STAGES: tuple[str, ...] = ("enumerate", "relax", "rank")
 STATE_FILE = "campaign.json"
@@ -52,7 +51,7 @@ class StageRecord(BaseModel):
         except ProcessLookupError:
             return True
         except PermissionError:  # alive, another user's
-            return False
+            pass
         return False
 
 
@@ -80,8 +79,8 @@ def _intact(path: Path) -> bool:
     if path.suffix != ".parquet":
         return True
     try:
-        pq.read_metadata(path)
-    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        read_parquet_metadata(path)
+    except (CatscreenError, ValueError):  # ValueError: catscreen's metadata itself damaged
         return False
     return True
 

@@ -143,9 +143,8 @@ def rank_command(
                 f"--write-dft {write_dft[1]} would hold the rank tables (--out {tables}): "
                 "give the DFT inputs a folder of their own"
             )
-    written = rank_output_paths(out or results.parent).values()
-    for path in written if results.exists() else ():
-        if path.exists() and path.samefile(results):
+    for path in rank_output_paths(out or results.parent).values():
+        if results.exists() and path.exists() and path.samefile(results):
             raise CatscreenError(
                 f"rank writes {path.name} into {path.parent} and would overwrite its input "
                 "(left unchanged): give --out another folder, or rename the results file"
