@@ -331,9 +331,10 @@ def atom_layers(atoms: Atoms, tol: float = LAYER_TOL) -> np.ndarray:
 class _SlabGenerator(SlabGenerator):
     """pymatgen's SlabGenerator with `primitive=True`, less one step: pymatgen also reduces the
     oriented bulk cell under the slab's lattice constraints, for a Slab attribute catscreen
-    never reads, and on high-index facets that search takes minutes (Pt(6,1,1) 98-133 s,
-    Pt(10,1,1) unfinished after 4 min; the cut with this class 1.4 and 8 s). The slab's own
-    reduction is pymatgen's call, so every slab is the one pymatgen gives."""
+    never reads, and on high-index facets that search takes minutes (benchmarks/slab_cut.py:
+    Pt(6,1,1) 98 s, Pt(10,1,1) unfinished after 4 min; make_slabs with this class 3.2 and 21 s,
+    tags and repeat included). The slab's own reduction is pymatgen's call, so every slab is
+    the one pymatgen gives."""
 
     def get_slab(self, shift: float = 0, tol: float = 0.1, energy: float | None = None) -> Slab:
         slab = super().get_slab(shift=shift, tol=tol, energy=energy)
