@@ -732,7 +732,7 @@ def test_layers_keep_every_exposed_atom_and_a_covered_layer_under_them():
     with pytest.raises(CatscreenError, match=r"^Pt \(2,1,1\) needs at least 4 layers: exposed"):
         make_slabs(library_bulk("Pt"), (2, 1, 1), 7.0, 12.0, 8.0, layers=3)
     bulk = library_bulk("Ru")
-    with pytest.raises(CatscreenError, match=r"^Ru \(2,0,1\) needs at least 8 layers"):
+    with pytest.raises(CatscreenError, match=r"^Ru \(2,0,-2,1\) needs at least 8 layers"):
         make_slabs(bulk, (2, 0, 1), 7.0, 12.0, 8.0, layers=6, repeat=(2, 2))
     cut = make_slabs(bulk, (2, 0, 1), 7.0, 12.0, 8.0, layers=8, repeat=(2, 2))
     full = make_slabs(bulk, (2, 0, 1), 7.0, 12.0, 8.0, repeat=(2, 2))

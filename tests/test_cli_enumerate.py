@@ -137,6 +137,8 @@ def test_out_that_is_a_file_is_refused(tmp_path):
         (["-b", "Pt", "--repeat", "2x2", "--min-ab", "5"], "give --min-ab or --repeat, not both"),
         (["-b", "Pt", "--repeat", "2x"], "bad setting repeat: bad repeat '2x'"),
         (["-b", "Pt", "-m", "2,1,1", "--layers", "3"], "Pt (2,1,1) needs at least 4 layers"),
+        (["-b", "Ru", "-m", "20-21", "--layers", "6"], "Ru (2,0,-2,1) needs at least 8 layers"),
+        (["-b", "Ru", "-m", "0001", "-m", "001"], "Ru: facet 0,0,0,1 given twice (a multiple"),
         (["-b", "Pt", "--max-terminations", "0"], "bad setting max_terminations"),
     ],
 )

@@ -92,8 +92,18 @@ def stable_id(prefix: str, payload: dict[str, object]) -> str:
     return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
-def miller_text(miller: Miller) -> str:
+def miller_text(miller: Miller | Bravais) -> str:
+    """(1, 1, 1) -> '1,1,1', the form the tables use."""
     return ",".join(str(i) for i in miller)
+
+
+def facet_text(bulk: Bulk, miller: Miller) -> str:
+    """A facet as a message names it: 4-index on a hexagonal lattice, as the user wrote it
+    (`--miller 20-21` read "Ru (2,0,1) needs ..."); the tables keep 3 indices."""
+    if not bulk.structure.lattice.is_hexagonal():
+        return miller_text(miller)
+    h, k, z = miller
+    return miller_text((h, k, -(h + k), z))
 
 
 def parse_miller(text: str) -> Miller:
@@ -185,10 +195,13 @@ def check_distinct_facets(bulk: Bulk, millers: list[Miller]) -> None:
         divisor = math.gcd(*miller)
         reduced = tuple(i // divisor for i in miller)
         if reduced in seen and seen[reduced] == miller:
-            raise CatscreenError(f"{bulk.name}: facet {miller_text(miller)} given twice")
+            raise CatscreenError(
+                f"{bulk.name}: facet {facet_text(bulk, miller)} given twice (a multiple of an "
+                "index, or its 3- and 4-index forms, is one facet)"
+            )
         if reduced in seen:
             raise CatscreenError(
-                f"{bulk.name}: facets {miller_text(seen[reduced])} and {miller_text(miller)} are "
+                f"{bulk.name}: facets {facet_text(bulk, seen[reduced])} and {facet_text(bulk, miller)} are "
                 "the same surface (symmetry-equivalent); give one of them"
             )
         seen.update({m: miller for m in _family(ops, reduced)})  # type: ignore[arg-type]
@@ -411,10 +424,10 @@ def make_slabs(
         slabs = generator.get_slabs(symmetrize=False)
     except Exception as exc:  # pymatgen raises ValueError and others for impossible facets
         raise CatscreenError(
-            f"{bulk.name} ({miller_text(miller)}): cannot cut slab: {first_line(exc)}"
+            f"{bulk.name} ({facet_text(bulk, miller)}): cannot cut slab: {first_line(exc)}"
         ) from exc
     if not slabs:
-        raise CatscreenError(f"{bulk.name} ({miller_text(miller)}) yields no slab")
+        raise CatscreenError(f"{bulk.name} ({facet_text(bulk, miller)}) yields no slab")
     cuts: list[tuple[float, str, Atoms]] = []
     for slab in sorted(slabs, key=lambda s: s.shift):
         top = _to_atoms(slab)
@@ -434,7 +447,7 @@ def make_slabs(
             if fit:  # the first terminations fit: keeping only those is the other way out
                 each += f" (max_terminations / --max-terminations {fit} keeps those that fit)"
             raise CatscreenError(
-                f"{bulk.name} ({miller_text(miller)}) needs at least {max(needs)} layers: "
+                f"{bulk.name} ({facet_text(bulk, miller)}) needs at least {max(needs)} layers: "
                 f"exposed atoms down to layer {max(needs) - 1} and a covered one under them (a "
                 f"layer is one height; open and stepped facets have several per terrace){each}"
             )

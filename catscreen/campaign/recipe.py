@@ -29,7 +29,14 @@ from catscreen.build.adsorbates import unknown_adsorbate
 from catscreen.build.bulks import FRAME_INDEX, bulk_library, unknown_bulk
 from catscreen.build.enumerate import Repeat, size_conflict
 from catscreen.build.placements import NUDGE
-from catscreen.build.slabs import MIN_VACUUM, Bravais, Miller, parse_facet, three_index
+from catscreen.build.slabs import (
+    MIN_VACUUM,
+    Bravais,
+    Miller,
+    miller_text,
+    parse_facet,
+    three_index,
+)
 from catscreen.errors import CatscreenError, did_you_mean
 from catscreen.paths import recipes_dir
 
@@ -77,11 +84,6 @@ MillerIndex = Annotated[Miller, BeforeValidator(parse_miller)]
 FacetIndex = Annotated[Miller | Bravais, BeforeValidator(parse_facet_value)]
 
 
-def miller_label(miller: Miller | Bravais) -> str:
-    """(1, 1, 1) -> '1,1,1', the form the tables use."""
-    return ",".join(str(i) for i in miller)
-
-
 class Candidate(_Strict):
     """A bulk: a name in the built-in library, or a structure file (CIF, POSCAR, extxyz).
 
@@ -113,7 +115,10 @@ def _unique_millers(millers: list[Miller | Bravais] | None) -> None:
     seen: set[Miller] = set()
     for m in millers or []:
         if three_index(m) in seen:
-            raise ValueError(f"facet {miller_label(m)} is listed twice")
+            raise ValueError(
+                f"facet {miller_text(m)} is listed twice (a multiple of an index, or its 3- and "
+                "4-index forms, is one facet)"
+            )
         seen.add(three_index(m))
 
 
@@ -340,13 +345,13 @@ class Recipe(_Strict):
             if facets is not None and ref.miller not in _cut_facets(cand, facets):
                 raise FieldError(
                     ("ranking", "reference", "miller"),
-                    f"facet {miller_label(ref.miller)} is not among {ref.bulk}'s facets",
+                    f"facet {miller_text(ref.miller)} is not among {ref.bulk}'s facets",
                 )
             max_index = self.facets.max_index if self.facets else None
             if facets is None and max_index is not None and max(map(abs, ref.miller)) > max_index:
                 raise FieldError(
                     ("ranking", "reference", "miller"),
-                    f"facet {miller_label(ref.miller)} is beyond facets.max_index {max_index}",
+                    f"facet {miller_text(ref.miller)} is beyond facets.max_index {max_index}",
                 )
         return self
 
