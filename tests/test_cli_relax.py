@@ -84,6 +84,7 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     kept = after.loc[before.config_id]
     assert (kept.final_structure.values == before.final_structure.values).all()
     assert (kept.wall_time.values == before.wall_time.values).all()
+    assert not (tmp_path / "results.parquet.lock").exists()  # a finished run removes it
 
 
 def test_ctrl_c_says_what_happened_and_the_rerun_goes_on(tmp_path):

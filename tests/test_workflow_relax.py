@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -278,6 +280,33 @@ def test_second_writer_is_refused(tmp_path):
         relax_configurations(p, out, RelaxSettings(model="emt"), progress=False)
     relax_configurations(p, out, RelaxSettings(model="emt", steps=2), progress=False)
     assert len(pd.read_parquet(out)) == 5
+
+
+def test_a_finished_run_removes_its_lock_file_and_a_replaced_one_is_not_trusted(
+    tmp_path, monkeypatch
+):
+    """`r.parquet.lock` stayed beside every result table. Removing it opens a race: a run that
+    opened the file before it went would lock an orphan while a third run locks the new file;
+    the lock is taken again on whatever the path holds after locking."""
+    out = tmp_path / "r.parquet"
+    lock = tmp_path / "r.parquet.lock"
+    with OutputLock(out):
+        assert lock.read_text() == str(os.getpid())
+    assert not lock.exists()
+
+    real_flock, calls = fcntl.flock, []
+
+    def flock_after_a_replacement(fd, op):
+        if not calls:  # another run removed the file we opened, and a third made it anew
+            lock.unlink()
+            lock.write_text("")
+        calls.append(fd)
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_a_replacement)
+    with OutputLock(out) as held:
+        assert os.fstat(held._fd).st_ino == os.stat(lock).st_ino
+    assert len(calls) == 3  # the orphan, the current file, the unlock
 
 
 def test_a_killed_write_s_temporary_copy_is_removed_by_the_next_run(tmp_path):

@@ -2,8 +2,8 @@
 
 The driver holds an exclusive flock on `<out>.lock` for the whole run (a second run on the
 same output is refused; the kernel drops the lock when a process dies, even by SIGKILL, so a
-stale lock file never blocks) and rewrites the parquet atomically after each finished batch,
-so the file on disk is always a complete, readable table.
+stale lock file never blocks; a run that ends removes it) and rewrites the parquet atomically
+after each finished batch, so the file on disk is always a complete, readable table.
 """
 
 from __future__ import annotations
@@ -44,20 +44,26 @@ class OutputLock:
         self._fd: int | None = None
 
     def __enter__(self) -> OutputLock:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise CatscreenError(f"cannot write {self.out}: {first_line(exc)}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise CatscreenError(f"cannot write {self.out}: {first_line(exc)}") from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise CatscreenError(
+                    f"{self.out} is being written by another catscreen relax (pid {holder}); "
+                    "wait for it to finish or choose another --out"
+                ) from None
+            if self._is_current(fd):
+                break
+            # the file was removed (a finishing run) between our open and our lock: a lock
+            # on it excludes nobody who opens the path now
             os.close(fd)
-            raise CatscreenError(
-                f"{self.out} is being written by another catscreen relax (pid {holder}); "
-                "wait for it to finish or choose another --out"
-            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -67,8 +73,15 @@ class OutputLock:
             stale.unlink(missing_ok=True)
         return self
 
+    def _is_current(self, fd: int) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
+
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
+            self.path.unlink(missing_ok=True)  # while still locked: see _is_current
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
