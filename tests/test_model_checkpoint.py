@@ -251,6 +251,9 @@ def test_cli_model_info(saved, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert re.search(r"\(\d{3,} in all\)", res.output), res.output[-2000:]
     assert "the measured figures are in MODEL_CARD.md" in res.output
+    # training sets as the repository names them, not the training machine's absolute paths
+    assert "- data/training/teacher/chgnet-pbe (weight 1.0)" in res.output
+    assert not re.search(r"\S/data/training", res.output)
     assert len(res.output.splitlines()) < 300
     monkeypatch.setattr(checkpoint, "bundled_path", lambda: tmp_path / "missing.pt")
     res = runner.invoke(app, ["model", "info"])

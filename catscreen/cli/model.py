@@ -100,7 +100,7 @@ def _fmt(value: object, depth: int = 0) -> str:
     pad = "  " * depth
     if isinstance(value, dict):
         if {"path", "weight"} <= set(value):  # a dataset: where, and how much it counts
-            return f"{value['path']} (weight {value['weight']})"
+            return f"{_data_path(value['path'])} (weight {value['weight']})"
         lines = [f"{pad}{k}: {_fmt(v, depth + 1).lstrip()}" for k, v in value.items()]
         return "\n".join(lines) or "-"
     if isinstance(value, list | tuple):
@@ -110,3 +110,12 @@ def _fmt(value: object, depth: int = 0) -> str:
         more = f", ... ({len(value)} in all)" if len(value) > SHOWN else ""
         return shown + more or "-"
     return str(value)
+
+
+def _data_path(recorded: str) -> str:
+    """The repository's training sets as it names them (data/training/...): the bundled
+    weights record absolute paths on the machine that trained them, meaningless elsewhere.
+    Other paths (a user's own data) as recorded."""
+    parts = Path(recorded).parts
+    starts = [i for i in range(len(parts) - 1) if parts[i : i + 2] == ("data", "training")]
+    return str(Path(*parts[starts[-1] :])) if starts else recorded
