@@ -102,3 +102,13 @@ def test_validate_compares_ml_with_gpaw(tmp_path, flagged_file):
         other = ["--encut", "250", "--kpt-density", "0.6"]
         CliRunner().invoke(app, ["validate", str(flagged_file), "--out", str(tmp_path), *other])
         assert "computed again" in read_parquet(tmp_path / "validation.parquet").dft_error[0]
+        # a damaged record (cut off; edited to hold no energy) is computed again, no traceback
+        cut, emptied, _ = sorted((tmp_path / "validation.parts").glob("*.json"))
+        cut.write_text(cut.read_text()[:10])
+        emptied.write_text("{}")
+        again = CliRunner().invoke(
+            app, ["validate", str(flagged_file), "--out", str(tmp_path), *TINY]
+        )
+        assert again.exit_code == 2, again.output  # the stand-in's error: no DFT energy
+        assert "1 GPAW energies reused" in again.output
+        assert "computed again" in read_parquet(tmp_path / "validation.parquet").dft_error[0]

@@ -140,6 +140,16 @@ def test_cli_labels_a_real_spin_pair_and_resumes(tmp_path, monkeypatch):
     write(structures, Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]]), format="extxyz")
     result = runner.invoke(cli, [*args[:-1], str(tmp_path / "h2.extxyz"), *low])
     assert result.exit_code == 2 and "has no 3D cell" in result.output
+    # a part damaged after it was written (cut off) is labelled again, not a traceback
+    monkeypatch.undo()
+    write(structures, slab, format="extxyz")
+    (part,) = (tmp_path / "spin-on.parts").glob("*.extxyz")
+    part.write_bytes(part.read_bytes()[:100])
+    result = runner.invoke(cli, args + low + ["--work", str(tmp_path / "spin-on.parts")])
+    assert result.exit_code == 0, result.output
+    assert f"{part.name} cannot be read (damaged); labelling it again" in result.output
+    relabelled = load_frames(tmp_path / "again.extxyz.xz")[0]
+    assert relabelled.get_potential_energy() == pytest.approx(on.get_potential_energy(), abs=1e-6)
 
 
 def test_a_molecule_starts_spin_on_from_its_ground_state_moment():

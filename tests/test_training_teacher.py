@@ -95,3 +95,19 @@ def test_cli_label_teacher(tmp_path) -> None:  # noqa: ANN001
               "chgnet-pbe"],
     )  # fmt: skip
     assert empty.exit_code == 2 and "holds no structures" in empty.output
+
+
+def test_elements_beyond_chgnet_are_named_before_any_labelling() -> None:
+    """CHGNet's atom embedding ends at Pu (94): an Md atom failed in torch ("mat1 and mat2
+    shapes cannot be multiplied"), a traceback; `load_model("chgnet")` relaxed into it too."""
+    from catscreen.model import load_model
+
+    odd = bulk("Cu", cubic=True)
+    odd[0].symbol = "Md"
+    with pytest.raises(
+        CatscreenError, match="chgnet-pbe .CHGNet. knows elements H to Pu only, not Md"
+    ):
+        label([bulk("Cu"), odd], "chgnet-pbe")
+    with pytest.raises(CatscreenError, match="model chgnet was not trained on element.s. Md"):
+        load_model("chgnet").info.check_elements(odd)
+    load_model("chgnet").info.check_elements(bulk("Pu", "fcc", a=4.6))

@@ -53,6 +53,20 @@ def task_record(parts: Path, task: DftTask, settings: DftSettings) -> Path:
     return parts / f"{task.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
 
+def _read_record(record: Path) -> dict | None:
+    """A finished GPAW result, or None when there is none or it is damaged (cut off, edited):
+    records are written atomically, so a damaged one holds no energy to keep and is computed
+    again (it stopped validate with a traceback)."""
+    try:
+        kept = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    numbers = ("energy", "magmom", "wall_time")
+    if not isinstance(kept, dict) or not all(isinstance(kept.get(k), float | int) for k in numbers):
+        return None
+    return kept
+
+
 def run_gpaw(
     tasks: list[DftTask], settings: DftSettings, parts: Path
 ) -> tuple[dict[str, dict], int]:
@@ -63,8 +77,8 @@ def run_gpaw(
     jobs = {}
     for t in tasks:
         record = task_record(parts, t, settings)
-        if record.exists():
-            results[t.name] = json.loads(record.read_text())
+        if (kept := _read_record(record)) is not None:
+            results[t.name] = kept
             continue
         jobs[t.name] = gpaw_single_point(t.structure, t.kind, t.spin, asdict(settings), str(record))
         jobs[t.name].name = f"gpaw {t.name}"

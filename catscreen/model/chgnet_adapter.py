@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms
+from ase.data import chemical_symbols
 from ase.units import GPa
 
 from catscreen.errors import CatscreenError
@@ -25,6 +26,7 @@ CHGNET_MODELS = {
     "chgnet-pbe": ("0.3.0", "chgnet-pbe"),
     "chgnet-r2scan": ("r2scan", "chgnet-r2scan"),
 }
+CHGNET_ELEMENTS = tuple(chemical_symbols[1:95])  # its atom embedding has 94 rows: H to Pu
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 # CHGNet needs a lattice: non-periodic directions get at least this gap between images
 # (more than its 6 A atom-graph cutoff).
@@ -59,7 +61,7 @@ class ChgnetModel:
             default_fidelity=fidelity,
             spin_conditioned=False,
             predicts_magmoms=True,
-            elements=None,
+            elements=CHGNET_ELEMENTS,
             description=f"CHGNet {chgnet_version}, weights {weights} ({fidelity})",
         )
 

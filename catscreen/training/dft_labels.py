@@ -209,10 +209,21 @@ def part_path(parts: Path, atoms: Atoms, spin: str) -> Path:
     return parts / f"{re.sub(r'[^A-Za-z0-9._+-]', '_', key)}__spin-{spin}.extxyz"
 
 
-def _check_part(part: Path, atoms: Atoms, spin: str, settings: GpawSettings) -> None:
+def _read_part(part: Path) -> Atoms | None:
+    """A part as written, or None when there is none or it cannot be read: parts are written
+    atomically, so an unreadable one was damaged afterwards and holds no result to keep
+    (it stopped the whole run with a traceback)."""
+    if not part.exists():
+        return None
+    try:
+        return read(part, format="extxyz")
+    except Exception:  # ASE raises ValueError, XYZError, StopIteration ... on damaged files
+        return None
+
+
+def _check_part(part: Path, info: dict, atoms: Atoms, spin: str, settings: GpawSettings) -> None:
     """A finished part made for another structure or with other settings must not pass for
     this one (parts from before the geometry was recorded are checked for settings only)."""
-    info = read(part, format="extxyz").info
     if "geometry" in info and info["geometry"] != geometry_key(atoms, spin):
         raise CatscreenError(
             f"{part.name} was labelled for another structure under this id (sid, fid): "
@@ -288,9 +299,12 @@ def label_structures(
     for i, atoms in enumerate(structures):
         for spin in spins:
             target = part_path(parts, atoms, spin)
-            if target.exists():
-                _check_part(target, atoms, spin, settings)
+            finished = _read_part(target)
+            if finished is not None:
+                _check_part(target, finished.info, atoms, spin, settings)
             else:
+                if target.exists():
+                    log(f"{target.name} cannot be read (damaged); labelling it again")
                 labelled = gpaw_single_point(atoms, spin, settings, target.with_suffix(".txt"))
                 with atomic_path(target) as tmp:
                     write(tmp, labelled, format="extxyz")

@@ -20,7 +20,7 @@ from vesin import NeighborList
 
 from catscreen.errors import CatscreenError
 from catscreen.model import resolve_spin
-from catscreen.model.chgnet_adapter import boxed, open_gap
+from catscreen.model.chgnet_adapter import CHGNET_ELEMENTS, boxed, open_gap
 from catscreen.training.datasets import drop_stated_context
 
 # fidelity name -> CHGNet.load model_name
@@ -82,9 +82,14 @@ def _structure(atoms: Atoms, where: str):  # noqa: ANN202
 
 def predict(name: str, structures: Sequence[Atoms], batch_size: int = 16) -> list[TeacherResult]:
     """Batched energies, forces, stresses and magnetic moments from one teacher."""
-    model = load_teacher(name)
     if not structures:
         return []
+    unknown = sorted({s for a in structures for s in a.symbols} - set(CHGNET_ELEMENTS))
+    if unknown:  # CHGNet's embedding ends at Pu: a torch shape error said nothing of it
+        raise CatscreenError(
+            f"teacher {name} (CHGNet) knows elements H to Pu only, not {', '.join(unknown)}"
+        )
+    model = load_teacher(name)
     graphs = [
         _structure(a, f"frame {k} ({a.get_chemical_formula()}, sid {a.info.get('sid', '-')})")
         for k, a in enumerate(structures)
