@@ -24,7 +24,7 @@ from ase import Atoms
 from ase.io import read, write
 from ase.io.extxyz import key_val_str_to_dict
 
-from catscreen.errors import CatscreenError, first_line
+from catscreen.errors import CatscreenError, first_line, unreadable
 
 METADATA_KEY = b"catscreen"
 
@@ -33,6 +33,19 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Before work whose result would be lost at the end: `path`'s folder can be made and
+    written to (a scratch file, removed at once)."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise CatscreenError(f"cannot write {target}: {first_line(exc)}") from exc
 
 
 @contextmanager
@@ -173,5 +186,5 @@ def read_structures(path: str | os.PathLike[str], text_keys: Collection[str] = (
             p, index=":", format="extxyz", properties_parser=text_keeping_parser(text_keys)
         )
     except Exception as exc:
-        raise CatscreenError(f"cannot read {p} as extxyz: {first_line(exc)}") from exc
+        raise CatscreenError(f"cannot read {p} as extxyz: {unreadable(exc)}") from exc
     return list(images)

@@ -206,6 +206,10 @@ def test_an_output_folder_is_refused_before_any_teacher_labelling(tmp_path, monk
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "is a folder; give a file" in result.output
+    (tmp_path / "afile").write_text("x")  # an --out that cannot be written: found up front
+    result = CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "afile" / "o.extxyz")])
+    assert result.exit_code == 2
+    assert f"cannot write {tmp_path / 'afile' / 'o.extxyz'}" in result.output.replace("\n", "")
 
 
 def test_spin_pair_differences_pairs_by_sid():
@@ -397,12 +401,16 @@ def test_bad_dft_input_is_refused_before_any_calculation(tmp_path, monkeypatch):
     for name, frames in inputs.items():
         write(tmp_path / f"{name}.extxyz", frames, format="extxyz")
     (tmp_path / "empty.extxyz").write_text("")
+    (tmp_path / "xx.extxyz").write_text(
+        '1\nLattice="3 0 0 0 3 0 0 0 3" Properties=species:S:1:pos:R:3 pbc="T T T"\nXx 0 0 0\n'
+    )
     (tmp_path / "afile").write_text("x")
     (tmp_path / "adir").mkdir()
     cases = [
         ("fid.extxyz", [], "fid 'first' is not a frame index"),
         ("am.extxyz", [], "GPAW has no PBE PAW dataset for Am"),
         ("empty.extxyz", [], ""),
+        ("xx.extxyz", [], "as extxyz: unknown element symbol 'Xx'?"),  # it read ": 'Xx'"
         ("good.extxyz", ["--ecut", "-5"], "--ecut must be a finite number > 0"),
         ("good.extxyz", ["--kpt-density", "0"], "--kpt-density must be a finite number > 0"),
         ("good.extxyz", ["--smearing", "-1"], "--smearing must be a finite number >= 0"),

@@ -446,6 +446,15 @@ def test_a_structure_shard_made_again_is_labelled_again(tmp_path: Path) -> None:
     assert label_shard(structures, labels, "chgnet-pbe", 0.0) == 1
     (label,) = read_extxyz(labels)
     assert label.cell[0, 1] == pytest.approx(3.7 / 2)
+    # labels cut off after they were written passed as finished (exit 0, a 200-byte shard)
+    labels.write_bytes(labels.read_bytes()[:60])
+    said: list[str] = []
+    assert label_shard(structures, labels, "chgnet-pbe", 0.0, said.append) == 1
+    assert read_extxyz(labels)[0].get_potential_energy() == pytest.approx(
+        label.get_potential_energy(), abs=1e-5
+    )
+    assert len(said) == 1 and said[0].startswith(f"cannot read {labels} as extxyz")
+    assert said[0].endswith(": labelling it again")
     (labels.parent / "bulk-Cu.source.json").unlink()  # labels from before records: kept
     assert label_shard(structures, labels, "chgnet-pbe", 0.0) == 0
     # shards named after dotted files (pt.v1.cif, pt.v2.cif) keep a record each

@@ -273,6 +273,9 @@ def label_command(
         )
     if out.is_dir():  # found only when the labels are written, after all the labelling
         raise CatscreenError(f"--out {out} is a folder; give a file (e.g. labels.extxyz.xz)")
+    from catscreen.io import check_writable
+
+    check_writable(out)  # likewise
     settings = {"ecut": ecut, "kpt_density": kpt_density, "smearing": smearing}
     if teacher is not None:
         given = [

@@ -706,15 +706,26 @@ def label_batch_size(frames: Sequence[Atoms]) -> int:
     return max(1, min(16, LABEL_ATOMS_PER_BATCH // largest))
 
 
-def label_shard(structures: Path, out: Path, teacher_name: str, mirror_fraction: float) -> int:
+def label_shard(
+    structures: Path,
+    out: Path,
+    teacher_name: str,
+    mirror_fraction: float,
+    log: Callable[[str], None] = print,
+) -> int:
     """Label one structure shard with one teacher; skipped when `out` exists for these very
-    structures. A shard made again (deleted as unreadable, other options) is labelled again:
-    its record holds the structure file's hash (written first, so a kill leaves no labels
-    that a record vouches for). Labels older than records are kept as they are."""
+    structures and reads. A shard made again (deleted as unreadable, other options) is labelled
+    again: its record holds the structure file's hash (written first, so a kill leaves no labels
+    that a record vouches for). Labels older than records are kept as they are. Labels damaged
+    after they were written (a cut-off file passed as finished) are made again."""
     record = out.parent / f"{extxyz_stem(out.name)}.source.json"
     source = {"structures": structures.name, "sha256": _sha256(structures)}
     if out.exists() and (not record.exists() or _read_json(record) == source):
-        return 0
+        try:
+            read_extxyz(out)
+            return 0
+        except CatscreenError as exc:
+            log(f"{first_line(exc)}: labelling it again")
     out.unlink(missing_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(record) as tmp:
@@ -802,7 +813,7 @@ def generate(
             log(f"{shard.name}: {len(frames)} structures in {time.perf_counter() - t0:.0f} s")
         for t in teachers:
             t0 = time.perf_counter()
-            n = label_shard(path, shard_file(out / t, shard.name), t, settings.mirror_fraction)
+            n = label_shard(path, shard_file(out / t, shard.name), t, settings.mirror_fraction, log)
             if n:
                 log(f"{shard.name}: {n} {t} labels in {time.perf_counter() - t0:.0f} s")
         written.append(path)
