@@ -459,6 +459,10 @@ def test_dask_local_cluster_matches_local(tmp_path):
         relax_configurations(p, tmp_path / "remote.parquet", s, progress=False)
     c = pd.read_parquet(tmp_path / "remote.parquet").set_index("config_id").sort_index()
     np.testing.assert_allclose(a.energy, c.energy, rtol=0, atol=1e-10)
+    # rows in the input's order, however batches finish (they came in finishing order)
+    order = list(pd.read_parquet(local).config_id)
+    assert list(pd.read_parquet(dask).config_id) == order
+    assert list(pd.read_parquet(tmp_path / "remote.parquet").config_id) == order
 
 
 def test_an_address_that_is_no_dask_scheduler_is_one_error_not_a_hang():
@@ -479,6 +483,101 @@ def test_an_address_that_is_no_dask_scheduler_is_one_error_not_a_hang():
         assert time.perf_counter() - t0 < 10
     finally:
         server.shutdown()
+
+
+def _answering(reply: bytes):
+    """A TCP server that answers every connection with `reply` (another service's bytes)."""
+    import socketserver
+    import threading
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(reply)
+            self.request.recv(1024)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_wrong_port_is_one_line_at_once_whatever_answers():
+    """Another service's bytes read as a frame size raised MemoryError (a 72-line traceback);
+    a refused port waited 30 s to say "Timed out"; port 99999 waited as long."""
+    import socket
+    import time
+
+    from catscreen.workflow.executors import check_scheduler
+
+    for reply in (b"HTTP/1.1 400 Bad Request\r\n\r\n", b"SSH-2.0-OpenSSH_9.6\r\n"):
+        server = _answering(reply)
+        try:
+            address = f"tcp://127.0.0.1:{server.server_address[1]}"
+            with pytest.raises(CatscreenError, match="answers, but not as a Dask scheduler"):
+                check_scheduler(address, timeout=5.0)
+        finally:
+            server.shutdown()
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(CatscreenError, match="nothing listens there"):
+        check_scheduler(f"tcp://127.0.0.1:{free}")
+    with pytest.raises(CatscreenError, match="no port 99999"):
+        check_scheduler("tcp://127.0.0.1:99999")
+    assert time.perf_counter() - t0 < 5
+
+
+class _Workers:
+    """What `client.run` answers: each worker's catscreen version, or a worker's error."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def run(self, function, *args):
+        from catscreen.workflow.executors import WORKER_IMPORT
+
+        assert function is eval and args == (WORKER_IMPORT,)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_workers_without_catscreen_or_with_another_version_are_named_before_any_batch():
+    """A worker without catscreen died unpacking its batch and the run waited for ever."""
+    from catscreen import __version__ as mine
+    from catscreen.workflow.executors import WORKER_IMPORT, _check_workers
+
+    assert eval(WORKER_IMPORT) == mine  # what a worker with this install answers
+    _check_workers(_Workers({"tcp://a:1": mine, "tcp://b:1": mine}))
+    _check_workers(_Workers({}))  # none yet: the run says so and waits
+    missing = ModuleNotFoundError("No module named 'catscreen.workflow'")
+    with pytest.raises(CatscreenError, match="a Dask worker cannot import catscreen .ModuleNot"):
+        _check_workers(_Workers(missing))
+    with pytest.raises(CatscreenError, match="worker tcp://b:1 has catscreen 0.0.1, this one"):
+        _check_workers(_Workers({"tcp://a:1": mine, "tcp://b:1": "0.0.1"}))
+
+
+def test_a_cluster_without_workers_is_named_while_the_run_waits(monkeypatch, capsys):
+    """When the last worker died the run waited without a word until one joined."""
+    import threading
+
+    from distributed import Client, LocalCluster
+
+    from catscreen.workflow import executors
+
+    monkeypatch.setattr(executors, "WORKER_WATCH", 0.2)
+    with (
+        LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        future = client.submit(sum, [1, 2], pure=False)
+        later = threading.Timer(2.0, cluster.scale, [1])
+        later.start()
+        done = list(executors._as_completed(client, [future], "the test cluster"))
+        later.join()
+        assert done == [future] and future.result() == 3
+    err = capsys.readouterr().err
+    assert err.count("note: the test cluster has no workers; waiting for one") == 1
 
 
 def test_rows_a_worker_made_with_another_model_version_are_refused(tmp_path, monkeypatch):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
@@ -163,6 +165,30 @@ async def _identity(address: str, timeout: float) -> object:
         comm.abort()
 
 
+def _refused(address: str) -> None:
+    """Fail at once where nothing listens: Dask's connect retries a refused port until its
+    timeout and then said "Timed out" (48 s in all); a port beyond 65535 waited as long."""
+    from distributed.comm import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location)
+    except ValueError:
+        return  # malformed: Dask's own check says how
+    if scheme != "tcp":
+        return
+    if not 0 < int(port) < 65536:
+        raise CatscreenError(f"cannot reach the Dask scheduler {address}: no port {port}")
+    try:
+        socket.create_connection((host, int(port)), timeout=SCHEDULER_TIMEOUT).close()
+    except ConnectionRefusedError as exc:
+        raise CatscreenError(
+            f"cannot reach the Dask scheduler {address}: nothing listens there (refused)"
+        ) from exc
+    except OSError:
+        return  # no route, no answer: the protocol check below says so with its deadline
+
+
 def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> dict[str, Any]:
     """Ask `address` who it is, with a deadline on the whole exchange: Client() waited forever
     on a port that accepts connections but speaks another protocol (the dashboard's 8787)."""
@@ -171,6 +197,7 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> dict[st
         return {}  # inside a running event loop (a notebook): leave it to Client
     except RuntimeError:
         pass
+    _refused(address)
     hint = "(a dashboard? a scheduler listens on 8786 by default)"
     try:
         reply = asyncio.run(_identity(address, timeout))
@@ -182,6 +209,8 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> dict[st
         raise CatscreenError(
             f"cannot reach the Dask scheduler {address}: {first_line(exc)}"
         ) from exc
+    except Exception as exc:  # another protocol's bytes read as a frame size (MemoryError)
+        raise CatscreenError(f"{address} answers, but not as a Dask scheduler {hint}") from exc
     if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
         raise CatscreenError(f"{address} answers, but not as a Dask scheduler {hint}")
     return reply
@@ -190,7 +219,7 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> dict[st
 def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers: int = 2) -> None:
     """All Jobs on a Dask cluster: an existing scheduler, or a LocalCluster of `workers` processes."""
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, LocalCluster
     except ImportError as exc:
         raise CatscreenError(
             "--executor dask needs dask.distributed: pip install 'catscreen[dask]'"
@@ -225,26 +254,82 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
     client_log = logging.getLogger("distributed.client")
     level = client_log.level
     client_log.setLevel(logging.CRITICAL)  # a lost scheduler is one CatscreenError, not 40 lines
+    where = f"the Dask scheduler {scheduler}" if scheduler else "the Dask cluster"
     try:
+        _check_workers(client)
         jobs_by_future = {
             client.submit(run_job_json, j.to_json(), key=f"catscreen-{j.uuid}", pure=False): j
             for j in all_jobs(flow)
         }
-        for fut in as_completed(list(jobs_by_future)):
-            j = jobs_by_future[fut]
+        for fut in _as_completed(client, list(jobs_by_future), where):
+            j = jobs_by_future.pop(fut)
             try:
                 rows = fut.result()
             except CancelledError as exc:  # the scheduler went away: every batch would
-                where = f"the Dask scheduler {scheduler}" if scheduler else "the Dask cluster"
                 raise CatscreenError(
                     f"lost {where} ({first_line(exc)}); finished rows are kept: rerun to go on"
                 ) from exc
             except Exception as exc:
                 on_done(j, None, described(exc))
                 continue
+            finally:  # a result the cluster keeps is recomputed when its worker is lost
+                fut.release()
             on_done(j, rows, None)
     finally:
         client.close()  # logs the lost connection again while closing
         if cluster is not None:
             cluster.close()
         client_log.setLevel(level)
+
+
+# What a worker must import to run a batch, and the version it then has; a builtin (eval)
+# travels by name, so a worker without catscreen can still answer
+WORKER_IMPORT = "__import__('catscreen.workflow.executors').__version__"
+
+
+def _check_workers(client: Any) -> None:
+    """A worker without catscreen cannot unpack a batch: it died and the run waited for ever,
+    silent."""
+    from catscreen import __version__ as mine
+
+    try:
+        theirs = client.run(eval, WORKER_IMPORT)
+    except Exception as exc:
+        raise CatscreenError(
+            f"a Dask worker cannot import catscreen ({described(exc)}): start the workers in "
+            "the environment catscreen runs in"
+        ) from exc
+    for worker, version in theirs.items():
+        if version != mine:
+            raise CatscreenError(
+                f"Dask worker {worker} has catscreen {version}, this one {mine}: install the "
+                "same version on the workers"
+            )
+
+
+WORKER_WATCH = 5.0  # s between looks at the cluster while no batch finishes
+
+
+def _as_completed(client: Any, futures: list[Any], where: str) -> Iterator[Any]:
+    """Each future as it finishes, saying so when the cluster has lost all its workers
+    (a run whose last worker died waited without a word until one joined)."""
+    from distributed import as_completed
+
+    pending = as_completed(futures)
+    alone, looked = False, time.monotonic()
+    while not pending.is_empty():
+        if pending.has_ready():
+            yield from pending.next_batch(block=False)
+            continue
+        time.sleep(0.2)
+        if time.monotonic() - looked < WORKER_WATCH:
+            continue
+        looked = time.monotonic()
+        none = not client.nthreads()
+        if none and not alone:
+            print(
+                f"note: {where} has no workers; waiting for one (finished rows are kept; "
+                "Ctrl-C stops)",
+                file=sys.stderr,
+            )
+        alone = none

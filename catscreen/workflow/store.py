@@ -101,6 +101,9 @@ class ResultTable:
         self.out = out
         self.metadata = metadata
         self.rows: dict[Key, Row] = {}
+        # rows are written in this order (the input's), not as batches finish: a Dask run and
+        # a resumed one gave the same rows in another order; rows of other inputs go first
+        self.order: dict[Key, int] = {}
         if out.exists():
             # the stage first: enumerate's manifest given as --out was "lacks model, ..."
             meta = read_parquet_metadata(out) if out.is_file() else {}  # a folder: read_parquet
@@ -130,7 +133,8 @@ class ResultTable:
         self.write()
 
     def frame(self) -> pd.DataFrame:
-        df = pd.DataFrame(list(self.rows.values()))
+        keys = sorted(self.rows, key=lambda k: self.order.get(k, -1))  # stable
+        df = pd.DataFrame([self.rows[k] for k in keys])
         first = [c for c in RESULT_TABLE_COLUMNS if c in df.columns]
         return df[first + [c for c in df.columns if c not in first]]
 
