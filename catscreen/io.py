@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 from ase import Atoms
 from ase.io import read, write
 from ase.io.extxyz import key_val_str_to_dict
@@ -33,6 +34,41 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice: YAML keeps the last one silently (a
+    training config's second `max_steps` won)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_error(path: str | os.PathLike[str], exc: yaml.YAMLError) -> CatscreenError:
+    """`FILE:LINE: invalid YAML: problem`, one line (PyYAML's own message runs to 8 lines with
+    a drawing of the place)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = f":{mark.line + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or first_line(exc)
+    return CatscreenError(f"{path}{line}: invalid YAML: {problem}")
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """A YAML file's data (safe, duplicate keys refused); errors are one line."""
+    try:
+        return yaml.load(Path(path).read_text(), Loader=UniqueKeyLoader)  # noqa: S506 - safe
+    except yaml.YAMLError as exc:
+        raise yaml_error(path, exc) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatscreenError(f"cannot read {path}: {first_line(exc)}") from exc
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:

@@ -389,7 +389,8 @@ def test_an_element_given_twice_in_a_references_csv_is_refused(tmp_path):
     ("text", "message"),
     [
         ("nonsense: 1\n", "needs an 'elements:' or 'potentials:'"),
-        ("elements: [1, 2\n", "cannot read references file"),
+        ("elements: [1, 2\n", r"r.yaml:2: invalid YAML: expected ',' or '\]'"),
+        ("potentials:\n  O: -1.0\n  O: -2.0\n", "r.yaml:3: invalid YAML: duplicate key 'O'"),
         # a scheme must make one atom of its element and nothing else
         ("elements:\n  O: {H2O: 1.0}\n", r"O = \+1 H2O gives \+2 H \+1 O, not one O atom"),
         ("elements:\n  H: {H2: 1.0}\n", r"H = \+1 H2 gives \+2 H, not one H atom"),

@@ -57,6 +57,17 @@ def test_evaluate_table_and_plot(tmp_path: Path) -> None:
         model.metadata["metadata"]["training_data"]["validation_systems"]
     )
     ev = evaluate_frames(model, frames)
+    # a NaN label left its frame out of the mean, under the full frame count; inf gave inf
+    for key, k in (("energy", 0), ("forces", -1)):
+        bad = [a.copy() for a in frames]
+        for a, b in zip(frames, bad, strict=True):
+            b.calc = SinglePointCalculator(b, **a.calc.results)
+        values = np.array(bad[k].calc.results[key], dtype=float)
+        values.flat[0] = np.nan if key == "energy" else np.inf
+        bad[k].calc.results[key] = values.item() if key == "energy" else values
+        bad[k].calc.results.pop("free_energy", None)
+        with pytest.raises(CatscreenError, match=r"has a non-finite energy or force label"):
+            evaluate_frames(model, bad)
     table = summary(ev)
     assert {"all", "source", "fidelity", "spin", "element", "fidelity/spin"} <= set(table.group)
     assert table.energy_mae_meV_atom.notna().all() and (table.force_mae_eV_A >= 0).all()

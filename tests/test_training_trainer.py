@@ -262,13 +262,24 @@ def test_config_errors(tmp_path: Path) -> None:
         ("model: {l_max: -1}\n", "model.l_max must be >= 0"),
         ("model: {cutoff: 0.0}\n", "model.cutoff and model.avg_num_neighbors must be positive"),
         ("elements: [Cu, Xx]\n", "elements: Xx is not an element symbol"),
+        # a traceback from numpy/torch after the data had loaded
+        ("seed: -1\n", r"seed and split_seed must be in \[0, 2\*\*63\)"),
+        ("seed: 99999999999999999999999\n", "seed and split_seed must be in"),
+        ("split_seed: -3\n", "seed and split_seed must be in"),
+        ("threads: -2\n", "threads and workers must be >= 0"),  # trained as 0
+        ("workers: -1\n", "threads and workers must be >= 0"),
+        # the last of two values won; the same frames twice counted twice
+        ("max_steps: 2\nmax_steps: 3\n", r"c.yaml:3: invalid YAML: duplicate key 'max_steps'"),
+        ("datasets: [d.extxyz, ./d.extxyz]\n", "d.extxyz is listed twice with the same settings"),
+        ("lr: [1\n", r"c.yaml:3: invalid YAML: expected ',' or '\]', but got '<stream end>'$"),
     ],
 )
 def test_config_wrong_types_are_errors(tmp_path: Path, extra: str, message: str) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("datasets: [d.extxyz]\n" + extra)
-    with pytest.raises(CatscreenError, match=message):
+    cfg.write_text(("datasets: [d.extxyz]\n" if "datasets" not in extra else "") + extra)
+    with pytest.raises(CatscreenError, match=message) as caught:
         resolve_device(TrainConfig.load(cfg).device)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

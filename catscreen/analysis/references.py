@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from ase.formula import Formula
 
 from catscreen.build.gas import default_scheme
 from catscreen.errors import CatscreenError
+from catscreen.io import read_yaml
 
 Scheme = dict[str, dict[str, float]]
 
@@ -121,9 +121,7 @@ def load_references(path: str | Path | None) -> References:
     try:
         if p.suffix.lower() == ".csv":
             return _from_csv(p)
-        with open(p) as fh:
-            raw = yaml.safe_load(fh)
-        return _from_mapping(raw, str(p))
+        return _from_mapping(read_yaml(p), str(p))
     except CatscreenError:
         raise
     except Exception as exc:

@@ -38,6 +38,7 @@ from catscreen.build.slabs import (
     three_index,
 )
 from catscreen.errors import CatscreenError, did_you_mean
+from catscreen.io import UniqueKeyLoader, yaml_error
 from catscreen.paths import recipes_dir
 
 
@@ -410,21 +411,9 @@ def section_hash(recipe: Recipe, fields: tuple[str, ...], parent: str = "") -> s
 # --- loading with line numbers -------------------------------------------------------------
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Safe loader that refuses duplicate keys (YAML would keep the last one silently) and
-    reads only true/false as booleans (YAML 1.2): `spin: off` and the adsorbate `NO` stay text.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+class _LineLoader(UniqueKeyLoader):
+    """Duplicate keys refused, and only true/false read as booleans (YAML 1.2): `spin: off`
+    and the adsorbate `NO` stay text."""
 
 
 _REPLACED = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")
@@ -500,10 +489,8 @@ def parse_recipe(text: str, path: Path) -> Recipe:
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise CatscreenError(f"{path}{line}: invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise yaml_error(path, exc) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):

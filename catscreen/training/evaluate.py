@@ -41,6 +41,11 @@ def evaluate_frames(model: Model, frames: Sequence[Atoms], chunk: int = 64) -> E
             f"{len(unlabelled)} frame(s) have no force labels (first: frame {unlabelled[0]}, "
             f"sid {frames[unlabelled[0]].info.get('sid')}); evaluate needs labelled frames"
         )
+    for k, a in enumerate(frames):  # pandas' means skip NaN: an MAE over fewer frames than said
+        if not (np.isfinite(label_energy(a)) and np.isfinite(a.calc.results["forces"]).all()):
+            raise CatscreenError(
+                f"frame {k} (sid {a.info.get('sid')}) has a non-finite energy or force label"
+            )
     rows, atom_rows = [], []
     f_ref_all, f_pred_all = [], []
     for start in range(0, len(frames), chunk):

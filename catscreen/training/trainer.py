@@ -50,12 +50,12 @@ from typing import Any, get_type_hints
 
 import numpy as np
 import torch
-import yaml
 from ase import Atoms
 from ase.data import chemical_symbols
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from catscreen.errors import CatscreenError
+from catscreen.io import read_yaml
 from catscreen.model.checkpoint import load_checkpoint, save_atomically, save_checkpoint
 from catscreen.model.graph import GraphBatch, collate
 from catscreen.model.inference import resolve_device
@@ -218,10 +218,20 @@ class TrainConfig:
              or all(d.pairs is None and d.pair_weight is None for d in self.datasets),
              "pairs and pair_weight on a dataset need adsorption_weight > 0 (they were ignored)"),
             (self.max_minutes >= 0, "max_minutes must be >= 0"),
+            (all(0 <= s < 2**63 for s in (self.seed, self.split_seed or 0)),
+             "seed and split_seed must be in [0, 2**63) (torch's and numpy's seeds)"),
+            (self.threads >= 0 and self.workers >= 0, "threads and workers must be >= 0"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
                 raise CatscreenError(f"training config: {message}")
+        same = [replace(d, path=str(Path(d.path).resolve())) for d in self.datasets]
+        twice = next((d.path for i, d in enumerate(same) if d in same[:i]), None)
+        if twice is not None:  # its frames would count twice, unannounced
+            raise CatscreenError(
+                f"training config: dataset {twice} is listed twice with the same settings; "
+                "raise its weight instead"
+            )
 
     def loss_weights(self) -> dict[str, float]:
         return {
@@ -250,10 +260,7 @@ def _read_config(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if path.resolve() in chain:
         cycle = " -> ".join(str(p) for p in (*chain, path.resolve()))
         raise CatscreenError(f"training configs extend each other in a cycle: {cycle}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise CatscreenError(f"{path} is not valid YAML: {exc}") from exc
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise CatscreenError("the training config must be a mapping of keys to values")
     for key in ("datasets", "extra_datasets"):
