@@ -201,8 +201,9 @@ def check_distinct_facets(bulk: Bulk, millers: list[Miller]) -> None:
             )
         if reduced in seen:
             raise CatscreenError(
-                f"{bulk.name}: facets {facet_text(bulk, seen[reduced])} and {facet_text(bulk, miller)} are "
-                "the same surface (symmetry-equivalent); give one of them"
+                f"{bulk.name}: facets {facet_text(bulk, seen[reduced])} and "
+                f"{facet_text(bulk, miller)} are the same surface (symmetry-equivalent); give one "
+                "of them"
             )
         seen.update({m: miller for m in _family(ops, reduced)})  # type: ignore[arg-type]
 

@@ -325,7 +325,10 @@ def _as_completed(client: Any, futures: list[Any], where: str) -> Iterator[Any]:
         if time.monotonic() - looked < WORKER_WATCH:
             continue
         looked = time.monotonic()
-        none = not client.nthreads()
+        try:
+            none = not client.nthreads()
+        except Exception:  # the scheduler is going: its futures say so, as cancelled
+            continue
         if none and not alone:
             print(
                 f"note: {where} has no workers; waiting for one (finished rows are kept; "
