@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,11 @@ class UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`; later keys override
+                continue
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):  # PyYAML's own check names it
+                continue
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -72,16 +76,18 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:
-    """Before work whose result would be lost at the end: `path`'s folder can be made and
-    written to (a scratch file, removed at once)."""
-    target = Path(path)
+    """Before work whose result would be lost at the end: `path` can be written where it is
+    (a scratch file in its nearest existing folder, removed at once; no folder is made)."""
+    target = Path(path).absolute()
+    folder = next(p for p in target.parents if p.exists())
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is not a folder")
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise CatscreenError(f"cannot write {target}: {first_line(exc)}") from exc
+        raise CatscreenError(f"cannot write {path}: {first_line(exc)}") from exc
 
 
 @contextmanager

@@ -254,6 +254,8 @@ def test_cli_model_info(saved, tmp_path, monkeypatch):
     # training sets as the repository names them, not the training machine's absolute paths
     assert "- data/training/teacher/chgnet-pbe (weight 1.0)" in res.output
     assert not re.search(r"\S/data/training", res.output)
+    raw = runner.invoke(app, ["model", "info", "--json"]).output  # as recorded
+    assert re.search(r'"path": "/\S+/data/training/teacher/chgnet-pbe"', raw)
     assert len(res.output.splitlines()) < 300
     monkeypatch.setattr(checkpoint, "bundled_path", lambda: tmp_path / "missing.pt")
     res = runner.invoke(app, ["model", "info"])

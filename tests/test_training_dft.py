@@ -210,6 +210,11 @@ def test_an_output_folder_is_refused_before_any_teacher_labelling(tmp_path, monk
     result = CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "afile" / "o.extxyz")])
     assert result.exit_code == 2
     assert f"cannot write {tmp_path / 'afile' / 'o.extxyz'}" in result.output.replace("\n", "")
+    # a refused command makes no folders
+    nested = tmp_path / "new" / "sub" / "o.extxyz"
+    result = CliRunner().invoke(cli, [*args[:-1], str(nested), "--ecut", "300"])
+    assert result.exit_code == 2 and "apply to --dft only" in result.output
+    assert not (tmp_path / "new").exists()
 
 
 def test_spin_pair_differences_pairs_by_sid():

@@ -455,6 +455,10 @@ def test_a_structure_shard_made_again_is_labelled_again(tmp_path: Path) -> None:
     )
     assert len(said) == 1 and said[0].startswith(f"cannot read {labels} as extxyz")
     assert said[0].endswith(": labelling it again")
+    labels.write_bytes(b"")  # an emptied .gz reads as no frames, not as an error
+    assert label_shard(structures, labels, "chgnet-pbe", 0.0, said.append) == 1
+    assert said[1] == f"{labels} holds 0 labelled frames of 1 structures: labelling it again"
+    assert len(read_extxyz(labels)) == 1
     (labels.parent / "bulk-Cu.source.json").unlink()  # labels from before records: kept
     assert label_shard(structures, labels, "chgnet-pbe", 0.0) == 0
     # shards named after dotted files (pt.v1.cif, pt.v2.cif) keep a record each

@@ -303,6 +303,23 @@ def test_config_shape_errors(tmp_path: Path, text: str, message: str) -> None:
         TrainConfig.load(cfg)
 
 
+def test_config_yaml_merge_keys_and_unhashable_keys(tmp_path: Path) -> None:
+    """The duplicate-key check refused `<<: *base` (a merge key overrides, it is no repeat)
+    and an unhashable key was a TypeError traceback."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "datasets:\n  - &d {path: d.extxyz, weight: 2.0}\n  - <<: *d\n    path: e.extxyz\n"
+    )
+    loaded = TrainConfig.load(cfg)
+    assert [(Path(d.path).name, d.weight) for d in loaded.datasets] == [
+        ("d.extxyz", 2.0),
+        ("e.extxyz", 2.0),
+    ]
+    cfg.write_text("datasets: [d.extxyz]\n? [a, b]\n: 1\n")
+    with pytest.raises(CatscreenError, match=r"c.yaml:2: invalid YAML: found unhashable key"):
+        TrainConfig.load(cfg)
+
+
 def test_config_shorthands_and_values_kept_as_written(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(

@@ -465,6 +465,21 @@ def test_dask_local_cluster_matches_local(tmp_path):
     assert list(pd.read_parquet(tmp_path / "remote.parquet").config_id) == order
 
 
+def test_a_finished_run_reruns_without_its_scheduler(tmp_path):
+    """Nothing left to relax: no cluster is asked (a torn-down one refused the rerun)."""
+    import socket
+
+    p = tmp_path / "c.extxyz"
+    write(p, [adslab("Cu", "O", "fcc")], format="extxyz")
+    out = tmp_path / "r.parquet"
+    relax_configurations(p, out, RelaxSettings(model="emt", steps=2), progress=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        gone = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    again = RelaxSettings(model="emt", steps=2, executor="dask", scheduler=gone)
+    assert relax_configurations(p, out, again, progress=False).ran == 0
+
+
 def test_an_address_that_is_no_dask_scheduler_is_one_error_not_a_hang():
     """Client() waited forever on a port that accepts connections but is no scheduler (the
     dashboard's 8787 given for 8786)."""

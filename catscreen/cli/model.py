@@ -63,6 +63,8 @@ def info_command(
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
+    if model == "bundled" and "training_data" in summary:
+        summary["training_data"] = _repository_paths(summary["training_data"])
     table = Table(title=f"model {model}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -100,7 +102,7 @@ def _fmt(value: object, depth: int = 0) -> str:
     pad = "  " * depth
     if isinstance(value, dict):
         if {"path", "weight"} <= set(value):  # a dataset: where, and how much it counts
-            return f"{_data_path(value['path'])} (weight {value['weight']})"
+            return f"{value['path']} (weight {value['weight']})"
         lines = [f"{pad}{k}: {_fmt(v, depth + 1).lstrip()}" for k, v in value.items()]
         return "\n".join(lines) or "-"
     if isinstance(value, list | tuple):
@@ -112,10 +114,15 @@ def _fmt(value: object, depth: int = 0) -> str:
     return str(value)
 
 
-def _data_path(recorded: str) -> str:
-    """The repository's training sets as it names them (data/training/...): the bundled
-    weights record absolute paths on the machine that trained them, meaningless elsewhere.
-    Other paths (a user's own data) as recorded."""
-    parts = Path(recorded).parts
-    starts = [i for i in range(len(parts) - 1) if parts[i : i + 2] == ("data", "training")]
-    return str(Path(*parts[starts[-1] :])) if starts else recorded
+def _repository_paths(value: object) -> object:
+    """The bundled weights' training sets as the repository names them (data/training/...):
+    they record absolute paths on the machine that trained them, meaningless elsewhere."""
+    if isinstance(value, dict):
+        if isinstance(value.get("path"), str) and "weight" in value:
+            parts = Path(value["path"]).parts
+            at = [i for i in range(len(parts) - 1) if parts[i : i + 2] == ("data", "training")]
+            return {**value, "path": str(Path(*parts[at[-1] :]))} if at else value
+        return {k: _repository_paths(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_repository_paths(v) for v in value]
+    return value

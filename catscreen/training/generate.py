@@ -717,13 +717,15 @@ def label_shard(
     structures and reads. A shard made again (deleted as unreadable, other options) is labelled
     again: its record holds the structure file's hash (written first, so a kill leaves no labels
     that a record vouches for). Labels older than records are kept as they are. Labels damaged
-    after they were written (a cut-off file passed as finished) are made again."""
+    after they were written (cut off, emptied: they passed as finished) are made again."""
     record = out.parent / f"{extxyz_stem(out.name)}.source.json"
     source = {"structures": structures.name, "sha256": _sha256(structures)}
     if out.exists() and (not record.exists() or _read_json(record) == source):
         try:
-            read_extxyz(out)
-            return 0
+            kept, made = len(read_extxyz(out)), len(read_extxyz(structures))
+            if kept >= made:  # mirrored frames come on top
+                return 0
+            log(f"{out} holds {kept} labelled frames of {made} structures: labelling it again")
         except CatscreenError as exc:
             log(f"{first_line(exc)}: labelling it again")
     out.unlink(missing_ok=True)

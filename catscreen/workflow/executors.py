@@ -165,7 +165,7 @@ async def _identity(address: str, timeout: float) -> object:
         comm.abort()
 
 
-def _refused(address: str) -> None:
+def _refused(address: str, timeout: float) -> None:
     """Fail at once where nothing listens: Dask's connect retries a refused port until its
     timeout and then said "Timed out" (48 s in all); a port beyond 65535 waited as long."""
     from distributed.comm import parse_address, parse_host_port
@@ -180,13 +180,13 @@ def _refused(address: str) -> None:
     if not 0 < int(port) < 65536:
         raise CatscreenError(f"cannot reach the Dask scheduler {address}: no port {port}")
     try:
-        socket.create_connection((host, int(port)), timeout=SCHEDULER_TIMEOUT).close()
+        socket.create_connection((host, int(port)), timeout=min(timeout, 5.0)).close()
     except ConnectionRefusedError as exc:
         raise CatscreenError(
             f"cannot reach the Dask scheduler {address}: nothing listens there (refused)"
         ) from exc
     except OSError:
-        return  # no route, no answer: the protocol check below says so with its deadline
+        return  # no route, no answer yet: the protocol check says so within its deadline
 
 
 def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> dict[str, Any]:
@@ -197,7 +197,7 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> dict[st
         return {}  # inside a running event loop (a notebook): leave it to Client
     except RuntimeError:
         pass
-    _refused(address)
+    _refused(address, timeout)
     hint = "(a dashboard? a scheduler listens on 8786 by default)"
     try:
         reply = asyncio.run(_identity(address, timeout))
@@ -228,11 +228,7 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
     cluster = None
     try:
         if scheduler:
-            if check_scheduler(scheduler).get("n_workers") == 0:  # else silence until one joins
-                print(
-                    f"note: the Dask scheduler {scheduler} has no workers yet; waiting for one",
-                    file=sys.stderr,
-                )
+            check_scheduler(scheduler)  # one with no workers is named by _as_completed
             client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT:.0f}s")
         else:
             with _workers_ignore_interrupt():
@@ -289,7 +285,7 @@ WORKER_IMPORT = "__import__('catscreen.workflow.executors').__version__"
 
 def _check_workers(client: Any) -> None:
     """A worker without catscreen cannot unpack a batch: it died and the run waited for ever,
-    silent."""
+    silent. Workers that join later are not asked: one that dies leaves the "no workers" note."""
     from catscreen import __version__ as mine
 
     try:
@@ -316,7 +312,7 @@ def _as_completed(client: Any, futures: list[Any], where: str) -> Iterator[Any]:
     from distributed import as_completed
 
     pending = as_completed(futures)
-    alone, looked = False, time.monotonic()
+    alone, looked = False, time.monotonic() - WORKER_WATCH  # the first look at once
     while not pending.is_empty():
         if pending.has_ready():
             yield from pending.next_batch(block=False)

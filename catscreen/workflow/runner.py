@@ -29,7 +29,7 @@ from catscreen.build.gas import scheme_molecules
 from catscreen.errors import CatscreenError
 from catscreen.io import read_parquet_metadata
 from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES, ModelInfo
-from catscreen.workflow.executors import EXECUTORS, check_scheduler, run_dask, run_local
+from catscreen.workflow.executors import EXECUTORS, run_dask, run_local
 from catscreen.workflow.inputs import read_configs, select, work_items
 from catscreen.workflow.jobs import RelaxMaker, cached_model
 from catscreen.workflow.optimizers import OPTIMIZERS
@@ -216,8 +216,6 @@ def relax_configurations(
     out = Path(out)
     t0 = time.perf_counter()
     model_ref = settings.model_ref()
-    if settings.executor == "dask" and settings.scheduler:
-        check_scheduler(settings.scheduler)  # before the model loads (10-20 s)
     info = cached_model(model_ref).info
     items = _items(configs, settings, info)  # bad input: nothing written, not even the lock
     with OutputLock(out):
