@@ -189,12 +189,12 @@ def _refused(address: str, timeout: float) -> None:
         return  # no route, no answer yet: the protocol check says so within its deadline
 
 
-def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> dict[str, Any]:
+def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
     """Ask `address` who it is, with a deadline on the whole exchange: Client() waited forever
     on a port that accepts connections but speaks another protocol (the dashboard's 8787)."""
     try:
         asyncio.get_running_loop()
-        return {}  # inside a running event loop (a notebook): leave it to Client
+        return  # inside a running event loop (a notebook): leave it to Client
     except RuntimeError:
         pass
     _refused(address, timeout)
@@ -213,7 +213,6 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> dict[st
         raise CatscreenError(f"{address} answers, but not as a Dask scheduler {hint}") from exc
     if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
         raise CatscreenError(f"{address} answers, but not as a Dask scheduler {hint}")
-    return reply
 
 
 def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers: int = 2) -> None:
@@ -228,7 +227,7 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
     cluster = None
     try:
         if scheduler:
-            check_scheduler(scheduler)  # one with no workers is named by _as_completed
+            check_scheduler(scheduler)  # a scheduler without workers: _as_completed says so
             client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT:.0f}s")
         else:
             with _workers_ignore_interrupt():
