@@ -153,6 +153,13 @@ def test_ci_against_changed_baseline_fails_readably(
     assert "baseline check passed" in ok.output
     # the file in the campaign folder first, the step summary beside it (it named only that)
     assert f"summary: {out / 'summary.md'} (also in {step})" in " ".join(ok.output.split())
+    # a folder given relative to the working one is named so (it printed the absolute path)
+    monkeypatch.chdir(out.parent)
+    again = runner.invoke(app, ["campaign", "run", str(recipe), "--out", out.name])
+    assert again.exit_code == 0, again.output
+    line = " ".join(again.output.split())
+    assert f"summary: {out.name}/summary.md" in line
+    assert f"leaderboard: {out.name}/leaderboard.csv" in line
     data = json.loads(baseline.read_text())
     first = data["top"][0]
     first["descriptors"]["dE_O"] += 0.3

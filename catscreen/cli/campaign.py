@@ -92,7 +92,8 @@ def run_command(
     written = outcome.root / SUMMARY
     also = f" (also in {outcome.summary_path})" if outcome.summary_path != written else ""
     err_console.print(
-        f"summary: {written}{also}; leaderboard: {outcome.root / 'leaderboard.csv'}",
+        f"summary: {_as_given(written)}{also}; "
+        f"leaderboard: {_as_given(outcome.root / 'leaderboard.csv')}",
         highlight=False,
     )
     cmp = outcome.comparison
@@ -172,3 +173,10 @@ def baseline_command(
     err_console.print(
         f"wrote {write}: top {baseline.top_n} = {names}; tolerance {tolerance} eV", highlight=False
     )
+
+
+def _as_given(path: Path) -> Path:
+    """Relative to the working folder when inside it, as `--out runs/x` was given (the
+    campaign resolves its folder to record it)."""
+    cwd = Path.cwd()
+    return path.relative_to(cwd) if path.is_relative_to(cwd) else path
