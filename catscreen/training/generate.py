@@ -720,19 +720,22 @@ def label_shard(
     after they were written (cut off, emptied: they passed as finished) are made again."""
     record = out.parent / f"{extxyz_stem(out.name)}.source.json"
     source = {"structures": structures.name, "sha256": _sha256(structures)}
+    frames = read_extxyz(structures)  # once: counted against the labels, or labelled
     if out.exists() and (not record.exists() or _read_json(record) == source):
         try:
-            kept, made = len(read_extxyz(out)), len(read_extxyz(structures))
-            if kept >= made:  # mirrored frames come on top
+            kept = len(read_extxyz(out))
+            if kept >= len(frames):  # mirrored frames come on top
                 return 0
-            log(f"{out} holds {kept} labelled frames of {made} structures: labelling it again")
+            log(
+                f"{out} holds {kept} labelled frames of {len(frames)} structures: labelling it "
+                "again"
+            )
         except CatscreenError as exc:
             log(f"{first_line(exc)}: labelling it again")
     out.unlink(missing_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(record) as tmp:
         tmp.write_text(json.dumps(source) + "\n")
-    frames = read_extxyz(structures)
     labelled = teacher.label(frames, teacher_name, batch_size=label_batch_size(frames))
     labelled += _mirror(labelled, mirror_fraction)
     write_extxyz(labelled, out)
