@@ -629,3 +629,30 @@ def test_slab_moves_lists_pairs_across_the_cutoff(monkeypatch: pytest.MonkeyPatc
     assert (i, j) == (0, 1)
     assert before == pytest.approx(3.5 / 2.64) and after == pytest.approx(3.0 / 2.64)
     assert module.crossings(clean, clean.copy()) == []
+
+
+def test_evaluate_reads_labels_in_another_energy_unit(tmp_path: Path) -> None:
+    """kcal/mol labels of EMT frames: read as eV they are 23x off; with --energy-unit they match
+    EMT itself; an unknown unit is one line before any model is loaded."""
+    from ase import units
+
+    kcal = units.kcal / units.mol
+    frames = read(make_dataset(tmp_path / "ev.extxyz", n_systems=2), index=":")
+    for a in frames:
+        res = a.calc.results
+        res["energy"], res["forces"] = res["energy"] / kcal, res["forces"] / kcal
+        res.pop("stress", None)
+    write(tmp_path / "kcal.extxyz", frames, format="extxyz")
+    args = ["evaluate", "emt", str(tmp_path / "kcal.extxyz"), "--plot", str(tmp_path / "p.png")]
+    maes = []
+    for extra in ([], ["--energy-unit", "kcal/mol"]):
+        table = tmp_path / f"t{len(extra)}.csv"
+        result = CliRunner().invoke(app, [*args, *extra, "--table", str(table)])
+        assert result.exit_code == 0, result.output
+        overall = pd.read_csv(table).query("group == 'all'").iloc[0]
+        maes.append((overall["energy_mae_meV_atom"], overall["force_mae_eV_A"]))
+    assert maes[0][1] > 1.0 and maes[0][0] > 100.0
+    assert maes[1][0] < 1e-3 and maes[1][1] < 1e-6
+    result = CliRunner().invoke(app, [*args, "--energy-unit", "Hartree"])
+    assert result.exit_code == 2
+    assert "energy unit 'Hartree'; expected one of eV, meV, kcal/mol, kJ/mol" in result.output

@@ -1083,3 +1083,62 @@ def test_pair_options_and_cli_overrides_are_range_checked(tmp_path: Path) -> Non
     result = CliRunner().invoke(app, ["train", str(cfg), "--max-steps", "-3"])
     assert result.exit_code == 2 and "max_steps and warmup_steps must be >= 0" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_dataset_in_another_energy_unit_is_named_and_converted(tmp_path: Path) -> None:
+    """The same frames written in kcal/mol beside eV ones: read as eV they are flagged (forces
+    and energies 23x off); with energy_unit: kcal/mol they read as the eV frames, unflagged."""
+    from ase import units
+
+    kcal = units.kcal / units.mol
+    ev = make_dataset(tmp_path / "ev.extxyz")
+    frames = read_frames(ev)
+    for a in frames:
+        res = a.calc.results
+        for key in ("energy", "forces", "stress"):
+            if key in res:
+                res[key] = res[key] / kcal
+        a.info["source"] = "kcal"
+    write(tmp_path / "kcal.extxyz", frames, format="extxyz")
+    logs: list[str] = []
+    plain = tiny_config(tmp_path, [ev, tmp_path / "kcal.extxyz"])
+    Trainer(plain, log=logs.append)
+    (warning,) = [m for m in logs if "out of scale" in m]
+    assert warning.startswith("warning: dataset 1 (") and "set its energy_unit" in warning
+    datasets = [str(ev), {"path": str(tmp_path / "kcal.extxyz"), "energy_unit": "kcal/mol"}]
+    logs.clear()
+    tr = Trainer(tiny_config(tmp_path, [], datasets=datasets), log=logs.append)
+    assert not [m for m in logs if "out of scale" in m]
+    kcal_frames = [f for f in tr.train + tr.val if f.dataset == 1]
+    ev_frames = {(f.sid, f.energy): f for f in tr.train + tr.val if f.dataset == 0}
+    assert len(kcal_frames) == len(ev_frames)
+    for f in kcal_frames:
+        twin = min(ev_frames.values(), key=lambda g: abs(g.energy - f.energy))
+        assert f.energy == pytest.approx(twin.energy, abs=1e-6)
+        np.testing.assert_allclose(f.forces, twin.forces, atol=1e-6)
+    with pytest.raises(CatscreenError, match="energy_unit 'Hartree'; expected one of eV, meV"):
+        tiny_config(tmp_path, [], datasets=[{"path": str(ev), "energy_unit": "Hartree"}])
+
+
+def test_a_dataset_names_its_aqcat_flags_and_low_fidelity(tmp_path: Path) -> None:
+    """An AQCat25-style database whose flags have other names, its low-fi frames named in the
+    config: both fidelities train, spin read from the flag."""
+    import ase.db
+
+    path = tmp_path / "aq.db"
+    with ase.db.connect(path) as db:
+        for k in range(6):
+            slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
+            slab.rattle(0.05, seed=k)
+            db.write(emt_labelled(slab), sid=k // 2, fid=k % 2, no_spin=k % 3 == 0, cheap=k % 2)
+    spec = {
+        "path": str(path),
+        "fidelity": "hi",
+        "low_fidelity": "lo",
+        "spin_off_key": "no_spin",
+        "low_fi_key": "cheap",
+    }
+    tr = Trainer(tiny_config(tmp_path, [], datasets=[spec], validation_fraction=0.0), log=print)
+    assert set(tr.net.fidelities) == {"hi", "lo"}
+    contexts = sorted((f.sid, f.spin, f.fidelity) for f in tr.train)
+    assert contexts[:2] == [("0", "off", "hi"), ("0", "on", "lo")]

@@ -92,6 +92,11 @@ def evaluate_command(
     spin: str | None = typer.Option(
         None, "--spin", help="on | off for frames with neither a spin nor an is_spin_off key."
     ),
+    energy_unit: str = typer.Option(
+        "eV",
+        "--energy-unit",
+        help="Energy unit of the labels: eV, meV, kcal/mol or kJ/mol (forces per A).",
+    ),
 ) -> None:
     """Energy (meV/atom) and force (eV/A) MAE per source, fidelity, spin and element."""
     from catscreen.io import atomic_path
@@ -104,8 +109,10 @@ def evaluate_command(
     for option, path in (("--table", table), ("--plot", plot)):  # before the predictions
         if path is not None and (path.is_dir() or path.parent.is_file()):
             raise CatscreenError(f"{option} {path}: not a file path (a folder is in the way)")
+    defaults = ContextDefaults(
+        spin=spin, fidelity=fidelity, low_fidelity=low_fidelity, energy_unit=energy_unit
+    )
     m = load_model(model)
-    defaults = ContextDefaults(spin=spin, fidelity=fidelity, low_fidelity=low_fidelity)
     frames = load_eval_frames(data, m, held_out, defaults)
     ev = evaluate_frames(m, frames)
     df = summary(ev)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ase import Atoms
+import numpy as np
+from ase import Atoms, units
 from ase.io import read, write
 
 from catscreen.errors import CatscreenError, first_line, unreadable
@@ -30,6 +31,14 @@ EXTXYZ_SUFFIXES = (".extxyz", ".xyz", ".extxyz.gz", ".xyz.gz", ".extxyz.xz", ".x
 DB_SUFFIXES = (".db",)
 _TRUE = {"1", "true", "t", "yes", "y"}
 _FALSE = {"0", "false", "f", "no", "n"}
+# energy units labels may come in, in eV; lengths are always A (forces: unit/A, stress: unit/A^3)
+ENERGY_UNITS = {
+    "eV": 1.0,
+    "meV": 1e-3,
+    "kcal/mol": units.kcal / units.mol,
+    "kJ/mol": units.kJ / units.mol,
+}
+_ENERGY_KEYS = ("energy", "free_energy", "energies", "forces", "stress")
 
 
 @dataclass(frozen=True)
@@ -43,9 +52,16 @@ class ContextDefaults:
     spin_off_key: str = "is_spin_off"
     low_fi_key: str = "is_low_fi"
     require_energy: bool = True
+    energy_unit: str = "eV"  # one of ENERGY_UNITS: labels are converted to eV on reading
     # training with a validation split: a frame without its system's id would be a system of
     # its own, and a trajectory's frames would land on both sides
     require_sid: bool = False
+
+    def __post_init__(self) -> None:
+        if self.energy_unit not in ENERGY_UNITS:
+            raise CatscreenError(
+                f"energy unit {self.energy_unit!r}; expected one of {', '.join(ENERGY_UNITS)}"
+            )
 
 
 def drop_stated_context(info: dict[str, Any]) -> None:
@@ -244,4 +260,16 @@ def load_frames(path: str | Path, defaults: ContextDefaults = ContextDefaults())
         )
     if not frames:
         raise CatscreenError(f"{p} holds no frames")
+    if defaults.energy_unit != "eV":
+        _scale_labels(frames, ENERGY_UNITS[defaults.energy_unit])
     return normalise_context(frames, str(p), defaults)
+
+
+def _scale_labels(frames: list[Atoms], factor: float) -> None:
+    """Energies, forces and stress in eV-based units; magnetic moments are not energies."""
+    for atoms in frames:
+        if atoms.calc is not None:
+            res = atoms.calc.results
+            for key in _ENERGY_KEYS:
+                if key in res:
+                    res[key] = np.asarray(res[key], dtype=float) * factor

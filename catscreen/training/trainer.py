@@ -60,7 +60,7 @@ from catscreen.model.checkpoint import load_checkpoint, save_atomically, save_ch
 from catscreen.model.graph import GraphBatch, collate
 from catscreen.model.inference import resolve_device
 from catscreen.model.network import CatscreenNet, ModelConfig, deepened, reconfigured, widened
-from catscreen.training.datasets import ContextDefaults, label_energy, load_frames
+from catscreen.training.datasets import ENERGY_UNITS, ContextDefaults, label_energy, load_frames
 
 # ModelConfig fields a fine-tune (init_from) may switch while keeping the checkpoint's weights:
 # the ZBL adds no parameters (it changes predictions only for pairs closer than any bond), the
@@ -94,6 +94,12 @@ class DatasetSpec:
     # this dataset's share of the pair draws, as `weight` is of the frame draws: a few thick
     # cells' pairs beside many thin ones (set on every pair dataset or none; none: uniform)
     pair_weight: float | None = None
+    energy_unit: str = "eV"  # the labels' energy unit (datasets.ENERGY_UNITS), read into eV
+    # AQCat25-style databases: the fidelity named for frames whose low-fi flag is true, and the
+    # keys of the two flags
+    low_fidelity: str = "low-fi"
+    spin_off_key: str = "is_spin_off"
+    low_fi_key: str = "is_low_fi"
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,11 @@ class TrainConfig:
                 if d.get(key) not in (None, "on", "off"):
                     raise CatscreenError(f"dataset {key}={d[key]!r}; expected on or off")
             _check_types(DatasetSpec, d, "dataset ")
+            if d.get("energy_unit", "eV") not in ENERGY_UNITS:
+                raise CatscreenError(
+                    f"dataset {d['path']}: energy_unit {d['energy_unit']!r}; expected one of "
+                    f"{', '.join(ENERGY_UNITS)}"
+                )
             specs.append(DatasetSpec(**d))
         if data.get("dtype", "float32") not in ("float32", "float64"):
             raise CatscreenError(f"dtype {data['dtype']!r}; expected float32 or float64")
@@ -410,6 +421,10 @@ def load_dataset(
         spin=spec.spin,
         fidelity=spec.fidelity,
         source=spec.source,
+        low_fidelity=spec.low_fidelity,
+        spin_off_key=spec.spin_off_key,
+        low_fi_key=spec.low_fi_key,
+        energy_unit=spec.energy_unit,
         require_sid=split and spec.holdout,
     )
     read = {} if read is None else read
@@ -619,6 +634,43 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _WORKER_WAIT_S = 600.0  # no batch in this long: a worker is stuck or gone
 
 
+# Catalysis labels in eV leave about 0.1-0.8 eV/atom (RMS) after the reference energies and
+# carry forces of about 0.6 eV/A (RMS) (data/training: teacher 0.24 and 0.66, GPAW pairs 0.45
+# and 0.61, gas molecules 0.82): ten times as much is a dataset in another unit (kcal/mol is
+# 23x eV, meV 1000x) or labels that are not energies of these structures.
+RESIDUAL_LIMIT = 5.0  # eV/atom
+FORCE_LIMIT = 10.0  # eV/A
+
+
+def label_scale_warnings(
+    frames: Sequence[Frame], net: CatscreenNet, datasets: Sequence[DatasetSpec]
+) -> list[str]:
+    """Datasets whose labels are out of scale for eV: a unit mix-up trains without an error,
+    its loss a thousand times the others'."""
+    refs = net.reference_energies.detach().cpu().double().numpy()
+    comp = _compositions(frames, net.elements)
+    rows = [net.context_index(f.spin, f.fidelity) for f in frames]
+    left = np.array([f.energy for f in frames]) - np.einsum("ij,ij->i", comp, refs[rows])
+    per_atom = left / np.array([len(f.atoms) for f in frames])
+    warnings = []
+    for k, spec in enumerate(datasets):
+        mine = [i for i, f in enumerate(frames) if f.dataset == k]
+        if not mine:
+            continue
+        residual = float(np.sqrt(np.mean(per_atom[mine] ** 2)))
+        force = float(
+            np.sqrt(np.mean(np.concatenate([frames[i].forces.ravel() for i in mine]) ** 2))
+        )
+        if residual > RESIDUAL_LIMIT or force > FORCE_LIMIT:
+            warnings.append(
+                f"warning: dataset {k} ({spec.path}, energy_unit {spec.energy_unit}) is out of "
+                f"scale for eV: energies {residual:.3g} eV/atom (RMS) from the reference "
+                f"energies, forces {force:.3g} eV/A (RMS), where eV labels leave about 0.1-1 "
+                "and 1; if it is in another unit, set its energy_unit (kcal/mol, kJ/mol, meV)"
+            )
+    return warnings
+
+
 def _init_worker(frames: list[Frame]) -> None:
     """Share the frames, one thread, Ctrl-C left to the trainer, and die with the trainer
     (a trainer killed outright would leave its workers waiting forever)."""
@@ -787,6 +839,8 @@ class Trainer:
             self.net.reference_energies.copy_(torch.tensor(refs))
             forces = np.concatenate([f.forces.ravel() for f in self.train])
             self.net.energy_scale.fill_(max(math.sqrt(float(np.mean(forces**2))), 1e-3))
+        for warning in label_scale_warnings(frames, self.net, config.datasets):
+            self.log(warning)
         self.net.to(self.device, self.dtype)
         self.ema = deepcopy(self.net).eval()
         for p in self.ema.parameters():
