@@ -5,6 +5,9 @@ from __future__ import annotations
 import fcntl
 import math
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -548,12 +551,10 @@ class _Workers:
     def __init__(self, answer):
         self.answer = answer
 
-    def run(self, function, *args):
+    def run(self, function, *args, on_error="raise"):
         from catscreen.workflow.executors import WORKER_IMPORT
 
-        assert function is eval and args == (WORKER_IMPORT,)
-        if isinstance(self.answer, Exception):
-            raise self.answer
+        assert function is eval and args == (WORKER_IMPORT,) and on_error == "return"
         return self.answer
 
 
@@ -565,9 +566,10 @@ def test_workers_without_catscreen_or_with_another_version_are_named_before_any_
     assert eval(WORKER_IMPORT) == mine  # what a worker with this install answers
     _check_workers(_Workers({"tcp://a:1": mine, "tcp://b:1": mine}))
     _check_workers(_Workers({}))  # none yet: the run says so and waits
+    _check_workers(_Workers({"tcp://a:1": mine, "tcp://b:1": OSError("gone while asked")}))
     missing = ModuleNotFoundError("No module named 'catscreen.workflow'")
-    with pytest.raises(CatscreenError, match="a Dask worker cannot import catscreen .ModuleNot"):
-        _check_workers(_Workers(missing))
+    with pytest.raises(CatscreenError, match="worker tcp://b:1 cannot import catscreen .ModuleNot"):
+        _check_workers(_Workers({"tcp://a:1": mine, "tcp://b:1": missing}))
     with pytest.raises(CatscreenError, match="worker tcp://b:1 has catscreen 0.0.1, this one"):
         _check_workers(_Workers({"tcp://a:1": mine, "tcp://b:1": "0.0.1"}))
 
@@ -593,6 +595,51 @@ def test_a_cluster_without_workers_is_named_while_the_run_waits(monkeypatch, cap
         assert done == [future] and future.result() == 3
     err = capsys.readouterr().err
     assert err.count("note: the test cluster has no workers; waiting for one") == 1
+
+
+# a `dask worker` in this environment that cannot import catscreen, as one from another venv
+_NO_CATSCREEN_WORKER = (
+    "import sys; sys.modules['catscreen'] = None; "
+    "from distributed.cli.dask_worker import main; main()"
+)
+
+
+def test_a_worker_without_catscreen_that_joins_the_run_stops_it_in_one_line(monkeypatch):
+    """One that joined after the start died unpacking its batch; its nanny restarted it to take
+    the next, until Dask gave up on them (KilledWorker), or the run waited without workers."""
+    from distributed import LocalCluster
+
+    from catscreen.workflow import executors
+
+    workers = []
+
+    def check_then_join(client):  # noqa: ANN001, ANN202
+        real_check(client)  # no worker yet: nothing to name
+        args = [client.scheduler.address, "--no-nanny", "--nthreads", "1"]
+        workers.append(subprocess.Popen([sys.executable, "-c", _NO_CATSCREEN_WORKER, *args]))
+
+    real_check = executors._check_workers
+    monkeypatch.setattr(executors, "_check_workers", check_then_join)
+    _, items = items_for([adslab("Cu", "O", "fcc")])
+    flow = RelaxMaker(model="emt", batch_size=8, steps=2).make(items)
+    done = []
+    with LocalCluster(
+        n_workers=0, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        try:
+            with pytest.raises(CatscreenError) as exc:
+                executors.run_dask(flow, lambda *a: done.append(a), cluster.scheduler_address)
+        finally:
+            for worker in workers:
+                worker.kill()
+                worker.wait()
+    assert len(workers) == 1 and done == []  # no batch recorded as failed
+    message = str(exc.value)
+    assert re.fullmatch(
+        r"a Dask worker cannot import catscreen \((ModuleNotFoundError|ImportError): .*\): "
+        r"start the workers in the environment catscreen runs in \(finished rows are kept\)",
+        message,
+    ), message
 
 
 def test_rows_a_worker_made_with_another_model_version_are_refused(tmp_path, monkeypatch):

@@ -253,7 +253,9 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
     try:
         _check_workers(client)
         jobs_by_future = {
-            client.submit(run_job_json, j.to_json(), key=f"catscreen-{j.uuid}", pure=False): j
+            client.submit(
+                eval, RUN_BATCH, {"job": j.to_json()}, key=f"catscreen-{j.uuid}", pure=False
+            ): j
             for j in all_jobs(flow)
         }
         for fut in _as_completed(client, list(jobs_by_future), where):
@@ -265,6 +267,11 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
                     f"lost {where} ({first_line(exc)}); finished rows are kept: rerun to go on"
                 ) from exc
             except Exception as exc:
+                if isinstance(exc, ImportError) and "catscreen" in str(exc):  # every batch would
+                    raise CatscreenError(
+                        f"a Dask worker cannot import catscreen ({described(exc)}): start the "
+                        "workers in the environment catscreen runs in (finished rows are kept)"
+                    ) from exc
                 on_done(j, None, described(exc))
                 continue
             finally:  # a result the cluster keeps is recomputed when its worker is lost
@@ -280,21 +287,28 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
 # What a worker must import to run a batch, and the version it then has; a builtin (eval)
 # travels by name, so a worker without catscreen can still answer
 WORKER_IMPORT = "__import__('catscreen.workflow.executors').__version__"
+# A batch travels the same way, as eval and text: a worker without catscreen (one that joined
+# after the check) answers with its ImportError; unpacking a catscreen function killed it, and
+# its nanny restarted it to take the next batch until Dask gave up on them (KilledWorker)
+RUN_BATCH = (
+    "__import__('catscreen.workflow.executors', fromlist=['run_job_json']).run_job_json(job)"
+)
 
 
 def _check_workers(client: Any) -> None:
-    """A worker without catscreen cannot unpack a batch: it died and the run waited for ever,
-    silent. Workers that join later are not asked: one that dies leaves the "no workers" note."""
+    """Workers that cannot run a batch, named before any: without catscreen, or with another
+    version (its rows would be refused at the end). Workers that join later meet RUN_BATCH."""
     from catscreen import __version__ as mine
 
-    try:
-        theirs = client.run(eval, WORKER_IMPORT)
-    except Exception as exc:
-        raise CatscreenError(
-            f"a Dask worker cannot import catscreen ({described(exc)}): start the workers in "
-            "the environment catscreen runs in"
-        ) from exc
-    for worker, version in theirs.items():
+    theirs = client.run(eval, WORKER_IMPORT, on_error="return")
+    for worker, version in sorted(theirs.items()):
+        if isinstance(version, ImportError):
+            raise CatscreenError(
+                f"Dask worker {worker} cannot import catscreen ({described(version)}): start "
+                "the workers in the environment catscreen runs in"
+            )
+        if isinstance(version, BaseException):  # gone while asked
+            continue
         if version != mine:
             raise CatscreenError(
                 f"Dask worker {worker} has catscreen {version}, this one {mine}: install the "
