@@ -196,6 +196,34 @@ def test_changed_target_reruns_only_rank(campaign: tuple[Path, Path], tmp_path: 
     assert result.exit_code == 0, result.output
 
 
+def test_a_rerank_keeps_dft_run_in_the_old_inputs(
+    campaign: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A rerun of rank deleted rank/dft whole, OUTCARs of calculations run there included."""
+    recipe, first = campaign
+    out = tmp_path / "run"
+    shutil.copytree(first, out)
+    changed = tmp_path / "tiny.yaml"
+    changed.write_text(
+        recipe.read_text().replace("value: -0.9, tolerance: 0.1", "value: -0.5, tolerance: 0.1")
+    )
+    args = ["campaign", "run", "--out", str(out), "--no-progress"]
+    result = runner.invoke(app, [*args[:2], str(changed), *args[2:]])
+    assert result.exit_code == 0 and "ran: rank;" in result.output, result.output
+    assert "kept in" not in result.output and not list((out / "rank").glob("dft-kept-*"))
+    vasp = out / "rank" / "dft" / "vasp"
+    (vasp / "gas-H2" / "OUTCAR").write_text("a finished run\n")
+    result = runner.invoke(app, [*args[:2], str(recipe), *args[2:]])
+    assert result.exit_code == 0 and "ran: rank;" in result.output, result.output
+    assert (
+        "rank: note: rank/dft/ held 1 file(s) catscreen did not write (vasp/gas-H2/OUTCAR, ...): "
+        "the old DFT sets are kept in rank/dft-kept-" in " ".join(result.output.split())
+    )
+    (kept,) = (out / "rank").glob("dft-kept-*")
+    assert (kept / "vasp" / "gas-H2" / "OUTCAR").read_text() == "a finished run\n"
+    assert (vasp / "manifest.json").is_file() and not (vasp / "gas-H2" / "OUTCAR").exists()
+
+
 def test_new_anomaly_rules_rerank_a_finished_campaign(
     campaign: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

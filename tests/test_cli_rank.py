@@ -98,8 +98,9 @@ def test_write_dft(results_file, tmp_path):
         ["rank", str(results_file), "--top-k", "1", "--write-dft", "vasp", str(tmp_path / "dft")],
     )
     assert res.exit_code == 0, res.output
-    folders = sorted(p.name for p in (tmp_path / "dft").iterdir())
+    folders = sorted(p.name for p in (tmp_path / "dft").iterdir() if p.is_dir())
     assert len(folders) == 4 + 2 + 3  # 4 minima, 2 clean slabs; H2, H2O and N2
+    assert (tmp_path / "dft" / "manifest.json").is_file()
     assert all((tmp_path / "dft" / f / "INCAR").exists() for f in folders)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
     umask = os.umask(0)
@@ -118,7 +119,7 @@ def test_write_dft(results_file, tmp_path):
         assert ("is not empty" if target.is_dir() else "is a file") in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
     assert {p: p.read_bytes() for p in tables} == tables
-    assert sorted(p.name for p in (tmp_path / "dft").iterdir()) == folders
+    assert sorted(p.name for p in (tmp_path / "dft").iterdir()) == [*folders, "manifest.json"]
     assert (tmp_path / "dft" / folders[0] / "OUTCAR").read_text() == "a finished run"
     res = runner.invoke(  # the tables would land in DIR first: refused up front
         app,

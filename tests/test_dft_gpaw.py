@@ -59,7 +59,8 @@ def flagged_file(tmp_path_factory):
 
 def test_gpaw_script_runs(tmp_path, flagged_file):
     flagged = read_parquet(flagged_file)
-    settings = DftSettings(encut=200, kpt_density=0.6, relax_steps=0, ediff=1e-3)
+    # one step towards an unreachable fmax: result.json says it did not converge
+    settings = DftSettings(encut=200, kpt_density=0.6, relax_steps=1, fmax=1e-6, ediff=1e-3)
     write_dft_inputs(flagged, "gpaw", tmp_path, settings)
     script = tmp_path / flagged.config_id[0] / "run_gpaw.py"
     done = subprocess.run(
@@ -68,6 +69,7 @@ def test_gpaw_script_runs(tmp_path, flagged_file):
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((script.parent / "result.json").read_text())
     assert result["name"] == flagged.config_id[0] and result["energy"] < 0
+    assert result["converged"] is False and result["steps"] == 1
 
 
 def test_validate_compares_ml_with_gpaw(tmp_path, flagged_file):

@@ -14,6 +14,7 @@ from test_analysis_helpers import emt_results, hand_results
 
 from catscreen.analysis import RankSettings, rank_results
 from catscreen.dft import DftSettings, dft_tasks, write_dft_inputs
+from catscreen.dft.tasks import foreign_files
 from catscreen.errors import CatscreenError
 from catscreen.io import atoms_from_text, atoms_to_text
 
@@ -345,3 +346,56 @@ def test_vasp_cutoff_is_raised_to_the_hardest_potcar_for_the_whole_set(tmp_path,
     assert {Incar.from_file(f / "INCAR")["ENCUT"] for f in folders} == {400} and not notes
     folders = write_dft_inputs(flagged, "vasp", tmp_path / "hi", DftSettings(encut=520))
     assert {Incar.from_file(f / "INCAR")["ENCUT"] for f in folders} == {520}
+
+
+def test_the_manifest_says_which_calculations_make_each_e_ads(tmp_path, flagged_off):
+    """The folder stands alone: each adslab's slab and gas folders with their weights, the
+    model's E_ads; the files it wrote with their hashes tell a rerun what is the user's."""
+    sets = tmp_path / "dft"
+    write_dft_inputs(flagged_off, "vasp", sets / "vasp", DftSettings())
+    manifest = json.loads((sets / "vasp" / "manifest.json").read_text())
+    (entry,) = manifest["adsorption"]
+    row = flagged_off.iloc[0]
+    weights = json.loads(row.reference_weights)
+    assert entry["adslab"] == row.config_id and entry["slab"] == row.slab_config_id
+    assert entry["gas"] == {f"gas-{m}": w for m, w in weights.items()} and weights
+    assert entry["model_e_ads"] == pytest.approx(row.e_ads) and entry["reference_energy"] is None
+    for folder in (entry["adslab"], entry["slab"], *entry["gas"]):
+        assert (sets / "vasp" / folder / "INCAR").is_file()
+    assert manifest["xc"] == "PBE" and manifest["model"]["fidelity"] == row.fidelity
+    assert (
+        f"{row.config_id}/INCAR" in manifest["files"] and "manifest.json" not in manifest["files"]
+    )
+    assert foreign_files(sets) == []
+    outcar = sets / "vasp" / "gas-H2" / "OUTCAR"
+    outcar.write_text("run here\n")
+    incar = sets / "vasp" / row.config_id / "INCAR"
+    incar.write_text(incar.read_text().replace("ENCUT = 400", "ENCUT = 520"))
+    (sets / "notes.txt").write_text("mine\n")
+    assert foreign_files(sets) == [sets / "notes.txt", incar, outcar]
+
+
+def test_the_functional_follows_the_rows_fidelity(tmp_path, flagged_off):
+    """Rows relaxed at an r2SCAN fidelity got PBE inputs without a word."""
+    r2scan = flagged_off.assign(fidelity="chgnet-r2scan")
+    notes = []
+    write_dft_inputs(r2scan, "vasp", tmp_path / "v", DftSettings(xc="auto"), notes.append)
+    incar = Incar.from_file(tmp_path / "v" / r2scan.config_id[0] / "INCAR")
+    assert incar["METAGGA"] == "R2scan" and incar["LMIXTAU"] is True and "GGA" not in incar
+    assert incar["LASPH"] is True
+    assert notes == ["vasp inputs use r2SCAN, the level of theory of fidelity chgnet-r2scan"]
+    assert json.loads((tmp_path / "v" / "manifest.json").read_text())["xc"] == "r2SCAN"
+    notes.clear()
+    write_dft_inputs(r2scan, "gpaw", tmp_path / "g", DftSettings(xc="auto"), notes.append)
+    assert "'xc': 'PBE'" in (tmp_path / "g" / r2scan.config_id[0] / "run_gpaw.py").read_text()
+    assert notes and notes[0].startswith("GPAW scripts use PBE for candidates relaxed at")
+    notes.clear()
+    write_dft_inputs(flagged_off, "vasp", tmp_path / "p", DftSettings(xc="auto"), notes.append)
+    assert Incar.from_file(tmp_path / "p" / r2scan.config_id[0] / "INCAR")["GGA"] == "Pe"
+    assert notes == []  # emt: PBE, nothing to say
+    with pytest.raises(CatscreenError, match="GPAW scripts are written for PBE or RPBE"):
+        write_dft_inputs(r2scan, "gpaw", tmp_path / "x", DftSettings(xc="r2SCAN"))
+    mixed = pd.concat([flagged_off, r2scan], ignore_index=True)
+    with pytest.raises(CatscreenError, match="several fidelities .chgnet-r2scan, emt"):
+        write_dft_inputs(mixed, "vasp", tmp_path / "y", DftSettings(xc="auto"))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

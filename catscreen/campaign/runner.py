@@ -60,6 +60,7 @@ from catscreen.campaign.recipe import (
 from catscreen.campaign.state import CampaignState, StageRecord, load_state, now, save_state
 from catscreen.campaign.summary import render_summary
 from catscreen.dft import DftSettings, write_dft_inputs
+from catscreen.dft.tasks import foreign_files
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path, read_parquet, read_parquet_metadata
 from catscreen.model.api import check_model_name
@@ -261,6 +262,33 @@ def _relax_settings(recipe: Recipe, options: RunOptions, folder: Path) -> RelaxS
     )
 
 
+def _clear_dft_sets(folder: Path, log: Callable[[str], None]) -> None:
+    """The last rank's DFT inputs make way for the new flags (no folder of an old flag stays);
+    if anything there is not as catscreen wrote it (calculations run in place, edited inputs),
+    the old sets move aside whole instead of being deleted."""
+    if not folder.exists():
+        return
+    theirs = foreign_files(folder)
+    if not theirs:
+        shutil.rmtree(folder)
+        return
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    kept = next(
+        p
+        for k in range(1000)
+        if not (
+            p := folder.with_name(f"{folder.name}-kept-{stamp}" + (f"-{k}" if k else ""))
+        ).exists()
+    )
+    folder.rename(kept)
+    where = f"{folder.parent.name}/{folder.name}"
+    log(
+        f"rank: note: {where}/ held {len(theirs)} file(s) catscreen did not write "
+        f"({theirs[0].relative_to(folder)}, ...): the old DFT sets are kept in "
+        f"{folder.parent.name}/{kept.name}/"
+    )
+
+
 def _rank_settings(recipe: Recipe) -> RankSettings:
     ref = recipe.ranking.reference
     return RankSettings(
@@ -397,10 +425,10 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         if (note := uncertainty_note(output)) is not None:
             log(f"rank: note: {note}")
         counts = {k: output.counts[k] for k in ("adslabs", "anomalous", "candidates", "flagged")}
-        shutil.rmtree(root / RANK_DIR / "dft", ignore_errors=True)  # no folder of an old flag
+        _clear_dft_sets(root / RANK_DIR / "dft", log)
         for engine in recipe.validation.write:
             folders = write_dft_inputs(
-                output.flagged, engine, root / RANK_DIR / "dft" / engine, DftSettings(),
+                output.flagged, engine, root / RANK_DIR / "dft" / engine, DftSettings(xc="auto"),
                 lambda why: log(f"rank: note: {why}"),
             )  # fmt: skip
             counts[f"{engine}_inputs"] = len(folders)

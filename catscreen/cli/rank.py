@@ -21,7 +21,7 @@ from catscreen.analysis import (
 )
 from catscreen.cli.common import cli_errors, console, err_console
 from catscreen.dft import DftSettings, write_dft_inputs
-from catscreen.dft.tasks import ENGINES, check_dft_folder
+from catscreen.dft.tasks import ENGINES, check_dft_folder, functional
 from catscreen.errors import CatscreenError
 
 FORMATS = ("table", "csv", "json")
@@ -123,7 +123,15 @@ def rank_command(
     write_dft: tuple[str, Path] | None = typer.Option(
         None,
         "--write-dft",
-        help="ENGINE DIR: vasp or gpaw inputs for every flagged row, in a new or empty DIR.",
+        help="ENGINE DIR: vasp or gpaw inputs for every flagged row, in a new or empty DIR, "
+        "with manifest.json (which calculations make each E_ads). VASP POTCARs are licensed: "
+        "POTCAR.symbols names them.",
+    ),
+    dft_xc: str = typer.Option(
+        "auto",
+        "--dft-xc",
+        help="Functional of --write-dft: auto (the rows' fidelity's: r2SCAN for *r2scan*, RPBE "
+        "for *rpbe*, else PBE), PBE, RPBE or r2SCAN (VASP only).",
     ),
 ) -> None:
     """Rank candidates by adsorption-energy descriptors and flag placements for DFT."""
@@ -136,6 +144,7 @@ def rank_command(
             raise CatscreenError(
                 f"unknown DFT engine {write_dft[0]!r}; expected one of {', '.join(ENGINES)}"
             )
+        functional(DftSettings(xc=dft_xc), write_dft[0], "")
         check_dft_folder(write_dft[1])
         tables, dft = (out or results.parent).resolve(), write_dft[1].resolve()
         if tables == dft or dft in tables.parents:
@@ -171,7 +180,10 @@ def rank_command(
         err_console.print(f"note: {note}")
     if write_dft is not None:
         folders = write_dft_inputs(
-            output.flagged, *write_dft, DftSettings(), lambda why: err_console.print(f"note: {why}")
+            output.flagged,
+            *write_dft,
+            DftSettings(xc=dft_xc),
+            lambda why: err_console.print(f"note: {why}"),
         )
         err_console.print(f"wrote {len(folders)} {write_dft[0]} input folder(s) to {write_dft[1]}")
         if settings.references.potentials:  # no gas calculation stands behind a fixed potential

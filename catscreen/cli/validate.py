@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pandas as pd
 import typer
 from rich.table import Table
 
 from catscreen.cli.common import cli_errors, console, err_console
 from catscreen.dft import DftSettings
-from catscreen.dft.tasks import FLAGGED_REQUIRED
+from catscreen.dft.settings import GPAW_XC
+from catscreen.dft.tasks import FLAGGED_REQUIRED, functional
 from catscreen.dft.validate import SUCCESS_THRESHOLD, validate
 from catscreen.errors import CatscreenError
 from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
@@ -34,7 +36,7 @@ def validate_command(
     kpt_density: float = typer.Option(
         DftSettings.kpt_density, help="k-points per reciprocal Angstrom."
     ),
-    xc: str = typer.Option(DftSettings.xc, help="PBE or RPBE."),
+    xc: str = typer.Option(DftSettings.xc, help="PBE or RPBE (GPAW)."),
     smearing: float = typer.Option(DftSettings.smearing, help="Fermi-Dirac width (eV)."),
     limit: int | None = typer.Option(
         None,
@@ -56,6 +58,15 @@ def validate_command(
         table = table.loc[order.sort_values(kind="stable").index]
     if limit is not None:
         table = table.head(limit)
+    if xc not in GPAW_XC:  # before any calculation: each would fail on its own
+        raise CatscreenError(f"unknown xc {xc!r} for GPAW; expected {' or '.join(GPAW_XC)}")
+    for fidelity in sorted(set(table.get("fidelity", pd.Series(dtype=str)).astype(str))):
+        theirs, _ = functional(DftSettings(xc="auto"), "vasp", fidelity)
+        if theirs != xc:
+            err_console.print(
+                f"note: the rows were relaxed at fidelity {fidelity} ({theirs}); GPAW computes "
+                f"{xc}: the comparison crosses functionals"
+            )
     settings = DftSettings(
         xc=xc, encut=encut, kpt_density=kpt_density, smearing=smearing, relax_steps=0
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from ase import Atoms
 
-from catscreen.dft.settings import DftSettings, fixed_parts, kpoints, prepare
+from catscreen.dft.settings import GPAW_XC, DftSettings, fixed_parts, kpoints, prepare
 from catscreen.errors import CatscreenError
 from catscreen.io import atoms_to_text
 from catscreen.workflow.relax import fixed_mask
@@ -31,6 +31,8 @@ def require_gpaw() -> None:
 
 
 def gpaw_parameters(atoms: Atoms, kind: str, spin: str, settings: DftSettings) -> dict[str, Any]:
+    if settings.xc not in GPAW_XC:
+        raise CatscreenError(f"GPAW runs PBE or RPBE here, not {settings.xc}")
     params: dict[str, Any] = {
         "mode": {"name": "pw", "ecut": settings.encut},
         "xc": settings.xc,
@@ -47,7 +49,8 @@ def gpaw_parameters(atoms: Atoms, kind: str, spin: str, settings: DftSettings) -
 
 _SCRIPT = '''"""GPAW calculation written by catscreen for {name}.
 
-Run: python {script}   (needs GPAW and its PAW setups). Writes result.json next to this file.
+Run: python {script}   (needs GPAW and its PAW setups). Writes result.json next to this file
+(energy in eV, magnetic moment, and whether the relaxation converged in RELAX_STEPS).
 Set RELAX_STEPS = 0 for a single point on the ML-relaxed structure.
 """
 
@@ -78,10 +81,19 @@ atoms.set_constraint(
 )
 atoms.set_initial_magnetic_moments(MAGMOMS)
 atoms.calc = GPAW(**PARAMETERS, txt=str(HERE / "gpaw.txt"))
+converged, steps = True, 0
 if RELAX_STEPS:
-    BFGS(atoms, trajectory=str(HERE / "relax.traj")).run(fmax=FMAX, steps=RELAX_STEPS)
+    optimizer = BFGS(atoms, trajectory=str(HERE / "relax.traj"))
+    converged = bool(optimizer.run(fmax=FMAX, steps=RELAX_STEPS))
+    steps = optimizer.nsteps
 energy = atoms.get_potential_energy()
-result = {{"name": {name!r}, "energy": energy, "magmom": atoms.calc.get_magnetic_moment()}}
+result = {{
+    "name": {name!r},
+    "energy": energy,
+    "magmom": atoms.calc.get_magnetic_moment(),
+    "converged": converged,  # False: RELAX_STEPS ran out before forces fell below FMAX
+    "steps": steps,
+}}
 (HERE / "result.json").write_text(json.dumps(result, indent=2))
 print(json.dumps(result))
 '''

@@ -38,6 +38,8 @@ DEFAULT_MAGMOMS = {
     "Gd": 7.0,
 }
 OTHER_MAGMOM = 0.6
+XC_NAMES = ("PBE", "RPBE", "r2SCAN", "auto")
+GPAW_XC = ("PBE", "RPBE")
 # Unpaired electrons of reference molecules whose ground state is not the parity rule's
 # (0 for an even electron count, 1 for an odd one): the triplets.
 TRIPLETS = {"O2": 2, "S2": 2, "CH2": 2, "HN": 2}  # Hill formulas: NH is written HN
@@ -48,7 +50,8 @@ GAS_VACUUM = 6.0  # A each side for a molecule written without a cell
 class DftSettings:
     """Documented defaults: production-like for VASP; `validate` tests use far lower ones."""
 
-    xc: str = "PBE"  # or "RPBE" (OC20)
+    # or "RPBE" (OC20), "r2SCAN" (VASP only), "auto" (rank's inputs: the rows' fidelity's)
+    xc: str = "PBE"
     encut: float = 400.0  # eV plane-wave cutoff
     kpt_density: float = 4.0  # k-points per reciprocal Angstrom (ASE convention), kz = 1 for slabs
     smearing: float = 0.1  # eV Fermi-Dirac width (VASP ISMEAR = -1)
@@ -58,8 +61,8 @@ class DftSettings:
     magmoms: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MAGMOMS))
 
     def __post_init__(self) -> None:
-        if self.xc not in ("PBE", "RPBE"):
-            raise CatscreenError(f"unknown xc {self.xc!r}; expected PBE or RPBE")
+        if self.xc not in XC_NAMES:
+            raise CatscreenError(f"unknown xc {self.xc!r}; expected {', '.join(XC_NAMES)}")
         # finite too: an infinite cutoff hung GPAW, an infinite k-density or width failed
         # every calculation after the run had started
         checks = [

@@ -2,11 +2,13 @@
 
 A DFT adsorption energy needs the same three kinds of total energy as the ML one, so the
 clean slabs and gas references of the flagged rows are calculations too (each once).
-flagged.parquet carries their structures (`slab_structure`, `reference_structures`).
+flagged.parquet carries their structures (`slab_structure`, `reference_structures`); the
+folder's manifest.json says which calculations make each E_ads, so the set stands alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from catscreen.dft.vasp import vasp_cutoff, write_vasp_inputs
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_folder, atoms_from_text
 
+MANIFEST = "manifest.json"
 FLAGGED_REQUIRED = (
     "config_id",
     "slab_config_id",
@@ -152,6 +155,88 @@ def check_dft_folder(out: Path) -> None:
         )
 
 
+def functional(settings: DftSettings, engine: str, fidelity: str) -> tuple[str, str | None]:
+    """The functional of a set and why: "auto" follows the level of theory the candidates were
+    relaxed at (r2SCAN rows got PBE inputs and compared across functionals); GPAW scripts stay
+    GGA (r2SCAN did not converge with the libxc GPAW has here)."""
+    wanted = settings.xc
+    if wanted == "auto":
+        name = fidelity.lower()
+        wanted = "r2SCAN" if "r2scan" in name else "RPBE" if "rpbe" in name else "PBE"
+    if wanted == "r2SCAN" and engine == "gpaw":
+        if settings.xc != "auto":
+            raise CatscreenError(
+                "GPAW scripts are written for PBE or RPBE; write VASP inputs for r2SCAN"
+            )
+        return "PBE", (
+            f"GPAW scripts use PBE for candidates relaxed at fidelity {fidelity}: their DFT "
+            "E_ads is PBE's (VASP inputs follow with r2SCAN)"
+        )
+    if settings.xc == "auto" and wanted != "PBE":
+        return wanted, f"{engine} inputs use {wanted}, the level of theory of fidelity {fidelity}"
+    return wanted, None
+
+
+def _manifest(
+    flagged: pd.DataFrame, engine: str, settings: DftSettings, folder: Path
+) -> dict[str, object]:
+    """Which calculations make each E_ads, the model's value beside it, and every file written
+    with its hash (what a rerun may replace; anything else there is the user's)."""
+    entries = []
+    for row, slab in zip(flagged.itertuples(), slab_task_names(flagged), strict=True):
+        weights = json.loads(row.reference_weights)
+        entries.append(
+            {
+                "adslab": row.config_id,
+                "slab": slab,
+                "gas": {gas_task_name(m): w for m, w in weights.items()},
+                # fixed reference potentials: no gas calculation, the potential's sum instead
+                "reference_energy": None if weights else float(row.reference_energy),
+                "spin": row.spin,
+                **{k: getattr(row, k) for k in ("candidate", "adsorbate", "site_type")
+                   if hasattr(row, k)},
+                "model_e_ads": float(row.e_ads),
+                "model_e_ads_std": float(getattr(row, "e_ads_std", math.nan)),
+            }
+        )  # fmt: skip
+    first = flagged.iloc[0] if len(flagged) else {}
+    return {
+        "engine": engine,
+        "xc": settings.xc,
+        "encut_eV": settings.encut,
+        "model": {k: str(first.get(k, "")) for k in ("model", "model_version", "fidelity")},
+        "e_ads": "E(adslab) - E(slab) - sum(weight * E(gas)), or - reference_energy when given",
+        "adsorption": entries,
+        "files": {
+            f.relative_to(folder).as_posix(): _sha256(f)
+            for f in sorted(folder.rglob("*"))
+            if f.is_file()
+        },
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def foreign_files(folder: Path) -> list[Path]:
+    """Files under a folder of DFT sets that catscreen did not write, or that were changed
+    since (outputs of calculations run there, edited inputs): what a rerun must keep."""
+    manifests = set(folder.glob(f"*/{MANIFEST}"))
+    written: dict[Path, str] = {}
+    for manifest in manifests:
+        try:
+            files = json.loads(manifest.read_text())["files"]
+            written.update({manifest.parent / name: digest for name, digest in files.items()})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # a damaged manifest vouches for nothing
+    return [
+        f
+        for f in sorted(folder.rglob("*"))
+        if f.is_file() and f not in manifests and written.get(f) != _sha256(f)
+    ]
+
+
 def write_dft_inputs(
     flagged: pd.DataFrame,
     engine: str,
@@ -159,13 +244,21 @@ def write_dft_inputs(
     settings: DftSettings,
     note: Callable[[str], None] = lambda _: None,
 ) -> list[Path]:
-    """One folder per calculation under `out_dir` (VASP inputs or a GPAW script), all or none:
-    written beside it and renamed into place. `note` hears of settings changed for the set."""
+    """One folder per calculation under `out_dir` (VASP inputs or a GPAW script) and a
+    manifest, all or none: written beside it and renamed into place. `note` hears of settings
+    chosen for the set (the functional, a raised cutoff)."""
     if engine not in ENGINES:
         raise CatscreenError(f"unknown DFT engine {engine!r}; expected one of {', '.join(ENGINES)}")
     out = Path(out_dir)
     check_dft_folder(out)
     tasks = dft_tasks(flagged)
+    fidelities = sorted(set(flagged.get("fidelity", pd.Series(dtype=str)).astype(str)))
+    if len(fidelities) > 1:  # rank ranks one fidelity; a hand-made table may mix them
+        raise CatscreenError(f"flagged rows of several fidelities ({', '.join(fidelities)})")
+    xc, why = functional(settings, engine, fidelities[0] if fidelities else "")
+    settings = replace(settings, xc=xc)
+    if why is not None:
+        note(why)
     if engine == "vasp":
         elements = {el for t in tasks for el in atoms_from_text(t.structure).get_chemical_symbols()}
         encut, why = vasp_cutoff(elements, settings.encut)
@@ -180,4 +273,6 @@ def write_dft_inputs(
                 write_vasp_inputs(atoms, task.spin, task.kind, settings, folder, task.name)
             else:
                 write_gpaw_script(task.structure, task.kind, task.spin, settings, folder, task.name)
+        manifest = _manifest(flagged, engine, settings, tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return [out / task.name for task in tasks]

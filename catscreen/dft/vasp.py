@@ -63,7 +63,6 @@ def incar(atoms: Atoms, spin: str, kind: str, settings: DftSettings, system: str
         "ENCUT": settings.encut,
         "EDIFF": settings.ediff,
         "EDIFFG": -settings.fmax,
-        "GGA": "RP" if settings.xc == "RPBE" else "PE",
         "ISMEAR": -1,
         "SIGMA": settings.smearing,
         "IBRION": 2 if settings.relax_steps else -1,
@@ -78,6 +77,10 @@ def incar(atoms: Atoms, spin: str, kind: str, settings: DftSettings, system: str
         "LCHARG": False,
         "ISPIN": 2 if spin == "on" else 1,
     }
+    if settings.xc == "r2SCAN":  # as MP's r2SCAN sets: tau mixed, the all-band algorithm
+        params.update(METAGGA="R2SCAN", LMIXTAU=True, ALGO="All")
+    else:
+        params["GGA"] = "RP" if settings.xc == "RPBE" else "PE"
     if spin == "on":
         params["MAGMOM"] = [round(float(m), 3) for m in atoms.get_initial_magnetic_moments()]
     if kind != "gas":
