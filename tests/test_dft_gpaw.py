@@ -100,6 +100,16 @@ def test_validate_compares_ml_with_gpaw(tmp_path, flagged_file):
         assert again.exit_code == 0, again.output
         assert "3 GPAW energies reused" in again.output
         assert read_parquet(tmp_path / "validation.parquet").equals(table)
+        # rows relaxed at an r2SCAN fidelity: GPAW's PBE is another functional, and said so
+        r2scan = tmp_path / "r2scan" / "flagged.parquet"
+        r2scan.parent.mkdir()
+        write_parquet(read_parquet(flagged_file).assign(fidelity="chgnet-r2scan"), r2scan)
+        res = CliRunner().invoke(app, ["validate", str(r2scan), "--out", str(tmp_path), *TINY])
+        assert res.exit_code == 0 and "3 GPAW energies reused" in res.output, res.output
+        assert (
+            "note: the rows were relaxed at fidelity chgnet-r2scan (r2SCAN); GPAW computes PBE: "
+            "the comparison crosses functionals" in " ".join(res.output.split())
+        )
         # other settings are other calculations: run again, here into the stand-in's error
         other = ["--encut", "250", "--kpt-density", "0.6"]
         CliRunner().invoke(app, ["validate", str(flagged_file), "--out", str(tmp_path), *other])
