@@ -204,16 +204,13 @@ def test_a_rerank_keeps_dft_run_in_the_old_inputs(
     out = tmp_path / "run"
     shutil.copytree(first, out)
     changed = tmp_path / "tiny.yaml"
-    changed.write_text(
-        recipe.read_text().replace("value: -0.9, tolerance: 0.1", "value: -0.5, tolerance: 0.1")
-    )
-    args = ["campaign", "run", "--out", str(out), "--no-progress"]
-    result = runner.invoke(app, [*args[:2], str(changed), *args[2:]])
+    changed.write_text(recipe.read_text().replace("value: -0.9,", "value: -0.5,"))
+    result = _run(changed, out)
     assert result.exit_code == 0 and "ran: rank;" in result.output, result.output
     assert "kept in" not in result.output and not list((out / "rank").glob("dft-kept-*"))
     vasp = out / "rank" / "dft" / "vasp"
     (vasp / "gas-H2" / "OUTCAR").write_text("a finished run\n")
-    result = runner.invoke(app, [*args[:2], str(recipe), *args[2:]])
+    result = _run(recipe, out)
     assert result.exit_code == 0 and "ran: rank;" in result.output, result.output
     assert (
         "rank: note: rank/dft/ held 1 file(s) catscreen did not write (vasp/gas-H2/OUTCAR, ...): "
