@@ -9,6 +9,7 @@ import pytest
 from test_analysis_helpers import emt_results, gas, hand_results, slab, with_heads
 
 from catscreen.analysis import RankSettings, load_references, rank_results, read_results
+from catscreen.analysis.rank import uncertainty_note
 from catscreen.errors import CatscreenError
 from catscreen.io import atoms_from_text, atoms_to_text, write_parquet
 
@@ -413,3 +414,52 @@ def test_corrupt_and_incomplete_parquet(tmp_path):
     write_parquet(hand().drop(columns=["final_structure"]), tmp_path / "partial.parquet")
     with pytest.raises(CatscreenError, match="lacks required column"):
         read_results(tmp_path / "partial.parquet")
+
+
+def test_an_absurd_finite_energy_is_anomalous_not_a_descriptor():
+    """-1e30 eV became E_O and ranked every other candidate alphabetically; 1000 eV squeezed
+    the energy-spread figure."""
+    df = hand_results(
+        {"Pt": -100.0, "Cu": -100.0},
+        [("Pt", "O", "fcc", -1e30, 0.0), ("Pt", "O", "hcp", -106.5, 0.0),
+         ("Cu", "O", "fcc", 894.0, 0.0), ("Cu", "O", "hcp", -106.0, 0.0)],
+        GASES,
+    )  # fmt: skip
+    out = rank_results(df)
+    c = out.configs.set_index(["bulk", "site_type"])
+    assert c.loc[("Pt", "fcc"), "anomalies"] == "implausible_energy"
+    assert c.loc[("Cu", "fcc"), "anomalies"] == "implausible_energy"
+    assert not c.loc[("Pt", "fcc"), "valid"] and not c.loc[("Cu", "fcc"), "valid"]
+    minima = out.systems.set_index("bulk").e_ads_min
+    assert minima["Pt"] == pytest.approx(0.9) and minima["Cu"] == pytest.approx(1.4)
+    # the other placements are untouched (the bound is 10 eV per adsorbate atom)
+    assert c.loc[("Pt", "hcp"), "anomalies"] == ""
+
+
+def test_an_empty_energy_std_is_counted_not_silently_zero():
+    """NaN stds became 0 and the uncertainty flags of those rows vanished without a word."""
+    df = hand()
+    df.loc[df.kind == "slab", "energy_std"] = math.nan
+    out = rank_results(df, RankSettings(uncertainty_threshold=0.05))
+    assert out.counts["std_unknown"] == 2
+    assert uncertainty_note(out) == (
+        "2 of 2 placements have an empty energy_std (and no head energies) in a row they need: "
+        "taken as 0, their uncertainty flags may miss"
+    )
+    c = out.configs.set_index("adsorbate")  # the known parts still count
+    assert c.loc["O", "e_ads_std"] == pytest.approx(math.sqrt(0.03**2 + 0.01**2 + 0.02**2))
+    assert uncertainty_note(rank_results(hand())) is None
+
+
+def test_a_reference_whose_gas_failed_is_not_called_absent():
+    """ "reference candidate 'Pt(111)' is not in this run" when only its gas reference failed."""
+    df = hand_results(
+        {"Pt": -100.0, "Cu": -90.0},
+        [("Pt", "O", "fcc", -106.5, 0.0), ("Cu", "H", "fcc", -93.6, 0.0)],
+        GASES,
+    )
+    df.loc[(df.kind == "gas") & (df.adsorbate == "H2O"), "status"] = "failed"
+    with pytest.raises(CatscreenError, match="'Pt.111.' has no adsorption energy: its placements"):
+        rank_results(df, RankSettings(reference_candidate="Pt(111)"))
+    with pytest.raises(CatscreenError, match="'Au.111.' is not in this run; candidates: Cu"):
+        rank_results(df, RankSettings(reference_candidate="Au(111)"))

@@ -274,6 +274,25 @@ def test_report_of_a_table_without_its_columns_is_one_line(
     assert result.exit_code == 2 and f"lacks required column(s): {column}" in result.output
 
 
+def test_report_of_emptied_or_garbled_rank_tables_is_one_line(
+    campaign: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An emptied ranked table gave a KeyError traceback, an unreadable structure an XYZError."""
+    out = tmp_path / "copy"
+    shutil.copytree(campaign[1], out)
+    ranked = out / "rank" / "ranked.parquet"
+    kept = ranked.read_bytes()
+    pd.read_parquet(ranked).head(0).to_parquet(ranked)
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 2 and "ranked.parquet has no candidates to report" in result.output
+    ranked.write_bytes(kept)
+    adsorption = out / "rank" / "adsorption.parquet"
+    pd.read_parquet(adsorption).assign(final_structure="garbage").to_parquet(adsorption)
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "cannot read final_structure of cfg-" in " ".join(result.output.split())
+
+
 def test_figures_mark_the_bonded_atom_and_scale_to_valid_placements() -> None:
     """The star sat on OH's H (lowest, 2.4 A from any Pt), not the O bonded to the surface; one
     excluded placement at -40 eV flattened its panel; `$` in a name started maths."""

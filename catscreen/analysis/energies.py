@@ -27,7 +27,12 @@ import pandas as pd
 from ase import Atoms
 from ase.formula import Formula
 
-from catscreen.analysis.anomalies import SlabReference, detect_anomalies, overlapping
+from catscreen.analysis.anomalies import (
+    IMPLAUSIBLE_E_ADS,
+    SlabReference,
+    detect_anomalies,
+    overlapping,
+)
 from catscreen.analysis.candidates import candidate_of
 from catscreen.analysis.references import References
 from catscreen.build.gas import scheme_molecules
@@ -75,8 +80,12 @@ def _ctx(row: pd.Series) -> tuple[str, ...]:
 
 
 def _std(value: object) -> float:
-    v = float(value) if value is not None else 0.0  # type: ignore[arg-type]
-    return 0.0 if math.isnan(v) else v
+    """A row's energy std; NaN when the results give none (counted, then taken as 0)."""
+    return float(value) if value is not None else math.nan  # type: ignore[arg-type]
+
+
+def _known(std: float) -> float:
+    return 0.0 if math.isnan(std) else std
 
 
 def head_values(value: object, n: int | None = None) -> np.ndarray | None:
@@ -120,7 +129,7 @@ def _index(rows: pd.DataFrame, key: str, what: str) -> dict[tuple[str, tuple[str
     return out
 
 
-def _structure(text: object, column: str, config_id: object) -> Atoms:
+def structure_cell(text: object, column: str, config_id: object) -> Atoms:
     """A structure cell of the results, or one clear line naming the row that holds junk."""
     if not isinstance(text, str) or not text.strip():
         raise CatscreenError(f"{column} of {config_id} is missing")
@@ -143,7 +152,7 @@ def _check_gases(gases: dict[tuple[str, tuple[str, ...]], _Row]) -> None:
     """A gas row holds the molecule it is named for (a reference subtracts its energy) and a
     readable structure (DFT inputs are written from it, after the rank tables)."""
     for (molecule, _), gas in gases.items():
-        atoms = _structure(gas.structure, "final_structure", gas.config_id)
+        atoms = structure_cell(gas.structure, "final_structure", gas.config_id)
         try:
             expected = Formula(molecule).count()
         except ValueError:  # a name no scheme can use (schemes name formulas)
@@ -282,7 +291,7 @@ def adsorption_table(
     records = []
     slab_overlaps: dict[str, bool] = {}  # clean slab config_id -> its relaxed atoms overlap
     references: dict[str, SlabReference] = {}  # clean slab config_id -> its bond matrices
-    skipped_slab = skipped_gas = 0
+    skipped_slab = skipped_gas = unknown_std = 0
     for _, row in ok[ok.kind == "adslab"].iterrows():
         ctx = _ctx(row)
         sid = str(row.slab_id)
@@ -300,8 +309,8 @@ def adsorption_table(
                 f"no clean slab row for slab_id {sid} ({row.bulk} {row.miller} t{row.termination}), "
                 f"needed by adslab {row.config_id}"
             )
-        initial = _structure(row.initial_structure, "initial_structure", row.config_id)
-        final = _structure(row.final_structure, "final_structure", row.config_id)
+        initial = structure_cell(row.initial_structure, "initial_structure", row.config_id)
+        final = structure_cell(row.final_structure, "final_structure", row.config_id)
         comp = adsorbate_composition(initial)
         what = f"adsorbate {row.adsorbate} ({row.config_id})"
         if not comp:  # E_ads would be E(adslab) - E(slab) with no reference subtracted
@@ -311,6 +320,7 @@ def adsorption_table(
             )
         weights: dict[str, float] = {}
         gas_structures: dict[str, str] = {}
+        std_unknown = False
         gas_converged = True
         parts = [
             (1.0, head_values(row.get("energy_heads"))),
@@ -335,13 +345,14 @@ def adsorption_table(
                         "with the references file rank uses"
                     )
                 ref_e += w * gas.energy
-                ref_var += (w * gas.std) ** 2
+                ref_var += (w * _known(gas.std)) ** 2
+                std_unknown |= math.isnan(gas.std)
                 parts.append((-w, gas.heads))
                 gas_structures[molecule] = gas.structure
                 gas_converged &= gas.converged
             ref_std = math.sqrt(ref_var)
         if slab.config_id not in references:  # parsed and bonded once per slab
-            clean = _structure(slab.structure, "final_structure", slab.config_id)
+            clean = structure_cell(slab.structure, "final_structure", slab.config_id)
             references[slab.config_id] = SlabReference(clean, bond_tolerance)
             reference = references[slab.config_id]
             slab_overlaps[slab.config_id] = overlapping(
@@ -364,9 +375,12 @@ def adsorption_table(
         names += [] if gas_converged else ["gas_not_converged"]
         std = _std(row.energy_std)
         e_ads = float(row.energy) - slab.energy - ref_e
+        if abs(e_ads) > IMPLAUSIBLE_E_ADS * sum(comp.values()):
+            names.append("implausible_energy")
         heads = _per_head(parts)
         if heads is None:  # no head energies: independent errors, an overestimate
-            e_ads_std = math.sqrt(std**2 + slab.std**2 + ref_std**2)
+            e_ads_std = math.sqrt(_known(std) ** 2 + _known(slab.std) ** 2 + ref_std**2)
+            unknown_std += std_unknown or math.isnan(std) or math.isnan(slab.std)
         else:  # fixed potentials' own std is independent of the model
             heads = heads - (ref_e if refs.fixed else 0.0)
             e_ads_std = math.sqrt(head_std(heads) ** 2 + (ref_std**2 if refs.fixed else 0.0))
@@ -420,4 +434,5 @@ def adsorption_table(
     counts["skipped_failed_slab"] = skipped_slab
     counts["skipped_failed_gas"] = skipped_gas
     counts["adslabs"] = len(records)
+    counts["std_unknown"] = unknown_std
     return pd.DataFrame.from_records(records), counts

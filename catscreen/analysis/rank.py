@@ -18,7 +18,7 @@ from catscreen.analysis.anomalies import (
     RECONSTRUCTION_CUSHION,
     SLAB_DISPLACEMENT,
 )
-from catscreen.analysis.candidates import candidate_of, find_candidate
+from catscreen.analysis.candidates import Candidate, candidate_of, find_candidate
 from catscreen.analysis.energies import REQUIRED, adsorption_table
 from catscreen.analysis.flags import flag_configs
 from catscreen.analysis.ranking import Target, apply_targets, descriptor_table, system_table
@@ -107,7 +107,7 @@ def rank_results(results: pd.DataFrame, settings: RankSettings | None = None) ->
         known = sorted(
             {candidate_of(r.bulk, r.miller, r.termination) for r in configs.itertuples()}
         )
-        reference = find_candidate(settings.reference_candidate, known).name
+        reference = _reference(settings.reference_candidate, known, results)
     systems = system_table(configs)
     ranked, targets = apply_targets(
         descriptor_table(systems), settings.targets, reference, settings.default_tolerance
@@ -144,14 +144,35 @@ def rank_results(results: pd.DataFrame, settings: RankSettings | None = None) ->
     )
 
 
+def _reference(text: str, known: list[Candidate], results: pd.DataFrame) -> str:
+    """The reference candidate among those ranked; one in the results without a ranked
+    placement is named as such (it was "not in this run" when its gas reference failed)."""
+    try:
+        return find_candidate(text, known).name
+    except CatscreenError:
+        adslabs = results[results.kind == "adslab"]
+        present = {candidate_of(r.bulk, r.miller, r.termination) for r in adslabs.itertuples()}
+        find_candidate(text, sorted(present))  # not in the results at all: said so
+        raise CatscreenError(
+            f"reference candidate {text!r} has no adsorption energy: its placements failed, or "
+            "its clean slab or a gas reference did (see the failed rows of the results)"
+        ) from None
+
+
 def uncertainty_note(output: RankOutput) -> str | None:
     """A model without an ensemble (CHGNet, EMT) gives every E_ads a std of 0: not "certain"
-    but unknown, so the uncertainty and rank-flip flags cannot fire; say so once."""
+    but unknown, so the uncertainty and rank-flip flags cannot fire; say so once. Rows whose
+    std the results leave empty (NaN) count as 0 too, so they are counted."""
     if len(output.configs) and (output.configs.e_ads_std == 0).all():
         model = output.configs.model.iloc[0]
         return (
             f"model {model} gives no uncertainty (no ensemble): every E_ads std is 0, so only "
             "the top-k flags DFT checks, not the uncertainty or rank-flip rules"
+        )
+    if unknown := output.counts.get("std_unknown", 0):
+        return (
+            f"{unknown} of {output.counts['adslabs']} placements have an empty energy_std (and no "
+            "head energies) in a row they need: taken as 0, their uncertainty flags may miss"
         )
     return None
 

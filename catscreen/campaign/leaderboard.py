@@ -108,8 +108,9 @@ def board_warnings(
     for cand in recipe.candidates:
         if id(cand) not in ranked:
             out.append(
-                f"{cand.name}: no surface in the ranking (its clean slabs failed to relax or "
-                "were anomalous; see the failed rows in results.parquet)"
+                f"{cand.name}: no surface in the ranking (its placements, clean slabs or the gas "
+                "references failed to relax, or were anomalous; see the failed rows in "
+                "results.parquet)"
             )
     on_board = set(board["candidate"].astype(str))
     for name, bulk in sorted((surfaces or {}).items()):

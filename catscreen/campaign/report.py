@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from catscreen.analysis.energies import structure_cell
 from catscreen.campaign import figures
 from catscreen.campaign.leaderboard import descriptor_formula, descriptor_targets
 from catscreen.campaign.recipe import Recipe
@@ -25,7 +26,7 @@ from catscreen.campaign.runner import (
 from catscreen.campaign.state import STAGES, require_ranked
 from catscreen.campaign.summary import descriptor_frame, flags_frame
 from catscreen.errors import CatscreenError, first_line
-from catscreen.io import atomic_path, atoms_from_text, read_parquet
+from catscreen.io import atomic_path, read_parquet
 from catscreen.model.api import magnetic_elements
 
 CSS = """
@@ -48,13 +49,15 @@ class Report:
 def spin_reasons(configs: pd.DataFrame, board: pd.DataFrame, spin_mode: str) -> pd.DataFrame:
     """Per candidate: the spin context used and why (auto: which magnetic element, if any)."""
     magnetic = magnetic_elements()
-    first = configs.drop_duplicates("candidate").set_index("candidate")["final_structure"]
+    first = configs.drop_duplicates("candidate").set_index("candidate")
     rows = []
     for cand, spin in zip(board["candidate"], board["spin"], strict=True):
         if spin_mode != "auto":
             why = f"forced by the recipe (spin: {spin_mode})"
         elif cand in first.index:
-            atoms = atoms_from_text(first[cand])
+            atoms = structure_cell(
+                first.at[cand, "final_structure"], "final_structure", first.at[cand, "config_id"]
+            )
             surface = {
                 s
                 for s, t in zip(atoms.get_chemical_symbols(), atoms.get_tags(), strict=True)
@@ -129,6 +132,8 @@ def write_report(root: Path, out: Path | None = None) -> Report:
     except OSError as exc:  # a file of that name, no permission
         raise CatscreenError(f"cannot write the report to {out}: {first_line(exc)}") from exc
     board = load_leaderboard(root, recipe)
+    if board.empty:  # rank refuses to rank nothing: only a damaged table gets here
+        raise CatscreenError(f"{root / RANK_DIR / 'ranked.parquet'} has no candidates to report")
     targets = descriptor_targets(recipe)
     configs = read_parquet(
         root / RANK_DIR / "adsorption.parquet",
