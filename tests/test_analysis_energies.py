@@ -436,6 +436,22 @@ def test_an_absurd_finite_energy_is_anomalous_not_a_descriptor():
     assert c.loc[("Pt", "hcp"), "anomalies"] == ""
 
 
+def test_fixed_potentials_put_the_zero_where_the_user_chose(tmp_path):
+    """O at 0 eV leaves O on W near -10 eV: a real E_ads there, only blow-ups are implausible."""
+    (tmp_path / "mu.yaml").write_text("potentials: {O: 0.0}\n")
+    df = hand_results(
+        {"W": -100.0, "Pt": -100.0},
+        [("W", "O", "fcc", -110.3, 0.0), ("Pt", "O", "fcc", -1e30, 0.0),
+         ("Pt", "O", "hcp", -105.0, 0.0)],
+        GASES,
+    )  # fmt: skip
+    out = rank_results(df, RankSettings(references=load_references(tmp_path / "mu.yaml")))
+    c = out.configs.set_index(["bulk", "site_type"])
+    assert c.loc[("W", "fcc"), "e_ads"] == pytest.approx(-10.3)
+    assert c.loc[("W", "fcc"), "anomalies"] == "" and c.loc[("W", "fcc"), "valid"]
+    assert c.loc[("Pt", "fcc"), "anomalies"] == "implausible_energy"
+
+
 def test_an_empty_energy_std_is_counted_not_silently_zero():
     """NaN stds became 0 and the uncertainty flags of those rows vanished without a word."""
     df = hand()

@@ -286,11 +286,16 @@ def test_report_of_emptied_or_garbled_rank_tables_is_one_line(
     result = runner.invoke(app, ["report", str(out)])
     assert result.exit_code == 2 and "ranked.parquet has no candidates to report" in result.output
     ranked.write_bytes(kept)
+    # the best placement the top-sites figure draws, not the first row spin_reasons reads
+    best = pd.read_csv(out / "leaderboard.csv").dE_O_config.iloc[0]
     adsorption = out / "rank" / "adsorption.parquet"
-    pd.read_parquet(adsorption).assign(final_structure="garbage").to_parquet(adsorption)
+    table = pd.read_parquet(adsorption)
+    assert table.config_id.iloc[0] != best
+    table.loc[table.config_id == best, "final_structure"] = "garbage"
+    table.to_parquet(adsorption)
     result = runner.invoke(app, ["report", str(out)])
     assert result.exit_code == 2, result.output
-    assert "cannot read final_structure of cfg-" in " ".join(result.output.split())
+    assert f"cannot read final_structure of {best}" in " ".join(result.output.split())
 
 
 def test_figures_mark_the_bonded_atom_and_scale_to_valid_placements() -> None:

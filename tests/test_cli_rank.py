@@ -101,6 +101,14 @@ def test_write_dft(results_file, tmp_path):
     folders = sorted(p.name for p in (tmp_path / "dft").iterdir() if p.is_dir())
     assert len(folders) == 4 + 2 + 3  # 4 minima, 2 clean slabs; H2, H2O and N2
     assert (tmp_path / "dft" / "manifest.json").is_file()
+    res = runner.invoke(app, ["rank", str(results_file), "--dft-xc", "bogus"])
+    assert res.exit_code == 2 and "unknown xc 'bogus'" in res.stderr
+    res = runner.invoke(
+        app, ["rank", str(results_file), "--write-dft", "gpaw", str(tmp_path / "g"), "--dft-xc",
+              "r2SCAN"],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "GPAW scripts are written for PBE or RPBE" in res.stderr
+    assert not (tmp_path / "g").exists()
     assert all((tmp_path / "dft" / f / "INCAR").exists() for f in folders)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
     umask = os.umask(0)

@@ -15,6 +15,7 @@ from test_analysis_helpers import emt_results, hand_results
 from catscreen.analysis import RankSettings, rank_results
 from catscreen.dft import DftSettings, dft_tasks, write_dft_inputs
 from catscreen.dft.tasks import foreign_files
+from catscreen.dft.vasp import potcar_symbols
 from catscreen.errors import CatscreenError
 from catscreen.io import atoms_from_text, atoms_to_text
 
@@ -373,6 +374,10 @@ def test_the_manifest_says_which_calculations_make_each_e_ads(tmp_path, flagged_
     incar.write_text(incar.read_text().replace("ENCUT = 400", "ENCUT = 520"))
     (sets / "notes.txt").write_text("mine\n")
     assert foreign_files(sets) == [sets / "notes.txt", incar, outcar]
+    # a set written before manifests: its input files by name are catscreen's, the rest not
+    (sets / "vasp" / "manifest.json").unlink()
+    (sets / "notes.txt").unlink()
+    assert foreign_files(sets) == [outcar]
 
 
 def test_the_functional_follows_the_rows_fidelity(tmp_path, flagged_off):
@@ -382,8 +387,15 @@ def test_the_functional_follows_the_rows_fidelity(tmp_path, flagged_off):
     write_dft_inputs(r2scan, "vasp", tmp_path / "v", DftSettings(xc="auto"), notes.append)
     incar = Incar.from_file(tmp_path / "v" / r2scan.config_id[0] / "INCAR")
     assert incar["METAGGA"] == "R2scan" and incar["LMIXTAU"] is True and "GGA" not in incar
-    assert incar["LASPH"] is True
-    assert notes == ["vasp inputs use r2SCAN, the level of theory of fidelity chgnet-r2scan"]
+    assert incar["LASPH"] is True and incar["ENCUT"] == 680  # as MP's r2SCAN runs
+    assert notes == [
+        "vasp inputs use r2SCAN, the level of theory of fidelity chgnet-r2scan",
+        "VASP ENCUT raised from 400 to 680 eV for every calculation, as MP's r2SCAN calculations",
+    ]
+    symbols = (tmp_path / "v" / r2scan.config_id[0] / "POTCAR.symbols").read_text()
+    assert "PAW_PBE_54 (MP r2SCAN)" in symbols  # meta-GGAs need the kinetic-energy density
+    assert potcar_symbols(["W", "Yb"], "r2SCAN") == ["W_sv", "Yb_3"]
+    assert potcar_symbols(["W", "Yb"]) == ["W_pv", "Yb_2"]
     assert json.loads((tmp_path / "v" / "manifest.json").read_text())["xc"] == "r2SCAN"
     notes.clear()
     write_dft_inputs(r2scan, "gpaw", tmp_path / "g", DftSettings(xc="auto"), notes.append)

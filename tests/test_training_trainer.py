@@ -1087,7 +1087,9 @@ def test_pair_options_and_cli_overrides_are_range_checked(tmp_path: Path) -> Non
 
 def test_a_dataset_in_another_energy_unit_is_named_and_converted(tmp_path: Path) -> None:
     """The same frames written in kcal/mol beside eV ones: read as eV they are flagged (forces
-    and energies 23x off); with energy_unit: kcal/mol they read as the eV frames, unflagged."""
+    23x off), the eV set beside them in the same context is not; with energy_unit: kcal/mol
+    they read as the eV frames, unflagged. In meV with forces left out, the energies alone
+    give it away."""
     from ase import units
 
     kcal = units.kcal / units.mol
@@ -1116,6 +1118,16 @@ def test_a_dataset_in_another_energy_unit_is_named_and_converted(tmp_path: Path)
         twin = min(ev_frames.values(), key=lambda g: abs(g.energy - f.energy))
         assert f.energy == pytest.approx(twin.energy, abs=1e-6)
         np.testing.assert_allclose(f.forces, twin.forces, atol=1e-6)
+    for a in frames:
+        res = a.calc.results
+        res["energy"] = res["energy"] * kcal * 1000  # meV
+        res["forces"] = 0 * res["forces"]
+        res.pop("stress", None)
+    write(tmp_path / "mev.extxyz", frames, format="extxyz")
+    logs.clear()
+    Trainer(tiny_config(tmp_path, [ev, tmp_path / "mev.extxyz"]), log=logs.append)
+    (warning,) = [m for m in logs if "out of scale" in m]
+    assert warning.startswith("warning: dataset 1 (") and "forces 0 eV/A" in warning
     with pytest.raises(CatscreenError, match="energy_unit 'Hartree'; expected one of eV, meV"):
         tiny_config(tmp_path, [], datasets=[{"path": str(ev), "energy_unit": "Hartree"}])
 

@@ -567,6 +567,9 @@ def test_workers_without_catscreen_or_with_another_version_are_named_before_any_
     _check_workers(_Workers({"tcp://a:1": mine, "tcp://b:1": mine}))
     _check_workers(_Workers({}))  # none yet: the run says so and waits
     _check_workers(_Workers({"tcp://a:1": mine, "tcp://b:1": OSError("gone while asked")}))
+    broken = AttributeError("module 'catscreen' has no attribute '__version__'")
+    with pytest.raises(CatscreenError, match="worker tcp://b:1 cannot run catscreen .Attribute"):
+        _check_workers(_Workers({"tcp://a:1": mine, "tcp://b:1": broken}))
     missing = ModuleNotFoundError("No module named 'catscreen.workflow'")
     with pytest.raises(CatscreenError, match="worker tcp://b:1 cannot import catscreen .ModuleNot"):
         _check_workers(_Workers({"tcp://a:1": mine, "tcp://b:1": missing}))

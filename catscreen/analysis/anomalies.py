@@ -64,8 +64,11 @@ COMPRESSED_RATIO = 0.94  # of H's radius + the metal's: two surface bonds of one
 COMPRESSED_HEIGHT = 0.8  # A: ... with H this near their metal-metal axis are compressed
 NN_REACH = 5.0  # A: neighbours searched for the metals' nearest-neighbour distances
 # eV per adsorbate atom: |E_ads| beyond this is no adsorption energy (a broken row, a
-# calculator blow-up); catalytic E_ads lie within a few eV per adsorbate
+# calculator blow-up). Against gas molecules catalytic E_ads lie within a few eV per adsorbate
+# atom; fixed potentials put the zero where the user chose (O at 0 eV leaves O on W near
+# -10 eV), so there only blow-ups are caught.
 IMPLAUSIBLE_E_ADS = 10.0
+IMPLAUSIBLE_E_ADS_FIXED = 100.0
 # Anomalies that make a placement invalid for minima; migration is recorded only.
 EXCLUDING = (
     "desorbed", "dissociated", "reconstructed", "intercalated", "overlapping", "compressed",
@@ -224,7 +227,8 @@ def anomaly_rules() -> str:
         f"{DESORPTION_SKIN} A skin, overlap {OVERLAP_RATIO}x, "
         f"reconstruction cushion {RECONSTRUCTION_CUSHION}x, slab displacement "
         f"{SLAB_DISPLACEMENT} A, compressed H {COMPRESSED_RATIO}x and {COMPRESSED_HEIGHT} A, "
-        f"implausible |E_ads| > {IMPLAUSIBLE_E_ADS} eV per adsorbate atom, "
+        f"implausible |E_ads| > {IMPLAUSIBLE_E_ADS} eV per adsorbate atom "
+        f"({IMPLAUSIBLE_E_ADS_FIXED} with fixed potentials), "
         "site: surface atoms bonded to any adsorbate atom, placed site from the manifest for "
         "one binding atom"
     )

@@ -29,6 +29,7 @@ from ase.formula import Formula
 
 from catscreen.analysis.anomalies import (
     IMPLAUSIBLE_E_ADS,
+    IMPLAUSIBLE_E_ADS_FIXED,
     SlabReference,
     detect_anomalies,
     overlapping,
@@ -375,7 +376,8 @@ def adsorption_table(
         names += [] if gas_converged else ["gas_not_converged"]
         std = _std(row.energy_std)
         e_ads = float(row.energy) - slab.energy - ref_e
-        if abs(e_ads) > IMPLAUSIBLE_E_ADS * sum(comp.values()):
+        bound = IMPLAUSIBLE_E_ADS_FIXED if refs.fixed else IMPLAUSIBLE_E_ADS
+        if abs(e_ads) > bound * sum(comp.values()):
             names.append("implausible_energy")
         heads = _per_head(parts)
         if heads is None:  # no head energies: independent errors, an overestimate

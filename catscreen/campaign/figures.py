@@ -18,10 +18,11 @@ from ase.data.colors import jmol_colors  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Polygon, Rectangle  # noqa: E402
 
+from catscreen.analysis.energies import structure_cell  # noqa: E402
 from catscreen.campaign.leaderboard import descriptor_formula  # noqa: E402
 from catscreen.campaign.recipe import Recipe, Target  # noqa: E402
 from catscreen.errors import CatscreenError, first_line  # noqa: E402
-from catscreen.io import atomic_path, atoms_from_text  # noqa: E402
+from catscreen.io import atomic_path  # noqa: E402
 
 MAX_BARS = 25  # more bars than this stop being readable; the HTML table has the rest
 ON_TARGET = "#2a9d8f"
@@ -212,7 +213,7 @@ def plot_top_sites(
             )
             ax.set_axis_off()
             continue
-        atoms = atoms_from_text(configs.loc[cid, "final_structure"])
+        atoms = structure_cell(configs.loc[cid, "final_structure"], "final_structure", cid)
         elements |= _draw_surface(ax, atoms, _anchor_xy(atoms))
         where = site_words(row[f"{d.name}_site"], row.get(f"{d.name}_final_site", ""))
         rank = f"#{int(row['rank'])}" if row["rank"] >= 1 else "unranked"

@@ -139,12 +139,13 @@ def rank_command(
         raise CatscreenError(f"unknown --format {fmt!r}; expected table, csv or json")
     if spin not in (None, "on", "off"):
         raise CatscreenError(f"--spin must be on or off, not {spin!r}")
+    dft_settings = DftSettings(xc=dft_xc)  # a bad --dft-xc is an error with or without DFT
     if write_dft is not None:  # before anything is written
         if write_dft[0] not in ENGINES:
             raise CatscreenError(
                 f"unknown DFT engine {write_dft[0]!r}; expected one of {', '.join(ENGINES)}"
             )
-        functional(DftSettings(xc=dft_xc), write_dft[0], "")
+        functional(dft_settings, write_dft[0], "")
         check_dft_folder(write_dft[1])
         tables, dft = (out or results.parent).resolve(), write_dft[1].resolve()
         if tables == dft or dft in tables.parents:
@@ -182,7 +183,7 @@ def rank_command(
         folders = write_dft_inputs(
             output.flagged,
             *write_dft,
-            DftSettings(xc=dft_xc),
+            dft_settings,
             lambda why: err_console.print(f"note: {why}"),
         )
         err_console.print(f"wrote {len(folders)} {write_dft[0]} input folder(s) to {write_dft[1]}")

@@ -216,24 +216,37 @@ def _manifest(
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:  # in chunks: a WAVECAR beside the inputs is gigabytes
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# what sets written before manifests hold: catscreen's own, whatever their contents
+INPUT_NAMES = frozenset({"INCAR", "POSCAR", "KPOINTS", "POTCAR.symbols", "run_gpaw.py"})
 
 
 def foreign_files(folder: Path) -> list[Path]:
-    """Files under a folder of DFT sets that catscreen did not write, or that were changed
-    since (outputs of calculations run there, edited inputs): what a rerun must keep."""
-    manifests = set(folder.glob(f"*/{MANIFEST}"))
-    written: dict[Path, str] = {}
-    for manifest in manifests:
+    """Files under a folder of DFT sets (one per engine) that catscreen did not write, or that
+    were changed since (outputs of calculations run there, edited inputs): what a rerun must
+    keep. Only the files a manifest lists are read."""
+    written: dict[Path, str | None] = {}
+    for engine in (p for p in folder.iterdir() if p.is_dir()):
         try:
-            files = json.loads(manifest.read_text())["files"]
-            written.update({manifest.parent / name: digest for name, digest in files.items()})
+            files = json.loads((engine / MANIFEST).read_text())["files"]
+            written.update({engine / name: digest for name, digest in files.items()})
+        except FileNotFoundError:  # an older set: its input files by name
+            written.update(
+                {f: None for f in engine.glob("*/*") if f.is_file() and f.name in INPUT_NAMES}
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # a damaged manifest vouches for nothing
+        written[engine / MANIFEST] = None
     return [
         f
         for f in sorted(folder.rglob("*"))
-        if f.is_file() and f not in manifests and written.get(f) != _sha256(f)
+        if f.is_file() and (f not in written or written[f] not in (None, _sha256(f)))
     ]
 
 
@@ -261,7 +274,7 @@ def write_dft_inputs(
         note(why)
     if engine == "vasp":
         elements = {el for t in tasks for el in atoms_from_text(t.structure).get_chemical_symbols()}
-        encut, why = vasp_cutoff(elements, settings.encut)
+        encut, why = vasp_cutoff(elements, settings.encut, settings.xc)
         settings = replace(settings, encut=encut)
         if why is not None:
             note(why)

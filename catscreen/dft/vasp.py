@@ -6,8 +6,9 @@ the highest ENMAX of a set's POTCARs where that is more, e.g. Li_sv; EDIFFG
 correction along z (LDIPOL, IDIPOL 3, DIPOL at the centre of mass), LASPH and NELMIN as
 pymatgen's MPRelaxSet/MVLSlabSet, and spin from the rank row: ISPIN 1 for spin off, ISPIN 2
 with MAGMOM from the element defaults raised to the model's moments otherwise; gas molecules
-in their own ground-state spin (O2 a triplet). POTCARs are licensed, so only their symbols
-(Materials Project choices) are written.
+in their own ground-state spin (O2 a triplet). r2SCAN as MP runs it (METAGGA, LMIXTAU, ALGO
+All, 680 eV, PBE_54 POTCARs). POTCARs are licensed, so only their symbols (Materials Project
+choices) are written.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from ase import Atoms
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.vasp import Incar, Kpoints, Poscar
-from pymatgen.io.vasp.sets import MPRelaxSet
+from pymatgen.io.vasp.sets import MPRelaxSet, MPScanRelaxSet
 
 from catscreen.dft.settings import DftSettings, kpoints
 from catscreen.workflow.relax import fixed_mask
@@ -32,20 +33,34 @@ def group_species(atoms: Atoms) -> Atoms:
     return atoms[order]
 
 
-def potcar_symbols(species: list[str]) -> list[str]:
-    table = MPRelaxSet.CONFIG["POTCAR"]
+def potcar_symbols(species: list[str], xc: str = "PBE") -> list[str]:
+    """MP's choices: its PBE set's, or its r2SCAN set's (PBE_54, which meta-GGAs need: the
+    kinetic-energy density; W_sv and Yb_3 where PBE has W_pv and Yb_2)."""
+    table = (MPScanRelaxSet if xc == "r2SCAN" else MPRelaxSet).CONFIG["POTCAR"]
     return [table.get(el, el) for el in species]
+
+
+def potcar_family(xc: str) -> str:
+    return "PAW_PBE_54 (MP r2SCAN)" if xc == "r2SCAN" else "PAW_PBE (MP)"
 
 
 # ENMAX (eV, from the PAW_PBE headers) of the MP POTCARs above the default 400 eV cutoff
 POTCAR_ENMAX = {"Li_sv": 499.0, "Mg_pv": 404.0}
+R2SCAN_ENCUT = 680.0  # eV: MP's r2SCAN calculations (the level of theory of chgnet-r2scan)
 
 
-def vasp_cutoff(elements: set[str], encut: float) -> tuple[float, str | None]:
+def vasp_cutoff(elements: set[str], encut: float, xc: str = "PBE") -> tuple[float, str | None]:
     """The cutoff for a set of calculations and why it was raised: below a POTCAR's ENMAX that
-    element's energies are not converged (Li_sv wants 499 eV, the default is 400). One cutoff
-    for the whole set, since an E_ads subtracts energies of its slab, adslab and gas runs."""
-    hardest = {p: POTCAR_ENMAX[p] for p in potcar_symbols(sorted(elements)) if p in POTCAR_ENMAX}
+    element's energies are not converged (Li_sv wants 499 eV, the default is 400); r2SCAN as
+    MP ran it. One cutoff for the whole set, since an E_ads subtracts energies of its slab,
+    adslab and gas runs."""
+    if xc == "r2SCAN" and encut < R2SCAN_ENCUT:
+        return R2SCAN_ENCUT, (
+            f"VASP ENCUT raised from {encut:g} to {R2SCAN_ENCUT:g} eV for every calculation, as "
+            "MP's r2SCAN calculations"
+        )
+    potcars = potcar_symbols(sorted(elements), xc)
+    hardest = {p: POTCAR_ENMAX[p] for p in potcars if p in POTCAR_ENMAX}
     if not hardest or max(hardest.values()) <= encut:
         return encut, None
     needed = float(math.ceil(max(hardest.values())))
@@ -103,8 +118,9 @@ def write_vasp_inputs(
     Kpoints.gamma_automatic(kpoints(atoms, kind, settings)).write_file(folder / "KPOINTS")
     species = list(dict.fromkeys(atoms.get_chemical_symbols()))
     (folder / "POTCAR.symbols").write_text(
-        "# POTCARs are licensed and not shipped: concatenate these PAW_PBE (MP) files, in order.\n"
-        + "\n".join(potcar_symbols(species))
+        "# POTCARs are licensed and not shipped: concatenate these "
+        f"{potcar_family(settings.xc)} files, in order.\n"
+        + "\n".join(potcar_symbols(species, settings.xc))
         + "\n"
     )
     return folder

@@ -307,8 +307,13 @@ def _check_workers(client: Any) -> None:
                 f"Dask worker {worker} cannot import catscreen ({described(version)}): start "
                 "the workers in the environment catscreen runs in"
             )
-        if isinstance(version, BaseException):  # gone while asked
+        if isinstance(version, OSError | TimeoutError):  # gone while asked
             continue
+        if isinstance(version, BaseException):  # a broken install
+            raise CatscreenError(
+                f"Dask worker {worker} cannot run catscreen ({described(version)}): start the "
+                "workers in the environment catscreen runs in"
+            )
         if version != mine:
             raise CatscreenError(
                 f"Dask worker {worker} has catscreen {version}, this one {mine}: install the "
