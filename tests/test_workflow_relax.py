@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -771,29 +772,72 @@ def test_nudged_placement_leaves_the_saddle_an_exact_one_stops_on():
     assert rows[0.1]["energy"] < rows[0.0]["energy"] - 0.1
 
 
-def test_dask_workers_start_with_ctrl_c_ignored_and_the_driver_keeps_its_handler() -> None:
+def test_dask_workers_start_with_ctrl_c_blocked_and_a_ctrl_c_meanwhile_stops_the_driver():
     """Ctrl-C on `relax --executor dask` reached every worker of the LocalCluster (same process
     group), each printing a KeyboardInterrupt traceback (114 lines for two workers); workers
-    now inherit an ignored SIGINT and only the driver stops."""
+    now inherit a blocked SIGINT. One sent while the cluster started was ignored and the run
+    went on; now it is noted and stops the driver when the cluster has started."""
     import signal
-    import subprocess
-    import sys
 
     from catscreen.workflow.executors import _workers_ignore_interrupt
 
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's `&` ignores it
-    before = signal.getsignal(signal.SIGINT)
     probe = [
         sys.executable, "-c",
-        "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)",
+        "print(next(l for l in open('/proc/self/status') if l.startswith('SigBlk')).split()[1])",
     ]  # fmt: skip
-    with _workers_ignore_interrupt():
-        child = subprocess.run(probe, capture_output=True, text=True, check=True).stdout
-    assert child.strip() == "True"
-    assert signal.getsignal(signal.SIGINT) is before
-    outside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout
-    signal.signal(signal.SIGINT, inherited)
-    assert outside.strip() == "False"
+    try:
+        with _workers_ignore_interrupt():
+            child = subprocess.run(probe, capture_output=True, text=True, check=True).stdout
+        assert int(child, 16) & (1 << (signal.SIGINT - 1))
+        outside = subprocess.run(probe, capture_output=True, text=True, check=True).stdout
+        assert not int(outside, 16) & (1 << (signal.SIGINT - 1))
+        with pytest.raises(KeyboardInterrupt), _workers_ignore_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)  # whichever thread takes it
+            time.sleep(0.2)  # noted, not raised here
+            reached = True
+        assert reached
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job: ignored it stays
+        with _workers_ignore_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+def test_a_batch_fails_as_text_and_all_paused_workers_are_named(monkeypatch, capsys):
+    """A worker's exception travelled pickled with its traceback: a RecursionError's left the
+    future pending for ever, an exception class the driver lacks came back as a pickled blob
+    in the reason column. All workers paused for memory hung the run without a word."""
+    import pickle
+
+    from distributed import Client, LocalCluster
+
+    from catscreen.workflow import executors
+
+    _, items = items_for([adslab("Cu", "O", "fcc")])
+    job = RelaxMaker(model="no-such-model", batch_size=8).make(items).jobs[0]
+    with pytest.raises(executors.BatchError) as exc:
+        executors.run_job_json(job.to_json())
+    assert str(exc.value).startswith("CatscreenError: unknown model 'no-such-model'")
+    assert exc.value.__context__ is None and exc.value.__cause__ is None
+    assert str(pickle.loads(pickle.dumps(exc.value))) == str(exc.value)
+
+    class Paused:
+        def scheduler_info(self, n_workers):  # noqa: ANN001, ANN202
+            return {"workers": {"tcp://a:1": {"status": "paused"}}}
+
+    monkeypatch.setattr(executors, "WORKER_WATCH", 0.1)
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        future = client.submit(time.sleep, 1.0, pure=False)
+        assert list(executors._as_completed(Paused(), [future], "the test cluster")) == [future]
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("note: the test cluster has only paused workers (memory over their") == 1
+    assert "a larger --memory-limit, or use a smaller --batch-size); waiting" in err
 
 
 def test_enumerate_s_manifest_given_as_the_output_is_named_and_kept(tmp_path):

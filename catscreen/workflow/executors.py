@@ -121,32 +121,53 @@ def run_local(flow: Flow, on_done: OnDone) -> None:
             on_done(j, None, failures.errors.get(j.name, "the job did not run"))
 
 
+class BatchError(Exception):
+    """A batch's failure as text: Dask pickles a worker's exception with its traceback, and
+    one it cannot (a RecursionError's thousand frames) left the future pending for ever, one
+    of a class the driver cannot import came back as a pickled blob in the reason column."""
+
+
 def run_job_json(job_json: str) -> list[Row]:
     """Run one serialised Job on a Dask worker with its own in-memory JobStore.
 
     The Job travels as monty JSON, the same form jobflow-remote and FireWorks use; the model
     it names is loaded once per worker process (catscreen.workflow.jobs.cached_model).
     """
-    j: Job = MontyDecoder().decode(job_json)
-    store = JobStore(MemoryStore())
-    store.connect()
-    return j.run(store).output
+    try:
+        j: Job = MontyDecoder().decode(job_json)
+        store = JobStore(MemoryStore())
+        store.connect()
+        return j.run(store).output
+    except Exception as exc:
+        error = described(exc)
+    raise BatchError(error)  # outside the handler: no chained exception travels with it
+
+
+_NOT_SET = object()
 
 
 @contextmanager
 def _workers_ignore_interrupt() -> Iterator[None]:
-    """Start processes with Ctrl-C ignored (an ignored signal stays ignored in a child, and
-    Python keeps it so): the driver alone stops and closes the cluster, instead of every worker
-    printing its own KeyboardInterrupt traceback (114 lines for two workers, measured)."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
+    """Start processes with Ctrl-C blocked (a child keeps the signal mask, across exec): the
+    driver alone stops and closes the cluster, instead of every worker printing its own
+    KeyboardInterrupt traceback (114 lines for two workers, measured). Noted, not ignored: a
+    Ctrl-C meanwhile stops the driver once the cluster has started and can be closed (ignored,
+    it was lost and the run went on; raised mid-start, Dask's exit hook failed closing
+    workers still starting)."""
+    hit: list[int] = []
+    try:  # the driver's other threads may take the signal: it is noted, not raised mid-start
+        previous = signal.signal(signal.SIGINT, lambda signum, _: hit.append(signum))
+    except ValueError:  # not the main thread: Python delivers no signal here
+        previous = _NOT_SET
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one pending now reaches the note
+        if previous is not _NOT_SET:
+            signal.signal(signal.SIGINT, previous)
+    if hit and previous not in (signal.SIG_IGN, _NOT_SET):  # a shell's `&` ignores Ctrl-C
+        raise KeyboardInterrupt
 
 
 SCHEDULER_TIMEOUT = 30.0  # s: an address must answer as a Dask scheduler within this
@@ -241,6 +262,10 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
                     env=_WORKER_ENV,
                 )
             client = Client(cluster)
+    except KeyboardInterrupt:  # during the cluster's start: it goes too
+        if cluster is not None:
+            cluster.close()
+        raise
     except (OSError, ValueError, TypeError) as exc:  # unreachable; a malformed address
         if cluster is not None:
             cluster.close()
@@ -266,6 +291,9 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
                 raise CatscreenError(
                     f"lost {where} ({first_line(exc)}); finished rows are kept: rerun to go on"
                 ) from exc
+            except BatchError as exc:
+                on_done(j, None, str(exc))
+                continue
             except Exception as exc:
                 if isinstance(exc, ImportError) and "catscreen" in str(exc):  # every batch would
                     raise CatscreenError(
@@ -325,12 +353,13 @@ WORKER_WATCH = 5.0  # s between looks at the cluster while no batch finishes
 
 
 def _as_completed(client: Any, futures: list[Any], where: str) -> Iterator[Any]:
-    """Each future as it finishes, saying so when the cluster has lost all its workers
-    (a run whose last worker died waited without a word until one joined)."""
+    """Each future as it finishes, saying so once when no worker can run a batch: the cluster
+    lost them all (the run waited without a word until one joined), or all are paused for
+    memory (a paused worker still counted, and the run hung silent)."""
     from distributed import as_completed
 
     pending = as_completed(futures)
-    alone, looked = False, time.monotonic() - WORKER_WATCH  # the first look at once
+    said, looked = "", time.monotonic() - WORKER_WATCH  # the first look at once
     while not pending.is_empty():
         if pending.has_ready():
             yield from pending.next_batch(block=False)
@@ -340,13 +369,22 @@ def _as_completed(client: Any, futures: list[Any], where: str) -> Iterator[Any]:
             continue
         looked = time.monotonic()
         try:
-            none = not client.nthreads()
+            workers = client.scheduler_info(n_workers=-1)["workers"].values()
         except Exception:  # the scheduler is going: its futures say so, as cancelled
             continue
-        if none and not alone:
-            print(
-                f"note: {where} has no workers; waiting for one (finished rows are kept; "
-                "Ctrl-C stops)",
-                file=sys.stderr,
+        state = (
+            "none"
+            if not workers
+            else "paused"
+            if all(w.get("status") == "paused" for w in workers)
+            else ""
+        )
+        if state and state != said:
+            what = (
+                "has no workers; waiting for one"
+                if state == "none"
+                else "has only paused workers (memory over their pause threshold: give them a "
+                "larger --memory-limit, or use a smaller --batch-size); waiting"
             )
-        alone = none
+            print(f"note: {where} {what} (finished rows are kept; Ctrl-C stops)", file=sys.stderr)
+        said = state
