@@ -273,13 +273,9 @@ def _clear_dft_sets(folder: Path, log: Callable[[str], None]) -> None:
         shutil.rmtree(folder)
         return
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    kept = next(
-        p
-        for k in range(1000)
-        if not (
-            p := folder.with_name(f"{folder.name}-kept-{stamp}" + (f"-{k}" if k else ""))
-        ).exists()
-    )
+    kept, k = folder.with_name(f"{folder.name}-kept-{stamp}"), 1
+    while kept.exists():  # two reranks within a second
+        kept, k = folder.with_name(f"{folder.name}-kept-{stamp}-{k}"), k + 1
     folder.rename(kept)
     where = f"{folder.parent.name}/{folder.name}"
     log(

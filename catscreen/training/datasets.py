@@ -58,10 +58,12 @@ class ContextDefaults:
     require_sid: bool = False
 
     def __post_init__(self) -> None:
-        if self.energy_unit not in ENERGY_UNITS:
-            raise CatscreenError(
-                f"energy unit {self.energy_unit!r}; expected one of {', '.join(ENERGY_UNITS)}"
-            )
+        check_energy_unit(self.energy_unit, "energy unit")
+
+
+def check_energy_unit(unit: str, what: str) -> None:
+    if unit not in ENERGY_UNITS:
+        raise CatscreenError(f"{what} {unit!r}; expected one of {', '.join(ENERGY_UNITS)}")
 
 
 def drop_stated_context(info: dict[str, Any]) -> None:

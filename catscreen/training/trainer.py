@@ -60,7 +60,12 @@ from catscreen.model.checkpoint import load_checkpoint, save_atomically, save_ch
 from catscreen.model.graph import GraphBatch, collate
 from catscreen.model.inference import resolve_device
 from catscreen.model.network import CatscreenNet, ModelConfig, deepened, reconfigured, widened
-from catscreen.training.datasets import ENERGY_UNITS, ContextDefaults, label_energy, load_frames
+from catscreen.training.datasets import (
+    ContextDefaults,
+    check_energy_unit,
+    label_energy,
+    load_frames,
+)
 
 # DatasetSpec fields added after runs had started, left out of a run's identity at their
 # defaults so those runs still resume
@@ -191,11 +196,7 @@ class TrainConfig:
                 if d.get(key) not in (None, "on", "off"):
                     raise CatscreenError(f"dataset {key}={d[key]!r}; expected on or off")
             _check_types(DatasetSpec, d, "dataset ")
-            if d.get("energy_unit", "eV") not in ENERGY_UNITS:
-                raise CatscreenError(
-                    f"dataset {d['path']}: energy_unit {d['energy_unit']!r}; expected one of "
-                    f"{', '.join(ENERGY_UNITS)}"
-                )
+            check_energy_unit(d.get("energy_unit", "eV"), f"dataset {d['path']}: energy_unit")
             specs.append(DatasetSpec(**d))
         if data.get("dtype", "float32") not in ("float32", "float64"):
             raise CatscreenError(f"dtype {data['dtype']!r}; expected float32 or float64")

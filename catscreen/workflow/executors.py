@@ -297,8 +297,8 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
             except Exception as exc:
                 if isinstance(exc, ImportError) and "catscreen" in str(exc):  # every batch would
                     raise CatscreenError(
-                        f"a Dask worker cannot import catscreen ({described(exc)}): start the "
-                        "workers in the environment catscreen runs in (finished rows are kept)"
+                        f"a Dask worker cannot import catscreen ({described(exc)}): "
+                        f"{WORKER_FIX} (finished rows are kept)"
                     ) from exc
                 on_done(j, None, described(exc))
                 continue
@@ -318,6 +318,7 @@ WORKER_IMPORT = "__import__('catscreen.workflow.executors').__version__"
 # A batch travels the same way, as eval and text: a worker without catscreen (one that joined
 # after the check) answers with its ImportError; unpacking a catscreen function killed it, and
 # its nanny restarted it to take the next batch until Dask gave up on them (KilledWorker)
+WORKER_FIX = "start the workers in the environment catscreen runs in"
 RUN_BATCH = (
     "__import__('catscreen.workflow.executors', fromlist=['run_job_json']).run_job_json(job)"
 )
@@ -330,17 +331,12 @@ def _check_workers(client: Any) -> None:
 
     theirs = client.run(eval, WORKER_IMPORT, on_error="return")
     for worker, version in sorted(theirs.items()):
-        if isinstance(version, ImportError):
-            raise CatscreenError(
-                f"Dask worker {worker} cannot import catscreen ({described(version)}): start "
-                "the workers in the environment catscreen runs in"
-            )
         if isinstance(version, OSError | TimeoutError):  # gone while asked
             continue
-        if isinstance(version, BaseException):  # a broken install
+        if isinstance(version, BaseException):  # no catscreen there, or a broken one
+            verb = "import" if isinstance(version, ImportError) else "run"
             raise CatscreenError(
-                f"Dask worker {worker} cannot run catscreen ({described(version)}): start the "
-                "workers in the environment catscreen runs in"
+                f"Dask worker {worker} cannot {verb} catscreen ({described(version)}): {WORKER_FIX}"
             )
         if version != mine:
             raise CatscreenError(
