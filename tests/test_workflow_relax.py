@@ -825,8 +825,12 @@ def test_a_batch_fails_as_text_and_all_paused_workers_are_named(monkeypatch, cap
     assert str(pickle.loads(pickle.dumps(exc.value))) == str(exc.value)
 
     class Paused:
+        """Paused, then none (a nanny restarting), then paused again: each note once."""
+
+        answers = [{"tcp://a:1": {"status": "paused"}}, {}, {"tcp://b:1": {"status": "paused"}}]
+
         def scheduler_info(self, n_workers):  # noqa: ANN001, ANN202
-            return {"workers": {"tcp://a:1": {"status": "paused"}}}
+            return {"workers": self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]}
 
     monkeypatch.setattr(executors, "WORKER_WATCH", 0.1)
     with (
@@ -838,6 +842,16 @@ def test_a_batch_fails_as_text_and_all_paused_workers_are_named(monkeypatch, cap
     err = " ".join(capsys.readouterr().err.split())
     assert err.count("note: the test cluster has only paused workers (memory over their") == 1
     assert "a larger --memory-limit, or use a smaller --batch-size); waiting" in err
+    assert err.count("note: the test cluster has no workers; waiting for one") == 1
+    from types import SimpleNamespace
+
+    from distributed.scheduler import KilledWorker
+
+    killed = KilledWorker("catscreen-x", SimpleNamespace(address="tcp://a:1"), 3)
+    assert executors.batch_failure(killed).startswith(
+        "KilledWorker: every worker that ran this batch died (memory over a worker's limit?"
+    )
+    assert executors.batch_failure(ValueError("SCF diverged")) == "ValueError: SCF diverged"
 
 
 def test_enumerate_s_manifest_given_as_the_output_is_named_and_kept(tmp_path):

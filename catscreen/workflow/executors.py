@@ -300,7 +300,7 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
                         f"a Dask worker cannot import catscreen ({described(exc)}): "
                         f"{WORKER_FIX} (finished rows are kept)"
                     ) from exc
-                on_done(j, None, described(exc))
+                on_done(j, None, batch_failure(exc))
                 continue
             finally:  # a result the cluster keeps is recomputed when its worker is lost
                 fut.release()
@@ -345,6 +345,19 @@ def _check_workers(client: Any) -> None:
             )
 
 
+def batch_failure(exc: Exception) -> str:
+    """A failed batch's reason. Dask's KilledWorker names the task and the last worker, not
+    why they died; a memory limit is the usual cause."""
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        return (
+            "KilledWorker: every worker that ran this batch died (memory over a worker's limit? "
+            "give them more, or use a smaller --batch-size; the workers' logs say why)"
+        )
+    return described(exc)
+
+
 WORKER_WATCH = 5.0  # s between looks at the cluster while no batch finishes
 
 
@@ -355,7 +368,8 @@ def _as_completed(client: Any, futures: list[Any], where: str) -> Iterator[Any]:
     from distributed import as_completed
 
     pending = as_completed(futures)
-    said, looked = "", time.monotonic() - WORKER_WATCH  # the first look at once
+    said: set[str] = set()  # each note once: a nanny restarting its worker flips the state
+    looked = time.monotonic() - WORKER_WATCH  # the first look at once
     while not pending.is_empty():
         if pending.has_ready():
             yield from pending.next_batch(block=False)
@@ -375,7 +389,7 @@ def _as_completed(client: Any, futures: list[Any], where: str) -> Iterator[Any]:
             if all(w.get("status") == "paused" for w in workers)
             else ""
         )
-        if state and state != said:
+        if state and state not in said:
             what = (
                 "has no workers; waiting for one"
                 if state == "none"
@@ -383,4 +397,4 @@ def _as_completed(client: Any, futures: list[Any], where: str) -> Iterator[Any]:
                 "larger --memory-limit, or use a smaller --batch-size); waiting"
             )
             print(f"note: {where} {what} (finished rows are kept; Ctrl-C stops)", file=sys.stderr)
-        said = state
+            said.add(state)
