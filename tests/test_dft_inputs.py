@@ -411,3 +411,40 @@ def test_the_functional_follows_the_rows_fidelity(tmp_path, flagged_off):
     with pytest.raises(CatscreenError, match="several fidelities .chgnet-r2scan, emt"):
         write_dft_inputs(mixed, "vasp", tmp_path / "y", DftSettings(xc="auto"))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_chromium_starts_antiferromagnetic_on_its_two_sublattices():
+    """bcc Cr started ferromagnetic (3 muB on every atom, the model predicts magnitudes only):
+    the SCF settles above the antiferromagnetic ground state. Nearest neighbours now start
+    antiparallel; where they cannot (fcc's triangles) and for Fe, every moment is parallel."""
+    from ase.build import bcc100, bcc110, fcc111
+    from ase.neighborlist import neighbor_list
+
+    from catscreen.dft.settings import prepare
+
+    for build in (bcc110, bcc100):
+        slab = build("Cr", (2, 2, 4), vacuum=8.0)
+        slab.set_tags([1] * len(slab))
+        slab.append("O")
+        slab.positions[-1] = slab.positions[-2] + [0.0, 0.0, 1.8]
+        atoms = prepare(atoms_to_text(slab), "adslab", "on", DftSettings())
+        moments = atoms.get_initial_magnetic_moments()
+        assert moments[-1] == pytest.approx(0.6)  # O: the default, parallel
+        cr = atoms[:-1]
+        i, j, d = neighbor_list("ijd", cr, 2.6)
+        assert len(i) and (moments[i] * moments[j] < 0).all()  # every nearest pair antiparallel
+        assert np.abs(moments[:-1]) == pytest.approx(np.full(len(cr), 3.0))
+        assert moments[:-1].sum() == 0
+    for symbol, slab in (("Cr", fcc111("Cr", (2, 2, 3), a=3.6, vacuum=8.0)), ("Fe", None)):
+        slab = slab if slab is not None else bcc110("Fe", (2, 2, 4), vacuum=8.0)
+        slab.set_tags([1] * len(slab))
+        moments = prepare(atoms_to_text(slab), "slab", "on", DftSettings())
+        assert (moments.get_initial_magnetic_moments() > 0).all(), symbol
+    # a model that predicts antiparallel moments keeps its own
+    slab = bcc110("Cr", (2, 2, 4), vacuum=8.0)
+    slab.set_tags([1] * len(slab))
+    slab.arrays["magmoms"] = np.array([1.0, -1.0] * (len(slab) // 2))
+    moments = prepare(
+        atoms_to_text(slab), "slab", "on", DftSettings()
+    ).get_initial_magnetic_moments()
+    assert np.sign(moments) == pytest.approx(np.sign(slab.arrays["magmoms"]))

@@ -90,6 +90,11 @@ def free_atom_moment(symbol: str) -> float:
 
 
 MOMENT_FLOOR = 0.25  # muB: a predicted moment below this has no direction worth keeping
+# Elements whose ground state is antiferromagnetic on two sublattices of nearest neighbours
+# (bcc Cr: each atom's 8 neighbours on the other sublattice); started parallel, the SCF
+# settles in the ferromagnetic or non-magnetic solution above it
+ANTIFERROMAGNETS = ("Cr",)
+NEIGHBOUR_SHELL = 1.08  # x the shortest distance: nearest neighbours (bcc's second shell: 1.155)
 
 
 def initial_magmoms(atoms: Atoms, spin: str, settings: DftSettings) -> np.ndarray | None:
@@ -105,7 +110,7 @@ def initial_magmoms(atoms: Atoms, spin: str, settings: DftSettings) -> np.ndarra
     symbols = atoms.get_chemical_symbols()
     default = np.array([settings.magmoms.get(s, OTHER_MAGMOM) for s in symbols])
     if "magmoms" not in atoms.arrays:
-        return default
+        return default * sublattice_signs(atoms)
     predicted = np.asarray(atoms.arrays["magmoms"], dtype=float).reshape(len(atoms))
     predicted = np.where(np.isfinite(predicted), predicted, 0.0)
     limit = np.array([free_atom_moment(s) for s in symbols])
@@ -113,7 +118,49 @@ def initial_magmoms(atoms: Atoms, spin: str, settings: DftSettings) -> np.ndarra
     # one atom of a ferromagnetic slab start fully antiparallel; antiferromagnetic moments
     # (Cr, Mn, Fe: 1-2 muB) are far above the floor and keep their sign
     sign = np.where(predicted < -MOMENT_FLOOR, -1.0, 1.0)
-    return sign * np.maximum(np.minimum(np.abs(predicted), limit), default)
+    moments = sign * np.maximum(np.minimum(np.abs(predicted), limit), default)
+    return moments if (sign < 0).any() else moments * sublattice_signs(atoms)
+
+
+def sublattice_signs(atoms: Atoms) -> np.ndarray:
+    """+1/-1 on the two nearest-neighbour sublattices of each antiferromagnet's atoms (+1 for
+    all others, and for all of them where the neighbours do not split in two: an odd ring
+    through the periodic images, an alloy's other atoms in between)."""
+    from ase.neighborlist import neighbor_list
+
+    signs = np.ones(len(atoms))
+    symbols = np.array(atoms.get_chemical_symbols())
+    for element in ANTIFERROMAGNETS:
+        mine = np.flatnonzero(symbols == element)
+        if len(mine) < 2:
+            continue
+        sub = atoms[mine]
+        i, j, d = neighbor_list("ijd", sub, 4.0)
+        if not len(d):
+            continue
+        near = d < NEIGHBOUR_SHELL * d.min()
+        colour = _two_colours(len(sub), i[near], j[near])
+        if colour is not None:
+            signs[mine] = np.where(colour, -1.0, 1.0)
+    return signs
+
+
+def _two_colours(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray | None:
+    """A colouring of the graph (edges i-j) in which neighbours differ, or None."""
+    colour = np.full(n, -1)
+    for start in range(n):
+        if colour[start] >= 0:
+            continue
+        colour[start], stack = 0, [start]
+        while stack:
+            a = stack.pop()
+            for b in j[i == a]:
+                if colour[b] < 0:
+                    colour[b] = 1 - colour[a]
+                    stack.append(b)
+                elif colour[b] == colour[a]:
+                    return None
+    return colour.astype(bool)
 
 
 def gas_unpaired(atoms: Atoms) -> int:

@@ -5,10 +5,10 @@ the highest ENMAX of a set's POTCARs where that is more, e.g. Li_sv; EDIFFG
 -0.03 eV/A, ISYM 0, LREAL Auto) with Fermi-Dirac smearing to match the GPAW scripts, a dipole
 correction along z (LDIPOL, IDIPOL 3, DIPOL at the centre of mass), LASPH and NELMIN as
 pymatgen's MPRelaxSet/MVLSlabSet, and spin from the rank row: ISPIN 1 for spin off, ISPIN 2
-with MAGMOM from the element defaults raised to the model's moments otherwise; gas molecules
-in their own ground-state spin (O2 a triplet). r2SCAN as MP runs it (METAGGA, LMIXTAU, ALGO
-All, 680 eV, PBE_54 POTCARs). POTCARs are licensed, so only their symbols (Materials Project
-choices) are written.
+with MAGMOM from the element defaults raised to the model's moments otherwise (Cr
+antiferromagnetic on its two sublattices); gas molecules in their own ground-state spin (O2 a
+triplet). r2SCAN as MP runs it (METAGGA, LMIXTAU, ALGO All, 680 eV, PBE_54 POTCARs). POTCARs
+are licensed, so only their symbols (Materials Project choices) are written.
 """
 
 from __future__ import annotations
