@@ -94,7 +94,8 @@ MOMENT_FLOOR = 0.25  # muB: a predicted moment below this has no direction worth
 # (bcc Cr: each atom's 8 neighbours on the other sublattice); started parallel, the SCF
 # settles in the ferromagnetic or non-magnetic solution above it
 ANTIFERROMAGNETS = ("Cr",)
-NEIGHBOUR_SHELL = 1.08  # x the shortest distance: nearest neighbours (bcc's second shell: 1.155)
+NEIGHBOUR_SHELL = 1.075  # x the typical nearest distance: neighbours (bcc's 2nd shell: 1.155)
+NEIGHBOUR_REACH = 4.0  # A searched for them (bcc Cr: 2.50 and 2.88)
 
 
 def initial_magmoms(atoms: Atoms, spin: str, settings: DftSettings) -> np.ndarray | None:
@@ -126,41 +127,28 @@ def sublattice_signs(atoms: Atoms) -> np.ndarray:
     """+1/-1 on the two nearest-neighbour sublattices of each antiferromagnet's atoms (+1 for
     all others, and for all of them where the neighbours do not split in two: an odd ring
     through the periodic images, an alloy's other atoms in between)."""
+    import networkx as nx
     from ase.neighborlist import neighbor_list
 
     signs = np.ones(len(atoms))
     symbols = np.array(atoms.get_chemical_symbols())
     for element in ANTIFERROMAGNETS:
         mine = np.flatnonzero(symbols == element)
-        if len(mine) < 2:
-            continue
-        sub = atoms[mine]
-        i, j, d = neighbor_list("ijd", sub, 4.0)
+        i, j, d = neighbor_list("ijd", atoms[mine], NEIGHBOUR_REACH)
         if not len(d):
             continue
-        near = d < NEIGHBOUR_SHELL * d.min()
-        colour = _two_colours(len(sub), i[near], j[near])
-        if colour is not None:
-            signs[mine] = np.where(colour, -1.0, 1.0)
-    return signs
-
-
-def _two_colours(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray | None:
-    """A colouring of the graph (edges i-j) in which neighbours differ, or None."""
-    colour = np.full(n, -1)
-    for start in range(n):
-        if colour[start] >= 0:
+        nearest = np.full(len(mine), np.inf)
+        np.minimum.at(nearest, i, d)  # each atom's nearest neighbour; their median: relaxed
+        near = d < NEIGHBOUR_SHELL * np.median(nearest[np.isfinite(nearest)])  # surfaces vary
+        graph = nx.Graph()
+        graph.add_nodes_from(range(len(mine)))
+        graph.add_edges_from(zip(i[near].tolist(), j[near].tolist(), strict=True))
+        try:
+            colour = nx.bipartite.color(graph)
+        except nx.NetworkXError:  # not bipartite
             continue
-        colour[start], stack = 0, [start]
-        while stack:
-            a = stack.pop()
-            for b in j[i == a]:
-                if colour[b] < 0:
-                    colour[b] = 1 - colour[a]
-                    stack.append(b)
-                elif colour[b] == colour[a]:
-                    return None
-    return colour.astype(bool)
+        signs[mine] = [1.0 if colour[k] == colour[0] else -1.0 for k in range(len(mine))]
+    return signs
 
 
 def gas_unpaired(atoms: Atoms) -> int:
