@@ -221,10 +221,7 @@ def _set_aside_stale_results(
         label = prev.hash if prev is not None else "old"
         # never onto a table set aside before: without campaign.json every label was 'old',
         # and a kill after a rename left the next run the same hash
-        aside, n = root / f"results.{label}.parquet", 0
-        while aside.exists():
-            n += 1
-            aside = root / f"results.{label}.{n}.parquet"
+        aside = _unused(lambda n: root / f"results.{label}{f'.{n}' if n else ''}.parquet")
         results.rename(aside)
         log(f"relax: model or relax settings changed; kept the old results as {aside.name}")
     for kept in sorted(set(root.glob("results.*.parquet")) - {aside}):
@@ -262,6 +259,15 @@ def _relax_settings(recipe: Recipe, options: RunOptions, folder: Path) -> RelaxS
     )
 
 
+def _unused(name: Callable[[int], Path]) -> Path:
+    """name(0), or the first of name(1), name(2), ... that does not exist: what is set aside
+    never lands on what was set aside before."""
+    n = 0
+    while (path := name(n)).exists():
+        n += 1
+    return path
+
+
 def _clear_dft_sets(folder: Path, log: Callable[[str], None]) -> None:
     """The last rank's DFT inputs make way for the new flags (no folder of an old flag stays);
     if anything there is not as catscreen wrote it (calculations run in place, edited inputs),
@@ -273,9 +279,7 @@ def _clear_dft_sets(folder: Path, log: Callable[[str], None]) -> None:
         shutil.rmtree(folder)
         return
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    kept, k = folder.with_name(f"{folder.name}-kept-{stamp}"), 1
-    while kept.exists():  # two reranks within a second
-        kept, k = folder.with_name(f"{folder.name}-kept-{stamp}-{k}"), k + 1
+    kept = _unused(lambda n: folder.with_name(f"{folder.name}-kept-{stamp}{f'-{n}' if n else ''}"))
     folder.rename(kept)
     where = f"{folder.parent.name}/{folder.name}"
     log(

@@ -12,7 +12,7 @@ from rich.table import Table
 from catscreen.cli.common import cli_errors, console, err_console
 from catscreen.dft import DftSettings
 from catscreen.dft.settings import GPAW_XC
-from catscreen.dft.tasks import FLAGGED_REQUIRED, functional
+from catscreen.dft.tasks import FLAGGED_REQUIRED, fidelity_functional
 from catscreen.dft.validate import SUCCESS_THRESHOLD, validate
 from catscreen.errors import CatscreenError
 from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
@@ -61,7 +61,7 @@ def validate_command(
     if xc not in GPAW_XC:  # before any calculation: each would fail on its own
         raise CatscreenError(f"unknown xc {xc!r} for GPAW; expected {' or '.join(GPAW_XC)}")
     for fidelity in sorted(set(table.get("fidelity", pd.Series(dtype=str)).astype(str))):
-        theirs, _ = functional(DftSettings(xc="auto"), "vasp", fidelity)
+        theirs = fidelity_functional(fidelity)
         if theirs != xc:
             err_console.print(
                 f"note: the rows were relaxed at fidelity {fidelity} ({theirs}); GPAW computes "

@@ -155,14 +155,17 @@ def check_dft_folder(out: Path) -> None:
         )
 
 
+def fidelity_functional(fidelity: str) -> str:
+    """The functional a fidelity's name says (chgnet-r2scan: MP's r2SCAN), PBE otherwise."""
+    name = fidelity.lower()
+    return "r2SCAN" if "r2scan" in name else "RPBE" if "rpbe" in name else "PBE"
+
+
 def functional(settings: DftSettings, engine: str, fidelity: str) -> tuple[str, str | None]:
     """The functional of a set and why: "auto" follows the level of theory the candidates were
     relaxed at (r2SCAN rows got PBE inputs and compared across functionals); GPAW scripts stay
     GGA (r2SCAN did not converge with the libxc GPAW has here)."""
-    wanted = settings.xc
-    if wanted == "auto":
-        name = fidelity.lower()
-        wanted = "r2SCAN" if "r2scan" in name else "RPBE" if "rpbe" in name else "PBE"
+    wanted = fidelity_functional(fidelity) if settings.xc == "auto" else settings.xc
     if wanted == "r2SCAN" and engine == "gpaw":
         if settings.xc != "auto":
             raise CatscreenError(
