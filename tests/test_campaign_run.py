@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from catscreen.analysis import anomalies
 from catscreen.cli.main import app
+from catscreen.errors import CatscreenError
 from catscreen.model import load_model
 from catscreen.paths import data_dir
 
@@ -385,6 +386,24 @@ def test_options_without_effect_and_a_damaged_state_are_one_line(tmp_path: Path)
     (tmp_path / "broken" / "campaign.json").mkdir(parents=True)
     result = runner.invoke(app, ["campaign", "status", str(tmp_path / "broken")])
     assert result.exit_code == 2 and "campaign.json is damaged" in result.output
+
+
+def test_dask_workers_default_as_relax(tmp_path: Path) -> None:
+    """A dask campaign ran one worker (the recipe's old default) where `relax` runs two."""
+    from catscreen.campaign.recipe import parse_recipe
+    from catscreen.campaign.runner import RunOptions, _relax_settings
+    from catscreen.workflow import RelaxSettings
+
+    dask = RECIPE.replace("batch_size: 64}", "batch_size: 64, executor: dask}")
+    recipe = parse_recipe(dask, tmp_path / "tiny.yaml")
+    assert _relax_settings(recipe, RunOptions(), tmp_path).workers == RelaxSettings().workers == 2
+    assert _relax_settings(recipe, RunOptions(workers=3), tmp_path).workers == 3
+    three = parse_recipe(dask.replace("executor: dask", "executor: dask, workers: 3"), tmp_path)
+    assert _relax_settings(three, RunOptions(), tmp_path).workers == 3
+    local = parse_recipe(RECIPE.replace("batch_size: 64", "batch_size: 64, workers: 1"), tmp_path)
+    assert _relax_settings(local, RunOptions(), tmp_path).executor == "local"
+    with pytest.raises(CatscreenError, match="2 workers need the dask executor"):
+        _relax_settings(parse_recipe(RECIPE, tmp_path), RunOptions(workers=2), tmp_path)
 
 
 def test_bad_recipe_names_the_line(tmp_path: Path) -> None:

@@ -183,7 +183,9 @@ class RelaxSettings(_Strict):
     steps: StrictInt = Field(default=300, ge=1)
     batch_size: StrictInt = Field(default=32, ge=1, description="structures per model call")
     executor: Literal["local", "dask"] = "local"
-    workers: int = Field(default=1, ge=1)
+    workers: int | None = Field(
+        default=None, ge=1, description="Dask LocalCluster workers (unset: as `relax`, 2)"
+    )
 
 
 class Target(_Strict):

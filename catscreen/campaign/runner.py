@@ -240,7 +240,7 @@ def _relax_settings(recipe: Recipe, options: RunOptions, folder: Path) -> RelaxS
     like its candidate files (the name as written is what the relax hash sees)."""
     executor = options.executor or recipe.relax.executor
     workers = options.workers or recipe.relax.workers
-    if executor == "local" and (options.workers is not None or workers > 1):
+    if executor == "local" and workers is not None and (options.workers or workers > 1):
         raise CatscreenError(  # the local executor runs one batch at a time
             f"{workers} workers need the dask executor (--executor dask, or relax.executor: "
             "dask in the recipe); the local one runs one batch at a time"
@@ -255,7 +255,7 @@ def _relax_settings(recipe: Recipe, options: RunOptions, folder: Path) -> RelaxS
         steps=recipe.relax.steps,
         batch_size=recipe.relax.batch_size,
         executor=executor,
-        workers=workers,
+        **({} if workers is None else {"workers": workers}),  # unset: relax's default
     )
 
 
