@@ -205,6 +205,27 @@ def test_a_strained_bulk_keeps_its_lattice(tmp_path):
     assert pt.structure.volume / len(pt.structure) == pytest.approx(3.92**2 * 4.00 / 4)
 
 
+def test_ids_do_not_follow_a_file_s_atom_order(tmp_path):
+    """The same Pt3Ni written in another atom order got other slab, config ids and seeds."""
+    atoms = library_bulk("Pt3Ni").structure.to_ase_atoms()
+    for folder, order in (("a", [0, 1, 2, 3]), ("b", [3, 1, 0, 2])):
+        (tmp_path / folder).mkdir()
+        write(tmp_path / folder / "Pt3Ni.vasp", atoms[order], format="vasp")
+
+    def ids(folder):
+        images = enumerate_configurations(
+            EnumerateSettings(
+                bulks=[str(tmp_path / folder / "Pt3Ni.vasp")], miller=["1,1,1"], adsorbates=["O"]
+            )
+        )
+        return sorted(a.info["config_id"] for a in images)
+
+    first, second = (load_bulks([str(tmp_path / d / "Pt3Ni.vasp")])[0] for d in "ab")
+    assert np.allclose(first.structure.frac_coords, second.structure.frac_coords)
+    assert first.fingerprint() == second.fingerprint()
+    assert ids("a") == ids("b")
+
+
 def test_slab_and_site_ids_follow_the_vacuum_not_float_noise():
     def ids(vacuum):
         images = enumerate_configurations(

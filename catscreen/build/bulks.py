@@ -150,7 +150,20 @@ def standardize(atoms: Atoms) -> Structure:
             f"no space group found for {atoms.get_chemical_formula()} at {SYMPREC} A (a cell "
             "distorted by about a percent?): symmetrise it, or give the distortion clearly"
         ) from exc
-    return analyzer.get_conventional_standard_structure()
+    return _canonical_order(analyzer.get_conventional_standard_structure())
+
+
+def _canonical_order(structure: Structure) -> Structure:
+    """Atoms sorted by position within each element. The standard cell keeps a file's atom
+    order there, and slab atom indices, site ids and placement seeds follow it: a Pt3Ni file
+    written in another order got other config ids. The elements keep the standard cell's
+    order, which does not follow the file's, and library bulks are sorted already, so the
+    ids made before stay."""
+    species = [str(sp) for sp in structure.species]
+    groups = list(dict.fromkeys(species))
+    frac = np.mod(np.round(structure.frac_coords, 4), 1.0) + 0.0
+    order = sorted(range(len(structure)), key=lambda i: (groups.index(species[i]), *frac[i]))
+    return Structure.from_sites([structure[i] for i in order])
 
 
 def _occupancy(value: object) -> float:
