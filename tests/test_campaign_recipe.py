@@ -82,6 +82,13 @@ def test_hydrogen_evolution_states_the_correction() -> None:
             "",
             "r.yaml:10: ranking.descriptors.0: descriptor dG_H has no target",
         ),
+        # a 4-index facet of a cubic bulk failed at enumerate, naming the CLI's --miller
+        ("[Pt, Cu]", "[Pt, {name: Cu, miller: ['0001']}]", "r.yaml:2: candidates.1.miller: Cu is"),
+        ('["111"]', '["0001"]', "r.yaml:4: facets.miller: Pt is not hexagonal"),
+        # true/false became 1.0 / 1 / 0 without a word (fmax: true relaxed to 1 eV/A)
+        ("tolerance: 0.1", "tolerance: true", "r.yaml:13: ranking.descriptors.0.target.tol"),
+        ("mode: heuristic", "mode: heuristic\nrelax: {fmax: true}", "r.yaml:8: relax.fmax: true"),
+        ("correction: 0.24", "correction: false", "r.yaml:12: ranking.descriptors.0.correct"),
     ],
 )
 def test_errors_name_line_and_field(old: str, new: str, where: str) -> None:

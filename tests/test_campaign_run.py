@@ -718,3 +718,33 @@ def test_a_reference_named_by_its_frame_in_a_file_of_several(tmp_path: Path) -> 
     assert board.loc["metals_1(111)", "is_reference"]
     assert board.loc["metals_1(111)", "dE_O"] == pytest.approx(0.0, abs=1e-9)
     assert board.loc["metals_0(111)", "dE_O"] != pytest.approx(0.0, abs=1e-3)
+
+
+def test_a_cut_dft_list_shows_the_best_ranked_candidates_first(
+    campaign: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary cut the flagged list at 30 rows in enumerate order, without saying so: a
+    Fischer-Tropsch run listed two surfaces and none of its top three."""
+    from catscreen.campaign import summary
+    from catscreen.campaign.leaderboard import descriptor_targets
+    from catscreen.campaign.runner import load_leaderboard, read_campaign_recipe
+    from catscreen.campaign.state import load_state
+
+    _, out = campaign
+    recipe = read_campaign_recipe(out, ranked=True)
+    board = load_leaderboard(out, recipe)
+    flagged = pd.read_parquet(out / "rank" / "flagged.parquet")
+    best, worst = board.sort_values("rank")["candidate"].iloc[[0, -1]]
+    assert {best, worst} <= set(flagged["candidate"])
+    worst_first = pd.concat([flagged[flagged["candidate"] == worst], flagged])
+    monkeypatch.setattr(summary, "MAX_TABLE_ROWS", 1)
+    state = load_state(out)
+    text = summary.render_summary(
+        recipe, board, descriptor_targets(recipe), worst_first, state, None, []
+    )
+    section = text.split("## DFT validation")[1].split("## Run")[0]
+    n = len(worst_first)
+    assert (
+        f"(1 of {n} flagged, best-ranked candidates first; all in rank/flagged.parquet)" in section
+    )
+    assert f"| {best} |" in section and f"| {worst} |" not in section

@@ -55,6 +55,17 @@ class _Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_yes_no(cls, value: Any) -> Any:
+        """No recipe field is a yes/no, and pydantic reads `fmax: true` as 1.0 eV/A (and
+        `max_terminations: true` as 1) without a word: true/false is refused, in lists too."""
+        if isinstance(value, bool) or (
+            isinstance(value, list) and any(isinstance(v, bool) for v in value)
+        ):
+            raise ValueError("true/false is no value here: give a number or a name")
+        return value
+
 
 def parse_facet_value(value: Any) -> Miller | Bravais:
     """A facet to cut, `[1, 1, 1]`, `"1,1,1"`, `"111"` or hcp `"0001"` / `[0, 0, 0, 1]`: a
@@ -278,9 +289,11 @@ class Ranking(_Strict):
 
 
 class Validation(_Strict):
-    """Which candidates deserve DFT: the top_k, plus any with ensemble spread above threshold."""
+    """Which placements deserve DFT: on every surface (every candidate, not only the best
+    ranked) the top_k lowest valid placements, plus rank flips and any with an ensemble spread
+    above the threshold."""
 
-    top_k: int = Field(default=3, ge=0)
+    top_k: int = Field(default=3, ge=0, description="lowest placements flagged per surface")
     uncertainty_threshold: float = Field(default=0.15, gt=0, description="eV")
     write: list[Literal["vasp", "gpaw"]] = Field(default_factory=list)
 
@@ -324,10 +337,19 @@ class Recipe(_Strict):
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise FieldError(("candidates", i), f"duplicate candidate {name}")
-            if self.facets is None and self.candidates[i].miller is None:
+            cand = self.candidates[i]
+            if self.facets is None and cand.miller is None:
                 raise FieldError(
                     ("candidates", i),
                     f"{name} has no facets: give it a miller list or give facets:",
+                )
+            given = cand.miller or (self.facets.miller if self.facets else None)
+            if given and not _cut_facets(cand, given):  # else enumerate's --miller message
+                where = ("candidates", i, "miller") if cand.miller else ("facets", "miller")
+                raise FieldError(
+                    where,
+                    f"{name} is not hexagonal, so none of its Miller-Bravais facets applies: "
+                    "give it a 3-index facet (bcc: 110, fcc: 111)",
                 )
         for i, d in enumerate(self.ranking.descriptors):
             if d.adsorbate not in self.adsorbates:

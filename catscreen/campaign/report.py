@@ -197,7 +197,7 @@ def write_report(root: Path, out: Path | None = None) -> Report:
         f"<h2>DFT validation list ({len(flagged)} placements)</h2>",
         "<p class='muted'>Why each placement deserves a DFT check; inputs are under rank/dft/ when the "
         "recipe asks for them.</p>",
-        _table(flags_frame(flagged)) if len(flagged) else "<p>Nothing flagged.</p>",
+        _table(flags_frame(flagged, board)) if len(flagged) else "<p>Nothing flagged.</p>",
         f"<h2>All candidates ({len(board)})</h2>",
         _table(descriptor_frame(board, recipe)),
         "<h2>Run</h2>",

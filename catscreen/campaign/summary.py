@@ -54,8 +54,18 @@ def targets_line(recipe: Recipe, targets: dict[str, Target]) -> str:
     return "; ".join(parts)
 
 
-def flags_frame(flags: pd.DataFrame) -> pd.DataFrame:
-    """The DFT-validation list with the columns a person needs to act on it."""
+def flags_frame(flags: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
+    """The DFT-validation list with the columns a person needs to act on it, best-ranked
+    candidates first (in enumerate order, a long list cut at MAX_TABLE_ROWS showed the first
+    two surfaces and none of the top three); unranked candidates last."""
+    rank = board.set_index("candidate")["rank"].astype(float)
+    if "candidate" in flags.columns and len(flags):
+        keys = pd.DataFrame(
+            {"rank": flags["candidate"].map(rank.where(rank >= 1)).fillna(np.inf)}, flags.index
+        )
+        if "e_ads" in flags.columns:
+            keys["e_ads"] = flags["e_ads"]
+        flags = flags.loc[keys.sort_values(list(keys.columns), kind="stable").index]
     wanted = [
         "candidate",
         "adsorbate",
@@ -105,9 +115,15 @@ def render_summary(
         shown = min(len(board), MAX_TABLE_ROWS)
         lines += [f"## All descriptors ({shown} of {len(board)} surfaces)", ""]
         lines += [markdown_table(descriptor_frame(board, recipe, MAX_TABLE_ROWS)), ""]
-    lines += [f"## DFT validation ({len(flags)} flagged)", ""]
+    shown = (
+        f"{len(flags)} flagged"
+        if len(flags) <= MAX_TABLE_ROWS
+        else f"{MAX_TABLE_ROWS} of {len(flags)} flagged, best-ranked candidates first; all in "
+        "rank/flagged.parquet"
+    )
+    lines += [f"## DFT validation ({shown})", ""]
     lines += [
-        markdown_table(flags_frame(flags).head(MAX_TABLE_ROWS))
+        markdown_table(flags_frame(flags, board).head(MAX_TABLE_ROWS))
         if len(flags)
         else "nothing flagged",
         "",

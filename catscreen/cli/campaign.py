@@ -59,7 +59,10 @@ def run_command(
     ),
     executor: str | None = typer.Option(None, help="local | dask (overrides the recipe)."),
     workers: int | None = typer.Option(
-        None, min=1, help="Parallel workers (overrides the recipe)."
+        None,
+        min=1,
+        help="Dask LocalCluster workers, with the dask executor (overrides relax.workers; "
+        "default 2).",
     ),
     ci: bool = typer.Option(
         False,
