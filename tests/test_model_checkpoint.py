@@ -243,9 +243,11 @@ def test_cli_model_info(saved, tmp_path, monkeypatch):
     assert data["contexts"] == [
         "teacher-pbe/spin-off", "teacher-pbe/spin-on", "gpaw-pbe/spin-off", "gpaw-pbe/spin-on",
     ]  # fmt: skip
-    assert data["metrics"] == {"energy_mae": 0.1}
-    res = runner.invoke(app, ["model", "info", str(saved[1])])
+    assert data["metrics"]["energy_mae"] == 0.1  # as recorded, with its unit beside it
+    assert data["metrics"]["units"]["energy_mae"] == "eV/atom"
+    res = runner.invoke(app, ["model", "info", str(saved[1])], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "hidden_irreps" in res.output and "training data" in res.output
+    assert "energy MAE 100.0 meV/atom" in res.output  # it printed 0.1, unit unsaid
     # the shipped weights: thousands of system ids shortened, and where the metrics are
     res = runner.invoke(app, ["model", "info"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
@@ -306,6 +308,10 @@ def test_interpolate_mixes_weights_and_merges_training_records(tmp_path):
     assert data["training_systems"] == ["s1", "v2"] and data["validation_systems"] == ["v1"]
     assert (data["split_seed"], data["validation_fraction"]) == (0, 0.1)
     assert [p["frames"] for p in data["parents"]] == [3, 3]
+    # a mix written over one of its parents is refused (fine-tunes name the parent's path)
+    res = runner.invoke(app, ["model", "interpolate", str(pa), str(pb), "--alpha", "0.5", "-o", str(pa)])  # fmt: skip
+    assert res.exit_code == 2 and "write the mix apart" in res.output
+    assert load_checkpoint(pa)[1]["version"] == va
     # the ends of the segment are the parents themselves, bit for bit
     for alpha, version in ((0.0, va), (1.0, vb)):
         assert checkpoint.interpolate_checkpoints(pa, pb, alpha, tmp_path / "end.pt") == version

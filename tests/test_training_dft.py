@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import re
 from pathlib import Path
@@ -95,6 +96,7 @@ def test_cli_labels_a_real_spin_pair_and_resumes(tmp_path, monkeypatch):
             "gpaw",
         )
         assert frame.info["converged"] and frame.info["gpaw_ecut"] == 200
+        assert frame.info["labeller"] == f"gpaw-{importlib.metadata.version('gpaw')}"
         assert frame.get_forces().shape == (2, 3)
         assert list(frame.get_tags()) == list(slab.get_tags())
     assert on.get_potential_energy() < off.get_potential_energy()  # Ni polarises
@@ -466,3 +468,51 @@ def test_new_labels_drop_the_inputs_aqcat_context_flags():
     labelled = attach_labels(atoms, result, "chgnet-pbe", "on")
     assert "is_spin_off" not in labelled.info and "is_low_fi" not in labelled.info
     assert labelled.info["spin"] == "on" and labelled.info["sid"] == "ni"
+
+
+def _fake_gpaw(atoms, spin, settings, txt):
+    """A converged 'GPAW' label made in no time: what the CLI does with parts, not DFT."""
+    from dataclasses import asdict
+
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    out = atoms.copy()
+    out.info.update(spin=spin, sid=dft_labels.structure_id(atoms), converged=True)
+    out.info.update(geometry=dft_labels.geometry_key(atoms, spin), kpts="1x1x1", wall_time=0.0)
+    out.info.update(fidelity="gpaw-pbe", source="gpaw")
+    out.info.update({f"gpaw_{k}": v for k, v in asdict(settings).items()})
+    energy = {"off": 0.0, "on": -1.0}[spin]
+    out.calc = SinglePointCalculator(out, energy=energy, forces=np.zeros((len(out), 3)))
+    return out
+
+
+def test_a_run_with_the_other_spin_keeps_the_pairs_in_out(tmp_path, monkeypatch):
+    """`--spin off` then `--spin on` into one OUT left only the spin-on labels in it (the
+    spin-off half of each pair stayed in the parts folder)."""
+    monkeypatch.setattr(dft_labels, "gpaw_single_point", _fake_gpaw)
+    write(tmp_path / "in.extxyz", fcc111("Ni", (1, 1, 2), vacuum=3.0), format="extxyz")
+    args = ["data", "label", str(tmp_path / "in.extxyz"), "--dft", "gpaw"]
+    out = tmp_path / "pairs.extxyz"
+    first = CliRunner().invoke(cli, [*args, "--spin", "off", "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    second = CliRunner().invoke(cli, [*args, "--spin", "on", "--out", str(out)])
+    assert second.exit_code == 0, second.output
+    assert "with 1 spin-off label(s) of an earlier run" in " ".join(second.output.split())
+    assert sorted(a.info["spin"] for a in load_frames(out)) == ["off", "on"]
+    # the other spin's parts are checked as resumed ones are, before any labelling
+    monkeypatch.setattr(dft_labels, "gpaw_single_point", None)
+    for part in (tmp_path / "pairs.parts").glob("*spin-on*"):
+        part.unlink()  # only the spin-off part is left to say its cutoff
+    again = CliRunner().invoke(cli, [*args, "--spin", "on", "--out", str(out), "--ecut", "300"])
+    assert again.exit_code == 2 and "was labelled with ecut" in " ".join(again.output.split())
+
+
+def test_an_output_named_as_no_extxyz_is_refused_before_labelling(tmp_path, monkeypatch):
+    """`--out l.db` wrote extxyz text that `evaluate` then could not open as a database."""
+    monkeypatch.setattr(dft_labels, "gpaw_single_point", None)
+    write(tmp_path / "in.extxyz", fcc111("Cu", (1, 1, 2), vacuum=3.0), format="extxyz")
+    for labeller in (["--dft", "gpaw"], ["--teacher", "chgnet-pbe"]):
+        args = ["data", "label", str(tmp_path / "in.extxyz"), *labeller]
+        result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "l.db")])
+        assert result.exit_code == 2 and "--out l.db: labels are written as extxyz" in result.output
+        assert not (tmp_path / "l.db").exists()

@@ -224,7 +224,8 @@ def test_cli_only_large_makes_the_lower_coverage_cells_alone(tmp_path: Path) -> 
 
     common = ["data", "generate", str(tmp_path / "out"), "--metals", "Cu", "--adsorbates", "O"]
     quick = ["--explorer", "emt", "--relax-steps", "3", "--adsorbates-per-slab", "1"]
-    result = CliRunner().invoke(app, [*common, "--only-large", *quick])
+    as_option = ["data", "generate", "--out", str(tmp_path / "out"), *common[3:]]  # as label's
+    result = CliRunner().invoke(app, [*as_option, "--only-large", *quick])
     assert result.exit_code == 0, result.output
     (made,) = (tmp_path / "out" / "structures").glob("*.extxyz.gz")
     assert made.name == "slab-Cu-111-3x3x3.extxyz.gz"  # no 2x2 slab before it
@@ -234,6 +235,8 @@ def test_cli_only_large_makes_the_lower_coverage_cells_alone(tmp_path: Path) -> 
     ignored = CliRunner().invoke(app, [*common, "--facets", "211", "--min-ab", "9"])
     assert ignored.exit_code == 2, ignored.output  # --metals slabs have their own facets
     assert "--facets, --min-ab: only --bulks slabs take them" in ignored.output
+    two = CliRunner().invoke(app, [*common, "-o", str(tmp_path / "other")])
+    assert two.exit_code == 2 and "two output folders" in two.output
 
 
 def test_enumerate_cells_facets_and_avoided_systems(tmp_path: Path) -> None:

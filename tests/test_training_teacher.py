@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import chgnet
 import numpy as np
 import pytest
 from ase.build import bulk, fcc111
@@ -20,6 +21,8 @@ def test_labels_and_context() -> None:
         assert [a.info["spin"] for a in out] == ["on", "off", "off"]
         assert {a.info["fidelity"] for a in out} == {teacher}
         assert {a.info["source"] for a in out} == {"chgnet"}
+        weights = {"chgnet-pbe": "0.3.0", "chgnet-r2scan": "r2scan"}[teacher]
+        assert {a.info["labeller"] for a in out} == {f"chgnet-{chgnet.__version__}-{weights}"}
         for a, ref in zip(out, (slab, water, cu), strict=True):
             assert a.get_forces().shape == (len(ref), 3)
             assert np.isfinite(a.get_potential_energy())
@@ -82,6 +85,11 @@ def test_cli_label_teacher(tmp_path) -> None:  # noqa: ANN001
         ["data", "label", str(src), "--out", str(out), "--teacher", "chgnet-pbe", "--dft", "gpaw"],
     )
     assert both.exit_code == 2 and "choose one labeller" in both.output
+    twice = CliRunner().invoke(  # the last one was used, without a word
+        app, ["data", "label", str(src), "--out", str(out), "--teacher", "chgnet-pbe",
+              "--teacher", "chgnet-r2scan"],
+    )  # fmt: skip
+    assert twice.exit_code == 2 and "one --teacher per run" in twice.output
     for extra in (["--spin", "on"], ["--ecut", "400", "--work", str(tmp_path / "w")]):
         ignored = CliRunner().invoke(
             app, ["data", "label", str(src), "--out", str(tmp_path / "x.extxyz"), "--teacher",

@@ -464,7 +464,23 @@ def test_fine_tune_and_relabel(tmp_path: Path) -> None:
     tr = Trainer(cfg, log=lambda m: None)
     assert {f.spin for f in tr.train} == {"off"}
     assert tr.net.elements == ("Cu", "Ni", "O", "Pt")
-    tr.run()
+    tuned = tr.run()
+    # the parent by its version (init_from is only a path) and the seed, shown by `model info`
+    from typer.testing import CliRunner
+
+    from catscreen.cli.main import app
+    from catscreen.model.checkpoint import load_checkpoint
+
+    parent = load_checkpoint(best)[1]["version"]
+    meta = load_checkpoint(tuned)[1]["metadata"]
+    assert meta["parent"] == {"version": parent, "path": str(best)}
+    shown = CliRunner().invoke(app, ["model", "info", str(tuned), "--json"]).output
+    info = json.loads(shown)
+    assert info["fine_tuned_from"] == f"{parent} ({best})" and info["seed"] == cfg.seed
+    assert info["metrics"]["units"]["energy_mae"] == "eV/atom"
+    table = CliRunner().invoke(app, ["model", "info", str(tuned)], env={"COLUMNS": "200"}).output
+    e_mev = 1000 * meta["metrics"]["validation"]["energy_mae"]
+    assert f"energy MAE {e_mev:.1f} meV/atom" in table and "(validation, step 2)" in table
     bad = TrainConfig.from_dict(
         {**cfg.__dict__, "datasets": [{"path": str(data), "as_fidelity": "new"}]}
     )

@@ -36,7 +36,8 @@ def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:  # Ctrl-C ended relax, campaign and train silently (exit 130)
             err_console.print(
                 "[bold red]interrupted:[/] no file is left half-written; relax, campaign run, "
-                "train and data label go on from where they stopped when rerun",
+                "train, data generate and data label --dft go on from where they stopped when "
+                "rerun",
                 highlight=False,
                 soft_wrap=True,
             )

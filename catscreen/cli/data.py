@@ -27,7 +27,12 @@ def _label_dft(
 ) -> None:
     """Real DFT labels, resumable: one part file per structure in `work`, gathered into `out`."""
     from catscreen.io import read_structures
-    from catscreen.training.dft_labels import GpawSettings, collect, label_structures
+    from catscreen.training.dft_labels import (
+        GpawSettings,
+        collect,
+        finished_parts,
+        label_structures,
+    )
 
     if code not in DFT_CODES:
         raise CatscreenError(f"unknown DFT code {code!r}; expected one of {', '.join(DFT_CODES)}")
@@ -40,19 +45,26 @@ def _label_dft(
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     gpaw_settings = GpawSettings(**settings)
     structures = read_structures(input_path)
+    parts = work or parts_folder(out)
+    other = "on" if spin == "off" else "off"  # checked first: a mismatch refuses before hours
+    earlier = finished_parts(structures, other, parts, gpaw_settings)
     done = label_structures(
         structures,
         [spin],
-        work or parts_folder(out),
+        parts,
         gpaw_settings,
         log=lambda m: console.print(m, highlight=False, markup=False),
     )
-    n = collect(done, out)
-    console.print(f"{n} of {len(structures)} structures labelled (converged) -> {out}")
+    gathered = collect(done + earlier, out)
+    n = len(set(gathered) & set(done))
+    kept = len(gathered) - n
+    console.print(
+        f"{n} of {len(structures)} structures labelled (converged) -> {out}"
+        + (f", with {kept} spin-{other} label(s) of an earlier run" if kept else "")
+    )
     if n == 0:
         raise CatscreenError(
-            f"none of the {len(structures)} structures converged; their GPAW logs are in "
-            f"{work or parts_folder(out)}"
+            f"none of the {len(structures)} structures converged; their GPAW logs are in {parts}"
         )
 
 
@@ -80,7 +92,12 @@ def _label_teacher(teacher: str, input_path: Path, out: Path) -> None:
 @data_app.command("generate")
 @cli_errors
 def generate_command(
-    out: Path = typer.Argument(Path("data/training/teacher"), help="Output folder."),
+    out_arg: Path | None = typer.Argument(
+        None, metavar="[OUT]", help="Output folder (default data/training/teacher)."
+    ),
+    out_option: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder, as OUT (the other commands' option)."
+    ),
     teacher: list[str] = typer.Option(
         [], "--teacher", help="Label each shard as soon as it exists (repeatable)."
     ),
@@ -154,9 +171,13 @@ def generate_command(
     snapshot_every: int = typer.Option(
         3, "--snapshot-every", help="Keep every n-th relaxation step."
     ),
-    adsorbates_per_slab: int = typer.Option(4, "--adsorbates-per-slab"),
-    sites_per_adsorbate: int = typer.Option(1, "--sites-per-adsorbate"),
-    seed: int = typer.Option(0, "--seed"),
+    adsorbates_per_slab: int = typer.Option(
+        4, "--adsorbates-per-slab", help="Adsorbates drawn for each slab."
+    ),
+    sites_per_adsorbate: int = typer.Option(
+        1, "--sites-per-adsorbate", help="Sites drawn for each of those adsorbates."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of every draw, rattle and MD run."),
     explorer: str | None = typer.Option(
         None,
         "--explorer",
@@ -184,6 +205,9 @@ def generate_command(
         thread_budget,
     )
 
+    if out_arg is not None and out_option is not None and out_arg != out_option:
+        raise CatscreenError(f"two output folders, OUT {out_arg} and --out {out_option}: give one")
+    out = out_option or out_arg or Path("data/training/teacher")
     if limit is not None and limit < 0:
         raise CatscreenError(f"--limit must be >= 0, not {limit}")
     if only_large and alloys and alloys.strip().lower() != "none":  # no alloy cell is made
@@ -236,8 +260,10 @@ def label_command(
     input_path: Path = typer.Argument(..., help="Structures to label (extxyz)."),
     out: Path = typer.Option(..., "--out", "-o", help="Labelled frames (extxyz; .gz compresses)."),
     dft: str | None = typer.Option(None, "--dft", help="Real DFT labeller: gpaw."),
-    teacher: str | None = typer.Option(
-        None, "--teacher", help="Teacher labeller: chgnet-pbe or chgnet-r2scan (CHGNet weights)."
+    teachers: list[str] = typer.Option(
+        [],
+        "--teacher",
+        help="Teacher labeller: chgnet-pbe or chgnet-r2scan (CHGNet weights); one per run.",
     ),
     spin: str | None = typer.Option(
         None,
@@ -267,12 +293,25 @@ def label_command(
     structures, split the input or use `data generate --teacher`, which labels and keeps one
     shard at a time.
     """
+    if len(teachers) > 1:  # a str option kept the last one without a word
+        raise CatscreenError(
+            "one --teacher per run (each fidelity to its own file); `data generate --teacher A "
+            "--teacher B` labels with both"
+        )
+    teacher = teachers[0] if teachers else None
     if (dft is None) == (teacher is None):
         raise CatscreenError(
             "choose one labeller: --dft gpaw or --teacher chgnet-pbe|chgnet-r2scan"
         )
     if out.is_dir():  # found only when the labels are written, after all the labelling
         raise CatscreenError(f"--out {out} is a folder; give a file (e.g. labels.extxyz.xz)")
+    from catscreen.training.datasets import EXTXYZ_SUFFIXES
+
+    if not out.name.endswith(EXTXYZ_SUFFIXES):  # else extxyz text under any name (l.db), which
+        # train and evaluate then refuse or misread
+        raise CatscreenError(
+            f"--out {out.name}: labels are written as extxyz; name it {' / '.join(EXTXYZ_SUFFIXES)}"
+        )
     from catscreen.io import check_writable
 
     check_writable(out)  # likewise

@@ -55,10 +55,22 @@ def info_command(
             summary["mixed_from"] = {"alpha": mix["alpha"]} | {
                 k: f"{mix[k]['version']} ({mix[k]['path']})" for k in ("first", "second")
             }
+        config = meta.get("train_config") or {}
+        if parent := meta.get("parent"):
+            summary["fine_tuned_from"] = f"{parent['version']} ({parent['path']})"
+        elif config.get("init_from"):  # checkpoints from before the parent's version was kept
+            summary["fine_tuned_from"] = f"{config['init_from']} (version not recorded)"
+        if "seed" in config:
+            summary["seed"] = config["seed"]
         summary["training_data"] = meta.get("training_data", "not recorded")
-        summary["metrics"] = meta.get("metrics") or (
-            "none in the checkpoint (a weight-space mix is not validated as it is made); "
-            "the measured figures are in MODEL_CARD.md"
+        metrics = meta.get("metrics")
+        summary["metrics"] = (
+            {**metrics, "units": METRIC_UNITS}
+            if metrics
+            else {
+                "note": "none in the checkpoint (a weight-space mix is not validated as it is "
+                "made); the measured figures are in MODEL_CARD.md"
+            }
         )
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -69,8 +81,28 @@ def info_command(
     table.add_column(style="bold")
     table.add_column()
     for key, value in summary.items():
-        table.add_row(key.replace("_", " "), _fmt(value))
+        shown = _metrics_text(value) if key == "metrics" else _fmt(value)
+        table.add_row(key.replace("_", " "), shown)
     console.print(table)
+
+
+# what the trainer's validation metrics are in (the table printed 0.0849 for 85 meV/atom)
+METRIC_UNITS = {"energy_mae": "eV/atom", "force_mae": "eV/A", "adsorption_mae": "eV"}
+
+
+def _metrics_text(metrics: dict) -> str:
+    if "note" in metrics:
+        return str(metrics["note"])
+    values = metrics.get("validation", metrics)
+    parts = [
+        f"energy MAE {1000 * values['energy_mae']:.1f} meV/atom" if k == "energy_mae"
+        else f"{k.removesuffix('_mae')} MAE {v:.3f} {METRIC_UNITS[k]}" if k in METRIC_UNITS
+        else f"{k} {v}"
+        for k, v in values.items()
+        if not isinstance(v, dict)
+    ]  # fmt: skip
+    step = f" (validation, step {metrics['step']})" if "step" in metrics else ""
+    return ", ".join(parts) + step
 
 
 @app.command("interpolate")
@@ -89,8 +121,12 @@ def interpolate_command(
     A fine-tune that corrects one kind of cell can cost accuracy on another; the mix with its
     parent often keeps most of both. Measure it (benchmarks/accuracy.py) before trusting it.
     """
+    from catscreen.errors import CatscreenError
     from catscreen.model.checkpoint import interpolate_checkpoints
 
+    for parent in (first, second):  # the mix replaced its parent, whose fine-tunes name it
+        if Path(parent).exists() and out.exists() and out.resolve() == Path(parent).resolve():
+            raise CatscreenError(f"--out {out} is the checkpoint {parent}: write the mix apart")
     version = interpolate_checkpoints(first, second, alpha, out, description)
     console.print(f"model: {out} (version {version})", highlight=False)
 

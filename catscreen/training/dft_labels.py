@@ -153,6 +153,7 @@ def geometry_key(atoms: Atoms, spin: str) -> str:
 def gpaw_single_point(atoms: Atoms, spin: str, settings: GpawSettings, txt: str | Path) -> Atoms:
     """One GPAW single point; returns a labelled copy (SinglePointCalculator + context info)."""
     from gpaw import GPAW, PW, FermiDirac, KohnShamConvergenceError
+    from gpaw import __version__ as gpaw_version
 
     if spin not in SPINS:
         raise CatscreenError(f"unknown spin {spin!r}; expected off or on")
@@ -196,6 +197,7 @@ def gpaw_single_point(atoms: Atoms, spin: str, settings: GpawSettings, txt: str 
         geometry=geometry_key(atoms, spin),
         kpts="x".join(map(str, kpts)),
         wall_time=round(time.perf_counter() - start, 1),
+        labeller=f"gpaw-{gpaw_version}",  # what made the label, beside its settings
         **{f"gpaw_{k}": v for k, v in asdict(settings).items()},
     )
     if converged:
@@ -318,12 +320,28 @@ def label_structures(
     return done
 
 
-def collect(paths: Iterable[Path], out: Path) -> int:
-    """Gather converged parts into one extxyz (compressed as its name says); returns count."""
-    frames = [read(p, format="extxyz") for p in paths if p.exists()]
-    frames = [a for a in frames if a.info.get("converged", False)]
-    write_extxyz(frames, out)
-    return len(frames)
+def finished_parts(
+    structures: Sequence[Atoms], spin: str, parts: Path, settings: GpawSettings
+) -> list[Path]:
+    """The parts of `spin` already in `parts` for these structures, checked as a resumed one
+    is: a run with the other --spin gathers them too, so OUT holds the spin pairs (it held
+    only the last run's spin, the pairs' other half left in the parts folder)."""
+    found = []
+    for atoms in structures:
+        target = part_path(parts, atoms, spin)
+        if (part := _read_part(target)) is not None:
+            _check_part(target, part.info, atoms, spin, settings)
+            found.append(target)
+    return found
+
+
+def collect(paths: Iterable[Path], out: Path) -> list[Path]:
+    """Gather converged parts into one extxyz (compressed as its name says); returns the
+    parts gathered."""
+    read_parts = [(p, read(p, format="extxyz")) for p in paths if p.exists()]
+    kept = [(p, a) for p, a in read_parts if a.info.get("converged", False)]
+    write_extxyz([a for _, a in kept], out)
+    return [p for p, _ in kept]
 
 
 def spin_pair_differences(frames: Iterable[Atoms]) -> pd.DataFrame:
@@ -848,7 +866,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         structures, SPINS, args.out, settings, log=lambda m: print(m, flush=True)
     )
     if args.collect:
-        print(f"{collect(done, args.collect)} frames -> {args.collect}", flush=True)
+        print(f"{len(collect(done, args.collect))} frames -> {args.collect}", flush=True)
     if args.summary:
         frames = [read(p, format="extxyz") for p in done]
         table = spin_pair_differences(a for a in frames if a.info.get("converged"))

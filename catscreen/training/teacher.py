@@ -49,6 +49,15 @@ def load_teacher(name: str):  # noqa: ANN201 - CHGNet is imported lazily
     return CHGNet.load(model_name=TEACHERS[check_teacher(name)], use_device="cpu", verbose=False)
 
 
+@cache
+def labeller(name: str) -> str:
+    """The teacher's code and weights as `model info chgnet` names them (chgnet-0.4.2-0.3.0):
+    a label says what made it, not only its fidelity."""
+    from chgnet import __version__
+
+    return f"chgnet-{__version__}-{TEACHERS[check_teacher(name)]}"
+
+
 CHGNET_CUTOFF = 6.0  # A, CHGNet's atom-graph cutoff
 
 
@@ -128,7 +137,9 @@ def attach_labels(atoms: Atoms, result: TeacherResult, fidelity: str, spin: str)
     """A labelled copy: the teacher's results as a single-point calculator, the context in info."""
     a = atoms.copy()
     drop_stated_context(a.info)
-    a.info.update({"fidelity": fidelity, "spin": spin, "source": "chgnet"})
+    a.info.update(
+        {"fidelity": fidelity, "spin": spin, "source": "chgnet", "labeller": labeller(fidelity)}
+    )
     a.set_initial_magnetic_moments(None)
     results: dict[str, object] = {
         "energy": result.energy,

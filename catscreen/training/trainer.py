@@ -1126,6 +1126,12 @@ class Trainer:
             },
             "metrics": {"validation": metrics, "step": self.step},
             "train_config": json.loads(json.dumps(asdict(c))),
+            # the parent by what it held: init_from is a path, whose file may change
+            **(
+                {"parent": {"version": self.parent_version, "path": c.init_from}}
+                if c.init_from
+                else {}
+            ),
         }
 
     def save_state(self) -> None:
