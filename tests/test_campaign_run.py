@@ -72,6 +72,7 @@ def test_first_run_writes_every_stage(campaign: tuple[Path, Path]) -> None:
     assert [state["stages"][s]["status"] for s in ("enumerate", "relax", "rank")] == ["done"] * 3
     summary = (out / "summary.md").read_text()
     assert "## Top 2 candidates" in summary and "Pt(111)" in summary and "Cu(111)" in summary
+    assert f"Model `emt` (version `{load_model('emt').info.version}`)" in summary
 
 
 def test_second_run_resumes_without_recomputing(campaign: tuple[Path, Path]) -> None:

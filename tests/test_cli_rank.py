@@ -250,6 +250,10 @@ def test_spin_picks_one_context_of_a_file_that_holds_two(tmp_path):
         assert res.exit_code == 0, res.stderr
         configs = read_parquet(tmp_path / spin / "adsorption.parquet")
         assert set(configs.spin) == {spin}
+        # the tables say what they ranked: the spin asked for, the rows' context, the file
+        meta = read_parquet_metadata(tmp_path / spin / "ranked.parquet")
+        assert meta["settings"]["spin"] == spin and meta["results"]["spin"] == [spin]
+        assert meta["results"]["model"] == ["emt"] and meta["results_file"] == str(path)
         picked[spin] = configs.set_index("system_id").e_ads
     assert (picked["on"] - picked["off"]).round(6).eq(-0.5).all()
     bad = runner.invoke(app, ["rank", str(path), "--spin", "up"])

@@ -184,7 +184,19 @@ def test_other_convergence_settings_on_a_finished_output_are_refused(tmp_path):
         lines = res.stderr.strip().splitlines()
         assert res.exit_code == 2 and len(lines) == 1 and named in lines[0], res.stderr
         assert "another --out" in lines[0]
+    # another model's rows went in beside the first's (rank then refused the table), and
+    # the metadata named the last run's model only
+    res = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], "--model", "bundled"])
+    lines = res.stderr.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1, res.stderr
+    assert "holds rows of model emt" in lines[0] and "one model per results table" in lines[0]
     assert out.read_bytes() == before
+    from catscreen import __version__
+    from catscreen.io import read_parquet_metadata
+
+    (run,) = read_parquet_metadata(out)["runs"]  # each run that wrote the table, in order
+    assert (run["catscreen"], run["device"], run["executor"]) == (__version__, "cpu", "local")
+    assert read_parquet_metadata(out)["configs"] == str(configs.resolve())
     again = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], "--batch-size", "4"])
     assert again.exit_code == 0, again.output  # batching is not a convergence setting
     assert out.read_bytes() == before  # every row reused, nothing rewritten

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from catscreen import __version__
 from catscreen.analysis.anomalies import (
     DEFAULT_BOND_TOLERANCE,
     RECONSTRUCTION_CUSHION,
@@ -54,6 +55,7 @@ class RankSettings:
     top_k: int = 5
     uncertainty_threshold: float = 0.15  # eV on E_ads std
     flip_sigma: float = 1.0
+    spin: str | None = None  # only the rows of this spin context (`rank --spin`)
 
     def __post_init__(self) -> None:
         positive = {
@@ -98,6 +100,10 @@ def read_results(path: str | Path) -> pd.DataFrame:
 def rank_results(results: pd.DataFrame, settings: RankSettings | None = None) -> RankOutput:
     """Adsorption energies, anomalies, minima, descriptor ranking and DFT flags."""
     settings = settings or RankSettings()
+    if settings.spin is not None:
+        results = results[results.spin.astype(str) == settings.spin]
+        if results.empty:
+            raise CatscreenError(f"the results have no rows with spin {settings.spin}")
     configs, counts = adsorption_table(results, settings.references, settings.bond_tolerance)
     configs["valid"] = (
         ~configs.anomalous if not settings.keep_anomalies else pd.Series(True, configs.index)
@@ -129,6 +135,12 @@ def rank_results(results: pd.DataFrame, settings: RankSettings | None = None) ->
     )
     metadata = {
         "stage": "rank",
+        "catscreen": __version__,
+        # what was ranked: one model, version and fidelity (checked), the spin contexts
+        "results": {
+            col: sorted(results[col].astype(str).unique())
+            for col in ("model", "model_version", "fidelity", "spin")
+        },
         "settings": settings.as_metadata(),
         "effective_targets": {k: asdict(v) for k, v in targets.items()},
         "reference_candidate": reference,

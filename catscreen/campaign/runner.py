@@ -448,7 +448,7 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     comparison = compare(board, baseline, version, names) if baseline is not None else None
     flagged = read_parquet(root / RANK_DIR / "flagged.parquet")
     summary = render_summary(
-        recipe, board, descriptor_targets(recipe), flagged, state, comparison, warnings
+        recipe, board, descriptor_targets(recipe), flagged, state, comparison, warnings, version
     )
     summary_path = root / SUMMARY
     with atomic_path(summary_path) as tmp:

@@ -86,6 +86,7 @@ def render_summary(
     state: CampaignState,
     comparison: Comparison | None,
     warnings: list[str],
+    model_version: str = "",
 ) -> str:
     n = recipe.ranking.top_n
     lines = [f"# catscreen campaign `{recipe.name}`", ""]
@@ -100,7 +101,8 @@ def render_summary(
             lines.append("- top candidates and descriptors match the baseline")
         lines.append("")
     lines += [
-        f"Model `{recipe.model.name}`, spin `{recipe.model.spin}`. {targets_line(recipe, targets)}.",
+        f"Model `{recipe.model.name}`{f' (version `{model_version}`)' if model_version else ''}, "
+        f"spin `{recipe.model.spin}`. {targets_line(recipe, targets)}.",
         "Distance = sqrt(sum over descriptors of ((value - target) / tolerance)^2); lower is better,"
         " and on_target means every descriptor is within its tolerance.",
         "",

@@ -169,13 +169,10 @@ def rank_command(
         top_k=top_k,
         uncertainty_threshold=uncertainty,
         flip_sigma=flip_sigma,
+        spin=spin,
     )
-    rows = read_results(results)
-    if spin is not None:
-        rows = rows[rows.spin.astype(str) == spin]
-        if rows.empty:
-            raise CatscreenError(f"{results} has no rows with spin {spin}")
-    output = rank_results(rows, settings)
+    output = rank_results(read_results(results), settings)
+    output.metadata["results_file"] = str(results.resolve())
     paths = write_rank_outputs(output, out or results.parent)
     if (note := uncertainty_note(output)) is not None:
         err_console.print(f"note: {note}")

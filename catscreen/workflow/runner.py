@@ -165,7 +165,21 @@ def _plan(
 ) -> tuple[ResultTable, list[WorkItem]]:
     """The results table, and the items it does not hold final."""
     _check_convergence_settings(out, settings)
-    table = ResultTable(out, {"configs": str(configs), "settings": asdict(settings)})
+    table = ResultTable(
+        out,
+        {"configs": str(Path(configs).resolve()), "settings": asdict(settings)},
+        _run_record(settings),
+    )
+    other = sorted(
+        {(r["model"], r["model_version"]) for r in table.rows.values()}
+        - {(info.name, info.version)}
+    )
+    if other:  # rank takes one model per table, and would refuse the mix only then
+        held = ", ".join(f"{name} ({version})" for name, version in other)
+        raise CatscreenError(
+            f"{out} holds rows of model {held}; this run's is {info.name} ({info.version}): "
+            "write to another --out (one model per results table)"
+        )
     done = table.finished(settings.retry_failed)
     # a row is reused only for the structure it was relaxed from: a slab id covers its
     # facet and atom count, not its in-plane cell, so an edited recipe could reuse another
@@ -176,6 +190,24 @@ def _plan(
         if (key := _key(it, info)) not in done
         or table.rows[key].get("initial_structure") != it["structure"]
     ]
+
+
+def _run_record(settings: RelaxSettings) -> dict[str, object]:
+    """What else decides a run's numbers: the code's and torch's versions and the device
+    (CUDA sums in another order than the CPU). Dask workers pick their own device."""
+    import torch
+
+    from catscreen import __version__
+    from catscreen.model.inference import resolve_device
+
+    local = settings.executor == "local"
+    return {
+        "catscreen": __version__,
+        "torch": torch.__version__,
+        "device": str(resolve_device()) if local else "the Dask workers' (CATSCREEN_DEVICE)",
+        "executor": settings.executor,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def _molecules(references: str | None) -> list[str]:

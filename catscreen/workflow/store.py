@@ -97,9 +97,12 @@ def batch_failed(row: Row) -> bool:
 class ResultTable:
     """The rows already in `out` plus the ones this run adds; rewritten whole on every add."""
 
-    def __init__(self, out: Path, metadata: dict[str, Any]) -> None:
+    def __init__(self, out: Path, metadata: dict[str, Any], run: dict[str, Any]) -> None:
+        """`metadata` describes this run's settings; `run` (versions, device, time) is added
+        to the `runs` the table keeps, one per run that wrote it: the settings of the last
+        one alone did not say how rows of earlier runs were made."""
         self.out = out
-        self.metadata = metadata
+        self.metadata = {**metadata, "runs": [run]}
         self.rows: dict[Key, Row] = {}
         # rows are written in this order (the input's), not as batches finish: a Dask run and
         # a resumed one gave the same rows in another order; rows of other inputs go first
@@ -112,6 +115,7 @@ class ResultTable:
                     f"{out} is not a catscreen relax results table (left unchanged); give "
                     "another --out"
                 )
+            self.metadata["runs"] = [*meta.get("runs", []), run]
             old = read_parquet(out, required=KEY_COLUMNS + ("status",))
             for row in old.to_dict("records"):
                 self.rows[row_key(row)] = row
