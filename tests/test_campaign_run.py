@@ -657,7 +657,7 @@ def test_yaml_off_and_no_stay_words(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("steps: 60", "steps: true", "relax.steps: Input should be a valid integer"),
+        ("steps: 60", "steps: true", "relax.steps: true/false is no value here"),
         ("fmax: 0.1", "fmax: .inf", "relax.fmax: Input should be a finite number"),
         ("adsorbates: [O, H]", "adsorbates: [O, H, O]", "adsorbate(s) listed twice: O"),
         ('miller: ["111"]', 'miller: ["111", "1,1,1"]', "facet 1,1,1 is listed twice"),

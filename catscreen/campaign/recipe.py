@@ -162,7 +162,13 @@ class SlabSettings(_Strict):
     repeat: Repeat | None = Field(
         default=None, description="primitive surface cell repeated a x b times instead of min_ab"
     )
-    max_terminations: int = Field(default=1, ge=1, description="terminations kept per facet")
+    max_terminations: int = Field(
+        default=1,
+        ge=1,
+        description="terminations kept per facet, in pymatgen's order (the top of its slab, "
+        "then the bottom of an asymmetric one): 1 keeps one of an alloy facet's two "
+        "compositions (FeCo(100): Fe or Co), so screen alloys with 2",
+    )
 
     @model_validator(mode="after")
     def _one_size(self) -> SlabSettings:
