@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from catscreen.analysis import anomalies
 from catscreen.cli.main import app
 from catscreen.errors import CatscreenError
+from catscreen.io import read_parquet_metadata
 from catscreen.model import load_model
 from catscreen.paths import data_dir
 
@@ -73,6 +74,8 @@ def test_first_run_writes_every_stage(campaign: tuple[Path, Path]) -> None:
     summary = (out / "summary.md").read_text()
     assert "## Top 2 candidates" in summary and "Pt(111)" in summary and "Cu(111)" in summary
     assert f"Model `emt` (version `{load_model('emt').info.version}`)" in summary
+    meta = read_parquet_metadata(out / "rank" / "ranked.parquet")
+    assert meta["results_file"] == str((out / "results.parquet").resolve())
 
 
 def test_second_run_resumes_without_recomputing(campaign: tuple[Path, Path]) -> None:
@@ -738,6 +741,7 @@ def test_a_cut_dft_list_shows_the_best_ranked_candidates_first(
     best, worst = board.sort_values("rank")["candidate"].iloc[[0, -1]]
     assert {best, worst} <= set(flagged["candidate"])
     worst_first = pd.concat([flagged[flagged["candidate"] == worst], flagged])
+    assert len(summary.flags_frame(worst_first, board)) == len(worst_first)  # labels repeat
     monkeypatch.setattr(summary, "MAX_TABLE_ROWS", 1)
     state = load_state(out)
     text = summary.render_summary(

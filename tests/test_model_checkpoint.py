@@ -278,7 +278,7 @@ def _fine_tune(tmp_path, name, seed, training_data):
     return net, path, save_checkpoint(net, path, metadata)
 
 
-def test_interpolate_mixes_weights_and_merges_training_records(tmp_path):
+def test_interpolate_mixes_weights_and_merges_training_records(tmp_path, monkeypatch):
     split = {"split_seed": 0, "validation_fraction": 0.1, "frames": 3}
     a, pa, va = _fine_tune(
         tmp_path, "a", 1, {**split, "training_systems": ["s1"], "validation_systems": ["v1", "v2"]}
@@ -312,6 +312,10 @@ def test_interpolate_mixes_weights_and_merges_training_records(tmp_path):
     res = runner.invoke(app, ["model", "interpolate", str(pa), str(pb), "--alpha", "0.5", "-o", str(pa)])  # fmt: skip
     assert res.exit_code == 2 and "write the mix apart" in res.output
     assert load_checkpoint(pa)[1]["version"] == va
+    with monkeypatch.context() as m:  # the parent named `bundled`, not by its path
+        m.setattr(checkpoint, "bundled_path", lambda: pa)
+        res = runner.invoke(app, ["model", "interpolate", "bundled", str(pb), "--alpha", "0.5", "-o", str(pa)])  # fmt: skip
+        assert res.exit_code == 2 and "write the mix apart" in res.output
     # the ends of the segment are the parents themselves, bit for bit
     for alpha, version in ((0.0, va), (1.0, vb)):
         assert checkpoint.interpolate_checkpoints(pa, pb, alpha, tmp_path / "end.pt") == version

@@ -499,6 +499,14 @@ def test_a_run_with_the_other_spin_keeps_the_pairs_in_out(tmp_path, monkeypatch)
     assert second.exit_code == 0, second.output
     assert "with 1 spin-off label(s) of an earlier run" in " ".join(second.output.split())
     assert sorted(a.info["spin"] for a in load_frames(out)) == ["off", "on"]
+    # a --work shared by two outputs: each OUT keeps only its own run's spin
+    shared = [*args, "--work", str(tmp_path / "shared")]
+    for spin in ("off", "on"):
+        apart = CliRunner().invoke(
+            cli, [*shared, "--spin", spin, "-o", str(tmp_path / f"{spin}.xyz")]
+        )
+        assert apart.exit_code == 0 and "earlier run" not in apart.output, apart.output
+        assert [a.info["spin"] for a in load_frames(tmp_path / f"{spin}.xyz")] == [spin]
     # the other spin's parts are checked as resumed ones are, before any labelling
     monkeypatch.setattr(dft_labels, "gpaw_single_point", None)
     for part in (tmp_path / "pairs.parts").glob("*spin-on*"):

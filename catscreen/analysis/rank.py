@@ -97,8 +97,11 @@ def read_results(path: str | Path) -> pd.DataFrame:
     return read_parquet(path, required=REQUIRED)
 
 
-def rank_results(results: pd.DataFrame, settings: RankSettings | None = None) -> RankOutput:
-    """Adsorption energies, anomalies, minima, descriptor ranking and DFT flags."""
+def rank_results(
+    results: pd.DataFrame, settings: RankSettings | None = None, source: Path | None = None
+) -> RankOutput:
+    """Adsorption energies, anomalies, minima, descriptor ranking and DFT flags; `source`, the
+    results file, is recorded in the tables' metadata."""
     settings = settings or RankSettings()
     if settings.spin is not None:
         results = results[results.spin.astype(str) == settings.spin]
@@ -136,6 +139,7 @@ def rank_results(results: pd.DataFrame, settings: RankSettings | None = None) ->
     metadata = {
         "stage": "rank",
         "catscreen": __version__,
+        "results_file": str(source.resolve()) if source is not None else None,
         # what was ranked: one model, version and fidelity (checked), the spin contexts
         "results": {
             col: sorted(results[col].astype(str).unique())

@@ -295,11 +295,13 @@ class Ranking(_Strict):
 
 
 class Validation(_Strict):
-    """Which placements deserve DFT: on every surface (every candidate, not only the best
-    ranked) the top_k lowest valid placements, plus rank flips and any with an ensemble spread
-    above the threshold."""
+    """Which placements deserve DFT: for every adsorbate on every surface (every candidate,
+    not only the best ranked) the top_k lowest valid placements, plus rank flips and any with
+    an ensemble spread above the threshold."""
 
-    top_k: int = Field(default=3, ge=0, description="lowest placements flagged per surface")
+    top_k: int = Field(
+        default=3, ge=0, description="lowest placements flagged per adsorbate and surface"
+    )
     uncertainty_threshold: float = Field(default=0.15, gt=0, description="eV")
     write: list[Literal["vasp", "gpaw"]] = Field(default_factory=list)
 

@@ -420,7 +420,9 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         current = set(read_parquet(configs).config_id) | set(
             results.config_id[results.kind == "gas"]
         )
-        output = rank_results(results[results.config_id.isin(current)], _rank_settings(recipe))
+        output = rank_results(
+            results[results.config_id.isin(current)], _rank_settings(recipe), root / RESULTS
+        )
         paths = list(write_rank_outputs(output, root / RANK_DIR).values())
         if (note := uncertainty_note(output)) is not None:
             log(f"rank: note: {note}")

@@ -60,12 +60,13 @@ def flags_frame(flags: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
     two surfaces and none of the top three); unranked candidates last."""
     rank = board.set_index("candidate")["rank"].astype(float)
     if "candidate" in flags.columns and len(flags):
+        # by position, not label: the labels of a table handed in need not be unique
         keys = pd.DataFrame(
-            {"rank": flags["candidate"].map(rank.where(rank >= 1)).fillna(np.inf)}, flags.index
+            {"rank": flags["candidate"].map(rank.where(rank >= 1)).fillna(np.inf).to_numpy()}
         )
         if "e_ads" in flags.columns:
-            keys["e_ads"] = flags["e_ads"]
-        flags = flags.loc[keys.sort_values(list(keys.columns), kind="stable").index]
+            keys["e_ads"] = flags["e_ads"].to_numpy()
+        flags = flags.iloc[keys.sort_values(list(keys.columns), kind="stable").index]
     wanted = [
         "candidate",
         "adsorbate",

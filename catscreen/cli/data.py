@@ -27,6 +27,7 @@ def _label_dft(
 ) -> None:
     """Real DFT labels, resumable: one part file per structure in `work`, gathered into `out`."""
     from catscreen.io import read_structures
+    from catscreen.training.datasets import read_extxyz
     from catscreen.training.dft_labels import (
         GpawSettings,
         collect,
@@ -46,8 +47,11 @@ def _label_dft(
     gpaw_settings = GpawSettings(**settings)
     structures = read_structures(input_path)
     parts = work or parts_folder(out)
-    other = "on" if spin == "off" else "off"  # checked first: a mismatch refuses before hours
-    earlier = finished_parts(structures, other, parts, gpaw_settings)
+    other = "on" if spin == "off" else "off"
+    # a second run into the same OUT with the other --spin keeps the pairs OUT holds (only
+    # OUT's: a --work shared by two outputs must not mix them); checked before the labelling
+    held = out.is_file() and any(a.info.get("spin") == other for a in read_extxyz(out))
+    earlier = finished_parts(structures, other, parts, gpaw_settings) if held else []
     done = label_structures(
         structures,
         [spin],
@@ -93,7 +97,7 @@ def _label_teacher(teacher: str, input_path: Path, out: Path) -> None:
 @cli_errors
 def generate_command(
     out_arg: Path | None = typer.Argument(
-        None, metavar="[OUT]", help="Output folder (default data/training/teacher)."
+        None, metavar="OUT", help="Output folder (default data/training/teacher)."
     ),
     out_option: Path | None = typer.Option(
         None, "--out", "-o", help="Output folder, as OUT (the other commands' option)."

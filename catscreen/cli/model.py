@@ -122,10 +122,11 @@ def interpolate_command(
     parent often keeps most of both. Measure it (benchmarks/accuracy.py) before trusting it.
     """
     from catscreen.errors import CatscreenError
-    from catscreen.model.checkpoint import interpolate_checkpoints
+    from catscreen.model.checkpoint import checkpoint_file, interpolate_checkpoints
 
     for parent in (first, second):  # the mix replaced its parent, whose fine-tunes name it
-        if Path(parent).exists() and out.exists() and out.resolve() == Path(parent).resolve():
+        path = checkpoint_file(parent)  # `bundled` too
+        if out.exists() and path.exists() and out.samefile(path):
             raise CatscreenError(f"--out {out} is the checkpoint {parent}: write the mix apart")
     version = interpolate_checkpoints(first, second, alpha, out, description)
     console.print(f"model: {out} (version {version})", highlight=False)

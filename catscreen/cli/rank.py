@@ -171,8 +171,7 @@ def rank_command(
         flip_sigma=flip_sigma,
         spin=spin,
     )
-    output = rank_results(read_results(results), settings)
-    output.metadata["results_file"] = str(results.resolve())
+    output = rank_results(read_results(results), settings, results)
     paths = write_rank_outputs(output, out or results.parent)
     if (note := uncertainty_note(output)) is not None:
         err_console.print(f"note: {note}")
