@@ -753,3 +753,21 @@ def test_a_cut_dft_list_shows_the_best_ranked_candidates_first(
         f"(1 of {n} flagged, best-ranked candidates first; all in rank/flagged.parquet)" in section
     )
     assert f"| {best} |" in section and f"| {worst} |" not in section
+
+
+def test_a_dask_campaign_ranks_as_the_local_one(
+    campaign: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The campaign's Dask path end to end on a real LocalCluster (two workers, relax's
+    default): the same descriptors as the local run, and the run recorded as a Dask one."""
+    recipe, local = campaign
+    result = _run(recipe, tmp_path / "dask", "--executor", "dask")
+    assert result.exit_code == 0, result.output
+    board, expected = (
+        pd.read_csv(root / "leaderboard.csv").set_index("candidate")
+        for root in (tmp_path / "dask", local)
+    )
+    pd.testing.assert_series_equal(board["dE_O"], expected["dE_O"], atol=1e-4)
+    meta = read_parquet_metadata(tmp_path / "dask" / "results.parquet")
+    assert (meta["settings"]["executor"], meta["settings"]["workers"]) == ("dask", 2)
+    assert [run["executor"] for run in meta["runs"]] == ["dask"]

@@ -197,6 +197,7 @@ def test_other_convergence_settings_on_a_finished_output_are_refused(tmp_path):
     (run,) = read_parquet_metadata(out)["runs"]  # each run that wrote the table, in order
     assert (run["catscreen"], run["device"], run["executor"]) == (__version__, "cpu", "local")
     assert read_parquet_metadata(out)["configs"] == str(configs.resolve())
+    assert read_parquet_metadata(out)["settings"]["workers"] is None  # local: no Dask workers
     again = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], "--batch-size", "4"])
     assert again.exit_code == 0, again.output  # batching is not a convergence setting
     assert out.read_bytes() == before  # every row reused, nothing rewritten

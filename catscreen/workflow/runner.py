@@ -167,7 +167,7 @@ def _plan(
     _check_convergence_settings(out, settings)
     table = ResultTable(
         out,
-        {"configs": str(Path(configs).resolve()), "settings": asdict(settings)},
+        {"configs": str(Path(configs).resolve()), "settings": _settings_record(settings)},
         _run_record(settings),
     )
     other = sorted(
@@ -190,6 +190,14 @@ def _plan(
         if (key := _key(it, info)) not in done
         or table.rows[key].get("initial_structure") != it["structure"]
     ]
+
+
+def _settings_record(settings: RelaxSettings) -> dict[str, object]:
+    """The settings as run: a local run has no workers (it recorded the Dask default, 2)."""
+    record = asdict(settings)
+    if settings.executor == "local":
+        record["workers"] = None
+    return record
 
 
 def _run_record(settings: RelaxSettings) -> dict[str, object]:
