@@ -106,7 +106,7 @@ def rank_results(
     if settings.spin is not None:
         results = results[results.spin.astype(str) == settings.spin]
         if results.empty:
-            raise CatscreenError(f"the results have no rows with spin {settings.spin}")
+            raise CatscreenError(f"{source or 'the results'}: no rows with spin {settings.spin}")
     configs, counts = adsorption_table(results, settings.references, settings.bond_tolerance)
     configs["valid"] = (
         ~configs.anomalous if not settings.keep_anomalies else pd.Series(True, configs.index)

@@ -324,8 +324,7 @@ def finished_parts(
     structures: Sequence[Atoms], spin: str, parts: Path, settings: GpawSettings
 ) -> list[Path]:
     """The parts of `spin` already in `parts` for these structures, checked as a resumed one
-    is: a run with the other --spin gathers them too, so OUT holds the spin pairs (it held
-    only the last run's spin, the pairs' other half left in the parts folder)."""
+    is: what a run with the other --spin into an OUT that held them gathers beside its own."""
     found = []
     for atoms in structures:
         target = part_path(parts, atoms, spin)

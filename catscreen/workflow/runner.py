@@ -165,11 +165,7 @@ def _plan(
 ) -> tuple[ResultTable, list[WorkItem]]:
     """The results table, and the items it does not hold final."""
     _check_convergence_settings(out, settings)
-    table = ResultTable(
-        out,
-        {"configs": str(Path(configs).resolve()), "settings": _settings_record(settings)},
-        _run_record(settings),
-    )
+    table = ResultTable(out, *_records(configs, settings))
     other = sorted(
         {(r["model"], r["model_version"]) for r in table.rows.values()}
         - {(info.name, info.version)}
@@ -192,30 +188,29 @@ def _plan(
     ]
 
 
-def _settings_record(settings: RelaxSettings) -> dict[str, object]:
-    """The settings as run: a local run has no workers (it recorded the Dask default, 2)."""
-    record = asdict(settings)
-    if settings.executor == "local":
-        record["workers"] = None
-    return record
-
-
-def _run_record(settings: RelaxSettings) -> dict[str, object]:
-    """What else decides a run's numbers: the code's and torch's versions and the device
-    (CUDA sums in another order than the CPU). Dask workers pick their own device."""
+def _records(configs: str | Path, settings: RelaxSettings) -> tuple[dict, dict]:
+    """The table's metadata (this run's settings as run: a local run has no workers, it
+    recorded the Dask default 2) and this run's record: what else decides its numbers, the
+    code's and torch's versions and the device (CUDA sums in another order than the CPU;
+    Dask workers pick their own)."""
     import torch
 
     from catscreen import __version__
     from catscreen.model.inference import resolve_device
 
     local = settings.executor == "local"
-    return {
+    metadata = {
+        "configs": str(Path(configs).resolve()),
+        "settings": asdict(settings) | ({"workers": None} if local else {}),
+    }
+    run = {
         "catscreen": __version__,
         "torch": torch.__version__,
         "device": str(resolve_device()) if local else "the Dask workers' (CATSCREEN_DEVICE)",
         "executor": settings.executor,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    return metadata, run
 
 
 def _molecules(references: str | None) -> list[str]:
