@@ -852,3 +852,18 @@ def test_a_high_index_facet_is_cut_without_pymatgen_s_oriented_cell_search():
     exposed = term.atoms.get_tags() == 1
     assert layer.max() == 23 and 3 <= exposed.sum() < 12
     assert sorted(layer[exposed]) == list(range(exposed.sum()))
+
+
+def test_terminations_left_out_by_max_terminations_are_named():
+    """FeCo(100) has an Fe and a Co termination; max_terminations 1 (a recipe's default)
+    kept the Fe one without a word."""
+    notes: list[str] = []
+    settings = EnumerateSettings(bulks=["FeCo", "Pt"], miller=["1,0,0"], adsorbates=["O"])
+    every = enumerate_configurations(settings, notes.append)
+    assert notes == [] and {a.info["termination"] for a in every} == {0, 1}
+    one = settings.model_copy(update={"max_terminations": 1})
+    kept = enumerate_configurations(one, notes.append)
+    assert {a.info["termination"] for a in kept} == {0}
+    (note,) = notes
+    assert note.startswith("terminations kept (max_terminations): FeCo(1,0,0) 1 of 2;")
+    assert "Pt(" not in note  # Pt(100) has one termination: nothing was left out

@@ -7,6 +7,7 @@ structures and the two files can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -44,6 +45,7 @@ from catscreen.build.slabs import (
     check_distinct_facets,
     distinct_millers,
     facet_for,
+    facet_text,
     make_slabs,
     miller_text,
     parse_facet,
@@ -316,11 +318,17 @@ def enumerate_slabs(settings: EnumerateSettings) -> list[SlabTermination]:
     return slabs
 
 
-def enumerate_configurations(settings: EnumerateSettings) -> list[Atoms]:
-    """All configurations (clean slabs first per slab), each with its manifest row in info."""
+def enumerate_configurations(
+    settings: EnumerateSettings, note: Callable[[str], None] | None = None
+) -> list[Atoms]:
+    """All configurations (clean slabs first per slab), each with its manifest row in info;
+    `note` hears of facets whose other terminations max_terminations left out."""
     adsorbates = resolve_adsorbates(settings)
     images: list[Atoms] = []
-    for slab in enumerate_slabs(settings):
+    slabs = enumerate_slabs(settings)
+    if note is not None and (line := dropped_terminations(slabs)) is not None:
+        note(line)
+    for slab in slabs:
         if settings.include_clean:
             images.append(_clean(slab))
         for adsorbate in adsorbates:
@@ -329,6 +337,26 @@ def enumerate_configurations(settings: EnumerateSettings) -> list[Atoms]:
     if len(set(ids)) != len(ids):
         raise CatscreenError("two configurations got the same id: the enumeration has duplicates")
     return images
+
+
+def dropped_terminations(slabs: list[SlabTermination]) -> str | None:
+    """Facets of which max_terminations kept fewer terminations than they have: an alloy
+    facet's other termination is another composition (FeCo(100): Fe or Co), and keeping the
+    first in pymatgen's order silently screened one of them."""
+    kept: dict[tuple[str, str], list[SlabTermination]] = {}
+    for slab in slabs:
+        kept.setdefault((slab.bulk.name, facet_text(slab.bulk, slab.miller)), []).append(slab)
+    cut = [
+        f"{bulk}({facet}) {len(held)} of {held[0].of}"
+        for (bulk, facet), held in kept.items()
+        if len(held) < held[0].of
+    ]
+    if not cut:
+        return None
+    return (
+        f"terminations kept (max_terminations): {', '.join(cut)}; the others expose other atoms "
+        "(another composition on an alloy): raise max_terminations to screen them"
+    )
 
 
 def manifest(images: list[Atoms]) -> pd.DataFrame:

@@ -65,6 +65,7 @@ class SlabTermination:
     repeat: tuple[int, int] = (1, 1)  # the in-plane repeat of pymatgen's cell in `atoms`
     layers: int | None = None  # atomic layers asked for (None: min_slab_size)
     repeat_asked: bool = False  # `repeat` was asked for (else worked out from min_ab)
+    of: int = 1  # terminations the facet has, before max_terminations kept the first few
 
     @property
     def slab_id(self) -> str:
@@ -435,6 +436,7 @@ def make_slabs(
         cuts.append((float(slab.shift), "top", top))
         if not slab.is_symmetric():
             cuts.append((float(slab.shift), "bottom", _flip(top)))
+    total = len(cuts)
     cuts = cuts[:max_terminations]  # before the depth check: a dropped one may be deeper
     if layers is not None:
         needs = [_surface_depth(atoms, bulk) for _, _, atoms in cuts]
@@ -468,6 +470,7 @@ def make_slabs(
                 repeat=cell_repeat,
                 layers=layers,
                 repeat_asked=repeat is not None,
+                of=total,
             )
         )
     return terminations

@@ -103,7 +103,7 @@ def enumerate_recipe(
     for miller, cands in _groups(recipe).items():
         bulks = [str(c.file) if c.file is not None else c.name for c in cands]
         settings = enumerate_settings(recipe, bulks, miller)
-        images += enumerate_configurations(settings)
+        images += enumerate_configurations(settings, lambda m: log(f"enumerate: note: {m}"))
     assert settings is not None  # a recipe has at least one candidate
     # The manifest metadata records the last group's settings; the recipe copy records them all.
     structures, table = write_configurations(images, out_dir, settings)

@@ -236,7 +236,9 @@ def enumerate_command(
         where = f" {err['loc'][0]}" if err["loc"] else ""
         msg = err["msg"].removeprefix("Value error, ")
         raise CatscreenError(f"bad setting{where}: {msg}") from None
-    images = enumerate_configurations(settings)
+    images = enumerate_configurations(
+        settings, lambda line: err_console.print(f"note: {line}", highlight=False, markup=False)
+    )
     files = [b for b in settings.bulks if Path(b).is_file()]
     for bulk in load_bulks(files) if files else []:
         if (note := symmetry_note(bulk)) is not None:
