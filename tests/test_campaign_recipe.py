@@ -89,6 +89,7 @@ def test_hydrogen_evolution_states_the_correction() -> None:
         ("tolerance: 0.1", "tolerance: true", "r.yaml:13: ranking.descriptors.0.target.tol"),
         ("mode: heuristic", "mode: heuristic\nrelax: {fmax: true}", "r.yaml:8: relax.fmax: true"),
         ("correction: 0.24", "correction: false", "r.yaml:12: ranking.descriptors.0.correct"),
+        ('["111"]', "[[1, true, 1]]", "r.yaml:4: facets.miller: true/false is no value"),
     ],
 )
 def test_errors_name_line_and_field(old: str, new: str, where: str) -> None:

@@ -59,12 +59,18 @@ class _Strict(BaseModel):
     @classmethod
     def _no_yes_no(cls, value: Any) -> Any:
         """No recipe field is a yes/no, and pydantic reads `fmax: true` as 1.0 eV/A (and
-        `max_terminations: true` as 1) without a word: true/false is refused, in lists too."""
-        if isinstance(value, bool) or (
-            isinstance(value, list) and any(isinstance(v, bool) for v in value)
-        ):
+        `max_terminations: true` as 1) without a word: true/false is refused."""
+        if _holds_yes_no(value):
             raise ValueError("true/false is no value here: give a number or a name")
         return value
+
+
+def _holds_yes_no(value: Any) -> bool:
+    """A true/false, or one inside a list (`miller: [[1, true, 1]]` was read as 1,1,1);
+    mappings are models of their own, checked by their own fields."""
+    if isinstance(value, list):
+        return any(_holds_yes_no(v) for v in value)
+    return isinstance(value, bool)
 
 
 def parse_facet_value(value: Any) -> Miller | Bravais:
