@@ -198,6 +198,20 @@ def test_other_convergence_settings_on_a_finished_output_are_refused(tmp_path):
     assert (run["catscreen"], run["device"], run["executor"]) == (__version__, "cpu", "local")
     assert read_parquet_metadata(out)["configs"] == str(configs.resolve())
     assert read_parquet_metadata(out)["settings"]["workers"] is None  # local: no Dask workers
+    assert run["device"] == "cpu" and run["batch_size"] == 1
+    # the record asks the model where it runs: a CATSCREEN_DEVICE naming a missing GPU stopped
+    # every EMT run, which never uses catscreen's torch device
+    reused = CliRunner().invoke(app, relax_cmd(configs, out)[1:], env={"CATSCREEN_DEVICE": "cuda"})
+    assert reused.exit_code == 0, reused.output
+    # a resumed-for-ever run keeps the last MAX_RUNS records, not every one
+    from catscreen.io import read_parquet, write_parquet
+    from catscreen.workflow.store import MAX_RUNS, ResultTable
+
+    meta = read_parquet_metadata(out)
+    write_parquet(read_parquet(out), out, metadata={**meta, "runs": [run] * MAX_RUNS})
+    runs = ResultTable(out, {}, {"new": True}).metadata["runs"]
+    assert len(runs) == MAX_RUNS and runs[-1] == {"new": True}
+    before = out.read_bytes()
     again = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], "--batch-size", "4"])
     assert again.exit_code == 0, again.output  # batching is not a convergence setting
     assert out.read_bytes() == before  # every row reused, nothing rewritten

@@ -170,7 +170,8 @@ def _plan(
         {(r["model"], r["model_version"]) for r in table.rows.values()}
         - {(info.name, info.version)}
     )
-    if other:  # rank takes one model per table, and would refuse the mix only then
+    if other:  # one model per table: rank refuses mixed placements, and gas references of
+        # another model are never used
         held = ", ".join(f"{name} ({version})" for name, version in other)
         raise CatscreenError(
             f"{out} holds rows of model {held}; this run's is {info.name} ({info.version}): "
@@ -191,12 +192,11 @@ def _plan(
 def _records(configs: str | Path, settings: RelaxSettings) -> tuple[dict, dict]:
     """The table's metadata (this run's settings as run: a local run has no workers, it
     recorded the Dask default 2) and this run's record: what else decides its numbers, the
-    code's and torch's versions and the device (CUDA sums in another order than the CPU;
-    Dask workers pick their own)."""
+    code's and torch's versions, the batch size and the device the model runs on (CUDA sums
+    in another order than the CPU; Dask workers pick their own)."""
     import torch
 
     from catscreen import __version__
-    from catscreen.model.inference import resolve_device
 
     local = settings.executor == "local"
     metadata = {
@@ -206,11 +206,23 @@ def _records(configs: str | Path, settings: RelaxSettings) -> tuple[dict, dict]:
     run = {
         "catscreen": __version__,
         "torch": torch.__version__,
-        "device": str(resolve_device()) if local else "the Dask workers' (CATSCREEN_DEVICE)",
+        "device": _device(cached_model(settings.model_ref())) if local else "the Dask workers'",
         "executor": settings.executor,
+        "batch_size": settings.batch_size,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return metadata, run
+
+
+def _device(model: object) -> str:
+    """Where the model's arithmetic runs: the bundled network's torch device, CHGNet's own
+    choice (its parameters'), the CPU for ASE calculators such as EMT."""
+    if (device := getattr(model, "device", None)) is not None:
+        return str(device)
+    inner = getattr(model, "model", None)
+    if inner is not None and hasattr(inner, "parameters"):
+        return str(next(inner.parameters()).device)
+    return "cpu"
 
 
 def _molecules(references: str | None) -> list[str]:

@@ -94,13 +94,16 @@ def batch_failed(row: Row) -> bool:
     return row["status"] == "failed" and str(row.get("reason", "")).startswith(BATCH_FAILED)
 
 
+MAX_RUNS = 100  # run records kept in a table's metadata: a resumed-for-ever run stays small
+
+
 class ResultTable:
     """The rows already in `out` plus the ones this run adds; rewritten whole on every add."""
 
     def __init__(self, out: Path, metadata: dict[str, Any], run: dict[str, Any]) -> None:
         """`metadata` describes this run's settings; `run` (versions, device, time) is added
-        to the `runs` the table keeps, one per run that wrote it: the settings of the last
-        one alone did not say how rows of earlier runs were made."""
+        to the `runs` the table keeps, one per run that wrote it (the last MAX_RUNS): the
+        settings of the last one alone did not say how rows of earlier runs were made."""
         self.out = out
         self.metadata = {**metadata, "runs": [run]}
         self.rows: dict[Key, Row] = {}
@@ -115,7 +118,7 @@ class ResultTable:
                     f"{out} is not a catscreen relax results table (left unchanged); give "
                     "another --out"
                 )
-            self.metadata["runs"] = [*meta.get("runs", []), run]
+            self.metadata["runs"] = [*meta.get("runs", []), run][-MAX_RUNS:]
             old = read_parquet(out, required=KEY_COLUMNS + ("status",))
             for row in old.to_dict("records"):
                 self.rows[row_key(row)] = row
