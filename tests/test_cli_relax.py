@@ -191,8 +191,18 @@ def test_other_convergence_settings_on_a_finished_output_are_refused(tmp_path):
     assert res.exit_code == 2 and len(lines) == 1, res.stderr
     assert "holds rows of model emt" in lines[0] and "one model per results table" in lines[0]
     assert out.read_bytes() == before
+    assert "failed rows only" not in lines[0]
+    import shutil
+
+    from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
+
+    failed = tmp_path / "failed.parquet"  # a run that failed whole: the message says so
+    shutil.copy(out, failed)
+    meta = read_parquet_metadata(failed)
+    write_parquet(read_parquet(failed).assign(status="failed"), failed, metadata=meta)
+    res = CliRunner().invoke(app, [*relax_cmd(configs, failed)[1:], "--model", "bundled"])
+    assert res.exit_code == 2 and "or delete it: it holds failed rows only" in res.stderr
     from catscreen import __version__
-    from catscreen.io import read_parquet_metadata
 
     (run,) = read_parquet_metadata(out)["runs"]  # each run that wrote the table, in order
     assert (run["catscreen"], run["device"], run["executor"]) == (__version__, "cpu", "local")
@@ -204,7 +214,6 @@ def test_other_convergence_settings_on_a_finished_output_are_refused(tmp_path):
     reused = CliRunner().invoke(app, relax_cmd(configs, out)[1:], env={"CATSCREEN_DEVICE": "cuda"})
     assert reused.exit_code == 0, reused.output
     # a resumed-for-ever run keeps the last MAX_RUNS records, not every one
-    from catscreen.io import read_parquet, write_parquet
     from catscreen.workflow.store import MAX_RUNS, ResultTable
 
     meta = read_parquet_metadata(out)

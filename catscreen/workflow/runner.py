@@ -166,16 +166,19 @@ def _plan(
     """The results table, and the items it does not hold final."""
     _check_convergence_settings(out, settings)
     table = ResultTable(out, *_records(configs, settings))
-    other = sorted(
-        {(r["model"], r["model_version"]) for r in table.rows.values()}
-        - {(info.name, info.version)}
-    )
+    other = [
+        r
+        for r in table.rows.values()
+        if (r["model"], r["model_version"]) != (info.name, info.version)
+    ]
     if other:  # one model per table: rank refuses mixed placements, and gas references of
         # another model are never used
-        held = ", ".join(f"{name} ({version})" for name, version in other)
+        held = ", ".join(sorted({f"{r['model']} ({r['model_version']})" for r in other}))
+        empty = all(r["status"] == "failed" for r in table.rows.values())
         raise CatscreenError(
             f"{out} holds rows of model {held}; this run's is {info.name} ({info.version}): "
             "write to another --out (one model per results table)"
+            + (", or delete it: it holds failed rows only" if empty else "")
         )
     done = table.finished(settings.retry_failed)
     # a row is reused only for the structure it was relaxed from: a slab id covers its
