@@ -79,6 +79,8 @@ class Prediction:
 @runtime_checkable
 class Model(Protocol):
     info: ModelInfo
+    # where its arithmetic runs ("cpu", "cuda:0"), recorded with results; a model without
+    # one is taken to run on the CPU
 
     def predict(
         self,
@@ -127,6 +129,7 @@ class AseCalculatorModel:
     ) -> None:
         self._factory = factory
         self._calc = factory()
+        self.device = "cpu"  # ASE calculators in this process
         self.info = ModelInfo(
             name=name,
             version=version or name,

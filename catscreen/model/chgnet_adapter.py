@@ -53,6 +53,7 @@ class ChgnetModel:
         weights, fidelity = CHGNET_MODELS[name]
         with contextlib.redirect_stdout(io.StringIO()):  # it announces itself on stdout
             self.model = CHGNet.load(model_name=weights, verbose=False)
+        self.device = str(next(self.model.parameters()).device)  # CHGNet chooses its own
         self.batch_size = batch_size
         self.info = ModelInfo(
             name=name,

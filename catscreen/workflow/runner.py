@@ -209,23 +209,14 @@ def _records(configs: str | Path, settings: RelaxSettings) -> tuple[dict, dict]:
     run = {
         "catscreen": __version__,
         "torch": torch.__version__,
-        "device": _device(cached_model(settings.model_ref())) if local else "the Dask workers'",
+        "device": str(getattr(cached_model(settings.model_ref()), "device", "cpu"))
+        if local
+        else "the Dask workers'",
         "executor": settings.executor,
         "batch_size": settings.batch_size,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return metadata, run
-
-
-def _device(model: object) -> str:
-    """Where the model's arithmetic runs: the bundled network's torch device, CHGNet's own
-    choice (its parameters'), the CPU for ASE calculators such as EMT."""
-    if (device := getattr(model, "device", None)) is not None:
-        return str(device)
-    inner = getattr(model, "model", None)
-    if inner is not None and hasattr(inner, "parameters"):
-        return str(next(inner.parameters()).device)
-    return "cpu"
 
 
 def _molecules(references: str | None) -> list[str]:
