@@ -75,6 +75,7 @@ def test_hydrogen_evolution_states_the_correction() -> None:
         # a descriptor named like a leaderboard column overwrote it (and its baseline)
         ("name: dG_H", "name: distance", "r.yaml:10: ranking.descriptors.0.name: distance names"),
         ("name: dG_H", "name: rank", "r.yaml:10: ranking.descriptors.0.name: rank names a"),
+        ("name: dG_H", "name: model", "r.yaml:10: ranking.descriptors.0.name: model names"),
         ("name: t\n", "name: t\nname: u\n", "r.yaml:2: invalid YAML: duplicate key 'name'"),
         ("[Pt, Cu]", "[Pt, Cu", "r.yaml:3: invalid YAML"),
         (

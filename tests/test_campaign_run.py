@@ -258,6 +258,10 @@ def test_report_renders(campaign: tuple[Path, Path]) -> None:
         assert path.stat().st_size > 10_000, png
     board = pd.read_csv(out / "leaderboard.csv", keep_default_na=False)
     assert set(board.dE_O_final_site) <= {"ontop", "bridge", "hollow"}  # where it ended
+    from catscreen.campaign.runner import ranked_model_version
+
+    # the csv names the model that made its numbers (read alone, it did not)
+    assert set(zip(board.model, board.model_version)) == {("emt", ranked_model_version(out))}
     (out / "afile").write_text("")
     bad = runner.invoke(app, ["report", str(out), "--out", str(out / "afile")])
     assert bad.exit_code == 2 and "cannot write the report to" in bad.output

@@ -202,10 +202,10 @@ def test_other_convergence_settings_on_a_finished_output_are_refused(tmp_path):
     write_parquet(read_parquet(failed).assign(status="failed"), failed, metadata=meta)
     res = CliRunner().invoke(app, [*relax_cmd(configs, failed)[1:], "--model", "bundled"])
     assert res.exit_code == 2 and "or delete it: it holds failed rows only" in res.stderr
-    from catscreen import __version__
+    from catscreen import code_version
 
     (run,) = read_parquet_metadata(out)["runs"]  # each run that wrote the table, in order
-    assert (run["catscreen"], run["device"], run["executor"]) == (__version__, "cpu", "local")
+    assert (run["catscreen"], run["device"], run["executor"]) == (code_version(), "cpu", "local")
     assert read_parquet_metadata(out)["configs"] == str(configs.resolve())
     assert read_parquet_metadata(out)["settings"]["workers"] is None  # local: no Dask workers
     assert run["device"] == "cpu" and run["batch_size"] == 1

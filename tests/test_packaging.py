@@ -23,6 +23,8 @@ from catscreen.campaign.recipe import load_recipe
 from catscreen.model.checkpoint import bundled_path
 assert load_recipe("quickstart").name == "quickstart"  # shipped recipes by name
 assert str(bundled_path()).startswith(target) and bundled_path().is_file()
+from catscreen import __version__, code_version
+assert code_version() == __version__  # installed: the release number, no commit
 print("ok", data_dir())
 """
 
@@ -78,3 +80,39 @@ def test_committed_data_stays_within_50_mb() -> None:
         files = [f for f in (ROOT / "data").rglob("*") if f.is_file()]
     total = sum(f.stat().st_size for f in files)
     assert len(files) > 100 and total <= 50e6, (len(files), total)
+
+
+def test_code_version_names_the_checkouts_commit(tmp_path) -> None:
+    """Results record `code_version()`: run from a checkout it adds the commit (and `.dirty`),
+    so two commits' results tell apart under one release number; a package that only sits
+    inside another project's repository reports the plain number."""
+    if shutil.which("git") is None:
+        return
+    src = tmp_path / "src"
+    (src / "catscreen").mkdir(parents=True)
+    shutil.copy(ROOT / "catscreen" / "__init__.py", src / "catscreen" / "__init__.py")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C"]
+
+    def version(path: Path) -> str:
+        code = "import catscreen; print(catscreen.code_version(), catscreen.__version__)"
+        env = {**os.environ, "PYTHONPATH": str(path)}
+        done = _run(sys.executable, "-c", code, cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+        mine, number = done.stdout.split()
+        return mine.replace(number, "N")
+
+    assert version(src) == "N"  # not a repository
+    assert _run(*git, str(src), "init", "-q").returncode == 0
+    _run(*git, str(src), "add", "-A")
+    assert _run(*git, str(src), "commit", "-qm", "c").returncode == 0
+    head = _run(*git, str(src), "rev-parse", "HEAD").stdout.strip()
+    assert version(src) == f"N+g{head[:12]}"
+    with open(src / "catscreen" / "__init__.py", "a") as fh:
+        fh.write("# changed\n")
+    assert version(src) == f"N+g{head[:12]}.dirty"
+    outer = tmp_path / "outer"  # vendored into another project's repository
+    shutil.copytree(src / "catscreen", outer / "lib" / "catscreen")
+    _run(*git, str(outer), "init", "-q")
+    _run(*git, str(outer), "add", "-A")
+    assert _run(*git, str(outer), "commit", "-qm", "c").returncode == 0
+    assert version(outer / "lib") == "N"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from catscreen import __version__
+from catscreen import code_version
 from catscreen.analysis.anomalies import (
     DEFAULT_BOND_TOLERANCE,
     RECONSTRUCTION_CUSHION,
@@ -138,7 +138,7 @@ def rank_results(
     )
     metadata = {
         "stage": "rank",
-        "catscreen": __version__,
+        "catscreen": code_version(),
         "results_file": str(source.resolve()) if source is not None else None,
         # what was ranked: one model, version and fidelity (checked), the spin contexts
         "results": {

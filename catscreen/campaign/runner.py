@@ -7,7 +7,7 @@ Layout of a campaign folder DIR:
     enumerate/            configs.parquet + configs.extxyz
     results.parquet       relaxations (the relax stage resumes row by row by itself)
     rank/                 ranked, systems, adsorption, flagged .parquet; dft/<engine>/...
-    leaderboard.csv       the ranking in the recipe's descriptor names
+    leaderboard.csv       the ranking in the recipe's descriptor names, and the model
     summary.md            the Markdown summary (also appended to $GITHUB_STEP_SUMMARY)
 
 A stage is skipped when the log says it finished with the same hash and its files exist. The
@@ -444,8 +444,8 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     warnings = campaign_warnings(root, board, recipe)
     for line in warnings:
         log(f"warning: {line}")
-    with atomic_path(root / LEADERBOARD) as tmp:
-        board.to_csv(tmp, index=False)
+    with atomic_path(root / LEADERBOARD) as tmp:  # the file names what made its numbers
+        board.assign(model=recipe.model.name, model_version=version).to_csv(tmp, index=False)
     names = [d.name for d in recipe.ranking.descriptors]
     comparison = compare(board, baseline, version, names) if baseline is not None else None
     flagged = read_parquet(root / RANK_DIR / "flagged.parquet")

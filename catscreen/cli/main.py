@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperOption
 
-from catscreen import __version__
+from catscreen import code_version
 
 
 def _flag_type(self: TyperOption, ctx: object) -> str | None:
@@ -36,7 +36,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"catscreen {__version__}")
+        typer.echo(f"catscreen {code_version()}")
         raise typer.Exit()
 
 

@@ -199,7 +199,7 @@ def _records(configs: str | Path, settings: RelaxSettings) -> tuple[dict, dict]:
     in another order than the CPU; Dask workers pick their own)."""
     import torch
 
-    from catscreen import __version__
+    from catscreen import code_version
 
     local = settings.executor == "local"
     metadata = {
@@ -207,7 +207,7 @@ def _records(configs: str | Path, settings: RelaxSettings) -> tuple[dict, dict]:
         "settings": asdict(settings) | ({"workers": None} if local else {}),
     }
     run = {
-        "catscreen": __version__,
+        "catscreen": code_version(),
         "torch": torch.__version__,
         "device": str(getattr(cached_model(settings.model_ref()), "device", "cpu"))
         if local
