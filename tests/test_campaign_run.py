@@ -261,7 +261,8 @@ def test_report_renders(campaign: tuple[Path, Path]) -> None:
     from catscreen.campaign.runner import ranked_model_version
 
     # the csv names the model that made its numbers (read alone, it did not)
-    assert set(zip(board.model, board.model_version)) == {("emt", ranked_model_version(out))}
+    made = set(zip(board.model, board.model_version, strict=True))
+    assert made == {("emt", ranked_model_version(out))}
     (out / "afile").write_text("")
     bad = runner.invoke(app, ["report", str(out), "--out", str(out / "afile")])
     assert bad.exit_code == 2 and "cannot write the report to" in bad.output
