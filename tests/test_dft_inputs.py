@@ -449,3 +449,23 @@ def test_chromium_starts_antiferromagnetic_on_its_two_sublattices():
         atoms_to_text(slab), "slab", "on", DftSettings()
     ).get_initial_magnetic_moments()
     assert np.sign(moments) == pytest.approx(np.sign(slab.arrays["magmoms"]))
+
+
+def test_a_4f_in_core_potcar_starts_at_the_valence_default(tmp_path):
+    """VASP inputs for Nd and Sm started at 3 and 5 muB, moments of the 4f shell that MP's
+    Nd_3/Sm_3 POTCARs freeze in the core; GPAW (4f in valence) keeps them, Gd (MP's Gd
+    POTCAR has its 4f in valence) too."""
+    from ase.build import fcc111
+
+    from catscreen.dft.settings import prepare
+    from catscreen.dft.vasp import incar
+
+    for element, gpaw_start, vasp_start in (("Nd", 3.0, 0.6), ("Sm", 5.0, 0.6), ("Gd", 7.0, 7.0)):
+        slab = fcc111(element, (1, 1, 3), a=5.2, vacuum=8.0)
+        slab.set_tags([1] * len(slab))
+        slab.append("O")
+        slab.positions[-1] = slab.positions[-2] + [0.0, 0.0, 2.0]
+        atoms = prepare(atoms_to_text(slab), "adslab", "on", DftSettings())
+        assert atoms.get_initial_magnetic_moments()[:3] == pytest.approx([gpaw_start] * 3)
+        made = incar(atoms, "on", "adslab", DftSettings(), element)
+        assert made["MAGMOM"] == pytest.approx([vasp_start] * 3 + [0.6]), element

@@ -6,8 +6,9 @@ the highest ENMAX of a set's POTCARs where that is more, e.g. Li_sv; EDIFFG
 correction along z (LDIPOL, IDIPOL 3, DIPOL at the centre of mass), LASPH and NELMIN as
 pymatgen's MPRelaxSet/MVLSlabSet, and spin from the rank row: ISPIN 1 for spin off, ISPIN 2
 with MAGMOM from the element defaults raised to the model's moments otherwise (Cr
-antiferromagnetic on its two sublattices); gas molecules in their own ground-state spin (O2 a
-triplet). r2SCAN as MP runs it (METAGGA, LMIXTAU, ALGO All, 680 eV, PBE_54 POTCARs). POTCARs
+antiferromagnetic on its two sublattices; MP's default 0.6 muB where the POTCAR freezes the 4f
+shell in the core, Nd_3 and Sm_3: no 4f moment to start); gas molecules in their own
+ground-state spin (O2 a triplet). r2SCAN as MP runs it (METAGGA, LMIXTAU, ALGO All, 680 eV, PBE_54 POTCARs). POTCARs
 are licensed, so only their symbols (Materials Project choices) are written.
 """
 
@@ -16,12 +17,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
+from pymatgen.core import Element
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.vasp import Incar, Kpoints, Poscar
 from pymatgen.io.vasp.sets import MPRelaxSet, MPScanRelaxSet
 
-from catscreen.dft.settings import DftSettings, kpoints
+from catscreen.dft.settings import OTHER_MAGMOM, DftSettings, kpoints
 from catscreen.workflow.relax import fixed_mask
 
 
@@ -38,6 +41,25 @@ def potcar_symbols(species: list[str], xc: str = "PBE") -> list[str]:
     kinetic-energy density; W_sv and Yb_3 where PBE has W_pv and Yb_2)."""
     table = (MPScanRelaxSet if xc == "r2SCAN" else MPRelaxSet).CONFIG["POTCAR"]
     return [table.get(el, el) for el in species]
+
+
+def f_in_core(potcar: str) -> bool:
+    """A lanthanide POTCAR with the 4f shell frozen in the core (MP's Nd_3, Sm_3, Yb_2 and
+    others):
+    its valence cannot carry the 4f moment that GPAW's setups (4f in valence) start from."""
+    element, _, valence = potcar.partition("_")
+    return valence in ("2", "3") and Element(element).is_lanthanoid
+
+
+def vasp_magmoms(atoms: Atoms, xc: str) -> list[float]:
+    """The start moments as `prepare` set them, at MP's default where `f_in_core`: a 3 muB
+    start on Nd_3 (valence 5s5p5d6s) asks for a moment that the 4f electrons would carry."""
+    potcars = potcar_symbols(atoms.get_chemical_symbols(), xc)
+    moments = atoms.get_initial_magnetic_moments()
+    return [
+        round(float(np.sign(m) * OTHER_MAGMOM if f_in_core(p) else m), 3)
+        for m, p in zip(moments, potcars, strict=True)
+    ]
 
 
 def potcar_family(xc: str) -> str:
@@ -97,7 +119,7 @@ def incar(atoms: Atoms, spin: str, kind: str, settings: DftSettings, system: str
     else:
         params["GGA"] = "RP" if settings.xc == "RPBE" else "PE"
     if spin == "on":
-        params["MAGMOM"] = [round(float(m), 3) for m in atoms.get_initial_magnetic_moments()]
+        params["MAGMOM"] = vasp_magmoms(atoms, settings.xc)
     if kind != "gas":
         com = atoms.cell.scaled_positions(atoms.get_center_of_mass()[None, :])[0]
         params.update(LDIPOL=True, IDIPOL=3, DIPOL=[round(float(x), 4) for x in com])
