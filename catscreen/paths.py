@@ -34,3 +34,16 @@ def data_path(*parts: str) -> Path:
 def recipes_dir() -> Path | None:
     """The shipped recipes: catscreen/_data/recipes in a wheel, `recipes/` in a checkout."""
     return _first_dir(_HERE / "_data" / "recipes", _HERE.parent / "recipes")
+
+
+def find_shipped(path: str | Path, kind: str, folder: Path | None, suffix: str) -> Path:
+    """A file, or the bare name of one shipped in `folder` (`quickstart` ->
+    folder/quickstart<suffix>), so an installed wheel finds its recipes and baselines."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    names = sorted(f.stem for f in folder.glob(f"*{suffix}")) if folder else []
+    if p.stem in names and p.parent == Path(".") and p.suffix in ("", suffix):
+        return folder / f"{p.stem}{suffix}"  # type: ignore[operator]
+    hint = f" (shipped {kind}s: {', '.join(names)})" if names else ""
+    raise CatscreenError(f"{kind} not found: {p}{hint}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import Counter
 
@@ -224,6 +225,29 @@ def test_ids_do_not_follow_a_file_s_atom_order(tmp_path):
     assert np.allclose(first.structure.frac_coords, second.structure.frac_coords)
     assert first.fingerprint() == second.fingerprint()
     assert ids("a") == ids("b")
+
+
+def test_ids_do_not_follow_the_sign_of_a_rounded_zero():
+    """A -2e-16 in Pt's lattice (one numpy/pymatgen) rounded to -0.0 where another's 6e-16
+    gave 0.0: the bulk's fingerprint, and so every id of a campaign, changed with the install.
+    The adsorbate geometry and orientation hashes round the same way."""
+    from pymatgen.core import Lattice, Structure
+
+    from catscreen.build.bulks import Bulk
+
+    pt = library_bulk("Pt")
+    fingerprints = set()
+    for noise in (6.3e-16, -2.4e-16):
+        matrix = pt.structure.lattice.matrix.copy()
+        matrix[0, 1] = noise
+        structure = Structure(Lattice(matrix), pt.structure.species, pt.structure.frac_coords)
+        fingerprints.add(Bulk(pt.name, structure, pt.source).fingerprint())
+    assert fingerprints == {pt.fingerprint()}
+    co = adsorbate_library()["CO"]
+    moved = copy.deepcopy(co)
+    moved.atoms.positions[:, 0] = -1e-9  # rounds to -0.0
+    assert moved.identity() == co.identity()
+    assert Orientation(-1e-9, 0.0, -1e-9).identity() == Orientation(0.0, 0.0, 0.0).identity()
 
 
 def test_slab_and_site_ids_follow_the_vacuum_not_float_noise():

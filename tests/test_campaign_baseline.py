@@ -119,6 +119,10 @@ def test_the_committed_quickstart_baseline_is_of_the_shipped_weights() -> None:
 
     path = Path(__file__).parents[1] / "recipes" / "baselines" / "quickstart.json"
     assert read_baseline(path).model_version == load_model("bundled").info.version
+    # by name, as `campaign run quickstart` finds its recipe (a wheel ships both)
+    assert read_baseline("quickstart") == read_baseline(path)
+    with pytest.raises(CatscreenError, match=r"baseline not found: quickstar \(shipped baselin"):
+        read_baseline("quickstar")
 
 
 def test_a_facet_missing_from_the_ranking_is_named_beside_its_bulks_other_facets() -> None:

@@ -22,6 +22,8 @@ assert len(adsorbate_library()) >= 25
 from catscreen.campaign.recipe import load_recipe
 from catscreen.model.checkpoint import bundled_path
 assert load_recipe("quickstart").name == "quickstart"  # shipped recipes by name
+from catscreen.campaign.baseline import read_baseline
+assert read_baseline("quickstart").recipe == "quickstart"  # and their baselines
 assert str(bundled_path()).startswith(target) and bundled_path().is_file()
 from catscreen import __version__, code_version
 assert code_version() == __version__  # installed: the release number, no commit
@@ -68,6 +70,11 @@ def test_wheel_install_finds_data(tmp_path):
     # what it reads at run time, and not the training data (36 MB nothing reads installed)
     assert not (target / "catscreen" / "_data" / "training").exists()
     assert wheel.stat().st_size < 2e6, wheel.stat().st_size
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()  # typed for checkers, and its licence
+    assert "catscreen/py.typed" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
 
 
 def test_committed_data_stays_within_50_mb() -> None:

@@ -40,7 +40,7 @@ class Adsorbate:
         """Name and geometry, so editing a geometry changes the ids built on it."""
         geometry = {
             "symbols": self.atoms.get_chemical_symbols(),
-            "positions": np.round(self.atoms.positions, 3).tolist(),
+            "positions": (np.round(self.atoms.positions, 3) + 0.0).tolist(),  # -0.0 as 0.0
             "binding": list(self.binding),
         }
         digest = hashlib.sha256(json.dumps(geometry, sort_keys=True).encode()).hexdigest()[:16]

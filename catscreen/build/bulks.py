@@ -79,7 +79,9 @@ class Bulk:
         s = self.structure
         payload = {
             "name": self.name,
-            "lattice": np.round(s.lattice.matrix, 4).tolist(),
+            # + 0.0: -0.0 (a -2e-16 rounded) hashed otherwise than 0.0, so another numpy or
+            # pymatgen gave every id of a bulk anew
+            "lattice": (np.round(s.lattice.matrix, 4) + 0.0).tolist(),
             "species": [str(sp) for sp in s.species],
             "frac": (np.mod(np.round(s.frac_coords, 4), 1.0) + 0.0).tolist(),
         }

@@ -67,7 +67,7 @@ class Orientation:
         return rot(tilt_axis, self.tilt) @ rot(np.array([0.0, 0, 1]), self.phi)
 
     def identity(self) -> list[float]:
-        return [round(self.phi, 2), round(self.tilt, 2), round(self.psi, 2)]
+        return [round(a, 2) + 0.0 for a in (self.phi, self.tilt, self.psi)]  # -0.0 as 0.0
 
 
 def heuristic_orientation(slab: Atoms, site: Site, adsorbate: Adsorbate) -> Orientation:

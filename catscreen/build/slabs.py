@@ -75,7 +75,7 @@ class SlabTermination:
         return {
             "bulk": self.bulk.fingerprint(),
             "miller": list(self.miller),
-            "shift": round(self.shift, 4),
+            "shift": round(self.shift, 4) + 0.0,  # -0.0 as 0.0
             "side": self.side,
             "n_atoms": len(self.atoms),
             # another vacuum is another slab (and energy); the default keeps the ids it had

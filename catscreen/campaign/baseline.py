@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from catscreen.campaign.recipe import Recipe
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path
+from catscreen.paths import find_shipped, recipes_dir
 
 DEFAULT_TOLERANCE = 0.05  # eV: well above run-to-run noise, well below a meaningful shift
 
@@ -92,11 +93,11 @@ def write_baseline(baseline: Baseline, path: str | Path) -> None:
 
 
 def read_baseline(path: str | Path) -> Baseline:
-    p = Path(path)
-    if not p.is_file():
-        raise CatscreenError(
-            f"baseline not found: {p} (create one with `catscreen campaign baseline`)"
-        )
+    shipped = recipes_dir()
+    try:  # or a shipped recipe's by its name: `--baseline quickstart`
+        p = find_shipped(path, "baseline", shipped / "baselines" if shipped else None, ".json")
+    except CatscreenError as exc:
+        raise CatscreenError(f"{exc} (create one with `catscreen campaign baseline`)") from None
     try:
         return Baseline.model_validate_json(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:

@@ -39,7 +39,7 @@ from catscreen.build.slabs import (
 )
 from catscreen.errors import CatscreenError, did_you_mean
 from catscreen.io import UniqueKeyLoader, yaml_error
-from catscreen.paths import recipes_dir
+from catscreen.paths import find_shipped, recipes_dir
 
 
 class FieldError(ValueError):
@@ -542,15 +542,7 @@ def parse_recipe(text: str, path: Path) -> Recipe:
 def find_recipe(path: str | Path) -> Path:
     """A recipe file, or the name of a shipped one (`quickstart`, `ammonia_synthesis`), so an
     installed wheel runs them without the source tree."""
-    p = Path(path)
-    if p.is_file():
-        return p
-    shipped = recipes_dir()
-    names = sorted(r.stem for r in shipped.glob("*.yaml")) if shipped else []
-    if p.stem in names and p.parent == Path(".") and p.suffix in ("", ".yaml"):
-        return shipped / f"{p.stem}.yaml"  # type: ignore[operator]
-    hint = f" (shipped recipes: {', '.join(names)})" if names else ""
-    raise CatscreenError(f"recipe not found: {p}{hint}")
+    return find_shipped(path, "recipe", recipes_dir(), ".yaml")
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -70,7 +70,9 @@ def run_command(
         help="CI mode: Markdown summary to $GITHUB_STEP_SUMMARY; exit 1 if the baseline check fails.",
     ),
     baseline: Path | None = typer.Option(
-        None, help="Baseline JSON to compare the top candidates with."
+        None,
+        help="Baseline JSON to compare the top candidates with, or a shipped recipe's name "
+        "(quickstart).",
     ),
     progress: bool = typer.Option(True, help="Show the relaxation progress bar."),
 ) -> None:
