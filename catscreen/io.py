@@ -154,18 +154,26 @@ def parquet_table(df: pd.DataFrame, metadata: dict[str, Any] | None = None) -> p
     return table
 
 
-def read_parquet(path: str | os.PathLike[str], required: Iterable[str] = ()) -> pd.DataFrame:
-    """Read a catscreen table, turning a missing, corrupt or incomplete file into one clear line."""
+def read_parquet(
+    path: str | os.PathLike[str],
+    required: Iterable[str] = (),
+    columns: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Read a catscreen table (`columns`: only those of them it has), turning a missing,
+    corrupt or incomplete file into one clear line."""
     p = Path(path)
     if not p.exists():
         raise CatscreenError(f"file not found: {p}")
     if p.is_dir():  # pyarrow would read every parquet below it as one table
         raise CatscreenError(f"{p} is a folder; give the parquet file in it")
     try:
-        df = pq.read_table(p).to_pandas()
+        names = pq.read_schema(p).names
+        missing = [c for c in required if c not in names]
+        if not missing:
+            wanted = None if columns is None else [c for c in columns if c in names]
+            df = pq.read_table(p, columns=wanted).to_pandas()
     except Exception as exc:  # pyarrow raises several types for damaged files
         raise CatscreenError(f"cannot read {p} as parquet: {first_line(exc)}") from exc
-    missing = [c for c in required if c not in df.columns]
     if missing:
         raise CatscreenError(f"{p} lacks required column(s): {', '.join(missing)}")
     return df

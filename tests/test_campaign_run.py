@@ -230,14 +230,22 @@ def test_new_anomaly_rules_rerank_a_finished_campaign(
     campaign: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Flags made under other rules are not kept as up to date: rank reruns, relax does not."""
+    import catscreen.campaign.runner as campaign_runner
+
     recipe, out = campaign
-    for rule, value in (("RECONSTRUCTION_CUSHION", 1.1), ("SLAB_DISPLACEMENT", 2.0)):
-        monkeypatch.setattr(anomalies, rule, value)
+    for rule, value in (("RECONSTRUCTION_CUSHION", 1.1), ("SLAB_DISPLACEMENT", 2.0), (0, 0)):
+        if rule == 0:  # an upgrade kept a stale ranking whose checks were its own
+            monkeypatch.setattr(campaign_runner, "code_version", lambda: "9.9.9+gother")
+        else:
+            monkeypatch.setattr(anomalies, rule, value)
         result = runner.invoke(
             app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress"]
         )
         assert result.exit_code == 0, result.output
         assert "ran: rank; skipped (up to date): enumerate, relax" in result.output, rule
+    stages = json.loads((out / "campaign.json").read_text())["stages"]
+    assert stages["rank"]["catscreen"] == "9.9.9+gother"  # who ran each stage
+    assert stages["relax"]["catscreen"] != "9.9.9+gother"
     monkeypatch.undo()
     result = runner.invoke(
         app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress"]
@@ -501,6 +509,15 @@ def test_other_relax_settings_set_the_old_results_aside(tmp_path: Path) -> None:
     assert "reusing results." in output
     assert len(list(out.glob("results.*.parquet"))) == 1  # now the fmax 0.08 rows are aside
     assert counts["ran"] == 0 and counts["reused"] == counts["rows"]
+    # a table without model_version (an older or hand-cut one) was a pyarrow traceback
+    from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
+
+    path = out / "results.parquet"
+    cut = read_parquet(path).drop(columns="model_version")
+    write_parquet(cut, path, metadata=read_parquet_metadata(path))
+    recipe.write_text(RECIPE.replace("fmax: 0.1", "fmax: 0.07"))
+    result = _run(recipe, out)
+    assert result.exit_code == 2 and "lacks required column(s): model_version" in result.output
 
 
 def test_results_set_aside_never_replace_ones_set_aside_before(tmp_path: Path) -> None:

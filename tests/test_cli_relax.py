@@ -202,6 +202,13 @@ def test_other_convergence_settings_on_a_finished_output_are_refused(tmp_path):
     write_parquet(read_parquet(failed).assign(status="failed"), failed, metadata=meta)
     res = CliRunner().invoke(app, [*relax_cmd(configs, failed)[1:], "--model", "bundled"])
     assert res.exit_code == 2 and "or delete it: it holds failed rows only" in res.stderr
+    # a pandas round trip drops catscreen's metadata: its rows were reused under any --fmax
+    bare = tmp_path / "bare.parquet"
+    read_parquet(out).to_parquet(bare, index=False)
+    before_bare = bare.read_bytes()
+    res = CliRunner().invoke(app, [*relax_cmd(configs, bare)[1:], "--fmax", "0.01"])
+    assert res.exit_code == 2 and "does not record the settings" in res.stderr, res.output
+    assert bare.read_bytes() == before_bare
     from catscreen import code_version
 
     (run,) = read_parquet_metadata(out)["runs"]  # each run that wrote the table, in order

@@ -12,7 +12,7 @@ Layout of a campaign folder DIR:
 
 A stage is skipped when the log says it finished with the same hash and its files exist. The
 hashes chain (relax includes enumerate's, rank includes relax's), so changing a target reruns
-only rank (as does a catscreen whose anomaly checks changed), and changing the model (its name
+only rank (as does another catscreen version or commit), and changing the model (its name
 or its weights) reruns relax and rank; a stage that reruns marks the later ones stale until
 they rerun too. The relax stage reuses every finished row that still applies (adding a
 candidate relaxes only the new one); results made with another model, spin, fidelity,
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from catscreen import code_version
 from catscreen.analysis import (
     RankSettings,
     rank_results,
@@ -108,13 +109,15 @@ RELAX_KEYS = ("model", "spin", "fidelity", "optimizer", "fmax", "steps")
 
 def stage_hashes(recipe: Recipe, model_version: str) -> dict[str, str]:
     """One hash per stage over what that stage depends on; `model_version` is the content hash
-    of the weights, so new weights under the same name rerun relax, and new anomaly rules
-    rerun rank."""
+    of the weights, so new weights under the same name rerun relax; new anomaly rules or
+    another catscreen (`code_version`: a commit in a checkout) rerun rank, which takes seconds:
+    an upgrade's checks, flags and DFT inputs apply to a finished campaign's next run."""
     h_enum = section_hash(recipe, ("candidates", "facets", "slab", "adsorbates", "placement"))
     relax = recipe.relax.model_dump(exclude={"executor", "workers", "batch_size"})
     parent = f"{h_enum}|{sorted(relax.items())}|{model_version}"
     h_relax = section_hash(recipe, ("model",), parent=parent)
-    h_rank = section_hash(recipe, ("ranking", "validation"), parent=f"{h_relax}|{anomaly_rules()}")
+    rules = f"{h_relax}|{anomaly_rules()}|{code_version()}"
+    h_rank = section_hash(recipe, ("ranking", "validation"), parent=rules)
     return {"enumerate": h_enum, "relax": h_relax, "rank": h_rank}
 
 
@@ -159,6 +162,7 @@ def _run_stage(
         runs=runs,
         host=socket.gethostname(),
         pid=os.getpid(),
+        catscreen=code_version(),
     )
     state.stages[name] = record
     for later in STAGES[STAGES.index(name) + 1 :]:  # until they rerun, they follow the old recipe
@@ -196,7 +200,7 @@ def _made_as(
     if default_fidelity is not None:
         made["fidelity"] = made.get("fidelity") or default_fidelity
         now_["fidelity"] = now_["fidelity"] or default_fidelity
-    versions = set(pd.read_parquet(path, columns=["model_version"]).model_version)
+    versions = set(read_parquet(path, ("model_version",), columns=["model_version"]).model_version)
     return all(made.get(k) == v for k, v in now_.items()) and versions <= {version}
 
 

@@ -41,6 +41,7 @@ class StageRecord(BaseModel):
     # who runs it, so that `campaign status` can tell a running stage from a killed one
     host: str | None = None
     pid: int | None = None
+    catscreen: str | None = None  # the version that ran it (`code_version`: with its commit)
 
     def killed(self) -> bool:
         """Recorded as running by a process of this machine that is gone (SIGKILL, power)."""

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from jobflow import Job
 from rich.console import Console
 from rich.progress import (
@@ -101,11 +102,16 @@ def _check_convergence_settings(out: Path, settings: RelaxSettings) -> None:
     as if relaxed to 0.02, nor be recorded under settings they were not relaxed with."""
     if not out.is_file():
         return
-    old = read_parquet_metadata(out).get("settings") or {}
+    old = read_parquet_metadata(out).get("settings")
+    if old is None and pq.read_metadata(out).num_rows:  # else reused under any settings
+        raise CatscreenError(
+            f"{out} does not record the settings its rows were relaxed with (catscreen's "
+            "metadata is gone, e.g. the table was rewritten by pandas): write to another --out"
+        )
     changed = [
         f"--{key} {old[key]} (this run: {getattr(settings, key)})"
         for key in CONVERGENCE_SETTINGS
-        if key in old and old[key] != getattr(settings, key)
+        if key in (old or {}) and old[key] != getattr(settings, key)
     ]
     if changed:
         raise CatscreenError(
