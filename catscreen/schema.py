@@ -65,6 +65,8 @@ RESULT_COLUMNS: dict[str, str] = {
     "fidelity": "fidelity context used (a name from the checkpoint)",
     "model": "model name",
     "model_version": "model version / checkpoint hash",
+    "catscreen": "the catscreen that relaxed it (`code_version`: with its commit in a checkout); "
+    "a resumed table keeps each reused row's own (absent: before this column)",
     "initial_structure": "extxyz text of the starting structure",
     "final_structure": "extxyz text of the final structure with its energy, forces and "
     "predicted magmoms (when the model predicts them); tags and FixAtoms kept",

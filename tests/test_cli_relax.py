@@ -298,11 +298,20 @@ def test_a_row_is_reused_only_for_the_structure_it_was_relaxed_from(tmp_path):
     frames = read(configs, index=":")
     frames[1].positions[-1, 2] += 0.3  # same config_id, another start
     write(configs, frames, format="extxyz")
+    from catscreen import code_version
+    from catscreen.io import read_parquet_metadata, write_parquet
+
+    assert set(pd.read_parquet(out).catscreen) == {code_version()}
+    earlier = pd.read_parquet(out).assign(catscreen="0.0.1")  # as an earlier version made them
+    write_parquet(earlier, out, metadata=read_parquet_metadata(out))
     again = CliRunner().invoke(app, relax_cmd(configs, out)[1:])
     assert again.exit_code == 0, again.output
     assert "1 relaxed now, 5 already done" in " ".join(again.stdout.split())
     rows = pd.read_parquet(out)
     assert len(rows) == 6 and rows.config_id.is_unique
+    # each row names the catscreen that relaxed it: the reused keep theirs
+    made = rows.set_index("config_id").catscreen
+    assert made["c01"] == code_version() and (made.drop("c01") == "0.0.1").all()
 
 
 def test_a_run_in_which_every_configuration_failed_exits_non_zero(tmp_path, monkeypatch):

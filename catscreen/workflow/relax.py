@@ -31,6 +31,7 @@ from ase.constraints import FixAtoms, FixCartesian
 from ase.data import covalent_radii
 from ase.geometry import get_distances
 
+from catscreen import code_version
 from catscreen.errors import CatscreenError
 from catscreen.io import atoms_from_text, atoms_to_text
 from catscreen.model.api import Model, ModelInfo, Prediction
@@ -235,6 +236,7 @@ def result_row(
         "fidelity": item["fidelity"],
         "model": info.name,
         "model_version": info.version,
+        "catscreen": code_version(),
         "initial_structure": item["structure"],
         "final_structure": atoms_to_text(final) if final is not None else "",
         "wall_time": float(wall_time),

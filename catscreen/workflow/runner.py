@@ -11,7 +11,6 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from jobflow import Job
 from rich.console import Console
 from rich.progress import (
@@ -97,13 +96,14 @@ class RelaxSettings:
 CONVERGENCE_SETTINGS = ("optimizer", "fmax", "steps")
 
 
-def _check_convergence_settings(out: Path, settings: RelaxSettings) -> None:
+def _check_convergence_settings(table: ResultTable, settings: RelaxSettings) -> None:
     """One output, one convergence criterion: rows relaxed to --fmax 0.05 must not be reused
     as if relaxed to 0.02, nor be recorded under settings they were not relaxed with."""
+    out = table.out
     if not out.is_file():
         return
     old = read_parquet_metadata(out).get("settings")
-    if old is None and pq.read_metadata(out).num_rows:  # else reused under any settings
+    if old is None and table.rows:  # else reused under any settings
         raise CatscreenError(
             f"{out} does not record the settings its rows were relaxed with (catscreen's "
             "metadata is gone, e.g. the table was rewritten by pandas): write to another --out"
@@ -170,8 +170,8 @@ def _plan(
     configs: str | Path, out: Path, settings: RelaxSettings, info: ModelInfo, items: list[WorkItem]
 ) -> tuple[ResultTable, list[WorkItem]]:
     """The results table, and the items it does not hold final."""
-    _check_convergence_settings(out, settings)
     table = ResultTable(out, *_records(configs, settings))
+    _check_convergence_settings(table, settings)
     other = [
         r
         for r in table.rows.values()
