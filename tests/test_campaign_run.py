@@ -520,6 +520,35 @@ def test_other_relax_settings_set_the_old_results_aside(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "lacks required column(s): model_version" in result.output
 
 
+def test_rank_of_a_campaign_s_table_names_earlier_rows_and_configs_selects(tmp_path: Path) -> None:
+    """After a recipe change the campaign ranks its current placements; `catscreen rank` of
+    its results.parquet ranked the earlier ones too, without a word."""
+    recipe, out = tmp_path / "tiny.yaml", tmp_path / "run"
+    _rerun(recipe, out, RECIPE)
+    _rerun(recipe, out, RECIPE.replace("adsorbates: [O, H]", "adsorbates: [O]"))
+    results = out / "results.parquet"
+    alone = runner.invoke(app, ["rank", str(results), "--out", str(tmp_path / "all")])
+    assert alone.exit_code == 0, alone.output
+    said = " ".join(alone.output.split())
+    assert "rows are of configurations that" in said and "they are ranked too" in said
+    chosen = runner.invoke(
+        app,
+        ["rank", str(results), "--out", str(tmp_path / "cur"), "--configs", str(out / "enumerate")],
+    )
+    assert chosen.exit_code == 0, chosen.output
+    assert "ranked too" not in chosen.output
+    mine = pd.read_parquet(tmp_path / "cur" / "adsorption.parquet")
+    campaign_s = pd.read_parquet(out / "rank" / "adsorption.parquet")
+    assert set(mine.adsorbate) == {"O"} and sorted(mine.config_id) == sorted(campaign_s.config_id)
+    assert set(pd.read_parquet(tmp_path / "all" / "adsorption.parquet").adsorbate) == {"O", "H"}
+    from catscreen.io import read_parquet_metadata
+
+    meta = read_parquet_metadata(tmp_path / "cur" / "ranked.parquet")
+    assert meta["configs"] == str((out / "enumerate").resolve())
+    ours = read_parquet_metadata(out / "rank" / "ranked.parquet")["configs"]
+    assert ours == str((out / "enumerate" / "configs.parquet").resolve())
+
+
 def test_results_set_aside_never_replace_ones_set_aside_before(tmp_path: Path) -> None:
     """Without campaign.json (what a damaged state's error says to delete) every table set
     aside was named results.old.parquet, and the second replaced the first: its relaxations

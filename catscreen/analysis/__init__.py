@@ -3,6 +3,7 @@
 from catscreen.analysis.rank import (
     RankOutput,
     RankSettings,
+    of_configs,
     rank_output_paths,
     rank_results,
     read_results,
@@ -18,6 +19,7 @@ __all__ = [
     "References",
     "Target",
     "load_references",
+    "of_configs",
     "parse_target",
     "parse_targets",
     "rank_output_paths",

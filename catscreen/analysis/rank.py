@@ -97,6 +97,12 @@ def read_results(path: str | Path) -> pd.DataFrame:
     return read_parquet(path, required=REQUIRED)
 
 
+def of_configs(results: pd.DataFrame, config_ids: set[str]) -> pd.DataFrame:
+    """The rows of these configurations, and the gas references (no configuration file holds
+    them): a table resumed across recipe changes holds earlier runs' placements too."""
+    return results[results.config_id.astype(str).isin(config_ids) | (results.kind == "gas")]
+
+
 def rank_results(
     results: pd.DataFrame, settings: RankSettings | None = None, source: Path | None = None
 ) -> RankOutput:

@@ -36,6 +36,7 @@ import pandas as pd
 from catscreen import code_version
 from catscreen.analysis import (
     RankSettings,
+    of_configs,
     rank_results,
     read_results,
     uncertainty_note,
@@ -66,6 +67,7 @@ from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path, read_parquet, read_parquet_metadata
 from catscreen.model.api import check_model_name
 from catscreen.workflow import RelaxSettings, relax_configurations
+from catscreen.workflow.inputs import config_ids
 from catscreen.workflow.jobs import cached_model
 from catscreen.workflow.runner import unfinished
 
@@ -420,13 +422,9 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
             tmp.write_bytes((root / RECIPE_COPY).read_bytes())
 
     def rank() -> tuple[list[Path], dict[str, int]]:
-        results = read_results(root / RESULTS)
-        current = set(read_parquet(configs).config_id) | set(
-            results.config_id[results.kind == "gas"]
-        )
-        output = rank_results(
-            results[results.config_id.isin(current)], _rank_settings(recipe), root / RESULTS
-        )
+        results = of_configs(read_results(root / RESULTS), config_ids(configs))
+        output = rank_results(results, _rank_settings(recipe), root / RESULTS)
+        output.metadata["configs"] = str(configs.resolve())  # as `rank --configs` records
         paths = list(write_rank_outputs(output, root / RANK_DIR).values())
         if (note := uncertainty_note(output)) is not None:
             log(f"rank: note: {note}")

@@ -12,6 +12,7 @@ from rich.table import Table
 from catscreen.analysis import (
     RankSettings,
     load_references,
+    of_configs,
     parse_targets,
     rank_output_paths,
     rank_results,
@@ -23,6 +24,8 @@ from catscreen.cli.common import cli_errors, console, err_console
 from catscreen.dft import DftSettings, write_dft_inputs
 from catscreen.dft.tasks import ENGINES, check_dft_folder, functional
 from catscreen.errors import CatscreenError
+from catscreen.io import read_parquet_metadata
+from catscreen.workflow.inputs import config_ids
 
 FORMATS = ("table", "csv", "json")
 
@@ -80,6 +83,27 @@ def _show(ranked: pd.DataFrame) -> None:
     console.print(table)
 
 
+def _earlier_rows(results: Path, rows: pd.DataFrame) -> str | None:
+    """Placements of the table that its last relax run's input no longer holds (a campaign's
+    table after a recipe change): ranked too, which the campaign's own rank is not."""
+    recorded = read_parquet_metadata(results).get("configs")
+    try:
+        current = config_ids(recorded) if recorded and Path(recorded).exists() else None
+    except CatscreenError:  # moved or rewritten since: nothing to compare with
+        return None
+    if current is None:
+        return None
+    placed = rows[rows.kind != "gas"].config_id.astype(str)
+    earlier = int((~placed.isin(current)).sum())
+    if not earlier:
+        return None
+    return (
+        f"{earlier} of {len(placed)} rows are of configurations that {recorded}, the last "
+        f"relax run's input, no longer holds; they are ranked too (--configs {recorded} ranks "
+        "its own only)"
+    )
+
+
 @cli_errors
 def rank_command(
     results: Path = typer.Argument(..., help="results.parquet from `catscreen relax`."),
@@ -127,6 +151,13 @@ def rank_command(
         "with manifest.json (which calculations make each E_ads). VASP POTCARs are licensed: "
         "POTCAR.symbols names them.",
     ),
+    configs: Path | None = typer.Option(
+        None,
+        "--configs",
+        help="Rank only these configurations' rows (enumerate's folder, its configs.parquet or "
+        "an extxyz, as relax reads them) and the gas references: a results table resumed after "
+        "a recipe change holds the earlier placements too.",
+    ),
     dft_xc: str = typer.Option(
         "auto",
         "--dft-xc",
@@ -171,7 +202,13 @@ def rank_command(
         flip_sigma=flip_sigma,
         spin=spin,
     )
-    output = rank_results(read_results(results), settings, results)
+    rows = read_results(results)
+    if configs is not None:
+        rows = of_configs(rows, config_ids(configs))
+    elif (note := _earlier_rows(results, rows)) is not None:
+        err_console.print(f"note: {note}")
+    output = rank_results(rows, settings, results)
+    output.metadata["configs"] = str(configs.resolve()) if configs is not None else None
     paths = write_rank_outputs(output, out or results.parent)
     if (note := uncertainty_note(output)) is not None:
         err_console.print(f"note: {note}")

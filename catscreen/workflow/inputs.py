@@ -53,6 +53,15 @@ def _read_frames(path: Path) -> list[Atoms]:
     return read_configurations(path)
 
 
+def config_ids(path: str | Path) -> set[str]:
+    """The configuration ids of what `read_configs` reads; a manifest's without its structures."""
+    p = Path(path)
+    p = p / "configs.parquet" if p.is_dir() else p
+    if p.suffix == ".parquet":
+        return set(read_parquet(p, ("config_id",), columns=["config_id"]).config_id.astype(str))
+    return set(read_configs(p)[0].config_id.astype(str))
+
+
 def read_configs(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:
     """Manifest rows (less structure_index) and their structures, row i <-> structure i.
 
