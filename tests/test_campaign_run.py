@@ -520,6 +520,18 @@ def test_other_relax_settings_set_the_old_results_aside(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "lacks required column(s): model_version" in result.output
 
 
+def test_a_higher_step_limit_keeps_the_converged_rows(tmp_path: Path) -> None:
+    """steps: 60 -> 80 set every row aside and relaxed all again; converged rows stand."""
+    recipe, out = tmp_path / "tiny.yaml", tmp_path / "run"
+    _rerun(recipe, out, RECIPE.replace("steps: 60", "steps: 15"))
+    first = pd.read_parquet(out / "results.parquet")
+    converged = int((first.status == "converged").sum())
+    assert 0 < converged < len(first)
+    output, counts = _rerun(recipe, out, RECIPE)
+    assert not list(out.glob("results.*.parquet")) and "kept the old results" not in output
+    assert counts["reused"] == converged and counts["ran"] == len(first) - converged
+
+
 def test_rank_of_a_campaign_s_table_names_earlier_rows_and_configs_selects(tmp_path: Path) -> None:
     """After a recipe change the campaign ranks its current placements; `catscreen rank` of
     its results.parquet ranked the earlier ones too, without a word."""

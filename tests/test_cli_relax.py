@@ -286,6 +286,29 @@ def test_ase_layer_tags_are_refused_not_read_as_frozen_adsorbates(tmp_path):
     assert res.exit_code == 2 and "empty.extxyz holds no configurations" in res.stderr
 
 
+def test_a_higher_step_limit_reruns_only_the_rows_that_stopped_at_the_old_one(tmp_path):
+    """--steps 20 then 300 reran everything (refused, or a new campaign table): the converged
+    rows are what a 300-step run makes again; those that stopped at 20 go on."""
+    configs, out, fresh = (tmp_path / n for n in ("c.extxyz", "r.parquet", "fresh.parquet"))
+    write_configs(configs, 4)
+    short = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], "--steps", "20"])
+    assert short.exit_code == 0, short.output
+    first = pd.read_parquet(out).set_index("config_id")
+    stopped = set(first.index[first.status == "not_converged"])
+    assert stopped and (first.status == "converged").any()  # gas converged, placements not
+    longer = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], "--steps", "300"])
+    assert longer.exit_code == 0, longer.output
+    said = " ".join(longer.stdout.split())
+    assert f"{len(stopped)} relaxed now, {len(first) - len(stopped)} already done" in said
+    assert CliRunner().invoke(app, relax_cmd(configs, fresh)[1:]).exit_code == 0  # 300 steps
+    mine = pd.read_parquet(out).set_index("config_id").sort_index()
+    again = pd.read_parquet(fresh).set_index("config_id").sort_index()
+    assert (mine.status == again.status).all() and (mine.steps == again.steps).all()
+    assert np.allclose(mine.energy, again.energy, rtol=0, atol=1e-9)
+    shorter = CliRunner().invoke(app, [*relax_cmd(configs, out)[1:], "--steps", "100"])
+    assert shorter.exit_code == 2 and "--steps 300 (this run: 100)" in shorter.stderr
+
+
 def test_a_row_is_reused_only_for_the_structure_it_was_relaxed_from(tmp_path):
     """Two slabs of one facet and atom count but other cells share an id; the second reused the
     first's energy (a campaign's edited slab settings ranked every O placement +1.7 eV)."""

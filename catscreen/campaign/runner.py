@@ -15,8 +15,9 @@ hashes chain (relax includes enumerate's, rank includes relax's), so changing a 
 only rank (as does another catscreen version or commit), and changing the model (its name
 or its weights) reruns relax and rank; a stage that reruns marks the later ones stale until
 they rerun too. The relax stage reuses every finished row that still applies (adding a
-candidate relaxes only the new one); results made with another model, spin, fidelity,
-optimizer, fmax or step limit are kept aside as results.<hash>.parquet (results.old.parquet
+candidate relaxes only the new one; a higher step limit only the rows that stopped at the
+old one); results made with another model, spin, fidelity, optimizer, fmax or a step limit
+above the recipe's are kept aside as results.<hash>.parquet (results.old.parquet
 without a stage log; .1, .2, ... never onto an earlier one) rather than mixed with new ones.
 Rank uses the rows of the current configurations only.
 """
@@ -196,13 +197,17 @@ def _made_as(
     path: Path, now_: dict[str, object], version: str, default_fidelity: str | None
 ) -> bool:
     """Whether a results file's rows were made with these relax settings and model version. No
-    fidelity and the model's default fidelity named explicitly are the same setting."""
+    fidelity and the model's default fidelity named explicitly are the same setting; a lower
+    step limit is as good (its converged rows stand, the relax stage reruns the others)."""
     made = dict(read_parquet_metadata(path).get("settings", {}))
     now_ = dict(now_)
     if default_fidelity is not None:
         made["fidelity"] = made.get("fidelity") or default_fidelity
         now_["fidelity"] = now_["fidelity"] or default_fidelity
     versions = set(read_parquet(path, ("model_version",), columns=["model_version"]).model_version)
+    steps = made.get("steps")
+    if isinstance(steps, int) and steps <= now_["steps"]:  # type: ignore[operator]
+        made["steps"] = now_["steps"]
     return all(made.get(k) == v for k, v in now_.items()) and versions <= {version}
 
 

@@ -96,28 +96,33 @@ class RelaxSettings:
 CONVERGENCE_SETTINGS = ("optimizer", "fmax", "steps")
 
 
-def _check_convergence_settings(table: ResultTable, settings: RelaxSettings) -> None:
+def _check_convergence_settings(table: ResultTable, settings: RelaxSettings) -> bool:
     """One output, one convergence criterion: rows relaxed to --fmax 0.05 must not be reused
-    as if relaxed to 0.02, nor be recorded under settings they were not relaxed with."""
+    as if relaxed to 0.02, nor be recorded under settings they were not relaxed with. A higher
+    --steps is allowed (True): a converged row is what the run would make again (the
+    optimizer's path does not depend on the limit), the rows that stopped at it rerun."""
     out = table.out
     if not out.is_file():
-        return
+        return False
     old = read_parquet_metadata(out).get("settings")
     if old is None and table.rows:  # else reused under any settings
         raise CatscreenError(
             f"{out} does not record the settings its rows were relaxed with (catscreen's "
             "metadata is gone, e.g. the table was rewritten by pandas): write to another --out"
         )
+    old = old or {}
+    longer = isinstance(old.get("steps"), int) and old["steps"] < settings.steps
     changed = [
         f"--{key} {old[key]} (this run: {getattr(settings, key)})"
         for key in CONVERGENCE_SETTINGS
-        if key in (old or {}) and old[key] != getattr(settings, key)
+        if key in old and old[key] != getattr(settings, key) and not (key == "steps" and longer)
     ]
     if changed:
         raise CatscreenError(
             f"{out} was relaxed with {', '.join(changed)}: rerun with those settings "
-            "or write to another --out"
+            "or write to another --out (a higher --steps than before is fine)"
         )
+    return longer
 
 
 @dataclass
@@ -171,7 +176,7 @@ def _plan(
 ) -> tuple[ResultTable, list[WorkItem]]:
     """The results table, and the items it does not hold final."""
     table = ResultTable(out, *_records(configs, settings))
-    _check_convergence_settings(table, settings)
+    longer = _check_convergence_settings(table, settings)
     other = [
         r
         for r in table.rows.values()
@@ -187,6 +192,8 @@ def _plan(
             + (", or delete it: it holds failed rows only" if empty else "")
         )
     done = table.finished(settings.retry_failed)
+    if longer:  # those that stopped at the old limit go on from their start
+        done -= {k for k, r in table.rows.items() if r["status"] == "not_converged"}
     # a row is reused only for the structure it was relaxed from: a slab id covers its
     # facet and atom count, not its in-plane cell, so an edited recipe could reuse another
     # slab's energy under the same id (E_ads +1.7 eV on every O of Pt(110))
