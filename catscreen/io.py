@@ -172,6 +172,8 @@ def read_parquet(
         if not missing:
             wanted = None if columns is None else [c for c in columns if c in names]
             df = pq.read_table(p, columns=wanted).to_pandas()
+            if any(n is not None for n in df.index.names):  # pandas' set_index(...).to_parquet
+                df = df.reset_index()
     except Exception as exc:  # pyarrow raises several types for damaged files
         raise CatscreenError(f"cannot read {p} as parquet: {first_line(exc)}") from exc
     if missing:

@@ -414,6 +414,15 @@ def test_corrupt_and_incomplete_parquet(tmp_path):
     write_parquet(hand().drop(columns=["final_structure"]), tmp_path / "partial.parquet")
     with pytest.raises(CatscreenError, match="lacks required column"):
         read_results(tmp_path / "partial.parquet")
+    # pandas' set_index(...).to_parquet keeps a column as the index: the checks passed on
+    # the file's columns, then callers met a KeyError
+    hand().set_index("config_id").to_parquet(tmp_path / "indexed.parquet")
+    again = read_results(tmp_path / "indexed.parquet")
+    assert "config_id" in again.columns and list(again.config_id) == list(hand().config_id)
+    from catscreen.io import read_parquet
+
+    only = read_parquet(tmp_path / "indexed.parquet", ("config_id",), columns=["config_id"])
+    assert list(only.columns) == ["config_id"]
 
 
 def test_an_absurd_finite_energy_is_anomalous_not_a_descriptor():

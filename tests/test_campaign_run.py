@@ -530,6 +530,10 @@ def test_a_higher_step_limit_keeps_the_converged_rows(tmp_path: Path) -> None:
     output, counts = _rerun(recipe, out, RECIPE)
     assert not list(out.glob("results.*.parquet")) and "kept the old results" not in output
     assert counts["reused"] == converged and counts["ran"] == len(first) - converged
+    _rerun(recipe, out, RECIPE.replace("steps: 60", "steps: 15"))  # the 60-step table aside
+    # changed back: the 60-step table itself, not the 15-step one with its short rows rerun
+    output, counts = _rerun(recipe, out, RECIPE)
+    assert "reusing results." in output and counts["ran"] == 0
 
 
 def test_rank_of_a_campaign_s_table_names_earlier_rows_and_configs_selects(tmp_path: Path) -> None:
@@ -559,6 +563,15 @@ def test_rank_of_a_campaign_s_table_names_earlier_rows_and_configs_selects(tmp_p
     assert meta["configs"] == str((out / "enumerate").resolve())
     ours = read_parquet_metadata(out / "rank" / "ranked.parquet")["configs"]
     assert ours == str((out / "enumerate" / "configs.parquet").resolve())
+    from ase.build import fcc111
+    from ase.io import write
+
+    slab = fcc111("Pt", (1, 1, 3), vacuum=5.0)
+    slab.set_tags(0)
+    write(tmp_path / "other.extxyz", slab)  # none of the table's configurations
+    other = ["rank", str(results), "--out", str(tmp_path / "o"), "--configs"]
+    res = runner.invoke(app, [*other, str(tmp_path / "other.extxyz")])
+    assert res.exit_code == 2 and "holds no rows of the configurations in" in res.output
 
 
 def test_results_set_aside_never_replace_ones_set_aside_before(tmp_path: Path) -> None:

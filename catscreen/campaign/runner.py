@@ -193,22 +193,24 @@ def _run_stage(
     return True
 
 
-def _made_as(
+def _reusable_steps(
     path: Path, now_: dict[str, object], version: str, default_fidelity: str | None
-) -> bool:
-    """Whether a results file's rows were made with these relax settings and model version. No
-    fidelity and the model's default fidelity named explicitly are the same setting; a lower
-    step limit is as good (its converged rows stand, the relax stage reruns the others)."""
+) -> int | None:
+    """The step limit of a results file whose rows were made with these relax settings and
+    model version but perhaps a lower step limit (its converged rows stand, the relax stage
+    reruns those that stopped short); None when they were made otherwise. No fidelity and the
+    model's default fidelity named explicitly are the same setting."""
     made = dict(read_parquet_metadata(path).get("settings", {}))
     now_ = dict(now_)
     if default_fidelity is not None:
         made["fidelity"] = made.get("fidelity") or default_fidelity
         now_["fidelity"] = now_["fidelity"] or default_fidelity
     versions = set(read_parquet(path, ("model_version",), columns=["model_version"]).model_version)
-    steps = made.get("steps")
-    if isinstance(steps, int) and steps <= now_["steps"]:  # type: ignore[operator]
-        made["steps"] = now_["steps"]
-    return all(made.get(k) == v for k, v in now_.items()) and versions <= {version}
+    steps = made.pop("steps", None)
+    if not isinstance(steps, int) or steps > now_.pop("steps"):  # type: ignore[operator]
+        return None
+    same = all(made.get(k) == v for k, v in now_.items()) and versions <= {version}
+    return steps if same else None
 
 
 def _set_aside_stale_results(
@@ -224,10 +226,24 @@ def _set_aside_stale_results(
     back results set aside earlier that were made this way (a recipe changed and changed back)."""
     results = root / RESULTS
     now_ = {k: getattr(settings, k) for k in RELAX_KEYS}
-    aside = None
+    usable: dict[Path, int] = {}
+    if results.exists():  # an unreadable one is an error: the user's results
+        steps = _reusable_steps(results, now_, version, default_fidelity)
+        if steps is not None:
+            usable[results] = steps
+    for kept in sorted(root.glob("results.*.parquet")):
+        try:
+            steps = _reusable_steps(kept, now_, version, default_fidelity)
+        except (CatscreenError, OSError, ValueError):  # pyarrow's errors are ValueErrors
+            continue  # an unreadable leftover is not ours to reuse
+        if steps is not None:
+            usable[kept] = steps
+    # the table run nearest these settings: this step limit itself (a change back) before a
+    # lower one, whose rows that stopped short rerun; the current table on a tie
+    best = max(usable, key=lambda p: (usable[p], p == results), default=None)
+    if best == results:
+        return
     if results.exists():
-        if _made_as(results, now_, version, default_fidelity):
-            return
         prev = state.stages.get("relax")
         label = prev.hash if prev is not None else "old"
         # never onto a table set aside before: without campaign.json every label was 'old',
@@ -235,15 +251,9 @@ def _set_aside_stale_results(
         aside = _unused(lambda n: root / f"results.{label}{f'.{n}' if n else ''}.parquet")
         results.rename(aside)
         log(f"relax: model or relax settings changed; kept the old results as {aside.name}")
-    for kept in sorted(set(root.glob("results.*.parquet")) - {aside}):
-        try:
-            match = _made_as(kept, now_, version, default_fidelity)
-        except (CatscreenError, OSError, ValueError):  # pyarrow's errors are ValueErrors
-            continue  # an unreadable leftover is not ours to reuse
-        if match:
-            kept.rename(results)
-            log(f"relax: these settings were run before; reusing {kept.name}")
-            return
+    if best is not None:
+        best.rename(results)
+        log(f"relax: these settings were run before; reusing {best.name}")
 
 
 def _relax_settings(recipe: Recipe, options: RunOptions, folder: Path) -> RelaxSettings:

@@ -205,6 +205,8 @@ def rank_command(
     rows = read_results(results)
     if configs is not None:
         rows = of_configs(rows, config_ids(configs))
+        if (rows.kind == "gas").all():
+            raise CatscreenError(f"{results} holds no rows of the configurations in {configs}")
     elif (note := _earlier_rows(results, rows)) is not None:
         err_console.print(f"note: {note}")
     output = rank_results(rows, settings, results)

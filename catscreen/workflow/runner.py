@@ -96,14 +96,14 @@ class RelaxSettings:
 CONVERGENCE_SETTINGS = ("optimizer", "fmax", "steps")
 
 
-def _check_convergence_settings(table: ResultTable, settings: RelaxSettings) -> bool:
+def _check_convergence_settings(table: ResultTable, settings: RelaxSettings) -> None:
     """One output, one convergence criterion: rows relaxed to --fmax 0.05 must not be reused
     as if relaxed to 0.02, nor be recorded under settings they were not relaxed with. A higher
-    --steps is allowed (True): a converged row is what the run would make again (the
-    optimizer's path does not depend on the limit), the rows that stopped at it rerun."""
+    --steps is allowed: a converged row is what the run would make again (the optimizer's
+    path does not depend on the limit), and `_plan` reruns the rows that stopped short."""
     out = table.out
     if not out.is_file():
-        return False
+        return
     old = read_parquet_metadata(out).get("settings")
     if old is None and table.rows:  # else reused under any settings
         raise CatscreenError(
@@ -122,7 +122,6 @@ def _check_convergence_settings(table: ResultTable, settings: RelaxSettings) -> 
             f"{out} was relaxed with {', '.join(changed)}: rerun with those settings "
             "or write to another --out (a higher --steps than before is fine)"
         )
-    return longer
 
 
 @dataclass
@@ -176,7 +175,7 @@ def _plan(
 ) -> tuple[ResultTable, list[WorkItem]]:
     """The results table, and the items it does not hold final."""
     table = ResultTable(out, *_records(configs, settings))
-    longer = _check_convergence_settings(table, settings)
+    _check_convergence_settings(table, settings)
     other = [
         r
         for r in table.rows.values()
@@ -192,8 +191,13 @@ def _plan(
             + (", or delete it: it holds failed rows only" if empty else "")
         )
     done = table.finished(settings.retry_failed)
-    if longer:  # those that stopped at the old limit go on from their start
-        done -= {k for k, r in table.rows.items() if r["status"] == "not_converged"}
+    # rows that stopped at a lower step limit (the table's before a higher --steps, which a
+    # kill may have left half applied) start again; not_converged means that limit only
+    done -= {
+        k
+        for k, r in table.rows.items()
+        if r["status"] == "not_converged" and int(r["steps"]) < settings.steps
+    }
     # a row is reused only for the structure it was relaxed from: a slab id covers its
     # facet and atom count, not its in-plane cell, so an edited recipe could reuse another
     # slab's energy under the same id (E_ads +1.7 eV on every O of Pt(110))
