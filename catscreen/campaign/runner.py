@@ -119,8 +119,8 @@ def stage_hashes(recipe: Recipe, model_version: str) -> dict[str, str]:
     relax = recipe.relax.model_dump(exclude={"executor", "workers", "batch_size"})
     parent = f"{h_enum}|{sorted(relax.items())}|{model_version}"
     h_relax = section_hash(recipe, ("model",), parent=parent)
-    rules = f"{h_relax}|{anomaly_rules()}|{code_version()}"
-    h_rank = section_hash(recipe, ("ranking", "validation"), parent=rules)
+    ranked_by = f"{h_relax}|{anomaly_rules()}|{code_version()}"
+    h_rank = section_hash(recipe, ("ranking", "validation"), parent=ranked_by)
     return {"enumerate": h_enum, "relax": h_relax, "rank": h_rank}
 
 
@@ -222,8 +222,9 @@ def _set_aside_stale_results(
     default_fidelity: str | None = None,
 ) -> None:
     """Keep results.parquet when its rows were made as this recipe would make them (the relax
-    stage then reuses them row by row); otherwise move it aside, never mix the two, and bring
-    back results set aside earlier that were made this way (a recipe changed and changed back)."""
+    stage then reuses them row by row; a lower step limit too, unless a table set aside was
+    made with this one); otherwise move it aside, never mix the two, and bring back results set
+    aside earlier that were made this way (a recipe changed and changed back)."""
     results = root / RESULTS
     now_ = {k: getattr(settings, k) for k in RELAX_KEYS}
     usable: dict[Path, int] = {}

@@ -95,8 +95,8 @@ def relax_command(
     Rerunning the same command skips configurations already in --out under the same model,
     spin and fidelity (--retry-failed reruns failed rows, a new --out starts over); other
     --optimizer/--fmax or a lower --steps than the output was relaxed with, and another model
-    than the one its rows hold, are refused (a higher --steps reruns the rows that stopped). A killed run loses only the batches in flight. Only one
-    run may write an output at a time.
+    than the one its rows hold, are refused (a higher --steps reruns the rows that stopped).
+    A killed run loses only the batches in flight. Only one run may write an output at a time.
     """
     from catscreen.workflow.runner import RelaxSettings, relax_configurations  # jobflow: lazy
 

@@ -8,8 +8,9 @@ pymatgen's MPRelaxSet/MVLSlabSet, and spin from the rank row: ISPIN 1 for spin o
 with MAGMOM from the element defaults raised to the model's moments otherwise (Cr
 antiferromagnetic on its two sublattices; MP's default 0.6 muB where the POTCAR freezes the 4f
 shell in the core, Nd_3 and Sm_3: no 4f moment to start); gas molecules in their own
-ground-state spin (O2 a triplet). r2SCAN as MP runs it (METAGGA, LMIXTAU, ALGO All, 680 eV, PBE_54 POTCARs). POTCARs
-are licensed, so only their symbols (Materials Project choices) are written.
+ground-state spin (O2 a triplet). r2SCAN as MP runs it (METAGGA, LMIXTAU, ALGO All, 680 eV,
+PBE_54 POTCARs). POTCARs are licensed, so only their symbols (Materials Project choices) are
+written.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def potcar_symbols(species: list[str], xc: str = "PBE") -> list[str]:
 
 def f_in_core(potcar: str) -> bool:
     """A lanthanide POTCAR with the 4f shell frozen in the core (MP's Nd_3, Sm_3, Yb_2 and
-    others):
-    its valence cannot carry the 4f moment that GPAW's setups (4f in valence) start from."""
+    others): its valence cannot carry the 4f moment that GPAW's setups (4f in valence) start
+    from."""
     element, _, valence = potcar.partition("_")
     return valence in ("2", "3") and Element(element).is_lanthanoid
 
