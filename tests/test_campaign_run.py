@@ -521,7 +521,7 @@ def test_other_relax_settings_set_the_old_results_aside(tmp_path: Path) -> None:
 
 
 def test_a_higher_step_limit_keeps_the_converged_rows(tmp_path: Path) -> None:
-    """steps: 60 -> 80 set every row aside and relaxed all again; converged rows stand."""
+    """steps: 15 -> 60 set every row aside and relaxed all again; converged rows stand."""
     recipe, out = tmp_path / "tiny.yaml", tmp_path / "run"
     _rerun(recipe, out, RECIPE.replace("steps: 60", "steps: 15"))
     first = pd.read_parquet(out / "results.parquet")
