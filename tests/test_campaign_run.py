@@ -703,6 +703,32 @@ def test_a_reference_facet_enumerate_does_not_make_fails_before_relax(tmp_path: 
     (tmp_path / "afile").write_text("")
     result = _run(recipe, tmp_path / "afile")
     assert result.exit_code == 2 and "is a file" in result.output
+    result = _run(recipe, tmp_path / "afile" / "sub")  # a traceback (exit 1) before
+    assert result.exit_code == 2 and "cannot create the campaign folder" in result.output
+
+
+def test_a_second_run_on_a_folder_in_use_is_refused_before_it_touches_it(tmp_path: Path) -> None:
+    """Two runs on one folder: the second's enumerate replaced the first's configurations,
+    and the next run ranked the other recipe's candidates as up to date (exit 0)."""
+    from catscreen.campaign.runner import LOCK_FILE
+    from catscreen.workflow.store import OutputLock
+
+    recipe, out = tmp_path / "tiny.yaml", tmp_path / "run"
+    _rerun(recipe, out, RECIPE)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    other = tmp_path / "other.yaml"
+    other.write_text(RECIPE.replace("[Pt, Cu]", "[Ag, Au]"))
+    with OutputLock(out, lock=out / LOCK_FILE):  # a run in progress (flock: in-process too)
+        result = _run(other, out)
+        assert result.exit_code == 2
+        assert "being written by another catscreen campaign run" in result.output
+        ranked = runner.invoke(app, ["rank", str(out / "results.parquet"), "--out", str(tmp_path)])
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert "being written by a running" not in ranked.output  # the relax lock: not held
+    with OutputLock(out / "results.parquet"):  # its relax stage writing
+        ranked = runner.invoke(app, ["rank", str(out / "results.parquet"), "--out", str(tmp_path)])
+    said = " ".join(ranked.output.split())
+    assert ranked.exit_code == 0 and "being written by a running catscreen relax" in said
 
 
 def test_a_missing_baseline_fails_before_any_work(tmp_path: Path) -> None:

@@ -124,6 +124,25 @@ def test_concurrent_writer_is_refused(tmp_path):
     assert "being written by another catscreen relax" in res.stderr
     assert f"pid {os.getpid()}" in res.stderr
     assert not out.exists()
+    # the lock takes the umask (a group's shared folder: 0o644 locked its members out)
+    old = os.umask(0o002)
+    try:
+        with OutputLock(out) as lock:
+            assert lock.path.stat().st_mode & 0o777 == 0o664
+            assert OutputLock.holder(out) == str(os.getpid())  # what rank reads
+    finally:
+        os.umask(old)
+    assert OutputLock.holder(out) is None
+    # --out a link: its target written and locked (the link was replaced by a file, and a
+    # writer by the other path was not excluded)
+    target, link = tmp_path / "shared" / "r.parquet", tmp_path / "link.parquet"
+    target.parent.mkdir()
+    link.symlink_to(target)
+    with OutputLock(target):
+        res = CliRunner().invoke(app, relax_cmd(configs, link)[1:])
+    assert res.exit_code == 2 and "being written by another" in res.stderr
+    assert CliRunner().invoke(app, relax_cmd(configs, link)[1:]).exit_code == 0
+    assert link.is_symlink() and len(pd.read_parquet(target)) > 1
 
 
 def test_bad_options_and_an_output_folder_are_one_line_errors(tmp_path):

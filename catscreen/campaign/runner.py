@@ -9,6 +9,7 @@ Layout of a campaign folder DIR:
     rank/                 ranked, systems, adsorption, flagged .parquet; dft/<engine>/...
     leaderboard.csv       the ranking in the recipe's descriptor names, and the model
     summary.md            the Markdown summary (also appended to $GITHUB_STEP_SUMMARY)
+    campaign.lock         while a run writes the folder (a second run is refused)
 
 A stage is skipped when the log says it finished with the same hash and its files exist. The
 hashes chain (relax includes enumerate's, rank includes relax's), so changing a target reruns
@@ -45,7 +46,7 @@ from catscreen.analysis import (
 )
 from catscreen.analysis.anomalies import anomaly_rules
 from catscreen.analysis.candidates import candidate_of, find_candidate
-from catscreen.campaign.baseline import Comparison, compare, read_baseline
+from catscreen.campaign.baseline import Baseline, Comparison, compare, read_baseline
 from catscreen.campaign.enumerate_adapter import check_recipe_inputs, enumerate_recipe
 from catscreen.campaign.leaderboard import (
     board_warnings,
@@ -66,11 +67,12 @@ from catscreen.dft import DftSettings, write_dft_inputs
 from catscreen.dft.tasks import foreign_files
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path, read_parquet, read_parquet_metadata
-from catscreen.model.api import check_model_name
+from catscreen.model.api import ModelInfo, check_model_name
 from catscreen.workflow import RelaxSettings, relax_configurations
 from catscreen.workflow.inputs import config_ids
 from catscreen.workflow.jobs import cached_model
 from catscreen.workflow.runner import unfinished
+from catscreen.workflow.store import OutputLock
 
 Log = Callable[[str], None]
 
@@ -80,6 +82,7 @@ RESULTS = "results.parquet"
 RANK_DIR = "rank"
 LEADERBOARD = "leaderboard.csv"
 SUMMARY = "summary.md"
+LOCK_FILE = "campaign.lock"  # held by the one run writing the folder
 
 
 @dataclass(frozen=True)
@@ -373,12 +376,34 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     info = cached_model(model_ref).info
     if recipe.model.fidelity is not None:  # before enumerate, not after it
         info.check_context("off", recipe.model.fidelity)
-    version = info.version
     root = out.resolve()
     if root.exists() and not root.is_dir():
         raise CatscreenError(f"--out {out} is a file; give a folder for the campaign")
     check_recipe_inputs(recipe)  # a typo must not touch a finished campaign's folder
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, in a folder not the user's
+        raise CatscreenError(
+            f"cannot create the campaign folder {out}: {first_line(exc)}"
+        ) from None
+    # one run per folder: a second one's enumerate replaced the first's configurations under
+    # its stage log, and the next run ranked the other recipe's candidates as up to date
+    with OutputLock(root, by="catscreen campaign run", lock=root / LOCK_FILE):
+        return _run_locked(root, recipe, recipe_path, relax_settings, options, log, info, baseline)
+
+
+def _run_locked(
+    root: Path,
+    recipe: Recipe,
+    recipe_path: Path,
+    relax_settings: RelaxSettings,
+    options: RunOptions,
+    log: Log,
+    info: ModelInfo,
+    baseline: Baseline | None,
+) -> Outcome:
+    """The stages, with the folder's lock held."""
+    version = info.version
     state = load_state(root) or CampaignState(recipe=recipe.name, recipe_file=str(recipe_path))
     if state.recipe != recipe.name:
         log(

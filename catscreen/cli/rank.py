@@ -26,6 +26,7 @@ from catscreen.dft.tasks import ENGINES, check_dft_folder, functional
 from catscreen.errors import CatscreenError
 from catscreen.io import read_parquet_metadata
 from catscreen.workflow.inputs import config_ids
+from catscreen.workflow.store import OutputLock
 
 FORMATS = ("table", "csv", "json")
 
@@ -203,6 +204,11 @@ def rank_command(
         spin=spin,
     )
     rows = read_results(results)
+    if (writer := OutputLock.holder(results)) is not None:
+        err_console.print(
+            f"note: {results} is being written by a running catscreen relax (pid {writer}): "
+            "this ranks the rows it has finished so far"
+        )
     if configs is not None:
         rows = of_configs(rows, config_ids(configs))
         if (rows.kind == "gas").all():

@@ -272,6 +272,7 @@ def relax_configurations(
     """
     settings = settings or RelaxSettings()
     out = Path(out)
+    out = out.resolve() if out.is_symlink() else out  # written and locked where it points
     t0 = time.perf_counter()
     model_ref = settings.model_ref()
     info = cached_model(model_ref).info

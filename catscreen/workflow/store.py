@@ -36,18 +36,37 @@ def row_key(row: dict[str, Any]) -> Key:
 
 
 class OutputLock:
-    """An exclusive, non-blocking flock on `<out>.lock`, held while the run writes `out`."""
+    """An exclusive, non-blocking flock on `<out>.lock` (or `lock`), held while the run writes
+    `out`; `by` names that run in the refusal."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, by: str = "catscreen relax", lock: Path | None = None) -> None:
         self.out = out
-        self.path = out.with_name(out.name + ".lock")
+        self.by = by
+        self.path = lock or out.with_name(out.name + ".lock")
         self._fd: int | None = None
+
+    @staticmethod
+    def holder(out: Path) -> str | None:
+        """The pid of a run writing `out` now (None: no run holds its lock)."""
+        path = out.with_name(out.name + ".lock")
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        finally:
+            os.close(fd)  # closing releases a lock taken here
+        return None
 
     def __enter__(self) -> OutputLock:
         while True:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                # 0o666 less the umask: a group's shared folder lets its members take it
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             except OSError as exc:
                 raise CatscreenError(f"cannot write {self.out}: {first_line(exc)}") from exc
             try:
@@ -56,7 +75,7 @@ class OutputLock:
                 holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
                 raise CatscreenError(
-                    f"{self.out} is being written by another catscreen relax (pid {holder}); "
+                    f"{self.out} is being written by another {self.by} (pid {holder}); "
                     "wait for it to finish or choose another --out"
                 ) from None
             if self._is_current(fd):
