@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -832,6 +833,48 @@ def test_a_fine_tune_keeps_the_checkpoint_name_and_default_context(tmp_path: Pat
     cfg = tiny_config(tmp_path / "own", data, max_steps=0, init_from=str(best), **own)
     got = load_checkpoint(Trainer(cfg, log=lambda m: None).run())[1]["metadata"]
     assert {k: got[k] for k in own} == own
+    # a fine-tune on emt alone keeps predicting in emt2 by default: said (it was silent)
+    said: list[str] = []
+    Trainer(tiny_config(tmp_path / "emt", data[:1], max_steps=0, init_from=str(best)), said.append)
+    assert any("default fidelity 'emt2'" in m and "no training frame" in m for m in said), said
+    said.clear()
+    Trainer(tiny_config(tmp_path / "both", data, max_steps=0, init_from=str(best)), said.append)
+    assert not any("no training frame is in it" in m for m in said)
+
+
+def test_a_diverged_run_stops_with_one_line_and_leaves_no_nan_checkpoint(tmp_path: Path) -> None:
+    """lr 50 went to NaN, exited 0 and saved the NaN weights as best.pt."""
+    data = make_dataset(tmp_path / "d.extxyz")
+    tr = Trainer(tiny_config(tmp_path, [data], max_steps=6, eval_every=3), log=lambda m: None)
+    real = tr.loss
+
+    def poisoned(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        loss, metrics = real(*args, **kwargs)
+        return (loss * math.nan if tr.step >= 4 else loss), metrics
+
+    tr.loss = poisoned
+    with pytest.raises(CatscreenError, match="training diverged at step 5 .*lower lr"):
+        tr.run()
+    net, _ = load_checkpoint(tmp_path / "run" / "best.pt")  # the step-3 one, finite
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_init_from_takes_bundled_and_a_path_beside_the_config(tmp_path: Path) -> None:
+    """`init_from: bundled` was 'checkpoint not found', and a relative path was the working
+    directory's while the datasets were the config's."""
+    from catscreen.model.checkpoint import bundled_path
+
+    make_dataset(tmp_path / "d.extxyz", "chgnet-pbe")  # beside the configs
+    shutil.copy(bundled_path(), tmp_path / "parent.pt")
+    for parent in ("bundled", "parent.pt"):
+        config = tmp_path / f"ft-{parent}.yaml"
+        config.write_text(
+            f"init_from: {parent}\nout: {tmp_path / parent}\ndatasets: [d.extxyz]\n"
+            "max_steps: 0\nvalidation_fraction: 0.3\n"
+        )
+        tr = Trainer(TrainConfig.load(config), log=lambda m: None)
+        assert tr.parent_version == load_checkpoint(bundled_path())[1]["version"]
 
 
 def test_fine_tune_can_switch_on_zbl_but_not_reshape(tmp_path: Path) -> None:

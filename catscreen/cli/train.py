@@ -33,6 +33,12 @@ def train_command(
     Writes OUT/best.pt (EMA weights with the best validation score, loadable with
     --model OUT/best.pt), OUT/last.pt and OUT/state.pt (optimiser state for resuming);
     with max_steps 0 (a checkpoint rewritten, e.g. with model.zbl on) only OUT/last.pt.
+
+    Fine-tuning: `init_from: bundled` (or a checkpoint's path, beside the config or from the
+    working directory) starts from those weights; `refit_references: true` fits the reference
+    energies to the new data, `add_elements: true` adds its new elements, `default_fidelity`
+    names the context relax predicts in (else the checkpoint's). A run whose loss turns NaN
+    stops with an error.
     """
     from dataclasses import replace
 

@@ -56,7 +56,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from catscreen.errors import CatscreenError
 from catscreen.io import read_yaml
-from catscreen.model.checkpoint import load_checkpoint, save_atomically, save_checkpoint
+from catscreen.model.checkpoint import (
+    checkpoint_file,
+    load_checkpoint,
+    save_atomically,
+    save_checkpoint,
+)
 from catscreen.model.graph import GraphBatch, collate
 from catscreen.model.inference import resolve_device
 from catscreen.model.network import CatscreenNet, ModelConfig, deepened, reconfigured, widened
@@ -264,7 +269,9 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        """Read YAML; dataset paths are relative to the file that lists them.
+        """Read YAML; dataset paths are relative to the file that lists them, and `init_from`
+        too where the file is there (else the working directory's; `bundled`: the shipped
+        weights).
 
         `extends: BASE.yaml` (relative to this file) starts from another config: keys given here
         replace the base's, `model` is merged key by key, and `extra_datasets` are appended to
@@ -286,6 +293,11 @@ def _read_config(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     for key in ("datasets", "extra_datasets"):
         if key in raw:
             raw[key] = _absolute_datasets(raw[key], path.parent)
+    parent = raw.get("init_from")
+    if isinstance(parent, str) and parent and parent != "bundled":  # bundled: the shipped weights
+        beside = path.parent / parent  # next to the config first, as datasets; else the cwd's
+        if not Path(parent).is_absolute() and beside.is_file():
+            raw["init_from"] = str(beside.resolve())
     base, extra = raw.pop("extends", None), raw.pop("extra_datasets", None)
     if base is None:
         if extra is not None:
@@ -765,7 +777,7 @@ class _Prefetcher:
 
 
 def _training_systems(path: str) -> set[str]:
-    _, payload = load_checkpoint(path)
+    _, payload = load_checkpoint(checkpoint_file(path))
     return set(payload["metadata"].get("training_data", {}).get("training_systems", []))
 
 
@@ -855,6 +867,14 @@ class Trainer:
             self.net.energy_scale.fill_(max(math.sqrt(float(np.mean(forces**2))), 1e-3))
         for warning in label_scale_warnings(frames, config.datasets):
             self.log(warning)
+        parent_default = self.parent_metadata.get("default_fidelity")
+        trained_in = sorted({f.fidelity for f in self.train})
+        if config.init_from and not config.default_fidelity and parent_default not in trained_in:
+            self.log(  # a fine-tune on gpaw-pbe relaxed in chgnet-pbe, E_O 3 eV apart
+                f"note: the checkpoint predicts in its default fidelity {parent_default!r} unless "
+                f"relax is given --fidelity, and no training frame is in it ({', '.join(trained_in)}"
+                "): set default_fidelity in this config to change that"
+            )
         self.net.to(self.device, self.dtype)
         self.ema = deepcopy(self.net).eval()
         for p in self.ema.parameters():
@@ -896,7 +916,7 @@ class Trainer:
 
         Its training systems stay training systems: they are never reported as held out.
         """
-        net, payload = load_checkpoint(path)
+        net, payload = load_checkpoint(checkpoint_file(path))
         reshaping = sorted(
             key
             for key, value in self.config.model.items()
@@ -1229,6 +1249,12 @@ class Trainer:
 
     # -- loop -----------------------------------------------------------------------------------
 
+    def _diverged(self, what: str) -> str:
+        return (
+            f"training diverged at step {self.step + 1} ({what}): lower lr (or look for absurd "
+            f"energies in the data); {self.out} keeps what was saved before it"
+        )
+
     def run(self, progress: Callable[[int, dict[str, float]], None] | None = None) -> Path:
         """Train to `max_steps` (or `max_minutes`); returns the path of the best EMA model
         (`last.pt` when no step ran: `init_from` with `max_steps: 0` rewrites a checkpoint)."""
@@ -1256,6 +1282,8 @@ class Trainer:
                     )
                     loss = loss + c.adsorption_weight * pl
                     metrics["loss"] = float(loss.detach())
+                if not torch.isfinite(loss):  # its weights next: a NaN best.pt, exit 0
+                    raise CatscreenError(self._diverged(f"loss {float(loss.detach())}"))
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
@@ -1269,6 +1297,8 @@ class Trainer:
                     self.history.append({"step": self.step, "train_loss": metrics["loss"], **val})
                     score = val["energy_mae"] * c.energy_weight + val["force_mae"]
                     score += c.adsorption_weight * val.get("adsorption_mae", 0.0)
+                    if not math.isfinite(score):
+                        raise CatscreenError(self._diverged(f"validation score {score}"))
                     if score < self.best or not best_path.exists():
                         self.best = score
                         save_checkpoint(self.ema, best_path, self.metadata(val))
