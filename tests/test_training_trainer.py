@@ -137,6 +137,36 @@ def test_resume_continues(tmp_path: Path) -> None:
         Trainer(tiny_config(tmp_path, [data], max_steps=8), log=lambda m: None).run()
 
 
+def test_ctrl_c_stops_after_the_step_with_its_state_and_resumes_the_same(tmp_path: Path) -> None:
+    """State was saved every eval_every steps only: Ctrl-C at step 4 resumed at 0 (up to 499
+    steps lost with the shipped cadence). Now it stops after its step, state saved, and the
+    resumed run ends where an uninterrupted one does."""
+    data = make_dataset(tmp_path / "d.extxyz")
+    whole = Trainer(tiny_config(tmp_path / "a", [data], eval_every=6), log=lambda m: None)
+    whole.run()
+    logs: list[str] = []
+    tr = Trainer(tiny_config(tmp_path / "b", [data], eval_every=6), log=logs.append)
+    real = tr.loss
+
+    def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if tr.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # mid-step, as a user's Ctrl-C lands
+        return real(*args, **kwargs)
+
+    tr.loss = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        tr.run()
+    assert "interrupted at step 4; state saved, rerun to go on" in logs
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    again = Trainer(tiny_config(tmp_path / "b", [data], eval_every=6), log=logs.append)
+    again.run()
+    assert "resumed at step 4" in logs
+    for name in ("best.pt", "last.pt"):
+        a = load_checkpoint(tmp_path / "a" / "run" / name)[0].state_dict()
+        b = load_checkpoint(tmp_path / "b" / "run" / name)[0].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
 def test_a_damaged_best_checkpoint_stops_the_resume(tmp_path: Path) -> None:
     """A cut-off best.pt stood through a resume (exit 0, "model: best.pt") until a better score
     came, and was the model the run named."""

@@ -781,6 +781,31 @@ def _training_systems(path: str) -> set[str]:
     return set(payload["metadata"].get("training_data", {}).get("training_systems", []))
 
 
+class _StopAtStep:
+    """Ctrl-C asks the training loop to stop after the step it is in (its state saved: a
+    resume lost up to eval_every - 1 steps, and an interrupt inside the optimiser's update
+    would save half of it); a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._installed = False
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._ask)
+            self._installed = True
+        except ValueError:  # not the main thread: Ctrl-C is not ours to catch
+            pass
+
+    def _ask(self, signum: int, frame: object) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def restore(self) -> None:
+        if self._installed:  # None: a handler not set from Python, Python's own is the default
+            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+            self._installed = False
+
+
 class Trainer:
     """Holds the data, the network, its EMA copy and the optimiser; `run` trains."""
 
@@ -1266,6 +1291,7 @@ class Trainer:
         saved_best = best_path.exists() and self.step > 0  # a resumed run has its best
         metrics: dict[str, float] = {}
         batches = self._batches()
+        stop = _StopAtStep()
         try:
             while self.step < c.max_steps:
                 if c.max_minutes > 0 and self.elapsed > 60 * c.max_minutes:
@@ -1312,10 +1338,15 @@ class Trainer:
                     )
                 if progress:
                     progress(self.step, metrics)
+                if stop.asked:  # the state of this step, so a rerun goes on from it
+                    self.save_state()
+                    self.log(f"interrupted at step {self.step}; state saved, rerun to go on")
+                    raise KeyboardInterrupt
                 if out_of_time:
                     self.log(f"time limit of {c.max_minutes} min reached at step {self.step}")
                     break
         finally:
+            stop.restore()
             batches.close()  # stops the workers
         last_path = self.out / "last.pt"
         save_checkpoint(self.ema, last_path, self.metadata(self.validate()))
