@@ -258,6 +258,7 @@ def test_cli_model_info(saved, tmp_path, monkeypatch):
     assert not re.search(r"\S/data/training", res.output)
     raw = runner.invoke(app, ["model", "info", "--json"]).output  # as recorded
     assert re.search(r'"path": "/\S+/data/training/teacher/chgnet-pbe"', raw)
+    assert json.loads(raw)["file"] == str(checkpoint.bundled_path().resolve())  # where it is
     assert len(res.output.splitlines()) < 300
     monkeypatch.setattr(checkpoint, "bundled_path", lambda: tmp_path / "missing.pt")
     res = runner.invoke(app, ["model", "info"])

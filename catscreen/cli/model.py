@@ -43,7 +43,11 @@ def info_command(
         "description": info.description,
     }
     if isinstance(loaded, CatscreenModel):
+        from catscreen.model.checkpoint import checkpoint_file
+
         net, meta = loaded.net, loaded.metadata["metadata"]
+        # where it is: an installed wheel's bundled weights sit deep in site-packages
+        summary["file"] = str(checkpoint_file(model).resolve())
         summary["architecture"] = {
             "hidden_irreps": str(net.config.hidden_irreps()),
             "parameters": net.n_parameters,
