@@ -515,7 +515,7 @@ def test_fine_tune_and_relabel(tmp_path: Path) -> None:
     bad = TrainConfig.from_dict(
         {**cfg.__dict__, "datasets": [{"path": str(data), "as_fidelity": "new"}]}
     )
-    with pytest.raises(CatscreenError, match="does not know new"):
+    with pytest.raises(CatscreenError, match="does not know new.*one of the checkpoint's.*as_fi"):
         Trainer(bad, log=lambda m: None)
 
 

@@ -963,6 +963,12 @@ class Trainer:
             missing = sorted(new) + missing
         if missing:
             hint = " (add_elements: true adds elements)" if new else ""
+            if set(fidelities) - set(net.fidelities):  # a fine-tune adds no context
+                hint += (
+                    f"; a fidelity must be one of the checkpoint's ({', '.join(net.fidelities)}):"
+                    " give the data the one of its level of theory (a dataset's `as_fidelity:`),"
+                    " or train a network of your own"
+                )
             raise CatscreenError(
                 f"{path} does not know {', '.join(missing)}: cannot fine-tune{hint}"
             )
