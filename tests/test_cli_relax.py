@@ -140,6 +140,7 @@ def test_concurrent_writer_is_refused(tmp_path):
     link.symlink_to(target)
     with OutputLock(target):
         res = CliRunner().invoke(app, relax_cmd(configs, link)[1:])
+        assert OutputLock.holder(link) == str(os.getpid())  # rank asks by the link
     assert res.exit_code == 2 and "being written by another" in res.stderr
     assert CliRunner().invoke(app, relax_cmd(configs, link)[1:]).exit_code == 0
     assert link.is_symlink() and len(pd.read_parquet(target)) > 1

@@ -154,10 +154,14 @@ def test_ctrl_c_stops_after_the_step_with_its_state_and_resumes_the_same(tmp_pat
         return real(*args, **kwargs)
 
     tr.loss = interrupted
-    with pytest.raises(KeyboardInterrupt):
-        tr.run()
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a
+    try:  # test run in the background of a shell ignores Ctrl-C, and so would train)
+        with pytest.raises(KeyboardInterrupt):
+            tr.run()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, outer)
     assert "interrupted at step 4; state saved, rerun to go on" in logs
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     again = Trainer(tiny_config(tmp_path / "b", [data], eval_every=6), log=logs.append)
     again.run()
     assert "resumed at step 4" in logs
@@ -888,6 +892,32 @@ def test_a_diverged_run_stops_with_one_line_and_leaves_no_nan_checkpoint(tmp_pat
     net, _ = load_checkpoint(tmp_path / "run" / "best.pt")  # the step-3 one, finite
     assert all(torch.isfinite(p).all() for p in net.parameters())
     assert not (tmp_path / "run" / "last.pt").exists()
+    # a state that diverged already (an older catscreen saved one): lowering lr cannot help
+    state = tmp_path / "run" / "state.pt"
+    saved = torch.load(state, weights_only=False)
+    next(iter(saved["net"].values())).fill_(math.nan)
+    torch.save(saved, state)
+    again = Trainer(tiny_config(tmp_path, [data], max_steps=6, eval_every=3), log=print)
+    with pytest.raises(CatscreenError, match="holds non-finite weights"):
+        again.run()
+
+
+def test_ctrl_c_ignored_stays_ignored_and_the_handler_is_put_back_as_it_was() -> None:
+    """A script's `train &` runs with Ctrl-C ignored: the handler made it stop; SIG_DFL came
+    back as Python's KeyboardInterrupt handler."""
+    from catscreen.training.trainer import _StopAtStep
+
+    outer = signal.getsignal(signal.SIGINT)
+    try:
+        for before in (signal.SIG_IGN, signal.SIG_DFL, signal.default_int_handler):
+            signal.signal(signal.SIGINT, before)
+            stop = _StopAtStep(print)
+            during = signal.getsignal(signal.SIGINT)
+            assert (during is signal.SIG_IGN) == (before is signal.SIG_IGN)
+            stop.restore()
+            assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_init_from_takes_bundled_and_a_path_beside_the_config(tmp_path: Path) -> None:

@@ -784,14 +784,17 @@ def _training_systems(path: str) -> set[str]:
 class _StopAtStep:
     """Ctrl-C asks the training loop to stop after the step it is in (its state saved: a
     resume lost up to eval_every - 1 steps, and an interrupt inside the optimiser's update
-    would save half of it); a second Ctrl-C stops at once."""
+    would save half of it); a second Ctrl-C stops at once. Ctrl-C ignored (a script's `&`)
+    stays ignored."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: Callable[[str], None]) -> None:
         self.asked = False
+        self.log = log
         self._installed = False
         try:
-            self._previous = signal.signal(signal.SIGINT, self._ask)
-            self._installed = True
+            if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+                self._previous = signal.signal(signal.SIGINT, self._ask)
+                self._installed = True
         except ValueError:  # not the main thread: Ctrl-C is not ours to catch
             pass
 
@@ -799,10 +802,14 @@ class _StopAtStep:
         if self.asked:
             raise KeyboardInterrupt
         self.asked = True
+        self.log("stopping after this step, its state saved (Ctrl-C again: now, unsaved)")
 
     def restore(self) -> None:
         if self._installed:  # None: a handler not set from Python, Python's own is the default
-            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+            previous = self._previous
+            signal.signal(
+                signal.SIGINT, signal.default_int_handler if previous is None else previous
+            )
             self._installed = False
 
 
@@ -1264,6 +1271,10 @@ class Trainer:
             raise CatscreenError(
                 f"cannot resume from {path} ({type(exc).__name__}); {fix}"
             ) from exc
+        if not all(torch.isfinite(t).all() for t in state["net"].values() if t.is_floating_point()):
+            raise CatscreenError(  # lowering lr cannot mend weights that are NaN already
+                f"{path} holds non-finite weights (a run that diverged); {fix}"
+            )
         best = self.out / "best.pt"
         if best.exists():  # a damaged one stood until a better score came, and was returned
             try:
@@ -1297,7 +1308,7 @@ class Trainer:
         saved_best = best_path.exists() and self.step > 0  # a resumed run has its best
         metrics: dict[str, float] = {}
         batches = self._batches()
-        stop = _StopAtStep()
+        stop = _StopAtStep(self.log)
         try:
             while self.step < c.max_steps:
                 if c.max_minutes > 0 and self.elapsed > 60 * c.max_minutes:
@@ -1344,7 +1355,7 @@ class Trainer:
                     )
                 if progress:
                     progress(self.step, metrics)
-                if stop.asked:  # the state of this step, so a rerun goes on from it
+                if stop.asked and self.step < c.max_steps:  # this step's state: rerun goes on
                     self.save_state()
                     self.log(f"interrupted at step {self.step}; state saved, rerun to go on")
                     raise KeyboardInterrupt
@@ -1355,5 +1366,8 @@ class Trainer:
             stop.restore()
             batches.close()  # stops the workers
         last_path = self.out / "last.pt"
-        save_checkpoint(self.ema, last_path, self.metadata(self.validate()))
+        val = self.validate()
+        if not all(math.isfinite(v) for v in val.values()):
+            raise CatscreenError(self._diverged(f"validation {val}"))
+        save_checkpoint(self.ema, last_path, self.metadata(val))
         return best_path if saved_best else last_path  # no step ran: no best of this run

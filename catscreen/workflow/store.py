@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import glob
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,19 @@ def row_key(row: dict[str, Any]) -> Key:
     return tuple(str(row[c]) for c in KEY_COLUMNS)
 
 
+def _lock_soon(fd: int, tries: int = 5, wait: float = 0.02) -> None:
+    """An exclusive lock, tried a few times: `OutputLock.holder`'s brief shared lock (rank
+    asking) must not refuse a run that starts at that moment."""
+    for k in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if k == tries - 1:
+                raise
+            time.sleep(wait)
+
+
 class OutputLock:
     """An exclusive, non-blocking flock on `<out>.lock` (or `lock`), held while the run writes
     `out`; `by` names that run in the refusal."""
@@ -48,6 +62,7 @@ class OutputLock:
     @staticmethod
     def holder(out: Path) -> str | None:
         """The pid of a run writing `out` now (None: no run holds its lock)."""
+        out = out.resolve() if out.is_symlink() else out  # where relax locks it
         path = out.with_name(out.name + ".lock")
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -70,7 +85,7 @@ class OutputLock:
             except OSError as exc:
                 raise CatscreenError(f"cannot write {self.out}: {first_line(exc)}") from exc
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _lock_soon(fd)
             except BlockingIOError:
                 holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
