@@ -34,7 +34,7 @@ from catscreen.workflow.inputs import read_configs, select, work_items
 from catscreen.workflow.jobs import RelaxMaker, cached_model
 from catscreen.workflow.optimizers import OPTIMIZERS
 from catscreen.workflow.relax import Row, WorkItem, result_row
-from catscreen.workflow.store import BATCH_FAILED, OutputLock, ResultTable, row_key
+from catscreen.workflow.store import BATCH_FAILED, OutputLock, ResultTable, followed, row_key
 
 
 @dataclass
@@ -271,8 +271,7 @@ def relax_configurations(
     process writes `out`, atomically after each batch.
     """
     settings = settings or RelaxSettings()
-    out = Path(out)
-    out = out.resolve() if out.is_symlink() else out  # written and locked where it points
+    out = followed(Path(out))
     t0 = time.perf_counter()
     model_ref = settings.model_ref()
     info = cached_model(model_ref).info

@@ -36,6 +36,11 @@ def row_key(row: dict[str, Any]) -> Key:
     return tuple(str(row[c]) for c in KEY_COLUMNS)
 
 
+def followed(out: Path) -> Path:
+    """Where an output path writes: a link's target (written and locked there, the link kept)."""
+    return out.resolve() if out.is_symlink() else out
+
+
 def _lock_soon(fd: int, tries: int = 5, wait: float = 0.02) -> None:
     """An exclusive lock, tried a few times: `OutputLock.holder`'s brief shared lock (rank
     asking) must not refuse a run that starts at that moment."""
@@ -62,7 +67,7 @@ class OutputLock:
     @staticmethod
     def holder(out: Path) -> str | None:
         """The pid of a run writing `out` now (None: no run holds its lock)."""
-        out = out.resolve() if out.is_symlink() else out  # where relax locks it
+        out = followed(out)  # where relax locks it
         path = out.with_name(out.name + ".lock")
         try:
             fd = os.open(path, os.O_RDONLY)
