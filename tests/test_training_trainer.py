@@ -1273,3 +1273,43 @@ def test_a_dataset_names_its_aqcat_flags_and_low_fidelity(tmp_path: Path) -> Non
     assert set(tr.net.fidelities) == {"hi", "lo"}
     contexts = sorted((f.sid, f.spin, f.fidelity) for f in tr.train)
     assert contexts[:2] == [("0", "off", "hi"), ("0", "on", "lo")]
+
+
+def test_a_context_no_frame_trained_is_named_by_model_info_and_relax(tmp_path: Path) -> None:
+    """A network trained on spin-off frames alone has a spin-on context too, which
+    `--spin auto` picks for Fe, Co, Ni: relax ran it without a word."""
+    from test_cli_relax import write_configs
+    from typer.testing import CliRunner
+
+    from catscreen.cli.main import app
+    from catscreen.model import load_model
+
+    data = make_dataset(tmp_path / "d.extxyz")
+    cfg = tiny_config(tmp_path, [data], max_steps=2, eval_every=2)
+    cfg = TrainConfig.from_dict(
+        {**{k: v for k, v in cfg.__dict__.items() if k != "datasets"},
+         "datasets": [{"path": str(data), "as_spin": "off"}]}
+    )  # fmt: skip
+    best = Trainer(cfg, log=lambda m: None).run()
+    assert load_model(str(best)).info.untrained == ("emt/spin-on",)
+    shown = CliRunner().invoke(app, ["model", "info", str(best), "--json"]).output
+    assert "emt/spin-on (no training frames)" in json.loads(shown)["contexts"]
+    configs = tmp_path / "c.extxyz"
+    write_configs(configs, 1)
+
+    def relax(spin: str):  # noqa: ANN202
+        out = tmp_path / f"{spin}.parquet"
+        cmd = ["relax", str(configs), "--out", str(out), "--model", str(best), "--spin", spin]
+        return CliRunner().invoke(app, [*cmd, "--steps", "2", "--quiet"])
+
+    on = relax("on")
+    assert on.exit_code == 0, on.output
+    assert "was trained on no frame of emt/spin-on" in " ".join(on.stderr.split())
+    off = relax("off")
+    assert off.exit_code == 0 and "trained on no frame" not in off.stderr
+    # a fine-tune counts its own data only: what its parent trained is not known here
+    tuned = Trainer(
+        tiny_config(tmp_path / "ft", [data], max_steps=1, eval_every=1, init_from=str(best)),
+        log=lambda m: None,
+    ).run()
+    assert load_model(str(tuned)).info.untrained == ()

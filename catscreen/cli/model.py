@@ -54,7 +54,10 @@ def info_command(
             "dtype": str(net.energy_scale.dtype).removeprefix("torch."),
             **asdict(net.config),  # what the network is, defaults of older checkpoints included
         }
-        summary["contexts"] = [f"{f}/spin-{s}" for f in net.fidelities for s in ("off", "on")]
+        summary["contexts"] = [
+            f"{c} (no training frames)" if c in info.untrained else c
+            for c in (f"{f}/spin-{s}" for f in net.fidelities for s in ("off", "on"))
+        ]
         if mix := meta.get("interpolation"):  # the parents' full recipes stay in the file
             summary["mixed_from"] = {"alpha": mix["alpha"]} | {
                 k: f"{mix[k]['version']} ({mix[k]['path']})" for k in ("first", "second")

@@ -38,6 +38,9 @@ class ModelInfo:
     n_heads: int = 1
     elements: tuple[str, ...] | None = None  # None: any element the backend accepts
     description: str = ""
+    # contexts ("fidelity/spin-on") no training frame was in, where the checkpoint can tell
+    # (trained from scratch: its frame counts); its predictions there are untrained
+    untrained: tuple[str, ...] = ()
 
     def check_context(self, spin: str, fidelity: str) -> None:
         """A context the model does not know is an error, never a silent default."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,8 +232,23 @@ def model_from_checkpoint(path: str | Path) -> CatscreenModel:
         n_heads=net.config.n_heads,
         elements=net.elements,
         description=meta.get("description", ""),
+        untrained=untrained_contexts(meta, net.fidelities),
     )
     return CatscreenModel(net, info, {k: v for k, v in payload.items() if k != "state_dict"})
+
+
+def untrained_contexts(meta: dict[str, Any], fidelities: Sequence[str]) -> tuple[str, ...]:
+    """The (fidelity, spin) contexts none of a from-scratch run's frames was in: a network
+    trained on spin-off frames alone still has a spin-on context, which `--spin auto` picks
+    for Fe, Co, Ni. A fine-tune or a weight mix counts only its own data: unknown, none."""
+    frames = (meta.get("training_data") or {}).get("frames")
+    config = meta.get("train_config") or {}
+    if not frames or meta.get("parent") or meta.get("interpolation") or config.get("init_from"):
+        return ()
+    seen = {tuple(key.split("/")[-2:]) for key, n in frames.items() if n}  # source/fid/spin-x
+    return tuple(
+        f"{f}/spin-{s}" for f in fidelities for s in ("off", "on") if (f, f"spin-{s}") not in seen
+    )
 
 
 def checkpoint_file(path: str | Path | None) -> Path:

@@ -6,6 +6,7 @@ already holds, builds the Flow, hands it to an executor and records every finish
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -209,6 +210,20 @@ def _plan(
     ]
 
 
+def _untrained_note(items: list[WorkItem], info: ModelInfo) -> str | None:
+    """What runs in a context the model never trained on (a spin-off-only network asked
+    for spin on by `--spin auto`), with no other word than the rows' `spin` column."""
+    used = Counter(f"{it['fidelity']}/spin-{it['spin']}" for it in items)
+    blind = {c: n for c, n in used.items() if c in info.untrained}
+    if not blind:
+        return None
+    where = ", ".join(f"{c} ({n} structures)" for c, n in sorted(blind.items()))
+    return (
+        f"model {info.name} was trained on no frame of {where}: its numbers there are "
+        "untrained (give --spin or --fidelity of a trained context; `model info` lists them)"
+    )
+
+
 def _records(configs: str | Path, settings: RelaxSettings) -> tuple[dict, dict]:
     """The table's metadata (this run's settings as run: a local run has no workers, it
     recorded the Dask default 2) and this run's record: what else decides its numbers, the
@@ -276,6 +291,8 @@ def relax_configurations(
     model_ref = settings.model_ref()
     info = cached_model(model_ref).info
     items = _items(configs, settings, info)  # bad input: nothing written, not even the lock
+    if note := _untrained_note(items, info):
+        print(f"warning: {note}", file=sys.stderr)
     with OutputLock(out):
         table, todo = _plan(configs, out, settings, info, items)
         table.order = {_key(it, info): i for i, it in enumerate(items)}
