@@ -243,9 +243,14 @@ def untrained_contexts(meta: dict[str, Any], fidelities: Sequence[str]) -> tuple
     for Fe, Co, Ni. A fine-tune or a weight mix counts only its own data: unknown, none."""
     frames = (meta.get("training_data") or {}).get("frames")
     config = meta.get("train_config") or {}
-    if not frames or meta.get("parent") or meta.get("interpolation") or config.get("init_from"):
+    if not isinstance(frames, dict) or meta.get("parent") or meta.get("interpolation"):
+        return ()  # a count per context is what the trainer records; anything else says nothing
+    if config.get("init_from") or not frames:
         return ()
-    seen = {tuple(key.split("/")[-2:]) for key, n in frames.items() if n}  # source/fid/spin-x
+    keys = [str(k).split("/") for k in frames]
+    if not all(len(k) == 3 and k[2] in ("spin-off", "spin-on") for k in keys):
+        return ()  # not the trainer's source/fidelity/spin-x counts
+    seen = {(k[1], k[2]) for k, n in zip(keys, frames.values(), strict=True) if n}
     return tuple(
         f"{f}/spin-{s}" for f in fidelities for s in ("off", "on") if (f, f"spin-{s}") not in seen
     )
