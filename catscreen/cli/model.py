@@ -71,8 +71,9 @@ def info_command(
             summary["seed"] = config["seed"]
         summary["training_data"] = meta.get("training_data", "not recorded")
         metrics = meta.get("metrics")
+        steps = {"max_steps": config["max_steps"]} if "max_steps" in config else {}
         summary["metrics"] = (
-            {**metrics, "units": METRIC_UNITS}
+            {**metrics, **steps, "units": METRIC_UNITS}  # of how many: an unfinished run's best
             if metrics
             else {
                 "note": "none in the checkpoint (a weight-space mix is not validated as it is "
@@ -106,9 +107,10 @@ def _metrics_text(metrics: dict) -> str:
         else f"{k.removesuffix('_mae')} MAE {v:.3f} {METRIC_UNITS[k]}" if k in METRIC_UNITS
         else f"{k} {v}"
         for k, v in values.items()
-        if not isinstance(v, dict)
+        if not isinstance(v, dict) and k != "max_steps"
     ]  # fmt: skip
-    step = f" (validation, step {metrics['step']})" if "step" in metrics else ""
+    of = f" of {metrics['max_steps']}" if "max_steps" in metrics else ""
+    step = f" (validation, step {metrics['step']}{of})" if "step" in metrics else ""
     return ", ".join(parts) + step
 
 
