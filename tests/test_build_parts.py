@@ -17,7 +17,7 @@ from pymatgen.core.surface import SlabGenerator
 
 import catscreen.build.slabs as slabs_module
 from catscreen.build.adsorbates import adsorbate_library, get_adsorbate, load_custom_adsorbate
-from catscreen.build.bulks import bulk_library, library_bulk, load_bulks
+from catscreen.build.bulks import Bulk, bulk_library, library_bulk, load_bulks
 from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
 from catscreen.build.placements import (
     Orientation,
@@ -207,7 +207,7 @@ def test_a_strained_bulk_keeps_its_lattice(tmp_path):
     assert pt.structure.volume / len(pt.structure) == pytest.approx(3.92**2 * 4.00 / 4)
 
 
-def test_ids_do_not_follow_a_file_s_atom_order(tmp_path):
+def test_ids_do_not_follow_a_file_s_atom_order_or_origin(tmp_path):
     """The same Pt3Ni written in another atom order got other slab, config ids and seeds."""
     atoms = library_bulk("Pt3Ni").structure.to_ase_atoms()
     for folder, order in (("a", [0, 1, 2, 3]), ("b", [3, 1, 0, 2])):
@@ -226,6 +226,27 @@ def test_ids_do_not_follow_a_file_s_atom_order(tmp_path):
     assert np.allclose(first.structure.frac_coords, second.structure.frac_coords)
     assert first.fingerprint() == second.fingerprint()
     assert ids("a") == ids("b")
+    # nor its origin: spglib's standard cell put Ni or a Pt at 0 as the file had it (and hcp
+    # either inversion centre; a polar axis anywhere): other slab shifts and ids
+    for folder, shift in (("c", [0.5, 0.5, 0.5]), ("d", [0.37, 0.11, 0.9])):
+        (tmp_path / folder).mkdir()
+        moved = atoms.copy()
+        moved.translate(np.dot(shift, moved.cell))
+        moved.wrap()
+        write(tmp_path / folder / "Pt3Ni.vasp", moved, format="vasp")
+        assert load_bulks([str(tmp_path / folder / "Pt3Ni.vasp")])[0].fingerprint() == (
+            first.fingerprint()
+        )
+    assert ids("c") == ids("a") == ids("d")
+    fingerprints = set()
+    for k, shift in enumerate(([0, 0, 0], [0.1, 0.2, 0.3], [0.37, 0.11, 0.9])):
+        polar = bulk("ZnO", "wurtzite", a=3.25, c=5.2)  # P6_3mc: free along c
+        polar.translate(np.dot(shift, polar.cell))
+        polar.wrap()
+        write(tmp_path / f"ZnO{k}.vasp", polar, format="vasp")
+        (made,) = load_bulks([str(tmp_path / f"ZnO{k}.vasp")])
+        fingerprints.add(Bulk("ZnO", made.structure, "").fingerprint())  # names differ
+    assert len(fingerprints) == 1
 
 
 def test_ids_do_not_follow_the_sign_of_a_rounded_zero():
@@ -233,8 +254,6 @@ def test_ids_do_not_follow_the_sign_of_a_rounded_zero():
     gave 0.0: the bulk's fingerprint, and so every id of a campaign, changed with the install.
     The adsorbate geometry and orientation hashes round the same way."""
     from pymatgen.core import Lattice, Structure
-
-    from catscreen.build.bulks import Bulk
 
     pt = library_bulk("Pt")
     fingerprints = set()

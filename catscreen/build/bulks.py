@@ -291,8 +291,52 @@ def file_bulks(path: Path) -> list[Bulk]:
         check_atoms(atoms, where)
         check_bulk_like(atoms, where)
         name = path.stem if len(frames) == 1 else f"{path.stem}_{i}"
-        bulks.append(Bulk(name, standardize(atoms), f"file {path.name}"))
+        bulks.append(Bulk(name, canonical_origin(standardize(atoms)), f"file {path.name}"))
     return bulks
+
+
+ORIGIN_GRID = 24  # origin shifts tried along each axis: every normalizer shift is k/24
+
+
+def canonical_origin(structure: Structure) -> Structure:
+    """One origin for every file of the same crystal: the standard cell's origin is one of
+    several equivalent points (Pt3Ni: Ni or Pt at 0; hcp: either inversion centre; a polar
+    axis: anywhere on it), and which one spglib picks follows the file, so the same crystal
+    written with a shifted origin got other slab shifts and ids. Of the shifts that keep
+    every symmetry operation (grid shifts t with (R - I) t a centring vector; along a polar
+    axis, an atom of the rarest element to 0), the one whose sorted positions come first.
+    Library bulks keep their origin (and ids)."""
+    ops = SpacegroupAnalyzer(structure, symprec=SYMPREC).get_symmetry_operations()
+    rotations = np.array([op.rotation_matrix for op in ops]).round().astype(int)
+    eye = np.eye(3, dtype=int)
+    centring = np.array(
+        [op.translation_vector for op, r in zip(ops, rotations, strict=True) if (r == eye).all()]
+    )
+    moved = np.unique((rotations - eye).reshape(-1, 3), axis=0)
+    free = [k for k in range(3) if not moved[:, k].any()]  # polar axes: no rotation moves them
+    species = [str(s) for s in structure.species]
+    rarest = min(set(species), key=lambda s: (species.count(s), s))
+    frac = structure.frac_coords
+    grid = np.arange(ORIGIN_GRID) / ORIGIN_GRID
+    axes = [-frac[[s == rarest for s in species], k] if k in free else grid for k in range(3)]
+    shifts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    keep = np.ones(len(shifts), dtype=bool)
+    for r in np.unique(rotations, axis=0):
+        moved_by = ((r - eye) @ shifts.T).T  # where the shift moves this operation's part
+        gap = moved_by[:, None, :] - centring[None, :, :]
+        keep &= (np.abs(gap - np.round(gap)) < 1e-6).all(axis=2).any(axis=1)
+    groups = list(dict.fromkeys(species))
+    best, best_key = np.zeros(3), None
+    for t in shifts[keep]:
+        shifted = np.mod(np.round(frac + t, 4), 1.0) + 0.0
+        key = sorted((groups.index(s), *x) for s, x in zip(species, shifted.tolist(), strict=True))
+        if best_key is None or key < best_key:
+            best, best_key = t, key
+    moved_structure = structure.copy()
+    moved_structure.translate_sites(
+        range(len(structure)), best, frac_coords=True, to_unit_cell=True
+    )
+    return _canonical_order(moved_structure)
 
 
 _HM_TAGS = ("_space_group_name_h-m_alt", "_symmetry_space_group_name_h-m")
