@@ -118,7 +118,9 @@ def test_resume_continues(tmp_path: Path) -> None:
     # the same out with another network or seed: refused, not resumed as if it were this run
     wider = {**tiny_config(tmp_path, [data]).model, "n_scalars": 12}
     for other in ({"model": wider}, {"seed": 1}):
-        with pytest.raises(CatscreenError, match="state of a run with other data or network"):
+        # named: the field that changed (all ten were listed)
+        named = rf"state of a run with other data or network settings \({next(iter(other))}\)"
+        with pytest.raises(CatscreenError, match=named):
             Trainer(tiny_config(tmp_path, [data], max_steps=8, **other), log=lambda m: None).run()
     # other loss weights change the score best.pt is chosen by: a resume replaced a good
     # best.pt with a 10x worse one (energy_weight 20 -> 0.5)
@@ -1314,3 +1316,8 @@ def test_a_context_no_frame_trained_is_named_by_model_info_and_relax(tmp_path: P
         log=lambda m: None,
     ).run()
     assert load_model(str(tuned)).info.untrained == ()
+    # the parent's file replaced by other weights: the refused resume names init_from
+    shutil.copy(tuned, best)
+    again = tiny_config(tmp_path / "ft", [data], max_steps=2, eval_every=1, init_from=str(best))
+    with pytest.raises(CatscreenError, match=r"settings \(init_from: init_from's file holds other"):
+        Trainer(again, log=lambda m: None).run()

@@ -1206,6 +1206,7 @@ class Trainer:
             or self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "run": self.run_identity,
+            "run_fields": self.field_digests(),
             "settings": self.run_settings(),
         }
         save_atomically(state, self.out / "state.pt")
@@ -1228,6 +1229,19 @@ class Trainer:
         """Worked out once (every saved state carries it). Paths by what they hold (file
         names and sizes; the checkpoint by its version), so a run copied to another machine or
         checkout still resumes there."""
+        text = json.dumps(self.run_fields, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def field_digests(self) -> dict[str, str]:
+        """A hash per identity field, kept beside the identity so that a refused resume names
+        the fields that changed (a changed parent file listed all ten)."""
+        return {
+            k: hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest()[:12]
+            for k, v in self.run_fields.items()
+        }
+
+    @cached_property
+    def run_fields(self) -> dict[str, Any]:
         c = asdict(self.config)
         fields = {k: c[k] for k in self.RUN_FIELDS}
         fields["datasets"] = [
@@ -1238,8 +1252,7 @@ class Trainer:
             for d in fields["datasets"]
         ]
         fields["init_from"] = self.parent_version
-        text = json.dumps(fields, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return fields
 
     def resume(self) -> bool:
         path = self.out / "state.pt"
@@ -1253,9 +1266,13 @@ class Trainer:
                 f"cannot resume from {path} (damaged: {type(exc).__name__}); {fix}"
             ) from exc
         if state.get("run", self.run_identity) != self.run_identity:  # older states: none
+            mine, theirs = self.field_digests(), state.get("run_fields") or {}
+            changed = [k for k in self.RUN_FIELDS if k in theirs and theirs[k] != mine[k]]
             raise CatscreenError(
                 f"{path} is the state of a run with other data or network settings "
-                f"({', '.join(self.RUN_FIELDS)}); {fix}"
+                f"({', '.join(changed or self.RUN_FIELDS)}"
+                + (": init_from's file holds other weights" if "init_from" in changed else "")
+                + f"); {fix}"
             )
         old, new = state.get("settings", self.run_settings()), self.run_settings()
         changed = [f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v]
