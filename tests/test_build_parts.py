@@ -249,6 +249,54 @@ def test_ids_do_not_follow_a_file_s_atom_order_or_origin(tmp_path):
     assert len(fingerprints) == 1
 
 
+# one P-1 AuCu crystal written with two origins and atom orders (a review's case)
+AUCU_FILES = {
+    "a": """Cu Au Cu
+ 1.0000000000000000
+     3.8999999999999999    0.0000000000000000    0.0000000000000000
+    -0.9222993228098456    3.9949172656194643    0.0000000000000000
+    -0.5362251109826485    0.3482258400161947    4.3532977608586192
+ Cu  Au  Cu
+   1   2   1
+Cartesian
+  1.8906465042286646  1.6502007822502149  0.6529946641287929
+  2.3968029640642694  3.4396919005069075  3.0473084326010333
+  0.0446726021432364  0.9034512051287512  1.3059893282575856
+  0.5508290619788417  2.6929423233854446  3.7003030967298263
+""",
+    "b": """Au Cu Au
+ 1.0000000000000000
+     3.8999999999999999    0.0000000000000000    0.0000000000000000
+    -0.9222993228098456    3.9949172656194643    0.0000000000000000
+    -0.5362251109826485    0.3482258400161947    4.3532977608586192
+ Au  Cu  Au
+   1   2   1
+Cartesian
+ -1.1980125901597916  3.9825847887113652  3.5914706527083613
+  2.1958309500046025  2.1930936704546724  1.1971568842361204
+  0.8560135077547800  3.2358352115899014  4.2444653168371538
+  0.3498570479191745  1.4463440933332088  1.8501515483649129
+""",
+}
+
+
+def test_a_triclinic_file_s_origin_gives_one_set_of_slabs_and_ids(tmp_path):
+    """The same fingerprint, but one copy stored a coordinate as 0.9999999999999998 where the
+    other had 0: slab shifts 1.0 and 0.0, and 113 of 152 config ids in common; the origin
+    was chosen by float remainders (0.35230000000000006) before."""
+    ids = []
+    for name, text in AUCU_FILES.items():
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "AuCu.vasp"
+        path.write_text(text)
+        images = enumerate_configurations(
+            EnumerateSettings(bulks=[str(path)], miller=["1,0,0"], adsorbates=["O"])
+        )
+        assert max(float(a.info["shift"]) for a in images) < 1.0
+        ids.append(sorted(a.info["config_id"] for a in images))
+    assert ids[0] == ids[1] and len(ids[0]) > 100
+
+
 def test_ids_do_not_follow_the_sign_of_a_rounded_zero():
     """A -2e-16 in Pt's lattice (one numpy/pymatgen) rounded to -0.0 where another's 6e-16
     gave 0.0: the bulk's fingerprint, and so every id of a campaign, changed with the install.
