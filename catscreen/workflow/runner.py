@@ -28,7 +28,6 @@ from rich.text import Text
 
 from catscreen.build.gas import scheme_molecules
 from catscreen.errors import CatscreenError
-from catscreen.io import read_parquet_metadata
 from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES, ModelInfo
 from catscreen.workflow.executors import EXECUTORS, run_dask, run_local
 from catscreen.workflow.inputs import read_configs, select, work_items
@@ -103,9 +102,7 @@ def _check_convergence_settings(table: ResultTable, settings: RelaxSettings) -> 
     --steps is allowed: a converged row is what the run would make again (the optimizer's
     path does not depend on the limit), and `_plan` reruns the rows that stopped short."""
     out = table.out
-    if not out.is_file():
-        return
-    old = read_parquet_metadata(out).get("settings")
+    old = table.stored.get("settings")
     if old is None and table.rows:  # else reused under any settings
         raise CatscreenError(
             f"{out} does not record the settings its rows were relaxed with (catscreen's "

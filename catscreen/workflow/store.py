@@ -149,9 +149,11 @@ class ResultTable:
         # rows are written in this order (the input's), not as batches finish: a Dask run and
         # a resumed one gave the same rows in another order; rows of other inputs go first
         self.order: dict[Key, int] = {}
+        self.stored: dict[str, Any] = {}  # the metadata the table had (its rows' settings)
         if out.exists():
             # the stage first: enumerate's manifest given as --out was "lacks model, ..."
             meta = read_parquet_metadata(out) if out.is_file() else {}  # a folder: read_parquet
+            self.stored = meta
             if meta.get("stage", "relax") != "relax" or "structures" in meta:
                 raise CatscreenError(
                     f"{out} is not a catscreen relax results table (left unchanged); give "
