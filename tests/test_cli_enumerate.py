@@ -283,3 +283,48 @@ def test_a_bulk_file_whose_symmetry_is_noise_lowered_is_noted(tmp_path):
         assert res.exit_code == 0, res.output
         text = " ".join(res.stderr.split())
         assert ("Fm-3m at 0.1 A: Miller indices refer to the" in text) == noted, text
+
+
+def _write_compounds(tmp_path):
+    """Fluorite CeO2 and wurtzite ZnO as a user's CIF files."""
+    from pymatgen.core import Lattice, Structure
+
+    ceo2 = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.41), ["Ce", "O"], [[0, 0, 0], [0.25, 0.25, 0.25]]
+    )
+    zno = Structure.from_spacegroup(
+        "P6_3mc",
+        Lattice.hexagonal(3.25, 5.21),
+        ["Zn", "O"],
+        [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]],
+    )
+    ceo2.to(filename=str(tmp_path / "CeO2.cif"))
+    zno.to(filename=str(tmp_path / "ZnO.cif"))
+    return tmp_path / "CeO2.cif", tmp_path / "ZnO.cif"
+
+
+def test_slabs_off_their_bulks_composition_and_polar_slabs_are_noted(tmp_path):
+    """Layers cut CeO2(111) into CeO and CeO3 slabs (ranked as CeO2); ZnO(0001) and CeO2(100)
+    carry a dipole across the slab (Tasker type 3); a metal and the default thickness are
+    noted for neither."""
+    ceo2, zno = _write_compounds(tmp_path)
+    args = ["enumerate", "--no-clean", "-a", "H", "--dry-run"]
+    result = runner.invoke(app, [*args, "-b", str(ceo2), "-m", "111", "--layers", "4"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split("┏")[0].split())  # the notes
+    assert "composition: CeO2(1,1,1) termination 0 Ce18O18, 1 Ce9O27, 2 Ce9O27;" in text
+    assert "polar slabs" in text and "CeO2(1,1,1) termination 1, 2" in text
+    result = runner.invoke(app, [*args, "-b", str(ceo2), "-m", "111"])  # whole bulk cells
+    text = " ".join(result.output.split("┏")[0].split())  # the notes
+    assert result.exit_code == 0 and "composition" not in text, text
+    result = runner.invoke(app, [*args, "-b", str(ceo2), "-m", "110", "-m", "100"])
+    text = " ".join(result.output.split("┏")[0].split())  # the notes
+    assert (
+        "polar slabs" in text and "CeO2(1,0,0) termination 0, 1;" in text and "(1,1,0)" not in text
+    )
+    result = runner.invoke(app, [*args, "-b", str(zno), "-m", "0001", "--max-terminations", "1"])
+    text = " ".join(result.output.split("┏")[0].split())  # the notes
+    assert "polar slabs" in text and "ZnO(0,0,0,1) termination 0;" in text
+    assert "(another composition on an alloy or compound)" in text
+    result = runner.invoke(app, [*args, "-b", "Pt3Ni,Pt", "-m", "111", "--layers", "3"])
+    assert result.exit_code == 0 and "note" not in result.output, result.output

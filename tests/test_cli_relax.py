@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -376,3 +377,51 @@ def test_a_run_in_which_every_configuration_failed_exits_non_zero(tmp_path, monk
     assert result.exit_code == 2, result.output
     assert "every configuration failed (the reason column of" in " ".join(result.output.split())
     assert (pd.read_parquet(out).status == "failed").all()  # the reasons are kept
+
+
+def test_sigterm_ends_the_run_as_ctrl_c_does_with_its_rows_written(tmp_path):
+    """A batch system's time limit sends SIGTERM: the run says so, keeps every finished row
+    and the rerun goes on."""
+    configs, out = tmp_path / "configs.extxyz", tmp_path / "results.parquet"
+    write_configs(configs, 14)
+    proc = subprocess.Popen(relax_cmd(configs, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while rows_on_disk(out) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be stopped"
+    os.kill(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and b"interrupted: no file is left half-written" in stderr
+    done = len(pd.read_parquet(out))
+    res = subprocess.run(relax_cmd(configs, out), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and f"{done} already done" in res.stdout, res.stderr
+
+
+def test_an_oxide_surface_is_warned_of_by_relax_and_again_by_rank(tmp_path):
+    """The bundled weights saw O only in adsorbates and gas molecules: an MgO(100) screen ran
+    without a word (its E_H std did not always show it; Mo2C's did not)."""
+    from pymatgen.core import Lattice, Structure
+
+    mgo = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    mgo.to(filename=str(tmp_path / "MgO.cif"))
+    runner = CliRunner()
+    cfg, out = tmp_path / "cfg", tmp_path / "cfg" / "results.parquet"
+    args = ["-b", str(tmp_path / "MgO.cif"), "-m", "100", "--layers", "3", "--repeat", "1x1"]
+    res = runner.invoke(app, ["enumerate", *args, "-a", "H", "--out", str(cfg)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["relax", str(cfg), "--out", str(out), "--steps", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.stderr.split())
+    assert "warning: model catscreen-bundled was trained on no surface or bulk holding O" in said
+    assert "MgO (5 structures) are outside its training" in said
+    res = runner.invoke(app, ["rank", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (
+        "warning: relax: model catscreen-bundled was trained on no surface or bulk holding O"
+        in (" ".join(res.stderr.split()))
+    )
+    info = runner.invoke(app, ["model", "info", "bundled", "--json"])
+    hosts = json.loads(info.output)["host_elements"]
+    assert len(hosts) == 36 and not {"H", "C", "N", "O"} & set(hosts)

@@ -1321,3 +1321,65 @@ def test_a_context_no_frame_trained_is_named_by_model_info_and_relax(tmp_path: P
     again = tiny_config(tmp_path / "ft", [data], max_steps=2, eval_every=1, init_from=str(best))
     with pytest.raises(CatscreenError, match=r"settings \(init_from: init_from's file holds other"):
         Trainer(again, log=lambda m: None).run()
+
+
+def test_the_host_elements_a_network_trained_on_are_recorded_and_warned_beyond(
+    tmp_path: Path,
+) -> None:
+    """O only as an adsorbate (tag 2) is no host: relax on a Cu-O 'oxide' slab is warned of;
+    a fine-tune adds its own hosts to its parent's, and a weight mix knows both parents'."""
+    from ase.build import fcc100
+    from ase.constraints import FixAtoms
+    from typer.testing import CliRunner
+
+    from catscreen.cli.main import app
+    from catscreen.io import read_parquet_metadata
+    from catscreen.model import load_model
+    from catscreen.model.checkpoint import interpolate_checkpoints
+
+    frames = read(make_dataset(tmp_path / "d.extxyz", n_systems=12), index=":")
+    for a in frames:
+        a.set_tags([2 if s == "O" else 1 for s in a.get_chemical_symbols()])
+    write(tmp_path / "tagged.extxyz", frames, format="extxyz")
+    cfg = tiny_config(tmp_path, [tmp_path / "tagged.extxyz"], max_steps=2, eval_every=2)
+    best = Trainer(cfg, log=lambda m: None).run()
+    assert load_model(str(best)).info.hosts == ("Cu", "Ni", "Pt")
+    shown = json.loads(CliRunner().invoke(app, ["model", "info", str(best), "--json"]).output)
+    assert shown["host_elements"] == ["Cu", "Ni", "Pt"]
+
+    slab = fcc100("Cu", (2, 2, 2), vacuum=6.0)
+    slab.symbols[[4, 6]] = "O"  # O in the surface: an oxide-like host
+    slab.append("O")
+    slab.positions[-1] = slab.positions[5] + [0, 0, 1.8]
+    slab.set_tags([0, 0, 0, 0, 1, 1, 1, 1, 2])
+    slab.set_constraint(FixAtoms(indices=[0, 1, 2, 3]))
+    slab.info.update(config_id="c0", system_id="s", kind="adslab", adsorbate="O")
+    metal = slab.copy()
+    metal.symbols[[4, 6]] = "Cu"
+    metal.info.update(config_id="c1", system_id="t")
+    write(tmp_path / "c.extxyz", [slab, metal], format="extxyz")
+    out = tmp_path / "r.parquet"
+    cmd = ["relax", str(tmp_path / "c.extxyz"), "--out", str(out), "--model", str(best)]
+    res = CliRunner().invoke(app, [*cmd, "--spin", "off", "--steps", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.stderr.split())
+    assert (
+        "was trained on no surface or bulk holding O (only as adsorbates or gas molecules)" in said
+    )
+    assert "Cu3O (1 structure) are outside its training" in said  # the metal one is not named
+    (warning,) = read_parquet_metadata(out)["runs"][-1]["warnings"]  # for rank to say again
+    assert "trained on no surface or bulk holding O" in warning
+
+    # a fine-tune on frames with O in the host: the union of its parent's hosts and its own
+    for a in frames:
+        a.set_tags([1] * len(a))
+    write(tmp_path / "untagged.extxyz", frames, format="extxyz")
+    tuned = Trainer(
+        tiny_config(tmp_path / "ft", [tmp_path / "untagged.extxyz"], max_steps=1, eval_every=1,
+                    init_from=str(best)),
+        log=lambda m: None,
+    ).run()  # fmt: skip
+    assert load_model(str(tuned)).info.hosts == ("Cu", "Ni", "O", "Pt")
+    mixed = tmp_path / "mix.pt"
+    interpolate_checkpoints(str(best), str(tuned), 0.5, mixed, "")
+    assert load_model(str(mixed)).info.hosts == ("Cu", "Ni", "O", "Pt")

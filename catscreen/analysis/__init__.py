@@ -7,6 +7,7 @@ from catscreen.analysis.rank import (
     rank_output_paths,
     rank_results,
     read_results,
+    relax_warnings,
     uncertainty_note,
     write_rank_outputs,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "rank_output_paths",
     "rank_results",
     "read_results",
+    "relax_warnings",
     "uncertainty_note",
     "write_rank_outputs",
 ]

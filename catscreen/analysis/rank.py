@@ -25,7 +25,7 @@ from catscreen.analysis.flags import flag_configs
 from catscreen.analysis.ranking import Target, apply_targets, descriptor_table, system_table
 from catscreen.analysis.references import References, default_references
 from catscreen.errors import CatscreenError
-from catscreen.io import read_parquet, write_parquet
+from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
 
 UNCERTAINTY_MODEL = (
     "std over ensemble heads of each head's E_ads = E_adslab - E_slab - sum_m w_m E_m "
@@ -197,6 +197,13 @@ def uncertainty_note(output: RankOutput) -> str | None:
             "head energies) in a row they need: taken as 0, their uncertainty flags may miss"
         )
     return None
+
+
+def relax_warnings(results: Path) -> list[str]:
+    """What the relax runs that wrote `results` warned of (hosts outside the model's
+    training, untrained contexts), for rank to say beside the numbers they concern."""
+    runs = read_parquet_metadata(results).get("runs", [])
+    return list(dict.fromkeys(w for run in runs for w in run.get("warnings", [])))
 
 
 def rank_output_paths(out_dir: str | Path) -> dict[str, Path]:

@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pymatgen.core import Composition
 
 from catscreen.build.adsorbates import Adsorbate, get_adsorbate, load_custom_adsorbate
 from catscreen.build.bulks import load_bulks
@@ -62,6 +63,9 @@ from catscreen.io import (
 )
 from catscreen.schema import MANIFEST_COLUMNS
 
+# e/A: a slab whose formal charges give a larger dipole per area is polar (pymatgen's
+# Slab.is_polar tolerance)
+POLAR_DIPOLE = 1e-3
 STRUCTURES_FILE = "configs.extxyz"
 MANIFEST_FILE = "configs.parquet"
 # Manifest columns stored as text in atoms.info, read back as text (not as numbers or arrays).
@@ -326,8 +330,10 @@ def enumerate_configurations(
     adsorbates = resolve_adsorbates(settings)
     images: list[Atoms] = []
     slabs = enumerate_slabs(settings)
-    if note is not None and (line := dropped_terminations(slabs)) is not None:
-        note(line)
+    if note is not None:
+        for line in (dropped_terminations(slabs), off_composition(slabs), polar_slabs(slabs)):
+            if line is not None:
+                note(line)
     for slab in slabs:
         if settings.include_clean:
             images.append(_clean(slab))
@@ -355,7 +361,69 @@ def dropped_terminations(slabs: list[SlabTermination]) -> str | None:
         return None
     return (
         f"terminations kept (max_terminations): {', '.join(cut)}; the others expose other atoms "
-        "(another composition on an alloy): raise max_terminations to screen them"
+        "(another composition on an alloy or compound): raise max_terminations to screen them"
+    )
+
+
+def _by_facet(found: list[tuple[SlabTermination, str]]) -> str:
+    """'CeO2(111) termination 0 Ce8O8, 1 Ce4O12; ZnO(001) ...' in the slabs' order."""
+    facets: dict[str, list[str]] = {}
+    for slab, what in found:
+        name = f"{slab.bulk.name}({facet_text(slab.bulk, slab.miller)})"
+        facets.setdefault(name, []).append(f"{slab.termination}{what}")
+    return "; ".join(f"{k} termination {', '.join(v)}" for k, v in facets.items())
+
+
+def off_composition(slabs: list[SlabTermination]) -> str | None:
+    """Slabs of another composition than their bulk: `layers` cuts atomic layers, not formula
+    units (CeO2(111) in 4 layers: Ce8O8 and Ce4O12), and rank names each by its bulk."""
+    found = []
+    for slab in slabs:
+        bulk = slab.bulk.structure.composition.reduced_formula
+        formula = Composition(slab.atoms.get_chemical_formula())
+        if formula.reduced_formula != bulk:
+            found.append((slab, f" {formula.formula.replace(' ', '')}"))
+    if not found:
+        return None
+    return (
+        f"slabs not of their bulk's composition: {_by_facet(found)}; layers cut atomic layers, "
+        "not formula units, and rank names them by their bulk: without layers / --layers each "
+        "slab is whole bulk cells thick"
+    )
+
+
+def polar_slabs(slabs: list[SlabTermination]) -> str | None:
+    """Slabs of an ionic bulk (a non-metal in it) with a net dipole across them by formal
+    charges (Tasker type 3: ZnO(001), CeO2(100)): a real surface reconstructs or changes its
+    composition there, which the cut and a short-ranged model do not."""
+    charges: dict[str, dict[str, float]] = {}
+    found = []
+    for slab in slabs:
+        bulk = slab.bulk
+        if bulk.name not in charges:
+            comp = bulk.structure.composition
+            ionic = not all(e.is_metal for e in comp.elements)
+            guesses = comp.oxi_state_guesses() if ionic else ()
+            charges[bulk.name] = dict(guesses[0]) if guesses else {}
+        q = charges[bulk.name]
+        if not q:
+            continue
+        atoms = slab.atoms
+        z = atoms.positions[:, 2] - atoms.positions[:, 2].mean()
+        area = float(np.linalg.norm(np.cross(atoms.cell[0], atoms.cell[1])))
+        dipole = (
+            sum(q.get(s, 0.0) * h for s, h in zip(atoms.get_chemical_symbols(), z, strict=True))
+            / area
+        )
+        if abs(dipole) > POLAR_DIPOLE:
+            found.append((slab, ""))
+    if not found:
+        return None
+    return (
+        f"polar slabs (a net dipole across the slab by formal charges, Tasker type 3): "
+        f"{_by_facet(found)}; a real surface reconstructs there, the unrelaxed cut and the "
+        "model's short-ranged energies do not: screen the non-polar terminations, or check "
+        "with DFT (rank --write-dft writes a dipole correction)"
     )
 
 

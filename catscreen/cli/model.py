@@ -58,6 +58,8 @@ def info_command(
             f"{c} (no training frames)" if c in info.untrained else c
             for c in (f"{f}/spin-{s}" for f in net.fidelities for s in ("off", "on"))
         ]
+        # what it saw in surfaces and bulks: others (an oxide's O) are outside its training
+        summary["host_elements"] = list(info.hosts) if info.hosts else "not recorded"
         if mix := meta.get("interpolation"):  # the parents' full recipes stay in the file
             summary["mixed_from"] = {"alpha": mix["alpha"]} | {
                 k: f"{mix[k]['version']} ({mix[k]['path']})" for k in ("first", "second")

@@ -17,6 +17,7 @@ from catscreen.analysis import (
     rank_output_paths,
     rank_results,
     read_results,
+    relax_warnings,
     uncertainty_note,
     write_rank_outputs,
 )
@@ -204,6 +205,8 @@ def rank_command(
         spin=spin,
     )
     rows = read_results(results)
+    for warning in relax_warnings(results):
+        err_console.print(f"warning: relax: {warning}", highlight=False, markup=False)
     if (writer := OutputLock.holder(results)) is not None:
         err_console.print(
             f"note: {results} is being written by a running catscreen relax (pid {writer}): "

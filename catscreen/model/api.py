@@ -41,6 +41,9 @@ class ModelInfo:
     # contexts ("fidelity/spin-on") no training frame was in, where the checkpoint can tell
     # (trained from scratch: its frame counts); its predictions there are untrained
     untrained: tuple[str, ...] = ()
+    # elements its training frames held in a surface or bulk, not only in adsorbates and gas
+    # molecules (the bundled weights: metals; no oxide); None: not recorded, nothing claimed
+    hosts: tuple[str, ...] | None = None
 
     def check_context(self, spin: str, fidelity: str) -> None:
         """A context the model does not know is an error, never a silent default."""

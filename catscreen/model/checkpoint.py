@@ -194,7 +194,17 @@ def interpolate_checkpoints(
         ),
         "interpolation": {"alpha": alpha, "first": parents[0], "second": parents[1]},
     }
+    if (hosts := merged_hosts(a["metadata"], b["metadata"])) is not None:
+        metadata["hosts"] = hosts
     return save_checkpoint(net, out, metadata)
+
+
+def merged_hosts(*metadata: dict[str, Any]) -> list[str] | None:
+    """The host elements of a network made from these (a mix's parents, a fine-tune's parent
+    and its own run): known only when each of them recorded its own."""
+    if any("hosts" not in m for m in metadata):
+        return None
+    return sorted({e for m in metadata for e in m["hosts"]})
 
 
 def _merged_training_data(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -233,6 +243,7 @@ def model_from_checkpoint(path: str | Path) -> CatscreenModel:
         elements=net.elements,
         description=meta.get("description", ""),
         untrained=untrained_contexts(meta, net.fidelities),
+        hosts=tuple(meta["hosts"]) if meta.get("hosts") else None,
     )
     return CatscreenModel(net, info, {k: v for k, v in payload.items() if k != "state_dict"})
 

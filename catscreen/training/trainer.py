@@ -59,6 +59,7 @@ from catscreen.io import read_yaml
 from catscreen.model.checkpoint import (
     checkpoint_file,
     load_checkpoint,
+    merged_hosts,
     save_atomically,
     save_checkpoint,
 )
@@ -1183,6 +1184,7 @@ class Trainer:
                 "split_seed": self.split_seed,
             },
             "metrics": {"validation": metrics, "step": self.step},
+            **({} if (hosts := self.hosts()) is None else {"hosts": hosts}),
             "train_config": json.loads(json.dumps(asdict(c))),
             # the parent by what it held: init_from is a path, whose file may change
             **(
@@ -1191,6 +1193,21 @@ class Trainer:
                 else {}
             ),
         }
+
+    def hosts(self) -> list[str] | None:
+        """Elements the training frames hold in a surface or bulk (atoms not tagged 2, the
+        adsorbate tag, in frames not of kind gas), the parent's with them: relax warns of
+        hosts beyond them (an oxide surface, when O was only ever an adsorbate)."""
+        own = {
+            str(s)
+            for f in self.train
+            if f.atoms.info.get("kind") != "gas"
+            for s, tag in zip(f.atoms.get_chemical_symbols(), f.atoms.get_tags(), strict=True)
+            if tag != 2
+        }
+        if not self.config.init_from:
+            return sorted(own)
+        return merged_hosts(self.parent_metadata, {"hosts": sorted(own)})
 
     def save_state(self) -> None:
         state = {
