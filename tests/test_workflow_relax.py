@@ -676,7 +676,9 @@ def test_elements_the_model_was_not_trained_on_are_refused_up_front(tmp_path):
     p = tmp_path / "c.extxyz"
     write(p, [atoms], format="extxyz")
     out = tmp_path / "r.parquet"
-    with pytest.raises(CatscreenError, match=r"not trained on element\(s\) Sr"):
+    with pytest.raises(
+        CatscreenError, match=r"not trained on element\(s\) Sr \(--model chgnet, of the"
+    ):
         relax_configurations(p, out, RelaxSettings(model="bundled", spin="off"), progress=False)
     assert not out.exists()
 

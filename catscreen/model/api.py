@@ -62,8 +62,13 @@ class ModelInfo:
         seen = {s for atoms in structures for s in atoms.get_chemical_symbols()}
         unknown = sorted(seen - set(self.elements))
         if unknown:
+            other = (
+                ""
+                if self.name == "chgnet"
+                else " (--model chgnet, of the catscreen[teacher] extra, knows 89 elements)"
+            )
             raise CatscreenError(
-                f"model {self.name} was not trained on element(s) {', '.join(unknown)}"
+                f"model {self.name} was not trained on element(s) {', '.join(unknown)}{other}"
             )
 
 
