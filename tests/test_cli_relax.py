@@ -425,3 +425,23 @@ def test_an_oxide_surface_is_warned_of_by_relax_and_again_by_rank(tmp_path):
     info = runner.invoke(app, ["model", "info", "bundled", "--json"])
     hosts = json.loads(info.output)["host_elements"]
     assert len(hosts) == 36 and not {"H", "C", "N", "O"} & set(hosts)
+
+
+def test_hosts_the_model_card_measured_poor_are_warned_of(tmp_path):
+    """The bundled weights' Ba and Ce adsorption energies are not usable (MODEL_CARD): relax
+    on Ce said nothing of it; Pt, measured well, is not named."""
+    runner = CliRunner()
+    cfg, out = tmp_path / "cfg", tmp_path / "cfg" / "results.parquet"
+    args = ["-b", "Ce,Pt", "-m", "111", "--layers", "3", "--repeat", "1x1", "-a", "H"]
+    assert runner.invoke(app, ["enumerate", *args, "--out", str(cfg)]).exit_code == 0
+    res = runner.invoke(app, ["relax", str(cfg), "--out", str(out), "--steps", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.stderr.split())
+    assert (
+        "warning: model catscreen-bundled: its adsorption energies on surfaces holding Ba or Ce"
+        in said
+    )
+    assert "are not usable" in said and "'The new elements')" in said
+    assert ": Ce (5 structures)" in said and "Pt (" not in said and "outside" not in said
+    info = json.loads(runner.invoke(app, ["model", "info", "bundled", "--json"]).output)
+    assert len(info["host_notes"]) == 2

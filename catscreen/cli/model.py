@@ -60,6 +60,8 @@ def info_command(
         ]
         # what it saw in surfaces and bulks: others (an oxide's O) are outside its training
         summary["host_elements"] = list(info.hosts) if info.hosts else "not recorded"
+        if info.host_notes:  # measured on these weights: relax warns of them
+            summary["host_notes"] = [note for _, note in info.host_notes]
         if mix := meta.get("interpolation"):  # the parents' full recipes stay in the file
             summary["mixed_from"] = {"alpha": mix["alpha"]} | {
                 k: f"{mix[k]['version']} ({mix[k]['path']})" for k in ("first", "second")

@@ -44,6 +44,8 @@ class ModelInfo:
     # elements its training frames held in a surface or bulk, not only in adsorbates and gas
     # molecules (the bundled weights: metals; no oxide); None: not recorded, nothing claimed
     hosts: tuple[str, ...] | None = None
+    # (elements, what was measured on them): hosts relax warns of, most specific first
+    host_notes: tuple[tuple[tuple[str, ...], str], ...] = ()
 
     def check_context(self, spin: str, fidelity: str) -> None:
         """A context the model does not know is an error, never a silent default."""

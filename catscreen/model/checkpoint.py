@@ -244,6 +244,7 @@ def model_from_checkpoint(path: str | Path) -> CatscreenModel:
         description=meta.get("description", ""),
         untrained=untrained_contexts(meta, net.fidelities),
         hosts=tuple(meta["hosts"]) if meta.get("hosts") else None,
+        host_notes=tuple((tuple(n["elements"]), n["note"]) for n in meta.get("host_notes", [])),
     )
     return CatscreenModel(net, info, {k: v for k, v in payload.items() if k != "state_dict"})
 

@@ -178,8 +178,8 @@ def _items(
     items = work_items(
         df[mask], chosen, info, settings.spin, settings.fidelity, _molecules(settings.references)
     )
-    notes = (_untrained_note(items, info), _domain_note(df[mask], chosen, info))
-    return items, [n for n in notes if n]
+    untrained = _untrained_note(items, info)
+    return items, [untrained] * bool(untrained) + _domain_notes(df[mask], chosen, info)
 
 
 def _plan(
@@ -254,35 +254,46 @@ def _untrained_note(items: list[WorkItem], info: ModelInfo) -> str | None:
     )
 
 
-def _domain_note(df: pd.DataFrame, images: list[Atoms], info: ModelInfo) -> str | None:
+def _domain_notes(df: pd.DataFrame, images: list[Atoms], info: ModelInfo) -> list[str]:
     """Surfaces holding an element the model's training frames held only in adsorbates and
     gas molecules (O of an oxide, for the bundled weights trained on metals): no error, since
     the element is known, and the ensemble spread does not always show it (Mo2C: E_O 0.8 eV off
-    the teacher's with a std of 0.13 eV)."""
-    if info.hosts is None:
-        return None
+    the teacher's with a std of 0.13 eV); then hosts the model's own notes warn of (the
+    bundled weights' Ba and Ce, measured unusable)."""
     outside: dict[str, set[str]] = {}
+    noted: dict[int, Counter[str]] = {}
     counts: Counter[str] = Counter()
     for rec, atoms in zip(df.to_dict("records"), images, strict=True):
         if rec.get("kind") == "gas":
             continue
         tags = atoms.get_tags()
         host = [s for s, t in zip(atoms.get_chemical_symbols(), tags, strict=True) if t != 2]
-        if unseen := set(host) - set(info.hosts):
-            name = rec.get("bulk") or Composition("".join(host)).reduced_formula
-            outside.setdefault(str(name), set()).update(unseen)
-            counts[str(name)] += 1
-    if not outside:
-        return None
-    elements = sorted(set().union(*outside.values()))
-    where = ", ".join(
-        f"{b} ({counts[b]} structure{'s' if counts[b] > 1 else ''})" for b in sorted(outside)
-    )
-    return (
-        f"model {info.name} was trained on no surface or bulk holding {', '.join(elements)} (only "
-        f"as adsorbates or gas molecules): {where} are outside its training, and their energies "
-        "and uncertainties are extrapolation: check them with --model chgnet or DFT"
-    )
+        name = str(rec.get("bulk") or Composition("".join(host)).reduced_formula)
+        if info.hosts is not None and (unseen := set(host) - set(info.hosts)):
+            outside.setdefault(name, set()).update(unseen)
+            counts[name] += 1
+        elif hit := [k for k, (els, _) in enumerate(info.host_notes) if set(els) & set(host)]:
+            noted.setdefault(hit[0], Counter())[name] += 1  # the first (most specific) note
+
+    def listed(found: Counter[str]) -> str:
+        return ", ".join(
+            f"{b} ({n} structure{'s' if n > 1 else ''})" for b, n in sorted(found.items())
+        )
+
+    notes = [
+        f"model {info.name}: {info.host_notes[k][1]}: {listed(found)}"
+        for k, found in sorted(noted.items())
+    ]
+    if outside:
+        elements = sorted(set().union(*outside.values()))
+        notes.insert(
+            0,
+            f"model {info.name} was trained on no surface or bulk holding {', '.join(elements)} "
+            f"(only as adsorbates or gas molecules): {listed(counts)} "
+            "are outside its training, and their energies and uncertainties are extrapolation: "
+            "check them with --model chgnet or DFT",
+        )
+    return notes
 
 
 def _records(configs: str | Path, settings: RelaxSettings) -> tuple[dict, dict]:
