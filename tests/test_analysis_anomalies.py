@@ -438,3 +438,32 @@ def test_an_h_between_an_atom_and_its_own_image_is_compressed(size):
     atoms.set_tags([*atoms.get_tags()[:-1], 2])
     report = detect_anomalies(atoms, atoms.copy(), None, None)
     assert report.compressed
+
+
+@pytest.mark.parametrize(("tolerance", "skin"), [(1.25, 0.0), (1.5, 0.3), (0.9, 0.0)])
+def test_bond_matrix_is_ases_neighbor_list_connectivity(tolerance, skin):
+    """vesin finds the pairs now (ASE's NeighborList was half of a rank's time): the same
+    matrix, periodic images and an atom's bond to its own image in a small cell included."""
+    from ase import Atoms
+    from ase.build import add_adsorbate, bcc110, fcc111, molecule
+    from ase.neighborlist import build_neighbor_list, natural_cutoffs
+
+    from catscreen.analysis.anomalies import bond_matrix
+
+    rng = np.random.default_rng(0)
+    slab = fcc111("Pt", (2, 2, 3), vacuum=6.0)
+    add_adsorbate(slab, molecule("CO"), 1.9, "fcc")
+    slab.positions += rng.normal(0, 0.15, slab.positions.shape)
+    small = fcc111("Cu", (1, 1, 2), vacuum=1.5)  # images within bond reach in every direction
+    small.pbc = True
+    mixed = bcc110("Fe", (2, 2, 3), vacuum=5.0)  # pbc (True, True, False)
+    cases = [slab, small, mixed, molecule("H2O"), Atoms("H"), Atoms()]
+    for atoms in cases:
+        ase = build_neighbor_list(
+            atoms, natural_cutoffs(atoms, mult=tolerance), self_interaction=False,
+            bothways=True, skin=skin,
+        )  # fmt: skip
+        expected = ase.get_connectivity_matrix(sparse=False).astype(bool)
+        got = bond_matrix(atoms, tolerance, skin)
+        assert got.shape == expected.shape and (got == expected).all(), atoms
+    assert bond_matrix(small, 1.25).diagonal().all()  # each Cu bonded to its own image
