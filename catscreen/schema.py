@@ -67,6 +67,10 @@ RESULT_COLUMNS: dict[str, str] = {
     "model_version": "model version / checkpoint hash",
     "catscreen": "the catscreen that relaxed it (`code_version`: with its commit in a checkout); "
     "a resumed table keeps each reused row's own (absent: before this column)",
+    "domain": "what the model's training says of the structure's surface: '' (nothing "
+    "against it), outside:O (an element its training frames held only in adsorbates and gas "
+    "molecules: an oxide for the bundled weights) or note:... (a host measured poor); relax and "
+    "rank warn of them (absent: before this column)",
     "initial_structure": "extxyz text of the starting structure",
     "final_structure": "extxyz text of the final structure with its energy, forces and "
     "predicted magmoms (when the model predicts them); tags and FixAtoms kept",

@@ -399,7 +399,8 @@ def test_sigterm_ends_the_run_as_ctrl_c_does_with_its_rows_written(tmp_path):
 
 def test_an_oxide_surface_is_warned_of_by_relax_and_again_by_rank(tmp_path):
     """The bundled weights saw O only in adsorbates and gas molecules: an MgO(100) screen ran
-    without a word (its E_H std did not always show it; Mo2C's did not)."""
+    without a word (its E_H std did not always show it; Mo2C's did not). Rank warns of the rows
+    it ranks, once, however many runs wrote them."""
     from pymatgen.core import Lattice, Structure
 
     mgo = Structure.from_spacegroup(
@@ -407,21 +408,31 @@ def test_an_oxide_surface_is_warned_of_by_relax_and_again_by_rank(tmp_path):
     )
     mgo.to(filename=str(tmp_path / "MgO.cif"))
     runner = CliRunner()
-    cfg, out = tmp_path / "cfg", tmp_path / "cfg" / "results.parquet"
-    args = ["-b", str(tmp_path / "MgO.cif"), "-m", "100", "--layers", "3", "--repeat", "1x1"]
-    res = runner.invoke(app, ["enumerate", *args, "-a", "H", "--out", str(cfg)])
+    cfg, pt, out = tmp_path / "cfg", tmp_path / "pt", tmp_path / "results.parquet"
+    args = ["-m", "100", "--layers", "3", "--repeat", "1x1", "-a", "H"]
+    res = runner.invoke(
+        app, ["enumerate", "-b", f"{tmp_path / 'MgO.cif'},Pt", *args, "--out", str(cfg)]
+    )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["relax", str(cfg), "--out", str(out), "--steps", "2", "--quiet"])
+    res = runner.invoke(app, ["enumerate", "-b", "Pt", *args, "--out", str(pt)])
+    assert res.exit_code == 0, res.output
+    relax = ["relax", str(cfg), "--out", str(out), "--steps", "2", "--quiet"]
+    df = pd.read_parquet(cfg / "configs.parquet")
+    one = df[(df.bulk == "MgO") & (df.kind == "adslab")].config_id.iloc[0]
+    res = runner.invoke(app, [*relax, "--id", one])  # one run, then the rest
+    assert res.exit_code == 0 and "MgO (2 structures) are outside" in " ".join(res.stderr.split())
+    res = runner.invoke(app, relax)
     assert res.exit_code == 0, res.output
     said = " ".join(res.stderr.split())
     assert "warning: model catscreen-bundled was trained on no surface or bulk holding O" in said
-    assert "MgO (5 structures) are outside its training" in said
+    assert "MgO (5 structures) are outside its training" in said and "Pt (" not in said
     res = runner.invoke(app, ["rank", str(out)])
     assert res.exit_code == 0, res.output
-    assert (
-        "warning: relax: model catscreen-bundled was trained on no surface or bulk holding O"
-        in (" ".join(res.stderr.split()))
-    )
+    said = " ".join(res.stderr.split())
+    assert said.count("trained on no surface or bulk holding O") == 1
+    assert "MgO (5 structures) are outside its training" in said
+    res = runner.invoke(app, ["rank", str(out), "--configs", str(pt)])  # Pt's rows only
+    assert res.exit_code == 0 and "outside its training" not in res.stderr, res.output
     info = runner.invoke(app, ["model", "info", "bundled", "--json"])
     hosts = json.loads(info.output)["host_elements"]
     assert len(hosts) == 36 and not {"H", "C", "N", "O"} & set(hosts)

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from ase import Atoms
@@ -1326,20 +1327,21 @@ def test_a_context_no_frame_trained_is_named_by_model_info_and_relax(tmp_path: P
 def test_the_host_elements_a_network_trained_on_are_recorded_and_warned_beyond(
     tmp_path: Path,
 ) -> None:
-    """O only as an adsorbate (tag 2) is no host: relax on a Cu-O 'oxide' slab is warned of;
-    a fine-tune adds its own hosts to its parent's, and a weight mix knows both parents'."""
+    """O only as an adsorbate (tag 2) is no host: relax on a Cu-O 'oxide' slab is warned of,
+    a user's untagged Cu+O adslab is not; a fine-tune adds its own hosts to its parent's, a
+    weight mix knows both parents', and frames that cannot tell claim nothing."""
     from ase.build import fcc100
     from ase.constraints import FixAtoms
     from typer.testing import CliRunner
 
     from catscreen.cli.main import app
-    from catscreen.io import read_parquet_metadata
     from catscreen.model import load_model
     from catscreen.model.checkpoint import interpolate_checkpoints
 
     frames = read(make_dataset(tmp_path / "d.extxyz", n_systems=12), index=":")
     for a in frames:
         a.set_tags([2 if s == "O" else 1 for s in a.get_chemical_symbols()])
+        a.info["kind"] = "adslab" if "O" in a.symbols else "bulk"
     write(tmp_path / "tagged.extxyz", frames, format="extxyz")
     cfg = tiny_config(tmp_path, [tmp_path / "tagged.extxyz"], max_steps=2, eval_every=2)
     best = Trainer(cfg, log=lambda m: None).run()
@@ -1356,6 +1358,7 @@ def test_the_host_elements_a_network_trained_on_are_recorded_and_warned_beyond(
     slab.info.update(config_id="c0", system_id="s", kind="adslab", adsorbate="O")
     metal = slab.copy()
     metal.symbols[[4, 6]] = "Cu"
+    metal.set_tags([0] * len(metal))  # a user's structure: no tags, the adsorbate named
     metal.info.update(config_id="c1", system_id="t")
     write(tmp_path / "c.extxyz", [slab, metal], format="extxyz")
     out = tmp_path / "r.parquet"
@@ -1366,16 +1369,19 @@ def test_the_host_elements_a_network_trained_on_are_recorded_and_warned_beyond(
     assert (
         "was trained on no surface or bulk holding O (only as adsorbates or gas molecules)" in said
     )
-    assert "Cu3O (1 structure) are outside its training" in said  # the metal one is not named
-    (warning,) = read_parquet_metadata(out)["runs"][-1]["warnings"]  # for rank to say again
-    assert "trained on no surface or bulk holding O" in warning
+    assert ": c0 (1 structure) are outside its training" in said and "c1" not in said
+    assert list(pd.read_parquet(out).set_index("config_id").domain[["c0", "c1"]]) == [
+        "outside:O",
+        "",
+    ]
 
-    # a fine-tune on frames with O in the host: the union of its parent's hosts and its own
+    # a fine-tune on slabs with O in them: the union of its parent's hosts and its own
     for a in frames:
         a.set_tags([1] * len(a))
-    write(tmp_path / "untagged.extxyz", frames, format="extxyz")
+        a.info["kind"] = "slab"
+    write(tmp_path / "slabs.extxyz", frames, format="extxyz")
     tuned = Trainer(
-        tiny_config(tmp_path / "ft", [tmp_path / "untagged.extxyz"], max_steps=1, eval_every=1,
+        tiny_config(tmp_path / "ft", [tmp_path / "slabs.extxyz"], max_steps=1, eval_every=1,
                     init_from=str(best)),
         log=lambda m: None,
     ).run()  # fmt: skip
@@ -1383,3 +1389,13 @@ def test_the_host_elements_a_network_trained_on_are_recorded_and_warned_beyond(
     mixed = tmp_path / "mix.pt"
     interpolate_checkpoints(str(best), str(tuned), 0.5, mixed, "")
     assert load_model(str(mixed)).info.hosts == ("Cu", "Ni", "O", "Pt")
+    # untagged adslabs without an adsorbate name cannot tell O the adsorbate from O the host
+    for a in frames:
+        a.set_tags([0] * len(a))
+        del a.info["kind"]
+    write(tmp_path / "untagged.extxyz", frames, format="extxyz")
+    blind = Trainer(
+        tiny_config(tmp_path / "bl", [tmp_path / "untagged.extxyz"], max_steps=1, eval_every=1),
+        log=lambda m: None,
+    ).run()
+    assert load_model(str(blind)).info.hosts is None

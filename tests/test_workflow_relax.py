@@ -891,7 +891,10 @@ def test_the_table_is_rewritten_as_often_as_its_own_write_time_allows(tmp_path, 
 
 
 def test_rows_are_kept_when_the_run_stops_between_writes(tmp_path, monkeypatch):
-    """An error (or Ctrl-C, SIGTERM) mid-run writes the rows finished since the last write."""
+    """SIGTERM (a batch system's time limit; Ctrl-C and errors alike) mid-run writes the rows
+    finished since the last write, and the handler is put back."""
+    import signal
+
     from catscreen.workflow import store
 
     monkeypatch.setattr(store, "WRITE_SHARE", 1e-9)  # never due: only the flush writes
@@ -906,9 +909,11 @@ def test_rows_are_kept_when_the_run_stops_between_writes(tmp_path, monkeypatch):
         real_add(self, rows)
         calls.append(1)
         if len(calls) == 7:  # the gas references (4), then three placements
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(store.ResultTable, "add", add_then_fail)
+    before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
         relax_configurations(manifest, out, RelaxSettings(model="emt", batch_size=1, spin="off"))
     assert len(pd.read_parquet(out)) == 7
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -3,11 +3,11 @@
 from catscreen.analysis.rank import (
     RankOutput,
     RankSettings,
+    domain_notes,
     of_configs,
     rank_output_paths,
     rank_results,
     read_results,
-    relax_warnings,
     uncertainty_note,
     write_rank_outputs,
 )
@@ -26,7 +26,7 @@ __all__ = [
     "rank_output_paths",
     "rank_results",
     "read_results",
-    "relax_warnings",
+    "domain_notes",
     "uncertainty_note",
     "write_rank_outputs",
 ]

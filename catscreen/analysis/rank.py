@@ -25,7 +25,8 @@ from catscreen.analysis.flags import flag_configs
 from catscreen.analysis.ranking import Target, apply_targets, descriptor_table, system_table
 from catscreen.analysis.references import References, default_references
 from catscreen.errors import CatscreenError
-from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
+from catscreen.io import read_parquet, write_parquet
+from catscreen.model.api import domain_warnings
 
 UNCERTAINTY_MODEL = (
     "std over ensemble heads of each head's E_ads = E_adslab - E_slab - sum_m w_m E_m "
@@ -199,11 +200,16 @@ def uncertainty_note(output: RankOutput) -> str | None:
     return None
 
 
-def relax_warnings(results: Path) -> list[str]:
-    """What the relax runs that wrote `results` warned of (hosts outside the model's
-    training, untrained contexts), for rank to say beside the numbers they concern."""
-    runs = read_parquet_metadata(results).get("runs", [])
-    return list(dict.fromkeys(w for run in runs for w in run.get("warnings", [])))
+def domain_notes(results: pd.DataFrame) -> list[str]:
+    """What relax warned of the rows being ranked (surfaces outside the model's training,
+    hosts it measured poor), said again beside their numbers: each row keeps its `domain`."""
+    if "domain" not in results.columns:  # tables from before the column
+        return []
+    rows = results[results.kind != "gas"]
+    model = ", ".join(sorted(rows.model.astype(str).unique()))
+    names = rows.bulk.where(rows.bulk.notna(), rows.config_id) if "bulk" in rows else rows.config_id
+    domains = rows.domain.fillna("").astype(str)
+    return domain_warnings(model, zip(names.astype(str), domains, strict=True))
 
 
 def rank_output_paths(out_dir: str | Path) -> dict[str, Path]:

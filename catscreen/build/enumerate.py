@@ -66,6 +66,8 @@ from catscreen.schema import MANIFEST_COLUMNS
 # e/A: a slab whose formal charges give a larger dipole per area is polar (pymatgen's
 # Slab.is_polar tolerance)
 POLAR_DIPOLE = 1e-3
+ANIONS = {"N", "O", "S", "Se", "Te", "F", "Cl", "Br", "I"}  # the bulks the polar note reads
+MAX_GUESS_SITES = 16  # atoms of a reduced formula whose oxidation states are guessed
 STRUCTURES_FILE = "configs.extxyz"
 MANIFEST_FILE = "configs.parquet"
 # Manifest columns stored as text in atoms.info, read back as text (not as numbers or arrays).
@@ -392,8 +394,22 @@ def off_composition(slabs: list[SlabTermination]) -> str | None:
     )
 
 
+def _formal_charges(comp: Composition) -> dict[str, float]:
+    """Each element's formal charge in an oxide, nitride, chalcogenide or halide ({} for
+    others: a carbide's or an intermetallic's charges would call WC and PtSb polar, and for a
+    formula of more than MAX_GUESS_SITES atoms: pymatgen's guess took 85 s and 2.4 GB on a
+    224-atom high-entropy spinel)."""
+    if not {str(e) for e in comp.elements} & ANIONS:
+        return {}
+    try:
+        guesses = comp.oxi_state_guesses(max_sites=-MAX_GUESS_SITES)
+    except ValueError:  # the reduced formula has more atoms than that
+        return {}
+    return dict(guesses[0]) if guesses else {}
+
+
 def polar_slabs(slabs: list[SlabTermination]) -> str | None:
-    """Slabs of an ionic bulk (a non-metal in it) with a net dipole across them by formal
+    """Slabs of an ionic bulk (an oxide, nitride, chalcogenide, halide) with a net dipole across them by formal
     charges (Tasker type 3: ZnO(001), CeO2(100)): a real surface reconstructs or changes its
     composition there, which the cut and a short-ranged model do not."""
     charges: dict[str, dict[str, float]] = {}
@@ -401,10 +417,7 @@ def polar_slabs(slabs: list[SlabTermination]) -> str | None:
     for slab in slabs:
         bulk = slab.bulk
         if bulk.name not in charges:
-            comp = bulk.structure.composition
-            ionic = not all(e.is_metal for e in comp.elements)
-            guesses = comp.oxi_state_guesses() if ionic else ()
-            charges[bulk.name] = dict(guesses[0]) if guesses else {}
+            charges[bulk.name] = _formal_charges(bulk.structure.composition)
         q = charges[bulk.name]
         if not q:
             continue

@@ -38,10 +38,10 @@ import pandas as pd
 from catscreen import code_version
 from catscreen.analysis import (
     RankSettings,
+    domain_notes,
     of_configs,
     rank_results,
     read_results,
-    relax_warnings,
     uncertainty_note,
     write_rank_outputs,
 )
@@ -468,8 +468,8 @@ def _run_locked(
         output = rank_results(results, _rank_settings(recipe), root / RESULTS)
         output.metadata["configs"] = str(configs.resolve())  # as `rank --configs` records
         paths = list(write_rank_outputs(output, root / RANK_DIR).values())
-        for warning in relax_warnings(root / RESULTS):
-            log(f"rank: warning: relax: {warning}")
+        for warning in domain_notes(results):
+            log(f"rank: warning: {warning}")
         if (note := uncertainty_note(output)) is not None:
             log(f"rank: note: {note}")
         counts = {k: output.counts[k] for k in ("adslabs", "anomalous", "candidates", "flagged")}

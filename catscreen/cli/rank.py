@@ -11,13 +11,13 @@ from rich.table import Table
 
 from catscreen.analysis import (
     RankSettings,
+    domain_notes,
     load_references,
     of_configs,
     parse_targets,
     rank_output_paths,
     rank_results,
     read_results,
-    relax_warnings,
     uncertainty_note,
     write_rank_outputs,
 )
@@ -205,8 +205,6 @@ def rank_command(
         spin=spin,
     )
     rows = read_results(results)
-    for warning in relax_warnings(results):
-        err_console.print(f"warning: relax: {warning}", highlight=False, markup=False)
     if (writer := OutputLock.holder(results)) is not None:
         err_console.print(
             f"note: {results} is being written by a running catscreen relax (pid {writer}): "
@@ -218,6 +216,8 @@ def rank_command(
             raise CatscreenError(f"{results} holds no rows of the configurations in {configs}")
     elif (note := _earlier_rows(results, rows)) is not None:
         err_console.print(f"note: {note}")
+    for warning in domain_notes(rows):  # of the rows ranked (--configs)
+        err_console.print(f"warning: {warning}", highlight=False, markup=False)
     output = rank_results(rows, settings, results)
     output.metadata["configs"] = str(configs.resolve()) if configs is not None else None
     paths = write_rank_outputs(output, out or results.parent)

@@ -96,7 +96,9 @@ def relax_command(
     spin and fidelity (--retry-failed reruns failed rows, a new --out starts over); other
     --optimizer/--fmax or a lower --steps than the output was relaxed with, and another model
     than the one its rows hold, are refused (a higher --steps reruns the rows that stopped).
-    A killed run loses only the batches in flight. Only one run may write an output at a time.
+    A killed run loses the batches in flight and the rows finished since the table's last
+    write (at most nine times that write's time; Ctrl-C and SIGTERM write them first). Only
+    one run may write an output at a time.
     """
     from catscreen.workflow.runner import RelaxSettings, relax_configurations  # jobflow: lazy
 

@@ -6,7 +6,8 @@ network, CHGNet and any ASE calculator (EMT for tests) are interchangeable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import yaml
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.formula import Formula
 
 from catscreen.errors import CatscreenError, described
 from catscreen.paths import data_path
@@ -56,6 +58,19 @@ class ModelInfo:
                 f"model {self.name} has no fidelity {fidelity!r}; it knows {list(self.fidelities)}"
             )
 
+    def domain_of(self, host: Sequence[str] | None) -> str:
+        """What the model's training says of a surface of these host atoms: '' (nothing
+        known against it), `outside:O,N` (elements its training frames held only in
+        adsorbates and gas molecules) or `note:<text>` (a host the model measured poor)."""
+        if not host:
+            return ""
+        if self.hosts is not None and (unseen := sorted(set(host) - set(self.hosts))):
+            return "outside:" + ",".join(unseen)
+        for elements, note in self.host_notes:  # most specific first
+            if set(elements) & set(host):
+                return "note:" + note
+        return ""
+
     def check_elements(self, *structures: Atoms) -> None:
         """Every element of `structures` is one the model was trained on (all at once: a run
         checks its whole input before any work)."""
@@ -72,6 +87,62 @@ class ModelInfo:
             raise CatscreenError(
                 f"model {self.name} was not trained on element(s) {', '.join(unknown)}{other}"
             )
+
+
+def host_symbols(atoms: Atoms, kind: object = None, adsorbate: object = None) -> list[str] | None:
+    """The symbols of a structure's surface or bulk atoms, not its adsorbate's: tag 2 marks
+    an adsorbate (enumerate's, Open Catalyst's tags); untagged, a clean slab or a bulk is all
+    host and an adslab loses its adsorbate's formula by count (a user's Pt(111)+O, all tags
+    0, is no oxide). None where nothing tells them apart: no claim is made."""
+    if kind == "gas":
+        return []
+    symbols = atoms.get_chemical_symbols()
+    tags = atoms.get_tags()
+    if (tags == 2).any() and set(tags.tolist()) <= {0, 1, 2}:  # ASE's layer tags run 1..n
+        return [s for s, t in zip(symbols, tags, strict=True) if t != 2]
+    if kind in ("slab", "bulk"):
+        return symbols
+    try:
+        adsorbed = Formula(str(adsorbate)).count() if adsorbate else None
+    except ValueError:  # a custom adsorbate's name, not a formula
+        adsorbed = None
+    if not adsorbed:
+        return None
+    left = Counter(symbols)
+    left.subtract(adsorbed)
+    return None if min(left.values()) < 0 else sorted(left.elements())
+
+
+def domain_warnings(model: str, rows: Iterable[tuple[str, str]]) -> list[str]:
+    """One line per kind of `ModelInfo.domain_of` among (bulk name, domain) rows, naming the
+    bulks and how many structures each: relax warns of what it runs, rank of what it ranks."""
+    found: dict[str, Counter[str]] = {}
+    for name, domain in rows:
+        if domain:
+            found.setdefault(domain, Counter())[name] += 1
+
+    def listed(names: Counter[str]) -> str:
+        return ", ".join(
+            f"{b} ({n} structure{'s' if n > 1 else ''})" for b, n in sorted(names.items())
+        )
+
+    lines = []
+    outside = {d: n for d, n in found.items() if d.startswith("outside:")}
+    if outside:
+        elements = sorted({e for d in outside for e in d.removeprefix("outside:").split(",")})
+        names = sum(outside.values(), Counter())
+        lines.append(
+            f"model {model} was trained on no surface or bulk holding {', '.join(elements)} "
+            f"(only as adsorbates or gas molecules): {listed(names)} are outside its training, "
+            "and their energies and uncertainties are extrapolation: check them with --model "
+            "chgnet or DFT"
+        )
+    lines += [
+        f"model {model}: {d.removeprefix('note:')}: {listed(n)}"
+        for d, n in sorted(found.items())
+        if d.startswith("note:")
+    ]
+    return lines
 
 
 @dataclass

@@ -56,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from catscreen.errors import CatscreenError
 from catscreen.io import read_yaml
+from catscreen.model.api import host_symbols
 from catscreen.model.checkpoint import (
     checkpoint_file,
     load_checkpoint,
@@ -1195,16 +1196,17 @@ class Trainer:
         }
 
     def hosts(self) -> list[str] | None:
-        """Elements the training frames hold in a surface or bulk (atoms not tagged 2, the
-        adsorbate tag, in frames not of kind gas), the parent's with them: relax warns of
-        hosts beyond them (an oxide surface, when O was only ever an adsorbate)."""
-        own = {
-            str(s)
-            for f in self.train
-            if f.atoms.info.get("kind") != "gas"
-            for s, tag in zip(f.atoms.get_chemical_symbols(), f.atoms.get_tags(), strict=True)
-            if tag != 2
-        }
+        """Elements the training frames hold in a surface or bulk (`host_symbols`: not the
+        adsorbate), the parent's with them: relax warns of hosts beyond them (an oxide
+        surface, when O was only ever an adsorbate). None when a frame cannot tell (untagged
+        adslabs without an adsorbate formula): nothing is claimed."""
+        own: set[str] = set()
+        for f in self.train:
+            info = f.atoms.info
+            host = host_symbols(f.atoms, info.get("kind"), info.get("adsorbate"))
+            if host is None:
+                return None
+            own.update(host)
         if not self.config.init_from:
             return sorted(own)
         return merged_hosts(self.parent_metadata, {"hosts": sorted(own)})

@@ -2,7 +2,7 @@
 
 Both call `on_done(job, rows, error)` in the driver process as each Job finishes, so the
 driver stays the single writer of results.parquet and a killed run loses only the Jobs that
-were in flight. The relaxation Jobs are independent, so running them one at a time or in any
+were in flight and the rows not yet written (`ResultTable`). The relaxation Jobs are independent, so running them one at a time or in any
 order on a cluster gives the same Flow result.
 """
 
@@ -143,9 +143,6 @@ def run_job_json(job_json: str) -> list[Row]:
     raise BatchError(error)  # outside the handler: no chained exception travels with it
 
 
-_NOT_SET = object()
-
-
 @contextmanager
 def _workers_ignore_interrupt() -> Iterator[None]:
     """Start processes with Ctrl-C blocked (a child keeps the signal mask, across exec): the
@@ -153,20 +150,24 @@ def _workers_ignore_interrupt() -> Iterator[None]:
     KeyboardInterrupt traceback (114 lines for two workers, measured). Noted, not ignored: a
     Ctrl-C meanwhile stops the driver once the cluster has started and can be closed (ignored,
     it was lost and the run went on; raised mid-start, Dask's exit hook failed closing
-    workers still starting)."""
+    workers still starting). SIGTERM, which relax turns into a Ctrl-C, likewise."""
     hit: list[int] = []
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous: dict[int, Any] = {}
     try:  # the driver's other threads may take the signal: it is noted, not raised mid-start
-        previous = signal.signal(signal.SIGINT, lambda signum, _: hit.append(signum))
+        for stop in stops:
+            previous[stop] = signal.signal(stop, lambda signum, _: hit.append(signum))
     except ValueError:  # not the main thread: Python delivers no signal here
-        previous = _NOT_SET
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        pass
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(stops))
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one pending now reaches the note
-        if previous is not _NOT_SET:
-            signal.signal(signal.SIGINT, previous)
-    if hit and previous not in (signal.SIG_IGN, _NOT_SET):  # a shell's `&` ignores Ctrl-C
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+    # a shell's `&` ignores Ctrl-C: a signal whose handler was SIG_IGN stays ignored
+    if any(previous.get(s, signal.SIG_IGN) != signal.SIG_IGN for s in hit):
         raise KeyboardInterrupt
 
 

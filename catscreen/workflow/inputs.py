@@ -22,7 +22,7 @@ from ase import Atoms
 from catscreen.build.gas import gas_molecule, scheme_molecules
 from catscreen.errors import CatscreenError
 from catscreen.io import atoms_to_text, read_parquet, read_parquet_metadata
-from catscreen.model.api import ModelInfo, resolve_spin
+from catscreen.model.api import ModelInfo, host_symbols, resolve_spin
 from catscreen.schema import INFO_KEYS, MANIFEST_COLUMNS
 from catscreen.workflow.relax import WorkItem, tag_problem
 
@@ -194,9 +194,10 @@ def work_items(
     for rec, atoms in zip(df.to_dict("records"), images, strict=True):
         meta = {c: _native(rec.get(c)) for c in df.columns}
         spin = resolve_spin(atoms, spin_mode)
+        host = host_symbols(atoms, meta.get("kind"), meta.get("adsorbate"))
         items.append(
             {"config_id": str(meta["config_id"]), "meta": meta, "structure": atoms_to_text(atoms),
-             "spin": spin, "spin_mode": spin_mode, "fidelity": fid}
+             "spin": spin, "spin_mode": spin_mode, "fidelity": fid, "domain": info.domain_of(host)}
         )  # fmt: skip
     contexts = sorted({(it["spin"], it["fidelity"]) for it in items})
     for spin, f in contexts:

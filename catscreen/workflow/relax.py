@@ -237,6 +237,7 @@ def result_row(
         "model": info.name,
         "model_version": info.version,
         "catscreen": code_version(),
+        "domain": item.get("domain", ""),
         "initial_structure": item["structure"],
         "final_structure": atoms_to_text(final) if final is not None else "",
         "wall_time": float(wall_time),

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobflow import Job
-from pymatgen.core import Composition
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -33,7 +32,7 @@ from rich.text import Text
 
 from catscreen.build.gas import scheme_molecules
 from catscreen.errors import CatscreenError
-from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES, ModelInfo
+from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES, ModelInfo, domain_warnings
 from catscreen.workflow.executors import EXECUTORS, run_dask, run_local
 from catscreen.workflow.inputs import read_configs, select, work_items
 from catscreen.workflow.jobs import RelaxMaker, cached_model
@@ -42,8 +41,7 @@ from catscreen.workflow.relax import Row, WorkItem, result_row
 from catscreen.workflow.store import BATCH_FAILED, OutputLock, ResultTable, followed, row_key
 
 if TYPE_CHECKING:
-    import pandas as pd
-    from ase import Atoms
+    pass
 
 
 @dataclass
@@ -179,7 +177,8 @@ def _items(
         df[mask], chosen, info, settings.spin, settings.fidelity, _molecules(settings.references)
     )
     untrained = _untrained_note(items, info)
-    return items, [untrained] * bool(untrained) + _domain_notes(df[mask], chosen, info)
+    hosts = [(str(it["meta"].get("bulk") or it["config_id"]), it.get("domain", "")) for it in items]
+    return items, [untrained] * bool(untrained) + domain_warnings(info.name, hosts)
 
 
 def _plan(
@@ -254,48 +253,6 @@ def _untrained_note(items: list[WorkItem], info: ModelInfo) -> str | None:
     )
 
 
-def _domain_notes(df: pd.DataFrame, images: list[Atoms], info: ModelInfo) -> list[str]:
-    """Surfaces holding an element the model's training frames held only in adsorbates and
-    gas molecules (O of an oxide, for the bundled weights trained on metals): no error, since
-    the element is known, and the ensemble spread does not always show it (Mo2C: E_O 0.8 eV off
-    the teacher's with a std of 0.13 eV); then hosts the model's own notes warn of (the
-    bundled weights' Ba and Ce, measured unusable)."""
-    outside: dict[str, set[str]] = {}
-    noted: dict[int, Counter[str]] = {}
-    counts: Counter[str] = Counter()
-    for rec, atoms in zip(df.to_dict("records"), images, strict=True):
-        if rec.get("kind") == "gas":
-            continue
-        tags = atoms.get_tags()
-        host = [s for s, t in zip(atoms.get_chemical_symbols(), tags, strict=True) if t != 2]
-        name = str(rec.get("bulk") or Composition("".join(host)).reduced_formula)
-        if info.hosts is not None and (unseen := set(host) - set(info.hosts)):
-            outside.setdefault(name, set()).update(unseen)
-            counts[name] += 1
-        elif hit := [k for k, (els, _) in enumerate(info.host_notes) if set(els) & set(host)]:
-            noted.setdefault(hit[0], Counter())[name] += 1  # the first (most specific) note
-
-    def listed(found: Counter[str]) -> str:
-        return ", ".join(
-            f"{b} ({n} structure{'s' if n > 1 else ''})" for b, n in sorted(found.items())
-        )
-
-    notes = [
-        f"model {info.name}: {info.host_notes[k][1]}: {listed(found)}"
-        for k, found in sorted(noted.items())
-    ]
-    if outside:
-        elements = sorted(set().union(*outside.values()))
-        notes.insert(
-            0,
-            f"model {info.name} was trained on no surface or bulk holding {', '.join(elements)} "
-            f"(only as adsorbates or gas molecules): {listed(counts)} "
-            "are outside its training, and their energies and uncertainties are extrapolation: "
-            "check them with --model chgnet or DFT",
-        )
-    return notes
-
-
 def _records(configs: str | Path, settings: RelaxSettings) -> tuple[dict, dict]:
     """The table's metadata (this run's settings as run: a local run has no workers, it
     recorded the Dask default 2) and this run's record: what else decides its numbers, the
@@ -355,7 +312,7 @@ def relax_configurations(
 
     Rerunning with the same output skips configurations already there under the same model,
     spin and fidelity; other convergence settings than the output's are refused. Only this
-    process writes `out`, atomically after each batch.
+    process writes `out`, atomically (`ResultTable`: when due, and when the run stops).
     """
     settings = settings or RelaxSettings()
     out = followed(Path(out))
@@ -368,8 +325,6 @@ def relax_configurations(
         print(f"warning: {note}", file=sys.stderr)
     with OutputLock(out):
         table, todo = _plan(configs, out, settings, info, items)
-        if warnings:  # rank says them again, beside the numbers they concern
-            table.metadata["runs"][-1]["warnings"] = warnings
         table.order = {_key(it, info): i for i, it in enumerate(items)}
         maker = RelaxMaker(
             model=model_ref,
