@@ -307,6 +307,8 @@ def test_slabs_off_their_bulks_composition_and_polar_slabs_are_noted(tmp_path):
     """Layers cut CeO2(111) into CeO and CeO3 slabs (ranked as CeO2); ZnO(0001) and CeO2(100)
     carry a dipole across the slab (Tasker type 3); a metal and the default thickness are
     noted for neither."""
+    from pymatgen.core import Lattice, Structure
+
     ceo2, zno = _write_compounds(tmp_path)
     args = ["enumerate", "--no-clean", "-a", "H", "--dry-run"]
     result = runner.invoke(app, [*args, "-b", str(ceo2), "-m", "111", "--layers", "4"])
@@ -328,3 +330,9 @@ def test_slabs_off_their_bulks_composition_and_polar_slabs_are_noted(tmp_path):
     assert "(another composition on an alloy or compound)" in text
     result = runner.invoke(app, [*args, "-b", "Pt3Ni,Pt", "-m", "111", "--layers", "3"])
     assert result.exit_code == 0 and "note" not in result.output, result.output
+    # a carbide's formal charges (W4+ C4-) called every facet of metallic WC polar
+    wc = Structure.from_spacegroup("P-6m2", Lattice.hexagonal(2.91, 2.84), ["W", "C"],
+                                   [[0, 0, 0], [1 / 3, 2 / 3, 0.5]])  # fmt: skip
+    wc.to(filename=str(tmp_path / "WC.cif"))
+    result = runner.invoke(app, [*args, "-b", str(tmp_path / "WC.cif"), "--max-index", "1"])
+    assert result.exit_code == 0 and "polar" not in result.output, result.output
