@@ -61,15 +61,21 @@ def test_help_documents_the_results_schema():
         assert column in res.output
 
 
+def started_relax(cmd: list[str], out: Path, rows: int, **kw) -> subprocess.Popen:
+    """A relax subprocess, once `rows` rows are on disk and it still runs."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    deadline = time.monotonic() + 90
+    while rows_on_disk(out) < rows and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be stopped"
+    return proc
+
+
 def test_sigkill_mid_run_then_resume(tmp_path):
     configs, out = tmp_path / "configs.extxyz", tmp_path / "results.parquet"
     write_configs(configs, 14)
     total = 14 + 4  # + gas references CO, H2, H2O, N2 for the one context
-    proc = subprocess.Popen(relax_cmd(configs, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while rows_on_disk(out) < 5 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
+    proc = started_relax(relax_cmd(configs, out), out, 5)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = pd.read_parquet(out)  # never a torn file
@@ -95,17 +101,8 @@ def test_ctrl_c_says_what_happened_and_the_rerun_goes_on(tmp_path):
     cmd = [c for c in relax_cmd(configs, out) if c != "--quiet"]
     # a shell's background job starts with SIGINT ignored (CI's `nohup ... &`), and Python
     # keeps an ignored SIGINT: the child gets it back as a terminal's foreground command has it
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 90
-    while rows_on_disk(out) < 3 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be interrupted"
+    default = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = started_relax(cmd, out, 3, text=True, preexec_fn=default)
     os.kill(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -384,11 +381,7 @@ def test_sigterm_ends_the_run_as_ctrl_c_does_with_its_rows_written(tmp_path):
     and the rerun goes on."""
     configs, out = tmp_path / "configs.extxyz", tmp_path / "results.parquet"
     write_configs(configs, 14)
-    proc = subprocess.Popen(relax_cmd(configs, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while rows_on_disk(out) < 3 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be stopped"
+    proc = started_relax(relax_cmd(configs, out), out, 3)
     os.kill(proc.pid, signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and b"interrupted: no file is left half-written" in stderr
