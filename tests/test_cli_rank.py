@@ -258,3 +258,33 @@ def test_spin_picks_one_context_of_a_file_that_holds_two(tmp_path):
     assert (picked["on"] - picked["off"]).round(6).eq(-0.5).all()
     bad = runner.invoke(app, ["rank", str(path), "--spin", "up"])
     assert bad.exit_code == 2 and "--spin must be on or off" in bad.stderr
+
+
+def test_domain_notes_name_the_rows_ranked_only():
+    """`rank --spin on` warned of spin-off rows it did not rank, and of failed rows."""
+    import pandas as pd
+
+    from catscreen.analysis import domain_notes
+
+    rows = pd.DataFrame(
+        {
+            "config_id": ["a", "b", "c", "d", "e", "g"],
+            "kind": ["adslab", "slab", "adslab", "adslab", "adslab", "gas"],
+            "bulk": ["MgO", "MgO", "Al", "MgO", None, None],
+            "formula": ["Mg4O5", "Mg4O4", "Al4O", "Mg4O5", "Zn2O3", "H2O"],
+            "status": ["converged", "converged", "converged", "failed", "converged", "converged"],
+            "spin": ["off", "off", "on", "off", "off", "off"],
+            "model": ["m"] * 6,
+            "domain": ["outside:O", "outside:O", "note:coarse", "outside:O", "outside:O", ""],
+        }
+    )
+    off = domain_notes(rows, "off")
+    assert (
+        len(off) == 1
+        and "holding O" in off[0]
+        and "MgO (2 structures), Zn2O3 (1 structure)" in off[0]
+    )
+    (on,) = domain_notes(rows, "on")
+    assert on == "model m: coarse: Al (1 structure)"
+    assert len(domain_notes(rows)) == 2
+    assert domain_notes(rows.drop(columns="domain")) == []

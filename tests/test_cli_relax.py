@@ -449,3 +449,23 @@ def test_hosts_the_model_card_measured_poor_are_warned_of(tmp_path):
     assert ": Ce (5 structures)" in said and "Pt (" not in said and "outside" not in said
     info = json.loads(runner.invoke(app, ["model", "info", "bundled", "--json"]).output)
     assert len(info["host_notes"]) == 2
+
+
+def test_rows_from_before_the_domain_column_get_it_on_the_next_relax(tmp_path):
+    """A table written before the column: its reused rows were never warned of by rank."""
+    from catscreen.io import read_parquet_metadata, write_parquet
+
+    runner = CliRunner()
+    cfg, out = tmp_path / "cfg", tmp_path / "cfg" / "results.parquet"
+    args = ["-b", "Ce", "-m", "111", "--layers", "3", "--repeat", "1x1", "-a", "H"]
+    assert runner.invoke(app, ["enumerate", *args, "--out", str(cfg)]).exit_code == 0
+    relax = ["relax", str(cfg), "--out", str(out), "--steps", "1", "--quiet"]
+    assert runner.invoke(app, relax).exit_code == 0
+    meta = read_parquet_metadata(out)
+    write_parquet(pd.read_parquet(out).drop(columns="domain"), out, metadata=meta)
+    assert "not usable" not in runner.invoke(app, ["rank", str(out)]).stderr
+    res = runner.invoke(app, relax)
+    assert res.exit_code == 0 and "0 relaxed now" in res.stdout, res.output
+    assert pd.read_parquet(out).query("kind != 'gas'").domain.str.startswith("note:").all()
+    said = " ".join(runner.invoke(app, ["rank", str(out)]).stderr.split())
+    assert "are not usable" in said and ": Ce (5 structures)" in said

@@ -475,3 +475,23 @@ def test_a_missing_checkpoint_given_as_a_path_object_is_one_clear_error(tmp_path
 
     with pytest.raises(CatscreenError, match="checkpoint not found"):
         load_model(tmp_path / "runs" / "best")
+
+
+def test_host_atoms_are_told_by_the_adsorbates_formula_then_by_tags():
+    """ASE's layer tags give a 2-layer slab's bottom tag 2: read as the adsorbate, O of the
+    Cu+O adslab was a host; the adsorbate's formula decides first."""
+    from ase.build import add_adsorbate, fcc111
+
+    from catscreen.model.api import host_symbols
+
+    slab = fcc111("Cu", (1, 1, 2), vacuum=5.0)  # ASE tags 1, 2
+    add_adsorbate(slab, "O", 1.8, "fcc")  # tag 0
+    assert host_symbols(slab, "adslab", "O") == ["Cu", "Cu"]
+    assert host_symbols(slab, "adslab", "my-molecule") is None  # tags 0/1/2, not OC's: none
+    slab.set_tags([1, 1, 2])
+    assert host_symbols(slab, "adslab", "my-molecule") == ["Cu", "Cu"]
+    assert host_symbols(slab, "slab") == ["Cu", "Cu", "O"]
+    assert host_symbols(slab, "gas") == []
+    assert host_symbols(slab, None, None) == ["Cu", "Cu"]
+    slab.set_tags([0, 0, 0])
+    assert host_symbols(slab, None, None) is None

@@ -200,14 +200,20 @@ def uncertainty_note(output: RankOutput) -> str | None:
     return None
 
 
-def domain_notes(results: pd.DataFrame) -> list[str]:
+def domain_notes(results: pd.DataFrame, spin: str | None = None) -> list[str]:
     """What relax warned of the rows being ranked (surfaces outside the model's training,
-    hosts it measured poor), said again beside their numbers: each row keeps its `domain`."""
+    hosts it measured poor; of one spin context with `spin`), said again beside their
+    numbers: each row keeps its `domain`."""
     if "domain" not in results.columns:  # tables from before the column
         return []
-    rows = results[results.kind != "gas"]
+    rows = results[(results.kind != "gas") & (results.status != "failed")]
+    if spin is not None:
+        rows = rows[rows.spin.astype(str) == spin]
     model = ", ".join(sorted(rows.model.astype(str).unique()))
-    names = rows.bulk.where(rows.bulk.notna(), rows.config_id) if "bulk" in rows else rows.config_id
+    names = rows.config_id
+    for column in ("formula", "bulk"):  # a user's file has no bulk name: its formula
+        if column in rows:
+            names = rows[column].where(rows[column].notna() & (rows[column] != ""), names)
     domains = rows.domain.fillna("").astype(str)
     return domain_warnings(model, zip(names.astype(str), domains, strict=True))
 

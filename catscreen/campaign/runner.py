@@ -465,10 +465,11 @@ def _run_locked(
 
     def rank() -> tuple[list[Path], dict[str, int]]:
         results = of_configs(read_results(root / RESULTS), config_ids(configs))
-        output = rank_results(results, _rank_settings(recipe), root / RESULTS)
+        settings = _rank_settings(recipe)
+        output = rank_results(results, settings, root / RESULTS)
         output.metadata["configs"] = str(configs.resolve())  # as `rank --configs` records
         paths = list(write_rank_outputs(output, root / RANK_DIR).values())
-        for warning in domain_notes(results):
+        for warning in domain_notes(results, settings.spin):
             log(f"rank: warning: {warning}")
         if (note := uncertainty_note(output)) is not None:
             log(f"rank: note: {note}")

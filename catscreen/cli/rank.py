@@ -216,7 +216,7 @@ def rank_command(
             raise CatscreenError(f"{results} holds no rows of the configurations in {configs}")
     elif (note := _earlier_rows(results, rows)) is not None:
         err_console.print(f"note: {note}")
-    for warning in domain_notes(rows):  # of the rows ranked (--configs)
+    for warning in domain_notes(rows, spin):  # of the rows ranked (--configs, --spin)
         err_console.print(f"warning: {warning}", highlight=False, markup=False)
     output = rank_results(rows, settings, results)
     output.metadata["configs"] = str(configs.resolve()) if configs is not None else None

@@ -90,27 +90,33 @@ class ModelInfo:
 
 
 def host_symbols(atoms: Atoms, kind: object = None, adsorbate: object = None) -> list[str] | None:
-    """The symbols of a structure's surface or bulk atoms, not its adsorbate's: tag 2 marks
-    an adsorbate (enumerate's, Open Catalyst's tags); untagged, a clean slab or a bulk is all
-    host and an adslab loses its adsorbate's formula by count (a user's Pt(111)+O, all tags
-    0, is no oxide). None where nothing tells them apart: no claim is made."""
+    """The symbols of a structure's surface or bulk atoms, not its adsorbate's: a clean slab or
+    a bulk is all host, an adslab loses its adsorbate's formula by count (a user's Pt(111)+O,
+    all tags 0, is no oxide), or, its adsorbate named otherwise, its tag-2 atoms when they
+    are on top (enumerate's, Open Catalyst's tags; ASE's layer tags give a 2-layer slab's
+    bottom tag 2). None where nothing tells them apart: no claim is made."""
     if kind == "gas":
         return []
     symbols = atoms.get_chemical_symbols()
-    tags = atoms.get_tags()
-    if (tags == 2).any() and set(tags.tolist()) <= {0, 1, 2}:  # ASE's layer tags run 1..n
-        return [s for s, t in zip(symbols, tags, strict=True) if t != 2]
     if kind in ("slab", "bulk"):
         return symbols
     try:
-        adsorbed = Formula(str(adsorbate)).count() if adsorbate else None
+        adsorbed = Formula(str(adsorbate)).count() if adsorbate else {}
     except ValueError:  # a custom adsorbate's name, not a formula
-        adsorbed = None
-    if not adsorbed:
-        return None
+        adsorbed = {}
     left = Counter(symbols)
     left.subtract(adsorbed)
-    return None if min(left.values()) < 0 else sorted(left.elements())
+    if adsorbed and min(left.values()) >= 0:
+        return sorted(left.elements())
+    tags, z = atoms.get_tags(), atoms.positions[:, 2]
+    ads = tags == 2  # OC's: the adsorbate on top (ASE's layer tags run 1..n from the top)
+    if (
+        ads.any()
+        and set(tags.tolist()) <= {0, 1, 2}
+        and (ads.all() or z[ads].max() > z[~ads].max())
+    ):
+        return [s for s, t in zip(symbols, tags, strict=True) if t != 2]
+    return None
 
 
 def domain_warnings(model: str, rows: Iterable[tuple[str, str]]) -> list[str]:

@@ -166,9 +166,8 @@ def _workers_ignore_interrupt() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one pending now reaches the note
         for stop, handler in previous.items():
             signal.signal(stop, handler)
-    # a shell's `&` ignores Ctrl-C: a signal whose handler was SIG_IGN stays ignored
-    if any(previous.get(s, signal.SIG_IGN) != signal.SIG_IGN for s in hit):
-        raise KeyboardInterrupt
+    for stop in dict.fromkeys(hit):  # now to its own handler (a shell's `&` ignores Ctrl-C)
+        signal.raise_signal(stop)
 
 
 SCHEDULER_TIMEOUT = 30.0  # s: an address must answer as a Dask scheduler within this

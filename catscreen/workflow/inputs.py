@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from ase import Atoms
+from pymatgen.core import Composition
 
 from catscreen.build.gas import gas_molecule, scheme_molecules
 from catscreen.errors import CatscreenError
@@ -199,6 +200,8 @@ def work_items(
             {"config_id": str(meta["config_id"]), "meta": meta, "structure": atoms_to_text(atoms),
              "spin": spin, "spin_mode": spin_mode, "fidelity": fid, "domain": info.domain_of(host)}
         )  # fmt: skip
+        if not meta.get("bulk") and host:  # a user's file: its warnings name the host's formula
+            items[-1]["host"] = Composition("".join(host)).reduced_formula
     contexts = sorted({(it["spin"], it["fidelity"]) for it in items})
     for spin, f in contexts:
         info.check_context(spin, f)

@@ -177,7 +177,10 @@ def _items(
         df[mask], chosen, info, settings.spin, settings.fidelity, _molecules(settings.references)
     )
     untrained = _untrained_note(items, info)
-    hosts = [(str(it["meta"].get("bulk") or it["config_id"]), it.get("domain", "")) for it in items]
+    hosts = [
+        (str(it["meta"].get("bulk") or it.get("host") or it["config_id"]), it.get("domain", ""))
+        for it in items
+    ]
     return items, [untrained] * bool(untrained) + domain_warnings(info.name, hosts)
 
 
@@ -209,6 +212,11 @@ def _plan(
         for k, r in table.rows.items()
         if r["status"] == "not_converged" and int(r["steps"]) < settings.steps
     }
+    for it in items:  # rows from before the domain column get it: rank warns of them too
+        row = table.rows.get(key := _key(it, info))
+        if key in done and row is not None and not isinstance(row.get("domain"), str):
+            row["domain"] = it.get("domain", "")
+            table.unwritten += 1
     # a row is reused only for the structure it was relaxed from: a slab id covers its
     # facet and atom count, not its in-plane cell, so an edited recipe could reuse another
     # slab's energy under the same id (E_ads +1.7 eV on every O of Pt(110))
@@ -326,6 +334,7 @@ def relax_configurations(
     with OutputLock(out):
         table, todo = _plan(configs, out, settings, info, items)
         table.order = {_key(it, info): i for i, it in enumerate(items)}
+        table.flush()  # reused rows given their domain
         maker = RelaxMaker(
             model=model_ref,
             optimizer=settings.optimizer,
@@ -362,7 +371,12 @@ def relax_configurations(
                     else:
                         run_local(flow, on_done)
             finally:
-                table.flush()  # Ctrl-C, SIGTERM, an error: the finished rows are kept
+                # Ctrl-C, SIGTERM, an error: the finished rows are kept (a second signal waits)
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+                try:
+                    table.flush()
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 if bar is not None:
                     bar.stop()
         keys = {_key(it, info) for it in items}
