@@ -75,6 +75,12 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
         raise CatscreenError(f"cannot read {path}: {first_line(exc)}") from exc
 
 
+def is_same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Both exist and are one file (a symlink followed): an output that would replace an
+    input (`data label --out` its input, `evaluate --table` its data)."""
+    return Path(a).exists() and Path(b).exists() and Path(a).samefile(b)
+
+
 def check_writable(path: str | os.PathLike[str]) -> None:
     """Before work whose result would be lost at the end: `path` can be written where it is
     (a scratch file in its nearest existing folder, removed at once; no folder is made)."""

@@ -873,3 +873,19 @@ def test_a_dask_campaign_ranks_as_the_local_one(
     meta = read_parquet_metadata(tmp_path / "dask" / "results.parquet")
     assert (meta["settings"]["executor"], meta["settings"]["workers"]) == ("dask", 2)
     assert [run["executor"] for run in meta["runs"]] == ["dask"]
+
+
+def test_baseline_write_over_a_file_that_is_no_baseline_is_refused(
+    campaign: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`--write R/results.parquet` replaced the relax results with JSON, exit 0."""
+    _, out = campaign
+    before = (out / "results.parquet").read_bytes()
+    args = ["campaign", "baseline", str(out), "--write", str(out / "results.parquet")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "is not a catscreen baseline (left unchanged)" in result.output
+    assert (out / "results.parquet").read_bytes() == before
+    first = tmp_path / "b.json"  # an earlier baseline is replaced, as before
+    for _ in range(2):
+        result = runner.invoke(app, ["campaign", "baseline", str(out), "--write", str(first)])
+        assert result.exit_code == 0, result.output

@@ -37,7 +37,7 @@ from catscreen.build.slabs import (
     parse_facet,
     three_index,
 )
-from catscreen.errors import CatscreenError, did_you_mean
+from catscreen.errors import CatscreenError, did_you_mean, first_line
 from catscreen.io import UniqueKeyLoader, yaml_error
 from catscreen.paths import find_shipped, recipes_dir
 
@@ -548,7 +548,10 @@ def find_recipe(path: str | Path) -> Path:
 def load_recipe(path: str | Path) -> Recipe:
     """Read, validate and resolve a recipe file (or a shipped recipe's name)."""
     p = find_recipe(path)
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # a binary or unreadable file
+        raise CatscreenError(f"cannot read recipe {p}: {first_line(exc)}") from None
     try:
         return parse_recipe(text, p).resolve_files(p.resolve().parent)
     except FieldError as exc:  # parse_recipe read the text, so composing it again succeeds

@@ -8,7 +8,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from catscreen.campaign.baseline import DEFAULT_TOLERANCE, make_baseline, write_baseline
+from catscreen.campaign.baseline import (
+    DEFAULT_TOLERANCE,
+    make_baseline,
+    read_baseline,
+    write_baseline,
+)
 from catscreen.campaign.runner import (
     SUMMARY,
     RunOptions,
@@ -168,6 +173,14 @@ def baseline_command(
     require_ranked(root)
     if not 0 < tolerance < float("inf"):  # inf passed every later run
         raise CatscreenError("--tolerance must be a positive finite number (eV)")
+    if write.exists():  # results.parquet given as --write was replaced by JSON, exit 0
+        try:
+            read_baseline(write)
+        except CatscreenError:
+            raise CatscreenError(
+                f"--write {write} exists and is not a catscreen baseline (left unchanged): "
+                "give a new file or an earlier baseline"
+            ) from None
     recipe = read_campaign_recipe(root, ranked=True)
     board = load_leaderboard(root, recipe)
     for line in campaign_warnings(root, board, recipe):  # what the baseline is made without

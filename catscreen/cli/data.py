@@ -6,6 +6,7 @@ labeller: `--dft gpaw` (real DFT, spin off or on) or a teacher model.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -223,6 +224,9 @@ def generate_command(
     if not bulks and any(enum_only.values()):  # the ASE-builder shards have fixed facets/cells
         given = ", ".join(k for k, v in enum_only.items() if v)
         raise CatscreenError(f"{given}: only --bulks slabs take them; give --bulks")
+    for option, size in (("--min-slab-size", min_slab_size), ("--min-ab", min_ab)):
+        if size is not None and not 0 < size < math.inf:  # else pydantic's traceback, late
+            raise CatscreenError(f"{option} must be a positive length (A), not {size}")
     thread_budget()
     settings = GenerateSettings(
         seed=seed,
@@ -316,8 +320,10 @@ def label_command(
         raise CatscreenError(
             f"--out {out.name}: labels are written as extxyz; name it {' / '.join(EXTXYZ_SUFFIXES)}"
         )
-    from catscreen.io import check_writable
+    from catscreen.io import check_writable, is_same_file
 
+    if is_same_file(out, input_path):  # GPAW labels replaced by CHGNet's, exit 0
+        raise CatscreenError(f"--out {out} is the input {input_path} (left unchanged): write apart")
     check_writable(out)  # likewise
     settings = {"ecut": ecut, "kpt_density": kpt_density, "smearing": smearing}
     if teacher is not None:

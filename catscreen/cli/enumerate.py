@@ -24,6 +24,7 @@ from catscreen.build.placements import MIN_DISTANCE_FACTOR, NUDGE
 from catscreen.build.slabs import atom_layers
 from catscreen.cli.common import cli_errors, console, err_console, split_csv
 from catscreen.errors import CatscreenError
+from catscreen.io import is_same_file
 
 EPILOG = (
     "[bold]Outputs[/] (in --out DIR): "
@@ -208,6 +209,13 @@ def enumerate_command(
         raise CatscreenError("give --out DIR (or --dry-run to only count)")
     if out is not None and out.exists() and not out.is_dir():
         raise CatscreenError(f"--out {out} is a file; give a folder")
+    written = (out / STRUCTURES_FILE, out / MANIFEST_FILE) if out is not None else ()
+    for given in [*_many_bulks(bulk), *custom_adsorbate]:  # enumerate's own output as input
+        path = given.rsplit(":", 1)[0]  # a custom adsorbate's FILE:INDEX
+        if any(is_same_file(path, w) or is_same_file(given, w) for w in written):
+            raise CatscreenError(
+                f"{given} is an output of --out {out} (left unchanged): copy it apart"
+            )
     pairs = zip(SIZE_PAIRS, ((layers, min_slab_size), (repeat, min_ab)), strict=True)
     for (new, old), given in pairs:
         if None not in given:  # said with the flags, not the settings' names

@@ -135,11 +135,12 @@ def interpolate_command(
     parent often keeps most of both. Measure it (benchmarks/accuracy.py) before trusting it.
     """
     from catscreen.errors import CatscreenError
+    from catscreen.io import is_same_file
     from catscreen.model.checkpoint import checkpoint_file, interpolate_checkpoints
 
     for parent in (first, second):  # the mix replaced its parent, whose fine-tunes name it
         path = checkpoint_file(parent)  # `bundled` too
-        if out.exists() and path.exists() and out.samefile(path):
+        if is_same_file(out, path):
             raise CatscreenError(f"--out {out} is the checkpoint {parent}: write the mix apart")
     version = interpolate_checkpoints(first, second, alpha, out, description)
     console.print(f"model: {out} (version {version})", highlight=False)

@@ -25,7 +25,7 @@ from catscreen.cli.common import cli_errors, console, err_console
 from catscreen.dft import DftSettings, write_dft_inputs
 from catscreen.dft.tasks import ENGINES, check_dft_folder, functional
 from catscreen.errors import CatscreenError
-from catscreen.io import read_parquet_metadata
+from catscreen.io import is_same_file, read_parquet_metadata
 from catscreen.workflow.inputs import config_ids
 from catscreen.workflow.store import OutputLock
 
@@ -187,7 +187,7 @@ def rank_command(
                 "give the DFT inputs a folder of their own"
             )
     for path in rank_output_paths(out or results.parent).values():
-        if results.exists() and path.exists() and path.samefile(results):
+        if is_same_file(path, results):
             raise CatscreenError(
                 f"rank writes {path.name} into {path.parent} and would overwrite its input "
                 "(left unchanged): give --out another folder, or rename the results file"

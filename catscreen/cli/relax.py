@@ -102,6 +102,8 @@ def relax_command(
     """
     from catscreen.workflow.runner import RelaxSettings, relax_configurations  # jobflow: lazy
 
+    if out.is_dir():  # `--out ""` too (the current folder): a ValueError traceback
+        raise CatscreenError(f"--out {out} is a folder; give the parquet file to write")
     if workers is not None and (executor != "dask" or scheduler is not None):
         raise CatscreenError(  # it would be ignored: the cluster decides its own workers
             "--workers sets the processes of the LocalCluster that --executor dask starts; "

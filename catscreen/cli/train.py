@@ -105,7 +105,7 @@ def evaluate_command(
     ),
 ) -> None:
     """Energy (meV/atom) and force (eV/A) MAE per source, fidelity, spin and element."""
-    from catscreen.io import atomic_path
+    from catscreen.io import atomic_path, is_same_file
     from catscreen.model import load_model
     from catscreen.training.datasets import ContextDefaults
     from catscreen.training.evaluate import evaluate_frames, load_eval_frames, parity_plot, summary
@@ -115,6 +115,8 @@ def evaluate_command(
     for option, path in (("--table", table), ("--plot", plot)):  # before the predictions
         if path is not None and (path.is_dir() or path.parent.is_file()):
             raise CatscreenError(f"{option} {path}: not a file path (a folder is in the way)")
+        if path is not None and any(is_same_file(path, p) for p in (*data, Path(model))):
+            raise CatscreenError(f"{option} {path} is an input (left unchanged): write apart")
     defaults = ContextDefaults(
         spin=spin, fidelity=fidelity, low_fidelity=low_fidelity, energy_unit=energy_unit
     )

@@ -384,7 +384,11 @@ def read_avoid(path: Path) -> frozenset[tuple[str, Miller, str]]:
     if not path.is_file():
         raise CatscreenError(f"--avoid: no file {path}")
     out = set()
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatscreenError(f"--avoid {path}: cannot read it: {first_line(exc)}") from None
+    for n, line in enumerate(text.splitlines(), start=1):
         fields = line.split("#")[0].split()
         if not fields:
             continue

@@ -54,7 +54,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, first_line
 from catscreen.io import read_yaml
 from catscreen.model.api import host_symbols
 from catscreen.model.checkpoint import (
@@ -1337,7 +1337,12 @@ class Trainer:
         """Train to `max_steps` (or `max_minutes`); returns the path of the best EMA model
         (`last.pt` when no step ran: `init_from` with `max_steps: 0` rewrites a checkpoint)."""
         c = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only parent, a file in the way
+            raise CatscreenError(
+                f"cannot make the run folder {self.out}: {first_line(exc)}"
+            ) from None
         if self.resume():
             self.log(f"resumed at step {self.step}")
         best_path = self.out / "best.pt"
