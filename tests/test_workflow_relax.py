@@ -32,7 +32,7 @@ from catscreen.model.api import Prediction, load_model
 from catscreen.schema import MANIFEST_COLUMNS, RESULT_COLUMNS
 from catscreen.workflow import RelaxMaker, RelaxSettings, relax_configurations, relax_items
 from catscreen.workflow.executors import run_local
-from catscreen.workflow.inputs import read_configs, work_items
+from catscreen.workflow.inputs import read_configs, select, work_items
 from catscreen.workflow.optimizers import make_optimizer
 from catscreen.workflow.relax import _scaled_z, explosion_reason, fixed_mask
 from catscreen.workflow.store import OutputLock
@@ -150,8 +150,13 @@ def test_subset_selection(tmp_path):
     df = pd.read_parquet(tmp_path / "r.parquet")
     assert sorted(df[df.kind != "gas"].config_id) == ["Pt-O-fcc"]
     assert (df[df.kind != "gas"].status == "not_converged").all()
-    with pytest.raises(CatscreenError, match="no configuration matches"):
+    with pytest.raises(CatscreenError, match="--id nope: no configuration has it"):
         relax_configurations(p, tmp_path / "x.parquet", RelaxSettings(model="emt", ids=["nope"]))
+    # one unknown among known ones ran the known alone, exit 0
+    with pytest.raises(CatscreenError, match=r"--adsorbate Zz, o: no configuration has it"):
+        select(read_configs(p)[0], adsorbates=["O", "Zz", "o"])
+    with pytest.raises(CatscreenError, match="no configuration matches"):  # each one alone does
+        select(read_configs(p)[0], adsorbates=["N"], ids=["Pt-O-fcc"])
 
 
 def test_an_extxyz_keeps_text_that_looks_like_numbers(tmp_path):

@@ -21,7 +21,7 @@ from ase import Atoms
 from pymatgen.core import Composition
 
 from catscreen.build.gas import gas_molecule, scheme_molecules
-from catscreen.errors import CatscreenError
+from catscreen.errors import CatscreenError, did_you_mean
 from catscreen.io import atoms_to_text, read_parquet, read_parquet_metadata
 from catscreen.model.api import ModelInfo, host_symbols, resolve_spin
 from catscreen.schema import INFO_KEYS, MANIFEST_COLUMNS
@@ -145,6 +145,12 @@ def select(
     mask = pd.Series(True, index=df.index)
     for column, wanted in (("system_id", systems), ("adsorbate", adsorbates), ("config_id", ids)):
         if wanted:
+            held = set(df[column].astype(str))
+            if unknown := [w for w in wanted if w not in held]:  # `O,Zz` ran O alone, exit 0
+                option = {"system_id": "--system", "adsorbate": "--adsorbate"}.get(column, "--id")
+                raise CatscreenError(
+                    f"{option} {', '.join(unknown)}: no configuration has it{did_you_mean(unknown[0], held)}"
+                )
             mask &= df[column].astype(str).isin(set(wanted))
     if not mask.any():
         raise CatscreenError("no configuration matches the --system/--adsorbate/--id selection")
