@@ -19,6 +19,7 @@ __all__ = [
     "RankSettings",
     "References",
     "Target",
+    "domain_notes",
     "load_references",
     "of_configs",
     "parse_target",
@@ -26,7 +27,6 @@ __all__ = [
     "rank_output_paths",
     "rank_results",
     "read_results",
-    "domain_notes",
     "uncertainty_note",
     "write_rank_outputs",
 ]

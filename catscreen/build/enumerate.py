@@ -409,9 +409,10 @@ def _formal_charges(comp: Composition) -> dict[str, float]:
 
 
 def polar_slabs(slabs: list[SlabTermination]) -> str | None:
-    """Slabs of an ionic bulk (an oxide, nitride, chalcogenide, halide) with a net dipole across them by formal
-    charges (Tasker type 3: ZnO(001), CeO2(100)): a real surface reconstructs or changes its
-    composition there, which the cut and a short-ranged model do not."""
+    """Slabs of an ionic bulk (an oxide, nitride, chalcogenide, halide) with a net dipole
+    across them by formal charges (Tasker type 3: ZnO(001), CeO2(100)): a real surface
+    reconstructs or changes its composition there, which the cut and a short-ranged model do
+    not."""
     charges: dict[str, dict[str, float]] = {}
     found = []
     for slab in slabs:

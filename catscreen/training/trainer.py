@@ -1185,7 +1185,7 @@ class Trainer:
                 "split_seed": self.split_seed,
             },
             "metrics": {"validation": metrics, "step": self.step},
-            **({} if (hosts := self.hosts()) is None else {"hosts": hosts}),
+            **({} if self.hosts is None else {"hosts": self.hosts}),
             "train_config": json.loads(json.dumps(asdict(c))),
             # the parent by what it held: init_from is a path, whose file may change
             **(
@@ -1195,6 +1195,7 @@ class Trainer:
             ),
         }
 
+    @cached_property  # read at every checkpoint; the frames do not change
     def hosts(self) -> list[str] | None:
         """Elements the training frames hold in a surface or bulk (`host_symbols`: not the
         adsorbate), the parent's with them: relax warns of hosts beyond them (an oxide

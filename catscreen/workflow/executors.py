@@ -2,8 +2,9 @@
 
 Both call `on_done(job, rows, error)` in the driver process as each Job finishes, so the
 driver stays the single writer of results.parquet and a killed run loses only the Jobs that
-were in flight and the rows not yet written (`ResultTable`). The relaxation Jobs are independent, so running them one at a time or in any
-order on a cluster gives the same Flow result.
+were in flight and the rows not yet written (`ResultTable`). The relaxation Jobs are
+independent, so running them one at a time or in any order on a cluster gives the same Flow
+result.
 """
 
 from __future__ import annotations

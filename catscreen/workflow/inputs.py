@@ -148,8 +148,9 @@ def select(
             held = set(df[column].astype(str))
             if unknown := [w for w in wanted if w not in held]:  # `O,Zz` ran O alone, exit 0
                 option = {"system_id": "--system", "adsorbate": "--adsorbate"}.get(column, "--id")
+                hint = did_you_mean(unknown[0], held)
                 raise CatscreenError(
-                    f"{option} {', '.join(unknown)}: no configuration has it{did_you_mean(unknown[0], held)}"
+                    f"{option} {', '.join(unknown)}: no configuration has it{hint}"
                 )
             mask &= df[column].astype(str).isin(set(wanted))
     if not mask.any():

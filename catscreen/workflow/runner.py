@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from jobflow import Job
 from rich.console import Console
@@ -39,9 +38,6 @@ from catscreen.workflow.jobs import RelaxMaker, cached_model
 from catscreen.workflow.optimizers import OPTIMIZERS
 from catscreen.workflow.relax import Row, WorkItem, result_row
 from catscreen.workflow.store import BATCH_FAILED, OutputLock, ResultTable, followed, row_key
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass
