@@ -180,7 +180,10 @@ def test_reference_without_a_valid_minimum_is_an_error():
         ({"default_tolerance": 0.0}, "tolerance must be positive"),
         ({"bond_tolerance": -1.0}, "bond tolerance must be positive"),
         ({"uncertainty_threshold": 0.0}, "uncertainty threshold must be positive"),
-        ({"top_k": -1}, "must not be negative"),
+        ({"top_k": -1}, "not negative"),
+        ({"flip_sigma": float("nan")}, "--flip-sigma must be finite"),  # accepted: no flip flag
+        ({"uncertainty_threshold": float("inf")}, "must be positive and finite"),
+        ({"bond_tolerance": 60.0}, "at most 3 .AdsorbML's cutoffs"),  # 7 GB, minutes, no end
     ],
 )
 def test_bad_settings_are_refused(kwargs, message):

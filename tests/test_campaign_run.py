@@ -766,6 +766,7 @@ def test_yaml_off_and_no_stay_words(tmp_path: Path) -> None:
         ("fmax: 0.1", "fmax: .inf", "relax.fmax: Input should be a finite number"),
         ("adsorbates: [O, H]", "adsorbates: [O, H, O]", "adsorbate(s) listed twice: O"),
         ('miller: ["111"]', 'miller: ["111", "1,1,1"]', "facet 1,1,1 is listed twice"),
+        ("vacuum: 10.0", "vacuum: 1.0e9", "slab.vacuum: Input should be less than or equal to 100"),
     ],
 )
 def test_recipe_values_that_would_mislead_are_refused(tmp_path, old, new, message) -> None:

@@ -133,6 +133,20 @@ def test_out_that_is_a_file_is_refused(tmp_path):
         (["--bulk", "Pt", "-m", "1,1,1", "-m", "2,2,2"], "Pt: facet 1,1,1 given twice"),
         (["--bulk", "Pt", "-m", "1,1,1", "-m", "111"], "Pt: facet 1,1,1 given twice"),
         (["--bulk", "Pt", "-a", "O", "--vacuum", "4"], "bad setting vacuum"),
+        # no upper bound: 1e9 filled 24 GB, --min-ab 1e5 asked for 58 GiB
+        (
+            ["--bulk", "Pt", "-a", "O", "--vacuum", "1e9"],
+            "bad setting vacuum: Input should be less",
+        ),
+        (
+            ["--bulk", "Pt", "-a", "O", "--min-ab", "1e5"],
+            "bad setting min_ab: Input should be less",
+        ),
+        (["-b", "Pt", "-a", "O", "--repeat", "1000x1000"], "bad setting repeat"),
+        (["-b", "Pt", "-a", "O", "--layers", "100000"], "bad setting layers: Input should be less"),
+        (["-b", "{nan}", "-a", "O"], "holds a NaN or infinite coordinate or cell length"),
+        (["-b", "Pt", "-a", "O", "--n", "3"], "--n counts random placements: give it with"),
+        (["-b", "Pt", "-m", "111", "--max-index", "2"], "give --miller or --max-index, not both"),
         (["-b", "Pt", "--layers", "4", "--min-slab-size", "5"], "give --min-slab-size or --layers"),
         (["-b", "Pt", "--repeat", "2x2", "--min-ab", "5"], "give --min-ab or --repeat, not both"),
         (["-b", "Pt", "--repeat", "2x"], "bad setting repeat: bad repeat '2x'"),
@@ -146,9 +160,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message
     (tmp_path / "junk.cif").write_text("data_junk\n_cell_length_a oops\n")
     (tmp_path / "qq.xyz").write_text("2\n\nQq 0 0 0\nPt 0 0 2\n")
     (tmp_path / "mixed.cif").write_text(MIXED_CIF)
-    files = {
-        n: tmp_path / f for n, f in (("junk", "junk.cif"), ("qq", "qq.xyz"), ("mixed", "mixed.cif"))
-    }
+    (tmp_path / "nan.extxyz").write_text(
+        '1\nLattice="nan 0 0 0 4 0 0 0 4" Properties=species:S:1:pos:R:3 pbc="T T T"\nPt 0 0 0\n'
+    )
+    names = (("junk", "junk.cif"), ("qq", "qq.xyz"), ("mixed", "mixed.cif"), ("nan", "nan.extxyz"))
+    files = {n: tmp_path / f for n, f in names}
     args = [a.format(missing=tmp_path / "no.xyz", **files) for a in args]
     out = tmp_path / "out"
     result = runner.invoke(app, ["enumerate", *args, "--out", str(out)])

@@ -70,9 +70,9 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path: Path
     [
         (["campaign", "run", "{binary}", "--out", "{tmp}/c"], "cannot read recipe"),
         (["data", "generate", "{tmp}/g", "--bulks", "Pt", "--metals", "none",
-          "--min-slab-size", "-1"], "--min-slab-size must be a positive length"),
+          "--min-slab-size", "-1"], "--min-slab-size must be a length in (0, 100] A"),
         (["data", "generate", "{tmp}/g", "--bulks", "Pt", "--metals", "none",
-          "--min-ab", "nan"], "--min-ab must be a positive length"),
+          "--min-ab", "nan"], "--min-ab must be a length in (0, 100] A"),
         (["data", "generate", "{tmp}/g", "--metals", "Pt", "--avoid", "{binary}"],
          "--avoid"),
         (["relax", "{tmp}", "--out", "", "--model", "emt"], "is a folder; give the parquet file"),

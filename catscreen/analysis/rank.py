@@ -7,6 +7,7 @@ targets, thresholds and tolerances in the parquet metadata.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from catscreen.errors import CatscreenError
 from catscreen.io import read_parquet, write_parquet
 from catscreen.model.api import domain_warnings
 
+MAX_BOND_TOLERANCE = 3.0
 UNCERTAINTY_MODEL = (
     "std over ensemble heads of each head's E_ads = E_adslab - E_slab - sum_m w_m E_m "
     "(w_m the gas-molecule weights; fixed potentials' stds added in quadrature); rows without "
@@ -65,10 +67,15 @@ class RankSettings:
             "uncertainty threshold": self.uncertainty_threshold,
         }
         for name, value in positive.items():
-            if not value > 0:
-                raise CatscreenError(f"the {name} must be positive, got {value}")
-        if self.flip_sigma < 0 or self.top_k < 0:
-            raise CatscreenError("--flip-sigma and --top-k must not be negative")
+            if not 0 < value < math.inf:
+                raise CatscreenError(f"the {name} must be positive and finite, got {value}")
+        if not 0 < self.bond_tolerance <= MAX_BOND_TOLERANCE:  # 60: 7 GB, still running at 150 s
+            raise CatscreenError(
+                f"the bond tolerance is a multiple of covalent radii sums, at most "
+                f"{MAX_BOND_TOLERANCE:g} (AdsorbML's cutoffs are 1.5-1.7), got {self.bond_tolerance}"
+            )
+        if not 0 <= self.flip_sigma < math.inf or self.top_k < 0:  # NaN flagged nothing
+            raise CatscreenError("--flip-sigma must be finite, and it and --top-k not negative")
 
     def as_metadata(self) -> dict[str, Any]:
         meta = asdict(self)

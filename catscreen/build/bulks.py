@@ -178,6 +178,8 @@ def check_atoms(atoms: Atoms, where: str) -> None:
     sites, no two atoms on one spot."""
     if (atoms.numbers == 0).any():  # ASE's ghost atom X: no radius, no element for any model
         raise CatscreenError(f"{where} holds ghost atoms (X): unknown element X, no model knows it")
+    if not (np.isfinite(atoms.positions).all() and np.isfinite(atoms.cell.array).all()):
+        raise CatscreenError(f"{where} holds a NaN or infinite coordinate or cell length")
     check_ordered(atoms, where)
     check_separated(atoms, where)
 

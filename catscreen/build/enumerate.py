@@ -21,7 +21,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PositiveInt,
     field_validator,
     model_validator,
 )
@@ -39,6 +38,9 @@ from catscreen.build.placements import (
 from catscreen.build.sites import Site, find_sites
 from catscreen.build.slabs import (
     DEFAULT_VACUUM,
+    MAX_LAYERS,
+    MAX_LENGTH,
+    MAX_REPEAT,
     MIN_VACUUM,
     Bravais,
     Miller,
@@ -100,7 +102,8 @@ def _repeat_value(value: Any) -> Any:
 
 
 # `2x2` or [2, 2]: how often the primitive surface cell repeats along a and b
-Repeat = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_repeat_value)]
+Times = Annotated[int, Field(ge=1, le=MAX_REPEAT)]
+Repeat = Annotated[tuple[Times, Times], BeforeValidator(_repeat_value)]
 SIZE_PAIRS = (("layers", "min_slab_size"), ("repeat", "min_ab"))  # new replaces old
 
 
@@ -124,14 +127,18 @@ class EnumerateSettings(BaseModel):
         description="facets; empty: use max_index. 4-index (h,k,i,l) facets apply to hexagonal bulks only",
     )
     max_index: int = Field(1, ge=1, description="all distinct facets up to this index")
-    min_slab_size: float = Field(7.0, gt=0, description="minimum slab thickness (A)")
+    min_slab_size: float = Field(7.0, gt=0, le=MAX_LENGTH, description="minimum slab thickness (A)")
     vacuum: float = Field(
-        DEFAULT_VACUUM, ge=MIN_VACUUM, description=f"vacuum thickness (A), >= {MIN_VACUUM:g}"
+        DEFAULT_VACUUM,
+        ge=MIN_VACUUM,
+        le=MAX_LENGTH,
+        description=f"vacuum thickness (A), >= {MIN_VACUUM:g}",
     )
-    min_ab: float = Field(8.0, gt=0, description="minimum in-plane cell lengths (A)")
+    min_ab: float = Field(8.0, gt=0, le=MAX_LENGTH, description="minimum in-plane cell lengths (A)")
     layers: int | None = Field(
         None,
         ge=1,
+        le=MAX_LAYERS,
         description="exactly this many atomic layers (a layer is one height, as CatKit counts "
         "them) instead of min_slab_size: the same thickness for every bulk of a facet",
     )

@@ -41,6 +41,11 @@ DEFAULT_VACUUM = 20.0  # A, EnumerateSettings.vacuum
 # A: below it a slab meets its periodic image across the gap (0.5 A fused Pt(111) with its
 # image, Pt-Pt 1.68 A) and an adsorbate 2-3 A tall sits within the 5 A cutoff of the image
 MIN_VACUUM = 8.0
+# upper bounds of the sizes a user gives: `--vacuum 1e9` filled 24 GB before the kernel killed
+# it, `--min-ab 1e5` asked for 58 GiB; real screens stay far below them
+MAX_LENGTH = 100.0  # A: thickness, vacuum, in-plane length
+MAX_LAYERS = 100
+MAX_REPEAT = 20
 EXPOSED_RADIUS = 0.85  # cylinder radius for the exposure test, in units of d_nn
 EXPOSED_DZ = 0.3  # A; an atom must be this much higher to cover another
 ABOVE_RADIUS = 0.3  # in units of d_nn: a covering atom this near in-plane sits right above

@@ -30,6 +30,8 @@ from catscreen.build.bulks import FRAME_INDEX, bulk_library, unknown_bulk
 from catscreen.build.enumerate import Repeat, size_conflict
 from catscreen.build.placements import NUDGE
 from catscreen.build.slabs import (
+    MAX_LAYERS,
+    MAX_LENGTH,
     MIN_VACUUM,
     Bravais,
     Miller,
@@ -159,12 +161,19 @@ class SlabSettings(_Strict):
     atoms are fixed is not a setting: enumerate tags every atom not exposed from above as
     subsurface (tag 0, fixed)."""
 
-    min_slab_size: float = Field(default=7.0, gt=0, description="slab thickness (A)")
+    min_slab_size: float = Field(default=7.0, gt=0, le=MAX_LENGTH, description="slab thickness (A)")
     layers: int | None = Field(
-        default=None, ge=1, description="atomic layers (one height each) instead of min_slab_size"
+        default=None,
+        ge=1,
+        le=MAX_LAYERS,
+        description="atomic layers (one height each) instead of min_slab_size",
     )
-    vacuum: float = Field(default=12.0, ge=MIN_VACUUM, description="vacuum thickness (A)")
-    min_ab: float = Field(default=6.0, gt=0, description="minimum in-plane cell length (A)")
+    vacuum: float = Field(
+        default=12.0, ge=MIN_VACUUM, le=MAX_LENGTH, description="vacuum thickness (A)"
+    )
+    min_ab: float = Field(
+        default=6.0, gt=0, le=MAX_LENGTH, description="minimum in-plane cell length (A)"
+    )
     repeat: Repeat | None = Field(
         default=None, description="primitive surface cell repeated a x b times instead of min_ab"
     )

@@ -6,7 +6,6 @@ labeller: `--dft gpaw` (real DFT, spin off or on) or a teacher model.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -224,9 +223,11 @@ def generate_command(
     if not bulks and any(enum_only.values()):  # the ASE-builder shards have fixed facets/cells
         given = ", ".join(k for k, v in enum_only.items() if v)
         raise CatscreenError(f"{given}: only --bulks slabs take them; give --bulks")
+    from catscreen.build.slabs import MAX_LENGTH  # pymatgen: loaded by the commands using it
+
     for option, size in (("--min-slab-size", min_slab_size), ("--min-ab", min_ab)):
-        if size is not None and not 0 < size < math.inf:  # else pydantic's traceback, late
-            raise CatscreenError(f"{option} must be a positive length (A), not {size}")
+        if size is not None and not 0 < size <= MAX_LENGTH:  # else pydantic's traceback, late
+            raise CatscreenError(f"{option} must be a length in (0, {MAX_LENGTH:g}] A, not {size}")
     thread_budget()
     settings = GenerateSettings(
         seed=seed,

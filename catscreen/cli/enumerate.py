@@ -144,7 +144,9 @@ def enumerate_command(
         help="heuristic: one upright placement per distinct site and adsorbate; random: --n "
         "random sites and orientations (tilt up to 30 deg) per slab and adsorbate.",
     ),
-    n: int = typer.Option(5, "--n", help="Random placements per slab and adsorbate."),
+    n: int | None = typer.Option(
+        None, "--n", help="Random placements per slab and adsorbate (--placement random; 5)."
+    ),
     seed: int = typer.Option(0, help="Seed of the random placements and nudges (reproducible)."),
     nudge: float = typer.Option(
         NUDGE,
@@ -209,6 +211,10 @@ def enumerate_command(
         raise CatscreenError("give --out DIR (or --dry-run to only count)")
     if out is not None and out.exists() and not out.is_dir():
         raise CatscreenError(f"--out {out} is a file; give a folder")
+    if miller and max_index != 1:  # it was ignored: the facets are the given ones
+        raise CatscreenError("give --miller or --max-index, not both")
+    if n is not None and placement != "random":  # it was ignored: one placement per site
+        raise CatscreenError("--n counts random placements: give it with --placement random")
     written = (out / STRUCTURES_FILE, out / MANIFEST_FILE) if out is not None else ()
     for given in [*_many_bulks(bulk), *custom_adsorbate]:  # enumerate's own output as input
         path = given.rsplit(":", 1)[0]  # a custom adsorbate's FILE:INDEX
@@ -234,7 +240,7 @@ def enumerate_command(
             adsorbates=_many(adsorbates),
             custom_adsorbates=custom_adsorbate,
             placement=placement,
-            n_random=n,
+            **({} if n is None else {"n_random": n}),
             seed=seed,
             nudge=nudge,
             include_clean=clean,
