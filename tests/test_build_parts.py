@@ -868,7 +868,7 @@ def test_layers_or_thickness_and_repeat_or_min_ab_not_both():
         ({"layers": 3, "min_slab_size": 5.0}, "give min_slab_size or layers, not both"),
         ({"repeat": (2, 2), "min_ab": 5.0}, "give min_ab or repeat, not both"),
         ({"repeat": "2y2"}, "bad repeat '2y2'"),
-        ({"repeat": (0, 2)}, "greater than 0"),
+        ({"repeat": (0, 2)}, "greater than or equal to 1"),
         ({"layers": 0}, "greater than or equal to 1"),
     ):
         with pytest.raises(ValidationError, match=message):
