@@ -552,7 +552,7 @@ def test_rank_of_a_campaign_s_table_names_earlier_rows_and_configs_selects(tmp_p
         ["rank", str(results), "--out", str(tmp_path / "cur"), "--configs", str(out / "enumerate")],
     )
     assert chosen.exit_code == 0, chosen.output
-    assert "ranked too" not in chosen.output
+    assert "ranked too" not in chosen.output and "have no row in" not in chosen.output
     mine = pd.read_parquet(tmp_path / "cur" / "adsorption.parquet")
     campaign_s = pd.read_parquet(out / "rank" / "adsorption.parquet")
     assert set(mine.adsorbate) == {"O"} and sorted(mine.config_id) == sorted(campaign_s.config_id)
@@ -572,6 +572,16 @@ def test_rank_of_a_campaign_s_table_names_earlier_rows_and_configs_selects(tmp_p
     other = ["rank", str(results), "--out", str(tmp_path / "o"), "--configs"]
     res = runner.invoke(app, [*other, str(tmp_path / "other.extxyz")])
     assert res.exit_code == 2 and "holds no rows of the configurations in" in res.output
+    # a configurations file with candidates never relaxed: they left the board without a word
+    wider = tmp_path / "wider"
+    args = ["-b", "Pt,Pd", "-m", "111", "--min-slab-size", "4", "--min-ab", "5", "-a", "O"]
+    assert (
+        runner.invoke(app, ["enumerate", *args, "--vacuum", "10", "--out", str(wider)]).exit_code
+        == 0
+    )
+    res = runner.invoke(app, [*other, str(wider)])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "configurations in" in said and "not ranked" in said, said
 
 
 def test_results_set_aside_never_replace_ones_set_aside_before(tmp_path: Path) -> None:

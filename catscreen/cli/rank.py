@@ -211,9 +211,15 @@ def rank_command(
             "this ranks the rows it has finished so far"
         )
     if configs is not None:
-        rows = of_configs(rows, config_ids(configs))
+        wanted = config_ids(configs)
+        rows = of_configs(rows, wanted)
         if (rows.kind == "gas").all():
             raise CatscreenError(f"{results} holds no rows of the configurations in {configs}")
+        if missing := len(wanted - set(rows.config_id.astype(str))):  # Pd(111) left the board
+            err_console.print(
+                f"note: {missing} of the {len(wanted)} configurations in {configs} have no row in "
+                f"{results} (not relaxed there): they are not ranked"
+            )
     elif (note := _earlier_rows(results, rows)) is not None:
         err_console.print(f"note: {note}")
     for warning in domain_notes(rows, spin):  # of the rows ranked (--configs, --spin)
