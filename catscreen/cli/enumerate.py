@@ -216,7 +216,8 @@ def enumerate_command(
     if n is not None and placement != "random":  # it was ignored: one placement per site
         raise CatscreenError("--n counts random placements: give it with --placement random")
     written = (out / STRUCTURES_FILE, out / MANIFEST_FILE) if out is not None else ()
-    for given in [*_many_bulks(bulk), *custom_adsorbate]:  # enumerate's own output as input
+    bulks = _many_bulks(bulk)
+    for given in [*bulks, *custom_adsorbate]:  # enumerate's own output as input
         path = given.rsplit(":", 1)[0]  # a custom adsorbate's FILE:INDEX
         if any(is_same_file(path, w) or is_same_file(given, w) for w in written):
             raise CatscreenError(
@@ -228,7 +229,7 @@ def enumerate_command(
             raise CatscreenError(f"give --{old.replace('_', '-')} or --{new}, not both")
     try:
         settings = EnumerateSettings(
-            bulks=_many_bulks(bulk),
+            bulks=bulks,
             miller=_many_miller(miller),
             max_index=max_index,
             vacuum=vacuum,

@@ -119,6 +119,11 @@ def host_symbols(atoms: Atoms, kind: object = None, adsorbate: object = None) ->
     return None
 
 
+def counted(names: Counter[str]) -> str:
+    """'MgO (5 structures), Pt (1 structure)': what a warning is about, and how much of it."""
+    return ", ".join(f"{b} ({n} structure{'s' if n > 1 else ''})" for b, n in sorted(names.items()))
+
+
 def domain_warnings(model: str, rows: Iterable[tuple[str, str]]) -> list[str]:
     """One line per kind of `ModelInfo.domain_of` among (bulk name, domain) rows, naming the
     bulks and how many structures each: relax warns of what it runs, rank of what it ranks."""
@@ -126,12 +131,6 @@ def domain_warnings(model: str, rows: Iterable[tuple[str, str]]) -> list[str]:
     for name, domain in rows:
         if domain:
             found.setdefault(domain, Counter())[name] += 1
-
-    def listed(names: Counter[str]) -> str:
-        return ", ".join(
-            f"{b} ({n} structure{'s' if n > 1 else ''})" for b, n in sorted(names.items())
-        )
-
     lines = []
     outside = {d: n for d, n in found.items() if d.startswith("outside:")}
     if outside:
@@ -139,12 +138,12 @@ def domain_warnings(model: str, rows: Iterable[tuple[str, str]]) -> list[str]:
         names = sum(outside.values(), Counter())
         lines.append(
             f"model {model} was trained on no surface or bulk holding {', '.join(elements)} "
-            f"(only as adsorbates or gas molecules): {listed(names)} are outside its training, "
+            f"(only as adsorbates or gas molecules): {counted(names)} are outside its training, "
             "and their energies and uncertainties are extrapolation: check them with --model "
             "chgnet or DFT"
         )
     lines += [
-        f"model {model}: {d.removeprefix('note:')}: {listed(n)}"
+        f"model {model}: {d.removeprefix('note:')}: {counted(n)}"
         for d, n in sorted(found.items())
         if d.startswith("note:")
     ]

@@ -31,7 +31,7 @@ from rich.text import Text
 
 from catscreen.build.gas import scheme_molecules
 from catscreen.errors import CatscreenError
-from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES, ModelInfo, domain_warnings
+from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES, ModelInfo, counted, domain_warnings
 from catscreen.workflow.executors import EXECUTORS, run_dask, run_local
 from catscreen.workflow.inputs import read_configs, select, work_items
 from catscreen.workflow.jobs import RelaxMaker, cached_model
@@ -247,12 +247,11 @@ def _untrained_note(items: list[WorkItem], info: ModelInfo) -> str | None:
     """What runs in a context the model never trained on (a spin-off-only network asked
     for spin on by `--spin auto`), with no other word than the rows' `spin` column."""
     used = Counter(f"{it['fidelity']}/spin-{it['spin']}" for it in items)
-    blind = {c: n for c, n in used.items() if c in info.untrained}
+    blind = Counter({c: n for c, n in used.items() if c in info.untrained})
     if not blind:
         return None
-    where = ", ".join(f"{c} ({n} structures)" for c, n in sorted(blind.items()))
     return (
-        f"model {info.name} was trained on no frame of {where}: its numbers there are "
+        f"model {info.name} was trained on no frame of {counted(blind)}: its numbers there are "
         "untrained (give --spin or --fidelity of a trained context; `model info` lists them)"
     )
 
