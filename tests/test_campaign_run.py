@@ -454,6 +454,30 @@ def _run(recipe: Path, out: Path, *extra: str):
     )
 
 
+def test_a_folder_that_was_never_a_campaign_keeps_its_files(tmp_path: Path) -> None:
+    """`--out` onto a user's folder replaced their summary.md, leaderboard.csv and recipe.yaml
+    without a word; the recipe itself there, or a damaged campaign's leftovers, still run."""
+    project = tmp_path / "project"
+    project.mkdir()
+    recipe = project / "recipe.yaml"
+    recipe.write_text(RECIPE)
+    (project / "summary.md").write_text("my notes\n")
+    other = tmp_path / "other.yaml"
+    other.write_text(RECIPE.replace("name: tiny", "name: other"))
+    result = _run(other, project)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "holds summary.md, recipe.yaml that no campaign" in said
+    assert (project / "summary.md").read_text() == "my notes\n"
+    assert recipe.read_text() == RECIPE
+    assert sorted(p.name for p in project.iterdir()) == ["recipe.yaml", "summary.md"]
+    (project / "summary.md").unlink()
+    assert _run(recipe, project).exit_code == 0  # its own recipe.yaml
+    assert recipe.read_text() == RECIPE
+    (project / "campaign.json").unlink()  # what a damaged log's error says to do
+    result = _run(other, project)
+    assert result.exit_code == 0, result.output
+
+
 def test_added_candidate_relaxes_only_itself_and_a_failed_rerun_leaves_rank_stale(
     tmp_path: Path,
 ) -> None:

@@ -62,7 +62,14 @@ from catscreen.campaign.recipe import (
     parse_recipe,
     section_hash,
 )
-from catscreen.campaign.state import CampaignState, StageRecord, load_state, now, save_state
+from catscreen.campaign.state import (
+    STATE_FILE,
+    CampaignState,
+    StageRecord,
+    load_state,
+    now,
+    save_state,
+)
 from catscreen.campaign.summary import render_summary
 from catscreen.dft import DftSettings, write_dft_inputs
 from catscreen.dft.tasks import foreign_files
@@ -393,6 +400,23 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         return _run_locked(root, recipe, recipe_path, relax_settings, options, log, info, baseline)
 
 
+def _refuse_foreign_files(root: Path, recipe_path: Path) -> None:
+    """A folder with no stage log and no enumerate stage's output was never a campaign (a
+    damaged log, once deleted, leaves both of those behind): the files a run writes there
+    would replace a user's own summary.md, leaderboard.csv or recipe.yaml without a word."""
+    if (root / ENUMERATE_DIR / "configs.parquet").exists():
+        return
+    copy = root / RECIPE_COPY
+    found = [root / SUMMARY, root / LEADERBOARD]
+    if not copy.is_file() or copy.read_bytes() != recipe_path.read_bytes():
+        found.append(copy)  # the recipe itself, or a copy of it, is no loss
+    if names := [path.name for path in found if path.exists()]:
+        raise CatscreenError(
+            f"--out {root} holds {', '.join(names)} that no campaign wrote (no {STATE_FILE}); "
+            "give another --out, or move them"
+        )
+
+
 def _run_locked(
     root: Path,
     recipe: Recipe,
@@ -405,7 +429,10 @@ def _run_locked(
 ) -> Outcome:
     """The stages, with the folder's lock held."""
     version = info.version
-    state = load_state(root) or CampaignState(recipe=recipe.name, recipe_file=str(recipe_path))
+    state = load_state(root)
+    if state is None:
+        _refuse_foreign_files(root, recipe_path)
+        state = CampaignState(recipe=recipe.name, recipe_file=str(recipe_path))
     if state.recipe != recipe.name:
         log(
             f"note: {root} held campaign '{state.recipe}'; stages rerun where '{recipe.name}' differs"
