@@ -26,6 +26,10 @@ def unreadable(exc: BaseException) -> str:
         return f"unknown element symbol {exc.args[0]!r}?"
     if type(exc).__name__ == "UnknownFileTypeError":  # its message is the bare suffix
         return f"unknown file format {first_line(exc)!r} (CIF, POSCAR, extxyz, ...)"
+    if isinstance(exc, UnicodeDecodeError):  # its message is a byte offset
+        return "not a text file (binary, or not UTF-8)"
+    if not str(exc).strip():  # a parser's bare assert: "AssertionError" alone says nothing
+        return f"not a structure file ASE can parse ({type(exc).__name__})"
     return first_line(exc)
 
 

@@ -133,6 +133,23 @@ def test_status_tells_a_killed_stage_from_a_running_one(campaign: tuple[Path, Pa
     assert "killed (pid" not in result.output
 
 
+def test_status_names_a_damaged_or_missing_file(campaign: tuple[Path, Path]) -> None:
+    """It said "done" over a results.parquet overwritten with garbage."""
+    out = Path(shutil.copytree(campaign[1], campaign[1].parent / "damaged"))
+    (out / "results.parquet").write_bytes(b"not parquet" * 100)
+    (out / "rank" / "flagged.parquet").unlink()
+    result = runner.invoke(app, ["campaign", "status", str(out)], env={"COLUMNS": "250"})
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
+    assert result.exit_code == 0
+    assert (
+        "damaged (a file it wrote" in rows["relax"] and "results.parquet (damaged)" in rows["relax"]
+    )
+    assert (
+        "damaged (a file it wrote" in rows["rank"] and "flagged.parquet (missing)" in rows["rank"]
+    )
+    assert " done " in rows["enumerate"] and "damaged" not in rows["enumerate"]
+
+
 @pytest.mark.parametrize("command", [["campaign", "status"], ["report"]])
 def test_not_a_campaign_folder_is_one_line(tmp_path: Path, command: list[str]) -> None:
     result = runner.invoke(app, [*command, str(tmp_path / "nowhere")])

@@ -154,6 +154,10 @@ def test_out_that_is_a_file_is_refused(tmp_path):
         (["-b", "Ru", "-m", "20-21", "--layers", "6"], "Ru (2,0,-2,1) needs at least 8 layers"),
         (["-b", "Ru", "-m", "0001", "-m", "001"], "Ru: facet 0,0,0,1 given twice (a multiple"),
         (["-b", "Pt", "--max-terminations", "0"], "bad setting max_terminations"),
+        # "cannot read bulk file ...: AssertionError", and a folder was "not found"
+        (["-b", "{binary}", "-a", "O"], "binary.cif: not a structure file ASE can parse"),
+        (["-b", "{folder}", "-a", "O"], "bulk file {folder} is a folder"),
+        (["-b", "Pt", "--custom-adsorbate", "{folder}:0"], "adsorbate file {folder} is a folder"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
@@ -163,9 +167,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message
     (tmp_path / "nan.extxyz").write_text(
         '1\nLattice="nan 0 0 0 4 0 0 0 4" Properties=species:S:1:pos:R:3 pbc="T T T"\nPt 0 0 0\n'
     )
+    (tmp_path / "binary.cif").write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "folder.cif").mkdir()
     names = (("junk", "junk.cif"), ("qq", "qq.xyz"), ("mixed", "mixed.cif"), ("nan", "nan.extxyz"))
+    names += (("binary", "binary.cif"), ("folder", "folder.cif"))
     files = {n: tmp_path / f for n, f in names}
     args = [a.format(missing=tmp_path / "no.xyz", **files) for a in args]
+    message = message.format(**files)
     out = tmp_path / "out"
     result = runner.invoke(app, ["enumerate", *args, "--out", str(out)])
     assert result.exit_code == 2, result.output

@@ -170,6 +170,8 @@ def load_custom_adsorbate(spec: str) -> Adsorbate:
         raise CatscreenError(
             f"custom adsorbate {spec!r}: bad binding index {index_text!r}"
         ) from None
+    if path.is_dir():
+        raise CatscreenError(f"custom adsorbate file {path} is a folder; give a structure file")
     if not path.is_file():
         raise CatscreenError(f"custom adsorbate file not found: {path}")
     try:

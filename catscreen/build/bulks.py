@@ -422,6 +422,8 @@ def load_bulks(specs: list[str]) -> list[Bulk]:
     bulks: list[Bulk] = []
     for spec in specs:
         path = Path(spec)
+        if path.is_dir():
+            raise CatscreenError(f"bulk file {path} is a folder; give a structure file")
         if not path.is_file() and (path.suffix or len(path.parts) > 1):  # a path, not a name
             raise CatscreenError(f"bulk file not found: {path}")
         bulks.extend(file_bulks(path) if path.is_file() else [library_bulk(spec)])

@@ -67,11 +67,11 @@ class CampaignState(BaseModel):
             rec is not None
             and rec.status == "done"
             and rec.hash == hash_
-            and all(_intact(root / f) for f in rec.files)
+            and all(intact(root / f) for f in rec.files)
         )
 
 
-def _intact(path: Path) -> bool:
+def intact(path: Path) -> bool:
     """There, and a parquet file's footer readable (a cut-off file; damage inside is found when
     read): a cut-off rank table reran nothing and failed every later read (a cut-off results
     table is then refused by the relax stage)."""

@@ -23,7 +23,7 @@ from catscreen.campaign.runner import (
     read_campaign_recipe,
     run_campaign,
 )
-from catscreen.campaign.state import STAGES, require_ranked, require_state
+from catscreen.campaign.state import STAGES, intact, require_ranked, require_state
 from catscreen.campaign.summary import descriptor_frame
 from catscreen.cli.common import cli_errors, console, err_console
 from catscreen.errors import CatscreenError
@@ -140,11 +140,18 @@ def status_command(root: Path = typer.Argument(..., help="Campaign folder.")) ->
         if rec is None:
             table.add_row(name, "[dim]not started[/]", "", "", "", "")
             continue
-        present = [Path(f).name + ("" if (root / f).exists() else " (missing)") for f in rec.files]
+        damaged = [f for f in rec.files if not intact(root / f)]
+        present = [
+            Path(f).name
+            + ("" if f not in damaged else " (damaged)" if (root / f).exists() else " (missing)")
+            for f in rec.files
+        ]
         colour = {"done": "green", "running": "yellow", "failed": "red", "stale": "yellow"}[
             rec.status
         ]
         status = f"[{colour}]{rec.status}[/]" + (f" ({escape(rec.message)})" if rec.message else "")
+        if rec.status == "done" and damaged:  # it said "done" over a results file cut off
+            status = "[red]damaged[/] (a file it wrote is missing or unreadable since)"
         if rec.killed():  # it said "running" for a run killed long ago
             status = f"[red]killed[/] (pid {rec.pid} is gone; `campaign run` resumes it)"
         table.add_row(
