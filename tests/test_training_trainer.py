@@ -140,10 +140,14 @@ def test_resume_continues(tmp_path: Path) -> None:
         Trainer(tiny_config(tmp_path, [data], max_steps=8), log=lambda m: None).run()
 
 
-def test_ctrl_c_stops_after_the_step_with_its_state_and_resumes_the_same(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_after_the_step_with_its_state_and_resumes_the_same(
+    tmp_path: Path, signum: int
+) -> None:
     """State was saved every eval_every steps only: Ctrl-C at step 4 resumed at 0 (up to 499
-    steps lost with the shipped cadence). Now it stops after its step, state saved, and the
-    resumed run ends where an uninterrupted one does."""
+    steps lost with the shipped cadence), and a batch system's SIGTERM killed the run. Now
+    either stops after its step, state saved, and the resumed run ends where an uninterrupted
+    one does."""
     data = make_dataset(tmp_path / "d.extxyz")
     whole = Trainer(tiny_config(tmp_path / "a", [data], eval_every=6), log=lambda m: None)
     whole.run()
@@ -153,18 +157,23 @@ def test_ctrl_c_stops_after_the_step_with_its_state_and_resumes_the_same(tmp_pat
 
     def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         if tr.step == 3:
-            os.kill(os.getpid(), signal.SIGINT)  # mid-step, as a user's Ctrl-C lands
+            os.kill(os.getpid(), signum)  # mid-step, as a user's Ctrl-C lands
         return real(*args, **kwargs)
 
     tr.loss = interrupted
     outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a
-    try:  # test run in the background of a shell ignores Ctrl-C, and so would train)
+    outer_term = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # test run in the background
+    try:  # of a shell ignores Ctrl-C, and so would train)
         with pytest.raises(KeyboardInterrupt):
             tr.run()
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGINT, outer)
+        signal.signal(signal.SIGTERM, outer_term)
     assert "interrupted at step 4; state saved, rerun to go on" in logs
+    name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+    assert f"{name}: stopping after this step, its state saved (again: now, unsaved)" in logs
     again = Trainer(tiny_config(tmp_path / "b", [data], eval_every=6), log=logs.append)
     again.run()
     assert "resumed at step 4" in logs
@@ -911,17 +920,19 @@ def test_ctrl_c_ignored_stays_ignored_and_the_handler_is_put_back_as_it_was() ->
     back as Python's KeyboardInterrupt handler."""
     from catscreen.training.trainer import _StopAtStep
 
-    outer = signal.getsignal(signal.SIGINT)
+    outer = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for before in (signal.SIG_IGN, signal.SIG_DFL, signal.default_int_handler):
-            signal.signal(signal.SIGINT, before)
-            stop = _StopAtStep(print)
-            during = signal.getsignal(signal.SIGINT)
-            assert (during is signal.SIG_IGN) == (before is signal.SIG_IGN)
-            stop.restore()
-            assert signal.getsignal(signal.SIGINT) is before
+        for signum in outer:
+            for before in (signal.SIG_IGN, signal.SIG_DFL, signal.default_int_handler):
+                signal.signal(signum, before)
+                stop = _StopAtStep(print)
+                during = signal.getsignal(signum)
+                assert (during is signal.SIG_IGN) == (before is signal.SIG_IGN)
+                stop.restore()
+                assert signal.getsignal(signum) is before
     finally:
-        signal.signal(signal.SIGINT, outer)
+        for signum, handler in outer.items():
+            signal.signal(signum, handler)
 
 
 def test_init_from_takes_bundled_and_a_path_beside_the_config(tmp_path: Path) -> None:

@@ -38,7 +38,8 @@ def train_command(
     working directory) starts from those weights; `refit_references: true` fits the reference
     energies to the new data, `add_elements: true` adds its new elements, `default_fidelity`
     names the context relax predicts in (else the checkpoint's). A run whose loss turns NaN
-    stops with an error.
+    stops with an error. Ctrl-C or SIGTERM (a job's time limit) stops after the step in
+    progress with its state saved; rerun to go on.
     """
     from dataclasses import replace
 

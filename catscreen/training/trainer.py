@@ -784,35 +784,38 @@ def _training_systems(path: str) -> set[str]:
 
 
 class _StopAtStep:
-    """Ctrl-C asks the training loop to stop after the step it is in (its state saved: a
-    resume lost up to eval_every - 1 steps, and an interrupt inside the optimiser's update
-    would save half of it); a second Ctrl-C stops at once. Ctrl-C ignored (a script's `&`)
-    stays ignored."""
+    """Ctrl-C, or a batch system's SIGTERM (a job's time limit), asks the training loop to stop
+    after the step it is in (its state saved: a resume lost up to eval_every - 1 steps, and an
+    interrupt inside the optimiser's update would save half of it); a second signal stops at
+    once. A signal ignored (Ctrl-C under a script's `&`) stays ignored."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, log: Callable[[str], None]) -> None:
         self.asked = False
         self.log = log
-        self._installed = False
-        try:
-            if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-                self._previous = signal.signal(signal.SIGINT, self._ask)
-                self._installed = True
-        except ValueError:  # not the main thread: Ctrl-C is not ours to catch
-            pass
+        self._previous: dict[int, object] = {}
+        for signum in self.SIGNALS:
+            try:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._ask)
+            except ValueError:  # not the main thread: signals are not ours to catch
+                break
 
     def _ask(self, signum: int, frame: object) -> None:
         if self.asked:
             raise KeyboardInterrupt
         self.asked = True
-        self.log("stopping after this step, its state saved (Ctrl-C again: now, unsaved)")
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        self.log(f"{name}: stopping after this step, its state saved (again: now, unsaved)")
 
     def restore(self) -> None:
-        if self._installed:  # None: a handler not set from Python, Python's own is the default
-            previous = self._previous
-            signal.signal(
-                signal.SIGINT, signal.default_int_handler if previous is None else previous
-            )
-            self._installed = False
+        for signum, previous in self._previous.items():
+            # None: a handler not set from Python; Python's own is SIGINT's default
+            if previous is None and signum == signal.SIGINT:
+                previous = signal.default_int_handler
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        self._previous = {}
 
 
 class Trainer:
