@@ -87,6 +87,34 @@ def test_emt_adsorption_energy_matches_raw_totals():
     assert out.configs.anomalies.iloc[0] == ""
 
 
+def test_site_elements_name_the_atoms_under_the_adsorbate():
+    """On an alloy the site's shape alone ("fcc") hid whether O sat on Pt or on Ni."""
+    from test_analysis_helpers import adslab, row
+
+    df = hand_results({"PtNi": -50.0}, [], {"H2": (-6.8, 0.0), "H2O": (-14.2, 0.0)})
+    clean = df[df.kind == "slab"].iloc[0].to_dict()
+    placed = adslab("Pt", "O", "fcc")
+    placed.symbols[8] = "Ni"  # one of the three fcc-site atoms (8, 9, 10)
+    clean_atoms = slab("Pt")
+    clean_atoms.symbols[8] = "Ni"
+    clean["initial_structure"] = clean["final_structure"] = atoms_to_text(clean_atoms)
+    rows = [*df[df.kind == "gas"].to_dict("records"), clean]
+    rows.append(row("adslab", "PtNi", "O", placed, placed, -56.0, site="fcc"))
+    moved = adslab("Pt", "O", "ontop", height=1.8)  # ends on top of atom 8, Ni
+    moved.symbols[8] = "Ni"
+    rows.append(row("adslab", "PtNi", "O", placed.copy(), moved, -55.0, site="fcc"))
+    rows[-1]["config_id"] += "-moved"
+    out = rank_results(pd.DataFrame.from_records(rows))
+    configs = out.configs.set_index("config_id")
+    first, second = configs.index.sort_values()
+    assert configs.loc[first, "site_elements"] == "Pt2Ni"
+    assert configs.loc[first, "final_site_elements"] == "Pt2Ni"
+    assert configs.loc[second, "final_site_type"] == "ontop"
+    assert configs.loc[second, "final_site_elements"] == "Ni"
+    assert out.systems.best_site_elements.tolist() == ["Pt2Ni"]
+    assert out.systems.best_final_site_elements.tolist() == ["Pt2Ni"]
+
+
 def test_fixed_potentials_from_yaml_and_csv(tmp_path):
     (tmp_path / "r.yaml").write_text("potentials:\n  O: {mu: -7.0, std: 0.1}\n  H: -3.0\n")
     (tmp_path / "r.csv").write_text("element,mu,mu_std\nO,-7.0,0.1\nH,-3.0,0.0\n")

@@ -195,6 +195,16 @@ def _parse_site(value: object, config_id: object) -> list[int] | None:
         ) from None
 
 
+def site_elements(atoms: Atoms, indices: list[int] | None) -> str:
+    """The elements under an adsorbate, most first ('Pt2Ni', 'Ce2O'): on an alloy or an oxide,
+    which atoms it binds to tells more than the site's shape."""
+    symbols = atoms.get_chemical_symbols()
+    counts = Counter(symbols[i] for i in indices or [] if 0 <= i < len(symbols))
+    return "".join(
+        f"{el}{n if n > 1 else ''}" for el, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))
+    )
+
+
 def check_cells(results: pd.DataFrame) -> None:
     """The cells a ranking reads, as `relax` writes them: another tool's table that leaves one
     empty or fills it with text gets one line naming the row, not a traceback mid-ranking.
@@ -360,13 +370,10 @@ def adsorption_table(
                 clean, bonds=reference.bonds, tolerance=reference.tolerance
             )
         _check_same_slab(initial, references[slab.config_id].atoms, row.config_id, slab)
+        site = _parse_site(row.site_atoms, row.config_id)
         try:
             report = detect_anomalies(
-                initial,
-                final,
-                references[slab.config_id],
-                _parse_site(row.site_atoms, row.config_id),
-                bond_tolerance,
+                initial, final, references[slab.config_id], site, bond_tolerance
             )
         except CatscreenError as exc:
             raise CatscreenError(f"adslab {row.config_id}: {exc}") from exc
@@ -399,8 +406,10 @@ def adsorption_table(
                 "adsorbate": str(row.adsorbate),
                 "site_type": str(row.site_type),
                 "site_atoms": str(row.site_atoms),
+                "site_elements": site_elements(initial, site),
                 "final_site_type": report.final_site_type,
                 "final_site_atoms": ",".join(str(i) for i in report.final_site_atoms),
+                "final_site_elements": site_elements(final, report.final_site_atoms),
                 "status": str(row.status),
                 "model": ctx[0],
                 "model_version": ctx[1],

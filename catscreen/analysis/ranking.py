@@ -107,6 +107,8 @@ def system_table(configs: pd.DataFrame) -> pd.DataFrame:
                 "best_config_id": best.config_id if best is not None else "",
                 "best_site_type": best.site_type if best is not None else "",
                 "best_final_site_type": best.final_site_type if best is not None else "",
+                "best_site_elements": best.site_elements if best is not None else "",
+                "best_final_site_elements": best.final_site_elements if best is not None else "",
             }
         )
     return pd.DataFrame.from_records(rows)
