@@ -85,9 +85,19 @@ def test_unknown_reference_candidate_lists_the_known_ones():
 def test_targets_parse():
     assert parse_target("N=-0.5:0.2", 0.3) == ("N", Target(-0.5, 0.2))
     assert parse_target(" OH = 0.1 ", 0.3) == ("OH", Target(0.1, 0.3))
-    for bad in ("N", "N=abc", "N=-0.5:", "N=-0.5:0", "=1:0.1"):
+    for bad in ("N", "N=abc", "N=-0.5:", "N=-0.5:0", "=1:0.1", "N=1e999", "N=-0.5:1e999"):
         with pytest.raises(CatscreenError, match="target"):
             parse_target(bad, 0.2)
+
+
+def test_targets_made_in_python_are_checked():
+    """Target(-1, 0) put every candidate at distance inf, a NaN value at NaN, and a bare
+    float for a Target an AttributeError deep in the ranking."""
+    for value, tolerance in ((-1.0, 0.0), (float("nan"), 0.2), (-1.0, float("inf"))):
+        with pytest.raises(CatscreenError, match="the value must be finite, the tolerance"):
+            Target(value, tolerance)
+    with pytest.raises(CatscreenError, match=r"targets\['O'\] is -1.0, not a Target"):
+        RankSettings(targets={"O": -1.0})  # type: ignore[dict-item]
 
 
 def test_an_adsorbate_targeted_twice_is_refused():

@@ -424,6 +424,22 @@ def test_adsorbate_library():
     assert {n for n, a in library.items() if a.bidentate} >= {"C2H2", "C2H4", "N2H2", "HCOO"}
     with pytest.raises(CatscreenError, match="unknown adsorbate"):
         get_adsorbate("XYZ")
+    # what a caller is given is its own: rotating it placed CO O-down in later enumerations
+    before = get_adsorbate("CO").atoms.positions.copy()
+    get_adsorbate("CO").atoms.rotate(180, "x")
+    library["CO"].atoms.positions += 1.0
+    assert np.array_equal(get_adsorbate("CO").atoms.positions, before)
+    assert np.array_equal(adsorbate_library()["CO"].atoms.positions, before)
+
+
+def test_sites_of_an_untagged_slab_ask_for_tags():
+    """scipy's "No points given" said nothing of the tags find_sites reads."""
+    from ase.build import fcc111
+
+    untagged = fcc111("Pt", (2, 2, 3), vacuum=6.0)
+    untagged.set_tags(0)
+    with pytest.raises(CatscreenError, match=r"no surface atoms \(tag 1.*tag_and_fix"):
+        find_sites(untagged, 2.77)
 
 
 def test_bidentate_placed_with_both_binding_atoms_down():

@@ -691,14 +691,32 @@ def test_elements_the_model_was_not_trained_on_are_refused_up_front(tmp_path):
 def test_a_failing_job_fails_its_rows_and_the_flow_goes_on():
     model, items = items_for([adslab("Cu", "O", "fcc")])
     good = RelaxMaker(model="emt", batch_size=8, steps=2).make(items)
-    bad = RelaxMaker(model="no-such-model", batch_size=8).make(items)
+    bad = RelaxMaker(model="/on/the/workers/only.pt", batch_size=8).make(items)
     seen = {}
     run_local(Flow([bad, good]), lambda job, rows, error: seen.update({job.uuid: (rows, error)}))
     rows, error = seen[bad.jobs[0].uuid]
-    assert rows is None and "unknown model 'no-such-model'" in error
+    assert rows is None and "checkpoint not found: /on/the/workers/only.pt" in error
     assert error.startswith("CatscreenError: ")  # as a Dask run records it, not module-qualified
     rows, error = seen[good.jobs[0].uuid]
     assert error is None and [r["status"] for r in rows] == ["not_converged"] * 5
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"optimizer": "bfgs"}, "RelaxMaker: --optimizer must be one of fire, lbfgs"),
+        ({"fmax": -1.0}, "RelaxMaker: --fmax must be a positive number"),
+        ({"fmax": float("nan")}, "RelaxMaker: --fmax must be a positive number"),
+        ({"steps": -1}, "RelaxMaker: --steps must be >= 0"),
+        ({"batch_size": 0}, "RelaxMaker: --batch-size must be >= 1"),
+        ({"model": "EMT"}, "unknown model 'EMT'"),
+    ],
+)
+def test_relax_maker_refuses_what_no_job_can_run(settings, message):
+    """It took them all; the jobs failed later, and under run_locally(log=False) silently (a
+    negative fmax ran every row to not_converged)."""
+    with pytest.raises(CatscreenError, match=re.escape(message)):
+        RelaxMaker(**settings)
 
 
 def test_random_init_checkpoint_records_context_and_magmoms(tmp_path):
@@ -824,10 +842,10 @@ def test_a_batch_fails_as_text_and_all_paused_workers_are_named(monkeypatch, cap
     from catscreen.workflow import executors
 
     _, items = items_for([adslab("Cu", "O", "fcc")])
-    job = RelaxMaker(model="no-such-model", batch_size=8).make(items).jobs[0]
+    job = RelaxMaker(model="/on/the/workers/only.pt", batch_size=8).make(items).jobs[0]
     with pytest.raises(executors.BatchError) as exc:
         executors.run_job_json(job.to_json())
-    assert str(exc.value).startswith("CatscreenError: unknown model 'no-such-model'")
+    assert str(exc.value).startswith("CatscreenError: checkpoint not found: /on/the/workers")
     assert exc.value.__context__ is None and exc.value.__cause__ is None
     assert str(pickle.loads(pickle.dumps(exc.value))) == str(exc.value)
 
@@ -922,3 +940,42 @@ def test_rows_are_kept_when_the_run_stops_between_writes(tmp_path, monkeypatch):
         relax_configurations(manifest, out, RelaxSettings(model="emt", batch_size=1, spin="off"))
     assert len(pd.read_parquet(out)) == 7
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_checkpoint_written_anew_is_loaded_anew(tmp_path):
+    """In one Python session (a notebook's train-then-relax loop) the old weights relaxed the
+    next run from the same path, and its rows recorded the old version."""
+    import torch
+
+    from catscreen.model.checkpoint import bundled_path, load_checkpoint, save_checkpoint
+    from catscreen.workflow.jobs import cached_model
+
+    net, payload = load_checkpoint(bundled_path())
+    path = tmp_path / "model.pt"
+    first = save_checkpoint(net, path, payload["metadata"])
+    assert cached_model(str(path)).info.version == first
+    assert cached_model(str(path)) is cached_model(str(path))  # loaded once while unchanged
+    with torch.no_grad():
+        net.reference_energies += 0.1
+    second = save_checkpoint(net, path, payload["metadata"])
+    assert second != first and cached_model(str(path)).info.version == second
+
+
+def test_an_extxyz_without_termination_relaxes_and_ranks(tmp_path):
+    """README names `termination` optional for a user's own extxyz: relax took the file and
+    rank refused every row ("has termination None; expected an integer")."""
+    from catscreen.analysis import rank_results, read_results
+
+    placed = adslab("Cu", "O", "fcc")
+    clean = placed[placed.get_tags() != 2]
+    clean.set_constraint(FixAtoms(mask=clean.get_tags() == 0))
+    clean.info.update(config_id="Cu-clean", kind="slab", adsorbate="none", site_type="none")
+    clean.info["system_id"] = "Cu-none"
+    for frame in (placed, clean):
+        del frame.info["termination"]
+    write(tmp_path / "mine.extxyz", [clean, placed], format="extxyz")
+    settings = RelaxSettings(model="emt", steps=40, fmax=0.1)
+    relax_configurations(tmp_path / "mine.extxyz", tmp_path / "r.parquet", settings, progress=False)
+    ranked = rank_results(read_results(tmp_path / "r.parquet"))
+    assert ranked.configs.candidate.tolist() == ["Cu(111)"]
+    assert ranked.configs.termination.tolist() == [0]

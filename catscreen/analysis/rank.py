@@ -76,6 +76,12 @@ class RankSettings:
             )
         if not 0 <= self.flip_sigma < math.inf or self.top_k < 0:  # NaN flagged nothing
             raise CatscreenError("--flip-sigma must be finite, and it and --top-k not negative")
+        wrong = [k for k, v in self.targets.items() if not isinstance(v, Target)]
+        if wrong:  # {"O": -1.0}: an AttributeError deep in the ranking
+            raise CatscreenError(
+                f"targets[{wrong[0]!r}] is {self.targets[wrong[0]]!r}, not a Target(value, "
+                "tolerance)"
+            )
 
     def as_metadata(self) -> dict[str, Any]:
         meta = asdict(self)

@@ -36,6 +36,15 @@ class Target:
     value: float
     tolerance: float
 
+    def __post_init__(self) -> None:
+        """Made in Python, not parsed: Target(-1, 0) put every candidate at distance inf, a NaN
+        value at NaN."""
+        if not (math.isfinite(self.value) and 0 < self.tolerance < math.inf):
+            raise CatscreenError(
+                f"target {self.value}:{self.tolerance}: the value must be finite, the tolerance "
+                "positive and finite (eV)"
+            )
+
 
 def parse_target(text: str, default_tolerance: float) -> tuple[str, Target]:
     """`"N=-0.5:0.2"` -> ("N", Target(-0.5, 0.2)); the tolerance may be left out."""
@@ -49,8 +58,10 @@ def parse_target(text: str, default_tolerance: float) -> tuple[str, Target]:
         raise CatscreenError(
             f"cannot read target {text!r}; expected ADSORBATE=VALUE[:TOLERANCE], e.g. N=-0.5:0.2"
         ) from None
-    if not tol > 0:
-        raise CatscreenError(f"target {text!r}: the tolerance must be positive")
+    if not (math.isfinite(value) and 0 < tol < math.inf):  # 1e999 reads as inf
+        raise CatscreenError(
+            f"target {text!r}: the value must be finite, the tolerance positive and finite"
+        )
     return match.group(1), Target(value, tol)  # type: ignore[union-attr]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -47,8 +47,14 @@ class Adsorbate:
         return {"name": self.name, "geometry": digest}
 
 
-@cache
 def adsorbate_library() -> dict[str, Adsorbate]:
+    """The built-in adsorbates, each a copy: rotating one a caller was given placed CO O-down
+    in every later enumeration of the process, under new config ids."""
+    return {name: replace(a, atoms=a.atoms.copy()) for name, a in _library().items()}
+
+
+@cache
+def _library() -> dict[str, Adsorbate]:
     with open(data_path("adsorbates.yaml")) as fh:
         raw = yaml.safe_load(fh)["adsorbates"]
     library = {}
@@ -64,7 +70,7 @@ def adsorbate_library() -> dict[str, Adsorbate]:
 
 def unknown_adsorbate(name: str, alternative: str = "") -> str | None:
     """Why `name` is no library adsorbate (None if it is); `alternative` names another way."""
-    library = adsorbate_library()
+    library = _library()
     if name in library:
         return None
     return (
@@ -77,7 +83,8 @@ def get_adsorbate(name: str) -> Adsorbate:
     why = unknown_adsorbate(name, "or --custom-adsorbate FILE:INDEX")
     if why is not None:
         raise CatscreenError(why)
-    return adsorbate_library()[name]
+    adsorbate = _library()[name]
+    return replace(adsorbate, atoms=adsorbate.atoms.copy())  # the library's own stays intact
 
 
 def _rotation_to(v: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -188,7 +195,7 @@ def load_custom_adsorbate(spec: str) -> Adsorbate:
         raise CatscreenError(f"custom adsorbate {spec!r}: give one or two distinct binding atoms")
     if any(not 0 <= i < len(atoms) for i in binding):
         raise CatscreenError(f"custom adsorbate {spec!r}: {path} has only {len(atoms)} atoms")
-    if path.stem in adsorbate_library():
+    if path.stem in _library():
         raise CatscreenError(
             f"custom adsorbate {path.stem!r} clashes with a library adsorbate: rename the file"
         )

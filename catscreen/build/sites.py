@@ -22,6 +22,7 @@ from pymatgen.util.coord import in_coord_list_pbc
 from scipy.spatial import Delaunay
 
 from catscreen.build.slabs import inplane_images
+from catscreen.errors import CatscreenError
 
 SITE_TYPES: tuple[str, ...] = ("ontop", "bridge", "fcc", "hcp", "hollow", "4fold")
 NEAR_TOL = 0.10  # relative tolerance for "equally near" surface atoms
@@ -106,6 +107,11 @@ def all_sites(atoms: Atoms, d_nn: float, exact_ontop: bool = True) -> list[Site]
     it, 1.1 A off it (Ru, Co, Zn (10-11), (20-21)), a second ontop site beside the real one;
     False keeps those, as the committed training passes were made."""
     exposed = np.flatnonzero(atoms.get_tags() == 1)
+    if not len(exposed):  # scipy's "No points given" said nothing of tags
+        raise CatscreenError(
+            "the slab has no surface atoms (tag 1, Open Catalyst's convention); tag it first "
+            "(catscreen.build.slabs.tag_and_fix)"
+        )
     points, owners = inplane_images(atoms, exposed)
     inv = np.linalg.inv(atoms.cell.array[:2, :2])
     seen: list[np.ndarray] = []

@@ -266,7 +266,11 @@ BUILTIN_MODELS = ("bundled", "chgnet", "chgnet-pbe", "chgnet-r2scan", "emt")
 
 
 def load_model(name: str = "bundled") -> Model:
-    """`bundled` (the shipped weights), a checkpoint path, `chgnet` or `chgnet-r2scan`, or `emt`."""
+    """`bundled` (the shipped weights), a checkpoint path, `chgnet` or `chgnet-r2scan`, or `emt`.
+
+    A `Model` (batched `predict` over structures and contexts), not an ASE calculator: for
+    `atoms.calc`, wrap it as `catscreen.model.CatscreenCalculator(load_model(...), spin=...)`.
+    """
     if name == "emt":
         return _emt()
     if name in ("chgnet", "chgnet-pbe", "chgnet-r2scan"):

@@ -98,6 +98,8 @@ def read_configs(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:
             if isinstance(rec["miller"], str):  # the schema's h,k,l (a file may hold "1 1 1")
                 rec["miller"] = ",".join(rec["miller"].replace(",", " ").split())
             rec["config_id"] = rec["config_id"] or _digest("structure", atoms_to_text(atoms))
+            if rec["termination"] is None:  # optional (README): the facet's one termination
+                rec["termination"] = 0
             rec["formula"] = atoms.get_chemical_formula()
             rec["n_atoms"] = len(atoms)
             records.append(rec)

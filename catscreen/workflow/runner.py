@@ -34,8 +34,7 @@ from catscreen.errors import CatscreenError
 from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES, ModelInfo, counted, domain_warnings
 from catscreen.workflow.executors import EXECUTORS, run_dask, run_local
 from catscreen.workflow.inputs import read_configs, select, work_items
-from catscreen.workflow.jobs import RelaxMaker, cached_model
-from catscreen.workflow.optimizers import OPTIMIZERS
+from catscreen.workflow.jobs import RelaxMaker, cached_model, relax_problems
 from catscreen.workflow.relax import Row, WorkItem, result_row
 from catscreen.workflow.store import BATCH_FAILED, OutputLock, ResultTable, followed, row_key
 
@@ -62,13 +61,11 @@ class RelaxSettings:
     model_base: str | None = None  # where a relative checkpoint path is looked up first
 
     def __post_init__(self) -> None:
+        shared = relax_problems(self.optimizer, self.fmax, self.steps, self.batch_size)
         checks = [
             (self.spin in SPIN_MODES, f"--spin must be one of {', '.join(SPIN_MODES)}"),
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            *[(False, message) for message in shared],
             (self.executor in EXECUTORS, f"--executor must be one of {', '.join(EXECUTORS)}"),
-            (0 < self.fmax < float("inf"), "--fmax must be a positive number"),
-            (self.steps >= 0, "--steps must be >= 0"),
-            (self.batch_size >= 1, "--batch-size must be >= 1"),
             (self.workers >= 1, "--workers must be >= 1"),
             # else the run would go on this machine, the cluster never asked
             (
