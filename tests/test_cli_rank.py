@@ -151,6 +151,13 @@ def test_write_dft(results_file, tmp_path):
     assert res.exit_code == 0, res.output
     assert "only adslabs and clean slabs were written" in " ".join(res.stderr.split())
     assert not [p for p in (tmp_path / "fixed-dft").iterdir() if p.name.startswith("gas-")]
+    # the potentials' sum is on the model's zero: a script subtracting it from DFT totals
+    # ("- reference_energy when given") was off by the two zeros' difference
+    manifest = json.loads((tmp_path / "fixed-dft" / "manifest.json").read_text())
+    for entry in manifest["adsorption"]:
+        assert entry["gas"] == {} and "reference_energy" not in entry
+        assert entry["model_reference_energy"] == {"O": -7.4, "N": -8.3}[entry["adsorbate"]]
+    assert "your DFT's values of them" in manifest["e_ads"]
 
 
 def _bad(tmp_path, results: pd.DataFrame) -> str:

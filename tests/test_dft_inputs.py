@@ -69,7 +69,7 @@ def test_vasp_inputs_spin_off(tmp_path, flagged_off):
     assert (dynamics.all(axis=1) == (tags != 0)).all() and (~dynamics[tags == 0]).all()
     assert poscar.site_symbols == ["Pt", "O"]
     incar = Incar.from_file(ads / "INCAR")
-    assert incar["ISPIN"] == 1 and "MAGMOM" not in incar
+    assert incar["ISPIN"] == 1 and "MAGMOM" not in incar and "LORBIT" not in incar
     assert incar["LDIPOL"] is True and incar["IDIPOL"] == 3
     assert incar["ENCUT"] == 400 and incar["ISMEAR"] == -1 and incar["GGA"] == "Pe"
     kpts = Kpoints.from_file(ads / "KPOINTS").kpts[0]
@@ -87,6 +87,7 @@ def test_vasp_inputs_spin_on_start_from_predicted_or_default_moments(tmp_path, f
     write_dft_inputs(flagged_on, "vasp", tmp_path, DftSettings(xc="RPBE"))
     incar = Incar.from_file(tmp_path / flagged_on.config_id[0] / "INCAR")
     assert incar["ISPIN"] == 2 and incar["GGA"] == "Rp"
+    assert incar["LORBIT"] == 11  # per-site moments in OUTCAR, as MPRelaxSet
     predicted = np.linspace(0.1, 1.3, 13)
     predicted[0] = -2.0
     default = np.array([1.0] * 12 + [0.6])
@@ -360,7 +361,8 @@ def test_the_manifest_says_which_calculations_make_each_e_ads(tmp_path, flagged_
     weights = json.loads(row.reference_weights)
     assert entry["adslab"] == row.config_id and entry["slab"] == row.slab_config_id
     assert entry["gas"] == {f"gas-{m}": w for m, w in weights.items()} and weights
-    assert entry["model_e_ads"] == pytest.approx(row.e_ads) and entry["reference_energy"] is None
+    assert entry["model_e_ads"] == pytest.approx(row.e_ads)
+    assert entry["model_reference_energy"] is None and "zero smearing" in manifest["e_ads"]
     for folder in (entry["adslab"], entry["slab"], *entry["gas"]):
         assert (sets / "vasp" / folder / "INCAR").is_file()
     assert manifest["xc"] == "PBE" and manifest["model"]["fidelity"] == row.fidelity

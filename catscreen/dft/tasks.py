@@ -193,8 +193,9 @@ def _manifest(
                 "adslab": row.config_id,
                 "slab": slab,
                 "gas": {gas_task_name(m): w for m, w in weights.items()},
-                # fixed reference potentials: no gas calculation, the potential's sum instead
-                "reference_energy": None if weights else float(row.reference_energy),
+                # fixed reference potentials: no gas calculation, and their sum is on the
+                # model's energy zero, not the DFT's: the user's own DFT values go there
+                "model_reference_energy": None if weights else float(row.reference_energy),
                 "spin": row.spin,
                 **{k: getattr(row, k) for k in ("candidate", "adsorbate", "site_type")
                    if hasattr(row, k)},
@@ -208,7 +209,10 @@ def _manifest(
         "xc": settings.xc,
         "encut_eV": settings.encut,
         "model": {k: str(first.get(k, "")) for k in ("model", "model_version", "fidelity")},
-        "e_ads": "E(adslab) - E(slab) - sum(weight * E(gas)), or - reference_energy when given",
+        "e_ads": "E(adslab) - E(slab) - sum(weight * E(gas)); with fixed reference potentials "
+        "(gas empty), minus your DFT's values of them instead (model_reference_energy is the "
+        "model's sum, on its own energy zero). E: the total energy extrapolated to zero smearing "
+        "(VASP's energy(sigma->0), GPAW's and ASE's get_potential_energy())",
         "adsorption": entries,
         "files": {
             f.relative_to(folder).as_posix(): _sha256(f)

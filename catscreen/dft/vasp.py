@@ -119,8 +119,8 @@ def incar(atoms: Atoms, spin: str, kind: str, settings: DftSettings, system: str
         params.update(METAGGA="R2SCAN", LMIXTAU=True, ALGO="All")
     else:
         params["GGA"] = "RP" if settings.xc == "RPBE" else "PE"
-    if spin == "on":
-        params["MAGMOM"] = vasp_magmoms(atoms, settings.xc)
+    if spin == "on":  # LORBIT: per-site moments in OUTCAR, to compare with the model's
+        params.update(MAGMOM=vasp_magmoms(atoms, settings.xc), LORBIT=11)
     if kind != "gas":
         com = atoms.cell.scaled_positions(atoms.get_center_of_mass()[None, :])[0]
         params.update(LDIPOL=True, IDIPOL=3, DIPOL=[round(float(x), 4) for x in com])
