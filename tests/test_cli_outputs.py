@@ -97,3 +97,18 @@ def test_a_run_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", str(config)])  # PermissionError, NotADirectoryError
     assert result.exit_code == 2 and result.exception.__class__ is SystemExit
     assert "error: cannot make the run folder" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rank", "r.parquet", "--top-k", "-1"], "Invalid value for '--top-k'"),
+        (["rank"], "Missing argument 'results'."),
+        (["rank", "r.parquet", "--nope"], "No such option: --nope"),
+        (["campaign", "run"], "Missing argument 'recipe'. (see `catscreen campaign run --help`)"),
+        (["frobnicate"], "No such command 'frobnicate'. (see `catscreen --help`)"),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], message: str) -> None:
+    """Typer drew the usage, a hint and a boxed panel: eight lines for `--top-k -1`."""
+    assert message in _one_line_error(args)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import click
 import typer
+import typer.rich_utils
 from typer.core import TyperOption
 
 from catscreen import code_version
@@ -17,6 +19,20 @@ def _flag_type(self: TyperOption, ctx: object) -> str | None:
 
 _option_type = TyperOption.display_type_rich
 TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+
+
+def _one_line_usage_error(exc: click.ClickException) -> None:
+    """Click's usage errors (an unknown option, a value out of range) as one line, as
+    catscreen's own errors are: Typer drew the usage, a hint and a boxed panel, eight lines
+    for `--top-k -1`."""
+    if exc.__class__.__name__ == "NoArgsIsHelpError":  # the help was the answer
+        return
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+
+
+typer.rich_utils.rich_format_error = _one_line_usage_error
 
 app = typer.Typer(
     name="catscreen",
