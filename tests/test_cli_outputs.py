@@ -75,7 +75,7 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path: Path
           "--min-ab", "nan"], "--min-ab must be a length in (0, 100] A"),
         (["data", "generate", "{tmp}/g", "--metals", "Pt", "--avoid", "{binary}"],
          "--avoid"),
-        (["relax", "{tmp}", "--out", "", "--model", "emt"], "is a folder; give the parquet file"),
+        (["relax", "{tmp}", "--out", "{tmp}", "--model", "emt"], "is a folder; give the parquet"),
     ],
 )  # fmt: skip
 def test_odd_input_found_by_the_sweep_is_one_line(tmp_path: Path, args, message) -> None:
@@ -112,3 +112,28 @@ def test_a_run_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
 def test_usage_errors_are_one_line(args: list[str], message: str) -> None:
     """Typer drew the usage, a hint and a boxed panel: eight lines for `--top-k -1`."""
     assert message in _one_line_error(args)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["enumerate", "-b", "Pt", "-a", "O", "--out", ""],
+        ["relax", "cfg", "--out", ""],
+        ["rank", "r.parquet", "--out", ""],
+        ["report", "run", "-o", " "],
+        ["train", "t.yaml", "--out", ""],
+        ["evaluate", "m.pt", "d.extxyz", "--plot", ""],
+        ["campaign", "run", "quickstart", "--out", ""],
+        ["campaign", "baseline", "run", "--write", ""],
+        ["data", "generate", "--out", ""],
+        ["data", "label", "x.extxyz", "--dft", "gpaw", "--out", "y.extxyz", "--work", ""],
+        ["model", "interpolate", "a.pt", "b.pt", "--alpha", "0.5", "--out", ""],
+        ["validate", "f.parquet", "--out", ""],
+    ],
+)
+def test_an_empty_output_path_is_refused(tmp_path: Path, monkeypatch, args: list[str]) -> None:
+    """`--out "$DIR"` with DIR unset was the working folder: the outputs landed among whatever
+    was there (relax alone refused it, as "a folder")."""
+    monkeypatch.chdir(tmp_path)
+    assert "is empty (an unset variable?): give a path" in _one_line_error(args)
+    assert list(tmp_path.iterdir()) == []

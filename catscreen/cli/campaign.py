@@ -25,7 +25,7 @@ from catscreen.campaign.runner import (
 )
 from catscreen.campaign.state import STAGES, intact, require_ranked, require_state
 from catscreen.campaign.summary import descriptor_frame
-from catscreen.cli.common import cli_errors, console, err_console
+from catscreen.cli.common import cli_errors, console, err_console, output_option
 from catscreen.errors import CatscreenError
 
 app = typer.Typer(
@@ -59,7 +59,7 @@ def run_command(
         ...,
         help="Recipe YAML, e.g. recipes/quickstart.yaml, or a shipped recipe's name: quickstart.",
     ),
-    out: Path = typer.Option(
+    out: Path = output_option(
         ..., "--out", "-o", help="Campaign folder (created; reused to resume)."
     ),
     executor: str | None = typer.Option(None, help="local | dask (overrides the recipe)."),
@@ -169,7 +169,7 @@ def status_command(root: Path = typer.Argument(..., help="Campaign folder.")) ->
 @cli_errors
 def baseline_command(
     root: Path = typer.Argument(..., help="Campaign folder whose rank stage is done."),
-    write: Path = typer.Option(
+    write: Path = output_option(
         ..., "--write", help="Baseline JSON to write (commit it next to the recipe)."
     ),
     tolerance: float = typer.Option(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -51,3 +52,15 @@ def split_csv(value: str | None) -> list[str]:
     if not value:
         return []
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _output_path(text: str) -> Path:
+    if not str(text).strip():
+        raise typer.BadParameter("is empty (an unset variable?): give a path")
+    return Path(text)
+
+
+def output_option(default: Any, *decls: str, help: str) -> Any:  # noqa: A002 (Typer's name)
+    """An option naming where to write: given empty (`--out "$DIR"` with DIR unset) it was the
+    working folder, and the outputs landed among whatever was there."""
+    return typer.Option(default, *decls, help=help, parser=_output_path, metavar="<path>")

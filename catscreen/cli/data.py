@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from catscreen.cli.common import cli_errors, console
+from catscreen.cli.common import cli_errors, console, output_option
 from catscreen.errors import CatscreenError
 
 data_app = typer.Typer(
@@ -99,7 +99,7 @@ def generate_command(
     out_arg: Path | None = typer.Argument(
         None, metavar="OUT", help="Output folder (default data/training/teacher)."
     ),
-    out_option: Path | None = typer.Option(
+    out_option: Path | None = output_option(
         None, "--out", "-o", help="Output folder, as OUT (the other commands' option)."
     ),
     teacher: list[str] = typer.Option(
@@ -267,7 +267,7 @@ def generate_command(
 @cli_errors
 def label_command(
     input_path: Path = typer.Argument(..., help="Structures to label (extxyz)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Labelled frames (extxyz; .gz compresses)."),
+    out: Path = output_option(..., "--out", "-o", help="Labelled frames (extxyz; .gz compresses)."),
     dft: str | None = typer.Option(None, "--dft", help="Real DFT labeller: gpaw."),
     teachers: list[str] = typer.Option(
         [],
@@ -287,7 +287,7 @@ def label_command(
     smearing: float | None = typer.Option(
         None, "--smearing", help="DFT Fermi-Dirac width (eV; 0.1)."
     ),
-    work: Path | None = typer.Option(
+    work: Path | None = output_option(
         None,
         "--work",
         help="DFT folder for per-structure results (default OUT.parts); a rerun skips what is "

@@ -22,7 +22,7 @@ from catscreen.build.enumerate import (
 )
 from catscreen.build.placements import MIN_DISTANCE_FACTOR, NUDGE
 from catscreen.build.slabs import atom_layers
-from catscreen.cli.common import cli_errors, console, err_console, split_csv
+from catscreen.cli.common import cli_errors, console, err_console, output_option, split_csv
 from catscreen.errors import CatscreenError
 from catscreen.io import is_same_file
 
@@ -193,7 +193,7 @@ def enumerate_command(
     clean: bool = typer.Option(
         True, "--clean/--no-clean", help="Write the clean slabs as configurations too."
     ),
-    out: Path | None = typer.Option(
+    out: Path | None = output_option(
         None, "--out", "-o", help=f"Output folder for {STRUCTURES_FILE} and {MANIFEST_FILE}."
     ),
     dry_run: bool = typer.Option(

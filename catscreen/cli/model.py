@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from catscreen.cli.common import cli_errors, console
+from catscreen.cli.common import cli_errors, console, output_option
 
 app = typer.Typer(
     help="Inspect models: the bundled network, a checkpoint, CHGNet.", no_args_is_help=True
@@ -126,7 +126,7 @@ def interpolate_command(
     alpha: float = typer.Option(
         ..., "--alpha", help="Share of SECOND: weights (1 - alpha) * FIRST + alpha * SECOND."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write."),
+    out: Path = output_option(..., "--out", "-o", help="Checkpoint to write."),
     description: str = typer.Option("", "--description", help="Recorded in the checkpoint."),
 ) -> None:
     """Mix two fine-tunes of one trained network in weight space (WiSE-FT).

@@ -21,7 +21,7 @@ from catscreen.analysis import (
     uncertainty_note,
     write_rank_outputs,
 )
-from catscreen.cli.common import cli_errors, console, err_console
+from catscreen.cli.common import cli_errors, console, err_console, output_option
 from catscreen.dft import DftSettings, write_dft_inputs
 from catscreen.dft.tasks import ENGINES, check_dft_folder, functional
 from catscreen.errors import CatscreenError
@@ -134,7 +134,7 @@ def rank_command(
     flip_sigma: float = typer.Option(
         1.0, help="Neighbours closer than this many sigma could swap."
     ),
-    out: Path | None = typer.Option(
+    out: Path | None = output_option(
         None, "--out", help="Output folder (default: next to RESULTS)."
     ),
     fmt: str = typer.Option(

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from catscreen.cli.common import cli_errors, console, split_csv
+from catscreen.cli.common import cli_errors, console, output_option, split_csv
 from catscreen.errors import CatscreenError
 from catscreen.schema import MANIFEST_COLUMNS, RESULT_COLUMNS
 from catscreen.workflow.relax import COLLAPSE_RATIO, FORCE_LIMIT, ISOLATION_LIMIT
@@ -44,7 +44,7 @@ def relax_command(
     configs: Path = typer.Argument(
         ..., help="configs.parquet from enumerate (or its folder), or an extxyz file."
     ),
-    out: Path = typer.Option(Path("results.parquet"), "--out", "-o", help="Results table."),
+    out: Path = output_option(Path("results.parquet"), "--out", "-o", help="Results table."),
     model: str = typer.Option(
         "bundled", help="bundled | checkpoint PATH | chgnet | chgnet-r2scan | emt."
     ),
@@ -102,7 +102,7 @@ def relax_command(
     """
     from catscreen.workflow.runner import RelaxSettings, relax_configurations  # jobflow: lazy
 
-    if out.is_dir():  # `--out ""` too (the current folder): a ValueError traceback
+    if out.is_dir():  # a ValueError traceback
         raise CatscreenError(f"--out {out} is a folder; give the parquet file to write")
     if workers is not None and (executor != "dask" or scheduler is not None):
         raise CatscreenError(  # it would be ignored: the cluster decides its own workers

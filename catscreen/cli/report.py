@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from catscreen.campaign.report import write_report
-from catscreen.cli.common import cli_errors, err_console
+from catscreen.cli.common import cli_errors, err_console, output_option
 
 EPILOG = (
     "[bold]Examples[/]:\n\n"
@@ -19,7 +19,7 @@ EPILOG = (
 @cli_errors
 def report_command(
     root: Path = typer.Argument(..., help="Campaign folder (from `catscreen campaign run`)."),
-    out: Path | None = typer.Option(
+    out: Path | None = output_option(
         None, "--out", "-o", help="Report folder (default DIR/report)."
     ),
 ) -> None:

@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from catscreen.cli.common import cli_errors, console
+from catscreen.cli.common import cli_errors, console, output_option
 from catscreen.errors import CatscreenError
 
 
@@ -19,7 +19,9 @@ def train_command(
         help="Training config (YAML), e.g. data/training/bundled.yaml; `extends: BASE.yaml` in it "
         "starts from another config and changes only the keys it gives.",
     ),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Run folder (overrides the config)."),
+    out: Path | None = output_option(
+        None, "--out", "-o", help="Run folder (overrides the config)."
+    ),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Override the step budget."),
     max_minutes: float | None = typer.Option(
         None,
@@ -85,8 +87,8 @@ def evaluate_command(
         help="Only systems the checkpoint never trained on that its split puts on the validation "
         "side (data made after training included).",
     ),
-    table: Path | None = typer.Option(None, "--table", help="Write the MAE table (CSV)."),
-    plot: Path = typer.Option(Path("parity.png"), "--plot", help="Parity plot (PNG)."),
+    table: Path | None = output_option(None, "--table", help="Write the MAE table (CSV)."),
+    plot: Path = output_option(Path("parity.png"), "--plot", help="Parity plot (PNG)."),
     fidelity: str | None = typer.Option(
         None,
         "--fidelity",

@@ -9,7 +9,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from catscreen.cli.common import cli_errors, console, err_console
+from catscreen.cli.common import cli_errors, console, err_console, output_option
 from catscreen.dft import DftSettings
 from catscreen.dft.settings import GPAW_XC
 from catscreen.dft.tasks import FLAGGED_REQUIRED, fidelity_functional
@@ -29,7 +29,7 @@ EPILOG = (
 def validate_command(
     flagged: Path = typer.Argument(..., help="flagged.parquet from `catscreen rank`."),
     engine: str = typer.Option("gpaw", help="DFT engine run on this machine (gpaw)."),
-    out: Path | None = typer.Option(
+    out: Path | None = output_option(
         None, "--out", help="Output folder (default: next to FLAGGED)."
     ),
     encut: float = typer.Option(DftSettings.encut, help="Plane-wave cutoff (eV)."),
