@@ -126,6 +126,7 @@ def test_usage_errors_are_one_line(args: list[str], message: str) -> None:
         ["campaign", "run", "quickstart", "--out", ""],
         ["campaign", "baseline", "run", "--write", ""],
         ["data", "generate", "--out", ""],
+        ["data", "generate", ""],
         ["data", "label", "x.extxyz", "--dft", "gpaw", "--out", "y.extxyz", "--work", ""],
         ["model", "interpolate", "a.pt", "b.pt", "--alpha", "0.5", "--out", ""],
         ["validate", "f.parquet", "--out", ""],

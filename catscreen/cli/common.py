@@ -54,13 +54,14 @@ def split_csv(value: str | None) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def _output_path(text: str) -> Path:
+def output_path(text: str) -> Path:
+    """Where to write; given empty (`--out "$DIR"` with DIR unset) it was the working folder,
+    and the outputs landed among whatever was there."""
     if not str(text).strip():
         raise typer.BadParameter("is empty (an unset variable?): give a path")
     return Path(text)
 
 
 def output_option(default: Any, *decls: str, help: str) -> Any:  # noqa: A002 (Typer's name)
-    """An option naming where to write: given empty (`--out "$DIR"` with DIR unset) it was the
-    working folder, and the outputs landed among whatever was there."""
-    return typer.Option(default, *decls, help=help, parser=_output_path, metavar="<path>")
+    """An option naming where to write (`output_path`)."""
+    return typer.Option(default, *decls, help=help, parser=output_path, metavar="<path>")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from catscreen.cli.common import cli_errors, console, output_option
+from catscreen.cli.common import cli_errors, console, output_option, output_path
 from catscreen.errors import CatscreenError
 
 data_app = typer.Typer(
@@ -97,7 +97,10 @@ def _label_teacher(teacher: str, input_path: Path, out: Path) -> None:
 @cli_errors
 def generate_command(
     out_arg: Path | None = typer.Argument(
-        None, metavar="OUT", help="Output folder (default data/training/teacher)."
+        None,
+        metavar="OUT",
+        help="Output folder (default data/training/teacher).",
+        parser=output_path,
     ),
     out_option: Path | None = output_option(
         None, "--out", "-o", help="Output folder, as OUT (the other commands' option)."
