@@ -979,3 +979,47 @@ def test_an_extxyz_without_termination_relaxes_and_ranks(tmp_path):
     ranked = rank_results(read_results(tmp_path / "r.parquet"))
     assert ranked.configs.candidate.tolist() == ["Cu(111)"]
     assert ranked.configs.termination.tolist() == [0]
+
+
+class _FlatThenBroken:
+    """A real Model's shape: zero forces (everything is converged at once), or EMT until its
+    `fail_at`-th call, which raises."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.inner = load_model("emt")
+        self.info = self.inner.info
+        self.fail_at, self.calls = fail_at, 0
+
+    def predict(self, structures, spins, fidelities, stress=False):
+        self.calls += 1
+        if self.fail_at is None:
+            return [Prediction(energy=0.0, forces=np.zeros((len(a), 3))) for a in structures]
+        if self.calls >= self.fail_at:
+            raise RuntimeError("backend fell over")
+        return self.inner.predict(structures, spins, fidelities)
+
+
+def test_a_start_inside_the_potential_s_hole_that_stays_there_fails():
+    """A start closer than 0.5x the covalent radii set its own threshold: O 0.3 A above Cu
+    that never moved out ended "converged" (the bundled model left Pt-O at 0.83 A)."""
+    _, items = items_for([adslab("Cu", "O", "ontop", height=0.3, cid="inside")])
+    (row,) = [r for r in relax_items(_FlatThenBroken(), items) if r["config_id"] == "inside"]
+    assert row["status"] == "failed", row
+    assert "end 0.30 A apart (below 0.5x their covalent radii; the start was as close)" in row[
+        "reason"
+    ]
+
+
+def test_a_model_error_row_keeps_no_energy_of_the_input_file():
+    """The structure kept the calculator it came with: a user's DFT-labelled frame that the
+    model failed on mid-run stored the moved geometry under the file's energy and forces."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    image = adslab("Cu", "O", "fcc", cid="labelled")
+    image.calc = SinglePointCalculator(image, energy=-123.456, forces=np.ones((13, 3)))
+    _, items = items_for([image])
+    items = [it for it in items if it["config_id"] == "labelled"]
+    assert atoms_from_text(items[0]["structure"]).calc is not None  # the file's labels came in
+    (row,) = relax_items(_FlatThenBroken(fail_at=4), items)
+    assert row["status"] == "failed" and "backend fell over" in row["reason"]
+    assert row["steps"] == 3 and atoms_from_text(row["final_structure"]).calc is None

@@ -2,8 +2,10 @@
 
 The relaxation engine makes one model call per step for every active structure, so the
 optimizer must take a step for a changing subset of a batch without looping over ASE
-optimizer objects. Both follow ASE's update rules and default parameters, so a batched run
-and an ASE run of the same structure take the same path.
+optimizer objects. Both follow ASE's update rules and default parameters: a batched FIRE run
+and ASE's FIRE take the same path; L-BFGS too, except where a step pair with non-positive
+curvature comes up, which ASE keeps and this drops (an uphill direction otherwise), so the two
+part ways there (2 of 59 EMT relaxations, each then converging in fewer steps).
 """
 
 from __future__ import annotations

@@ -308,8 +308,10 @@ def relax_items(
         step_forces: list[np.ndarray] = []
         for k, pred in zip(active, preds, strict=True):
             atoms, item = structures[k], items[k]
-            if isinstance(pred, str):
-                rows[k] = result_row(item, info, "failed", pred, final=atoms, steps=taken[k])
+            if isinstance(pred, str):  # the input's own calculator (a file's DFT labels) dropped
+                rows[k] = result_row(
+                    item, info, "failed", pred, final=_final_atoms(atoms, None), steps=taken[k]
+                )
                 continue
             reason = explosion_reason(atoms, initial_z[k], pred, initial_contact[k])
             if reason:
@@ -320,6 +322,18 @@ def relax_items(
             forces = np.array(pred.forces, dtype=float)
             forces[fixed[k]] = 0.0  # as ASE's constraints do: fixed directions feel no force
             fnow = float(np.linalg.norm(forces, axis=1).max()) if len(forces) else 0.0
+            if (fnow <= fmax or taken[k] >= steps) and initial_contact[k] < COLLAPSE_RATIO:
+                ratio, i, j, d = closest_contact(atoms)
+                if ratio < COLLAPSE_RATIO:  # started inside the potential's hole, stayed there
+                    reason = (
+                        f"exploded: atoms {i} and {j} end {d:.2f} A apart (below "
+                        f"{COLLAPSE_RATIO:g}x their covalent radii; the start was as close)"
+                    )
+                    rows[k] = result_row(
+                        item, info, "failed", reason, final=_final_atoms(atoms, None),
+                        steps=taken[k],
+                    )  # fmt: skip
+                    continue
             if fnow <= fmax or taken[k] >= steps:
                 status = "converged" if fnow <= fmax else "not_converged"
                 why = "" if fnow <= fmax else f"fmax {fnow:.3g} > {fmax:g} after {steps} steps"
