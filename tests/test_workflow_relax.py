@@ -1005,9 +1005,10 @@ def test_a_start_inside_the_potential_s_hole_that_stays_there_fails():
     _, items = items_for([adslab("Cu", "O", "ontop", height=0.3, cid="inside")])
     (row,) = [r for r in relax_items(_FlatThenBroken(), items) if r["config_id"] == "inside"]
     assert row["status"] == "failed", row
-    assert "end 0.30 A apart (below 0.5x their covalent radii; the start was as close)" in row[
-        "reason"
-    ]
+    assert (
+        "end 0.30 A apart (below 0.5x their covalent radii; the start was as close)"
+        in row["reason"]
+    )
 
 
 def test_a_model_error_row_keeps_no_energy_of_the_input_file():
