@@ -976,3 +976,166 @@ def test_terminations_left_out_by_max_terminations_are_named():
     (note,) = notes
     assert note.startswith("terminations kept (max_terminations): FeCo(1,0,0) 1 of 2;")
     assert "Pt(" not in note  # Pt(100) has one termination: nothing was left out
+
+
+HCP_CO_POSCAR = """Co
+1.0
+2.507 0.0 0.0
+-1.2535 {y} 0.0
+0.0 0.0 4.069
+Co
+2
+Direct
+0.333333333333 0.666666666667 0.25
+0.666666666667 0.333333333333 0.75
+"""
+
+
+def test_rounding_in_a_file_does_not_change_slab_ids_or_termination_order(tmp_path):
+    """hcp Co written with b_y 2.1711256872875877 or 2.17112 (5e-6 A apart): pymatgen gave
+    shifts [0, 0.5] for one and [0.5, 1.0] for the other, so the same surfaces got other
+    slab_ids and --max-terminations 1 screened the other one."""
+    found = []
+    for k, y in enumerate(("2.1711256872875877", "2.17112")):
+        (tmp_path / str(k)).mkdir()
+        (tmp_path / str(k) / "Co.vasp").write_text(HCP_CO_POSCAR.format(y=y))
+        (co,) = load_bulks([str(tmp_path / str(k) / "Co.vasp")])
+        slabs = make_slabs(co, (1, 0, 0), 7.0, 10.0, 5.0)
+        found.append([(s.slab_id, s.termination, round(s.shift, 6)) for s in slabs])
+        assert all(0.0 <= s.shift < 1.0 for s in slabs)
+    assert found[0] == found[1] and len(found[0]) == 2
+
+
+CIF_CELL = """data_x
+_symmetry_space_group_name_H-M '{symbol}'
+_cell_length_a {a}
+_cell_length_b {a}
+_cell_length_c {c}
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma {gamma}
+"""
+SITES = "loop_\n_atom_site_label\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n"
+MCIF_FE = """data_Fe_bcc
+_space_group_magn.name_BNS "I4/mm'm'"
+_cell_length_a 2.8665
+_cell_length_b 2.8665
+_cell_length_c 2.8665
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+loop_
+_space_group_symop_magn_operation.id
+_space_group_symop_magn_operation.xyz
+1 x,y,z,+1
+2 -x,-y,z,+1
+3 -y,x,z,+1
+4 y,-x,z,+1
+5 -x,y,-z,-1
+6 x,-y,-z,-1
+7 y,x,-z,-1
+8 -y,-x,-z,-1
+9 -x,-y,-z,+1
+10 x,y,-z,+1
+11 y,-x,-z,+1
+12 -y,x,-z,+1
+13 x,-y,z,-1
+14 -x,y,z,-1
+15 -y,-x,z,-1
+16 y,x,z,-1
+loop_
+_space_group_symop_magn_centering.id
+_space_group_symop_magn_centering.xyz
+1 x,y,z,+1
+2 x+1/2,y+1/2,z+1/2,+1
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Fe1 Fe 0.0 0.0 0.0
+loop_
+_atom_site_moment.label
+_atom_site_moment.crystalaxis_x
+_atom_site_moment.crystalaxis_y
+_atom_site_moment.crystalaxis_z
+Fe1 0.0 0.0 2.2
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "formula", "nearest"),
+    [
+        # ICSD's origin-choice suffix: read as a one-Si cubic cell
+        (
+            "Si.cif",
+            CIF_CELL.format(symbol="F d -3 m Z", a=5.431, c=5.431, gamma=90)
+            + SITES
+            + "Si1 0.125 0.125 0.125\n",
+            "Si8",
+            2.352,
+        ),
+        # SHELX's upper-case labels, no type symbols: CO1 was carbon
+        (
+            "Co.cif",
+            CIF_CELL.format(symbol="P 63/m m c", a=2.507, c=4.069, gamma=120)
+            + SITES
+            + "CO1 0.33333 0.66667 0.25\n",
+            "Co2",
+            2.497,
+        ),
+        # a magnetic CIF's operations and centring: ASE read simple-cubic Fe (2.87 A apart)
+        ("Fe.mcif", MCIF_FE, "Fe2", 2.482),
+        ("Fe_magnetic.cif", MCIF_FE, "Fe2", 2.482),
+    ],
+)
+def test_real_world_cifs_read_as_the_crystal_they_hold(tmp_path, name, text, formula, nearest):
+    (tmp_path / name).write_text(text)
+    (made,) = load_bulks([str(tmp_path / name)])
+    structure = made.structure
+    assert structure.composition.reduced_formula == formula.rstrip("0123456789")
+    assert len(structure) == int(
+        formula.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    )
+    distances = structure.distance_matrix[np.triu_indices(len(structure), 1)]
+    assert distances.min() == pytest.approx(nearest, abs=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        # an older symbol pymatgen does not know either: it read Pt as one atom per cube
+        (
+            "Pt.cif",
+            CIF_CELL.format(symbol="F m 3 m", a=3.924, c=3.924, gamma=90) + SITES + "Pt1 0 0 0\n",
+            "space group 'F m 3 m' is not one ASE or pymatgen knows, and the file lists no",
+        ),
+        # VASP 4: ASE took the elements from the comment line (POSCAR with 1 1: P and O)
+        (
+            "POSCAR",
+            "POSCAR\n2.88\n1 0 0\n0 1 0\n0 0 1\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n",
+            "a VASP 4 POSCAR (no element line above the atom counts), and its first line",
+        ),
+        # three decimals for 1/3: the copies land 0.003 A apart ("is a site listed twice?")
+        (
+            "Co3.cif",
+            CIF_CELL.format(symbol="P 63/m m c", a=2.507, c=4.069, gamma=120)
+            + SITES
+            + "Co1 0.333 0.667 0.25\n",
+            "a special position rounded (0.333 for 1/3)",
+        ),
+    ],
+)
+def test_files_read_wrong_without_a_word_are_refused(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(CatscreenError, match=re.escape(message)):
+        load_bulks([str(tmp_path / name)])
+
+
+def test_a_vasp4_poscar_naming_its_elements_in_the_comment_is_read(tmp_path):
+    (tmp_path / "POSCAR").write_text(
+        "Ni Al\n2.88\n1 0 0\n0 1 0\n0 0 1\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n"
+    )
+    (made,) = load_bulks([str(tmp_path / "POSCAR")])
+    assert made.structure.composition.reduced_formula == "AlNi"

@@ -212,7 +212,13 @@ def check_separated(atoms: Atoms, where: str) -> None:
         k = int(np.argmin(d))
         raise CatscreenError(
             f"{where}: atoms {i[k]} and {j[k]} ({atoms[i[k]].symbol}, {atoms[j[k]].symbol}) are "
-            f"{d[k]:.2f} A apart; is a site listed twice?"
+            f"{d[k]:.{2 if d[k] < 1e-3 else 3}f} A apart; "
+            + (
+                "is a site listed twice?"
+                if d[k] < 1e-3
+                else "a special position rounded (0.333 for 1/3), so that its symmetry "
+                "copies nearly coincide? give its coordinates to 4 decimals or more"
+            )
         )
 
 
@@ -273,12 +279,15 @@ FRAME_INDEX = r"0|[1-9][0-9]*"  # the i of `stem_i`, as file_bulks writes it
 
 def file_bulks(path: Path) -> list[Bulk]:
     """Every frame of a structure file ASE can read; several frames get `stem_i` names."""
+    cif = path.suffix.lower() in (".cif", ".mcif")
+    if not cif and (why := _vasp4_guess(path)):
+        raise CatscreenError(f"bulk file {path}: {why}")
     try:
-        frames = _cif_frames(path) if path.suffix.lower() == ".cif" else read(path, index=":")
+        frames = (_cif_frames(path) or _pymatgen_cif(path, path)) if cif else read(path, index=":")
     except CatscreenError:
         raise
     except Exception as exc:  # ASE raises many types for unreadable files
-        frames = _pymatgen_cif(path) if path.suffix.lower() == ".cif" else None
+        frames = _pymatgen_cif(path) if cif else None
         if frames is None:
             raise CatscreenError(f"cannot read bulk file {path}: {unreadable(exc)}") from exc
     if not isinstance(frames, list):
@@ -295,6 +304,30 @@ def file_bulks(path: Path) -> list[Bulk]:
         name = path.stem if len(frames) == 1 else f"{path.stem}_{i}"
         bulks.append(Bulk(name, canonical_origin(standardize(atoms)), f"file {path.name}"))
     return bulks
+
+
+def _vasp4_guess(path: Path) -> str | None:
+    """A VASP 4 POSCAR (no element line above the counts) whose first line does not name one
+    element per count: ASE takes the elements from that comment anyway ('POSCAR' with counts
+    1 1 became PO, 'B2 NiAl' NiB) and the screening went on with them."""
+    from ase.io.formats import filetype
+
+    try:
+        if filetype(str(path)) != "vasp":
+            return None
+        lines = path.read_text(errors="replace").splitlines()
+        counts = lines[5].split()
+        [int(c) for c in counts]
+    except Exception:  # not a POSCAR, or a VASP 5 one: ASE reads it
+        return None
+    words = lines[0].split()
+    if len(words) == len(counts) and all(w in chemical_symbols[1:] for w in words):
+        return None
+    return (
+        "a VASP 4 POSCAR (no element line above the atom counts), and its first line does not "
+        f"name one element per count ({lines[0].strip()!r} for {' '.join(counts)}); add the "
+        "element line (VASP 5)"
+    )
 
 
 ORIGIN_GRID = 24  # origin shifts tried along each axis: every normalizer shift is k/24
@@ -359,17 +392,38 @@ _CODE_TAGS = ("_space_group.it_coordinate_system_code", "_space_group_it_coordin
 # ASE's settings: origin choice 1 or 2, hexagonal or rhombohedral axes; b1 and abc name the
 # standard monoclinic and orthorhombic cells, which are ASE's first setting too.
 _SETTINGS = {"1": 1, "2": 2, "H": 1, "R": 2, "B1": 1, "ABC": 1}
+# ICSD writes the setting as a last word: S (standard, origin choice 1), Z (origin choice 2)
+_ICSD_SETTINGS = {"S": "1", "Z": "2", "H": "H", "R": "R"}
 
 
-def _cif_frames(path: Path) -> list[Atoms]:
+def _needs_pymatgen(block: CIFBlock) -> bool:
+    """What ASE reads wrong without a word: a magnetic CIF's operations and centring (bcc Fe
+    came out simple cubic) and, with no type symbols, SHELX's upper-case labels (FE1 is F,
+    CO1 is C, PT1 is P); pymatgen reads both."""
+    if any(key.startswith("_space_group_symop_magn") for key in block):
+        return True
+    if block.get("_atom_site_type_symbol"):
+        return False
+    labels = [str(label) for label in block.get("_atom_site_label") or []]
+    return any(
+        len(head := "".join(c for c in label[:2] if c.isalpha())) == 2
+        and head.isupper()
+        and head.capitalize() in chemical_symbols
+        for label in labels
+    )
+
+
+def _cif_frames(path: Path) -> list[Atoms] | None:
     """ASE's CIF reading, in the origin or axes the space-group symbol names (`F d -3 m :2`,
     `R -3 m :R`). ASE reads a file that lists no symmetry operations in the first setting
     whatever its symbol says: diamond Si in origin choice 2 came out with 16 atoms 1.92 A
-    apart (pymatgen too)."""
+    apart (pymatgen too). None: a file pymatgen must read (`_needs_pymatgen`)."""
     frames = []
     for block in parse_cif(str(path)):
         if not block.has_structure():
             continue
+        if _needs_pymatgen(block):
+            return None
         tags = dict(block)
         if (
             not any(block.get(t) for t in _SYMOP_TAGS)
@@ -378,6 +432,9 @@ def _cif_frames(path: Path) -> list[Atoms]:
             code = next((str(block[t]) for t in _CODE_TAGS if t in block), None)
             for t in _HM_TAGS:
                 symbol, _, suffix = str(block.get(t, "")).partition(":")
+                head, _, last = symbol.strip().rpartition(" ")
+                if not suffix and head and last.upper() in _ICSD_SETTINGS:  # 'F d -3 m Z'
+                    symbol, suffix = head, _ICSD_SETTINGS[last.upper()]
                 if suffix:
                     tags[t] = symbol.strip()
                     code = code or suffix.strip()
@@ -393,9 +450,15 @@ def _cif_frames(path: Path) -> list[Atoms]:
     return frames
 
 
-def _pymatgen_cif(path: Path) -> list[Atoms] | None:
+_GROUP_TAGS = (*_HM_TAGS, "_space_group_it_number", "_symmetry_int_tables_number")
+
+
+def _pymatgen_cif(path: Path, required: Path | None = None) -> list[Atoms] | None:
     """pymatgen's reading of a CIF ASE cannot read (symmetry given only as operations, no
-    space-group symbol); None when it cannot either."""
+    space-group symbol) or reads wrong; None when it cannot either (`required`: an error
+    naming that file instead). A space group it does not know either ('F m 3 m', ICSD's 'F d
+    -3 m Z') with no operations listed is refused: pymatgen read it as P 1 with a warning, one
+    atom per cell (Pt simple cubic, 3.92 A apart)."""
     import warnings
 
     from pymatgen.io.cif import CifParser
@@ -403,9 +466,20 @@ def _pymatgen_cif(path: Path) -> list[Atoms] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # its notes on rounded occupancies and the like
-            structures = CifParser(path).parse_structures(primitive=False)
-    except Exception:  # pymatgen raises many types too; the ASE error is the one reported
-        return None
+            parser = CifParser(path)
+            structures = parser.parse_structures(primitive=False)
+    except Exception as exc:  # pymatgen raises many types too; the ASE error is the one reported
+        if required is None:
+            return None
+        raise CatscreenError(f"cannot read bulk file {required}: {unreadable(exc)}") from exc
+    if any("Defaulting to P1" in w for w in parser.warnings):
+        named = [str(b[t]) for b in parse_cif(str(path)) for t in _GROUP_TAGS if b.get(t)]
+        if named:
+            raise CatscreenError(
+                f"bulk file {path}: space group {named[0]!r} is not one ASE or pymatgen knows, "
+                "and the file lists no symmetry operations; give the standard symbol (e.g. "
+                "'F m -3 m') or the operations (_symmetry_equiv_pos_as_xyz)"
+            )
     for s in structures:
         if not s.is_ordered:
             raise CatscreenError(

@@ -92,6 +92,13 @@ class SlabTermination:
         }
 
 
+def wrapped_shift(shift: float) -> float:
+    """A termination's shift in [0, 1) to 1e-4: the same surface came out of pymatgen as 1.0
+    or 0.0 with the cell 5e-6 A apart, under another slab_id and termination order."""
+    wrapped = float(shift) % 1.0 + 0.0
+    return 0.0 if round(wrapped, 4) >= 1.0 else wrapped
+
+
 def stable_id(prefix: str, payload: dict[str, object]) -> str:
     """`prefix-<16 hex>` from a JSON payload; the prefix keeps extxyz from reading it as a number."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
@@ -436,11 +443,11 @@ def make_slabs(
     if not slabs:
         raise CatscreenError(f"{bulk.name} ({facet_text(bulk, miller)}) yields no slab")
     cuts: list[tuple[float, str, Atoms]] = []
-    for slab in sorted(slabs, key=lambda s: s.shift):
+    for shift, slab in sorted((wrapped_shift(s.shift), s) for s in slabs):
         top = _to_atoms(slab)
-        cuts.append((float(slab.shift), "top", top))
+        cuts.append((shift, "top", top))
         if not slab.is_symmetric():
-            cuts.append((float(slab.shift), "bottom", _flip(top)))
+            cuts.append((shift, "bottom", _flip(top)))
     total = len(cuts)
     cuts = cuts[:max_terminations]  # before the depth check: a dropped one may be deeper
     if layers is not None:
