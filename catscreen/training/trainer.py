@@ -701,11 +701,14 @@ def label_scale_warnings(frames: Sequence[Frame], datasets: Sequence[DatasetSpec
 
 def _init_worker(frames: list[Frame]) -> None:
     """Share the frames, one thread, Ctrl-C left to the trainer, and die with the trainer
-    (a trainer killed outright would leave its workers waiting forever)."""
+    (a trainer killed outright would leave its workers waiting forever). SIGTERM ends a worker
+    (the pool's own way to stop one): the trainer's stop-after-this-step handler came with the
+    fork, and a broken pool waited forever on a worker that only logged it."""
     global _WORKER_FRAMES
     _WORKER_FRAMES = frames
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
