@@ -25,6 +25,8 @@ def unreadable(exc: BaseException) -> str:
     if isinstance(exc, KeyError) and exc.args:
         return f"unknown element symbol {exc.args[0]!r}?"
     if type(exc).__name__ == "UnknownFileTypeError":  # its message is the bare suffix
+        if first_line(exc) == "Could not guess file type":  # no suffix, no telling content
+            return "cannot tell its format: name it *.cif, POSCAR*, *.vasp or *.extxyz"
         return f"unknown file format {first_line(exc)!r} (CIF, POSCAR, extxyz, ...)"
     if isinstance(exc, UnicodeDecodeError):  # its message is a byte offset
         return "not a text file (binary, or not UTF-8)"

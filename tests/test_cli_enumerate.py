@@ -158,6 +158,8 @@ def test_out_that_is_a_file_is_refused(tmp_path):
         (["-b", "{binary}", "-a", "O"], "binary.cif: not a structure file ASE can parse"),
         (["-b", "{folder}", "-a", "O"], "bulk file {folder} is a folder"),
         (["-b", "Pt", "--custom-adsorbate", "{folder}:0"], "adsorbate file {folder} is a folder"),
+        # "unknown file format 'Could not guess file type'"
+        (["-b", "{noname}", "-a", "O"], "cannot tell its format: name it *.cif, POSCAR*, *.vasp"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
@@ -169,8 +171,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message
     )
     (tmp_path / "binary.cif").write_bytes(bytes(range(256)) * 8)
     (tmp_path / "folder.cif").mkdir()
+    (tmp_path / "NiAl_B2").write_text(
+        "Ni Al\n2.88\n1 0 0\n0 1 0\n0 0 1\nNi Al\n1 1\nDirect\n0 0 0\n"
+    )
     names = (("junk", "junk.cif"), ("qq", "qq.xyz"), ("mixed", "mixed.cif"), ("nan", "nan.extxyz"))
-    names += (("binary", "binary.cif"), ("folder", "folder.cif"))
+    names += (("binary", "binary.cif"), ("folder", "folder.cif"), ("noname", "NiAl_B2"))
     files = {n: tmp_path / f for n, f in names}
     args = [a.format(missing=tmp_path / "no.xyz", **files) for a in args]
     message = message.format(**files)
