@@ -49,6 +49,42 @@ def flagged_on():
     return rank_results(df, RankSettings(top_k=1)).flagged
 
 
+def test_oxide_surfaces_get_mp_s_plus_u_and_metals_none(tmp_path, flagged_on):
+    """No +U was written: the chgnet-pbe teacher is MP's PBE+U on oxides of Co, Cr, Fe, Mn,
+    Mo, Ni, V, W. The clean surface decides for its adslabs too (MP's rule on the whole cell
+    would put U on Ni(111)+O and not on Ni(111)); gas molecules never."""
+    gases = {"H2": (-6.8, 0.0), "H2O": (-14.2, 0.0)}
+    df = hand_results({"NiO": -70.0}, [("NiO", "O", "fcc", -78.0, 0.0)], gases)
+    oxide = ["Ni", "O"] * 6
+    for kind, extra in (("slab", []), ("adslab", ["O"])):
+        i = df.index[df.kind == kind][0]
+        for column in ("initial_structure", "final_structure"):
+            atoms = atoms_from_text(df.at[i, column])
+            atoms.set_chemical_symbols(oxide + extra)
+            df.at[i, column] = atoms_to_text(atoms)
+    flagged = rank_results(df, RankSettings(top_k=1)).flagged
+    notes: list[str] = []
+    write_dft_inputs(flagged, "vasp", tmp_path / "v", DftSettings(), notes.append)
+    for name in (flagged.config_id[0], flagged.slab_config_id[0]):
+        incar = Incar.from_file(tmp_path / "v" / name / "INCAR")
+        assert Poscar.from_file(tmp_path / "v" / name / "POSCAR").site_symbols == ["Ni", "O"]
+        assert incar["LDAU"] is True and incar["LDAUTYPE"] == 2 and incar["LMAXMIX"] == 4
+        assert incar["LDAUU"] == [6.2, 0.0] and incar["LDAUL"] == [2, 0]
+    assert "LDAU" not in Incar.from_file(tmp_path / "v" / "gas-H2O" / "INCAR")
+    assert notes == [
+        "VASP inputs use MP's +U on oxide and fluoride surfaces (Ni U 6.2 eV), as the "
+        "chgnet-pbe teacher's data"
+    ]
+    notes.clear()
+    write_dft_inputs(flagged, "gpaw", tmp_path / "g", DftSettings(), notes.append)
+    assert any(n.startswith("GPAW scripts carry no +U") for n in notes)
+    notes.clear()
+    write_dft_inputs(flagged, "vasp", tmp_path / "r", DftSettings(xc="r2SCAN"), notes.append)
+    assert "LDAU" not in Incar.from_file(tmp_path / "r" / flagged.config_id[0] / "INCAR")
+    write_dft_inputs(flagged_on, "vasp", tmp_path / "m", DftSettings())  # Ni(111)+O: a metal
+    assert "LDAU" not in Incar.from_file(tmp_path / "m" / flagged_on.config_id[0] / "INCAR")
+
+
 def test_tasks_cover_adslab_slab_and_gases(flagged_off):
     kinds = {t.name: t.kind for t in dft_tasks(flagged_off)}
     assert kinds == {

@@ -20,7 +20,7 @@ import pandas as pd
 
 from catscreen.dft.gpaw import write_gpaw_script
 from catscreen.dft.settings import DftSettings, gas_spin, prepare
-from catscreen.dft.vasp import vasp_cutoff, write_vasp_inputs
+from catscreen.dft.vasp import hubbard_note, vasp_cutoff, write_vasp_inputs
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_folder, atoms_from_text
 
@@ -44,6 +44,7 @@ class DftTask:
     kind: str  # adslab | slab | gas
     spin: str
     structure: str
+    surface: tuple[str, ...] = ()  # the clean slab's elements (an adslab's too): its +U
 
 
 def gas_task_name(molecule: str) -> str:
@@ -78,13 +79,16 @@ def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
         for column in ("final_structure", "slab_structure"):
             _parsed(getattr(row, column), f"{column} of {row.config_id}", periodic=True)
         _number(row.e_ads, f"flagged row {row.config_id}: e_ads")
+        surface = tuple(sorted(set(atoms_from_text(row.slab_structure).get_chemical_symbols())))
         tasks.setdefault(
-            row.config_id, DftTask(row.config_id, "adslab", row.spin, row.final_structure)
+            row.config_id,
+            DftTask(row.config_id, "adslab", row.spin, row.final_structure, surface),
         )
     for row, name in zip(flagged.itertuples(), slab_task_names(flagged), strict=True):
         if tasks.get(name, DftTask(name, "slab", "", "")).kind != "slab":
             raise CatscreenError(f"flagged row {row.config_id}: its slab has the id of an adslab")
-        tasks.setdefault(name, DftTask(name, "slab", row.spin, row.slab_structure))
+        surface = tuple(sorted(set(atoms_from_text(row.slab_structure).get_chemical_symbols())))
+        tasks.setdefault(name, DftTask(name, "slab", row.spin, row.slab_structure, surface))
         for molecule, text in _references(row).items():
             name = gas_task_name(molecule)
             tasks.setdefault(name, DftTask(name, "gas", gas_spin(text), text))
@@ -279,6 +283,16 @@ def write_dft_inputs(
     settings = replace(settings, xc=xc)
     if why is not None:
         note(why)
+    if with_u := "; ".join(
+        sorted({", ".join(hubbard_note(t.surface, settings.xc)) for t in tasks} - {""})
+    ):
+        note(  # MP's values are VASP's: GPAW scripts run without them
+            f"VASP inputs use MP's +U on oxide and fluoride surfaces ({with_u}), as the "
+            "chgnet-pbe teacher's data"
+            if engine == "vasp"
+            else "GPAW scripts carry no +U: on oxide and fluoride surfaces their E_ads is "
+            f"plain PBE (MP's data, the chgnet-pbe teacher's, use {with_u})"
+        )
     if engine == "vasp":
         elements = {el for t in tasks for el in atoms_from_text(t.structure).get_chemical_symbols()}
         encut, why = vasp_cutoff(elements, settings.encut, settings.xc)
@@ -290,7 +304,9 @@ def write_dft_inputs(
             folder = tmp / task.name
             if engine == "vasp":
                 atoms = prepare(task.structure, task.kind, task.spin, settings)
-                write_vasp_inputs(atoms, task.spin, task.kind, settings, folder, task.name)
+                write_vasp_inputs(
+                    atoms, task.spin, task.kind, settings, folder, task.name, task.surface
+                )
             else:
                 write_gpaw_script(task.structure, task.kind, task.spin, settings, folder, task.name)
         manifest = _manifest(flagged, engine, settings, tmp)

@@ -8,7 +8,7 @@ pymatgen's MPRelaxSet/MVLSlabSet, and spin from the rank row: ISPIN 1 for spin o
 with MAGMOM from the element defaults raised to the model's moments otherwise (Cr
 antiferromagnetic on its two sublattices; MP's default 0.6 muB where the POTCAR freezes the 4f
 shell in the core, Nd_3 and Sm_3: no 4f moment to start); gas molecules in their own
-ground-state spin (O2 a triplet). r2SCAN as MP runs it (METAGGA, LMIXTAU, ALGO All, 680 eV,
+ground-state spin (O2 a triplet); MP's +U on transition-metal oxide and fluoride surfaces. r2SCAN as MP runs it (METAGGA, LMIXTAU, ALGO All, 680 eV,
 PBE_54 POTCARs). POTCARs are licensed, so only their symbols (Materials Project choices) are
 written.
 """
@@ -16,6 +16,7 @@ written.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,32 @@ def vasp_cutoff(elements: set[str], encut: float, xc: str = "PBE") -> tuple[floa
     )
 
 
-def incar(atoms: Atoms, spin: str, kind: str, settings: DftSettings, system: str) -> Incar:
+def hubbard_u(surface: Sequence[str], xc: str) -> dict[str, float]:
+    """MP's +U (Dudarev, eV) per element where MPRelaxSet sets it: a transition-metal oxide
+    or fluoride (Co, Cr, Fe, Mn, Mo, Ni, V, W), as the chgnet-pbe teacher's MP data hold it;
+    none on metals, none with r2SCAN (MP's r2SCAN set). The clean surface decides, for its
+    adslabs too: MP's rule on the whole cell put U on Ni(111)+O and not on Ni(111), whose
+    energies would then not cancel."""
+    if xc == "r2SCAN" or not surface:
+        return {}
+    anion = max(surface, key=lambda el: Element(el).X)
+    table = MPRelaxSet.CONFIG["INCAR"]["LDAUU"].get(anion, {})
+    return {el: float(table[el]) for el in surface if table.get(el, 0) > 0}
+
+
+def hubbard_note(surface: Sequence[str], xc: str) -> list[str]:
+    """'Co U 3.32 eV' for each element that gets a U on this surface."""
+    return [f"{el} U {u:g} eV" for el, u in hubbard_u(surface, xc).items()]
+
+
+def incar(
+    atoms: Atoms,
+    spin: str,
+    kind: str,
+    settings: DftSettings,
+    system: str,
+    surface: Sequence[str] = (),
+) -> Incar:
     params: dict[str, object] = {
         "SYSTEM": system,
         "PREC": "Accurate",
@@ -121,6 +147,17 @@ def incar(atoms: Atoms, spin: str, kind: str, settings: DftSettings, system: str
         params["GGA"] = "RP" if settings.xc == "RPBE" else "PE"
     if spin == "on":  # LORBIT: per-site moments in OUTCAR, to compare with the model's
         params.update(MAGMOM=vasp_magmoms(atoms, settings.xc), LORBIT=11)
+    if u := hubbard_u(surface, settings.xc):  # per POSCAR species, as MPRelaxSet writes it
+        species = list(dict.fromkeys(atoms.get_chemical_symbols()))
+        params.update(
+            LDAU=True,
+            LDAUTYPE=2,
+            LDAUL=[2 if el in u else 0 for el in species],
+            LDAUU=[u.get(el, 0.0) for el in species],
+            LDAUJ=[0.0] * len(species),
+            LDAUPRINT=1,
+            LMAXMIX=6 if any(Element(el).Z > 56 for el in species) else 4,
+        )
     if kind != "gas":
         com = atoms.cell.scaled_positions(atoms.get_center_of_mass()[None, :])[0]
         params.update(LDIPOL=True, IDIPOL=3, DIPOL=[round(float(x), 4) for x in com])
@@ -128,7 +165,13 @@ def incar(atoms: Atoms, spin: str, kind: str, settings: DftSettings, system: str
 
 
 def write_vasp_inputs(
-    atoms: Atoms, spin: str, kind: str, settings: DftSettings, folder: Path, system: str
+    atoms: Atoms,
+    spin: str,
+    kind: str,
+    settings: DftSettings,
+    folder: Path,
+    system: str,
+    surface: Sequence[str] = (),
 ) -> Path:
     """Write POSCAR (selective dynamics: what `prepare` fixed), INCAR, KPOINTS, POTCAR.symbols."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -137,7 +180,7 @@ def write_vasp_inputs(
     dynamics = (~fixed_mask(atoms)).tolist()  # prepare(): what the relaxation fixed, per axis
     structure = structure.copy(site_properties={"selective_dynamics": dynamics})
     Poscar(structure, comment=system).write_file(folder / "POSCAR")
-    incar(atoms, spin, kind, settings, system).write_file(folder / "INCAR")
+    incar(atoms, spin, kind, settings, system, surface).write_file(folder / "INCAR")
     Kpoints.gamma_automatic(kpoints(atoms, kind, settings)).write_file(folder / "KPOINTS")
     species = list(dict.fromkeys(atoms.get_chemical_symbols()))
     (folder / "POTCAR.symbols").write_text(
