@@ -1085,6 +1085,24 @@ Fe1 0.0 0.0 2.2
             "Co2",
             2.497,
         ),
+        # SHELX labels with an origin choice: pymatgen would lose the origin (S8 before)
+        (
+            "Si2.cif",
+            CIF_CELL.format(symbol="F d -3 m :2", a=5.431, c=5.431, gamma=90)
+            + SITES
+            + "SI1 0.125 0.125 0.125\n",
+            "Si8",
+            2.352,
+        ),
+        # mixed-case labels are ASE's as before: HO1 is a hydroxyl H, not holmium
+        (
+            "MgOH.cif",
+            CIF_CELL.format(symbol="P 1", a=5.0, c=5.0, gamma=90)
+            + SITES
+            + "Mg1 0 0 0\nO1 0.5 0 0\nHO1 0.5 0.2 0\n",
+            "MgHO3",
+            1.0,
+        ),
         # a magnetic CIF's operations and centring: ASE read simple-cubic Fe (2.87 A apart)
         ("Fe.mcif", MCIF_FE, "Fe2", 2.482),
         ("Fe_magnetic.cif", MCIF_FE, "Fe2", 2.482),
@@ -1092,6 +1110,12 @@ Fe1 0.0 0.0 2.2
 )
 def test_real_world_cifs_read_as_the_crystal_they_hold(tmp_path, name, text, formula, nearest):
     (tmp_path / name).write_text(text)
+    if name == "MgOH.cif":  # a P 1 cell is no bulk a slab can be cut from: the reading alone
+        from catscreen.build.bulks import _cif_frames
+
+        (atoms,) = _cif_frames(tmp_path / name)
+        assert atoms.get_chemical_symbols() == ["Mg", "O", "H"]
+        return
     (made,) = load_bulks([str(tmp_path / name)])
     structure = made.structure
     assert structure.composition.reduced_formula == formula.rstrip("0123456789")
@@ -1115,7 +1139,18 @@ def test_real_world_cifs_read_as_the_crystal_they_hold(tmp_path, name, text, for
         (
             "POSCAR",
             "POSCAR\n2.88\n1 0 0\n0 1 0\n0 0 1\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n",
-            "a VASP 4 POSCAR (no element line above the atom counts), and its first line",
+            "a VASP 4 POSCAR (no element line above the atom counts) whose first line names",
+        ),
+        # two elements 0.4 A apart: neither a site listed twice nor a rounded special position
+        (
+            "PtO.vasp",
+            "x\n1.0\n4 0 0\n0 4 0\n0 0 4\nPt O\n1 1\nCartesian\n0 0 0\n0 0 0.4\n",
+            "0.400 A apart; a typo in a coordinate, or a cell in other units",
+        ),
+        (
+            "POSCAR",
+            "NiAl_B2\n2.88\n1 0 0\n0 1 0\n0 0 1\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n",
+            "names more elements than it has counts ('NiAl_B2': Ni, Al, B for 1 1)",
         ),
         # three decimals for 1/3: the copies land 0.003 A apart ("is a site listed twice?")
         (
@@ -1133,9 +1168,29 @@ def test_files_read_wrong_without_a_word_are_refused(tmp_path, name, text, messa
         load_bulks([str(tmp_path / name)])
 
 
-def test_a_vasp4_poscar_naming_its_elements_in_the_comment_is_read(tmp_path):
+@pytest.mark.parametrize("comment", ["Ni Al", "NiAl", "Cu Au L12", "Pt fcc"])
+def test_a_vasp4_poscar_naming_its_elements_in_the_comment_is_read(tmp_path, comment):
+    """Refused only where ASE would take the first of more names than counts."""
+    one = comment == "Pt fcc"
+    counts, sites = ("1", "0 0 0\n") if one else ("1 1", "0 0 0\n0.5 0.5 0.5\n")
     (tmp_path / "POSCAR").write_text(
-        "Ni Al\n2.88\n1 0 0\n0 1 0\n0 0 1\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n"
+        f"{comment}\n{3.92 if one else 2.88}\n1 0 0\n0 1 0\n0 0 1\n{counts}\nDirect\n{sites}"
     )
     (made,) = load_bulks([str(tmp_path / "POSCAR")])
-    assert made.structure.composition.reduced_formula == "AlNi"
+    expected = {"Ni Al": "AlNi", "NiAl": "AlNi", "Cu Au L12": "CuAu", "Pt fcc": "Pt"}
+    assert made.structure.composition.reduced_formula == expected[comment]
+
+
+def test_a_library_name_is_read_as_the_library_bulk_beside_a_folder_of_that_name(
+    tmp_path, monkeypatch
+):
+    """`enumerate -b Pt --out Pt` run twice: the second was "bulk file Pt is a folder"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Pt").mkdir()
+    (made,) = load_bulks(["Pt"])
+    assert made.structure.composition.reduced_formula == "Pt"
+    with pytest.raises(CatscreenError, match="bulk file Pt/ is a folder|bulk file Pt is a folder"):
+        load_bulks(["Pt/"])
+    with pytest.raises(CatscreenError, match="bulk file Qq is a folder"):
+        (tmp_path / "Qq").mkdir()
+        load_bulks(["Qq"])

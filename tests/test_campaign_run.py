@@ -491,6 +491,7 @@ def test_a_folder_that_was_never_a_campaign_keeps_its_files(tmp_path: Path) -> N
     assert _run(recipe, project).exit_code == 0  # its own recipe.yaml
     assert recipe.read_text() == RECIPE
     (project / "campaign.json").unlink()  # what a damaged log's error says to do
+    shutil.rmtree(project / "enumerate")  # the other stages' files still tell a campaign
     result = _run(other, project)
     assert result.exit_code == 0, result.output
 

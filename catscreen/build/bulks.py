@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -18,6 +20,7 @@ import yaml
 from ase import Atoms
 from ase.build import bulk as ase_bulk
 from ase.data import chemical_symbols, covalent_radii
+from ase.formula import Formula
 from ase.io import read
 from ase.io.cif import CIFBlock, parse_cif
 from ase.neighborlist import neighbor_list
@@ -218,6 +221,8 @@ def check_separated(atoms: Atoms, where: str) -> None:
                 if d[k] < 1e-3
                 else "a special position rounded (0.333 for 1/3), so that its symmetry "
                 "copies nearly coincide? give its coordinates to 4 decimals or more"
+                if d[k] < 0.1 and atoms[i[k]].symbol == atoms[j[k]].symbol
+                else "a typo in a coordinate, or a cell in other units than Angstrom?"
             )
         )
 
@@ -283,7 +288,10 @@ def file_bulks(path: Path) -> list[Bulk]:
     if not cif and (why := _vasp4_guess(path)):
         raise CatscreenError(f"bulk file {path}: {why}")
     try:
-        frames = (_cif_frames(path) or _pymatgen_cif(path, path)) if cif else read(path, index=":")
+        if not cif:
+            frames = read(path, index=":")
+        elif (frames := _cif_frames(path)) is None:
+            frames = _pymatgen_cif(path, path)
     except CatscreenError:
         raise
     except Exception as exc:  # ASE raises many types for unreadable files
@@ -309,7 +317,8 @@ def file_bulks(path: Path) -> list[Bulk]:
 def _vasp4_guess(path: Path) -> str | None:
     """A VASP 4 POSCAR (no element line above the counts) whose first line does not name one
     element per count: ASE takes the elements from that comment anyway ('POSCAR' with counts
-    1 1 became PO, 'B2 NiAl' NiB) and the screening went on with them."""
+    1 1 became PO, 'B2 NiAl' NiB) and the screening went on with them; 'NiAl' or 'Pt fcc'
+    name them."""
     from ase.io.formats import filetype
 
     try:
@@ -320,13 +329,17 @@ def _vasp4_guess(path: Path) -> str | None:
         [int(c) for c in counts]
     except Exception:  # not a POSCAR, or a VASP 5 one: ASE reads it
         return None
-    words = lines[0].split()
-    if len(words) == len(counts) and all(w in chemical_symbols[1:] for w in words):
+    named = []  # as ASE reads the comment: each word a formula, digits and delimiters out
+    for word in lines[0].split():
+        with suppress(ValueError):
+            named.extend(Formula(re.sub(r"-|_|,|\.|=|[0-9]|^", "", word)))
+    named = [el for el in named if el in chemical_symbols[1:]]  # 'L12' names none
+    if len(named) <= len(counts):  # one per count, or ASE looks in a POTCAR/OUTCAR beside it
         return None
     return (
-        "a VASP 4 POSCAR (no element line above the atom counts), and its first line does not "
-        f"name one element per count ({lines[0].strip()!r} for {' '.join(counts)}); add the "
-        "element line (VASP 5)"
+        "a VASP 4 POSCAR (no element line above the atom counts) whose first line names more "
+        f"elements than it has counts ({lines[0].strip()!r}: {', '.join(named)} for "
+        f"{' '.join(counts)}), of which ASE would take the first {len(counts)}; add the element line (VASP 5)"
     )
 
 
@@ -396,35 +409,38 @@ _SETTINGS = {"1": 1, "2": 2, "H": 1, "R": 2, "B1": 1, "ABC": 1}
 _ICSD_SETTINGS = {"S": "1", "Z": "2", "H": "H", "R": "R"}
 
 
-def _needs_pymatgen(block: CIFBlock) -> bool:
-    """What ASE reads wrong without a word: a magnetic CIF's operations and centring (bcc Fe
-    came out simple cubic) and, with no type symbols, SHELX's upper-case labels (FE1 is F,
-    CO1 is C, PT1 is P); pymatgen reads both."""
-    if any(key.startswith("_space_group_symop_magn") for key in block):
-        return True
+def _shelx_symbols(block: CIFBlock) -> list[str] | None:
+    """Elements of a CIF whose labels are all upper case (SHELX: FE1, CO1, O1) and that gives
+    no type symbols: ASE read FE1 as F, CO1 as C, PT1 as P. None for any other file (a
+    mixed-case one's HO1 is a hydroxyl H)."""
     if block.get("_atom_site_type_symbol"):
-        return False
-    labels = [str(label) for label in block.get("_atom_site_label") or []]
-    return any(
-        len(head := "".join(c for c in label[:2] if c.isalpha())) == 2
-        and head.isupper()
-        and head.capitalize() in chemical_symbols
-        for label in labels
-    )
+        return None
+    heads = []
+    for label in block.get("_atom_site_label") or []:
+        head = "".join(c for c in str(label)[:2] if c.isalpha()) or "?"
+        if not head.isupper():
+            return None
+        heads.append(head)
+    if not any(len(h) == 2 and h.capitalize() in chemical_symbols for h in heads):
+        return None
+    return [h.capitalize() if h.capitalize() in chemical_symbols else h[0] for h in heads]
 
 
 def _cif_frames(path: Path) -> list[Atoms] | None:
     """ASE's CIF reading, in the origin or axes the space-group symbol names (`F d -3 m :2`,
     `R -3 m :R`). ASE reads a file that lists no symmetry operations in the first setting
     whatever its symbol says: diamond Si in origin choice 2 came out with 16 atoms 1.92 A
-    apart (pymatgen too). None: a file pymatgen must read (`_needs_pymatgen`)."""
+    apart (pymatgen too). None: a magnetic CIF, whose operations and centring ASE ignores (bcc
+    Fe came out simple cubic), for pymatgen to read."""
     frames = []
     for block in parse_cif(str(path)):
         if not block.has_structure():
             continue
-        if _needs_pymatgen(block):
+        if any(key.startswith("_space_group_symop_magn") for key in block):
             return None
         tags = dict(block)
+        if (symbols := _shelx_symbols(block)) is not None:
+            tags["_atom_site_type_symbol"] = symbols
         if (
             not any(block.get(t) for t in _SYMOP_TAGS)
             and "_symmetry_space_group_setting" not in block
@@ -496,9 +512,10 @@ def load_bulks(specs: list[str]) -> list[Bulk]:
     bulks: list[Bulk] = []
     for spec in specs:
         path = Path(spec)
-        if path.is_dir():
+        as_path = bool(path.suffix or len(path.parts) > 1)  # a path, not a library name
+        if path.is_dir() and (as_path or spec not in bulk_library()):  # `-b Pt --out Pt` ran
             raise CatscreenError(f"bulk file {path} is a folder; give a structure file")
-        if not path.is_file() and (path.suffix or len(path.parts) > 1):  # a path, not a name
+        if not path.is_file() and as_path:
             raise CatscreenError(f"bulk file not found: {path}")
         bulks.extend(file_bulks(path) if path.is_file() else [library_bulk(spec)])
     names = [b.name for b in bulks]

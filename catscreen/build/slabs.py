@@ -443,7 +443,7 @@ def make_slabs(
     if not slabs:
         raise CatscreenError(f"{bulk.name} ({facet_text(bulk, miller)}) yields no slab")
     cuts: list[tuple[float, str, Atoms]] = []
-    for shift, slab in sorted((wrapped_shift(s.shift), s) for s in slabs):
+    for shift, slab in sorted(((wrapped_shift(s.shift), s) for s in slabs), key=lambda x: x[0]):
         top = _to_atoms(slab)
         cuts.append((shift, "top", top))
         if not slab.is_symmetric():

@@ -318,7 +318,7 @@ def relax_configurations(
     out = followed(Path(out))
     t0 = time.perf_counter()
     model_ref = settings.model_ref()
-    info = cached_model(model_ref).info
+    info = cached_model(model_ref, fresh=True).info
     # bad input: nothing written, not even the lock
     items, warnings = _items(configs, settings, info)
     for note in warnings:
