@@ -311,6 +311,7 @@ def test_a_sliding_layer_is_reconstruction(monkeypatch: pytest.MonkeyPatch):
     assert anomalies.slab_displacement(clean, final[: len(clean)]) == pytest.approx(1.58, abs=0.01)
     assert detect_anomalies(initial, final, clean).names == ["reconstructed"]
     monkeypatch.setattr(anomalies, "SLAB_DISPLACEMENT", 2.0)  # bonds alone: no change seen
+    monkeypatch.setattr(anomalies, "LAYER_SLIDE", 2.0)
     assert not detect_anomalies(initial, final, clean).reconstructed
     monkeypatch.undo()
     small = initial.copy()
@@ -322,6 +323,36 @@ def test_a_sliding_layer_is_reconstruction(monkeypatch: pytest.MonkeyPatch):
     drifted = add_adsorbate_at(free, "N", "ontop")
     drifted.positions += [1.5, 0.7, 0.3]
     assert not detect_anomalies(add_adsorbate_at(free, "N", "ontop"), drifted, free).reconstructed
+
+
+def test_a_surface_layer_sliding_as_a_whole_is_reconstruction():
+    """The bundled model holds Re(0001)'s clean top layer on a saddle of its stacking: N and
+    NH_x placements slid the layer 0.6 A towards bridge registry (no atom 1 A, no bond out of
+    the cushion), 0.16-0.2 eV below those that did not, and were the descriptors. Atoms pushed
+    apart around an adsorbate move as far without moving the layer."""
+    from catscreen.build.bulks import library_bulk
+    from catscreen.build.slabs import make_slabs
+
+    (surface,) = make_slabs(library_bulk("Re"), (0, 0, 1), 7.0, 10.0, 5.0, layers=3, repeat=(2, 2))
+    clean = surface.atoms  # enumerate's tags: the 4 top atoms 1, the rest 0 (fixed)
+    top = np.flatnonzero(clean.get_tags() == 1)
+    assert len(top) == 4
+    initial = clean.copy()
+    initial.append("N")
+    initial.positions[-1] = clean.positions[top[0]] + [0.0, 0.0, 1.7]
+    initial.set_tags([*clean.get_tags(), 2])
+    slid = initial.copy()
+    slid.positions[[*top, len(clean)]] += [0.6, 0.0, 0.0]
+    assert anomalies.layer_slide(clean, slid[: len(clean)]) == pytest.approx(0.6)
+    assert detect_anomalies(initial, slid, clean).names == ["reconstructed"]
+    pushed = initial.copy()  # two atoms 0.6 A apart in opposite directions: the mean is 0
+    pushed.positions[top[0]] += [0.6, 0.0, 0.0]
+    pushed.positions[top[1]] -= [0.6, 0.0, 0.0]
+    assert anomalies.layer_slide(clean, pushed[: len(clean)]) == pytest.approx(0.0, abs=1e-9)
+    assert not detect_anomalies(initial, pushed, clean).reconstructed
+    nudged = initial.copy()
+    nudged.positions[top] += [0.3, 0.0, 0.0]
+    assert not detect_anomalies(initial, nudged, clean).reconstructed
 
 
 def test_slab_displacement_counts_the_nearest_image():

@@ -210,11 +210,37 @@ def test_top_k_flags_with_reasons():
 
 
 def test_high_uncertainty_flag():
-    noisy = ("Pt", "O", "bridge", SLABS["Pt"] - 7.4 + 0.5, 0.4)
-    out = rank_results(table(extra=[noisy]), RankSettings(top_k=0, uncertainty_threshold=0.15))
+    """Only where the placement could be its system's minimum: 26 uncertain placements far
+    above theirs (the ammonia recipe's bottom-ranked alloys) changed no descriptor."""
+    noisy = ("Pt", "O", "bridge", SLABS["Pt"] - 7.4 + 0.0, 0.4)  # 0.5 eV above the minimum
+    far = ("Pt", "O", "ontop", SLABS["Pt"] - 7.4 + 0.5, 0.4)  # 1.0 eV above: beyond 2 std
+    out = rank_results(table(extra=[noisy, far]), RankSettings(top_k=0, uncertainty_threshold=0.15))
     assert list(out.flagged.site_type) == ["bridge"]
-    assert out.flagged.flag_reasons.iloc[0] == "high uncertainty: E_ads std 0.400 > 0.15 eV"
+    assert out.flagged.flag_reasons.iloc[0] == (
+        "high uncertainty: E_ads std 0.4 > 0.15 eV, within 2 std of its system's minimum"
+    )
     assert out.flagged.flag_high_uncertainty.all() and not out.flagged.flag_top_k.any()
+
+
+def test_placements_that_ended_in_one_minimum_are_flagged_once():
+    """Top-2 sent two starts that relaxed into one hollow 0.0 meV apart (Ni(111) N bridge and
+    ontop) to DFT twice; the next distinct placement is flagged instead."""
+    from test_analysis_helpers import adslab, row
+
+    df = table()
+    twin = adslab("Pt", "O", "fcc")  # a bridge start that ended in the fcc hollow
+    start = adslab("Pt", "O", "bridge")
+    e = SLABS["Pt"] - 7.4 + E_O["Pt"] + 0.001
+    df = pd.concat(
+        [df, pd.DataFrame([row("adslab", "Pt", "O", start, twin, e, site="bridge")])],
+        ignore_index=True,
+    )
+    out = rank_results(df, RankSettings(top_k=2))
+    pt = out.configs[(out.configs.candidate == "Pt(111)") & (out.configs.adsorbate == "O")]
+    pt = pt.set_index("site_type")
+    assert pt.loc["bridge", "duplicate_of"] == pt.loc["fcc", "config_id"]
+    assert pt.loc["fcc", "duplicate_of"] == "" and pt.loc["hcp", "duplicate_of"] == ""
+    assert pt.flag_top_k.to_dict() == {"fcc": True, "hcp": True, "bridge": False}
 
 
 def test_rank_flip_flag_between_close_candidates():

@@ -1,13 +1,18 @@
 """Which placements deserve a DFT check, and why (each flag records its reason).
 
 - top-k: per system, the k lowest valid placements (AdsorbML: the ML minimum is often not the
-  DFT minimum, but it is usually among the few lowest ML placements).
+  DFT minimum, but it is usually among the few lowest ML placements), counting once the
+  placements that relaxed into one minimum (`duplicate_of`: the same final site atoms within
+  DUPLICATE_E_ADS): top-2 sent Ni(111)'s N bridge and ontop starts, both ended in one hollow
+  0.0 meV apart, to DFT twice.
 - rank flip: two neighbours in the target ranking whose distances differ by less than
   `flip_sigma` times the sigma of that gap could swap; the minima behind their descriptors are
   flagged. The gap's sigma is its spread over the ensemble heads (the heads' errors on two
   candidates partly cancel in a difference, as the shared gas references do), plus what the
   heads do not carry; without heads, the two sigmas combined as independent.
-- high uncertainty: E_ads std above a threshold, for any valid placement.
+- high uncertainty: E_ads std above a threshold, for a valid placement that could be its
+  system's minimum (within 2 std of it): uncertain placements far above their minimum (26
+  on the ammonia recipe's bottom-ranked alloys) change no descriptor.
 """
 
 from __future__ import annotations
@@ -26,6 +31,29 @@ def rank_within_systems(configs: pd.DataFrame) -> pd.Series:
     valid = configs[configs.valid].sort_values(["e_ads", "config_id"], kind="mergesort")
     ranks = valid.groupby(["system_id", "spin"]).cumcount() + 1
     return ranks.reindex(configs.index).fillna(0).astype(int)
+
+
+DUPLICATE_E_ADS = 0.005  # eV: two placements in one final site this close are one minimum
+
+
+def duplicates(configs: pd.DataFrame) -> pd.Series:
+    """For each valid placement, the config_id of a lower one of its system that ended on the
+    same site atoms within DUPLICATE_E_ADS ('' where none: a distinct minimum)."""
+    out = pd.Series("", index=configs.index, dtype=object)
+    valid = configs[configs.valid].sort_values(["e_ads", "config_id"], kind="mergesort")
+    for _, group in valid.groupby(["system_id", "spin"], sort=False):
+        kept: list[tuple[str, float, str]] = []
+        for index, row in zip(group.index, group.itertuples(), strict=True):
+            twin = next(
+                (cid for cid, e, site in kept
+                 if site == row.final_site_atoms and abs(row.e_ads - e) < DUPLICATE_E_ADS),
+                None,
+            )  # fmt: skip
+            if twin is None:
+                kept.append((row.config_id, row.e_ads, row.final_site_atoms))
+            else:
+                out[index] = twin
+    return out
 
 
 def _gap_std(a: pd.Series, b: pd.Series) -> float:
@@ -69,7 +97,11 @@ def flag_configs(
     n_valid = configs[configs.valid].groupby("system_id").size()
     reasons: list[list[str]] = [[] for _ in range(len(configs))]
 
-    top = configs.valid & (configs.rank_in_system <= top_k)
+    configs["duplicate_of"] = duplicates(configs)
+    distinct = configs.valid & (configs.duplicate_of == "")
+    order = configs[distinct].sort_values(["e_ads", "config_id"], kind="mergesort")
+    distinct_rank = order.groupby(["system_id", "spin"]).cumcount() + 1
+    top = distinct & (distinct_rank.reindex(configs.index).fillna(0) <= top_k)
     configs["flag_top_k"] = top
     for pos in np.flatnonzero(top.to_numpy()):
         row = configs.iloc[pos]
@@ -87,11 +119,14 @@ def flag_configs(
     for pos in np.flatnonzero(flip.to_numpy()):
         reasons[pos].extend(flips[configs.iloc[pos].candidate])
 
-    high = configs.valid & (configs.e_ads_std > uncertainty_threshold)
+    minimum = configs[configs.valid].groupby(["system_id", "spin"]).e_ads.transform("min")
+    reachable = configs.e_ads - minimum.reindex(configs.index) <= 2 * configs.e_ads_std
+    high = configs.valid & (configs.e_ads_std > uncertainty_threshold) & reachable
     configs["flag_high_uncertainty"] = high
     for pos in np.flatnonzero(high.to_numpy()):
         reasons[pos].append(
-            f"high uncertainty: E_ads std {configs.iloc[pos].e_ads_std:.3f} > {uncertainty_threshold} eV"
+            f"high uncertainty: E_ads std {configs.iloc[pos].e_ads_std:.4g} > "
+            f"{uncertainty_threshold:g} eV, within 2 std of its system's minimum"
         )
 
     configs["flag_reasons"] = ["; ".join(r) for r in reasons]

@@ -17,6 +17,7 @@ import pandas as pd
 from catscreen import code_version
 from catscreen.analysis.anomalies import (
     DEFAULT_BOND_TOLERANCE,
+    LAYER_SLIDE,
     RECONSTRUCTION_CUSHION,
     SLAB_DISPLACEMENT,
 )
@@ -92,7 +93,8 @@ class RankSettings:
             f"d < (r_cov_i + r_cov_j) * {self.bond_tolerance} (ASE covalent radii); a slab "
             f"bond formed or broken only across {RECONSTRUCTION_CUSHION} x that cutoff; "
             f"reconstructed also when a slab atom ends over {SLAB_DISPLACEMENT} A from its "
-            "place in the relaxed clean slab"
+            f"place in the relaxed clean slab, or the surface layer shifts sideways as a whole "
+            f"by over {LAYER_SLIDE} A"
         )
         return meta
 
