@@ -877,6 +877,11 @@ def test_a_reference_named_by_its_frame_in_a_file_of_several(tmp_path: Path) -> 
     assert board.loc["metals_1(111)", "is_reference"]
     assert board.loc["metals_1(111)", "dE_O"] == pytest.approx(0.0, abs=1e-9)
     assert board.loc["metals_0(111)", "dE_O"] != pytest.approx(0.0, abs=1e-3)
+    # the tables say which row is the reference (it read as the best screened candidate)
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "| metals_1(111) (reference) |" in summary and "| metals_0(111) |" in summary
+    said = " ".join(result.output.split())
+    assert "candidates (* the reference)" in said and "metals_1(111)*" in said
 
 
 def test_a_cut_dft_list_shows_the_best_ranked_candidates_first(

@@ -34,11 +34,18 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join([head, sep, *body])
 
 
-def descriptor_frame(board: pd.DataFrame, recipe: Recipe, rows: int | None = None) -> pd.DataFrame:
-    """The leaderboard's readable columns: rank, candidate, descriptors (eV), distance, spin."""
+def descriptor_frame(
+    board: pd.DataFrame, recipe: Recipe, rows: int | None = None, mark: str = " (reference)"
+) -> pd.DataFrame:
+    """The leaderboard's readable columns: rank, candidate, descriptors (eV), distance, spin.
+    The reference candidate carries `mark` (it read as the best of the screened, at rank 1
+    with descriptors 0)."""
     names = [d.name for d in recipe.ranking.descriptors]
     cols = ["rank", "candidate", *names, "distance", "on_target", "spin"]
     out = (board[cols].head(rows) if rows else board[cols]).copy()
+    if "is_reference" in board.columns:
+        reference = board["is_reference"].reindex(out.index).fillna(False).astype(bool)
+        out["candidate"] = out["candidate"].where(~reference, out["candidate"] + mark)
     # rank 0: a descriptor has no valid placement, so the candidate cannot be ranked
     out["rank"] = [str(int(r)) if r >= 1 else "-" for r in out["rank"]]
     return out.rename(columns={n: f"{n} (eV)" for n in names})

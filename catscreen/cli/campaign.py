@@ -90,10 +90,13 @@ def run_command(
     outcome = run_campaign(recipe, out, options, _log)
     recipe_obj = read_campaign_recipe(outcome.root)
     n = recipe_obj.ranking.top_n
+    board = outcome.board
+    shows_reference = "is_reference" in board.columns and board["is_reference"].head(n).any()
+    marked = " (* the reference)" if shows_reference else ""
     console.print(
         _top_table(
-            f"top {min(n, len(outcome.board))} of {len(outcome.board)} candidates",  # not 3 of 2
-            descriptor_frame(outcome.board, recipe_obj, n),
+            f"top {min(n, len(board))} of {len(board)} candidates{marked}",  # not 3 of 2
+            descriptor_frame(board, recipe_obj, n, mark="*"),
         )
     )
     ran = ", ".join(outcome.ran) or "nothing"
