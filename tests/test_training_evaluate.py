@@ -522,6 +522,7 @@ def test_accuracy_in_enumerate_cells_and_a_resumed_teacher_cache(
     clean = atoms_from_text(data["structures"]["slab:Ru-001-t0-N"])
     with monkeypatch.context() as m:  # the slab's bonds alone do not see the slide
         m.setattr(anomalies, "SLAB_DISPLACEMENT", 5.0)
+        m.setattr(anomalies, "LAYER_SLIDE", 5.0)
         assert "reconstructed" not in acc.excluding(start, slid, clean)
     data["structures"][key] = atoms_to_text(slid)
     data["protocol"] = protocol | {"anomaly_rules": "bonds only"}
