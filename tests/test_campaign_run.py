@@ -490,8 +490,14 @@ def test_a_folder_that_was_never_a_campaign_keeps_its_files(tmp_path: Path) -> N
     (project / "summary.md").unlink()
     assert _run(recipe, project).exit_code == 0  # its own recipe.yaml
     assert recipe.read_text() == RECIPE
+    relaxed = tmp_path / "relaxed"  # a plain `catscreen relax` output is no campaign
+    relaxed.mkdir()
+    shutil.copy(project / "results.parquet", relaxed / "results.parquet")
+    (relaxed / "summary.md").write_text("my notes\n")
+    assert _run(other, relaxed).exit_code == 2
+    assert (relaxed / "summary.md").read_text() == "my notes\n"
     (project / "campaign.json").unlink()  # what a damaged log's error says to do
-    shutil.rmtree(project / "enumerate")  # the other stages' files still tell a campaign
+    shutil.rmtree(project / "enumerate")  # rank/ still tells a campaign
     result = _run(other, project)
     assert result.exit_code == 0, result.output
 

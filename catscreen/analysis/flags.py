@@ -2,8 +2,8 @@
 
 - top-k: per system, the k lowest valid placements (AdsorbML: the ML minimum is often not the
   DFT minimum, but it is usually among the few lowest ML placements), counting once the
-  placements that relaxed into one minimum (`duplicate_of`: the same final site atoms within
-  DUPLICATE_E_ADS): top-2 sent Ni(111)'s N bridge and ontop starts, both ended in one hollow
+  placements that relaxed into one minimum (`duplicate_of`: adsorbate atoms within
+  DUPLICATE_DISTANCE and E_ads within DUPLICATE_E_ADS): top-2 sent Ni(111)'s N bridge and ontop starts, both ended in one hollow
   0.0 meV apart, to DFT twice.
 - rank flip: two neighbours in the target ranking whose distances differ by less than
   `flip_sigma` times the sigma of that gap could swap; the minima behind their descriptors are
@@ -21,8 +21,10 @@ import math
 
 import numpy as np
 import pandas as pd
+from ase.geometry import find_mic
 
 from catscreen.analysis.energies import head_std, head_values
+from catscreen.io import atoms_from_text
 
 
 def rank_within_systems(configs: pd.DataFrame) -> pd.Series:
@@ -33,24 +35,38 @@ def rank_within_systems(configs: pd.DataFrame) -> pd.Series:
     return ranks.reindex(configs.index).fillna(0).astype(int)
 
 
-DUPLICATE_E_ADS = 0.005  # eV: two placements in one final site this close are one minimum
+DUPLICATE_E_ADS = 0.005  # eV: two placements this close in energy ...
+DUPLICATE_DISTANCE = 0.2  # A: ... whose adsorbate atoms all ended this close are one minimum
+
+
+def _same_place(first: str, second: str) -> bool:
+    """The adsorbate (tag 2) atoms of two final structures within DUPLICATE_DISTANCE, nearest
+    image: site atoms alone cannot tell a 2x2 cell's fcc and hcp hollows apart (the same three
+    atoms), nor its two bridges."""
+    a, b = atoms_from_text(first), atoms_from_text(second)
+    ads = a.get_tags() == 2
+    if len(a) != len(b) or not ads.any() or not (b.get_tags() == 2).any():
+        return False
+    moved, _ = find_mic(b.positions[ads] - a.positions[ads], a.cell, pbc=a.pbc)
+    return float(np.linalg.norm(moved, axis=1).max()) < DUPLICATE_DISTANCE
 
 
 def duplicates(configs: pd.DataFrame) -> pd.Series:
-    """For each valid placement, the config_id of a lower one of its system that ended on the
-    same site atoms within DUPLICATE_E_ADS ('' where none: a distinct minimum)."""
+    """For each valid placement, the config_id of a lower one of its system that ended in the
+    same place (`_same_place`) within DUPLICATE_E_ADS ('' where none: a distinct minimum)."""
     out = pd.Series("", index=configs.index, dtype=object)
     valid = configs[configs.valid].sort_values(["e_ads", "config_id"], kind="mergesort")
     for _, group in valid.groupby(["system_id", "spin"], sort=False):
         kept: list[tuple[str, float, str]] = []
         for index, row in zip(group.index, group.itertuples(), strict=True):
             twin = next(
-                (cid for cid, e, site in kept
-                 if site == row.final_site_atoms and abs(row.e_ads - e) < DUPLICATE_E_ADS),
+                (cid for cid, e, final in kept
+                 if abs(row.e_ads - e) < DUPLICATE_E_ADS
+                 and _same_place(final, row.final_structure)),
                 None,
             )  # fmt: skip
             if twin is None:
-                kept.append((row.config_id, row.e_ads, row.final_site_atoms))
+                kept.append((row.config_id, row.e_ads, row.final_structure))
             else:
                 out[index] = twin
     return out
@@ -121,11 +137,11 @@ def flag_configs(
 
     minimum = configs[configs.valid].groupby(["system_id", "spin"]).e_ads.transform("min")
     reachable = configs.e_ads - minimum.reindex(configs.index) <= 2 * configs.e_ads_std
-    high = configs.valid & (configs.e_ads_std > uncertainty_threshold) & reachable
+    high = distinct & (configs.e_ads_std > uncertainty_threshold) & reachable
     configs["flag_high_uncertainty"] = high
     for pos in np.flatnonzero(high.to_numpy()):
         reasons[pos].append(
-            f"high uncertainty: E_ads std {configs.iloc[pos].e_ads_std:.4g} > "
+            f"high uncertainty: E_ads std {configs.iloc[pos].e_ads_std:.4f} > "
             f"{uncertainty_threshold:g} eV, within 2 std of its system's minimum"
         )
 

@@ -381,7 +381,7 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         raise CatscreenError(
             f"baseline {options.baseline} is for recipe {baseline.recipe!r}, not {recipe.name!r}"
         )
-    info = cached_model(model_ref, fresh=True).info
+    info = cached_model(model_ref).info
     if recipe.model.fidelity is not None:  # before enumerate, not after it
         info.check_context("off", recipe.model.fidelity)
     root = out.resolve()
@@ -401,10 +401,11 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
 
 
 def _refuse_foreign_files(root: Path, recipe_path: Path) -> None:
-    """A folder with no stage log and no stage's output was never a campaign (a damaged log,
-    once deleted, leaves the stages' files behind): the files a run writes there would replace
-    a user's own summary.md, leaderboard.csv or recipe.yaml without a word."""
-    if any((root / name).exists() for name in (ENUMERATE_DIR, RESULTS, RANK_DIR)):
+    """A folder with no stage log and no enumerate/ or rank/ folder was never a campaign (a
+    damaged log, once deleted, leaves those behind; a results.parquet may be a plain relax's):
+    the files a run writes there would replace a user's own summary.md, leaderboard.csv or
+    recipe.yaml without a word."""
+    if any((root / name).is_dir() for name in (ENUMERATE_DIR, RANK_DIR)):
         return
     copy = root / RECIPE_COPY
     found = [root / SUMMARY, root / LEADERBOARD]

@@ -22,19 +22,20 @@ from catscreen.workflow.relax import Row, WorkItem, relax_items
 _MODELS: dict[tuple[str, int], tuple[object, Model]] = {}
 
 
-def cached_model(name: str, fresh: bool = False) -> Model:
+def cached_model(name: str) -> Model:
     """Load a model once per process and thread: a worker running many batches pays once.
 
     Per thread, because Model objects need not be thread-safe (an ASE calculator keeps
-    per-structure state) and a Dask worker may run several jobs in threads at once.
-    `fresh` (a run's start): a checkpoint file written anew since it was loaded (a notebook's
-    train-then-relax loop) is loaded anew, as its old weights relaxed the next run under the
-    old version; within a run the weights it started with stay, whatever the file does.
+    per-structure state) and a Dask worker may run several jobs in threads at once. A
+    checkpoint file written anew since it was loaded (a notebook's train-then-relax loop, a
+    RelaxMaker Flow run again) is loaded anew: its old weights relaxed the next run under the
+    old version. A rewrite during a run makes its rows another version, which the run refuses.
     """
     key = (name, threading.get_ident())
+    stamp = _file_stamp(name)
     held = _MODELS.get(key)
-    if held is None or (fresh and held[0] != _file_stamp(name)):
-        _MODELS[key] = (_file_stamp(name), load_model(name))
+    if held is None or held[0] != stamp:
+        _MODELS[key] = (stamp, load_model(name))
     return _MODELS[key][1]
 
 

@@ -318,7 +318,7 @@ def relax_configurations(
     out = followed(Path(out))
     t0 = time.perf_counter()
     model_ref = settings.model_ref()
-    info = cached_model(model_ref, fresh=True).info
+    info = cached_model(model_ref).info
     # bad input: nothing written, not even the lock
     items, warnings = _items(configs, settings, info)
     for note in warnings:
@@ -344,10 +344,15 @@ def relax_configurations(
                 rows = [result_row(it, info, "failed", f"{BATCH_FAILED}{error}") for it in batch]
             for r in rows:  # a worker with another install would file rows under its model
                 if (r["model"], r["model_version"]) != (info.name, info.version):
+                    rewritten = model_ref not in BUILTIN_MODELS and settings.executor == "local"
                     raise CatscreenError(
-                        f"a worker relaxed with model {r['model']} ({r['model_version']}), not "
-                        f"this run's {info.name} ({info.version}): install the same catscreen "
-                        "and weights on the workers"
+                        f"a batch relaxed with model {r['model']} ({r['model_version']}), not "
+                        f"this run's {info.name} ({info.version}): "
+                        + (
+                            f"{model_ref} was rewritten during the run; rerun to relax with it"
+                            if rewritten
+                            else "install the same catscreen and weights on the workers"
+                        )
                     )
             table.add(rows)
             if bar is not None and task is not None:
