@@ -3,8 +3,8 @@
 - top-k: per system, the k lowest valid placements (AdsorbML: the ML minimum is often not the
   DFT minimum, but it is usually among the few lowest ML placements), counting once the
   placements that relaxed into one minimum (`duplicate_of`: adsorbate atoms within
-  DUPLICATE_DISTANCE and E_ads within DUPLICATE_E_ADS): top-2 sent Ni(111)'s N bridge and ontop starts, both ended in one hollow
-  0.0 meV apart, to DFT twice.
+  DUPLICATE_DISTANCE and E_ads within DUPLICATE_E_ADS): top-2 sent Ni(111)'s N bridge and
+  ontop starts, both ended in one hollow 0.0 meV apart, to DFT twice.
 - rank flip: two neighbours in the target ranking whose distances differ by less than
   `flip_sigma` times the sigma of that gap could swap; the minima behind their descriptors are
   flagged. The gap's sigma is its spread over the ensemble heads (the heads' errors on two
@@ -115,9 +115,7 @@ def flag_configs(
 
     configs["duplicate_of"] = duplicates(configs)
     distinct = configs.valid & (configs.duplicate_of == "")
-    order = configs[distinct].sort_values(["e_ads", "config_id"], kind="mergesort")
-    distinct_rank = order.groupby(["system_id", "spin"]).cumcount() + 1
-    top = distinct & (distinct_rank.reindex(configs.index).fillna(0) <= top_k)
+    top = distinct & (rank_within_systems(configs.assign(valid=distinct)) <= top_k)
     configs["flag_top_k"] = top
     for pos in np.flatnonzero(top.to_numpy()):
         row = configs.iloc[pos]

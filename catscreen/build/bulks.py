@@ -339,7 +339,8 @@ def _vasp4_guess(path: Path) -> str | None:
     return (
         "a VASP 4 POSCAR (no element line above the atom counts) whose first line names more "
         f"elements than it has counts ({lines[0].strip()!r}: {', '.join(named)} for "
-        f"{' '.join(counts)}), of which ASE would take the first {len(counts)}; add the element line (VASP 5)"
+        f"{' '.join(counts)}), of which ASE would take the first {len(counts)}; add the "
+        "element line (VASP 5)"
     )
 
 

@@ -79,20 +79,24 @@ def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
         for column in ("final_structure", "slab_structure"):
             _parsed(getattr(row, column), f"{column} of {row.config_id}", periodic=True)
         _number(row.e_ads, f"flagged row {row.config_id}: e_ads")
-        surface = tuple(sorted(set(atoms_from_text(row.slab_structure).get_chemical_symbols())))
         tasks.setdefault(
             row.config_id,
-            DftTask(row.config_id, "adslab", row.spin, row.final_structure, surface),
+            DftTask(row.config_id, "adslab", row.spin, row.final_structure, _elements(row)),
         )
     for row, name in zip(flagged.itertuples(), slab_task_names(flagged), strict=True):
         if tasks.get(name, DftTask(name, "slab", "", "")).kind != "slab":
             raise CatscreenError(f"flagged row {row.config_id}: its slab has the id of an adslab")
-        surface = tuple(sorted(set(atoms_from_text(row.slab_structure).get_chemical_symbols())))
-        tasks.setdefault(name, DftTask(name, "slab", row.spin, row.slab_structure, surface))
+        tasks.setdefault(name, DftTask(name, "slab", row.spin, row.slab_structure, _elements(row)))
         for molecule, text in _references(row).items():
             name = gas_task_name(molecule)
             tasks.setdefault(name, DftTask(name, "gas", gas_spin(text), text))
     return list(tasks.values())
+
+
+def _elements(row: object) -> tuple[str, ...]:
+    """The elements of a flagged row's clean slab: what decides its +U, and its adslab's."""
+    slab = atoms_from_text(row.slab_structure)  # type: ignore[attr-defined]
+    return tuple(sorted(set(slab.get_chemical_symbols())))
 
 
 def _folder_name(value: object, what: str) -> None:

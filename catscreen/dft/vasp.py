@@ -8,9 +8,9 @@ pymatgen's MPRelaxSet/MVLSlabSet, and spin from the rank row: ISPIN 1 for spin o
 with MAGMOM from the element defaults raised to the model's moments otherwise (Cr
 antiferromagnetic on its two sublattices; MP's default 0.6 muB where the POTCAR freezes the 4f
 shell in the core, Nd_3 and Sm_3: no 4f moment to start); gas molecules in their own
-ground-state spin (O2 a triplet); MP's +U on transition-metal oxide and fluoride surfaces. r2SCAN as MP runs it (METAGGA, LMIXTAU, ALGO All, 680 eV,
-PBE_54 POTCARs). POTCARs are licensed, so only their symbols (Materials Project choices) are
-written.
+ground-state spin (O2 a triplet); MP's +U on transition-metal oxide and fluoride surfaces.
+r2SCAN as MP runs it (METAGGA, LMIXTAU, ALGO All, 680 eV, PBE_54 POTCARs). POTCARs are
+licensed, so only their symbols (Materials Project choices) are written.
 """
 
 from __future__ import annotations
