@@ -1024,3 +1024,31 @@ def test_a_model_error_row_keeps_no_energy_of_the_input_file():
     (row,) = relax_items(_FlatThenBroken(fail_at=4), items)
     assert row["status"] == "failed" and "backend fell over" in row["reason"]
     assert row["steps"] == 3 and atoms_from_text(row["final_structure"]).calc is None
+
+
+def test_a_checkpoint_rewritten_during_a_run_is_named(tmp_path, monkeypatch):
+    """The run stopped with "install the same catscreen and weights on the workers" when a
+    training run rewrote the local checkpoint between two batches."""
+    import torch
+
+    from catscreen.model.checkpoint import bundled_path, load_checkpoint, save_checkpoint
+    from catscreen.workflow import jobs
+
+    net, payload = load_checkpoint(bundled_path())
+    path = tmp_path / "model.pt"
+    save_checkpoint(net, path, payload["metadata"])
+    real = jobs.relax_items
+
+    def rewrite_after_the_first_batch(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        rows = real(*args, **kwargs)
+        with torch.no_grad():
+            net.reference_energies += 0.1
+        save_checkpoint(net, path, payload["metadata"])
+        return rows
+
+    monkeypatch.setattr(jobs, "relax_items", rewrite_after_the_first_batch)
+    p = tmp_path / "c.extxyz"
+    write(p, [adslab("Cu", "O", "fcc"), adslab("Cu", "O", "hcp")], format="extxyz")
+    settings = RelaxSettings(model=str(path), spin="off", steps=2, batch_size=1)
+    with pytest.raises(CatscreenError, match="was rewritten during the run; rerun to relax"):
+        relax_configurations(p, tmp_path / "r.parquet", settings, progress=False)

@@ -346,8 +346,9 @@ def relax_configurations(
                 if (r["model"], r["model_version"]) != (info.name, info.version):
                     rewritten = model_ref not in BUILTIN_MODELS and settings.executor == "local"
                     raise CatscreenError(
-                        f"a batch relaxed with model {r['model']} ({r['model_version']}), not "
-                        f"this run's {info.name} ({info.version}): "
+                        f"{'a batch' if rewritten else 'a worker'} relaxed with model "
+                        f"{r['model']} ({r['model_version']}), not this run's {info.name} "
+                        f"({info.version}): "
                         + (
                             f"{model_ref} was rewritten during the run; rerun to relax with it"
                             if rewritten
