@@ -276,19 +276,26 @@ def _moves(reference: Atoms, slab: Atoms) -> np.ndarray:
     return moved - drift
 
 
+def _largest(moved: np.ndarray) -> float:
+    return float(np.linalg.norm(moved, axis=1).max()) if len(moved) else 0.0
+
+
+def _slide(moved: np.ndarray, tags: np.ndarray) -> float:
+    surface = tags == 1
+    if surface.sum() < 3:  # one or two atoms are no layer: SLAB_DISPLACEMENT judges their moves
+        return 0.0
+    return float(np.linalg.norm(moved[surface, :2].mean(axis=0)))
+
+
 def slab_displacement(reference: Atoms, slab: Atoms) -> float:
     """The largest distance (A) a slab atom ended from its place in `reference` (`_moves`)."""
-    moved = _moves(reference, slab)
-    return float(np.linalg.norm(moved, axis=1).max()) if len(moved) else 0.0
+    return _largest(_moves(reference, slab))
 
 
 def layer_slide(reference: Atoms, slab: Atoms) -> float:
     """How far (A) the surface layer (tag 1) moved sideways as a whole: the in-plane mean of
     its atoms' `_moves`, in which an adsorbate's push and pull around its site cancel."""
-    surface = slab.get_tags() == 1
-    if surface.sum() < 3:  # one or two atoms are no layer: SLAB_DISPLACEMENT judges their moves
-        return 0.0
-    return float(np.linalg.norm(_moves(reference, slab)[surface, :2].mean(axis=0)))
+    return _slide(_moves(reference, slab), slab.get_tags())
 
 
 def surface_changed(reference: SlabReference, slab: Atoms, bonds: np.ndarray) -> bool:
@@ -299,10 +306,8 @@ def surface_changed(reference: SlabReference, slab: Atoms, bonds: np.ndarray) ->
     broken = reference.bonds & ~bond_matrix(slab, reference.tolerance * RECONSTRUCTION_CUSHION)
     if (formed | broken).any():
         return True
-    return (
-        slab_displacement(reference.atoms, slab) > SLAB_DISPLACEMENT
-        or layer_slide(reference.atoms, slab) > LAYER_SLIDE
-    )
+    moved = _moves(reference.atoms, slab)  # once per placement: both rules read it
+    return _largest(moved) > SLAB_DISPLACEMENT or _slide(moved, slab.get_tags()) > LAYER_SLIDE
 
 
 def detect_anomalies(

@@ -43,11 +43,12 @@ def _file_stamp(name: str) -> object:
     """What changes when a checkpoint file is replaced; None for a built-in model."""
     if name in BUILTIN_MODELS:
         return None
+    path = Path(name).resolve()
     try:
-        stat = Path(name).resolve().stat()
+        stat = path.stat()
     except OSError:  # load_model says what is wrong with it
         return None
-    return (str(Path(name).resolve()), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    return (str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
 def relax_problems(optimizer: str, fmax: float, steps: int, batch_size: int) -> list[str]:
