@@ -61,7 +61,9 @@ RESULT_COLUMNS: dict[str, str] = {
     "steps": "optimizer steps taken",
     "spin": "spin context used: on | off (a model without spin conditioning, CHGNet or EMT, "
     "records the decision and runs its own single physics either way)",
-    "spin_mode": "what was asked: auto | on | off",
+    "spin_mode": "what was asked: auto | on | off, or reference: the reference surface "
+    "relaxed again in another candidate's spin context (`relax --reference`), which rank uses "
+    "only to compare that candidate with it",
     "fidelity": "fidelity context used (a name from the checkpoint)",
     "model": "model name",
     "model_version": "model version / checkpoint hash",

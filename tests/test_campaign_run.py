@@ -105,6 +105,9 @@ def test_the_top_table_counts_the_candidates_there_are(
     result = _run(wider, out)
     assert result.exit_code == 0, result.output
     assert "top 2 of 2 candidates" in result.output
+    written = runner.invoke(app, ["campaign", "baseline", str(out), "--write", str(tmp_path / "b")])
+    assert written.exit_code == 0, written.output
+    assert "top 2 = " in written.output and "top 3" not in written.output  # said 3 of 2
 
 
 def test_status_shows_stages(campaign: tuple[Path, Path]) -> None:
@@ -352,10 +355,43 @@ def test_figures_mark_the_bonded_atom_and_scale_to_valid_placements() -> None:
     assert _text("Au$x$(111)") == r"Au\$x\$(111)"
 
 
+def test_figures_keep_error_bars_labels_and_site_colours_in_frame(
+    campaign: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """FePt's error bar ran past the ranking panel's edge; the reference read as the best
+    candidate; a tall cell's top view shrank its box (its x label over the title below); site
+    colours changed from one campaign to the next."""
+    from catscreen.campaign import figures
+    from catscreen.campaign.leaderboard import descriptor_targets
+    from catscreen.campaign.runner import load_leaderboard, read_campaign_recipe
+
+    _, out = campaign
+    recipe = read_campaign_recipe(out, ranked=True)
+    board = load_leaderboard(out, recipe)
+    board["dE_O_std"] = [0.0] * (len(board) - 1) + [5.0]  # the last one's bar is wide
+    board["is_reference"] = [True] + [False] * (len(board) - 1)
+    saved = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: saved.append(fig) or path)
+    figures.plot_descriptor_ranking(board, recipe, descriptor_targets(recipe), tmp_path / "d.png")
+    ax = saved[0].axes[0]
+    value = float(board["dE_O"].iloc[-1])
+    low, high = ax.get_xlim()
+    assert low <= value - 5.0 and high >= value + 5.0
+    labels = [label.get_text() for label in ax.get_yticklabels()]
+    assert labels[0].endswith(f"{board['candidate'].iloc[0]} (ref.)")  # the first (top) row
+    assert sum("(ref.)" in label for label in labels) == 1
+    configs = pd.read_parquet(out / "rank" / "adsorption.parquet").set_index("config_id")
+    figures.plot_top_sites(board, recipe, configs, tmp_path / "t.png")
+    assert all(a.get_adjustable() == "datalim" for a in saved[1].axes if a.axison)
+    assert figures._site_colours(["ontop", "fcc"])["fcc"] == figures._site_colours(["fcc"])["fcc"]
+
+
 def test_site_words_name_where_the_relaxed_adsorbate_sits() -> None:
     from catscreen.campaign.figures import site_words
 
     assert site_words("fcc", "hollow") == " placed fcc, ends hollow"
+    # the same site atoms: it stayed, and 'hollow' is only the final type's word for fcc
+    assert site_words("fcc", "hollow", moved=False) == " on fcc"
     assert site_words("ontop", "ontop") == " on ontop" and site_words("", "") == ""
 
 
@@ -919,6 +955,7 @@ def test_a_cut_dft_list_shows_the_best_ranked_candidates_first(
         f"(1 of {n} flagged, best-ranked candidates first; all in rank/flagged.parquet)" in section
     )
     assert f"| {best} |" in section and f"| {worst} |" not in section
+    assert "| site_type | final_site_type |" in section  # where the minimum is, not only its start
 
 
 def test_a_dask_campaign_ranks_as_the_local_one(

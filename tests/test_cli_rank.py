@@ -101,7 +101,12 @@ def test_write_dft(results_file, tmp_path):
     folders = sorted(p.name for p in (tmp_path / "dft").iterdir() if p.is_dir())
     assert len(folders) == 4 + 2 + 3  # 4 minima, 2 clean slabs; H2, H2O and N2
     assert (tmp_path / "dft" / "manifest.json").is_file()
-    res = runner.invoke(app, ["rank", str(results_file), "--dft-xc", "bogus"])
+    res = runner.invoke(app, ["rank", str(results_file), "--dft-xc", "RPBE"])  # was ignored
+    assert res.exit_code == 2 and "--dft-xc sets the functional of --write-dft" in res.stderr
+    res = runner.invoke(
+        app, ["rank", str(results_file), "--write-dft", "vasp", str(tmp_path / "b"), "--dft-xc",
+              "bogus"],
+    )  # fmt: skip
     assert res.exit_code == 2 and "unknown xc 'bogus'" in res.stderr
     res = runner.invoke(
         app, ["rank", str(results_file), "--write-dft", "gpaw", str(tmp_path / "g"), "--dft-xc",

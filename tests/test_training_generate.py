@@ -509,6 +509,27 @@ def test_options_that_would_be_dropped_are_refused(monkeypatch: pytest.MonkeyPat
         thread_budget()
 
 
+def test_repeated_list_options_all_reach_generate(monkeypatch, tmp_path: Path) -> None:
+    """`--metals Pt --metals Cu` kept Cu alone (str options: the last one won, exit 0)."""
+    from typer.testing import CliRunner
+
+    import catscreen.training.generate as gen
+    from catscreen.cli.main import app
+
+    seen = []
+    monkeypatch.setattr(gen, "generate", lambda out, settings, *a, **k: seen.append(settings) or [])
+    args = ["data", "generate", str(tmp_path / "o"), "--metals", "Pt", "--metals", "Cu,Ni"]
+    args += ["--adsorbates", "O", "--adsorbates", "H", "--alloys", "Pt:Ni", "--alloys", "Cu:Pd"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert seen[0].metals == ("Pt", "Cu", "Ni") and seen[0].adsorbates == ("O", "H")
+    assert seen[0].alloys == (("Pt", "Ni"), ("Cu", "Pd"))
+    bulks = ["data", "generate", str(tmp_path / "o"), "--bulks", "Cu", "--bulks", "Pt"]
+    result = CliRunner().invoke(app, [*bulks, "--facets", "111", "--facets", "100"])
+    assert result.exit_code == 0, result.output
+    assert seen[1].bulks == ("Cu", "Pt") and seen[1].enum_facets == ((1, 1, 1), (1, 0, 0))
+
+
 def test_a_rerun_into_a_folder_of_xz_labels_labels_nothing_again(tmp_path: Path) -> None:
     """The committed passes keep their labels as .xz (and no structures); a rerun looked for
     .gz only, labelled every shard again beside its .xz, and the folder trained it twice."""

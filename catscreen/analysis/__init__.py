@@ -11,7 +11,12 @@ from catscreen.analysis.rank import (
     uncertainty_note,
     write_rank_outputs,
 )
-from catscreen.analysis.ranking import Target, parse_target, parse_targets
+from catscreen.analysis.ranking import (
+    Target,
+    parse_target,
+    parse_targets,
+    reference_context_note,
+)
 from catscreen.analysis.references import References, load_references
 
 __all__ = [
@@ -27,6 +32,7 @@ __all__ = [
     "rank_output_paths",
     "rank_results",
     "read_results",
+    "reference_context_note",
     "uncertainty_note",
     "write_rank_outputs",
 ]

@@ -133,6 +133,9 @@ def rank_results(
     configs["valid"] = (
         ~configs.anomalous if not settings.keep_anomalies else pd.Series(True, configs.index)
     )
+    configs, copies = split_reference_copies(configs, results)
+    counts["adslabs"] -= len(copies)  # those ranked
+    counts["reference_copies"] = len(copies)
     reference = None
     if settings.reference_candidate is not None:
         known = sorted(
@@ -140,8 +143,15 @@ def rank_results(
         )
         reference = _reference(settings.reference_candidate, known, results)
     systems = system_table(configs)
+    contexts = descriptor_table(system_table(copies)) if len(copies) else None
+    if contexts is not None:
+        contexts = contexts[contexts.candidate == reference]  # an earlier reference's: unused
     ranked, targets = apply_targets(
-        descriptor_table(systems), settings.targets, reference, settings.default_tolerance
+        descriptor_table(systems),
+        settings.targets,
+        reference,
+        settings.default_tolerance,
+        contexts,
     )
     configs = flag_configs(
         configs,
@@ -170,6 +180,11 @@ def rank_results(
         "settings": settings.as_metadata(),
         "effective_targets": {k: asdict(v) for k, v in targets.items()},
         "reference_candidate": reference,
+        # the reference's minima in the other spin contexts candidates were compared with
+        "reference_contexts": [
+            {"spin": r["spin"], **{c: float(r[c]) for c in r.index if c.startswith("E_")}}
+            for _, r in (contexts if contexts is not None else ranked.iloc[:0]).iterrows()
+        ],
         "counts": counts,
     }
     return RankOutput(
@@ -180,6 +195,26 @@ def rank_results(
         counts=counts,
         metadata=metadata,
     )
+
+
+def split_reference_copies(
+    configs: pd.DataFrame, results: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The placements relaxed as copies of a reference surface in another spin context
+    (spin_mode 'reference', `relax --reference`) set apart from the ranked ones: they only
+    serve as the reference for candidates in that context. A surface with no rows of its own
+    here (`--spin` picked the copies' context) is ranked from its copies."""
+    if "spin_mode" not in results.columns:
+        return configs, configs.iloc[:0]
+    marked = results[results.spin_mode.astype(str) == "reference"]
+    keys = set(zip(marked.config_id.astype(str), marked.spin.astype(str), strict=True))
+    is_copy = pd.Series(
+        [(c, s) in keys for c, s in zip(configs.config_id, configs.spin, strict=True)],
+        index=configs.index,
+    )
+    own = set(configs.loc[~is_copy, "candidate"])
+    is_copy &= configs.candidate.isin(own)
+    return configs[~is_copy], configs[is_copy]
 
 
 def _reference(text: str, known: list[Candidate], results: pd.DataFrame) -> str:

@@ -152,6 +152,9 @@ def descriptor_table(systems: pd.DataFrame) -> pd.DataFrame:
         ["candidate", "slab_id", "bulk", "miller", "termination"]
     ]
     table = base.set_index("candidate")
+    table["spin"] = systems.groupby("candidate")["spin"].agg(
+        lambda s: "/".join(sorted(set(map(str, s))))
+    )
     for ads in adsorbates:
         sub = systems[systems.adsorbate == ads].set_index("candidate")
         table[f"E_{ads}"] = sub.e_ads_min
@@ -184,31 +187,76 @@ def _distance_spread(
     return float(np.sqrt(head_std(per_head) ** 2 + indep)), [float(v) for v in per_head]
 
 
+def _references_by_row(
+    table: pd.DataFrame, own: pd.Series, contexts: pd.DataFrame | None, needed: list[str]
+) -> list[pd.Series]:
+    """The reference's descriptor row each candidate is compared with: the one in the
+    candidate's spin context (`contexts`: the reference relaxed again in another context,
+    `relax --reference`) when it has every needed descriptor, else the reference's own."""
+    by_spin = {str(own["spin"]): own}
+    others = table.iloc[:0] if contexts is None else contexts.reindex(columns=table.columns)
+    for _, row in others.iterrows():  # an adsorbate they lack reads NaN
+        if all(np.isfinite(float(row[f"E_{a}"])) for a in needed):
+            by_spin.setdefault(str(row["spin"]), row)
+    return [by_spin.get(str(spin), own) for spin in table["spin"]]
+
+
+def reference_context_note(ranked: pd.DataFrame, name: str) -> str | None:
+    """Candidates compared with the reference `name` in another spin context than their own
+    (the results hold no valid minimum of it in theirs): the bundled model's two contexts are
+    not one energy scale (O on Ru(0001), not magnetic: 1.12 eV spin-off, 1.62 eV spin-on), so
+    those descriptors carry the offset beside the spin effect. `ranked` has candidate, spin and
+    reference_spin (absent, as in tables from before it: the reference's own spin)."""
+    mine = ranked.loc[ranked["candidate"] == name, "spin"] if "spin" in ranked else []
+    if not len(mine):
+        return None
+    spin = mine.iloc[0]
+    against = ranked.get("reference_spin", spin)
+    other = ranked.loc[ranked["spin"] != against, "candidate"].astype(str)
+    if other.empty:
+        return None
+    return (
+        f"{', '.join(other)} ran in the other spin context than the reference {name} (spin "
+        f"{spin}) and were compared with it in its context (the results hold no valid minimum "
+        f"of it in theirs: `relax --reference '{name}'` adds it): the model's two contexts "
+        "differ by up to 0.5 eV for one adsorbate on one structure (README, Conventions), so "
+        "their descriptors carry that offset as well as the spin effect; check them with DFT"
+    )
+
+
 def apply_targets(
     table: pd.DataFrame,
     targets: dict[str, Target],
     reference: str | None,
     default_tolerance: float,
+    reference_contexts: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Target]]:
     """Add (relative) descriptors, distance and its sigma; sort by distance (missing last).
 
     `distance_heads` keeps each candidate's linearised distance per ensemble head, so that the
     flip check can take the spread of a gap between two candidates head by head.
+    `reference_contexts` holds the reference's descriptors in other spin contexts
+    (`_references_by_row`); `reference_spin` says which one each candidate was compared with.
     """
     table = table.copy()
     adsorbates = [c[2:] for c in table.columns if c.startswith("E_")]
     prefix, std_prefix, heads_prefix = "E_", "std_", "heads_"
     if reference is not None:
         ref = table[table.candidate == reference].iloc[0]
+        needed = [a for a in targets if a in adsorbates] or adsorbates  # unknown: said below
+        refs = _references_by_row(table, ref, reference_contexts, needed)
+        table["reference_spin"] = [str(r["spin"]) for r in refs]
         for ads in adsorbates:
-            table[f"rel_{ads}"] = table[f"E_{ads}"] - ref[f"E_{ads}"]
-            ref_heads = head_values(ref[f"heads_{ads}"])
+            table[f"rel_{ads}"] = table[f"E_{ads}"] - [r[f"E_{ads}"] for r in refs]
             rel_heads, rel_std = [], []
-            for std, value in zip(table[f"std_{ads}"], table[f"heads_{ads}"], strict=True):
+            for std, value, own in zip(
+                table[f"std_{ads}"], table[f"heads_{ads}"], refs, strict=True
+            ):
+                ref_heads = head_values(own[f"heads_{ads}"])
                 heads = head_values(value, None if ref_heads is None else len(ref_heads))
                 if heads is None or ref_heads is None:  # independent errors
                     rel_heads.append(None)
-                    rel_std.append(math.sqrt(std**2 + ref[f"std_{ads}"] ** 2))
+                    rel_std.append(math.sqrt(std**2 + own[f"std_{ads}"] ** 2))
                 else:
                     rel_heads.append(heads - ref_heads)
                     rel_std.append(head_std(heads - ref_heads))

@@ -40,12 +40,15 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def site_words(placed: str, final: str) -> str:
+def site_words(placed: str, final: str, moved: bool = True) -> str:
     """' on fcc', or ' placed ontop, ends hollow' where it moved: the picture is the relaxed
-    structure, so a title naming only where it started would contradict it."""
-    if final and final != placed:
+    structure, so a title naming only where it started would contradict it. The final type
+    says 'hollow' for fcc and hcp alike, so one that stayed (`moved` False: the same site
+    atoms) keeps its placed name (every O that stayed on Pt(111) read "placed fcc, ends
+    hollow")."""
+    if final and final != placed and moved:
         return f" placed {placed}, ends {final}" if placed else f" on {final}"
-    return f" on {placed}" if placed else ""
+    return f" on {placed or final}" if placed or final else ""
 
 
 def plot_descriptor_ranking(
@@ -60,9 +63,10 @@ def plot_descriptor_ranking(
         1, len(descs), figsize=(4.4 * len(descs) + 1.6, height), sharey=True, squeeze=False
     )
     y = np.arange(len(shown))[::-1]
+    refs = shown["is_reference"] if "is_reference" in shown else pd.Series(False, shown.index)
     labels = [
-        f"{r}. {_text(c)}" if r >= 1 else f"-  {_text(c)}"
-        for r, c in zip(shown["rank"], shown["candidate"], strict=True)
+        (f"{r}. " if r >= 1 else "-  ") + _text(c) + (" (ref.)" if is_ref else "")
+        for r, c, is_ref in zip(shown["rank"], shown["candidate"], refs, strict=True)
     ]
     for ax, d in zip(axes[0], descs, strict=True):
         t = targets[d.name]
@@ -100,10 +104,14 @@ def plot_descriptor_ranking(
             fontsize=10,
         )
         ax.set_xlabel(f"{d.name} (eV)")
-        span = np.append(vals[~np.isnan(vals)], [t.value - t.tolerance, t.value + t.tolerance])
+        drawn = ~np.isnan(vals)  # with the error bars: FePt's ran past the right edge
+        span = np.concatenate(
+            [vals[drawn] - stds[drawn], vals[drawn] + stds[drawn], [t.value - t.tolerance],
+             [t.value + t.tolerance]]
+        )  # fmt: skip
         pad = 0.12 * (span.max() - span.min()) + 0.05
         ax.set_xlim(span.min() - pad, span.max() + pad)
-        ax.set_ylim(-0.7, len(shown) - 0.3)
+        ax.set_ylim(-0.7, len(shown) - 0.1)  # the top row's value label inside the frame
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(y, labels)
     axes[0][0].set_ylabel("candidate (rank 1 = best)")
@@ -159,7 +167,9 @@ def _draw_surface(ax: plt.Axes, atoms: Atoms, site: tuple[float, float] | None) 
     span = corners.max(axis=0) - corners.min(axis=0)
     ax.set_xlim(corners[:, 0].min() - 0.25 * span[0], corners[:, 0].max() + 0.25 * span[0])
     ax.set_ylim(corners[:, 1].min() - 0.25 * span[1], corners[:, 1].max() + 0.25 * span[1])
-    ax.set_aspect("equal")
+    # the limits grow to keep the aspect, not the box shrinking: a tall bcc(110) cell's box
+    # shrank in its row and its axis label ran over the title of the panel below
+    ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
     return elements
@@ -215,7 +225,8 @@ def plot_top_sites(
             continue
         atoms = structure_cell(configs.loc[cid, "final_structure"], "final_structure", cid)
         elements |= _draw_surface(ax, atoms, _anchor_xy(atoms))
-        where = site_words(row[f"{d.name}_site"], row.get(f"{d.name}_final_site", ""))
+        moved = bool(configs.loc[cid, "migrated"]) if "migrated" in configs.columns else True
+        where = site_words(row[f"{d.name}_site"], row.get(f"{d.name}_final_site", ""), moved)
         rank = f"#{int(row['rank'])}" if row["rank"] >= 1 else "unranked"
         ax.set_title(
             f"{rank} {_text(row['candidate'])}: {d.adsorbate}{where}\n"
@@ -259,7 +270,7 @@ def plot_energy_spread(
     )
     rng = np.random.default_rng(0)  # jitter only; fixed so the picture is reproducible
     site_types = sorted(configs["site_type"].dropna().unique())
-    colours = dict(zip(site_types, plt.cm.tab10.colors, strict=False))
+    colours = _site_colours(site_types)
     for ax, a in zip(axes[:, 0], ads, strict=True):
         sub = configs[configs["adsorbate"] == a]
         lo, hi = _valid_range(sub[sub["candidate"].isin(order)])
@@ -322,6 +333,17 @@ def plot_energy_spread(
     )
     fig.tight_layout(rect=(0, 0.06 + 0.04 * int(np.ceil(len(handles) / ncol)), 1, 1))
     return _save(fig, path)
+
+
+SITE_TYPES = ("ontop", "bridge", "fcc", "hcp", "hollow", "4fold")
+SITE_COLOURS = dict(zip(SITE_TYPES, plt.cm.tab10.colors[: len(SITE_TYPES)], strict=True))
+
+
+def _site_colours(site_types: list[str]) -> dict[str, tuple[float, ...]]:
+    """One colour per site type in every campaign (ontop was red in one report, purple in
+    the next); types outside the six take the palette's later colours."""
+    spare = iter(plt.cm.tab10.colors[len(SITE_COLOURS) :] * 10)
+    return {t: SITE_COLOURS.get(t) or next(spare) for t in site_types}
 
 
 def _valid_range(configs: pd.DataFrame) -> tuple[float, float]:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from catscreen.analysis.ranking import Target as RankTarget
+from catscreen.analysis.ranking import reference_context_note
 from catscreen.campaign.recipe import Descriptor, Recipe, Target
 from catscreen.model.api import spin_conditioned
 
@@ -64,6 +65,8 @@ def build_leaderboard(ranked: pd.DataFrame, systems: pd.DataFrame, recipe: Recip
     board["is_reference"] = (
         ranked["is_reference"].astype(bool) if "is_reference" in ranked else False
     )
+    if "reference_spin" in ranked:  # the reference's context each candidate was compared with
+        board["reference_spin"] = ranked["reference_spin"]
     within = pd.Series(True, index=board.index)
     best = systems.set_index(["candidate", "adsorbate"])
     for d in recipe.ranking.descriptors:
@@ -147,15 +150,4 @@ def _spin_offset(board: pd.DataFrame, recipe: Recipe) -> str | None:
             "Conventions), so descriptors across the two carry that offset as well as the "
             "spin effect; compare within one context, or check them with DFT"
         )
-    spins = board.loc[board["candidate"] == ref.candidate, "spin"]
-    if spins.empty:
-        return None
-    other = board.loc[board["spin"] != spins.iloc[0], "candidate"].astype(str).tolist()
-    if not other:
-        return None
-    return (
-        f"{', '.join(other)} ran in the other spin context than the reference "
-        f"{ref.candidate} (spin {spins.iloc[0]}): the model's two contexts differ by up to "
-        "0.5 eV for one adsorbate on one structure (README, Conventions), so their "
-        "descriptors carry that offset as well as the spin effect; check them with DFT"
-    )
+    return reference_context_note(board, ref.candidate)

@@ -265,7 +265,7 @@ class Reference(_Strict):
 # The leaderboard's own columns, and what it adds per descriptor D (D_std, D_config, ...).
 BOARD_COLUMNS = frozenset(
     {"rank", "candidate", "bulk", "miller", "termination", "slab_id", "spin", "is_reference",
-     "distance", "distance_std", "on_target", "model", "model_version"}
+     "reference_spin", "distance", "distance_std", "on_target", "model", "model_version"}
 )  # fmt: skip
 DESCRIPTOR_SUFFIXES = ("_std", "_config", "_site", "_final_site")
 

@@ -157,7 +157,7 @@ def write_report(root: Path, out: Path | None = None) -> Report:
         ),
         (
             figures.plot_energy_spread(configs, board, recipe, out / "energy_spread.png"),
-            "Adsorption energy of every placement; grey crosses were excluded as anomalous (desorbed, dissociated, ...); the black bar is the minimum used as descriptor.",
+            "Adsorption energy of every placement; grey crosses were excluded as anomalous (desorbed, dissociated, ...); the black bar is each candidate's minimum, from which its descriptor is computed (less the reference's minimum, or plus the recipe's correction).",
         ),
         (
             figures.plot_spin(spins, out / "spin.png"),

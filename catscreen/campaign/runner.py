@@ -75,7 +75,7 @@ from catscreen.dft import DftSettings, write_dft_inputs
 from catscreen.dft.tasks import foreign_files
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path, read_parquet, read_parquet_metadata
-from catscreen.model.api import ModelInfo, check_model_name
+from catscreen.model.api import ModelInfo, check_model_name, spin_conditioned
 from catscreen.workflow import RelaxSettings, relax_configurations
 from catscreen.workflow.inputs import config_ids
 from catscreen.workflow.jobs import cached_model
@@ -129,6 +129,8 @@ def stage_hashes(recipe: Recipe, model_version: str) -> dict[str, str]:
     h_enum = section_hash(recipe, ("candidates", "facets", "slab", "adsorbates", "placement"))
     relax = recipe.relax.model_dump(exclude={"executor", "workers", "batch_size"})
     parent = f"{h_enum}|{sorted(relax.items())}|{model_version}"
+    if (reference := _compared_with(recipe)) is not None:  # its copies in the other context
+        parent += f"|reference {reference}"
     h_relax = section_hash(recipe, ("model",), parent=parent)
     ranked_by = f"{h_relax}|{anomaly_rules()}|{code_version()}"
     h_rank = section_hash(recipe, ("ranking", "validation"), parent=ranked_by)
@@ -289,7 +291,16 @@ def _relax_settings(recipe: Recipe, options: RunOptions, folder: Path) -> RelaxS
         batch_size=recipe.relax.batch_size,
         executor=executor,
         **({} if workers is None else {"workers": workers}),  # unset: relax's default
+        reference=_compared_with(recipe),
     )
+
+
+def _compared_with(recipe: Recipe) -> str | None:
+    """The reference candidate relax also runs in the other spin context (`spin: auto` with a
+    spin-conditioned model)."""
+    ref = recipe.ranking.reference
+    auto = recipe.model.spin == "auto" and spin_conditioned(recipe.model.name)
+    return ref.candidate if ref is not None and auto else None
 
 
 def _unused(name: Callable[[int], Path]) -> Path:

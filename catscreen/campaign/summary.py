@@ -78,6 +78,7 @@ def flags_frame(flags: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
         "candidate",
         "adsorbate",
         "site_type",
+        "final_site_type",  # where the minimum is: Au's O placed ontop ended in a hollow
         "e_ads",
         "e_ads_std",
         "flag_reasons",

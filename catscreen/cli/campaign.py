@@ -199,7 +199,8 @@ def baseline_command(
     write_baseline(baseline, write)
     names = ", ".join(e.candidate for e in baseline.top)
     err_console.print(
-        f"wrote {write}: top {baseline.top_n} = {names}; tolerance {tolerance} eV", highlight=False
+        f"wrote {write}: top {len(baseline.top)} = {names}; tolerance {tolerance} eV",  # not 3 of 2
+        highlight=False,
     )
 
 

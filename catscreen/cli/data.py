@@ -108,13 +108,13 @@ def generate_command(
     teacher: list[str] = typer.Option(
         [], "--teacher", help="Label each shard as soon as it exists (repeatable)."
     ),
-    metals: str | None = typer.Option(
-        None, "--metals", help="Comma-separated host metals, or 'none' (only --bulks)."
+    metals: list[str] | None = typer.Option(
+        None, "--metals", help="Host metals, comma-separated or repeated, or 'none' (only --bulks)."
     ),
-    bulks: str | None = typer.Option(
+    bulks: list[str] | None = typer.Option(
         None,
         "--bulks",
-        help="Comma-separated catalogue bulks (Pt3Sn, NiGa) or structure files whose slabs "
+        help="Catalogue bulks, comma-separated or repeated (Pt3Sn, NiGa) or structure files whose slabs "
         "come from catscreen's enumerate step: every facet up to --max-index, every "
         "termination, nudged placements of library adsorbates.",
     ),
@@ -124,10 +124,11 @@ def generate_command(
         "--min-index",
         help="Skip --bulks facets whose largest index is below this (2: stepped facets only).",
     ),
-    facets: str | None = typer.Option(
+    facets: list[str] | None = typer.Option(
         None,
         "--facets",
-        help="Only these facets of --bulks, comma-separated (111,100,110; hexagonal 0001).",
+        help="Only these facets of --bulks, comma-separated or repeated (111,100,110; "
+        "hexagonal 0001).",
     ),
     min_slab_size: float | None = typer.Option(
         None,
@@ -147,10 +148,10 @@ def generate_command(
         help="File of HOST FACET ADSORBATE lines never drawn (a benchmark's held-out systems: "
         "benchmarks/accuracy.py --write-held-out).",
     ),
-    alloys: str | None = typer.Option(
+    alloys: list[str] | None = typer.Option(
         None,
         "--alloys",
-        help="Comma-separated HOST:GUEST alloy slabs, or 'none' (default: the built-in four, "
+        help="HOST:GUEST alloy slabs, comma-separated or repeated, or 'none' (default: the built-in four, "
         "none when --metals is given).",
     ),
     large: bool = typer.Option(
@@ -170,7 +171,9 @@ def generate_command(
         "drawn again for that slab; enumerated (--bulks) shards also skip the bulk and clean "
         "slabs it has.",
     ),
-    adsorbates: str | None = typer.Option(None, "--adsorbates", help="Comma-separated adsorbates."),
+    adsorbates: list[str] | None = typer.Option(
+        None, "--adsorbates", help="Adsorbates, comma-separated or repeated."
+    ),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N shards."),
     relax_steps: int = typer.Option(
         8, "--relax-steps", help="Teacher relaxation steps per placement."
@@ -192,8 +195,10 @@ def generate_command(
         "and keep its path and minimum, for --teacher to label (active learning).",
     ),
 ) -> None:
-    """Training structures: gas molecules, strained/rattled/MD bulk, clean slabs and adsorbate
-    placements with snapshots along short CHGNet-PBE relaxations, rattles and short MD.
+    """Make training structures (gas, bulk, slabs, adsorbate placements); resumable.
+
+    Gas molecules, strained/rattled/MD bulk, clean slabs and adsorbate placements with
+    snapshots along short CHGNet-PBE relaxations, rattles and short MD.
 
     Shards go to OUT/structures/*.extxyz.gz and, with --teacher, OUT/<teacher>/*.extxyz.gz.
     Resumable: a rerun skips every shard file that exists, if made with the same options
@@ -212,6 +217,10 @@ def generate_command(
         thread_budget,
     )
 
+    # repeated list options join as one comma list (a str option kept the last one silently)
+    metals, bulks, facets, alloys, adsorbates = (
+        ",".join(v) if v else None for v in (metals, bulks, facets, alloys, adsorbates)
+    )
     if out_arg is not None and out_option is not None and out_arg != out_option:
         raise CatscreenError(f"two output folders, OUT {out_arg} and --out {out_option}: give one")
     out = out_option or out_arg or Path("data/training/teacher")

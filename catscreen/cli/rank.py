@@ -18,6 +18,7 @@ from catscreen.analysis import (
     rank_output_paths,
     rank_results,
     read_results,
+    reference_context_note,
     uncertainty_note,
     write_rank_outputs,
 )
@@ -26,6 +27,7 @@ from catscreen.dft import DftSettings, write_dft_inputs
 from catscreen.dft.tasks import ENGINES, check_dft_folder, functional
 from catscreen.errors import CatscreenError
 from catscreen.io import is_same_file, read_parquet_metadata
+from catscreen.model.api import spin_conditioned
 from catscreen.workflow.inputs import config_ids
 from catscreen.workflow.store import OutputLock
 
@@ -135,7 +137,7 @@ def rank_command(
         1.0, help="Neighbours closer than this many sigma could swap."
     ),
     out: Path | None = output_option(
-        None, "--out", help="Output folder (default: next to RESULTS)."
+        None, "--out", "-o", help="Output folder (default: next to RESULTS)."
     ),
     fmt: str = typer.Option(
         "table", "--format", help="table | csv | json (the ranked candidates)."
@@ -160,11 +162,11 @@ def rank_command(
         "an extxyz, as relax reads them) and the gas references: a results table resumed after "
         "a recipe change holds the earlier placements too.",
     ),
-    dft_xc: str = typer.Option(
-        "auto",
+    dft_xc: str | None = typer.Option(
+        None,
         "--dft-xc",
         help="Functional of --write-dft: auto (the rows' fidelity's: r2SCAN for *r2scan*, RPBE "
-        "for *rpbe*, else PBE), PBE, RPBE or r2SCAN (VASP only).",
+        "for *rpbe*, else PBE; the default), PBE, RPBE or r2SCAN (VASP only).",
     ),
 ) -> None:
     """Rank candidates by adsorption-energy descriptors and flag placements for DFT."""
@@ -172,7 +174,9 @@ def rank_command(
         raise CatscreenError(f"unknown --format {fmt!r}; expected table, csv or json")
     if spin not in (None, "on", "off"):
         raise CatscreenError(f"--spin must be on or off, not {spin!r}")
-    dft_settings = DftSettings(xc=dft_xc)  # a bad --dft-xc is an error with or without DFT
+    if dft_xc is not None and write_dft is None:  # it was accepted and ignored, exit 0
+        raise CatscreenError("--dft-xc sets the functional of --write-dft: give --write-dft too")
+    dft_settings = DftSettings(xc=dft_xc or "auto")
     if write_dft is not None:  # before anything is written
         if write_dft[0] not in ENGINES:
             raise CatscreenError(
@@ -229,6 +233,10 @@ def rank_command(
     paths = write_rank_outputs(output, out or results.parent)
     if (note := uncertainty_note(output)) is not None:
         err_console.print(f"note: {note}")
+    conditioned = spin_conditioned(str(output.configs["model"].iloc[0]))
+    ref = output.metadata["reference_candidate"]
+    if conditioned and ref and (note := reference_context_note(output.ranked, ref)) is not None:
+        err_console.print(f"warning: {note}", highlight=False, markup=False)
     if write_dft is not None:
         folders = write_dft_inputs(
             output.flagged,

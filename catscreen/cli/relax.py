@@ -88,6 +88,13 @@ def relax_command(
         help="The references file `rank --references` will use: its scheme's gas molecules "
         "are relaxed too (besides the default scheme's).",
     ),
+    reference: str | None = typer.Option(
+        None,
+        "--reference",
+        help="The candidate `rank --reference` will compare with, e.g. Ru(0001): under --spin "
+        "auto its clean slab and placements are relaxed in each spin context the others use "
+        "too, so rank compares every candidate with it in the candidate's own context.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Relax configurations with an MLIP as jobflow jobs (batched; local or Dask); resumable.
@@ -125,6 +132,7 @@ def relax_command(
         ids=_many(config_id),
         retry_failed=retry_failed,
         references=None if references is None else str(references),
+        reference=reference,
     )
     s = relax_configurations(configs, out, settings, progress=not quiet)
     table = Table(title=f"relax: {s.out}", show_header=False)

@@ -19,7 +19,7 @@ from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
 
 EPILOG = (
     "[bold]Examples[/]:\n\n"
-    "  catscreen validate runs/pt/rank/flagged.parquet --limit 2\n\n"
+    "  catscreen validate runs/pt/flagged.parquet --limit 2\n\n"
     "  catscreen validate flagged.parquet --encut 450 --kpt-density 3 --xc RPBE --out dft\n\n"
     "For VASP (run elsewhere) use `catscreen rank --write-dft vasp`."
 )
@@ -30,7 +30,11 @@ def validate_command(
     flagged: Path = typer.Argument(..., help="flagged.parquet from `catscreen rank`."),
     engine: str = typer.Option("gpaw", help="DFT engine run on this machine (gpaw)."),
     out: Path | None = output_option(
-        None, "--out", help="Output folder (default: next to FLAGGED)."
+        None,
+        "--out",
+        "-o",
+        help="Output folder (default: next to FLAGGED): validation.parquet, and each finished "
+        "GPAW energy in validation.parts/ (a rerun reuses them).",
     ),
     encut: float = typer.Option(DftSettings.encut, help="Plane-wave cutoff (eV)."),
     kpt_density: float = typer.Option(

@@ -58,6 +58,7 @@ class RelaxSettings:
     ids: list[str] = field(default_factory=list)
     retry_failed: bool = False
     references: str | None = None  # a rank references file: its scheme's molecules are relaxed
+    reference: str | None = None  # a candidate (Ru(0001)): relaxed in every spin context used
     model_base: str | None = None  # where a relative checkpoint path is looked up first
 
     def __post_init__(self) -> None:
@@ -167,7 +168,13 @@ def _items(
     chosen = [a for a, keep in zip(images, mask, strict=True) if keep]
     info.check_elements(*chosen)  # else every row of them fails, and the run exits 0
     items = work_items(
-        df[mask], chosen, info, settings.spin, settings.fidelity, _molecules(settings.references)
+        df[mask],
+        chosen,
+        info,
+        settings.spin,
+        settings.fidelity,
+        _molecules(settings.references),
+        settings.reference,
     )
     untrained = _untrained_note(items, info)
     hosts = [

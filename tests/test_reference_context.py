@@ -1,0 +1,101 @@
+"""The reference surface in each candidate's spin context: the bundled model's spin-on and
+spin-off contexts are not one energy scale (N on Ru(0001) 0.21 eV apart), so a spin-on
+candidate's descriptor against a spin-off reference carried that offset. `relax --reference`
+relaxes the reference again in the other context and rank compares within one context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from catscreen.cli.main import app
+from catscreen.io import read_parquet_metadata, write_parquet
+
+runner = CliRunner()
+RELAX = ["--steps", "60", "--fmax", "0.1", "-q"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Pt(111) (spin off under auto) and Ni(111) (spin on) with O, bundled model."""
+    base = tmp_path_factory.mktemp("refctx")
+    args = ["enumerate", "--bulk", "Pt", "--bulk", "Ni", "--miller", "1,1,1", "--adsorbates", "O"]
+    args += ["--min-slab-size", "4", "--min-ab", "5", "--vacuum", "10", "--out", str(base / "e")]
+    made = runner.invoke(app, args)
+    assert made.exit_code == 0, made.output
+    out = base / "results.parquet"
+    ran = runner.invoke(app, ["relax", str(base / "e"), "--out", str(out), *RELAX,
+                              "--reference", "Pt 1,1,1"])  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    return out
+
+
+def test_relax_adds_the_reference_in_the_other_context_only(results: Path) -> None:
+    rows = pd.read_parquet(results)
+    surfaces = rows[rows.kind != "gas"]
+    copies = surfaces[surfaces.spin_mode == "reference"]
+    assert set(copies.bulk) == {"Pt"} and set(copies.spin) == {"on"}
+    pt_off = surfaces[(surfaces.bulk == "Pt") & (surfaces.spin == "off")]
+    assert sorted(copies.config_id) == sorted(pt_off.config_id)  # its slab and every placement
+    assert set(surfaces.loc[surfaces.bulk == "Ni", "spin"]) == {"on"}  # no copy of a candidate
+    assert (copies.status == "converged").all()
+
+
+def test_rank_compares_each_candidate_within_its_context(results: Path, tmp_path: Path) -> None:
+    ranked = runner.invoke(app, ["rank", str(results), "--reference", "Pt(111)", "-o",
+                                 str(tmp_path / "r")])  # fmt: skip
+    assert ranked.exit_code == 0, ranked.output
+    assert "ran in the other spin context" not in ranked.output
+    table = pd.read_parquet(tmp_path / "r" / "ranked.parquet").set_index("candidate")
+    assert table.loc["Ni(111)", "spin"] == "on" and table.loc["Ni(111)", "reference_spin"] == "on"
+    assert table.loc["Pt(111)", "spin"] == "off" and table.loc["Pt(111)", "rel_O"] == 0.0
+    # the same numbers by another road: the spin-on rows alone, where the copies are Pt's own
+    alone = runner.invoke(app, ["rank", str(results), "--reference", "Pt(111)", "--spin", "on",
+                                "-o", str(tmp_path / "on")])  # fmt: skip
+    assert alone.exit_code == 0, alone.output
+    on = pd.read_parquet(tmp_path / "on" / "ranked.parquet").set_index("candidate")
+    assert table.loc["Ni(111)", "rel_O"] == pytest.approx(on.loc["Ni(111)", "rel_O"], abs=1e-9)
+    assert table.loc["Ni(111)", "rel_std_O"] == pytest.approx(on.loc["Ni(111)", "rel_std_O"])
+    offset = on.loc["Pt(111)", "E_O"] - table.loc["Pt(111)", "E_O"]
+    assert abs(offset) > 0.01  # the contexts differ, so the test can tell them apart
+    # copies are the reference's only: not ranked, flagged or among the placements
+    for name in ("adsorption", "systems", "flagged"):
+        part = pd.read_parquet(tmp_path / "r" / f"{name}.parquet")
+        assert not ((part.candidate == "Pt(111)") & (part.spin == "on")).any(), name
+    meta = read_parquet_metadata(tmp_path / "r" / "ranked.parquet")
+    assert [c["spin"] for c in meta["reference_contexts"]] == ["on"]
+    assert meta["reference_contexts"][0]["E_O"] == pytest.approx(on.loc["Pt(111)", "E_O"])
+
+
+def test_without_the_copies_rank_says_which_candidates_carry_the_offset(
+    results: Path, tmp_path: Path
+) -> None:
+    rows = pd.read_parquet(results)
+    older = tmp_path / "older.parquet"  # a table relaxed without --reference
+    write_parquet(rows[rows.spin_mode != "reference"], older)
+    ranked = runner.invoke(app, ["rank", str(older), "--reference", "Pt(111)"])
+    assert ranked.exit_code == 0, ranked.output
+    said = " ".join(ranked.output.split())
+    assert "Ni(111) ran in the other spin context than the reference Pt(111) (spin off)" in said
+    assert "relax --reference 'Pt(111)'" in said
+    table = pd.read_parquet(tmp_path / "ranked.parquet").set_index("candidate")
+    assert table.loc["Ni(111)", "reference_spin"] == "off"
+
+
+def test_reference_copies_need_a_known_surface_and_a_spin_conditioned_model(
+    results: Path, tmp_path: Path
+) -> None:
+    configs = results.parent / "e"
+    wrong = runner.invoke(app, ["relax", str(configs), "--out", str(tmp_path / "x.parquet"),
+                                *RELAX, "--reference", "Pd(111)"])  # fmt: skip
+    assert wrong.exit_code == 2
+    assert wrong.output.strip().startswith("error: --reference: reference candidate 'Pd(111)'")
+    assert "Ni(111), Pt(111)" in wrong.output and not (tmp_path / "x.parquet").exists()
+    emt = tmp_path / "emt.parquet"  # one physics in both contexts: nothing to copy
+    ran = runner.invoke(app, ["relax", str(configs), "--out", str(emt), "--model", "emt",
+                              *RELAX, "--reference", "Pt(111)"])  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    assert not (pd.read_parquet(emt).spin_mode == "reference").any()
