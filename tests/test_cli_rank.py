@@ -62,7 +62,13 @@ def test_formats_and_out_dir(results_file, tmp_path):
     )
     assert res.exit_code == 0
     assert res.stdout.splitlines()[0].startswith("candidate,")
+    assert "distance_heads" not in res.stdout.splitlines()[0]  # per-head lists, unreadable
     assert (tmp_path / "o" / "ranked.parquet").exists()
+    table = runner.invoke(app, ["rank", str(results_file), "--reference", "Cu(111)"],
+                          env={"COLUMNS": "200"})  # fmt: skip
+    assert table.exit_code == 0, table.output
+    assert "(* the reference)" in table.stdout and "Cu(111)*" in table.stdout
+    assert "rel_O (eV)" in table.stdout and " spin " in table.stdout
     res = runner.invoke(
         app, ["rank", str(results_file), "--format", "json", "--reference", "Cu 1,1,1 t0"]
     )

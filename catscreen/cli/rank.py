@@ -68,22 +68,27 @@ def _cell(value: object, std: object) -> str:
     return f"{value:.3f}" + (f" ± {std:.3f}" if isinstance(std, float) and std > 0 else "")
 
 
-def _show(ranked: pd.DataFrame) -> None:
-    """Candidates with descriptors (± propagated std) and the distance, if ranked."""
+def _show(ranked: pd.DataFrame, reference: str | None) -> None:
+    """Candidates with descriptors (± propagated std, eV), the distance if ranked, and the
+    spin context; the reference marked as the campaign's table marks it."""
     ranked_by_target = bool(ranked.distance.notna().any())
     values = [
         c for c in ranked.columns if c.startswith(("E_", "rel_")) and not c.startswith("rel_std_")
     ]
-    cols = ["candidate", *values, *(["distance"] if ranked_by_target else [])]
-    table = Table(title="candidates by distance to target" if ranked_by_target else "candidates")
+    cols = ["candidate", *values, *(["distance"] if ranked_by_target else []), "spin"]
+    title = "candidates by distance to target" if ranked_by_target else "candidates"
+    table = Table(title=title + (" (* the reference)" if reference else ""))
     for c in cols:
-        table.add_column(c, justify="left" if c == "candidate" else "right")
+        header = f"{c} (eV)" if c in values else c
+        table.add_column(header, justify="left" if c == "candidate" else "right")
     for rec in ranked.to_dict("records"):
         std_of = {
             c: rec.get(c.replace("E_", "std_", 1).replace("rel_", "rel_std_", 1)) for c in values
         }
         std_of["distance"] = rec.get("distance_std")
-        table.add_row(*(_cell(rec[c], std_of.get(c)) for c in cols))
+        cells = [_cell(rec.get(c, ""), std_of.get(c)) for c in cols]
+        cells[0] += "*" if rec["candidate"] == reference else ""
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -259,8 +264,9 @@ def rank_command(
         f"DFT; wrote {paths['ranked']}"
     )
     if fmt == "csv":
-        typer.echo(output.ranked.to_csv(index=False), nl=False)
+        flat = output.ranked.drop(columns=["distance_heads"])  # per-head lists: the flip check's
+        typer.echo(flat.to_csv(index=False), nl=False)
     elif fmt == "json":
         typer.echo(output.ranked.to_json(orient="records", indent=2))
     else:
-        _show(output.ranked)
+        _show(output.ranked, output.metadata["reference_candidate"])
