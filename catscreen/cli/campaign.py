@@ -81,7 +81,13 @@ def run_command(
     ),
     progress: bool = typer.Option(True, help="Show the relaxation progress bar."),
 ) -> None:
-    """Run or resume a campaign: stages already done with the same recipe are skipped."""
+    """Run or resume a campaign: stages already done with the same recipe are skipped.
+
+    OUT holds recipe.yaml (the copy run), campaign.json (each stage's state), enumerate/
+    (configs.parquet and .extxyz), results.parquet (relax), rank/ (the rank tables and DFT
+    inputs), leaderboard.csv and summary.md; `catscreen report OUT` adds report/. The recipe's
+    keys are explained in the commented recipes shipped in recipes/ (quickstart.yaml first).
+    """
     if executor is not None and executor not in ("local", "dask"):
         raise CatscreenError(f"unknown --executor {executor!r}; expected local or dask")
     options = RunOptions(

@@ -13,7 +13,9 @@ from rich.table import Table
 from catscreen.cli.common import cli_errors, console, output_option
 
 app = typer.Typer(
-    help="Inspect models: the bundled network, a checkpoint, CHGNet.", no_args_is_help=True
+    help="Inspect models (the bundled network, a checkpoint, CHGNet) and interpolate two "
+    "checkpoints.",
+    no_args_is_help=True,
 )
 
 
