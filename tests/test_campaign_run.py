@@ -7,8 +7,10 @@ import os
 import shutil
 import socket
 import subprocess
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -381,8 +383,11 @@ def test_figures_keep_error_bars_labels_and_site_colours_in_frame(
     assert labels[0].endswith(f"{board['candidate'].iloc[0]} (ref.)")  # the first (top) row
     assert sum("(ref.)" in label for label in labels) == 1
     configs = pd.read_parquet(out / "rank" / "adsorption.parquet").set_index("config_id")
-    figures.plot_top_sites(board, recipe, configs, tmp_path / "t.png")
-    assert all(a.get_adjustable() == "datalim" for a in saved[1].axes if a.axison)
+    with warnings.catch_warnings():  # "Ignoring fixed x limits to fulfill fixed data aspect"
+        warnings.simplefilter("error")
+        figures.plot_top_sites(board, recipe, configs, tmp_path / "t.png")
+    views = [(np.ptp(a.get_xlim()), np.ptp(a.get_ylim())) for a in saved[1].axes if a.axison]
+    assert views and all(x == pytest.approx(y) for x, y in views)  # square: one box size
     assert figures._site_colours(["ontop", "fcc"])["fcc"] == figures._site_colours(["fcc"])["fcc"]
 
 

@@ -80,7 +80,7 @@ def test_without_the_copies_rank_says_which_candidates_carry_the_offset(
     assert ranked.exit_code == 0, ranked.output
     said = " ".join(ranked.output.split())
     assert "Ni(111) ran in the other spin context than the reference Pt(111) (spin off)" in said
-    assert "relax --reference 'Pt(111)'" in said
+    assert "relax --reference 'Pt(111)'" in said and "--retry-failed" in said
     table = pd.read_parquet(tmp_path / "ranked.parquet").set_index("candidate")
     assert table.loc["Ni(111)", "reference_spin"] == "off"
 
@@ -99,3 +99,49 @@ def test_reference_copies_need_a_known_surface_and_a_spin_conditioned_model(
                               *RELAX, "--reference", "Pt(111)"])  # fmt: skip
     assert ran.exit_code == 0, ran.output
     assert not (pd.read_parquet(emt).spin_mode == "reference").any()
+
+
+def test_a_failed_copy_slab_falls_back_to_the_reference_in_its_own_context(
+    results: Path, tmp_path: Path
+) -> None:
+    """A copy's clean slab failing stopped the whole rank ("context mismatch")."""
+    rows = pd.read_parquet(results)
+    slab = (rows.spin_mode == "reference") & (rows.kind == "slab")
+    rows.loc[slab, ["status", "energy"]] = ["failed", float("nan")]
+    broken = tmp_path / "broken.parquet"
+    write_parquet(rows, broken)
+    ranked = runner.invoke(app, ["rank", str(broken), "--reference", "Pt(111)"])
+    assert ranked.exit_code == 0, ranked.output
+    assert "Ni(111) ran in the other spin context" in " ".join(ranked.output.split())
+    table = pd.read_parquet(tmp_path / "ranked.parquet").set_index("candidate")
+    assert table.loc["Ni(111)", "reference_spin"] == "off"
+
+
+def test_a_selection_of_other_candidates_still_gets_the_reference_copies(
+    results: Path, tmp_path: Path
+) -> None:
+    """`--system` of Ni alone refused the reference ("not in this run"); of Pt alone it made
+    no copy (no other context among the selected rows)."""
+    rows = pd.read_parquet(results)
+    ni = rows.loc[(rows.bulk == "Ni") & (rows.kind == "adslab"), "system_id"].iloc[0]
+    pt = rows.loc[(rows.bulk == "Pt") & (rows.kind == "adslab"), "system_id"].iloc[0]
+    configs = results.parent / "e"
+    for system, bulk in ((ni, "Ni"), (pt, "Pt")):
+        out = tmp_path / f"{bulk}.parquet"
+        ran = runner.invoke(app, ["relax", str(configs), "--out", str(out), *RELAX,
+                                  "--system", system, "--reference", "Pt(111)"])  # fmt: skip
+        assert ran.exit_code == 0, ran.output
+        made = pd.read_parquet(out)
+        copies = made[made.spin_mode == "reference"]
+        assert set(copies.bulk) == {"Pt"} and set(copies.spin) == {"on"}, bulk
+        assert len(copies) == 5  # Pt's clean slab and its four placements
+
+
+def test_rank_warns_of_absolute_descriptors_across_the_contexts(
+    results: Path, tmp_path: Path
+) -> None:
+    """The README said rank warns of them; it did only with --reference."""
+    ranked = runner.invoke(app, ["rank", str(results), "--target", "O=2.0", "-o", str(tmp_path)])
+    assert ranked.exit_code == 0, ranked.output
+    said = " ".join(ranked.output.split())
+    assert "Ni(111) ran spin-on and Pt(111) spin-off" in said

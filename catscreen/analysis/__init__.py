@@ -13,9 +13,9 @@ from catscreen.analysis.rank import (
 )
 from catscreen.analysis.ranking import (
     Target,
+    context_offset_note,
     parse_target,
     parse_targets,
-    reference_context_note,
 )
 from catscreen.analysis.references import References, load_references
 
@@ -32,7 +32,7 @@ __all__ = [
     "rank_output_paths",
     "rank_results",
     "read_results",
-    "reference_context_note",
+    "context_offset_note",
     "uncertainty_note",
     "write_rank_outputs",
 ]

@@ -291,7 +291,10 @@ def adsorption_table(
         raise CatscreenError(
             f"duplicate adslab rows for {first.config_id} in {context_label(_ctx(first))}"
         )
-    failed_slabs = set(results.loc[failed & (results.kind == "slab"), "slab_id"].astype(str))
+    # by context: a reference's copy slab (`relax --reference`) can fail while its own stands
+    failed_slabs = {
+        (str(r.slab_id), _ctx(r)) for _, r in results[failed & (results.kind == "slab")].iterrows()
+    }
     failed_gases = {
         (str(r.adsorbate), _ctx(r)) for _, r in results[failed & (results.kind == "gas")].iterrows()
     }
@@ -308,14 +311,14 @@ def adsorption_table(
         sid = str(row.slab_id)
         slab = slabs.get((sid, ctx))
         if slab is None:
+            if (sid, ctx) in failed_slabs:
+                skipped_slab += 1
+                continue
             if sid in slab_contexts:
                 raise CatscreenError(
                     f"context mismatch: adslab {row.config_id} ({context_label(ctx)}) but clean slab "
                     f"{sid} only in {'; '.join(context_label(c) for c in slab_contexts[sid])}"
                 )
-            if sid in failed_slabs:
-                skipped_slab += 1
-                continue
             raise CatscreenError(
                 f"no clean slab row for slab_id {sid} ({row.bulk} {row.miller} t{row.termination}), "
                 f"needed by adslab {row.config_id}"

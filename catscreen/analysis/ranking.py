@@ -201,26 +201,43 @@ def _references_by_row(
     return [by_spin.get(str(spin), own) for spin in table["spin"]]
 
 
-def reference_context_note(ranked: pd.DataFrame, name: str) -> str | None:
-    """Candidates compared with the reference `name` in another spin context than their own
-    (the results hold no valid minimum of it in theirs): the bundled model's two contexts are
-    not one energy scale (O on Ru(0001), not magnetic: 1.12 eV spin-off, 1.62 eV spin-on), so
-    those descriptors carry the offset beside the spin effect. `ranked` has candidate, spin and
-    reference_spin (absent, as in tables from before it: the reference's own spin)."""
-    mine = ranked.loc[ranked["candidate"] == name, "spin"] if "spin" in ranked else []
-    if not len(mine):
+def context_offset_note(ranked: pd.DataFrame, reference: str | None) -> str | None:
+    """Descriptors compared across the bundled model's two spin contexts, which are not one
+    energy scale (O on Ru(0001), not magnetic: 1.12 eV spin-off, 1.62 eV spin-on): with a
+    `reference`, the candidates compared with it in another context than their own (no valid
+    minimum of it in theirs); without, the candidates of both contexts, since absolute
+    descriptors compare each across the offset. `ranked` has candidate, spin
+    and reference_spin (absent, as in tables from before it: the reference's own spin)."""
+    if "spin" not in ranked or ranked.empty:
+        return None
+    effect = (
+        "the model's two contexts differ by up to 0.5 eV for one adsorbate on one structure "
+        "(README, Conventions), so {} carry that offset as well as the spin effect"
+    )
+    if reference is None:
+        on = ranked.loc[ranked["spin"] == "on", "candidate"].astype(str).tolist()
+        off = ranked.loc[ranked["spin"] == "off", "candidate"].astype(str).tolist()
+        if not on or not off:
+            return None
+        return (
+            f"{', '.join(on)} ran spin-on and {', '.join(off)} spin-off: "
+            + effect.format("descriptors across the two")
+            + "; compare within one context, or check them with DFT"
+        )
+    mine = ranked.loc[ranked["candidate"] == reference, "spin"]
+    if mine.empty:
         return None
     spin = mine.iloc[0]
-    against = ranked.get("reference_spin", spin)
-    other = ranked.loc[ranked["spin"] != against, "candidate"].astype(str)
+    other = ranked.loc[ranked["spin"] != ranked.get("reference_spin", spin), "candidate"]
     if other.empty:
         return None
     return (
-        f"{', '.join(other)} ran in the other spin context than the reference {name} (spin "
-        f"{spin}) and were compared with it in its context (the results hold no valid minimum "
-        f"of it in theirs: `relax --reference '{name}'` adds it): the model's two contexts "
-        "differ by up to 0.5 eV for one adsorbate on one structure (README, Conventions), so "
-        "their descriptors carry that offset as well as the spin effect; check them with DFT"
+        f"{', '.join(other.astype(str))} ran in the other spin context than the reference "
+        f"{reference} (spin {spin}) and were compared with it in its context, the results "
+        f"holding no valid minimum of it in theirs (`relax --reference '{reference}'` adds one; "
+        "with --retry-failed it reruns failed ones): "
+        + effect.format("their descriptors")
+        + "; check them with DFT"
     )
 
 

@@ -164,12 +164,13 @@ def _draw_surface(ax: plt.Axes, atoms: Atoms, site: tuple[float, float] | None) 
     ax.add_patch(Polygon(corners, closed=True, fill=False, ec="black", lw=1, ls="--", zorder=6))
     if site is not None:
         ax.plot(*site, marker="*", ms=16, mfc="gold", mec="black", zorder=7)
-    span = corners.max(axis=0) - corners.min(axis=0)
-    ax.set_xlim(corners[:, 0].min() - 0.25 * span[0], corners[:, 0].max() + 0.25 * span[0])
-    ax.set_ylim(corners[:, 1].min() - 0.25 * span[1], corners[:, 1].max() + 0.25 * span[1])
-    # the limits grow to keep the aspect, not the box shrinking: a tall bcc(110) cell's box
-    # shrank in its row and its axis label ran over the title of the panel below
-    ax.set_aspect("equal", adjustable="datalim")
+    # a square view around the cell, so every panel's box is one size: a tall bcc(110) cell's
+    # box shrank in its row and its axis label ran over the title of the panel below
+    centre = (corners.max(axis=0) + corners.min(axis=0)) / 2
+    half = 0.75 * float((corners.max(axis=0) - corners.min(axis=0)).max())
+    ax.set_xlim(centre[0] - half, centre[0] + half)
+    ax.set_ylim(centre[1] - half, centre[1] + half)
+    ax.set_aspect("equal")
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
     return elements

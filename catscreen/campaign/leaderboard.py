@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from catscreen.analysis.ranking import Target as RankTarget
-from catscreen.analysis.ranking import reference_context_note
+from catscreen.analysis.ranking import context_offset_note
 from catscreen.campaign.recipe import Descriptor, Recipe, Target
 from catscreen.model.api import spin_conditioned
 
@@ -131,23 +131,9 @@ def board_warnings(
 
 
 def _spin_offset(board: pd.DataFrame, recipe: Recipe) -> str | None:
-    """Descriptors of a candidate in the other spin context than the reference's (in absolute
-    mode: than other candidates') carry the difference between the conditioned model's
-    contexts, which is not a spin effect alone:
-    O on the same relaxed Ru(0001) geometry is 1.12 eV spin-off and 1.62 eV spin-on (Ru is not
-    magnetic), C's reference (CO - H2O + H2) 0.33 eV apart."""
-    ref = recipe.ranking.reference
-    if not spin_conditioned(recipe.model.name) or "spin" not in board:
+    """Descriptors compared across the conditioned model's spin contexts
+    (`context_offset_note`); CHGNet and EMT compute one physics in both."""
+    if not spin_conditioned(recipe.model.name):
         return None
-    if ref is None:  # absolute mode: every pair across the contexts carries the offset
-        on = board.loc[board["spin"] == "on", "candidate"].astype(str).tolist()
-        off = board.loc[board["spin"] == "off", "candidate"].astype(str).tolist()
-        if not on or not off:
-            return None
-        return (
-            f"{', '.join(on)} ran spin-on and {', '.join(off)} spin-off: the model's two "
-            "contexts differ by up to 0.5 eV for one adsorbate on one structure (README, "
-            "Conventions), so descriptors across the two carry that offset as well as the "
-            "spin effect; compare within one context, or check them with DFT"
-        )
-    return reference_context_note(board, ref.candidate)
+    ref = recipe.ranking.reference
+    return context_offset_note(board, ref.candidate if ref is not None else None)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from catscreen.analysis import (
     RankSettings,
+    context_offset_note,
     domain_notes,
     load_references,
     of_configs,
@@ -18,7 +19,6 @@ from catscreen.analysis import (
     rank_output_paths,
     rank_results,
     read_results,
-    reference_context_note,
     uncertainty_note,
     write_rank_outputs,
 )
@@ -240,7 +240,12 @@ def rank_command(
         err_console.print(f"note: {note}")
     conditioned = spin_conditioned(str(output.configs["model"].iloc[0]))
     ref = output.metadata["reference_candidate"]
-    if conditioned and ref and (note := reference_context_note(output.ranked, ref)) is not None:
+    ranked_by = output.ranked.distance.notna().any()  # absolute mode: only with --target
+    if (
+        conditioned
+        and (ref or ranked_by)
+        and (note := context_offset_note(output.ranked, ref)) is not None
+    ):
         err_console.print(f"warning: {note}", highlight=False, markup=False)
     if write_dft is not None:
         folders = write_dft_inputs(

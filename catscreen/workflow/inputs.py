@@ -190,33 +190,48 @@ def gas_items(
     return items
 
 
-def reference_copies(items: list[WorkItem], reference: str) -> list[WorkItem]:
+def _item(rec: dict[str, Any], atoms: Atoms, info: ModelInfo, spin_mode: str, fid: str) -> WorkItem:
+    meta = {c: _native(v) for c, v in rec.items()}
+    host = host_symbols(atoms, meta.get("kind"), meta.get("adsorbate"))
+    item: WorkItem = {
+        "config_id": str(meta["config_id"]), "meta": meta, "structure": atoms_to_text(atoms),
+        "spin": resolve_spin(atoms, spin_mode), "spin_mode": spin_mode, "fidelity": fid,
+        "domain": info.domain_of(host),
+    }  # fmt: skip
+    if not meta.get("bulk") and host:  # a user's file: its warnings name the host's formula
+        item["host"] = Composition("".join(host)).reduced_formula
+    return item
+
+
+def reference_copies(
+    df: pd.DataFrame, images: Sequence[Atoms], info: ModelInfo, spin_mode: str, fid: str,
+    reference: str,
+) -> list[WorkItem]:  # fmt: skip
     """The reference surface's clean slab and placements in each spin context that `--spin
-    auto` gave other surfaces and not it (spin_mode 'reference'): the bundled model's two
-    contexts are not one energy scale (N on Ru(0001) 0.21 eV apart), so rank compares each
-    candidate with the reference in its own context. On the ammonia recipe's N this took the
-    spin-on candidates' dE_N from 0.23 to 0.10 eV MAE against CHGNet
-    (benchmarks/reference_context.py)."""
+    auto` gives other surfaces of the configurations (all of them, not a --system selection:
+    a shard of candidates needs the reference in its context) and not it (spin_mode
+    'reference'): the bundled model's two contexts are not one energy scale (N on Ru(0001)
+    0.21 eV apart), so rank compares each candidate with the reference in its own context. On
+    the ammonia recipe's N this took the spin-on candidates' dE_N from 0.23 to 0.10 eV MAE
+    against CHGNet (benchmarks/reference_context.py)."""
     from catscreen.analysis.candidates import candidate_of, find_candidate
 
-    surfaces = [it for it in items if it["meta"].get("kind") in ("slab", "adslab")]
-    known = {
-        candidate_of(m["bulk"], m["miller"], m["termination"])
-        for m in (it["meta"] for it in surfaces)
-        if m.get("bulk") and m.get("miller")
-    }
+    surfaces = [
+        (rec, atoms)
+        for rec, atoms in zip(df.to_dict("records"), images, strict=True)
+        if rec.get("kind") in ("slab", "adslab") and rec.get("bulk") and rec.get("miller")
+    ]
+    names = [candidate_of(r["bulk"], r["miller"], r["termination"]) for r, _ in surfaces]
     try:
-        wanted = find_candidate(reference, sorted(known))
+        wanted = find_candidate(reference, sorted(set(names)))
     except CatscreenError as exc:  # its own words name the run's candidates
         raise CatscreenError(f"--reference: {exc}") from None
+    spins = {resolve_spin(atoms, spin_mode) for _, atoms in surfaces}
     mine = [
-        it
-        for it in surfaces
-        if it["meta"].get("bulk") and it["meta"].get("miller")
-        and candidate_of(it["meta"]["bulk"], it["meta"]["miller"], it["meta"]["termination"])
-        == wanted
-    ]  # fmt: skip
-    spins = {it["spin"] for it in surfaces}
+        _item(rec, atoms, info, spin_mode, fid)
+        for (rec, atoms), name in zip(surfaces, names, strict=True)
+        if name == wanted
+    ]
     return [
         {**it, "spin": spin, "spin_mode": "reference"}
         for it in mine
@@ -232,23 +247,20 @@ def work_items(
     fidelity: str | None,
     molecules: Sequence[str] = (),
     reference: str | None = None,
+    chosen: Sequence[bool] | None = None,
 ) -> list[WorkItem]:
-    """Gas references first (cheap, and rank needs them), then the configurations, then the
-    `reference` surface's again in each other spin context they use (`reference_copies`)."""
+    """Gas references first (cheap, and rank needs them), then the `chosen` configurations
+    (all by default), then the `reference` surface's again in each other spin context the
+    configurations use (`reference_copies`)."""
     fid = fidelity or info.default_fidelity
-    items = []
-    for rec, atoms in zip(df.to_dict("records"), images, strict=True):
-        meta = {c: _native(rec.get(c)) for c in df.columns}
-        spin = resolve_spin(atoms, spin_mode)
-        host = host_symbols(atoms, meta.get("kind"), meta.get("adsorbate"))
-        items.append(
-            {"config_id": str(meta["config_id"]), "meta": meta, "structure": atoms_to_text(atoms),
-             "spin": spin, "spin_mode": spin_mode, "fidelity": fid, "domain": info.domain_of(host)}
-        )  # fmt: skip
-        if not meta.get("bulk") and host:  # a user's file: its warnings name the host's formula
-            items[-1]["host"] = Composition("".join(host)).reduced_formula
+    keep = [True] * len(df) if chosen is None else list(chosen)
+    items = [
+        _item(rec, atoms, info, spin_mode, fid)
+        for rec, atoms, k in zip(df.to_dict("records"), images, keep, strict=True)
+        if k
+    ]
     if reference is not None and info.spin_conditioned:  # CHGNet, EMT: one physics either way
-        items += reference_copies(items, reference)
+        items += reference_copies(df, images, info, spin_mode, fid, reference)
     contexts = sorted({(it["spin"], it["fidelity"]) for it in items})
     for spin, f in contexts:
         info.check_context(spin, f)

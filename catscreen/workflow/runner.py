@@ -168,13 +168,14 @@ def _items(
     chosen = [a for a, keep in zip(images, mask, strict=True) if keep]
     info.check_elements(*chosen)  # else every row of them fails, and the run exits 0
     items = work_items(
-        df[mask],
-        chosen,
+        df,
+        images,
         info,
         settings.spin,
         settings.fidelity,
         _molecules(settings.references),
         settings.reference,
+        chosen=mask.tolist(),
     )
     untrained = _untrained_note(items, info)
     hosts = [
