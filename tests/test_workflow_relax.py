@@ -104,6 +104,21 @@ def test_batched_optimizer_follows_ase(name, ase_cls):
     np.testing.assert_allclose(ours.positions, ref.positions, atol=1e-8)
 
 
+def test_spin_auto_decides_by_the_surface_not_its_adsorbate():
+    """A Ni adatom made Cu(111)+Ni spin-on beside its spin-off clean slab: E_ads would
+    subtract energies of two contexts, and rank refused the whole run."""
+    from catscreen.model.api import resolve_spin
+
+    on_cu = adslab("Cu", "O", "fcc")
+    on_cu.symbols[-1] = "Ni"  # a single-atom adsorbate of a magnetic element
+    clean = on_cu[on_cu.get_tags() != 2]
+    assert resolve_spin(on_cu, "auto") == resolve_spin(clean, "auto") == "off"
+    assert resolve_spin(adslab("Ni", "O", "fcc"), "auto") == "on"  # a magnetic surface
+    assert resolve_spin(Atoms("Ni"), "auto") == "on"  # untagged: all its atoms
+    alone = Atoms("Ni", tags=[2])  # nothing but adsorbate: all its atoms too
+    assert resolve_spin(alone, "auto") == "on" and resolve_spin(on_cu, "on") == "on"
+
+
 def test_local_flow_manifest_fixed_atoms_gas_and_schema(tmp_path):
     images = [adslab("Ni", "O", "fcc"), adslab("Cu", "CO", "ontop"), adslab("Cu", "N", "hcp")]
     manifest = write_manifest(tmp_path / "enum", images)

@@ -22,7 +22,7 @@ from ase.constraints import FixAtoms, FixCartesian
 from pymatgen.core import Element
 
 from catscreen.errors import CatscreenError
-from catscreen.io import atoms_from_text
+from catscreen.io import atoms_from_text, atoms_to_text
 from catscreen.workflow.relax import fixed_mask
 
 # Starting moments (muB), raised to the model's predicted ones where larger; MP's 0.6 for the rest.
@@ -94,7 +94,9 @@ MOMENT_FLOOR = 0.25  # muB: a predicted moment below this has no direction worth
 # (bcc Cr: each atom's 8 neighbours on the other sublattice); started parallel, the SCF
 # settles in the ferromagnetic or non-magnetic solution above it
 ANTIFERROMAGNETS = ("Cr",)
-NEIGHBOUR_SHELL = 1.075  # x the typical nearest distance: neighbours (bcc's 2nd shell: 1.155)
+# x the typical nearest distance: neighbours (bcc's 2nd shell: 1.155), the widest first; a
+# relaxed adslab's compressed 2nd neighbours (Cr(110)+O: 1.06x) take the narrower ones
+NEIGHBOUR_SHELLS = (1.075, 1.06, 1.05, 1.04, 1.03)
 NEIGHBOUR_REACH = 4.0  # A searched for them (bcc Cr: 2.50 and 2.88)
 
 
@@ -110,23 +112,29 @@ def initial_magmoms(atoms: Atoms, spin: str, settings: DftSettings) -> np.ndarra
         return None
     symbols = atoms.get_chemical_symbols()
     default = np.array([settings.magmoms.get(s, OTHER_MAGMOM) for s in symbols])
+    signs = atoms.arrays["sublattice"] if "sublattice" in atoms.arrays else sublattice_signs(atoms)
     if "magmoms" not in atoms.arrays:
-        return default * sublattice_signs(atoms)
+        return default * signs
     predicted = np.asarray(atoms.arrays["magmoms"], dtype=float).reshape(len(atoms))
     predicted = np.where(np.isfinite(predicted), predicted, 0.0)
     limit = np.array([free_atom_moment(s) for s in symbols])
     # a direction only where the moment is real: -0.02 muB of noise under CO on Ni(111) made
-    # one atom of a ferromagnetic slab start fully antiparallel; antiferromagnetic moments
-    # (Cr, Mn, Fe: 1-2 muB) are far above the floor and keep their sign
+    # one atom of a ferromagnetic slab start fully antiparallel; a checkpoint's antiparallel
+    # moments of 1-2 muB would keep their sign (the bundled model predicts none, Mn's all
+    # parallel: only Cr's sublattices, ANTIFERROMAGNETS, start antiparallel, so Mn starts
+    # ferromagnetic)
     sign = np.where(predicted < -MOMENT_FLOOR, -1.0, 1.0)
     moments = sign * np.maximum(np.minimum(np.abs(predicted), limit), default)
-    return moments if (sign < 0).any() else moments * sublattice_signs(atoms)
+    return moments if (sign < 0).any() else moments * signs
 
 
 def sublattice_signs(atoms: Atoms) -> np.ndarray:
     """+1/-1 on the two nearest-neighbour sublattices of each antiferromagnet's atoms (+1 for
     all others, and for all of them where the neighbours do not split in two: an odd ring
-    through the periodic images, an alloy's other atoms in between)."""
+    through the periodic images, an alloy's other atoms in between). The widest neighbour
+    shell whose graph is connected and splits in two decides: with 1.075 alone, 3 of 4 relaxed
+    Cr(110)+O adslabs did not split and started parallel beside their antiparallel clean
+    slab."""
     import networkx as nx
     from ase.neighborlist import neighbor_list
 
@@ -139,16 +147,36 @@ def sublattice_signs(atoms: Atoms) -> np.ndarray:
             continue
         nearest = np.full(len(mine), np.inf)
         np.minimum.at(nearest, i, d)  # each atom's nearest neighbour; their median: relaxed
-        near = d < NEIGHBOUR_SHELL * np.median(nearest[np.isfinite(nearest)])  # surfaces vary
-        graph = nx.Graph()
-        graph.add_nodes_from(range(len(mine)))
-        graph.add_edges_from(zip(i[near].tolist(), j[near].tolist(), strict=True))
-        try:
-            colour = nx.bipartite.color(graph)
-        except nx.NetworkXError:  # not bipartite
-            continue
-        signs[mine] = [1.0 if colour[k] == colour[0] else -1.0 for k in range(len(mine))]
+        typical = np.median(nearest[np.isfinite(nearest)])  # surfaces vary
+        for shell in NEIGHBOUR_SHELLS:
+            near = d < shell * typical
+            graph = nx.Graph()
+            graph.add_nodes_from(range(len(mine)))
+            graph.add_edges_from(zip(i[near].tolist(), j[near].tolist(), strict=True))
+            # disconnected, each part would take its own colours at random
+            if nx.is_connected(graph) and nx.is_bipartite(graph):
+                colour = nx.bipartite.color(graph)
+                signs[mine] = [1.0 if colour[k] == colour[0] else -1.0 for k in range(len(mine))]
+                break
     return signs
+
+
+def slab_sublattices(adslab: str, slab: str) -> str:
+    """An adslab's structure carrying its clean slab's antiferromagnetic sublattices (array
+    `sublattice`, read by `initial_magmoms`): an adsorbate distorts the metal it binds until
+    first and second neighbours overlap in distance (Cr(110)+O: 2.28-2.55 A without a gap),
+    so the adslab's own split failed and it started parallel beside its antiparallel slab.
+    Unchanged without an antiferromagnet, or when its first atoms are not the slab's."""
+    atoms = atoms_from_text(adslab)
+    if not set(ANTIFERROMAGNETS) & set(atoms.get_chemical_symbols()):
+        return adslab
+    clean = atoms_from_text(slab)
+    if atoms.get_chemical_symbols()[: len(clean)] != clean.get_chemical_symbols():
+        return adslab
+    signs = np.ones(len(atoms))
+    signs[: len(clean)] = sublattice_signs(clean)
+    atoms.arrays["sublattice"] = signs
+    return atoms_to_text(atoms)
 
 
 def gas_unpaired(atoms: Atoms) -> int:
@@ -168,6 +196,16 @@ def gas_moments(atoms: Atoms) -> np.ndarray:
 
 def gas_spin(structure: str) -> str:
     return "on" if gas_unpaired(atoms_from_text(structure)) else "off"
+
+
+def surface_spin(row_spin: str, structure: str) -> str:
+    """A slab's or adslab's DFT spin: its row's, or on for an odd electron count (H, OH, CH3,
+    NH2 on an even slab; the cores of PAW setups hold even counts, so the atomic numbers'
+    parity is the valence's): a restricted calculation puts the unpaired electron in a half
+    filled level, which on an insulator (H on MgO(100)) is not its ground state; on a metal
+    the spin-polarised one ends at the restricted energy, at twice the cost."""
+    odd = int(atoms_from_text(structure).get_atomic_numbers().sum()) % 2
+    return "on" if odd else row_spin
 
 
 def kpoints(atoms: Atoms, kind: str, settings: DftSettings) -> tuple[int, int, int]:

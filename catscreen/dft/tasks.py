@@ -19,7 +19,13 @@ import numpy as np
 import pandas as pd
 
 from catscreen.dft.gpaw import write_gpaw_script
-from catscreen.dft.settings import DftSettings, gas_spin, prepare
+from catscreen.dft.settings import (
+    DftSettings,
+    gas_spin,
+    prepare,
+    slab_sublattices,
+    surface_spin,
+)
 from catscreen.dft.vasp import hubbard_note, vasp_cutoff, write_vasp_inputs
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_folder, atoms_from_text
@@ -79,14 +85,16 @@ def dft_tasks(flagged: pd.DataFrame) -> list[DftTask]:
         for column in ("final_structure", "slab_structure"):
             _parsed(getattr(row, column), f"{column} of {row.config_id}", periodic=True)
         _number(row.e_ads, f"flagged row {row.config_id}: e_ads")
+        structure = slab_sublattices(row.final_structure, row.slab_structure)
+        spin = surface_spin(row.spin, row.final_structure)
         tasks.setdefault(
-            row.config_id,
-            DftTask(row.config_id, "adslab", row.spin, row.final_structure, _elements(row)),
+            row.config_id, DftTask(row.config_id, "adslab", spin, structure, _elements(row))
         )
     for row, name in zip(flagged.itertuples(), slab_task_names(flagged), strict=True):
         if tasks.get(name, DftTask(name, "slab", "", "")).kind != "slab":
             raise CatscreenError(f"flagged row {row.config_id}: its slab has the id of an adslab")
-        tasks.setdefault(name, DftTask(name, "slab", row.spin, row.slab_structure, _elements(row)))
+        spin = surface_spin(row.spin, row.slab_structure)
+        tasks.setdefault(name, DftTask(name, "slab", spin, row.slab_structure, _elements(row)))
         for molecule, text in _references(row).items():
             name = gas_task_name(molecule)
             tasks.setdefault(name, DftTask(name, "gas", gas_spin(text), text))
@@ -204,7 +212,11 @@ def _manifest(
                 # fixed reference potentials: no gas calculation, and their sum is on the
                 # model's energy zero, not the DFT's: the user's own DFT values go there
                 "model_reference_energy": None if weights else float(row.reference_energy),
-                "spin": row.spin,
+                "spin": row.spin,  # the model's context; the DFT's of each part:
+                "dft_spin": {
+                    "adslab": surface_spin(row.spin, row.final_structure),
+                    "slab": surface_spin(row.spin, row.slab_structure),
+                },
                 **{k: getattr(row, k) for k in ("candidate", "adsorbate", "site_type")
                    if hasattr(row, k)},
                 "model_e_ads": float(row.e_ads),
@@ -287,6 +299,16 @@ def write_dft_inputs(
     settings = replace(settings, xc=xc)
     if why is not None:
         note(why)
+    raised = sorted(
+        {t.name for t in tasks if t.kind != "gas" and t.spin == "on"}
+        & set(flagged.loc[flagged.spin == "off", "config_id"].astype(str))
+    )
+    if raised:
+        note(
+            f"{len(raised)} spin-off adslab(s) with an odd electron count ({raised[0]}, ...) get "
+            "spin-polarised inputs: restricted, an unpaired electron on an insulator (H on "
+            "MgO) is not in its ground state (manifest.json: dft_spin)"
+        )
     if with_u := "; ".join(
         sorted({", ".join(hubbard_note(t.surface, settings.xc)) for t in tasks} - {""})
     ):

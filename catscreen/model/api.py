@@ -195,12 +195,17 @@ def has_stress(atoms: Atoms) -> bool:
 
 
 def resolve_spin(atoms: Atoms, mode: str) -> str:
-    """`auto`: spin on when the structure holds a magnetic element (data/magnetic_elements.yaml)."""
+    """`auto`: spin on when the structure holds a magnetic element (data/magnetic_elements.yaml)
+    outside its adsorbate (tag 2): a slab and its adslabs share one context, which E_ads needs
+    (a Ni adatom made Cu(111)+Ni spin-on beside its spin-off clean slab, and rank refused the
+    whole run); a structure without adsorbate tags by all its atoms."""
     if mode not in SPIN_MODES:
         raise CatscreenError(f"unknown spin mode {mode!r}; expected auto, on or off")
     if mode != "auto":
         return mode
-    return "on" if magnetic_elements() & set(atoms.get_chemical_symbols()) else "off"
+    symbols = np.array(atoms.get_chemical_symbols())
+    host = symbols[atoms.get_tags() != 2] if len(symbols) else symbols
+    return "on" if magnetic_elements() & set(host if len(host) else symbols) else "off"
 
 
 class AseCalculatorModel:
