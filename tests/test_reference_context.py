@@ -145,3 +145,34 @@ def test_rank_warns_of_absolute_descriptors_across_the_contexts(
     assert ranked.exit_code == 0, ranked.output
     said = " ".join(ranked.output.split())
     assert "Ni(111) ran spin-on and Pt(111) spin-off" in said
+
+
+def test_a_campaign_compares_within_one_context_and_says_so(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        """\
+name: ctx
+candidates: [Pt, Ni]
+facets: {miller: ["111"]}
+slab: {min_slab_size: 4.0, vacuum: 10.0, min_ab: 5.0, max_terminations: 1}
+adsorbates: [O]
+placement: {mode: heuristic}
+model: {name: bundled, spin: auto}
+relax: {fmax: 0.1, steps: 60}
+ranking:
+  reference: {bulk: Pt, miller: "111"}
+  descriptors:
+    - {name: dE_O, adsorbate: O}
+"""
+    )
+    out = tmp_path / "run"
+    ran = runner.invoke(app, ["campaign", "run", str(recipe), "--out", str(out), "--no-progress"])
+    assert ran.exit_code == 0, ran.output
+    said = " ".join(ran.output.split())
+    assert "ran in the other spin context" not in said  # the copies took the offset away
+    board = pd.read_csv(out / "leaderboard.csv").set_index("candidate")
+    assert board.loc["Ni(111)", "reference_spin"] == "on"
+    rows = pd.read_parquet(out / "results.parquet")
+    assert set(rows.loc[rows.spin_mode == "reference", "bulk"]) == {"Pt"}
+    summary = (out / "summary.md").read_text()
+    assert "Ni(111) ran spin-on and is compared with Pt(111) relaxed again spin-on" in summary

@@ -87,6 +87,25 @@ def flags_frame(flags: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
     return flags[[c for c in wanted if c in flags.columns]]
 
 
+def _context_line(board: pd.DataFrame) -> list[str]:
+    """Which candidates met the reference relaxed again in their own spin context: their
+    descriptor is not against the reference's row of the table."""
+    if "reference_spin" not in board or not board["is_reference"].any():
+        return []
+    own = board.loc[board["is_reference"], "spin"].iloc[0]
+    moved = board[(board["reference_spin"] != own) & (board["spin"] == board["reference_spin"])]
+    if moved.empty:
+        return []
+    spins = "/".join(sorted(set(moved["spin"])))
+    ref = board.loc[board["is_reference"], "candidate"].iloc[0]
+    verb = "is" if len(moved) == 1 else "are"
+    return [
+        f"{', '.join(moved['candidate'])} ran spin-{spins} and {verb} compared with {ref} "
+        f"relaxed again spin-{spins}: the model's two spin contexts are not one energy scale "
+        "(README, Conventions)."
+    ]
+
+
 def render_summary(
     recipe: Recipe,
     board: pd.DataFrame,
@@ -114,6 +133,7 @@ def render_summary(
         f"spin `{recipe.model.spin}`. {targets_line(recipe, targets)}.",
         "Distance = sqrt(sum over descriptors of ((value - target) / tolerance)^2); lower is better,"
         " and on_target means every descriptor is within its tolerance.",
+        *_context_line(board),
         "",
         *[f"- **Warning:** {w}" for w in warnings],
         *([""] if warnings else []),
