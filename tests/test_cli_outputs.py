@@ -138,3 +138,27 @@ def test_an_empty_output_path_is_refused(tmp_path: Path, monkeypatch, args: list
     monkeypatch.chdir(tmp_path)
     assert "is empty (an unset variable?): give a path" in _one_line_error(args)
     assert list(tmp_path.iterdir()) == []
+
+
+def _commands(group: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, command in getattr(group, "commands", {}).items():
+        out += [(*path, name), *_commands(command, (*path, name))]  # a group's own
+    return out
+
+
+def test_help_shows_value_types_a_user_reads() -> None:
+    """`<list[str]>` on every repeatable option, `<list[Path]>` on evaluate's DATA: Python's
+    type names, read as "type a list"."""
+    import typer
+
+    from catscreen.cli.main import app
+
+    commands = _commands(typer.main.get_command(app))
+    assert ("data", "generate") in commands and ("rank",) in commands
+    for command in commands:
+        shown = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+        assert shown.exit_code == 0, command
+        assert "list[" not in shown.output, command
+    rank = CliRunner().invoke(app, ["rank", "--help"], env={"COLUMNS": "200"}).output
+    assert "--target          -t      <str>" in rank

@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 import typer
 import typer.rich_utils
-from typer.core import TyperOption
+from typer.core import TyperArgument, TyperOption
 
 from catscreen import code_version
+
+
+def _readable(text: str | None) -> str | None:
+    """`<list[str]>` -> `<str>`: a repeatable option takes one value at a time (Python's type
+    name read as a list to type), `<list[Path]>` -> `<path>` as single paths show."""
+    if not text:
+        return text
+    return re.sub(r"<list\[(\w+)\]>", lambda m: f"<{m.group(1).replace('Path', 'path')}>", text)
 
 
 def _flag_type(self: TyperOption, ctx: object) -> str | None:
     """Rich help shows a value type for every option; an on/off flag takes no value, so none."""
     if self.is_flag and self.metavar is None:
         return None
-    return _option_type(self, ctx)
+    return _readable(_option_type(self, ctx))
+
+
+def _argument_type(self: TyperArgument, ctx: object) -> str | None:
+    return _readable(_argument_type_of(self, ctx))
 
 
 _option_type = TyperOption.display_type_rich
 TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+_argument_type_of = TyperArgument.display_type_rich
+TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign]
 
 
 def _one_line_usage_error(exc: click.ClickException) -> None:
