@@ -419,6 +419,7 @@ def test_bad_dft_input_is_refused_before_any_calculation(tmp_path, monkeypatch):
         ("empty.extxyz", [], ""),
         ("xx.extxyz", [], "as extxyz: unknown element symbol 'Xx'?"),  # it read ": 'Xx'"
         ("good.extxyz", ["--ecut", "-5"], "--ecut must be a finite number > 0"),
+        ("good.extxyz", ["--encut", "-5"], "--ecut must be a finite number > 0"),  # validate's
         ("good.extxyz", ["--kpt-density", "0"], "--kpt-density must be a finite number > 0"),
         ("good.extxyz", ["--smearing", "-1"], "--smearing must be a finite number >= 0"),
         ("good.extxyz", ["--work", str(tmp_path / "afile")], "cannot make the parts folder"),

@@ -292,7 +292,9 @@ def label_command(
         help="DFT spin treatment: off (restricted, the default) or on (polarised). Teacher "
         "labels take the spin of --spin auto.",
     ),
-    ecut: float | None = typer.Option(None, "--ecut", help="DFT plane-wave cutoff (eV; 350)."),
+    ecut: float | None = typer.Option(
+        None, "--encut", "--ecut", help="DFT plane-wave cutoff (eV; 350), as validate's --encut."
+    ),
     kpt_density: float | None = typer.Option(
         None, "--kpt-density", help="DFT k-points per reciprocal Angstrom; 1 along vacuum (2)."
     ),
