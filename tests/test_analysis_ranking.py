@@ -256,7 +256,7 @@ def test_rank_flip_flag_between_close_candidates():
     assert set(flips.candidate) >= {"Cu(111)", "Ni(111)"}
     assert (flips.adsorbate == "O").all() and flips.is_minimum.all()
     cu = flips.set_index("candidate").loc["Cu(111)", "flag_reasons"]
-    assert "ranking could flip with Ni(111)" in cu
+    assert "ranking could flip with Ni(111) (distance gap 0.500 < 1 sigma of the gap, 0.7" in cu
     # with no uncertainty nothing can flip
     assert not rank_results(table(), settings).flagged.flag_rank_flip.any()
 

@@ -93,7 +93,8 @@ def flip_reasons(ranked: pd.DataFrame, flip_sigma: float) -> dict[str, list[str]
         if gap < sigma:
             for x, y in ((a, b), (b, a)):
                 out.setdefault(x.candidate, []).append(
-                    f"ranking could flip with {y.candidate} (distance gap {gap:.3f} < {sigma:.3f})"
+                    f"ranking could flip with {y.candidate} (distance gap {gap:.3f} < "
+                    f"{flip_sigma:g} sigma of the gap, {sigma:.3f})"
                 )
     return out
 
