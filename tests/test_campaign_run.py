@@ -293,6 +293,7 @@ def test_report_renders(campaign: tuple[Path, Path]) -> None:
     # the csv names the model that made its numbers (read alone, it did not)
     made = set(zip(board.model, board.model_version, strict=True))
     assert made == {("emt", ranked_model_version(out))}
+    assert f"(version <code>{ranked_model_version(out)}</code>)" in html  # as summary.md
     (out / "afile").write_text("")
     bad = runner.invoke(app, ["report", str(out), "--out", str(out / "afile")])
     assert bad.exit_code == 2 and "cannot write the report to" in bad.output

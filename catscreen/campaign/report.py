@@ -21,6 +21,7 @@ from catscreen.campaign.runner import (
     RANK_DIR,
     campaign_warnings,
     load_leaderboard,
+    ranked_model_version,
     read_campaign_recipe,
 )
 from catscreen.campaign.state import STAGES, require_ranked
@@ -89,7 +90,7 @@ def _table(df: pd.DataFrame) -> str:
     )
 
 
-def _header(recipe: Recipe) -> str:
+def _header(recipe: Recipe, version: str = "") -> str:
     items = [
         f"<li><code>{html.escape(d.name)}</code> = {html.escape(descriptor_formula(recipe, d))}; "
         f"target {t.value:.2f} ± {t.tolerance:.2f} eV"
@@ -114,7 +115,9 @@ def _header(recipe: Recipe) -> str:
     return (
         f"<h1>catscreen campaign <code>{html.escape(recipe.name)}</code></h1>"
         f"<p>{html.escape(recipe.description)}</p>"
-        f"<p class='muted'>Model <code>{html.escape(recipe.model.name)}</code>, spin "
+        f"<p class='muted'>Model <code>{html.escape(recipe.model.name)}</code>"
+        + (f" (version <code>{html.escape(version)}</code>)" if version else "")
+        + ", spin "
         f"<code>{recipe.model.spin}</code>; energies in eV. Distance = sqrt(sum over descriptors of "
         f"((value - target) / tolerance)^2): lower is better.</p>"
         f"<ul>{''.join(items)}</ul>{ref_line}"
@@ -181,7 +184,7 @@ def write_report(root: Path, out: Path | None = None) -> Report:
         for w in campaign_warnings(root, board, recipe)
     )
     body = [
-        _header(recipe),
+        _header(recipe, ranked_model_version(root)),  # as summary.md names it
         warnings,
         f"<h2>Top {recipe.ranking.top_n} candidates</h2>",
         _table(descriptor_frame(board, recipe, recipe.ranking.top_n)),
