@@ -24,6 +24,7 @@ __all__ = [
     "RankSettings",
     "References",
     "Target",
+    "context_offset_note",
     "domain_notes",
     "load_references",
     "of_configs",
@@ -32,7 +33,6 @@ __all__ = [
     "rank_output_paths",
     "rank_results",
     "read_results",
-    "context_offset_note",
     "uncertainty_note",
     "write_rank_outputs",
 ]

@@ -181,9 +181,11 @@ def rank_results(
         "effective_targets": {k: asdict(v) for k, v in targets.items()},
         "reference_candidate": reference,
         # the reference's minima in the other spin contexts candidates were compared with
-        "reference_contexts": [
+        "reference_contexts": []
+        if contexts is None
+        else [
             {"spin": r["spin"], **{c: float(r[c]) for c in r.index if c.startswith("E_")}}
-            for _, r in (contexts if contexts is not None else ranked.iloc[:0]).iterrows()
+            for _, r in contexts.iterrows()
         ],
         "counts": counts,
     }

@@ -94,9 +94,7 @@ MOMENT_FLOOR = 0.25  # muB: a predicted moment below this has no direction worth
 # (bcc Cr: each atom's 8 neighbours on the other sublattice); started parallel, the SCF
 # settles in the ferromagnetic or non-magnetic solution above it
 ANTIFERROMAGNETS = ("Cr",)
-# x the typical nearest distance: neighbours (bcc's 2nd shell: 1.155), the widest first; a
-# relaxed adslab's compressed 2nd neighbours (Cr(110)+O: 1.06x) take the narrower ones
-NEIGHBOUR_SHELLS = (1.075, 1.06, 1.05, 1.04, 1.03)
+NEIGHBOUR_SHELL = 1.075  # x the typical nearest distance: neighbours (bcc's 2nd shell: 1.155)
 NEIGHBOUR_REACH = 4.0  # A searched for them (bcc Cr: 2.50 and 2.88)
 
 
@@ -112,9 +110,8 @@ def initial_magmoms(atoms: Atoms, spin: str, settings: DftSettings) -> np.ndarra
         return None
     symbols = atoms.get_chemical_symbols()
     default = np.array([settings.magmoms.get(s, OTHER_MAGMOM) for s in symbols])
-    signs = atoms.arrays["sublattice"] if "sublattice" in atoms.arrays else sublattice_signs(atoms)
     if "magmoms" not in atoms.arrays:
-        return default * signs
+        return default * _sublattices(atoms)
     predicted = np.asarray(atoms.arrays["magmoms"], dtype=float).reshape(len(atoms))
     predicted = np.where(np.isfinite(predicted), predicted, 0.0)
     limit = np.array([free_atom_moment(s) for s in symbols])
@@ -125,16 +122,19 @@ def initial_magmoms(atoms: Atoms, spin: str, settings: DftSettings) -> np.ndarra
     # ferromagnetic)
     sign = np.where(predicted < -MOMENT_FLOOR, -1.0, 1.0)
     moments = sign * np.maximum(np.minimum(np.abs(predicted), limit), default)
-    return moments if (sign < 0).any() else moments * signs
+    return moments if (sign < 0).any() else moments * _sublattices(atoms)
+
+
+def _sublattices(atoms: Atoms) -> np.ndarray:
+    """Those its clean slab gave it (`slab_sublattices`), or its own."""
+    return atoms.arrays["sublattice"] if "sublattice" in atoms.arrays else sublattice_signs(atoms)
 
 
 def sublattice_signs(atoms: Atoms) -> np.ndarray:
     """+1/-1 on the two nearest-neighbour sublattices of each antiferromagnet's atoms (+1 for
     all others, and for all of them where the neighbours do not split in two: an odd ring
-    through the periodic images, an alloy's other atoms in between). The widest neighbour
-    shell whose graph is connected and splits in two decides: with 1.075 alone, 3 of 4 relaxed
-    Cr(110)+O adslabs did not split and started parallel beside their antiparallel clean
-    slab."""
+    through the periodic images, an alloy's other atoms in between: an adslab takes its clean
+    slab's, `slab_sublattices`)."""
     import networkx as nx
     from ase.neighborlist import neighbor_list
 
@@ -147,17 +147,15 @@ def sublattice_signs(atoms: Atoms) -> np.ndarray:
             continue
         nearest = np.full(len(mine), np.inf)
         np.minimum.at(nearest, i, d)  # each atom's nearest neighbour; their median: relaxed
-        typical = np.median(nearest[np.isfinite(nearest)])  # surfaces vary
-        for shell in NEIGHBOUR_SHELLS:
-            near = d < shell * typical
-            graph = nx.Graph()
-            graph.add_nodes_from(range(len(mine)))
-            graph.add_edges_from(zip(i[near].tolist(), j[near].tolist(), strict=True))
-            # disconnected, each part would take its own colours at random
-            if nx.is_connected(graph) and nx.is_bipartite(graph):
-                colour = nx.bipartite.color(graph)
-                signs[mine] = [1.0 if colour[k] == colour[0] else -1.0 for k in range(len(mine))]
-                break
+        near = d < NEIGHBOUR_SHELL * np.median(nearest[np.isfinite(nearest)])  # surfaces vary
+        graph = nx.Graph()
+        graph.add_nodes_from(range(len(mine)))
+        graph.add_edges_from(zip(i[near].tolist(), j[near].tolist(), strict=True))
+        try:
+            colour = nx.bipartite.color(graph)
+        except nx.NetworkXError:  # not bipartite
+            continue
+        signs[mine] = [1.0 if colour[k] == colour[0] else -1.0 for k in range(len(mine))]
     return signs
 
 
