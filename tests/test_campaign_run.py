@@ -950,6 +950,9 @@ def test_a_cut_dft_list_shows_the_best_ranked_candidates_first(
     assert {best, worst} <= set(flagged["candidate"])
     worst_first = pd.concat([flagged[flagged["candidate"] == worst], flagged])
     assert len(summary.flags_frame(worst_first, board)) == len(worst_first)  # labels repeat
+    # the descriptors' placements first: CO and CH_x rows filled a Fischer-Tropsch list
+    framed = list(summary.flags_frame(flagged, board, {"O"}).adsorbate)
+    assert {"O", "H"} <= set(framed) and framed == sorted(framed, key=lambda a: a != "O")
     monkeypatch.setattr(summary, "MAX_TABLE_ROWS", 1)
     state = load_state(out)
     text = summary.render_summary(

@@ -176,3 +176,7 @@ ranking:
     assert set(rows.loc[rows.spin_mode == "reference", "bulk"]) == {"Pt"}
     summary = (out / "summary.md").read_text()
     assert "Ni(111) ran spin-on and is compared with Pt(111) relaxed again spin-on" in summary
+    report = runner.invoke(app, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    html = (out / "report" / "index.html").read_text()
+    assert "Ni(111) ran spin-on and is compared with Pt(111) relaxed again spin-on" in html

@@ -25,7 +25,7 @@ from catscreen.campaign.runner import (
     read_campaign_recipe,
 )
 from catscreen.campaign.state import STAGES, require_ranked
-from catscreen.campaign.summary import descriptor_frame, flags_frame
+from catscreen.campaign.summary import context_line, descriptor_frame, flags_frame
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path, read_parquet
 from catscreen.model.api import magnetic_elements
@@ -185,6 +185,7 @@ def write_report(root: Path, out: Path | None = None) -> Report:
     )
     body = [
         _header(recipe, ranked_model_version(root)),  # as summary.md names it
+        "".join(f"<p>{html.escape(line)}</p>" for line in context_line(board)),
         warnings,
         f"<h2>Top {recipe.ranking.top_n} candidates</h2>",
         _table(descriptor_frame(board, recipe, recipe.ranking.top_n)),
@@ -200,7 +201,9 @@ def write_report(root: Path, out: Path | None = None) -> Report:
         f"<h2>DFT validation list ({len(flagged)} placements)</h2>",
         "<p class='muted'>Why each placement deserves a DFT check; inputs are under rank/dft/ when the "
         "recipe asks for them.</p>",
-        _table(flags_frame(flagged, board)) if len(flagged) else "<p>Nothing flagged.</p>",
+        _table(flags_frame(flagged, board, {d.adsorbate for d in recipe.ranking.descriptors}))
+        if len(flagged)
+        else "<p>Nothing flagged.</p>",
         f"<h2>All candidates ({len(board)})</h2>",
         _table(descriptor_frame(board, recipe)),
         "<h2>Run</h2>",

@@ -5,6 +5,8 @@ GitHub renders it from $GITHUB_STEP_SUMMARY; everywhere else it lands in DIR/sum
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
 
@@ -61,15 +63,24 @@ def targets_line(recipe: Recipe, targets: dict[str, Target]) -> str:
     return "; ".join(parts)
 
 
-def flags_frame(flags: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
-    """The DFT-validation list with the columns a person needs to act on it, best-ranked
-    candidates first (in enumerate order, a long list cut at MAX_TABLE_ROWS showed the first
-    two surfaces and none of the top three); unranked candidates last."""
+def flags_frame(
+    flags: pd.DataFrame, board: pd.DataFrame, first: Collection[str] = ()
+) -> pd.DataFrame:
+    """The DFT-validation list with the columns a person needs to act on it: the placements of
+    the `first` adsorbates (the descriptors') before the others (a Fischer-Tropsch list cut at
+    MAX_TABLE_ROWS showed CO and CH_x rows and none of Fe's C or O, rank 4), each part
+    best-ranked candidates first (in enumerate order it showed the first two surfaces and none
+    of the top three); unranked candidates last."""
     rank = board.set_index("candidate")["rank"].astype(float)
     if "candidate" in flags.columns and len(flags):
         # by position, not label: the labels of a table handed in need not be unique
         keys = pd.DataFrame(
-            {"rank": flags["candidate"].map(rank.where(rank >= 1)).fillna(np.inf).to_numpy()}
+            {
+                "other": ~flags["adsorbate"].isin(set(first)).to_numpy()
+                if "adsorbate" in flags.columns
+                else False,
+                "rank": flags["candidate"].map(rank.where(rank >= 1)).fillna(np.inf).to_numpy(),
+            }
         )
         if "e_ads" in flags.columns:
             keys["e_ads"] = flags["e_ads"].to_numpy()
@@ -87,7 +98,7 @@ def flags_frame(flags: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
     return flags[[c for c in wanted if c in flags.columns]]
 
 
-def _context_line(board: pd.DataFrame) -> list[str]:
+def context_line(board: pd.DataFrame) -> list[str]:
     """Which candidates met the reference relaxed again in their own spin context: their
     descriptor is not against the reference's row of the table."""
     if "reference_spin" not in board or not board["is_reference"].any():
@@ -133,7 +144,7 @@ def render_summary(
         f"spin `{recipe.model.spin}`. {targets_line(recipe, targets)}.",
         "Distance = sqrt(sum over descriptors of ((value - target) / tolerance)^2); lower is better,"
         " and on_target means every descriptor is within its tolerance.",
-        *_context_line(board),
+        *context_line(board),
         "",
         *[f"- **Warning:** {w}" for w in warnings],
         *([""] if warnings else []),
@@ -154,7 +165,11 @@ def render_summary(
     )
     lines += [f"## DFT validation ({shown})", ""]
     lines += [
-        markdown_table(flags_frame(flags, board).head(MAX_TABLE_ROWS))
+        markdown_table(
+            flags_frame(flags, board, {d.adsorbate for d in recipe.ranking.descriptors}).head(
+                MAX_TABLE_ROWS
+            )
+        )
         if len(flags)
         else "nothing flagged",
         "",
