@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Polygon, Rectangle  # noqa: E402
 
 from catscreen.analysis.energies import structure_cell  # noqa: E402
+from catscreen.build.sites import SITE_TYPES  # noqa: E402
 from catscreen.campaign.leaderboard import descriptor_formula  # noqa: E402
 from catscreen.campaign.recipe import Recipe, Target  # noqa: E402
 from catscreen.errors import CatscreenError, first_line  # noqa: E402
@@ -336,7 +337,6 @@ def plot_energy_spread(
     return _save(fig, path)
 
 
-SITE_TYPES = ("ontop", "bridge", "fcc", "hcp", "hollow", "4fold")
 SITE_COLOURS = dict(zip(SITE_TYPES, plt.cm.tab10.colors[: len(SITE_TYPES)], strict=True))
 
 

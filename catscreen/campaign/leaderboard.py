@@ -125,15 +125,9 @@ def board_warnings(
     unranked = int((board["rank"] < 1).sum())
     if unranked:
         out.append(f"{unranked} of {len(board)} candidate(s) unranked (a descriptor is missing)")
-    if (line := _spin_offset(board, recipe)) is not None:
-        out.append(line)
+    # descriptors across the conditioned model's two spin contexts (CHGNet and EMT compute one
+    # physics in both)
+    offset = context_offset_note(board, ref.candidate if ref is not None else None)
+    if spin_conditioned(recipe.model.name) and offset is not None:
+        out.append(offset)
     return out
-
-
-def _spin_offset(board: pd.DataFrame, recipe: Recipe) -> str | None:
-    """Descriptors compared across the conditioned model's spin contexts
-    (`context_offset_note`); CHGNet and EMT compute one physics in both."""
-    if not spin_conditioned(recipe.model.name):
-        return None
-    ref = recipe.ranking.reference
-    return context_offset_note(board, ref.candidate if ref is not None else None)
