@@ -392,12 +392,24 @@ def test_triplet_molecules_are_found_by_their_hill_formula():
 
 def test_an_odd_electron_count_gets_spin_polarised_inputs(tmp_path, flagged_off):
     """H on MgO(100) was written ISPIN 1 under --spin auto: restricted, its unpaired electron
-    sits in a half-filled level, not its ground state on an insulator."""
-    flagged = flagged_off.copy()
-    atoms = atoms_from_text(flagged.at[0, "final_structure"])
+    sits in a half-filled level, not its ground state on an insulator. On a metal the row's
+    spin stands (ISPIN 2 for H on Pt(111) doubled the cost for the restricted energy)."""
+    metal = flagged_off.copy()
+    atoms = atoms_from_text(metal.at[0, "final_structure"])
     atoms[-1].symbol = "H"  # O -> H: an odd count on the even Pt slab
-    flagged.at[0, "final_structure"] = atoms_to_text(atoms)
+    metal.at[0, "final_structure"] = atoms_to_text(atoms)
     notes: list[str] = []
+    write_dft_inputs(metal, "vasp", tmp_path / "metal", DftSettings(), notes.append)
+    (entry,) = json.loads((tmp_path / "metal" / "manifest.json").read_text())["adsorption"]
+    assert entry["dft_spin"] == {"adslab": "off", "slab": "off"} and not notes
+    assert Incar.from_file(tmp_path / "metal" / entry["adslab"] / "INCAR")["ISPIN"] == 1
+
+    flagged = metal.copy()  # one Pt of the slab and the adslab -> O: an oxide host
+    for column in ("final_structure", "slab_structure"):
+        host = atoms_from_text(flagged.at[0, column])
+        host[0].symbol = "O"
+        flagged.at[0, column] = atoms_to_text(host)
+    atoms = atoms_from_text(flagged.at[0, "final_structure"])
     write_dft_inputs(flagged, "vasp", tmp_path / "v", DftSettings(), notes.append)
     (entry,) = json.loads((tmp_path / "v" / "manifest.json").read_text())["adsorption"]
     assert entry["spin"] == "off" and entry["dft_spin"] == {"adslab": "on", "slab": "off"}

@@ -199,11 +199,15 @@ def gas_spin(structure: str) -> str:
 def surface_spin(row_spin: str, structure: str) -> str:
     """A slab's or adslab's DFT spin: its row's, or on for an odd electron count (H, OH, CH3,
     NH2 on an even slab; the cores of PAW setups hold even counts, so the atomic numbers'
-    parity is the valence's): a restricted calculation puts the unpaired electron in a half
-    filled level, which on an insulator (H on MgO(100)) is not its ground state; on a metal
-    the spin-polarised one ends at the restricted energy, at twice the cost."""
-    odd = int(atoms_from_text(structure).get_atomic_numbers().sum()) % 2
-    return "on" if odd else row_spin
+    parity is the valence's) on a host that is not all metal: a restricted calculation puts
+    the unpaired electron in a half-filled level, which on an insulator (H on MgO(100)) is not
+    its ground state. A metal's states take it up (the spin-polarised H on Pt(111) ends at the
+    restricted energy, at twice the cost), so there the row's spin stands."""
+    atoms = atoms_from_text(structure)
+    if int(atoms.get_atomic_numbers().sum()) % 2 == 0:
+        return row_spin
+    host = set(atoms[atoms.get_tags() != 2].get_chemical_symbols())  # tag 2: the adsorbate
+    return row_spin if all(Element(e).is_metal for e in host) else "on"
 
 
 def kpoints(atoms: Atoms, kind: str, settings: DftSettings) -> tuple[int, int, int]:

@@ -305,9 +305,10 @@ def write_dft_inputs(
     )
     if raised:
         note(
-            f"{len(raised)} spin-off adslab(s) with an odd electron count ({raised[0]}, ...) get "
-            "spin-polarised inputs: restricted, an unpaired electron on an insulator (H on "
-            "MgO) is not in its ground state (manifest.json: dft_spin)"
+            f"{len(raised)} spin-off adslab(s) with an odd electron count on a host that is "
+            f"not all metal ({raised[0]}, ...) get spin-polarised inputs: restricted, an "
+            "unpaired electron on an insulator (H on MgO) is not in its ground state "
+            "(manifest.json: dft_spin)"
         )
     if with_u := "; ".join(
         sorted({", ".join(hubbard_note(t.surface, settings.xc)) for t in tasks} - {""})

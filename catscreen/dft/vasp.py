@@ -5,7 +5,7 @@ the highest ENMAX of a set's POTCARs where that is more, e.g. Li_sv; EDIFFG
 -0.03 eV/A, ISYM 0, LREAL Auto) with Fermi-Dirac smearing to match the GPAW scripts, a dipole
 correction along z (LDIPOL, IDIPOL 3, DIPOL at the centre of mass), LASPH and NELMIN as
 pymatgen's MPRelaxSet/MVLSlabSet, and spin from the rank row: ISPIN 1 for spin off (ISPIN 2
-for an odd electron count, settings.surface_spin), ISPIN 2 with MAGMOM from the element defaults raised to the model's moments otherwise (Cr
+for an odd electron count on a host not all metal, settings.surface_spin), ISPIN 2 with MAGMOM from the element defaults raised to the model's moments otherwise (Cr
 antiferromagnetic on its two sublattices; MP's default 0.6 muB where the POTCAR freezes the 4f
 shell in the core, Nd_3 and Sm_3: no 4f moment to start); gas molecules in their own
 ground-state spin (O2 a triplet); MP's +U on transition-metal oxide and fluoride surfaces.
