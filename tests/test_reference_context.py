@@ -176,7 +176,9 @@ ranking:
     assert set(rows.loc[rows.spin_mode == "reference", "bulk"]) == {"Pt"}
     summary = (out / "summary.md").read_text()
     assert "Ni(111) ran spin-on and is compared with Pt(111) relaxed again spin-on" in summary
+    assert "they leave out the error of the labels it learned from" in summary  # not DFT's std
     report = runner.invoke(app, ["report", str(out)])
     assert report.exit_code == 0, report.output
     html = (out / "report" / "index.html").read_text()
     assert "Ni(111) ran spin-on and is compared with Pt(111) relaxed again spin-on" in html
+    assert "they leave out the error of the labels it learned from" in html

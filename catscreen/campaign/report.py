@@ -25,7 +25,12 @@ from catscreen.campaign.runner import (
     read_campaign_recipe,
 )
 from catscreen.campaign.state import STAGES, require_ranked
-from catscreen.campaign.summary import context_line, descriptor_frame, flags_frame
+from catscreen.campaign.summary import (
+    context_line,
+    descriptor_frame,
+    flags_frame,
+    uncertainty_line,
+)
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path, read_parquet
 from catscreen.model.api import magnetic_elements
@@ -185,7 +190,9 @@ def write_report(root: Path, out: Path | None = None) -> Report:
     )
     body = [
         _header(recipe, ranked_model_version(root)),  # as summary.md names it
-        "".join(f"<p>{html.escape(line)}</p>" for line in context_line(board)),
+        "".join(
+            f"<p>{html.escape(line)}</p>" for line in context_line(board) + uncertainty_line(recipe)
+        ),
         warnings,
         f"<h2>Top {recipe.ranking.top_n} candidates</h2>",
         _table(descriptor_frame(board, recipe, recipe.ranking.top_n)),

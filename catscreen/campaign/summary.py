@@ -14,6 +14,7 @@ from catscreen.campaign.baseline import Comparison
 from catscreen.campaign.leaderboard import descriptor_formula
 from catscreen.campaign.recipe import Recipe, Target
 from catscreen.campaign.state import CampaignState
+from catscreen.model.api import spin_conditioned
 
 MAX_TABLE_ROWS = 30  # a summary is read, not scrolled: the full table is in the report
 
@@ -117,6 +118,19 @@ def context_line(board: pd.DataFrame) -> list[str]:
     ]
 
 
+def uncertainty_line(recipe: Recipe) -> list[str]:
+    """What a +/- does not hold: an ensemble's heads share their training labels, so the
+    teacher's own errors (host to host, up to 1.3 eV for C on Ru(0001) against Co(0001)) sit
+    outside the spread, and a user reading a small std as DFT-grade would trust it too far."""
+    if not spin_conditioned(recipe.model.name):  # CHGNet and EMT give no spread
+        return []
+    return [
+        "Stds are the spread of the model's ensemble heads: they leave out the error of the "
+        "labels it learned from (the bundled weights': CHGNet-PBE's), which a reference surface "
+        "does not cancel from host to host (MODEL_CARD, opening summary); the DFT flags check it."
+    ]
+
+
 def render_summary(
     recipe: Recipe,
     board: pd.DataFrame,
@@ -145,6 +159,7 @@ def render_summary(
         "Distance = sqrt(sum over descriptors of ((value - target) / tolerance)^2); lower is better,"
         " and on_target means every descriptor is within its tolerance.",
         *context_line(board),
+        *uncertainty_line(recipe),
         "",
         *[f"- **Warning:** {w}" for w in warnings],
         *([""] if warnings else []),
