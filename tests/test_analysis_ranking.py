@@ -248,6 +248,53 @@ def test_placements_that_ended_in_one_minimum_are_flagged_once():
     assert flags == {"fcc": True, "hcp": False, "bridge": False, "ontop": True}
 
 
+def test_one_minimum_reached_in_two_cells_is_flagged_once():
+    """A bridge start that ended in the next primitive cell's fcc hollow is the fcc start's
+    minimum (Co(0001) and Fe(110) H: top-2 sent both to DFT); the hcp hollow one cell over is
+    not: the second layer tells them apart."""
+    from test_analysis_helpers import adslab, row
+
+    from catscreen.analysis.flags import _same_place
+    from catscreen.io import atoms_to_text
+
+    fcc, hcp = adslab("Pt", "H", "fcc"), adslab("Pt", "H", "hcp")
+    over, hcp_over = _moved(fcc, 1), _moved(hcp, 2)  # H one primitive vector over
+    half = _moved(fcc, 1, 0.25)  # H half a primitive vector over: no translation of the surface
+    same = [atoms_to_text(s) for s in (fcc, over, hcp, hcp_over, half)]
+    assert _same_place(same[0], same[1]) and _same_place(same[2], same[3])
+    assert not _same_place(same[0], same[3]) and not _same_place(same[0], same[4])
+
+    df = table()
+    e = SLABS["Pt"] - 7.4 + E_O["Pt"]
+    extra = [
+        row("adslab", "Pt", "O", adslab("Pt", "O", "bridge"), start, e + de, site=site)
+        for site, start, de in (
+            ("fcc", _moved(adslab("Pt", "O", "fcc"), 0), 0.0),
+            ("bridge", _moved(adslab("Pt", "O", "fcc"), 1), 0.001),
+            ("hcp", _moved(adslab("Pt", "O", "hcp"), 1), 0.002),
+        )
+    ]
+    df = df[~((df.bulk == "Pt") & (df.adsorbate == "O"))]
+    df = pd.concat([df, pd.DataFrame(extra)], ignore_index=True)
+    out = rank_results(df, RankSettings(top_k=2))
+    pt = out.configs[(out.configs.candidate == "Pt(111)") & (out.configs.adsorbate == "O")]
+    pt = pt.set_index("site_type")
+    assert pt.loc["bridge", "duplicate_of"] == pt.loc["fcc", "config_id"]
+    assert pt.loc["hcp", "duplicate_of"] == ""
+    assert pt.flag_top_k.to_dict() == {"fcc": True, "bridge": False, "hcp": True}
+
+
+def _moved(atoms, axis: int, part: float = 0.5):
+    """`atoms` with its adsorbate one primitive vector of the 2x2 cell (`part` of the cell
+    vector) along cell axis `axis` over (0: as is); the slab stays, as its fixed layers do."""
+    out = atoms.copy()
+    if axis:
+        ads = out.get_tags() == 2
+        out.positions[ads] += atoms.cell[axis - 1] * part
+        out.wrap()
+    return out
+
+
 def test_rank_flip_flag_between_close_candidates():
     settings = RankSettings(targets={"O": Target(-1.2, 0.2)}, top_k=0, uncertainty_threshold=1.0)
     # Cu at -1.0 and Ni at -1.5: d = 1.0 and 1.5; std 0.1 eV -> sigma_d 0.5 each, gap 0.5 < 0.71

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from ase.geometry import find_mic
+from ase.geometry import find_mic, get_distances
 
 from catscreen.analysis.energies import head_std, head_values
 from catscreen.io import atoms_from_text
@@ -40,15 +40,33 @@ DUPLICATE_DISTANCE = 0.2  # A: ... whose adsorbate atoms all ended this close ar
 
 
 def _same_place(first: str, second: str) -> bool:
-    """The adsorbate (tag 2) atoms of two final structures within DUPLICATE_DISTANCE, nearest
-    image: site atoms alone cannot tell a 2x2 cell's fcc and hcp hollows apart (the same three
-    atoms), nor its two bridges."""
+    """The adsorbate (tag 2) atoms of two final structures within DUPLICATE_DISTANCE, once the
+    second is moved by the translation that takes the first's adsorbate onto its own, if that
+    translation takes the slab onto itself too (each slab atom then lies within
+    DUPLICATE_DISTANCE of one of its element): a bridge start that ended in the next cell's
+    fcc hollow is the fcc start's minimum (Co(0001) and Fe(110) H, top-2 sent both to DFT).
+    Site atoms alone cannot tell a 2x2 cell's fcc and hcp hollows apart (the same three
+    atoms), the second layer can."""
     a, b = atoms_from_text(first), atoms_from_text(second)
-    ads = a.get_tags() == 2
-    if len(a) != len(b) or not ads.any() or not (b.get_tags() == 2).any():
+    ads_a, ads_b = a.get_tags() == 2, b.get_tags() == 2
+    if len(a) != len(b) or not ads_a.any() or (ads_a != ads_b).any():
         return False
-    moved, _ = find_mic(b.positions[ads] - a.positions[ads], a.cell, pbc=a.pbc)
-    return float(np.linalg.norm(moved, axis=1).max()) < DUPLICATE_DISTANCE
+    moved, _ = find_mic(b.positions[ads_a] - a.positions[ads_a], a.cell, pbc=a.pbc)
+    if float(np.linalg.norm(moved, axis=1).max()) < DUPLICATE_DISTANCE:
+        return True  # the same place in the same cell
+    shift = moved.mean(axis=0)  # one cell over: a lattice vector of the surface
+    if float(np.linalg.norm(moved - shift, axis=1).max()) >= DUPLICATE_DISTANCE:
+        return False
+    slab_a, slab_b = a[~ads_a], b[~ads_a]
+    for symbol in set(slab_a.get_chemical_symbols()):
+        mine = np.array(slab_a.get_chemical_symbols()) == symbol
+        theirs = np.array(slab_b.get_chemical_symbols()) == symbol
+        _, dist = get_distances(
+            slab_a.positions[mine] + shift, slab_b.positions[theirs], cell=a.cell, pbc=a.pbc
+        )
+        if float(dist.min(axis=1).max()) >= DUPLICATE_DISTANCE:
+            return False
+    return True
 
 
 def duplicates(configs: pd.DataFrame) -> pd.Series:
