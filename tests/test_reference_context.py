@@ -68,6 +68,13 @@ def test_rank_compares_each_candidate_within_its_context(results: Path, tmp_path
     meta = read_parquet_metadata(tmp_path / "r" / "ranked.parquet")
     assert [c["spin"] for c in meta["reference_contexts"]] == ["on"]
     assert meta["reference_contexts"][0]["E_O"] == pytest.approx(on.loc["Pt(111)", "E_O"])
+    best = pd.read_parquet(tmp_path / "on" / "systems.parquet").set_index("candidate")
+    assert meta["reference_contexts"][0]["minima"] == {  # which placement: in no table of "r"
+        "O": {
+            k: best.loc["Pt(111)", f"best_{k}"]
+            for k in ("config_id", "site_type", "final_site_type")
+        }
+    }
 
 
 def test_without_the_copies_rank_says_which_candidates_carry_the_offset(

@@ -143,7 +143,8 @@ def rank_results(
         )
         reference = _reference(settings.reference_candidate, known, results)
     systems = system_table(configs)
-    contexts = descriptor_table(system_table(copies)) if len(copies) else None
+    copy_systems = system_table(copies) if len(copies) else None
+    contexts = descriptor_table(copy_systems) if copy_systems is not None else None
     if contexts is not None:
         contexts = contexts[contexts.candidate == reference]  # an earlier reference's: unused
     ranked, targets = apply_targets(
@@ -184,7 +185,11 @@ def rank_results(
         "reference_contexts": []
         if contexts is None
         else [
-            {"spin": r["spin"], **{c: float(r[c]) for c in r.index if c.startswith("E_")}}
+            {
+                "spin": r["spin"],
+                **{c: float(r[c]) for c in r.index if c.startswith("E_")},
+                "minima": _copy_minima(copy_systems, reference, r["spin"]),  # type: ignore[arg-type]
+            }
             for _, r in contexts.iterrows()
         ],
         "counts": counts,
@@ -217,6 +222,22 @@ def split_reference_copies(
     own = set(configs.loc[~is_copy, "candidate"])
     is_copy &= configs.candidate.isin(own)
     return configs[~is_copy], configs[is_copy]
+
+
+def _copy_minima(systems: pd.DataFrame, reference: str | None, spin: str) -> dict[str, dict]:
+    """Which placement each of the reference's copies in `spin` took its minimum from: they
+    are in no table (not ranked), and a copy's minimum may sit on another site than the
+    reference's own (H on Pt(111) spin-on: an fcc start that ended on the bridge)."""
+    rows = systems[(systems.candidate == reference) & (systems.spin == spin)]
+    return {
+        str(r.adsorbate): {
+            "config_id": str(r.best_config_id),
+            "site_type": str(r.best_site_type),
+            "final_site_type": str(r.best_final_site_type),
+        }
+        for r in rows.itertuples()
+        if isinstance(r.best_config_id, str) and r.best_config_id
+    }
 
 
 def _reference(text: str, known: list[Candidate], results: pd.DataFrame) -> str:
