@@ -3,8 +3,9 @@
 - top-k: per system, the k lowest valid placements (AdsorbML: the ML minimum is often not the
   DFT minimum, but it is usually among the few lowest ML placements), counting once the
   placements that relaxed into one minimum (`duplicate_of`: adsorbate atoms within
-  DUPLICATE_DISTANCE and E_ads within DUPLICATE_E_ADS): top-2 sent Ni(111)'s N bridge and
-  ontop starts, both ended in one hollow 0.0 meV apart, to DFT twice.
+  DUPLICATE_DISTANCE, in one cell or a lattice vector apart, and E_ads within
+  DUPLICATE_E_ADS): top-2 sent Ni(111)'s N bridge and ontop starts, both ended in one hollow
+  0.0 meV apart, to DFT twice.
 - rank flip: two neighbours in the target ranking whose distances differ by less than
   `flip_sigma` times the sigma of that gap could swap; the minima behind their descriptors are
   flagged. The gap's sigma is its spread over the ensemble heads (the heads' errors on two
