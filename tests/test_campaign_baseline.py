@@ -181,3 +181,9 @@ ranking:
     (line,) = [w for w in board_warnings(now, absolute) if "spin-on" in w]
     assert line.startswith("Ni(111) ran spin-on and Pt(111), Cu(111) spin-off")
     assert not [w for w in board_warnings(now.assign(spin="on"), absolute) if "spin-on" in w]
+    # absolute values on CHGNet's gas references: PBE targets may sit off that scale
+    (line,) = [w for w in board_warnings(now, absolute) if "absolute" in w]
+    assert line.startswith("descriptors are absolute (no reference surface): model bundled has")
+    assert not [w for w in board_warnings(now, recipe) if "absolute" in w]  # a reference
+    emt = parse_recipe(text.replace("name: bundled", "name: emt"), Path("t.yaml"))
+    assert not [w for w in board_warnings(now, emt) if "absolute" in w]

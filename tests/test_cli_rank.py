@@ -48,6 +48,26 @@ def test_rank_writes_tables_with_metadata(results_file):
     assert len(read_parquet(run / "adsorption.parquet")) == 8
 
 
+def test_absolute_targets_with_a_chgnet_scale_model_are_warned(tmp_path, results):
+    """A dE_O target from PBE papers against CHGNet's gas references: every candidate came out
+    off target by the teacher's O offset, and nothing said so (EMT: no scale to warn of)."""
+    said = " ".join(runner.invoke(app, ["rank", _bad(tmp_path, results), "--target",
+                                        "O=-0.9:0.1"]).stderr.split())  # fmt: skip
+    assert "descriptors are absolute" not in said
+    chgnet = results.assign(model="chgnet")
+    ran = runner.invoke(app, ["rank", _bad(tmp_path, chgnet), "--target", "O=-0.9:0.1"])
+    assert ran.exit_code == 0, ran.output
+    assert (
+        "warning: descriptors are absolute (no reference surface): model chgnet has "
+        in " ".join(ran.stderr.split())
+    )
+    quiet = runner.invoke(
+        app, ["rank", _bad(tmp_path, chgnet), "--target", "O=0:0.1", "--reference", "Pt(111)"]
+    )
+    assert quiet.exit_code == 0, quiet.output
+    assert "descriptors are absolute" not in " ".join(quiet.stderr.split())
+
+
 def test_summary_counts_placements_skipped_for_a_failed_slab(tmp_path, results):
     df = results.copy()
     df.loc[(df.kind == "slab") & (df.bulk == "Cu"), "status"] = "failed"

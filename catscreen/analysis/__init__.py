@@ -13,6 +13,7 @@ from catscreen.analysis.rank import (
 )
 from catscreen.analysis.ranking import (
     Target,
+    absolute_offset_note,
     context_offset_note,
     parse_target,
     parse_targets,
@@ -24,6 +25,7 @@ __all__ = [
     "RankSettings",
     "References",
     "Target",
+    "absolute_offset_note",
     "context_offset_note",
     "domain_notes",
     "load_references",

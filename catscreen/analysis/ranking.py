@@ -201,6 +201,22 @@ def _references_by_row(
     return [by_spin.get(str(spin), own) for spin in table["spin"]]
 
 
+def absolute_offset_note(model: str) -> str | None:
+    """Absolute descriptors (no reference surface) against a model whose gas references are
+    a CHGNet teacher's: a recipe user set dE_O's target from PBE papers (Pt(111) + 0.2 eV) and
+    every candidate came out off target by the teacher's O offset. EMT's values mean nothing
+    absolute anyway (its own reference is its scale)."""
+    if model.lower() == "emt":
+        return None
+    return (
+        f"descriptors are absolute (no reference surface): model {model} has CHGNet's gas "
+        "references (the bundled weights learned them), not PBE's (O on Pt(111): 2.52 eV "
+        "against GPAW PBE's 1.37 eV; "
+        "MODEL_CARD, Gas-phase reference molecules), so a target taken from PBE studies may sit "
+        "off this scale; a reference surface cancels the offset"
+    )
+
+
 def context_offset_note(ranked: pd.DataFrame, reference: str | None) -> str | None:
     """Descriptors compared across the bundled model's two spin contexts, which are not one
     energy scale (O on Ru(0001), not magnetic: 1.12 eV spin-off, 1.62 eV spin-on): with a

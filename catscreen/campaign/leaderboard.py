@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from catscreen.analysis.ranking import Target as RankTarget
-from catscreen.analysis.ranking import context_offset_note
+from catscreen.analysis.ranking import absolute_offset_note, context_offset_note
 from catscreen.campaign.recipe import Descriptor, Recipe, Target
 from catscreen.model.api import spin_conditioned
 
@@ -130,4 +130,6 @@ def board_warnings(
     offset = context_offset_note(board, ref.candidate if ref is not None else None)
     if spin_conditioned(recipe.model.name) and offset is not None:
         out.append(offset)
+    if ref is None and (absolute := absolute_offset_note(recipe.model.name)) is not None:
+        out.append(absolute)
     return out

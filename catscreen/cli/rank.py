@@ -11,6 +11,7 @@ from rich.table import Table
 
 from catscreen.analysis import (
     RankSettings,
+    absolute_offset_note,
     context_offset_note,
     domain_notes,
     load_references,
@@ -238,14 +239,16 @@ def rank_command(
     paths = write_rank_outputs(output, out or results.parent)
     if (note := uncertainty_note(output)) is not None:
         err_console.print(f"note: {note}")
-    conditioned = spin_conditioned(str(output.configs["model"].iloc[0]))
+    model = str(output.configs["model"].iloc[0])
     ref = output.metadata["reference_candidate"]
     ranked_by = output.ranked.distance.notna().any()  # absolute mode: only with --target
     if (
-        conditioned
+        spin_conditioned(model)
         and (ref or ranked_by)
         and (note := context_offset_note(output.ranked, ref)) is not None
     ):
+        err_console.print(f"warning: {note}", highlight=False, markup=False)
+    if ranked_by and not ref and (note := absolute_offset_note(model)) is not None:
         err_console.print(f"warning: {note}", highlight=False, markup=False)
     if write_dft is not None:
         folders = write_dft_inputs(
