@@ -91,6 +91,36 @@ def test_hydrogen_evolution_states_the_correction() -> None:
         ("mode: heuristic", "mode: heuristic\nrelax: {fmax: true}", "r.yaml:8: relax.fmax: true"),
         ("correction: 0.24", "correction: false", "r.yaml:12: ranking.descriptors.0.correct"),
         ('["111"]', "[[1, true, 1]]", "r.yaml:4: facets.miller: true/false is no value"),
+        # a new user's mistakes that got raw pydantic words or no hint (the recipe review)
+        (
+            "  mode: heuristic",
+            "  mode: heuristic\nslab: {layer: 4}",
+            "r.yaml:8: slab.layer: unknown field (did you mean 'layers'?)",
+        ),
+        (
+            "  mode: heuristic",
+            "  mode: heuristic\nrelax: {f_max: 0.1}",
+            "r.yaml:8: relax.f_max: unknown field (did you mean 'fmax'?)",
+        ),
+        (
+            "target: {value: 0.0, tolerance: 0.1}",
+            "target: 0.0",
+            "r.yaml:13: ranking.descriptors.0.target: give a mapping here, e.g. {value: 0.0, "
+            "tolerance: 0.2}",
+        ),
+        ("name: t\n", "name: co binding\n", "r.yaml:1: name: 'co binding' names files: letters"),
+        ("name: dG_H", "name: dG H", "r.yaml:10: ranking.descriptors.0.name: 'dG H' names table"),
+        (  # dE_O and dE_H swapped: the table's dE_O column held H's values
+            "name: dG_H",
+            "name: dE_O",
+            "r.yaml:11: ranking.descriptors.0.adsorbate: descriptor dE_O is named for O but "
+            "measures H",
+        ),
+        (  # the recipe's facets were silently unused
+            "[Pt, Cu]",
+            "[{name: Pt, miller: ['111']}, {name: Cu, miller: ['111']}]",
+            "r.yaml:3: facets: every candidate gives its own miller, so these facets apply to none",
+        ),
     ],
 )
 def test_errors_name_line_and_field(old: str, new: str, where: str) -> None:
@@ -100,6 +130,26 @@ def test_errors_name_line_and_field(old: str, new: str, where: str) -> None:
     message = str(info.value)
     assert message.startswith(where), message
     assert "\n" not in message
+
+
+def test_a_new_user_s_spellings_are_read() -> None:
+    """`reference: "Pt(111)"` as `rank --reference` takes it, `miller: "111"` as one facet and
+    a file candidate named by its file were refused with pydantic's words."""
+    text = GOOD.replace("ranking:\n", "ranking:\n  reference: 'Pt(111)'\n").replace(
+        "      correction: 0.24\n", ""
+    )
+    ref = parse_recipe(text, Path("r.yaml")).ranking.reference
+    assert ref is not None and (ref.bulk, ref.miller, ref.candidate) == ("Pt", (1, 1, 1), "Pt(111)")
+    with pytest.raises(CatscreenError, match=r"r.yaml:9: ranking.reference: a reference is a bu"):
+        parse_recipe(text.replace("'Pt(111)'", "'Pt(111)t1'"), Path("r.yaml"))
+    one = GOOD.replace("[Pt, Cu]", '[{name: Pt, miller: "111"}, {name: Cu, miller: 100}]')
+    one = one.replace('facets:\n  miller: ["111"]\n', "")
+    assert [c.miller for c in parse_recipe(one, Path("r.yaml")).candidates] == [
+        [(1, 1, 1)],
+        [(1, 0, 0)],
+    ]
+    filed = parse_recipe(GOOD.replace("[Pt, Cu]", "[Pt, {file: Ag.cif}]"), Path("r.yaml"))
+    assert filed.candidates[1].name == "Ag" and filed.candidates[1].file == Path("Ag.cif")
 
 
 def test_reference_mode_rejects_correction() -> None:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from catscreen.analysis.candidates import Candidate as AnalysisCandidate
+from catscreen.analysis.candidates import parse_candidate
 from catscreen.build.adsorbates import unknown_adsorbate
 from catscreen.build.bulks import FRAME_INDEX, bulk_library, unknown_bulk
 from catscreen.build.enumerate import Repeat, size_conflict
@@ -104,6 +105,17 @@ MillerIndex = Annotated[Miller, BeforeValidator(parse_miller)]
 FacetIndex = Annotated[Miller | Bravais, BeforeValidator(parse_facet_value)]
 
 
+def _one_facet_as_list(value: Any) -> Any:
+    """`miller: "111"` (or `111`) is one facet, `["111"]`: "Input should be a valid list"
+    named no fix."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return [str(value)]
+    return value
+
+
+FacetList = Annotated[list[FacetIndex], BeforeValidator(_one_facet_as_list)]
+
+
 class Candidate(_Strict):
     """A bulk: a name in the built-in library, or a structure file (CIF, POSCAR, extxyz).
 
@@ -113,7 +125,15 @@ class Candidate(_Strict):
 
     name: str = Field(min_length=1)
     file: Path | None = None
-    miller: list[FacetIndex] | None = Field(default=None, min_length=1)
+    miller: FacetList | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_of_file(cls, value: Any) -> Any:
+        """`{file: Ag.cif}` is named Ag: the name must be the file's stem anyway."""
+        if isinstance(value, dict) and "name" not in value and isinstance(value.get("file"), str):
+            return {"name": Path(value["file"]).stem, **value}
+        return value
 
     @model_validator(mode="after")
     def _file_name(self) -> Candidate:
@@ -145,7 +165,7 @@ def _unique_millers(millers: list[Miller | Bravais] | None) -> None:
 class Facets(_Strict):
     """Either explicit Miller indices or every symmetrically distinct facet up to max_index."""
 
-    miller: list[FacetIndex] | None = Field(default=None, min_length=1)
+    miller: FacetList | None = Field(default=None, min_length=1)
     max_index: int | None = Field(default=None, ge=1, le=3)
 
     @model_validator(mode="after")
@@ -237,11 +257,20 @@ class Descriptor(_Strict):
     and the target is a relative value (default 0: "binds like the reference").
     """
 
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    name: str
     adsorbate: str
     correction: float = Field(default=0.0, description="eV added to min E_ads (absolute mode)")
     correction_source: str = ""
     target: Target | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _column_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+            raise ValueError(
+                f"{name!r} names table columns: letters, digits and _, from a letter (dE_CO)"
+            )
+        return name
 
 
 class Reference(_Strict):
@@ -255,6 +284,20 @@ class Reference(_Strict):
     miller: MillerIndex
     tolerance: float = Field(default=0.2, gt=0, description="eV, for descriptors without a target")
     source: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        """`reference: "Ru(0001)"`, as `rank --reference` takes it."""
+        if not isinstance(value, str):
+            return value
+        try:
+            cand = parse_candidate(value)
+        except CatscreenError as exc:
+            raise ValueError(str(exc)) from None
+        if cand.termination:
+            raise ValueError("a reference is a bulk and a facet: its first termination is used")
+        return {"bulk": cand.bulk, "miller": list(cand.miller)}
 
     @property
     def candidate(self) -> str:
@@ -323,8 +366,16 @@ class Validation(_Strict):
 
 class Recipe(_Strict):
     version: Literal[1] = 1
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
     description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ValueError(f"{name!r} names files: letters, digits, '_', '.' and '-' (co2_rr)")
+        return name
+
     candidates: list[Candidate] = Field(min_length=1)
     facets: Facets | None = None  # the default for candidates without their own miller
     slab: SlabSettings = SlabSettings()
@@ -374,11 +425,23 @@ class Recipe(_Strict):
                     f"{name} is not hexagonal, so none of its Miller-Bravais facets applies: "
                     "give it a 3-index facet (bcc: 110, fcc: 111)",
                 )
+        if self.facets is not None and all(c.miller is not None for c in self.candidates):
+            raise FieldError(
+                ("facets",),
+                "every candidate gives its own miller, so these facets apply to none: add the "
+                "facets to the candidates' miller lists, or drop those lists",
+            )
         for i, d in enumerate(self.ranking.descriptors):
             if d.adsorbate not in self.adsorbates:
                 raise FieldError(
                     ("ranking", "descriptors", i, "adsorbate"),
                     f"adsorbate {d.adsorbate} is not in the recipe's adsorbates {self.adsorbates}",
+                )
+            named = re.fullmatch(r"d[EG]_(\w+)", d.name)
+            if named and named[1] != d.adsorbate and named[1] in self.adsorbates:
+                raise FieldError(  # dE_H measuring CO: a swapped pair read as each other
+                    ("ranking", "descriptors", i, "adsorbate"),
+                    f"descriptor {d.name} is named for {named[1]} but measures {d.adsorbate}",
                 )
         ref = self.ranking.reference
         if ref is not None:
@@ -509,6 +572,31 @@ def _where(path: Path, root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
     return f"{path}:{line}: {field}" if line is not None else f"{path}: {field}"
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The recipe section a field holds: `Target | None`, `list[Descriptor]` -> the model."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_model_in, get_args(annotation))), None)
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys a recipe takes at `loc` (list indices skipped), for a typo's suggestion."""
+    model: type[BaseModel] | None = Recipe
+    for part in (p for p in loc if not isinstance(p, int)):
+        field = model.model_fields.get(str(part)) if model is not None else None
+        model = _model_in(field.annotation) if field is not None else None
+    return list(model.model_fields) if model is not None else []
+
+
+# What a mapping looks like where a plain value was given (`target: 0.0`)
+_MAPPING_EXAMPLES = {
+    "Target": "{value: 0.0, tolerance: 0.2}",
+    "Facets": '{miller: ["111"]} or {max_index: 1}',
+    "Descriptor": "{name: dE_O, adsorbate: O}",
+    "Reference": '{bulk: Pt, miller: "111"} or "Pt(111)"',
+}
+
+
 def _format_error(path: Path, root: yaml.Node | None, exc: ValidationError) -> str:
     errors = exc.errors(include_url=False)
     # A typo'd field is both unknown and, under its right name, missing: name the typo first.
@@ -519,15 +607,25 @@ def _format_error(path: Path, root: yaml.Node | None, exc: ValidationError) -> s
     if isinstance(cause, FieldError):
         loc = loc + cause.loc
     msg = first["msg"].removeprefix("Value error, ")
+    explained = 1
     if first["type"] == "extra_forbidden":
         missing = [
             str(e["loc"][-1])
             for e in errors
             if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]
         ]
-        msg = "unknown field" + did_you_mean(str(loc[-1]), missing)
-    more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-    return f"{_where(path, root, loc)}: {msg}{more}"
+        hint = did_you_mean(str(loc[-1]), missing) or did_you_mean(
+            str(loc[-1]), _fields_at(loc[:-1])
+        )
+        msg = "unknown field" + hint
+        explained += len(missing) if hint else 0  # the typo's right name, missing
+    elif first["type"] == "model_type":
+        name = first.get("ctx", {}).get("class_name", "")
+        msg = f"give a mapping here, e.g. {_MAPPING_EXAMPLES.get(name, '{key: value}')}"
+    more = len(errors) - explained
+    return f"{_where(path, root, loc)}: {msg}" + (
+        f" (and {more} more error(s): fix this one and run again)" if more > 0 else ""
+    )
 
 
 def parse_recipe(text: str, path: Path) -> Recipe:
