@@ -19,7 +19,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.formula import Formula
 
-from catscreen.errors import CatscreenError, described
+from catscreen.errors import CatscreenError, described, did_you_mean
 from catscreen.paths import data_path
 
 Spin = Literal["off", "on"]
@@ -307,5 +307,6 @@ def check_model_name(name: str, looked_in: str = "") -> None:
         raise CatscreenError(f"checkpoint not found: {name}{where}")
     if not path.exists():
         raise CatscreenError(
-            f"unknown model {name!r}: expected {', '.join(BUILTIN_MODELS)} or a checkpoint file"
+            f"unknown model {name!r}{did_you_mean(name, BUILTIN_MODELS)}: expected "
+            f"{', '.join(BUILTIN_MODELS)} or a checkpoint file"
         )
