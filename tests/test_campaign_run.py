@@ -284,6 +284,8 @@ def test_report_renders(campaign: tuple[Path, Path]) -> None:
     html = (out / "report" / "index.html").read_text()
     assert html.count("data:image/png;base64,") == 4
     assert "DFT validation list" in html and "Spin decision" in html
+    assert "grey crosses were excluded (not converged, or anomalous" in html
+    assert "is not drawn" not in html  # no reference relaxed again: nothing left out
     for png in ("descriptor_ranking", "top_sites", "energy_spread", "spin"):
         path = out / "report" / f"{png}.png"
         assert path.stat().st_size > 10_000, png

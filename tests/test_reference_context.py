@@ -189,3 +189,4 @@ ranking:
     html = (out / "report" / "index.html").read_text()
     assert "Ni(111) ran spin-on and is compared with Pt(111) relaxed again spin-on" in html
     assert "they leave out the error of the labels it learned from" in html
+    assert "relaxed again in another spin context (see above) is not drawn" in html

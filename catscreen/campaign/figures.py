@@ -260,7 +260,7 @@ def plot_energy_spread(
     configs: pd.DataFrame, board: pd.DataFrame, recipe: Recipe, path: Path
 ) -> Path:
     """Adsorption energy of every placement per candidate: is the minimum well defined, and
-    which placements were excluded as anomalous (desorbed, dissociated, ...)?
+    which placements were excluded (not converged, or anomalous: desorbed, dissociated, ...)?
 
     `configs` is the rank stage's per-configuration table (e_ads, site_type, valid, anomalies).
     """

@@ -165,7 +165,12 @@ def write_report(root: Path, out: Path | None = None) -> Report:
         ),
         (
             figures.plot_energy_spread(configs, board, recipe, out / "energy_spread.png"),
-            "Adsorption energy of every placement; grey crosses were excluded as anomalous (desorbed, dissociated, ...); the black bar is each candidate's minimum, from which its descriptor is computed (less the reference's minimum, or plus the recipe's correction).",
+            "Adsorption energy of every placement; grey crosses were excluded (not converged, or anomalous: desorbed, dissociated, ...); the black bar is each candidate's minimum, from which its descriptor is computed (less the reference's minimum, or plus the recipe's correction)."
+            + (
+                " The reference relaxed again in another spin context (see above) is not drawn: those candidates' descriptors are against its minima there."
+                if context_line(board)
+                else ""
+            ),
         ),
         (
             figures.plot_spin(spins, out / "spin.png"),
