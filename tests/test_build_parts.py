@@ -859,7 +859,10 @@ def test_layers_keep_every_exposed_atom_and_a_covered_layer_under_them():
     """A layer is one height: 3 of fcc(211) is one terrace row deep, a sheet with nothing
     fixed; Ru(20-21)'s exposed atoms reach its seventh layer, and a cut at 6 kept a covered
     layer but dropped exposed atoms (24 surface atoms in 2x2 became 20, and their sites)."""
-    with pytest.raises(CatscreenError, match=r"^Pt \(2,1,1\) needs at least 4 layers: exposed"):
+    with pytest.raises(
+        CatscreenError,
+        match=r"^Pt \(2,1,1\) needs at least 4 layers \(slab\.layers / --layers\): exposed",
+    ):
         make_slabs(library_bulk("Pt"), (2, 1, 1), 7.0, 12.0, 8.0, layers=3)
     bulk = library_bulk("Ru")
     with pytest.raises(CatscreenError, match=r"^Ru \(2,0,-2,1\) needs at least 8 layers"):

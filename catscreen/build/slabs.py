@@ -462,7 +462,8 @@ def make_slabs(
             if fit:  # the first terminations fit: keeping only those is the other way out
                 each += f" (max_terminations / --max-terminations {fit} keeps those that fit)"
             raise CatscreenError(
-                f"{bulk.name} ({facet_text(bulk, miller)}) needs at least {max(needs)} layers: "
+                f"{bulk.name} ({facet_text(bulk, miller)}) needs at least {max(needs)} layers "
+                "(slab.layers / --layers): "
                 f"exposed atoms down to layer {max(needs) - 1} and a covered one under them (a "
                 f"layer is one height; open and stepped facets have several per terrace){each}"
             )
