@@ -205,15 +205,20 @@ def absolute_offset_note(model: str) -> str | None:
     """Absolute descriptors (no reference surface) against a model whose gas references are
     a CHGNet teacher's: a recipe user set dE_O's target from PBE papers (Pt(111) + 0.2 eV) and
     every candidate came out off target by the teacher's O offset. EMT's values mean nothing
-    absolute anyway (its own reference is its scale)."""
+    absolute anyway (its own reference is its scale); a user's checkpoint learned whatever
+    its data held."""
     if model.lower() == "emt":
         return None
+    scale = (
+        f"model {model} has CHGNet's gas references"
+        if model in ("bundled", "chgnet", "chgnet-pbe", "chgnet-r2scan")
+        else f"model {model}, if it learned CHGNet labels as the bundled weights did, has "
+        "CHGNet's gas references"
+    )
     return (
-        f"descriptors are absolute (no reference surface): model {model} has CHGNet's gas "
-        "references (the bundled weights learned them), not PBE's (O on Pt(111): 2.52 eV "
-        "against GPAW PBE's 1.37 eV; "
-        "MODEL_CARD, Gas-phase reference molecules), so a target taken from PBE studies may sit "
-        "off this scale; a reference surface cancels the offset"
+        f"descriptors are absolute (no reference surface): {scale}, not PBE's (O on Pt(111): "
+        "2.52 eV against GPAW PBE's 1.37 eV; MODEL_CARD, Gas-phase reference molecules), so a "
+        "target taken from PBE studies may sit off this scale; a reference surface cancels it"
     )
 
 
