@@ -76,7 +76,7 @@ def test_first_run_writes_every_stage(campaign: tuple[Path, Path]) -> None:
     summary = (out / "summary.md").read_text()
     assert "## Top 2 candidates" in summary and "Pt(111)" in summary and "Cu(111)" in summary
     assert f"Model `emt` (version `{load_model('emt').info.version}`)" in summary
-    assert "ensemble heads" not in summary  # EMT has no spread to explain
+    assert "ensemble heads" not in summary and "CHGNet" not in summary  # EMT: its own scale
     meta = read_parquet_metadata(out / "rank" / "ranked.parquet")
     assert meta["results_file"] == str((out / "results.parquet").resolve())
 

@@ -184,6 +184,7 @@ ranking:
     summary = (out / "summary.md").read_text()
     assert "Ni(111) ran spin-on and is compared with Pt(111) relaxed again spin-on" in summary
     assert "they leave out the error of the labels it learned from" in summary  # not DFT's std
+    assert "e_ads is the model's absolute adsorption energy, against its own gas" in summary
     report = runner.invoke(app, ["report", str(out)])
     assert report.exit_code == 0, report.output
     html = (out / "report" / "index.html").read_text()

@@ -179,6 +179,13 @@ def render_summary(
         "rank/flagged.parquet"
     )
     lines += [f"## DFT validation ({shown})", ""]
+    if len(flags) and recipe.model.name.lower() != "emt":
+        lines += [
+            "e_ads is the model's absolute adsorption energy, against its own gas references "
+            "(CHGNet's offsets from PBE included: MODEL_CARD, Gas-phase reference molecules); "
+            "the DFT inputs measure it with PBE's.",
+            "",
+        ]
     lines += [
         markdown_table(
             flags_frame(flags, board, {d.adsorbate for d in recipe.ranking.descriptors}).head(
