@@ -187,3 +187,22 @@ ranking:
     assert not [w for w in board_warnings(now, recipe) if "absolute" in w]  # a reference
     emt = parse_recipe(text.replace("name: bundled", "name: emt"), Path("t.yaml"))
     assert not [w for w in board_warnings(now, emt) if "absolute" in w]
+
+
+def test_the_std_line_names_what_a_spread_leaves_out_only_where_there_is_one() -> None:
+    """summary.md said "spread of the ensemble heads ... the bundled weights' labels" for a
+    user's one-head checkpoint, whose stds are all 0 (rank said: no uncertainty)."""
+    from catscreen.campaign.summary import uncertainty_line
+
+    now = board({"Pt(111)": 0.02, "Ni(111)": -0.1}).assign(dG_H_std=[0.05, 0.08])
+    for model, labels in (("bundled", "its CHGNet-PBE teacher's"), ("mine.pt", "its training")):
+        recipe = RECIPE.model_copy(
+            update={"model": RECIPE.model.model_copy(update={"name": model})}
+        )
+        (line,) = uncertainty_line(recipe, now)
+        assert (
+            line.startswith("Stds are the spread of the model's ensemble heads") and labels in line
+        )
+        assert not uncertainty_line(recipe, now.assign(dG_H_std=0.0))  # no heads: no spread
+    chgnet = RECIPE.model_copy(update={"model": RECIPE.model.model_copy(update={"name": "chgnet"})})
+    assert not uncertainty_line(chgnet, now)

@@ -201,6 +201,10 @@ def _references_by_row(
     return [by_spin.get(str(spin), own) for spin in table["spin"]]
 
 
+# models whose gas-phase energies are CHGNet's (the bundled weights learned its labels)
+CHGNET_SCALE = frozenset({"bundled", "chgnet", "chgnet-pbe", "chgnet-r2scan"})
+
+
 def absolute_offset_note(model: str) -> str | None:
     """Absolute descriptors (no reference surface) against a model whose gas references are
     a CHGNet teacher's: a recipe user set dE_O's target from PBE papers (Pt(111) + 0.2 eV) and
@@ -211,7 +215,7 @@ def absolute_offset_note(model: str) -> str | None:
         return None
     scale = (
         f"model {model} has CHGNet's gas references"
-        if model in ("bundled", "chgnet", "chgnet-pbe", "chgnet-r2scan")
+        if model in CHGNET_SCALE
         else f"model {model}, if it learned CHGNet labels as the bundled weights did, has "
         "CHGNet's gas references"
     )

@@ -196,7 +196,8 @@ def write_report(root: Path, out: Path | None = None) -> Report:
     body = [
         _header(recipe, ranked_model_version(root)),  # as summary.md names it
         "".join(
-            f"<p>{html.escape(line)}</p>" for line in context_line(board) + uncertainty_line(recipe)
+            f"<p>{html.escape(line)}</p>"
+            for line in context_line(board) + uncertainty_line(recipe, board)
         ),
         warnings,
         f"<h2>Top {recipe.ranking.top_n} candidates</h2>",

@@ -10,6 +10,7 @@ from collections.abc import Collection
 import numpy as np
 import pandas as pd
 
+from catscreen.analysis.ranking import CHGNET_SCALE
 from catscreen.campaign.baseline import Comparison
 from catscreen.campaign.leaderboard import descriptor_formula
 from catscreen.campaign.recipe import Recipe, Target
@@ -118,16 +119,19 @@ def context_line(board: pd.DataFrame) -> list[str]:
     ]
 
 
-def uncertainty_line(recipe: Recipe) -> list[str]:
+def uncertainty_line(recipe: Recipe, board: pd.DataFrame) -> list[str]:
     """What a +/- does not hold: an ensemble's heads share their training labels, so the
     teacher's own errors (host to host, up to 1.3 eV for C on Ru(0001) against Co(0001)) sit
-    outside the spread, and a user reading a small std as DFT-grade would trust it too far."""
-    if not spin_conditioned(recipe.model.name):  # CHGNet and EMT give no spread
+    outside the spread, and a user reading a small std as DFT-grade would trust it too far.
+    Nothing where every std is 0 (a model without heads: rank says so)."""
+    stds = board[[f"{d.name}_std" for d in recipe.ranking.descriptors if f"{d.name}_std" in board]]
+    if not spin_conditioned(recipe.model.name) or not (stds.fillna(0) != 0).any().any():
         return []
+    labels = "its CHGNet-PBE teacher's" if recipe.model.name == "bundled" else "its training set's"
     return [
         "Stds are the spread of the model's ensemble heads: they leave out the error of the "
-        "labels it learned from (the bundled weights': CHGNet-PBE's), which a reference surface "
-        "does not cancel from host to host (MODEL_CARD, opening summary); the DFT flags check it."
+        f"labels it learned from ({labels}), which a reference surface does not cancel from host "
+        "to host (MODEL_CARD, opening summary); the DFT flags check it."
     ]
 
 
@@ -159,7 +163,7 @@ def render_summary(
         "Distance = sqrt(sum over descriptors of ((value - target) / tolerance)^2); lower is better,"
         " and on_target means every descriptor is within its tolerance.",
         *context_line(board),
-        *uncertainty_line(recipe),
+        *uncertainty_line(recipe, board),
         "",
         *[f"- **Warning:** {w}" for w in warnings],
         *([""] if warnings else []),
@@ -179,7 +183,7 @@ def render_summary(
         "rank/flagged.parquet"
     )
     lines += [f"## DFT validation ({shown})", ""]
-    if len(flags) and recipe.model.name.lower() != "emt":
+    if len(flags) and recipe.model.name in CHGNET_SCALE:
         lines += [
             "e_ads is the model's absolute adsorption energy, against its own gas references "
             "(CHGNet's offsets from PBE included: MODEL_CARD, Gas-phase reference molecules); "
