@@ -950,6 +950,9 @@ def test_init_from_takes_bundled_and_a_path_beside_the_config(tmp_path: Path) ->
         )
         tr = Trainer(TrainConfig.load(config), log=lambda m: None)
         assert tr.parent_version == load_checkpoint(bundled_path())[1]["version"]
+    # the parent's weak hosts (Ba, Ce) are warned of for the fine-tune too: it lost them
+    notes = load_checkpoint(bundled_path())[1]["metadata"]["host_notes"]
+    assert notes and tr.metadata({})["host_notes"] == notes
 
 
 def test_fine_tune_can_switch_on_zbl_but_not_reshape(tmp_path: Path) -> None:

@@ -1192,6 +1192,8 @@ class Trainer:
             },
             "metrics": {"validation": metrics, "step": self.step},
             **({} if self.hosts is None else {"hosts": self.hosts}),
+            # the parent's measured weak hosts (Ba, Ce): a fine-tune on other data keeps them
+            **({"host_notes": parent["host_notes"]} if parent.get("host_notes") else {}),
             "train_config": json.loads(json.dumps(asdict(c))),
             # the parent by what it held: init_from is a path, whose file may change
             **(
