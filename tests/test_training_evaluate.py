@@ -153,6 +153,21 @@ def test_evaluate_an_aqcat_style_database_names_its_context(tmp_path: Path) -> N
     assert (
         result.exit_code == 2 and "fidelities ['low-fi'] the model does not know" in result.output
     )
+    # keys renamed, as a training config's spin_off_key / low_fi_key read them (train could,
+    # evaluate could not, and --spin off then called the low-fi frames high-fidelity)
+    renamed = tmp_path / "renamed.db"
+    with ase.db.connect(renamed) as db:
+        for fid, low in enumerate((False, True)):
+            slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
+            slab.rattle(0.05, seed=fid)
+            db.write(emt_labelled(slab), sid=1, fid=fid, spin_off=True, low=low)
+    keys = ["--spin-off-key", "spin_off", "--low-fi-key", "low", "--low-fidelity", "lo"]
+    result = CliRunner().invoke(app, ["evaluate", "emt", str(renamed), "--plot", plot,
+                                      "--fidelity", "emt", *keys])  # fmt: skip
+    assert result.exit_code == 2 and "fidelities ['lo'] the model does not know" in result.output
+    result = CliRunner().invoke(app, ["evaluate", "emt", str(renamed), "--plot", plot,
+                                      "--fidelity", "emt", "--spin-off-key", "spin_off"])  # fmt: skip
+    assert result.exit_code == 0 and "2 frames" in result.output, result.output
 
 
 class SpinShifted:

@@ -101,6 +101,16 @@ def evaluate_command(
     spin: str | None = typer.Option(
         None, "--spin", help="on | off for frames with neither a spin nor an is_spin_off key."
     ),
+    spin_off_key: str = typer.Option(
+        "is_spin_off",
+        "--spin-off-key",
+        help="Key of the spin-off flag in an ASE database (a training config's spin_off_key).",
+    ),
+    low_fi_key: str = typer.Option(
+        "is_low_fi",
+        "--low-fi-key",
+        help="Key of the low-fidelity flag in an ASE database (a training config's low_fi_key).",
+    ),
     energy_unit: str = typer.Option(
         "eV",
         "--energy-unit",
@@ -121,7 +131,12 @@ def evaluate_command(
         if path is not None and any(is_same_file(path, p) for p in (*data, Path(model))):
             raise CatscreenError(f"{option} {path} is an input (left unchanged): write apart")
     defaults = ContextDefaults(
-        spin=spin, fidelity=fidelity, low_fidelity=low_fidelity, energy_unit=energy_unit
+        spin=spin,
+        fidelity=fidelity,
+        low_fidelity=low_fidelity,
+        spin_off_key=spin_off_key,
+        low_fi_key=low_fi_key,
+        energy_unit=energy_unit,
     )
     m = load_model(model)
     frames = load_eval_frames(data, m, held_out, defaults)
