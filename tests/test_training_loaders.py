@@ -86,6 +86,12 @@ def test_folder_reads_every_extxyz(tmp_path):
         write(tmp_path / f"part{i}.extxyz", atoms, format="extxyz")
     (tmp_path / "notes.txt").write_text("ignored")
     assert len(load_frames(tmp_path)) == 3
+    # an error names the shard and its own frame: "FOLDER frame 3" could not be found
+    bad = _frames()[0].copy()
+    bad.info.update(spin="off", fidelity="x")  # no calculator: no energy label
+    write(tmp_path / "part9.extxyz", [bad], format="extxyz")
+    with pytest.raises(CatscreenError, match=r"part9.extxyz frame 0 has no energy label$"):
+        load_frames(tmp_path)
 
 
 def _aqcat_db(path):

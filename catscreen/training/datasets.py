@@ -116,14 +116,18 @@ def label_energy(atoms: Atoms) -> float:
 
 
 def normalise_context(
-    frames: list[Atoms], name: str, opts: ContextDefaults = ContextDefaults()
+    frames: list[Atoms],
+    name: str,
+    opts: ContextDefaults = ContextDefaults(),
+    origins: list[str] | None = None,
 ) -> list[Atoms]:
-    """Set spin/fidelity/source/sid/fid on every frame in place; `name` labels errors."""
+    """Set spin/fidelity/source/sid/fid on every frame in place; `name` labels errors, or
+    `origins` (`file frame k`, one per frame: a folder's shards) where given."""
     next_fid: dict[str, int] = defaultdict(int)
     # pt.ecut300.extxyz and pt.ecut400.extxyz stay apart (a split at the first dot)
     stem = extxyz_stem(Path(name).name).removesuffix(".db")
     for i, atoms in enumerate(frames):
-        where = f"{name} frame {i}"
+        where = origins[i] if origins is not None else f"{name} frame {i}"
         info = atoms.info
         if opts.require_energy and "energy" not in (atoms.calc.results if atoms.calc else {}):
             raise CatscreenError(f"{where} has no energy label")
@@ -241,6 +245,7 @@ def load_frames(path: str | Path, defaults: ContextDefaults = ContextDefaults())
     p = Path(path)
     if not p.exists():
         raise CatscreenError(f"file not found: {p}")
+    origins = None  # a folder's errors name the shard
     if p.is_dir():
         files = extxyz_files(p, "*")
         if not files:
@@ -251,7 +256,10 @@ def load_frames(path: str | Path, defaults: ContextDefaults = ContextDefaults())
             raise CatscreenError(
                 f"{p} holds {', '.join(twice)} in two files (another compression?); keep one"
             )
-        frames = [a for f in files for a in read_extxyz(f)]
+        shards = [read_extxyz(f) for f in files]
+        frames = [a for shard in shards for a in shard]
+        origins = [f"{f} frame {k}" for f, shard in zip(files, shards, strict=True)
+                   for k in range(len(shard))]  # fmt: skip
     elif p.name.endswith(EXTXYZ_SUFFIXES):
         frames = read_extxyz(p)
     elif p.name.endswith(DB_SUFFIXES):
@@ -264,7 +272,7 @@ def load_frames(path: str | Path, defaults: ContextDefaults = ContextDefaults())
         raise CatscreenError(f"{p} holds no frames")
     if defaults.energy_unit != "eV":
         _scale_labels(frames, ENERGY_UNITS[defaults.energy_unit])
-    return normalise_context(frames, str(p), defaults)
+    return normalise_context(frames, str(p), defaults, origins)
 
 
 def _scale_labels(frames: list[Atoms], factor: float) -> None:
