@@ -116,6 +116,11 @@ def test_resume_continues(tmp_path: Path) -> None:
     tr.run()
     assert "resumed at step 4" in logs
     assert tr.step == 6
+    again: list[str] = []  # a rerun of a finished run said "resumed" and showed a 0/N bar
+    Trainer(tiny_config(tmp_path, [data], max_steps=6, eval_every=2), log=again.append).run()
+    assert (
+        again[0] == "resumed at step 6: max_steps 6 reached, nothing to train (raise it to go on)"
+    )
     # the same out with another network or seed: refused, not resumed as if it were this run
     wider = {**tiny_config(tmp_path, [data]).model, "n_scalars": 12}
     for other in ({"model": wider}, {"seed": 1}):

@@ -1353,7 +1353,12 @@ class Trainer:
                 f"cannot make the run folder {self.out}: {first_line(exc)}"
             ) from None
         if self.resume():
-            self.log(f"resumed at step {self.step}")
+            done = self.step >= c.max_steps
+            self.log(
+                f"resumed at step {self.step}"
+                + (f": max_steps {c.max_steps} reached, nothing to train (raise it to go on)"
+                   if done else "")
+            )  # fmt: skip
         best_path = self.out / "best.pt"
         saved_best = best_path.exists() and self.step > 0  # a resumed run has its best
         metrics: dict[str, float] = {}
