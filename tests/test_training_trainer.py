@@ -121,6 +121,13 @@ def test_resume_continues(tmp_path: Path) -> None:
     assert (
         again[0] == "resumed at step 6: max_steps 6 reached, nothing to train (raise it to go on)"
     )
+    # the run's folder or its state.pt as a model: "IsADirectoryError" / "not a checkpoint"
+    from catscreen.model import load_model
+
+    with pytest.raises(CatscreenError, match=r"run is a folder: give a checkpoint in it, e\.g\. "):
+        load_model(str(tmp_path / "run"))
+    with pytest.raises(CatscreenError, match=r"state.pt is a training run's resume state: give"):
+        load_model(str(tmp_path / "run" / "state.pt"))
     # the same out with another network or seed: refused, not resumed as if it were this run
     wider = {**tiny_config(tmp_path, [data]).model, "n_scalars": 12}
     for other in ({"model": wider}, {"seed": 1}):

@@ -108,6 +108,10 @@ _REQUIRED = ("config", "elements", "fidelities", "metadata", "version", "state_d
 def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
     """Rebuild the network (in the dtype it was saved in) and return it with the raw payload."""
     path = Path(path)
+    if path.is_dir():  # a train run's folder
+        raise CatscreenError(
+            f"{path} is a folder: give a checkpoint in it, e.g. {path / 'best.pt'}"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -118,6 +122,11 @@ def load_checkpoint(path: str | Path) -> tuple[CatscreenNet, dict[str, Any]]:
             f"cannot read checkpoint {path} (corrupt, truncated or not a torch file): "
             f"{type(exc).__name__}: {why}"
         ) from exc
+    if isinstance(payload, dict) and "format" not in payload and "step" in payload:
+        raise CatscreenError(  # state.pt beside best.pt: what `train` resumes from
+            f"{path} is a training run's resume state: give its checkpoint, "
+            f"{path.with_name('best.pt')} (or last.pt)"
+        )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CatscreenError(f"{path} is not a catscreen checkpoint (format {FORMAT})")
     missing = [k for k in _REQUIRED if k not in payload]
