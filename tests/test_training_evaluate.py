@@ -88,7 +88,9 @@ def test_evaluate_table_and_plot(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "q.png").stat().st_size > 1000
-    assert "element" in set(pd.read_csv(tmp_path / "t.csv").group)
+    written = pd.read_csv(tmp_path / "t.csv")
+    assert "element" in set(written.group)
+    assert set(written.model_version) == {model.info.version}
     assert sorted(p.name for p in tmp_path.glob("*.tmp")) == []  # written through atomic_path
     (tmp_path / "afile").write_text("")
     for option, path in (("--table", tmp_path), ("--plot", tmp_path / "afile" / "p.png")):

@@ -159,7 +159,7 @@ def evaluate_command(
         )
     console.print(out)
     if table:
-        with atomic_path(table) as tmp:
-            df.to_csv(tmp, index=False)
+        with atomic_path(table) as tmp:  # which weights: a saved table outlives the run
+            df.assign(model=m.info.name, model_version=m.info.version).to_csv(tmp, index=False)
         console.print(f"table: {table}")
     console.print(f"parity plot: {parity_plot(ev, plot, title=f'{m.info.name} {m.info.version}')}")
