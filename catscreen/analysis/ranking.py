@@ -236,8 +236,9 @@ def context_offset_note(ranked: pd.DataFrame, reference: str | None) -> str | No
     if "spin" not in ranked or ranked.empty:
         return None
     effect = (
-        "the model's two contexts differ by up to 0.5 eV for one adsorbate on one structure "
-        "(README, Conventions), so {} carry that offset as well as the spin effect"
+        "a model's two contexts are not one energy scale (the bundled weights': up to 0.5 eV "
+        "apart for one adsorbate on one structure; README, Conventions), so {} carry that "
+        "offset as well as the spin effect"
     )
     if reference is None:
         on = ranked.loc[ranked["spin"] == "on", "candidate"].astype(str).tolist()
