@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_analysis_helpers import hand_results, with_heads
@@ -279,6 +280,14 @@ def test_one_minimum_reached_in_two_cells_is_flagged_once():
     same = [atoms_to_text(s) for s in (fcc, over, hcp, hcp_over, half)]
     assert _same_place(same[0], same[1]) and _same_place(same[2], same[3])
     assert not _same_place(same[0], same[3]) and not _same_place(same[0], same[4])
+    # half a 2x2 cell over, the nearest image of C's move and of O's can point opposite ways
+    co = adslab("Pt", "CO", "fcc")
+    tilted = co.copy()
+    c, o = np.flatnonzero(co.get_tags() == 2)
+    along = co.cell[0] / np.linalg.norm(co.cell[0])
+    tilted.positions[c] += co.cell[0] / 2 + 0.05 * along
+    tilted.positions[o] += co.cell[0] / 2 - 0.05 * along
+    assert _same_place(atoms_to_text(co), atoms_to_text(tilted))
 
     df = table()
     e = SLABS["Pt"] - 7.4 + E_O["Pt"]

@@ -55,8 +55,9 @@ def _same_place(first: str, second: str) -> bool:
     moved, _ = find_mic(b.positions[ads_a] - a.positions[ads_a], a.cell, pbc=a.pbc)
     if float(np.linalg.norm(moved, axis=1).max()) < DUPLICATE_DISTANCE:
         return True  # the same place in the same cell
-    shift = moved.mean(axis=0)  # one cell over: a lattice vector of the surface
-    if float(np.linalg.norm(moved - shift, axis=1).max()) >= DUPLICATE_DISTANCE:
+    shift = moved[0]  # one cell over: a lattice vector of the surface
+    rest, _ = find_mic(moved - shift, a.cell, pbc=a.pbc)  # a CO across the cell's edge
+    if float(np.linalg.norm(rest, axis=1).max()) >= DUPLICATE_DISTANCE:
         return False
     slab_a, slab_b = a[~ads_a], b[~ads_a]
     for symbol in set(slab_a.get_chemical_symbols()):
