@@ -54,22 +54,6 @@ def test_candidate_spellings(text, expected):
     assert parse_candidate(text) == expected
 
 
-def test_hcp_candidates_are_named_as_their_recipes_name_them():
-    """Ru(001) in every table where the recipes and the README say Ru(0001); a cubic bulk's
-    (001) stays 3-index, and an old baseline's Ru(001) reads as today's name."""
-    from catscreen.campaign.baseline import BaselineEntry
-
-    assert Candidate("Ru", (0, 0, 1)).name == "Ru(0001)"
-    assert Candidate("Co", (1, 0, 0), 1).name == "Co(10-10)t1"
-    assert Candidate("Ru", (1, 0, 12)).name == "Ru(1,0,-1,12)"
-    assert Candidate("Pt", (0, 0, 1)).name == "Pt(001)"
-    assert Candidate("myfile", (0, 0, 1)).name == "myfile(001)"  # a file's lattice: unknown
-    for name in ("Ru(0001)", "Co(10-10)t1", "Ru(1,0,-1,12)"):
-        assert parse_candidate(name).name == name
-    old = BaselineEntry(rank=1, candidate="Ru(001)", descriptors={})
-    assert old.candidate == "Ru(0001)"
-
-
 def test_candidate_names_round_trip():
     for cand in (
         Candidate("Ru", (0, 0, 1)),
@@ -156,7 +140,7 @@ def test_minima_sites_and_spread():
     assert pt_o.e_ads_min == pytest.approx(-0.5)
     assert pt_o.best_site_type == "fcc"
     assert pt_o.e_ads_spread == pytest.approx(0.2)
-    assert set(out.ranked.candidate) == {"Pt(111)", "Cu(111)", "Ni(111)", "Ru(0001)"}
+    assert set(out.ranked.candidate) == {"Pt(111)", "Cu(111)", "Ni(111)", "Ru(001)"}
     assert out.ranked.distance.isna().all()
 
 
@@ -181,7 +165,7 @@ def test_reference_candidate_cancels_offsets():
     out = rank_results(table(), settings)
     r = out.ranked.set_index("candidate")
     assert r.loc["Ni(111)", "rel_O"] == pytest.approx(0.5)
-    assert r.loc["Ru(0001)", "distance"] == 0 and r.loc["Ru(0001)", "is_reference"]
+    assert r.loc["Ru(001)", "distance"] == 0 and r.loc["Ru(001)", "is_reference"]
     assert out.ranked.candidate.iloc[1] == "Ni(111)"  # closest to Ru: (0.5, 0.1)
     # a constant shift of mu_O (another O reference) changes no relative descriptor
     shifted = table()
@@ -194,11 +178,11 @@ def test_reference_candidate_cancels_offsets():
 def test_reference_without_a_valid_minimum_is_an_error():
     df = table()
     df.loc[(df.bulk == "Ru") & (df.adsorbate == "O"), "status"] = "not_converged"
-    with pytest.raises(CatscreenError, match="reference Ru\\(0001\\) has no valid minimum for O"):
+    with pytest.raises(CatscreenError, match="reference Ru\\(001\\) has no valid minimum for O"):
         rank_results(df, RankSettings(reference_candidate="Ru(0001)"))
     # a target on H alone does not need the reference's O
     settings = RankSettings(reference_candidate="Ru(0001)", targets={"H": Target(0.0, 0.2)})
-    assert rank_results(df, settings).ranked.candidate.iloc[0] == "Ru(0001)"
+    assert rank_results(df, settings).ranked.candidate.iloc[0] == "Ru(001)"
 
 
 @pytest.mark.parametrize(
@@ -421,13 +405,13 @@ def test_relative_descriptor_std_is_the_spread_over_heads():
     diff = pd.Series(ni) - pd.Series(ru)
     assert r.loc["Ni(111)", "rel_std_O"] == pytest.approx(diff.std())  # ddof 1
     assert r.loc["Ni(111)", "rel_std_O"] < 0.1 * r.loc["Ni(111)", "std_O"]  # std_O carries gas
-    assert r.loc["Ru(0001)", "rel_std_O"] == 0.0
+    assert r.loc["Ru(001)", "rel_std_O"] == 0.0
     # one target: d_h = |rel_O,h - 0.5| / 0.2 to first order, its spread is sigma_d
     assert r.loc["Ni(111)", "distance_std"] == pytest.approx(diff.std() / 0.2)
     # without heads on the reference, independent errors as before
     df.loc[(df.bulk == "Ru") & (df.adsorbate == "O"), "energy_heads"] = None
     r = rank_results(df, settings).ranked.set_index("candidate")
-    ru_std = r.loc["Ru(0001)", "std_O"]
+    ru_std = r.loc["Ru(001)", "std_O"]
     assert r.loc["Ni(111)", "rel_std_O"] == pytest.approx(
         math.hypot(r.loc["Ni(111)", "std_O"], ru_std)
     )
@@ -487,5 +471,5 @@ def test_rank_flip_uses_the_spread_of_the_gap_over_heads(tmp_path):
         "Pt(111)",
         "Cu(111)",
         "Ni(111)",
-        "Ru(0001)",
+        "Ru(001)",
     }

@@ -2,8 +2,7 @@
 
 Canonical name: `Pt(111)` for termination 0, `Pt(111)t1` otherwise; indices are written
 compactly when each is a single digit (`Pt(1-10)` for (1,-1,0)) and comma-separated otherwise
-(`Pt(1,0,12)`); an hcp bulk of the library is named with Miller-Bravais indices, as its
-recipes name it (`Ru(0001)`, `Co(10-10)`; a structure file's lattice is not known here). Accepted spellings of the same candidate: `Pt(111)`, `Pt(1,1,1)`, `Pt (1 1 1)`,
+(`Pt(1,0,12)`). Accepted spellings of the same candidate: `Pt(111)`, `Pt(1,1,1)`, `Pt (1 1 1)`,
 `Pt 1,1,1`, `Pt 1,1,1 t0`, `Pt(111)t0`, and the hcp Miller-Bravais form `Ru(0001)` /
 `Ru(10-10)` (hkil with i = -(h+k)), which becomes the three-index (hkl) that pymatgen uses.
 """
@@ -12,9 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
 
-from catscreen.build.bulks import bulk_library
 from catscreen.build.slabs import parse_miller
 from catscreen.errors import CatscreenError
 
@@ -31,21 +28,12 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        miller = self.miller
-        if len(miller) == 3 and _hexagonal(self.bulk):
-            miller = (miller[0], miller[1], -(miller[0] + miller[1]), miller[2])
-        if all(-9 <= m <= 9 for m in miller):
-            indices = "".join(str(m) for m in miller)
+        if all(-9 <= m <= 9 for m in self.miller):
+            indices = "".join(str(m) for m in self.miller)
         else:
-            indices = ",".join(str(m) for m in miller)
+            indices = ",".join(str(m) for m in self.miller)
         suffix = f"t{self.termination}" if self.termination else ""
         return f"{self.bulk}({indices}){suffix}"
-
-
-@cache
-def _hexagonal(bulk: str) -> bool:
-    entry = bulk_library().get(bulk)
-    return entry is not None and entry.get("structure") == "hcp"
 
 
 def parse_candidate(text: str) -> Candidate:

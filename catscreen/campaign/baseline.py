@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from catscreen.analysis.candidates import parse_candidate
 from catscreen.campaign.recipe import Recipe
 from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path
@@ -36,16 +35,6 @@ class BaselineEntry(BaseModel):
     rank: int = Field(ge=1)
     candidate: str
     descriptors: dict[str, float | None]
-
-    @field_validator("candidate")
-    @classmethod
-    def _canonical(cls, name: str) -> str:
-        """Today's spelling of the candidate: baselines written before hcp names had 4
-        indices say Ru(001) for Ru(0001)."""
-        try:
-            return parse_candidate(name).name
-        except CatscreenError:
-            return name
 
 
 class Baseline(BaseModel):

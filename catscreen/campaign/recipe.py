@@ -301,7 +301,7 @@ class Reference(_Strict):
 
     @property
     def candidate(self) -> str:
-        """The rank stage's canonical name, e.g. 'Ru(0001)'."""
+        """The rank stage's canonical name, e.g. 'Ru(001)'."""
         return AnalysisCandidate(self.bulk, self.miller).name
 
 
