@@ -54,13 +54,17 @@ def test_absolute_targets_with_a_chgnet_scale_model_are_warned(tmp_path, results
     said = " ".join(runner.invoke(app, ["rank", _bad(tmp_path, results), "--target",
                                         "O=-0.9:0.1"]).stderr.split())  # fmt: skip
     assert "descriptors are absolute" not in said
+    for name in ("chgnet", "catscreen-bundled"):  # results name the bundled weights so
+        named = results.assign(model=name)
+        ran = runner.invoke(app, ["rank", _bad(tmp_path, named), "--target", "O=-0.9:0.1"])
+        assert ran.exit_code == 0, ran.output
+        said = " ".join(ran.stderr.split())
+        assert f"descriptors are absolute (no reference surface): model {name} has CHGNet" in said
+    mine = results.assign(model="my-ptcu")  # a user's checkpoint: what it learned is unknown
+    said = " ".join(runner.invoke(app, ["rank", _bad(tmp_path, mine), "--target",
+                                        "O=-0.9:0.1"]).stderr.split())  # fmt: skip
+    assert "model my-ptcu, if it learned CHGNet labels as the bundled weights did" in said
     chgnet = results.assign(model="chgnet")
-    ran = runner.invoke(app, ["rank", _bad(tmp_path, chgnet), "--target", "O=-0.9:0.1"])
-    assert ran.exit_code == 0, ran.output
-    assert (
-        "warning: descriptors are absolute (no reference surface): model chgnet has "
-        in " ".join(ran.stderr.split())
-    )
     quiet = runner.invoke(
         app, ["rank", _bad(tmp_path, chgnet), "--target", "O=0:0.1", "--reference", "Pt(111)"]
     )

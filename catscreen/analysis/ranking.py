@@ -201,8 +201,16 @@ def _references_by_row(
     return [by_spin.get(str(spin), own) for spin in table["spin"]]
 
 
-# models whose gas-phase energies are CHGNet's (the bundled weights learned its labels)
-CHGNET_SCALE = frozenset({"bundled", "chgnet", "chgnet-pbe", "chgnet-r2scan"})
+def on_chgnet_scale(model: str) -> bool:
+    """Whether a model's gas-phase energies are CHGNet's: CHGNet itself and the bundled weights
+    (which learned its labels), by a recipe's name or the name results record."""
+    return model.lower() in {
+        "bundled",
+        "catscreen-bundled",
+        "chgnet",
+        "chgnet-pbe",
+        "chgnet-r2scan",
+    }
 
 
 def absolute_offset_note(model: str) -> str | None:
@@ -215,7 +223,7 @@ def absolute_offset_note(model: str) -> str | None:
         return None
     scale = (
         f"model {model} has CHGNet's gas references"
-        if model in CHGNET_SCALE
+        if on_chgnet_scale(model)
         else f"model {model}, if it learned CHGNet labels as the bundled weights did, has "
         "CHGNet's gas references"
     )

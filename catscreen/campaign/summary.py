@@ -10,7 +10,7 @@ from collections.abc import Collection
 import numpy as np
 import pandas as pd
 
-from catscreen.analysis.ranking import CHGNET_SCALE
+from catscreen.analysis.ranking import on_chgnet_scale
 from catscreen.campaign.baseline import Comparison
 from catscreen.campaign.leaderboard import descriptor_formula
 from catscreen.campaign.recipe import Recipe, Target
@@ -183,7 +183,7 @@ def render_summary(
         "rank/flagged.parquet"
     )
     lines += [f"## DFT validation ({shown})", ""]
-    if len(flags) and recipe.model.name in CHGNET_SCALE:
+    if len(flags) and on_chgnet_scale(recipe.model.name):
         lines += [
             "e_ads is the model's absolute adsorption energy, against its own gas references "
             "(CHGNet's offsets from PBE included: MODEL_CARD, Gas-phase reference molecules); "
