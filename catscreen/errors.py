@@ -43,15 +43,16 @@ def described(exc: BaseException) -> str:
     return name if line == name else f"{name}: {line}"
 
 
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """' (did you mean 'Pt'?)' for a near miss such as `pt` or `Pt111`; '' when nothing is close."""
-    options = list(choices)
-    folded = {c.lower(): c for c in options}
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """The choice a near miss such as `pt` or `Pt111` meant; None when nothing is close."""
+    folded = {c.lower(): c for c in choices}
     if name.lower() in folded:
-        match = folded[name.lower()]
-    else:
-        close = difflib.get_close_matches(name.lower(), list(folded), n=1, cutoff=0.6)
-        if not close:
-            return ""
-        match = folded[close[0]]
-    return f" (did you mean {match!r}?)"
+        return folded[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(folded), n=1, cutoff=0.6)
+    return folded[close[0]] if close else None
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'Pt'?)' for a near miss; '' when nothing is close."""
+    match = closest(name, choices)
+    return "" if match is None else f" (did you mean {match!r}?)"

@@ -132,6 +132,37 @@ def test_errors_name_line_and_field(old: str, new: str, where: str) -> None:
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (  # the typo's right name is the one missing key: nothing more to fix
+            "adsorbates: [O, H]",
+            "adsorbate: [O, H]",
+            "r.yaml:5: adsorbate: unknown field (did you mean 'adsorbates'?)",
+        ),
+        (  # miller is missing too: "1 more", as the next run would fail on it
+            "ranking:\n",
+            "ranking:\n  reference: {bulk: Pt, tolerence: 0.3}\n",
+            "r.yaml:9: ranking.reference.tolerence: unknown field (did you mean 'tolerance'?) "
+            "(and 1 more error(s): fix this one and run again)",
+        ),
+        (
+            "[Pt, Cu]",
+            "[Pt, 5]",
+            'r.yaml:2: candidates.1: give a mapping here, e.g. Pt, {name: Pt, miller: ["111"]} '
+            "or {file: Ag.cif}",
+        ),
+    ],
+)
+def test_errors_count_what_is_left_to_fix(old: str, new: str, message: str) -> None:
+    assert old in GOOD
+    with pytest.raises(CatscreenError) as info:
+        parse_recipe(
+            GOOD.replace(old, new, 1).replace("      correction: 0.24\n", ""), Path("r.yaml")
+        )
+    assert str(info.value) == message
+
+
 def test_a_new_user_s_spellings_are_read() -> None:
     """`reference: "Pt(111)"` as `rank --reference` takes it, `miller: "111"` as one facet and
     a file candidate named by its file were refused with pydantic's words."""
@@ -140,7 +171,8 @@ def test_a_new_user_s_spellings_are_read() -> None:
     )
     ref = parse_recipe(text, Path("r.yaml")).ranking.reference
     assert ref is not None and (ref.bulk, ref.miller, ref.candidate) == ("Pt", (1, 1, 1), "Pt(111)")
-    with pytest.raises(CatscreenError, match=r"r.yaml:9: ranking.reference: a reference is a bu"):
+    with pytest.raises(CatscreenError, match=r"r.yaml:9: ranking.reference: a reference names no "
+                       r"termination: drop t1"):  # fmt: skip
         parse_recipe(text.replace("'Pt(111)'", "'Pt(111)t1'"), Path("r.yaml"))
     one = GOOD.replace("[Pt, Cu]", '[{name: Pt, miller: "111"}, {name: Cu, miller: 100}]')
     one = one.replace('facets:\n  miller: ["111"]\n', "")

@@ -326,7 +326,15 @@ def plot_energy_spread(
         for t in site_types
     ]
     handles.append(
-        Line2D([], [], marker="x", ls="", ms=7, color="0.55", label="anomalous (excluded)")
+        Line2D(
+            [],
+            [],
+            marker="x",
+            ls="",
+            ms=7,
+            color="0.55",
+            label="excluded (not converged or anomalous)",
+        )
     )
     ncol = max(2, min(len(handles), int(width // 1.9)))
     fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False)

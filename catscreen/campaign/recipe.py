@@ -40,7 +40,7 @@ from catscreen.build.slabs import (
     parse_facet,
     three_index,
 )
-from catscreen.errors import CatscreenError, did_you_mean, first_line
+from catscreen.errors import CatscreenError, closest, first_line
 from catscreen.io import UniqueKeyLoader, yaml_error
 from catscreen.paths import find_shipped, recipes_dir
 
@@ -296,7 +296,10 @@ class Reference(_Strict):
         except CatscreenError as exc:
             raise ValueError(str(exc)) from None
         if cand.termination:
-            raise ValueError("a reference is a bulk and a facet: its first termination is used")
+            raise ValueError(
+                f"a reference names no termination: drop t{cand.termination} (the facet's first "
+                "termination is the reference)"
+            )
         return {"bulk": cand.bulk, "miller": list(cand.miller)}
 
     @property
@@ -594,6 +597,7 @@ _MAPPING_EXAMPLES = {
     "Facets": '{miller: ["111"]} or {max_index: 1}',
     "Descriptor": "{name: dE_O, adsorbate: O}",
     "Reference": '{bulk: Pt, miller: "111"} or "Pt(111)"',
+    "Candidate": 'Pt, {name: Pt, miller: ["111"]} or {file: Ag.cif}',
 }
 
 
@@ -614,11 +618,9 @@ def _format_error(path: Path, root: yaml.Node | None, exc: ValidationError) -> s
             for e in errors
             if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]
         ]
-        hint = did_you_mean(str(loc[-1]), missing) or did_you_mean(
-            str(loc[-1]), _fields_at(loc[:-1])
-        )
-        msg = "unknown field" + hint
-        explained += len(missing) if hint else 0  # the typo's right name, missing
+        meant = closest(str(loc[-1]), missing) or closest(str(loc[-1]), _fields_at(loc[:-1]))
+        msg = "unknown field" + ("" if meant is None else f" (did you mean {meant!r}?)")
+        explained += int(meant in missing)  # the typo's right name, missing for it
     elif first["type"] == "model_type":
         name = first.get("ctx", {}).get("class_name", "")
         msg = f"give a mapping here, e.g. {_MAPPING_EXAMPLES.get(name, '{key: value}')}"

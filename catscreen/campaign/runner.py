@@ -388,7 +388,7 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
     model_ref = relax_settings.model_ref()
     try:  # before enumerate
         check_model_name(model_ref, f"{folder} and the working directory")
-    except CatscreenError as exc:  # the recipe's line, as its other errors
+    except CatscreenError as exc:  # named as the recipe's field, as its other errors
         raise CatscreenError(f"{recipe_path}: model.name: {exc}") from None
     baseline = read_baseline(options.baseline) if options.baseline else None  # before any work
     if baseline is not None and baseline.recipe != recipe.name:  # else any top-N could pass
