@@ -130,20 +130,24 @@ def test_held_out_rule_judges_data_made_after_training(tmp_path: Path) -> None:
     assert [a.info["sid"] for a in load_eval_frames([later], model, held_out=True)] == [val_side]
 
 
-def test_evaluate_an_aqcat_style_database_names_its_context(tmp_path: Path) -> None:
-    """A database with is_spin_off / is_low_fi flags and no fidelity key: --fidelity and
-    --low-fidelity name its contexts; without them it is one clear line."""
+def _flagged_db(path: Path, spin_off_key: str, low_fi_key: str) -> Path:
+    """Two rattled Cu(111) frames of one system, spin-off, the second flagged low-fidelity."""
     import ase.db
-    from ase.build import fcc111
 
     from tests.test_training_trainer import emt_labelled
 
-    path = tmp_path / "aq.db"
     with ase.db.connect(path) as db:
         for fid, low in enumerate((False, True)):
             slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
             slab.rattle(0.05, seed=fid)
-            db.write(emt_labelled(slab), sid=1, fid=fid, is_spin_off=True, is_low_fi=low)
+            db.write(emt_labelled(slab), sid=1, fid=fid, **{spin_off_key: True, low_fi_key: low})
+    return path
+
+
+def test_evaluate_an_aqcat_style_database_names_its_context(tmp_path: Path) -> None:
+    """A database with is_spin_off / is_low_fi flags and no fidelity key: --fidelity and
+    --low-fidelity name its contexts; without them it is one clear line."""
+    path = _flagged_db(tmp_path / "aq.db", "is_spin_off", "is_low_fi")
     plot = str(tmp_path / "p.png")
     result = CliRunner().invoke(app, ["evaluate", "emt", str(path), "--plot", plot])
     assert result.exit_code == 2 and "give a default fidelity" in result.output
@@ -157,12 +161,7 @@ def test_evaluate_an_aqcat_style_database_names_its_context(tmp_path: Path) -> N
     )
     # keys renamed, as a training config's spin_off_key / low_fi_key read them (train could,
     # evaluate could not, and --spin off then called the low-fi frames high-fidelity)
-    renamed = tmp_path / "renamed.db"
-    with ase.db.connect(renamed) as db:
-        for fid, low in enumerate((False, True)):
-            slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
-            slab.rattle(0.05, seed=fid)
-            db.write(emt_labelled(slab), sid=1, fid=fid, spin_off=True, low=low)
+    renamed = _flagged_db(tmp_path / "renamed.db", "spin_off", "low")
     keys = ["--spin-off-key", "spin_off", "--low-fi-key", "low", "--low-fidelity", "lo"]
     result = CliRunner().invoke(app, ["evaluate", "emt", str(renamed), "--plot", plot,
                                       "--fidelity", "emt", *keys])  # fmt: skip

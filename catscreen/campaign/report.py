@@ -151,6 +151,7 @@ def write_report(root: Path, out: Path | None = None) -> Report:
     flagged = read_parquet(root / RANK_DIR / "flagged.parquet")
     valid = configs[configs["valid"]]
     spins = spin_reasons(configs, board, recipe.model.spin)
+    context = context_line(board)  # candidates compared with the reference relaxed again
 
     figs = [
         (
@@ -168,7 +169,7 @@ def write_report(root: Path, out: Path | None = None) -> Report:
             "Adsorption energy of every placement; grey crosses were excluded (not converged, or anomalous: desorbed, dissociated, ...); the black bar is each candidate's minimum, from which its descriptor is computed (less the reference's minimum, or plus the recipe's correction)."
             + (
                 " The reference relaxed again in another spin context (see above) is not drawn: those candidates' descriptors are against its minima there."
-                if context_line(board)
+                if context
                 else ""
             ),
         ),
@@ -196,8 +197,7 @@ def write_report(root: Path, out: Path | None = None) -> Report:
     body = [
         _header(recipe, ranked_model_version(root)),  # as summary.md names it
         "".join(
-            f"<p>{html.escape(line)}</p>"
-            for line in context_line(board) + uncertainty_line(recipe, board)
+            f"<p>{html.escape(line)}</p>" for line in context + uncertainty_line(recipe, board)
         ),
         warnings,
         f"<h2>Top {recipe.ranking.top_n} candidates</h2>",
