@@ -72,6 +72,32 @@ def test_absolute_targets_with_a_chgnet_scale_model_are_warned(tmp_path, results
     assert "descriptors are absolute" not in " ".join(quiet.stderr.split())
 
 
+def test_a_failed_write_leaves_the_previous_set_of_tables(tmp_path, results, monkeypatch):
+    """The four tables were each replaced in turn: a kill while the last was written left a
+    new ranked.parquet beside the old systems, adsorption and flagged tables."""
+    import pyarrow.parquet as pq
+
+    path = _bad(tmp_path, results)
+    out = tmp_path / "out"
+    assert (
+        runner.invoke(app, ["rank", path, "--target", "O=-0.5:0.2", "-o", str(out)]).exit_code == 0
+    )
+    write = pq.write_table
+
+    def full_disk_at_flagged(table, where):  # noqa: ANN001, ANN202
+        if ".flagged.parquet." in str(where):
+            raise OSError(28, "No space left on device")
+        return write(table, where)
+
+    monkeypatch.setattr(pq, "write_table", full_disk_at_flagged)
+    res = runner.invoke(app, ["rank", path, "--target", "O=-1.0:0.2", "-o", str(out)])
+    assert res.exit_code != 0 and "No space left on device" in res.output
+    for name in ("ranked", "systems", "adsorption", "flagged"):
+        meta = read_parquet_metadata(out / f"{name}.parquet")
+        assert meta["settings"]["targets"]["O"]["value"] == -0.5, name
+    assert not list(out.glob(".*.tmp"))
+
+
 def test_summary_counts_placements_skipped_for_a_failed_slab(tmp_path, results):
     df = results.copy()
     df.loc[(df.kind == "slab") & (df.bulk == "Cu"), "status"] = "failed"

@@ -8,11 +8,13 @@ targets, thresholds and tolerances in the parquet metadata.
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from catscreen import code_version
 from catscreen.analysis.anomalies import (
@@ -27,7 +29,7 @@ from catscreen.analysis.flags import flag_configs
 from catscreen.analysis.ranking import Target, apply_targets, descriptor_table, system_table
 from catscreen.analysis.references import References, default_references
 from catscreen.errors import CatscreenError
-from catscreen.io import read_parquet, write_parquet
+from catscreen.io import atomic_path, parquet_table, read_parquet
 from catscreen.model.api import domain_warnings
 
 MAX_BOND_TOLERANCE = 3.0
@@ -306,6 +308,10 @@ def write_rank_outputs(output: RankOutput, out_dir: str | Path) -> dict[str, Pat
         "adsorption": output.configs,
         "flagged": output.flagged,
     }
-    for name, path in paths.items():
-        write_parquet(tables[name], path, metadata={**output.metadata, "table": name})
+    # every table written beside its file first, the four renames last and back to back: a
+    # kill while one table was serialised left the others of the previous run beside it
+    with ExitStack() as stack:
+        for name, path in paths.items():
+            tmp = stack.enter_context(atomic_path(path))
+            pq.write_table(parquet_table(tables[name], {**output.metadata, "table": name}), tmp)
     return paths
