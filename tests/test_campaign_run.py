@@ -453,6 +453,37 @@ def test_a_kill_right_after_rank_leaves_the_recipe_it_ranked_with(
     _run(changed, out)
     assert json.loads((out / "campaign.json").read_text())["stages"]["rank"]["status"] == "done"
     assert "value: -0.5" in (out / "rank" / "recipe.yaml").read_text()
+    # the previous ranking's leaderboard and summary sat under an all-done status: gone, and
+    # status says what writes them
+    assert not (out / "leaderboard.csv").exists() and not (out / "summary.md").exists()
+    said = " ".join(runner.invoke(app, ["campaign", "status", str(out)]).output.split())
+    assert "leaderboard.csv and summary.md not written since the last rank" in said
+    monkeypatch.setattr(campaign_runner, "save_state", save)
+    assert "ran: nothing" in _run(changed, out).output
+    assert "-0.5" in (out / "summary.md").read_text() and (out / "leaderboard.csv").exists()
+
+
+def test_an_interrupted_stage_says_so(
+    campaign: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C or SIGTERM during rank read "failed (KeyboardInterrupt)", with no word of
+    resuming, where a SIGKILLed stage said `campaign run` resumes it."""
+    from catscreen.campaign import runner as campaign_runner
+
+    recipe, finished = campaign
+    out = tmp_path / "copy"
+    shutil.copytree(finished, out)
+    changed = tmp_path / "tiny.yaml"
+    changed.write_text(recipe.read_text().replace("value: -0.9", "value: -0.5"))
+
+    def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(campaign_runner, "rank_results", interrupted)
+    _run(changed, out)
+    rank = json.loads((out / "campaign.json").read_text())["stages"]["rank"]
+    assert rank["status"] == "failed"
+    assert rank["message"] == "interrupted (Ctrl-C or SIGTERM); `campaign run` resumes it"
 
 
 def test_options_without_effect_and_a_damaged_state_are_one_line(tmp_path: Path) -> None:

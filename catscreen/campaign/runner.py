@@ -190,7 +190,11 @@ def _run_stage(
         files, counts = body()
     except BaseException as exc:  # interrupted or failed: the log must say so, then re-raise
         record.status = "failed"
-        record.message = first_line(exc)
+        record.message = (  # SIGTERM arrives as one too: no failure of the stage itself
+            "interrupted (Ctrl-C or SIGTERM); `campaign run` resumes it"
+            if isinstance(exc, KeyboardInterrupt)
+            else first_line(exc)
+        )
         record.seconds = time.perf_counter() - t0
         save_state(root, state)
         raise
@@ -506,6 +510,8 @@ def _run_locked(
             tmp.write_bytes((root / RECIPE_COPY).read_bytes())
 
     def rank() -> tuple[list[Path], dict[str, int]]:
+        for name in (LEADERBOARD, SUMMARY):  # they describe the ranking being replaced: a kill
+            (root / name).unlink(missing_ok=True)  # before they are written again leaves none
         results = of_configs(read_results(root / RESULTS), config_ids(configs))
         settings = _rank_settings(recipe)
         output = rank_results(results, settings, root / RESULTS)

@@ -15,6 +15,7 @@ from catscreen.campaign.baseline import (
     write_baseline,
 )
 from catscreen.campaign.runner import (
+    LEADERBOARD,
     SUMMARY,
     RunOptions,
     campaign_warnings,
@@ -172,6 +173,13 @@ def status_command(root: Path = typer.Argument(..., help="Campaign folder.")) ->
             ", ".join(present),
         )
     console.print(table)
+    rank = state.stages.get("rank")
+    unwritten = [n for n in (LEADERBOARD, SUMMARY) if not (root / n).is_file()]
+    if rank is not None and rank.status == "done" and unwritten:  # stopped just after rank
+        console.print(
+            f"{' and '.join(unwritten)} not written since the last rank (the run stopped after "
+            "it): `campaign run` writes them without ranking again"
+        )
 
 
 @app.command("baseline")
