@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,6 +97,30 @@ def check_writable(path: str | os.PathLike[str]) -> None:
         raise CatscreenError(f"cannot write {path}: {first_line(exc)}") from exc
 
 
+STALE_AFTER = 600.0  # s: a temporary this old is no running write's (theirs take seconds)
+
+
+def _remove_stale(target: Path, folder: bool) -> None:
+    """Temporaries of `target` left by a killed write (SIGKILL skips every cleanup): piled up
+    beside the tables, and a partial DFT set beside its folder. Only names mkstemp/mkdtemp
+    make for this target, and only old ones: a concurrent writer's are fresh."""
+    own = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}" + ("" if folder else r"\.tmp"))
+    cutoff = time.time() - STALE_AFTER
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if own.fullmatch(entry.name) and entry.lstat().st_mtime < cutoff:
+                if folder and entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                elif not folder and entry.is_file():
+                    entry.unlink()
+        except OSError:
+            continue  # gone already, or not ours to remove: the write goes on
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it over `path` only on success.
@@ -106,6 +131,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path: Path | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(target, folder=False)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         tmp_path = Path(tmp)
@@ -130,6 +156,7 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_dir: Path | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(target, folder=True)
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         yield tmp_dir
         os.chmod(tmp_dir, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual mode

@@ -98,6 +98,28 @@ def test_a_failed_write_leaves_the_previous_set_of_tables(tmp_path, results, mon
     assert not list(out.glob(".*.tmp"))
 
 
+def test_a_killed_write_s_temporaries_are_removed_by_the_next_one(tmp_path, results):
+    """SIGKILL skips every cleanup: .systems.parquet.*.tmp files piled up beside the tables
+    (one per kill) and a partial DFT set stayed beside its folder, through successful reruns.
+    Fresh ones (a concurrent writer's) and a user's own look-alikes stay."""
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / ".systems.parquet.ab12cd_9.tmp", out / ".dftv.x1y2z3w4"]
+    stale[0].write_bytes(b"half a table")
+    (stale[1] / "cfg-1").mkdir(parents=True)
+    kept = [out / ".systems.parquet.qwertyui.tmp", out / ".systems.parquet.mine.tmp"]
+    for path in kept:
+        path.write_bytes(b"")
+    hour_ago = os.path.getmtime(out) - 3600
+    for path in (*stale, kept[1]):
+        os.utime(path, (hour_ago, hour_ago))
+    res = runner.invoke(app, ["rank", _bad(tmp_path, results), "--top-k", "1", "-o", str(out),
+                              "--write-dft", "vasp", str(out / "dftv")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    assert (out / "dftv" / "manifest.json").is_file()
+
+
 def test_summary_counts_placements_skipped_for_a_failed_slab(tmp_path, results):
     df = results.copy()
     df.loc[(df.kind == "slab") & (df.bulk == "Cu"), "status"] = "failed"
