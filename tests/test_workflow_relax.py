@@ -621,6 +621,40 @@ def test_a_cluster_without_workers_is_named_while_the_run_waits(monkeypatch, cap
     assert err.count("note: the test cluster has no workers; waiting for one") == 1
 
 
+def test_a_nanny_stopped_while_the_cluster_starts_is_one_line(monkeypatch):
+    """A terminal's Ctrl-C or `timeout` reaches the nannies too: LocalCluster raised
+    RuntimeError "Nanny failed to start." and the run ended in a 100-line traceback."""
+    import distributed
+
+    from catscreen.workflow import executors
+
+    def stopped(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("Nanny failed to start.")
+
+    monkeypatch.setattr(distributed, "LocalCluster", stopped)
+    with pytest.raises(CatscreenError, match=r"^cannot start a Dask LocalCluster: Nanny failed"):
+        executors.run_dask(None, lambda *a: None)  # type: ignore[arg-type]
+
+
+def test_catscreen_s_own_cluster_without_workers_is_given_up(monkeypatch):
+    """Workers killed with their nannies (a signal to the whole group) come back to no
+    LocalCluster catscreen started: the run waited for one 71 minutes. Another scheduler's
+    workers may join, so only `own` gives up."""
+    from distributed import Client, LocalCluster
+
+    from catscreen.workflow import executors
+
+    monkeypatch.setattr(executors, "WORKER_WATCH", 0.1)
+    monkeypatch.setattr(executors, "OWN_WORKERS_GONE", 0.5)
+    with (
+        LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        future = client.submit(sum, [1, 2], pure=False)
+        with pytest.raises(CatscreenError, match=r"^the test cluster lost every worker for 0 s"):
+            list(executors._as_completed(client, [future], "the test cluster", own=True))
+
+
 # a `dask worker` in this environment that cannot import catscreen, as one from another venv
 _NO_CATSCREEN_WORKER = (
     "import sys; sys.modules['catscreen'] = None; "

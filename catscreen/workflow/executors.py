@@ -267,7 +267,9 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
         if cluster is not None:
             cluster.close()
         raise
-    except (OSError, ValueError, TypeError) as exc:  # unreachable; a malformed address
+    # unreachable; a malformed address; a nanny that got a terminal's signal while starting
+    # (RuntimeError "Nanny failed to start", with 100 lines of traceback)
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
         if cluster is not None:
             cluster.close()
         what = f"reach the Dask scheduler {scheduler}" if scheduler else "start a Dask LocalCluster"
@@ -284,7 +286,7 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
             ): j
             for j in all_jobs(flow)
         }
-        for fut in _as_completed(client, list(jobs_by_future), where):
+        for fut in _as_completed(client, list(jobs_by_future), where, own=cluster is not None):
             j = jobs_by_future.pop(fut)
             try:
                 rows = fut.result()
@@ -360,17 +362,21 @@ def batch_failure(exc: Exception) -> str:
 
 
 WORKER_WATCH = 5.0  # s between looks at the cluster while no batch finishes
+OWN_WORKERS_GONE = 60.0  # s without a worker after which catscreen's own cluster is given up
 
 
-def _as_completed(client: Any, futures: list[Any], where: str) -> Iterator[Any]:
+def _as_completed(client: Any, futures: list[Any], where: str, own: bool = False) -> Iterator[Any]:
     """Each future as it finishes, saying so once when no worker can run a batch: the cluster
     lost them all (the run waited without a word until one joined), or all are paused for
-    memory (a paused worker still counted, and the run hung silent)."""
+    memory (a paused worker still counted, and the run hung silent). catscreen's own
+    LocalCluster (`own`) whose workers were killed with their nannies gets none back: after
+    OWN_WORKERS_GONE it is an error (a run waited 71 minutes); another scheduler's may join."""
     from distributed import as_completed
 
     pending = as_completed(futures)
     said: set[str] = set()  # each note once: a nanny restarting its worker flips the state
     looked = time.monotonic() - WORKER_WATCH  # the first look at once
+    none_since: float | None = None
     while not pending.is_empty():
         if pending.has_ready():
             yield from pending.next_batch(block=False)
@@ -390,6 +396,12 @@ def _as_completed(client: Any, futures: list[Any], where: str) -> Iterator[Any]:
             if all(w.get("status") == "paused" for w in workers)
             else ""
         )
+        none_since = (none_since or looked) if state == "none" else None
+        if own and none_since is not None and looked - none_since >= OWN_WORKERS_GONE:
+            raise CatscreenError(
+                f"{where} lost every worker for {OWN_WORKERS_GONE:.0f} s (killed with their "
+                "nannies?); finished rows are kept: rerun to go on"
+            )
         if state and state not in said:
             what = (
                 "has no workers; waiting for one"
