@@ -127,7 +127,9 @@ def uncertainty_line(recipe: Recipe, board: pd.DataFrame) -> list[str]:
     stds = board[[f"{d.name}_std" for d in recipe.ranking.descriptors if f"{d.name}_std" in board]]
     if not spin_conditioned(recipe.model.name) or not (stds.fillna(0) != 0).any().any():
         return []
-    labels = "its CHGNet-PBE teacher's" if recipe.model.name == "bundled" else "its training set's"
+    labels = (
+        "its CHGNet-PBE teacher's" if on_chgnet_scale(recipe.model.name) else "its training set's"
+    )
     return [
         "Stds are the spread of the model's ensemble heads: they leave out the error of the "
         f"labels it learned from ({labels}), which a reference surface does not cancel from host "
