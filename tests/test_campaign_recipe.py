@@ -104,9 +104,9 @@ def test_hydrogen_evolution_states_the_correction() -> None:
         ),
         (
             "target: {value: 0.0, tolerance: 0.1}",
-            "target: 0.0",
-            "r.yaml:13: ranking.descriptors.0.target: give a mapping here, e.g. {value: 0.0, "
-            "tolerance: 0.2}",
+            "target: zero",
+            "r.yaml:13: ranking.descriptors.0.target: give a mapping here, e.g. -0.3 or {value: "
+            "-0.3, tolerance: 0.2}",
         ),
         ("name: t\n", "name: co binding\n", "r.yaml:1: name: 'co binding' names files: letters"),
         ("name: dG_H", "name: dG H", "r.yaml:10: ranking.descriptors.0.name: 'dG H' names table"),
@@ -182,6 +182,11 @@ def test_a_new_user_s_spellings_are_read() -> None:
     ]
     filed = parse_recipe(GOOD.replace("[Pt, Cu]", "[Pt, {file: Ag.cif}]"), Path("r.yaml"))
     assert filed.candidates[1].name == "Ag" and filed.candidates[1].file == Path("Ag.cif")
+    # a target as `rank --target dG_H=0.0` takes it: the tolerance defaults to rank's 0.2 eV
+    for given in ("target: -0.1", "target: {value: -0.1}"):
+        text = GOOD.replace("target: {value: 0.0, tolerance: 0.1}", given)
+        target = parse_recipe(text, Path("r.yaml")).ranking.descriptors[0].target
+        assert target is not None and (target.value, target.tolerance) == (-0.1, 0.2)
 
 
 def test_reference_mode_rejects_correction() -> None:

@@ -709,6 +709,31 @@ def test_rank_of_a_campaign_s_table_names_earlier_rows_and_configs_selects(tmp_p
     assert res.exit_code == 0 and "configurations in" in said and "not ranked" in said, said
 
 
+def test_rank_names_the_last_relax_run_s_configurations_without_a_row(
+    campaign: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A killed relax's table ranked without a word on the placements it never reached; a run
+    of a chosen part (--adsorbate O) is no such case."""
+    from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
+
+    _, out = campaign
+    path = tmp_path / "r.parquet"
+    relax = ["relax", str(out / "enumerate"), "--out", str(path), "--model", "emt", "-q"]
+    done = runner.invoke(app, [*relax, "--adsorbate", "O", "--fmax", "0.1", "--steps", "20"])
+    assert done.exit_code == 0, done.output
+    ranked = runner.invoke(app, ["rank", str(path), "--out", str(tmp_path / "a")])
+    assert ranked.exit_code == 0 and "have no row" not in ranked.output, ranked.output
+    rows = read_parquet(path)
+    planned = int((rows.kind != "gas").sum())
+    cut = rows.drop(index=rows.index[rows.kind == "adslab"][:2])  # as a kill leaves it
+    write_parquet(cut, path, metadata=read_parquet_metadata(path))
+    ranked = runner.invoke(app, ["rank", str(path), "--out", str(tmp_path / "b")])
+    said = " ".join(ranked.output.split())
+    assert ranked.exit_code == 0, said
+    assert f"2 of the {planned} configurations the last relax run took from" in said
+    assert "have no row in" in said and "they are not ranked" in said
+
+
 def test_results_set_aside_never_replace_ones_set_aside_before(tmp_path: Path) -> None:
     """Without campaign.json (what a damaged state's error says to delete) every table set
     aside was named results.old.parquet, and the second replaced the first: its relaxations

@@ -105,6 +105,31 @@ def test_cli_label_teacher(tmp_path) -> None:  # noqa: ANN001
     assert empty.exit_code == 2 and "holds no structures" in empty.output
 
 
+def test_cli_label_reads_a_folder_of_shards(tmp_path) -> None:  # noqa: ANN001
+    """train and evaluate read a folder of shards; label refused one ("cannot read")."""
+    from typer.testing import CliRunner
+
+    from catscreen.cli.main import app
+    from catscreen.training.datasets import read_extxyz, write_extxyz
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_extxyz([bulk("Ni", cubic=True)], shards / "b.extxyz")
+    write_extxyz([gas_molecule("CO"), bulk("Cu", cubic=True)], shards / "a.extxyz.gz")
+    out = tmp_path / "out.extxyz"
+    cmd = ["data", "label", str(shards), "--teacher", "chgnet-pbe", "--out"]
+    result = CliRunner().invoke(app, [*cmd, str(out)])
+    assert result.exit_code == 0, result.output
+    assert [a.get_chemical_formula() for a in read_extxyz(out)] == ["CO", "Cu4", "Ni4"]
+    inside = CliRunner().invoke(app, [*cmd, str(shards / "labels.extxyz")])  # a rerun's input
+    assert inside.exit_code == 2 and "inside the input folder" in inside.output
+    assert not (shards / "labels.extxyz").exists()
+    inside = CliRunner().invoke(  # DFT labels likewise, refused before any work
+        app, ["data", "label", str(shards), "--dft", "gpaw", "--out", str(shards / "l.extxyz")]
+    )
+    assert inside.exit_code == 2 and "inside the input folder" in inside.output
+
+
 def test_elements_beyond_chgnet_are_named_before_any_labelling() -> None:
     """CHGNet's atom embedding ends at Pu (94): an Md atom failed in torch ("mat1 and mat2
     shapes cannot be multiplied"), a traceback; `load_model("chgnet")` relaxed into it too."""

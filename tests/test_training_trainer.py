@@ -1337,6 +1337,16 @@ def test_a_context_no_frame_trained_is_named_by_model_info_and_relax(tmp_path: P
     assert "was trained on no frame of emt/spin-on" in " ".join(on.stderr.split())
     off = relax("off")
     assert off.exit_code == 0 and "trained on no frame" not in off.stderr
+    # evaluate's table has rows for the Ni frames' spin-on context: they measure no training
+    plot = ["--plot", str(tmp_path / "p.png")]
+    shown = CliRunner().invoke(app, ["evaluate", str(best), str(data), *plot])
+    assert shown.exit_code == 0, shown.output
+    said = " ".join(shown.stderr.split())
+    assert "was trained on no frame of emt/spin-on (6 structures): its numbers there" in said
+    spin_off = tmp_path / "off.extxyz"
+    write(spin_off, [a for a in read(data, ":") if a.info["spin"] == "off"])
+    shown = CliRunner().invoke(app, ["evaluate", str(best), str(spin_off), *plot])
+    assert shown.exit_code == 0 and "trained on no frame" not in shown.stderr
     # a fine-tune counts its own data only: what its parent trained is not known here
     tuned = Trainer(
         tiny_config(tmp_path / "ft", [data], max_steps=1, eval_every=1, init_from=str(best)),

@@ -241,10 +241,19 @@ class RelaxSettings(_Strict):
 
 
 class Target(_Strict):
+    """`target: -0.3` is `{value: -0.3}`; the tolerance defaults as in `rank --target`."""
+
     value: float = Field(description="ideal descriptor value (eV)")
     tolerance: float = Field(
-        gt=0, description="distance from the ideal that counts as on target (eV)"
+        default=0.2, gt=0, description="distance from the ideal that counts as on target (eV)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_value(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"value": value}
+        return value
 
 
 class Descriptor(_Strict):
@@ -591,9 +600,9 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields) if model is not None else []
 
 
-# What a mapping looks like where a plain value was given (`target: 0.0`)
+# What a mapping looks like where a plain value was given (`facets: 111`)
 _MAPPING_EXAMPLES = {
-    "Target": "{value: 0.0, tolerance: 0.2}",
+    "Target": "-0.3 or {value: -0.3, tolerance: 0.2}",
     "Facets": '{miller: ["111"]} or {max_index: 1}',
     "Descriptor": "{name: dE_O, adsorbate: O}",
     "Reference": '{bulk: Pt, miller: "111"} or "Pt(111)"',

@@ -45,7 +45,7 @@ def _label_dft(
         raise CatscreenError("GPAW is not installed: pip install 'catscreen[dft]'") from None
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     gpaw_settings = GpawSettings(**settings)
-    structures = read_structures(input_path)
+    structures = [a for f in input_files(input_path) for a in read_structures(f)]
     parts = work or parts_folder(out)
     other = "on" if spin == "off" else "off"
     # a second run into the same OUT with the other --spin keeps the pairs OUT holds (only
@@ -72,6 +72,13 @@ def _label_dft(
         )
 
 
+def input_files(path: Path) -> list[Path]:
+    """A file, or a folder's extxyz shards in name order (as train and evaluate read it)."""
+    from catscreen.training.datasets import folder_shards
+
+    return folder_shards(path) if path.is_dir() else [path]
+
+
 def parts_folder(out: Path) -> Path:
     """OUT.parts beside OUT: run.ecut200.extxyz.xz -> run.ecut200.parts, so that outputs
     named apart by a dotted suffix do not share (and refuse) each other's parts."""
@@ -85,7 +92,7 @@ def _label_teacher(teacher: str, input_path: Path, out: Path) -> None:
     from catscreen.training.datasets import read_extxyz, write_extxyz
     from catscreen.training.teacher import label
 
-    frames = read_extxyz(input_path)
+    frames = [a for f in input_files(input_path) for a in read_extxyz(f)]
     if not frames:
         raise CatscreenError(f"{input_path} holds no structures")
     labelled = label(frames, teacher)
@@ -278,7 +285,9 @@ def generate_command(
 @data_app.command("label")
 @cli_errors
 def label_command(
-    input_path: Path = typer.Argument(..., help="Structures to label (extxyz)."),
+    input_path: Path = typer.Argument(
+        ..., help="Structures to label: extxyz, or a folder of extxyz shards (read in name order)."
+    ),
     out: Path = output_option(..., "--out", "-o", help="Labelled frames (extxyz; .gz compresses)."),
     dft: str | None = typer.Option(None, "--dft", help="Real DFT labeller: gpaw."),
     teachers: list[str] = typer.Option(
@@ -339,6 +348,10 @@ def label_command(
 
     if is_same_file(out, input_path):  # GPAW labels replaced by CHGNet's, exit 0
         raise CatscreenError(f"--out {out} is the input {input_path} (left unchanged): write apart")
+    if input_path.is_dir() and out.resolve().is_relative_to(input_path.resolve()):
+        raise CatscreenError(  # a rerun would label its own labels as structures
+            f"--out {out} is inside the input folder {input_path}: write apart"
+        )
     check_writable(out)  # likewise
     settings = {"ecut": ecut, "kpt_density": kpt_density, "smearing": smearing}
     if teacher is not None:

@@ -29,7 +29,7 @@ from catscreen.dft.tasks import ENGINES, check_dft_folder, functional
 from catscreen.errors import CatscreenError
 from catscreen.io import is_same_file, read_parquet_metadata
 from catscreen.model.api import spin_conditioned
-from catscreen.workflow.inputs import config_ids
+from catscreen.workflow.inputs import SELECTION, config_ids
 from catscreen.workflow.store import OutputLock
 
 FORMATS = ("table", "csv", "json")
@@ -93,25 +93,36 @@ def _show(ranked: pd.DataFrame, reference: str | None) -> None:
     console.print(table)
 
 
-def _earlier_rows(results: Path, rows: pd.DataFrame) -> str | None:
-    """Placements of the table that its last relax run's input no longer holds (a campaign's
-    table after a recipe change): ranked too, which the campaign's own rank is not."""
-    recorded = read_parquet_metadata(results).get("configs")
+def _table_notes(results: Path, rows: pd.DataFrame) -> list[str]:
+    """What the table holds against its last relax run's input: placements that input no
+    longer holds (a campaign's table after a recipe change), ranked too, which the campaign's
+    own rank is not; and those of its selection with no row yet (a killed or running relax),
+    which nothing ranks."""
+    stored = read_parquet_metadata(results)
+    recorded = stored.get("configs")
+    chosen = {k: (stored.get("settings") or {}).get(k) or [] for k in SELECTION}
     try:
-        current = config_ids(recorded) if recorded and Path(recorded).exists() else None
+        if not recorded or not Path(recorded).exists():
+            return []
+        current = config_ids(recorded)
+        planned = config_ids(recorded, chosen)
     except CatscreenError:  # moved or rewritten since: nothing to compare with
-        return None
-    if current is None:
-        return None
+        return []
     placed = rows[rows.kind != "gas"].config_id.astype(str)
-    earlier = int((~placed.isin(current)).sum())
-    if not earlier:
-        return None
-    return (
-        f"{earlier} of {len(placed)} rows are of configurations that {recorded}, the last "
-        f"relax run's input, no longer holds; they are ranked too (--configs {recorded} ranks "
-        "its own only)"
-    )
+    notes = []
+    if earlier := int((~placed.isin(current)).sum()):
+        notes.append(
+            f"{earlier} of {len(placed)} rows are of configurations that {recorded}, the last "
+            f"relax run's input, no longer holds; they are ranked too (--configs {recorded} ranks "
+            "its own only)"
+        )
+    if missing := len(planned - set(placed)):
+        notes.append(
+            f"{missing} of the {len(planned)} configurations the last relax run took from "
+            f"{recorded} have no row in {results} yet (a relax killed or still running; "
+            "rerunning it resumes): they are not ranked"
+        )
+    return notes
 
 
 @cli_errors
@@ -230,8 +241,9 @@ def rank_command(
                 f"note: {missing} of the {len(wanted)} configurations in {configs} have no row in "
                 f"{results} (not relaxed there): they are not ranked"
             )
-    elif (note := _earlier_rows(results, rows)) is not None:
-        err_console.print(f"note: {note}")
+    else:
+        for note in _table_notes(results, rows):
+            err_console.print(f"note: {note}")
     for warning in domain_notes(rows, spin):  # of the rows ranked (--configs, --spin)
         err_console.print(f"warning: {warning}", highlight=False, markup=False)
     output = rank_results(rows, settings, results)

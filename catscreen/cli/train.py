@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from catscreen.cli.common import cli_errors, console, output_option
+from catscreen.cli.common import cli_errors, console, err_console, output_option
 from catscreen.errors import CatscreenError
 
 
@@ -141,6 +141,9 @@ def evaluate_command(
     m = load_model(model)
     frames = load_eval_frames(data, m, held_out, defaults)
     ev = evaluate_frames(m, frames)
+    untrained = m.info.untrained_note(zip(ev.frames.fidelity, ev.frames.spin, strict=True))
+    if untrained:  # a row of the table then measures a context the model never learned
+        err_console.print(f"warning: {untrained}", highlight=False, markup=False)
     df = summary(ev)
     out = Table(
         title=f"{m.info.name} {m.info.version}: {len(frames)} frames",

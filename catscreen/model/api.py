@@ -49,6 +49,18 @@ class ModelInfo:
     # (elements, what was measured on them): hosts relax warns of, most specific first
     host_notes: tuple[tuple[tuple[str, ...], str], ...] = ()
 
+    def untrained_note(self, contexts: Iterable[tuple[str, str]]) -> str | None:
+        """What of the (fidelity, spin) pairs asked for falls where no training frame was, with
+        no other word than a `spin` column: relax and evaluate both say so."""
+        used = Counter(f"{fidelity}/spin-{spin}" for fidelity, spin in contexts)
+        blind = Counter({c: n for c, n in used.items() if c in self.untrained})
+        if not blind:
+            return None
+        return (
+            f"model {self.name} was trained on no frame of {counted(blind)}: its numbers there "
+            "are untrained"
+        )
+
     def check_context(self, spin: str, fidelity: str) -> None:
         """A context the model does not know is an error, never a silent default."""
         if spin not in SPIN_VALUES:

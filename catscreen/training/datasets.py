@@ -174,6 +174,21 @@ def extxyz_files(root: Path, pattern: str) -> list[Path]:
     return sorted(p for p in root.glob(f"{pattern}.*") if p.name.endswith(EXTXYZ_SUFFIXES))
 
 
+def folder_shards(folder: Path) -> list[Path]:
+    """A folder's extxyz files in name order, each stem once: gas.extxyz.gz beside
+    gas.extxyz.xz would train on (or label) the same frames twice."""
+    files = extxyz_files(folder, "*")
+    if not files:
+        raise CatscreenError(f"no extxyz files in folder {folder}")
+    stems = [extxyz_stem(f.name) for f in files]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:
+        raise CatscreenError(
+            f"{folder} holds {', '.join(twice)} in two files (another compression?); keep one"
+        )
+    return files
+
+
 def write_extxyz(frames: Iterable[Atoms], path: Path) -> None:
     """extxyz compressed as the name says (.gz; .xz as `xz -9e`, the committed passes' form;
     else plain), written atomically. The same frames give the same bytes (no time or temporary
@@ -247,15 +262,7 @@ def load_frames(path: str | Path, defaults: ContextDefaults = ContextDefaults())
         raise CatscreenError(f"file not found: {p}")
     origins = None  # a folder's errors name the shard
     if p.is_dir():
-        files = extxyz_files(p, "*")
-        if not files:
-            raise CatscreenError(f"no extxyz files in folder {p}")
-        stems = [extxyz_stem(f.name) for f in files]
-        twice = sorted({s for s in stems if stems.count(s) > 1})
-        if twice:  # gas.extxyz.gz beside gas.extxyz.xz: the same frames trained on twice
-            raise CatscreenError(
-                f"{p} holds {', '.join(twice)} in two files (another compression?); keep one"
-            )
+        files = folder_shards(p)
         shards = [read_extxyz(f) for f in files]
         frames = [a for shard in shards for a in shard]
         origins = [f"{f} frame {k}" for f, shard in zip(files, shards, strict=True)

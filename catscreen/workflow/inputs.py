@@ -27,6 +27,8 @@ from catscreen.model.api import ModelInfo, host_symbols, resolve_spin
 from catscreen.schema import INFO_KEYS, MANIFEST_COLUMNS
 from catscreen.workflow.relax import WorkItem, tag_problem
 
+# RelaxSettings' filters, by `select`'s names: a results table's metadata records them
+SELECTION = ("systems", "adsorbates", "ids")
 META_COLUMNS: tuple[str, ...] = tuple(c for c in MANIFEST_COLUMNS if c != "structure_index")
 
 
@@ -54,13 +56,19 @@ def _read_frames(path: Path) -> list[Atoms]:
     return read_configurations(path)
 
 
-def config_ids(path: str | Path) -> set[str]:
-    """The configuration ids of what `read_configs` reads; a manifest's without its structures."""
+def config_ids(path: str | Path, selection: dict[str, list[str]] | None = None) -> set[str]:
+    """The configuration ids of what `read_configs` reads (a manifest's without its
+    structures); with `selection` (`select`'s filters by name), those a relax run chose."""
     p = Path(path)
     p = p / "configs.parquet" if p.is_dir() else p
+    chosen = selection is not None and any(selection.values())
     if p.suffix == ".parquet":
-        return set(read_parquet(p, ("config_id",), columns=["config_id"]).config_id.astype(str))
-    return set(read_configs(p)[0].config_id.astype(str))
+        df = read_parquet(p, ("config_id",), columns=None if chosen else ["config_id"])
+    else:
+        df = read_configs(p)[0]
+    if chosen:
+        df = df[select(df, **selection)]
+    return set(df.config_id.astype(str))
 
 
 def read_configs(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:

@@ -31,7 +31,7 @@ from rich.text import Text
 
 from catscreen.build.gas import scheme_molecules
 from catscreen.errors import CatscreenError
-from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES, ModelInfo, counted, domain_warnings
+from catscreen.model.api import BUILTIN_MODELS, SPIN_MODES, ModelInfo, domain_warnings
 from catscreen.workflow.executors import EXECUTORS, run_dask, run_local
 from catscreen.workflow.inputs import read_configs, select, work_items
 from catscreen.workflow.jobs import RelaxMaker, cached_model, relax_problems
@@ -177,7 +177,9 @@ def _items(
         settings.reference,
         chosen=mask.tolist(),
     )
-    untrained = _untrained_note(items, info)
+    untrained = info.untrained_note((it["fidelity"], it["spin"]) for it in items)
+    if untrained:
+        untrained += " (give --spin or --fidelity of a trained context; `model info` lists them)"
     hosts = [
         (str(it["meta"].get("bulk") or it.get("host") or it["config_id"]), it.get("domain", ""))
         for it in items
@@ -246,19 +248,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _untrained_note(items: list[WorkItem], info: ModelInfo) -> str | None:
-    """What runs in a context the model never trained on (a spin-off-only network asked
-    for spin on by `--spin auto`), with no other word than the rows' `spin` column."""
-    used = Counter(f"{it['fidelity']}/spin-{it['spin']}" for it in items)
-    blind = Counter({c: n for c, n in used.items() if c in info.untrained})
-    if not blind:
-        return None
-    return (
-        f"model {info.name} was trained on no frame of {counted(blind)}: its numbers there are "
-        "untrained (give --spin or --fidelity of a trained context; `model info` lists them)"
-    )
 
 
 def _records(configs: str | Path, settings: RelaxSettings) -> tuple[dict, dict]:
