@@ -356,3 +356,34 @@ def test_enumerate_notes_candidates_of_one_facet_cut_differently() -> None:
     )
     images = enumerate_configurations(enumerate_settings(sized, ["Pt", "Au", "Ni"], ((1, 1, 1),)))
     assert size_note(images) is None
+
+
+def test_campaign_keys_lists_every_key_the_shipped_recipes_use() -> None:
+    """A new user writing a recipe had only the shipped examples to learn its keys from."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from catscreen.campaign.recipe import recipe_keys
+    from catscreen.cli.main import app
+
+    rows = {key: rest for key, *rest in recipe_keys()}
+    assert all(meaning for _, _, meaning in rows.values())  # every key says what it is
+    assert rows["ranking.descriptors[].target.tolerance"][:2] == ["number", "0.2"]
+    assert rows["model.spin"][:2] == ["auto | on | off", '"auto"']
+    assert rows["slab.repeat"][0] == "integer x integer" and rows["ranking"][1] == "required"
+
+    def used(node: object, prefix: str = "") -> set[str]:
+        if isinstance(node, dict):
+            return {
+                k for key, v in node.items() for k in {prefix + key} | used(v, prefix + key + ".")
+            }
+        if isinstance(node, list) and any(isinstance(v, dict) for v in node):
+            return set().union(*(used(v, prefix.removesuffix(".") + "[].") for v in node))
+        return set()
+
+    for path in RECIPES:
+        assert used(yaml.safe_load(path.read_text())) <= set(rows), path.name
+    shown = CliRunner().invoke(app, ["campaign", "keys"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "ranking.descriptors[].target.tolerance" in shown.output
+    assert all(f"│ {key} " in shown.output for key in rows)

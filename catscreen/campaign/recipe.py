@@ -10,7 +10,8 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -23,6 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from catscreen.analysis.candidates import Candidate as AnalysisCandidate
 from catscreen.analysis.candidates import parse_candidate
@@ -123,9 +125,13 @@ class Candidate(_Strict):
     are different index triples, so a mixed screen names each crystal's close-packed facet.
     """
 
-    name: str = Field(min_length=1)
-    file: Path | None = None
-    miller: FacetList | None = Field(default=None, min_length=1)
+    name: str = Field(min_length=1, description="library bulk (Pt, CuPd) or the file's stem")
+    file: Path | None = Field(
+        default=None, description="structure file (CIF, POSCAR, extxyz), next to the recipe"
+    )
+    miller: FacetList | None = Field(
+        default=None, min_length=1, description="this bulk's facets, instead of facets:"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -165,8 +171,12 @@ def _unique_millers(millers: list[Miller | Bravais] | None) -> None:
 class Facets(_Strict):
     """Either explicit Miller indices or every symmetrically distinct facet up to max_index."""
 
-    miller: FacetList | None = Field(default=None, min_length=1)
-    max_index: int | None = Field(default=None, ge=1, le=3)
+    miller: FacetList | None = Field(
+        default=None, min_length=1, description='facets to cut: "111", "0001" (hcp), [1, 1, 0]'
+    )
+    max_index: int | None = Field(
+        default=None, ge=1, le=3, description="every distinct facet up to this index, instead"
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Facets:
@@ -215,26 +225,39 @@ class SlabSettings(_Strict):
 class Placement(_Strict):
     """Heuristic placements put each adsorbate on each symmetry-distinct site; random adds n."""
 
-    mode: Literal["heuristic", "random"] = "heuristic"
+    mode: Literal["heuristic", "random"] = Field(
+        default="heuristic", description="one placement per symmetry-distinct site; random adds n"
+    )
     n: int = Field(default=4, ge=1, description="random placements per slab and adsorbate")
-    seed: int = 0
+    seed: int = Field(default=0, description="seed of the random placements")
     nudge: float = Field(
         default=NUDGE, ge=0.0, le=0.5, description="offset (A) off the symmetric site"
     )
 
 
 class ModelSettings(_Strict):
-    name: str = "bundled"
-    spin: Literal["auto", "on", "off"] = "auto"
-    fidelity: str | None = None  # None: the model's default fidelity
+    name: str = Field(
+        default="bundled",
+        description="bundled, chgnet, chgnet-r2scan, emt or a checkpoint (found next to the "
+        "recipe first)",
+    )
+    spin: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="spin context; auto: on for hosts with a magnetic element (Fe, Co, Ni, ...)",
+    )
+    fidelity: str | None = Field(default=None, description="level of theory (unset: the model's)")
 
 
 class RelaxSettings(_Strict):
-    optimizer: Literal["fire", "lbfgs"] = "fire"
+    optimizer: Literal["fire", "lbfgs"] = Field(default="fire", description="ASE optimizer")
     fmax: float = Field(default=0.05, gt=0, description="force threshold (eV/A)")
-    steps: StrictInt = Field(default=300, ge=1)
+    steps: StrictInt = Field(
+        default=300, ge=1, description="optimizer steps per structure, at most"
+    )
     batch_size: StrictInt = Field(default=32, ge=1, description="structures per model call")
-    executor: Literal["local", "dask"] = "local"
+    executor: Literal["local", "dask"] = Field(
+        default="local", description="local (one batch at a time) or dask (a LocalCluster)"
+    )
     workers: int | None = Field(
         default=None, ge=1, description="Dask LocalCluster workers (unset: as `relax`, 2)"
     )
@@ -266,11 +289,13 @@ class Descriptor(_Strict):
     and the target is a relative value (default 0: "binds like the reference").
     """
 
-    name: str
-    adsorbate: str
+    name: str = Field(description="its table column, e.g. dE_O or dG_H")
+    adsorbate: str = Field(description="one of the recipe's adsorbates")
     correction: float = Field(default=0.0, description="eV added to min E_ads (absolute mode)")
-    correction_source: str = ""
-    target: Target | None = None
+    correction_source: str = Field(default="", description="where the correction comes from")
+    target: Target | None = Field(
+        default=None, description="ideal value: -0.3 or {value, tolerance} (eV)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -289,10 +314,10 @@ class Reference(_Strict):
     several frames, as enumerate names them.
     """
 
-    bulk: str
-    miller: MillerIndex
+    bulk: str = Field(description="a candidate's name")
+    miller: MillerIndex = Field(description="one of that candidate's facets")
     tolerance: float = Field(default=0.2, gt=0, description="eV, for descriptors without a target")
-    source: str = ""
+    source: str = Field(default="", description="why this surface is the reference")
 
     @model_validator(mode="before")
     @classmethod
@@ -328,8 +353,11 @@ DESCRIPTOR_SUFFIXES = ("_std", "_config", "_site", "_final_site")
 class Ranking(_Strict):
     """Candidates are ranked by distance = sqrt(sum_D ((D - target) / tolerance)^2)."""
 
-    descriptors: list[Descriptor] = Field(min_length=1)
-    reference: Reference | None = None
+    descriptors: list[Descriptor] = Field(min_length=1, description="one per adsorbate ranked")
+    reference: Reference | None = Field(
+        default=None,
+        description='rank relative to this surface: "Ru(0001)" or {bulk, miller}',
+    )
     top_n: int = Field(default=5, ge=1, description="candidates shown, compared and reported")
 
     @model_validator(mode="after")
@@ -372,14 +400,18 @@ class Validation(_Strict):
     top_k: int = Field(
         default=3, ge=0, description="lowest placements flagged per adsorbate and surface"
     )
-    uncertainty_threshold: float = Field(default=0.15, gt=0, description="eV")
-    write: list[Literal["vasp", "gpaw"]] = Field(default_factory=list)
+    uncertainty_threshold: float = Field(
+        default=0.15, gt=0, description="flag placements whose ensemble std exceeds this (eV)"
+    )
+    write: list[Literal["vasp", "gpaw"]] = Field(
+        default_factory=list, description="DFT inputs written for the flagged: vasp, gpaw"
+    )
 
 
 class Recipe(_Strict):
-    version: Literal[1] = 1
-    name: str
-    description: str = ""
+    version: Literal[1] = Field(default=1, description="recipe format")
+    name: str = Field(description="the campaign's name (in file names)")
+    description: str = Field(default="", description="free text, shown in the summary")
 
     @field_validator("name")
     @classmethod
@@ -388,10 +420,16 @@ class Recipe(_Strict):
             raise ValueError(f"{name!r} names files: letters, digits, '_', '.' and '-' (co2_rr)")
         return name
 
-    candidates: list[Candidate] = Field(min_length=1)
-    facets: Facets | None = None  # the default for candidates without their own miller
-    slab: SlabSettings = SlabSettings()
-    adsorbates: list[str] = Field(min_length=1)
+    candidates: list[Candidate] = Field(
+        min_length=1, description="bulks: library names or {name, file, miller}"
+    )
+    facets: Facets | None = Field(
+        default=None, description="facets of every candidate without its own miller"
+    )
+    slab: SlabSettings = Field(default=SlabSettings(), description="slab size and vacuum")
+    adsorbates: list[str] = Field(
+        min_length=1, description="placed on every slab: O, H, CO, N, NH3, ... (library names)"
+    )
 
     @field_validator("adsorbates")
     @classmethod
@@ -404,11 +442,11 @@ class Recipe(_Strict):
                 raise FieldError((i,), why)
         return names
 
-    placement: Placement = Placement()
-    model: ModelSettings = ModelSettings()
-    relax: RelaxSettings = RelaxSettings()
-    ranking: Ranking
-    validation: Validation = Validation()
+    placement: Placement = Field(default=Placement(), description="where adsorbates start")
+    model: ModelSettings = Field(default=ModelSettings(), description="the potential")
+    relax: RelaxSettings = Field(default=RelaxSettings(), description="the relaxations")
+    ranking: Ranking = Field(description="descriptors, targets, reference surface")
+    validation: Validation = Field(default=Validation(), description="the DFT flags")
 
     @field_validator("candidates", mode="before")
     @classmethod
@@ -528,6 +566,49 @@ def section_hash(recipe: Recipe, fields: tuple[str, ...], parent: str = "") -> s
         }
     text = json.dumps(payload, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- the keys, for `campaign keys` -------------------------------------------------------------
+
+
+def _kind(annotation: Any) -> str:
+    """A field's type as a recipe writer reads it: 'number', 'auto | on | off', 'list of facet'."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _kind(args[0])
+    if origin in (Union, UnionType):
+        return " | ".join(dict.fromkeys(_kind(a) for a in args if a is not type(None)))
+    if origin is Literal:
+        return " | ".join(map(str, args))
+    if origin is list:
+        return f"list of {_kind(args[0])}"
+    if origin is tuple:
+        return "facet" if len(args) in (3, 4) else " x ".join(["integer"] * len(args))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping"
+    return {str: "text", float: "number", int: "integer", Path: "path"}.get(annotation, "value")
+
+
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return ""  # a section: its keys have the defaults
+    return "unset" if value is None else json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def recipe_keys(model: type[BaseModel] = Recipe, prefix: str = "") -> list[tuple[str, ...]]:
+    """(key, type, default, meaning) of every key a recipe takes, sections before their keys;
+    a list's items are `key[]`. Made from the model, so it cannot fall behind it."""
+    rows: list[tuple[str, ...]] = []
+    for name, field in model.model_fields.items():
+        key = prefix + name
+        rows.append((key, _kind(field.annotation), _default(field), field.description or ""))
+        if (inner := _model_in(field.annotation)) is not None:
+            item = rows[-1][1].startswith("list of")
+            rows += recipe_keys(inner, key + ("[]." if item else "."))
+    return rows
 
 
 # --- loading with line numbers -------------------------------------------------------------

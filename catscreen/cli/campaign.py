@@ -132,6 +132,20 @@ def run_command(
                 raise typer.Exit(1)
 
 
+@app.command("keys")
+@cli_errors
+def keys_command() -> None:
+    """Every key a recipe takes: type, default and meaning (`a[].b`: b of each item of a)."""
+    from catscreen.campaign.recipe import recipe_keys
+
+    table = Table(title="recipe keys (recipes/*.yaml are examples)")
+    for col in ("key", "type", "default", "meaning"):
+        table.add_column(col, overflow="fold")
+    for row in recipe_keys():
+        table.add_row(*map(escape, row))
+    console.print(table)
+
+
 @app.command("status")
 @cli_errors
 def status_command(root: Path = typer.Argument(..., help="Campaign folder.")) -> None:

@@ -323,7 +323,8 @@ def label_command(
     and a rerun with the same OUT continues where a killed run stopped. --teacher labels every
     structure in one pass and writes OUT at the end, so a killed run starts over; for many
     structures, split the input or use `data generate --teacher`, which labels and keeps one
-    shard at a time.
+    shard at a time (and also writes a tenth of the spin-off frames again as spin on, so the
+    spin-on context learns every element; label writes each structure once).
     """
     if len(teachers) > 1:  # a str option kept the last one without a word
         raise CatscreenError(
