@@ -979,6 +979,11 @@ def test_terminations_left_out_by_max_terminations_are_named():
     (note,) = notes
     assert note.startswith("terminations kept (max_terminations): FeCo(1,0,0) 1 of 2;")
     assert "Pt(" not in note  # Pt(100) has one termination: nothing was left out
+    # a hexagonal facet as written (1,0,-1,0) and as the tables hold it (1,0,0)
+    hcp = EnumerateSettings(bulks=["Co"], miller=["1,0,0"], adsorbates=["O"], max_terminations=1)
+    enumerate_configurations(hcp, notes.append)
+    assert notes[-1].startswith("terminations kept (max_terminations): Co(1,0,-1,0) [miller "
+                                "1,0,0] 1 of 2;")  # fmt: skip
 
 
 HCP_CO_POSCAR = """Co

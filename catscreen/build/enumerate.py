@@ -358,12 +358,12 @@ def dropped_terminations(slabs: list[SlabTermination]) -> str | None:
     """Facets of which max_terminations kept fewer terminations than they have: an alloy
     facet's other termination is another composition (FeCo(100): Fe or Co), and keeping the
     first in pymatgen's order silently screened one of them."""
-    kept: dict[tuple[str, str], list[SlabTermination]] = {}
+    kept: dict[str, list[SlabTermination]] = {}
     for slab in slabs:
-        kept.setdefault((slab.bulk.name, facet_text(slab.bulk, slab.miller)), []).append(slab)
+        kept.setdefault(_facet_name(slab), []).append(slab)
     cut = [
-        f"{bulk}({facet}) {len(held)} of {held[0].of}"
-        for (bulk, facet), held in kept.items()
+        f"{name} {len(held)} of {held[0].of}"
+        for name, held in kept.items()
         if len(held) < held[0].of
     ]
     if not cut:
@@ -374,12 +374,18 @@ def dropped_terminations(slabs: list[SlabTermination]) -> str | None:
     )
 
 
+def _facet_name(slab: SlabTermination) -> str:
+    """'Co(1,0,-1,0) [miller 1,0,0]': a note's facet as written, and as the tables hold it."""
+    name = f"{slab.bulk.name}({facet_text(slab.bulk, slab.miller)})"
+    three = miller_text(slab.miller)
+    return name if name.endswith(f"({three})") else f"{name} [miller {three}]"
+
+
 def _by_facet(found: list[tuple[SlabTermination, str]]) -> str:
     """'CeO2(111) termination 0 Ce8O8, 1 Ce4O12; ZnO(001) ...' in the slabs' order."""
     facets: dict[str, list[str]] = {}
     for slab, what in found:
-        name = f"{slab.bulk.name}({facet_text(slab.bulk, slab.miller)})"
-        facets.setdefault(name, []).append(f"{slab.termination}{what}")
+        facets.setdefault(_facet_name(slab), []).append(f"{slab.termination}{what}")
     return "; ".join(f"{k} termination {', '.join(v)}" for k, v in facets.items())
 
 

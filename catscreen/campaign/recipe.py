@@ -223,10 +223,13 @@ class SlabSettings(_Strict):
 
 
 class Placement(_Strict):
-    """Heuristic placements put each adsorbate on each symmetry-distinct site; random adds n."""
+    """Heuristic placements put each adsorbate on each symmetry-distinct site; random ones put
+    it on n random sites instead."""
 
     mode: Literal["heuristic", "random"] = Field(
-        default="heuristic", description="one placement per symmetry-distinct site; random adds n"
+        default="heuristic",
+        description="heuristic: one placement per symmetry-distinct site; random: n random "
+        "sites instead",
     )
     n: int = Field(default=4, ge=1, description="random placements per slab and adsorbate")
     seed: int = Field(default=0, description="seed of the random placements")
