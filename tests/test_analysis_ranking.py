@@ -291,6 +291,11 @@ def test_one_minimum_reached_in_two_cells_is_flagged_once():
     assert pt.loc["bridge", "duplicate_of"] == pt.loc["fcc", "config_id"]
     assert pt.loc["hcp", "duplicate_of"] == ""
     assert pt.flag_top_k.to_dict() == {"fcc": True, "bridge": False, "hcp": True}
+    # "rank 3" of a top-2 read like a bug: the reason says which minimum it is
+    assert pt.loc["hcp", "flag_reasons"].startswith(
+        "top-2: rank 3 of 3 valid placements, minimum 2 of 2 (a lower placement is a duplicate)"
+    )
+    assert pt.loc["fcc", "flag_reasons"] == "top-2: rank 1 of 3 valid placements"
 
 
 def _moved(atoms, axis: int, part: float = 0.5):

@@ -161,7 +161,8 @@ def test_predicted_moments_count_up_to_the_free_atom_limit():
 
 
 def test_gpaw_scripts_carry_the_physics(tmp_path, flagged_on):
-    write_dft_inputs(flagged_on, "gpaw", tmp_path, DftSettings())
+    notes: list[str] = []
+    write_dft_inputs(flagged_on, "gpaw", tmp_path, DftSettings(), notes.append)
     text = (tmp_path / flagged_on.config_id[0] / "run_gpaw.py").read_text()
     tree = ast.parse(text)
     consts = {
@@ -173,11 +174,23 @@ def test_gpaw_scripts_carry_the_physics(tmp_path, flagged_on):
         and node.targets[0].id != "HERE"
     }
     params = consts["PARAMETERS"]
-    assert params["mode"] == {"name": "pw", "ecut": 400.0} and params["xc"] == "PBE"
+    # GPAW's setups at VASP's 400 eV moved gas reaction energies by up to 0.17 eV
+    assert params["mode"] == {"name": "pw", "ecut": 600.0} and params["xc"] == "PBE"
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["encut_eV"] == 600.0 and "experimental" in manifest["cells"]
+    (entry,) = manifest["adsorption"]  # where it started, and where the model left it
+    assert (entry["site_type"], entry["final_site_type"]) == tuple(
+        flagged_on[["site_type", "final_site_type"]].iloc[0]
+    )
+    assert any("GPAW scripts use 600 eV plane waves" in n for n in notes)
     assert params["spinpol"] is True and params["poissonsolver"] == {"dipolelayer": "xy"}
     assert params["occupations"] == {"name": "fermi-dirac", "width": 0.1}
     assert params["kpts"]["size"][2] == 1
     assert consts["FIXED"] == list(range(8)) and consts["PBC"] == [True, True, False]
+    given = tmp_path / "given"  # a cutoff given is the cutoff used, without a note
+    write_dft_inputs(flagged_on, "gpaw", given, DftSettings(encut=450), notes.append)
+    script = (given / flagged_on.config_id[0] / "run_gpaw.py").read_text()
+    assert "'ecut': 450" in script and len(notes) == 1
     assert len(consts["MAGMOMS"]) == 13
     assert params["convergence"] == {
         "energy": {"name": "energy", "tol": 1e-5, "relative": False}

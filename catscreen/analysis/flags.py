@@ -136,13 +136,21 @@ def flag_configs(
 
     configs["duplicate_of"] = duplicates(configs)
     distinct = configs.valid & (configs.duplicate_of == "")
-    top = distinct & (rank_within_systems(configs.assign(valid=distinct)) <= top_k)
+    minima = rank_within_systems(configs.assign(valid=distinct))
+    n_minima = configs[distinct].groupby("system_id").size()
+    top = distinct & (minima <= top_k)
     configs["flag_top_k"] = top
     for pos in np.flatnonzero(top.to_numpy()):
         row = configs.iloc[pos]
-        reasons[pos].append(
+        reason = (
             f"top-{top_k}: rank {row.rank_in_system} of {n_valid[row.system_id]} valid placements"
         )
+        if minima.iloc[pos] != row.rank_in_system:  # "rank 3" of a top-2 reads like a bug
+            reason += (
+                f", minimum {minima.iloc[pos]} of {n_minima[row.system_id]} (a lower placement is a "
+                "duplicate)"
+            )
+        reasons[pos].append(reason)
 
     flips = flip_reasons(ranked, flip_sigma) if "distance" in ranked else {}
     flip = (

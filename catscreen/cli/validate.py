@@ -11,7 +11,7 @@ from rich.table import Table
 
 from catscreen.cli.common import cli_errors, console, err_console, output_option
 from catscreen.dft import DftSettings
-from catscreen.dft.settings import GPAW_XC
+from catscreen.dft.settings import ENCUT_DEFAULTS, GPAW_XC
 from catscreen.dft.tasks import FLAGGED_REQUIRED, fidelity_functional
 from catscreen.dft.validate import SUCCESS_THRESHOLD, validate
 from catscreen.errors import CatscreenError
@@ -36,7 +36,11 @@ def validate_command(
         help="Output folder (default: next to FLAGGED): validation.parquet, and each finished "
         "GPAW energy in validation.parts/ (a rerun reuses them).",
     ),
-    encut: float = typer.Option(DftSettings.encut, help="Plane-wave cutoff (eV)."),
+    encut: float = typer.Option(
+        ENCUT_DEFAULTS["gpaw"],
+        help="Plane-wave cutoff (eV); GPAW's setups converge gas reaction energies to 0.02 eV "
+        "at 600.",
+    ),
     kpt_density: float = typer.Option(
         DftSettings.kpt_density, help="k-points per reciprocal Angstrom."
     ),

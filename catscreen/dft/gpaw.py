@@ -32,7 +32,7 @@ def require_gpaw() -> None:
 
 def gpaw_parameters(atoms: Atoms, kind: str, spin: str, settings: DftSettings) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "mode": {"name": "pw", "ecut": settings.encut},
+        "mode": {"name": "pw", "ecut": settings.cutoff("gpaw")},
         "xc": settings.xc,
         "kpts": {"size": list(kpoints(atoms, kind, settings)), "gamma": True},
         "occupations": {"name": "fermi-dirac", "width": settings.smearing},

@@ -20,6 +20,7 @@ import pandas as pd
 
 from catscreen.dft.gpaw import write_gpaw_script
 from catscreen.dft.settings import (
+    ENCUT_DEFAULTS,
     DftSettings,
     gas_spin,
     prepare,
@@ -217,7 +218,7 @@ def _manifest(
                     "adslab": surface_spin(row.spin, row.final_structure),
                     "slab": surface_spin(row.spin, row.slab_structure),
                 },
-                **{k: getattr(row, k) for k in ("candidate", "adsorbate", "site_type")
+                **{k: getattr(row, k) for k in ("candidate", "adsorbate", "site_type", "final_site_type")
                    if hasattr(row, k)},
                 "model_e_ads": float(row.e_ads),
                 "model_e_ads_std": float(getattr(row, "e_ads_std", math.nan)),
@@ -229,6 +230,7 @@ def _manifest(
         "xc": settings.xc,
         "encut_eV": settings.encut,
         "model": {k: str(first.get(k, "")) for k in ("model", "model_version", "fidelity")},
+        "cells": CELLS,
         "e_ads": "E(adslab) - E(slab) - sum(weight * E(gas)); with fixed reference potentials "
         "(gas empty), minus your DFT's values of them instead (model_reference_energy is the "
         "model's sum, on its own energy zero). E: the total energy extrapolated to zero smearing "
@@ -277,6 +279,14 @@ def foreign_files(folder: Path) -> list[Path]:
     ]
 
 
+# What the slabs' lattice is: each POSCAR and script holds the cell the model relaxed in
+CELLS = (
+    "slab cells are as enumerated, at the bulk's lattice constant as given (the library's are "
+    "experimental: Pt 3.92 A, PBE's 3.97): for E_ads at your functional's own lattice constant, "
+    "relax the bulk with it and scale each cell in-plane first (ISIF 0: the cell stays)"
+)
+
+
 def write_dft_inputs(
     flagged: pd.DataFrame,
     engine: str,
@@ -322,10 +332,18 @@ def write_dft_inputs(
         )
     if engine == "vasp":
         elements = {el for t in tasks for el in atoms_from_text(t.structure).get_chemical_symbols()}
-        encut, why = vasp_cutoff(elements, settings.encut, settings.xc)
+        encut, why = vasp_cutoff(elements, settings.cutoff("vasp"), settings.xc)
         settings = replace(settings, encut=encut)
         if why is not None:
             note(why)
+    else:  # the manifest names the cutoff the scripts use
+        if settings.encut is None:
+            note(
+                f"GPAW scripts use {ENCUT_DEFAULTS['gpaw']:g} eV plane waves: GPAW's setups need "
+                f"more than VASP's {ENCUT_DEFAULTS['vasp']:g} (gas reaction energies with O, C or N "
+                "moved 0.07-0.17 eV from 400 to 600 eV)"
+            )
+        settings = replace(settings, encut=settings.cutoff("gpaw"))
     with atomic_folder(out) as tmp:
         for task in tasks:
             folder = tmp / task.name

@@ -124,7 +124,7 @@ def incar(
     params: dict[str, object] = {
         "SYSTEM": system,
         "PREC": "Accurate",
-        "ENCUT": settings.encut,
+        "ENCUT": settings.cutoff("vasp"),
         "EDIFF": settings.ediff,
         "EDIFFG": -settings.fmax,
         "ISMEAR": -1,
