@@ -189,6 +189,38 @@ def test_calculator_context_change_recomputes(saved):
         calc.fidelity = "dft-hse"
 
 
+def test_calculator_set_todict_and_tags_follow_the_context(saved):
+    """`set(spin="off")` was stored and unused (todict() then called a spin-on result spin
+    off, as ase.db records it); new tags, which decide spin auto, gave the old energy."""
+    model = load_checkpoint_model(saved[1])
+    atoms = fcc111("Cu", (2, 2, 3), vacuum=6.0)
+    add_adsorbate(atoms, "Ni", 1.8, "fcc")
+    atoms.set_tags([0] * 8 + [1] * 4 + [2])  # a Ni adatom: Cu's context, spin off
+    atoms.calc = calc = CatscreenCalculator(model, spin="auto", fidelity="teacher-pbe")
+    adatom = atoms.get_potential_energy()
+    assert calc.results["spin"] == "off"
+    atoms.set_tags([0] * 8 + [1] * 5)  # now part of the surface: spin on
+    alloyed = atoms.get_potential_energy()
+    (pred,) = model.predict([atoms], ["on"], ["teacher-pbe"])
+    assert calc.results["spin"] == "on" and alloyed == pytest.approx(pred.energy)
+    assert alloyed != pytest.approx(adatom)
+    assert calc.set(spin="off") == {"spin": "off"} and calc.set(spin="off") == {}
+    (pred,) = model.predict([atoms], ["off"], ["teacher-pbe"])
+    assert atoms.get_potential_energy() == pytest.approx(pred.energy)
+    assert calc.todict() == {
+        "model": model.info.name,
+        "model_version": model.info.version,
+        "spin": "off",
+        "fidelity": "teacher-pbe",
+    }
+    with pytest.raises(CatscreenError, match="unknown parameter.*spinn"):
+        calc.set(spinn="on")
+    with pytest.raises(CatscreenError, match="unknown parameter.*spinn"):
+        CatscreenCalculator(model, spinn="off")
+    with pytest.raises(CatscreenError, match="spin"):
+        calc.set(spin="up")
+
+
 def test_bad_geometry_is_one_line_error(saved):
     model = load_checkpoint_model(saved[1])
     atoms = slab()

@@ -117,6 +117,16 @@ def test_spin_auto_decides_by_the_surface_not_its_adsorbate():
     assert resolve_spin(Atoms("Ni"), "auto") == "on"  # untagged: all its atoms
     alone = Atoms("Ni", tags=[2])  # nothing but adsorbate: all its atoms too
     assert resolve_spin(alone, "auto") == "on" and resolve_spin(on_cu, "on") == "on"
+    # ASE's layer tags (1..n from the top) are no adsorbate: a Pt/Ni/Pt slab's Ni layer, tag
+    # 2, was left out and the slab ran spin off, as did a 2-layer Pt skin on Ni
+    sandwich = fcc111("Pt", (2, 2, 3), vacuum=7.0)
+    sandwich.symbols[sandwich.get_tags() == 2] = "Ni"
+    skin = fcc111("Pt", (2, 2, 2), vacuum=7.0)
+    skin.symbols[skin.get_tags() == 2] = "Ni"
+    assert resolve_spin(sandwich, "auto") == resolve_spin(skin, "auto") == "on"
+    under = on_cu.copy()  # an Open Catalyst tag 2 under the surface is no adsorbate either
+    under.positions[-1, 2] = under.positions[:, 2].min() - 1.0
+    assert resolve_spin(under, "auto") == "on"
 
 
 def test_local_flow_manifest_fixed_atoms_gas_and_schema(tmp_path):

@@ -120,15 +120,20 @@ def host_symbols(atoms: Atoms, kind: object = None, adsorbate: object = None) ->
     left.subtract(adsorbed)
     if adsorbed and min(left.values()) >= 0:
         return sorted(left.elements())
-    tags, z = atoms.get_tags(), atoms.positions[:, 2]
-    ads = tags == 2  # OC's: the adsorbate on top (ASE's layer tags run 1..n from the top)
-    if (
-        ads.any()
-        and set(tags.tolist()) <= {0, 1, 2}
-        and (ads.all() or z[ads].max() > z[~ads].max())
-    ):
-        return [s for s, t in zip(symbols, tags, strict=True) if t != 2]
-    return None
+    ads = adsorbate_mask(atoms)
+    return None if ads is None else [s for s, a in zip(symbols, ads, strict=True) if not a]
+
+
+def adsorbate_mask(atoms: Atoms) -> np.ndarray | None:
+    """Open Catalyst's tag 2, the adsorbate, where it is on top; None where the tags name no
+    adsorbate: none is 2, or they are ASE's layer numbers (1..n from the top: a 3-layer slab's
+    middle layer and a 2-layer slab's bottom are tag 2)."""
+    tags = atoms.get_tags()
+    ads = tags == 2
+    if not ads.any() or not set(tags.tolist()) <= {0, 1, 2}:
+        return None
+    z = atoms.positions[:, 2]
+    return ads if ads.all() or z[ads].max() > z[~ads].max() else None
 
 
 def counted(names: Counter[str]) -> str:
@@ -208,16 +213,18 @@ def has_stress(atoms: Atoms) -> bool:
 
 def resolve_spin(atoms: Atoms, mode: str) -> str:
     """`auto`: spin on when the structure holds a magnetic element (data/magnetic_elements.yaml)
-    outside its adsorbate (tag 2): a slab and its adslabs share one context, which E_ads needs
-    (a Ni adatom made Cu(111)+Ni spin-on beside its spin-off clean slab, and rank refused the
-    whole run); a structure without adsorbate tags by all its atoms."""
+    outside its adsorbate (tag 2 on top): a slab and its adslabs share one context, which E_ads
+    needs (a Ni adatom made Cu(111)+Ni spin-on beside its spin-off clean slab, and rank refused
+    the whole run); a structure without adsorbate tags (ASE's layer numbers included: they made
+    a Pt/Ni/Pt slab's Ni layer an adsorbate, spin off) by all its atoms."""
     if mode not in SPIN_MODES:
         raise CatscreenError(f"unknown spin mode {mode!r}; expected auto, on or off")
     if mode != "auto":
         return mode
     symbols = np.array(atoms.get_chemical_symbols())
-    host = symbols[atoms.get_tags() != 2] if len(symbols) else symbols
-    return "on" if magnetic_elements() & set(host if len(host) else symbols) else "off"
+    ads = adsorbate_mask(atoms) if len(symbols) else None
+    host = symbols if ads is None or ads.all() else symbols[~ads]
+    return "on" if magnetic_elements() & set(host) else "off"
 
 
 class AseCalculatorModel:
