@@ -355,7 +355,7 @@ def test_slabs_off_their_bulks_composition_and_polar_slabs_are_noted(tmp_path):
     )
     result = runner.invoke(app, [*args, "-b", str(zno), "-m", "0001", "--max-terminations", "1"])
     text = " ".join(result.output.split("┏")[0].split())  # the notes
-    assert "polar slabs" in text and "ZnO(0,0,0,1) termination 0;" in text
+    assert "polar slabs" in text and "ZnO(0,0,0,1) [miller 0,0,1] termination 0;" in text
     assert "(another composition on an alloy or compound)" in text
     result = runner.invoke(app, [*args, "-b", "Pt3Ni,Pt", "-m", "111", "--layers", "3"])
     assert result.exit_code == 0 and "note" not in result.output, result.output
