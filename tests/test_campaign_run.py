@@ -514,6 +514,10 @@ def test_dask_workers_default_as_relax(tmp_path: Path) -> None:
     assert _relax_settings(local, RunOptions(), tmp_path).executor == "local"
     with pytest.raises(CatscreenError, match="2 workers need the dask executor"):
         _relax_settings(parse_recipe(RECIPE, tmp_path), RunOptions(workers=2), tmp_path)
+    given = RunOptions(scheduler="tcp://127.0.0.1:8786")  # the recipe's 3 are its own cluster's
+    assert _relax_settings(three, given, tmp_path).scheduler == "tcp://127.0.0.1:8786"
+    with pytest.raises(CatscreenError, match="an existing --scheduler has its own workers"):
+        _relax_settings(three, RunOptions(scheduler="tcp://127.0.0.1:8786", workers=2), tmp_path)
 
 
 def test_bad_recipe_names_the_line(tmp_path: Path) -> None:
@@ -1043,6 +1047,28 @@ def test_a_dask_campaign_ranks_as_the_local_one(
     meta = read_parquet_metadata(tmp_path / "dask" / "results.parquet")
     assert (meta["settings"]["executor"], meta["settings"]["workers"]) == ("dask", 2)
     assert [run["executor"] for run in meta["runs"]] == ["dask"]
+
+
+def test_a_campaign_relaxes_on_an_existing_scheduler(
+    campaign: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`relax --scheduler` had no campaign counterpart: a user's cluster could not be used."""
+    from distributed import LocalCluster
+
+    recipe, local = campaign
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        result = _run(recipe, tmp_path / "s", "--executor", "dask", "--scheduler", address)
+    assert result.exit_code == 0, result.output
+    board, expected = (
+        pd.read_csv(root / "leaderboard.csv").set_index("candidate")
+        for root in (tmp_path / "s", local)
+    )
+    pd.testing.assert_series_equal(board["dE_O"], expected["dE_O"], atol=1e-4)
+    meta = read_parquet_metadata(tmp_path / "s" / "results.parquet")
+    assert (meta["settings"]["executor"], meta["settings"]["scheduler"]) == ("dask", address)
+    alone = _run(recipe, tmp_path / "l", "--scheduler", address)  # the recipe's local executor
+    assert alone.exit_code == 2 and "--scheduler needs --executor dask" in alone.output
 
 
 def test_baseline_write_over_a_file_that_is_no_baseline_is_refused(

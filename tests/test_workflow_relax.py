@@ -573,6 +573,8 @@ def test_a_wrong_port_is_one_line_at_once_whatever_answers():
         check_scheduler(f"tcp://127.0.0.1:{free}")
     with pytest.raises(CatscreenError, match="no port 99999"):
         check_scheduler("tcp://127.0.0.1:99999")
+    with pytest.raises(CatscreenError, match="no host nosuchhost.invalid"):  # took 36 s
+        check_scheduler("tcp://nosuchhost.invalid:8786")
     assert time.perf_counter() - t0 < 5
 
 
@@ -663,6 +665,45 @@ def test_catscreen_s_own_cluster_without_workers_is_given_up(monkeypatch):
         future = client.submit(sum, [1, 2], pure=False)
         with pytest.raises(CatscreenError, match=r"^the test cluster lost every worker for 0 s"):
             list(executors._as_completed(client, [future], "the test cluster", own=True))
+
+
+def test_a_scheduler_that_stops_answering_is_one_line_not_a_hang(tmp_path, monkeypatch):
+    """A stopped scheduler (SIGSTOP, a suspended host) keeps its connection open, so no future
+    is cancelled: the run hung without a word at the look for workers (403 s until killed)."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    from distributed import Client
+
+    from catscreen.workflow import executors
+
+    monkeypatch.setattr(executors, "WORKER_WATCH", 0.1)
+    monkeypatch.setattr(executors, "SCHEDULER_SILENT", 1.0)
+    file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)  # written whole
+        client = Client(json.loads(file.read_text())["address"], timeout="20s")
+        future = client.submit(sum, [1, 2], pure=False)  # no worker: it waits
+        scheduler.send_signal(signal.SIGSTOP)
+        with pytest.raises(CatscreenError, match=r"has not answered for 1 s \(stopped"):
+            list(executors._as_completed(client, [future], "the test scheduler"))
+        t0 = time.perf_counter()
+        client.close(timeout=executors.CLOSE_TIMEOUT)
+        assert time.perf_counter() - t0 < executors.CLOSE_TIMEOUT + 5
+    finally:
+        scheduler.send_signal(signal.SIGCONT)
+        scheduler.kill()
+        scheduler.wait()
 
 
 # a `dask worker` in this environment that cannot import catscreen, as one from another venv

@@ -99,6 +99,7 @@ class RunOptions:
 
     executor: str | None = None
     workers: int | None = None
+    scheduler: str | None = None  # an existing Dask scheduler, as `relax --scheduler`
     ci: bool = False
     baseline: Path | None = None
     progress: bool = True
@@ -279,6 +280,13 @@ def _relax_settings(recipe: Recipe, options: RunOptions, folder: Path) -> RelaxS
     like its candidate files (the name as written is what the relax hash sees)."""
     executor = options.executor or recipe.relax.executor
     workers = options.workers or recipe.relax.workers
+    if options.scheduler is not None:
+        if options.workers is not None:  # it would be ignored: the cluster has its own
+            raise CatscreenError(
+                "--workers sets the processes of catscreen's own LocalCluster; an existing "
+                "--scheduler has its own workers"
+            )
+        workers = None  # the recipe's are for catscreen's own cluster
     if executor == "local" and workers is not None and (options.workers or workers > 1):
         raise CatscreenError(  # the local executor runs one batch at a time
             f"{workers} workers need the dask executor (--executor dask, or relax.executor: "
@@ -294,6 +302,7 @@ def _relax_settings(recipe: Recipe, options: RunOptions, folder: Path) -> RelaxS
         steps=recipe.relax.steps,
         batch_size=recipe.relax.batch_size,
         executor=executor,
+        scheduler=options.scheduler,
         **({} if workers is None else {"workers": workers}),  # unset: relax's default
         reference=_compared_with(recipe),
     )

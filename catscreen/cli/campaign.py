@@ -70,6 +70,11 @@ def run_command(
         help="Dask LocalCluster workers, with the dask executor (overrides relax.workers; "
         "default 2).",
     ),
+    scheduler: str | None = typer.Option(
+        None,
+        help="Existing Dask scheduler (tcp://host:8786) for the relax stage, with the dask "
+        "executor; its workers need catscreen and the model.",
+    ),
     ci: bool = typer.Option(
         False,
         "--ci",
@@ -87,12 +92,18 @@ def run_command(
     OUT holds recipe.yaml (the copy run), campaign.json (each stage's state), enumerate/
     (configs.parquet and .extxyz), results.parquet (relax), rank/ (the rank tables and DFT
     inputs), leaderboard.csv and summary.md; `catscreen report OUT` adds report/. The recipe's
-    keys are explained in the commented recipes shipped in recipes/ (quickstart.yaml first).
+    keys are listed by `catscreen campaign keys` and shown in the commented recipes shipped in
+    recipes/ (quickstart.yaml first).
     """
     if executor is not None and executor not in ("local", "dask"):
         raise CatscreenError(f"unknown --executor {executor!r}; expected local or dask")
     options = RunOptions(
-        executor=executor, workers=workers, ci=ci, baseline=baseline, progress=progress and not ci
+        executor=executor,
+        workers=workers,
+        scheduler=scheduler,
+        ci=ci,
+        baseline=baseline,
+        progress=progress and not ci,
     )
     outcome = run_campaign(recipe, out, options, _log)
     recipe_obj = read_campaign_recipe(outcome.root)

@@ -172,6 +172,7 @@ def _workers_ignore_interrupt() -> Iterator[None]:
 
 
 SCHEDULER_TIMEOUT = 30.0  # s: an address must answer as a Dask scheduler within this
+CLOSE_TIMEOUT = 10.0  # s: closing waits no longer for a scheduler that stopped answering
 
 
 async def _identity(address: str, timeout: float) -> object:
@@ -206,6 +207,10 @@ def _refused(address: str, timeout: float) -> None:
     except ConnectionRefusedError as exc:
         raise CatscreenError(
             f"cannot reach the Dask scheduler {address}: nothing listens there (refused)"
+        ) from exc
+    except socket.gaierror as exc:  # else 30 s, then "no answer" or "Timed out"
+        raise CatscreenError(
+            f"cannot reach the Dask scheduler {address}: no host {host} ({exc.strerror})"
         ) from exc
     except OSError:
         return  # no route, no answer yet: the protocol check says so within its deadline
@@ -309,7 +314,7 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
                 fut.release()
             on_done(j, rows, None)
     finally:
-        client.close()  # logs the lost connection again while closing
+        client.close(timeout=CLOSE_TIMEOUT)  # logs the lost connection again while closing
         if cluster is not None:
             cluster.close()
         client_log.setLevel(level)
@@ -363,6 +368,7 @@ def batch_failure(exc: Exception) -> str:
 
 WORKER_WATCH = 5.0  # s between looks at the cluster while no batch finishes
 OWN_WORKERS_GONE = 60.0  # s without a worker after which catscreen's own cluster is given up
+SCHEDULER_SILENT = 60.0  # s a scheduler may take to say which workers it has
 
 
 def _as_completed(client: Any, futures: list[Any], where: str, own: bool = False) -> Iterator[Any]:
@@ -385,8 +391,16 @@ def _as_completed(client: Any, futures: list[Any], where: str, own: bool = False
         if time.monotonic() - looked < WORKER_WATCH:
             continue
         looked = time.monotonic()
-        try:
-            workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        try:  # with a deadline: a stopped scheduler (SIGSTOP, a suspended host) never answers
+            info = client.sync(
+                client.scheduler.identity, n_workers=-1, callback_timeout=SCHEDULER_SILENT
+            )
+            workers = info["workers"].values()
+        except TimeoutError as exc:  # its connection stays open, so no future is cancelled
+            raise CatscreenError(
+                f"{where} has not answered for {SCHEDULER_SILENT:.0f} s (stopped, or cut off?); "
+                "finished rows are kept: rerun to go on"
+            ) from exc
         except Exception:  # the scheduler is going: its futures say so, as cancelled
             continue
         state = (
