@@ -170,8 +170,8 @@ def rank_command(
         "--write-dft",
         help="ENGINE DIR: vasp or gpaw inputs for every flagged row, in a new or empty DIR, "
         "with manifest.json (which calculations make each E_ads). VASP POTCARs are licensed: "
-        "POTCAR.symbols names them. Cells are as relaxed, at the bulk's lattice constant as "
-        "given (the library's are experimental; manifest.json: cells).",
+        "POTCAR.symbols names them. Cells are as enumerated (relax keeps them), at the bulk's "
+        "lattice constant as given (the library's are experimental; manifest.json: cells).",
     ),
     configs: Path | None = typer.Option(
         None,
