@@ -187,6 +187,16 @@ def test_a_new_user_s_spellings_are_read() -> None:
         text = GOOD.replace("target: {value: 0.0, tolerance: 0.1}", given)
         target = parse_recipe(text, Path("r.yaml")).ranking.descriptors[0].target
         assert target is not None and (target.value, target.tolerance) == (-0.1, 0.2)
+    # beside a reference, its tolerance, as `rank --reference X --tolerance 0.5` takes both
+    text = GOOD.replace(
+        "ranking:\n", "ranking:\n  reference: {bulk: Pt, miller: '111', tolerance: 0.5}\n"
+    )
+    text = text.replace("      correction: 0.24\n", "")
+    for given, tolerance in (("target: 0.1", 0.5), ("target: {value: 0.1, tolerance: 0.3}", 0.3)):
+        ranked = parse_recipe(
+            text.replace("target: {value: 0.0, tolerance: 0.1}", given), Path("r")
+        )
+        assert rank_targets(ranked)["H"].tolerance == tolerance
 
 
 def test_reference_mode_rejects_correction() -> None:

@@ -718,11 +718,14 @@ def test_rank_names_the_last_relax_run_s_configurations_without_a_row(
 ) -> None:
     """A killed relax's table ranked without a word on the placements it never reached; a run
     of a chosen part (--adsorbate O) is no such case."""
+    import shutil
+
     from catscreen.io import read_parquet, read_parquet_metadata, write_parquet
 
     _, out = campaign
+    configs = shutil.copytree(out / "enumerate", tmp_path / "enumerate")
     path = tmp_path / "r.parquet"
-    relax = ["relax", str(out / "enumerate"), "--out", str(path), "--model", "emt", "-q"]
+    relax = ["relax", str(configs), "--out", str(path), "--model", "emt", "-q"]
     done = runner.invoke(app, [*relax, "--adsorbate", "O", "--fmax", "0.1", "--steps", "20"])
     assert done.exit_code == 0, done.output
     ranked = runner.invoke(app, ["rank", str(path), "--out", str(tmp_path / "a")])
@@ -736,6 +739,15 @@ def test_rank_names_the_last_relax_run_s_configurations_without_a_row(
     assert ranked.exit_code == 0, said
     assert f"2 of the {planned} configurations the last relax run took from" in said
     assert "have no row in" in said and "they are not ranked" in said
+    # the input changed since (a recipe without O): the run's --adsorbate O chooses nothing
+    # there, and the rows the input no longer holds are still named (the choice hid them)
+    manifest = configs / "configs.parquet"
+    table = read_parquet(manifest)
+    write_parquet(table[table.adsorbate != "O"], manifest, metadata=read_parquet_metadata(manifest))
+    ranked = runner.invoke(app, ["rank", str(path), "--out", str(tmp_path / "c")])
+    said = " ".join(ranked.output.split())
+    assert ranked.exit_code == 0 and "no longer holds; they are ranked too" in said, said
+    assert "have no row" not in said
 
 
 def test_results_set_aside_never_replace_ones_set_aside_before(tmp_path: Path) -> None:
@@ -1069,6 +1081,11 @@ def test_a_campaign_relaxes_on_an_existing_scheduler(
     assert (meta["settings"]["executor"], meta["settings"]["scheduler"]) == ("dask", address)
     alone = _run(recipe, tmp_path / "l", "--scheduler", address)  # the recipe's local executor
     assert alone.exit_code == 2 and "--scheduler needs --executor dask" in alone.output
+    bad = _run(
+        recipe, tmp_path / "b", "--executor", "dask", "--scheduler", "tcp://nosuchhost.invalid:1"
+    )
+    assert bad.exit_code == 2 and "no host nosuchhost.invalid" in bad.output
+    assert not (tmp_path / "b").exists()  # named before enumerate
 
 
 def test_baseline_write_over_a_file_that_is_no_baseline_is_refused(

@@ -124,3 +124,18 @@ def test_validate_compares_ml_with_gpaw(tmp_path, flagged_file):
         assert again.exit_code == 2, again.output  # the stand-in's error: no DFT energy
         assert "1 GPAW energies reused" in again.output
         assert "computed again" in read_parquet(tmp_path / "validation.parquet").dft_error[0]
+
+
+def test_gpaw_records_of_the_default_cutoff_are_the_given_one_s(tmp_path, flagged_file):
+    """`DftSettings()` (the engine's cutoff) and `--encut 600` are one calculation: their
+    records were keyed apart (encut None and 600.0) and the same GPAW work ran twice."""
+    from catscreen.dft import validate
+    from catscreen.dft.tasks import dft_tasks
+
+    tasks = dft_tasks(read_parquet(flagged_file))
+    given = DftSettings(encut=600.0, relax_steps=0)
+    for task in tasks:  # finished records of the CLI's default cutoff
+        record = validate.task_record(tmp_path, task, given)
+        record.write_text(json.dumps({"energy": -1.0, "magmom": 0.0, "wall_time": 0.0}))
+    results, reused = validate.run_gpaw(tasks, DftSettings(relax_steps=0), tmp_path)
+    assert reused == len(tasks) == len(results) == 3

@@ -213,6 +213,9 @@ def test_calculator_set_todict_and_tags_follow_the_context(saved):
         "spin": "off",
         "fidelity": "teacher-pbe",
     }
+    assert calc.set(**calc.todict()) == {}  # ASE's round trip
+    with pytest.raises(CatscreenError, match="another model needs a CatscreenCalculator"):
+        calc.set(model_version="0" * 12)
     with pytest.raises(CatscreenError, match="unknown parameter.*spinn"):
         calc.set(spinn="on")
     with pytest.raises(CatscreenError, match="unknown parameter.*spinn"):

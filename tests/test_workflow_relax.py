@@ -28,13 +28,13 @@ from monty.json import MontyDecoder
 from catscreen.build.enumerate import EnumerateSettings, enumerate_configurations
 from catscreen.errors import CatscreenError
 from catscreen.io import atoms_from_text, atoms_to_text, write_parquet
-from catscreen.model.api import Prediction, load_model
+from catscreen.model.api import Prediction, load_model, mid_vacuum_z
 from catscreen.schema import MANIFEST_COLUMNS, RESULT_COLUMNS
 from catscreen.workflow import RelaxMaker, RelaxSettings, relax_configurations, relax_items
 from catscreen.workflow.executors import run_local
 from catscreen.workflow.inputs import read_configs, select, work_items
 from catscreen.workflow.optimizers import make_optimizer
-from catscreen.workflow.relax import _scaled_z, explosion_reason, fixed_mask
+from catscreen.workflow.relax import explosion_reason, fixed_mask
 from catscreen.workflow.store import OutputLock
 
 
@@ -258,14 +258,14 @@ def test_flying_apart_and_leaving_the_cell_are_explosions():
     far = adslab("Cu", "O", "fcc", height=10.5)
     assert "from every other atom" in explosion_reason(far, None, ok)
     low = adslab("Cu", "O", "fcc")
-    z0 = _scaled_z(low)
+    z0 = mid_vacuum_z(low)
     low.positions[0, 2] -= 0.6 * low.cell[2, 2]  # down through the vacuum, past its middle
     assert "crossed the vacuum" in explosion_reason(low, z0, ok)
     assert explosion_reason(adslab("Cu", "O", "fcc"), z0, ok) == ""
     # a slab with its bottom layer at z = 0 (ASE's `surface`): a small move down is no crossing
     floor = adslab("Cu", "O", "fcc")
     floor.positions[:, 2] -= floor.positions[:, 2].min()
-    z0 = _scaled_z(floor)
+    z0 = mid_vacuum_z(floor)
     floor.positions[0, 2] -= 0.01
     assert explosion_reason(floor, z0, ok) == ""
     # far from the atoms in the cell, close to their periodic images: bonded, not isolated
@@ -675,31 +675,35 @@ def test_a_scheduler_that_stops_answering_is_one_line_not_a_hang(tmp_path, monke
     import subprocess
     import time
 
-    from distributed import Client
-
     from catscreen.workflow import executors
 
     monkeypatch.setattr(executors, "WORKER_WATCH", 0.1)
     monkeypatch.setattr(executors, "SCHEDULER_SILENT", 1.0)
+    monkeypatch.setattr(executors, "CLOSE_TIMEOUT", 2.0)
     file = tmp_path / "scheduler.json"
     scheduler = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
          "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    watch = executors._as_completed
+
+    def stopped_first(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        scheduler.send_signal(signal.SIGSTOP)  # its batches submitted, no worker to run them
+        return watch(*args, **kwargs)
+
+    monkeypatch.setattr(executors, "_as_completed", stopped_first)
     try:
         deadline = time.monotonic() + 60
         while not file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(0.3)  # written whole
-        client = Client(json.loads(file.read_text())["address"], timeout="20s")
-        future = client.submit(sum, [1, 2], pure=False)  # no worker: it waits
-        scheduler.send_signal(signal.SIGSTOP)
-        with pytest.raises(CatscreenError, match=r"has not answered for 1 s \(stopped"):
-            list(executors._as_completed(client, [future], "the test scheduler"))
+        _, items = items_for([adslab("Cu", "O", "fcc")])
+        flow = RelaxMaker(model="emt", steps=2).make(items)
         t0 = time.perf_counter()
-        client.close(timeout=executors.CLOSE_TIMEOUT)
-        assert time.perf_counter() - t0 < executors.CLOSE_TIMEOUT + 5
+        with pytest.raises(CatscreenError, match=r"has not answered for 1 s \(stopped"):
+            executors.run_dask(flow, lambda *a: None, json.loads(file.read_text())["address"])
+        assert time.perf_counter() - t0 < 30  # closing waited its 2 s at most, not for ever
     finally:
         scheduler.send_signal(signal.SIGCONT)
         scheduler.kill()
@@ -936,6 +940,7 @@ def test_a_batch_fails_as_text_and_all_paused_workers_are_named(monkeypatch, cap
     future pending for ever, an exception class the driver lacks came back as a pickled blob
     in the reason column. All workers paused for memory hung the run without a word."""
     import pickle
+    from types import SimpleNamespace
 
     from distributed import Client, LocalCluster
 
@@ -953,8 +958,10 @@ def test_a_batch_fails_as_text_and_all_paused_workers_are_named(monkeypatch, cap
         """Paused, then none (a nanny restarting), then paused again: each note once."""
 
         answers = [{"tcp://a:1": {"status": "paused"}}, {}, {"tcp://b:1": {"status": "paused"}}]
+        scheduler = SimpleNamespace(identity="the scheduler's identity call")
 
-        def scheduler_info(self, n_workers):  # noqa: ANN001, ANN202
+        def sync(self, function, n_workers, callback_timeout):  # noqa: ANN001, ANN202
+            assert function == self.scheduler.identity and n_workers == -1 and callback_timeout
             return {"workers": self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]}
 
     monkeypatch.setattr(executors, "WORKER_WATCH", 0.1)
@@ -968,8 +975,6 @@ def test_a_batch_fails_as_text_and_all_paused_workers_are_named(monkeypatch, cap
     assert err.count("note: the test cluster has only paused workers (memory over their") == 1
     assert "a larger --memory-limit, or use a smaller --batch-size); waiting" in err
     assert err.count("note: the test cluster has no workers; waiting for one") == 1
-    from types import SimpleNamespace
-
     from distributed.scheduler import KilledWorker
 
     killed = KilledWorker("catscreen-x", SimpleNamespace(address="tcp://a:1"), 3)

@@ -259,7 +259,9 @@ class RelaxSettings(_Strict):
     )
     batch_size: StrictInt = Field(default=32, ge=1, description="structures per model call")
     executor: Literal["local", "dask"] = Field(
-        default="local", description="local (one batch at a time) or dask (a LocalCluster)"
+        default="local",
+        description="local (one batch at a time) or dask (a LocalCluster, or `campaign run "
+        "--scheduler`)",
     )
     workers: int | None = Field(
         default=None, ge=1, description="Dask LocalCluster workers (unset: as `relax`, 2)"
@@ -271,7 +273,10 @@ class Target(_Strict):
 
     value: float = Field(description="ideal descriptor value (eV)")
     tolerance: float = Field(
-        default=0.2, gt=0, description="distance from the ideal that counts as on target (eV)"
+        default=0.2,
+        gt=0,
+        description="distance from the ideal that counts as on target (eV; unset: "
+        "ranking.reference's tolerance, as `rank --tolerance` serves both)",
     )
 
     @model_validator(mode="before")
@@ -319,7 +324,11 @@ class Reference(_Strict):
 
     bulk: str = Field(description="a candidate's name")
     miller: MillerIndex = Field(description="one of that candidate's facets")
-    tolerance: float = Field(default=0.2, gt=0, description="eV, for descriptors without a target")
+    tolerance: float = Field(
+        default=0.2,
+        gt=0,
+        description="eV, for descriptors without a target and targets without a tolerance",
+    )
     source: str = Field(default="", description="why this surface is the reference")
 
     @model_validator(mode="before")
@@ -362,6 +371,27 @@ class Ranking(_Strict):
         description='rank relative to this surface: "Ru(0001)" or {bulk, miller}',
     )
     top_n: int = Field(default=5, ge=1, description="candidates shown, compared and reported")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_tolerance(cls, value: Any) -> Any:
+        """A target without a tolerance takes the reference's, as `rank --tolerance` serves
+        both (`target: 0.1` beside `reference: {..., tolerance: 0.5}` was ranked at 0.2)."""
+        if not isinstance(value, dict) or not isinstance(value.get("descriptors"), list):
+            return value
+        ref = value.get("reference")
+        tolerance = ref.get("tolerance") if isinstance(ref, dict) else None
+        if tolerance is None:
+            return value
+        descriptors = []
+        for d in value["descriptors"]:
+            target = d.get("target") if isinstance(d, dict) else None
+            if isinstance(target, int | float) and not isinstance(target, bool):
+                target = {"value": target}
+            if isinstance(target, dict) and "tolerance" not in target:
+                d = {**d, "target": {**target, "tolerance": tolerance}}
+            descriptors.append(d)
+        return {**value, "descriptors": descriptors}
 
     @model_validator(mode="after")
     def _targets(self) -> Ranking:
@@ -584,7 +614,8 @@ def _kind(annotation: Any) -> str:
     if origin is Literal:
         return " | ".join(map(str, args))
     if origin is list:
-        return f"list of {_kind(args[0])}"
+        item = _kind(args[0])
+        return f"list of ({item})" if " | " in item else f"list of {item}"
     if origin is tuple:
         return "facet" if len(args) in (3, 4) else " x ".join(["integer"] * len(args))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -601,15 +632,24 @@ def _default(field: FieldInfo) -> str:
     return "unset" if value is None else json.dumps(value) if isinstance(value, str) else str(value)
 
 
+# Keys whose value may also be written short (their models' "before" validators read it)
+_SHORTHANDS = {
+    "candidates": "list of (name | mapping)",
+    "ranking.descriptors[].target": "number | mapping",
+    "ranking.reference": "name | mapping",
+}
+
+
 def recipe_keys(model: type[BaseModel] = Recipe, prefix: str = "") -> list[tuple[str, ...]]:
     """(key, type, default, meaning) of every key a recipe takes, sections before their keys;
     a list's items are `key[]`. Made from the model, so it cannot fall behind it."""
     rows: list[tuple[str, ...]] = []
     for name, field in model.model_fields.items():
         key = prefix + name
-        rows.append((key, _kind(field.annotation), _default(field), field.description or ""))
+        kind = _SHORTHANDS.get(key, _kind(field.annotation))
+        rows.append((key, kind, _default(field), field.description or ""))
         if (inner := _model_in(field.annotation)) is not None:
-            item = rows[-1][1].startswith("list of")
+            item = get_origin(field.annotation) is list
             rows += recipe_keys(inner, key + ("[]." if item else "."))
     return rows
 

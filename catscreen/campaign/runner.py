@@ -77,6 +77,7 @@ from catscreen.errors import CatscreenError, first_line
 from catscreen.io import atomic_path, read_parquet, read_parquet_metadata
 from catscreen.model.api import ModelInfo, check_model_name, spin_conditioned
 from catscreen.workflow import RelaxSettings, relax_configurations
+from catscreen.workflow.executors import check_scheduler
 from catscreen.workflow.inputs import config_ids
 from catscreen.workflow.jobs import cached_model
 from catscreen.workflow.runner import unfinished
@@ -403,6 +404,8 @@ def run_campaign(recipe_path: Path, out: Path, options: RunOptions, log: Log) ->
         check_model_name(model_ref, f"{folder} and the working directory")
     except CatscreenError as exc:  # named as the recipe's field, as its other errors
         raise CatscreenError(f"{recipe_path}: model.name: {exc}") from None
+    if relax_settings.scheduler is not None:  # before enumerate, as the model
+        check_scheduler(relax_settings.scheduler)
     baseline = read_baseline(options.baseline) if options.baseline else None  # before any work
     if baseline is not None and baseline.recipe != recipe.name:  # else any top-N could pass
         raise CatscreenError(

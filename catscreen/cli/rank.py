@@ -29,7 +29,7 @@ from catscreen.dft.tasks import ENGINES, check_dft_folder, functional
 from catscreen.errors import CatscreenError
 from catscreen.io import is_same_file, read_parquet_metadata
 from catscreen.model.api import spin_conditioned
-from catscreen.workflow.inputs import SELECTION, config_ids
+from catscreen.workflow.inputs import SELECTION, config_ids, manifest_frame, select
 from catscreen.workflow.store import OutputLock
 
 FORMATS = ("table", "csv", "json")
@@ -100,14 +100,18 @@ def _table_notes(results: Path, rows: pd.DataFrame) -> list[str]:
     which nothing ranks."""
     stored = read_parquet_metadata(results)
     recorded = stored.get("configs")
-    chosen = {k: (stored.get("settings") or {}).get(k) or [] for k in SELECTION}
     try:
         if not recorded or not Path(recorded).exists():
             return []
-        current = config_ids(recorded)
-        planned = config_ids(recorded, chosen)
+        manifest = manifest_frame(recorded)
     except CatscreenError:  # moved or rewritten since: nothing to compare with
         return []
+    current = set(manifest.config_id.astype(str))
+    chosen = {k: (stored.get("settings") or {}).get(k) or [] for k in SELECTION}
+    try:
+        planned = set(manifest[select(manifest, **chosen)].config_id.astype(str))
+    except CatscreenError:  # the run chose what the input no longer holds: no plan to compare
+        planned = set()
     placed = rows[rows.kind != "gas"].config_id.astype(str)
     notes = []
     if earlier := int((~placed.isin(current)).sum()):

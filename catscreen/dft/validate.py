@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -73,6 +73,7 @@ def run_gpaw(
     """Task name -> GPAW result, and how many were finished records in `parts` already; the
     rest run with jobflow.run_locally and an in-memory store, each kept as it finishes."""
     require_gpaw()
+    settings = replace(settings, encut=settings.cutoff("gpaw"))  # records keyed as run
     results: dict[str, dict] = {}
     jobs = {}
     for t in tasks:

@@ -124,6 +124,28 @@ def host_symbols(atoms: Atoms, kind: object = None, adsorbate: object = None) ->
     return None if ads is None else [s for s, a in zip(symbols, ads, strict=True) if not a]
 
 
+def mid_vacuum_z(atoms: Atoms) -> np.ndarray:
+    """Per atom, the fractional z of the plane below it in the middle of the vacuum: an atom
+    that crosses that plane, or its image one cell up, has crossed half the vacuum. The cell's
+    own boundary failed a slab whose bottom layer sits at z = 0 (ASE's `surface`, pymatgen's
+    uncentred slabs) as soon as a free atom there moved down by 0.001 A."""
+    z = atoms.get_scaled_positions(wrap=False)[:, 2]
+    order = np.sort(np.mod(z, 1.0))
+    gaps = np.diff(np.append(order, order[0] + 1.0))
+    k = int(np.argmax(gaps))
+    middle = order[k] + gaps[k] / 2
+    return middle + np.floor(z - middle)
+
+
+def slab_heights(atoms: Atoms) -> np.ndarray:
+    """Heights (A) above the middle of the vacuum, so that a slab wrapped through z = 0 (VASP,
+    pymatgen) keeps its top atoms on top; plain z without a periodic third vector."""
+    z = atoms.positions[:, 2]
+    if atoms.pbc[2] and atoms.cell.rank == 3:
+        z = (atoms.get_scaled_positions(wrap=False)[:, 2] - mid_vacuum_z(atoms)) * atoms.cell[2, 2]
+    return z
+
+
 def adsorbate_mask(atoms: Atoms) -> np.ndarray | None:
     """Open Catalyst's tag 2, the adsorbate, where it is on top; None where the tags name no
     adsorbate: none is 2, or they are ASE's layer numbers (1..n from the top: a 3-layer slab's
@@ -132,7 +154,7 @@ def adsorbate_mask(atoms: Atoms) -> np.ndarray | None:
     ads = tags == 2
     if not ads.any() or not set(tags.tolist()) <= {0, 1, 2}:
         return None
-    z = atoms.positions[:, 2]
+    z = slab_heights(atoms)  # a wrapped slab's adatom sat below its surface
     return ads if ads.all() or z[ads].max() > z[~ads].max() else None
 
 

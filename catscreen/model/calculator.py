@@ -69,11 +69,18 @@ class CatscreenCalculator(Calculator):
     def set(self, **kwargs: object) -> dict[str, object]:
         """`spin` and `fidelity` only: ASE's base stored any keyword and used none of them
         (`set(spin="off")` left a spin-on calculator that todict() called spin off)."""
-        if unknown := sorted(set(kwargs) - {"spin", "fidelity"}):
+        if unknown := sorted(set(kwargs) - {"spin", "fidelity", "model", "model_version"}):
             raise CatscreenError(
                 f"unknown parameter(s) {', '.join(unknown)}: CatscreenCalculator takes spin and "
                 "fidelity"
             )
+        for key, field in (("model", "name"), ("model_version", "version")):  # todict()'s
+            if key in kwargs and kwargs.pop(key) != getattr(self.model.info, field):
+                info = self.model.info
+                raise CatscreenError(
+                    f"this calculator runs {info.name} {info.version}: another model needs a "
+                    "CatscreenCalculator of its own"
+                )
         changed = {k: v for k, v in kwargs.items() if getattr(self, k) != v}
         for key, value in changed.items():
             setattr(self, key, value)  # checked, and the results dropped

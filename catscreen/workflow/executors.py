@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from jobflow import Flow, Job, JobStore
@@ -313,8 +313,9 @@ def run_dask(flow: Flow, on_done: OnDone, scheduler: str | None = None, workers:
             finally:  # a result the cluster keeps is recomputed when its worker is lost
                 fut.release()
             on_done(j, rows, None)
-    finally:
-        client.close(timeout=CLOSE_TIMEOUT)  # logs the lost connection again while closing
+    finally:  # logs the lost connection again while closing; a silent scheduler's timeout
+        with suppress(Exception):  # must not replace the error that says so
+            client.close(timeout=CLOSE_TIMEOUT)
         if cluster is not None:
             cluster.close()
         client_log.setLevel(level)

@@ -56,19 +56,18 @@ def _read_frames(path: Path) -> list[Atoms]:
     return read_configurations(path)
 
 
-def config_ids(path: str | Path, selection: dict[str, list[str]] | None = None) -> set[str]:
-    """The configuration ids of what `read_configs` reads (a manifest's without its
-    structures); with `selection` (`select`'s filters by name), those a relax run chose."""
+def config_ids(path: str | Path) -> set[str]:
+    """The configuration ids of what `read_configs` reads; a manifest's without its structures."""
+    return set(manifest_frame(path, ["config_id"]).config_id.astype(str))
+
+
+def manifest_frame(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """What `read_configs` reads, without the structures of a manifest (configs.parquet)."""
     p = Path(path)
     p = p / "configs.parquet" if p.is_dir() else p
-    chosen = selection is not None and any(selection.values())
     if p.suffix == ".parquet":
-        df = read_parquet(p, ("config_id",), columns=None if chosen else ["config_id"])
-    else:
-        df = read_configs(p)[0]
-    if chosen:
-        df = df[select(df, **selection)]
-    return set(df.config_id.astype(str))
+        return read_parquet(p, ("config_id",), columns=columns)
+    return read_configs(p)[0]
 
 
 def read_configs(path: str | Path) -> tuple[pd.DataFrame, list[Atoms]]:

@@ -34,7 +34,7 @@ from ase.geometry import get_distances
 from catscreen import code_version
 from catscreen.errors import CatscreenError
 from catscreen.io import atoms_from_text, atoms_to_text
-from catscreen.model.api import Model, ModelInfo, Prediction
+from catscreen.model.api import Model, ModelInfo, Prediction, mid_vacuum_z, slab_heights
 from catscreen.workflow.optimizers import make_optimizer
 
 FORCE_LIMIT = 1.0e3  # eV/A
@@ -85,10 +85,7 @@ def tag_problem(atoms: Atoms) -> str:
     other = sorted(set(tags.tolist()) - {0, 1, 2})
     if other:
         return f"tags {', '.join(map(str, other))} besides 0/1/2"
-    z = atoms.positions[:, 2]
-    if atoms.pbc[2] and atoms.cell.rank == 3:  # heights above the middle of the vacuum: a
-        z = (atoms.get_scaled_positions(wrap=False)[:, 2] - _scaled_z(atoms)) * atoms.cell[2, 2]
-        # slab wrapped through z = 0 (VASP, pymatgen) had its top atoms at the bottom
+    z = slab_heights(atoms)
     if (tags == 0).any() and (tags == 1).any() and z[tags == 0].max() > z[tags == 1].max():
         return "a tag-0 (fixed subsurface) atom above every tag-1 (surface) atom"
     return ""
@@ -170,19 +167,6 @@ def explosion_reason(
         if len(left):
             return f"exploded: atom {int(left[0])} crossed the vacuum along z (left the cell)"
     return ""
-
-
-def _scaled_z(atoms: Atoms) -> np.ndarray:
-    """Per atom, the fractional z of the plane below it in the middle of the vacuum: an atom
-    that crosses that plane, or its image one cell up, has crossed half the vacuum. The cell's
-    own boundary failed a slab whose bottom layer sits at z = 0 (ASE's `surface`, pymatgen's
-    uncentred slabs) as soon as a free atom there moved down by 0.001 A."""
-    z = atoms.get_scaled_positions(wrap=False)[:, 2]
-    order = np.sort(np.mod(z, 1.0))
-    gaps = np.diff(np.append(order, order[0] + 1.0))
-    k = int(np.argmax(gaps))
-    middle = order[k] + gaps[k] / 2
-    return middle + np.floor(z - middle)
 
 
 def _predict(
@@ -290,7 +274,7 @@ def relax_items(
             rows[k] = result_row(item, info, "failed", f"model cannot run it: {exc}")
             continue
         active.append(k)
-    initial_z = [_scaled_z(a) if a.cell.rank == 3 else None for a in structures]
+    initial_z = [mid_vacuum_z(a) if a.cell.rank == 3 else None for a in structures]
     initial_contact = [closest_contact(a)[0] for a in structures]
     opt = make_optimizer(optimizer, [len(a) for a in structures])
     taken = np.zeros(len(items), dtype=int)
