@@ -14,7 +14,9 @@ def code_version() -> str:
     import subprocess
 
     root = Path(__file__).resolve().parent.parent
-    git = ["git", "-C", str(root)]
+    # reading one's own checkout is safe: git refused another user's ("dubious ownership"),
+    # and the results of a shared checkout looked like a release's
+    git = ["git", "-c", f"safe.directory={root}", "-C", str(root)]
     try:
         top = subprocess.run(
             [*git, "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=10

@@ -247,6 +247,22 @@ def test_a_rerank_keeps_dft_run_in_the_old_inputs(
     (kept,) = (out / "rank").glob("dft-kept-*")
     assert (kept / "vasp" / "gas-H2" / "OUTCAR").read_text() == "a finished run\n"
     assert (vasp / "manifest.json").is_file() and not (vasp / "gas-H2" / "OUTCAR").exists()
+    # inputs another user wrote (no write permission): a 67-line traceback after the tables
+    # were replaced; now one line before, the tables as they were
+    from catscreen.campaign import runner as campaign_runner
+
+    def refused(path):  # noqa: ANN001, ANN202
+        raise PermissionError(13, "Permission denied", "POSCAR")
+
+    tables = {p.name: p.read_bytes() for p in (out / "rank").glob("*.parquet")}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(campaign_runner.shutil, "rmtree", refused)
+        result = _run(changed, out)
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert f"cannot replace the old DFT inputs in {out.resolve() / 'rank' / 'dft'}" in said
+    assert "Permission denied (POSCAR); the rank tables are unchanged" in said
+    assert {p.name: p.read_bytes() for p in (out / "rank").glob("*.parquet")} == tables
 
 
 def test_new_anomaly_rules_rerank_a_finished_campaign(

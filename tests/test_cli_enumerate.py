@@ -365,3 +365,16 @@ def test_slabs_off_their_bulks_composition_and_polar_slabs_are_noted(tmp_path):
     wc.to(filename=str(tmp_path / "WC.cif"))
     result = runner.invoke(app, [*args, "-b", str(tmp_path / "WC.cif"), "--max-index", "1"])
     assert result.exit_code == 0 and "polar" not in result.output, result.output
+
+
+def test_paths_with_brackets_are_printed_as_written_and_lines_stay_whole(tmp_path):
+    """`--out cfg[v2]` was read as markup and printed `cfg/...`; `r[/old]` raised MarkupError
+    after the work was done. A note is one line in a log (it was wrapped at 80 columns)."""
+    out = tmp_path / "cfg[/old]"
+    args = ["enumerate", "-b", "Co", "-m", "10-10", "-a", "O", "--layers", "4", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--max-terminations", "1", "--repeat", "1x1"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}/configs.parquet and {out}/configs.extxyz" in result.output
+    assert (out / "configs.parquet").is_file()
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert notes and all(len(line) > 80 for line in notes)  # each whole on its line

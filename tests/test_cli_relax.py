@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 from ase.build import add_adsorbate, fcc111
 from ase.constraints import FixAtoms
 from ase.io import write
@@ -469,3 +471,27 @@ def test_rows_from_before_the_domain_column_get_it_on_the_next_relax(tmp_path):
     assert pd.read_parquet(out).query("kind != 'gas'").domain.str.startswith("note:").all()
     said = " ".join(runner.invoke(app, ["rank", str(out)]).stderr.split())
     assert "are not usable" in said and ": Ce (5 structures)" in said
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a checkout to another user needs root")
+def test_a_checkout_another_user_owns_still_names_its_commit(tmp_path):
+    """git refuses a repository another user owns ("dubious ownership"): a shared checkout's
+    results recorded the bare version, as if from a release."""
+    import shutil
+
+    import catscreen
+
+    shutil.copytree(Path(catscreen.__file__).parent, tmp_path / "catscreen")
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "t"], check=True)
+    shutil.chown(tmp_path, "nobody")
+    for path in tmp_path.rglob("*"):
+        shutil.chown(path, "nobody")
+    shown = subprocess.run(
+        [sys.executable, "-c", "import catscreen; print(catscreen.code_version())"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert re.fullmatch(r"\d+\.\d+\.\d+\+g[0-9a-f]{12}\n", shown.stdout), shown.stdout

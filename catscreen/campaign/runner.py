@@ -333,12 +333,19 @@ def _clear_dft_sets(folder: Path, log: Callable[[str], None]) -> None:
     if not folder.exists():
         return
     theirs = foreign_files(folder)
-    if not theirs:
-        shutil.rmtree(folder)
-        return
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     kept = _unused(lambda n: folder.with_name(f"{folder.name}-kept-{stamp}{f'-{n}' if n else ''}"))
-    folder.rename(kept)
+    try:  # another user's files, a read-only folder: one line, before any table is replaced
+        if not theirs:
+            shutil.rmtree(folder)
+            return
+        folder.rename(kept)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise CatscreenError(
+            f"cannot replace the old DFT inputs in {folder}: {exc.strerror}{where}; the rank "
+            "tables are unchanged: give the folder back its write permission, or move it aside"
+        ) from exc
     where = f"{folder.parent.name}/{folder.name}"
     log(
         f"rank: note: {where}/ held {len(theirs)} file(s) catscreen did not write "
@@ -528,13 +535,13 @@ def _run_locked(
         settings = _rank_settings(recipe)
         output = rank_results(results, settings, root / RESULTS)
         output.metadata["configs"] = str(configs.resolve())  # as `rank --configs` records
+        _clear_dft_sets(root / RANK_DIR / "dft", log)  # before the tables: it may be refused
         paths = list(write_rank_outputs(output, root / RANK_DIR).values())
         for warning in domain_notes(results, settings.spin):
             log(f"rank: warning: {warning}")
         if (note := uncertainty_note(output)) is not None:
             log(f"rank: note: {note}")
         counts = {k: output.counts[k] for k in ("adslabs", "anomalous", "candidates", "flagged")}
-        _clear_dft_sets(root / RANK_DIR / "dft", log)
         for engine in recipe.validation.write:
             folders = write_dft_inputs(
                 output.flagged, engine, root / RANK_DIR / "dft" / engine, DftSettings(xc="auto"),

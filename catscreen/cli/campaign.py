@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from catscreen.campaign.baseline import (
     DEFAULT_TOLERANCE,
@@ -39,7 +40,7 @@ app = typer.Typer(
 
 
 def _log(message: str) -> None:
-    err_console.print(f"[dim]campaign[/] {escape(message)}", highlight=False)
+    err_console.print(f"[dim]campaign[/] {escape(message)}", highlight=False, markup=True)
 
 
 def _top_table(title: str, frame) -> Table:  # noqa: ANN001 - a DataFrame
@@ -130,14 +131,22 @@ def run_command(
     cmp = outcome.comparison
     if cmp is not None:
         for line in cmp.failures:
-            err_console.print(f"[bold red]baseline:[/] {escape(line)}", highlight=False)
+            err_console.print(
+                f"[bold red]baseline:[/] {escape(line)}", highlight=False, markup=True
+            )
         for line in cmp.notes:
             err_console.print(f"baseline: {line}", highlight=False)
         if cmp.ok:
-            err_console.print(f"[green]baseline check passed[/] ({baseline})", highlight=False)
+            err_console.print(
+                f"[green]baseline check passed[/] ({escape(str(baseline))})",
+                highlight=False,
+                markup=True,
+            )
         else:
             err_console.print(
-                f"[bold red]baseline check failed[/] ({baseline}): {len(cmp.failures)} difference(s)"
+                f"[bold red]baseline check failed[/] ({escape(str(baseline))}): "
+                f"{len(cmp.failures)} difference(s)",
+                markup=True,
             )
             if ci:
                 raise typer.Exit(1)
@@ -153,7 +162,7 @@ def keys_command() -> None:
     for col in ("key", "type", "default", "meaning"):
         table.add_column(col, overflow="fold")
     for row in recipe_keys():
-        table.add_row(*map(escape, row))
+        table.add_row(*row)
     console.print(table)
 
 
@@ -191,7 +200,7 @@ def status_command(root: Path = typer.Argument(..., help="Campaign folder.")) ->
             status = f"[red]killed[/] (pid {rec.pid} is gone; `campaign run` resumes it)"
         table.add_row(
             name,
-            status,
+            Text.from_markup(status),
             f"{rec.seconds:.1f}" if rec.seconds is not None else "",
             (rec.finished or "")[:19].replace("T", "\n"),
             ", ".join(f"{k} {v}" for k, v in rec.counts.items()),

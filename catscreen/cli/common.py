@@ -13,8 +13,11 @@ from rich.markup import escape
 
 from catscreen.errors import CatscreenError
 
-console = Console()
-err_console = Console(stderr=True)
+# Text is printed as written: a path holding brackets (camp[draft]) was read as markup,
+# printed as camp/, or raised MarkupError after a finished run; a line is one line in a log
+# (wrapped at 80 columns, `grep '^warning'` found fragments). Styled text says so (`markup=True`).
+console = Console(markup=False, soft_wrap=True)
+err_console = Console(stderr=True, markup=False, soft_wrap=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,7 +34,7 @@ def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
         except CatscreenError as exc:
             # escaped: a message holding brackets ('catscreen[dft]', a path) is not markup
             err_console.print(
-                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True
             )
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:  # Ctrl-C ended relax, campaign and train silently (exit 130)
@@ -40,7 +43,7 @@ def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
                 "train, data generate and data label --dft go on from where they stopped when "
                 "rerun",
                 highlight=False,
-                soft_wrap=True,
+                markup=True,
             )
             raise typer.Exit(130) from None
 

@@ -57,7 +57,7 @@ def _label_dft(
         [spin],
         parts,
         gpaw_settings,
-        log=lambda m: console.print(m, highlight=False, markup=False),
+        log=lambda m: console.print(m, highlight=False),
     )
     gathered = collect(done + earlier, out)
     n = len(set(gathered) & set(done))
@@ -276,9 +276,7 @@ def generate_command(
         settings = replace(settings, alloys=parse_alloys(alloys))
     if adsorbates:
         settings = replace(settings, adsorbates=tuple(split_csv(adsorbates)))
-    paths = generate(
-        out, settings, teacher, limit, log=lambda m: console.print(m, highlight=False, markup=False)
-    )
+    paths = generate(out, settings, teacher, limit, log=lambda m: console.print(m, highlight=False))
     console.print(f"{len(paths)} shards under {out}")
 
 

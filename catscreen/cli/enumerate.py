@@ -252,12 +252,12 @@ def enumerate_command(
         msg = err["msg"].removeprefix("Value error, ")
         raise CatscreenError(f"bad setting{where}: {msg}") from None
     images = enumerate_configurations(
-        settings, lambda line: err_console.print(f"note: {line}", highlight=False, markup=False)
+        settings, lambda line: err_console.print(f"note: {line}", highlight=False)
     )
     files = [b for b in settings.bulks if Path(b).is_file()]
     for bulk in load_bulks(files) if files else []:
         if (note := symmetry_note(bulk)) is not None:
-            err_console.print(f"note: {note}", highlight=False, markup=False)
+            err_console.print(f"note: {note}", highlight=False)
     console.print(_summary(images))
     if dry_run:
         console.print("dry run: nothing written")

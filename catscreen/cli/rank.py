@@ -250,7 +250,7 @@ def rank_command(
         for note in _table_notes(results, rows):
             err_console.print(f"note: {note}")
     for warning in domain_notes(rows, spin):  # of the rows ranked (--configs, --spin)
-        err_console.print(f"warning: {warning}", highlight=False, markup=False)
+        err_console.print(f"warning: {warning}", highlight=False)
     output = rank_results(rows, settings, results)
     output.metadata["configs"] = str(configs.resolve()) if configs is not None else None
     paths = write_rank_outputs(output, out or results.parent)
@@ -264,9 +264,9 @@ def rank_command(
         and (ref or ranked_by)
         and (note := context_offset_note(output.ranked, ref)) is not None
     ):
-        err_console.print(f"warning: {note}", highlight=False, markup=False)
+        err_console.print(f"warning: {note}", highlight=False)
     if ranked_by and not ref and (note := absolute_offset_note(model)) is not None:
-        err_console.print(f"warning: {note}", highlight=False, markup=False)
+        err_console.print(f"warning: {note}", highlight=False)
     if write_dft is not None:
         folders = write_dft_inputs(
             output.flagged,

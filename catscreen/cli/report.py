@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from catscreen.campaign.report import write_report
 from catscreen.cli.common import cli_errors, err_console, output_option
 
 EPILOG = (
@@ -24,5 +23,7 @@ def report_command(
     ),
 ) -> None:
     """Write DIR/report/index.html (figures embedded, opens offline) and the PNG figures."""
+    from catscreen.campaign.report import write_report  # matplotlib: for this command only
+
     report = write_report(root, out)
     err_console.print(f"wrote {report.html} and {len(report.figures)} figures", highlight=False)

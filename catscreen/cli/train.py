@@ -57,7 +57,7 @@ def train_command(
     cfg.check_ranges()  # the overrides too
     if Path(cfg.out).exists() and not Path(cfg.out).is_dir():  # found after loading the data
         raise CatscreenError(f"out {cfg.out} is a file; give a folder for the run")
-    trainer = Trainer(cfg, log=lambda m: console.print(m, highlight=False, markup=False))
+    trainer = Trainer(cfg, log=lambda m: console.print(m, highlight=False))
     console.print(
         f"{len(trainer.train)} training and {len(trainer.val)} validation frames; "
         f"{trainer.net.n_parameters} parameters; elements {', '.join(trainer.net.elements)}; "
@@ -143,7 +143,7 @@ def evaluate_command(
     ev = evaluate_frames(m, frames)
     untrained = m.info.untrained_note(zip(ev.frames.fidelity, ev.frames.spin, strict=True))
     if untrained:  # a row of the table then measures a context the model never learned
-        err_console.print(f"warning: {untrained}", highlight=False, markup=False)
+        err_console.print(f"warning: {untrained}", highlight=False)
     df = summary(ev)
     out = Table(
         title=f"{m.info.name} {m.info.version}: {len(frames)} frames",
