@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from catscreen.analysis import anomalies
@@ -1059,6 +1060,17 @@ def test_a_cut_dft_list_shows_the_best_ranked_candidates_first(
     assert "| site_type | final_site_type |" in section  # where the minimum is, not only its start
 
 
+def _ranks_as(local: Path, root: Path, result: Result) -> dict:
+    """A finished run in `root` whose descriptors are the local campaign's; its results'
+    metadata, which says how it ran."""
+    assert result.exit_code == 0, result.output
+    board, expected = (
+        pd.read_csv(folder / "leaderboard.csv").set_index("candidate") for folder in (root, local)
+    )
+    pd.testing.assert_series_equal(board["dE_O"], expected["dE_O"], atol=1e-4)
+    return read_parquet_metadata(root / "results.parquet")
+
+
 def test_a_dask_campaign_ranks_as_the_local_one(
     campaign: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -1066,13 +1078,7 @@ def test_a_dask_campaign_ranks_as_the_local_one(
     default): the same descriptors as the local run, and the run recorded as a Dask one."""
     recipe, local = campaign
     result = _run(recipe, tmp_path / "dask", "--executor", "dask")
-    assert result.exit_code == 0, result.output
-    board, expected = (
-        pd.read_csv(root / "leaderboard.csv").set_index("candidate")
-        for root in (tmp_path / "dask", local)
-    )
-    pd.testing.assert_series_equal(board["dE_O"], expected["dE_O"], atol=1e-4)
-    meta = read_parquet_metadata(tmp_path / "dask" / "results.parquet")
+    meta = _ranks_as(local, tmp_path / "dask", result)
     assert (meta["settings"]["executor"], meta["settings"]["workers"]) == ("dask", 2)
     assert [run["executor"] for run in meta["runs"]] == ["dask"]
 
@@ -1087,13 +1093,7 @@ def test_a_campaign_relaxes_on_an_existing_scheduler(
     with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
         address = cluster.scheduler_address
         result = _run(recipe, tmp_path / "s", "--executor", "dask", "--scheduler", address)
-    assert result.exit_code == 0, result.output
-    board, expected = (
-        pd.read_csv(root / "leaderboard.csv").set_index("candidate")
-        for root in (tmp_path / "s", local)
-    )
-    pd.testing.assert_series_equal(board["dE_O"], expected["dE_O"], atol=1e-4)
-    meta = read_parquet_metadata(tmp_path / "s" / "results.parquet")
+    meta = _ranks_as(local, tmp_path / "s", result)
     assert (meta["settings"]["executor"], meta["settings"]["scheduler"]) == ("dask", address)
     alone = _run(recipe, tmp_path / "l", "--scheduler", address)  # the recipe's local executor
     assert alone.exit_code == 2 and "--scheduler needs --executor dask" in alone.output

@@ -282,9 +282,14 @@ class Target(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _from_value(cls, value: Any) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return {"value": value}
-        return value
+        return _target_mapping(value)
+
+
+def _target_mapping(value: Any) -> Any:
+    """`-0.3` -> `{value: -0.3}`; anything else as given."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"value": value}
+    return value
 
 
 class Descriptor(_Strict):
@@ -385,9 +390,7 @@ class Ranking(_Strict):
             return value
         descriptors = []
         for d in value["descriptors"]:
-            target = d.get("target") if isinstance(d, dict) else None
-            if isinstance(target, int | float) and not isinstance(target, bool):
-                target = {"value": target}
+            target = _target_mapping(d.get("target")) if isinstance(d, dict) else None
             if isinstance(target, dict) and "tolerance" not in target:
                 d = {**d, "target": {**target, "tolerance": tolerance}}
             descriptors.append(d)
