@@ -378,3 +378,23 @@ def test_domain_notes_name_the_rows_ranked_only():
     assert on == "model m: coarse: Al (1 structure)"
     assert len(domain_notes(rows)) == 2
     assert domain_notes(rows.drop(columns="domain")) == []
+
+
+def test_dft_inputs_that_cannot_be_written_say_the_tables_are(results_file, tmp_path, monkeypatch):
+    """A full disk while the DFT inputs were written: one line, and nothing said that the rank
+    tables had been replaced already."""
+    import catscreen.cli.rank as rank_cli
+    from catscreen.errors import CatscreenError
+
+    def full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise CatscreenError("cannot write dft: [Errno 28] No space left on device")
+
+    monkeypatch.setattr(rank_cli, "write_dft_inputs", full)
+    out = tmp_path / "tables"
+    res = runner.invoke(
+        app,
+        ["rank", str(results_file), "--out", str(out), "--write-dft", "vasp", str(tmp_path / "d")],
+    )
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "No space left on device; the rank tables are written" in said
+    assert (out / "ranked.parquet").is_file()

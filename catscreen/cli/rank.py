@@ -268,12 +268,18 @@ def rank_command(
     if ranked_by and not ref and (note := absolute_offset_note(model)) is not None:
         err_console.print(f"warning: {note}", highlight=False)
     if write_dft is not None:
-        folders = write_dft_inputs(
-            output.flagged,
-            *write_dft,
-            dft_settings,
-            lambda why: err_console.print(f"note: {why}"),
-        )
+        try:
+            folders = write_dft_inputs(
+                output.flagged,
+                *write_dft,
+                dft_settings,
+                lambda why: err_console.print(f"note: {why}"),
+            )
+        except CatscreenError as exc:  # a full disk: the tables stand, which it did not say
+            raise CatscreenError(
+                f"{exc}; the rank tables are written ({paths['ranked'].parent}): rerun with "
+                "--write-dft to write the DFT inputs"
+            ) from exc
         err_console.print(f"wrote {len(folders)} {write_dft[0]} input folder(s) to {write_dft[1]}")
         if settings.references.potentials:  # no gas calculation stands behind a fixed potential
             err_console.print(
