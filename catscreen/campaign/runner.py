@@ -333,12 +333,14 @@ def _clear_dft_sets(folder: Path, log: Callable[[str], None]) -> None:
     if not folder.exists():
         return
     theirs = foreign_files(folder)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    kept = _unused(lambda n: folder.with_name(f"{folder.name}-kept-{stamp}{f'-{n}' if n else ''}"))
     try:  # another user's files, a read-only folder: one line, before any table is replaced
         if not theirs:
             shutil.rmtree(folder)
             return
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        kept = _unused(
+            lambda n: folder.with_name(f"{folder.name}-kept-{stamp}{f'-{n}' if n else ''}")
+        )
         folder.rename(kept)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""

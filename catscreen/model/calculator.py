@@ -74,9 +74,10 @@ class CatscreenCalculator(Calculator):
                 f"unknown parameter(s) {', '.join(unknown)}: CatscreenCalculator takes spin and "
                 "fidelity"
             )
-        for key, field in (("model", "name"), ("model_version", "version")):  # todict()'s
-            if key in kwargs and kwargs.pop(key) != getattr(self.model.info, field):
-                info = self.model.info
+        if {"model", "model_version"} & kwargs.keys():  # what todict() names, given back
+            info = self.model.info
+            given = (kwargs.pop("model", info.name), kwargs.pop("model_version", info.version))
+            if given != (info.name, info.version):
                 raise CatscreenError(
                     f"this calculator runs {info.name} {info.version}: another model needs a "
                     "CatscreenCalculator of its own"
